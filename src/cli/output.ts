@@ -1,0 +1,41 @@
+import { IntersyncError } from '#core/errors.js';
+
+/** Exit codes: 0 ok, 1 failure, 2 bad command line. */
+export const EXIT_FAIL = 1;
+export const EXIT_USAGE = 2;
+
+/** One line a person can read: what failed, its stable code, and what to do. */
+export function errorLine(e: unknown): string {
+  if (e instanceof IntersyncError) {
+    return `intersync: ${e.message} [${e.code}]${e.hint === undefined ? '' : ` (hint: ${e.hint})`}`;
+  }
+  const msg = e instanceof Error ? e.message : String(e);
+  return `intersync: internal error: ${msg} [INTERNAL] (hint: this is a bug; run with --debug 1 and report the log)`;
+}
+
+export function errorJson(e: unknown): string {
+  if (e instanceof IntersyncError) return JSON.stringify({ error: { code: e.code, message: e.message, hint: e.hint ?? null } });
+  return JSON.stringify({ error: { code: 'INTERNAL', message: e instanceof Error ? e.message : String(e), hint: null } });
+}
+
+export function exitCodeOf(e: unknown): number {
+  return e instanceof IntersyncError && e.code === 'BAD_ARGUMENT' ? EXIT_USAGE : EXIT_FAIL;
+}
+
+export function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
+}
+
+export function fmtAge(ms: number): string {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 60) return `${s}s`;
+  if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
+  return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
+}

@@ -1,0 +1,139 @@
+/**
+ * The one error class of intersync. Every failure a user or a peer can see has
+ * a stable `code` (tests and scripts match on it), a `retriable` flag and a
+ * `hint` that says what to do. Wrap with a short verb phrase and keep `cause`.
+ */
+export type ErrorCode =
+  | 'BAD_ARGUMENT'
+  | 'NOT_A_DIRECTORY'
+  | 'NO_SUCH_DIRECTORY'
+  | 'PERMISSION_DENIED'
+  | 'FILESET_EXISTS'
+  | 'NO_FILESET'
+  | 'FILESET_AMBIGUOUS'
+  | 'DB_CORRUPT'
+  | 'DB_FORMAT'
+  | 'DAEMON_RUNNING'
+  | 'BAD_PATH'
+  | 'WATCH_LIMIT'
+  | 'IO';
+
+export class IntersyncError extends Error {
+  readonly code: ErrorCode;
+  readonly retriable: boolean;
+  readonly hint: string | undefined;
+
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; retriable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'IntersyncError';
+    this.code = code;
+    this.retriable = opts.retriable ?? false;
+    this.hint = opts.hint;
+  }
+
+  /** Prefix the message with a verb phrase naming the step that failed, keeping code and hint. */
+  wrap(verbPhrase: string): IntersyncError {
+    return new IntersyncError(this.code, `${verbPhrase}: ${this.message}`, {
+      ...(this.hint === undefined ? {} : { hint: this.hint }),
+      retriable: this.retriable,
+      cause: this,
+    });
+  }
+
+  static BAD_ARGUMENT(message: string, hint?: string): IntersyncError {
+    return new IntersyncError('BAD_ARGUMENT', message, hint === undefined ? {} : { hint });
+  }
+
+  static NOT_A_DIRECTORY(path: string): IntersyncError {
+    return new IntersyncError('NOT_A_DIRECTORY', `${path} is not a directory`, {
+      hint: 'give the path of a directory to hold the fileset',
+    });
+  }
+
+  static NO_SUCH_DIRECTORY(path: string): IntersyncError {
+    return new IntersyncError('NO_SUCH_DIRECTORY', `${path} does not exist`, {
+      hint: 'create the directory first (mkdir -p), or check the path',
+    });
+  }
+
+  static PERMISSION_DENIED(path: string, cause?: unknown): IntersyncError {
+    return new IntersyncError('PERMISSION_DENIED', `permission denied on ${path}`, {
+      hint: 'run as a user that can read and write the directory, or fix its mode',
+      cause,
+    });
+  }
+
+  static FILESET_EXISTS(dir: string, name: string): IntersyncError {
+    return new IntersyncError('FILESET_EXISTS', `fileset '${name}' already exists in ${dir}`, {
+      hint: 'use it as it is, or pass --force to replace its journal (the files stay)',
+    });
+  }
+
+  static NO_FILESET(dir: string, name?: string): IntersyncError {
+    const what = name === undefined ? 'no fileset' : `no fileset '${name}'`;
+    return new IntersyncError('NO_FILESET', `${what} in ${dir}`, {
+      hint: `create one with: intersync mkfs ${dir}`,
+    });
+  }
+
+  static FILESET_AMBIGUOUS(dir: string, names: string[]): IntersyncError {
+    return new IntersyncError('FILESET_AMBIGUOUS', `${dir} holds several filesets (${names.join(', ')})`, {
+      hint: 'name one with --fileset NAME',
+    });
+  }
+
+  static DB_CORRUPT(file: string, cause?: unknown): IntersyncError {
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    return new IntersyncError('DB_CORRUPT', `fileset database ${file} is corrupt or truncated${detail}`, {
+      hint: 'restore it from a backup or a replica, or rebuild the journal with intersync mkfs --force (the files stay)',
+      cause,
+    });
+  }
+
+  static DB_FORMAT(file: string, found: number, supported: number): IntersyncError {
+    const newer = found > supported;
+    return new IntersyncError(
+      'DB_FORMAT',
+      `fileset database ${file} has format ${found}; this intersync reads format ${supported}`,
+      { hint: newer ? 'upgrade intersync to a release that knows this format' : 'run a release that can migrate it' },
+    );
+  }
+
+  static DAEMON_RUNNING(dir: string, pid: number): IntersyncError {
+    return new IntersyncError('DAEMON_RUNNING', `an intersync daemon (pid ${pid}) already serves ${dir}`, {
+      hint: `stop it first (kill ${pid}), or use intersync status ${dir}`,
+    });
+  }
+
+  static BAD_PATH(path: string, why: string): IntersyncError {
+    return new IntersyncError('BAD_PATH', `refused path ${JSON.stringify(path)}: ${why}`, {
+      hint: 'paths must be relative, normalised, and stay inside the backing directory',
+    });
+  }
+
+  static WATCH_LIMIT(dir: string, limit: number | undefined): IntersyncError {
+    const at = limit === undefined ? '' : ` (fs.inotify.max_user_watches = ${limit})`;
+    return new IntersyncError('WATCH_LIMIT', `inotify watch limit reached${at}: ${dir} is not watched`, {
+      hint: 'raise it: sysctl -w fs.inotify.max_user_watches=1048576 (and add it to /etc/sysctl.conf); until then the unwatched directories are rescanned periodically',
+      retriable: true,
+    });
+  }
+
+  static IO(verbPhrase: string, path: string, cause: unknown): IntersyncError {
+    const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    if (errno === 'EACCES' || errno === 'EPERM') return IntersyncError.PERMISSION_DENIED(path, cause);
+    if (errno === 'ENOENT') return IntersyncError.NO_SUCH_DIRECTORY(path);
+    if (errno === 'ENOTDIR') return IntersyncError.NOT_A_DIRECTORY(path);
+    const detail = cause instanceof Error ? cause.message : String(cause);
+    return new IntersyncError('IO', `${verbPhrase} ${path}: ${detail}`, {
+      hint: errno === 'ENOSPC' ? 'free disk space; nothing acknowledged was lost' : 'check the disk and permissions',
+      retriable: errno === 'ENOSPC' || errno === 'EAGAIN' || errno === 'EBUSY',
+      cause,
+    });
+  }
+}
+
+/** True when `e` is an IntersyncError (across module copies too). */
+export function isIntersyncError(e: unknown): e is IntersyncError {
+  return e instanceof IntersyncError;
+}

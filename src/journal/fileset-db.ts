@@ -1,0 +1,428 @@
+import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import Database from 'better-sqlite3';
+import type { Database as Db, Statement } from 'better-sqlite3';
+import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
+import { IntersyncError } from '#core/errors.js';
+import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
+import { NO_VERSION, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
+import { isUnder } from '#core/paths.js';
+import type { KmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
+import { migrate } from './schema.js';
+
+/** How a node last saw an object on its disk: enough to notice a change without reading the file. */
+export interface StatIdentity {
+  readonly ino: string;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  /** The stat was taken so close to the change that a later write may not move it: re-read next time. */
+  readonly racy: boolean;
+}
+
+export interface ObjectRow extends ObjectState {
+  readonly ino: string | null;
+  readonly mtimeNs: bigint | null;
+  readonly ctimeNs: bigint | null;
+  readonly racy: boolean;
+}
+
+/** One change to commit: the record and the object's stat identity on this node after it. */
+export interface Change {
+  readonly draft: RecordDraft;
+  readonly identity: StatIdentity | null;
+}
+
+export interface FilesetMeta {
+  readonly fileset: string;
+  readonly uuid: string;
+  readonly nodeId: NodeId;
+  readonly created: number;
+}
+
+export interface OpenOptions {
+  readonly readonly?: boolean;
+  /** Run PRAGMA quick_check and refuse a damaged store (default true). */
+  readonly check?: boolean;
+}
+
+const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
+
+type Row = Record<string, unknown>;
+
+/**
+ * The fileset database: KML, object table and last_rcvd in one SQLite file
+ * (WAL). Invariant: a record, the object's new state, the state digest and the
+ * last TID change in one transaction, so they never disagree after a crash.
+ */
+export class FilesetDb {
+  readonly file: string;
+  readonly meta: FilesetMeta;
+  readonly #db: Db;
+  readonly #st: Record<string, Statement>;
+  #lastTid: Tid;
+  #digest: bigint;
+  #fidSeq: bigint;
+
+  private constructor(file: string, db: Db) {
+    this.file = file;
+    this.#db = db;
+    const m = (k: string): string => {
+      const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined;
+      if (row === undefined) throw IntersyncError.DB_CORRUPT(file, new Error(`meta key '${k}' missing`));
+      return row.value;
+    };
+    this.meta = { fileset: m('fileset'), uuid: m('uuid'), nodeId: m('node_id') as NodeId, created: Number(m('created')) };
+    this.#lastTid = asTid(BigInt(m('last_tid')));
+    this.#digest = parseDigest(m('digest'));
+    this.#fidSeq = BigInt(m('fid_seq'));
+    this.#st = {
+      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+      byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
+      byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
+      byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
+      below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
+      all: db.prepare('SELECT * FROM objects'),
+      count: db.prepare('SELECT count(*) AS n FROM objects'),
+      insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
+                          VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
+      update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
+                          mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
+      setContentByIno: db.prepare('UPDATE objects SET version = ?, size = ?, hash = ? WHERE ino = ? AND fid != ?'),
+      movePath: db.prepare('UPDATE objects SET path = ? WHERE fid = ?'),
+      remove: db.prepare('DELETE FROM objects WHERE fid = ?'),
+      identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
+      identityByIno: db.prepare('UPDATE objects SET mtime_ns = ?, ctime_ns = ?, racy = ? WHERE ino = ?'),
+      kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
+                             mtime_ms, size, hash, origin, time, digest)
+                             VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
+                             @mtimeMs, @size, @hash, @origin, @time, @digest)`),
+      kmlSince: db.prepare('SELECT * FROM kml WHERE tid > ? ORDER BY tid LIMIT ?'),
+      kmlCount: db.prepare('SELECT count(*) AS n FROM kml'),
+      lastRcvdAll: db.prepare('SELECT peer, tid, updated FROM last_rcvd ORDER BY peer'),
+    };
+  }
+
+  /** Create a new store at `file` (which must not exist). */
+  static create(file: string, meta: FilesetMeta): FilesetDb {
+    const db = new Database(file);
+    db.defaultSafeIntegers(true);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.transaction(() => {
+      migrate(db, 0);
+      const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
+      put.run('fileset', meta.fileset);
+      put.run('uuid', meta.uuid);
+      put.run('node_id', meta.nodeId);
+      put.run('created', String(meta.created));
+      put.run('record_format', String(RECORD_FORMAT));
+      put.run('last_tid', '0');
+      put.run('digest', formatDigest(EMPTY_DIGEST));
+      put.run('fid_seq', '0');
+    })();
+    return new FilesetDb(file, db);
+  }
+
+  /** Open an existing store, refusing a damaged one or one of a format this release does not read. */
+  static open(file: string, opts: OpenOptions = {}): FilesetDb {
+    if (!existsSync(file)) throw IntersyncError.NO_FILESET(file);
+    checkHeader(file);
+    let db: Db | undefined;
+    try {
+      db = new Database(file, { fileMustExist: true, readonly: opts.readonly === true });
+      db.defaultSafeIntegers(true);
+      if (opts.check !== false) {
+        const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
+        const bad = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
+        if (bad.length > 0) throw IntersyncError.DB_CORRUPT(file, new Error(bad.slice(0, 3).join('; ')));
+      }
+      const version = Number(db.pragma('user_version', { simple: true }));
+      if (version > STORE_FORMAT || version < 1) {
+        if (version === 0) throw IntersyncError.DB_CORRUPT(file, new Error('no intersync schema'));
+        throw IntersyncError.DB_FORMAT(file, version, STORE_FORMAT);
+      }
+      if (version < STORE_FORMAT) {
+        if (opts.readonly === true) throw IntersyncError.DB_FORMAT(file, version, STORE_FORMAT);
+        const from = version;
+        const d = db;
+        d.transaction(() => migrate(d, from))();
+      }
+      if (opts.readonly !== true) {
+        db.pragma('journal_mode = WAL');
+        db.pragma('synchronous = FULL');
+      }
+      db.pragma('busy_timeout = 5000');
+      const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
+      if (rf !== undefined && Number(rf) > RECORD_FORMAT) throw IntersyncError.DB_FORMAT(file, Number(rf), RECORD_FORMAT);
+      return new FilesetDb(file, db);
+    } catch (e) {
+      db?.close();
+      if (e instanceof IntersyncError) throw e;
+      throw IntersyncError.DB_CORRUPT(file, e);
+    }
+  }
+
+  close(): void {
+    this.#db.close();
+  }
+
+  get lastTid(): Tid {
+    return this.#lastTid;
+  }
+
+  get digest(): bigint {
+    return this.#digest;
+  }
+
+  /** A new fid, unique across nodes; persisted with the next commit (an unused fid is harmless). */
+  newFid(): Fid {
+    this.#fidSeq += 1n;
+    return makeFid(this.meta.nodeId, this.#fidSeq);
+  }
+
+  objectByPath(path: string): ObjectRow | undefined {
+    const r = this.#st.byPath!.get(path) as Row | undefined;
+    return r === undefined ? undefined : toObject(r);
+  }
+
+  objectByFid(fid: Fid): ObjectRow | undefined {
+    const r = this.#st.byFid!.get(fid) as Row | undefined;
+    return r === undefined ? undefined : toObject(r);
+  }
+
+  objectsByIno(ino: string): ObjectRow[] {
+    return (this.#st.byIno!.all(ino) as Row[]).map(toObject);
+  }
+
+  /** Every object strictly below directory `dir`, in path order. */
+  objectsBelow(dir: string): ObjectRow[] {
+    return (this.#st.below!.all(dir, dir) as Row[]).map(toObject);
+  }
+
+  *allObjects(): IterableIterator<ObjectRow> {
+    for (const r of this.#st.all!.iterate() as IterableIterator<Row>) yield toObject(r);
+  }
+
+  objectCount(): number {
+    return Number((this.#st.count!.get() as { n: bigint }).n);
+  }
+
+  recordCount(): number {
+    return Number((this.#st.kmlCount!.get() as { n: bigint }).n);
+  }
+
+  /** Records with TID > `since`, in TID order, at most `limit`. */
+  readKml(since: Tid, limit = 1000): KmlRecord[] {
+    return (this.#st.kmlSince!.all(since, limit) as Row[]).map(toRecord);
+  }
+
+  lastRcvd(): Array<{ peer: string; tid: Tid; updated: number }> {
+    return (this.#st.lastRcvdAll!.all() as Row[]).map((r) => ({
+      peer: String(r.peer), tid: asTid(r.tid as bigint), updated: Number(r.updated),
+    }));
+  }
+
+  /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
+  setIdentity(fid: Fid, id: StatIdentity): void {
+    this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, fid);
+  }
+
+  /**
+   * Give each draft the next TID and commit the records, the objects' new
+   * states, their stat identities and the state digest in one transaction.
+   * A draft whose pre-version is not the object's current version is a bug in
+   * the caller (capture reads the version it changes): it throws and nothing commits.
+   */
+  commit(changes: readonly Change[]): KmlRecord[] {
+    if (changes.length === 0) return [];
+    const startTid = this.#lastTid;
+    const startDigest = this.#digest;
+    const out: KmlRecord[] = [];
+    try {
+      this.#db.transaction(() => {
+        for (const c of changes) out.push(this.#commitOne(c));
+        this.#st.setMeta!.run('last_tid', this.#lastTid.toString());
+        this.#st.setMeta!.run('digest', formatDigest(this.#digest));
+        this.#st.setMeta!.run('fid_seq', this.#fidSeq.toString());
+      })();
+    } catch (e) {
+      this.#lastTid = startTid;
+      this.#digest = startDigest;
+      throw e;
+    }
+    return out;
+  }
+
+  #commitOne(c: Change): KmlRecord {
+    const d = c.draft;
+    const tid = asTid(this.#lastTid + 1n);
+    const cur = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link'
+      ? undefined
+      : this.objectByFid(d.fid);
+    const curVersion = cur?.version ?? NO_VERSION;
+    if (curVersion !== d.preVersion) {
+      throw new Error(`commit ${d.kind} ${d.path}: pre-version ${formatTid(d.preVersion)} is not current ${formatTid(curVersion)}`);
+    }
+    this.#applyToObjects(d, cur, tid);
+    this.#lastTid = tid;
+    const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest) };
+    this.#st.kmlInsert!.run(rec);
+    if (c.identity !== null && d.kind !== 'unlink' && d.kind !== 'rmdir') {
+      const id = c.identity;
+      this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
+      if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'link' || d.kind === 'setattr') {
+        this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
+      }
+    }
+    return rec;
+  }
+
+  #applyToObjects(d: RecordDraft, cur: ObjectRow | undefined, tid: Tid): void {
+    const need = (): ObjectRow => {
+      if (cur === undefined) throw new Error(`commit ${d.kind} ${d.path}: no object ${d.fid}`);
+      return cur;
+    };
+    switch (d.kind) {
+      case 'create':
+      case 'mkdir':
+      case 'symlink':
+      case 'link': {
+        const type: ObjectType = d.kind === 'mkdir' ? 'dir' : d.kind === 'symlink' ? 'symlink' : 'file';
+        const obj: ObjectState = {
+          fid: d.fid, path: d.path, type, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
+          size: type === 'file' ? d.size : null, hash: type === 'file' ? d.hash : null,
+          target: type === 'symlink' ? d.target : null,
+        };
+        this.#st.insert!.run(obj);
+        this.#digest = digestAdd(this.#digest, obj);
+        return;
+      }
+      case 'write':
+      case 'truncate':
+      case 'setattr': {
+        const o = need();
+        const next: ObjectState = {
+          ...o, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
+          size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
+        };
+        this.#replace(o, next);
+        if (d.kind !== 'setattr' && o.ino !== null) {
+          // Hard links share the content: every name of the inode changes with it.
+          for (const sib of this.objectsByIno(o.ino)) {
+            if (sib.fid === o.fid) continue;
+            this.#digest = digestSub(this.#digest, sib);
+            this.#digest = digestAdd(this.#digest, { ...sib, hash: next.hash });
+          }
+          this.#st.setContentByIno!.run(tid, next.size, next.hash, o.ino, o.fid);
+        }
+        return;
+      }
+      case 'rename': {
+        const o = need();
+        const to = d.newPath;
+        if (to === null) throw new Error(`commit rename ${d.path}: no new path`);
+        if (o.type === 'dir') {
+          for (const child of this.objectsBelow(o.path)) {
+            const moved = `${to}${child.path.slice(o.path.length)}`;
+            this.#digest = digestSub(this.#digest, child);
+            this.#digest = digestAdd(this.#digest, { ...child, path: moved });
+            this.#st.movePath!.run(moved, child.fid);
+          }
+        }
+        this.#replace(o, { ...o, path: to, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs });
+        return;
+      }
+      case 'unlink':
+      case 'rmdir': {
+        const o = need();
+        if (o.type === 'dir' && this.objectsBelow(o.path).length > 0) {
+          throw new Error(`commit rmdir ${o.path}: directory still holds objects`);
+        }
+        this.#st.remove!.run(o.fid);
+        this.#digest = digestSub(this.#digest, o);
+        return;
+      }
+    }
+  }
+
+  #replace(old: ObjectRow, next: ObjectState): void {
+    this.#st.update!.run(next);
+    this.#digest = digestSub(this.#digest, old);
+    this.#digest = digestAdd(this.#digest, next);
+  }
+
+  /** Objects on a path and every path below it, deepest first (for removing a tree). */
+  subtreeDeepestFirst(path: string): ObjectRow[] {
+    const rows = this.objectsBelow(path);
+    rows.sort((a, b) => b.path.length - a.path.length);
+    return rows.filter((r) => isUnder(r.path, path));
+  }
+}
+
+function checkHeader(file: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(file, 'r');
+    const buf = Buffer.alloc(16);
+    const n = readSync(fd, buf, 0, 16, 0);
+    if (n < 16 || !buf.equals(SQLITE_HEADER)) {
+      throw IntersyncError.DB_CORRUPT(file, new Error(n < 16 ? 'file too short' : 'not an SQLite database'));
+    }
+  } catch (e) {
+    if (e instanceof IntersyncError) throw e;
+    throw IntersyncError.IO('read', file, e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
+  }
+}
+
+function num(v: unknown): number {
+  return typeof v === 'bigint' ? Number(v) : (v as number);
+}
+
+function strOrNull(v: unknown): string | null {
+  return v === null || v === undefined ? null : String(v);
+}
+
+function toObject(r: Row): ObjectRow {
+  return {
+    fid: r.fid as Fid,
+    path: r.path as string,
+    type: r.type as ObjectType,
+    version: asTid(r.version as bigint),
+    mode: num(r.mode),
+    uid: num(r.uid),
+    gid: num(r.gid),
+    mtimeMs: num(r.mtime_ms),
+    size: r.size === null ? null : num(r.size),
+    hash: strOrNull(r.hash),
+    target: strOrNull(r.target),
+    ino: strOrNull(r.ino),
+    mtimeNs: r.mtime_ns === null ? null : (r.mtime_ns as bigint),
+    ctimeNs: r.ctime_ns === null ? null : (r.ctime_ns as bigint),
+    racy: num(r.racy) !== 0,
+  };
+}
+
+function toRecord(r: Row): KmlRecord {
+  return {
+    tid: asTid(r.tid as bigint),
+    kind: r.kind as RecordKind,
+    fid: r.fid as Fid,
+    path: r.path as string,
+    newPath: strOrNull(r.new_path),
+    target: strOrNull(r.target),
+    preVersion: asTid(r.pre_version as bigint),
+    postVersion: asTid(r.post_version as bigint),
+    mode: num(r.mode),
+    uid: num(r.uid),
+    gid: num(r.gid),
+    mtimeMs: num(r.mtime_ms),
+    size: r.size === null ? null : num(r.size),
+    hash: strOrNull(r.hash),
+    origin: r.origin as NodeId,
+    time: num(r.time),
+    digest: r.digest as string,
+  };
+}
+
+export type { DigestEntry };

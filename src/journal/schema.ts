@@ -1,0 +1,75 @@
+import type { Database } from 'better-sqlite3';
+import { STORE_FORMAT } from '#core/format.js';
+
+/**
+ * The fileset database schema and its migrations. `migrations[i]` takes a
+ * store from format i to format i + 1; a store newer than STORE_FORMAT is
+ * refused, an older one is migrated in one transaction when opened for writing.
+ */
+const migrations: ReadonlyArray<(db: Database) => void> = [
+  // 0 -> 1: the first format.
+  (db) => {
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT;
+
+      -- One row per name: hard links are rows sharing an inode.
+      CREATE TABLE objects (
+        fid      TEXT PRIMARY KEY,
+        path     TEXT NOT NULL UNIQUE,
+        type     TEXT NOT NULL CHECK (type IN ('file', 'dir', 'symlink')),
+        version  INTEGER NOT NULL,
+        mode     INTEGER NOT NULL,
+        uid      INTEGER NOT NULL,
+        gid      INTEGER NOT NULL,
+        mtime_ms REAL NOT NULL,
+        size     INTEGER,
+        hash     TEXT,
+        target   TEXT,
+        -- stat identity used to notice changes without reading files
+        ino      TEXT,
+        mtime_ns INTEGER,
+        ctime_ns INTEGER,
+        racy     INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      CREATE INDEX objects_ino ON objects (ino);
+
+      CREATE TABLE kml (
+        tid          INTEGER PRIMARY KEY,
+        kind         TEXT NOT NULL,
+        fid          TEXT NOT NULL,
+        path         TEXT NOT NULL,
+        new_path     TEXT,
+        target       TEXT,
+        pre_version  INTEGER NOT NULL,
+        post_version INTEGER NOT NULL,
+        mode         INTEGER NOT NULL,
+        uid          INTEGER NOT NULL,
+        gid          INTEGER NOT NULL,
+        mtime_ms     REAL NOT NULL,
+        size         INTEGER,
+        hash         TEXT,
+        origin       TEXT NOT NULL,
+        time         INTEGER NOT NULL,
+        digest       TEXT NOT NULL
+      ) STRICT;
+
+      CREATE TABLE last_rcvd (
+        peer    TEXT PRIMARY KEY,
+        tid     INTEGER NOT NULL,
+        updated INTEGER NOT NULL
+      ) STRICT;
+    `);
+  },
+];
+
+if (migrations.length !== STORE_FORMAT) throw new Error('schema: one migration per store format');
+
+/** Bring `db` from format `from` to STORE_FORMAT (caller holds a transaction). */
+export function migrate(db: Database, from: number): void {
+  for (let v = from; v < STORE_FORMAT; v++) {
+    const step = migrations[v];
+    if (step === undefined) throw new Error(`schema: no migration from format ${v}`);
+    step(db);
+  }
+  db.pragma(`user_version = ${STORE_FORMAT}`);
+}

@@ -1,0 +1,107 @@
+import { watch as fsWatch, type FSWatcher } from 'node:fs';
+import { readFileSync } from 'node:fs';
+
+/** The watching primitive: Node's fs.watch by default, a fake or failing one in tests. */
+export type WatchFn = (path: string, listener: (event: string, filename: string | Buffer | null) => void) => FSWatcher;
+
+export interface DirWatcherEvents {
+  /** Something changed at `name` inside the directory whose inode is `dirIno` (name null: the directory itself). */
+  onEntry(dirIno: string, name: string | null): void;
+  /** A directory could not be watched because the inotify limit is reached. */
+  onLimit(path: string, limit: number | undefined): void;
+  /** Any other failure to watch a directory. */
+  onError(path: string, err: Error): void;
+}
+
+/**
+ * One inotify watch per directory, keyed by the directory's inode, never by
+ * its path: a watch survives renames of the directory and of its ancestors,
+ * and the capture layer resolves the inode to the current path when it
+ * processes the event. Directories that cannot be watched (inotify limit) are
+ * remembered so the owner can rescan them until a watch succeeds.
+ */
+export class DirWatcher {
+  readonly #watchFn: WatchFn;
+  readonly #events: DirWatcherEvents;
+  readonly #watches = new Map<string, FSWatcher>();
+  readonly #unwatched = new Map<string, string>(); // ino -> path when it failed
+  #closed = false;
+
+  constructor(events: DirWatcherEvents, watchFn: WatchFn = defaultWatch) {
+    this.#events = events;
+    this.#watchFn = watchFn;
+  }
+
+  /**
+   * Watch the directory at `absPath` with inode `ino`. A new watch is added
+   * before the old one for the same inode is closed, so a re-watch after a
+   * rename leaves no gap. Returns false when it could not be watched.
+   */
+  watch(ino: string, absPath: string): boolean {
+    if (this.#closed) return false;
+    let w: FSWatcher;
+    try {
+      w = this.#watchFn(absPath, (_event, filename) => {
+        const name = filename === null ? null : filename.toString();
+        this.#events.onEntry(ino, name === '' ? null : name);
+      });
+    } catch (e) {
+      const err = e as NodeJS.ErrnoException;
+      if (err.code === 'ENOENT' || err.code === 'ENOTDIR') return false; // gone already; its removal is an event of its parent
+      this.#unwatched.set(ino, absPath);
+      if (err.code === 'ENOSPC' || err.code === 'EMFILE') this.#events.onLimit(absPath, inotifyLimit());
+      else this.#events.onError(absPath, err);
+      return false;
+    }
+    w.on('error', (err) => {
+      // The directory went away under the watch; its parent reports the removal.
+      if (this.#watches.get(ino) === w) this.#watches.delete(ino);
+      w.close();
+      if ((err as NodeJS.ErrnoException).code !== 'EPERM' && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.#events.onError(absPath, err);
+      }
+    });
+    const old = this.#watches.get(ino);
+    this.#watches.set(ino, w);
+    old?.close();
+    this.#unwatched.delete(ino);
+    return true;
+  }
+
+  isWatched(ino: string): boolean {
+    return this.#watches.has(ino);
+  }
+
+  unwatch(ino: string): void {
+    this.#watches.get(ino)?.close();
+    this.#watches.delete(ino);
+    this.#unwatched.delete(ino);
+  }
+
+  /** Directories that could not be watched: inode -> path at the time. */
+  unwatched(): ReadonlyMap<string, string> {
+    return this.#unwatched;
+  }
+
+  get watchCount(): number {
+    return this.#watches.size;
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const w of this.#watches.values()) w.close();
+    this.#watches.clear();
+  }
+}
+
+const defaultWatch: WatchFn = (path, listener) => fsWatch(path, { persistent: true, encoding: 'utf8' }, listener);
+
+/** The kernel's per-user inotify watch limit, when readable. */
+export function inotifyLimit(): number | undefined {
+  try {
+    const n = Number(readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
+    return Number.isFinite(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import type { StatIdentity } from '#journal/fileset-db.js';
+import type { ObjectType } from '#core/record.js';
+
+/** What capture needs of one lstat, with nanosecond times and the inode as text (it may not fit a double). */
+export interface DiskStat {
+  readonly type: ObjectType | 'other';
+  readonly ino: string;
+  readonly mode: number; // permission bits
+  readonly uid: number;
+  readonly gid: number;
+  readonly size: number;
+  readonly nlink: number;
+  readonly mtimeMs: number;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+}
+
+/**
+ * File timestamps tick coarsely (a jiffy), so a write that lands within this
+ * window of our read may leave size and times unchanged: such a stat is
+ * "racy" and the file is read again next time it is looked at (as git does).
+ */
+export const RACY_WINDOW_NS = 50_000_000n;
+
+export function lstatOrNull(abs: string): DiskStat | null {
+  let st: BigIntStats | undefined;
+  try {
+    st = lstatSync(abs, { bigint: true, throwIfNoEntry: false });
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'ENOENT') return null;
+    throw e;
+  }
+  return st === undefined ? null : fromStats(st);
+}
+
+export function fromStats(st: BigIntStats): DiskStat {
+  const type: DiskStat['type'] = st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+  return {
+    type,
+    ino: st.ino.toString(),
+    mode: Number(st.mode & 0o7777n),
+    uid: Number(st.uid),
+    gid: Number(st.gid),
+    size: Number(st.size),
+    nlink: Number(st.nlink),
+    mtimeMs: Number(st.mtimeNs / 1000n) / 1000,
+    mtimeNs: st.mtimeNs,
+    ctimeNs: st.ctimeNs,
+  };
+}
+
+export function identityOf(st: DiskStat, nowNs: bigint): StatIdentity {
+  const newest = st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs;
+  return { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: nowNs - newest < RACY_WINDOW_NS };
+}
+
+export function nowNs(): bigint {
+  return BigInt(Date.now()) * 1_000_000n;
+}
+
+/** Same stat data as recorded: the object has not changed since (unless the record was racy). */
+export function sameStat(a: DiskStat, b: DiskStat): boolean {
+  return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.type === b.type;
+}
+
+const SMALL_FILE = 1 << 20;
+
+/** SHA-256 of a file's content, or null when it vanished meanwhile. Large files are streamed, never read whole. */
+export async function hashFile(abs: string, size: number): Promise<string | null> {
+  try {
+    if (size <= SMALL_FILE) return createHash('sha256').update(readFileSync(abs)).digest('hex');
+    const h = createHash('sha256');
+    for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
+    return h.digest('hex');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+}
+
+export function readTargetOrNull(abs: string): string | null {
+  try {
+    return readlinkSync(abs);
+  } catch {
+    return null;
+  }
+}
+
+export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';

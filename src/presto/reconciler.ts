@@ -1,0 +1,328 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { META_DIR } from '#core/format.js';
+import { NO_VERSION, type NodeId } from '#core/ids.js';
+import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
+import type { KmlRecord, RecordDraft, RecordKind } from '#core/record.js';
+import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
+import { hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
+import type { EchoGuard } from './echo-guard.js';
+
+/** A hint that something may have changed: a path, or an entry of a directory known by its inode. */
+export type DirtyItem = { readonly path: string } | { readonly dirIno: string; readonly name: string | null };
+
+/** The part of the watcher the reconciler drives: new and moved directories get a watch, removed ones lose it. */
+export interface WatchSink {
+  watch(ino: string, absPath: string): boolean;
+  unwatch(ino: string): void;
+}
+
+export interface ReconcilerDeps {
+  readonly db: FilesetDb;
+  readonly root: string;
+  readonly rootIno: string;
+  readonly nodeId: NodeId;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly guard: EchoGuard;
+  readonly watcher: WatchSink | null;
+  readonly onRecords: (records: KmlRecord[]) => void;
+}
+
+export interface BatchResult {
+  readonly records: number;
+  /** Paths to look at again shortly: a file changed while it was being read. */
+  readonly retry: string[];
+}
+
+/**
+ * Turns hints into journal records by comparing the disk with the object
+ * table. Events are only hints: every decision is made from a fresh lstat and
+ * the table, so a duplicate or stale hint makes no record and a missed one is
+ * caught by the next hint or scan on the same path. A rename is recognised by
+ * inode (one record, whatever the size of a renamed directory), a new
+ * directory is walked after it is watched (nothing created inside it before
+ * the watch is lost), and a file is read only when its stat data changed.
+ */
+export class Reconciler {
+  readonly #d: ReconcilerDeps;
+
+  constructor(deps: ReconcilerDeps) {
+    this.#d = deps;
+  }
+
+  /** Path of an item now, or null when it is gone, outside the fileset or inside the metadata folder. */
+  resolve(item: DirtyItem): string | null {
+    if ('path' in item) return item.path === '' || item.path.split('/')[0] === META_DIR ? null : item.path;
+    let dir: string;
+    if (item.dirIno === this.#d.rootIno) dir = '';
+    else {
+      const o = this.#d.db.objectsByIno(item.dirIno).find((r) => r.type === 'dir');
+      if (o === undefined) return null; // a directory not journaled yet: its creation walks it
+      dir = o.path;
+    }
+    if (item.name === null) return dir === '' ? null : dir;
+    if (dir === '' && item.name === META_DIR) return null;
+    if (item.name.includes('/') || item.name === '.' || item.name === '..') return null;
+    return joinRel(dir, item.name);
+  }
+
+  async run(items: Iterable<DirtyItem>): Promise<BatchResult> {
+    const batch = new Batch(this.#d);
+    for (const item of items) {
+      const p = this.resolve(item);
+      if (p !== null) batch.add(p);
+    }
+    return batch.run();
+  }
+}
+
+class Batch {
+  readonly #d: ReconcilerDeps;
+  readonly #queue: string[] = [];
+  readonly #queued = new Set<string>();
+  readonly #done = new Set<string>();
+  readonly #visiting = new Set<string>();
+  readonly #deletes: string[] = [];
+  readonly #retry: string[] = [];
+  readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
+  #records = 0;
+
+  constructor(d: ReconcilerDeps) {
+    this.#d = d;
+  }
+
+  add(p: string): void {
+    if (this.#queued.has(p)) return;
+    this.#queued.add(p);
+    this.#queue.push(p);
+  }
+
+  async run(): Promise<BatchResult> {
+    for (const p of this.#queue) {
+      const st = lstatOrNull(this.#abs(p));
+      if (st !== null) this.#inoAt.set(st.ino, p);
+    }
+    let sliceStart = performance.now();
+    // Parents before children (#process also handles a parent first); walks of new directories append deeper paths.
+    this.#queue.sort((a, b) => depthOf(a) - depthOf(b));
+    for (let i = 0; i < this.#queue.length; i++) {
+      await this.#process(this.#queue[i]!);
+      if (performance.now() - sliceStart > 8) {
+        await yieldToLoop(); // let libuv drain inotify so its queue never overflows
+        sliceStart = performance.now();
+      }
+    }
+    this.#deletes.sort((a, b) => depthOf(b) - depthOf(a));
+    for (const p of this.#deletes) {
+      const obj = this.#d.db.objectByPath(p);
+      if (obj === undefined || lstatOrNull(this.#abs(p)) !== null) continue;
+      this.#commit(this.#removal(obj));
+    }
+    return { records: this.#records, retry: this.#retry };
+  }
+
+  #abs(p: string): string {
+    return join(this.#d.root, p);
+  }
+
+  async #process(p: string): Promise<void> {
+    if (this.#done.has(p) || this.#visiting.has(p)) return;
+    if (this.#d.guard.isHeld(p)) return; // the apply path is writing it; its release brings it back
+    this.#visiting.add(p);
+    try {
+      await this.#processUnguarded(p);
+    } finally {
+      this.#visiting.delete(p);
+      this.#done.add(p);
+    }
+  }
+
+  async #processUnguarded(p: string): Promise<void> {
+    const db = this.#d.db;
+    const st = lstatOrNull(this.#abs(p));
+    if (st === null) {
+      this.#deletes.push(p);
+      return;
+    }
+    if (st.type === 'other') {
+      this.#d.log.warn({ path: p }, 'not journaled: only files, directories and symlinks are replicated');
+      const obj = db.objectByPath(p);
+      if (obj !== undefined) this.#commit(this.#removal(obj));
+      return;
+    }
+    const parent = parentOf(p);
+    if (parent !== '' && db.objectByPath(parent)?.type !== 'dir') {
+      await this.#process(parent);
+      if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
+    }
+    let obj = db.objectByPath(p);
+    if (obj !== undefined && obj.ino === st.ino && obj.type === st.type) {
+      await this.#compare(obj, st, p);
+      return;
+    }
+    if (obj !== undefined) {
+      // The name holds another object now. If the old one moved to another dirty path, move it first.
+      const q = obj.ino === null ? undefined : this.#inoAt.get(obj.ino);
+      if (q !== undefined && q !== p && lstatOrNull(this.#abs(q))?.ino === obj.ino) await this.#process(q);
+      obj = db.objectByPath(p);
+      if (obj !== undefined) this.#commit(this.#removal(obj));
+    }
+    const src = this.#renameSource(p, st);
+    if (src !== undefined) {
+      this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: identityOf(st, nowNs()) }]);
+      if (st.type === 'dir') this.#d.watcher?.watch(st.ino, this.#abs(p));
+      const moved = db.objectByPath(p);
+      if (moved !== undefined) await this.#compare(moved, st, p);
+      return;
+    }
+    await this.#create(p, st);
+  }
+
+  /** The journaled object that `st` is, moved here from a name that no longer holds it. */
+  #renameSource(p: string, st: DiskStat): ObjectRow | undefined {
+    for (const c of this.#d.db.objectsByIno(st.ino)) {
+      if (c.type !== st.type || c.path === p || isUnder(p, c.path)) continue;
+      if (this.#d.guard.isHeld(c.path)) continue;
+      if (lstatOrNull(this.#abs(c.path))?.ino === st.ino) continue; // still there: a hard link, not a move
+      return c;
+    }
+    return undefined;
+  }
+
+  async #create(p: string, st: DiskStat): Promise<void> {
+    const db = this.#d.db;
+    const fid = db.newFid();
+    const base = { fid, path: p, type: st.type } as const;
+    if (st.type === 'dir') {
+      this.#commit([{ draft: this.#draft('mkdir', { ...base, version: NO_VERSION }, st), identity: identityOf(st, nowNs()) }]);
+      // Watch first, then list: whatever is created inside from now on raises an event.
+      this.#d.watcher?.watch(st.ino, this.#abs(p));
+      let names: string[] = [];
+      try {
+        names = readdirSync(this.#abs(p));
+      } catch {
+        return; // removed meanwhile: its own event follows
+      }
+      for (const name of names) this.add(joinRel(p, name));
+      return;
+    }
+    if (st.type === 'symlink') {
+      const target = readTargetOrNull(this.#abs(p));
+      if (target === null) return;
+      this.#commit([{ draft: this.#draft('symlink', { ...base, version: NO_VERSION }, st, { target }), identity: identityOf(st, nowNs()) }]);
+      return;
+    }
+    if (st.nlink > 1) {
+      const sib = db.objectsByIno(st.ino).find((o) => o.type === 'file' && lstatOrNull(this.#abs(o.path))?.ino === st.ino);
+      if (sib !== undefined) {
+        const draft = this.#draft('link', { ...base, version: NO_VERSION }, st, { target: sib.path, size: sib.size, hash: sib.hash });
+        this.#commit([{ draft, identity: identityOf(st, nowNs()) }]);
+        const linked = db.objectByPath(p);
+        if (linked !== undefined) await this.#compare(linked, st, p);
+        return;
+      }
+    }
+    const content = await this.#readStable(p, st);
+    if (content === null) return;
+    const draft = this.#draft('create', { ...base, version: NO_VERSION }, content.st, { size: content.st.size, hash: content.hash });
+    this.#commit([{ draft, identity: identityOf(content.st, content.readAt) }]);
+  }
+
+  /** Compare a journaled object with its stat now and journal the difference, if any. */
+  async #compare(obj: ObjectRow, st: DiskStat, p: string): Promise<void> {
+    const db = this.#d.db;
+    const attrsDiffer = obj.mode !== st.mode || obj.uid !== st.uid || obj.gid !== st.gid;
+    if (obj.type !== 'file') {
+      if (attrsDiffer) this.#commit([{ draft: this.#draft('setattr', obj, st), identity: identityOf(st, nowNs()) }]);
+      return;
+    }
+    const statSame = !obj.racy && obj.size === st.size && obj.mtimeNs === st.mtimeNs && obj.ctimeNs === st.ctimeNs;
+    if (statSame) return;
+    const maybeContent = obj.racy || obj.hash === null || obj.size !== st.size || obj.mtimeNs !== st.mtimeNs;
+    if (!maybeContent) {
+      // Only ctime moved: chmod, chown or a new hard link.
+      if (attrsDiffer) this.#commit([{ draft: this.#draft('setattr', obj, st), identity: identityOf(st, nowNs()) }]);
+      else db.setIdentity(obj.fid, identityOf(st, nowNs()));
+      return;
+    }
+    const content = await this.#readStable(p, st);
+    if (content === null) return;
+    const now = content.st;
+    const id = identityOf(now, content.readAt);
+    if (content.hash !== obj.hash) {
+      const kind: RecordKind = now.size === 0 && (obj.size ?? 0) > 0 ? 'truncate' : 'write';
+      this.#commit([{ draft: this.#draft(kind, obj, now, { size: now.size, hash: content.hash }), identity: id }]);
+    } else if (attrsDiffer || obj.mtimeMs !== now.mtimeMs) {
+      this.#commit([{ draft: this.#draft('setattr', obj, now), identity: id }]);
+    } else {
+      db.setIdentity(obj.fid, id);
+    }
+  }
+
+  /** Hash a file and check that it did not change while it was read; null when it is busy (retried) or gone. */
+  async #readStable(p: string, st: DiskStat): Promise<{ hash: string; st: DiskStat; readAt: bigint } | null> {
+    const readAt = nowNs();
+    const hash = await hashFile(this.#abs(p), st.size);
+    if (hash === null) return null;
+    const after = lstatOrNull(this.#abs(p));
+    if (after === null) return null;
+    if (!sameStat(st, after)) {
+      this.#retry.push(p);
+      return null;
+    }
+    return { hash, st: after, readAt };
+  }
+
+  /** Records that remove an object and, for a directory, everything journaled below it (deepest first). */
+  #removal(obj: ObjectRow): Change[] {
+    const out: Change[] = [];
+    if (obj.type === 'dir') {
+      const below = this.#d.db.objectsBelow(obj.path).sort((a, b) => depthOf(b.path) - depthOf(a.path));
+      for (const o of below) {
+        out.push({ draft: this.#draftGone(o), identity: null });
+        if (o.type === 'dir' && o.ino !== null) this.#d.watcher?.unwatch(o.ino);
+      }
+      if (obj.ino !== null) this.#d.watcher?.unwatch(obj.ino);
+    }
+    out.push({ draft: this.#draftGone(obj), identity: null });
+    return out;
+  }
+
+  #draftGone(o: ObjectRow): RecordDraft {
+    return {
+      kind: o.type === 'dir' ? 'rmdir' : 'unlink', fid: o.fid, path: o.path, newPath: null, target: null,
+      preVersion: o.version, size: null, hash: null, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs,
+      origin: this.#d.nodeId, time: this.#d.clock.now(),
+    };
+  }
+
+  #draft(
+    kind: RecordKind,
+    obj: Pick<ObjectRow, 'fid' | 'path' | 'version'> & Partial<Pick<ObjectRow, 'size' | 'hash' | 'target'>>,
+    st: DiskStat,
+    extra: { newPath?: string; target?: string; size?: number | null; hash?: string | null } = {},
+  ): RecordDraft {
+    const isFile = st.type === 'file';
+    return {
+      kind, fid: obj.fid, path: obj.path,
+      newPath: extra.newPath ?? null,
+      target: extra.target ?? (st.type === 'symlink' ? obj.target ?? null : null),
+      preVersion: obj.version,
+      size: isFile ? (extra.size !== undefined ? extra.size : obj.size ?? null) : null,
+      hash: isFile ? (extra.hash !== undefined ? extra.hash : obj.hash ?? null) : null,
+      mode: st.mode, uid: st.uid, gid: st.gid, mtimeMs: st.mtimeMs,
+      origin: this.#d.nodeId, time: this.#d.clock.now(),
+    };
+  }
+
+  #commit(changes: Change[]): void {
+    if (changes.length === 0) return;
+    const recs = this.#d.db.commit(changes);
+    this.#records += recs.length;
+    this.#d.onRecords(recs);
+  }
+}

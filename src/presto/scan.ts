@@ -1,0 +1,105 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { EMPTY_DIGEST, digestAdd } from '#core/digest.js';
+import { META_DIR } from '#core/format.js';
+import { joinRel } from '#core/paths.js';
+import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
+import { hashFile, lstatOrNull, readTargetOrNull, type DiskStat } from './disk.js';
+import type { WatchSink } from './reconciler.js';
+
+export interface ScanResult {
+  /** Paths whose stat data differ from the object table, and table paths missing from disk. */
+  readonly dirty: string[];
+  readonly entries: number;
+  readonly durMs: number;
+}
+
+/** True when the table's row still describes what is on disk, judged by stat data alone. */
+export function unchanged(row: ObjectRow, st: DiskStat): boolean {
+  if (row.type !== st.type || row.ino !== st.ino) return false;
+  if (row.type === 'dir') return row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
+  if (row.type === 'symlink') return row.uid === st.uid && row.gid === st.gid;
+  return !row.racy && row.size === st.size && row.mtimeNs === st.mtimeNs && row.ctimeNs === st.ctimeNs;
+}
+
+/**
+ * The start-up scan: walk the backing directory once, compare stat data with
+ * the object table, and return what changed while the daemon was down. It
+ * reads no file; the reconciler reads only what this returns. With a watcher,
+ * each directory is watched before it is listed, so nothing changed during
+ * the scan is missed.
+ */
+export function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null): ScanResult {
+  const t0 = performance.now();
+  const rows = new Map<string, ObjectRow>();
+  for (const r of db.allObjects()) rows.set(r.path, r);
+  const dirty: string[] = [];
+  let entries = 0;
+  const rootSt = lstatOrNull(root);
+  if (rootSt !== null) watcher?.watch(rootSt.ino, root);
+  const stack: string[] = [''];
+  while (stack.length > 0) {
+    const rel = stack.pop()!;
+    let names: string[];
+    try {
+      names = readdirSync(rel === '' ? root : join(root, rel));
+    } catch {
+      continue; // removed meanwhile: its parent's entry is dirty already
+    }
+    for (const name of names) {
+      if (rel === '' && name === META_DIR) continue;
+      const p = joinRel(rel, name);
+      const abs = join(root, p);
+      const st = lstatOrNull(abs);
+      if (st === null) continue;
+      entries++;
+      const row = rows.get(p);
+      if (row !== undefined) rows.delete(p);
+      if (row === undefined || !unchanged(row, st)) dirty.push(p);
+      if (st.type === 'dir') {
+        watcher?.watch(st.ino, abs);
+        stack.push(p);
+      }
+    }
+  }
+  for (const p of rows.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
+  return { dirty, entries, durMs: performance.now() - t0 };
+}
+
+export interface DiskDigest {
+  readonly digest: bigint;
+  readonly objects: number;
+  readonly bytes: number;
+}
+
+/** Recompute the state digest from the files on disk (reads every file), for `intersync digest --scan`. */
+export async function digestOfDisk(root: string): Promise<DiskDigest> {
+  let digest = EMPTY_DIGEST;
+  let objects = 0;
+  let bytes = 0;
+  const stack: string[] = [''];
+  while (stack.length > 0) {
+    const rel = stack.pop()!;
+    const names = readdirSync(rel === '' ? root : join(root, rel)).sort();
+    for (const name of names) {
+      if (rel === '' && name === META_DIR) continue;
+      const p = joinRel(rel, name);
+      const abs = join(root, p);
+      const st = lstatOrNull(abs);
+      if (st === null || st.type === 'other') continue;
+      if (st.type === 'dir') {
+        digest = digestAdd(digest, { path: p, type: 'dir', mode: st.mode, hash: null, target: null });
+        stack.push(p);
+      } else if (st.type === 'symlink') {
+        digest = digestAdd(digest, { path: p, type: 'symlink', mode: st.mode, hash: null, target: readTargetOrNull(abs) });
+      } else {
+        const hash = await hashFile(abs, st.size);
+        if (hash === null) continue;
+        bytes += st.size;
+        digest = digestAdd(digest, { path: p, type: 'file', mode: st.mode, hash, target: null });
+      }
+      objects++;
+    }
+  }
+  return { digest, objects, bytes };
+}

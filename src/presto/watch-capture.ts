@@ -1,0 +1,269 @@
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { D_UPCALL } from '#core/debug.js';
+import { IntersyncError } from '#core/errors.js';
+import { META_DIR } from '#core/format.js';
+import type { NodeId } from '#core/ids.js';
+import { joinRel } from '#core/paths.js';
+import type { KmlRecord } from '#core/record.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { lstatOrNull } from './disk.js';
+import { DirWatcher, type WatchFn } from './dir-watcher.js';
+import type { EchoGuard } from './echo-guard.js';
+import { Reconciler, type DirtyItem } from './reconciler.js';
+import { startupScan } from './scan.js';
+
+export interface WatchCaptureOptions {
+  readonly db: FilesetDb;
+  readonly root: string;
+  readonly nodeId: NodeId;
+  readonly clock: Clock;
+  readonly log: Logger;
+  readonly debug: number;
+  readonly guard: EchoGuard;
+  /** Quiet time after the last event before a batch is journaled (a file being written is journaled once). */
+  readonly settleMs?: number;
+  /** A batch waits at most this long under a steady stream of events. */
+  readonly maxDelayMs?: number;
+  /** How often directories that could not be watched are rescanned. */
+  readonly pollMs?: number;
+  /** Pending hints kept before falling back to one rescan of the whole tree. */
+  readonly maxPending?: number;
+  readonly watchFn?: WatchFn;
+  readonly onRecords?: (records: KmlRecord[]) => void;
+  /** A condition a person must hear about at once (printed by the daemon). */
+  readonly onWarning?: (err: IntersyncError) => void;
+}
+
+export interface WatchLimitStatus {
+  readonly since: number;
+  readonly limit: number | null;
+  readonly unwatchedDirs: number;
+  readonly hint: string;
+}
+
+export interface CaptureStatus {
+  readonly kind: 'watch';
+  readonly state: 'starting' | 'watching' | 'stopped';
+  readonly watchedDirs: number;
+  readonly pending: number;
+  readonly records: number;
+  readonly lastScan: { readonly entries: number; readonly dirty: number; readonly durMs: number } | null;
+  readonly watchLimit: WatchLimitStatus | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * Presto, watch kind: captures changes to a plain backing directory with one
+ * inotify watch per directory and journals them through the reconciler. On
+ * start it scans for what changed while it was down. Hints are batched until
+ * the tree is quiet for `settleMs`, so a file being written is journaled once.
+ */
+export class WatchCapture {
+  readonly #o: WatchCaptureOptions;
+  readonly #log: Logger;
+  readonly #watcher: DirWatcher;
+  readonly #reconciler: Reconciler;
+  readonly #pending = new Map<string, DirtyItem>();
+  #fullRescan = false;
+  #firstPendingAt = 0;
+  #timer: NodeJS.Timeout | undefined;
+  #poll: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #state: CaptureStatus['state'] = 'starting';
+  #records = 0;
+  #lastScan: CaptureStatus['lastScan'] = null;
+  #watchLimit: WatchLimitStatus | null = null;
+  #lastError: string | null = null;
+  readonly #idle: Array<() => void> = [];
+
+  constructor(o: WatchCaptureOptions) {
+    this.#o = o;
+    this.#log = o.log.child({ component: 'presto' });
+    const rootSt = lstatOrNull(o.root);
+    if (rootSt === null || rootSt.type !== 'dir') throw IntersyncError.NOT_A_DIRECTORY(o.root);
+    this.#watcher = new DirWatcher(
+      {
+        onEntry: (dirIno, name) => this.#hint({ dirIno, name }),
+        onLimit: (path, limit) => this.#limitReached(path, limit),
+        onError: (path, err) => {
+          this.#lastError = `watch ${path}: ${err.message}`;
+          this.#log.error({ path, err: err.message }, 'cannot watch directory');
+        },
+      },
+      o.watchFn,
+    );
+    this.#reconciler = new Reconciler({
+      db: o.db, root: o.root, rootIno: rootSt.ino, nodeId: o.nodeId, clock: o.clock, log: this.#log, guard: o.guard,
+      watcher: this.#watcher,
+      onRecords: (recs) => {
+        this.#records += recs.length;
+        o.onRecords?.(recs);
+      },
+    });
+    o.guard.onRelease((path) => this.#hint({ path }));
+  }
+
+  /** Scan what changed while the daemon was down, journal it, and start watching. */
+  async start(): Promise<void> {
+    const scan = startupScan(this.#o.root, this.#o.db, this.#watcher);
+    this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
+    this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) }, 'start-up scan');
+    for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
+    this.#state = 'watching';
+    await this.#flush();
+    const pollMs = this.#o.pollMs ?? 2000;
+    this.#poll = setInterval(() => this.#pollUnwatched(), pollMs);
+    this.#poll.unref();
+  }
+
+  async stop(): Promise<void> {
+    this.#state = 'stopped';
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    if (this.#poll !== undefined) clearInterval(this.#poll);
+    this.#watcher.close();
+    await this.#running;
+  }
+
+  status(): CaptureStatus {
+    return {
+      kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size,
+      records: this.#records, lastScan: this.#lastScan, watchLimit: this.#watchLimit, lastError: this.#lastError,
+    };
+  }
+
+  /** Resolves when no hint is pending and no batch runs (tests and orderly shutdown). */
+  idle(): Promise<void> {
+    if (this.#isIdle()) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+
+  #isIdle(): boolean {
+    return this.#pending.size === 0 && this.#running === undefined && this.#timer === undefined && !this.#fullRescan;
+  }
+
+  #hint(item: DirtyItem): void {
+    if (this.#state === 'stopped') return;
+    if ((this.#o.debug & D_UPCALL) !== 0) this.#log.debug({ item }, 'event');
+    const key = 'path' in item ? `p:${item.path}` : `e:${item.dirIno}/${item.name ?? ''}`;
+    if (this.#pending.size === 0) this.#firstPendingAt = this.#o.clock.monotonic();
+    if (this.#pending.size >= (this.#o.maxPending ?? 200_000)) {
+      // Bounded: past this many hints one rescan of the tree is cheaper and loses nothing.
+      if (!this.#fullRescan) this.#log.warn({ pending: this.#pending.size }, 'too many pending events, rescanning the tree');
+      this.#fullRescan = true;
+      this.#pending.clear();
+    } else if (!this.#fullRescan) {
+      this.#pending.set(key, item);
+    }
+    this.#schedule();
+  }
+
+  #schedule(): void {
+    if (this.#state !== 'watching') return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    const waited = this.#o.clock.monotonic() - this.#firstPendingAt;
+    const delay = waited >= (this.#o.maxDelayMs ?? 500) ? 0 : (this.#o.settleMs ?? 20);
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      void this.#flush();
+    }, delay);
+  }
+
+  async #flush(): Promise<void> {
+    if (this.#running !== undefined) return; // the running batch flushes again when done
+    if (this.#pending.size === 0 && !this.#fullRescan) {
+      this.#notifyIdle();
+      return;
+    }
+    this.#running = this.#batch();
+    try {
+      await this.#running;
+    } finally {
+      this.#running = undefined;
+    }
+    if (this.#pending.size > 0 || this.#fullRescan) this.#schedule();
+    else this.#notifyIdle();
+  }
+
+  async #batch(): Promise<void> {
+    let items: DirtyItem[];
+    if (this.#fullRescan) {
+      this.#fullRescan = false;
+      this.#pending.clear();
+      items = startupScan(this.#o.root, this.#o.db, this.#watcher).dirty.map((path) => ({ path }));
+    } else {
+      items = [...this.#pending.values()];
+      this.#pending.clear();
+    }
+    try {
+      const res = await this.#reconciler.run(items);
+      if (res.retry.length > 0) {
+        // Files still being written: look again once they are quiet.
+        setTimeout(() => {
+          for (const path of res.retry) this.#hint({ path });
+        }, this.#o.settleMs ?? 20).unref();
+      }
+    } catch (e) {
+      const err = e instanceof IntersyncError ? e : IntersyncError.IO('journal', this.#o.root, e);
+      this.#lastError = err.message;
+      this.#log.error({ err: err.message, code: err.code }, 'journaling failed; will retry');
+      for (const it of items) this.#pending.set('path' in it ? `p:${it.path}` : `e:${it.dirIno}/${it.name ?? ''}`, it);
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+
+  #notifyIdle(): void {
+    if (!this.#isIdle()) return;
+    for (const cb of this.#idle.splice(0)) cb();
+  }
+
+  #limitReached(path: string, limit: number | undefined): void {
+    const err = IntersyncError.WATCH_LIMIT(path, limit);
+    const first = this.#watchLimit === null;
+    this.#watchLimit = {
+      since: this.#watchLimit?.since ?? this.#o.clock.now(), limit: limit ?? null,
+      unwatchedDirs: this.#watcher.unwatched().size + 1, hint: err.hint ?? '',
+    };
+    this.#log.error({ path, limit, code: err.code, hint: err.hint }, 'inotify watch limit reached');
+    if (first) this.#o.onWarning?.(err);
+  }
+
+  /** Rescan each directory that has no watch, and try to watch it again (the limit may have been raised). */
+  #pollUnwatched(): void {
+    const unwatched = this.#watcher.unwatched();
+    if (unwatched.size === 0) {
+      if (this.#watchLimit !== null) {
+        this.#log.info('every directory is watched again');
+        this.#watchLimit = null;
+      }
+      return;
+    }
+    for (const [ino, oldPath] of [...unwatched]) {
+      const row = this.#o.db.objectsByIno(ino).find((r) => r.type === 'dir');
+      const rel = row?.path ?? '';
+      const abs = row === undefined ? oldPath : join(this.#o.root, rel);
+      if (lstatOrNull(abs)?.ino !== ino) {
+        this.#watcher.unwatch(ino);
+        continue;
+      }
+      const watched = this.#watcher.watch(ino, abs);
+      // Rescan it either way: whatever changed while it had no watch is found now.
+      const names = new Set<string>();
+      try {
+        for (const n of readdirSync(abs)) if (!(rel === '' && n === META_DIR)) names.add(n);
+      } catch {
+        continue;
+      }
+      const journaled = rel === '' ? this.#o.db.allObjects() : this.#o.db.objectsBelow(rel);
+      for (const o of journaled) {
+        const name = rel === '' ? o.path : o.path.slice(rel.length + 1);
+        if (!name.includes('/')) names.add(name);
+      }
+      for (const n of names) this.#hint({ path: joinRel(rel, n) });
+      if (watched) this.#log.info({ path: abs }, 'directory watched again');
+    }
+    if (this.#watchLimit !== null) this.#watchLimit = { ...this.#watchLimit, unwatchedDirs: unwatched.size };
+  }
+}
