@@ -61,6 +61,7 @@ function build(): Command {
   const program = new Command();
   program
     .name('intersync')
+    .enablePositionalOptions()
     .description(
       'Journal every change to a directory (the KML) and keep it replicated.\n\n' +
         'Run on a directory, intersync serves its fileset (creating one with defaults when there is none),\n' +

@@ -90,11 +90,14 @@ export class FilesetNode {
     } else {
       paths = findFileset(dir, o.fileset);
     }
+    // Refuse a damaged store before touching anything, then take the pid file.
+    const db = FilesetDb.open(paths.db);
     const holder = takePidFile(paths.pidFile);
-    if (holder !== undefined) throw IntersyncError.DAEMON_RUNNING(dir, holder);
-    let db: FilesetDb | undefined;
+    if (holder !== undefined) {
+      db.close();
+      throw IntersyncError.DAEMON_RUNNING(dir, holder);
+    }
     try {
-      db = FilesetDb.open(paths.db);
       const node = new FilesetNode(o, paths, db, created);
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       await node.capture.start();
@@ -103,7 +106,7 @@ export class FilesetNode {
       node.#statusTimer.unref();
       return node;
     } catch (e) {
-      db?.close();
+      db.close();
       releasePidFile(paths.pidFile);
       throw e;
     }

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, openSync, readSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
@@ -366,6 +366,18 @@ function checkHeader(file: string): void {
     const n = readSync(fd, buf, 0, 16, 0);
     if (n < 16 || !buf.equals(SQLITE_HEADER)) {
       throw IntersyncError.DB_CORRUPT(file, new Error(n < 16 ? 'file too short' : 'not an SQLite database'));
+    }
+    // The header says how many pages the file holds (when its two counters agree): a shorter file was
+    // truncated. Checked here, before SQLite opens it, so a refused store is not touched at all.
+    const head = Buffer.alloc(100);
+    if (readSync(fd, head, 0, 100, 0) < 100) throw IntersyncError.DB_CORRUPT(file, new Error('header truncated'));
+    const raw = head.readUInt16BE(16);
+    const pageSize = raw === 1 ? 65536 : raw;
+    const pages = head.readUInt32BE(28);
+    const valid = head.readUInt32BE(24) === head.readUInt32BE(92);
+    const size = fstatSync(fd).size;
+    if (valid && pageSize >= 512 && size < pages * pageSize) {
+      throw IntersyncError.DB_CORRUPT(file, new Error(`file holds ${size} bytes, its header says ${pages * pageSize}`));
     }
   } catch (e) {
     if (e instanceof IntersyncError) throw e;

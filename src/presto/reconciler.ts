@@ -201,7 +201,7 @@ class Batch {
       this.#commit([{ draft: this.#draft('mkdir', { ...base, version: NO_VERSION }, st), identity: identityOf(st, nowNs()) }]);
       // Watch first, then list: whatever is created inside from now on raises an event.
       this.#d.watcher?.watch(st.ino, this.#abs(p));
-      let names: string[] = [];
+      let names: string[];
       try {
         names = readdirSync(this.#abs(p));
       } catch {

@@ -1,0 +1,411 @@
+// Shared helpers of the benchmark suite: daemon processes, /proc figures,
+// journal polling, temp dirs and clean-up that runs even on failure.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+export const BENCH = join(ROOT, 'bench');
+
+/** Wall clock with sub-ms resolution, comparable across processes (the workload reports the same). */
+export const nowMs = (): number => performance.timeOrigin + performance.now();
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+// ---------------------------------------------------------------- output
+
+/** Human-readable output: stdout, or stderr when --json owns stdout. */
+let out: (s: string) => void = (s) => process.stdout.write(`${s}\n`);
+export function humanToStderr(): void {
+  out = (s) => process.stderr.write(`${s}\n`);
+}
+export function say(s = ''): void {
+  out(s);
+}
+
+export function median(xs: readonly number[]): number {
+  if (xs.length === 0) return Number.NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
+
+export function fmt(n: number, digits = 0): string {
+  if (!Number.isFinite(n)) return '-';
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** A plain text table; numbers right-aligned, text left-aligned. */
+export function table(head: string[], rows: Array<Array<string | number>>): string {
+  const cells = [head, ...rows.map((r) => r.map((c) => (typeof c === 'number' ? fmt(c) : c)))];
+  const right = head.map((_, i) => rows.some((r) => typeof r[i] === 'number'));
+  const w = head.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: string[]): string => r.map((c, i) => (right[i] ? c.padStart(w[i]!) : c.padEnd(w[i]!))).join('  ').trimEnd();
+  return [line(cells[0]!), w.map((n) => '-'.repeat(n)).join('  '), ...cells.slice(1).map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------- clean-up
+
+const liveChildren = new Map<number, string>(); // pid -> what
+const tmpDirs = new Set<string>();
+let cleanupInstalled = false;
+
+/** Kill every child still running and remove every temp dir when the process exits, however it exits. */
+export function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  process.on('exit', () => {
+    for (const pid of liveChildren.keys()) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    liveChildren.clear();
+    for (const d of tmpDirs) {
+      try {
+        rmSync(d, { recursive: true, force: true });
+      } catch {
+        // best effort
+      }
+    }
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.on(sig, () => {
+      process.stderr.write(`\nbench: ${sig}, killing ${liveChildren.size} child process(es) and removing temp dirs\n`);
+      process.exit(130);
+    });
+  }
+}
+
+function track(child: ChildProcess, what: string): void {
+  const pid = child.pid;
+  if (pid === undefined) return;
+  liveChildren.set(pid, what);
+  child.once('exit', () => liveChildren.delete(pid));
+}
+
+export function makeTmp(prefix: string): string {
+  const d = mkdtempSync(join(tmpdir(), `intersync-bench-${prefix}-`));
+  tmpDirs.add(d);
+  return d;
+}
+
+export function removeTmp(d: string): void {
+  rmSync(d, { recursive: true, force: true });
+  tmpDirs.delete(d);
+}
+
+/** Flush dirty pages so one run's write-back does not land in the next run's timing. */
+export function syncDisks(): void {
+  spawnSync('sync', { stdio: 'ignore' });
+}
+
+// ---------------------------------------------------------------- child processes
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+  readonly ms: number;
+}
+
+/** Run a node script as a child, tracked for clean-up; resolves when it exits. */
+export function runNode(args: string[], opts: { timeoutMs?: number; what?: string } = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const t0 = performance.now();
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    track(child, opts.what ?? args.join(' '));
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (b: Buffer) => (stdout += b.toString()));
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    const timer = opts.timeoutMs === undefined ? undefined : setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${opts.what ?? args.join(' ')}: timed out after ${opts.timeoutMs} ms`));
+    }, opts.timeoutMs);
+    child.once('error', reject);
+    child.once('close', (code) => {
+      if (timer !== undefined) clearTimeout(timer);
+      resolvePromise({ code, stdout, stderr, ms: performance.now() - t0 });
+    });
+  });
+}
+
+/** Run the intersync CLI synchronously (short commands: status, digest, kml); throws on failure. */
+export function cli(args: string[]): string {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`intersync ${args.join(' ')} exited ${r.status ?? r.signal}: ${r.stderr.trim()}`);
+  return r.stdout;
+}
+
+/** Total journal records, as `intersync status --json` reports them. */
+export function journalRecords(dir: string): number {
+  return (JSON.parse(cli(['status', dir, '--json'])) as { records: number }).records;
+}
+
+/** `digest` (journal) against `digest --scan` (recomputed from disk). */
+export function checkDigest(dir: string): { ok: boolean; journal: string; disk: string } {
+  const journal = cli(['digest', dir]).trim();
+  const disk = cli(['digest', '--scan', dir]).trim();
+  return { ok: journal === disk && /^[0-9a-f]{64}$/.test(journal), journal, disk };
+}
+
+// ---------------------------------------------------------------- /proc
+
+let clkTck: number | undefined;
+export function clockTicks(): number {
+  if (clkTck === undefined) {
+    const r = spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' });
+    const n = Number(r.stdout?.trim());
+    clkTck = r.status === 0 && Number.isInteger(n) && n > 0 ? n : 100;
+  }
+  return clkTck;
+}
+
+/** utime + stime of a process, in seconds. */
+export function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces) start at field 3; utime is 14, stime 15.
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / clockTicks();
+}
+
+/** A /proc/PID/status field in kB (VmHWM: peak RSS, VmRSS: current). */
+export function procStatusKb(pid: number, field: 'VmHWM' | 'VmRSS'): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m === null ? Number.NaN : Number(m[1]);
+}
+
+// ---------------------------------------------------------------- the daemon
+
+export interface CaptureStatus {
+  state: string;
+  watchedDirs: number;
+  pending: number;
+  records: number;
+  lastScan: { entries: number; dirty: number; durMs: number } | null;
+  lastError: string | null;
+  watchLimit: unknown;
+}
+export interface StatusJson {
+  pid: number;
+  startedAt: number;
+  updatedAt: number;
+  capture: CaptureStatus;
+}
+
+export class Daemon {
+  readonly dir: string;
+  readonly child: ChildProcess;
+  readonly pid: number;
+  readonly spawnedAt: number;
+  readyAt = Number.NaN;
+  stdout = '';
+  stderr = '';
+  #exited: Promise<number | null>;
+  #exitCode: number | null | undefined;
+
+  private constructor(dir: string, child: ChildProcess) {
+    this.dir = dir;
+    this.child = child;
+    this.pid = child.pid!;
+    this.spawnedAt = nowMs();
+    track(child, `daemon on ${dir}`);
+    child.stdout!.on('data', (b: Buffer) => {
+      if (this.stdout.length < 1 << 20) this.stdout += b.toString();
+    });
+    child.stderr!.on('data', (b: Buffer) => {
+      if (this.stderr.length < 1 << 20) this.stderr += b.toString();
+    });
+    this.#exited = new Promise((r) => child.once('exit', (code) => {
+      this.#exitCode = code;
+      r(code);
+    }));
+  }
+
+  /** Start `intersync DIR` and wait for its "serving fileset" line. */
+  static async start(dir: string, logDir: string, opts: { timeoutMs?: number; extraNodeArgs?: string[] } = {}): Promise<Daemon> {
+    const child = spawn(process.execPath, [...(opts.extraNodeArgs ?? []), CLI, dir, '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    if (child.pid === undefined) throw new Error('cannot spawn the daemon');
+    const d = new Daemon(dir, child);
+    const timeoutMs = opts.timeoutMs ?? 60_000;
+    try {
+      await new Promise<void>((ok, fail) => {
+        const timer = setTimeout(() => fail(new Error(`daemon on ${dir} not ready after ${timeoutMs} ms`)), timeoutMs);
+        const onData = (): void => {
+          if (d.stdout.includes('serving fileset')) {
+            d.readyAt = nowMs();
+            clearTimeout(timer);
+            child.stdout!.off('data', onData);
+            ok();
+          }
+        };
+        child.stdout!.on('data', onData);
+        child.once('exit', (code, sig) => {
+          clearTimeout(timer);
+          fail(new Error(`daemon on ${dir} exited (${code ?? sig}) before it was ready: ${d.stderr.trim()}`));
+        });
+      });
+    } catch (e) {
+      await d.stop();
+      throw e;
+    }
+    return d;
+  }
+
+  get running(): boolean {
+    return this.#exitCode === undefined;
+  }
+
+  get readyMs(): number {
+    return this.readyAt - this.spawnedAt;
+  }
+
+  get statusFile(): string {
+    return join(this.dir, '.intermezzo', 'default', 'status.json');
+  }
+
+  get dbFile(): string {
+    return join(this.dir, '.intermezzo', 'default', 'fileset.db');
+  }
+
+  readStatus(): StatusJson | undefined {
+    try {
+      return JSON.parse(readFileSync(this.statusFile, 'utf8')) as StatusJson;
+    } catch {
+      return undefined; // between write and rename, or not written yet
+    }
+  }
+
+  cpuSeconds(): number {
+    return cpuSeconds(this.pid);
+  }
+
+  peakRssKb(): number {
+    return procStatusKb(this.pid, 'VmHWM');
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves with the exit code. */
+  async stop(graceMs = 30_000): Promise<number | null> {
+    if (!this.running) return this.#exitCode ?? null;
+    try {
+      process.kill(this.pid, 'SIGTERM');
+    } catch {
+      // gone already
+    }
+    const killer = setTimeout(() => {
+      try {
+        process.kill(this.pid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }, graceMs);
+    try {
+      return await this.#exited;
+    } finally {
+      clearTimeout(killer);
+    }
+  }
+}
+
+/**
+ * Watches the journal of a running daemon: the last TID read straight from the
+ * database (read-only, cheap) plus the daemon's status.json. Records when the
+ * TID last moved, so "caught up" can be dated to the last record rather than
+ * to when it was noticed.
+ */
+export class JournalMonitor {
+  readonly #d: Daemon;
+  readonly #db: Database.Database;
+  readonly #stmt: Database.Statement;
+  #timer: NodeJS.Timeout | undefined;
+  tid = 0;
+  lastChangeAt = nowMs();
+
+  constructor(d: Daemon) {
+    this.#d = d;
+    if (!existsSync(d.dbFile)) throw new Error(`no database at ${d.dbFile}`);
+    this.#db = new Database(d.dbFile, { readonly: true, fileMustExist: true });
+    this.#db.pragma('busy_timeout = 2000');
+    this.#stmt = this.#db.prepare('SELECT coalesce(max(tid), 0) FROM kml').pluck();
+    this.poll();
+  }
+
+  poll(): number {
+    let t: number;
+    try {
+      t = Number(this.#stmt.get());
+    } catch {
+      return this.tid; // busy: next time
+    }
+    if (t !== this.tid) {
+      this.tid = t;
+      this.lastChangeAt = nowMs();
+    }
+    return t;
+  }
+
+  /** Poll in the background every `ms` (while a workload runs). */
+  startPolling(ms = 50): void {
+    this.stopPolling();
+    this.#timer = setInterval(() => this.poll(), ms);
+  }
+
+  stopPolling(): void {
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /**
+   * Wait until the daemon is caught up: no pending hints in status.json, the
+   * TID unchanged for `quietMs`, and a status.json written after the last
+   * record that agrees with the journal (records since start = TIDs since `baseTid`).
+   */
+  async caughtUp(opts: { quietMs?: number; timeoutMs?: number; baseTid?: number } = {}): Promise<{ at: number; tid: number; status: StatusJson }> {
+    const quietMs = opts.quietMs ?? 1000;
+    const deadline = nowMs() + (opts.timeoutMs ?? 600_000);
+    this.stopPolling();
+    for (;;) {
+      if (!this.#d.running) throw new Error(`daemon on ${this.#d.dir} exited while catching up: ${this.#d.stderr.trim()}`);
+      this.poll();
+      const st = this.#d.readStatus();
+      const now = nowMs();
+      if (
+        st !== undefined && st.capture.pending === 0 && now - this.lastChangeAt >= quietMs &&
+        st.updatedAt >= this.lastChangeAt && st.capture.records === this.tid - (opts.baseTid ?? 0)
+      ) {
+        return { at: this.lastChangeAt, tid: this.tid, status: st };
+      }
+      if (now > deadline) {
+        throw new Error(`daemon on ${this.#d.dir} not caught up: tid ${this.tid}, status ${JSON.stringify(st?.capture)}`);
+      }
+      await sleep(50);
+    }
+  }
+
+  close(): void {
+    this.stopPolling();
+    this.#db.close();
+  }
+}
+
+/** The daemon's log lines (pino JSON), for the start-up phase breakdown. */
+export function readLog(logDir: string): Array<Record<string, unknown>> {
+  const file = join(logDir, 'intersync-default.log');
+  if (!existsSync(file)) return [];
+  const lines: Array<Record<string, unknown>> = [];
+  for (const l of readFileSync(file, 'utf8').split('\n')) {
+    if (l.trim() === '') continue;
+    try {
+      lines.push(JSON.parse(l) as Record<string, unknown>);
+    } catch {
+      // a torn last line
+    }
+  }
+  return lines;
+}

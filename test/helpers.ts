@@ -1,0 +1,94 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { systemClock } from '#core/clock.js';
+import type { KmlRecord } from '#core/record.js';
+import { NO_VERSION } from '#core/ids.js';
+import { FilesetNode, type FilesetNodeOptions } from '#daemon/fileset-node.js';
+
+export const ROOT = resolve(import.meta.dirname, '..');
+export const CLI = join(ROOT, 'src/cli/main.ts');
+export const NODE_ARGS = ['--conditions=development', '--import', 'tsx', CLI];
+
+export function tmpDir(prefix = 'intersync-test-'): { path: string; cleanup: () => void } {
+  const path = mkdtempSync(join(tmpdir(), prefix));
+  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run the intersync CLI from source in a separate process. */
+export function cli(args: string[], opts: { uid?: number; gid?: number } = {}): CliResult {
+  const r = spawnSync(process.execPath, [...NODE_ARGS, ...args], {
+    cwd: ROOT, encoding: 'utf8', timeout: 120_000, maxBuffer: 1 << 28, ...opts,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Start the daemon as its own process; resolves once it says it is serving. */
+export async function spawnDaemon(dir: string, logDir: string, extra: string[] = []): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...NODE_ARGS, '--log-dir', logDir, ...extra, dir], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  await new Promise<void>((res, rej) => {
+    const t = setTimeout(() => rej(new Error(`daemon did not start: ${out}${err}`)), 120_000);
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('stop with Ctrl-C')) {
+        clearTimeout(t);
+        res();
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      rej(new Error(`daemon exited with ${code}: ${out}${err}`));
+    });
+  });
+  child.removeAllListeners('exit');
+  return child;
+}
+
+export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const done = new Promise<void>((res) => child.once('exit', () => res()));
+  child.kill(signal);
+  await done;
+}
+
+export async function startNode(dir: string, logDir: string, o: Partial<FilesetNodeOptions> = {}): Promise<FilesetNode> {
+  return FilesetNode.start({ dir, debug: 0, logDir, clock: systemClock, settleMs: 15, ...o });
+}
+
+/** Wait until the node has journaled everything the kernel reported (the TID stays put across quiet rounds). */
+export async function settle(node: FilesetNode, quietMs = 80): Promise<void> {
+  let last = -1n;
+  for (let stable = 0; stable < 2;) {
+    await sleep(quietMs);
+    await node.capture.idle();
+    const now = node.db.lastTid;
+    stable = now === last ? stable + 1 : 0;
+    last = now;
+  }
+}
+
+export function records(node: FilesetNode, since = NO_VERSION): KmlRecord[] {
+  return node.db.readKml(since, 1_000_000);
+}
+
+/** Compact form of records for exact comparisons: "kind path[ -> newPath]". */
+export function shapes(recs: readonly KmlRecord[]): string[] {
+  return recs.map((r) => `${r.kind} ${r.path}${r.newPath !== null ? ` -> ${r.newPath}` : ''}`);
+}
+
+export { sleep };

@@ -1,0 +1,122 @@
+// Invariant: a record, the object's new state, the digest and the last TID commit together or not at all;
+// a store of another format or a damaged store is refused, never half-read.
+import assert from 'node:assert/strict';
+import { copyFileSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import Database from 'better-sqlite3';
+import { systemClock } from '#core/clock.js';
+import { EMPTY_DIGEST, digestAdd, formatDigest } from '#core/digest.js';
+import { IntersyncError } from '#core/errors.js';
+import { NO_VERSION, type NodeId } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { mkfs } from '#journal/mkfs.js';
+import { tmpDir } from './helpers.js';
+
+function fresh(): { db: FilesetDb; file: string; cleanup: () => void } {
+  const t = tmpDir();
+  const r = mkfs(t.path, { fileset: 'default', force: false, clock: systemClock });
+  return { db: FilesetDb.open(r.paths.db), file: r.paths.db, cleanup: t.cleanup };
+}
+
+function draft(db: FilesetDb, over: Partial<RecordDraft>): RecordDraft {
+  return {
+    kind: 'create', fid: db.newFid(), path: 'a', newPath: null, target: null, preVersion: NO_VERSION,
+    size: 1, hash: 'ab'.repeat(32), mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, origin: db.meta.nodeId as NodeId, time: 1,
+    ...over,
+  };
+}
+
+const isCode = (code: string) => (e: unknown) => e instanceof IntersyncError && e.code === code;
+
+test('commit assigns increasing TIDs and keeps versions, objects and digest together', (t) => {
+  const { db, cleanup } = fresh();
+  t.after(() => {
+    db.close();
+    cleanup();
+  });
+  const [c] = db.commit([{ draft: draft(db, { kind: 'mkdir', path: 'd', size: null, hash: null, mode: 0o755 }), identity: null }]);
+  assert.equal(c!.tid, 1n);
+  assert.equal(c!.postVersion, 1n);
+  const fileDraft = draft(db, { path: 'd/f' });
+  const [f] = db.commit([{ draft: fileDraft, identity: null }]);
+  assert.equal(f!.tid, 2n);
+  const w = db.commit([{ draft: { ...fileDraft, kind: 'write', preVersion: f!.postVersion, hash: 'cd'.repeat(32), size: 2 }, identity: null }]);
+  assert.equal(w[0]!.preVersion, 2n);
+  assert.equal(db.objectByPath('d/f')!.version, 3n);
+  const r = db.commit([{ draft: { ...draft(db, {}), kind: 'rename', fid: c!.fid, path: 'd', newPath: 'e', preVersion: 1n, mode: 0o755, size: null, hash: null }, identity: null }]);
+  assert.equal(r[0]!.kind, 'rename');
+  assert.equal(db.objectByPath('e/f')!.fid, f!.fid, 'a directory rename moves what it holds');
+  const expected = [
+    { path: 'e', type: 'dir' as const, mode: 0o755, hash: null, target: null },
+    { path: 'e/f', type: 'file' as const, mode: 0o644, hash: 'cd'.repeat(32), target: null },
+  ].reduce(digestAdd, EMPTY_DIGEST);
+  assert.equal(db.digest, expected);
+  assert.equal(r[0]!.digest, formatDigest(expected), 'each record carries the digest after it');
+});
+
+test('a stale pre-version commits nothing of the batch', (t) => {
+  const { db, file, cleanup } = fresh();
+  t.after(cleanup);
+  const [a] = db.commit([{ draft: draft(db, { path: 'a' }), identity: null }]);
+  const digest = db.digest;
+  assert.throws(() =>
+    db.commit([
+      { draft: draft(db, { path: 'b' }), identity: null },
+      { draft: { ...draft(db, {}), kind: 'write', fid: a!.fid, path: 'a', preVersion: 99n as never }, identity: null },
+    ]),
+  );
+  assert.equal(db.lastTid, 1n);
+  assert.equal(db.digest, digest);
+  assert.equal(db.objectByPath('b'), undefined);
+  db.close();
+  const again = FilesetDb.open(file);
+  assert.equal(again.lastTid, 1n);
+  assert.equal(again.recordCount(), 1);
+  again.close();
+});
+
+test('a store of a newer format is refused with DB_FORMAT', (t) => {
+  const { db, file, cleanup } = fresh();
+  t.after(cleanup);
+  db.close();
+  const raw = new Database(file);
+  raw.pragma('user_version = 99');
+  raw.close();
+  assert.throws(() => FilesetDb.open(file), isCode('DB_FORMAT'));
+});
+
+test('a corrupt or truncated store is refused with DB_CORRUPT and left as it was', (t) => {
+  const { db, file, cleanup } = fresh();
+  t.after(cleanup);
+  for (let i = 0; i < 200; i++) db.commit([{ draft: draft(db, { path: `f${i}` }), identity: null }]);
+  db.close();
+  const good = join(file, '..', 'good.db');
+  copyFileSync(file, good);
+
+  writeFileSync(file, 'this is not a database at all, just text\n'.repeat(100));
+  const before = readFileSync(file);
+  assert.throws(() => FilesetDb.open(file), isCode('DB_CORRUPT'));
+  assert.deepEqual(readFileSync(file), before);
+
+  copyFileSync(good, file);
+  truncateSync(file, 10);
+  assert.throws(() => FilesetDb.open(file), isCode('DB_CORRUPT'));
+
+  copyFileSync(good, file);
+  const size = readFileSync(file).length;
+  truncateSync(file, Math.floor(size / 2));
+  assert.throws(() => FilesetDb.open(file), isCode('DB_CORRUPT'));
+});
+
+test('mkfs refuses an existing fileset unless forced', (t) => {
+  const dir = tmpDir();
+  t.after(dir.cleanup);
+  const first = mkfs(dir.path, { fileset: 'web', force: false, clock: systemClock });
+  assert.throws(() => mkfs(dir.path, { fileset: 'web', force: false, clock: systemClock }), isCode('FILESET_EXISTS'));
+  const second = mkfs(dir.path, { fileset: 'web', force: true, clock: systemClock });
+  assert.notEqual(second.uuid, first.uuid);
+  assert.equal(second.nodeId, first.nodeId, 'the node id belongs to the node, not the fileset');
+  assert.throws(() => mkfs(dir.path, { fileset: '../x', force: false, clock: systemClock }), isCode('BAD_ARGUMENT'));
+});
