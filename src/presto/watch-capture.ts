@@ -226,8 +226,13 @@ export class WatchCapture {
       since: this.#watchLimit?.since ?? this.#o.clock.now(), limit: limit ?? null,
       unwatchedDirs: this.#watcher.unwatched().size + 1, hint: err.hint ?? '',
     };
-    this.#log.error({ path, limit, code: err.code, hint: err.hint }, 'inotify watch limit reached');
-    if (first) this.#o.onWarning?.(err);
+    // One error line when it starts; each further directory only at debug level, counted in status.
+    if (first) {
+      this.#log.error({ path, limit, code: err.code, hint: err.hint }, 'inotify watch limit reached');
+      this.#o.onWarning?.(err);
+    } else {
+      this.#log.debug({ path, code: err.code }, 'directory not watched');
+    }
   }
 
   /** Rescan each directory that has no watch, and try to watch it again (the limit may have been raised). */
