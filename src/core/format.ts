@@ -2,12 +2,18 @@
  * On-disk and record format versions, in one place.
  *
  * Changelog:
- * - store 1 (intersync 0.1): fileset.db with meta, objects, kml, last_rcvd, lml tables.
+ * - store 1 (intersync 0.1): fileset.db with meta, objects, kml, last_rcvd tables.
+ * - store 2 (intersync 0.2): kml.origin_seq (the LML sequence number a record had at its origin, unique
+ *   per origin, so a reintegration sent twice is accepted once), lml table (a client's local records the
+ *   server has not accepted), peers table (registered clients and replicators).
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
+ * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),
+ *   first frame `hello` naming the protocol version.
  */
-export const STORE_FORMAT = 1;
+export const STORE_FORMAT = 2;
 export const RECORD_FORMAT = 1;
+export const PROTOCOL_VERSION = 1;
 
 /** Name of the metadata folder inside every backing directory; never journaled or replicated. */
 export const META_DIR = '.intermezzo';

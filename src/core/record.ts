@@ -46,11 +46,21 @@ export interface RecordDraft extends Attrs {
   readonly time: number; // wall clock, ms
 }
 
-/** A KML record: a draft with its TID, the object's new version and the state digest after it. */
+/**
+ * A KML record: a draft with its TID, the object's new version and the state digest after it.
+ * `originSeq` is the LML sequence number the record had at its origin when it came by reintegration
+ * (null for a change made on the server itself): (origin, originSeq) is unique in a KML.
+ */
 export interface KmlRecord extends RecordDraft {
   readonly tid: Tid;
   readonly postVersion: Tid;
   readonly digest: string;
+  readonly originSeq: bigint | null;
+}
+
+/** An LML record: a client's local change the server has not accepted yet, numbered by `seq`. */
+export interface LmlRecord extends RecordDraft {
+  readonly seq: bigint;
 }
 
 /** The state of one object as the object table and the state digest see it. */

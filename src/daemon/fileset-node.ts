@@ -64,11 +64,13 @@ export class FilesetNode {
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
       ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
       ...(o.watchFn === undefined ? {} : { watchFn: o.watchFn }),
-      onRecords: (recs) => {
+      journal: (changes) => {
+        const recs = db.commit(changes);
         if ((o.debug & D_KML) !== 0) {
           for (const r of recs) kmlLog.debug({ tid: formatTid(r.tid), kind: r.kind, path: r.path, newPath: r.newPath }, 'record');
         }
         o.onRecords?.(recs);
+        return recs.length;
       },
       onWarning: (err) => {
         this.#writeStatus();

@@ -5,8 +5,7 @@ import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type Dig
 import { IntersyncError } from '#core/errors.js';
 import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
-import { isUnder } from '#core/paths.js';
-import type { KmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
+import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
 import { migrate } from './schema.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
@@ -28,6 +27,14 @@ export interface ObjectRow extends ObjectState {
 /** One change to commit: the record and the object's stat identity on this node after it. */
 export interface Change {
   readonly draft: RecordDraft;
+  readonly identity: StatIdentity | null;
+  /** For a reintegrated record: its LML sequence number at its origin. */
+  readonly originSeq?: bigint;
+}
+
+/** A record from the fileset's server, applied here with the server's TID. */
+export interface RemoteChange {
+  readonly record: KmlRecord;
   readonly identity: StatIdentity | null;
 }
 
@@ -61,6 +68,8 @@ export class FilesetDb {
   #lastTid: Tid;
   #digest: bigint;
   #fidSeq: bigint;
+  #lmlSeq: bigint;
+  readonly #listeners: Array<() => void> = [];
 
   private constructor(file: string, db: Db) {
     this.file = file;
@@ -74,6 +83,8 @@ export class FilesetDb {
     this.#lastTid = asTid(BigInt(m('last_tid')));
     this.#digest = parseDigest(m('digest'));
     this.#fidSeq = BigInt(m('fid_seq'));
+    const lmlSeq = db.prepare("SELECT value FROM meta WHERE key = 'lml_seq'").pluck().get() as string | undefined;
+    this.#lmlSeq = BigInt(lmlSeq ?? '0');
     this.#st = {
       setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
       byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
@@ -92,9 +103,29 @@ export class FilesetDb {
       identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
       identityByIno: db.prepare('UPDATE objects SET mtime_ns = ?, ctime_ns = ?, racy = ? WHERE ino = ?'),
       kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
-                             mtime_ms, size, hash, origin, time, digest)
+                             mtime_ms, size, hash, origin, time, digest, origin_seq)
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
-                             @mtimeMs, @size, @hash, @origin, @time, @digest)`),
+                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq)`),
+      kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
+      kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
+      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time)
+                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time)`),
+      lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
+      lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
+      lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
+      lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
+      lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
+      lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
+      setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
+      setVersionByIno: db.prepare('UPDATE objects SET version = ? WHERE ino = ? AND fid != ?'),
+      lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
+                               ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
+      lastRcvdGet: db.prepare('SELECT tid FROM last_rcvd WHERE peer = ?'),
+      peerUpsert: db.prepare(`INSERT INTO peers (node, replicate, first_seen, last_seen, address) VALUES (?, ?, ?, ?, ?)
+                              ON CONFLICT (node) DO UPDATE SET replicate = excluded.replicate, last_seen = excluded.last_seen,
+                              address = excluded.address`),
+      peersAll: db.prepare('SELECT * FROM peers ORDER BY node'),
+      metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
       kmlSince: db.prepare('SELECT * FROM kml WHERE tid > ? ORDER BY tid LIMIT ?'),
       kmlCount: db.prepare('SELECT count(*) AS n FROM kml'),
       lastRcvdAll: db.prepare('SELECT peer, tid, updated FROM last_rcvd ORDER BY peer'),
@@ -118,6 +149,7 @@ export class FilesetDb {
       put.run('last_tid', '0');
       put.run('digest', formatDigest(EMPTY_DIGEST));
       put.run('fid_seq', '0');
+      put.run('lml_seq', '0');
     })();
     return new FilesetDb(file, db);
   }
@@ -215,6 +247,73 @@ export class FilesetDb {
     return (this.#st.kmlSince!.all(since, limit) as Row[]).map(toRecord);
   }
 
+  /** The record a reintegration from `origin` with LML sequence `seq` became, if it was accepted. */
+  kmlByOrigin(origin: string, seq: bigint): KmlRecord | undefined {
+    const r = this.#st.kmlByOrigin!.get(origin, seq) as Row | undefined;
+    return r === undefined ? undefined : toRecord(r);
+  }
+
+  /** LML records with seq > `after`, oldest first. */
+  readLml(after = 0n, limit = 1000): LmlRecord[] {
+    return (this.#st.lmlAll!.all(after, limit) as Row[]).map(toLml);
+  }
+
+  lmlRecord(seq: bigint): LmlRecord | undefined {
+    const r = this.#st.lmlGet!.get(seq) as Row | undefined;
+    return r === undefined ? undefined : toLml(r);
+  }
+
+  lmlCount(): number {
+    return Number((this.#st.lmlCount!.get() as { n: bigint }).n);
+  }
+
+  /** True when the client has local changes to this object that the server has not accepted. */
+  hasPendingLocal(fid: Fid): boolean {
+    return Number((this.#st.lmlForFid!.get(fid) as { n: bigint }).n) > 0;
+  }
+
+  lastRcvdOf(peer: string): Tid {
+    const v = this.#st.lastRcvdGet!.pluck().get(peer) as bigint | undefined;
+    return asTid(v ?? 0n);
+  }
+
+  /** Record that `peer` acknowledged (or we applied from it) every TID up to `tid`; never moves back. */
+  setLastRcvd(peer: string, tid: Tid, now: number): void {
+    this.#st.lastRcvdSet!.run(peer, tid, now);
+  }
+
+  registerPeer(node: string, replicate: boolean, now: number, address: string | null): void {
+    this.#st.peerUpsert!.run(node, replicate ? 1 : 0, now, now, address);
+  }
+
+  peers(): Array<{ node: string; replicate: boolean; firstSeen: number; lastSeen: number; address: string | null }> {
+    return (this.#st.peersAll!.all() as Row[]).map((r) => ({
+      node: String(r.node), replicate: num(r.replicate) !== 0, firstSeen: num(r.first_seen), lastSeen: num(r.last_seen),
+      address: strOrNull(r.address),
+    }));
+  }
+
+  getMeta(key: string): string | undefined {
+    return this.#st.metaGet!.pluck().get(key) as string | undefined;
+  }
+
+  setMeta(key: string, value: string): void {
+    this.#st.setMeta!.run(key, value);
+  }
+
+  /** Call `cb` after every commit that changed the KML or LML (forwarders and the reintegrator wake on it). */
+  onCommit(cb: () => void): () => void {
+    this.#listeners.push(cb);
+    return () => {
+      const i = this.#listeners.indexOf(cb);
+      if (i >= 0) this.#listeners.splice(i, 1);
+    };
+  }
+
+  #notify(): void {
+    for (const cb of [...this.#listeners]) cb();
+  }
+
   lastRcvd(): Array<{ peer: string; tid: Tid; updated: number }> {
     return (this.#st.lastRcvdAll!.all() as Row[]).map((r) => ({
       peer: String(r.peer), tid: asTid(r.tid as bigint), updated: Number(r.updated),
@@ -230,53 +329,133 @@ export class FilesetDb {
    * Give each draft the next TID and commit the records, the objects' new
    * states, their stat identities and the state digest in one transaction.
    * A draft whose pre-version is not the object's current version is a bug in
-   * the caller (capture reads the version it changes): it throws and nothing commits.
+   * the caller (capture reads the version it changes, the apply path checks it
+   * first): it throws and nothing commits.
    */
   commit(changes: readonly Change[]): KmlRecord[] {
-    if (changes.length === 0) return [];
+    const out: KmlRecord[] = [];
+    this.#transaction(() => {
+      for (const c of changes) {
+        const d = c.draft;
+        const tid = asTid(this.#lastTid + 1n);
+        const cur = this.#current(d);
+        this.#applyToObjects(d, cur, tid);
+        this.#lastTid = tid;
+        const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null };
+        this.#st.kmlInsert!.run(rec);
+        this.#setIdentity(d, c.identity);
+        out.push(rec);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Client side: journal local changes to the LML. The object table follows
+   * the disk, but each object keeps the server version it is based on until
+   * the server accepts the change (acceptOwn).
+   */
+  commitLocal(changes: readonly Change[]): LmlRecord[] {
+    const out: LmlRecord[] = [];
+    this.#transaction(() => {
+      for (const c of changes) {
+        const d = c.draft;
+        const cur = this.#current(d);
+        this.#applyToObjects(d, cur, cur?.version ?? NO_VERSION);
+        this.#lmlSeq += 1n;
+        const rec: LmlRecord = { ...d, seq: this.#lmlSeq };
+        this.#st.lmlInsert!.run(rec);
+        this.#setIdentity(d, c.identity);
+        out.push(rec);
+      }
+    });
+    return out;
+  }
+
+  /**
+   * Client side: apply records from the server with the server's TIDs (after
+   * the apply path changed the disk), in TID order, and move last_rcvd.
+   */
+  commitRemote(changes: readonly RemoteChange[], peer: string, now: number): void {
+    this.#transaction(() => {
+      for (const { record: r, identity } of changes) {
+        if (this.#st.kmlHas!.get(r.tid) !== undefined) continue; // applied already
+        const cur = this.#current(r);
+        this.#applyToObjects(r, cur, r.tid);
+        this.#st.kmlInsert!.run(r);
+        this.#setIdentity(r, identity);
+        if (r.tid > this.#lastTid) this.#lastTid = r.tid;
+        this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      }
+    });
+  }
+
+  /**
+   * Client side: the server accepted one of our LML records and forwarded it
+   * back with its TID. The disk and object table have the change already: drop
+   * the LML record, take the TID as the object's version, rebase later local
+   * records of the same object on it, and move last_rcvd, in one transaction.
+   */
+  acceptOwn(r: KmlRecord, peer: string, now: number): void {
+    this.#transaction(() => {
+      if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
+      this.#st.kmlInsert!.run(r);
+      if (r.originSeq !== null) {
+        this.#st.lmlDelete!.run(r.originSeq);
+        this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
+      }
+      const o = this.objectByFid(r.fid);
+      if (o !== undefined && o.version === r.preVersion) {
+        this.#st.setVersion!.run(r.tid, r.fid);
+        if ((r.kind === 'write' || r.kind === 'truncate') && o.ino !== null) this.#st.setVersionByIno!.run(r.tid, o.ino, o.fid);
+      }
+      if (r.tid > this.#lastTid) this.#lastTid = r.tid;
+      this.#st.lastRcvdSet!.run(peer, r.tid, now);
+    });
+  }
+
+  #transaction(fn: () => void): void {
     const startTid = this.#lastTid;
     const startDigest = this.#digest;
-    const out: KmlRecord[] = [];
+    const startLml = this.#lmlSeq;
     try {
       this.#db.transaction(() => {
-        for (const c of changes) out.push(this.#commitOne(c));
+        fn();
         this.#st.setMeta!.run('last_tid', this.#lastTid.toString());
         this.#st.setMeta!.run('digest', formatDigest(this.#digest));
         this.#st.setMeta!.run('fid_seq', this.#fidSeq.toString());
+        this.#st.setMeta!.run('lml_seq', this.#lmlSeq.toString());
       })();
     } catch (e) {
       this.#lastTid = startTid;
       this.#digest = startDigest;
+      this.#lmlSeq = startLml;
       throw e;
     }
-    return out;
+    this.#notify();
   }
 
-  #commitOne(c: Change): KmlRecord {
-    const d = c.draft;
-    const tid = asTid(this.#lastTid + 1n);
-    const cur = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link'
-      ? undefined
-      : this.objectByFid(d.fid);
+  /** The object a draft changes, checking the draft's pre-version against its version. */
+  #current(d: RecordDraft): ObjectRow | undefined {
+    const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
+    const cur = creates ? undefined : this.objectByFid(d.fid);
     const curVersion = cur?.version ?? NO_VERSION;
     if (curVersion !== d.preVersion) {
       throw new Error(`commit ${d.kind} ${d.path}: pre-version ${formatTid(d.preVersion)} is not current ${formatTid(curVersion)}`);
     }
-    this.#applyToObjects(d, cur, tid);
-    this.#lastTid = tid;
-    const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest) };
-    this.#st.kmlInsert!.run(rec);
-    if (c.identity !== null && d.kind !== 'unlink' && d.kind !== 'rmdir') {
-      const id = c.identity;
-      this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
-      if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'link' || d.kind === 'setattr') {
-        this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
-      }
-    }
-    return rec;
+    if (creates && this.objectByPath(d.path) !== undefined) throw new Error(`commit ${d.kind} ${d.path}: the name is taken`);
+    return cur;
   }
 
-  #applyToObjects(d: RecordDraft, cur: ObjectRow | undefined, tid: Tid): void {
+  #setIdentity(d: RecordDraft, id: StatIdentity | null): void {
+    if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
+    this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
+    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'link' || d.kind === 'setattr') {
+      this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
+    }
+  }
+
+  #applyToObjects(d: RecordDraft, cur: ObjectRow | undefined, version: Tid): void {
     const need = (): ObjectRow => {
       if (cur === undefined) throw new Error(`commit ${d.kind} ${d.path}: no object ${d.fid}`);
       return cur;
@@ -288,7 +467,7 @@ export class FilesetDb {
       case 'link': {
         const type: ObjectType = d.kind === 'mkdir' ? 'dir' : d.kind === 'symlink' ? 'symlink' : 'file';
         const obj: ObjectState = {
-          fid: d.fid, path: d.path, type, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
+          fid: d.fid, path: d.path, type, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
           size: type === 'file' ? d.size : null, hash: type === 'file' ? d.hash : null,
           target: type === 'symlink' ? d.target : null,
         };
@@ -301,7 +480,7 @@ export class FilesetDb {
       case 'setattr': {
         const o = need();
         const next: ObjectState = {
-          ...o, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
+          ...o, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
           size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
         };
         this.#replace(o, next);
@@ -312,7 +491,7 @@ export class FilesetDb {
             this.#digest = digestSub(this.#digest, sib);
             this.#digest = digestAdd(this.#digest, { ...sib, hash: next.hash });
           }
-          this.#st.setContentByIno!.run(tid, next.size, next.hash, o.ino, o.fid);
+          this.#st.setContentByIno!.run(version, next.size, next.hash, o.ino, o.fid);
         }
         return;
       }
@@ -328,7 +507,7 @@ export class FilesetDb {
             this.#st.movePath!.run(moved, child.fid);
           }
         }
-        this.#replace(o, { ...o, path: to, version: tid, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs });
+        this.#replace(o, { ...o, path: to, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs });
         return;
       }
       case 'unlink':
@@ -348,13 +527,6 @@ export class FilesetDb {
     this.#st.update!.run(next);
     this.#digest = digestSub(this.#digest, old);
     this.#digest = digestAdd(this.#digest, next);
-  }
-
-  /** Objects on a path and every path below it, deepest first (for removing a tree). */
-  subtreeDeepestFirst(path: string): ObjectRow[] {
-    const rows = this.objectsBelow(path);
-    rows.sort((a, b) => b.path.length - a.path.length);
-    return rows.filter((r) => isUnder(r.path, path));
   }
 }
 
@@ -434,6 +606,27 @@ function toRecord(r: Row): KmlRecord {
     origin: r.origin as NodeId,
     time: num(r.time),
     digest: r.digest as string,
+    originSeq: r.origin_seq === null || r.origin_seq === undefined ? null : BigInt(r.origin_seq as bigint),
+  };
+}
+
+function toLml(r: Row): LmlRecord {
+  return {
+    seq: BigInt(r.seq as bigint),
+    kind: r.kind as RecordKind,
+    fid: r.fid as Fid,
+    path: r.path as string,
+    newPath: strOrNull(r.new_path),
+    target: strOrNull(r.target),
+    preVersion: asTid(r.pre_version as bigint),
+    mode: num(r.mode),
+    uid: num(r.uid),
+    gid: num(r.gid),
+    mtimeMs: num(r.mtime_ms),
+    size: r.size === null ? null : num(r.size),
+    hash: strOrNull(r.hash),
+    origin: r.origin as NodeId,
+    time: num(r.time),
   };
 }
 

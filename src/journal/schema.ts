@@ -60,6 +60,42 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
       ) STRICT;
     `);
   },
+  // 1 -> 2: replication.
+  (db) => {
+    db.exec(`
+      ALTER TABLE kml ADD COLUMN origin_seq INTEGER;
+      CREATE UNIQUE INDEX kml_origin_seq ON kml (origin, origin_seq) WHERE origin_seq IS NOT NULL;
+
+      -- A client's local records that the server has not accepted yet.
+      CREATE TABLE lml (
+        seq         INTEGER PRIMARY KEY,
+        kind        TEXT NOT NULL,
+        fid         TEXT NOT NULL,
+        path        TEXT NOT NULL,
+        new_path    TEXT,
+        target      TEXT,
+        pre_version INTEGER NOT NULL,
+        mode        INTEGER NOT NULL,
+        uid         INTEGER NOT NULL,
+        gid         INTEGER NOT NULL,
+        mtime_ms    REAL NOT NULL,
+        size        INTEGER,
+        hash        TEXT,
+        origin      TEXT NOT NULL,
+        time        INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX lml_fid ON lml (fid);
+
+      -- Nodes that registered with this server.
+      CREATE TABLE peers (
+        node       TEXT PRIMARY KEY,
+        replicate  INTEGER NOT NULL DEFAULT 0,
+        first_seen INTEGER NOT NULL,
+        last_seen  INTEGER NOT NULL,
+        address    TEXT
+      ) STRICT;
+    `);
+  },
 ];
 
 if (migrations.length !== STORE_FORMAT) throw new Error('schema: one migration per store format');

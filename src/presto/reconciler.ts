@@ -6,7 +6,7 @@ import type { Clock } from '#core/clock.js';
 import { META_DIR } from '#core/format.js';
 import { NO_VERSION, type NodeId } from '#core/ids.js';
 import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
-import type { KmlRecord, RecordDraft, RecordKind } from '#core/record.js';
+import type { RecordDraft, RecordKind } from '#core/record.js';
 import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
 import type { EchoGuard } from './echo-guard.js';
@@ -29,7 +29,8 @@ export interface ReconcilerDeps {
   readonly log: Logger;
   readonly guard: EchoGuard;
   readonly watcher: WatchSink | null;
-  readonly onRecords: (records: KmlRecord[]) => void;
+  /** Journal the changes (a server gives them TIDs, a client puts them in its LML); returns how many. */
+  readonly journal: (changes: Change[]) => number;
 }
 
 export interface BatchResult {
@@ -321,8 +322,6 @@ class Batch {
 
   #commit(changes: Change[]): void {
     if (changes.length === 0) return;
-    const recs = this.#d.db.commit(changes);
-    this.#records += recs.length;
-    this.#d.onRecords(recs);
+    this.#records += this.#d.journal(changes);
   }
 }

@@ -7,8 +7,7 @@ import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import type { NodeId } from '#core/ids.js';
 import { joinRel } from '#core/paths.js';
-import type { KmlRecord } from '#core/record.js';
-import type { FilesetDb } from '#journal/fileset-db.js';
+import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
@@ -32,7 +31,8 @@ export interface WatchCaptureOptions {
   /** Pending hints kept before falling back to one rescan of the whole tree. */
   readonly maxPending?: number;
   readonly watchFn?: WatchFn;
-  readonly onRecords?: (records: KmlRecord[]) => void;
+  /** Journal captured changes: the server's KML (default) or a client's LML. */
+  readonly journal?: (changes: Change[]) => number;
   /** A condition a person must hear about at once (printed by the daemon). */
   readonly onWarning?: (err: IntersyncError) => void;
 }
@@ -98,9 +98,10 @@ export class WatchCapture {
     this.#reconciler = new Reconciler({
       db: o.db, root: o.root, rootIno: rootSt.ino, nodeId: o.nodeId, clock: o.clock, log: this.#log, guard: o.guard,
       watcher: this.#watcher,
-      onRecords: (recs) => {
-        this.#records += recs.length;
-        o.onRecords?.(recs);
+      journal: (changes) => {
+        const n = o.journal === undefined ? o.db.commit(changes).length : o.journal(changes);
+        this.#records += n;
+        return n;
       },
     });
     o.guard.onRelease((path) => this.#hint({ path }));
