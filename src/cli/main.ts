@@ -4,10 +4,13 @@ import { systemClock } from '#core/clock.js';
 import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
+import { readFileSync } from 'node:fs';
+import { Presets, SingleBar } from 'cli-progress';
+import { ClientNode } from '#daemon/client-node.js';
 import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
 import { cmdDigest, cmdKml, cmdMkfs, cmdStatus } from './commands.js';
-import { EXIT_USAGE, errorJson, errorLine, exitCodeOf } from './output.js';
+import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes } from './output.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -25,27 +28,40 @@ function debugOption(): Option {
   return new Option('--debug <X>', 'debug flags, a sum of 1 D_INFO, 2 D_KML, 4 D_UPCALL, 8 D_HTTP, 16 D_REINT').default('0');
 }
 
-async function runDaemon(dir: string, o: { fileset?: string; debug: string; logDir?: string; settleMs?: number }): Promise<void> {
-  const debug = parseDebug(o.debug);
-  const node = await FilesetNode.start({
-    dir, debug, clock: systemClock,
-    ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
-    ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
-    ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
-    onWarning: (err) => process.stderr.write(`${errorLine(err)}\n`),
-  });
-  const c = node.capture.status();
-  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid}); secret in ${node.paths.secret}`);
-  print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}`);
-  print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
-  if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
-  print(`  log ${node.logFile}; stop with Ctrl-C`);
+interface RunOptions {
+  fileset?: string;
+  debug: string;
+  logDir?: string;
+  settleMs?: number;
+  server?: string;
+  secretFile?: string;
+  replicate: boolean;
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tokenScope: string;
+  leaseMs: number;
+}
+
+/** "ADDR:PORT", ":PORT", "PORT" or "[v6]:PORT"; "none" turns serving off. */
+export function parseListen(text: string): { host: string; port: number } | null {
+  if (text === 'none') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?([0-9]{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 0 && port <= 65535)) {
+    throw IntersyncError.BAD_ARGUMENT(`--listen ${text} is not ADDR:PORT`, 'for example --listen 0.0.0.0:7777, --listen 127.0.0.1:7777 or --listen none');
+  }
+  return { host: m[1] ?? (m[2] === undefined || m[2] === '' ? '0.0.0.0' : m[2]), port };
+}
+
+function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;
     stopping = true;
-    node.log.info({ signal: sig }, 'signal');
-    node.stop().then(
+    log.info({ signal: sig }, 'signal');
+    stopFn().then(
       () => process.exit(0),
       (e: unknown) => {
         process.stderr.write(`${errorLine(e)}\n`);
@@ -55,6 +71,75 @@ async function runDaemon(dir: string, o: { fileset?: string; debug: string; logD
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+async function runDaemon(dir: string, o: RunOptions): Promise<void> {
+  const debug = parseDebug(o.debug);
+  if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
+    throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
+  }
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw IntersyncError.BAD_ARGUMENT('--tls-cert and --tls-key go together');
+  const common = {
+    dir, debug, clock: systemClock,
+    ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
+    ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
+  };
+  if (o.server !== undefined) {
+    if (o.secretFile === undefined) {
+      throw IntersyncError.BAD_ARGUMENT('a client needs the fileset secret: --secret-file FILE', 'copy the server\'s DIR/.intermezzo/<fileset>/secret to this machine');
+    }
+    let secret: string;
+    try {
+      secret = readFileSync(o.secretFile, 'utf8').trim();
+    } catch (e) {
+      throw IntersyncError.IO('read secret file', o.secretFile, e);
+    }
+    const bar = process.stderr.isTTY ? new SingleBar({
+      format: 'first copy |{bar}| {value}/{total} files | {size} | {rate}/s | ETA {eta_formatted}',
+      hideCursor: true,
+    }, Presets.shades_classic) : null;
+    let started = false;
+    const t0 = performance.now();
+    const node = await ClientNode.start({
+      ...common, server: o.server, secret, replicate: o.replicate,
+      ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
+      onProgress: (p) => {
+        if (bar === null) return;
+        const secs = Math.max(0.001, (performance.now() - t0) / 1000);
+        const payload = { size: `${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`, rate: fmtBytes(Math.round(p.bytes / secs)) };
+        if (!started) {
+          bar.start(p.totalFiles, p.files, payload);
+          started = true;
+        } else bar.update(p.files, payload);
+      },
+    });
+    bar?.stop();
+    const c = node.status();
+    if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
+    print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${o.replicate ? ' (replicator)' : ''}`);
+    print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
+    print(`  log ${node.logFile}; stop with Ctrl-C`);
+    installStop(() => node.stop(), node.log);
+    return;
+  }
+  const l = parseListen(o.listen);
+  const node = await FilesetNode.start({
+    ...common,
+    ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
+    listen: l === null ? null : {
+      ...l, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs,
+      ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
+    },
+  });
+  const c = node.capture.status();
+  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid}); secret in ${node.paths.secret}`);
+  print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
+  print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
+  if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
+  if (node.listenUrl !== null) print(`  clients: intersync --server ${node.listenUrl} --secret-file <copy of ${node.paths.secret}> DIR`);
+  print(`  log ${node.logFile}; stop with Ctrl-C`);
+  installStop(() => node.stop(), node.log);
 }
 
 function build(): Command {
@@ -71,9 +156,18 @@ function build(): Command {
     .option('--fileset <NAME>', 'fileset to serve (default: the only one in DIR, or a new one named "default")')
     .addOption(debugOption())
     .option('--log-dir <DIR>', 'where JSON logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
-    .option('--settle-ms <N>', 'quiet time before a batch of changes is journaled', positiveInt('--settle-ms'))
+    .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled', positiveInt('--settle-ms'))
+    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset over HTTP, or "none"', '0.0.0.0:7777')
+    .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM)')
+    .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
+    .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', 'fileset')
+    .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), 30_000)
+    .option('--server <URL>', 'client mode: the fileset\'s server, HOST[:PORT] or http(s)://HOST:PORT (default port 7777)')
+    .option('--secret-file <FILE>', 'client: file holding the fileset secret (the server\'s DIR/.intermezzo/<fileset>/secret)')
+    .option('--replicate', 'client: register as a replicator, receiving every update', false)
+    .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
     .showHelpAfterError()
-    .action(async (dir: string | undefined, o: { fileset?: string; debug: string; logDir?: string; settleMs?: number }) => {
+    .action(async (dir: string | undefined, o: RunOptions) => {
       if (dir === undefined) {
         program.help({ error: true });
         return;

@@ -16,7 +16,18 @@ export type ErrorCode =
   | 'DAEMON_RUNNING'
   | 'BAD_PATH'
   | 'WATCH_LIMIT'
-  | 'IO';
+  | 'IO'
+  | 'UNAUTHORIZED'
+  | 'BAD_REQUEST'
+  | 'TOO_LARGE'
+  | 'PROTOCOL'
+  | 'CONFLICT'
+  | 'TOKEN_BUSY'
+  | 'CONTENT_GONE'
+  | 'NEED_CONTENT'
+  | 'PEER_UNREACHABLE'
+  | 'NOT_EMPTY'
+  | 'WRONG_FILESET';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
@@ -116,6 +127,69 @@ export class IntersyncError extends Error {
     return new IntersyncError('WATCH_LIMIT', `inotify watch limit reached${at}: ${dir} is not watched`, {
       hint: 'raise it: sysctl -w fs.inotify.max_user_watches=1048576 (and add it to /etc/sysctl.conf); until then the unwatched directories are rescanned periodically',
       retriable: true,
+    });
+  }
+
+  static UNAUTHORIZED(): IntersyncError {
+    return new IntersyncError('UNAUTHORIZED', 'missing or wrong fileset secret', {
+      hint: 'pass the server\'s secret with --secret-file (the server prints its path at mkfs)',
+    });
+  }
+
+  static BAD_REQUEST(message: string): IntersyncError {
+    return new IntersyncError('BAD_REQUEST', message, { hint: 'the peer sent something this node does not accept; check both run the same release' });
+  }
+
+  static TOO_LARGE(what: string, limit: number): IntersyncError {
+    return new IntersyncError('TOO_LARGE', `${what} is larger than ${limit} bytes`, { hint: 'send it in smaller batches' });
+  }
+
+  static PROTOCOL(message: string): IntersyncError {
+    return new IntersyncError('PROTOCOL', `protocol: ${message}`, {
+      hint: 'the two nodes may run releases that do not speak the same protocol version',
+    });
+  }
+
+  static CONFLICT(path: string, why: string): IntersyncError {
+    return new IntersyncError('CONFLICT', `conflict on ${path}: ${why}`, {
+      hint: 'the object changed on the server since this change was made; the conflict policy decides',
+    });
+  }
+
+  static TOKEN_BUSY(scope: string, holder: string): IntersyncError {
+    return new IntersyncError('TOKEN_BUSY', `write token for ${scope} is held by ${holder}`, {
+      hint: 'it has been recalled; the request is retried', retriable: true,
+    });
+  }
+
+  static CONTENT_GONE(what: string): IntersyncError {
+    return new IntersyncError('CONTENT_GONE', `content ${what} is no longer on the server`, {
+      hint: 'a later record brings the newer content', retriable: true,
+    });
+  }
+
+  static NEED_CONTENT(hash: string): IntersyncError {
+    return new IntersyncError('NEED_CONTENT', `the server does not have content ${hash.slice(0, 16)}`, {
+      hint: 'upload the content first; the client does this by itself', retriable: true,
+    });
+  }
+
+  static PEER_UNREACHABLE(url: string, cause: unknown): IntersyncError {
+    const detail = cause instanceof Error ? `: ${cause.message}` : '';
+    return new IntersyncError('PEER_UNREACHABLE', `cannot reach ${url}${detail}`, {
+      hint: 'check the server address and that it runs; this node retries by itself', retriable: true, cause,
+    });
+  }
+
+  static NOT_EMPTY(dir: string): IntersyncError {
+    return new IntersyncError('NOT_EMPTY', `${dir} is not empty and holds no fileset`, {
+      hint: 'a first copy from the server goes into an empty directory; move the files away, or start from an empty one',
+    });
+  }
+
+  static WRONG_FILESET(dir: string, have: string, server: string): IntersyncError {
+    return new IntersyncError('WRONG_FILESET', `${dir} holds fileset ${have}, the server serves ${server}`, {
+      hint: 'point the client at the server of this fileset, or use another directory',
     });
   }
 

@@ -12,11 +12,25 @@ import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
 import { WatchCapture } from '#presto/watch-capture.js';
+import { ApplyPath } from '#apply/apply-path.js';
+import { FilesetServer } from '#net/server.js';
+import type { TokenScopeMode } from '#policy/token-table.js';
+import { readSecret } from '#journal/layout.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
 
+export interface ListenOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly tokenScope: TokenScopeMode;
+  readonly leaseMs: number;
+}
+
 export interface FilesetNodeOptions {
   readonly dir: string;
+  /** Serve the fileset over HTTP; null: journal only. */
+  readonly listen?: ListenOptions | null;
   readonly fileset?: string;
   readonly debug: number;
   readonly logDir?: string;
@@ -38,7 +52,10 @@ export class FilesetNode {
   readonly paths: FilesetPaths;
   readonly db: FilesetDb;
   readonly capture: WatchCapture;
+  readonly apply: ApplyPath;
   readonly guard = new EchoGuard();
+  server: FilesetServer | null = null;
+  listenUrl: string | null = null;
   readonly log: Logger;
   readonly logFile: string;
   readonly created: boolean;
@@ -59,6 +76,8 @@ export class FilesetNode {
     this.logFile = l.file;
     this.#flushLog = l.flush;
     const kmlLog = l.log.child({ component: 'kml' });
+    ApplyPath.cleanTmp(paths.tmp);
+    this.apply = new ApplyPath({ root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }) });
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
@@ -103,6 +122,7 @@ export class FilesetNode {
       const node = new FilesetNode(o, paths, db, created);
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       await node.capture.start();
+      if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);
       node.#writeStatus();
       node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
       node.#statusTimer.unref();
@@ -114,8 +134,31 @@ export class FilesetNode {
     }
   }
 
+  async #listen(l: ListenOptions): Promise<void> {
+    this.server = new FilesetServer(
+      {
+        db: this.db, root: this.paths.dir, apply: this.apply, secret: readSecret(this.paths), log: this.log.child({ component: 'server' }),
+        clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
+      },
+      l.tls,
+    );
+    try {
+      await this.server.listen({ host: l.host, port: l.port });
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      throw new IntersyncError('IO', `cannot listen on ${l.host}:${l.port}: ${(e as Error).message}`, {
+        hint: code === 'EADDRINUSE' ? 'another process uses this port: pick another with --listen ADDR:PORT' : 'check --listen',
+        cause: e,
+      });
+    }
+    const port = this.server.address().port;
+    this.listenUrl = `${l.tls === undefined ? 'http' : 'https'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${port}`;
+    this.log.info({ url: this.listenUrl }, 'listening');
+  }
+
   async stop(): Promise<void> {
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
+    await this.server?.close();
     await this.capture.stop();
     this.log.info({ lastTid: formatTid(this.db.lastTid) }, 'stopped');
     this.#writeStatus();
@@ -130,6 +173,9 @@ export class FilesetNode {
         pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#opts.clock.now(), role: 'server',
         fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
         logFile: this.logFile, debug: this.#opts.debug, capture: this.capture.status(),
+        server: this.server === null ? null : {
+          url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
+        },
       });
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'cannot write status file');

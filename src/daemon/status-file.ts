@@ -6,7 +6,7 @@ export interface DaemonStatus {
   readonly pid: number;
   readonly startedAt: number;
   readonly updatedAt: number;
-  readonly role: 'server';
+  readonly role: 'server' | 'client';
   readonly fileset: string;
   readonly uuid: string;
   readonly nodeId: string;
@@ -14,6 +14,11 @@ export interface DaemonStatus {
   readonly logFile: string;
   readonly debug: number;
   readonly capture: CaptureStatus;
+  /** Server: peers, tokens, listen address. */
+  readonly server?: unknown;
+  /** Client: connection, lag, conflicts, first copy. */
+  readonly client?: unknown;
+  readonly reint?: unknown;
 }
 
 export function writeStatusFile(file: string, s: DaemonStatus): void {

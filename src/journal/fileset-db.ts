@@ -90,6 +90,7 @@ export class FilesetDb {
       byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
       byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
       byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
+      byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
       below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
       all: db.prepare('SELECT * FROM objects'),
       count: db.prepare('SELECT count(*) AS n FROM objects'),
@@ -108,6 +109,7 @@ export class FilesetDb {
                              @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
+      kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
       lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time)
                              VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time)`),
       lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
@@ -117,6 +119,11 @@ export class FilesetDb {
       lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
+      lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
+      lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
+      lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
+      lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
+      objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
       setVersionByIno: db.prepare('UPDATE objects SET version = ? WHERE ino = ? AND fid != ?'),
       lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
                                ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
@@ -137,7 +144,7 @@ export class FilesetDb {
     const db = new Database(file);
     db.defaultSafeIntegers(true);
     db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    db.pragma('synchronous = NORMAL');
     db.transaction(() => {
       migrate(db, 0);
       const put = db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
@@ -180,7 +187,9 @@ export class FilesetDb {
       }
       if (opts.readonly !== true) {
         db.pragma('journal_mode = WAL');
-        db.pragma('synchronous = FULL');
+        // Commits survive a killed process as they are; sync() makes them survive power loss too, and
+        // is called before anything is acknowledged to a peer.
+        db.pragma('synchronous = NORMAL');
       }
       db.pragma('busy_timeout = 5000');
       const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
@@ -225,6 +234,15 @@ export class FilesetDb {
     return (this.#st.byIno!.all(ino) as Row[]).map(toObject);
   }
 
+  objectsByHash(hash: string): ObjectRow[] {
+    return (this.#st.byHash!.all(hash) as Row[]).map(toObject);
+  }
+
+  /** Make every commit so far durable (fsync of the WAL): call before acknowledging to a peer. */
+  sync(): void {
+    this.#db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
   /** Every object strictly below directory `dir`, in path order. */
   objectsBelow(dir: string): ObjectRow[] {
     return (this.#st.below!.all(dir, dir) as Row[]).map(toObject);
@@ -247,6 +265,11 @@ export class FilesetDb {
     return (this.#st.kmlSince!.all(since, limit) as Row[]).map(toRecord);
   }
 
+  kmlAt(tid: Tid): KmlRecord | undefined {
+    const r = this.#st.kmlAt!.get(tid) as Row | undefined;
+    return r === undefined ? undefined : toRecord(r);
+  }
+
   /** The record a reintegration from `origin` with LML sequence `seq` became, if it was accepted. */
   kmlByOrigin(origin: string, seq: bigint): KmlRecord | undefined {
     const r = this.#st.kmlByOrigin!.get(origin, seq) as Row | undefined;
@@ -261,6 +284,13 @@ export class FilesetDb {
   lmlRecord(seq: bigint): LmlRecord | undefined {
     const r = this.#st.lmlGet!.get(seq) as Row | undefined;
     return r === undefined ? undefined : toLml(r);
+  }
+
+  /** Drop one LML record without it reaching the server (a change the server refused for good). */
+  dropLml(seq: bigint): void {
+    this.#transaction(() => {
+      this.#st.lmlDelete!.run(seq);
+    });
   }
 
   lmlCount(): number {
@@ -379,7 +409,10 @@ export class FilesetDb {
   commitRemote(changes: readonly RemoteChange[], peer: string, now: number): void {
     this.#transaction(() => {
       for (const { record: r, identity } of changes) {
-        if (this.#st.kmlHas!.get(r.tid) !== undefined) continue; // applied already
+        if (this.#st.kmlHas!.get(r.tid) !== undefined) {
+          this.#st.lastRcvdSet!.run(peer, r.tid, now); // applied already
+          continue;
+        }
         const cur = this.#current(r);
         this.#applyToObjects(r, cur, r.tid);
         this.#st.kmlInsert!.run(r);
@@ -394,10 +427,13 @@ export class FilesetDb {
    * Client side: the server accepted one of our LML records and forwarded it
    * back with its TID. The disk and object table have the change already: drop
    * the LML record, take the TID as the object's version, rebase later local
-   * records of the same object on it, and move last_rcvd, in one transaction.
+   * records of the same object on it, and (from the forwarded stream, `peer`
+   * given) move last_rcvd, in one transaction. Called from a reintegration
+   * answer, `peer` is null: last_rcvd only moves over a contiguous stream.
    */
-  acceptOwn(r: KmlRecord, peer: string, now: number): void {
+  acceptOwn(r: KmlRecord, peer: string | null, now: number): void {
     this.#transaction(() => {
+      if (peer !== null) this.#st.lastRcvdSet!.run(peer, r.tid, now);
       if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
       this.#st.kmlInsert!.run(r);
       if (r.originSeq !== null) {
@@ -410,7 +446,105 @@ export class FilesetDb {
         if ((r.kind === 'write' || r.kind === 'truncate') && o.ino !== null) this.#st.setVersionByIno!.run(r.tid, o.ino, o.fid);
       }
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
+    });
+  }
+
+  /**
+   * Client side, first copy: an object of the server's snapshot, applied to
+   * the disk already, joins the object table with the server's version. No
+   * KML record: the copy starts the client's KML at the snapshot's TID.
+   */
+  commitCopy(d: RecordDraft, version: Tid, identity: StatIdentity | null): void {
+    this.#transaction(() => {
+      const old = this.objectByFid(d.fid);
+      if (old !== undefined) {
+        this.#st.remove!.run(old.fid);
+        this.#digest = digestSub(this.#digest, old);
+      }
+      this.#applyToObjects({ ...d, preVersion: NO_VERSION }, undefined, version);
+      this.#setIdentity(d, identity);
+    });
+  }
+
+  /** Client side, first copy done: the KML starts at `tid`, the stream follows from there. */
+  finishCopy(peer: string, tid: Tid, now: number): void {
+    this.#transaction(() => {
+      this.#st.setMeta!.run('copy_done', formatTid(tid));
+      this.#st.lastRcvdSet!.run(peer, tid, now);
+      if (tid > this.#lastTid) this.#lastTid = tid;
+    });
+  }
+
+  /** Drop an object (and what is below it) from the table without a record: the first copy removing leftovers. */
+  forget(fid: Fid): void {
+    this.#transaction(() => {
+      const o = this.objectByFid(fid);
+      if (o === undefined) return;
+      for (const c of o.type === 'dir' ? this.objectsBelow(o.path) : []) {
+        this.#st.remove!.run(c.fid);
+        this.#digest = digestSub(this.#digest, c);
+      }
+      this.#st.remove!.run(o.fid);
+      this.#digest = digestSub(this.#digest, o);
+    });
+  }
+
+  /**
+   * Client side, conflict: move a locally created object (never accepted by
+   * the server) to `to`, rewriting its pending LML records, so the name is
+   * free for the server's object. The caller renamed it on disk already.
+   */
+  relocateLocal(fid: Fid, to: string): void {
+    this.#transaction(() => {
+      const o = this.objectByFid(fid);
+      if (o === undefined) return;
+      const from = o.path;
+      const move = (p: string): string => (p === from ? to : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p);
+      for (const c of o.type === 'dir' ? this.objectsBelow(from) : []) {
+        this.#digest = digestSub(this.#digest, c);
+        this.#digest = digestAdd(this.#digest, { ...c, path: move(c.path) });
+        this.#st.movePath!.run(move(c.path), c.fid);
+      }
+      this.#replace(o, { ...o, path: to });
+      for (const r of this.readLml(0n, 1_000_000)) {
+        const np = move(r.path);
+        const nn = r.newPath === null ? null : move(r.newPath);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+      }
+    });
+  }
+
+  /**
+   * Client side, conflict: the server changed an object that has local
+   * changes not accepted yet. The local content was moved aside by the caller
+   * (and journaled as a new object); drop the object's pending records and
+   * put its row back to the server's version at `path`, so the server's
+   * record applies on it. `hasContent` false: the file is not on disk now.
+   */
+  resetToServer(fid: Fid, path: string, version: Tid, hasContent: boolean): void {
+    this.#transaction(() => {
+      this.#st.lmlDropFid!.run(fid);
+      const o = this.objectByFid(fid);
+      if (o === undefined) return;
+      this.#replace(o, { ...o, path, version, ...(hasContent ? {} : { hash: null, size: null }) });
+      this.#st.identity!.run(null, null, null, 1, fid);
+    });
+  }
+
+  /**
+   * Client side, conflict: both sides created a directory at the same name.
+   * The local one takes the server's fid and version; its own mkdir record is
+   * dropped and the server's record joins the KML.
+   */
+  adoptDir(localFid: Fid, r: KmlRecord, peer: string, now: number): void {
+    this.#transaction(() => {
+      this.#st.lmlDropKind!.run(localFid, 'mkdir');
+      this.#st.lmlFid!.run(r.fid, localFid);
+      this.#st.lmlRebase!.run(r.tid, r.fid, NO_VERSION, 0n);
+      this.#st.objectFid!.run(r.fid, r.tid, localFid);
+      this.#st.kmlInsert!.run(r);
       this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
   }
 

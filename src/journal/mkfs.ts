@@ -13,6 +13,8 @@ export interface MkfsOptions {
   readonly fileset: string;
   readonly force: boolean;
   readonly clock: Clock;
+  /** The shared uuid of an existing fileset this node joins (a client); a new one when absent. */
+  readonly uuid?: string;
 }
 
 export interface MkfsResult {
@@ -44,7 +46,7 @@ export function mkfs(dir: string, opts: MkfsOptions): MkfsResult {
     rmSync(staging, { force: true });
     rmSync(`${staging}-wal`, { force: true });
     rmSync(`${staging}-shm`, { force: true });
-    const uuid = randomUUID();
+    const uuid = opts.uuid ?? randomUUID();
     const db = FilesetDb.create(staging, { fileset: name, uuid, nodeId, created: opts.clock.now() });
     db.close();
     for (const suffix of ['-wal', '-shm']) rmSync(`${paths.db}${suffix}`, { force: true });

@@ -85,6 +85,7 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
         time        INTEGER NOT NULL
       ) STRICT;
       CREATE INDEX lml_fid ON lml (fid);
+      CREATE INDEX objects_hash ON objects (hash);
 
       -- Nodes that registered with this server.
       CREATE TABLE peers (

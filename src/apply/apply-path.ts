@@ -1,0 +1,331 @@
+import { createHash, randomBytes } from 'node:crypto';
+import {
+  chmodSync, closeSync, copyFileSync, existsSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
+  renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
+} from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { IntersyncError } from '#core/errors.js';
+import { formatTid, type Tid } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
+import { lstatOrNull, type DiskStat } from '#presto/disk.js';
+import type { EchoGuard } from '#presto/echo-guard.js';
+import { blockLength, blockMapOf, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
+import { confine } from './confine.js';
+
+/** Content staged in the fileset's tmp folder, ready to be renamed into place. */
+export interface Staged {
+  readonly file: string;
+  readonly hash: string;
+  readonly size: number;
+}
+
+/** Where the apply path gets file content it does not hold: the peer the record came from. */
+export interface ContentSource {
+  /** The peer's block map of the record's content (or of a newer content of that object). */
+  blockMap(d: RecordDraft): Promise<BlockMap>;
+  /** The given blocks of that content, in the order asked. */
+  blocks(d: RecordDraft, map: BlockMap, indexes: readonly number[]): AsyncIterable<Buffer>;
+}
+
+/** Files at least this large move as block deltas; smaller ones travel inline with their record. */
+export const DELTA_THRESHOLD = 1 << 20;
+
+export interface ApplyDeps {
+  readonly root: string;
+  readonly tmpDir: string;
+  readonly db: FilesetDb;
+  readonly guard: EchoGuard;
+  readonly log: Logger;
+}
+
+const CONTENT_KINDS = new Set(['create', 'write', 'truncate']);
+
+/**
+ * THE apply path: every change that comes from another node (reintegration on
+ * a server, forwarding on a client, the first copy) goes through here. It
+ * checks the version, stages content in a temp file, changes the backing
+ * directory with the path held in the echo guard, and hands the new stat
+ * identity to the caller's commit, which journals the record in the same tick.
+ */
+export class ApplyPath {
+  readonly #d: ApplyDeps;
+
+  constructor(d: ApplyDeps) {
+    this.#d = d;
+    mkdirSync(d.tmpDir, { recursive: true, mode: 0o700 });
+  }
+
+  /**
+   * The version check: null when `d` applies to this node's state, else why it does not.
+   * A record based on a version that this node has since replaced only by
+   * earlier records of the same origin made against that same version (the
+   * origin sent a chain of changes before it learnt their TIDs) still applies:
+   * `baseOf` returns the version it applies on.
+   */
+  baseOf(d: RecordDraft): Tid | null {
+    const cur = this.#d.db.objectByFid(d.fid);
+    if (cur === undefined) return null;
+    let v = cur.version;
+    for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
+      const r = this.#d.db.kmlAt(v);
+      if (r === undefined || r.origin !== d.origin || r.fid !== d.fid) return null;
+      if (r.preVersion === d.preVersion) return cur.version;
+      v = r.preVersion;
+    }
+    return v === d.preVersion ? cur.version : null;
+  }
+
+  check(d: RecordDraft): IntersyncError | null {
+    const db = this.#d.db;
+    if (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link') {
+      if (db.objectByFid(d.fid) !== undefined) return IntersyncError.CONFLICT(d.path, `object ${d.fid} exists already`);
+      const there = db.objectByPath(d.path);
+      if (there !== undefined) return IntersyncError.CONFLICT(d.path, `the name is taken by ${there.fid}`);
+      if (d.kind === 'link') {
+        const t = d.target === null ? undefined : db.objectByPath(d.target);
+        if (t === undefined || t.type !== 'file') return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`);
+      }
+      return null;
+    }
+    const cur = db.objectByFid(d.fid);
+    if (cur === undefined) return IntersyncError.CONFLICT(d.path, `object ${d.fid} does not exist here`);
+    if (cur.version !== d.preVersion && this.baseOf(d) === null) {
+      return IntersyncError.CONFLICT(d.path, `made against version ${formatTid(d.preVersion)}, current is ${formatTid(cur.version)}`);
+    }
+    if (cur.path !== d.path) return IntersyncError.CONFLICT(d.path, `the object is at ${cur.path} here`);
+    if (d.kind === 'rename' && d.newPath !== null && db.objectByPath(d.newPath) !== undefined) {
+      return IntersyncError.CONFLICT(d.newPath, 'the new name is taken');
+    }
+    if (d.kind === 'rmdir' && db.objectsBelow(d.path).length > 0) return IntersyncError.CONFLICT(d.path, 'directory is not empty here');
+    return null;
+  }
+
+  needsContent(d: RecordDraft): boolean {
+    return CONTENT_KINDS.has(d.kind);
+  }
+
+  /**
+   * Stage the content of a create, write or truncate: from inline bytes, from
+   * an object here with the same hash (identical content is never sent twice),
+   * or from the source, as a block delta against this node's old version.
+   */
+  async stage(d: RecordDraft, inline: Buffer | null, source: ContentSource | null): Promise<Staged> {
+    const want = d.hash!;
+    const tmp = this.#tmpName();
+    if (inline !== null || d.size === 0) {
+      const buf = inline ?? Buffer.alloc(0);
+      const got = createHash('sha256').update(buf).digest('hex');
+      if (got !== want) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+      writeNew(tmp, buf);
+      return { file: tmp, hash: got, size: buf.length };
+    }
+    const local = this.#localCopy(want);
+    if (local !== null) {
+      copyFileSync(local, tmp);
+      return { file: tmp, hash: want, size: d.size ?? 0 };
+    }
+    if (source === null) throw IntersyncError.NEED_CONTENT(want);
+    const map = await source.blockMap(d);
+    const old = this.#d.db.objectByFid(d.fid);
+    const oldAbs = old?.type === 'file' ? join(this.#d.root, old.path) : null;
+    let have: BlockMap | null = null;
+    if (oldAbs !== null && (old?.size ?? 0) >= DELTA_THRESHOLD / 4) {
+      try {
+        have = await blockMapOf(oldAbs, map.blockSize);
+      } catch {
+        have = null;
+      }
+    }
+    const need = missingBlocks(have, map);
+    const offsets = localOffsets(have, map);
+    const out = openSync(tmp, 'wx', 0o600);
+    const whole = createHash('sha256');
+    try {
+      const src = oldAbs !== null && have !== null ? openSync(oldAbs, 'r') : null;
+      try {
+        const fetched = source.blocks(d, map, need)[Symbol.asyncIterator]();
+        for (let i = 0; i < map.blocks.length; i++) {
+          const len = blockLength(map, i);
+          let buf: Buffer;
+          const off = offsets.get(i);
+          if (off !== undefined && src !== null) {
+            buf = Buffer.alloc(len);
+            readSync(src, buf, 0, len, off);
+          } else {
+            const next = await fetched.next();
+            if (next.done === true) throw IntersyncError.PROTOCOL(`peer sent too few blocks for ${d.path}`);
+            buf = next.value;
+            if (buf.length !== len) throw IntersyncError.PROTOCOL(`block ${i} of ${d.path} has ${buf.length} bytes, expected ${len}`);
+          }
+          whole.update(buf);
+          writeSync(out, buf);
+        }
+      } finally {
+        if (src !== null) closeSync(src);
+      }
+    } catch (e) {
+      closeSync(out);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(out);
+    const got = whole.digest('hex');
+    if (got !== map.hash) {
+      rmSync(tmp, { force: true });
+      throw IntersyncError.PROTOCOL(`assembled ${d.path} does not match the peer's hash`);
+    }
+    this.#d.log.debug({ path: d.path, blocks: map.blocks.length, fetched: need.length }, 'block delta');
+    return { file: tmp, hash: got, size: map.size };
+  }
+
+  /**
+   * Change the disk for `d` and commit it through `commit` in the same tick,
+   * with the touched names held in the echo guard so capture does not see the
+   * change as a local one. `staged` is consumed.
+   */
+  apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void): void {
+    const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
+    for (const n of names) this.#d.guard.hold(n);
+    try {
+      const abs = confine(this.#d.root, d.path);
+      let after: string | null = abs;
+      switch (d.kind) {
+        case 'create':
+        case 'write':
+        case 'truncate': {
+          if (staged === null) throw new Error(`apply ${d.kind} ${d.path}: nothing staged`);
+          const existing = lstatOrNull(abs);
+          if (d.kind === 'create' && existing !== null) throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
+          chmodSync(staged.file, d.mode);
+          utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
+          tryChown(staged.file, d.uid, d.gid);
+          renameSync(staged.file, abs);
+          break;
+        }
+        case 'mkdir':
+          mkdirSync(abs, { mode: d.mode });
+          chmodSync(abs, d.mode);
+          tryChown(abs, d.uid, d.gid);
+          break;
+        case 'symlink':
+          symlinkSync(d.target!, abs);
+          tryChown(abs, d.uid, d.gid);
+          break;
+        case 'link':
+          linkSync(confine(this.#d.root, d.target!), abs);
+          break;
+        case 'rename': {
+          const to = confine(this.#d.root, d.newPath!);
+          if (lstatOrNull(to) !== null) throw IntersyncError.CONFLICT(d.newPath!, 'an unjournaled file has this name here');
+          renameSync(abs, to);
+          after = to;
+          break;
+        }
+        case 'unlink':
+          rmIfThere(() => unlinkSync(abs));
+          after = null;
+          break;
+        case 'rmdir':
+          try {
+            rmIfThere(() => rmdirSync(abs));
+          } catch (e) {
+            if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw IntersyncError.CONFLICT(d.path, 'directory holds unjournaled files here');
+            throw e;
+          }
+          after = null;
+          break;
+        case 'setattr': {
+          const st = lstatOrNull(abs);
+          if (st === null) throw IntersyncError.CONFLICT(d.path, 'gone here');
+          if (st.type !== 'symlink') chmodSync(abs, d.mode);
+          tryChown(abs, d.uid, d.gid);
+          if (st.type === 'file') utimesSync(abs, d.mtimeMs / 1000, d.mtimeMs / 1000);
+          else if (st.type === 'symlink') lutimesSync(abs, d.mtimeMs / 1000, d.mtimeMs / 1000);
+          break;
+        }
+      }
+      const st = after === null ? null : lstatOrNull(after);
+      commit(st === null ? null : appliedIdentity(st));
+    } finally {
+      if (staged !== null) rmSync(staged.file, { force: true });
+      for (const n of names) this.#d.guard.release(n);
+    }
+  }
+
+  /** Make everything applied so far durable: file data and names, then the journal. */
+  flush(): void {
+    try {
+      execFileSync('sync', ['-f', this.#d.root], { stdio: 'ignore' });
+    } catch {
+      // Without coreutils' syncfs, fall back to syncing the journal only; the start-up scan re-checks.
+    }
+    this.#d.db.sync();
+  }
+
+  /** Where uploaded content waits for the record that names it. */
+  stagedPath(hash: string): string {
+    return join(this.#d.tmpDir, `staged-${hash}`);
+  }
+
+  /** A local file that holds content `hash` and has not changed since it was journaled, if any. */
+  #localCopy(hash: string): string | null {
+    const staged = this.stagedPath(hash);
+    if (existsSync(staged)) return staged;
+    for (const o of this.#d.db.objectsByHash(hash)) {
+      if (o.type !== 'file' || o.racy) continue;
+      const abs = join(this.#d.root, o.path);
+      const st = lstatOrNull(abs);
+      if (st !== null && unchangedSince(o, st)) return abs;
+    }
+    return null;
+  }
+
+  #tmpName(): string {
+    return join(this.#d.tmpDir, `apply-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** Remove temp files a killed process left behind. */
+  static cleanTmp(tmpDir: string): void {
+    rmSync(tmpDir, { recursive: true, force: true });
+    mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
+  }
+}
+
+function unchangedSince(o: ObjectRow, st: DiskStat): boolean {
+  return o.ino === st.ino && o.size === st.size && o.mtimeNs === st.mtimeNs && o.ctimeNs === st.ctimeNs;
+}
+
+/** Content this node wrote itself is known exactly: its stat is not racy. */
+function appliedIdentity(st: DiskStat): StatIdentity {
+  return { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false };
+}
+
+function writeNew(file: string, buf: Buffer): void {
+  const fd = openSync(file, 'wx', 0o600);
+  try {
+    writeSync(fd, buf);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function rmIfThere(fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+}
+
+function tryChown(abs: string, uid: number, gid: number): void {
+  if (process.getuid?.() !== 0) return; // only root can give files away; others keep their own
+  try {
+    lchownSync(abs, uid, gid);
+  } catch {
+    // a uid this system lacks: keep the file with its current owner
+  }
+}
+

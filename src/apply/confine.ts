@@ -1,0 +1,28 @@
+import { lstatSync } from 'node:fs';
+import { join } from 'node:path';
+import { IntersyncError } from '#core/errors.js';
+import { checkRelPath } from '#core/paths.js';
+
+/**
+ * The absolute path of `rel` inside `root`, for writing. `rel` must be a
+ * normalised relative path, and every directory on the way must be a real
+ * directory inside the tree: a symlink anywhere above the final name would
+ * let a peer write outside the backing directory, so it is refused.
+ */
+export function confine(root: string, rel: string): string {
+  checkRelPath(rel);
+  const parts = rel.split('/');
+  let cur = root;
+  for (let i = 0; i < parts.length - 1; i++) {
+    cur = join(cur, parts[i]!);
+    let st;
+    try {
+      st = lstatSync(cur);
+    } catch {
+      throw IntersyncError.CONFLICT(rel, `parent ${parts.slice(0, i + 1).join('/')} does not exist here`);
+    }
+    if (st.isSymbolicLink()) throw IntersyncError.BAD_PATH(rel, `${parts.slice(0, i + 1).join('/')} is a symlink; refusing to write through it`);
+    if (!st.isDirectory()) throw IntersyncError.CONFLICT(rel, `${parts.slice(0, i + 1).join('/')} is not a directory here`);
+  }
+  return join(cur, parts[parts.length - 1]!);
+}

@@ -1,0 +1,391 @@
+import { readdirSync, renameSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { D_KML } from '#core/debug.js';
+import { IntersyncError } from '#core/errors.js';
+import { META_DIR } from '#core/format.js';
+import { NO_VERSION, formatTid, type NodeId, type Tid } from '#core/ids.js';
+import type { KmlRecord, RecordDraft } from '#core/record.js';
+import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
+import { ensureNodeId, mkfs } from '#journal/mkfs.js';
+import { releasePidFile, takePidFile } from '#journal/pid-file.js';
+import { PeerClient, type HelloInfo } from '#net/peer-client.js';
+import { parseWireRecord } from '#net/protocol/wire-record.js';
+import type { TokenScopeMode } from '#policy/token-table.js';
+import { EchoGuard } from '#presto/echo-guard.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { WatchCapture } from '#presto/watch-capture.js';
+import { conflictName } from '#reint/conflict-name.js';
+import { Reintegrator } from '#reint/reintegrator.js';
+import { firstCopy, type CopyProgress } from './copy.js';
+import { chooseLogDir, createLogger } from './logger.js';
+import { writeStatusFile } from './status-file.js';
+
+export interface ClientNodeOptions {
+  readonly dir: string;
+  readonly server: string;
+  readonly secret: string;
+  readonly ca?: string;
+  readonly replicate: boolean;
+  readonly debug: number;
+  readonly logDir?: string;
+  readonly settleMs?: number;
+  readonly clock: Clock;
+  readonly onProgress?: (p: CopyProgress) => void;
+  readonly onWarning?: (err: IntersyncError) => void;
+}
+
+export interface ClientStatus {
+  readonly connected: boolean;
+  readonly server: string;
+  readonly serverNode: string | null;
+  readonly serverTid: string | null;
+  readonly lastRcvd: string;
+  readonly lagRecords: number | null;
+  readonly lagMs: number | null;
+  readonly stale: number;
+  readonly conflicts: number;
+  readonly copy: { readonly done: boolean; readonly files: number; readonly totalFiles: number } | null;
+  readonly lastError: string | null;
+}
+
+/**
+ * A client (cache manager, or a replicator with --replicate): its fileset is a
+ * copy of the server's. Local changes are captured into the LML and
+ * reintegrated at once; the server's records arrive on the forwarded stream
+ * and go through the apply path; both sides share the fileset's uuid.
+ */
+export class ClientNode {
+  readonly paths: FilesetPaths;
+  readonly db: FilesetDb;
+  readonly capture: WatchCapture;
+  readonly apply: ApplyPath;
+  readonly client: PeerClient;
+  readonly reint: Reintegrator;
+  readonly guard = new EchoGuard();
+  readonly log: Logger;
+  readonly logFile: string;
+  readonly #o: ClientNodeOptions;
+  readonly #flushLog: () => void;
+  readonly #source: ContentSource;
+  readonly #stale = new Set<string>();
+  readonly #startedAt: number;
+  #hello: HelloInfo | null;
+  #connected = false;
+  #serverTid: Tid | null = null;
+  #lastApplyAt = 0;
+  #lastError: string | null = null;
+  #conflicts = 0;
+  #copy: { done: boolean; files: number; totalFiles: number } | null = null;
+  #abort = new AbortController();
+  #stopped = false;
+  #loops: Promise<unknown>[] = [];
+  #statusTimer: NodeJS.Timeout | undefined;
+  #ackTimer: NodeJS.Timeout | undefined;
+  #acked: Tid = NO_VERSION;
+
+  private constructor(o: ClientNodeOptions, paths: FilesetPaths, db: FilesetDb, client: PeerClient, hello: HelloInfo | null) {
+    this.#o = o;
+    this.paths = paths;
+    this.db = db;
+    this.client = client;
+    this.#hello = hello;
+    this.#startedAt = o.clock.now();
+    const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths.name, o.debug);
+    this.log = l.log.child({ component: 'client' });
+    this.logFile = l.file;
+    this.#flushLog = l.flush;
+    ApplyPath.cleanTmp(paths.tmp);
+    this.apply = new ApplyPath({ root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }) });
+    this.#source = {
+      blockMap: (d) => client.blockMap(d.fid),
+      blocks: (d, map, indexes) => client.blocks(d.fid, map, indexes),
+    };
+    const kmlLog = l.log.child({ component: 'kml' });
+    this.capture = new WatchCapture({
+      db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard,
+      ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      journal: (changes) => {
+        const recs = db.commitLocal(changes);
+        if ((o.debug & D_KML) !== 0) for (const r of recs) kmlLog.debug({ seq: r.seq.toString(), kind: r.kind, path: r.path }, 'lml');
+        return recs.length;
+      },
+      onWarning: (err) => o.onWarning?.(err),
+    });
+    this.reint = new Reintegrator({
+      db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
+      clock: o.clock, debug: o.debug, scopeMode: () => (this.#hello?.tokenScope ?? 'fileset') as TokenScopeMode,
+      leaseMs: () => this.#hello?.leaseMs ?? 30_000,
+    });
+  }
+
+  static async start(o: ClientNodeOptions): Promise<ClientNode> {
+    const dir = checkBackingDir(o.dir);
+    const existing = listFilesets(dir);
+    let paths: FilesetPaths;
+    let client: PeerClient;
+    let hello: HelloInfo | null = null;
+    if (existing.length === 0) {
+      // First contact: the server says which fileset this is; the copy goes into an empty directory.
+      const names = readdirSync(dir).filter((n) => n !== META_DIR);
+      if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
+      client = new PeerClient(o.server, o.secret, o.ca === undefined ? {} : { ca: o.ca });
+      const probe = await client.hello(ensureNodeId(dir), o.replicate);
+      paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
+    } else {
+      paths = findFileset(dir);
+      client = new PeerClient(o.server, o.secret, o.ca === undefined ? {} : { ca: o.ca });
+    }
+    const db = FilesetDb.open(paths.db);
+    client.uuid = db.meta.uuid;
+    const holder = takePidFile(paths.pidFile);
+    if (holder !== undefined) {
+      db.close();
+      throw IntersyncError.DAEMON_RUNNING(dir, holder);
+    }
+    try {
+      try {
+        hello = await client.hello(db.meta.nodeId, o.replicate);
+        if (hello.uuid !== db.meta.uuid) throw IntersyncError.WRONG_FILESET(dir, db.meta.uuid, hello.uuid);
+        db.setMeta('server_node', hello.node);
+      } catch (e) {
+        if (!(e instanceof IntersyncError) || e.code !== 'PEER_UNREACHABLE' || db.getMeta('copy_done') === undefined) throw e;
+        hello = null; // known fileset, server away: start anyway and keep trying
+      }
+      db.setMeta('role', 'client');
+      db.setMeta('server_url', client.url);
+      const node = new ClientNode(o, paths, db, client, hello);
+      node.log.info({ dir, server: client.url, uuid: db.meta.uuid, node: db.meta.nodeId }, 'starting client');
+      await node.capture.start();
+      if (db.getMeta('copy_done') === undefined) await node.#firstCopy();
+      node.#loops.push(node.#followLoop(), node.reint.run());
+      node.#writeStatus();
+      node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
+      node.#statusTimer.unref();
+      return node;
+    } catch (e) {
+      db.close();
+      releasePidFile(paths.pidFile);
+      await client.close();
+      throw e;
+    }
+  }
+
+  get created(): boolean {
+    return this.#copy !== null;
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#abort.abort();
+    this.reint.stop();
+    if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+    await this.capture.stop();
+    await Promise.allSettled(this.#loops);
+    this.#writeStatus();
+    this.log.info({ lastRcvd: formatTid(this.db.lastRcvdOf(this.#serverNode())) }, 'stopped');
+    this.db.close();
+    releasePidFile(this.paths.pidFile);
+    await this.client.close();
+    this.#flushLog();
+  }
+
+  status(): ClientStatus {
+    const lastRcvd = this.db.lastRcvdOf(this.#serverNode());
+    return {
+      connected: this.#connected, server: this.client.url, serverNode: this.#hello?.node ?? this.db.getMeta('server_node') ?? null,
+      serverTid: this.#serverTid === null ? null : formatTid(this.#serverTid), lastRcvd: formatTid(lastRcvd),
+      lagRecords: this.#serverTid === null ? null : Number(this.#serverTid > lastRcvd ? this.#serverTid - lastRcvd : 0n),
+      lagMs: this.#serverTid !== null && this.#serverTid > lastRcvd ? this.#o.clock.now() - this.#lastApplyAt : 0,
+      stale: this.#stale.size, conflicts: this.#conflicts, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
+    };
+  }
+
+  #serverNode(): string {
+    return this.#hello?.node ?? this.db.getMeta('server_node') ?? 'server';
+  }
+
+  async #firstCopy(): Promise<void> {
+    this.#copy = { done: false, files: 0, totalFiles: 0 };
+    const t0 = this.#o.clock.monotonic();
+    const r = await firstCopy({
+      db: this.db, apply: this.apply, client: this.client, source: this.#source, root: this.paths.dir,
+      serverNode: this.#serverNode(), log: this.log, clock: this.#o.clock,
+      onProgress: (p) => {
+        this.#copy = { done: false, files: p.files, totalFiles: p.totalFiles };
+        this.#o.onProgress?.(p);
+      },
+    });
+    this.#copy = { done: true, files: r.files, totalFiles: r.files };
+    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0) }, 'first copy done');
+  }
+
+  /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */
+  async #followLoop(): Promise<void> {
+    let backoff = 200;
+    while (!this.#stopped) {
+      try {
+        if (this.#hello === null) {
+          this.#hello = await this.client.hello(this.db.meta.nodeId, this.#o.replicate);
+          this.db.setMeta('server_node', this.#hello.node);
+        }
+        const since = this.db.lastRcvdOf(this.#serverNode());
+        for await (const f of this.client.follow(since, this.db.meta.nodeId, this.#abort.signal)) {
+          if (!this.#connected) this.log.info({ since: formatTid(since) }, 'connected');
+          this.#connected = true;
+          backoff = 200;
+          if (f.type === 'record') {
+            const r = parseWireRecord(f.header.r);
+            this.#stale.add(r.fid);
+            try {
+              await this.#applyForwarded(r, f.payload);
+            } finally {
+              this.#stale.delete(r.fid);
+            }
+            this.#scheduleAck();
+          } else if (f.type === 'recall') {
+            this.reint.onRecall(String(f.header.scope));
+          } else if (f.type === 'ping' || f.type === 'hello') {
+            const t = typeof f.header.tid === 'string' ? BigInt(f.header.tid) : null;
+            if (t !== null) this.#serverTid = t as Tid;
+          }
+        }
+        this.#connected = false;
+      } catch (e) {
+        this.#connected = false;
+        if (this.#stopped) break;
+        const err = e instanceof IntersyncError ? e : IntersyncError.IO('follow', this.client.url, e);
+        this.#lastError = err.message;
+        this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
+        if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
+        await new Promise((r) => setTimeout(r, backoff + Math.random() * backoff));
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  #scheduleAck(): void {
+    if (this.#ackTimer !== undefined) return;
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = undefined;
+      const tid = this.db.lastRcvdOf(this.#serverNode());
+      if (tid <= this.#acked || this.#stopped) return;
+      this.apply.flush(); // durable before acknowledged
+      this.client.ack(this.db.meta.nodeId, tid).then(
+        () => {
+          this.#acked = tid;
+        },
+        (e: unknown) => this.log.debug({ err: (e as Error).message }, 'ack failed'),
+      );
+    }, 100);
+    this.#ackTimer.unref();
+  }
+
+  /** Apply one record from the server: our own accepted change, or another node's through the apply path. */
+  async #applyForwarded(r: KmlRecord, inline: Buffer | null): Promise<void> {
+    const db = this.db;
+    const peer = this.#serverNode();
+    if (r.tid <= db.lastRcvdOf(peer)) return;
+    this.#lastApplyAt = this.#o.clock.now();
+    if (r.origin === db.meta.nodeId && r.originSeq !== null) {
+      db.acceptOwn(r, peer, this.#o.clock.now());
+      return;
+    }
+    if (this.#divertLocal(r)) return;
+    let staged = null;
+    if (this.apply.needsContent(r)) {
+      try {
+        staged = await this.apply.stage(r, inline, this.#source);
+      } catch (e) {
+        if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+        // Changed again on the server: a later record brings the newer content; keep the name meanwhile.
+        staged = await this.apply.stage({ ...r, hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0 }, Buffer.alloc(0), null);
+      }
+    }
+    const err = this.apply.check(r);
+    if (err !== null) {
+      this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
+      throw err;
+    }
+    this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()));
+  }
+
+  /**
+   * Keep-both for a server record that meets local changes not accepted yet:
+   * the server's version takes the name, the local one is kept beside it as
+   * `<name>.conflict-<node>-<tid><.ext>` and journaled as a new object, so it
+   * reaches every node. Nothing is lost.
+   */
+  #divertLocal(r: KmlRecord): boolean {
+    const db = this.db;
+    const me = db.meta.nodeId;
+    const taken = (p: string): boolean => db.objectByPath(p) !== undefined || lstatOrNull(join(this.paths.dir, p)) !== null;
+    // A name the record needs, held here by an object the server does not know yet.
+    const names = r.kind === 'rename' ? [r.newPath!] : ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? [r.path] : [];
+    for (const name of names) {
+      const o = db.objectByPath(name);
+      if (o === undefined || o.fid === r.fid) continue;
+      if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION) {
+        db.adoptDir(o.fid, r, this.#serverNode(), this.#o.clock.now()); // both made the same directory: one it is
+        return true;
+      }
+      const to = conflictName(name, me, r.tid, taken);
+      this.#move(name, to);
+      db.relocateLocal(o.fid, to);
+      this.#conflicts++;
+      this.log.warn({ path: name, keptAs: to, tid: formatTid(r.tid) }, 'conflict: name taken by a local change; local kept beside');
+    }
+    // The object itself has local changes.
+    if (!db.hasPendingLocal(r.fid)) return false;
+    const o = db.objectByFid(r.fid);
+    if (o === undefined) return false;
+    const hadContent = o.type === 'file' && lstatOrNull(join(this.paths.dir, o.path)) !== null;
+    if (hadContent && r.kind !== 'setattr') {
+      const to = conflictName(r.path, me, r.tid, taken);
+      this.#move(o.path, to);
+      // The moved file becomes a new object, journaled here and reintegrated like any local creation.
+      const fid = db.newFid();
+      const draft: RecordDraft = {
+        kind: 'create', fid, path: to, newPath: null, target: null, preVersion: NO_VERSION, mode: o.mode, uid: o.uid, gid: o.gid,
+        mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, origin: me as NodeId, time: this.#o.clock.now(),
+      };
+      db.resetToServer(r.fid, r.path, r.preVersion, false);
+      db.commitLocal([{ draft, identity: null }]);
+      this.log.warn({ path: r.path, keptAs: to, tid: formatTid(r.tid) }, 'conflict: changed on both sides; local kept beside');
+    } else {
+      if (o.path !== r.path && lstatOrNull(join(this.paths.dir, r.path)) === null) this.#move(o.path, r.path);
+      db.resetToServer(r.fid, r.path, r.preVersion, hadContent);
+      this.log.warn({ path: r.path, tid: formatTid(r.tid) }, 'conflict: local change to this object dropped, the server\'s applies');
+    }
+    this.#conflicts++;
+    return false;
+  }
+
+  #move(from: string, to: string): void {
+    this.guard.hold(from);
+    this.guard.hold(to);
+    try {
+      renameSync(join(this.paths.dir, from), join(this.paths.dir, to));
+    } finally {
+      this.guard.release(from);
+      this.guard.release(to);
+    }
+  }
+
+  #writeStatus(): void {
+    try {
+      writeStatusFile(this.paths.statusFile, {
+        pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#o.clock.now(), role: 'client',
+        fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
+        logFile: this.logFile, debug: this.#o.debug, capture: this.capture.status(), client: this.status(),
+        reint: this.reint.status(),
+      });
+    } catch (e) {
+      this.log.warn({ err: (e as Error).message }, 'cannot write status file');
+    }
+  }
+}

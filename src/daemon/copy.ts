@@ -1,0 +1,115 @@
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { NO_VERSION, asTid, parseTid, type Fid, type NodeId } from '#core/ids.js';
+import { depthOf } from '#core/paths.js';
+import type { RecordDraft } from '#core/record.js';
+import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+
+export interface CopyProgress {
+  files: number;
+  totalFiles: number;
+  bytes: number;
+  totalBytes: number;
+}
+
+export interface CopyDeps {
+  readonly db: FilesetDb;
+  readonly apply: ApplyPath;
+  readonly client: PeerClient;
+  readonly source: ContentSource;
+  readonly root: string;
+  readonly serverNode: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly onProgress: (p: CopyProgress) => void;
+}
+
+const BATCH_FILES = 500;
+const BATCH_BYTES = 8 << 20;
+
+/**
+ * A client's first copy of the whole fileset, from a snapshot of the server's
+ * object table at one TID, through the apply path. Resumable: an object
+ * already here with the snapshot's fid and content is skipped, leftovers of an
+ * older snapshot are removed. When done the forwarded stream follows from the
+ * snapshot's TID, so nothing changed on the server during the copy is lost;
+ * capture runs throughout, so nothing changed here is either.
+ */
+export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: number; bytes: number; skipped: number }> {
+  const snap = await d.client.snapshot();
+  const tid = parseTid(snap.tid)!;
+  const inSnap = new Set(snap.entries.map((e) => e.fid));
+  // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
+  const leftovers = [...d.db.allObjects()].filter((o) => !inSnap.has(o.fid) && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid));
+  leftovers.sort((a, b) => depthOf(b.path) - depthOf(a.path));
+  for (const o of leftovers) {
+    rmSync(join(d.root, o.path), { recursive: true, force: true });
+    d.db.forget(o.fid);
+  }
+  const have = (e: SnapshotEntry): boolean => {
+    const o = d.db.objectByFid(e.fid as Fid);
+    return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
+  };
+  const todo = snap.entries.filter((e) => !have(e));
+  const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
+  d.onProgress(p);
+  let skipped = snap.entries.length - todo.length;
+  for (let i = 0; i < todo.length;) {
+    // One request brings the content of many small files.
+    const batch: SnapshotEntry[] = [];
+    let bytes = 0;
+    while (i < todo.length && batch.length < BATCH_FILES && (batch.length === 0 || bytes < BATCH_BYTES)) {
+      const e = todo[i++]!;
+      batch.push(e);
+      if (e.type === 'file' && e.linkOf === null && (e.size ?? 0) < DELTA_THRESHOLD) bytes += e.size ?? 0;
+    }
+    const small = batch.filter((e) => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && (e.size ?? 0) < DELTA_THRESHOLD);
+    const content = small.length === 0 ? new Map() : await d.client.content(small.map((e) => e.fid));
+    for (const e of batch) {
+      const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
+      if (lstatOrNull(join(d.root, e.path)) !== null && d.db.objectByPath(e.path)?.fid !== e.fid) {
+        d.log.warn({ path: e.path }, 'first copy: a local file has this name; it is journaled and will conflict');
+        skipped++;
+        continue;
+      }
+      let staged = null;
+      let final = draft;
+      if (draft.kind === 'create') {
+        const got = content.get(e.fid) as { hash: string | null; data: Buffer | null } | undefined;
+        if ((e.size ?? 0) >= DELTA_THRESHOLD) {
+          staged = await d.apply.stage(draft, null, d.source);
+        } else if (got !== undefined && got.data !== null && got.hash !== null) {
+          final = { ...draft, hash: got.hash, size: got.data.length }; // newer than the snapshot: a later record says so
+          staged = await d.apply.stage(final, got.data, null);
+        } else if ((e.size ?? 0) === 0) {
+          staged = await d.apply.stage(draft, Buffer.alloc(0), null);
+        } else {
+          skipped++; // gone from the server since the snapshot: the stream brings its removal
+          continue;
+        }
+      }
+      d.apply.apply(final, staged, (identity) => d.db.commitCopy(final, asTid(BigInt(e.version)), identity));
+      p.files++;
+      p.bytes += e.size ?? 0;
+    }
+    d.onProgress(p);
+  }
+  d.apply.flush();
+  d.db.finishCopy(d.serverNode, tid, d.clock.now());
+  return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped };
+}
+
+function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {
+  const kind = e.type === 'dir' ? 'mkdir' : e.type === 'symlink' ? 'symlink' : e.linkOf !== null ? 'link' : 'create';
+  return {
+    kind, fid: e.fid as Fid, path: e.path, newPath: null, target: e.type === 'symlink' ? e.target : e.linkOf,
+    preVersion: NO_VERSION, mode: e.mode, uid: e.uid, gid: e.gid, mtimeMs: e.mtimeMs,
+    size: e.type === 'file' ? e.size : null, hash: e.type === 'file' ? e.hash : null, origin, time: now,
+  };
+}

@@ -1,0 +1,80 @@
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import type { KmlRecord } from '#core/record.js';
+import { blockLength, blockMapOf, type BlockMap } from '#apply/blocks.js';
+import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { lstatOrNull } from '#presto/disk.js';
+
+/**
+ * Reads of this node's file content for peers: inline bytes for small files,
+ * block maps (cached by stat identity, so a large file is hashed once per
+ * version) and block ranges for large ones. A read never returns bytes that do
+ * not match the hash it claims.
+ */
+export class ContentReader {
+  readonly #root: string;
+  readonly #db: FilesetDb;
+  readonly #maps = new Map<string, { key: string; map: BlockMap }>();
+
+  constructor(root: string, db: FilesetDb) {
+    this.#root = root;
+    this.#db = db;
+  }
+
+  /** The content of a small file record when this node still holds exactly it, else null. */
+  inline(r: Pick<KmlRecord, 'kind' | 'fid' | 'hash' | 'size'>): Buffer | null {
+    if ((r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') || r.hash === null) return null;
+    if ((r.size ?? 0) >= DELTA_THRESHOLD) return null;
+    if (r.size === 0) return Buffer.alloc(0);
+    const o = this.#db.objectByFid(r.fid);
+    if (o === undefined || o.hash !== r.hash) return null;
+    try {
+      const buf = readFileSync(join(this.#root, o.path));
+      return createHash('sha256').update(buf).digest('hex') === r.hash ? buf : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** Current block map of object `fid`, or null when it is no file here. */
+  async blockMap(fid: string): Promise<{ map: BlockMap; path: string } | null> {
+    const o = this.#db.objectByFid(fid as never);
+    if (o === undefined || o.type !== 'file') return null;
+    const abs = join(this.#root, o.path);
+    const st = lstatOrNull(abs);
+    if (st === null || st.type !== 'file') return null;
+    const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+    const hit = this.#maps.get(fid);
+    if (hit !== undefined && hit.key === key) return { map: hit.map, path: abs };
+    const map = await blockMapOf(abs);
+    const after = lstatOrNull(abs);
+    if (after === null || `${after.ino}:${after.size}:${after.mtimeNs}:${after.ctimeNs}` !== key) return null; // changed while read
+    if (this.#maps.size > 256) this.#maps.clear();
+    this.#maps.set(fid, { key, map });
+    return { map, path: abs };
+  }
+
+  /** Read blocks `indexes` of the file at `path` whose map is `map`. */
+  *blocks(path: string, map: BlockMap, indexes: readonly number[]): Generator<Buffer> {
+    const fd = openSync(path, 'r');
+    try {
+      for (const i of indexes) {
+        const len = blockLength(map, i);
+        const buf = Buffer.alloc(len);
+        const n = readSync(fd, buf, 0, len, i * map.blockSize);
+        if (n !== len) throw new Error('file shrank while read');
+        yield buf;
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** True when content `hash` is here: staged by an upload or held by an unchanged object. */
+  has(hash: string, stagedPath: string): boolean {
+    if (lstatOrNull(stagedPath) !== null) return true;
+    return this.#db.objectsByHash(hash).some((o) => o.type === 'file' && !o.racy);
+  }
+}

@@ -1,0 +1,220 @@
+import { Agent, request, type Dispatcher } from 'undici';
+import { readFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import { IntersyncError } from '#core/errors.js';
+import { PROTOCOL_VERSION } from '#core/format.js';
+import { formatTid, type Tid } from '#core/ids.js';
+import type { BlockMap } from '#apply/blocks.js';
+import { blockLength } from '#apply/blocks.js';
+import { readFrames, type Frame } from './protocol/frames.js';
+import { fromWire } from './protocol/wire-errors.js';
+
+export interface HelloInfo {
+  readonly proto: number;
+  readonly fileset: string;
+  readonly uuid: string;
+  readonly node: string;
+  readonly lastTid: string;
+  readonly digest: string;
+  readonly tokenScope: 'fileset' | 'subtree';
+  readonly leaseMs: number;
+}
+
+export interface SnapshotEntry {
+  readonly fid: string;
+  readonly path: string;
+  readonly type: 'file' | 'dir' | 'symlink';
+  readonly version: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeMs: number;
+  readonly size: number | null;
+  readonly hash: string | null;
+  readonly target: string | null;
+  readonly linkOf: string | null;
+}
+
+export interface Snapshot {
+  readonly tid: string;
+  readonly digest: string;
+  readonly entries: SnapshotEntry[];
+}
+
+export interface ReintResult {
+  readonly results: Array<{ seq: string; status: 'accepted' | 'conflict' | 'need-content' | 'skipped'; r?: unknown; error?: { code: string; message: string } }>;
+  readonly lastTid: string;
+}
+
+/**
+ * The HTTP client of a fileset's server (undici, keep-alive). Every call
+ * carries the secret; an error answer comes back as the IntersyncError the
+ * server sent, a network failure as PEER_UNREACHABLE (retriable).
+ */
+export class PeerClient {
+  readonly url: string;
+  readonly #origin: string;
+  readonly #base: string;
+  readonly #secret: string;
+  readonly #agent: Agent;
+  #uuid: string | null;
+
+  constructor(url: string, secret: string, opts: { uuid?: string; ca?: string } = {}) {
+    let u: URL;
+    try {
+      u = new URL(/^https?:\/\//.test(url) ? url : `http://${url}`);
+    } catch {
+      throw IntersyncError.BAD_ARGUMENT(`--server ${url} is not a URL`, 'write it as HOST[:PORT] or http://HOST:PORT');
+    }
+    if (u.port === '') u.port = '7777';
+    this.url = u.origin;
+    this.#origin = u.origin;
+    this.#base = u.pathname.replace(/\/$/, '');
+    this.#secret = secret;
+    this.#uuid = opts.uuid ?? null;
+    this.#agent = new Agent({
+      keepAliveTimeout: 30_000,
+      connections: 8,
+      ...(opts.ca === undefined ? {} : { connect: { ca: readFileSync(opts.ca) } }),
+    });
+  }
+
+  set uuid(v: string) {
+    this.#uuid = v;
+  }
+
+  async close(): Promise<void> {
+    await this.#agent.close();
+  }
+
+  #fs(path: string): string {
+    if (this.#uuid === null) throw new Error('peer client: fileset uuid not known yet');
+    return `${this.#base}/v1/filesets/${this.#uuid}${path}`;
+  }
+
+  async #call(method: Dispatcher.HttpMethod, path: string, o: { json?: unknown; body?: Readable | Buffer; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Dispatcher.ResponseData> {
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#secret}` };
+    let body: string | Buffer | Readable | null = null;
+    if (o.json !== undefined) {
+      headers['content-type'] = 'application/json';
+      body = JSON.stringify(o.json);
+    } else if (o.body !== undefined) {
+      headers['content-type'] = 'application/octet-stream';
+      body = o.body;
+    }
+    let res: Dispatcher.ResponseData;
+    try {
+      res = await request(`${this.#origin}${path}`, {
+        method, headers, body, dispatcher: this.#agent,
+        headersTimeout: o.timeoutMs ?? 60_000, bodyTimeout: o.timeoutMs ?? 60_000,
+        ...(o.signal === undefined ? {} : { signal: o.signal }),
+      });
+    } catch (e) {
+      throw IntersyncError.PEER_UNREACHABLE(this.url, e);
+    }
+    if (res.statusCode >= 400) {
+      let parsed: unknown = null;
+      try {
+        parsed = await res.body.json();
+      } catch {
+        parsed = null;
+      }
+      throw fromWire(res.statusCode, parsed);
+    }
+    return res;
+  }
+
+  async #json<T>(method: Dispatcher.HttpMethod, path: string, json?: unknown): Promise<T> {
+    const res = await this.#call(method, path, json === undefined ? {} : { json });
+    try {
+      return (await res.body.json()) as T;
+    } catch (e) {
+      throw IntersyncError.PEER_UNREACHABLE(this.url, e);
+    }
+  }
+
+  async hello(node: string, replicate: boolean): Promise<HelloInfo> {
+    const h = await this.#json<HelloInfo>('POST', `${this.#base}/v1/hello`, { node, proto: PROTOCOL_VERSION, replicate });
+    this.#uuid = h.uuid;
+    return h;
+  }
+
+  snapshot(): Promise<Snapshot> {
+    return this.#json<Snapshot>('GET', this.#fs('/snapshot'));
+  }
+
+  /** Current content of small objects: fid -> bytes (null when the server no longer holds them). */
+  async content(fids: readonly string[]): Promise<Map<string, { hash: string | null; data: Buffer | null }>> {
+    const res = await this.#call('POST', this.#fs('/content'), { json: { fids } });
+    const out = new Map<string, { hash: string | null; data: Buffer | null }>();
+    for await (const f of readFrames(res.body)) {
+      if (f.type !== 'content') continue;
+      out.set(String(f.header.fid), { hash: (f.header.hash as string | null) ?? null, data: f.header.ok === true ? (f.payload ?? Buffer.alloc(0)) : null });
+    }
+    return out;
+  }
+
+  blockMap(fid: string): Promise<BlockMap> {
+    return this.#json<BlockMap>('GET', this.#fs(`/blocks?fid=${encodeURIComponent(fid)}`));
+  }
+
+  /** Blocks `indexes` of the server's current content of `fid` (which must hash to `map.hash`). */
+  async *blocks(fid: string, map: BlockMap, indexes: readonly number[]): AsyncGenerator<Buffer> {
+    if (indexes.length === 0) return;
+    const res = await this.#call('POST', this.#fs('/blocks'), { json: { fid, hash: map.hash, indexes }, timeoutMs: 300_000 });
+    let k = 0;
+    let pending: Buffer[] = [];
+    let have = 0;
+    for await (const chunk of res.body) {
+      let c = chunk as Buffer;
+      while (c.length > 0 && k < indexes.length) {
+        const want = blockLength(map, indexes[k]!);
+        const take = Math.min(want - have, c.length);
+        pending.push(c.subarray(0, take));
+        have += take;
+        c = c.subarray(take);
+        if (have === want) {
+          yield Buffer.concat(pending);
+          pending = [];
+          have = 0;
+          k++;
+        }
+      }
+    }
+    if (k !== indexes.length) throw IntersyncError.PROTOCOL(`server sent ${k} of ${indexes.length} blocks`);
+  }
+
+  async hasContent(hash: string): Promise<boolean> {
+    try {
+      await this.#call('HEAD', this.#fs(`/content/${hash}`));
+      return true;
+    } catch (e) {
+      if (e instanceof IntersyncError && e.code !== 'PEER_UNREACHABLE' && e.code !== 'UNAUTHORIZED') return false;
+      throw e;
+    }
+  }
+
+  async upload(fid: string, frames: AsyncIterable<Buffer>): Promise<void> {
+    const res = await this.#call('POST', this.#fs(`/upload?fid=${encodeURIComponent(fid)}`), { body: Readable.from(frames), timeoutMs: 600_000 });
+    await res.body.dump();
+  }
+
+  async reint(node: string, body: Buffer): Promise<ReintResult> {
+    const res = await this.#call('POST', this.#fs(`/reint?node=${node}`), { body, timeoutMs: 300_000 });
+    return (await res.body.json()) as ReintResult;
+  }
+
+  async ack(node: string, tid: Tid): Promise<void> {
+    await this.#json('POST', this.#fs('/ack'), { node, tid: formatTid(tid) });
+  }
+
+  async token(node: string, scope: string, op: 'acquire' | 'release', waitMs = 5000): Promise<{ granted?: boolean; expires?: number }> {
+    return this.#json('POST', this.#fs('/token'), { node, scope, op, waitMs });
+  }
+
+  /** The forwarded record stream after `since`, following new records until aborted or cut. */
+  async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame> {
+    const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}&follow=1&node=${node}`), { timeoutMs: 45_000, signal });
+    yield* readFrames(res.body);
+  }
+}

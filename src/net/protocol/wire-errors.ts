@@ -1,0 +1,44 @@
+import { IntersyncError, type ErrorCode } from '#core/errors.js';
+
+/** Error codes to HTTP status and back, in one place. */
+const STATUS: Partial<Record<ErrorCode, number>> = {
+  BAD_ARGUMENT: 400,
+  BAD_REQUEST: 400,
+  BAD_PATH: 400,
+  PROTOCOL: 400,
+  UNAUTHORIZED: 401,
+  NO_FILESET: 404,
+  WRONG_FILESET: 404,
+  CONFLICT: 409,
+  TOKEN_BUSY: 409,
+  NOT_EMPTY: 409,
+  CONTENT_GONE: 410,
+  TOO_LARGE: 413,
+  NEED_CONTENT: 422,
+  DB_CORRUPT: 500,
+  IO: 500,
+};
+
+export function statusOf(e: IntersyncError): number {
+  return STATUS[e.code] ?? 500;
+}
+
+export interface WireError {
+  readonly error: { readonly code: string; readonly message: string; readonly hint: string | null; readonly retriable: boolean };
+}
+
+export function toWire(e: IntersyncError): WireError {
+  return { error: { code: e.code, message: e.message, hint: e.hint ?? null, retriable: e.retriable } };
+}
+
+/** Rebuild the error a peer sent; an unknown body becomes a PROTOCOL error naming the status. */
+export function fromWire(status: number, body: unknown): IntersyncError {
+  const err = (body as Partial<WireError> | null)?.error;
+  if (err !== undefined && typeof err.code === 'string' && typeof err.message === 'string') {
+    return new IntersyncError(err.code as ErrorCode, err.message, {
+      ...(typeof err.hint === 'string' ? { hint: err.hint } : {}),
+      retriable: err.retriable === true || status >= 500,
+    });
+  }
+  return new IntersyncError(status === 401 ? 'UNAUTHORIZED' : 'PROTOCOL', `peer answered HTTP ${status}`, { retriable: status >= 500 });
+}

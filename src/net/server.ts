@@ -1,0 +1,480 @@
+import { timingSafeEqual } from 'node:crypto';
+import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { D_HTTP, D_REINT } from '#core/debug.js';
+import { formatDigest } from '#core/digest.js';
+import { IntersyncError } from '#core/errors.js';
+import { PROTOCOL_VERSION } from '#core/format.js';
+import { formatTid, isNodeId, parseTid, type Tid } from '#core/ids.js';
+import { Mutex, Signal } from '#core/mutex.js';
+import type { RecordDraft } from '#core/record.js';
+import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import type { BlockMap } from '#apply/blocks.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
+import { ContentReader } from './content-cache.js';
+import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
+import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
+import { statusOf, toWire } from './protocol/wire-errors.js';
+
+/** What the server needs of the node it serves (implemented by the daemon). */
+export interface ServedFileset {
+  readonly db: FilesetDb;
+  readonly root: string;
+  readonly apply: ApplyPath;
+  readonly secret: string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly debug: number;
+  readonly tokenScope: TokenScopeMode;
+  readonly leaseMs: number;
+}
+
+export interface ServerOptions {
+  readonly host: string;
+  readonly port: number;
+  readonly tls?: { readonly cert: string; readonly key: string };
+}
+
+/** Limits at the edge. */
+export const JSON_BODY_LIMIT = 1 << 20;
+export const STREAM_BODY_LIMIT = 1 << 30;
+const MAX_TOKEN_WAIT_MS = 10_000;
+const PING_MS = 10_000;
+const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+const NODE_RE = '^[0-9a-f]{16}$';
+const TID_RE = '^(0x[0-9a-fA-F]{1,16}|[0-9]{1,19})$';
+
+interface Follower {
+  readonly node: string;
+  readonly wake: Signal;
+  readonly recalls: string[];
+}
+
+/**
+ * The HTTP face of a fileset's server: hello, the forwarded record stream
+ * (which also carries token recalls), reintegration, content and block
+ * transfer, write tokens, acknowledgements and status. Every request carries
+ * the fileset secret as a bearer token; every body is validated here, once.
+ */
+export class FilesetServer {
+  readonly #f: ServedFileset;
+  readonly #app: FastifyInstance;
+  readonly #content: ContentReader;
+  readonly #reint = new Mutex();
+  readonly #tokens: TokenTable;
+  readonly #tokenReleased = new Signal();
+  readonly #followers = new Set<Follower>();
+  readonly #secret: Buffer;
+  #closing = false;
+
+  constructor(f: ServedFileset, tls?: { cert: string; key: string }) {
+    this.#f = f;
+    this.#secret = Buffer.from(f.secret);
+    this.#tokens = new TokenTable(f.leaseMs);
+    this.#content = new ContentReader(f.root, f.db);
+    this.#app = Fastify({
+      logger: false,
+      bodyLimit: JSON_BODY_LIMIT,
+      keepAliveTimeout: 65_000,
+      ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } }),
+    }) as unknown as FastifyInstance;
+    const app = this.#app;
+    app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+    app.addHook('onRequest', async (req, reply) => this.#auth(req, reply));
+    app.setErrorHandler((err, req, reply) => this.#error(err, req, reply));
+    app.setNotFoundHandler((req, reply) => {
+      void reply.code(404).send(toWire(IntersyncError.BAD_REQUEST(`no route ${req.method} ${req.url.split('?')[0]}`)));
+    });
+    f.db.onCommit(() => {
+      for (const fl of this.#followers) fl.wake.fire();
+    });
+    this.#routes();
+  }
+
+  get tokens(): TokenTable {
+    return this.#tokens;
+  }
+
+  /** Nodes with an open forwarded stream now. */
+  connectedPeers(): string[] {
+    return [...new Set([...this.#followers].map((f) => f.node))].sort();
+  }
+
+  async listen(o: ServerOptions): Promise<string> {
+    return this.#app.listen({ host: o.host, port: o.port });
+  }
+
+  address(): { port: number } {
+    const a = this.#app.server.address();
+    return { port: typeof a === 'object' && a !== null ? a.port : 0 };
+  }
+
+  async close(): Promise<void> {
+    this.#closing = true;
+    for (const fl of this.#followers) fl.wake.fire();
+    await this.#app.close();
+  }
+
+  async #auth(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const h = req.headers.authorization ?? '';
+    const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
+    const ok = given.length === this.#secret.length && timingSafeEqual(given, this.#secret);
+    if (!ok) {
+      this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0] }, 'refused request: bad secret');
+      await reply.code(401).send(toWire(IntersyncError.UNAUTHORIZED()));
+      return;
+    }
+    const uuid = (req.params as { uuid?: string } | undefined)?.uuid;
+    if (uuid !== undefined && uuid !== this.#f.db.meta.uuid) {
+      await reply.code(404).send(toWire(IntersyncError.NO_FILESET(this.#f.root, uuid)));
+      return;
+    }
+    if ((this.#f.debug & D_HTTP) !== 0) this.#f.log.debug({ method: req.method, url: req.url }, 'http');
+  }
+
+  #error(err: unknown, _req: FastifyRequest, reply: FastifyReply): void {
+    let e: IntersyncError;
+    const fe = err as { validation?: unknown; statusCode?: number; code?: string; message?: string };
+    if (err instanceof IntersyncError) e = err;
+    else if (fe.validation !== undefined) e = IntersyncError.BAD_REQUEST(fe.message ?? 'invalid request');
+    else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = IntersyncError.TOO_LARGE('request body', JSON_BODY_LIMIT);
+    else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) e = IntersyncError.BAD_REQUEST(fe.message ?? 'bad request');
+    else {
+      this.#f.log.error({ err: fe.message }, 'request failed');
+      e = IntersyncError.IO('serve', this.#f.root, err);
+    }
+    if (!reply.sent) void reply.code(statusOf(e)).send(toWire(e));
+  }
+
+  #routes(): void {
+    const app = this.#app;
+    const f = this.#f;
+    const db = f.db;
+    const params = { type: 'object', required: ['uuid'], properties: { uuid: { type: 'string', pattern: UUID_RE } } };
+
+    app.post('/v1/hello', {
+      schema: {
+        body: {
+          type: 'object', required: ['node', 'proto'], additionalProperties: false,
+          properties: { node: { type: 'string', pattern: NODE_RE }, proto: { type: 'integer' }, replicate: { type: 'boolean' } },
+        },
+      },
+    }, async (req) => {
+      const b = req.body as { node: string; proto: number; replicate?: boolean };
+      if (b.proto !== PROTOCOL_VERSION) throw IntersyncError.PROTOCOL(`client speaks protocol ${b.proto}, server ${PROTOCOL_VERSION}`);
+      if (b.node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('the client has the server\'s own node id');
+      db.registerPeer(b.node, b.replicate === true, f.clock.now(), req.ip);
+      return {
+        proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
+        lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
+      };
+    });
+
+    // The whole object table at one TID, for a client's first copy.
+    app.get('/v1/filesets/:uuid/snapshot', { schema: { params } }, async (_req, reply) => {
+      const tid = db.lastTid;
+      const rows = [...db.allObjects()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const firstNameOfIno = new Map<string, string>();
+      const entries = rows.map((o) => {
+        let linkOf: string | null = null;
+        if (o.type === 'file' && o.ino !== null) {
+          linkOf = firstNameOfIno.get(o.ino) ?? null;
+          if (linkOf === null) firstNameOfIno.set(o.ino, o.path);
+        }
+        return {
+          fid: o.fid, path: o.path, type: o.type, version: formatTid(o.version), mode: o.mode, uid: o.uid, gid: o.gid,
+          mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, target: o.target, linkOf,
+        };
+      });
+      return reply.send({ tid: formatTid(tid), digest: formatDigest(db.digest), entries });
+    });
+
+    // Content of many small objects in one response: frames, one per fid.
+    app.post('/v1/filesets/:uuid/content', {
+      schema: {
+        params,
+        body: {
+          type: 'object', required: ['fids'], additionalProperties: false,
+          properties: { fids: { type: 'array', maxItems: 2000, items: { type: 'string', maxLength: 64 } } },
+        },
+      },
+    }, async (req, reply) => {
+      const { fids } = req.body as { fids: string[] };
+      const parts: Buffer[] = [helloFrame({ node: db.meta.nodeId })];
+      for (const fid of fids) {
+        const o = db.objectByFid(fid as never);
+        const buf = o === undefined ? null : this.#content.inline({ kind: 'write', fid: o.fid, hash: o.hash, size: o.size });
+        parts.push(encodeFrame('content', { fid, hash: o?.hash ?? null, version: o === undefined ? null : formatTid(o.version), ok: buf !== null }, buf));
+      }
+      parts.push(encodeFrame('end'));
+      return reply.type('application/octet-stream').send(Buffer.concat(parts));
+    });
+
+    app.get('/v1/filesets/:uuid/blocks', {
+      schema: { params, querystring: { type: 'object', required: ['fid'], properties: { fid: { type: 'string', maxLength: 64 } } } },
+    }, async (req) => {
+      const { fid } = req.query as { fid: string };
+      const r = await this.#content.blockMap(fid);
+      if (r === null) throw IntersyncError.CONTENT_GONE(fid);
+      return r.map;
+    });
+
+    app.post('/v1/filesets/:uuid/blocks', {
+      schema: {
+        params,
+        body: {
+          type: 'object', required: ['fid', 'hash', 'indexes'], additionalProperties: false,
+          properties: {
+            fid: { type: 'string', maxLength: 64 }, hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
+            indexes: { type: 'array', maxItems: 65536, items: { type: 'integer', minimum: 0 } },
+          },
+        },
+      },
+    }, async (req, reply) => {
+      const b = req.body as { fid: string; hash: string; indexes: number[] };
+      const r = await this.#content.blockMap(b.fid);
+      if (r === null || r.map.hash !== b.hash) throw IntersyncError.CONTENT_GONE(b.hash);
+      if (b.indexes.some((i) => i >= r.map.blocks.length)) throw IntersyncError.BAD_REQUEST('block index out of range');
+      return reply.type('application/octet-stream').send(Readable.from(this.#content.blocks(r.path, r.map, b.indexes)));
+    });
+
+    // Is this content here already (identical content is never sent twice)?
+    app.head('/v1/filesets/:uuid/content/:hash', {
+      schema: { params: { type: 'object', properties: { uuid: { type: 'string' }, hash: { type: 'string', pattern: '^[0-9a-f]{64}$' } } } },
+    }, async (req, reply) => {
+      const { hash } = req.params as { hash: string };
+      return reply.code(this.#content.has(hash, f.apply.stagedPath(hash)) ? 200 : 404).send();
+    });
+
+    // A client's large file, as the blocks the server lacks; staged until the record naming it arrives.
+    app.post('/v1/filesets/:uuid/upload', {
+      bodyLimit: STREAM_BODY_LIMIT,
+      schema: {
+        params,
+        querystring: {
+          type: 'object', required: ['fid'],
+          properties: { fid: { type: 'string', pattern: '^(root|[0-9a-f]{16}-[0-9a-f]{1,16})$' } },
+        },
+      },
+    }, async (req) => {
+      const { fid } = req.query as { fid: string };
+      const frames = readFrames(req.body as Readable)[Symbol.asyncIterator]();
+      await frames.next(); // hello, checked by the decoder
+      const first = await frames.next();
+      if (first.done === true || first.value.type !== 'content') throw IntersyncError.PROTOCOL('upload starts with its block map');
+      const map = parseBlockMap(first.value.header.map);
+      const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
+      const source: ContentSource = {
+        blockMap: async () => map,
+        blocks: async function* (_d, _m, indexes) {
+          for (const want of indexes) {
+            const n = await frames.next();
+            if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
+              throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+            }
+            yield n.value.payload;
+          }
+        },
+      };
+      const staged = await f.apply.stage(draft, null, source);
+      renameSync(staged.file, f.apply.stagedPath(map.hash));
+      return { staged: map.hash };
+    });
+
+    app.post('/v1/filesets/:uuid/reint', {
+      bodyLimit: STREAM_BODY_LIMIT,
+      schema: { params, querystring: { type: 'object', required: ['node'], properties: { node: { type: 'string', pattern: NODE_RE } } } },
+    }, async (req) => {
+      const { node } = req.query as { node: string };
+      return this.#reint.run(() => this.#reintegrate(node, req.body as Readable));
+    });
+
+    app.post('/v1/filesets/:uuid/ack', {
+      schema: {
+        params,
+        body: {
+          type: 'object', required: ['node', 'tid'], additionalProperties: false,
+          properties: { node: { type: 'string', pattern: NODE_RE }, tid: { type: 'string', pattern: TID_RE } },
+        },
+      },
+    }, async (req) => {
+      const b = req.body as { node: string; tid: string };
+      const tid = parseTid(b.tid)!;
+      if (tid > db.lastTid) throw IntersyncError.BAD_REQUEST(`acknowledged ${b.tid} is beyond the last TID ${formatTid(db.lastTid)}`);
+      db.setLastRcvd(b.node, tid, f.clock.now());
+      return { ok: true };
+    });
+
+    app.post('/v1/filesets/:uuid/token', {
+      schema: {
+        params,
+        body: {
+          type: 'object', required: ['node', 'scope', 'op'], additionalProperties: false,
+          properties: {
+            node: { type: 'string', pattern: NODE_RE }, scope: { type: 'string', pattern: '^/[^/\\u0000]*$', maxLength: 256 },
+            op: { type: 'string', enum: ['acquire', 'release'] }, waitMs: { type: 'integer', minimum: 0, maximum: MAX_TOKEN_WAIT_MS },
+          },
+        },
+      },
+    }, async (req) => {
+      const b = req.body as { node: string; scope: string; op: 'acquire' | 'release'; waitMs?: number };
+      if (b.op === 'release') {
+        if (this.#tokens.release(b.scope, b.node)) this.#tokenReleased.fire();
+        return { released: true };
+      }
+      const deadline = f.clock.monotonic() + (b.waitMs ?? 5000);
+      for (;;) {
+        const r = this.#tokens.acquire(b.scope, b.node, f.clock.now());
+        if (r.granted) return { granted: true, scope: b.scope, expires: r.grant.expires, leaseMs: f.leaseMs };
+        this.#recall(r.holder, b.scope);
+        const left = deadline - f.clock.monotonic();
+        if (left <= 0) throw IntersyncError.TOKEN_BUSY(b.scope, r.holder);
+        await this.#tokenReleased.wait(Math.min(left, 250));
+      }
+    });
+
+    // The forwarded record stream: every record after `since`, then (follow=1) each new one as it commits,
+    // token recalls for this node, and a ping every few seconds.
+    app.get('/v1/filesets/:uuid/kml', {
+      schema: {
+        params,
+        querystring: {
+          type: 'object', required: ['since'],
+          properties: {
+            since: { type: 'string', pattern: TID_RE }, follow: { type: 'string', enum: ['0', '1'] },
+            node: { type: 'string', pattern: NODE_RE },
+          },
+        },
+      },
+    }, async (req, reply) => {
+      const q = req.query as { since: string; follow?: string; node?: string };
+      await this.#forward(reply, parseTid(q.since)!, q.follow === '1', q.node ?? 'anonymous');
+    });
+
+    app.get('/v1/filesets/:uuid/status', { schema: { params } }, async () => ({
+      fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid),
+      digest: formatDigest(db.digest), connected: this.connectedPeers(),
+      tokens: this.#tokens.grants(f.clock.now()),
+    }));
+  }
+
+  #recall(holder: string, scope: string): void {
+    for (const fl of this.#followers) {
+      if (fl.node === holder && !fl.recalls.includes(scope)) {
+        fl.recalls.push(scope);
+        fl.wake.fire();
+      }
+    }
+  }
+
+  async #forward(reply: FastifyReply, since: Tid, follow: boolean, node: string): Promise<void> {
+    const f = this.#f;
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+    const fl: Follower = { node, wake: new Signal(), recalls: [] };
+    this.#followers.add(fl);
+    let open = true;
+    raw.on('close', () => {
+      open = false;
+      fl.wake.fire();
+    });
+    const write = async (buf: Buffer): Promise<void> => {
+      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
+    };
+    try {
+      await write(helloFrame({ node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid) }));
+      let cursor = since;
+      for (;;) {
+        while (open && fl.recalls.length > 0) await write(encodeFrame('recall', { scope: fl.recalls.shift() }));
+        if (!open || this.#closing) break;
+        const recs = f.db.readKml(cursor, 256);
+        for (const r of recs) {
+          if (!open) break;
+          await write(encodeFrame('record', { r: recordToWire(r) }, this.#content.inline(r)));
+          cursor = r.tid;
+        }
+        if (recs.length === 256) continue;
+        if (!follow) break;
+        await write(encodeFrame('ping', { tid: formatTid(f.db.lastTid) }));
+        await fl.wake.wait(PING_MS);
+      }
+      if (open) raw.end(encodeFrame('end'));
+    } catch (e) {
+      f.log.warn({ node, err: (e as Error).message }, 'forward stream ended');
+      raw.destroy();
+    } finally {
+      this.#followers.delete(fl);
+    }
+  }
+
+  /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
+  async #reintegrate(node: string, body: Readable): Promise<unknown> {
+    const f = this.#f;
+    const db = f.db;
+    const log = f.log.child({ component: 'reint', peer: node });
+    const results: Array<Record<string, unknown>> = [];
+    let stopped = false;
+    let frame: Frame;
+    for await (frame of readFrames(body)) {
+      if (frame.type === 'hello') {
+        if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
+        continue;
+      }
+      if (frame.type === 'end') break;
+      if (frame.type !== 'record') throw IntersyncError.PROTOCOL(`unexpected ${frame.type} frame in a reintegration`);
+      const d = parseWireLml(frame.header.r);
+      if (d.origin !== node || !isNodeId(d.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
+      const done = db.kmlByOrigin(d.origin, d.seq);
+      if (done !== undefined) {
+        results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
+        continue;
+      }
+      if (stopped) {
+        results.push({ seq: d.seq.toString(), status: 'skipped' });
+        continue;
+      }
+      try {
+        const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
+        // Check right before the change, in the same tick as the commit: nothing can slip in between.
+        const err = f.apply.check(d);
+        if (err !== null) {
+          if (staged !== null) rmSync(staged.file, { force: true });
+          throw err;
+        }
+        const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
+        const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
+        const draft: RecordDraft = { ...d, preVersion: base };
+        let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
+        f.apply.apply(draft, staged, (identity) => {
+          rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
+        });
+        if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
+        results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
+      } catch (e) {
+        if (!(e instanceof IntersyncError)) throw e;
+        stopped = true;
+        log.info({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration stopped');
+        results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
+      }
+    }
+    f.apply.flush();
+    return { results, lastTid: formatTid(db.lastTid) };
+  }
+}
+
+function parseBlockMap(v: unknown): BlockMap {
+  const m = v as Partial<BlockMap> | null;
+  if (
+    m === null || typeof m !== 'object' || typeof m.size !== 'number' || !Number.isSafeInteger(m.size) || m.size < 0 ||
+    typeof m.hash !== 'string' || !/^[0-9a-f]{64}$/.test(m.hash) || m.blockSize !== 128 * 1024 || !Array.isArray(m.blocks) ||
+    m.blocks.length !== Math.ceil(m.size / m.blockSize) || !m.blocks.every((b) => typeof b === 'string' && /^[0-9a-f]{32}$/.test(b))
+  ) {
+    throw IntersyncError.BAD_REQUEST('bad block map');
+  }
+  return m as BlockMap;
+}

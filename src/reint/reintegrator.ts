@@ -1,0 +1,248 @@
+import { createHash } from 'node:crypto';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { D_REINT } from '#core/debug.js';
+import { IntersyncError } from '#core/errors.js';
+import { formatTid, parseTid, type Tid } from '#core/ids.js';
+import { Signal } from '#core/mutex.js';
+import type { LmlRecord } from '#core/record.js';
+import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import { blockMapOf, missingBlocks, type BlockMap } from '#apply/blocks.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
+import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
+import type { PeerClient } from '#net/peer-client.js';
+import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
+import { EMPTY_SHA256 } from '#presto/disk.js';
+
+export interface ReintegratorDeps {
+  readonly db: FilesetDb;
+  readonly client: PeerClient;
+  readonly root: string;
+  readonly node: string;
+  readonly serverNode: () => string;
+  readonly log: Logger;
+  readonly clock: Clock;
+  readonly debug: number;
+  readonly scopeMode: () => TokenScopeMode;
+  readonly leaseMs: () => number;
+}
+
+export interface ReintStatus {
+  readonly pending: number;
+  readonly sent: number;
+  readonly heldTokens: string[];
+  readonly waitingForTid: string | null;
+  readonly lastError: string | null;
+  readonly rejected: number;
+}
+
+const MAX_BATCH_RECORDS = 500;
+const MAX_BATCH_BYTES = 16 << 20;
+
+/**
+ * Ships the client's LML to the server (reintegration), oldest first, in
+ * batches, holding the write token for every scope a batch touches. Accepted
+ * records leave the LML (acceptOwn); a conflict waits until the forwarded
+ * stream has brought the server's side, whose arrival resolves it.
+ */
+export class Reintegrator {
+  readonly #d: ReintegratorDeps;
+  readonly #wake = new Signal();
+  readonly #held = new Map<string, number>(); // scope -> when renewed
+  readonly #recalled = new Set<string>();
+  readonly #tries = new Map<string, number>();
+  #stopped = false;
+  #sent = 0;
+  #rejected = 0;
+  #waitFor: Tid | null = null;
+  #lastError: string | null = null;
+  #lastActivity = 0;
+
+  constructor(d: ReintegratorDeps) {
+    this.#d = d;
+    d.db.onCommit(() => this.#wake.fire());
+  }
+
+  wake(): void {
+    this.#wake.fire();
+  }
+
+  /** The server wants a token back: reintegrate what is pending, then release it. */
+  onRecall(scope: string): void {
+    this.#recalled.add(scope);
+    this.#wake.fire();
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    this.#wake.fire();
+  }
+
+  status(): ReintStatus {
+    return {
+      pending: this.#d.db.lmlCount(), sent: this.#sent, heldTokens: [...this.#held.keys()].sort(),
+      waitingForTid: this.#waitFor === null ? null : formatTid(this.#waitFor), lastError: this.#lastError, rejected: this.#rejected,
+    };
+  }
+
+  async run(): Promise<void> {
+    let backoff = 100;
+    while (!this.#stopped) {
+      try {
+        const worked = await this.#step();
+        this.#lastError = null;
+        backoff = 100;
+        if (!worked) await this.#wake.wait(1000);
+      } catch (e) {
+        const err = e instanceof IntersyncError ? e : IntersyncError.IO('reintegrate', this.#d.root, e);
+        this.#lastError = err.message;
+        this.#d.log.warn({ code: err.code, err: err.message }, 'reintegration failed; retrying');
+        await this.#wake.wait(backoff + Math.random() * backoff);
+        backoff = Math.min(backoff * 2, 10_000);
+      }
+    }
+  }
+
+  /** One round: returns false when there was nothing to do. */
+  async #step(): Promise<boolean> {
+    const d = this.#d;
+    if (this.#waitFor !== null) {
+      if (d.db.lastRcvdOf(d.serverNode()) < this.#waitFor) {
+        await this.#wake.wait(200);
+        return true;
+      }
+      this.#waitFor = null;
+    }
+    const lml = d.db.readLml(0n, MAX_BATCH_RECORDS);
+    if (lml.length === 0) {
+      await this.#releaseTokens(false);
+      return false;
+    }
+    this.#lastActivity = d.clock.monotonic();
+    const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node })];
+    let bytes = 0;
+    const batch: LmlRecord[] = [];
+    for (const r of lml) {
+      const { record, payload } = await this.#withContent(r);
+      const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
+      if (batch.length > 0 && bytes + frame.length > MAX_BATCH_BYTES) break;
+      frames.push(frame);
+      bytes += frame.length;
+      batch.push(record);
+    }
+    frames.push(encodeFrame('end'));
+    const paths = batch.flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
+    await this.#takeTokens(scopesFor(paths, d.scopeMode()));
+    const res = await d.client.reint(d.node, Buffer.concat(frames));
+    for (const result of res.results) {
+      if (result.status === 'accepted') {
+        d.db.acceptOwn(parseWireRecord(result.r), null, d.clock.now());
+        this.#sent++;
+        if ((d.debug & D_REINT) !== 0) d.log.debug({ seq: result.seq }, 'accepted');
+        continue;
+      }
+      if (result.status === 'skipped') continue;
+      const tries = (this.#tries.get(result.seq) ?? 0) + 1;
+      this.#tries.set(result.seq, tries);
+      const serverTid = parseTid(res.lastTid) ?? null;
+      const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
+      d.log.info({ seq: result.seq, status: result.status, code: result.error?.code, err: result.error?.message, tries }, 'reintegration refused');
+      if (result.status === 'conflict' && caughtUp && tries >= 3) {
+        // Nothing the server forwards will resolve it: keep the file here, drop the change, say so.
+        d.db.dropLml(BigInt(result.seq));
+        this.#rejected++;
+        this.#lastError = `change ${result.seq} refused by the server: ${result.error?.message ?? 'conflict'}`;
+        d.log.error({ seq: result.seq, err: result.error?.message }, 'local change refused by the server; kept on this node only');
+      } else if (result.status === 'conflict') {
+        this.#waitFor = serverTid; // the forwarded stream brings the other side, which resolves it
+      }
+    }
+    if (this.#recalled.size > 0) await this.#releaseTokens(true);
+    return true;
+  }
+
+  /** The record with the content it names; a file changed since ships its current content instead. */
+  async #withContent(r: LmlRecord): Promise<{ record: LmlRecord; payload: Buffer | null }> {
+    if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
+    const d = this.#d;
+    const o = d.db.objectByFid(r.fid);
+    const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
+    if ((r.size ?? 0) < DELTA_THRESHOLD) {
+      let buf: Buffer;
+      try {
+        buf = abs === null ? Buffer.alloc(0) : readFileSync(abs);
+      } catch {
+        buf = Buffer.alloc(0); // gone since: a later record of the LML removes it
+      }
+      if (buf.length >= DELTA_THRESHOLD) return this.#withContent({ ...r, size: buf.length });
+      const hash = buf.length === 0 ? EMPTY_SHA256 : createHash('sha256').update(buf).digest('hex');
+      return { record: { ...r, hash, size: buf.length }, payload: buf };
+    }
+    if (abs === null) return { record: { ...r, hash: EMPTY_SHA256, size: 0 }, payload: Buffer.alloc(0) };
+    const map = await blockMapOf(abs);
+    if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
+    return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
+  }
+
+  /** Send the server the blocks of a large file it lacks, compared with its own version of the object. */
+  async #upload(r: LmlRecord, abs: string, map: BlockMap): Promise<void> {
+    const d = this.#d;
+    let theirs: BlockMap | null = null;
+    try {
+      theirs = await d.client.blockMap(r.fid);
+    } catch (e) {
+      if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+    }
+    const need = missingBlocks(theirs, map);
+    const frames = async function* (): AsyncGenerator<Buffer> {
+      yield helloFrame({ node: d.node });
+      yield encodeFrame('content', { map });
+      const fd = openSync(abs, 'r');
+      try {
+        for (const i of need) {
+          const len = Math.min(map.blockSize, map.size - i * map.blockSize);
+          const buf = Buffer.alloc(len);
+          readSync(fd, buf, 0, len, i * map.blockSize);
+          yield encodeFrame('block', { index: i }, buf);
+        }
+      } finally {
+        closeSync(fd);
+      }
+      yield encodeFrame('end');
+    };
+    await d.client.upload(r.fid, frames());
+    d.log.info({ path: r.path, blocks: map.blocks.length, sent: need.length }, 'uploaded');
+  }
+
+  async #takeTokens(scopes: string[]): Promise<void> {
+    const d = this.#d;
+    const now = d.clock.monotonic();
+    for (const scope of scopes) {
+      const renewed = this.#held.get(scope);
+      if (renewed !== undefined && now - renewed < d.leaseMs() / 3) continue;
+      await d.client.token(d.node, scope, 'acquire', 5000);
+      this.#held.set(scope, d.clock.monotonic());
+    }
+  }
+
+  /** Give back recalled tokens once nothing pending needs them; all of them when idle for half a lease. */
+  async #releaseTokens(onlyRecalled: boolean): Promise<void> {
+    const d = this.#d;
+    const idle = d.clock.monotonic() - this.#lastActivity > d.leaseMs() / 2;
+    for (const scope of [...this.#held.keys()]) {
+      const recalled = this.#recalled.has(scope);
+      if (!recalled && (onlyRecalled || !idle)) continue;
+      if (recalled && d.db.lmlCount() > 0) {
+        const pendingPaths = d.db.readLml(0n, 100_000).flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
+        if (scopesFor(pendingPaths, d.scopeMode()).includes(scope)) continue;
+      }
+      await d.client.token(d.node, scope, 'release');
+      this.#held.delete(scope);
+      this.#recalled.delete(scope);
+    }
+    for (const scope of [...this.#recalled]) if (!this.#held.has(scope)) this.#recalled.delete(scope);
+  }
+}
