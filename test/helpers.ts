@@ -92,3 +92,62 @@ export function shapes(recs: readonly KmlRecord[]): string[] {
 }
 
 export { sleep };
+
+import { createServer } from 'node:net';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { formatDigest } from '#core/digest.js';
+import { digestOfDisk } from '#presto/scan.js';
+
+/** A TCP port free on 127.0.0.1 right now. */
+export async function freePort(): Promise<number> {
+  return new Promise((res, rej) => {
+    const s = createServer();
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a !== null ? a.port : 0;
+      s.close(() => res(port));
+    });
+    s.on('error', rej);
+  });
+}
+
+export async function spawnServer(dir: string, logDir: string, port: number, extra: string[] = []): Promise<ChildProcess> {
+  return spawnDaemon(dir, logDir, ['--listen', `127.0.0.1:${port}`, ...extra]);
+}
+
+export async function spawnClient(dir: string, logDir: string, port: number, secretFile: string, extra: string[] = []): Promise<ChildProcess> {
+  return spawnDaemon(dir, logDir, ['--server', `http://127.0.0.1:${port}`, '--secret-file', secretFile, ...extra]);
+}
+
+/** What a node's journal says now (read-only, while its daemon runs). */
+export function journalState(dir: string): { digest: string; lastTid: bigint; lml: number; records: number } {
+  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+  try {
+    return { digest: formatDigest(db.digest), lastTid: db.lastTid, lml: db.lmlCount(), records: db.recordCount() };
+  } finally {
+    db.close();
+  }
+}
+
+export async function diskDigest(dir: string): Promise<string> {
+  return formatDigest((await digestOfDisk(dir)).digest);
+}
+
+/** Wait until every node's journal digest is the same, no client has pending records, and the TIDs agree. */
+export async function waitConverged(dirs: string[], timeoutMs = 60_000): Promise<void> {
+  const t0 = Date.now();
+  let last = '';
+  for (;;) {
+    try {
+      const states = dirs.map(journalState);
+      last = JSON.stringify(states, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v));
+      const d0 = states[0]!;
+      if (states.every((s) => s.digest === d0.digest && s.lml === 0 && s.lastTid === d0.lastTid)) return;
+    } catch {
+      // a database being created or migrated: look again
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`nodes did not converge in ${timeoutMs} ms: ${last}`);
+    await sleep(100);
+  }
+}

@@ -10,7 +10,7 @@ import { ClientNode } from '#daemon/client-node.js';
 import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
 import { cmdDigest, cmdKml, cmdMkfs, cmdStatus } from './commands.js';
-import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes } from './output.js';
+import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -42,17 +42,6 @@ interface RunOptions {
   tlsCa?: string;
   tokenScope: string;
   leaseMs: number;
-}
-
-/** "ADDR:PORT", ":PORT", "PORT" or "[v6]:PORT"; "none" turns serving off. */
-export function parseListen(text: string): { host: string; port: number } | null {
-  if (text === 'none') return null;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?([0-9]{1,5})$/.exec(text);
-  const port = m === null ? NaN : Number(m[3]);
-  if (m === null || !(port >= 0 && port <= 65535)) {
-    throw IntersyncError.BAD_ARGUMENT(`--listen ${text} is not ADDR:PORT`, 'for example --listen 0.0.0.0:7777, --listen 127.0.0.1:7777 or --listen none');
-  }
-  return { host: m[1] ?? (m[2] === undefined || m[2] === '' ? '0.0.0.0' : m[2]), port };
 }
 
 function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {

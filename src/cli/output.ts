@@ -39,3 +39,15 @@ export function fmtAge(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m${s % 60}s`;
   return `${Math.floor(s / 3600)}h${Math.floor((s % 3600) / 60)}m`;
 }
+
+/** "ADDR:PORT", ":PORT", "PORT" or "[v6]:PORT"; "none" turns serving off. */
+export function parseListen(text: string): { host: string; port: number } | null {
+  if (text === 'none') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?([0-9]{1,5})$/.exec(text);
+  const port = m === null ? NaN : Number(m[3]);
+  if (m === null || !(port >= 0 && port <= 65535)) {
+    throw IntersyncError.BAD_ARGUMENT(`--listen ${text} is not ADDR:PORT`, 'for example --listen 0.0.0.0:7777, --listen 127.0.0.1:7777 or --listen none');
+  }
+  return { host: m[1] ?? (m[2] === undefined || m[2] === '' ? '0.0.0.0' : m[2]), port };
+}
+

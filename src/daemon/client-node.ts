@@ -127,7 +127,7 @@ export class ClientNode {
     const existing = listFilesets(dir);
     let paths: FilesetPaths;
     let client: PeerClient;
-    let hello: HelloInfo | null = null;
+    let hello: HelloInfo | null;
     if (existing.length === 0) {
       // First contact: the server says which fileset this is; the copy goes into an empty directory.
       const names = readdirSync(dir).filter((n) => n !== META_DIR);

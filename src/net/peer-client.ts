@@ -113,7 +113,7 @@ export class PeerClient {
       throw IntersyncError.PEER_UNREACHABLE(this.url, e);
     }
     if (res.statusCode >= 400) {
-      let parsed: unknown = null;
+      let parsed: unknown;
       try {
         parsed = await res.body.json();
       } catch {

@@ -18,6 +18,7 @@ export type DirtyItem = { readonly path: string } | { readonly dirIno: string; r
 export interface WatchSink {
   watch(ino: string, absPath: string): boolean;
   unwatch(ino: string): void;
+  isWatched(ino: string): boolean;
 }
 
 export interface ReconcilerDeps {
@@ -237,6 +238,16 @@ class Batch {
   async #compare(obj: ObjectRow, st: DiskStat, p: string): Promise<void> {
     const db = this.#d.db;
     const attrsDiffer = obj.mode !== st.mode || obj.uid !== st.uid || obj.gid !== st.gid;
+    if (obj.type === 'dir' && this.#d.watcher !== null && !this.#d.watcher.isWatched(st.ino)) {
+      // A directory the apply path made (or one that lost its watch): watch it, then look at what it holds.
+      if (this.#d.watcher.watch(st.ino, this.#abs(p))) {
+        try {
+          for (const name of readdirSync(this.#abs(p))) this.add(joinRel(p, name));
+        } catch {
+          // removed meanwhile: its own event follows
+        }
+      }
+    }
     if (obj.type !== 'file') {
       if (attrsDiffer) this.#commit([{ draft: this.#draft('setattr', obj, st), identity: identityOf(st, nowNs()) }]);
       return;

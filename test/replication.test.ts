@@ -1,0 +1,187 @@
+// Invariant: with the network up, every change made on any node (server or client) reaches every node,
+// through one record stream and one apply path; at the end every node's journal digest is equal and equals
+// the digest of its disk. Killing a node mid-transfer loses nothing and applies nothing twice.
+import assert from 'node:assert/strict';
+import { readdirSync, chmodSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import type { ChildProcess } from 'node:child_process';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { findFileset } from '#journal/layout.js';
+import { diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+
+interface Cluster {
+  server: string;
+  clients: string[];
+  port: number;
+  secret: string;
+  logs: string;
+  procs: Map<string, ChildProcess>;
+}
+
+async function cluster(t: import('node:test').TestContext, nClients: number, prepare?: (serverDir: string) => void): Promise<Cluster> {
+  const dirs = [tmpDir('intersync-srv-'), ...Array.from({ length: nClients }, () => tmpDir('intersync-cli-'))];
+  const logs = tmpDir('intersync-logs-');
+  const procs = new Map<string, ChildProcess>();
+  t.after(async () => {
+    for (const p of procs.values()) await stopChild(p, 'SIGKILL');
+    for (const d of dirs) d.cleanup();
+    logs.cleanup();
+  });
+  prepare?.(dirs[0]!.path);
+  const port = await freePort();
+  procs.set(dirs[0]!.path, await spawnServer(dirs[0]!.path, logs.path, port));
+  const secret = join(dirs[0]!.path, '.intermezzo/default/secret');
+  for (const d of dirs.slice(1)) procs.set(d.path, await spawnClient(d.path, logs.path, port, secret));
+  return { server: dirs[0]!.path, clients: dirs.slice(1).map((d) => d.path), port, secret, logs: logs.path, procs };
+}
+
+/** Where a node's object table and its disk disagree (for failure messages). */
+async function differences(dir: string): Promise<string[]> {
+  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+  const out: string[] = [];
+  try {
+    const seen = new Set<string>();
+    for (const o of db.allObjects()) {
+      seen.add(o.path);
+      const st = lstatOrNull(join(dir, o.path));
+      const h = st?.type === 'file' ? await hashFile(join(dir, o.path), st.size) : null;
+      if (st === null || st.type !== o.type || (o.type !== 'symlink' && st.mode !== o.mode) || (o.type === 'file' && h !== o.hash)) {
+        out.push(`${o.path}: journal ${o.type} ${o.mode.toString(8)} ${o.hash?.slice(0, 8)} v${o.version}, disk ${st?.type} ${st?.mode.toString(8)} ${h?.slice(0, 8)}`);
+      }
+    }
+    const walk = (rel: string): void => {
+      for (const n of readdirSync(join(dir, rel))) {
+        const p = rel === '' ? n : `${rel}/${n}`;
+        if (p === '.intermezzo') continue;
+        if (!seen.has(p)) out.push(`${p}: on disk, not journaled`);
+        if (lstatOrNull(join(dir, p))?.type === 'dir') walk(p);
+      }
+    };
+    walk('');
+    out.push(`lml: ${db.readLml(0n, 50).map((r) => `${r.seq}:${r.kind}:${r.path}`).join(', ')}`);
+  } finally {
+    db.close();
+  }
+  return out;
+}
+
+/** Wait until every journal agrees and every disk agrees with its journal (capture may still be settling). */
+async function assertAllEqual(c: Cluster, timeoutMs = 90_000): Promise<void> {
+  const all = [c.server, ...c.clients];
+  const t0 = Date.now();
+  for (;;) {
+    await waitConverged(all, timeoutMs);
+    const journal = journalState(c.server).digest;
+    const disks = await Promise.all(all.map(diskDigest));
+    const states = all.map(journalState);
+    if (disks.every((d) => d === journal) && states.every((s) => s.digest === journal)) return;
+    if (Date.now() - t0 > timeoutMs) {
+      for (const d of all) console.log(d, await differences(d));
+      assert.deepEqual(disks, all.map(() => journal), 'every disk digest equals the journal digest');
+    }
+    await sleep(150);
+  }
+}
+
+test('changes of every kind on any node reach every node', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t, 2, (s) => {
+    writeFileSync(join(s, 'before.txt'), 'made before the clients came');
+    mkdirSync(join(s, 'site/css'), { recursive: true });
+    writeFileSync(join(s, 'site/css/main.css'), 'body {}');
+  });
+  const [a, b] = c.clients as [string, string];
+  const s = c.server;
+  await assertAllEqual(c);
+  assert.equal(readFileSync(join(a, 'site/css/main.css'), 'utf8'), 'body {}');
+
+  // Client A creates and writes, client B makes directories, links and symlinks, the server edits.
+  writeFileSync(join(a, 'from-a.txt'), 'hello from a');
+  mkdirSync(join(b, 'orders/2026'), { recursive: true });
+  writeFileSync(join(b, 'orders/2026/o1.json'), '{"id":1}');
+  writeFileSync(join(s, 'before.txt'), 'edited on the server');
+  await assertAllEqual(c);
+  linkSync(join(b, 'orders/2026/o1.json'), join(b, 'orders/latest.json'));
+  symlinkSync('orders/2026/o1.json', join(b, 'current'));
+  chmodSync(join(a, 'from-a.txt'), 0o600);
+  utimesSync(join(s, 'site/css/main.css'), new Date(1_600_000_000_000), new Date(1_600_000_000_000));
+  await assertAllEqual(c);
+  renameSync(join(a, 'site'), join(a, 'www'));
+  writeFileSync(join(b, 'from-a.txt'), 'b rewrote a\'s file');
+  await assertAllEqual(c);
+  unlinkSync(join(s, 'before.txt'));
+  rmSync(join(a, 'orders/2026'), { recursive: true });
+  await assertAllEqual(c);
+
+  for (const d of [s, a, b]) {
+    assert.equal(existsSync(join(d, 'before.txt')), false, `${d}: delete reached`);
+    assert.equal(readFileSync(join(d, 'www/css/main.css'), 'utf8'), 'body {}', `${d}: rename reached`);
+    assert.equal(statSync(join(d, 'www/css/main.css')).mtimeMs, 1_600_000_000_000, `${d}: mtime reached`);
+    assert.equal(statSync(join(d, 'from-a.txt')).mode & 0o777, 0o600, `${d}: mode reached`);
+    assert.equal(readFileSync(join(d, 'from-a.txt'), 'utf8'), 'b rewrote a\'s file');
+    assert.equal(readlinkSync(join(d, 'current')), 'orders/2026/o1.json', `${d}: symlink reached`);
+    assert.equal(readFileSync(join(d, 'orders/latest.json'), 'utf8'), '{"id":1}', `${d}: hard link kept its content`);
+  }
+  // The hard link is a hard link on every node.
+  for (const d of [s, a]) assert.equal(statSync(join(d, 'orders/latest.json')).nlink, 1, `${d}: the other name was removed`);
+});
+
+test('a large file changed in its middle ships only the changed blocks', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t, 1);
+  const [a] = c.clients as [string];
+  const big = Buffer.alloc(8 << 20);
+  for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+  writeFileSync(join(a, 'big.bin'), big);
+  await assertAllEqual(c);
+  const changed = Buffer.from(big);
+  changed.fill(7, 4 << 20, (4 << 20) + 100_000);
+  writeFileSync(join(c.server, 'big.bin'), changed);
+  await assertAllEqual(c);
+  assert.ok(readFileSync(join(a, 'big.bin')).equals(changed));
+  const clientLog = readFileSync(join(c.logs, 'intersync-default.log'), 'utf8');
+  const deltas = clientLog.split('\n').filter((l) => l.includes('"block delta"') || l.includes('"uploaded"'));
+  assert.ok(deltas.length >= 1, 'a block delta was used');
+});
+
+test('SIGKILL of the server, then of a client, during a 5,000-file transfer: all converge, each record once', { timeout: 300_000 }, async (t) => {
+  const c = await cluster(t, 2);
+  const [a, b] = c.clients as [string, string];
+  // Client A writes 5,000 files; the server is killed mid-way and restarted.
+  const writer = (async () => {
+    for (let i = 0; i < 5000; i++) {
+      if (i % 100 === 0) mkdirSync(join(a, `d${i / 100}`), { recursive: true });
+      writeFileSync(join(a, `d${Math.floor(i / 100)}`, `f${i}`), `file ${i} `.repeat(1 + (i % 50)));
+      if (i % 250 === 0) await sleep(5);
+    }
+  })();
+  await sleep(600);
+  await stopChild(c.procs.get(c.server)!, 'SIGKILL');
+  await sleep(300);
+  c.procs.set(c.server, await spawnServer(c.server, c.logs, c.port));
+  await sleep(800);
+  await stopChild(c.procs.get(b)!, 'SIGKILL');
+  await writer;
+  await sleep(300);
+  c.procs.set(b, await spawnClient(b, c.logs, c.port, c.secret));
+  await assertAllEqual(c);
+
+  // Each record applied once: every file has one create in each journal, and the clients' KMLs are the server's.
+  const kml = (dir: string) => {
+    const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+    try {
+      return db.readKml(0n as never, 1_000_000);
+    } finally {
+      db.close();
+    }
+  };
+  const server = kml(c.server);
+  const creates = server.filter((r) => r.kind === 'create').map((r) => r.path);
+  assert.equal(creates.length, 5000);
+  assert.equal(new Set(creates).size, 5000, 'no file was created twice');
+  for (const d of [a, b]) {
+    const mine = kml(d).filter((r) => r.tid > 0n);
+    const theirs = server.filter((r) => mine.length === 0 || r.tid >= mine[0]!.tid);
+    assert.deepEqual(mine.map((r) => `${r.tid}:${r.kind}:${r.path}`), theirs.map((r) => `${r.tid}:${r.kind}:${r.path}`), `${d}: KML equals the server's`);
+  }
+});
