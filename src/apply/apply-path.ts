@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
+import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
@@ -96,6 +97,12 @@ export class ApplyPath {
       return IntersyncError.CONFLICT(d.path, `made against version ${formatTid(d.preVersion)}, current is ${formatTid(cur.version)}`);
     }
     if (cur.path !== d.path) return IntersyncError.CONFLICT(d.path, `the object is at ${cur.path} here`);
+    if ((d.kind === 'write' || d.kind === 'truncate') && cur.type !== 'file') return IntersyncError.CONFLICT(d.path, `${d.kind} of a ${cur.type}`);
+    if (d.kind === 'unlink' && cur.type === 'dir') return IntersyncError.CONFLICT(d.path, 'unlink of a directory');
+    if (d.kind === 'rmdir' && cur.type !== 'dir') return IntersyncError.CONFLICT(d.path, `rmdir of a ${cur.type}`);
+    if (d.kind === 'rename' && d.newPath !== null && cur.type === 'dir' && isUnder(d.newPath, d.path)) {
+      return IntersyncError.CONFLICT(d.newPath, 'a directory cannot move inside itself');
+    }
     if (d.kind === 'rename' && d.newPath !== null && db.objectByPath(d.newPath) !== undefined) {
       return IntersyncError.CONFLICT(d.newPath, 'the new name is taken');
     }
@@ -119,13 +126,14 @@ export class ApplyPath {
       const buf = inline ?? Buffer.alloc(0);
       const got = createHash('sha256').update(buf).digest('hex');
       if (got !== want) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+      if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
       writeNew(tmp, buf);
       return { file: tmp, hash: got, size: buf.length };
     }
     const local = this.#localCopy(want);
-    if (local !== null) {
+    if (local !== null && lstatOrNull(local)?.size === d.size) {
       copyFileSync(local, tmp);
-      return { file: tmp, hash: want, size: d.size ?? 0 };
+      return { file: tmp, hash: want, size: d.size };
     }
     if (source === null) throw IntersyncError.NEED_CONTENT(want);
     const map = await source.blockMap(d);
@@ -248,10 +256,31 @@ export class ApplyPath {
         }
       }
       const st = after === null ? null : lstatOrNull(after);
-      commit(st === null ? null : appliedIdentity(st));
+      try {
+        commit(st === null ? null : appliedIdentity(st));
+      } catch (e) {
+        this.#undo(d, abs, after);
+        throw e;
+      }
     } finally {
       if (staged !== null) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);
+    }
+  }
+
+  /**
+   * The journal refused a change already made on disk (disk full, say): take
+   * back what can be taken back, so the disk does not hold what the journal
+   * does not. A rewritten file's old content is gone; capture journals the
+   * new one as a local change, so nothing is lost either way.
+   */
+  #undo(d: RecordDraft, abs: string, after: string | null): void {
+    try {
+      if (d.kind === 'create' || d.kind === 'symlink' || d.kind === 'link') rmIfThere(() => unlinkSync(abs));
+      else if (d.kind === 'mkdir') rmIfThere(() => rmdirSync(abs));
+      else if (d.kind === 'rename' && after !== null) renameSync(after, abs);
+    } catch (e) {
+      this.#d.log.error({ path: d.path, err: (e as Error).message }, 'cannot undo a change the journal refused');
     }
   }
 

@@ -80,6 +80,8 @@ export class FilesetServer {
       logger: false,
       bodyLimit: JSON_BODY_LIMIT,
       keepAliveTimeout: 65_000,
+      // Refuse what the schema does not allow instead of quietly dropping or converting it.
+      ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
       ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } }),
     }) as unknown as FastifyInstance;
     const app = this.#app;
@@ -144,8 +146,10 @@ export class FilesetServer {
     else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = IntersyncError.TOO_LARGE('request body', JSON_BODY_LIMIT);
     else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) e = IntersyncError.BAD_REQUEST(fe.message ?? 'bad request');
     else {
-      this.#f.log.error({ err: fe.message }, 'request failed');
-      e = IntersyncError.IO('serve', this.#f.root, err);
+      this.#f.log.error({ err: fe.message, url: _req.url.split('?')[0] }, 'request failed');
+      e = new IntersyncError('IO', `serving ${_req.method} ${_req.url.split('?')[0]} failed: ${fe.message ?? 'unknown error'}`, {
+        hint: 'see the server log', retriable: true,
+      });
     }
     if (!reply.sent) void reply.code(statusOf(e)).send(toWire(e));
   }
@@ -262,7 +266,8 @@ export class FilesetServer {
       },
     }, async (req) => {
       const { fid } = req.query as { fid: string };
-      const frames = readFrames(req.body as Readable)[Symbol.asyncIterator]();
+      if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the blocks as frames with content-type application/octet-stream');
+      const frames = readFrames(req.body)[Symbol.asyncIterator]();
       await frames.next(); // hello, checked by the decoder
       const first = await frames.next();
       if (first.done === true || first.value.type !== 'content') throw IntersyncError.PROTOCOL('upload starts with its block map');
@@ -290,6 +295,8 @@ export class FilesetServer {
       schema: { params, querystring: { type: 'object', required: ['node'], properties: { node: { type: 'string', pattern: NODE_RE } } } },
     }, async (req) => {
       const { node } = req.query as { node: string };
+      if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
+      if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
       return this.#reint.run(() => this.#reintegrate(node, req.body as Readable));
     });
 
@@ -303,7 +310,8 @@ export class FilesetServer {
       },
     }, async (req) => {
       const b = req.body as { node: string; tid: string };
-      const tid = parseTid(b.tid)!;
+      const tid = parseTid(b.tid);
+      if (tid === undefined) throw IntersyncError.BAD_REQUEST(`tid ${b.tid} is out of range`);
       if (tid > db.lastTid) throw IntersyncError.BAD_REQUEST(`acknowledged ${b.tid} is beyond the last TID ${formatTid(db.lastTid)}`);
       db.setLastRcvd(b.node, tid, f.clock.now());
       return { ok: true };
@@ -352,7 +360,9 @@ export class FilesetServer {
       },
     }, async (req, reply) => {
       const q = req.query as { since: string; follow?: string; node?: string };
-      await this.#forward(reply, parseTid(q.since)!, q.follow === '1', q.node ?? 'anonymous');
+      const since = parseTid(q.since);
+      if (since === undefined) throw IntersyncError.BAD_REQUEST(`since ${q.since} is out of range`);
+      await this.#forward(reply, since, q.follow === '1', q.node ?? 'anonymous');
     });
 
     app.get('/v1/filesets/:uuid/status', { schema: { params } }, async () => ({
@@ -419,16 +429,20 @@ export class FilesetServer {
     const log = f.log.child({ component: 'reint', peer: node });
     const results: Array<Record<string, unknown>> = [];
     let stopped = false;
+    let hello = false;
     let frame: Frame;
     for await (frame of readFrames(body)) {
       if (frame.type === 'hello') {
         if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
+        hello = true;
         continue;
       }
       if (frame.type === 'end') break;
       if (frame.type !== 'record') throw IntersyncError.PROTOCOL(`unexpected ${frame.type} frame in a reintegration`);
       const d = parseWireLml(frame.header.r);
       if (d.origin !== node || !isNodeId(d.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
+      const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
+      if (creates && !d.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${d.fid}`);
       const done = db.kmlByOrigin(d.origin, d.seq);
       if (done !== undefined) {
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
@@ -446,7 +460,6 @@ export class FilesetServer {
           if (staged !== null) rmSync(staged.file, { force: true });
           throw err;
         }
-        const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
         const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
         const draft: RecordDraft = { ...d, preVersion: base };
         let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
@@ -455,13 +468,17 @@ export class FilesetServer {
         });
         if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
-      } catch (e) {
-        if (!(e instanceof IntersyncError)) throw e;
+      } catch (caught) {
+        const errno = (caught as NodeJS.ErrnoException).code;
+        if (!(caught instanceof IntersyncError) && errno === undefined) throw caught;
+        // An errno from the disk means this record does not fit this node's tree: a conflict, not a crash.
+        const e = caught instanceof IntersyncError ? caught : IntersyncError.CONFLICT(d.path, (caught as Error).message);
         stopped = true;
         log.info({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration stopped');
         results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
       }
     }
+    if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');
     f.apply.flush();
     return { results, lastTid: formatTid(db.lastTid) };
   }

@@ -47,9 +47,16 @@ export function fromStats(st: BigIntStats): DiskStat {
     size: Number(st.size),
     nlink: Number(st.nlink),
     mtimeMs: Number(st.mtimeNs / 1000n) / 1000,
-    mtimeNs: st.mtimeNs,
-    ctimeNs: st.ctimeNs,
+    mtimeNs: clampNs(st.mtimeNs),
+    ctimeNs: clampNs(st.ctimeNs),
   };
+}
+
+const INT64_MAX = (1n << 63n) - 1n;
+
+/** Times past 2262 (or before 1677) do not fit the journal's 64-bit nanoseconds: they are stored clamped. */
+function clampNs(ns: bigint): bigint {
+  return ns > INT64_MAX ? INT64_MAX : ns < -INT64_MAX ? -INT64_MAX : ns;
 }
 
 export function identityOf(st: DiskStat, nowNs: bigint): StatIdentity {

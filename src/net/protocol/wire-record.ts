@@ -42,9 +42,12 @@ function int(o: Record<string, unknown>, k: string, min: number, max: number): n
   return v;
 }
 
+/** Times are milliseconds within the range of a JS Date (±8.64e15). */
+const MAX_TIME_MS = 8.64e15;
+
 function finite(o: Record<string, unknown>, k: string): number {
   const v = o[k];
-  if (typeof v !== 'number' || !Number.isFinite(v)) throw bad(k, 'not a number');
+  if (typeof v !== 'number' || !Number.isFinite(v) || Math.abs(v) > MAX_TIME_MS) throw bad(k, 'not a time in range');
   return v;
 }
 
