@@ -1,7 +1,8 @@
 // Shared helpers of the benchmark suite: daemon processes, /proc figures,
 // journal polling, temp dirs and clean-up that runs even on failure.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -98,6 +99,30 @@ export function makeTmp(prefix: string): string {
 export function removeTmp(d: string): void {
   rmSync(d, { recursive: true, force: true });
   tmpDirs.delete(d);
+}
+
+/**
+ * Remove every temp dir made so far. Runs keep their dirs until the end on
+ * purpose: on ext4 without a journal (as /tmp is here) the inode allocator
+ * skips inodes freed in the last 60-300 s one by one, so creating files right
+ * after deleting thousands is many times slower and the next run would pay
+ * for the previous one's clean-up.
+ */
+export function removeAllTmp(): void {
+  for (const d of [...tmpDirs]) removeTmp(d);
+}
+
+/**
+ * A quick file-system health figure: ms to create `n` 1000-byte files in a
+ * fresh temp dir (kept until the end). Far above ~100 ms per 1000 files means
+ * /tmp is slow right now (see removeAllTmp) and every figure will be inflated.
+ */
+export function createBaselineMs(n = 1000): number {
+  const d = makeTmp('fscheck');
+  const buf = Buffer.alloc(1000, 120);
+  const t0 = performance.now();
+  for (let i = 0; i < n; i++) writeFileSync(join(d, `f${i}`), buf);
+  return performance.now() - t0;
 }
 
 /** Flush dirty pages so one run's write-back does not land in the next run's timing. */
@@ -199,6 +224,31 @@ export interface StatusJson {
   capture: CaptureStatus;
 }
 
+/**
+ * The daemon exited without being asked to (a crash, or a signal from
+ * outside: this machine is shared, and something else may kill it). Runs
+ * that hit this are retried.
+ */
+export class DaemonDiedError extends Error {
+  readonly exit: string;
+  constructor(dir: string, exit: string, stderr: string, when: string) {
+    super(`daemon on ${dir} exited (${exit}) ${when}${stderr.trim() === '' ? '' : `: ${stderr.trim().split('\n').slice(0, 3).join(' | ')}`}`);
+    this.exit = exit;
+  }
+}
+
+/** Run `fn`, retrying (up to `attempts` in all) when the daemon died under it. */
+export async function retryOnDeath<T>(what: string, fn: () => Promise<T>, attempts = 3): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (!(e instanceof DaemonDiedError) || i >= attempts) throw e;
+      say(`    ${what}: ${e.message}; retrying (${i + 1}/${attempts})`);
+    }
+  }
+}
+
 export class Daemon {
   readonly dir: string;
   readonly child: ChildProcess;
@@ -208,7 +258,8 @@ export class Daemon {
   stdout = '';
   stderr = '';
   #exited: Promise<number | null>;
-  #exitCode: number | null | undefined;
+  #exitCode: number | string | null | undefined;
+  #stopRequested = false;
 
   private constructor(dir: string, child: ChildProcess) {
     this.dir = dir;
@@ -222,15 +273,18 @@ export class Daemon {
     child.stderr!.on('data', (b: Buffer) => {
       if (this.stderr.length < 1 << 20) this.stderr += b.toString();
     });
-    this.#exited = new Promise((r) => child.once('exit', (code) => {
-      this.#exitCode = code;
+    this.#exited = new Promise((r) => child.once('exit', (code, signal) => {
+      this.#exitCode = code ?? signal;
       r(code);
     }));
   }
 
   /** Start `intersync DIR` and wait for its "serving fileset" line. */
-  static async start(dir: string, logDir: string, opts: { timeoutMs?: number; extraNodeArgs?: string[] } = {}): Promise<Daemon> {
-    const child = spawn(process.execPath, [...(opts.extraNodeArgs ?? []), CLI, dir, '--log-dir', logDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  static async start(
+    dir: string, logDir: string, opts: { timeoutMs?: number; extraNodeArgs?: string[]; extraArgs?: string[] } = {},
+  ): Promise<Daemon> {
+    const args = [...(opts.extraNodeArgs ?? []), CLI, dir, '--log-dir', logDir, ...(opts.extraArgs ?? [])];
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('cannot spawn the daemon');
     const d = new Daemon(dir, child);
     const timeoutMs = opts.timeoutMs ?? 60_000;
@@ -248,7 +302,7 @@ export class Daemon {
         child.stdout!.on('data', onData);
         child.once('exit', (code, sig) => {
           clearTimeout(timer);
-          fail(new Error(`daemon on ${dir} exited (${code ?? sig}) before it was ready: ${d.stderr.trim()}`));
+          fail(new DaemonDiedError(dir, String(code ?? sig), d.stderr, 'before it was ready'));
         });
       });
     } catch (e) {
@@ -283,16 +337,36 @@ export class Daemon {
   }
 
   cpuSeconds(): number {
+    this.#mustRun();
     return cpuSeconds(this.pid);
   }
 
   peakRssKb(): number {
+    this.#mustRun();
     return procStatusKb(this.pid, 'VmHWM');
+  }
+
+  #mustRun(): void {
+    if (!this.running) throw this.died('while running');
+  }
+
+  /** The error for an exit nobody asked for. */
+  died(when: string): Error {
+    const exit = String(this.#exitCode);
+    return this.#stopRequested ? new Error(`daemon on ${this.dir} exited (${exit}) ${when}`) : new DaemonDiedError(this.dir, exit, this.stderr, when);
+  }
+
+  /** stop(), and say so when the daemon did not exit cleanly (exit code 0). */
+  async stopChecked(): Promise<number | null> {
+    const code = await this.stop();
+    if (code !== 0) say(`    warning: daemon on ${this.dir} exited ${code ?? this.#exitCode}${this.stderr.trim() === '' ? '' : `: ${this.stderr.trim().split('\n')[0]}`}`);
+    return code;
   }
 
   /** SIGTERM, then SIGKILL if it has not exited within `graceMs`. Resolves with the exit code. */
   async stop(graceMs = 30_000): Promise<number | null> {
-    if (!this.running) return this.#exitCode ?? null;
+    if (!this.running) return typeof this.#exitCode === 'number' ? this.#exitCode : null;
+    this.#stopRequested = true;
     try {
       process.kill(this.pid, 'SIGTERM');
     } catch {
@@ -371,7 +445,7 @@ export class JournalMonitor {
     const deadline = nowMs() + (opts.timeoutMs ?? 600_000);
     this.stopPolling();
     for (;;) {
-      if (!this.#d.running) throw new Error(`daemon on ${this.#d.dir} exited while catching up: ${this.#d.stderr.trim()}`);
+      if (!this.#d.running) throw this.#d.died('while catching up');
       this.poll();
       const st = this.#d.readStatus();
       const now = nowMs();
@@ -392,6 +466,62 @@ export class JournalMonitor {
     this.stopPolling();
     this.#db.close();
   }
+}
+
+/**
+ * What differs between the object table and the disk, for a digest mismatch:
+ * the count and a few examples ("on disk only", "journal only", "content", ...).
+ */
+export function journalVsDisk(dir: string, maxExamples = 6): { differences: number; examples: string[] } {
+  const db = new Database(join(dir, '.intermezzo', 'default', 'fileset.db'), { readonly: true, fileMustExist: true });
+  const journal = new Map<string, { type: string; mode: number; hash: string | null; target: string | null }>();
+  try {
+    const rows = db.prepare('SELECT path, type, mode, hash, target FROM objects').all() as Array<{
+      path: string; type: string; mode: number; hash: string | null; target: string | null;
+    }>;
+    for (const r of rows) journal.set(r.path, r);
+  } finally {
+    db.close();
+  }
+  const examples: string[] = [];
+  let differences = 0;
+  const note = (s: string): void => {
+    differences++;
+    if (examples.length < maxExamples) examples.push(s);
+  };
+  const stack = [''];
+  while (stack.length > 0) {
+    const rel = stack.pop()!;
+    for (const name of readdirSync(rel === '' ? dir : join(dir, rel)).sort()) {
+      if (rel === '' && name === '.intermezzo') continue;
+      const p = rel === '' ? name : `${rel}/${name}`;
+      const abs = join(dir, p);
+      const st = lstatSync(abs);
+      const type = st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : st.isFile() ? 'file' : 'other';
+      if (type === 'dir') stack.push(p);
+      const j = journal.get(p);
+      journal.delete(p);
+      if (type === 'other') continue;
+      if (j === undefined) {
+        note(`on disk only: ${type} ${p}`);
+        continue;
+      }
+      if (j.type !== type) note(`type: ${p} journal ${j.type}, disk ${type}`);
+      else if (type === 'file' && j.hash !== createHash('sha256').update(readFileSync(abs)).digest('hex')) note(`content: ${p}`);
+      else if (type !== 'symlink' && (Number(j.mode) & 0o7777) !== (st.mode & 0o7777)) note(`mode: ${p}`);
+      else if (type === 'symlink' && j.target !== readlinkSync(abs)) note(`symlink target: ${p}`);
+    }
+  }
+  for (const [p, j] of journal) note(`journal only: ${j.type} ${p}`);
+  return { differences, examples };
+}
+
+/** The daemon's warn/error log lines (pino level >= 40), as "msg (fields)". */
+export function logProblems(logDir: string): string[] {
+  return readLog(logDir).filter((l) => Number(l.level) >= 40).map((l) => {
+    const { level: _l, time: _t, pid: _p, fileset: _f, component: _c, msg, ...rest } = l;
+    return `${String(msg)} ${JSON.stringify(rest)}`;
+  });
 }
 
 /** The daemon's log lines (pino JSON), for the start-up phase breakdown. */

@@ -7,6 +7,8 @@
 // Prints one JSON line: {dirs, files, ms}.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);
@@ -23,6 +25,7 @@ if (root === undefined || root.startsWith('--')) {
 }
 const nDirs = arg('--dirs', 1000);
 const nFiles = arg('--files', 100);
+mkdirSync(root, { recursive: true });
 const filler = 'abcdefghijklmnopqrstuvwxyz0123456789'.repeat(6);
 const t0 = performance.now();
 for (let d = 0; d < nDirs; d++) {

@@ -11,6 +11,9 @@
 // (performance.timeOrigin + performance.now(), comparable across processes).
 import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Buffer } from 'node:buffer';
+import { performance } from 'node:perf_hooks';
+import process from 'node:process';
 
 function arg(name, dflt) {
   const i = process.argv.indexOf(name);

@@ -207,6 +207,11 @@ function build(): Command {
 }
 
 async function main(argv: string[]): Promise<void> {
+  // `intersync kml DIR | head` closes the pipe early: that is the reader's choice, not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code === 'EPIPE') process.exit(0);
+    throw e;
+  });
   const json = argv.includes('--json');
   try {
     await build().parseAsync(argv);

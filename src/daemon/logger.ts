@@ -26,7 +26,14 @@ export function createLogger(dir: string, fileset: string, debug: number): { log
   const file = join(dir, `intersync-${fileset}.log`);
   const dest = pino.destination({ dest: file, sync: false, mkdir: true });
   const log = pino({ level: debug !== 0 ? 'debug' : 'info', base: { pid: process.pid, fileset } }, dest);
-  return { log, file, flush: () => dest.flushSync() };
+  const flush = (): void => {
+    try {
+      dest.flushSync();
+    } catch {
+      // not open yet (stopped right after start): nothing was buffered that could be lost
+    }
+  };
+  return { log, file, flush };
 }
 
 /** A logger that drops everything (tests, read-only commands). */

@@ -17,6 +17,9 @@ export interface StatIdentity {
   readonly racy: boolean;
 }
 
+/** What the start-up scan compares with the disk. */
+export type StatRow = Pick<ObjectRow, 'type' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'racy'>;
+
 export interface ObjectRow extends ObjectState {
   readonly ino: string | null;
   readonly mtimeNs: bigint | null;
@@ -93,6 +96,7 @@ export class FilesetDb {
       byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
       below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
       all: db.prepare('SELECT * FROM objects'),
+      statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
       count: db.prepare('SELECT count(*) AS n FROM objects'),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                           VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
@@ -246,6 +250,18 @@ export class FilesetDb {
   /** Every object strictly below directory `dir`, in path order. */
   objectsBelow(dir: string): ObjectRow[] {
     return (this.#st.below!.all(dir, dir) as Row[]).map(toObject);
+  }
+
+  /** Path and stat data of every object, as cheaply as SQLite gives them (the start-up scan reads 100,000s). */
+  statRows(): Map<string, StatRow> {
+    const out = new Map<string, StatRow>();
+    for (const r of this.#st.statRows!.iterate() as IterableIterator<unknown[]>) {
+      out.set(r[0] as string, {
+        type: r[1] as ObjectType, ino: r[2] as string | null, mode: Number(r[3]), uid: Number(r[4]), gid: Number(r[5]),
+        size: r[6] === null ? null : Number(r[6]), mtimeNs: r[7] as bigint | null, ctimeNs: r[8] as bigint | null, racy: Number(r[9]) !== 0,
+      });
+    }
+    return out;
   }
 
   *allObjects(): IterableIterator<ObjectRow> {
@@ -584,7 +600,7 @@ export class FilesetDb {
   #setIdentity(d: RecordDraft, id: StatIdentity | null): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
-    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'link' || d.kind === 'setattr') {
+    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr') {
       this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
     }
   }

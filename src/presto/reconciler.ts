@@ -175,7 +175,8 @@ class Batch {
     }
     const src = this.#renameSource(p, st);
     if (src !== undefined) {
-      this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: identityOf(st, nowNs()) }]);
+      // The identity stays as it was: the compare below must still see a content change made before the move.
+      this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: null }]);
       if (st.type === 'dir') this.#d.watcher?.watch(st.ino, this.#abs(p));
       const moved = db.objectByPath(p);
       if (moved !== undefined) await this.#compare(moved, st, p);
@@ -222,7 +223,8 @@ class Batch {
       const sib = db.objectsByIno(st.ino).find((o) => o.type === 'file' && lstatOrNull(this.#abs(o.path))?.ino === st.ino);
       if (sib !== undefined) {
         const draft = this.#draft('link', { ...base, version: NO_VERSION }, st, { target: sib.path, size: sib.size, hash: sib.hash });
-        this.#commit([{ draft, identity: identityOf(st, nowNs()) }]);
+        // The new name takes the sibling's recorded identity, so the compare below still sees a content change.
+        this.#commit([{ draft, identity: sib.ino === null || sib.mtimeNs === null || sib.ctimeNs === null ? null : { ino: sib.ino, mtimeNs: sib.mtimeNs, ctimeNs: sib.ctimeNs, racy: sib.racy } }]);
         const linked = db.objectByPath(p);
         if (linked !== undefined) await this.#compare(linked, st, p);
         return;

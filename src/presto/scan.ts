@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { EMPTY_DIGEST, digestAdd } from '#core/digest.js';
 import { META_DIR } from '#core/format.js';
 import { joinRel } from '#core/paths.js';
-import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
+import type { FilesetDb, StatRow } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull, readTargetOrNull, type DiskStat } from './disk.js';
 import type { WatchSink } from './reconciler.js';
 
@@ -15,7 +15,7 @@ export interface ScanResult {
 }
 
 /** True when the table's row still describes what is on disk, judged by stat data alone. */
-export function unchanged(row: ObjectRow, st: DiskStat): boolean {
+export function unchanged(row: StatRow, st: DiskStat): boolean {
   if (row.type !== st.type || row.ino !== st.ino) return false;
   if (row.type === 'dir') return row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
   if (row.type === 'symlink') return row.uid === st.uid && row.gid === st.gid;
@@ -31,8 +31,7 @@ export function unchanged(row: ObjectRow, st: DiskStat): boolean {
  */
 export function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null): ScanResult {
   const t0 = performance.now();
-  const rows = new Map<string, ObjectRow>();
-  for (const r of db.allObjects()) rows.set(r.path, r);
+  const rows = db.statRows();
   const dirty: string[] = [];
   let entries = 0;
   const rootSt = lstatOrNull(root);

@@ -1,0 +1,141 @@
+// The intersync benchmark suite.
+//
+//   npm run bench                      full sizes (20,000-file workload, 100,000-file scan tree)
+//   npm run bench -- --quick           small sizes, for a smoke test
+//   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
+//                                      (-s: otherwise npm prints its own banner on stdout first)
+//   npm run bench -- --only capture    or --only scan; --pairs N, --rounds N override the repeat counts
+//
+// Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`.
+import { spawnSync } from 'node:child_process';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { captureBench, type CaptureResult } from './capture-bench.js';
+import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { scanBench, type ScanResult } from './scan-bench.js';
+
+interface Args {
+  quick: boolean;
+  json: boolean;
+  only: 'capture' | 'scan' | undefined;
+  pairs: number | undefined;
+  rounds: number | undefined;
+}
+
+function parseArgs(argv: string[]): Args {
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined };
+  const num = (i: number, name: string): number => {
+    const v = Number(argv[i]);
+    if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const x = argv[i];
+    if (x === '--quick') a.quick = true;
+    else if (x === '--json') a.json = true;
+    else if (x === '--only') {
+      const v = argv[++i];
+      if (v !== 'capture' && v !== 'scan') throw new Error('--only takes capture or scan');
+      a.only = v;
+    } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
+    else if (x === '--rounds') a.rounds = num(++i, '--rounds');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan, --pairs N, --rounds N`);
+  }
+  return a;
+}
+
+const loadText = (): string => loadavg().map((x) => fmt(x, 2)).join(' ');
+
+function build(): void {
+  const t0 = performance.now();
+  const r = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+  if (r.status !== 0) {
+    process.stderr.write(r.stdout + r.stderr);
+    throw new Error(`npx tsc -p tsconfig.json failed (${r.status ?? r.signal}); dist/ is not fresh`);
+  }
+  say(`built dist/ with tsc in ${fmt(performance.now() - t0)} ms`);
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  if (args.json) humanToStderr();
+  installCleanup();
+  say(`intersync bench${args.quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} cores, ` +
+    `${fmt(totalmem() / 2 ** 30, 1)} GiB, CLK_TCK ${clockTicks()}, load average ${loadText()}`);
+  build();
+  syncDisks();
+  const fsCheckMs = createBaselineMs(1000);
+  say(`file-system check: 1,000 file creates in a fresh /tmp dir took ${fmt(fsCheckMs)} ms` +
+    (fsCheckMs > 300
+      ? ' -- SLOW: other load on the machine, or ext4 without a journal still skipping inodes freed in the last minutes; figures will be inflated'
+      : ''));
+  say('');
+
+  let capture: CaptureResult | undefined;
+  let scan: ScanResult | undefined;
+  if (args.only !== 'scan') {
+    capture = await captureBench({
+      files: args.quick ? 2_000 : 20_000,
+      dirs: args.quick ? 20 : 100,
+      pairs: args.pairs ?? (args.quick ? 3 : 5),
+    });
+  }
+  if (args.only !== 'capture') {
+    scan = await scanBench({
+      dirs: args.quick ? 100 : 1_000,
+      filesPerDir: 100,
+      rounds: args.rounds ?? 3,
+      changes: 10,
+    });
+  }
+
+  say('== Summary (medians)');
+  const rows: Array<Array<string | number>> = [];
+  const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
+  if (capture !== undefined) {
+    const m = capture.median;
+    const o = capture.options;
+    rows.push(
+      [`capture: workload unwatched (${fmt(o.files)} files)`, `${fmt(m.unwatchedMs)} ms`, ''],
+      ['capture: workload watched', `${fmt(m.watchedMs)} ms`, ''],
+      ['capture: speed watched vs unwatched', `${fmt(m.speedRatio, 2)}x`, `>= 0.90x ${verdict(m.speedRatio >= 0.9)}`],
+      ['capture: same, median of per-pair ratios', `${fmt(m.pairRatio, 2)}x`, ''],
+      ['capture: records journaled', fmt(m.records), ''],
+      ['capture: workload start -> caught up', `${fmt(m.caughtUpMs)} ms`, ''],
+      ['capture: catch-up after workload end', `${fmt(m.catchUpMs)} ms`, ''],
+      ['capture: records/s (to caught up)', fmt(m.recordsPerSec), ''],
+      ['capture: daemon CPU (to caught up)', `${fmt(m.daemonCpuS, 2)} s`, ''],
+      ['capture: daemon peak RSS', `${fmt(m.peakRssMb, 1)} MB`, ''],
+      ['capture: digest == digest --scan', `${capture.allDigestsOk ? 'OK' : 'MISMATCH'} (${capture.watched.filter((r) => r.digestOk).length}/${capture.watched.length} OK)`, ''],
+    );
+  }
+  if (scan !== undefined) {
+    const m = scan.median;
+    rows.push(
+      [`scan: initial journaling (${fmt(scan.tree.entries)} entries)`, `${fmt(scan.initial.readyMs)} ms`, `${fmt(scan.initial.recordsPerSec)} records/s`],
+      ['scan: unchanged, scan time', `${fmt(m.unchangedScanMs)} ms`, `< 2,000 ms ${verdict(m.unchangedScanMs < 2000)}`],
+      ['scan: unchanged, start-to-ready', `${fmt(m.unchangedReadyMs)} ms`, ''],
+      [`scan: ${scan.options.changes} changed, scan time`, `${fmt(m.changedScanMs)} ms`, ''],
+      [`scan: ${scan.options.changes} changed, start-to-ready`, `${fmt(m.changedReadyMs)} ms`, ''],
+      ['scan: exactly the changes journaled', `${scan.allOk ? 'OK' : 'WRONG'} (${scan.rounds.filter((r) => r.ok).length}/${scan.rounds.length} OK)`, ''],
+    );
+  }
+  rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
+  rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
+  say(table(['figure', 'value', 'target / note'], rows));
+  const t0 = performance.now();
+  removeAllTmp();
+  say(`(temp dirs removed in ${fmt(performance.now() - t0)} ms)`);
+
+  if (args.json) {
+    process.stdout.write(`${JSON.stringify({
+      quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
+    })}\n`);
+  }
+  const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk);
+  if (failed) process.exitCode = 1;
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench failed: ${e instanceof Error ? e.stack ?? e.message : String(e)}\n`);
+  process.exitCode = 1;
+});
