@@ -9,6 +9,8 @@ import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
 import { readPidFile } from '#journal/pid-file.js';
 import { readStatusFile } from '#daemon/status-file.js';
+import type { ClientStatus } from '#daemon/client-node.js';
+import type { ReintStatus } from '#reint/reintegrator.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
 
@@ -83,18 +85,51 @@ export async function cmdDigest(dir: string, o: { fileset?: string; scan: boolea
   });
 }
 
+interface ServerSection {
+  url: string | null;
+  connected: string[];
+  tokens: Array<{ scope: string; holder: string; expires: number }>;
+}
+
 export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
   const paths = findFileset(dir, o.fileset);
   const daemon = readStatusFile(paths.statusFile);
   const pid = readPidFile(paths.pidFile);
   const running = pid !== undefined && daemon?.pid === pid;
+  const now = Date.now();
   withDb(dir, o.fileset, (db) => {
+    const role = db.getMeta('role') === 'client' ? 'client' : 'server';
+    const server = running ? ((daemon.server ?? null) as ServerSection | null) : null;
+    const client = running ? ((daemon.client ?? null) as ClientStatus | null) : null;
+    const reint = running ? ((daemon.reint ?? null) as ReintStatus | null) : null;
+    const acked = new Map(db.lastRcvd().map((p) => [p.peer, p]));
+    const peers = role === 'server'
+      ? db.peers().map((p) => {
+        const a = acked.get(p.node);
+        const tid = a?.tid ?? 0n;
+        const lagRecords = Number(db.lastTid - tid);
+        const firstUnacked = lagRecords > 0 ? db.readKml(tid as never, 1)[0] : undefined;
+        return {
+          node: p.node, replicate: p.replicate, connected: server?.connected.includes(p.node) ?? false, address: p.address,
+          lastRcvd: formatTid(tid), lagRecords, lagSeconds: firstUnacked === undefined ? 0 : Math.max(0, Math.round((now - firstUnacked.time) / 1000)),
+          lastSeen: p.lastSeen,
+        };
+      })
+      : [];
     const s = {
-      dir: paths.dir, fileset: paths.name, uuid: db.meta.uuid, nodeId: db.meta.nodeId, role: 'server' as const,
+      dir: paths.dir, fileset: paths.name, uuid: db.meta.uuid, nodeId: db.meta.nodeId, role,
       daemon: running ? { pid, since: daemon.startedAt, logFile: daemon.logFile, debug: debugNames(daemon.debug) } : null,
       lastTid: formatTid(db.lastTid), records: db.recordCount(), objects: db.objectCount(), digest: formatDigest(db.digest),
+      pendingLocal: db.lmlCount(),
       capture: running ? daemon.capture : null,
-      peers: db.lastRcvd().map((p) => ({ peer: p.peer, lastRcvd: formatTid(p.tid), updated: p.updated })),
+      server: role === 'server' ? { url: server?.url ?? null, tokens: server?.tokens ?? [], peers } : null,
+      client: role === 'client' ? {
+        server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
+        serverTid: client?.serverTid ?? null, lagRecords: client?.lagRecords ?? null, lagMs: client?.lagMs ?? null,
+        tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
+        refused: reint?.rejected ?? 0, firstCopy: client?.copy ?? null,
+      } : null,
+      lastError: client?.lastError ?? daemon?.capture.lastError ?? null,
     };
     if (o.json) {
       print(JSON.stringify(s));
@@ -103,20 +138,34 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     print(`fileset ${s.fileset} (${s.uuid}) in ${s.dir}`);
     print(`  node ${s.nodeId}, role ${s.role}`);
     if (s.daemon === null) print('  daemon: not running');
-    else print(`  daemon: running, pid ${s.daemon.pid}, up ${fmtAge(Date.now() - s.daemon.since)}, log ${s.daemon.logFile}`);
+    else print(`  daemon: running, pid ${s.daemon.pid}, up ${fmtAge(now - s.daemon.since)}, log ${s.daemon.logFile}`);
     print(`  journal: last TID ${s.lastTid}, ${s.records} records, ${s.objects} objects`);
     print(`  digest: ${s.digest}`);
+    if (s.client !== null) {
+      const c = s.client;
+      const link = s.daemon === null ? 'daemon not running' : c.connected ? 'connected' : 'not connected';
+      print(`  server: ${c.server ?? '?'} (${link}), last_rcvd ${c.lastRcvd}${c.lagRecords === null ? '' : `, lag ${c.lagRecords} records`}${c.lagMs ? ` / ${Math.round(c.lagMs)} ms` : ''}`);
+      print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.join(' ')}`);
+      if (c.conflicts > 0 || c.refused > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}`);
+      if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
+    }
+    if (s.server !== null) {
+      if (s.server.url !== null) print(`  serving at ${s.server.url}`);
+      print(`  write tokens: ${s.server.tokens.length === 0 ? 'none held' : s.server.tokens.map((t) => `${t.scope} held by ${t.holder}`).join(', ')}`);
+      for (const p of s.server.peers) {
+        print(`  peer ${p.node}${p.replicate ? ' (replicator)' : ''}: ${p.connected ? 'connected' : 'away'}, last_rcvd ${p.lastRcvd}, lag ${p.lagRecords} records / ${p.lagSeconds} s`);
+      }
+    }
     const c = s.capture;
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
       if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed, ${c.lastScan.durMs} ms`);
       if (c.watchLimit !== null) {
-        print(`  WARNING: inotify watch limit reached${c.watchLimit.limit === null ? '' : ` (max_user_watches ${c.watchLimit.limit})`} ${fmtAge(Date.now() - c.watchLimit.since)} ago; ${c.watchLimit.unwatchedDirs} directories are rescanned instead of watched`);
+        print(`  WARNING: inotify watch limit reached${c.watchLimit.limit === null ? '' : ` (max_user_watches ${c.watchLimit.limit})`} ${fmtAge(now - c.watchLimit.since)} ago; ${c.watchLimit.unwatchedDirs} directories are rescanned instead of watched`);
         print(`           ${c.watchLimit.hint}`);
       }
-      if (c.lastError !== null) print(`  last error: ${c.lastError}`);
     }
-    for (const p of s.peers) print(`  peer ${p.peer}: last_rcvd ${p.lastRcvd}`);
+    if (s.lastError !== null) print(`  last error: ${s.lastError}`);
   });
 }
 

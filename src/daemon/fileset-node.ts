@@ -113,12 +113,21 @@ export class FilesetNode {
     }
     // Refuse a damaged store before touching anything, then take the pid file.
     const db = FilesetDb.open(paths.db);
+    if (db.getMeta('role') === 'client') {
+      const url = db.getMeta('server_url') ?? 'its server';
+      db.close();
+      throw IntersyncError.BAD_ARGUMENT(
+        `${dir} is a client of ${url}; serving it would fork the fileset`,
+        `run it as a client: intersync --server ${url} --secret-file FILE ${dir}`,
+      );
+    }
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {
       db.close();
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
     try {
+      db.setMeta('role', 'server');
       const node = new FilesetNode(o, paths, db, created);
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       await node.capture.start();
@@ -175,6 +184,7 @@ export class FilesetNode {
         logFile: this.logFile, debug: this.#opts.debug, capture: this.capture.status(),
         server: this.server === null ? null : {
           url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
+          recalls: this.server.recalls,
         },
       });
     } catch (e) {

@@ -70,6 +70,7 @@ export class FilesetServer {
   readonly #followers = new Set<Follower>();
   readonly #secret: Buffer;
   #closing = false;
+  #recalls = 0;
 
   constructor(f: ServedFileset, tls?: { cert: string; key: string }) {
     this.#f = f;
@@ -99,6 +100,11 @@ export class FilesetServer {
 
   get tokens(): TokenTable {
     return this.#tokens;
+  }
+
+  /** Token recalls sent so far. */
+  get recalls(): number {
+    return this.#recalls;
   }
 
   /** Nodes with an open forwarded stream now. */
@@ -376,6 +382,8 @@ export class FilesetServer {
     for (const fl of this.#followers) {
       if (fl.node === holder && !fl.recalls.includes(scope)) {
         fl.recalls.push(scope);
+        this.#recalls++;
+        this.#f.log.info({ scope, holder }, 'token recalled');
         fl.wake.fire();
       }
     }
