@@ -159,8 +159,10 @@ export class ClientNode {
       db.setMeta('server_url', client.url);
       const node = new ClientNode(o, paths, db, client, hello);
       node.log.info({ dir, server: client.url, uuid: db.meta.uuid, node: db.meta.nodeId }, 'starting client');
-      await node.capture.start();
+      // The first copy runs before capture starts: the start-up scan that follows it journals whatever was
+      // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
       if (db.getMeta('copy_done') === undefined) await node.#firstCopy();
+      await node.capture.start();
       node.#loops.push(node.#followLoop(), node.reint.run());
       node.#writeStatus();
       node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);

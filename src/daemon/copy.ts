@@ -7,7 +7,7 @@ import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -73,7 +73,29 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
     const content = small.length === 0 ? new Map() : await d.client.content(small.map((e) => e.fid));
     for (const e of batch) {
       const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
-      if (lstatOrNull(join(d.root, e.path)) !== null && d.db.objectByPath(e.path)?.fid !== e.fid) {
+      // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
+      const mine = d.db.objectByFid(e.fid as Fid);
+      if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && mine.path === e.path) {
+        const st = lstatOrNull(join(d.root, e.path));
+        d.db.commitCopy(draft, asTid(BigInt(e.version)), st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+        continue;
+      }
+      if (mine !== undefined) {
+        rmSync(join(d.root, mine.path), { recursive: true, force: true });
+        d.db.forget(mine.fid);
+      }
+      const there = lstatOrNull(join(d.root, e.path));
+      if (there !== null && d.db.objectByPath(e.path) === undefined) {
+        if (e.type === 'dir' && there.type === 'dir') {
+          d.db.commitCopy(draft, asTid(BigInt(e.version)), { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: false });
+          continue;
+        }
+        const same = e.type === 'file' && there.type === 'file' && there.size === e.size && (await hashFile(join(d.root, e.path), there.size)) === e.hash;
+        if (same) {
+          d.db.commitCopy(draft, asTid(BigInt(e.version)), { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: true });
+          p.files++;
+          continue;
+        }
         d.log.warn({ path: e.path }, 'first copy: a local file has this name; it is journaled and will conflict');
         skipped++;
         continue;
