@@ -4,6 +4,7 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -124,7 +125,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       capture: running ? daemon.capture : null,
       server: role === 'server' ? { url: server?.url ?? null, tokens: server?.tokens ?? [], peers } : null,
       client: role === 'client' ? {
-        server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
+        server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
+        disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
         serverTid: client?.serverTid ?? null, lagRecords: client?.lagRecords ?? null, lagMs: client?.lagMs ?? null,
         tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
         refused: reint?.rejected ?? 0, firstCopy: client?.copy ?? null,
@@ -143,8 +145,10 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     print(`  digest: ${s.digest}`);
     if (s.client !== null) {
       const c = s.client;
-      const link = s.daemon === null ? 'daemon not running' : c.connected ? 'connected' : 'not connected';
+      const since = c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`;
+      const link = s.daemon === null ? 'daemon not running' : c.connected ? 'connected' : c.offline ? `disconnected on request${since}` : `disconnected${since}, retrying`;
       print(`  server: ${c.server ?? '?'} (${link}), last_rcvd ${c.lastRcvd}${c.lagRecords === null ? '' : `, lag ${c.lagRecords} records`}${c.lagMs ? ` / ${Math.round(c.lagMs)} ms` : ''}`);
+      if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
       print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.join(' ')}`);
       if (c.conflicts > 0 || c.refused > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
@@ -170,3 +174,22 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
 }
 
 export { fmtBytes };
+
+/** Voluntary disconnection: the running client notices within 200 ms and keeps journaling to its LML. */
+export function cmdDisconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
+  const paths = findFileset(dir, o.fileset);
+  const role = withDb(dir, o.fileset, (db) => db.getMeta('role'));
+  if (role !== 'client') throw IntersyncError.BAD_ARGUMENT(`${paths.dir} is not a client; only a client disconnects from its server`);
+  const already = existsSync(paths.offlineFile);
+  if (!already) writeFileSync(paths.offlineFile, `${new Date().toISOString()}\n`);
+  if (o.json) print(JSON.stringify({ dir: paths.dir, offline: true, already }));
+  else print(already ? `${paths.dir} was disconnected already` : `${paths.dir} disconnected: changes are journaled and reintegrated at reconnect`);
+}
+
+export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
+  const paths = findFileset(dir, o.fileset);
+  const was = existsSync(paths.offlineFile);
+  rmSync(paths.offlineFile, { force: true });
+  if (o.json) print(JSON.stringify({ dir: paths.dir, offline: false, was }));
+  else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
+}

@@ -9,7 +9,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { ClientNode } from '#daemon/client-node.js';
 import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
-import { cmdDigest, cmdKml, cmdMkfs, cmdStatus } from './commands.js';
+import { cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 
 const print = (line: string): void => {
@@ -198,6 +198,22 @@ function build(): Command {
     .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
     .option('--json', 'print as JSON', false)
     .action((dir: string, o: { fileset?: string; json: boolean }) => cmdStatus(dir, o, print));
+
+  program
+    .command('disconnect')
+    .description('take a client offline on purpose (a laptop leaving): it keeps journaling local changes to its LML')
+    .argument('<DIR>', 'the client\'s backing directory')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--json', 'print as JSON', false)
+    .action((dir: string, o: { fileset?: string; json: boolean }) => cmdDisconnect(dir, o, print));
+
+  program
+    .command('reconnect')
+    .description('bring a disconnected client back: fetch what it missed, resolve conflicts, reintegrate its LML')
+    .argument('<DIR>', 'the client\'s backing directory')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--json', 'print as JSON', false)
+    .action((dir: string, o: { fileset?: string; json: boolean }) => cmdReconnect(dir, o, print));
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

@@ -1,4 +1,4 @@
-import { readdirSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -6,6 +6,7 @@ import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { NO_VERSION, formatTid, type NodeId, type Tid } from '#core/ids.js';
+import { Signal } from '#core/mutex.js';
 import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -40,6 +41,10 @@ export interface ClientNodeOptions {
 
 export interface ClientStatus {
   readonly connected: boolean;
+  /** Disconnected on purpose (intersync disconnect). */
+  readonly offline: boolean;
+  /** Wall-clock ms since when the server has been unreachable (or offline), null while connected. */
+  readonly disconnectedSince: number | null;
   readonly server: string;
   readonly serverNode: string | null;
   readonly serverTid: string | null;
@@ -72,9 +77,13 @@ export class ClientNode {
   readonly #flushLog: () => void;
   readonly #source: ContentSource;
   readonly #stale = new Set<string>();
+  readonly #wakeFollow = new Signal();
   readonly #startedAt: number;
   #hello: HelloInfo | null;
   #connected = false;
+  #offline = false;
+  #disconnectedSince: number | null = null;
+  #offlineTimer: NodeJS.Timeout | undefined;
   #serverTid: Tid | null = null;
   #lastApplyAt = 0;
   #lastError: string | null = null;
@@ -148,6 +157,7 @@ export class ClientNode {
     }
     try {
       try {
+        if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
         hello = await client.hello(db.meta.nodeId, o.replicate);
         if (hello.uuid !== db.meta.uuid) throw IntersyncError.WRONG_FILESET(dir, db.meta.uuid, hello.uuid);
         db.setMeta('server_node', hello.node);
@@ -163,6 +173,9 @@ export class ClientNode {
       // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
       if (db.getMeta('copy_done') === undefined) await node.#firstCopy();
       await node.capture.start();
+      node.#checkOffline();
+      node.#offlineTimer = setInterval(() => node.#checkOffline(), 200);
+      node.#offlineTimer.unref();
       node.#loops.push(node.#followLoop(), node.reint.run());
       node.#writeStatus();
       node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
@@ -185,6 +198,7 @@ export class ClientNode {
     this.#abort.abort();
     this.reint.stop();
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
+    if (this.#offlineTimer !== undefined) clearInterval(this.#offlineTimer);
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     await this.capture.stop();
     await Promise.allSettled(this.#loops);
@@ -199,12 +213,29 @@ export class ClientNode {
   status(): ClientStatus {
     const lastRcvd = this.db.lastRcvdOf(this.#serverNode());
     return {
-      connected: this.#connected, server: this.client.url, serverNode: this.#hello?.node ?? this.db.getMeta('server_node') ?? null,
+      connected: this.#connected, offline: this.#offline, disconnectedSince: this.#connected ? null : this.#disconnectedSince, server: this.client.url, serverNode: this.#hello?.node ?? this.db.getMeta('server_node') ?? null,
       serverTid: this.#serverTid === null ? null : formatTid(this.#serverTid), lastRcvd: formatTid(lastRcvd),
       lagRecords: this.#serverTid === null ? null : Number(this.#serverTid > lastRcvd ? this.#serverTid - lastRcvd : 0n),
       lagMs: this.#serverTid !== null && this.#serverTid > lastRcvd ? this.#o.clock.now() - this.#lastApplyAt : 0,
       stale: this.#stale.size, conflicts: this.#conflicts, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
     };
+  }
+
+  /** Follow `intersync disconnect` / `reconnect`: the flag file is the switch. */
+  #checkOffline(): void {
+    const offline = existsSync(this.paths.offlineFile);
+    if (offline === this.#offline) return;
+    this.#offline = offline;
+    this.reint.setOffline(offline);
+    if (offline) {
+      this.log.info('disconnected on request');
+      this.#disconnectedSince ??= this.#o.clock.now();
+      this.#abort.abort();
+    } else {
+      this.log.info('reconnecting on request');
+    }
+    this.#wakeFollow.fire();
+    this.#writeStatus();
   }
 
   #serverNode(): string {
@@ -230,15 +261,23 @@ export class ClientNode {
   async #followLoop(): Promise<void> {
     let backoff = 200;
     while (!this.#stopped) {
+      if (this.#offline) {
+        this.#connected = false;
+        await this.#wakeFollow.wait(1000);
+        continue;
+      }
+      if (this.#abort.signal.aborted) this.#abort = new AbortController();
       try {
         if (this.#hello === null) {
           this.#hello = await this.client.hello(this.db.meta.nodeId, this.#o.replicate);
+          this.reint.wake();
           this.db.setMeta('server_node', this.#hello.node);
         }
         const since = this.db.lastRcvdOf(this.#serverNode());
         for await (const f of this.client.follow(since, this.db.meta.nodeId, this.#abort.signal)) {
-          if (!this.#connected) this.log.info({ since: formatTid(since) }, 'connected');
+          if (!this.#connected) this.log.info({ since: formatTid(since), pending: this.db.lmlCount() }, 'connected');
           this.#connected = true;
+          this.#disconnectedSince = null;
           backoff = 200;
           if (f.type === 'record') {
             const r = parseWireRecord(f.header.r);
@@ -258,13 +297,15 @@ export class ClientNode {
         }
         this.#connected = false;
       } catch (e) {
+        if (this.#connected || this.#disconnectedSince === null) this.#disconnectedSince = this.#o.clock.now();
         this.#connected = false;
         if (this.#stopped) break;
+        if (this.#offline) continue;
         const err = e instanceof IntersyncError ? e : IntersyncError.IO('follow', this.client.url, e);
         this.#lastError = err.message;
         this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
-        await new Promise((r) => setTimeout(r, backoff + Math.random() * backoff));
+        await this.#wakeFollow.wait(backoff + Math.random() * backoff);
         backoff = Math.min(backoff * 2, 10_000);
       }
     }

@@ -14,6 +14,8 @@ export interface FilesetPaths {
   readonly pidFile: string;
   readonly statusFile: string;
   readonly logDir: string; // fallback log directory
+  readonly offlineFile: string; // present: the node was disconnected on purpose (intersync disconnect)
+  readonly conflictsDir: string; // losing versions kept recoverable
 }
 
 export const DEFAULT_FILESET = 'default';
@@ -31,6 +33,8 @@ export function filesetPaths(dir: string, name: string): FilesetPaths {
     pidFile: join(meta, 'daemon.pid'),
     statusFile: join(meta, 'status.json'),
     logDir: join(meta, 'log'),
+    offlineFile: join(meta, 'offline'),
+    conflictsDir: join(meta, 'conflicts'),
   };
 }
 

@@ -60,6 +60,7 @@ export class Reintegrator {
   #waitFor: Tid | null = null;
   #lastError: string | null = null;
   #lastActivity = 0;
+  #offline = false;
 
   constructor(d: ReintegratorDeps) {
     this.#d = d;
@@ -73,6 +74,13 @@ export class Reintegrator {
   /** The server wants a token back: reintegrate what is pending, then release it. */
   onRecall(scope: string): void {
     this.#recalled.add(scope);
+    this.#wake.fire();
+  }
+
+  /** Disconnected on purpose: keep journaling, send nothing until reconnected. */
+  setOffline(offline: boolean): void {
+    this.#offline = offline;
+    if (offline) this.#held.clear(); // the server lets leases lapse; ask again after reconnecting
     this.#wake.fire();
   }
 
@@ -109,6 +117,7 @@ export class Reintegrator {
   /** One round: returns false when there was nothing to do. */
   async #step(): Promise<boolean> {
     const d = this.#d;
+    if (this.#offline) return false;
     if (this.#waitFor !== null) {
       if (d.db.lastRcvdOf(d.serverNode()) < this.#waitFor) {
         await this.#wake.wait(200);
