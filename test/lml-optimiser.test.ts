@@ -1,0 +1,155 @@
+// Invariant: the LML optimiser never changes the final state: applying its output to a state gives the same
+// state as applying its input, and it only ever drops or merges records (it never invents one).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { Fid, NodeId, Tid } from '#core/ids.js';
+import type { LmlRecord, RecordKind } from '#core/record.js';
+import { optimiseLml } from '#reint/lml-optimiser.js';
+
+interface Entry { fid: string; type: 'file' | 'dir' | 'symlink'; content: string; mode: number; ino: string }
+type State = Map<string, Entry>;
+
+const parent = (p: string): string => (p.includes('/') ? p.slice(0, p.lastIndexOf('/')) : '');
+
+function apply(s: State, r: LmlRecord): void {
+  const at = [...s.entries()].find(([, e]) => e.fid === r.fid);
+  const needParent = (p: string): void => {
+    const par = parent(p);
+    if (par !== '' && s.get(par)?.type !== 'dir') throw new Error(`${r.kind} ${p}: no parent`);
+    if (s.has(p)) throw new Error(`${r.kind} ${p}: name taken`);
+  };
+  switch (r.kind) {
+    case 'create': needParent(r.path); s.set(r.path, { fid: r.fid, type: 'file', content: r.hash!, mode: r.mode, ino: r.fid }); return;
+    case 'mkdir': needParent(r.path); s.set(r.path, { fid: r.fid, type: 'dir', content: '', mode: r.mode, ino: r.fid }); return;
+    case 'symlink': needParent(r.path); s.set(r.path, { fid: r.fid, type: 'symlink', content: r.target!, mode: 0, ino: r.fid }); return;
+    case 'link': {
+      needParent(r.path);
+      const t = s.get(r.target!);
+      if (t?.type !== 'file') throw new Error(`link ${r.path}: no target`);
+      s.set(r.path, { fid: r.fid, type: 'file', content: t.content, mode: t.mode, ino: t.ino }); // a hard link shares the inode
+      return;
+    }
+    default:
+  }
+  if (at === undefined) throw new Error(`${r.kind} ${r.path}: no object ${r.fid}`);
+  const [path, e] = at;
+  if (path !== r.path) throw new Error(`${r.kind}: object at ${path}, record says ${r.path}`);
+  switch (r.kind) {
+    case 'write': case 'truncate': for (const o of s.values()) if (o.ino === e.ino) { o.content = r.hash!; o.mode = r.mode; } return;
+    case 'setattr': for (const o of s.values()) if (o.ino === e.ino) o.mode = r.mode; return;
+    case 'unlink': s.delete(path); return;
+    case 'rmdir':
+      if ([...s.keys()].some((k) => k.startsWith(`${path}/`))) throw new Error(`rmdir ${path}: not empty`);
+      s.delete(path);
+      return;
+    case 'rename': {
+      needParent(r.newPath!);
+      for (const [k, v] of [...s.entries()]) {
+        if (k === path || k.startsWith(`${path}/`)) {
+          s.delete(k);
+          s.set(r.newPath! + k.slice(path.length), v);
+        }
+      }
+      return;
+    }
+    default:
+  }
+}
+
+function initial(): State {
+  return new Map<string, Entry>([
+    ['d', { fid: 's-d', type: 'dir', content: '', mode: 0o755, ino: 'i-d' }],
+    ['d/x', { fid: 's-x', type: 'file', content: 'x0', mode: 0o644, ino: 'i-x' }],
+    ['y', { fid: 's-y', type: 'file', content: 'y0', mode: 0o644, ino: 'i-y' }],
+  ]);
+}
+
+/** Random valid LML sequences, made by running random operations against the model. */
+function generate(choices: number[]): LmlRecord[] {
+  const s = initial();
+  const out: LmlRecord[] = [];
+  let seq = 0;
+  let fidN = 0;
+  let c = 0;
+  const pick = <T>(xs: T[]): T => xs[choices[c++ % choices.length]! % xs.length]!;
+  const rec = (kind: RecordKind, fid: string, path: string, extra: Partial<LmlRecord> = {}): void => {
+    const r: LmlRecord = {
+      seq: BigInt(++seq), kind, fid: fid as Fid, path, newPath: null, target: null, preVersion: 0n as Tid, mode: 0o644, uid: 0, gid: 0,
+      mtimeMs: seq, size: null, hash: null, origin: 'aaaaaaaaaaaaaaaa' as NodeId, time: seq, ...extra,
+    };
+    apply(s, r);
+    out.push(r);
+  };
+  for (let k = 0; k < 14; k++) {
+    const dirs = ['', ...[...s.entries()].filter(([, e]) => e.type === 'dir').map(([p]) => p)];
+    const files = [...s.entries()].filter(([, e]) => e.type === 'file');
+    const free = (): string => {
+      const d = pick(dirs);
+      for (let n = 0; ; n++) {
+        const p = `${d === '' ? '' : `${d}/`}n${n}`;
+        if (!s.has(p)) return p;
+      }
+    };
+    const op = pick(['create', 'mkdir', 'write', 'write', 'setattr', 'rename', 'unlink', 'rmdir', 'link', 'truncate']);
+    if (op === 'create') rec('create', `c${++fidN}`, free(), { hash: `h${seq}`, size: 1 });
+    else if (op === 'mkdir') rec('mkdir', `c${++fidN}`, free(), { mode: 0o755 });
+    else if (op === 'link' && files.length > 0) { const [p] = pick(files); rec('link', `c${++fidN}`, free(), { target: p }); }
+    else if ((op === 'write' || op === 'truncate') && files.length > 0) { const [p, e] = pick(files); rec(op, e.fid, p, { hash: `h${seq}`, size: 1 }); }
+    else if (op === 'setattr' && s.size > 0) { const [p, e] = pick([...s.entries()]); rec('setattr', e.fid, p, { mode: 0o600 + (seq % 8) }); }
+    else if (op === 'unlink' && files.length > 0) { const [p, e] = pick(files); rec('unlink', e.fid, p); }
+    else if (op === 'rmdir') {
+      const empty = [...s.entries()].filter(([p, e]) => e.type === 'dir' && ![...s.keys()].some((k2) => k2.startsWith(`${p}/`)));
+      if (empty.length > 0) { const [p, e] = pick(empty); rec('rmdir', e.fid, p); }
+    } else if (op === 'rename' && s.size > 0) {
+      const [p, e] = pick([...s.entries()]);
+      const to = free();
+      if (!to.startsWith(`${p}/`)) rec('rename', e.fid, p, { newPath: to });
+    }
+  }
+  return out;
+}
+
+const snapshot = (s: State): string => JSON.stringify([...s.entries()].map(([p, e]) => [p, e.fid, e.type, e.content, e.mode]).sort(([a], [b]) => ((a as string) < (b as string) ? -1 : 1)));
+
+test('optimising never changes the final state', () => {
+  let maxRemoved = 0;
+  fc.assert(
+    fc.property(fc.array(fc.nat(1000), { minLength: 30, maxLength: 60 }), (choices) => {
+      const input = generate(choices);
+      const { ship, dropped } = optimiseLml(input);
+      const a = initial();
+      for (const r of input) apply(a, r);
+      const b = initial();
+      for (const r of ship) apply(b, r);
+      assert.equal(snapshot(b), snapshot(a));
+      assert.equal(ship.length + dropped.length, input.length, 'records are dropped or kept, never invented');
+      const seqs = ship.map((r) => r.seq);
+      assert.deepEqual(seqs, [...seqs].sort((x, y) => (x < y ? -1 : 1)), 'order kept');
+      maxRemoved = Math.max(maxRemoved, dropped.length);
+    }),
+    { seed: 20261121, numRuns: 2000 },
+  );
+  assert.ok(maxRemoved > 0, 'the optimiser removed something on some sequence');
+});
+
+test('table: the cases the reconnection sequence names', () => {
+  const base = { preVersion: 0n as Tid, uid: 0, gid: 0, mode: 0o644, mtimeMs: 1, size: 1, hash: 'h', origin: 'aaaaaaaaaaaaaaaa' as NodeId, time: 1, newPath: null, target: null };
+  const r = (seq: number, kind: RecordKind, fid: string, path: string, extra: Partial<LmlRecord> = {}): LmlRecord =>
+    ({ ...base, seq: BigInt(seq), kind, fid: fid as Fid, path, ...extra });
+  const shape = (rs: LmlRecord[]) => rs.map((x) => `${x.kind} ${x.path}${x.newPath === null ? '' : `>${x.newPath}`}`);
+  // A temporary file created and removed never ships.
+  assert.deepEqual(optimiseLml([r(1, 'create', 't', 'tmp'), r(2, 'write', 't', 'tmp'), r(3, 'unlink', 't', 'tmp')]).ship, []);
+  // Several writes ship once.
+  assert.deepEqual(shape(optimiseLml([r(1, 'write', 'x', 'a', { hash: '1' }), r(2, 'write', 'x', 'a', { hash: '2' }), r(3, 'write', 'x', 'a', { hash: '3' })]).ship), ['write a']);
+  // Writes fold into the create.
+  const folded = optimiseLml([r(1, 'create', 'n', 'new', { hash: '1' }), r(2, 'write', 'n', 'new', { hash: '2' })]).ship;
+  assert.deepEqual(shape(folded), ['create new']);
+  assert.equal(folded[0]!.hash, '2');
+  // Rename chains collapse.
+  assert.deepEqual(shape(optimiseLml([r(1, 'rename', 'x', 'a', { newPath: 'b' }), r(2, 'rename', 'x', 'b', { newPath: 'c' })]).ship), ['rename a>c']);
+  // Work in a directory that is later removed is dropped.
+  assert.deepEqual(optimiseLml([
+    r(1, 'mkdir', 'd', 'build'), r(2, 'create', 'o', 'build/o.o'), r(3, 'unlink', 'o', 'build/o.o'), r(4, 'rmdir', 'd', 'build'),
+  ]).ship, []);
+});
