@@ -62,8 +62,11 @@ export function optimiseLml(input: readonly LmlRecord[]): Optimised {
       const hi = live[live.length - 1]!;
       const usedByOthers = recs.some((r, i) => r !== null && r.fid !== fid && i > lo && i < hi + 1 &&
         pathsOf(r).some((p) => names.some((n) => (first.kind === 'mkdir' ? isUnder(p, n) : p === n))));
-      const linkedLater = recs.some((r, i) => r !== null && r.fid !== fid && i > lo && r.kind === 'link' && names.includes(r.target ?? ''));
-      if (usedByOthers || linkedLater) continue;
+      // A link made while it lived may name it by a path an ancestor's rename gave it: with links about, keep files.
+      const linkedLater = first.kind !== 'mkdir' && recs.some((r, i) => r !== null && i > lo && r.kind === 'link');
+      // A directory's names change with its ancestors' renames: with other renames about, keep it.
+      const renamesAbout = first.kind === 'mkdir' && recs.some((r, i) => r !== null && r.fid !== fid && i > lo && i < hi && r.kind === 'rename');
+      if (usedByOthers || linkedLater || renamesAbout) continue;
       for (const i of live) recs[i] = null;
       changed = true;
     }
