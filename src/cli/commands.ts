@@ -4,7 +4,9 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { accessSync, constants, copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -192,4 +194,84 @@ export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }
   rmSync(paths.offlineFile, { force: true });
   if (o.json) print(JSON.stringify({ dir: paths.dir, offline: false, was }));
   else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
+}
+
+const CONFIG_KEYS = ['conflict-policy', 'conflict-hook'] as const;
+
+/** Per-fileset settings: `intersync config DIR conflict-policy=server-wins`. No assignment prints them. */
+export function cmdConfig(dir: string, assignments: string[], o: { fileset?: string; json: boolean }, print: Print): void {
+  const paths = findFileset(dir, o.fileset);
+  const updates: Array<[string, string]> = [];
+  for (const a of assignments) {
+    const eq = a.indexOf('=');
+    const key = eq < 0 ? a : a.slice(0, eq);
+    const value = eq < 0 ? '' : a.slice(eq + 1);
+    if (!(CONFIG_KEYS as readonly string[]).includes(key) || eq < 0) {
+      throw IntersyncError.BAD_ARGUMENT(`unknown setting ${JSON.stringify(a)}`, `settings: ${CONFIG_KEYS.map((k) => `${k}=VALUE`).join(', ')}`);
+    }
+    if (key === 'conflict-policy' && parsePolicy(value) === undefined) {
+      throw IntersyncError.BAD_ARGUMENT(`conflict-policy ${value} is not one of ${POLICY_NAMES.join(', ')}`, 'add :discard to server-wins, client-wins or newest-wins to keep no losing copy');
+    }
+    if (key === 'conflict-hook') {
+      try {
+        accessSync(value, constants.X_OK);
+      } catch {
+        throw IntersyncError.BAD_ARGUMENT(`conflict-hook ${value} is not an executable file`, 'give the absolute path of a script that prints local, remote or both');
+      }
+    }
+    updates.push([key, value]);
+  }
+  const db = FilesetDb.open(paths.db, { check: false });
+  try {
+    for (const [k, v] of updates) db.setMeta(k, v);
+    const now = Object.fromEntries(CONFIG_KEYS.map((k) => [k, db.getMeta(k) ?? (k === 'conflict-policy' ? 'keep-both' : null)]));
+    if (o.json) print(JSON.stringify(now));
+    else for (const [k, v] of Object.entries(now)) print(`${k}=${v ?? ''}`);
+  } finally {
+    db.close();
+  }
+}
+
+export function cmdConflicts(dir: string, o: { fileset?: string; all: boolean; json: boolean }, print: Print): void {
+  withDb(dir, o.fileset, (db) => {
+    const rows = db.conflicts(o.all);
+    if (o.json) {
+      for (const c of rows) print(JSON.stringify({ ...c, remoteTid: c.remoteTid === null ? null : formatTid(c.remoteTid) }));
+      return;
+    }
+    if (rows.length === 0) print(o.all ? 'no conflicts' : 'no open conflicts (--all lists the resolved ones too)');
+    for (const c of rows) {
+      const when = new Date(c.time).toISOString();
+      const kept = c.kept === null ? '' : `, other version at ${c.kept}`;
+      const how = c.status === 'open' ? 'OPEN' : `resolved: ${c.resolution ?? c.decision}`;
+      print(`#${c.id} ${when} ${c.path} [${c.kind}] policy ${c.policy}, decision ${c.decision}${kept} (${how})`);
+    }
+  });
+}
+
+/** Settle one open conflict by hand: keep the local (kept-beside) version, the remote one at the name, or both. */
+export function cmdResolve(dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }, print: Print): void {
+  if (!['local', 'remote', 'both'].includes(o.keep)) throw IntersyncError.BAD_ARGUMENT(`--keep ${o.keep} is not local, remote or both`);
+  const paths = findFileset(dir, o.fileset);
+  const db = FilesetDb.open(paths.db, { check: false });
+  try {
+    const c = db.conflicts(false).find((x) => x.path === path || x.kept === path);
+    if (c === undefined) {
+      throw IntersyncError.BAD_ARGUMENT(`no open conflict on ${path}`, `list them with: intersync conflicts ${paths.dir}`);
+    }
+    const kept = c.kept === null ? null : c.kept.startsWith('/') ? c.kept : join(paths.dir, c.kept);
+    const name = join(paths.dir, c.path);
+    // Ordinary file changes: the running daemon (or the next start-up scan) journals and ships them.
+    if (o.keep === 'local' && kept !== null && existsSync(kept)) {
+      copyFileSync(kept, name);
+      rmSync(kept, { force: true });
+    } else if (o.keep === 'remote' && kept !== null) {
+      rmSync(kept, { force: true });
+    }
+    db.resolveConflict(c.id, `by hand: kept ${o.keep}`, Date.now());
+    if (o.json) print(JSON.stringify({ id: c.id, path: c.path, kept: o.keep }));
+    else print(`conflict #${c.id} on ${c.path} resolved: kept ${o.keep}`);
+  } finally {
+    db.close();
+  }
 }

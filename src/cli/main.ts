@@ -9,7 +9,7 @@ import { Presets, SingleBar } from 'cli-progress';
 import { ClientNode } from '#daemon/client-node.js';
 import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
-import { cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdStatus } from './commands.js';
+import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 
 const print = (line: string): void => {
@@ -214,6 +214,34 @@ function build(): Command {
     .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
     .option('--json', 'print as JSON', false)
     .action((dir: string, o: { fileset?: string; json: boolean }) => cmdReconnect(dir, o, print));
+
+  program
+    .command('config')
+    .description('show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT')
+    .argument('<DIR>', 'the backing directory')
+    .argument('[KEY=VALUE...]', 'settings to change')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--json', 'print as JSON', false)
+    .action((dir: string, kv: string[], o: { fileset?: string; json: boolean }) => cmdConfig(dir, kv, o, print));
+
+  program
+    .command('conflicts')
+    .description('list the conflicts met on reconnection: open ones (a version kept beside the name), --all for every one')
+    .argument('<DIR>', 'the backing directory')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--all', 'resolved ones too', false)
+    .option('--json', 'one JSON object per line', false)
+    .action((dir: string, o: { fileset?: string; all: boolean; json: boolean }) => cmdConflicts(dir, o, print));
+
+  program
+    .command('resolve')
+    .description('settle an open conflict by hand: --keep local (the kept copy replaces the name), remote (the copy goes), both')
+    .argument('<DIR>', 'the backing directory')
+    .argument('<PATH>', 'the conflicting name, or its kept copy, relative to DIR')
+    .requiredOption('--keep <WHICH>', 'local, remote or both')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--json', 'print as JSON', false)
+    .action((dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }) => cmdResolve(dir, path, o, print));
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

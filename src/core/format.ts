@@ -6,12 +6,14 @@
  * - store 2 (intersync 0.2): kml.origin_seq (the LML sequence number a record had at its origin, unique
  *   per origin, so a reintegration sent twice is accepted once), lml table (a client's local records the
  *   server has not accepted), peers table (registered clients and replicators).
+ * - store 3 (intersync 0.3): conflicts table (each conflict met on reconnection, its decision and where
+ *   the losing version is kept).
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),
  *   first frame `hello` naming the protocol version.
  */
-export const STORE_FORMAT = 2;
+export const STORE_FORMAT = 3;
 export const RECORD_FORMAT = 1;
 export const PROTOCOL_VERSION = 1;
 

@@ -1,13 +1,12 @@
-import { existsSync, readdirSync, renameSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readdirSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
-import { NO_VERSION, formatTid, type NodeId, type Tid } from '#core/ids.js';
+import { NO_VERSION, formatTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
-import type { KmlRecord, RecordDraft } from '#core/record.js';
+import type { KmlRecord } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
@@ -17,9 +16,9 @@ import { PeerClient, type HelloInfo } from '#net/peer-client.js';
 import { parseWireRecord } from '#net/protocol/wire-record.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
-import { lstatOrNull } from '#presto/disk.js';
 import { WatchCapture } from '#presto/watch-capture.js';
-import { conflictName } from '#reint/conflict-name.js';
+import { ConflictResolver } from '#reint/conflict-resolver.js';
+import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { firstCopy, type CopyProgress } from './copy.js';
 import { chooseLogDir, createLogger } from './logger.js';
@@ -70,6 +69,7 @@ export class ClientNode {
   readonly apply: ApplyPath;
   readonly client: PeerClient;
   readonly reint: Reintegrator;
+  readonly #resolver: ConflictResolver;
   readonly guard = new EchoGuard();
   readonly log: Logger;
   readonly logFile: string;
@@ -87,7 +87,6 @@ export class ClientNode {
   #serverTid: Tid | null = null;
   #lastApplyAt = 0;
   #lastError: string | null = null;
-  #conflicts = 0;
   #copy: { done: boolean; files: number; totalFiles: number } | null = null;
   #abort = new AbortController();
   #stopped = false;
@@ -123,6 +122,12 @@ export class ClientNode {
         return recs.length;
       },
       onWarning: (err) => o.onWarning?.(err),
+    });
+    this.#resolver = new ConflictResolver({
+      db, apply: this.apply, guard: this.guard, source: this.#source, root: paths.dir, conflictsDir: paths.conflictsDir,
+      node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'conflict' }), clock: o.clock,
+      policy: () => parsePolicy(db.getMeta('conflict-policy') ?? this.#hello?.conflictPolicy ?? 'keep-both') ?? { name: 'keep-both', discard: false },
+      hook: () => db.getMeta('conflict-hook') ?? null,
     });
     this.reint = new Reintegrator({
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
@@ -217,7 +222,7 @@ export class ClientNode {
       serverTid: this.#serverTid === null ? null : formatTid(this.#serverTid), lastRcvd: formatTid(lastRcvd),
       lagRecords: this.#serverTid === null ? null : Number(this.#serverTid > lastRcvd ? this.#serverTid - lastRcvd : 0n),
       lagMs: this.#serverTid !== null && this.#serverTid > lastRcvd ? this.#o.clock.now() - this.#lastApplyAt : 0,
-      stale: this.#stale.size, conflicts: this.#conflicts, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
+      stale: this.#stale.size, conflicts: this.#resolver.count, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
     };
   }
 
@@ -338,7 +343,8 @@ export class ClientNode {
       db.acceptOwn(r, peer, this.#o.clock.now());
       return;
     }
-    if (this.#divertLocal(r)) return;
+    const redo = await this.#resolver.prepare(r);
+    if (redo === 'absorbed') return;
     let staged = null;
     if (this.apply.needsContent(r)) {
       try {
@@ -355,67 +361,12 @@ export class ClientNode {
       throw err;
     }
     this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()));
-  }
-
-  /**
-   * Keep-both for a server record that meets local changes not accepted yet:
-   * the server's version takes the name, the local one is kept beside it as
-   * `<name>.conflict-<node>-<tid><.ext>` and journaled as a new object, so it
-   * reaches every node. Nothing is lost.
-   */
-  #divertLocal(r: KmlRecord): boolean {
-    const db = this.db;
-    const me = db.meta.nodeId;
-    const taken = (p: string): boolean => db.objectByPath(p) !== undefined || lstatOrNull(join(this.paths.dir, p)) !== null;
-    // A name the record needs, held here by an object the server does not know yet.
-    const names = r.kind === 'rename' ? [r.newPath!] : ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? [r.path] : [];
-    for (const name of names) {
-      const o = db.objectByPath(name);
-      if (o === undefined || o.fid === r.fid) continue;
-      if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION) {
-        db.adoptDir(o.fid, r, this.#serverNode(), this.#o.clock.now()); // both made the same directory: one it is
-        return true;
+    for (const step of redo ?? []) {
+      try {
+        step();
+      } catch (e) {
+        this.log.error({ tid: formatTid(r.tid), err: (e as Error).message }, 'cannot redo a local change after a conflict');
       }
-      const to = conflictName(name, me, r.tid, taken);
-      this.#move(name, to);
-      db.relocateLocal(o.fid, to);
-      this.#conflicts++;
-      this.log.warn({ path: name, keptAs: to, tid: formatTid(r.tid) }, 'conflict: name taken by a local change; local kept beside');
-    }
-    // The object itself has local changes.
-    if (!db.hasPendingLocal(r.fid)) return false;
-    const o = db.objectByFid(r.fid);
-    if (o === undefined) return false;
-    const hadContent = o.type === 'file' && lstatOrNull(join(this.paths.dir, o.path)) !== null;
-    if (hadContent && r.kind !== 'setattr') {
-      const to = conflictName(r.path, me, r.tid, taken);
-      this.#move(o.path, to);
-      // The moved file becomes a new object, journaled here and reintegrated like any local creation.
-      const fid = db.newFid();
-      const draft: RecordDraft = {
-        kind: 'create', fid, path: to, newPath: null, target: null, preVersion: NO_VERSION, mode: o.mode, uid: o.uid, gid: o.gid,
-        mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, origin: me as NodeId, time: this.#o.clock.now(),
-      };
-      db.resetToServer(r.fid, r.path, r.preVersion, false);
-      db.commitLocal([{ draft, identity: null }]);
-      this.log.warn({ path: r.path, keptAs: to, tid: formatTid(r.tid) }, 'conflict: changed on both sides; local kept beside');
-    } else {
-      if (o.path !== r.path && lstatOrNull(join(this.paths.dir, r.path)) === null) this.#move(o.path, r.path);
-      db.resetToServer(r.fid, r.path, r.preVersion, hadContent);
-      this.log.warn({ path: r.path, tid: formatTid(r.tid) }, 'conflict: local change to this object dropped, the server\'s applies');
-    }
-    this.#conflicts++;
-    return false;
-  }
-
-  #move(from: string, to: string): void {
-    this.guard.hold(from);
-    this.guard.hold(to);
-    try {
-      renameSync(join(this.paths.dir, from), join(this.paths.dir, to));
-    } finally {
-      this.guard.release(from);
-      this.guard.release(to);
     }
   }
 

@@ -17,6 +17,22 @@ export interface StatIdentity {
   readonly racy: boolean;
 }
 
+/** A conflict met on reconnection: what happened, what was decided, where the losing version is. */
+export interface ConflictRow {
+  readonly id: number;
+  readonly time: number;
+  readonly path: string;
+  readonly kind: string;
+  readonly policy: string;
+  readonly decision: string;
+  readonly remoteTid: Tid | null;
+  readonly remoteNode: string | null;
+  readonly kept: string | null;
+  readonly status: 'open' | 'resolved';
+  readonly resolution: string | null;
+  readonly resolvedAt: number | null;
+}
+
 /** What the start-up scan compares with the disk. */
 export type StatRow = Pick<ObjectRow, 'type' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'racy'>;
 
@@ -124,6 +140,13 @@ export class FilesetDb {
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
+      lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
+      conflictAdd: db.prepare(`INSERT INTO conflicts (time, path, kind, policy, decision, remote_tid, remote_node, kept, status, resolution)
+                               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+      conflictList: db.prepare("SELECT * FROM conflicts WHERE ? = 1 OR status = 'open' ORDER BY id"),
+      conflictResolve: db.prepare("UPDATE conflicts SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ?"),
+      lmlRewrite: db.prepare(`UPDATE lml SET kind = @kind, path = @path, new_path = @newPath, target = @target, mode = @mode, uid = @uid,
+                              gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash WHERE seq = @seq`),
       lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
@@ -306,6 +329,44 @@ export class FilesetDb {
   dropLml(seq: bigint): void {
     this.#transaction(() => {
       this.#st.lmlDelete!.run(seq);
+    });
+  }
+
+  addConflict(c: Omit<ConflictRow, 'id' | 'resolvedAt'>): number {
+    const r = this.#st.conflictAdd!.run(c.time, c.path, c.kind, c.policy, c.decision, c.remoteTid, c.remoteNode, c.kept, c.status, c.resolution);
+    return Number(r.lastInsertRowid);
+  }
+
+  conflicts(all: boolean): ConflictRow[] {
+    return (this.#st.conflictList!.all(all ? 1 : 0) as Row[]).map((r) => ({
+      id: num(r.id), time: num(r.time), path: String(r.path), kind: String(r.kind), policy: String(r.policy), decision: String(r.decision),
+      remoteTid: r.remote_tid === null ? null : asTid(r.remote_tid as bigint), remoteNode: strOrNull(r.remote_node), kept: strOrNull(r.kept),
+      status: r.status as 'open' | 'resolved', resolution: strOrNull(r.resolution), resolvedAt: r.resolved_at === null ? null : num(r.resolved_at),
+    }));
+  }
+
+  resolveConflict(id: number, resolution: string, now: number): void {
+    this.#st.conflictResolve!.run(resolution, now, id);
+  }
+
+  /** Client side: drop an object's pending local records (a conflict resolution takes them over). */
+  dropLocal(fid: Fid): void {
+    this.#transaction(() => {
+      this.#st.lmlDropFid!.run(fid);
+    });
+  }
+
+  /** Pending local records of one object, oldest first. */
+  localRecordsOf(fid: Fid): LmlRecord[] {
+    return (this.#st.lmlOfFid!.all(fid) as Row[]).map(toLml);
+  }
+
+  /** Persist what the LML optimiser made of the LML: rewritten records and dropped ones, in one transaction. */
+  rewriteLml(rewritten: readonly LmlRecord[], dropped: readonly bigint[]): void {
+    if (rewritten.length === 0 && dropped.length === 0) return;
+    this.#transaction(() => {
+      for (const seq of dropped) this.#st.lmlDelete!.run(seq);
+      for (const r of rewritten) this.#st.lmlRewrite!.run(r);
     });
   }
 

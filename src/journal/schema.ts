@@ -97,6 +97,25 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
       ) STRICT;
     `);
   },
+  // 2 -> 3: conflicts.
+  (db) => {
+    db.exec(`
+      CREATE TABLE conflicts (
+        id          INTEGER PRIMARY KEY,
+        time        INTEGER NOT NULL,
+        path        TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        policy      TEXT NOT NULL,
+        decision    TEXT NOT NULL,
+        remote_tid  INTEGER,
+        remote_node TEXT,
+        kept        TEXT,   -- where the losing version is: a path in the tree, or a file in the conflicts folder
+        status      TEXT NOT NULL CHECK (status IN ('open', 'resolved')),
+        resolution  TEXT,
+        resolved_at INTEGER
+      ) STRICT;
+    `);
+  },
 ];
 
 if (migrations.length !== STORE_FORMAT) throw new Error('schema: one migration per store format');

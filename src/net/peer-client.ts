@@ -18,6 +18,7 @@ export interface HelloInfo {
   readonly digest: string;
   readonly tokenScope: 'fileset' | 'subtree';
   readonly leaseMs: number;
+  readonly conflictPolicy: string;
 }
 
 export interface SnapshotEntry {

@@ -181,6 +181,7 @@ export class FilesetServer {
       return {
         proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
         lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
+        conflictPolicy: db.getMeta('conflict-policy') ?? 'keep-both',
       };
     });
 

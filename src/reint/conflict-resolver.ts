@@ -1,0 +1,335 @@
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { NO_VERSION, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
+import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
+import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
+import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
+import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
+import { lstatOrNull } from '#presto/disk.js';
+import type { EchoGuard } from '#presto/echo-guard.js';
+import { conflictName } from './conflict-name.js';
+
+export interface ResolverDeps {
+  readonly db: FilesetDb;
+  readonly apply: ApplyPath;
+  readonly guard: EchoGuard;
+  readonly source: ContentSource;
+  readonly root: string;
+  readonly conflictsDir: string;
+  readonly node: string;
+  readonly serverNode: () => string;
+  readonly policy: () => PolicyConfig;
+  readonly hook: () => string | null;
+  readonly log: Logger;
+  readonly clock: Clock;
+}
+
+/** What to do after the record was applied: the local intent redone as ordinary local changes. */
+type Redo = () => void;
+
+/**
+ * The reconnection sequence's conflict step, on the client: a record from the
+ * server meets local changes the server has not accepted. Non-overlapping
+ * changes merge (a rename or chmod here and a write there both survive);
+ * overlapping ones go to the site's policy. The server's record is always
+ * applied (the client's KML stays the server's); the local side's intent is
+ * then redone as ordinary local changes, which capture journals and the
+ * reintegrator ships. No data is lost: keep-both keeps the local version
+ * beside the name, the other policies keep the losing content in the
+ * fileset's conflicts folder unless told to discard it.
+ */
+export class ConflictResolver {
+  readonly #d: ResolverDeps;
+  #count = 0;
+
+  constructor(d: ResolverDeps) {
+    this.#d = d;
+  }
+
+  get count(): number {
+    return this.#count;
+  }
+
+  /**
+   * Prepare this node so that `r` applies, and return what to do once it has:
+   * null when nothing conflicts, 'absorbed' when `r` needs no applying (both
+   * sides made the same directory).
+   */
+  async prepare(r: KmlRecord): Promise<Redo[] | 'absorbed' | null> {
+    this.#touched = false;
+    const redo: Redo[] = [];
+    const absorbed = await this.#names(r, redo);
+    if (absorbed) return 'absorbed';
+    await this.#parents(r);
+    await this.#object(r, redo);
+    if (r.kind === 'rmdir') this.#emptyForRmdir(r);
+    return redo.length === 0 && !this.#touched ? null : redo;
+  }
+
+  #touched = false;
+
+  /** Names the record needs, held here by another object the server does not have there. */
+  async #names(r: KmlRecord, redo: Redo[]): Promise<boolean> {
+    const db = this.#d.db;
+    const names = r.kind === 'rename' ? [r.newPath!] : ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? [r.path] : [];
+    for (const name of names) {
+      const o = db.objectByPath(name);
+      if (o === undefined || o.fid === r.fid) continue;
+      if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION) {
+        db.adoptDir(o.fid, r, this.#d.serverNode(), this.#d.clock.now()); // both made this directory: one it is
+        this.#record(r, name, 'name/name', 'keep-both', null, 'resolved', 'same directory on both sides: merged');
+        return true;
+      }
+      const decision = this.#decide(r, name, 'name/name', o);
+      const aside = this.#conflictPath(name, r.tid);
+      this.#move(name, aside);
+      db.relocateLocal(o.fid, aside);
+      this.#touched = true;
+      if (decision === 'remote' && o.type === 'file') {
+        // The server's object takes the name; the local one leaves the tree, kept in the conflicts folder.
+        const kept = this.#keepFile(aside, name, r.tid);
+        db.dropLocal(o.fid);
+        db.forget(o.fid);
+        this.#remove(aside);
+        this.#record(r, name, 'name/name', decision, kept, 'resolved', 'the server\'s object took the name');
+      } else if (decision === 'local') {
+        // The local object takes the name back once the server's is in place; the server's moves beside it.
+        redo.push(() => {
+          const theirs = this.#conflictPath(name, r.tid);
+          this.#unguardedRename(name, theirs);
+          this.#unguardedRename(aside, name);
+        });
+        this.#record(r, name, 'name/name', decision, null, 'resolved', 'the local object keeps the name');
+      } else {
+        this.#record(r, name, 'name/name', 'keep-both', aside, 'open', null);
+        this.#d.log.warn({ path: name, keptAs: aside, tid: formatTid(r.tid) }, 'conflict: name taken on both sides; local kept beside');
+      }
+    }
+    return false;
+  }
+
+  /** The record's parent directories, removed here but not on the server: bring them back. */
+  async #parents(r: KmlRecord): Promise<void> {
+    const target = r.kind === 'rename' ? r.newPath! : r.path;
+    const missing: string[] = [];
+    for (let p = parentOf(target); p !== ''; p = parentOf(p)) {
+      if (this.#d.db.objectByPath(p) !== undefined) break;
+      missing.unshift(p);
+    }
+    for (const p of missing) {
+      const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && x.path === p);
+      if (removal === undefined) return; // not a local removal: the version check reports it
+      this.#d.db.dropLocal(removal.fid);
+      this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
+      this.#touched = true;
+      this.#record(r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
+      this.#d.log.warn({ path: p, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is kept');
+    }
+  }
+
+  /** The record's own object has local changes not accepted yet. */
+  async #object(r: KmlRecord, redo: Redo[]): Promise<void> {
+    const db = this.#d.db;
+    if (['create', 'mkdir', 'symlink', 'link'].includes(r.kind)) return;
+    const local = db.localRecordsOf(r.fid);
+    if (local.length === 0) return;
+    this.#touched = true;
+    const o = db.objectByFid(r.fid);
+    const removedHere = o === undefined;
+    const contentHere = local.some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'create');
+    const renamedHere = local.filter((x) => x.kind === 'rename').at(-1)?.newPath ?? null;
+    const modeHere = local.some((x) => x.kind === 'setattr') ? o?.mode ?? null : null;
+    const remoteContent = r.kind === 'write' || r.kind === 'truncate';
+    const remoteGone = r.kind === 'unlink' || r.kind === 'rmdir';
+
+    // Keep the local content before anything moves.
+    let saved: string | null = null;
+    if (o !== undefined && o.type === 'file' && contentHere) saved = this.#keepFile(o.path, r.path, r.tid);
+
+    // Back to the server's base state of the object, at the server's name, so `r` applies.
+    db.dropLocal(r.fid);
+    const type = o?.type ?? (local.some((x) => x.kind === 'rmdir') ? 'dir' : 'file');
+    const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
+    if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) this.#move(o.path, r.path);
+    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
+    if (needsServerContent) {
+      const staged = await this.#d.apply.stage({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source).catch(() => null);
+      if (staged !== null) {
+        this.#d.guard.hold(r.path);
+        try {
+          renameSync(staged.file, join(this.#d.root, r.path));
+        } finally {
+          this.#d.guard.release(r.path);
+        }
+      }
+    } else if (removedHere && type === 'dir' && !remoteGone) {
+      this.#mkdir(r.path, base.mode);
+    }
+    this.#restoreBase(base, r.preVersion, type);
+
+    // Decide, then redo the local intent over the server's result.
+    const kind: ConflictKind = removedHere ? (remoteGone ? 'other' : 'unlink/write')
+      : contentHere && remoteContent ? 'write/write'
+        : contentHere && remoteGone ? 'write/unlink'
+          : renamedHere !== null && r.kind === 'rename' ? 'rename/rename'
+            : modeHere !== null && remoteContent ? 'setattr/write'
+              : contentHere && r.kind === 'setattr' ? 'write/setattr' : 'other';
+    const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
+    if (kind === 'unlink/write') {
+      // A delete loses no data: the server's change brings the object back, unless the client must win.
+      const decision = this.#decide(r, r.path, kind, undefined);
+      if (decision === 'local' && !remoteGone) redo.push(() => this.#remove(finalPath));
+      this.#record(r, r.path, kind, decision, null, 'resolved', decision === 'local' ? 'removed again here' : 'the server\'s change brought it back');
+      return;
+    }
+    // Changes that do not overlap merge whatever the policy: a name, a mode, a content change each survive.
+    if (renamedHere !== null && r.kind !== 'rename' && !remoteGone) redo.push(() => this.#unguardedRename(finalPath, renamedHere));
+    if (modeHere !== null && r.kind !== 'setattr' && !remoteGone) redo.push(() => this.#chmod(renamedHere ?? finalPath, modeHere));
+    if (saved === null) {
+      if (kind === 'rename/rename') {
+        const decision = this.#decide(r, r.path, kind, o);
+        if (decision === 'local' && renamedHere !== null) redo.push(() => this.#unguardedRename(finalPath, renamedHere));
+        this.#record(r, r.path, kind, decision, null, 'resolved', decision === 'local' ? `renamed to ${renamedHere}` : `kept the server's name ${finalPath}`);
+      }
+      return;
+    }
+    if (kind === 'write/setattr') {
+      // The server changed only attributes: the local content goes back in place, as a local write.
+      redo.push(() => this.#putBack(saved!, renamedHere ?? finalPath));
+      this.#record(r, r.path, kind, 'keep-both', null, 'resolved', 'merged: local content, server attributes');
+      return;
+    }
+    const decision = this.#decide(r, r.path, kind, o);
+    if (decision === 'local') {
+      redo.push(() => {
+        if (!remoteGone) this.#keepFile(finalPath, finalPath, r.tid);
+        this.#putBack(saved!, renamedHere ?? finalPath);
+      });
+      this.#record(r, r.path, kind, decision, null, 'resolved', 'the local version replaced the server\'s');
+    } else if (decision === 'remote') {
+      this.#record(r, r.path, kind, decision, this.#d.policy().discard ? null : saved, 'resolved', 'the server\'s version kept');
+      if (this.#d.policy().discard) rmSync(saved, { force: true });
+    } else {
+      const aside = this.#conflictPath(r.path, r.tid);
+      redo.push(() => this.#putBack(saved!, aside));
+      this.#record(r, r.path, kind, 'keep-both', aside, 'open', null);
+      this.#d.log.warn({ path: r.path, keptAs: aside, tid: formatTid(r.tid) }, 'conflict: changed on both sides; local kept beside');
+    }
+  }
+
+  /** The server removes a directory that holds objects made here: move them out beside it. */
+  #emptyForRmdir(r: KmlRecord): void {
+    const db = this.#d.db;
+    const below = db.objectsBelow(r.path).filter((o) => !o.path.slice(r.path.length + 1).includes('/'));
+    for (const o of below) {
+      const to = this.#conflictPath(joinRel(parentOf(r.path), baseName(o.path)), r.tid);
+      this.#move(o.path, to);
+      db.relocateLocal(o.fid, to);
+      this.#touched = true;
+      this.#record(r, o.path, 'gained/rmdir', 'keep-both', to, 'open', null);
+      this.#d.log.warn({ path: o.path, keptAs: to, tid: formatTid(r.tid) }, 'conflict: the server removed a directory that gained entries here');
+    }
+  }
+
+  #decide(r: KmlRecord, path: string, kind: ConflictKind, local: ObjectRow | undefined): Decision {
+    const policy = this.#d.policy();
+    const facts = {
+      kind, path, localNode: this.#d.node, remoteNode: r.origin, localMtimeMs: local?.mtimeMs ?? 0, remoteMtimeMs: r.mtimeMs,
+    };
+    let answer: string | undefined;
+    if (policy.name === 'hook') answer = this.#runHook(kind, path, local);
+    return decide(policy, facts, answer);
+  }
+
+  /** The site's script: `HOOK KIND PATH LOCAL_FILE` prints local, remote or both. */
+  #runHook(kind: string, path: string, local: ObjectRow | undefined): string | undefined {
+    const hook = this.#d.hook();
+    if (hook === null) return undefined;
+    const localFile = local === undefined ? '' : join(this.#d.root, local.path);
+    const r = spawnSync(hook, [kind, path, localFile], { encoding: 'utf8', timeout: 10_000 });
+    if (r.status !== 0) {
+      this.#d.log.error({ hook, status: r.status, err: r.stderr?.slice(0, 200) }, 'conflict hook failed; keeping both');
+      return undefined;
+    }
+    return r.stdout.trim();
+  }
+
+  #record(r: KmlRecord, path: string, kind: string, decision: string, kept: string | null, status: 'open' | 'resolved', resolution: string | null): void {
+    this.#count++;
+    this.#d.db.addConflict({
+      time: this.#d.clock.now(), path, kind, policy: formatPolicy(this.#d.policy()), decision, remoteTid: r.tid as Tid, remoteNode: r.origin,
+      kept, status, resolution,
+    });
+  }
+
+  /** Keep a copy of a file in the conflicts folder (never replicated); returns its path. */
+  #keepFile(relNow: string, name: string, tid: bigint): string {
+    mkdirSync(this.#d.conflictsDir, { recursive: true, mode: 0o700 });
+    const to = join(this.#d.conflictsDir, `${formatTid(tid).slice(2)}-${Date.now().toString(36)}-${baseName(name)}`);
+    copyFileSync(join(this.#d.root, relNow), to);
+    return to;
+  }
+
+  #conflictPath(name: string, tid: bigint): string {
+    const db = this.#d.db;
+    return conflictName(name, this.#d.node, tid as Tid, (p) => db.objectByPath(p) !== undefined || lstatOrNull(join(this.#d.root, p)) !== null);
+  }
+
+  #restoreBase(d: LmlRecord | RecordDraft, version: Tid, type: 'file' | 'dir' | 'symlink'): void {
+    const st = lstatOrNull(join(this.#d.root, d.path));
+    const kind = type === 'dir' ? 'mkdir' : type === 'symlink' ? 'symlink' : 'create';
+    this.#d.db.commitCopy(
+      { ...d, kind, newPath: null, preVersion: NO_VERSION, target: type === 'symlink' ? d.target : null, origin: d.origin as NodeId, fid: d.fid as Fid },
+      version,
+      st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true },
+    );
+  }
+
+  #move(from: string, to: string): void {
+    this.#d.guard.hold(from);
+    this.#d.guard.hold(to);
+    try {
+      renameSync(join(this.#d.root, from), join(this.#d.root, to));
+    } finally {
+      this.#d.guard.release(from);
+      this.#d.guard.release(to);
+    }
+  }
+
+  #mkdir(path: string, mode: number): void {
+    this.#d.guard.hold(path);
+    try {
+      mkdirSync(join(this.#d.root, path), { mode });
+    } finally {
+      this.#d.guard.release(path);
+    }
+  }
+
+  #remove(path: string): void {
+    const abs = join(this.#d.root, path);
+    if (existsSync(abs)) rmSync(abs, { recursive: true, force: true });
+  }
+
+  // Redo steps change the tree without the echo guard: capture journals them as local changes.
+  #unguardedRename(from: string, to: string): void {
+    const a = join(this.#d.root, from);
+    const b = join(this.#d.root, to);
+    if (existsSync(a) && !existsSync(b) && !isUnder(to, from)) renameSync(a, b);
+  }
+
+  #chmod(path: string, mode: number): void {
+    const abs = join(this.#d.root, path);
+    if (existsSync(abs)) chmodSync(abs, mode);
+  }
+
+  #putBack(saved: string, path: string): void {
+    const abs = join(this.#d.root, path);
+    if (!existsSync(join(abs, '..'))) return;
+    copyFileSync(saved, abs);
+    unlinkSync(saved);
+  }
+}
