@@ -124,6 +124,7 @@ export class ConflictResolver {
       const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && x.path === p);
       if (removal === undefined) return; // not a local removal: the version check reports it
       this.#d.db.dropLocal(removal.fid);
+      if (lstatOrNull(join(this.#d.root, p)) === null) this.#mkdir(p, removal.mode);
       this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
       this.#touched = true;
       this.#record(r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
