@@ -180,3 +180,40 @@ test('policies: server-wins keeps the losing copy in the conflicts folder; clien
   for (const d of [cw.server, cw.client]) assert.equal(read(d, 'y.css'), 'client');
   assert.equal(conflicts(cw.client, true)[0]!.decision, 'local');
 });
+
+test('a replicator away past the server\'s retention resyncs in full, keeping its own changes', { timeout: 180_000 }, async (t) => {
+  const s = tmpDir('intersync-srv-');
+  const c = tmpDir('intersync-cli-');
+  const logs = tmpDir('intersync-logs-');
+  const procs: ChildProcess[] = [];
+  t.after(async () => {
+    for (const p of procs) await stopChild(p, 'SIGKILL');
+    for (const d of [s, c, logs]) d.cleanup();
+  });
+  for (const n of ['a.txt', 'b.txt', 'c.txt']) writeFileSync(join(s.path, n), `${n} v0`);
+  const port = await freePort();
+  procs.push(await spawnServer(s.path, logs.path, port, ['--retain-records', '3']));
+  procs.push(await spawnClient(c.path, logs.path, port, join(s.path, '.intermezzo/default/secret'), ['--replicate']));
+  await converged(s.path, c.path);
+  const p = { server: s.path, client: c.path, logs: logs.path };
+  assert.equal(cli(['disconnect', c.path]).code, 0);
+  await sleep(400);
+  writeFileSync(join(c.path, 'a.txt'), 'a by the client');
+  writeFileSync(join(c.path, 'b.txt'), 'b by the client');
+  writeFileSync(join(s.path, 'b.txt'), 'b by the server');
+  unlinkSync(join(s.path, 'c.txt'));
+  for (let i = 0; i < 10; i++) writeFileSync(join(s.path, `new${i}`), `${i}`);
+  await sleep(2500); // the server prunes its journal past the retention
+  const st = JSON.parse(cli(['status', '--json', s.path]).stdout) as { server: { peers: Array<{ lagRecords: number }> } };
+  assert.ok(st.server.peers[0]!.lagRecords > 3, 'the replicator is behind by more than the retention');
+  assert.equal(cli(['reconnect', c.path]).code, 0);
+  await converged(p.server, p.client);
+  for (const d of [s.path, c.path]) {
+    assert.equal(read(d, 'a.txt'), 'a by the client', 'a change the server did not contradict survives');
+    assert.equal(read(d, 'b.txt'), 'b by the server');
+    assert.deepEqual(conflictCopies(d).map((x) => read(d, x)), ['b by the client'], 'the contradicted change is kept beside');
+    assert.equal(existsSync(join(d, 'c.txt')), false, 'a delete made while away does not come back');
+    assert.equal(read(d, 'new9'), '9');
+  }
+  assert.match(readFileSync(join(logs.path, 'intersync-default.log'), 'utf8'), /past retention/);
+});

@@ -42,6 +42,7 @@ interface RunOptions {
   tlsCa?: string;
   tokenScope: string;
   leaseMs: number;
+  retainRecords: number;
 }
 
 function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
@@ -117,7 +118,7 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     ...common,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
-      ...l, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs,
+      ...l, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
@@ -151,6 +152,7 @@ function build(): Command {
     .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
     .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', 'fileset')
     .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), 30_000)
+    .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), 1_000_000)
     .option('--server <URL>', 'client mode: the fileset\'s server, HOST[:PORT] or http(s)://HOST:PORT (default port 7777)')
     .option('--secret-file <FILE>', 'client: file holding the fileset secret (the server\'s DIR/.intermezzo/<fileset>/secret)')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)

@@ -27,7 +27,8 @@ export type ErrorCode =
   | 'NEED_CONTENT'
   | 'PEER_UNREACHABLE'
   | 'NOT_EMPTY'
-  | 'WRONG_FILESET';
+  | 'WRONG_FILESET'
+  | 'RESYNC_NEEDED';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
@@ -190,6 +191,12 @@ export class IntersyncError extends Error {
   static WRONG_FILESET(dir: string, have: string, server: string): IntersyncError {
     return new IntersyncError('WRONG_FILESET', `${dir} holds fileset ${have}, the server serves ${server}`, {
       hint: 'point the client at the server of this fileset, or use another directory',
+    });
+  }
+
+  static RESYNC_NEEDED(since: string, first: string): IntersyncError {
+    return new IntersyncError('RESYNC_NEEDED', `the server no longer holds the records after ${since} (its journal starts at ${first})`, {
+      hint: 'this node was away longer than the server\'s retention (--retain-records): it resyncs the whole fileset by itself, keeping its own changes',
     });
   }
 

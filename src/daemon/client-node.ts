@@ -308,6 +308,16 @@ export class ClientNode {
         if (this.#offline) continue;
         const err = e instanceof IntersyncError ? e : IntersyncError.IO('follow', this.client.url, e);
         this.#lastError = err.message;
+        if (err.code === 'RESYNC_NEEDED') {
+          this.log.error({ err: err.message }, 'away past the server\'s retention: resyncing the whole fileset');
+          this.#o.onWarning?.(err);
+          try {
+            await this.#firstCopy();
+            continue;
+          } catch (e2) {
+            this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
+          }
+        }
         this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
         await this.#wakeFollow.wait(backoff + Math.random() * backoff);

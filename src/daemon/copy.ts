@@ -1,14 +1,16 @@
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
-import { NO_VERSION, asTid, parseTid, type Fid, type NodeId } from '#core/ids.js';
+import { NO_VERSION, asTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
+import { parentOf } from '#core/paths.js';
+import { conflictName } from '#reint/conflict-name.js';
 import { depthOf } from '#core/paths.js';
-import type { RecordDraft } from '#core/record.js';
+import type { LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
-import { rmSync } from 'node:fs';
+import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CopyProgress {
@@ -41,10 +43,11 @@ const BATCH_BYTES = 8 << 20;
  * snapshot's TID, so nothing changed on the server during the copy is lost;
  * capture runs throughout, so nothing changed here is either.
  */
-export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: number; bytes: number; skipped: number }> {
+export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: number; bytes: number; skipped: number; keptAside: string[] }> {
   const snap = await d.client.snapshot();
   const tid = parseTid(snap.tid)!;
   const inSnap = new Set(snap.entries.map((e) => e.fid));
+  const { skip, putBack } = protectLocal(d, snap.entries, tid);
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
   const leftovers = [...d.db.allObjects()].filter((o) => !inSnap.has(o.fid) && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid));
   leftovers.sort((a, b) => depthOf(b.path) - depthOf(a.path));
@@ -56,7 +59,7 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
     const o = d.db.objectByFid(e.fid as Fid);
     return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
   };
-  const todo = snap.entries.filter((e) => !have(e));
+  const todo = snap.entries.filter((e) => !have(e) && !skip.has(e.fid));
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   let skipped = snap.entries.length - todo.length;
@@ -124,7 +127,57 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
   }
   d.apply.flush();
   d.db.finishCopy(d.serverNode, tid, d.clock.now());
-  return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped };
+  // Local versions that lost their name come back beside it, as local changes capture will journal.
+  const keptAside: string[] = [];
+  for (const [saved, name] of putBack) {
+    const to = conflictName(name, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+    if (lstatOrNull(join(d.root, parentOf(to) === '' ? '.' : parentOf(to))) === null) continue;
+    copyFileSync(saved, join(d.root, to));
+    rmSync(saved, { force: true });
+    keptAside.push(to);
+  }
+  return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped, keptAside };
+}
+
+/**
+ * Before a resync (the server pruned the records this node missed), decide
+ * about local changes not accepted yet: an object the server has not changed
+ * since keeps its local changes (they reintegrate as they are); one it changed
+ * or removed gives its name to the server's version, and a local content
+ * change comes back beside it (keep-both). A local delete or attribute change
+ * loses to the server's change; no data is lost either way.
+ */
+function protectLocal(d: CopyDeps, entries: SnapshotEntry[], tid: Tid): { skip: Set<string>; putBack: Array<[string, string]> } {
+  const skip = new Set<string>();
+  const putBack: Array<[string, string]> = [];
+  const byFid = new Map(entries.map((e) => [e.fid, e]));
+  const pending = new Map<string, LmlRecord[]>();
+  for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
+  for (const [fid, recs] of pending) {
+    const o = d.db.objectByFid(fid as Fid);
+    const e = byFid.get(fid);
+    if (o !== undefined && o.version === NO_VERSION) {
+      // Made here: the server does not know it. Keep it, unless its name is the server's now.
+      if (entries.some((x) => x.path === o.path)) {
+        const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+        renameSync(join(d.root, o.path), join(d.root, to));
+        d.db.relocateLocal(o.fid, to);
+      }
+      continue;
+    }
+    if (o !== undefined && e !== undefined && asTid(BigInt(e.version)) === o.version) {
+      skip.add(fid); // unchanged on the server since: the local changes apply on it
+      continue;
+    }
+    const contentHere = recs.some((r) => r.kind === 'write' || r.kind === 'truncate');
+    if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(d.root, o.path)) !== null) {
+      const saved = join(d.apply.stagedPath('resync'), '..', `resync-${fid}-${Date.now()}`);
+      copyFileSync(join(d.root, o.path), saved);
+      putBack.push([saved, e?.path ?? o.path]);
+    }
+    d.db.dropLocal(fid as Fid);
+  }
+  return { skip, putBack };
 }
 
 function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {

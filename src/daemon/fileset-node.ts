@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid } from '#core/ids.js';
+import { formatTid, type Tid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { DEFAULT_FILESET, checkBackingDir, filesetPaths, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
@@ -25,6 +25,8 @@ export interface ListenOptions {
   readonly tls?: { readonly cert: string; readonly key: string };
   readonly tokenScope: TokenScopeMode;
   readonly leaseMs: number;
+  /** Records kept for replicators that are away; older ones are pruned and such a replicator resyncs. */
+  readonly retainRecords: number;
 }
 
 export interface FilesetNodeOptions {
@@ -133,7 +135,10 @@ export class FilesetNode {
       await node.capture.start();
       if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);
       node.#writeStatus();
-      node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
+      node.#statusTimer = setInterval(() => {
+        node.#prune();
+        node.#writeStatus();
+      }, 1000);
       node.#statusTimer.unref();
       return node;
     } catch (e) {
@@ -141,6 +146,31 @@ export class FilesetNode {
       releasePidFile(paths.pidFile);
       throw e;
     }
+  }
+
+  /**
+   * Keep every record until each registered replicator acknowledged it, but
+   * never more than `retainRecords` of them: past that, an absent replicator
+   * must resync in full, and says so at its next contact (status and logs here).
+   */
+  #prune(): void {
+    const retain = this.#opts.listen?.retainRecords;
+    if (retain === undefined) return;
+    const last: bigint = this.db.lastTid;
+    const acked = new Map<string, bigint>(this.db.lastRcvd().map((p) => [p.peer, p.tid]));
+    const replicators = this.db.peers().filter((p) => p.replicate);
+    let needed = last;
+    for (const p of replicators) {
+      const a = acked.get(p.node) ?? 0n;
+      if (a < needed) needed = a;
+    }
+    const floor = last - BigInt(retain);
+    const below = (needed > floor ? needed : floor) + 1n;
+    if (below <= this.db.firstKeptTid) return;
+    const n = this.db.pruneKml(below as Tid);
+    const lost = replicators.filter((p) => (acked.get(p.node) ?? 0n) + 1n < below).map((p) => p.node);
+    if (lost.length > 0) this.log.warn({ peers: lost, first: formatTid(below) }, 'replicators away past retention: they will resync in full');
+    this.log.info({ pruned: n, first: formatTid(below) }, 'journal pruned');
   }
 
   async #listen(l: ListenOptions): Promise<void> {

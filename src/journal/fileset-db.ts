@@ -162,6 +162,7 @@ export class FilesetDb {
       metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
       kmlSince: db.prepare('SELECT * FROM kml WHERE tid > ? ORDER BY tid LIMIT ?'),
       kmlCount: db.prepare('SELECT count(*) AS n FROM kml'),
+      kmlPrune: db.prepare('DELETE FROM kml WHERE tid < ?'),
       lastRcvdAll: db.prepare('SELECT peer, tid, updated FROM last_rcvd ORDER BY peer'),
     };
   }
@@ -302,6 +303,22 @@ export class FilesetDb {
   /** Records with TID > `since`, in TID order, at most `limit`. */
   readKml(since: Tid, limit = 1000): KmlRecord[] {
     return (this.#st.kmlSince!.all(since, limit) as Row[]).map(toRecord);
+  }
+
+  /** The oldest TID the KML still holds records from (records before it were pruned). */
+  get firstKeptTid(): Tid {
+    return asTid(BigInt(this.getMeta('kml_first') ?? '1'));
+  }
+
+  /** Server side: drop records before `tid` (every replicator has them, or they are past retention). */
+  pruneKml(tid: Tid): number {
+    if (tid <= this.firstKeptTid) return 0;
+    let n = 0;
+    this.#db.transaction(() => {
+      n = this.#st.kmlPrune!.run(tid).changes;
+      this.#st.setMeta!.run('kml_first', tid.toString());
+    })();
+    return n;
   }
 
   kmlAt(tid: Tid): KmlRecord | undefined {

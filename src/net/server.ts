@@ -369,6 +369,10 @@ export class FilesetServer {
       const q = req.query as { since: string; follow?: string; node?: string };
       const since = parseTid(q.since);
       if (since === undefined) throw IntersyncError.BAD_REQUEST(`since ${q.since} is out of range`);
+      if (since + 1n < db.firstKeptTid && since < db.lastTid) {
+        f.log.warn({ node: q.node, since: formatTid(since), first: formatTid(db.firstKeptTid) }, 'peer is past retention: it must resync');
+        throw IntersyncError.RESYNC_NEEDED(formatTid(since), formatTid(db.firstKeptTid));
+      }
       await this.#forward(reply, since, q.follow === '1', q.node ?? 'anonymous');
     });
 

@@ -13,6 +13,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   TOKEN_BUSY: 409,
   NOT_EMPTY: 409,
   CONTENT_GONE: 410,
+  RESYNC_NEEDED: 410,
   TOO_LARGE: 413,
   NEED_CONTENT: 422,
   DB_CORRUPT: 500,
