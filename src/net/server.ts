@@ -441,6 +441,7 @@ export class FilesetServer {
     const db = f.db;
     const log = f.log.child({ component: 'reint', peer: node });
     const results: Array<Record<string, unknown>> = [];
+    const t0 = performance.now();
     let stopped = false;
     let hello = false;
     let frame: Frame;
@@ -492,7 +493,9 @@ export class FilesetServer {
       }
     }
     if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');
+    const tf = performance.now();
     f.apply.flush();
+    log.info({ records: results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(performance.now() - tf) }, 'reintegration batch');
     return { results, lastTid: formatTid(db.lastTid) };
   }
 }
