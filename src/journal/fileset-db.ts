@@ -815,16 +815,15 @@ function toObject(r: Row): ObjectRow {
   };
 }
 
-function toRecord(r: Row): KmlRecord {
+/** The fields a KML row and an LML row share: the record as its origin made it. */
+function draftOf(r: Row): RecordDraft {
   return {
-    tid: asTid(r.tid as bigint),
     kind: r.kind as RecordKind,
     fid: r.fid as Fid,
     path: r.path as string,
     newPath: strOrNull(r.new_path),
     target: strOrNull(r.target),
     preVersion: asTid(r.pre_version as bigint),
-    postVersion: asTid(r.post_version as bigint),
     mode: num(r.mode),
     uid: num(r.uid),
     gid: num(r.gid),
@@ -833,29 +832,21 @@ function toRecord(r: Row): KmlRecord {
     hash: strOrNull(r.hash),
     origin: r.origin as NodeId,
     time: num(r.time),
+  };
+}
+
+function toRecord(r: Row): KmlRecord {
+  return {
+    ...draftOf(r),
+    tid: asTid(r.tid as bigint),
+    postVersion: asTid(r.post_version as bigint),
     digest: r.digest as string,
     originSeq: r.origin_seq === null || r.origin_seq === undefined ? null : BigInt(r.origin_seq as bigint),
   };
 }
 
 function toLml(r: Row): LmlRecord {
-  return {
-    seq: BigInt(r.seq as bigint),
-    kind: r.kind as RecordKind,
-    fid: r.fid as Fid,
-    path: r.path as string,
-    newPath: strOrNull(r.new_path),
-    target: strOrNull(r.target),
-    preVersion: asTid(r.pre_version as bigint),
-    mode: num(r.mode),
-    uid: num(r.uid),
-    gid: num(r.gid),
-    mtimeMs: num(r.mtime_ms),
-    size: r.size === null ? null : num(r.size),
-    hash: strOrNull(r.hash),
-    origin: r.origin as NodeId,
-    time: num(r.time),
-  };
+  return { ...draftOf(r), seq: BigInt(r.seq as bigint) };
 }
 
 export type { DigestEntry };
