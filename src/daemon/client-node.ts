@@ -353,6 +353,7 @@ export class ClientNode {
       db.acceptOwn(r, peer, this.#o.clock.now());
       return;
     }
+    await this.capture.syncPaths(r.newPath === null ? [r.path] : [r.path, r.newPath]);
     const redo = await this.#resolver.prepare(r);
     if (redo === 'absorbed') return;
     let staged = null;

@@ -149,27 +149,28 @@ export class FilesetNode {
   }
 
   /**
-   * Keep every record until each registered replicator acknowledged it, but
-   * never more than `retainRecords` of them: past that, an absent replicator
-   * must resync in full, and says so at its next contact (status and logs here).
+   * Keep every record until each registered peer (replicators and clients)
+   * acknowledged it, and in any case the last `retainRecords`: past that, a
+   * peer still away must resync in full, and is told so at its next contact
+   * (and named here, in the log).
    */
   #prune(): void {
     const retain = this.#opts.listen?.retainRecords;
     if (retain === undefined) return;
     const last: bigint = this.db.lastTid;
+    const floor = last - BigInt(retain); // never keep fewer than `retain` records
+    if (floor <= 0n) return;
     const acked = new Map<string, bigint>(this.db.lastRcvd().map((p) => [p.peer, p.tid]));
-    const replicators = this.db.peers().filter((p) => p.replicate);
     let needed = last;
-    for (const p of replicators) {
+    for (const p of this.db.peers()) {
       const a = acked.get(p.node) ?? 0n;
       if (a < needed) needed = a;
     }
-    const floor = last - BigInt(retain);
     const below = (needed > floor ? needed : floor) + 1n;
     if (below <= this.db.firstKeptTid) return;
     const n = this.db.pruneKml(below as Tid);
-    const lost = replicators.filter((p) => (acked.get(p.node) ?? 0n) + 1n < below).map((p) => p.node);
-    if (lost.length > 0) this.log.warn({ peers: lost, first: formatTid(below) }, 'replicators away past retention: they will resync in full');
+    const lost = this.db.peers().filter((p) => (acked.get(p.node) ?? 0n) + 1n < below).map((p) => p.node);
+    if (lost.length > 0) this.log.warn({ peers: lost, first: formatTid(below) }, 'peers away past retention: they will resync in full');
     this.log.info({ pruned: n, first: formatTid(below) }, 'journal pruned');
   }
 
@@ -178,6 +179,7 @@ export class FilesetNode {
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: readSecret(this.paths), log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
+        syncPaths: (paths) => this.capture.syncPaths(paths),
       },
       l.tls,
     );

@@ -31,6 +31,8 @@ export interface ServedFileset {
   readonly debug: number;
   readonly tokenScope: TokenScopeMode;
   readonly leaseMs: number;
+  /** Journal any local change at these names not journaled yet, before a peer's record changes them. */
+  readonly syncPaths?: (paths: readonly string[]) => Promise<void>;
 }
 
 export interface ServerOptions {
@@ -467,6 +469,7 @@ export class FilesetServer {
         continue;
       }
       try {
+        await f.syncPaths?.(d.newPath === null ? [d.path] : [d.path, d.newPath]);
         const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
         // Check right before the change, in the same tick as the commit: nothing can slip in between.
         const err = f.apply.check(d);

@@ -12,7 +12,7 @@ import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
 import { Reconciler, type DirtyItem } from './reconciler.js';
-import { startupScan } from './scan.js';
+import { startupScan, unchanged } from './scan.js';
 
 export interface WatchCaptureOptions {
   readonly db: FilesetDb;
@@ -133,6 +133,30 @@ export class WatchCapture {
       kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size,
       records: this.#records, lastScan: this.#lastScan, watchLimit: this.#watchLimit, lastError: this.#lastError,
     };
+  }
+
+  /**
+   * Journal now whatever changed at `paths` and is not journaled yet: the
+   * apply path calls this before it changes those names, so a peer's change
+   * never overwrites a local one that capture has not seen yet (it becomes a
+   * journaled change, and the version check or the conflict step handles it).
+   */
+  async syncPaths(paths: readonly string[]): Promise<void> {
+    const changed = paths.filter((p) => {
+      const row = this.#o.db.objectByPath(p);
+      const st = lstatOrNull(join(this.#o.root, p));
+      if (row === undefined) return st !== null;
+      return st === null || !unchanged(row, st);
+    });
+    if (changed.length === 0) return;
+    while (this.#running !== undefined) await this.#running;
+    const run = this.#reconciler.run(changed.map((path) => ({ path }))).then(() => undefined);
+    this.#running = run;
+    try {
+      await run;
+    } finally {
+      if (this.#running === run) this.#running = undefined;
+    }
   }
 
   /** Resolves when no hint is pending and no batch runs (tests and orderly shutdown). */
