@@ -194,9 +194,11 @@ export class ApplyPath {
    * with the touched names held in the echo guard so capture does not see the
    * change as a local one. `staged` is consumed.
    */
-  apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void): void {
+  apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null = null): void {
     const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
     for (const n of names) this.#d.guard.hold(n);
+    // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
+    const inflight = intent === null ? null : this.#d.db.markInflight(intent);
     try {
       const abs = confine(this.#d.root, d.path);
       let after: string | null = abs;
@@ -260,8 +262,10 @@ export class ApplyPath {
         commit(st === null ? null : appliedIdentity(st));
       } catch (e) {
         this.#undo(d, abs, after);
+        if (inflight !== null) this.#d.db.clearInflight(inflight);
         throw e;
       }
+      if (inflight !== null) this.#d.db.clearInflight(inflight);
     } finally {
       if (staged !== null) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);

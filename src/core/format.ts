@@ -7,7 +7,7 @@
  *   per origin, so a reintegration sent twice is accepted once), lml table (a client's local records the
  *   server has not accepted), peers table (registered clients and replicators).
  * - store 3 (intersync 0.3): conflicts table (each conflict met on reconnection, its decision and where
- *   the losing version is kept).
+ *   the losing version is kept), inflight table (peer changes being written to disk, for crash recovery).
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),

@@ -8,12 +8,15 @@ import { NO_VERSION, formatTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
+import { reachedDisk } from '#apply/recovery.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { join } from 'node:path';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
 import { ensureNodeId, mkfs } from '#journal/mkfs.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { PeerClient, type HelloInfo } from '#net/peer-client.js';
-import { parseWireRecord } from '#net/protocol/wire-record.js';
+import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import { WatchCapture } from '#presto/watch-capture.js';
@@ -174,6 +177,7 @@ export class ClientNode {
       db.setMeta('server_url', client.url);
       const node = new ClientNode(o, paths, db, client, hello);
       node.log.info({ dir, server: client.url, uuid: db.meta.uuid, node: db.meta.nodeId }, 'starting client');
+      await node.#recover();
       // The first copy runs before capture starts: the start-up scan that follows it journals whatever was
       // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
       if (db.getMeta('copy_done') === undefined) await node.#firstCopy();
@@ -241,6 +245,24 @@ export class ClientNode {
     }
     this.#wakeFollow.fire();
     this.#writeStatus();
+  }
+
+  /** Records from the server that were being applied when the process died: journal them if they reached the disk. */
+  async #recover(): Promise<void> {
+    for (const { id, intent } of this.db.inflight()) {
+      try {
+        const r = parseWireRecord((JSON.parse(intent) as { r: unknown }).r);
+        const peer = this.#serverNode();
+        if (r.tid > this.db.lastRcvdOf(peer) && this.apply.check(r) === null && (await reachedDisk(this.paths.dir, r))) {
+          const st = lstatOrNull(join(this.paths.dir, r.newPath ?? r.path));
+          this.db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], peer, this.#o.clock.now());
+          this.log.info({ tid: formatTid(r.tid), path: r.path }, 'recovered a change that was in flight');
+        }
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'dropping an unreadable in-flight note');
+      }
+      this.db.clearInflight(id);
+    }
   }
 
   #serverNode(): string {
@@ -371,7 +393,8 @@ export class ClientNode {
       this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
       throw err;
     }
-    this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()));
+    this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()),
+      JSON.stringify({ via: 'forward', r: recordToWire(r) }));
     for (const step of redo ?? []) {
       try {
         step();

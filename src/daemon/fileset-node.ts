@@ -14,6 +14,10 @@ import type { WatchFn } from '#presto/dir-watcher.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import { FilesetServer } from '#net/server.js';
+import { parseWireLml } from '#net/protocol/wire-record.js';
+import { reachedDisk } from '#apply/recovery.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { join } from 'node:path';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { readSecret } from '#journal/layout.js';
 import { chooseLogDir, createLogger } from './logger.js';
@@ -132,6 +136,7 @@ export class FilesetNode {
       db.setMeta('role', 'server');
       const node = new FilesetNode(o, paths, db, created);
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
+      await node.#recover();
       await node.capture.start();
       if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);
       node.#writeStatus();
@@ -145,6 +150,23 @@ export class FilesetNode {
       db.close();
       releasePidFile(paths.pidFile);
       throw e;
+    }
+  }
+
+  /** Reintegrated changes that were being applied when the process died: journal them if they reached the disk. */
+  async #recover(): Promise<void> {
+    for (const { id, intent } of this.db.inflight()) {
+      try {
+        const d = parseWireLml((JSON.parse(intent) as { r: unknown }).r);
+        if (this.db.kmlByOrigin(d.origin, d.seq) === undefined && this.apply.check(d) === null && (await reachedDisk(this.paths.dir, d))) {
+          const st = lstatOrNull(join(this.paths.dir, d.newPath ?? d.path));
+          this.db.commit([{ draft: d, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true }, originSeq: d.seq }]);
+          this.log.info({ origin: d.origin, seq: d.seq.toString(), path: d.path }, 'recovered a reintegrated change that was in flight');
+        }
+      } catch (e) {
+        this.log.warn({ err: (e as Error).message }, 'dropping an unreadable in-flight note');
+      }
+      this.db.clearInflight(id);
     }
   }
 

@@ -141,6 +141,9 @@ export class FilesetDb {
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
+      inflightAdd: db.prepare('INSERT INTO inflight (intent) VALUES (?)'),
+      inflightDel: db.prepare('DELETE FROM inflight WHERE id = ?'),
+      inflightAll: db.prepare('SELECT * FROM inflight ORDER BY id'),
       conflictAdd: db.prepare(`INSERT INTO conflicts (time, path, kind, policy, decision, remote_tid, remote_node, kept, status, resolution)
                                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
       conflictList: db.prepare("SELECT * FROM conflicts WHERE ? = 1 OR status = 'open' ORDER BY id"),
@@ -364,6 +367,19 @@ export class FilesetDb {
 
   resolveConflict(id: number, resolution: string, now: number): void {
     this.#st.conflictResolve!.run(resolution, now, id);
+  }
+
+  /** Note a peer's change about to reach the disk; returns its id for clearInflight. */
+  markInflight(intent: string): number {
+    return Number(this.#st.inflightAdd!.run(intent).lastInsertRowid);
+  }
+
+  clearInflight(id: number): void {
+    this.#st.inflightDel!.run(id);
+  }
+
+  inflight(): Array<{ id: number; intent: string }> {
+    return (this.#st.inflightAll!.all() as Row[]).map((r) => ({ id: num(r.id), intent: String(r.intent) }));
   }
 
   /** Client side: drop an object's pending local records (a conflict resolution takes them over). */

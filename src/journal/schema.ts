@@ -114,6 +114,13 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
         resolution  TEXT,
         resolved_at INTEGER
       ) STRICT;
+
+      -- A peer's change the apply path is writing to the disk: present from just before the disk change
+      -- until the commit that journals it, so a start after a crash finds what was in flight.
+      CREATE TABLE inflight (
+        id     INTEGER PRIMARY KEY,
+        intent TEXT NOT NULL
+      ) STRICT;
     `);
   },
 ];

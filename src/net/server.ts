@@ -482,7 +482,7 @@ export class FilesetServer {
         let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
         f.apply.apply(draft, staged, (identity) => {
           rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
-        });
+        }, JSON.stringify({ via: 'reint', r: lmlToWire({ ...draft, seq: d.seq }) }));
         if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
       } catch (caught) {
