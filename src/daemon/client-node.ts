@@ -97,6 +97,7 @@ export class ClientNode {
   #statusTimer: NodeJS.Timeout | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
   #acked: Tid = NO_VERSION;
+  #stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
 
   private constructor(o: ClientNodeOptions, paths: FilesetPaths, db: FilesetDb, client: PeerClient, hello: HelloInfo | null) {
     this.#o = o;
@@ -330,8 +331,17 @@ export class ClientNode {
         if (this.#offline) continue;
         const err = e instanceof IntersyncError ? e : IntersyncError.IO('follow', this.client.url, e);
         this.#lastError = err.message;
-        if (err.code === 'RESYNC_NEEDED') {
-          this.log.error({ err: err.message }, 'away past the server\'s retention: resyncing the whole fileset');
+        // A server record this node cannot apply, again and again, means its state went astray from the
+        // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
+        if (err.code === 'CONFLICT' || err.code === 'BAD_PATH') {
+          const tid = this.db.lastRcvdOf(this.#serverNode());
+          this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
+        }
+        if (err.code === 'RESYNC_NEEDED' || this.#stuck.n >= 3) {
+          this.#stuck = { tid: NO_VERSION, n: 0 };
+          this.log.error({ err: err.message }, err.code === 'RESYNC_NEEDED'
+            ? 'away past the server\'s retention: resyncing the whole fileset'
+            : 'a server record does not apply here: resyncing the whole fileset, keeping local changes');
           this.#o.onWarning?.(err);
           try {
             await this.#firstCopy();
