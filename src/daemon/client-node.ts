@@ -312,6 +312,8 @@ export class ClientNode {
             this.#stale.add(r.fid);
             try {
               await this.#applyForwarded(r, f.payload);
+            } catch (e) {
+              throw new ApplyFailure(r, e);
             } finally {
               this.#stale.delete(r.fid);
             }
@@ -329,11 +331,14 @@ export class ClientNode {
         this.#connected = false;
         if (this.#stopped) break;
         if (this.#offline) continue;
-        const err = e instanceof IntersyncError ? e : IntersyncError.IO('follow', this.client.url, e);
-        this.#lastError = err.message;
+        const applying = e instanceof ApplyFailure;
+        const cause = applying ? e.cause : e;
+        const err = cause instanceof IntersyncError ? cause
+          : applying ? IntersyncError.CONFLICT(e.record.path, (cause as Error).message) : IntersyncError.IO('follow', this.client.url, cause);
+        this.#lastError = applying ? `applying ${formatTid(e.record.tid)} ${e.record.kind} ${e.record.path}: ${err.message}` : err.message;
         // A server record this node cannot apply, again and again, means its state went astray from the
         // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
-        if (err.code === 'CONFLICT' || err.code === 'BAD_PATH') {
+        if (applying) {
           const tid = this.db.lastRcvdOf(this.#serverNode());
           this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
         }
@@ -385,7 +390,8 @@ export class ClientNode {
       db.acceptOwn(r, peer, this.#o.clock.now());
       return;
     }
-    await this.capture.syncPaths(r.newPath === null ? [r.path] : [r.path, r.newPath]);
+    const here = db.objectByFid(r.fid)?.path;
+    await this.capture.syncPaths([r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])]);
     const redo = await this.#resolver.prepare(r);
     if (redo === 'absorbed') return;
     let staged = null;
@@ -425,5 +431,15 @@ export class ClientNode {
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'cannot write status file');
     }
+  }
+}
+
+/** A forwarded record failed to apply here (as opposed to the stream failing). */
+class ApplyFailure extends Error {
+  readonly record: KmlRecord;
+
+  constructor(record: KmlRecord, cause: unknown) {
+    super(`apply ${formatTid(record.tid)}: ${(cause as Error).message}`, { cause });
+    this.record = record;
   }
 }

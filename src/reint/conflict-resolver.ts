@@ -149,7 +149,9 @@ export class ConflictResolver {
 
     // Keep the local content before anything moves.
     let saved: string | null = null;
-    if (o !== undefined && o.type === 'file' && contentHere) saved = this.#keepFile(o.path, r.path, r.tid);
+    if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(this.#d.root, o.path)) !== null) {
+      saved = this.#keepFile(o.path, r.path, r.tid);
+    }
 
     // Back to the server's base state of the object, at the server's name, so `r` applies.
     db.dropLocal(r.fid);
@@ -291,6 +293,7 @@ export class ConflictResolver {
   }
 
   #move(from: string, to: string): void {
+    if (lstatOrNull(join(this.#d.root, from)) === null) return; // gone meanwhile: nothing to move
     this.#d.guard.hold(from);
     this.#d.guard.hold(to);
     try {
