@@ -98,6 +98,7 @@ export class ClientNode {
   #ackTimer: NodeJS.Timeout | undefined;
   #acked: Tid = NO_VERSION;
   #stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
+  #resyncRequested = false;
 
   private constructor(o: ClientNodeOptions, paths: FilesetPaths, db: FilesetDb, client: PeerClient, hello: HelloInfo | null) {
     this.#o = o;
@@ -137,6 +138,10 @@ export class ClientNode {
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
       clock: o.clock, debug: o.debug, scopeMode: () => (this.#hello?.tokenScope ?? 'fileset') as TokenScopeMode,
       leaseMs: () => this.#hello?.leaseMs ?? 30_000,
+      onStuck: () => {
+        this.#resyncRequested = true;
+        this.#abort.abort(); // the follow loop runs the resync
+      },
     });
   }
 
@@ -295,6 +300,17 @@ export class ClientNode {
         continue;
       }
       if (this.#abort.signal.aborted) this.#abort = new AbortController();
+      if (this.#resyncRequested) {
+        this.#resyncRequested = false;
+        try {
+          await this.#firstCopy();
+        } catch (e) {
+          this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
+          this.#resyncRequested = true;
+          await this.#wakeFollow.wait(backoff);
+          continue;
+        }
+      }
       try {
         if (this.#hello === null) {
           this.#hello = await this.client.hello(this.db.meta.nodeId, this.#o.replicate);

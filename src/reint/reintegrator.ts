@@ -29,6 +29,8 @@ export interface ReintegratorDeps {
   readonly debug: number;
   readonly scopeMode: () => TokenScopeMode;
   readonly leaseMs: () => number;
+  /** A local change the server keeps refusing although this node has all the server's records: resync. */
+  readonly onStuck: () => void;
 }
 
 export interface ReintStatus {
@@ -169,11 +171,15 @@ export class Reintegrator {
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
       d.log.info({ seq: result.seq, status: result.status, code: result.error?.code, err: result.error?.message, tries }, 'reintegration refused');
       if (result.status === 'conflict' && caughtUp && tries >= 3) {
-        // Nothing the server forwards will resolve it: keep the file here, drop the change, say so.
-        d.db.dropLml(BigInt(result.seq));
+        // Nothing the server forwards will resolve it: rebuild from a snapshot, which keeps the local version
+        // beside the server's (keep-both) and drops the change that cannot apply.
         this.#rejected++;
+        this.#tries.delete(result.seq);
         this.#lastError = `change ${result.seq} refused by the server: ${result.error?.message ?? 'conflict'}`;
-        d.log.error({ seq: result.seq, err: result.error?.message }, 'local change refused by the server; kept on this node only');
+        d.log.error({ seq: result.seq, err: result.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
+        d.onStuck();
+        this.#waitFor = serverTid;
+        break;
       } else if (result.status === 'conflict') {
         this.#waitFor = serverTid; // the forwarded stream brings the other side, which resolves it
       }
