@@ -4,19 +4,20 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication; --pairs N, --rounds N override the repeat counts
 //
-// Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`.
+// Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { captureBench, type CaptureResult } from './capture-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { replicationBench, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
 
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | undefined;
+  only: 'capture' | 'scan' | 'replication' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -34,11 +35,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan') throw new Error('--only takes capture or scan');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication') throw new Error('--only takes capture, scan or replication');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -72,19 +73,36 @@ async function main(): Promise<void> {
 
   let capture: CaptureResult | undefined;
   let scan: ScanResult | undefined;
-  if (args.only !== 'scan') {
+  let replication: ReplicationResult | undefined;
+  const runs = (suite: NonNullable<Args['only']>): boolean => args.only === undefined || args.only === suite;
+  if (runs('capture')) {
     capture = await captureBench({
       files: args.quick ? 2_000 : 20_000,
       dirs: args.quick ? 20 : 100,
       pairs: args.pairs ?? (args.quick ? 3 : 5),
     });
   }
-  if (args.only !== 'capture') {
+  if (runs('scan')) {
     scan = await scanBench({
       dirs: args.quick ? 100 : 1_000,
       filesPerDir: 100,
       rounds: args.rounds ?? 3,
       changes: 10,
+    });
+  }
+  if (runs('replication')) {
+    replication = await replicationBench({
+      initialFiles: args.quick ? 2_000 : 20_000,
+      initialDirs: args.quick ? 20 : 100,
+      incSizes: args.quick ? [1_000, 10_000] : [10_000, 100_000],
+      modify: 10,
+      create: 5,
+      delete: 5,
+      bigBytes: args.quick ? 64 << 20 : 1 << 30,
+      patchBytes: 1 << 20,
+      lagWrites: args.quick ? 50 : 200,
+      rounds: args.rounds ?? 3,
+      incRounds: args.rounds ?? 5,
     });
   }
 
@@ -119,6 +137,26 @@ async function main(): Promise<void> {
       ['scan: exactly the changes journaled', `${scan.allOk ? 'OK' : 'WRONG'} (${scan.rounds.filter((r) => r.ok).length}/${scan.rounds.length} OK)`, ''],
     );
   }
+  if (replication !== undefined) {
+    const r = replication;
+    const a = r.initial.median;
+    rows.push([`replication: initial sync of ${fmt(r.initial.files)} files`,
+      `${fmt(a.intersyncFilesPerSec)} files/s (rsync ${fmt(a.rsyncFilesPerSec)})`, `${fmt(a.ratio, 2)}x rsync; >= 1.0x ${verdict(a.ratio >= 1)}`]);
+    for (const x of r.incremental) {
+      rows.push([`replication: ${x.changes} changes in ${fmt(x.files)} files`, `${fmt(x.median.intersyncMs, 1)} ms (rsync ${fmt(x.median.rsyncMs, 1)} ms)`,
+        `< 100 ms ${verdict(x.median.intersyncMs < 100)}`]);
+    }
+    const b = r.big.median;
+    rows.push(
+      [`replication: initial sync of a ${fmt(r.big.bytes / 2 ** 20)} MiB file`, `${fmt(b.intersyncInitialMBps)} MB/s (rsync ${fmt(b.rsyncInitialMBps)})`, ''],
+      ['replication: 1 MiB changed in it, propagation', `${fmt(b.intersyncChangeMs)} ms (rsync ${fmt(b.rsyncChangeMs)} ms)`, ''],
+      ['replication: 1 MiB changed in it, bytes on the wire', `${fmt(b.intersyncChangeBytes)} (rsync ${fmt(b.rsyncChangeBytes)})`,
+        `< 2 MiB ${verdict(b.intersyncChangeBytes < 2 * 2 ** 20)}`],
+      ['replication: lag close -> content, p50', `${fmt(r.lag.p50, 1)} ms`, `< 20 ms ${verdict(r.lag.p50 < 20)}`],
+      ['replication: lag close -> content, p99', `${fmt(r.lag.p99, 1)} ms`, `< 100 ms ${verdict(r.lag.p99 < 100)}`],
+      ['replication: digest checks', `${r.digestsOk === r.digestsTotal ? 'OK' : 'MISMATCH'} (${r.digestsOk}/${r.digestsTotal} OK)`, ''],
+    );
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -129,9 +167,11 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
+      replication: replication ?? null,
     })}\n`);
   }
-  const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk);
+  const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
+    (replication !== undefined && !replication.allOk);
   if (failed) process.exitCode = 1;
 }
 
