@@ -89,9 +89,9 @@ function cli(args: string[]): void {
 }
 
 async function round(ops: number, churn: boolean): Promise<{ lml: number; shipped: number; away: number; ms: number; ok: boolean }> {
-  const srv = makeTmp('intersync-bench-reint-srv-');
-  const cl = makeTmp('intersync-bench-reint-cli-');
-  const logs = process.env.REINT_LOGS ?? makeTmp('intersync-bench-reint-logs-');
+  const srv = makeTmp('reint-srv');
+  const cl = makeTmp('reint-cli');
+  const logs = process.env.REINT_LOGS ?? makeTmp('reint-logs');
   const port = await freePort();
   const server = await start(['--listen', `127.0.0.1:${port}`, '--log-dir', logs, srv]);
   const client = await start(['--server', `http://127.0.0.1:${port}`, '--secret-file', join(srv, '.intermezzo/default/secret'), '--log-dir', logs, cl]);

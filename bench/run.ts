@@ -4,20 +4,21 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint; --pairs N, --rounds N override the repeat counts
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { captureBench, type CaptureResult } from './capture-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { reintBench, type ReintResult } from './reint-bench.js';
 import { replicationBench, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
 
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -35,11 +36,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication') throw new Error('--only takes capture, scan or replication');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint') throw new Error('--only takes capture, scan, replication or reint');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
   let capture: CaptureResult | undefined;
   let scan: ScanResult | undefined;
   let replication: ReplicationResult | undefined;
+  let reint: ReintResult | undefined;
   const runs = (suite: NonNullable<Args['only']>): boolean => args.only === undefined || args.only === suite;
   if (runs('capture')) {
     capture = await captureBench({
@@ -105,6 +107,8 @@ async function main(): Promise<void> {
       incRounds: args.rounds ?? 5,
     });
   }
+  if (runs('reint')) reint = await reintBench({ quick: args.quick, ...(args.rounds === undefined ? {} : { rounds: args.rounds }) });
+
 
   say('== Summary (medians)');
   const rows: Array<Array<string | number>> = [];
@@ -157,6 +161,10 @@ async function main(): Promise<void> {
       ['replication: digest checks', `${r.digestsOk === r.digestsTotal ? 'OK' : 'MISMATCH'} (${r.digestsOk}/${r.digestsTotal} OK)`, ''],
     );
   }
+  if (reint !== undefined) {
+    rows.push([`reintegration: ${fmt(reint.lmlRecords)} records made offline`, `${fmt(reint.convergeMs)} ms to converge, ${fmt(reint.recordsPerSecond)} records/s`, reint.ok ? 'OK' : 'MISMATCH']);
+    rows.push(['reintegration: temp-file churn, removed by the optimiser', `${fmt(reint.churn.optimisedAway)} of ${fmt(reint.churn.lmlRecords)} records`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -167,11 +175,11 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null,
+      replication: replication ?? null, reint: reint ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
-    (replication !== undefined && !replication.allOk);
+    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok);
   if (failed) process.exitCode = 1;
 }
 
