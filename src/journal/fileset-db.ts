@@ -88,6 +88,7 @@ export class FilesetDb {
   #digest: bigint;
   #fidSeq: bigint;
   #lmlSeq: bigint;
+  #savedFidSeq = -1n;
   readonly #listeners: Array<() => void> = [];
 
   private constructor(file: string, db: Db) {
@@ -665,15 +666,20 @@ export class FilesetDb {
     try {
       this.#db.transaction(() => {
         fn();
-        this.#st.setMeta!.run('last_tid', this.#lastTid.toString());
-        this.#st.setMeta!.run('digest', formatDigest(this.#digest));
-        this.#st.setMeta!.run('fid_seq', this.#fidSeq.toString());
-        this.#st.setMeta!.run('lml_seq', this.#lmlSeq.toString());
+        // Only what moved is written: most commits change the last TID and the digest, few the counters.
+        if (this.#lastTid !== startTid) this.#st.setMeta!.run('last_tid', this.#lastTid.toString());
+        if (this.#digest !== startDigest) this.#st.setMeta!.run('digest', formatDigest(this.#digest));
+        if (this.#fidSeq !== this.#savedFidSeq) {
+          this.#st.setMeta!.run('fid_seq', this.#fidSeq.toString());
+          this.#savedFidSeq = this.#fidSeq;
+        }
+        if (this.#lmlSeq !== startLml) this.#st.setMeta!.run('lml_seq', this.#lmlSeq.toString());
       })();
     } catch (e) {
       this.#lastTid = startTid;
       this.#digest = startDigest;
       this.#lmlSeq = startLml;
+      this.#savedFidSeq = -1n; // rolled back: write it again with the next commit
       throw e;
     }
     this.#notify();
