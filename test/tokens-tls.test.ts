@@ -84,14 +84,16 @@ test('TLS: a client trusting the server\'s certificate replicates; one that does
   const cl = tmpDir('intersync-cli-');
   const other = tmpDir('intersync-cli-');
   const logs = tmpDir('intersync-logs-');
-  t.after(() => [srv, cl, other, logs].forEach((d) => d.cleanup()));
+  const procs: ChildProcess[] = [];
+  t.after(async () => {
+    for (const p of procs) await stopChild(p, 'SIGKILL');
+    for (const d of [srv, cl, other, logs]) d.cleanup();
+  });
   writeFileSync(join(srv.path, 'index.html'), '<h1>secure</h1>');
   const port = await freePort();
-  const server = await spawnDaemon(srv.path, logs.path, ['--listen', `127.0.0.1:${port}`, '--tls-cert', cert, '--tls-key', key]);
-  t.after(() => stopChild(server, 'SIGKILL'));
+  procs.push(await spawnDaemon(srv.path, logs.path, ['--listen', `127.0.0.1:${port}`, '--tls-cert', cert, '--tls-key', key]));
   const secret = join(srv.path, '.intermezzo/default/secret');
-  const client = await spawnDaemon(cl.path, logs.path, ['--server', `https://127.0.0.1:${port}`, '--secret-file', secret, '--tls-ca', cert]);
-  t.after(() => stopChild(client, 'SIGKILL'));
+  procs.push(await spawnDaemon(cl.path, logs.path, ['--server', `https://127.0.0.1:${port}`, '--secret-file', secret, '--tls-ca', cert]));
   assert.equal(readFileSync(join(cl.path, 'index.html'), 'utf8'), '<h1>secure</h1>');
   writeFileSync(join(cl.path, 'new.html'), 'over tls');
   await converged([srv.path, cl.path]);
@@ -104,18 +106,22 @@ test('a first copy killed half-way resumes where it stopped and ends equal', { t
   const srv = tmpDir('intersync-srv-');
   const cl = tmpDir('intersync-cli-');
   const logs = tmpDir('intersync-logs-');
-  t.after(() => [srv, cl, logs].forEach((d) => d.cleanup()));
+  const procs: ChildProcess[] = [];
+  t.after(async () => {
+    for (const p of procs) await stopChild(p, 'SIGKILL'); // stop every daemon before removing its directory
+    for (const d of [srv, cl, logs]) d.cleanup();
+  });
   for (let d = 0; d < 40; d++) {
     mkdirSync(join(srv.path, `d${d}`));
     for (let i = 0; i < 100; i++) writeFileSync(join(srv.path, `d${d}`, `f${i}`), `${d}/${i} `.repeat(200));
   }
   const port = await freePort();
-  const server = await spawnServer(srv.path, logs.path, port);
-  t.after(() => stopChild(server, 'SIGKILL'));
+  procs.push(await spawnServer(srv.path, logs.path, port));
   const secret = join(srv.path, '.intermezzo/default/secret');
   const { spawn } = await import('node:child_process');
   const { NODE_ARGS, ROOT } = await import('./helpers.js');
   const first = spawn(process.execPath, [...NODE_ARGS, '--log-dir', logs.path, '--server', `http://127.0.0.1:${port}`, '--secret-file', secret, cl.path], { cwd: ROOT, stdio: 'ignore' });
+  procs.push(first);
   // Kill it once part of the copy is on disk.
   for (let i = 0; i < 600; i++) {
     await sleep(20);
@@ -130,8 +136,7 @@ test('a first copy killed half-way resumes where it stopped and ends equal', { t
   const partial = journalState(cl.path);
   assert.equal(partial.records, 0, 'killed before the copy finished');
   writeFileSync(join(srv.path, 'd0/f0'), 'changed on the server while the client was down');
-  const second = await spawnClient(cl.path, logs.path, port, secret);
-  t.after(() => stopChild(second, 'SIGKILL'));
+  procs.push(await spawnClient(cl.path, logs.path, port, secret));
   await converged([srv.path, cl.path]);
   assert.equal(readFileSync(join(cl.path, 'd0/f0'), 'utf8'), 'changed on the server while the client was down');
 });

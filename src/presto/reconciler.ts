@@ -270,7 +270,7 @@ class Batch {
     if (content.hash !== obj.hash) {
       const kind: RecordKind = now.size === 0 && (obj.size ?? 0) > 0 ? 'truncate' : 'write';
       this.#commit([{ draft: this.#draft(kind, obj, now, { size: now.size, hash: content.hash }), identity: id }]);
-    } else if (attrsDiffer || obj.mtimeMs !== now.mtimeMs) {
+    } else if (attrsDiffer || Math.abs(obj.mtimeMs - now.mtimeMs) >= 1) { // utimes rounds through a double: sub-ms noise
       this.#commit([{ draft: this.#draft('setattr', obj, now), identity: id }]);
     } else {
       db.setIdentity(obj.fid, id);
