@@ -84,6 +84,8 @@ export interface ChaosConfig {
 
 export interface ChaosResult {
   readonly seed: string;
+  /** One line per problem, for an assertion message (the details were printed). */
+  readonly summary: string;
   readonly opsByKind: Record<string, number>;
   readonly skipped: number;
   readonly cuts: number;
@@ -503,8 +505,25 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const convergeMs = Date.now() - healedAt;
   if (!converged) {
     problems.push(`no convergence within ${cfg.convergeMs} ms after healing: ${lastSeen}`);
+    const paths = new Map<string, NodeState>();
     for (const n of nodes) {
-      for (const line of await explain(n)) problems.push(`  ${n.name}: ${line}`);
+      for (const line of await explain(n)) {
+        problems.push(`  ${n.name}: ${line}`);
+        const m = /^([^ :]+): (journal|on disk)/.exec(line);
+        if (m !== null) paths.set(m[1]!, n);
+      }
+    }
+    for (const [p, n] of paths) {
+      // The operations on that name, and the whole history of the content it holds (renames included).
+      const touching = opLog.filter((o) => o.path === p || o.newPath === p);
+      let held: Written | undefined;
+      try {
+        held = written.get(sha(readFileSync(join(n.dir, p))));
+      } catch {
+        held = undefined;
+      }
+      const lines = [...new Set([...touching.map(formatOp), ...(held === undefined ? [] : history(held, opLog))])];
+      problems.push(`  operations on ${p}${held === undefined ? '' : ` (holding ${held.id} on ${n.name})`}:${lines.map((l) => `\n      ${l}`).join('') || ' none'}`);
     }
   } else say(`converged ${convergeMs} ms after healing`);
 
@@ -519,7 +538,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     live++;
     if (onServer.has(hash)) continue;
     const elsewhere = nodes.filter((n) => trees.get(n.name)!.has(hash)).map((n) => `${n.name}:${trees.get(n.name)!.get(hash)!.join(',')}`);
-    lost.push(`${w.id} (written on ${w.node} at ${w.path}) is not on the server${elsewhere.length > 0 ? `; still on ${elsewhere.join(' ')}` : ', nor on any node'}\n${history(w, opLog).map((l) => `      ${l}`).join('\n')}`);
+    lost.push(`${w.id} (written on ${w.node} at ${w.path}) is not on the server${elsewhere.length > 0 ? `; still on ${elsewhere.join(' ')} (not replicated)` : ', nor on any node (DESTROYED)'}\n${history(w, opLog).map((l) => `      ${l}`).join('\n')}`);
   }
   if (lost.length > 0) problems.push(`${lost.length} of ${live} live contents lost:\n    ${lost.join('\n    ')}`);
 
@@ -554,13 +573,22 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     }
   }
 
+  const summary = problems.length === 0 ? 'ok' : `${problems.length} problem lines, details printed above: ${problems
+    .filter((p) => !p.startsWith('  '))
+    .map((p) => p.split('\n')[0]!.slice(0, 300))
+    .join(' | ')}`;
   const result: ChaosResult = {
-    seed, opsByKind: byKind, skipped, cuts: clients.reduce((a, c) => a + c.proxy!.cuts, 0), offlinePeriods: counts.offline,
+    seed, summary, opsByKind: byKind, skipped, cuts: clients.reduce((a, c) => a + c.proxy!.cuts, 0), offlinePeriods: counts.offline,
     clientKills: counts.clientKills, serverKills: counts.serverKills, conflictCopies: conflictCopies + conflictDirs,
     nestedConflictCopies: nested, conflictLogLines, contentsWritten: written.size, contentsLive: live, convergeMs,
     totalMs: Date.now() - t0, problems,
   };
-  say(`result: ${JSON.stringify({ ...result, problems: problems.length })}`);
+  try {
+    writeFileSync(join(logs.path, 'ops.log'), `seed ${seed}, t0 ${t0}\n${events.join('\n')}\n${opLog.map(formatOp).join('\n')}\n`);
+  } catch {
+    // the logs folder is gone: nothing to keep
+  }
+  say(`result: ${JSON.stringify({ ...result, summary: undefined, problems: problems.length })}`);
   if (notes.length > 0) say(`${notes.length} error lines in the daemons' logs, first ones:\n${notes.slice(0, 8).join('\n')}`);
   if (unknownSeen.length > 0) say(`unknown contents met by the harness (daemon placeholders?): ${unknownSeen.slice(0, 10).join('; ')}`);
   if (problems.length > 0) {
@@ -601,11 +629,15 @@ function history(w: Written, ops: readonly OpLog[]): string[] {
     if (o.k < w.k) continue;
     if (o.moved === w.id && o.newPath !== undefined) names.add(o.newPath);
     if (o.k === w.k || names.has(o.path) || (o.newPath !== undefined && names.has(o.newPath))) {
-      out.push(`op${o.k} +${o.at}ms ${o.node}[${o.state}] ${o.kind} ${o.path}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`);
+      out.push(formatOp(o));
     }
     if (out.length >= 30) break;
   }
   return out;
+}
+
+function formatOp(o: OpLog): string {
+  return `op${o.k} +${o.at}ms ${o.node}[${o.state}] ${o.kind} ${o.path}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`;
 }
 
 /** Where a node stands, for a failure message: journal, disk, pending LML, status, and journal-vs-disk gaps. */
