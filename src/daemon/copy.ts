@@ -87,6 +87,17 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
         rmSync(join(d.root, mine.path), { recursive: true, force: true });
         d.db.forget(mine.fid);
       }
+      const holder = d.db.objectByPath(e.path);
+      if (holder !== undefined && holder.fid !== e.fid) {
+        if (holder.type === 'dir' && e.type === 'dir') {
+          d.db.forget(holder.fid); // the same directory on both sides: it becomes the server's (its entries follow)
+        } else {
+          const to = conflictName(e.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+          renameSync(join(d.root, e.path), join(d.root, to));
+          d.db.relocateLocal(holder.fid, to);
+          d.log.warn({ path: e.path, keptAs: to }, 'resync: a local object held this name; kept beside');
+        }
+      }
       const there = lstatOrNull(join(d.root, e.path));
       if (there !== null && d.db.objectByPath(e.path) === undefined) {
         if (e.type === 'dir' && there.type === 'dir') {

@@ -255,7 +255,7 @@ class Batch {
       return;
     }
     const statSame = !obj.racy && obj.size === st.size && obj.mtimeNs === st.mtimeNs && obj.ctimeNs === st.ctimeNs;
-    if (statSame) return;
+    if (statSame && !attrsDiffer) return;
     const maybeContent = obj.racy || obj.hash === null || obj.size !== st.size || obj.mtimeNs !== st.mtimeNs;
     if (!maybeContent) {
       // Only ctime moved: chmod, chown or a new hard link.

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -157,13 +157,23 @@ export class ConflictResolver {
     db.dropLocal(r.fid);
     const type = o?.type ?? (local.some((x) => x.kind === 'rmdir') ? 'dir' : 'file');
     const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
+    // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
+    const occupant = db.objectByPath(r.path);
+    if (occupant !== undefined && occupant.fid !== r.fid) {
+      const aside = this.#conflictPath(r.path, r.tid);
+      this.#move(r.path, aside);
+      db.relocateLocal(occupant.fid, aside);
+      this.#record(r, r.path, 'name/name', 'keep-both', aside, 'open', null);
+    }
     if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) this.#move(o.path, r.path);
     const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
     if (needsServerContent) {
       const staged = await this.#d.apply.stage({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source).catch(() => null);
-      if (staged !== null) {
+      if (staged !== null && lstatOrNull(join(this.#d.root, r.path)) === null) {
         this.#d.guard.hold(r.path);
         try {
+          chmodSync(staged.file, base.mode);
+          utimesSync(staged.file, base.mtimeMs / 1000, base.mtimeMs / 1000);
           renameSync(staged.file, join(this.#d.root, r.path));
         } finally {
           this.#d.guard.release(r.path);

@@ -218,13 +218,18 @@ export class Reintegrator {
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
     const o = d.db.objectByFid(r.fid);
     const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
+    // Content that cannot be read is empty only when a later record removes the object; otherwise capture has
+    // not journaled a move yet: wait for it rather than ship an empty file.
+    const removedLater = (): boolean => d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq && (x.kind === 'unlink' || x.kind === 'rmdir'));
     if ((r.size ?? 0) < DELTA_THRESHOLD) {
       let buf: Buffer;
       try {
         buf = abs === null ? Buffer.alloc(0) : readFileSync(abs);
       } catch {
-        buf = Buffer.alloc(0); // gone since: a later record of the LML removes it
+        buf = Buffer.alloc(0);
+        if (!removedLater()) throw new IntersyncError('IO', `content of ${r.path} is not readable yet`, { retriable: true, hint: 'retried once capture has caught up' });
       }
+      if (abs === null && !removedLater()) throw new IntersyncError('IO', `object ${r.fid} is not here yet`, { retriable: true, hint: 'retried once capture has caught up' });
       if (buf.length >= DELTA_THRESHOLD) return this.#withContent({ ...r, size: buf.length });
       const hash = buf.length === 0 ? EMPTY_SHA256 : createHash('sha256').update(buf).digest('hex');
       return { record: { ...r, hash, size: buf.length }, payload: buf };
