@@ -156,6 +156,8 @@ export class WatchCapture {
       await run;
     } finally {
       if (this.#running === run) this.#running = undefined;
+      if (this.#pending.size > 0 || this.#fullRescan) this.#schedule(); // hints that arrived meanwhile
+      else this.#notifyIdle();
     }
   }
 
@@ -202,11 +204,12 @@ export class WatchCapture {
       this.#notifyIdle();
       return;
     }
-    this.#running = this.#batch();
+    const run = this.#batch();
+    this.#running = run;
     try {
-      await this.#running;
+      await run;
     } finally {
-      this.#running = undefined;
+      if (this.#running === run) this.#running = undefined; // syncPaths may have started its own batch since
     }
     if (this.#pending.size > 0 || this.#fullRescan) this.#schedule();
     else this.#notifyIdle();
