@@ -213,8 +213,3 @@ export class IntersyncError extends Error {
     });
   }
 }
-
-/** True when `e` is an IntersyncError (across module copies too). */
-export function isIntersyncError(e: unknown): e is IntersyncError {
-  return e instanceof IntersyncError;
-}

@@ -77,20 +77,3 @@ export interface ObjectState {
   readonly hash: string | null;
   readonly target: string | null;
 }
-
-export function typeOfKind(kind: RecordKind): ObjectType | undefined {
-  switch (kind) {
-    case 'create':
-    case 'write':
-    case 'truncate':
-    case 'link':
-      return 'file';
-    case 'mkdir':
-    case 'rmdir':
-      return 'dir';
-    case 'symlink':
-      return 'symlink';
-    default:
-      return undefined;
-  }
-}

@@ -9,7 +9,7 @@ import { Signal } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
@@ -417,7 +417,7 @@ export class ClientNode {
       } catch (e) {
         if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
         // Changed again on the server: a later record brings the newer content; keep the name meanwhile.
-        staged = await this.apply.stage({ ...r, hash: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855', size: 0 }, Buffer.alloc(0), null);
+        staged = await this.apply.stage({ ...r, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0), null);
       }
     }
     const err = this.apply.check(r);
