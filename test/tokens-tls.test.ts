@@ -3,11 +3,13 @@
 // protocol, and an interrupted first copy resumes to the same state.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
 import { readStatusFile } from '#daemon/status-file.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
 import { cli, diskDigest, freePort, journalState, sleep, spawnClient, spawnDaemon, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 async function start(t: import('node:test').TestContext, serverArgs: string[], nClients: number) {
@@ -135,8 +137,20 @@ test('a first copy killed half-way resumes where it stopped and ends equal', { t
   await new Promise((r) => first.once('exit', r));
   const partial = journalState(cl.path);
   assert.equal(partial.records, 0, 'killed before the copy finished');
+  // A file the copy was writing straight into place when it died: noted, not journaled, half written.
+  const db = FilesetDb.open(findFileset(cl.path).db, { check: false });
+  try {
+    assert.equal(db.objectByPath('d9/f99'), undefined, 'the last file of the snapshot was not copied yet');
+    db.setMeta('copy_writing', JSON.stringify(['d9/f99']));
+  } finally {
+    db.close();
+  }
+  mkdirSync(join(cl.path, 'd9'), { recursive: true });
+  writeFileSync(join(cl.path, 'd9/f99'), 'half writ');
   writeFileSync(join(srv.path, 'd0/f0'), 'changed on the server while the client was down');
   procs.push(await spawnClient(cl.path, logs.path, port, secret));
   await converged([srv.path, cl.path]);
   assert.equal(readFileSync(join(cl.path, 'd0/f0'), 'utf8'), 'changed on the server while the client was down');
+  assert.equal(readFileSync(join(cl.path, 'd9/f99'), 'utf8'), readFileSync(join(srv.path, 'd9/f99'), 'utf8'), 'the half-written file was replaced');
+  assert.deepEqual(readdirSync(join(cl.path, 'd9')).filter((n) => n.includes('conflict')), [], 'and not kept as a conflict');
 });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
+  chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
   renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { execFileSync } from 'node:child_process';
@@ -11,7 +11,7 @@ import { formatTid, type Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
-import { lstatOrNull, type DiskStat } from '#presto/disk.js';
+import { fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { blockLength, blockMapOf, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
 import { confine } from './confine.js';
@@ -21,7 +21,11 @@ export interface Staged {
   readonly file: string;
   readonly hash: string;
   readonly size: number;
+  /** The attributes already given to the staged file (owner, mode, mtime), when it was written for a known record. */
+  readonly attrs?: Attrs;
 }
+
+type Attrs = Pick<RecordDraft, 'mode' | 'uid' | 'gid' | 'mtimeMs'>;
 
 /** Where the apply path gets file content it does not hold: the peer the record came from. */
 export interface ContentSource {
@@ -121,15 +125,8 @@ export class ApplyPath {
    */
   async stage(d: RecordDraft, inline: Buffer | null, source: ContentSource | null): Promise<Staged> {
     const want = d.hash!;
+    if (inline !== null || d.size === 0) return this.stageBytes(d, inline ?? Buffer.alloc(0));
     const tmp = this.#tmpName();
-    if (inline !== null || d.size === 0) {
-      const buf = inline ?? Buffer.alloc(0);
-      const got = createHash('sha256').update(buf).digest('hex');
-      if (got !== want) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
-      if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
-      writeNew(tmp, buf);
-      return { file: tmp, hash: got, size: buf.length };
-    }
     const local = this.#localCopy(want);
     if (local !== null && lstatOrNull(local)?.size === d.size) {
       copyFileSync(local, tmp);
@@ -190,6 +187,31 @@ export class ApplyPath {
   }
 
   /**
+   * Stage content that came with its record (inline bytes), checked against
+   * the record's hash and size, and already carrying the record's owner,
+   * mode and mtime so that applying it is a rename.
+   */
+  stageBytes(d: RecordDraft, buf: Buffer): Staged {
+    const got = createHash('sha256').update(buf).digest('hex');
+    if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+    if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+    const tmp = this.#tmpName();
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, buf);
+      tryChown(fd, d.uid, d.gid); // before the mode: a change of owner clears set-id bits
+      fchmodSync(fd, d.mode);
+      futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
+    } catch (e) {
+      closeSync(fd);
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    closeSync(fd);
+    return { file: tmp, hash: got, size: buf.length, attrs: { mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs } };
+  }
+
+  /**
    * Change the disk for `d` and commit it through `commit` in the same tick,
    * with the touched names held in the echo guard so capture does not see the
    * change as a local one. `staged` is consumed.
@@ -199,6 +221,7 @@ export class ApplyPath {
     for (const n of names) this.#d.guard.hold(n);
     // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
     const inflight = intent === null ? null : this.#d.db.markInflight(intent);
+    let consumed = false;
     try {
       const abs = confine(this.#d.root, d.path);
       let after: string | null = abs;
@@ -209,20 +232,23 @@ export class ApplyPath {
           if (staged === null) throw new Error(`apply ${d.kind} ${d.path}: nothing staged`);
           const existing = lstatOrNull(abs);
           if (d.kind === 'create' && existing !== null) throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
-          chmodSync(staged.file, d.mode);
-          utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
-          tryChown(staged.file, d.uid, d.gid);
+          if (!sameAttrs(staged.attrs, d)) {
+            tryLchown(staged.file, d.uid, d.gid);
+            chmodSync(staged.file, d.mode);
+            utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
+          }
           renameSync(staged.file, abs);
+          consumed = true;
           break;
         }
         case 'mkdir':
           mkdirSync(abs, { mode: d.mode });
+          tryLchown(abs, d.uid, d.gid);
           chmodSync(abs, d.mode);
-          tryChown(abs, d.uid, d.gid);
           break;
         case 'symlink':
           symlinkSync(d.target!, abs);
-          tryChown(abs, d.uid, d.gid);
+          tryLchown(abs, d.uid, d.gid);
           break;
         case 'link':
           linkSync(confine(this.#d.root, d.target!), abs);
@@ -250,8 +276,8 @@ export class ApplyPath {
         case 'setattr': {
           const st = lstatOrNull(abs);
           if (st === null) throw IntersyncError.CONFLICT(d.path, 'gone here');
+          tryLchown(abs, d.uid, d.gid);
           if (st.type !== 'symlink') chmodSync(abs, d.mode);
-          tryChown(abs, d.uid, d.gid);
           if (st.type === 'file') utimesSync(abs, d.mtimeMs / 1000, d.mtimeMs / 1000);
           else if (st.type === 'symlink') lutimesSync(abs, d.mtimeMs / 1000, d.mtimeMs / 1000);
           break;
@@ -267,8 +293,55 @@ export class ApplyPath {
       }
       if (inflight !== null) this.#d.db.clearInflight(inflight);
     } finally {
-      if (staged !== null) rmSync(staged.file, { force: true });
+      if (staged !== null && !consumed) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);
+    }
+  }
+
+  /**
+   * A create written straight at its name, without a temp file: for a first
+   * copy into an empty directory, where nobody reads half-written files and
+   * every file is new (the caller notes the names first, so that a start after
+   * a crash removes what it did not journal). Throws CONFLICT when the name
+   * is taken; otherwise the file is complete, journaled through `commit`, or
+   * not there at all.
+   */
+  createDirect(d: RecordDraft, buf: Buffer, commit: (identity: StatIdentity) => void): void {
+    if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
+    const got = createHash('sha256').update(buf).digest('hex');
+    if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+    if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+    const abs = confine(this.#d.root, d.path);
+    this.#d.guard.hold(d.path);
+    try {
+      let fd: number;
+      try {
+        fd = openSync(abs, 'wx', 0o600);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
+        throw e;
+      }
+      let identity: StatIdentity;
+      try {
+        writeSync(fd, buf);
+        tryChown(fd, d.uid, d.gid);
+        fchmodSync(fd, d.mode);
+        futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
+        identity = appliedIdentity(fromStats(fstatSync(fd, { bigint: true })));
+      } catch (e) {
+        closeSync(fd);
+        rmIfThere(() => unlinkSync(abs));
+        throw e;
+      }
+      closeSync(fd);
+      try {
+        commit(identity);
+      } catch (e) {
+        this.#undo(d, abs, abs);
+        throw e;
+      }
+    } finally {
+      this.#d.guard.release(d.path);
     }
   }
 
@@ -336,13 +409,8 @@ function appliedIdentity(st: DiskStat): StatIdentity {
   return { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false };
 }
 
-function writeNew(file: string, buf: Buffer): void {
-  const fd = openSync(file, 'wx', 0o600);
-  try {
-    writeSync(fd, buf);
-  } finally {
-    closeSync(fd);
-  }
+function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {
+  return a !== undefined && a.mode === d.mode && a.uid === d.uid && a.gid === d.gid && a.mtimeMs === d.mtimeMs;
 }
 
 function rmIfThere(fn: () => void): void {
@@ -353,12 +421,23 @@ function rmIfThere(fn: () => void): void {
   }
 }
 
-function tryChown(abs: string, uid: number, gid: number): void {
-  if (process.getuid?.() !== 0) return; // only root can give files away; others keep their own
+const isRoot = process.getuid?.() === 0; // only root can give files away; others keep their own
+
+function tryLchown(abs: string, uid: number, gid: number): void {
+  if (!isRoot) return;
   try {
     lchownSync(abs, uid, gid);
   } catch {
     // a uid this system lacks: keep the file with its current owner
+  }
+}
+
+function tryChown(fd: number, uid: number, gid: number): void {
+  if (!isRoot) return;
+  try {
+    fchownSync(fd, uid, gid);
+  } catch {
+    // as above
   }
 }
 

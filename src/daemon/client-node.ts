@@ -287,7 +287,7 @@ export class ClientNode {
       },
     });
     this.#copy = { done: true, files: r.files, totalFiles: r.files };
-    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0) }, 'first copy done');
+    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, 'first copy done');
   }
 
   /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */

@@ -2,14 +2,15 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { NO_VERSION, asTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
+import { IntersyncError } from '#core/errors.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { depthOf } from '#core/paths.js';
 import type { LmlRecord, RecordDraft } from '#core/record.js';
-import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
-import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { copyFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -43,8 +44,20 @@ const BATCH_BYTES = 8 << 20;
  * snapshot's TID, so nothing changed on the server during the copy is lost;
  * capture runs throughout, so nothing changed here is either.
  */
-export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: number; bytes: number; skipped: number; keptAside: string[] }> {
+export interface CopyResult {
+  tid: string;
+  files: number;
+  bytes: number;
+  skipped: number;
+  keptAside: string[];
+  /** Where the time went: the snapshot request, placing the files, making them durable. */
+  ms: { snapshot: number; place: number; flush: number };
+}
+
+export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
+  const t0 = d.clock.monotonic();
   const snap = await d.client.snapshot();
+  const t1 = d.clock.monotonic();
   const tid = parseTid(snap.tid)!;
   const inSnap = new Set(snap.entries.map((e) => e.fid));
   const { skip, putBack } = protectLocal(d, snap.entries, tid);
@@ -55,89 +68,54 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
     rmSync(join(d.root, o.path), { recursive: true, force: true });
     d.db.forget(o.fid);
   }
+  dropUnjournaled(d);
+  // Into an empty table (the usual first copy) no snapshot entry can be here already: no lookups needed,
+  // and files are written straight at their names.
+  const fresh = d.db.objectCount() === 0;
   const have = (e: SnapshotEntry): boolean => {
     const o = d.db.objectByFid(e.fid as Fid);
     return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
   };
-  const todo = snap.entries.filter((e) => !have(e) && !skip.has(e.fid));
+  const todo = snap.entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
-  let skipped = snap.entries.length - todo.length;
-  for (let i = 0; i < todo.length;) {
-    // One request brings the content of many small files.
-    const batch: SnapshotEntry[] = [];
-    let bytes = 0;
-    while (i < todo.length && batch.length < BATCH_FILES && (batch.length === 0 || bytes < BATCH_BYTES)) {
-      const e = todo[i++]!;
-      batch.push(e);
-      if (e.type === 'file' && e.linkOf === null && (e.size ?? 0) < DELTA_THRESHOLD) bytes += e.size ?? 0;
-    }
-    const small = batch.filter((e) => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && (e.size ?? 0) < DELTA_THRESHOLD);
-    const content = small.length === 0 ? new Map() : await d.client.content(small.map((e) => e.fid));
-    for (const e of batch) {
-      const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
-      // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
-      const mine = d.db.objectByFid(e.fid as Fid);
-      if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && mine.path === e.path) {
-        const st = lstatOrNull(join(d.root, e.path));
-        d.db.commitCopy(draft, asTid(BigInt(e.version)), st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+  const batches = batchesOf(todo);
+  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length };
+  // One request brings the content of many small files; the next batch's is on its way while this one is written.
+  let next = batches.length === 0 ? null : contentOf(d, batches[0]!);
+  for (let b = 0; b < batches.length; b++) {
+    const content = await next!;
+    next = b + 1 < batches.length ? contentOf(d, batches[b + 1]!) : null;
+    next?.catch(() => undefined); // awaited next round; a failure then ends the copy
+    // Small entries are placed in runs, each run one transaction; a large file is staged on its own in between.
+    let run: SnapshotEntry[] = [];
+    const placeRun = (): void => {
+      const entries = run;
+      run = [];
+      if (entries.length === 0) return;
+      // Names written directly are noted first, so that a start after a crash knows they are not the user's.
+      if (fresh) d.db.setMeta(WRITING, JSON.stringify(entries.filter((e) => e.type === 'file').map((e) => e.path)));
+      d.db.batch(() => {
+        for (const e of entries) place(ctx, e, content.get(e.fid), null);
+        if (fresh) d.db.setMeta(WRITING, '[]');
+      });
+    };
+    for (const e of batches[b]!) {
+      if (!isLarge(e)) {
+        run.push(e);
         continue;
       }
-      if (mine !== undefined) {
-        rmSync(join(d.root, mine.path), { recursive: true, force: true });
-        d.db.forget(mine.fid);
-      }
-      const holder = d.db.objectByPath(e.path);
-      if (holder !== undefined && holder.fid !== e.fid) {
-        if (holder.type === 'dir' && e.type === 'dir') {
-          d.db.forget(holder.fid); // the same directory on both sides: it becomes the server's (its entries follow)
-        } else {
-          const to = conflictName(e.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
-          renameSync(join(d.root, e.path), join(d.root, to));
-          d.db.relocateLocal(holder.fid, to);
-          d.log.warn({ path: e.path, keptAs: to }, 'resync: a local object held this name; kept beside');
-        }
-      }
-      const there = lstatOrNull(join(d.root, e.path));
-      if (there !== null && d.db.objectByPath(e.path) === undefined) {
-        if (e.type === 'dir' && there.type === 'dir') {
-          d.db.commitCopy(draft, asTid(BigInt(e.version)), { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: false });
-          continue;
-        }
-        const same = e.type === 'file' && there.type === 'file' && there.size === e.size && (await hashFile(join(d.root, e.path), there.size)) === e.hash;
-        if (same) {
-          d.db.commitCopy(draft, asTid(BigInt(e.version)), { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: true });
-          p.files++;
-          continue;
-        }
-        d.log.warn({ path: e.path }, 'first copy: a local file has this name; it is journaled and will conflict');
-        skipped++;
-        continue;
-      }
-      let staged = null;
-      let final = draft;
-      if (draft.kind === 'create') {
-        const got = content.get(e.fid) as { hash: string | null; data: Buffer | null } | undefined;
-        if ((e.size ?? 0) >= DELTA_THRESHOLD) {
-          staged = await d.apply.stage(draft, null, d.source);
-        } else if (got !== undefined && got.data !== null && got.hash !== null) {
-          final = { ...draft, hash: got.hash, size: got.data.length }; // newer than the snapshot: a later record says so
-          staged = await d.apply.stage(final, got.data, null);
-        } else if ((e.size ?? 0) === 0) {
-          staged = await d.apply.stage(draft, Buffer.alloc(0), null);
-        } else {
-          skipped++; // gone from the server since the snapshot: the stream brings its removal
-          continue;
-        }
-      }
-      d.apply.apply(final, staged, (identity) => d.db.commitCopy(final, asTid(BigInt(e.version)), identity));
-      p.files++;
-      p.bytes += e.size ?? 0;
+      placeRun();
+      const staged = await d.apply.stage(draftOf(e, d.serverNode as NodeId, d.clock.now()), null, d.source);
+      place(ctx, e, undefined, staged);
     }
+    placeRun();
     d.onProgress(p);
   }
+  const t2 = d.clock.monotonic();
   d.apply.flush();
   d.db.finishCopy(d.serverNode, tid, d.clock.now());
+  const ms = { snapshot: Math.round(t1 - t0), place: Math.round(t2 - t1), flush: Math.round(d.clock.monotonic() - t2) };
   // Local versions that lost their name come back beside it, as local changes capture will journal.
   const keptAside: string[] = [];
   for (const [saved, name] of putBack) {
@@ -147,7 +125,142 @@ export async function firstCopy(d: CopyDeps): Promise<{ tid: string; files: numb
     rmSync(saved, { force: true });
     keptAside.push(to);
   }
-  return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped, keptAside };
+  return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside, ms };
+}
+
+const isLarge = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) >= DELTA_THRESHOLD;
+const isInline = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && (e.size ?? 0) < DELTA_THRESHOLD;
+
+/** Runs of at most BATCH_FILES entries whose inline content stays near BATCH_BYTES. */
+function batchesOf(todo: readonly SnapshotEntry[]): SnapshotEntry[][] {
+  const out: SnapshotEntry[][] = [];
+  let batch: SnapshotEntry[] = [];
+  let bytes = 0;
+  for (const e of todo) {
+    if (batch.length >= BATCH_FILES || (batch.length > 0 && bytes >= BATCH_BYTES)) {
+      out.push(batch);
+      batch = [];
+      bytes = 0;
+    }
+    batch.push(e);
+    if (isInline(e)) bytes += e.size ?? 0;
+  }
+  if (batch.length > 0) out.push(batch);
+  return out;
+}
+
+type Content = Map<string, { hash: string | null; data: Buffer | null }>;
+
+function contentOf(d: CopyDeps, batch: readonly SnapshotEntry[]): Promise<Content> {
+  const small = batch.filter(isInline);
+  return small.length === 0 ? Promise.resolve(new Map()) : d.client.content(small.map((e) => e.fid));
+}
+
+interface PlaceContext {
+  readonly d: CopyDeps;
+  readonly tid: Tid;
+  readonly fresh: boolean;
+  readonly p: CopyProgress;
+  skipped: number;
+}
+
+/**
+ * Put one snapshot entry in place and journal it, synchronously (so that many
+ * of them share one transaction). `got` is its inline content, `staged` the
+ * content of a large file, staged already (consumed either way).
+ */
+function place(ctx: PlaceContext, e: SnapshotEntry, got: { hash: string | null; data: Buffer | null } | undefined, staged: Staged | null): void {
+  const { d, tid, p } = ctx;
+  const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
+  const version = asTid(BigInt(e.version));
+  const drop = (): void => {
+    if (staged !== null) rmSync(staged.file, { force: true });
+  };
+  if (!ctx.fresh) {
+    // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
+    const mine = d.db.objectByFid(e.fid as Fid);
+    if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && mine.path === e.path) {
+      const st = lstatOrNull(join(d.root, e.path));
+      d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+      return;
+    }
+    if (mine !== undefined) {
+      rmSync(join(d.root, mine.path), { recursive: true, force: true });
+      d.db.forget(mine.fid);
+    }
+    const holder = d.db.objectByPath(e.path);
+    if (holder !== undefined && holder.fid !== e.fid) {
+      if (holder.type === 'dir' && e.type === 'dir') {
+        d.db.forget(holder.fid); // the same directory on both sides: it becomes the server's (its entries follow)
+      } else {
+        const to = conflictName(e.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+        renameSync(join(d.root, e.path), join(d.root, to));
+        d.db.relocateLocal(holder.fid, to);
+        d.log.warn({ path: e.path, keptAs: to }, 'resync: a local object held this name; kept beside');
+      }
+    }
+  }
+  if (ctx.fresh && draft.kind === 'create' && staged === null) {
+    const bytes = (e.size ?? 0) === 0 ? Buffer.alloc(0) : got?.data ?? null;
+    if (bytes === null || got?.hash === null) {
+      ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
+      return;
+    }
+    const final = bytes.length === 0 ? draft : { ...draft, hash: got!.hash, size: bytes.length };
+    try {
+      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopy(final, version, identity));
+      p.files++;
+      p.bytes += bytes.length;
+      return;
+    } catch (err) {
+      if (!(err instanceof IntersyncError) || err.code !== 'CONFLICT') throw err; // else: something is at the name
+    }
+  }
+  const there = lstatOrNull(join(d.root, e.path));
+  if (there !== null && (ctx.fresh || d.db.objectByPath(e.path) === undefined)) {
+    drop();
+    if (e.type === 'dir' && there.type === 'dir') {
+      d.db.commitCopy(draft, version, { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: false });
+      return;
+    }
+    const same = e.type === 'file' && there.type === 'file' && there.size === e.size && hashFileSync(join(d.root, e.path)) === e.hash;
+    if (same) {
+      d.db.commitCopy(draft, version, { ino: there.ino, mtimeNs: there.mtimeNs, ctimeNs: there.ctimeNs, racy: true });
+      p.files++;
+      return;
+    }
+    d.log.warn({ path: e.path }, 'first copy: a local file has this name; it is journaled and will conflict');
+    ctx.skipped++;
+    return;
+  }
+  let final = draft;
+  if (draft.kind === 'create' && staged === null) {
+    if (got !== undefined && got.data !== null && got.hash !== null) {
+      final = { ...draft, hash: got.hash, size: got.data.length }; // newer than the snapshot: a later record says so
+      staged = d.apply.stageBytes(final, got.data);
+    } else if ((e.size ?? 0) === 0) {
+      staged = d.apply.stageBytes(draft, Buffer.alloc(0));
+    } else {
+      ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
+      return;
+    }
+  }
+  d.apply.apply(final, staged, (identity) => d.db.commitCopy(final, version, identity));
+  p.files++;
+  p.bytes += e.size ?? 0;
+}
+
+/** Meta key: the names a fresh copy is writing straight into place, until the batch is journaled. */
+const WRITING = 'copy_writing';
+
+/** A crashed fresh copy left files it was writing and had not journaled (maybe half written): remove them. */
+function dropUnjournaled(d: CopyDeps): void {
+  const noted = JSON.parse(d.db.getMeta(WRITING) ?? '[]') as string[];
+  for (const path of noted) {
+    const abs = join(d.root, path);
+    if (d.db.objectByPath(path) === undefined && lstatOrNull(abs)?.type === 'file') rmSync(abs, { force: true });
+  }
+  if (noted.length > 0) d.db.setMeta(WRITING, '[]');
 }
 
 /**

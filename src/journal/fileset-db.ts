@@ -88,12 +88,16 @@ export class FilesetDb {
   #digest: bigint;
   #fidSeq: bigint;
   #lmlSeq: bigint;
+  #batching = false;
+  #batchFailed = false;
   #savedFidSeq = -1n;
   readonly #listeners: Array<() => void> = [];
 
   private constructor(file: string, db: Db) {
     this.file = file;
     this.#db = db;
+    // Nested commits (a batch of them) are savepoints: their undo journal stays in memory, not in /var/tmp files.
+    db.pragma('temp_store = MEMORY');
     const m = (k: string): string => {
       const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined;
       if (row === undefined) throw IntersyncError.DB_CORRUPT(file, new Error(`meta key '${k}' missing`));
@@ -577,6 +581,28 @@ export class FilesetDb {
     });
   }
 
+  /**
+   * Run several commits as one transaction (one write to the WAL instead of
+   * one per commit): all of them land or none does. Synchronous only.
+   */
+  batch(fn: () => void): void {
+    if (this.#batching) {
+      fn();
+      return;
+    }
+    this.#batching = true;
+    this.#batchFailed = false;
+    try {
+      this.#transaction(() => {
+        fn();
+        // A commit inside failed and its caller went on: what it half wrote must not land.
+        if (this.#batchFailed) throw new Error('a commit inside the batch failed; the whole batch is rolled back');
+      });
+    } finally {
+      this.#batching = false;
+    }
+  }
+
   /** Client side, first copy done: the KML starts at `tid`, the stream follows from there. */
   finishCopy(peer: string, tid: Tid, now: number): void {
     this.#transaction(() => {
@@ -660,6 +686,16 @@ export class FilesetDb {
   }
 
   #transaction(fn: () => void): void {
+    if (this.#batching && this.#db.inTransaction) {
+      // Inside a batch a commit is part of the batch's transaction (no savepoint of its own): if it fails, so does the batch.
+      try {
+        fn();
+      } catch (e) {
+        this.#batchFailed = true;
+        throw e;
+      }
+      return;
+    }
     const startTid = this.#lastTid;
     const startDigest = this.#digest;
     const startLml = this.#lmlSeq;

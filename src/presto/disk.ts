@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, lstatSync, readFileSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { StatIdentity } from '#journal/fileset-db.js';
 import type { ObjectType } from '#core/record.js';
 
@@ -86,6 +86,29 @@ export async function hashFile(abs: string, size: number): Promise<string | null
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return null;
     throw e;
+  }
+}
+
+/**
+ * The same, blocking: for the first copy's rare check of a file found at a
+ * snapshot name (inside one of its transactions, which cannot await).
+ */
+export function hashFileSync(abs: string): string | null {
+  let fd: number;
+  try {
+    fd = openSync(abs, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'EISDIR' || code === 'ENOTDIR') return null;
+    throw e;
+  }
+  try {
+    const h = createHash('sha256');
+    const buf = Buffer.allocUnsafe(SMALL_FILE);
+    for (let n = readSync(fd, buf); n > 0; n = readSync(fd, buf)) h.update(buf.subarray(0, n));
+    return h.digest('hex');
+  } finally {
+    closeSync(fd);
   }
 }
 
