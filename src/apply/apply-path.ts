@@ -222,6 +222,7 @@ export class ApplyPath {
     // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
     const inflight = intent === null ? null : this.#d.db.markInflight(intent);
     let consumed = false;
+    let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     try {
       const abs = confine(this.#d.root, d.path);
       let after: string | null = abs;
@@ -242,7 +243,13 @@ export class ApplyPath {
           break;
         }
         case 'mkdir':
-          mkdirSync(abs, { mode: d.mode });
+          try {
+            mkdirSync(abs, { mode: d.mode });
+          } catch (e) {
+            // Made here too and not journaled yet (capture is a moment behind): the same directory, merged.
+            if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || lstatOrNull(abs)?.type !== 'dir') throw e;
+            merged = true;
+          }
           tryLchown(abs, d.uid, d.gid);
           chmodSync(abs, d.mode);
           break;
@@ -287,7 +294,7 @@ export class ApplyPath {
       try {
         commit(st === null ? null : appliedIdentity(st));
       } catch (e) {
-        this.#undo(d, abs, after);
+        if (!merged) this.#undo(d, abs, after);
         if (inflight !== null) this.#d.db.clearInflight(inflight);
         throw e;
       }

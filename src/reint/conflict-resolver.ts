@@ -6,10 +6,11 @@ import type { Clock } from '#core/clock.js';
 import { NO_VERSION, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
-import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
+import { IntersyncError } from '#core/errors.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
 
@@ -167,9 +168,19 @@ export class ConflictResolver {
     }
     if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) this.#move(o.path, r.path);
     const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
+    let baseHere: RecordDraft = base;
     if (needsServerContent) {
-      const staged = await this.#d.apply.stage({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source).catch(() => null);
-      if (staged !== null && lstatOrNull(join(this.#d.root, r.path)) === null) {
+      // The server's current content of the object (whatever its version now); when the server holds none
+      // any more, a later record of its removes the object: an empty placeholder keeps disk and journal equal meanwhile.
+      let staged: Staged;
+      try {
+        staged = await this.#d.apply.stage({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source);
+      } catch (e) {
+        if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+        staged = this.#d.apply.stageBytes({ ...base, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0));
+        baseHere = { ...base, hash: EMPTY_SHA256, size: 0 };
+      }
+      if (lstatOrNull(join(this.#d.root, r.path)) === null) {
         this.#d.guard.hold(r.path);
         try {
           chmodSync(staged.file, base.mode);
@@ -178,11 +189,13 @@ export class ConflictResolver {
         } finally {
           this.#d.guard.release(r.path);
         }
+      } else {
+        rmSync(staged.file, { force: true });
       }
     } else if (removedHere && type === 'dir' && !remoteGone) {
       this.#mkdir(r.path, base.mode);
     }
-    this.#restoreBase(base, r.preVersion, type);
+    this.#restoreBase(baseHere, r.preVersion, type);
 
     // Decide, then redo the local intent over the server's result.
     const kind: ConflictKind = removedHere ? (remoteGone ? 'other' : 'unlink/write')

@@ -156,8 +156,17 @@ export class Reintegrator {
     await this.#takeTokens(scopesFor(paths, d.scopeMode()));
     const maxSeq = batch[batch.length - 1]!.seq;
     if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
+    const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
     const res = await d.client.reint(d.node, Buffer.concat(frames));
+    let refused = false;
     for (const result of res.results) {
+      if (result.status !== 'accepted' && result.status !== 'skipped' && !refused) {
+        refused = true;
+        // The server stops at a refused record: it and everything after it in this batch were not applied.
+        // When nothing was ever sent beyond this batch, they count as never sent, so the optimiser may
+        // rewrite them again (a create at a name taken on the server, renamed here since, then ships at its new name).
+        if (sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(result.seq) - 1n).toString());
+      }
       if (result.status === 'accepted') {
         d.db.acceptOwn(parseWireRecord(result.r), null, d.clock.now());
         this.#sent++;
@@ -177,6 +186,7 @@ export class Reintegrator {
         this.#tries.delete(result.seq);
         this.#lastError = `change ${result.seq} refused by the server: ${result.error?.message ?? 'conflict'}`;
         d.log.error({ seq: result.seq, err: result.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
+        await this.#releaseAll(); // others must not wait on a holder that cannot reintegrate
         d.onStuck();
         this.#waitFor = serverTid;
         break;
@@ -184,7 +194,9 @@ export class Reintegrator {
         this.#waitFor = serverTid; // the forwarded stream brings the other side, which resolves it
       }
     }
-    if (this.#recalled.size > 0) await this.#releaseTokens(true);
+    // A recalled token goes back once what needs it is accepted, or at once when the server refused it:
+    // the holder then waits for the server's records, and others must not wait on it meanwhile.
+    if (this.#recalled.size > 0) await this.#releaseTokens(true, refused);
     return true;
   }
 
@@ -281,14 +293,22 @@ export class Reintegrator {
     }
   }
 
+  async #releaseAll(): Promise<void> {
+    for (const scope of [...this.#held.keys()]) {
+      await this.#d.client.token(this.#d.node, scope, 'release');
+      this.#held.delete(scope);
+      this.#recalled.delete(scope);
+    }
+  }
+
   /** Give back recalled tokens once nothing pending needs them; all of them when idle for half a lease. */
-  async #releaseTokens(onlyRecalled: boolean): Promise<void> {
+  async #releaseTokens(onlyRecalled: boolean, evenIfPending = false): Promise<void> {
     const d = this.#d;
     const idle = d.clock.monotonic() - this.#lastActivity > d.leaseMs() / 2;
     for (const scope of [...this.#held.keys()]) {
       const recalled = this.#recalled.has(scope);
       if (!recalled && (onlyRecalled || !idle)) continue;
-      if (recalled && d.db.lmlCount() > 0) {
+      if (recalled && !evenIfPending && d.db.lmlCount() > 0) {
         const pendingPaths = d.db.readLml(0n, 100_000).flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
         if (scopesFor(pendingPaths, d.scopeMode()).includes(scope)) continue;
       }
