@@ -142,6 +142,16 @@ test('setattr/write: a chmod on the client and a write on the server both surviv
   }
 });
 
+test('write/setattr: a write on the client and a chmod on the server both survive', { timeout: 120_000 }, async (t) => {
+  const p = await pair(t, (s) => writeFileSync(join(s, 'run.sh'), 'echo 0'));
+  await offline(p, () => writeFileSync(join(p.client, 'run.sh'), 'echo local'), () => chmodSync(join(p.server, 'run.sh'), 0o700));
+  for (const d of [p.server, p.client]) {
+    assert.equal(read(d, 'run.sh'), 'echo local');
+    assert.equal(statSync(join(d, 'run.sh')).mode & 0o777, 0o700, `mode on ${d === p.server ? 'the server' : 'the client'}`);
+  }
+  assert.deepEqual(conflictCopies(p.client), [], 'merged: no conflict copy');
+});
+
 test('a hard link made on the client to a file the server deleted keeps the content', { timeout: 120_000 }, async (t) => {
   const p = await pair(t, (s) => writeFileSync(join(s, 'target'), 'shared bytes'));
   await offline(p, () => linkSync(join(p.client, 'target'), join(p.client, 'alias')), () => unlinkSync(join(p.server, 'target')));

@@ -353,10 +353,13 @@ export class ConflictResolver {
     if (existsSync(abs)) chmodSync(abs, mode);
   }
 
+  /** Content back at `path`; a file there keeps its mode (copyFile would give it the saved copy's, undoing a remote chmod). */
   #putBack(saved: string, path: string): void {
     const abs = join(this.#d.root, path);
     if (!existsSync(join(abs, '..'))) return;
+    const there = lstatOrNull(abs);
     copyFileSync(saved, abs);
+    if (there?.type === 'file') chmodSync(abs, there.mode);
     unlinkSync(saved);
   }
 }
