@@ -112,6 +112,8 @@ export class WatchCapture {
     const scan = startupScan(this.#o.root, this.#o.db, this.#watcher);
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
     this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) }, 'start-up scan');
+    // Hints from before the start (the echo guard releasing every name a first copy wrote) are covered by the scan.
+    this.#pending.clear();
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
     this.#state = 'watching';
     await this.#flush();
