@@ -313,12 +313,12 @@ export class ApplyPath {
    * is taken; otherwise the file is complete, journaled through `commit`, or
    * not there at all.
    */
-  createDirect(d: RecordDraft, buf: Buffer, commit: (identity: StatIdentity) => void): void {
+  createDirect(d: RecordDraft, buf: Buffer, commit: (identity: StatIdentity) => void, checkedDirs?: Set<string>): void {
     if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
     const got = createHash('sha256').update(buf).digest('hex');
     if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
     if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
-    const abs = confine(this.#d.root, d.path);
+    const abs = confine(this.#d.root, d.path, checkedDirs);
     this.#d.guard.hold(d.path);
     try {
       let fd: number;

@@ -8,13 +8,16 @@ import { checkRelPath } from '#core/paths.js';
  * normalised relative path, and every directory on the way must be a real
  * directory inside the tree: a symlink anywhere above the final name would
  * let a peer write outside the backing directory, so it is refused.
+ * `checked`, for a run of writes by one caller, remembers the directories
+ * found real so far (a first copy writes hundreds of files per directory).
  */
-export function confine(root: string, rel: string): string {
+export function confine(root: string, rel: string, checked?: Set<string>): string {
   checkRelPath(rel);
   const parts = rel.split('/');
   let cur = root;
   for (let i = 0; i < parts.length - 1; i++) {
     cur = join(cur, parts[i]!);
+    if (checked?.has(cur) === true) continue;
     let st;
     try {
       st = lstatSync(cur);
@@ -23,6 +26,7 @@ export function confine(root: string, rel: string): string {
     }
     if (st.isSymbolicLink()) throw IntersyncError.BAD_PATH(rel, `${parts.slice(0, i + 1).join('/')} is a symlink; refusing to write through it`);
     if (!st.isDirectory()) throw IntersyncError.CONFLICT(rel, `${parts.slice(0, i + 1).join('/')} is not a directory here`);
+    checked?.add(cur);
   }
   return join(cur, parts[parts.length - 1]!);
 }

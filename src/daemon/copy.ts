@@ -95,8 +95,9 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
       if (entries.length === 0) return;
       // Names written directly are noted first, so that a start after a crash knows they are not the user's.
       if (fresh) d.db.setMeta(WRITING, JSON.stringify(entries.filter((e) => e.type === 'file').map((e) => e.path)));
+      const checkedDirs = new Set<string>();
       d.db.batch(() => {
-        for (const e of entries) place(ctx, e, content.get(e.fid), null);
+        for (const e of entries) place(ctx, e, content.get(e.fid), null, checkedDirs);
         if (fresh) d.db.setMeta(WRITING, '[]');
       });
     };
@@ -169,7 +170,9 @@ interface PlaceContext {
  * of them share one transaction). `got` is its inline content, `staged` the
  * content of a large file, staged already (consumed either way).
  */
-function place(ctx: PlaceContext, e: SnapshotEntry, got: { hash: string | null; data: Buffer | null } | undefined, staged: Staged | null): void {
+function place(
+  ctx: PlaceContext, e: SnapshotEntry, got: { hash: string | null; data: Buffer | null } | undefined, staged: Staged | null, checkedDirs?: Set<string>,
+): void {
   const { d, tid, p } = ctx;
   const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
   const version = asTid(BigInt(e.version));
@@ -208,7 +211,7 @@ function place(ctx: PlaceContext, e: SnapshotEntry, got: { hash: string | null; 
     }
     const final = bytes.length === 0 ? draft : { ...draft, hash: got!.hash, size: bytes.length };
     try {
-      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopy(final, version, identity));
+      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopy(final, version, identity), checkedDirs);
       p.files++;
       p.bytes += bytes.length;
       return;

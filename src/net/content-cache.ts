@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
 import { blockLength, blockMapOf, type BlockMap } from '#apply/blocks.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
-import type { FilesetDb } from '#journal/fileset-db.js';
+import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#presto/disk.js';
 
 /**
@@ -30,9 +30,16 @@ export class ContentReader {
     if (r.size === 0) return Buffer.alloc(0);
     const o = this.#db.objectByFid(r.fid);
     if (o === undefined || o.hash !== r.hash) return null;
+    return this.current(o);
+  }
+
+  /** The content of small file object `o` as the table describes it, else null (changed since, or large). */
+  current(o: Pick<ObjectRow, 'path' | 'hash' | 'size' | 'type'>): Buffer | null {
+    if (o.type !== 'file' || o.hash === null || (o.size ?? 0) >= DELTA_THRESHOLD) return null;
+    if (o.size === 0) return Buffer.alloc(0);
     try {
       const buf = readFileSync(join(this.#root, o.path));
-      return createHash('sha256').update(buf).digest('hex') === r.hash ? buf : null;
+      return createHash('sha256').update(buf).digest('hex') === o.hash ? buf : null;
     } catch {
       return null;
     }

@@ -220,7 +220,7 @@ export class FilesetServer {
       const parts: Buffer[] = [helloFrame({ node: db.meta.nodeId })];
       for (const fid of fids) {
         const o = db.objectByFid(fid as never);
-        const buf = o === undefined ? null : this.#content.inline({ kind: 'write', fid: o.fid, hash: o.hash, size: o.size });
+        const buf = o === undefined ? null : this.#content.current(o);
         parts.push(encodeFrame('content', { fid, hash: o?.hash ?? null, version: o === undefined ? null : formatTid(o.version), ok: buf !== null }, buf));
       }
       parts.push(encodeFrame('end'));
