@@ -112,3 +112,9 @@ test('help explains every command', () => {
   assert.equal(k.code, 0);
   assert.match(k.stdout, /--since <TID>/);
 });
+
+test('--version prints the version with the store format and protocol', () => {
+  const r = cli(['--version']);
+  assert.equal(r.code, 0);
+  assert.match(r.stdout, /^intersync \d+\.\d+\.\d+ \(store format \d+, protocol \d+\)\n$/);
+});

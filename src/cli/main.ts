@@ -4,6 +4,7 @@ import { systemClock } from '#core/clock.js';
 import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
+import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
 import { Presets, SingleBar } from 'cli-progress';
 import { ClientNode } from '#daemon/client-node.js';
@@ -132,10 +133,16 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
   installStop(() => node.stop(), node.log);
 }
 
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `intersync ${pkg.version} (store format ${STORE_FORMAT}, protocol ${PROTOCOL_VERSION})`;
+}
+
 function build(): Command {
   const program = new Command();
   program
     .name('intersync')
+    .version(packageVersion(), '-V, --version', 'print the version (with its store format and protocol version)')
     .enablePositionalOptions()
     .description(
       'Journal every change to a directory (the KML) and keep it replicated.\n\n' +

@@ -13,7 +13,7 @@ import { EchoGuard } from '#presto/echo-guard.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { ApplyPath } from '#apply/apply-path.js';
-import { FilesetServer } from '#net/server.js';
+import type { FilesetServer } from '#net/server.js';
 import { parseWireLml } from '#net/protocol/wire-record.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { lstatOrNull } from '#presto/disk.js';
@@ -197,6 +197,8 @@ export class FilesetNode {
   }
 
   async #listen(l: ListenOptions): Promise<void> {
+    // Loaded here: a client, or a node with --listen none, never loads the HTTP server (fastify) at all.
+    const { FilesetServer } = await import('#net/server.js');
     this.server = new FilesetServer(
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: readSecret(this.paths), log: this.log.child({ component: 'server' }),
