@@ -11,6 +11,8 @@ import Database from 'better-sqlite3';
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 export const CLI = join(ROOT, 'dist', 'cli', 'main.js');
 export const BENCH = join(ROOT, 'bench');
+/** Extra node flags for every daemon a bench starts, for an investigation: INTERSYNC_BENCH_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof". */
+export const DAEMON_NODE_ARGS = (process.env.INTERSYNC_BENCH_NODE_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 /** Wall clock with sub-ms resolution, comparable across processes (the workload reports the same). */
 export const nowMs = (): number => performance.timeOrigin + performance.now();
@@ -283,7 +285,7 @@ export class Daemon {
   static async start(
     dir: string, logDir: string, opts: { timeoutMs?: number; extraNodeArgs?: string[]; extraArgs?: string[] } = {},
   ): Promise<Daemon> {
-    const args = [...(opts.extraNodeArgs ?? []), CLI, dir, '--log-dir', logDir, ...(opts.extraArgs ?? [])];
+    const args = [...DAEMON_NODE_ARGS, ...(opts.extraNodeArgs ?? []), CLI, dir, '--log-dir', logDir, ...(opts.extraArgs ?? [])];
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error('cannot spawn the daemon');
     const d = new Daemon(dir, child);

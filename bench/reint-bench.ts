@@ -6,7 +6,7 @@ import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { CLI, fmt, makeTmp, median, say, sleep, table } from './lib.js';
+import { CLI, DAEMON_NODE_ARGS, fmt, makeTmp, median, say, sleep, table } from './lib.js';
 
 export interface ReintResult {
   readonly ops: number;
@@ -30,7 +30,7 @@ function freePort(): Promise<number> {
 }
 
 async function start(args: string[]): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...DAEMON_NODE_ARGS, CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   await new Promise<void>((ok, fail) => {
     const t = setTimeout(() => fail(new Error(`not ready: ${out}`)), 300_000);
@@ -143,9 +143,19 @@ async function round(ops: number, churn: boolean): Promise<{ lml: number; shippe
     const ok = disk === meta(srv).digest && status.client.refused === 0;
     return { lml, shipped, away: st.reint.optimisedAway, ms, ok };
   } finally {
-    client.kill('SIGKILL');
-    server.kill('SIGKILL');
+    await stop(client);
+    await stop(server);
   }
+}
+
+/** SIGTERM (the daemon flushes and exits), SIGKILL if it is still there after 10 s. */
+async function stop(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise<void>((ok) => child.once('exit', () => ok()));
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  await gone;
+  clearTimeout(t);
 }
 
 export async function reintBench(o: { quick: boolean; rounds?: number }): Promise<ReintResult> {

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
 import {
-  ROOT, DaemonDiedError, type StatusJson, fmt, journalVsDisk, logProblems, makeTmp, median, readLog, removeTmp, retryOnDeath, say, sleep, syncDisks, table,
+  ROOT, DAEMON_NODE_ARGS, DaemonDiedError, type StatusJson, fmt, journalVsDisk, logProblems, makeTmp, median, readLog, removeTmp, retryOnDeath, say, sleep, syncDisks, table,
 } from './lib.js';
 import { ByteProxy, type ByteCounts } from './proxy.js';
 
@@ -134,7 +134,7 @@ class NodeProc {
   }
 
   static #spawn(dir: string, logDir: string, args: string[]): NodeProc {
-    const child = spawn(process.execPath, [snapshotCli(), ...args, '--log-dir', logDir, ...DEBUG_ARGS, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...DAEMON_NODE_ARGS, snapshotCli(), ...args, '--log-dir', logDir, ...DEBUG_ARGS, dir], { stdio: ['ignore', 'pipe', 'pipe'] });
     if (child.pid === undefined) throw new Error(`cannot spawn a daemon on ${dir}`);
     return new NodeProc(dir, logDir, child);
   }

@@ -292,13 +292,16 @@ export class ApplyPath {
       }
       const st = after === null ? null : lstatOrNull(after);
       try {
-        commit(st === null ? null : appliedIdentity(st));
+        // The note goes in the same transaction as the record: one commit, and never a record without its note cleared.
+        this.#d.db.batch(() => {
+          commit(st === null ? null : appliedIdentity(st));
+          if (inflight !== null) this.#d.db.clearInflight(inflight);
+        });
       } catch (e) {
         if (!merged) this.#undo(d, abs, after);
         if (inflight !== null) this.#d.db.clearInflight(inflight);
         throw e;
       }
-      if (inflight !== null) this.#d.db.clearInflight(inflight);
     } finally {
       if (staged !== null && !consumed) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);

@@ -96,6 +96,7 @@ export class ClientNode {
   #loops: Promise<unknown>[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
   #ackTimer: NodeJS.Timeout | undefined;
+  #ackDue: number | undefined;
   #acked: Tid = NO_VERSION;
   #stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
   #resyncRequested = false;
@@ -379,10 +380,18 @@ export class ClientNode {
     }
   }
 
+  /**
+   * Acknowledge what was applied once the stream is quiet for 100 ms, or at the latest 1 s after the first
+   * record not acknowledged: each ack makes everything durable first (syncfs), which a busy stream must not
+   * pay per record.
+   */
   #scheduleAck(): void {
-    if (this.#ackTimer !== undefined) return;
+    const now = this.#o.clock.monotonic();
+    this.#ackDue ??= now + 1000;
+    if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
     this.#ackTimer = setTimeout(() => {
       this.#ackTimer = undefined;
+      this.#ackDue = undefined;
       const tid = this.db.lastRcvdOf(this.#serverNode());
       if (tid <= this.#acked || this.#stopped) return;
       this.apply.flush(); // durable before acknowledged
@@ -392,7 +401,7 @@ export class ClientNode {
         },
         (e: unknown) => this.log.debug({ err: (e as Error).message }, 'ack failed'),
       );
-    }, 100);
+    }, Math.max(0, Math.min(100, this.#ackDue - now)));
     this.#ackTimer.unref();
   }
 

@@ -68,6 +68,7 @@ export class Reintegrator {
   #lastActivity = 0;
   #offline = false;
   #optimisedAway = 0;
+  #optimisedAt: { covered: bigint; sent: bigint } | null = null;
 
   constructor(d: ReintegratorDeps) {
     this.#d = d;
@@ -158,45 +159,43 @@ export class Reintegrator {
     if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
     const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
     const res = await d.client.reint(d.node, Buffer.concat(frames));
-    let refused = false;
-    for (const result of res.results) {
-      if (result.status !== 'accepted' && result.status !== 'skipped' && !refused) {
-        refused = true;
-        // The server stops at a refused record: it and everything after it in this batch were not applied.
-        // When nothing was ever sent beyond this batch, they count as never sent, so the optimiser may
-        // rewrite them again (a create at a name taken on the server, renamed here since, then ships at its new name).
-        if (sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(result.seq) - 1n).toString());
-      }
-      if (result.status === 'accepted') {
+    // The server stops at a refused record: at most one is refused, and nothing after it in this batch was applied.
+    const refusal = res.results.find((x) => x.status !== 'accepted' && x.status !== 'skipped');
+    d.db.batch(() => {
+      for (const result of res.results) {
+        if (result.status !== 'accepted') continue;
         d.db.acceptOwn(parseWireRecord(result.r), null, d.clock.now());
         this.#sent++;
         if ((d.debug & D_REINT) !== 0) d.log.debug({ seq: result.seq }, 'accepted');
-        continue;
       }
-      if (result.status === 'skipped') continue;
-      const tries = (this.#tries.get(result.seq) ?? 0) + 1;
-      this.#tries.set(result.seq, tries);
+      // When nothing was ever sent beyond this batch, the refused record and those after it count as never
+      // sent, so the optimiser may rewrite them (a create at a name taken on the server, renamed here since,
+      // then ships at its new name).
+      if (refusal !== undefined && sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(refusal.seq) - 1n).toString());
+    });
+    if (refusal !== undefined) {
+      const tries = (this.#tries.get(refusal.seq) ?? 0) + 1;
+      this.#tries.set(refusal.seq, tries);
       const serverTid = parseTid(res.lastTid) ?? null;
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
-      d.log.info({ seq: result.seq, status: result.status, code: result.error?.code, err: result.error?.message, tries }, 'reintegration refused');
-      if (result.status === 'conflict' && caughtUp && tries >= 3) {
+      d.log.info({ seq: refusal.seq, status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
+      if (refusal.status === 'conflict' && caughtUp && tries >= 3) {
         // Nothing the server forwards will resolve it: rebuild from a snapshot, which keeps the local version
         // beside the server's (keep-both) and drops the change that cannot apply.
         this.#rejected++;
-        this.#tries.delete(result.seq);
-        this.#lastError = `change ${result.seq} refused by the server: ${result.error?.message ?? 'conflict'}`;
-        d.log.error({ seq: result.seq, err: result.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
+        this.#tries.delete(refusal.seq);
+        this.#lastError = `change ${refusal.seq} refused by the server: ${refusal.error?.message ?? 'conflict'}`;
+        d.log.error({ seq: refusal.seq, err: refusal.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
         await this.#releaseAll(); // others must not wait on a holder that cannot reintegrate
         d.onStuck();
         this.#waitFor = serverTid;
-        break;
-      } else if (result.status === 'conflict') {
+      } else if (refusal.status === 'conflict') {
         this.#waitFor = serverTid; // the forwarded stream brings the other side, which resolves it
       }
     }
     // A recalled token goes back once what needs it is accepted, or at once when the server refused it:
     // the holder then waits for the server's records, and others must not wait on it meanwhile.
-    if (this.#recalled.size > 0) await this.#releaseTokens(true, refused);
+    if (this.#recalled.size > 0) await this.#releaseTokens(true, refusal !== undefined);
     return true;
   }
 
@@ -207,7 +206,13 @@ export class Reintegrator {
     // Never touch a record that may have reached the server already (an answer lost with the connection):
     // only what was never sent is optimised.
     const sent = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
+    // Records sent or accepted only leave the window, which opens no new chance: run again only when the
+    // window reaches records the last run did not cover, or the sent guard moved back.
+    const last = BigInt(d.db.getMeta('lml_seq') ?? '0');
+    const prev = this.#optimisedAt;
+    if (prev !== null && prev.covered >= last && sent >= prev.sent) return;
     const all = d.db.readLml(sent, OPTIMISE_WINDOW);
+    this.#optimisedAt = { covered: all.length < OPTIMISE_WINDOW ? last : (all.at(-1)?.seq ?? last), sent };
     if (all.length < 2) return;
     const { ship, dropped } = optimiseLml(all);
     if (dropped.length === 0) return;
