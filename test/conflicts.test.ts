@@ -152,6 +152,52 @@ test('write/setattr: a write on the client and a chmod on the server both surviv
   assert.deepEqual(conflictCopies(p.client), [], 'merged: no conflict copy');
 });
 
+test('a create made offline on a name the server used and freed meanwhile ends at that name', { timeout: 180_000 }, async (t) => {
+  const p = await pair(t, (s) => {
+    mkdirSync(join(s, 'd'));
+    writeFileSync(join(s, 'seed.txt'), 'seed');
+  });
+  assert.equal(cli(['disconnect', p.client]).code, 0);
+  await sleep(400);
+  for (let i = 0; i < 600; i++) writeFileSync(join(p.server, 'd', `f${i}`), `server ${i}`); // a stream that takes a while
+  await sleep(800);
+  writeFileSync(join(p.server, 'N'), 'server G');
+  await sleep(300);
+  renameSync(join(p.server, 'N'), join(p.server, 'N2')); // N is free on the server again
+  await sleep(300);
+  writeFileSync(join(p.client, 'N'), 'client F');
+  await sleep(400);
+  assert.equal(cli(['reconnect', p.client]).code, 0);
+  await converged(p.server, p.client);
+  for (const d of [p.server, p.client]) {
+    assert.equal(read(d, 'N'), 'client F');
+    assert.equal(read(d, 'N2'), 'server G');
+    assert.deepEqual(conflictCopies(d), []);
+  }
+});
+
+test('a create made offline and renamed on over a known file, while the server took its first name', { timeout: 180_000 }, async (t) => {
+  const p = await pair(t, (s) => writeFileSync(join(s, 'M'), 'server H'));
+  assert.equal(cli(['disconnect', p.client]).code, 0);
+  await sleep(400);
+  writeFileSync(join(p.client, 'N'), 'client F');
+  await sleep(300);
+  writeFileSync(join(p.client, 'M'), 'client H v2');
+  await sleep(300);
+  renameSync(join(p.client, 'N'), join(p.client, 'M')); // F moves on, over H: the create and the rename do not fold
+  await sleep(300);
+  writeFileSync(join(p.server, 'N'), 'server G'); // the server gives N to another object
+  await sleep(400);
+  assert.equal(cli(['reconnect', p.client]).code, 0);
+  await converged(p.server, p.client);
+  for (const d of [p.server, p.client]) {
+    assert.equal(read(d, 'M'), 'client F', 'the client\'s rename over M stands');
+    assert.equal(read(d, 'N'), 'server G');
+  }
+  const log = readdirSync(p.logs).map((f) => readFileSync(join(p.logs, f), 'utf8')).join('');
+  assert.doesNotMatch(log, /resyncing the whole fileset|local change refused by the server/, 'settled by the conflict step, not by a resync');
+});
+
 test('a hard link made on the client to a file the server deleted keeps the content', { timeout: 120_000 }, async (t) => {
   const p = await pair(t, (s) => writeFileSync(join(s, 'target'), 'shared bytes'));
   await offline(p, () => linkSync(join(p.client, 'target'), join(p.client, 'alias')), () => unlinkSync(join(p.server, 'target')));

@@ -1,10 +1,10 @@
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
-import { NO_VERSION, formatTid, type Tid } from '#core/ids.js';
+import { NO_VERSION, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
@@ -305,6 +305,7 @@ export class ClientNode {
         this.#resyncRequested = false;
         try {
           await this.#firstCopy();
+          this.reint.resumeAfterResync();
         } catch (e) {
           this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
           this.#resyncRequested = true;
@@ -338,8 +339,10 @@ export class ClientNode {
           } else if (f.type === 'recall') {
             this.reint.onRecall(String(f.header.scope));
           } else if (f.type === 'ping' || f.type === 'hello') {
-            const t = typeof f.header.tid === 'string' ? BigInt(f.header.tid) : null;
-            if (t !== null) this.#serverTid = t as Tid;
+            const t = typeof f.header.tid === 'string' ? (parseTid(f.header.tid) ?? null) : null;
+            if (t !== null) this.#serverTid = t;
+            // The reconnection sequence: the server's records first, then the LML.
+            if (t !== null && f.type === 'hello') this.reint.holdUntil(t);
           }
         }
         this.#connected = false;
@@ -367,6 +370,7 @@ export class ClientNode {
           this.#o.onWarning?.(err);
           try {
             await this.#firstCopy();
+            this.reint.resumeAfterResync();
             continue;
           } catch (e2) {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
@@ -413,6 +417,7 @@ export class ClientNode {
     this.#lastApplyAt = this.#o.clock.now();
     if (r.origin === db.meta.nodeId && r.originSeq !== null) {
       db.acceptOwn(r, peer, this.#o.clock.now());
+      this.#settleOwnName(r);
       return;
     }
     const here = db.objectByFid(r.fid)?.path;
@@ -443,6 +448,30 @@ export class ClientNode {
         this.log.error({ tid: formatTid(r.tid), err: (e as Error).message }, 'cannot redo a local change after a conflict');
       }
     }
+  }
+
+  /**
+   * Our own record is back on the stream: every older server record is applied, so the object must be where
+   * the server has it. The conflict step of an older server record may have moved it aside meanwhile (its
+   * change was accepted, from the reintegration answer, before the stream brought that older record).
+   */
+  #settleOwnName(r: KmlRecord): void {
+    if (r.kind === 'unlink' || r.kind === 'rmdir') return;
+    const o = this.db.objectByFid(r.fid);
+    const want = r.newPath ?? r.path;
+    if (o === undefined || o.path === want || o.version !== r.tid) return;
+    if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return; // renamed here since: the LML says where it goes
+    if (this.db.objectByPath(want) !== undefined || lstatOrNull(join(this.paths.dir, want)) !== null) return;
+    this.guard.hold(o.path);
+    this.guard.hold(want);
+    try {
+      renameSync(join(this.paths.dir, o.path), join(this.paths.dir, want));
+      this.db.relocateLocal(o.fid, want);
+    } finally {
+      this.guard.release(o.path);
+      this.guard.release(want);
+    }
+    this.log.info({ path: want, was: o.path, tid: formatTid(r.tid) }, 'own change back from the server: moved back to its name');
   }
 
   #writeStatus(): void {

@@ -146,6 +146,8 @@ export class FilesetDb {
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
+      lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
+                           OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
       inflightAdd: db.prepare('INSERT INTO inflight (intent) VALUES (?)'),
       inflightDel: db.prepare('DELETE FROM inflight WHERE id = ?'),
       inflightAll: db.prepare('SELECT * FROM inflight ORDER BY id'),
@@ -405,6 +407,27 @@ export class FilesetDb {
     this.#transaction(() => {
       for (const seq of dropped) this.#st.lmlDelete!.run(seq);
       for (const r of rewritten) this.#st.lmlRewrite!.run(r);
+    });
+  }
+
+  /** Pending local records that make an object at `name` or move one onto it, oldest first. */
+  pendingOnto(name: string): LmlRecord[] {
+    return (this.#st.lmlOnto!.all(name, name) as Row[]).map(toLml);
+  }
+
+  /**
+   * Client side, conflict: the pending record `seq` of `fid` that makes or moves the object onto `from`
+   * ships with `to` instead, and so do the object's later records at `from` (up to its next move).
+   */
+  renameInLml(fid: Fid, seq: bigint, from: string, to: string): void {
+    this.#transaction(() => {
+      for (const r of this.localRecordsOf(fid)) {
+        if (r.seq < seq) continue;
+        const np = r.path === from ? to : r.path;
+        const nn = r.seq === seq && r.newPath === from ? to : r.newPath;
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+        if (r.kind === 'rename' && r.path === from) break; // moved on from there
+      }
     });
   }
 

@@ -154,7 +154,10 @@ export class FilesetServer {
     else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = IntersyncError.TOO_LARGE('request body', JSON_BODY_LIMIT);
     else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) e = IntersyncError.BAD_REQUEST(fe.message ?? 'bad request');
     else {
-      this.#f.log.error({ err: fe.message, url: _req.url.split('?')[0] }, 'request failed');
+      // A peer that went away mid-request (a cut link, a killed client) is no fault here.
+      const gone = _req.raw.destroyed || fe.message === 'aborted' || fe.code === 'ECONNRESET';
+      if (gone) this.#f.log.warn({ err: fe.message, url: _req.url.split('?')[0] }, 'request cut by the peer');
+      else this.#f.log.error({ err: fe.message, url: _req.url.split('?')[0] }, 'request failed');
       e = new IntersyncError('IO', `serving ${_req.method} ${_req.url.split('?')[0]} failed: ${fe.message ?? 'unknown error'}`, {
         hint: 'see the server log', retriable: true,
       });

@@ -78,8 +78,28 @@ export class ConflictResolver {
     const db = this.#d.db;
     const names = r.kind === 'rename' ? [r.newPath!] : ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? [r.path] : [];
     for (const name of names) {
+      // A local create (or move) onto this name not accepted yet, whose object has moved on here since: the
+      // server would refuse it for ever (the name is the server's now). It ships under a conflict name, and
+      // its later move follows from there. (Records below a directory made there keep their paths: a gap.)
+      for (const x of db.pendingOnto(name)) {
+        if (x.fid === r.fid || db.objectByFid(x.fid)?.path === name) continue;
+        const aside = this.#conflictPath(name, r.tid);
+        db.renameInLml(x.fid, x.seq, name, aside);
+        this.#touched = true;
+        this.#record(r, name, 'name/name', 'keep-both', aside, 'resolved', 'a local change not accepted yet needed this name; it ships under another');
+      }
       const o = db.objectByPath(name);
       if (o === undefined || o.fid === r.fid) continue;
+      if (o.version !== NO_VERSION && o.version > r.tid) {
+        // The name is ours by a later server record (our change, accepted before the stream brought this older
+        // one): step aside for now; our record puts it back when it arrives (ClientNode#settleOwnName).
+        const aside = this.#conflictPath(name, r.tid);
+        this.#move(name, aside);
+        db.relocateLocal(o.fid, aside);
+        this.#touched = true;
+        this.#d.log.info({ path: name, aside, tid: formatTid(r.tid), ours: formatTid(o.version) }, 'name held by our own later change: stepped aside until its record arrives');
+        continue;
+      }
       if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION) {
         db.adoptDir(o.fid, r, this.#d.serverNode(), this.#d.clock.now()); // both made this directory: one it is
         this.#record(r, name, 'name/name', 'keep-both', null, 'resolved', 'same directory on both sides: merged');

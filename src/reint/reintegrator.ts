@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid, parseTid, type Tid } from '#core/ids.js';
+import { asTid, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
@@ -64,6 +64,8 @@ export class Reintegrator {
   #sent = 0;
   #rejected = 0;
   #waitFor: Tid | null = null;
+  #waitUntil = 0;
+  #resyncing = 0; // monotonic deadline while a resync asked for runs, else 0
   #lastError: string | null = null;
   #lastActivity = 0;
   #offline = false;
@@ -76,6 +78,22 @@ export class Reintegrator {
   }
 
   wake(): void {
+    this.#wake.fire();
+  }
+
+  /**
+   * Send nothing until the forwarded stream has applied the server's records up to `tid` (or 30 s passed):
+   * on (re)connection the server's changes come first, the conflict step runs on them, then the LML goes.
+   */
+  holdUntil(tid: Tid): void {
+    if (this.#d.db.lastRcvdOf(this.#d.serverNode()) >= tid) return;
+    this.#waitFor = tid;
+    this.#waitUntil = this.#d.clock.monotonic() + 30_000;
+  }
+
+  /** The resync asked for by onStuck is done (or failed for good): reintegrate again. */
+  resumeAfterResync(): void {
+    this.#resyncing = 0;
     this.#wake.fire();
   }
 
@@ -127,8 +145,15 @@ export class Reintegrator {
   async #step(): Promise<boolean> {
     const d = this.#d;
     if (this.#offline) return false;
+    if (this.#resyncing > 0) {
+      if (d.clock.monotonic() < this.#resyncing) {
+        await this.#wake.wait(200);
+        return true;
+      }
+      this.#resyncing = 0; // the resync never reported back: try again anyway
+    }
     if (this.#waitFor !== null) {
-      if (d.db.lastRcvdOf(d.serverNode()) < this.#waitFor) {
+      if (d.db.lastRcvdOf(d.serverNode()) < this.#waitFor && d.clock.monotonic() < this.#waitUntil) {
         await this.#wake.wait(200);
         return true;
       }
@@ -187,10 +212,13 @@ export class Reintegrator {
         this.#lastError = `change ${refusal.seq} refused by the server: ${refusal.error?.message ?? 'conflict'}`;
         d.log.error({ seq: refusal.seq, err: refusal.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
         await this.#releaseAll(); // others must not wait on a holder that cannot reintegrate
+        this.#resyncing = d.clock.monotonic() + 60_000; // nothing is sent until the resync is done (resumeAfterResync)
         d.onStuck();
-        this.#waitFor = serverTid;
-      } else if (refusal.status === 'conflict') {
-        this.#waitFor = serverTid; // the forwarded stream brings the other side, which resolves it
+      } else if (refusal.status === 'conflict' && serverTid !== null) {
+        // The forwarded stream brings the other side, which resolves it. Already caught up: only a newer server
+        // record can help, or time (a few seconds, longer each try, before the next try counts).
+        this.#waitFor = caughtUp ? asTid(serverTid + 1n) : serverTid;
+        this.#waitUntil = d.clock.monotonic() + (caughtUp ? 500 * tries : 60_000);
       }
     }
     // A recalled token goes back once what needs it is accepted, or at once when the server refused it:
@@ -267,23 +295,30 @@ export class Reintegrator {
       if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
     }
     const need = missingBlocks(theirs, map);
+    // Opened before the request: a file moved away meanwhile is a local matter (retried once capture caught up),
+    // not a failure of the server.
+    let fd: number;
+    try {
+      fd = openSync(abs, 'r');
+    } catch (e) {
+      throw new IntersyncError('IO', `content of ${r.path} is not readable: ${(e as Error).message}`, { retriable: true, hint: 'retried once capture has caught up' });
+    }
     const frames = async function* (): AsyncGenerator<Buffer> {
       yield helloFrame({ node: d.node });
       yield encodeFrame('content', { map });
-      const fd = openSync(abs, 'r');
-      try {
-        for (const i of need) {
-          const len = Math.min(map.blockSize, map.size - i * map.blockSize);
-          const buf = Buffer.alloc(len);
-          readSync(fd, buf, 0, len, i * map.blockSize);
-          yield encodeFrame('block', { index: i }, buf);
-        }
-      } finally {
-        closeSync(fd);
+      for (const i of need) {
+        const len = Math.min(map.blockSize, map.size - i * map.blockSize);
+        const buf = Buffer.alloc(len);
+        readSync(fd, buf, 0, len, i * map.blockSize);
+        yield encodeFrame('block', { index: i }, buf);
       }
       yield encodeFrame('end');
     };
-    await d.client.upload(r.fid, frames());
+    try {
+      await d.client.upload(r.fid, frames());
+    } finally {
+      closeSync(fd);
+    }
     d.log.info({ path: r.path, blocks: map.blocks.length, sent: need.length }, 'uploaded');
   }
 
