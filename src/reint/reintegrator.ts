@@ -145,6 +145,9 @@ export class Reintegrator {
   async #step(): Promise<boolean> {
     const d = this.#d;
     if (this.#offline) return false;
+    const waiting = this.#resyncing > 0 || this.#waitFor !== null;
+    // A holder that waits (for the stream, for a resync) gives a recalled token back at once: others must not wait on it.
+    if (waiting && this.#recalled.size > 0) await this.#releaseTokens(true, true);
     if (this.#resyncing > 0) {
       if (d.clock.monotonic() < this.#resyncing) {
         await this.#wake.wait(200);
