@@ -11,7 +11,8 @@ import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
-import { FilesetDb } from '#journal/fileset-db.js';
+import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
+import { isUnder, parentOf } from '#core/paths.js';
 import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#journal/layout.js';
 import { ensureNodeId, mkfs } from '#journal/mkfs.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
@@ -424,6 +425,7 @@ export class ClientNode {
     await this.capture.syncPaths([r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])]);
     const redo = await this.#resolver.prepare(r);
     if (redo === 'absorbed') return;
+    this.#followServerName(r);
     let staged = null;
     if (this.apply.needsContent(r)) {
       try {
@@ -458,10 +460,28 @@ export class ClientNode {
   #settleOwnName(r: KmlRecord): void {
     if (r.kind === 'unlink' || r.kind === 'rmdir') return;
     const o = this.db.objectByFid(r.fid);
-    const want = r.newPath ?? r.path;
-    if (o === undefined || o.path === want || o.version !== r.tid) return;
-    if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return; // renamed here since: the LML says where it goes
+    if (o === undefined || o.version !== r.tid) return;
+    // Renamed here since: the LML says where it goes.
+    if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return;
+    this.#toServerName(o, r.newPath ?? r.path, r.tid, 'own change back from the server: moved back to its name');
+  }
+
+  /**
+   * A server record names an object, with no local change pending, at another name than here (a conflict
+   * step moved it aside while the server kept it, a record sent before the move was accepted as sent):
+   * the server's name is the object's name.
+   */
+  #followServerName(r: KmlRecord): void {
+    if (['create', 'mkdir', 'symlink', 'link'].includes(r.kind)) return;
+    const o = this.db.objectByFid(r.fid);
+    if (o === undefined || o.path === r.path || this.db.hasPendingLocal(r.fid)) return;
+    this.#toServerName(o, r.path, r.tid, 'object back at the server\'s name for its record');
+  }
+
+  #toServerName(o: ObjectRow, want: string, tid: Tid, msg: string): void {
+    if (o.path === want || isUnder(want, o.path)) return;
     if (this.db.objectByPath(want) !== undefined || lstatOrNull(join(this.paths.dir, want)) !== null) return;
+    if (lstatOrNull(join(this.paths.dir, parentOf(want) === '' ? '.' : parentOf(want)))?.type !== 'dir') return;
     this.guard.hold(o.path);
     this.guard.hold(want);
     try {
@@ -471,7 +491,11 @@ export class ClientNode {
       this.guard.release(o.path);
       this.guard.release(want);
     }
-    this.log.info({ path: want, was: o.path, tid: formatTid(r.tid) }, 'own change back from the server: moved back to its name');
+    // A conflict that kept it beside the name is over: it is the name's object.
+    for (const c of this.db.conflicts(false)) {
+      if (c.kept === o.path) this.db.resolveConflict(c.id, `back at ${want}: the server kept the object there`, this.#o.clock.now());
+    }
+    this.log.info({ path: want, was: o.path, tid: formatTid(tid) }, msg);
   }
 
   #writeStatus(): void {
