@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync } from 'node:fs';
+import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -307,6 +307,7 @@ export class ClientNode {
         try {
           await this.#firstCopy();
           this.reint.resumeAfterResync();
+          this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
         } catch (e) {
           this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
           this.#resyncRequested = true;
@@ -372,6 +373,7 @@ export class ClientNode {
           try {
             await this.#firstCopy();
             this.reint.resumeAfterResync();
+            this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
             continue;
           } catch (e2) {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
@@ -422,27 +424,34 @@ export class ClientNode {
       return;
     }
     const here = db.objectByFid(r.fid)?.path;
-    await this.capture.syncPaths([r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])]);
-    const redo = await this.#resolver.prepare(r);
-    if (redo === 'absorbed') return;
-    this.#followServerName(r);
-    let staged = null;
-    if (this.apply.needsContent(r)) {
-      try {
-        staged = await this.apply.stage(r, inline, this.#source);
-      } catch (e) {
-        if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
-        // Changed again on the server: a later record brings the newer content; keep the name meanwhile.
-        staged = await this.apply.stage({ ...r, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0), null);
+    const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])];
+    await this.capture.syncPaths(names);
+    // Held from the conflict step to the commit: a local change in between is journaled after it, against the
+    // version this record makes (not against the one it replaces, which the server would refuse for ever).
+    const redo = await this.guard.around(names, async () => {
+      const steps = await this.#resolver.prepare(r);
+      if (steps === 'absorbed') return null;
+      this.#followServerName(r);
+      let staged = null;
+      if (this.apply.needsContent(r)) {
+        try {
+          staged = await this.apply.stage(r, inline, this.#source);
+        } catch (e) {
+          if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+          // Changed again on the server: a later record brings the newer content; keep the name meanwhile.
+          staged = await this.apply.stage({ ...r, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0), null);
+        }
       }
-    }
-    const err = this.apply.check(r);
-    if (err !== null) {
-      this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
-      throw err;
-    }
-    this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()),
-      JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+      const err = this.apply.check(r);
+      if (err !== null) {
+        if (staged !== null) rmSync(staged.file, { force: true });
+        this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
+        throw err;
+      }
+      this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()),
+        JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+      return steps;
+    });
     for (const step of redo ?? []) {
       try {
         step();

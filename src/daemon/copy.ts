@@ -292,8 +292,10 @@ function protectLocal(d: CopyDeps, entries: SnapshotEntry[], tid: Tid): { skip: 
       }
       continue;
     }
-    if (o !== undefined && e !== undefined && asTid(BigInt(e.version)) === o.version) {
-      skip.add(fid); // unchanged on the server since: the local changes apply on it
+    // Unchanged on the server since, and the local changes made on that version: they apply on it as they are.
+    // (Changes journaled against an older version than this node's cannot: they go like a change on the server.)
+    if (o !== undefined && e !== undefined && asTid(BigInt(e.version)) === o.version && recs.every((r) => r.preVersion === o.version)) {
+      skip.add(fid);
       continue;
     }
     const contentHere = recs.some((r) => r.kind === 'write' || r.kind === 'truncate');

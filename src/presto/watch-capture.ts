@@ -163,6 +163,12 @@ export class WatchCapture {
     }
   }
 
+  /** Walk the whole tree again soon, as at start (after a resync rebuilt the journal under it). */
+  rescan(): void {
+    this.#fullRescan = true;
+    this.#schedule();
+  }
+
   /** Resolves when no hint is pending and no batch runs (tests and orderly shutdown). */
   idle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
