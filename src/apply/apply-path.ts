@@ -225,6 +225,10 @@ export class ApplyPath {
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     try {
       const abs = confine(this.#d.root, d.path);
+      // A rename or setattr keeps the file's content: if it changed here since it was journaled (capture is a
+      // moment behind), the identity stored after must not vouch for it, so that capture reads it again.
+      const keepsContent = d.kind === 'rename' || d.kind === 'setattr';
+      const unseen = keepsContent && changedSinceJournaled(this.#d.db.objectByFid(d.fid), lstatOrNull(abs));
       let after: string | null = abs;
       switch (d.kind) {
         case 'create':
@@ -294,7 +298,7 @@ export class ApplyPath {
       try {
         // The note goes in the same transaction as the record: one commit, and never a record without its note cleared.
         this.#d.db.batch(() => {
-          commit(st === null ? null : appliedIdentity(st));
+          commit(st === null ? null : { ...appliedIdentity(st), racy: unseen });
           if (inflight !== null) this.#d.db.clearInflight(inflight);
         });
       } catch (e) {
@@ -408,6 +412,11 @@ export class ApplyPath {
     rmSync(tmpDir, { recursive: true, force: true });
     mkdirSync(tmpDir, { recursive: true, mode: 0o700 });
   }
+}
+
+function changedSinceJournaled(o: ObjectRow | undefined, st: DiskStat | null): boolean {
+  if (o === undefined || st === null || o.type !== 'file') return false;
+  return o.racy || !unchangedSince(o, st);
 }
 
 function unchangedSince(o: ObjectRow, st: DiskStat): boolean {
