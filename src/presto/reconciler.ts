@@ -8,7 +8,7 @@ import { NO_VERSION, type NodeId } from '#core/ids.js';
 import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { RecordDraft, RecordKind } from '#core/record.js';
 import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
+import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
 import type { EchoGuard } from './echo-guard.js';
 
 /** A hint that something may have changed: a path, or an entry of a directory known by its inode. */
@@ -72,8 +72,13 @@ export class Reconciler {
     return joinRel(dir, item.name);
   }
 
-  async run(items: Iterable<DirtyItem>): Promise<BatchResult> {
-    const batch = new Batch(this.#d);
+  /**
+   * Journal what changed at `items`. With `settle`, a file emptied a moment ago (opened with O_TRUNC, its data
+   * still to come) is looked at again once quiet instead of journaled empty: peers never serve that empty
+   * version. `syncPaths` (before a peer's change) journals what is there at once.
+   */
+  async run(items: Iterable<DirtyItem>, opts: { settle?: boolean } = {}): Promise<BatchResult> {
+    const batch = new Batch(this.#d, opts.settle === true);
     for (const item of items) {
       const p = this.resolve(item);
       if (p !== null) batch.add(p);
@@ -93,8 +98,11 @@ class Batch {
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
   #records = 0;
 
-  constructor(d: ReconcilerDeps) {
+  readonly #settle: boolean;
+
+  constructor(d: ReconcilerDeps, settle: boolean) {
     this.#d = d;
+    this.#settle = settle;
   }
 
   add(p: string): void {
@@ -261,6 +269,10 @@ class Batch {
       // Only ctime moved: chmod, chown or a new hard link.
       if (attrsDiffer) this.#commit([{ draft: this.#draft('setattr', obj, st), identity: identityOf(st, nowNs()) }]);
       else db.setIdentity(obj.fid, identityOf(st, nowNs()));
+      return;
+    }
+    if (this.#settle && st.size === 0 && (obj.size ?? 0) > 0 && nowNs() - st.mtimeNs < RACY_WINDOW_NS) {
+      this.#retry.push(p); // emptied just now: its new content is probably on its way
       return;
     }
     const content = await this.#readStable(p, st);

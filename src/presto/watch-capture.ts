@@ -234,7 +234,7 @@ export class WatchCapture {
       this.#pending.clear();
     }
     try {
-      const res = await this.#reconciler.run(items);
+      const res = await this.#reconciler.run(items, { settle: true });
       if (res.retry.length > 0) {
         // Files still being written: look again once they are quiet.
         setTimeout(() => {
