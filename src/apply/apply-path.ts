@@ -217,6 +217,18 @@ export class ApplyPath {
    * change as a local one. `staged` is consumed.
    */
   apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null = null): void {
+    // A change that replaces or removes a file's content must not take a local write that capture has not
+    // journaled yet with it (made between capture's last look and now): refused for the moment, the write is
+    // journaled first and meets the conflict step when the change comes again. Only the stat identity counts:
+    // the conflict step may have set the row's content to the server's base on purpose.
+    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'unlink') {
+      const row = this.#d.db.objectByFid(d.fid);
+      const pre = row?.type === 'file' && row.ino !== null ? lstatOrNull(join(this.#d.root, d.path)) : null;
+      if (row !== undefined && pre !== null && (pre.ino !== row.ino || pre.mtimeNs !== row.mtimeNs || pre.ctimeNs !== row.ctimeNs)) {
+        if (staged !== null) rmSync(staged.file, { force: true });
+        throw IntersyncError.CONFLICT(d.path, 'written here since it was journaled; retried once capture has journaled it');
+      }
+    }
     const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
     for (const n of names) this.#d.guard.hold(n);
     // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
