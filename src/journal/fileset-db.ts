@@ -666,9 +666,12 @@ export class FilesetDb {
         this.#st.movePath!.run(move(c.path), c.fid);
       }
       this.#replace(o, { ...o, path: to });
+      // Its own records move with it, and those of whatever is below it (a directory's entries); another
+      // object's records at exactly that name describe that other object and stay as they are.
+      const moveOf = (r: LmlRecord, p: string): string => (r.fid === fid || p !== from ? move(p) : p);
       for (const r of this.readLml(0n, 1_000_000)) {
-        const np = move(r.path);
-        const nn = r.newPath === null ? null : move(r.newPath);
+        const np = moveOf(r, r.path);
+        const nn = r.newPath === null ? null : moveOf(r, r.newPath);
         if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
       }
     });
