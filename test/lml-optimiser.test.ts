@@ -48,7 +48,8 @@ function apply(s: State, r: LmlRecord): void {
       for (const [k, v] of [...s.entries()]) {
         if (k === path || k.startsWith(`${path}/`)) {
           s.delete(k);
-          s.set(r.newPath! + k.slice(path.length), v);
+          // The journal takes the moved object's attributes from the rename record (capture drafts it from the stat).
+          s.set(r.newPath! + k.slice(path.length), k === path && v.type !== 'symlink' ? { ...v, mode: r.mode } : v);
         }
       }
       return;
@@ -104,7 +105,8 @@ function generate(choices: number[]): LmlRecord[] {
     } else if (op === 'rename' && s.size > 0) {
       const [p, e] = pick([...s.entries()]);
       const to = free();
-      if (!to.startsWith(`${p}/`)) rec('rename', e.fid, p, { newPath: to });
+      // Usually the mode it has; now and then a new one (a chmod made while it was away, seen with the move).
+      if (!to.startsWith(`${p}/`)) rec('rename', e.fid, p, { newPath: to, mode: seq % 4 === 0 ? 0o600 + (seq % 8) : e.mode });
     }
   }
   return out;

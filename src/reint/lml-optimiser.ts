@@ -120,9 +120,12 @@ export function optimiseLml(input: readonly LmlRecord[]): Optimised {
       const between = recs.slice(i + 1, j).some((r) => r !== null &&
         pathsOf(r).some((p) => isUnder(p, mid) || isUnder(p, b.newPath!) || isUnder(b.newPath!, p)));
       if (between) continue;
-      recs[i] = a.kind === 'rename' ? { ...a, newPath: b.newPath, mode: b.mode, mtimeMs: b.mtimeMs } : { ...a, path: b.newPath! };
+      // A rename record carries the object's attributes as they were then (the journal applies them): they win.
+      const attrs = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs };
+      recs[i] = a.kind === 'rename' ? { ...a, ...attrs, newPath: b.newPath } : { ...a, ...attrs, path: b.newPath! };
       recs[j] = null;
-      if (a.kind === 'rename' && a.path === b.newPath) recs[i] = null; // moved there and back
+      // Moved there and back: no move, but what changed meanwhile (a chmod while away) stays.
+      if (a.kind === 'rename' && a.path === b.newPath) recs[i] = { ...a, ...attrs, kind: 'setattr', newPath: null };
       live = idx.filter((x) => recs[x] !== null);
       k = 0;
     }
