@@ -11,7 +11,7 @@ import { formatTid, type Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
-import { fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
+import { EMPTY_SHA256, fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { blockLength, blockMapOf, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
 import { confine } from './confine.js';
@@ -187,14 +187,25 @@ export class ApplyPath {
   }
 
   /**
+   * Stage `d`'s content; when the peer holds it no longer (changed again or removed since), an empty
+   * placeholder instead, which a later record of the peer replaces or removes (`placeholder` says which).
+   */
+  async stageOrPlaceholder(d: RecordDraft, inline: Buffer | null, source: ContentSource | null): Promise<{ staged: Staged; placeholder: boolean }> {
+    try {
+      return { staged: await this.stage(d, inline, source), placeholder: false };
+    } catch (e) {
+      if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+      return { staged: this.stageBytes({ ...d, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0)), placeholder: true };
+    }
+  }
+
+  /**
    * Stage content that came with its record (inline bytes), checked against
    * the record's hash and size, and already carrying the record's owner,
    * mode and mtime so that applying it is a rename.
    */
   stageBytes(d: RecordDraft, buf: Buffer): Staged {
-    const got = createHash('sha256').update(buf).digest('hex');
-    if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
-    if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+    const got = checkBytes(d, buf);
     const tmp = this.#tmpName();
     const fd = openSync(tmp, 'wx', 0o600);
     try {
@@ -334,9 +345,7 @@ export class ApplyPath {
    */
   createDirect(d: RecordDraft, buf: Buffer, commit: (identity: StatIdentity) => void, checkedDirs?: Set<string>): void {
     if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
-    const got = createHash('sha256').update(buf).digest('hex');
-    if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
-    if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+    checkBytes(d, buf);
     const abs = confine(this.#d.root, d.path, checkedDirs);
     this.#d.guard.hold(d.path);
     try {
@@ -438,6 +447,14 @@ function unchangedSince(o: ObjectRow, st: DiskStat): boolean {
 /** Content this node wrote itself is known exactly: its stat is not racy. */
 function appliedIdentity(st: DiskStat): StatIdentity {
   return { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false };
+}
+
+/** A peer's bytes for record `d`: they must be what the record says (hash and size). Returns the hash. */
+function checkBytes(d: RecordDraft, buf: Buffer): string {
+  const got = createHash('sha256').update(buf).digest('hex');
+  if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+  if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+  return got;
 }
 
 function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {

@@ -9,7 +9,7 @@ import { Signal } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
-import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
 import { isUnder, parentOf } from '#core/paths.js';
@@ -432,16 +432,8 @@ export class ClientNode {
       const steps = await this.#resolver.prepare(r);
       if (steps === 'absorbed') return null;
       this.#followServerName(r);
-      let staged = null;
-      if (this.apply.needsContent(r)) {
-        try {
-          staged = await this.apply.stage(r, inline, this.#source);
-        } catch (e) {
-          if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
-          // Changed again on the server: a later record brings the newer content; keep the name meanwhile.
-          staged = await this.apply.stage({ ...r, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0), null);
-        }
-      }
+      // Changed again on the server meanwhile: a later record brings the newer content; the name is kept meanwhile.
+      const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
       const err = this.apply.check(r);
       if (err !== null) {
         if (staged !== null) rmSync(staged.file, { force: true });

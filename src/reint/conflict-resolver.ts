@@ -6,8 +6,7 @@ import type { Clock } from '#core/clock.js';
 import { NO_VERSION, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
-import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
-import { IntersyncError } from '#core/errors.js';
+import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
@@ -192,14 +191,8 @@ export class ConflictResolver {
     if (needsServerContent) {
       // The server's current content of the object (whatever its version now); when the server holds none
       // any more, a later record of its removes the object: an empty placeholder keeps disk and journal equal meanwhile.
-      let staged: Staged;
-      try {
-        staged = await this.#d.apply.stage({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source);
-      } catch (e) {
-        if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
-        staged = this.#d.apply.stageBytes({ ...base, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0));
-        baseHere = { ...base, hash: EMPTY_SHA256, size: 0 };
-      }
+      const { staged, placeholder } = await this.#d.apply.stageOrPlaceholder({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source);
+      if (placeholder) baseHere = { ...base, hash: EMPTY_SHA256, size: 0 };
       if (lstatOrNull(join(this.#d.root, r.path)) === null) {
         this.#d.guard.hold(r.path);
         try {
