@@ -2,7 +2,7 @@
 // through one record stream and one apply path; at the end every node's journal digest is equal and equals
 // the digest of its disk. Killing a node mid-transfer loses nothing and applies nothing twice.
 import assert from 'node:assert/strict';
-import { readdirSync, chmodSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readdirSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
@@ -125,6 +125,41 @@ test('changes of every kind on any node reach every node', { timeout: 180_000 },
   }
   // The hard link is a hard link on every node.
   for (const d of [s, a]) assert.equal(statSync(join(d, 'orders/latest.json')).nlink, 1, `${d}: the other name was removed`);
+});
+
+test('the first copy gives every file its mode, owner and mtime, whatever the umask', { timeout: 120_000 }, async (t) => {
+  // Files a first copy writes straight at their names: modes the umask would mask, read-only, set-id bits,
+  // another owner (as root), old mtimes.
+  const files: Array<{ name: string; mode: number; uid: number; gid: number }> = [
+    { name: 'shared.txt', mode: 0o666, uid: 0, gid: 0 },
+    { name: 'tool.sh', mode: 0o777, uid: 0, gid: 0 },
+    { name: 'group.txt', mode: 0o664, uid: 0, gid: 0 },
+    { name: 'readonly.txt', mode: 0o444, uid: 0, gid: 0 },
+    { name: 'private.txt', mode: 0o600, uid: 0, gid: 0 },
+    { name: 'setuid.bin', mode: 0o4755, uid: 0, gid: 0 },
+    { name: 'setgid.bin', mode: 0o2750, uid: 0, gid: 0 },
+    { name: 'theirs.txt', mode: 0o640, uid: 4321, gid: 4322 },
+  ];
+  const root = process.getuid?.() === 0;
+  const c = await cluster(t, 1, (s) => {
+    mkdirSync(join(s, 'attrs'));
+    for (const [i, f] of files.entries()) {
+      const abs = join(s, 'attrs', f.name);
+      writeFileSync(abs, `content of ${f.name}\n`);
+      if (root) chownSync(abs, f.uid, f.gid);
+      chmodSync(abs, f.mode);
+      utimesSync(abs, new Date(1_500_000_000_000 + i * 1000), new Date(1_500_000_000_000 + i * 1000));
+    }
+  });
+  await assertAllEqual(c);
+  const [a] = c.clients as [string];
+  for (const [i, f] of files.entries()) {
+    const st = statSync(join(a, 'attrs', f.name));
+    assert.equal((st.mode & 0o7777).toString(8), f.mode.toString(8), `${f.name}: mode`);
+    assert.equal(st.mtimeMs, 1_500_000_000_000 + i * 1000, `${f.name}: mtime`);
+    assert.equal(readFileSync(join(a, 'attrs', f.name), 'utf8'), `content of ${f.name}\n`, `${f.name}: content`);
+    if (root) assert.deepEqual([st.uid, st.gid], [f.uid, f.gid], `${f.name}: owner`);
+  }
 });
 
 test('a large file changed in its middle ships only the changed blocks', { timeout: 180_000 }, async (t) => {

@@ -3,7 +3,7 @@ import {
   chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
   renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IntersyncError } from '#core/errors.js';
@@ -350,8 +350,11 @@ export class ApplyPath {
     this.#d.guard.hold(d.path);
     try {
       let fd: number;
+      // Created with its mode (no set-id bits before the owner is right): usually the umask keeps it, and the
+      // owner is this process's, so the fstat the identity needs anyway shows that no chown or chmod is due.
+      const plain = (d.mode & 0o7000) === 0;
       try {
-        fd = openSync(abs, 'wx', 0o600);
+        fd = openSync(abs, 'wx', plain ? d.mode : 0o600);
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
         throw e;
@@ -359,10 +362,14 @@ export class ApplyPath {
       let identity: StatIdentity;
       try {
         writeSync(fd, buf);
-        tryChown(fd, d.uid, d.gid);
-        fchmodSync(fd, d.mode);
         futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
-        identity = appliedIdentity(fromStats(fstatSync(fd, { bigint: true })));
+        let st = fromStats(fstatSync(fd, { bigint: true }));
+        if (!plain || st.mode !== d.mode || ((st.uid !== d.uid || st.gid !== d.gid) && isRoot)) {
+          tryChown(fd, d.uid, d.gid); // before the mode: a change of owner clears set-id bits
+          fchmodSync(fd, d.mode);
+          st = fromStats(fstatSync(fd, { bigint: true }));
+        }
+        identity = appliedIdentity(st);
       } catch (e) {
         closeSync(fd);
         rmIfThere(() => unlinkSync(abs));
@@ -393,6 +400,28 @@ export class ApplyPath {
       else if (d.kind === 'rename' && after !== null) renameSync(after, abs);
     } catch (e) {
       this.#d.log.error({ path: d.path, err: (e as Error).message }, 'cannot undo a change the journal refused');
+    }
+  }
+
+  #writeback: ChildProcess | null = null;
+
+  /**
+   * Start writing back what was applied so far, in the background (a long
+   * copy overlaps its disk writes with its work, and the flush that follows
+   * has less left to do). Makes nothing durable by itself: flush() does.
+   */
+  startWriteback(): void {
+    if (this.#writeback !== null) return;
+    try {
+      const child = spawn('sync', ['-f', this.#d.root], { stdio: 'ignore' });
+      this.#writeback = child;
+      const done = (): void => {
+        if (this.#writeback === child) this.#writeback = null;
+      };
+      child.once('exit', done);
+      child.once('error', done); // no coreutils sync: flush() says what it can
+    } catch {
+      this.#writeback = null;
     }
   }
 

@@ -33,8 +33,17 @@ export interface CopyDeps {
   readonly onProgress: (p: CopyProgress) => void;
 }
 
-const BATCH_FILES = 500;
+/** Batches grow from FIRST_BATCH_FILES (writing starts soon) to BATCH_FILES (few requests and transactions). */
+const FIRST_BATCH_FILES = 250;
+const BATCH_FILES = 2_000;
 const BATCH_BYTES = 8 << 20;
+/** Written back in the background every so many files or bytes, so that the final flush is short. */
+const WRITEBACK_FILES = 4_000;
+const WRITEBACK_BYTES = 64 << 20;
+/** Content requests in flight while a batch is written. */
+const PREFETCH = 2;
+
+const yieldToIo = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 /**
  * A client's first copy of the whole fileset, from a snapshot of the server's
@@ -72,6 +81,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   // Into an empty table (the usual first copy) no snapshot entry can be here already: no lookups needed,
   // and files are written straight at their names.
   const fresh = d.db.objectCount() === 0;
+  if (fresh) d.db.deferHashIndex();
   const have = (e: SnapshotEntry): boolean => {
     const o = d.db.objectByFid(e.fid as Fid);
     return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
@@ -81,12 +91,24 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   d.onProgress(p);
   const batches = batchesOf(todo);
   const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length };
-  // One request brings the content of many small files; the next batch's is on its way while this one is written.
-  let next = batches.length === 0 ? null : contentOf(d, batches[0]!);
-  for (let b = 0; b < batches.length; b++) {
-    const content = await next!;
-    next = b + 1 < batches.length ? contentOf(d, batches[b + 1]!) : null;
-    next?.catch(() => undefined); // awaited next round; a failure then ends the copy
+  // One request brings the content of many small files. The next batches' requests go out (the yield lets
+  // them leave) before this batch is written, so the server reads them while this process writes.
+  const inFlight: Array<Promise<Content>> = [];
+  let asked = 0;
+  const ask = (): void => {
+    while (inFlight.length < PREFETCH && asked < batches.length) {
+      const c = contentOf(d, batches[asked++]!);
+      c.catch(() => undefined); // awaited in its turn; a failure then ends the copy
+      inFlight.push(c);
+    }
+  };
+  ask();
+  let written = 0;
+  let made = 0;
+  for (const batch of batches) {
+    const content = await inFlight.shift()!;
+    ask();
+    await yieldToIo();
     // Small entries are placed in runs, each run one transaction; a large file is staged on its own in between.
     let run: SnapshotEntry[] = [];
     const placeRun = (): void => {
@@ -101,7 +123,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
         if (fresh) d.db.setMeta(WRITING, '[]');
       });
     };
-    for (const e of batches[b]!) {
+    for (const e of batch) {
       if (!isLarge(e)) {
         run.push(e);
         continue;
@@ -112,6 +134,11 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     }
     placeRun();
     d.onProgress(p);
+    if (p.bytes - written >= WRITEBACK_BYTES || p.files - made >= WRITEBACK_FILES) {
+      d.apply.startWriteback();
+      written = p.bytes;
+      made = p.files;
+    }
   }
   const t2 = d.clock.monotonic();
   d.apply.flush();
@@ -132,16 +159,18 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
 const isLarge = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) >= DELTA_THRESHOLD;
 const isInline = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && (e.size ?? 0) < DELTA_THRESHOLD;
 
-/** Runs of at most BATCH_FILES entries whose inline content stays near BATCH_BYTES. */
+/** Runs of entries, each at most twice as long as the one before up to BATCH_FILES, whose inline content stays near BATCH_BYTES. */
 function batchesOf(todo: readonly SnapshotEntry[]): SnapshotEntry[][] {
   const out: SnapshotEntry[][] = [];
   let batch: SnapshotEntry[] = [];
   let bytes = 0;
+  let most = FIRST_BATCH_FILES;
   for (const e of todo) {
-    if (batch.length >= BATCH_FILES || (batch.length > 0 && bytes >= BATCH_BYTES)) {
+    if (batch.length >= most || (batch.length > 0 && bytes >= BATCH_BYTES)) {
       out.push(batch);
       batch = [];
       bytes = 0;
+      most = Math.min(most * 2, BATCH_FILES);
     }
     batch.push(e);
     if (isInline(e)) bytes += e.size ?? 0;
@@ -211,7 +240,7 @@ function place(
     }
     const final = bytes.length === 0 ? draft : { ...draft, hash: got!.hash, size: bytes.length };
     try {
-      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopy(final, version, identity), checkedDirs);
+      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopyNew(final, version, identity), checkedDirs);
       p.files++;
       p.bytes += bytes.length;
       return;

@@ -6,7 +6,7 @@ import { IntersyncError } from '#core/errors.js';
 import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
-import { migrate } from './schema.js';
+import { HASH_INDEX, migrate } from './schema.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
 export interface StatIdentity {
@@ -98,6 +98,9 @@ export class FilesetDb {
     this.#db = db;
     // Nested commits (a batch of them) are savepoints: their undo journal stays in memory, not in /var/tmp files.
     db.pragma('temp_store = MEMORY');
+    // The object table and its indexes stay in memory (up to 64 MiB, taken as needed): SQLite's 2 MiB default
+    // makes every insert into a large fileset's indexes read pages back.
+    db.pragma('cache_size = -65536');
     const m = (k: string): string => {
       const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined;
       if (row === undefined) throw IntersyncError.DB_CORRUPT(file, new Error(`meta key '${k}' missing`));
@@ -121,6 +124,8 @@ export class FilesetDb {
       count: db.prepare('SELECT count(*) AS n FROM objects'),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                           VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
+      insertKnown: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
+                          VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target, @ino, @mtimeNs, @ctimeNs, @racy)`),
       update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
                           mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
       setContentByIno: db.prepare('UPDATE objects SET version = ?, size = ?, hash = ? WHERE ino = ? AND fid != ?'),
@@ -230,6 +235,7 @@ export class FilesetDb {
         db.pragma('synchronous = NORMAL');
       }
       db.pragma('busy_timeout = 5000');
+      if (opts.readonly !== true) db.exec(HASH_INDEX); // dropped by a fresh first copy that did not finish
       const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
       if (rf !== undefined && Number(rf) > RECORD_FORMAT) throw IntersyncError.DB_FORMAT(file, Number(rf), RECORD_FORMAT);
       return new FilesetDb(file, db);
@@ -605,6 +611,27 @@ export class FilesetDb {
   }
 
   /**
+   * commitCopy of a new file into a table that had no objects when the copy
+   * began (a fresh first copy): one insert, identity included, no lookups. A
+   * taken fid or name fails the insert, and with it the batch it must run in.
+   */
+  commitCopyNew(d: RecordDraft, version: Tid, identity: StatIdentity): void {
+    if (!this.#batching || !this.#db.inTransaction) throw new Error('commitCopyNew runs inside batch()');
+    if (d.kind !== 'create') throw new Error(`commitCopyNew of a ${d.kind}`);
+    const obj: ObjectState = {
+      fid: d.fid, path: d.path, type: 'file', version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
+      size: d.size, hash: d.hash, target: null,
+    };
+    try {
+      this.#st.insertKnown!.run({ ...obj, ino: identity.ino, mtimeNs: identity.mtimeNs, ctimeNs: identity.ctimeNs, racy: identity.racy ? 1 : 0 });
+    } catch (e) {
+      this.#batchFailed = true;
+      throw e;
+    }
+    this.#digest = digestAdd(this.#digest, obj);
+  }
+
+  /**
    * Run several commits as one transaction (one write to the WAL instead of
    * one per commit): all of them land or none does. Synchronous only.
    */
@@ -626,8 +653,18 @@ export class FilesetDb {
     }
   }
 
+  /**
+   * A fresh first copy fills the object table faster without its content-hash
+   * index (random keys, a page written per row); finishCopy builds it again in
+   * one sort, and so does the next open after a crash in between.
+   */
+  deferHashIndex(): void {
+    this.#db.exec('DROP INDEX IF EXISTS objects_hash');
+  }
+
   /** Client side, first copy done: the KML starts at `tid`, the stream follows from there. */
   finishCopy(peer: string, tid: Tid, now: number): void {
+    this.#db.exec(HASH_INDEX);
     this.#transaction(() => {
       this.#st.setMeta!.run('copy_done', formatTid(tid));
       this.#st.lastRcvdSet!.run(peer, tid, now);

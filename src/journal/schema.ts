@@ -136,3 +136,6 @@ export function migrate(db: Database, from: number): void {
   }
   db.pragma(`user_version = ${STORE_FORMAT}`);
 }
+
+/** The content-hash index of the object table (a fresh first copy drops it while it fills the table). */
+export const HASH_INDEX = 'CREATE INDEX IF NOT EXISTS objects_hash ON objects (hash)';
