@@ -13,7 +13,7 @@ import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { EMPTY_SHA256, fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
-import { blockLength, blockMapOf, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
+import { BlockMapCache, blockLength, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
 import { confine } from './confine.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
@@ -23,6 +23,8 @@ export interface Staged {
   readonly size: number;
   /** The attributes already given to the staged file (owner, mode, mtime), when it was written for a known record. */
   readonly attrs?: Attrs;
+  /** Its block map, when it was assembled from one (remembered for the next delta once it is in place). */
+  readonly map?: BlockMap;
 }
 
 type Attrs = Pick<RecordDraft, 'mode' | 'uid' | 'gid' | 'mtimeMs'>;
@@ -57,6 +59,8 @@ const CONTENT_KINDS = new Set(['create', 'write', 'truncate']);
  */
 export class ApplyPath {
   readonly #d: ApplyDeps;
+  /** Block maps of this node's large files, shared with the content reads a peer asks for. */
+  readonly blockMaps = new BlockMapCache();
 
   constructor(d: ApplyDeps) {
     this.#d = d;
@@ -137,9 +141,12 @@ export class ApplyPath {
     const old = this.#d.db.objectByFid(d.fid);
     const oldAbs = old?.type === 'file' ? join(this.#d.root, old.path) : null;
     let have: BlockMap | null = null;
+    let haveSt: DiskStat | null = null;
     if (oldAbs !== null && (old?.size ?? 0) >= DELTA_THRESHOLD / 4) {
       try {
-        have = await blockMapOf(oldAbs, map.blockSize);
+        const known = await this.blockMaps.of(oldAbs, map.blockSize);
+        have = known?.map ?? null;
+        haveSt = known?.st ?? null;
       } catch {
         have = null;
       }
@@ -180,10 +187,11 @@ export class ApplyPath {
     const got = whole.digest('hex');
     if (got !== map.hash) {
       rmSync(tmp, { force: true });
+      if (haveSt !== null) this.blockMaps.drop(haveSt); // in case the local map was what did not hold
       throw IntersyncError.PROTOCOL(`assembled ${d.path} does not match the peer's hash`);
     }
     this.#d.log.debug({ path: d.path, blocks: map.blocks.length, fetched: need.length }, 'block delta');
-    return { file: tmp, hash: got, size: map.size };
+    return { file: tmp, hash: got, size: map.size, map };
   }
 
   /**
@@ -318,6 +326,11 @@ export class ApplyPath {
         }
       }
       const st = after === null ? null : lstatOrNull(after);
+      // The map of a large file assembled here is known for its next delta; not if a write here has already
+      // moved its mtime off the record's (then capture reads it).
+      if (consumed && staged?.map !== undefined && st !== null && staged.map.hash === d.hash && Math.abs(st.mtimeMs - d.mtimeMs) < 1) {
+        this.blockMaps.setWritten(st, staged.map);
+      }
       try {
         // The note goes in the same transaction as the record: one commit, and never a record without its note cleared.
         this.#d.db.batch(() => {

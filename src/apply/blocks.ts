@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { RACY_WINDOW_NS, lstatOrNull, nowNs, type DiskStat } from '#presto/disk.js';
 
 /** Fixed-size blocks, as Syncthing: a changed region ships as the blocks it touches. */
 export const BLOCK_SIZE = 128 * 1024;
@@ -68,4 +69,71 @@ export function localOffsets(have: BlockMap | null, want: BlockMap): Map<number,
 
 export function blockLength(map: BlockMap, index: number): number {
   return Math.min(map.blockSize, map.size - index * map.blockSize);
+}
+
+/**
+ * Block maps by stat identity (inode, size, mtime, ctime), so that a large
+ * file is hashed once per version on a node, whoever asks: the server that
+ * serves its blocks, the client that applies a delta against its old version.
+ * An entry whose file changed since has another identity and is never found.
+ */
+export class BlockMapCache {
+  readonly #maps = new Map<string, BlockMap>();
+  readonly #limit: number;
+
+  constructor(limit = 64) {
+    this.#limit = limit;
+  }
+
+  get(st: DiskStat, blockSize = BLOCK_SIZE): BlockMap | undefined {
+    return this.#maps.get(keyOf(st, blockSize));
+  }
+
+  /**
+   * Remember `map` as the content of the file whose stat is `st`. Only when
+   * the file's times were past the racy window when it was read: a change in
+   * the same clock tick could otherwise keep its identity.
+   */
+  set(st: DiskStat, map: BlockMap, readAtNs: bigint): void {
+    if (readAtNs - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs) < RACY_WINDOW_NS) return;
+    this.#put(keyOf(st, map.blockSize), map);
+  }
+
+  /**
+   * A file this node has just written from content checked against `map`,
+   * its mtime set to the record's (in the past): any later write moves that
+   * mtime, so the identity read after the rename vouches for `map`.
+   */
+  setWritten(st: DiskStat, map: BlockMap): void {
+    this.#put(keyOf(st, map.blockSize), map);
+  }
+
+  /** Forget what is known of the file whose stat is `st` (its content did not match). */
+  drop(st: DiskStat): void {
+    for (const k of [...this.#maps.keys()]) if (k.startsWith(`${st.ino}:`)) this.#maps.delete(k);
+  }
+
+  /** The block map of the file at `abs`: cached, else read and remembered. Null when it is not a file or changed while read. */
+  async of(abs: string, blockSize = BLOCK_SIZE): Promise<{ map: BlockMap; st: DiskStat } | null> {
+    const st = lstatOrNull(abs);
+    if (st === null || st.type !== 'file') return null;
+    const hit = this.get(st, blockSize);
+    if (hit !== undefined) return { map: hit, st };
+    const readAt = nowNs();
+    const map = await blockMapOf(abs, blockSize);
+    const after = lstatOrNull(abs);
+    if (after === null || keyOf(after, blockSize) !== keyOf(st, blockSize)) return null;
+    this.set(after, map, readAt);
+    return { map, st: after };
+  }
+
+  #put(key: string, map: BlockMap): void {
+    this.#maps.delete(key);
+    this.#maps.set(key, map);
+    if (this.#maps.size > this.#limit) this.#maps.delete(this.#maps.keys().next().value!);
+  }
+}
+
+function keyOf(st: DiskStat, blockSize: number): string {
+  return `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}:${blockSize}`;
 }

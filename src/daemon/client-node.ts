@@ -121,7 +121,7 @@ export class ClientNode {
     };
     const kmlLog = l.log.child({ component: 'kml' });
     this.capture = new WatchCapture({
-      db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard,
+      db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
       journal: (changes) => {
         const recs = db.commitLocal(changes);

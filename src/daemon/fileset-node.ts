@@ -85,7 +85,7 @@ export class FilesetNode {
     ApplyPath.cleanTmp(paths.tmp);
     this.apply = new ApplyPath({ root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }) });
     this.capture = new WatchCapture({
-      db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard,
+      db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
       ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
       ...(o.watchFn === undefined ? {} : { watchFn: o.watchFn }),

@@ -34,6 +34,22 @@ export interface ConflictRow {
 }
 
 /** What the start-up scan compares with the disk. */
+/** A row of snapshotRows(). */
+export interface SnapshotRow {
+  readonly fid: Fid;
+  readonly path: string;
+  readonly type: ObjectType;
+  readonly version: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeMs: number;
+  readonly size: number | null;
+  readonly hash: string | null;
+  readonly target: string | null;
+  readonly ino: string | null;
+}
+
 export type StatRow = Pick<ObjectRow, 'type' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'racy'>;
 
 export interface ObjectRow extends ObjectState {
@@ -122,6 +138,8 @@ export class FilesetDb {
       all: db.prepare('SELECT * FROM objects'),
       statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
       count: db.prepare('SELECT count(*) AS n FROM objects'),
+      snapshot: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, mode, uid, gid, mtime_ms AS mtimeMs, size, hash, target, ino
+                            FROM objects ORDER BY path`).safeIntegers(false),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                           VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
       insertKnown: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
@@ -306,6 +324,14 @@ export class FilesetDb {
 
   *allObjects(): IterableIterator<ObjectRow> {
     for (const r of this.#st.all!.iterate() as IterableIterator<Row>) yield toObject(r);
+  }
+
+  /**
+   * The object table for a snapshot, in path order (a directory before what is
+   * in it), as plain values: the version printed as a TID, numbers as numbers.
+   */
+  snapshotRows(): SnapshotRow[] {
+    return this.#st.snapshot!.all() as SnapshotRow[];
   }
 
   objectCount(): number {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
-import { blockLength, blockMapOf, type BlockMap } from '#apply/blocks.js';
+import { blockLength, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#presto/disk.js';
@@ -16,11 +16,12 @@ import { lstatOrNull } from '#presto/disk.js';
 export class ContentReader {
   readonly #root: string;
   readonly #db: FilesetDb;
-  readonly #maps = new Map<string, { key: string; map: BlockMap }>();
+  readonly #maps: BlockMapCache;
 
-  constructor(root: string, db: FilesetDb) {
+  constructor(root: string, db: FilesetDb, maps: BlockMapCache) {
     this.#root = root;
     this.#db = db;
+    this.#maps = maps;
   }
 
   /** The content of a small file record when this node still holds exactly it, else null. */
@@ -50,17 +51,8 @@ export class ContentReader {
     const o = this.#db.objectByFid(fid as never);
     if (o === undefined || o.type !== 'file') return null;
     const abs = join(this.#root, o.path);
-    const st = lstatOrNull(abs);
-    if (st === null || st.type !== 'file') return null;
-    const key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
-    const hit = this.#maps.get(fid);
-    if (hit !== undefined && hit.key === key) return { map: hit.map, path: abs };
-    const map = await blockMapOf(abs);
-    const after = lstatOrNull(abs);
-    if (after === null || `${after.ino}:${after.size}:${after.mtimeNs}:${after.ctimeNs}` !== key) return null; // changed while read
-    if (this.#maps.size > 256) this.#maps.clear();
-    this.#maps.set(fid, { key, map });
-    return { map, path: abs };
+    const got = await this.#maps.of(abs);
+    return got === null ? null : { map: got.map, path: abs };
   }
 
   /** Read blocks `indexes` of the file at `path` whose map is `map`. */

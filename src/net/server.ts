@@ -78,7 +78,7 @@ export class FilesetServer {
     this.#f = f;
     this.#secret = Buffer.from(f.secret);
     this.#tokens = new TokenTable(f.leaseMs);
-    this.#content = new ContentReader(f.root, f.db);
+    this.#content = new ContentReader(f.root, f.db, f.apply.blockMaps);
     this.#app = Fastify({
       logger: false,
       bodyLimit: JSON_BODY_LIMIT,
@@ -193,18 +193,14 @@ export class FilesetServer {
     // The whole object table at one TID, for a client's first copy.
     app.get('/v1/filesets/:uuid/snapshot', { schema: { params } }, async (_req, reply) => {
       const tid = db.lastTid;
-      const rows = [...db.allObjects()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const firstNameOfIno = new Map<string, string>();
-      const entries = rows.map((o) => {
+      const entries = db.snapshotRows().map(({ ino, ...o }) => {
         let linkOf: string | null = null;
-        if (o.type === 'file' && o.ino !== null) {
-          linkOf = firstNameOfIno.get(o.ino) ?? null;
-          if (linkOf === null) firstNameOfIno.set(o.ino, o.path);
+        if (o.type === 'file' && ino !== null) {
+          linkOf = firstNameOfIno.get(ino) ?? null;
+          if (linkOf === null) firstNameOfIno.set(ino, o.path);
         }
-        return {
-          fid: o.fid, path: o.path, type: o.type, version: formatTid(o.version), mode: o.mode, uid: o.uid, gid: o.gid,
-          mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, target: o.target, linkOf,
-        };
+        return { ...o, linkOf };
       });
       return reply.send({ tid: formatTid(tid), digest: formatDigest(db.digest), entries });
     });

@@ -1,12 +1,14 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { META_DIR } from '#core/format.js';
 import { NO_VERSION, type NodeId } from '#core/ids.js';
 import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { RecordDraft, RecordKind } from '#core/record.js';
+import type { BlockMapCache } from '#apply/blocks.js';
+import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
 import type { EchoGuard } from './echo-guard.js';
@@ -32,6 +34,8 @@ export interface ReconcilerDeps {
   readonly watcher: WatchSink | null;
   /** Journal the changes (a server gives them TIDs, a client puts them in its LML); returns how many. */
   readonly journal: (changes: Change[]) => number;
+  /** Large files are read for their block map, kept here, rather than for their hash alone. */
+  readonly blockMaps?: BlockMapCache;
 }
 
 export interface BatchResult {
@@ -292,7 +296,21 @@ class Batch {
   /** Hash a file and check that it did not change while it was read; null when it is busy (retried) or gone. */
   async #readStable(p: string, st: DiskStat): Promise<{ hash: string; st: DiskStat; readAt: bigint } | null> {
     const readAt = nowNs();
-    const hash = await hashFile(this.#abs(p), st.size);
+    let hash: string | null;
+    if (st.size >= DELTA_THRESHOLD && this.#d.blockMaps !== undefined) {
+      // One read gives the hash and the block map peers ask for next. It is kept only when read past the racy
+      // window of the file's times: a large file is worth that short wait (its read takes far longer).
+      const young = RACY_WINDOW_NS - (nowNs() - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs));
+      if (young > 0n) await sleep(Number(young / 1_000_000n) + 1);
+      const got = await this.#d.blockMaps.of(this.#abs(p)).catch(() => null);
+      hash = got?.map.hash ?? null;
+      if (got === null && lstatOrNull(this.#abs(p)) !== null) {
+        this.#retry.push(p); // changed while read
+        return null;
+      }
+    } else {
+      hash = await hashFile(this.#abs(p), st.size);
+    }
     if (hash === null) return null;
     const after = lstatOrNull(this.#abs(p));
     if (after === null) return null;

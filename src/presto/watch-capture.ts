@@ -1,6 +1,7 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import type { BlockMapCache } from '#apply/blocks.js';
 import type { Clock } from '#core/clock.js';
 import { D_UPCALL } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
@@ -33,6 +34,8 @@ export interface WatchCaptureOptions {
   readonly watchFn?: WatchFn;
   /** Journal captured changes: the server's KML (default) or a client's LML. */
   readonly journal?: (changes: Change[]) => number;
+  /** Where the block map of a large file read for its hash is kept, for the peers that will ask for it. */
+  readonly blockMaps?: BlockMapCache;
   /** A condition a person must hear about at once (printed by the daemon). */
   readonly onWarning?: (err: IntersyncError) => void;
 }
@@ -98,6 +101,7 @@ export class WatchCapture {
     this.#reconciler = new Reconciler({
       db: o.db, root: o.root, rootIno: rootSt.ino, nodeId: o.nodeId, clock: o.clock, log: this.#log, guard: o.guard,
       watcher: this.#watcher,
+      ...(o.blockMaps === undefined ? {} : { blockMaps: o.blockMaps }),
       journal: (changes) => {
         const n = o.journal === undefined ? o.db.commit(changes).length : o.journal(changes);
         this.#records += n;
