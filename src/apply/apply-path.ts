@@ -427,6 +427,7 @@ export class ApplyPath {
     if (this.#writeback !== null) return;
     try {
       const child = spawn('sync', ['-f', this.#d.root], { stdio: 'ignore' });
+      child.unref(); // a stop does not wait for it
       this.#writeback = child;
       const done = (): void => {
         if (this.#writeback === child) this.#writeback = null;

@@ -302,7 +302,14 @@ class Batch {
       // window of the file's times: a large file is worth that short wait (its read takes far longer).
       const young = RACY_WINDOW_NS - (nowNs() - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs));
       if (young > 0n) await sleep(Number(young / 1_000_000n) + 1);
-      const got = await this.#d.blockMaps.of(this.#abs(p)).catch(() => null);
+      let got: Awaited<ReturnType<BlockMapCache['of']>>;
+      try {
+        got = await this.#d.blockMaps.of(this.#abs(p));
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code; // as hashFile: gone is null, anything else is an error
+        if (code !== 'ENOENT' && code !== 'EISDIR' && code !== 'ENOTDIR') throw e;
+        got = null;
+      }
       hash = got?.map.hash ?? null;
       if (got === null && lstatOrNull(this.#abs(p)) !== null) {
         this.#retry.push(p); // changed while read
