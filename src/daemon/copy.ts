@@ -311,7 +311,7 @@ function protectLocal(d: CopyDeps, entries: SnapshotEntry[], tid: Tid): { skip: 
   for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
   for (const [fid, recs] of pending) {
     const o = d.db.objectByFid(fid as Fid);
-    const e = byFid.get(fid);
+    const e = byFid.get(fid as Fid);
     if (o !== undefined && o.version === NO_VERSION) {
       // Made here: the server does not know it. Keep it, unless its name is the server's now.
       if (entries.some((x) => x.path === o.path)) {

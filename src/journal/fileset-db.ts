@@ -34,21 +34,8 @@ export interface ConflictRow {
 }
 
 /** What the start-up scan compares with the disk. */
-/** A row of snapshotRows(). */
-export interface SnapshotRow {
-  readonly fid: Fid;
-  readonly path: string;
-  readonly type: ObjectType;
-  readonly version: string;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly mtimeMs: number;
-  readonly size: number | null;
-  readonly hash: string | null;
-  readonly target: string | null;
-  readonly ino: string | null;
-}
+/** A row of snapshotRows(): an object's state with its version printed as a TID, and its inode. */
+export type SnapshotRow = Omit<ObjectState, 'version'> & { readonly version: string; readonly ino: string | null };
 
 export type StatRow = Pick<ObjectRow, 'type' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'racy'>;
 

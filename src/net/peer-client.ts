@@ -1,4 +1,5 @@
 import { Agent, request, type Dispatcher } from 'undici';
+import type { SnapshotRow } from '#journal/fileset-db.js';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IntersyncError } from '#core/errors.js';
@@ -21,20 +22,8 @@ export interface HelloInfo {
   readonly conflictPolicy: string;
 }
 
-export interface SnapshotEntry {
-  readonly fid: string;
-  readonly path: string;
-  readonly type: 'file' | 'dir' | 'symlink';
-  readonly version: string;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly mtimeMs: number;
-  readonly size: number | null;
-  readonly hash: string | null;
-  readonly target: string | null;
-  readonly linkOf: string | null;
-}
+/** One object of a snapshot as it travels: a row of the server's table, and for a hard link the first name of its inode. */
+export type SnapshotEntry = Omit<SnapshotRow, 'ino'> & { readonly linkOf: string | null };
 
 export interface Snapshot {
   readonly tid: string;
