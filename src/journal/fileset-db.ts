@@ -37,6 +37,9 @@ export interface ConflictRow {
 /** A row of snapshotRows(): an object's state with its version printed as a TID, and its inode. */
 export type SnapshotRow = Omit<ObjectState, 'version'> & { readonly version: string; readonly ino: string | null };
 
+/** A row of contentRows(). */
+export type ContentRow = Pick<SnapshotRow, 'fid' | 'path' | 'type' | 'version' | 'size' | 'hash'>;
+
 export type StatRow = Pick<ObjectRow, 'type' | 'ino' | 'mode' | 'uid' | 'gid' | 'size' | 'mtimeNs' | 'ctimeNs' | 'racy'>;
 
 export interface ObjectRow extends ObjectState {
@@ -125,6 +128,8 @@ export class FilesetDb {
       all: db.prepare('SELECT * FROM objects'),
       statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
       count: db.prepare('SELECT count(*) AS n FROM objects'),
+      contentRows: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, size, hash
+                               FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
       snapshot: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, mode, uid, gid, mtime_ms AS mtimeMs, size, hash, target, ino
                             FROM objects ORDER BY path`).safeIntegers(false),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
@@ -319,6 +324,13 @@ export class FilesetDb {
    */
   snapshotRows(): SnapshotRow[] {
     return this.#st.snapshot!.all() as SnapshotRow[];
+  }
+
+  /** The rows of objects `fids` that a content request needs (one query for a whole batch), by fid; unknown fids are left out. */
+  contentRows(fids: readonly string[]): Map<string, ContentRow> {
+    const out = new Map<string, ContentRow>();
+    for (const r of this.#st.contentRows!.all(JSON.stringify(fids)) as ContentRow[]) out.set(r.fid, r);
+    return out;
   }
 
   objectCount(): number {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
 import { blockLength, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
@@ -38,11 +38,22 @@ export class ContentReader {
   current(o: Pick<ObjectRow, 'path' | 'hash' | 'size' | 'type'>): Buffer | null {
     if (o.type !== 'file' || o.hash === null || (o.size ?? 0) >= DELTA_THRESHOLD) return null;
     if (o.size === 0) return Buffer.alloc(0);
+    // The size is known: one read of it (a file of another length fails the hash check, as a changed one does).
+    const size = o.size ?? 0;
+    let fd: number;
     try {
-      const buf = readFileSync(join(this.#root, o.path));
+      fd = openSync(join(this.#root, o.path), 'r');
+    } catch {
+      return null;
+    }
+    try {
+      const buf = Buffer.allocUnsafe(size);
+      if (readSync(fd, buf, 0, size, 0) !== size) return null;
       return createHash('sha256').update(buf).digest('hex') === o.hash ? buf : null;
     } catch {
       return null;
+    } finally {
+      closeSync(fd);
     }
   }
 

@@ -217,10 +217,11 @@ export class FilesetServer {
     }, async (req, reply) => {
       const { fids } = req.body as { fids: string[] };
       const parts: Buffer[] = [helloFrame({ node: db.meta.nodeId })];
+      const rows = db.contentRows(fids);
       for (const fid of fids) {
-        const o = db.objectByFid(fid as never);
+        const o = rows.get(fid);
         const buf = o === undefined ? null : this.#content.current(o);
-        parts.push(encodeFrame('content', { fid, hash: o?.hash ?? null, version: o === undefined ? null : formatTid(o.version), ok: buf !== null }, buf));
+        parts.push(encodeFrame('content', { fid, hash: o?.hash ?? null, version: o?.version ?? null, ok: buf !== null }, buf));
       }
       parts.push(encodeFrame('end'));
       return reply.type('application/octet-stream').send(Buffer.concat(parts));
