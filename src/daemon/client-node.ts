@@ -139,7 +139,7 @@ export class ClientNode {
     this.reint = new Reintegrator({
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
       clock: o.clock, debug: o.debug, scopeMode: () => (this.#hello?.tokenScope ?? 'fileset') as TokenScopeMode,
-      leaseMs: () => this.#hello?.leaseMs ?? 30_000,
+      leaseMs: () => this.#hello?.leaseMs ?? 30_000, blockMaps: this.apply.blockMaps,
       onStuck: () => {
         this.#resyncRequested = true;
         this.#abort.abort(); // the follow loop runs the resync
@@ -153,12 +153,13 @@ export class ClientNode {
     let paths: FilesetPaths;
     let client: PeerClient;
     let hello: HelloInfo | null;
+    let probe: HelloInfo | null = null;
     if (existing.length === 0) {
       // First contact: the server says which fileset this is; the copy goes into an empty directory.
       const names = readdirSync(dir).filter((n) => n !== META_DIR);
       if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
       client = new PeerClient(o.server, o.secret, o.ca === undefined ? {} : { ca: o.ca });
-      const probe = await client.hello(ensureNodeId(dir), o.replicate);
+      probe = await client.hello(ensureNodeId(dir), o.replicate);
       paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
     } else {
       paths = findFileset(dir);
@@ -174,7 +175,7 @@ export class ClientNode {
     try {
       try {
         if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
-        hello = await client.hello(db.meta.nodeId, o.replicate);
+        hello = probe ?? (await client.hello(db.meta.nodeId, o.replicate)); // first contact said hello just now
         if (hello.uuid !== db.meta.uuid) throw IntersyncError.WRONG_FILESET(dir, db.meta.uuid, hello.uuid);
         db.setMeta('server_node', hello.node);
       } catch (e) {

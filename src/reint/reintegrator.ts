@@ -9,7 +9,7 @@ import { asTid, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
-import { blockMapOf, missingBlocks, type BlockMap } from '#apply/blocks.js';
+import { missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
@@ -31,6 +31,8 @@ export interface ReintegratorDeps {
   readonly leaseMs: () => number;
   /** A local change the server keeps refusing although this node has all the server's records: resync. */
   readonly onStuck: () => void;
+  /** Block maps of large files (capture has usually read the file for its record already). */
+  readonly blockMaps: BlockMapCache;
 }
 
 export interface ReintStatus {
@@ -283,7 +285,9 @@ export class Reintegrator {
       return { record: { ...r, hash, size: buf.length }, payload: buf };
     }
     if (abs === null) return { record: { ...r, hash: EMPTY_SHA256, size: 0 }, payload: Buffer.alloc(0) };
-    const map = await blockMapOf(abs);
+    const got = await d.blockMaps.of(abs);
+    if (got === null) throw new IntersyncError('IO', `${r.path} changed while it was read`, { retriable: true, hint: 'retried once capture has caught up' });
+    const { map } = got;
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
   }
