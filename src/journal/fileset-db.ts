@@ -134,8 +134,8 @@ export class FilesetDb {
                             FROM objects ORDER BY path`).safeIntegers(false),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                           VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
-      insertKnown: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
-                          VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target, @ino, @mtimeNs, @ctimeNs, @racy)`),
+      insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
+                              VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
       update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
                           mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
       setContentByIno: db.prepare('UPDATE objects SET version = ?, size = ?, hash = ? WHERE ino = ? AND fid != ?'),
@@ -643,17 +643,13 @@ export class FilesetDb {
   commitCopyNew(d: RecordDraft, version: Tid, identity: StatIdentity): void {
     if (!this.#batching || !this.#db.inTransaction) throw new Error('commitCopyNew runs inside batch()');
     if (d.kind !== 'create') throw new Error(`commitCopyNew of a ${d.kind}`);
-    const obj: ObjectState = {
-      fid: d.fid, path: d.path, type: 'file', version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
-      size: d.size, hash: d.hash, target: null,
-    };
     try {
-      this.#st.insertKnown!.run({ ...obj, ino: identity.ino, mtimeNs: identity.mtimeNs, ctimeNs: identity.ctimeNs, racy: identity.racy ? 1 : 0 });
+      this.#st.insertFile!.run(d.fid, d.path, version, d.mode, d.uid, d.gid, d.mtimeMs, d.size, d.hash, identity.ino, identity.mtimeNs, identity.ctimeNs, identity.racy ? 1 : 0);
     } catch (e) {
       this.#batchFailed = true;
       throw e;
     }
-    this.#digest = digestAdd(this.#digest, obj);
+    this.#digest = digestAdd(this.#digest, { path: d.path, type: 'file', mode: d.mode, hash: d.hash, target: null });
   }
 
   /**
