@@ -2,13 +2,16 @@
 // through one record stream and one apply path; at the end every node's journal digest is equal and equals
 // the digest of its disk. Killing a node mid-transfer loses nothing and applies nothing twice.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { readdirSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
+import { request } from 'undici';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
+import { readFrames } from '#net/protocol/frames.js';
 import { diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 interface Cluster {
@@ -219,4 +222,50 @@ test('SIGKILL of the server, then of a client, during a 5,000-file transfer: all
     const theirs = server.filter((r) => mine.length === 0 || r.tid >= mine[0]!.tid);
     assert.deepEqual(mine.map((r) => `${r.tid}:${r.kind}:${r.path}`), theirs.map((r) => `${r.tid}:${r.kind}:${r.path}`), `${d}: KML equals the server's`);
   }
+});
+
+test('the copy stream is one TID of the table, each file sent as it is when read: changed since with its new hash, removed since without content', { timeout: 120_000 }, async (t) => {
+  // 40 MiB of files, more than the loopback socket buffers hold: the server is still reading while the reader waits.
+  const c = await cluster(t, 0, (s) => {
+    const block = Buffer.alloc(40 << 10);
+    for (let d = 0; d < 10; d++) {
+      mkdirSync(join(s, `d${d}`));
+      for (let i = 0; i < 100; i++) writeFileSync(join(s, `d${d}`, `f${i}`), block.fill(`${d}.${i} `));
+    }
+    mkdirSync(join(s, 'z'));
+    writeFileSync(join(s, 'z/changed.txt'), 'as it was at the TID of the copy');
+    writeFileSync(join(s, 'z/removed.txt'), 'removed while the copy streams');
+  });
+  const db = FilesetDb.open(findFileset(c.server).db, { readonly: true, check: false });
+  const uuid = db.meta.uuid;
+  db.close();
+  const res = await request(`http://127.0.0.1:${c.port}/v1/filesets/${uuid}/copy`, { headers: { authorization: `Bearer ${readFileSync(c.secret, 'utf8').trim()}` } });
+  assert.equal(res.statusCode, 200);
+  const frames = readFrames(res.body)[Symbol.asyncIterator]();
+  const hello = (await frames.next()).value!;
+  assert.equal(hello.type, 'hello');
+  assert.equal(hello.header.entries, 1_013, '10 dirs, 1,000 files, z and its 2 files');
+  const before = journalState(c.server).lastTid;
+  assert.equal(hello.header.tid, `0x${before.toString(16).padStart(16, '0')}`, 'the TID of the table as the stream began');
+  // While the stream waits on this reader, the server's files change.
+  writeFileSync(join(c.server, 'z/changed.txt'), 'changed while the copy streams');
+  rmSync(join(c.server, 'z/removed.txt'));
+  for (let i = 0; i < 200 && journalState(c.server).lastTid < before + 2n; i++) await sleep(50);
+  assert.ok(journalState(c.server).lastTid >= before + 2n, 'the server journaled both changes');
+  const entries = new Map<string, { header: Record<string, unknown>; payload: Buffer | null }>();
+  let ended = false;
+  for (let f = await frames.next(); f.done !== true; f = await frames.next()) {
+    if (f.value.type === 'end') ended = true;
+    else entries.set((f.value.header.e as { path: string }).path, f.value);
+  }
+  assert.ok(ended, 'the stream ends with an end frame');
+  assert.equal(entries.size, 1_013, 'every object of the table at that TID');
+  const changed = entries.get('z/changed.txt')!;
+  assert.equal(changed.payload?.toString(), 'changed while the copy streams');
+  assert.equal(changed.header.hash, createHash('sha256').update('changed while the copy streams').digest('hex'), 'with the hash of what was sent');
+  assert.equal(changed.header.ok, true);
+  const removed = entries.get('z/removed.txt')!;
+  assert.equal(removed.header.ok, false, 'a file removed since is sent without content');
+  assert.equal(removed.payload, null);
+  assert.equal(entries.get('d0/f0')!.payload?.length, 40 << 10);
 });

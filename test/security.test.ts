@@ -351,6 +351,7 @@ test('every route refuses a request without the right secret: 401 UNAUTHORIZED, 
   const routes: Array<{ name: string; method: 'GET' | 'POST' | 'HEAD'; path: string; body?: string | Buffer; type?: string }> = [
     { name: 'hello', method: 'POST', path: '/v1/hello', body: JSON.stringify({ node: OTHER, proto: PROTOCOL_VERSION }), type: 'application/json' },
     { name: 'snapshot', method: 'GET', path: fs('snapshot') },
+    { name: 'copy stream', method: 'GET', path: fs('copy') },
     { name: 'kml', method: 'GET', path: fs('kml?since=0') },
     { name: 'reint', method: 'POST', path: fs(`reint?node=${CLIENT}`), body: body(createRec('auth.txt', content)), type: 'application/octet-stream' },
     { name: 'blocks map', method: 'GET', path: fs(`blocks?fid=${xFid}`) },

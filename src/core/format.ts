@@ -15,7 +15,7 @@
  */
 export const STORE_FORMAT = 3;
 export const RECORD_FORMAT = 1;
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 /** Name of the metadata folder inside every backing directory; never journaled or replicated. */
 export const META_DIR = '.intermezzo';

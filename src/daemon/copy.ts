@@ -64,6 +64,8 @@ export interface CopyResult {
 }
 
 export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
+  dropUnjournaled(d);
+  if (d.db.objectCount() === 0) return streamedCopy(d);
   const t0 = d.clock.monotonic();
   const snap = await d.client.snapshot();
   const t1 = d.clock.monotonic();
@@ -103,42 +105,25 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     }
   };
   ask();
-  let written = 0;
-  let made = 0;
+  const writeback = writebackEvery(d, p);
   for (const batch of batches) {
     const content = await inFlight.shift()!;
     ask();
     await yieldToIo();
     // Small entries are placed in runs, each run one transaction; a large file is staged on its own in between.
-    let run: SnapshotEntry[] = [];
-    const placeRun = (): void => {
-      const entries = run;
-      run = [];
-      if (entries.length === 0) return;
-      // Names written directly are noted first, so that a start after a crash knows they are not the user's.
-      if (fresh) d.db.setMeta(WRITING, JSON.stringify(entries.filter((e) => e.type === 'file').map((e) => e.path)));
-      const checkedDirs = new Set<string>();
-      d.db.batch(() => {
-        for (const e of entries) place(ctx, e, content.get(e.fid), null, checkedDirs);
-        if (fresh) d.db.setMeta(WRITING, '[]');
-      });
-    };
+    let run: Array<[SnapshotEntry, Inline | undefined]> = [];
     for (const e of batch) {
       if (!isLarge(e)) {
-        run.push(e);
+        run.push([e, content.get(e.fid)]);
         continue;
       }
-      placeRun();
-      const staged = await d.apply.stage(draftOf(e, d.serverNode as NodeId, d.clock.now()), null, d.source);
-      place(ctx, e, undefined, staged);
+      placeRun(ctx, run);
+      run = [];
+      await placeLarge(ctx, e);
     }
-    placeRun();
+    placeRun(ctx, run);
     d.onProgress(p);
-    if (p.bytes - written >= WRITEBACK_BYTES || p.files - made >= WRITEBACK_FILES) {
-      d.apply.startWriteback();
-      written = p.bytes;
-      made = p.files;
-    }
+    writeback();
   }
   const t2 = d.clock.monotonic();
   d.apply.flush();
@@ -154,6 +139,103 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     keptAside.push(to);
   }
   return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside, ms };
+}
+
+/**
+ * A first copy into an empty table (and directory): one streamed response,
+ * the object table at one TID in path order with the content of small files,
+ * written as it comes (the server reads while this process writes). A copy
+ * cut short is resumed from a snapshot by the next start.
+ */
+async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
+  const t0 = d.clock.monotonic();
+  d.db.deferHashIndex();
+  const p: CopyProgress = { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 };
+  let ctx: PlaceContext | null = null;
+  let tid = '';
+  let t1 = t0;
+  let ended = false;
+  let run: Array<[SnapshotEntry, Inline | undefined]> = [];
+  const writeback = writebackEvery(d, p);
+  for await (const f of d.client.copyStream()) {
+    if (f.type === 'hello') {
+      const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
+      if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
+      tid = f.header.tid as string;
+      ctx = { d, tid: at, fresh: true, p, skipped: 0 };
+      p.totalFiles = Number(f.header.entries ?? 0);
+      p.totalBytes = Number(f.header.bytes ?? 0);
+      d.onProgress(p);
+      t1 = d.clock.monotonic();
+      continue;
+    }
+    if (ctx === null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
+    if (f.type === 'end') {
+      ended = true;
+      break;
+    }
+    if (f.type !== 'entry' || typeof f.header.e !== 'object' || f.header.e === null) throw IntersyncError.PROTOCOL(`unexpected ${f.type} frame in a copy stream`);
+    const e = f.header.e as SnapshotEntry;
+    if (isLarge(e)) {
+      placeRun(ctx, run);
+      run = [];
+      await placeLarge(ctx, e);
+      continue;
+    }
+    const got = isInline(e) ? { hash: (f.header.hash as string | null) ?? null, data: f.header.ok === true ? (f.payload ?? Buffer.alloc(0)) : null } : undefined;
+    run.push([e, got]);
+    if (run.length >= STREAM_RUN_FILES) {
+      placeRun(ctx, run);
+      run = [];
+      d.onProgress(p);
+      writeback();
+    }
+  }
+  if (!ended || ctx === null) throw IntersyncError.PROTOCOL('the copy stream ended early');
+  placeRun(ctx, run);
+  d.onProgress(p);
+  const t2 = d.clock.monotonic();
+  d.apply.flush();
+  d.db.finishCopy(d.serverNode, ctx.tid, d.clock.now());
+  const ms = { snapshot: Math.round(t1 - t0), place: Math.round(t2 - t1), flush: Math.round(d.clock.monotonic() - t2) };
+  return { tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms };
+}
+
+/** Small files placed per transaction from the copy stream. */
+const STREAM_RUN_FILES = 1_000;
+
+type Inline = { hash: string | null; data: Buffer | null };
+
+/** Place a run of small entries (with their content) in one transaction. */
+function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>): void {
+  if (run.length === 0) return;
+  const { d, fresh } = ctx;
+  // Names written directly are noted first, so that a start after a crash knows they are not the user's.
+  if (fresh) d.db.setMeta(WRITING, JSON.stringify(run.filter(([e]) => e.type === 'file').map(([e]) => e.path)));
+  const checkedDirs = new Set<string>();
+  d.db.batch(() => {
+    for (const [e, got] of run) place(ctx, e, got, null, checkedDirs);
+    if (fresh) d.db.setMeta(WRITING, '[]');
+  });
+}
+
+/** A large file: staged on its own (block transfer), then placed. */
+async function placeLarge(ctx: PlaceContext, e: SnapshotEntry): Promise<void> {
+  const { d } = ctx;
+  const staged = await d.apply.stage(draftOf(e, d.serverNode as NodeId, d.clock.now()), null, d.source);
+  place(ctx, e, undefined, staged);
+}
+
+/** A check to call after each run: starts a background writeback every WRITEBACK_FILES files or WRITEBACK_BYTES bytes. */
+function writebackEvery(d: CopyDeps, p: CopyProgress): () => void {
+  let written = 0;
+  let made = 0;
+  return () => {
+    if (p.bytes - written < WRITEBACK_BYTES && p.files - made < WRITEBACK_FILES) return;
+    d.apply.startWriteback();
+    written = p.bytes;
+    made = p.files;
+  };
 }
 
 const isLarge = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) >= DELTA_THRESHOLD;
@@ -179,7 +261,7 @@ function batchesOf(todo: readonly SnapshotEntry[]): SnapshotEntry[][] {
   return out;
 }
 
-type Content = Map<string, { hash: string | null; data: Buffer | null }>;
+type Content = Map<string, Inline>;
 
 function contentOf(d: CopyDeps, batch: readonly SnapshotEntry[]): Promise<Content> {
   const small = batch.filter(isInline);

@@ -133,6 +133,17 @@ export class PeerClient {
     return this.#json<Snapshot>('GET', this.#fs('/snapshot'));
   }
 
+  /** The whole fileset at one TID, streamed for a first copy: hello, an entry frame per object, end. */
+  async *copyStream(): AsyncGenerator<Frame> {
+    const res = await this.#call('GET', this.#fs('/copy'), { timeoutMs: 300_000 });
+    try {
+      yield* readFrames(res.body);
+    } catch (e) {
+      if (e instanceof IntersyncError) throw e;
+      throw IntersyncError.PEER_UNREACHABLE(this.url, e); // cut in the middle
+    }
+  }
+
   /** Current content of small objects: fid -> bytes (null when the server no longer holds them). */
   async content(fids: readonly string[]): Promise<Map<string, { hash: string | null; data: Buffer | null }>> {
     const res = await this.#call('POST', this.#fs('/content'), { json: { fids } });

@@ -11,9 +11,10 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, isNodeId, parseTid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
-import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import type { BlockMap } from '#apply/blocks.js';
-import type { FilesetDb } from '#journal/fileset-db.js';
+import type { FilesetDb, SnapshotRow } from '#journal/fileset-db.js';
+import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
@@ -193,17 +194,12 @@ export class FilesetServer {
     // The whole object table at one TID, for a client's first copy.
     app.get('/v1/filesets/:uuid/snapshot', { schema: { params } }, async (_req, reply) => {
       const tid = db.lastTid;
-      const firstNameOfIno = new Map<string, string>();
-      const entries = db.snapshotRows().map(({ ino, ...o }) => {
-        let linkOf: string | null = null;
-        if (o.type === 'file' && ino !== null) {
-          linkOf = firstNameOfIno.get(ino) ?? null;
-          if (linkOf === null) firstNameOfIno.set(ino, o.path);
-        }
-        return { ...o, linkOf };
-      });
-      return reply.send({ tid: formatTid(tid), digest: formatDigest(db.digest), entries });
+      return reply.send({ tid: formatTid(tid), digest: formatDigest(db.digest), entries: [...entriesOf(db.snapshotRows())] });
     });
+
+    // The whole object table at one TID with the content of its small files, streamed: a first copy into an
+    // empty directory starts writing with the first frames.
+    app.get('/v1/filesets/:uuid/copy', { schema: { params } }, async (_req, reply) => this.#copyStream(reply));
 
     // Content of many small objects in one response: frames, one per fid.
     app.post('/v1/filesets/:uuid/content', {
@@ -396,6 +392,69 @@ export class FilesetServer {
     }
   }
 
+  /**
+   * `hello` (TID, digest, how many entries and bytes), an `entry` frame per
+   * object in path order (a directory before what is in it) carrying a small
+   * file's content, then `end`. The rows are read at one TID; a file changed
+   * since is sent as it is now, with its current hash (a later record says
+   * so), and one removed since is sent without content (`ok: false`).
+   */
+  async #copyStream(reply: FastifyReply): Promise<void> {
+    const f = this.#f;
+    const db = f.db;
+    const tid = db.lastTid;
+    const digest = db.digest;
+    const rows = db.snapshotRows();
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
+    let open = true;
+    raw.on('close', () => {
+      open = false;
+    });
+    // Frames go out in chunks of about 256 KiB, waiting for the peer when its window is full.
+    let parts: Buffer[] = [];
+    let size = 0;
+    const flush = async (): Promise<void> => {
+      if (parts.length === 0) return;
+      const buf = Buffer.concat(parts);
+      parts = [];
+      size = 0;
+      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
+    };
+    const push = async (frame: Buffer): Promise<void> => {
+      parts.push(frame);
+      size += frame.length;
+      if (size >= 256 << 10) await flush();
+    };
+    try {
+      let bytes = 0;
+      for (const r of rows) if (r.type === 'file') bytes += r.size ?? 0;
+      await push(helloFrame({ node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(tid), digest: formatDigest(digest), entries: rows.length, bytes }));
+      for (const o of entriesOf(rows)) {
+        if (!open) break;
+        const inline = o.type === 'file' && o.linkOf === null && (o.size ?? 0) > 0 && (o.size ?? 0) < DELTA_THRESHOLD;
+        if (!inline) {
+          await push(encodeFrame('entry', { e: o }));
+          continue;
+        }
+        let hash = o.hash;
+        let buf = this.#content.current(o);
+        if (buf === null) {
+          const now = db.contentRows([o.fid]).get(o.fid); // changed or removed since the rows were read
+          buf = now === undefined ? null : this.#content.current(now);
+          hash = now?.hash ?? null;
+        }
+        await push(encodeFrame('entry', { e: o, hash, ok: buf !== null }, buf));
+      }
+      await flush();
+      if (open) raw.end(encodeFrame('end'));
+    } catch (e) {
+      f.log.warn({ err: (e as Error).message }, 'copy stream ended');
+      raw.destroy();
+    }
+  }
+
   async #forward(reply: FastifyReply, since: Tid, follow: boolean, node: string): Promise<void> {
     const f = this.#f;
     reply.hijack();
@@ -513,4 +572,17 @@ function parseBlockMap(v: unknown): BlockMap {
     throw IntersyncError.BAD_REQUEST('bad block map');
   }
   return m as BlockMap;
+}
+
+/** Snapshot rows as the entries a client copies: a hard link names the first name of its inode (in path order). */
+function* entriesOf(rows: readonly SnapshotRow[]): Generator<SnapshotEntry> {
+  const firstNameOfIno = new Map<string, string>();
+  for (const { ino, ...o } of rows) {
+    let linkOf: string | null = null;
+    if (o.type === 'file' && ino !== null) {
+      linkOf = firstNameOfIno.get(ino) ?? null;
+      if (linkOf === null) firstNameOfIno.set(ino, o.path);
+    }
+    yield { ...o, linkOf };
+  }
 }

@@ -8,7 +8,7 @@ import { crc32 } from './crc32.js';
  * (big endian). The first frame of every stream is `hello`, naming the protocol version. File data
  * travels as payloads, so a large file is a sequence of frames, never one buffer.
  */
-export type FrameType = 'hello' | 'record' | 'content' | 'block' | 'recall' | 'ping' | 'end' | 'error';
+export type FrameType = 'hello' | 'record' | 'content' | 'entry' | 'block' | 'recall' | 'ping' | 'end' | 'error';
 
 export interface Frame {
   readonly type: FrameType;
@@ -19,7 +19,7 @@ export interface Frame {
 export const MAX_HEADER = 1 << 20;
 export const MAX_PAYLOAD = 16 << 20;
 const PREFIX = 12;
-const TYPES = new Set<string>(['hello', 'record', 'content', 'block', 'recall', 'ping', 'end', 'error']);
+const TYPES = new Set<string>(['hello', 'record', 'content', 'entry', 'block', 'recall', 'ping', 'end', 'error']);
 
 export function encodeFrame(type: FrameType, header: Record<string, unknown> = {}, payload: Buffer | null = null): Buffer {
   const h = Buffer.from(JSON.stringify({ ...header, t: type }), 'utf8');
@@ -69,7 +69,7 @@ export class FrameDecoder {
         if (header.proto !== PROTOCOL_VERSION) throw IntersyncError.PROTOCOL(`peer speaks protocol ${String(header.proto)}, this node ${PROTOCOL_VERSION}`);
         this.#seenHello = true;
       }
-      out.push({ type, header, payload: pl === 0 ? null : Buffer.from(p) });
+      out.push({ type, header, payload: pl === 0 ? null : p }); // a view: chunks are not reused, so not copied
       this.#buf = this.#buf.subarray(PREFIX + hl + pl);
     }
     return out;
