@@ -45,14 +45,6 @@ const PREFETCH = 2;
 
 const yieldToIo = (): Promise<void> => new Promise((r) => setImmediate(r));
 
-/**
- * A client's first copy of the whole fileset, from a snapshot of the server's
- * object table at one TID, through the apply path. Resumable: an object
- * already here with the snapshot's fid and content is skipped, leftovers of an
- * older snapshot are removed. When done the forwarded stream follows from the
- * snapshot's TID, so nothing changed on the server during the copy is lost;
- * capture runs throughout, so nothing changed here is either.
- */
 export interface CopyResult {
   tid: string;
   files: number;
@@ -63,9 +55,18 @@ export interface CopyResult {
   ms: { snapshot: number; place: number; flush: number };
 }
 
+/**
+ * A client's first copy of the whole fileset, the server's object table at
+ * one TID, through the apply path: streamed into an empty table, else from a
+ * snapshot. Resumable: an object already here with the snapshot's fid and
+ * content is skipped, leftovers of an older snapshot are removed, local
+ * changes not accepted yet are protected. When done the forwarded stream
+ * follows from that TID, so nothing changed on the server during the copy is
+ * lost; the capture that starts after it journals what changed here meanwhile.
+ */
 export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   dropUnjournaled(d);
-  if (d.db.objectCount() === 0) return streamedCopy(d);
+  if (d.db.objectCount() === 0 && d.db.lmlCount() === 0) return streamedCopy(d);
   const t0 = d.clock.monotonic();
   const snap = await d.client.snapshot();
   const t1 = d.clock.monotonic();
@@ -79,7 +80,6 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     rmSync(join(d.root, o.path), { recursive: true, force: true });
     d.db.forget(o.fid);
   }
-  dropUnjournaled(d);
   // Into an empty table (the usual first copy) no snapshot entry can be here already: no lookups needed,
   // and files are written straight at their names.
   const fresh = d.db.objectCount() === 0;
