@@ -130,7 +130,7 @@ test('changes of every kind on any node reach every node', { timeout: 180_000 },
   for (const d of [s, a]) assert.equal(statSync(join(d, 'orders/latest.json')).nlink, 1, `${d}: the other name was removed`);
 });
 
-test('the first copy gives every file its mode, owner and mtime, whatever the umask', { timeout: 120_000 }, async (t) => {
+test('the first copy gives every file its mode, owner, mtime and links, whatever the umask', { timeout: 120_000 }, async (t) => {
   // Files a first copy writes straight at their names: modes the umask would mask, read-only, set-id bits,
   // another owner (as root), old mtimes.
   const files: Array<{ name: string; mode: number; uid: number; gid: number }> = [
@@ -153,9 +153,19 @@ test('the first copy gives every file its mode, owner and mtime, whatever the um
       chmodSync(abs, f.mode);
       utimesSync(abs, new Date(1_500_000_000_000 + i * 1000), new Date(1_500_000_000_000 + i * 1000));
     }
+    // A large file (a block transfer, after the stream) with a hard link to it, and a link to a small file.
+    const big = Buffer.alloc(3 << 20);
+    for (let i = 0; i < big.length; i += 4096) big.writeUInt32LE(i, i);
+    mkdirSync(join(s, 'big'));
+    writeFileSync(join(s, 'big/a.bin'), big);
+    linkSync(join(s, 'big/a.bin'), join(s, 'big/b.bin'));
+    linkSync(join(s, 'attrs/private.txt'), join(s, 'big/private-link.txt'));
   });
   await assertAllEqual(c);
   const [a] = c.clients as [string];
+  assert.ok(readFileSync(join(a, 'big/a.bin')).equals(readFileSync(join(c.server, 'big/a.bin'))), 'the large file');
+  assert.equal(statSync(join(a, 'big/b.bin')).ino, statSync(join(a, 'big/a.bin')).ino, 'its hard link is a link');
+  assert.equal(statSync(join(a, 'big/private-link.txt')).ino, statSync(join(a, 'attrs/private.txt')).ino, 'so is the small file\'s');
   for (const [i, f] of files.entries()) {
     const st = statSync(join(a, 'attrs', f.name));
     assert.equal((st.mode & 0o7777).toString(8), f.mode.toString(8), `${f.name}: mode`);

@@ -144,8 +144,9 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
 /**
  * A first copy into an empty table (and directory): one streamed response,
  * the object table at one TID in path order with the content of small files,
- * written as it comes (the server reads while this process writes). A copy
- * cut short is resumed from a snapshot by the next start.
+ * written as it comes (the server reads while this process writes); large
+ * files follow as block transfers. A copy cut short is resumed from a
+ * snapshot by the next start.
  */
 async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
   const t0 = d.clock.monotonic();
@@ -156,6 +157,10 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
   let t1 = t0;
   let ended = false;
   let run: Array<[SnapshotEntry, Inline | undefined]> = [];
+  let runBytes = 0;
+  // Large files (and hard links to them) are fetched once the stream is read: it never waits on a block transfer.
+  const later: SnapshotEntry[] = [];
+  const laterPaths = new Set<string>();
   const writeback = writebackEvery(d, p);
   for await (const f of d.client.copyStream()) {
     if (f.type === 'hello') {
@@ -176,23 +181,30 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
     }
     if (f.type !== 'entry' || typeof f.header.e !== 'object' || f.header.e === null) throw IntersyncError.PROTOCOL(`unexpected ${f.type} frame in a copy stream`);
     const e = f.header.e as SnapshotEntry;
-    if (isLarge(e)) {
-      placeRun(ctx, run);
-      run = [];
-      await placeLarge(ctx, e);
+    if (isLarge(e) || (e.linkOf !== null && laterPaths.has(e.linkOf))) {
+      later.push(e);
+      laterPaths.add(e.path);
       continue;
     }
     const got = isInline(e) ? { hash: (f.header.hash as string | null) ?? null, data: f.header.ok === true ? (f.payload ?? Buffer.alloc(0)) : null } : undefined;
     run.push([e, got]);
-    if (run.length >= STREAM_RUN_FILES) {
+    runBytes += got?.data?.length ?? 0;
+    if (run.length >= STREAM_RUN_FILES || runBytes >= BATCH_BYTES) {
       placeRun(ctx, run);
       run = [];
+      runBytes = 0;
       d.onProgress(p);
       writeback();
     }
   }
   if (!ended || ctx === null) throw IntersyncError.PROTOCOL('the copy stream ended early');
   placeRun(ctx, run);
+  for (const e of later) {
+    if (isLarge(e)) await placeLarge(ctx, e);
+    else placeRun(ctx, [[e, undefined]]);
+    d.onProgress(p);
+    writeback();
+  }
   d.onProgress(p);
   const t2 = d.clock.monotonic();
   d.apply.flush();
@@ -201,7 +213,7 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
   return { tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms };
 }
 
-/** Small files placed per transaction from the copy stream. */
+/** Small files placed per transaction from the copy stream (or fewer, when their content reaches BATCH_BYTES). */
 const STREAM_RUN_FILES = 1_000;
 
 type Inline = { hash: string | null; data: Buffer | null };
