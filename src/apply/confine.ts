@@ -1,5 +1,4 @@
 import { lstatSync } from 'node:fs';
-import { join } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
 import { checkRelPath } from '#core/paths.js';
 
@@ -12,11 +11,15 @@ import { checkRelPath } from '#core/paths.js';
  * found real so far (a first copy writes hundreds of files per directory).
  */
 export function confine(root: string, rel: string, checked?: Set<string>): string {
-  checkRelPath(rel);
+  checkRelPath(rel); // normalised: joining is concatenating
+  const base = root.endsWith('/') ? root : `${root}/`;
+  const abs = base + rel;
+  const cut = abs.lastIndexOf('/');
+  if (cut < base.length || checked?.has(abs.slice(0, cut)) === true) return abs; // in the root, or its parent checked (and so every one above)
   const parts = rel.split('/');
   let cur = root;
   for (let i = 0; i < parts.length - 1; i++) {
-    cur = join(cur, parts[i]!);
+    cur = i === 0 ? base + parts[0]! : `${cur}/${parts[i]!}`;
     if (checked?.has(cur) === true) continue;
     let st;
     try {
@@ -28,5 +31,5 @@ export function confine(root: string, rel: string, checked?: Set<string>): strin
     if (!st.isDirectory()) throw IntersyncError.CONFLICT(rel, `${parts.slice(0, i + 1).join('/')} is not a directory here`);
     checked?.add(cur);
   }
-  return join(cur, parts[parts.length - 1]!);
+  return abs;
 }
