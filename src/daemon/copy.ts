@@ -51,7 +51,7 @@ export interface CopyResult {
   bytes: number;
   skipped: number;
   keptAside: string[];
-  /** Where the time went: the snapshot request, placing the files, making them durable. */
+  /** Where the time went: the snapshot request (or the copy stream's hello), placing the files, making them durable. */
   ms: { snapshot: number; place: number; flush: number };
 }
 
@@ -125,10 +125,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     d.onProgress(p);
     writeback();
   }
-  const t2 = d.clock.monotonic();
-  d.apply.flush();
-  d.db.finishCopy(d.serverNode, tid, d.clock.now());
-  const ms = { snapshot: Math.round(t1 - t0), place: Math.round(t2 - t1), flush: Math.round(d.clock.monotonic() - t2) };
+  const ms = finish(d, tid, t0, t1);
   // Local versions that lost their name come back beside it, as local changes capture will journal.
   const keptAside: string[] = [];
   for (const [saved, name] of putBack) {
@@ -206,11 +203,15 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
     writeback();
   }
   d.onProgress(p);
+  return { tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms: finish(d, ctx.tid, t0, t1) };
+}
+
+/** Make the copy durable, then mark it done at `tid` (the stream follows from there); where the time went. */
+function finish(d: CopyDeps, tid: Tid, t0: number, t1: number): CopyResult['ms'] {
   const t2 = d.clock.monotonic();
   d.apply.flush();
-  d.db.finishCopy(d.serverNode, ctx.tid, d.clock.now());
-  const ms = { snapshot: Math.round(t1 - t0), place: Math.round(t2 - t1), flush: Math.round(d.clock.monotonic() - t2) };
-  return { tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms };
+  d.db.finishCopy(d.serverNode, tid, d.clock.now());
+  return { snapshot: Math.round(t1 - t0), place: Math.round(t2 - t1), flush: Math.round(d.clock.monotonic() - t2) };
 }
 
 /** Small files placed per transaction from the copy stream (or fewer, when their content reaches BATCH_BYTES). */
@@ -294,7 +295,7 @@ interface PlaceContext {
  * content of a large file, staged already (consumed either way).
  */
 function place(
-  ctx: PlaceContext, e: SnapshotEntry, got: { hash: string | null; data: Buffer | null } | undefined, staged: Staged | null, checkedDirs?: Set<string>,
+  ctx: PlaceContext, e: SnapshotEntry, got: Inline | undefined, staged: Staged | null, checkedDirs?: Set<string>,
 ): void {
   const { d, tid, p } = ctx;
   const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
