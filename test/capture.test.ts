@@ -220,9 +220,10 @@ test('changes made while the daemon was stopped are journaled at the next start,
   const before = node.db.lastTid;
   assert.equal(before, 54n, 'nothing changed: the restart journaled nothing');
   writeFileSync(p('keep/f3'), 'v2 changed');
+  // Created before the unlink: ext4 may give a new file the inode just freed, and then the disk shows a rename.
+  writeFileSync(p('fresh'), 'new while down');
   unlinkSync(p('gone'));
   renameSync(p('olddir'), p('newdir'));
-  writeFileSync(p('fresh'), 'new while down');
   chmodSync(p('keep/f4'), 0o600);
 
   node = await startNode(dir.path, logs.path);

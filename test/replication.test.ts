@@ -6,13 +6,13 @@ import { createHash } from 'node:crypto';
 import { readdirSync, chmodSync, chownSync, existsSync, linkSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import type { ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'undici';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
-import { diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 interface Cluster {
   server: string;
@@ -278,4 +278,40 @@ test('the copy stream is one TID of the table, each file sent as it is when read
   assert.equal(removed.header.ok, false, 'a file removed since is sent without content');
   assert.equal(removed.payload, null);
   assert.equal(entries.get('d0/f0')!.payload?.length, 40 << 10);
+});
+
+test('a file made here during the first copy, at a name the copy brings, is kept beside the server\'s: both versions reach every node', { timeout: 180_000 }, async (t) => {
+  const c = await cluster(t, 0, (s) => {
+    for (let d = 0; d < 40; d++) {
+      mkdirSync(join(s, `d${d}`));
+      for (let i = 0; i < 200; i++) writeFileSync(join(s, `d${d}`, `f${i}`), `${d}/${i}`);
+    }
+    writeFileSync(join(s, 'zzz.txt'), 'the server version');
+  });
+  const cdir = tmpDir('intersync-cli-');
+  t.after(() => cdir.cleanup());
+  const child = spawn(process.execPath, [...NODE_ARGS, '--log-dir', c.logs, '--server', `http://127.0.0.1:${c.port}`, '--secret-file', c.secret, cdir.path], {
+    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  c.procs.set(cdir.path, child);
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  child.stderr!.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  // Once the client has found its directory empty and made its fileset, a local file takes the copy's last name.
+  const db = join(cdir.path, '.intermezzo/default/fileset.db');
+  for (let i = 0; i < 6_000 && !existsSync(db); i++) await sleep(5);
+  writeFileSync(join(cdir.path, 'zzz.txt'), 'made here during the copy', { flag: 'wx' });
+  for (let i = 0; i < 1_200 && !out.includes('stop with Ctrl-C'); i++) await sleep(100);
+  assert.match(out, /stop with Ctrl-C/, 'the client finished its first copy');
+  c.clients.push(cdir.path);
+  await assertAllEqual(c);
+  for (const dir of [c.server, cdir.path]) {
+    const versions = readdirSync(dir).filter((n) => n.startsWith('zzz')).map((n) => readFileSync(join(dir, n), 'utf8')).sort();
+    assert.deepEqual(versions, ['made here during the copy', 'the server version'], `both versions in ${dir}`);
+  }
+  assert.match(readFileSync(join(c.logs, 'intersync-default.log'), 'utf8'), /a local file has this name/, 'the copy met the local file');
 });

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, fchownSync, fstatSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
+  chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
   renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -11,10 +11,12 @@ import { formatTid, type Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
-import { EMPTY_SHA256, fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { BlockMapCache, blockLength, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
 import { confine } from './confine.js';
+import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
+import { WriterThread, failureError } from './writer.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
 export interface Staged {
@@ -358,37 +360,10 @@ export class ApplyPath {
    */
   createDirect(d: RecordDraft, buf: Buffer, commit: (identity: StatIdentity) => void, checkedDirs?: Set<string>): void {
     if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
-    checkBytes(d, buf);
     const abs = confine(this.#d.root, d.path, checkedDirs);
     this.#d.guard.hold(d.path);
     try {
-      let fd: number;
-      // Created with its mode (no set-id bits before the owner is right): usually the umask keeps it, and the
-      // owner is this process's, so the fstat the identity needs anyway shows that no chown or chmod is due.
-      const plain = (d.mode & 0o7000) === 0;
-      try {
-        fd = openSync(abs, 'wx', plain ? d.mode : 0o600);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
-        throw e;
-      }
-      let identity: StatIdentity;
-      try {
-        writeSync(fd, buf);
-        futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
-        let st = fromStats(fstatSync(fd, { bigint: true }));
-        if (!plain || st.mode !== d.mode || ((st.uid !== d.uid || st.gid !== d.gid) && isRoot)) {
-          tryChown(fd, d.uid, d.gid); // before the mode: a change of owner clears set-id bits
-          fchmodSync(fd, d.mode);
-          st = fromStats(fstatSync(fd, { bigint: true }));
-        }
-        identity = appliedIdentity(st);
-      } catch (e) {
-        closeSync(fd);
-        rmIfThere(() => unlinkSync(abs));
-        throw e;
-      }
-      closeSync(fd);
+      const identity = appliedIdentity(writeNewFile(abs, d, buf));
       try {
         commit(identity);
       } catch (e) {
@@ -398,6 +373,52 @@ export class ApplyPath {
     } finally {
       this.#d.guard.release(d.path);
     }
+  }
+
+  /**
+   * createDirect for many new files at once, written by the writer thread
+   * while this thread goes on (openWriter() first). `commit` gets each file's
+   * identity, or the error that left nothing at its name, in order, and
+   * journals them in one transaction; if it throws, the files are removed.
+   */
+  async createDirectMany(
+    files: ReadonlyArray<{ readonly d: RecordDraft; readonly buf: Uint8Array }>, commit: (done: Array<StatIdentity | Error>) => void,
+    checkedDirs?: Set<string>,
+  ): Promise<void> {
+    const writer = this.#writer;
+    if (writer === null) throw new Error('createDirectMany without openWriter()');
+    const jobs = files.map(({ d }) => {
+      if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
+      const abs = confine(this.#d.root, d.path, checkedDirs);
+      return { abs, d: { path: d.path, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs, hash: d.hash, size: d.size } };
+    });
+    for (const { d } of files) this.#d.guard.hold(d.path);
+    try {
+      const done = (await writer.write(jobs, files.map((f) => f.buf))).map((r) => ('failed' in r ? failureError(r) : r));
+      try {
+        commit(done);
+      } catch (e) {
+        files.forEach(({ d }, i) => {
+          if (!(done[i] instanceof Error)) this.#undo(d, jobs[i]!.abs, jobs[i]!.abs);
+        });
+        throw e;
+      }
+    } finally {
+      for (const { d } of files) this.#d.guard.release(d.path);
+    }
+  }
+
+  #writer: WriterThread | null = null;
+
+  /** Start the writer thread of createDirectMany (it boots while the caller waits for its first files). */
+  openWriter(): void {
+    this.#writer ??= new WriterThread();
+  }
+
+  async closeWriter(): Promise<void> {
+    const w = this.#writer;
+    this.#writer = null;
+    await w?.close();
   }
 
   /**
@@ -492,14 +513,6 @@ function appliedIdentity(st: DiskStat): StatIdentity {
   return { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false };
 }
 
-/** A peer's bytes for record `d`: they must be what the record says (hash and size). Returns the hash. */
-function checkBytes(d: RecordDraft, buf: Buffer): string {
-  const got = createHash('sha256').update(buf).digest('hex');
-  if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
-  if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
-  return got;
-}
-
 function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {
   return a !== undefined && a.mode === d.mode && a.uid === d.uid && a.gid === d.gid && a.mtimeMs === d.mtimeMs;
 }
@@ -512,8 +525,6 @@ function rmIfThere(fn: () => void): void {
   }
 }
 
-const isRoot = process.getuid?.() === 0; // only root can give files away; others keep their own
-
 function tryLchown(abs: string, uid: number, gid: number): void {
   if (!isRoot) return;
   try {
@@ -522,13 +533,3 @@ function tryLchown(abs: string, uid: number, gid: number): void {
     // a uid this system lacks: keep the file with its current owner
   }
 }
-
-function tryChown(fd: number, uid: number, gid: number): void {
-  if (!isRoot) return;
-  try {
-    fchownSync(fd, uid, gid);
-  } catch {
-    // as above
-  }
-}
-

@@ -6,7 +6,6 @@ import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
 import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
-import { Presets, SingleBar } from 'cli-progress';
 import { ClientNode } from '#daemon/client-node.js';
 import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
@@ -86,10 +85,12 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     } catch (e) {
       throw IntersyncError.IO('read secret file', o.secretFile, e);
     }
-    const bar = process.stderr.isTTY ? new SingleBar({
+    // Loaded only for a terminal (a service's start is faster without it).
+    const progress = process.stderr.isTTY ? await import('cli-progress') : null;
+    const bar = progress === null ? null : new progress.SingleBar({
       format: 'first copy |{bar}| {value}/{total} files | {size} | {rate}/s | ETA {eta_formatted}',
       hideCursor: true,
-    }, Presets.shades_classic) : null;
+    }, progress.Presets.shades_classic);
     let started = false;
     const t0 = performance.now();
     const node = await ClientNode.start({

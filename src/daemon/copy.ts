@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
-import { NO_VERSION, asTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
+import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
 import { IntersyncError } from '#core/errors.js';
 import { conflictName } from '#reint/conflict-name.js';
@@ -149,21 +149,49 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
   const t0 = d.clock.monotonic();
   d.db.deferHashIndex();
   const p: CopyProgress = { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 };
+  const writeback = writebackEvery(d, p);
+  const pipe = new WriterPipe();
+  d.apply.openWriter(); // it boots while the server prepares the stream
+  let read: StreamRead;
+  try {
+    read = await readCopyStream(d, p, pipe, writeback);
+    await pipe.drain();
+  } finally {
+    await pipe.settle();
+    await d.apply.closeWriter();
+  }
+  const { ctx, later } = read;
+  for (const e of later) {
+    if (isLarge(e)) await placeLarge(ctx, e);
+    else placeRun(ctx, [[e, undefined]]);
+    d.onProgress(p);
+    writeback();
+  }
+  d.onProgress(p);
+  return { tid: formatTid(ctx.tid), files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms: finish(d, ctx.tid, t0, read.t1) };
+}
+
+interface StreamRead {
+  readonly ctx: PlaceContext;
+  /** When the hello came. */
+  readonly t1: number;
+  /** Large files and hard links to them, for after the stream. */
+  readonly later: readonly SnapshotEntry[];
+}
+
+/** Read the copy stream, placing its small entries in runs (through the writer thread) as they come. */
+async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, writeback: () => void): Promise<StreamRead> {
   let ctx: PlaceContext | null = null;
-  let tid = '';
-  let t1 = t0;
-  let ended = false;
+  let t1 = 0;
   let run: Array<[SnapshotEntry, Inline | undefined]> = [];
   let runBytes = 0;
   // Large files (and hard links to them) are fetched once the stream is read: it never waits on a block transfer.
   const later: SnapshotEntry[] = [];
   const laterPaths = new Set<string>();
-  const writeback = writebackEvery(d, p);
   for await (const f of d.client.copyStream()) {
     if (f.type === 'hello') {
       const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
       if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
-      tid = f.header.tid as string;
       ctx = { d, tid: at, fresh: true, p, skipped: 0 };
       p.totalFiles = Number(f.header.entries ?? 0);
       p.totalBytes = Number(f.header.bytes ?? 0);
@@ -173,8 +201,8 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
     }
     if (ctx === null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
     if (f.type === 'end') {
-      ended = true;
-      break;
+      await placeRunPiped(ctx, pipe, run, writeback);
+      return { ctx, t1, later };
     }
     if (f.type !== 'entry' || typeof f.header.e !== 'object' || f.header.e === null) throw IntersyncError.PROTOCOL(`unexpected ${f.type} frame in a copy stream`);
     const e = f.header.e as SnapshotEntry;
@@ -187,23 +215,12 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
     run.push([e, got]);
     runBytes += got?.data?.length ?? 0;
     if (run.length >= STREAM_RUN_FILES || runBytes >= BATCH_BYTES) {
-      placeRun(ctx, run);
+      await placeRunPiped(ctx, pipe, run, writeback);
       run = [];
       runBytes = 0;
-      d.onProgress(p);
-      writeback();
     }
   }
-  if (!ended || ctx === null) throw IntersyncError.PROTOCOL('the copy stream ended early');
-  placeRun(ctx, run);
-  for (const e of later) {
-    if (isLarge(e)) await placeLarge(ctx, e);
-    else placeRun(ctx, [[e, undefined]]);
-    d.onProgress(p);
-    writeback();
-  }
-  d.onProgress(p);
-  return { tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside: [], ms: finish(d, ctx.tid, t0, t1) };
+  throw IntersyncError.PROTOCOL('the copy stream ended early');
 }
 
 /** Make the copy durable, then mark it done at `tid` (the stream follows from there); where the time went. */
@@ -220,16 +237,111 @@ const STREAM_RUN_FILES = 1_000;
 type Inline = { hash: string | null; data: Buffer | null };
 
 /** Place a run of small entries (with their content) in one transaction. */
-function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>): void {
+function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, checkedDirs = new Set<string>()): void {
   if (run.length === 0) return;
   const { d, fresh } = ctx;
   // Names written directly are noted first, so that a start after a crash knows they are not the user's.
-  if (fresh) d.db.setMeta(WRITING, JSON.stringify(run.filter(([e]) => e.type === 'file').map(([e]) => e.path)));
-  const checkedDirs = new Set<string>();
+  const files = fresh ? run.filter(([e]) => e.type === 'file').map(([e]) => e.path) : [];
+  if (files.length > 0) d.db.setMeta(WRITING, JSON.stringify(files));
   d.db.batch(() => {
     for (const [e, got] of run) place(ctx, e, got, null, checkedDirs);
-    if (fresh) d.db.setMeta(WRITING, '[]');
+    if (files.length > 0) d.db.setMeta(WRITING, '[]');
   });
+}
+
+/**
+ * Place a run of the copy stream. New files written straight at their names
+ * go to the writer thread, and are journaled when it has written them, while
+ * this thread reads the next run; the run's directories are made first (its
+ * files are in them or in earlier ones). A run with anything else (a link, a
+ * file whose content did not come) waits for the writer and is placed here.
+ */
+async function placeRunPiped(
+  ctx: PlaceContext, pipe: WriterPipe, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, writeback: () => void,
+): Promise<void> {
+  const { d, p } = ctx;
+  const files: Array<{ e: SnapshotEntry; got: Inline | undefined; d: RecordDraft; buf: Buffer }> = [];
+  for (const [e, got] of run) {
+    if (e.type === 'dir') continue;
+    const direct = ctx.fresh ? directOf(d, e, got) : null;
+    if (direct === null) {
+      await pipe.drain();
+      placeRun(ctx, run);
+      d.onProgress(p);
+      writeback();
+      return;
+    }
+    files.push({ e, got, ...direct });
+  }
+  const checkedDirs = new Set<string>();
+  placeRun(ctx, run.filter(([e]) => e.type === 'dir'), checkedDirs);
+  if (files.length === 0) return;
+  await pipe.room(PIPE_RUNS);
+  for (const f of files) pipe.writing.add(f.e.path);
+  d.db.setMeta(WRITING, JSON.stringify([...pipe.writing]));
+  pipe.add(d.apply.createDirectMany(files, (done) => {
+    const again: Array<[SnapshotEntry, Inline | undefined]> = [];
+    d.db.batch(() => {
+      files.forEach((f, i) => {
+        const r = done[i]!;
+        if (r instanceof Error) {
+          if (!(r instanceof IntersyncError) || r.code !== 'CONFLICT') throw r;
+          again.push([f.e, f.got]); // something is at the name: placed here, below
+          return;
+        }
+        d.db.commitCopyNew(f.d, asTid(BigInt(f.e.version)), r);
+        p.files++;
+        p.bytes += f.buf.length;
+      });
+      for (const f of files) pipe.writing.delete(f.e.path);
+      d.db.setMeta(WRITING, JSON.stringify([...pipe.writing]));
+    });
+    // Not noted as WRITING: what is at those names is not this copy's (a crash must not remove it).
+    if (again.length > 0) d.db.batch(() => again.forEach(([e, got]) => place(ctx, e, got, null, checkedDirs)));
+    d.onProgress(p);
+    writeback();
+  }, checkedDirs));
+}
+
+/** Runs of new files with the writer thread at once: one being written, one waiting (each up to BATCH_BYTES). */
+const PIPE_RUNS = 2;
+
+/** The runs with the writer thread, journaled as they come back (in order); the first failure ends the copy. */
+class WriterPipe {
+  readonly #runs: Array<Promise<void>> = [];
+  #failed: { e: unknown } | null = null;
+  /** Names being written straight into place, in every run here (the WRITING note). */
+  readonly writing = new Set<string>();
+
+  add(run: Promise<void>): void {
+    const settled = run.catch((e: unknown) => {
+      this.#failed ??= { e };
+    }).finally(() => {
+      this.#runs.splice(this.#runs.indexOf(settled), 1);
+    });
+    this.#runs.push(settled);
+  }
+
+  /** Wait until fewer than `most` runs are here. */
+  async room(most: number): Promise<void> {
+    while (this.#runs.length >= most) await this.#runs[0];
+    this.#check();
+  }
+
+  /** Wait for every run; throws the first failure. */
+  async drain(): Promise<void> {
+    await this.settle();
+    this.#check();
+  }
+
+  /** Wait for every run, failed or not. */
+  async settle(): Promise<void> {
+    while (this.#runs.length > 0) await this.#runs[0];
+  }
+
+  #check(): void {
+    if (this.#failed !== null) throw this.#failed.e;
+  }
 }
 
 /** A large file: staged on its own (block transfer), then placed. */
@@ -328,16 +440,15 @@ function place(
     }
   }
   if (ctx.fresh && draft.kind === 'create' && staged === null) {
-    const bytes = (e.size ?? 0) === 0 ? Buffer.alloc(0) : got?.data ?? null;
-    if (bytes === null || got?.hash === null) {
+    const direct = directOf(d, e, got);
+    if (direct === null) {
       ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
       return;
     }
-    const final = bytes.length === 0 ? draft : { ...draft, hash: got!.hash, size: bytes.length };
     try {
-      d.apply.createDirect(final, bytes, (identity) => d.db.commitCopyNew(final, version, identity), checkedDirs);
+      d.apply.createDirect(direct.d, direct.buf, (identity) => d.db.commitCopyNew(direct.d, version, identity), checkedDirs);
       p.files++;
-      p.bytes += bytes.length;
+      p.bytes += direct.buf.length;
       return;
     } catch (err) {
       if (!(err instanceof IntersyncError) || err.code !== 'CONFLICT') throw err; // else: something is at the name
@@ -375,6 +486,19 @@ function place(
   d.apply.apply(final, staged, (identity) => d.db.commitCopy(final, version, identity));
   p.files++;
   p.bytes += e.size ?? 0;
+}
+
+/**
+ * A new file (not a link) that can be written straight at its name, with the
+ * record it is journaled as: its content came (an empty file needs none).
+ * Null when it cannot: its content did not come (gone from the server).
+ */
+function directOf(d: CopyDeps, e: SnapshotEntry, got: Inline | undefined): { d: RecordDraft; buf: Buffer } | null {
+  if (e.type !== 'file' || e.linkOf !== null || isLarge(e)) return null;
+  const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
+  if ((e.size ?? 0) === 0) return { d: draft, buf: Buffer.alloc(0) };
+  if (got?.data == null || got.hash === null) return null;
+  return { d: { ...draft, hash: got.hash, size: got.data.length }, buf: got.data };
 }
 
 /** Meta key: the names a fresh copy is writing straight into place, until the batch is journaled. */

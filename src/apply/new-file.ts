@@ -1,0 +1,68 @@
+import { createHash } from 'node:crypto';
+import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { IntersyncError } from '#core/errors.js';
+import type { RecordDraft } from '#core/record.js';
+import { fromStats, type DiskStat } from '#presto/disk.js';
+
+/** What a new file is made from: its record's name, attributes and content hash. */
+export type NewFile = Pick<RecordDraft, 'path' | 'mode' | 'uid' | 'gid' | 'mtimeMs' | 'hash' | 'size'>;
+
+/** A peer's bytes for record `d`: they must be what the record says (hash and size). Returns the hash. */
+export function checkBytes(d: Pick<NewFile, 'path' | 'hash' | 'size'>, buf: Uint8Array): string {
+  const got = createHash('sha256').update(buf).digest('hex');
+  if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
+  if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
+  return got;
+}
+
+export const isRoot = process.getuid?.() === 0; // only root can give files away; others keep their own
+
+/**
+ * Create `abs` (nothing may be there) with the checked content `buf` and the
+ * record's mtime, owner and mode; return its stat. Nothing is left at the
+ * name when it fails. The one way a new file is written straight into place:
+ * by the apply path, on this thread or on its writer thread.
+ */
+export function writeNewFile(abs: string, d: NewFile, buf: Uint8Array): DiskStat {
+  checkBytes(d, buf);
+  // Created with its mode (no set-id bits before the owner is right): usually the umask keeps it, and the
+  // owner is this process's, so the fstat the identity needs anyway shows that no chown or chmod is due.
+  const plain = (d.mode & 0o7000) === 0;
+  let fd: number;
+  try {
+    fd = openSync(abs, 'wx', plain ? d.mode : 0o600);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
+    throw e;
+  }
+  let st: DiskStat;
+  try {
+    writeSync(fd, buf);
+    futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
+    st = fromStats(fstatSync(fd, { bigint: true }));
+    if (!plain || st.mode !== d.mode || ((st.uid !== d.uid || st.gid !== d.gid) && isRoot)) {
+      tryChown(fd, d.uid, d.gid); // before the mode: a change of owner clears set-id bits
+      fchmodSync(fd, d.mode);
+      st = fromStats(fstatSync(fd, { bigint: true }));
+    }
+  } catch (e) {
+    closeSync(fd);
+    try {
+      unlinkSync(abs);
+    } catch {
+      // gone already
+    }
+    throw e;
+  }
+  closeSync(fd);
+  return st;
+}
+
+export function tryChown(fd: number, uid: number, gid: number): void {
+  if (!isRoot) return;
+  try {
+    fchownSync(fd, uid, gid);
+  } catch {
+    // a uid this system lacks: keep the file with its current owner
+  }
+}
