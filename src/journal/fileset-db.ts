@@ -326,6 +326,16 @@ export class FilesetDb {
     return this.#st.snapshot!.all() as SnapshotRow[];
   }
 
+  /**
+   * The object table at this moment's TID, to read in pages while this
+   * connection goes on committing: a second, read-only connection in a read
+   * transaction (WAL keeps its view). A copy stream of a large table so never
+   * stops the server. Close it when done (it holds back checkpoints).
+   */
+  snapshotReader(): SnapshotReader {
+    return new SnapshotReader(this.file);
+  }
+
   /** The rows of objects `fids` that a content request needs (one query for a whole batch), by fid; unknown fids are left out. */
   contentRows(fids: readonly string[]): Map<string, ContentRow> {
     const out = new Map<string, ContentRow>();
@@ -992,3 +1002,50 @@ function toLml(r: Row): LmlRecord {
 }
 
 export type { DigestEntry };
+
+/** See FilesetDb.snapshotReader(). */
+export class SnapshotReader {
+  readonly tid: Tid;
+  readonly digest: bigint;
+  /** Objects in the table, and bytes in its files. */
+  readonly entries: number;
+  readonly bytes: number;
+  readonly #db: Db;
+  readonly #page: Statement;
+  #after = '';
+  #done = false;
+
+  constructor(file: string) {
+    const db = new Database(file, { fileMustExist: true, readonly: true });
+    try {
+      db.pragma('busy_timeout = 5000');
+      db.exec('BEGIN');
+      const meta = db.prepare("SELECT key, value FROM meta WHERE key IN ('last_tid', 'digest')").all() as Array<{ key: string; value: string }>;
+      const m = new Map(meta.map((r) => [r.key, r.value]));
+      this.tid = asTid(BigInt(m.get('last_tid') ?? '0'));
+      this.digest = parseDigest(m.get('digest') ?? formatDigest(EMPTY_DIGEST));
+      const n = db.prepare("SELECT count(*) AS entries, total(CASE WHEN type = 'file' THEN size END) AS bytes FROM objects").get() as { entries: number; bytes: number };
+      this.entries = n.entries;
+      this.bytes = n.bytes;
+      this.#page = db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, mode, uid, gid, mtime_ms AS mtimeMs, size, hash, target, ino
+                               FROM objects WHERE path > ? ORDER BY path LIMIT ?`);
+    } catch (e) {
+      db.close();
+      throw e;
+    }
+    this.#db = db;
+  }
+
+  /** The next `limit` rows in path order (a directory before what is in it); empty at the end. */
+  next(limit: number): SnapshotRow[] {
+    if (this.#done) return [];
+    const rows = this.#page.all(this.#after, limit) as SnapshotRow[];
+    if (rows.length < limit) this.#done = true;
+    if (rows.length > 0) this.#after = rows[rows.length - 1]!.path;
+    return rows;
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}

@@ -13,7 +13,7 @@ import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import type { BlockMap } from '#apply/blocks.js';
-import type { FilesetDb, SnapshotRow } from '#journal/fileset-db.js';
+import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
@@ -402,9 +402,8 @@ export class FilesetServer {
   async #copyStream(reply: FastifyReply): Promise<void> {
     const f = this.#f;
     const db = f.db;
-    const tid = db.lastTid;
-    const digest = db.digest;
-    const rows = db.snapshotRows();
+    // The table at one TID, read in pages while this server goes on committing.
+    const snap = db.snapshotReader();
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
@@ -412,26 +411,28 @@ export class FilesetServer {
     raw.on('close', () => {
       open = false;
     });
-    // Frames go out in chunks of about 256 KiB, waiting for the peer when its window is full.
+    // Frames go out in chunks, the first ones small (the client starts writing at once), then about 256 KiB,
+    // waiting for the peer when its window is full.
     let parts: Buffer[] = [];
     let size = 0;
+    let chunk = 16 << 10;
     const flush = async (): Promise<void> => {
       if (parts.length === 0) return;
       const buf = Buffer.concat(parts);
       parts = [];
       size = 0;
+      chunk = Math.min(chunk * 2, 256 << 10);
       if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
     };
     const push = async (frame: Buffer): Promise<void> => {
       parts.push(frame);
       size += frame.length;
-      if (size >= 256 << 10) await flush();
+      if (size >= chunk) await flush();
     };
     try {
-      let bytes = 0;
-      for (const r of rows) if (r.type === 'file') bytes += r.size ?? 0;
-      await push(helloFrame({ node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(tid), digest: formatDigest(digest), entries: rows.length, bytes }));
-      for (const o of entriesOf(rows)) {
+      await push(helloFrame({ node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes }));
+      await flush();
+      for (const o of entriesOf(pagesOf(snap))) {
         if (!open) break;
         const inline = o.type === 'file' && o.linkOf === null && (o.size ?? 0) > 0 && (o.size ?? 0) < DELTA_THRESHOLD;
         if (!inline) {
@@ -441,7 +442,7 @@ export class FilesetServer {
         let hash = o.hash;
         let buf = this.#content.current(o);
         if (buf === null) {
-          const now = db.contentRows([o.fid]).get(o.fid); // changed or removed since the rows were read
+          const now = db.contentRows([o.fid]).get(o.fid); // changed or removed since the TID
           buf = now === undefined ? null : this.#content.current(now);
           hash = now?.hash ?? null;
         }
@@ -452,6 +453,8 @@ export class FilesetServer {
     } catch (e) {
       f.log.warn({ err: (e as Error).message }, 'copy stream ended');
       raw.destroy();
+    } finally {
+      snap.close();
     }
   }
 
@@ -574,8 +577,15 @@ function parseBlockMap(v: unknown): BlockMap {
   return m as BlockMap;
 }
 
+/** A snapshot reader's rows, in path order, a page at a time. */
+function* pagesOf(snap: SnapshotReader): Generator<SnapshotRow> {
+  for (let page = snap.next(SNAPSHOT_PAGE); page.length > 0; page = snap.next(SNAPSHOT_PAGE)) yield* page;
+}
+
+const SNAPSHOT_PAGE = 2_000;
+
 /** Snapshot rows as the entries a client copies: a hard link names the first name of its inode (in path order). */
-function* entriesOf(rows: readonly SnapshotRow[]): Generator<SnapshotEntry> {
+function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
   const firstNameOfIno = new Map<string, string>();
   for (const { ino, ...o } of rows) {
     let linkOf: string | null = null;
