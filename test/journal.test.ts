@@ -120,3 +120,45 @@ test('mkfs refuses an existing fileset unless forced', (t) => {
   assert.equal(second.nodeId, first.nodeId, 'the node id belongs to the node, not the fileset');
   assert.throws(() => mkfs(dir.path, { fileset: '../x', force: false, clock: systemClock }), isCode('BAD_ARGUMENT'));
 });
+
+test('a snapshot reader pages through the table as it was at its TID while the journal goes on committing', (t) => {
+  const { db, cleanup } = fresh();
+  const readers: Array<{ close: () => void }> = [];
+  t.after(() => {
+    for (const r of readers) r.close();
+    db.close();
+    cleanup();
+  });
+  const made = db.commit(Array.from({ length: 25 }, (_, i) => ({ draft: draft(db, { path: `f${String(i).padStart(2, '0')}`, size: i }), identity: null })));
+  const tid = db.lastTid;
+  const digest = db.digest;
+  const snap = db.snapshotReader();
+  readers.push(snap);
+  assert.equal(snap.tid, tid);
+  assert.equal(snap.digest, digest);
+  assert.equal(snap.entries, 25);
+  assert.equal(snap.bytes, (24 * 25) / 2);
+  const first = snap.next(10);
+  assert.deepEqual(first.map((r) => r.path), Array.from({ length: 10 }, (_, i) => `f0${i}`));
+  // Meanwhile: a name after the page boundary is removed, one is renamed before it, one is created after it.
+  const byPath = new Map(made.map((r) => [r.path, r]));
+  const gone = byPath.get('f20')!;
+  const moved = byPath.get('f15')!;
+  db.commit([
+    { draft: { ...draft(db, {}), kind: 'unlink', fid: gone.fid, path: 'f20', preVersion: gone.postVersion, size: null, hash: null }, identity: null },
+    { draft: { ...draft(db, {}), kind: 'rename', fid: moved.fid, path: 'f15', newPath: 'a-moved', preVersion: moved.postVersion, size: null, hash: null }, identity: null },
+    { draft: draft(db, { path: 'g-new' }), identity: null },
+  ]);
+  assert.ok(db.lastTid > tid);
+  const rest = [...snap.next(10), ...snap.next(10), ...snap.next(10)];
+  assert.deepEqual(rest.map((r) => r.path), Array.from({ length: 15 }, (_, i) => `f${i + 10}`), 'the rest as at the TID: f15 and f20 still there, no g-new');
+  assert.equal(rest.find((r) => r.path === 'f15')!.version, `0x${moved.postVersion.toString(16).padStart(16, '0')}`);
+  assert.deepEqual(snap.next(10), [], 'then nothing');
+  // A reader opened now sees the new state.
+  const now = db.snapshotReader();
+  readers.push(now);
+  assert.equal(now.tid, db.lastTid);
+  assert.equal(now.digest, db.digest);
+  const all = now.next(100).map((r) => r.path);
+  assert.ok(all.includes('a-moved') && all.includes('g-new') && !all.includes('f20') && !all.includes('f15'));
+});
