@@ -116,8 +116,6 @@ export class WatchCapture {
     const scan = startupScan(this.#o.root, this.#o.db, this.#watcher);
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
     this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) }, 'start-up scan');
-    // Hints from before the start (the echo guard releasing every name a first copy wrote) are covered by the scan.
-    this.#pending.clear();
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
     this.#state = 'watching';
     await this.#flush();
@@ -184,7 +182,8 @@ export class WatchCapture {
   }
 
   #hint(item: DirtyItem): void {
-    if (this.#state === 'stopped') return;
+    // Before start() (a first copy releasing every name it wrote), the start-up scan covers whatever changed.
+    if (this.#state === 'stopped' || this.#state === 'starting') return;
     if ((this.#o.debug & D_UPCALL) !== 0) this.#log.debug({ item }, 'event');
     const key = 'path' in item ? `p:${item.path}` : `e:${item.dirIno}/${item.name ?? ''}`;
     if (this.#pending.size === 0) this.#firstPendingAt = this.#o.clock.monotonic();
