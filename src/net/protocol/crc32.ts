@@ -1,7 +1,5 @@
-/**
- * CRC-32 (IEEE 802.3), slicing by 8: eight table lookups per eight bytes.
- * Node 20 has no zlib.crc32 (it arrived in Node 22.2).
- */
+import zlib from 'node:zlib';
+
 const TABLES = (() => {
   const t = new Int32Array(8 * 256);
   for (let n = 0; n < 256; n++) {
@@ -19,7 +17,11 @@ const TABLES = (() => {
   return t;
 })();
 
-export function crc32(buf: Uint8Array, prev = 0): number {
+/**
+ * CRC-32 (IEEE 802.3) in JavaScript, slicing by 8: eight table lookups per
+ * eight bytes. For Node versions without zlib.crc32 (before 20.15).
+ */
+export function crc32Js(buf: Uint8Array, prev = 0): number {
   const t = TABLES;
   let c = ~prev;
   let i = 0;
@@ -33,3 +35,7 @@ export function crc32(buf: Uint8Array, prev = 0): number {
   for (; i < buf.length; i++) c = t[(c ^ buf[i]!) & 0xff]! ^ (c >>> 8);
   return ~c >>> 0;
 }
+
+/** CRC-32 (IEEE 802.3) of `buf`, continuing from `prev`: zlib's where Node has it (about twice as fast), else crc32Js. */
+export const crc32: (buf: Uint8Array, prev?: number) => number =
+  typeof (zlib as { crc32?: unknown }).crc32 === 'function' ? (buf, prev = 0) => zlib.crc32(buf, prev) : crc32Js;
