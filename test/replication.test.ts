@@ -315,3 +315,24 @@ test('a file made here during the first copy, at a name the copy brings, is kept
   }
   assert.match(readFileSync(join(c.logs, 'intersync-default.log'), 'utf8'), /a local file has this name/, 'the copy met the local file');
 });
+
+test('a first copy places symlinks, empty files and nested directories between the files its writer thread writes', { timeout: 120_000 }, async (t) => {
+  // No hard link: every run goes through the writer thread, its symlinks and directories placed beside it.
+  const c = await cluster(t, 1, (s) => {
+    for (let d = 0; d < 3; d++) {
+      mkdirSync(join(s, `d${d}/deeper/deepest`), { recursive: true });
+      for (let i = 0; i < 600; i++) {
+        const dir = join(s, `d${d}`, i % 3 === 0 ? '' : i % 3 === 1 ? 'deeper' : 'deeper/deepest');
+        writeFileSync(join(dir, `f${i}.txt`), i % 50 === 0 ? '' : `${d}.${i}\n`);
+        if (i % 40 === 0) symlinkSync(`f${i}.txt`, join(dir, `f${i}.link`));
+        if (i % 170 === 0) symlinkSync('../nowhere', join(dir, `dangling${i}`));
+      }
+    }
+  });
+  await assertAllEqual(c);
+  const [a] = c.clients as [string];
+  assert.equal(readlinkSync(join(a, 'd1/f0.link')), 'f0.txt');
+  assert.equal(readlinkSync(join(a, 'd2/deeper/dangling340')), '../nowhere');
+  assert.equal(readFileSync(join(a, 'd2/deeper/deepest/f50.txt'), 'utf8'), '', 'an empty file');
+  assert.equal(readFileSync(join(a, 'd0/deeper/f1.txt'), 'utf8'), '0.1\n');
+});

@@ -252,30 +252,35 @@ function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline |
 /**
  * Place a run of the copy stream. New files written straight at their names
  * go to the writer thread, and are journaled when it has written them, while
- * this thread reads the next run; the run's directories are made first (its
- * files are in them or in earlier ones). A run with anything else (a link, a
- * file whose content did not come) waits for the writer and is placed here.
+ * this thread reads the next run. The rest is placed here first: directories
+ * (the run's files are in them or in earlier ones), symlinks, files whose
+ * content did not come. A run with a hard link waits for the writer (its
+ * target may be with it) and is placed here whole.
  */
 async function placeRunPiped(
   ctx: PlaceContext, pipe: WriterPipe, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, writeback: () => void,
 ): Promise<void> {
   const { d, p } = ctx;
   const files: Array<{ e: SnapshotEntry; got: Inline | undefined; d: RecordDraft; buf: Buffer }> = [];
+  const here: Array<[SnapshotEntry, Inline | undefined]> = [];
   for (const [e, got] of run) {
-    if (e.type === 'dir') continue;
-    const direct = ctx.fresh ? directOf(d, e, got) : null;
-    if (direct === null) {
+    if (!ctx.fresh || (e.type === 'file' && e.linkOf !== null)) {
       await pipe.drain();
       placeRun(ctx, run);
       d.onProgress(p);
       writeback();
       return;
     }
-    files.push({ e, got, ...direct });
+    const direct = directOf(d, e, got);
+    if (direct === null) here.push([e, got]);
+    else files.push({ e, got, ...direct });
   }
   const checkedDirs = new Set<string>();
-  placeRun(ctx, run.filter(([e]) => e.type === 'dir'), checkedDirs);
-  if (files.length === 0) return;
+  placeRun(ctx, here, checkedDirs);
+  if (files.length === 0) {
+    d.onProgress(p);
+    return;
+  }
   await pipe.room(PIPE_RUNS);
   for (const f of files) pipe.writing.add(f.e.path);
   d.db.setMeta(WRITING, JSON.stringify([...pipe.writing]));
