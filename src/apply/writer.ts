@@ -51,10 +51,11 @@ export class WriterThread {
     this.#worker = ts
       ? new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`, { eval: true })
       : new Worker(url);
-    this.#worker.unref();
+    this.#worker.unref(); // it keeps the process alive only while a job is out (see write)
     this.#worker.on('message', (r: WriteReply) => {
       const w = this.#waiting.get(r.id);
       this.#waiting.delete(r.id);
+      if (this.#waiting.size === 0) this.#worker.unref();
       w?.ok(r.done);
     });
     const die = (e: Error): void => {
@@ -82,6 +83,7 @@ export class WriterThread {
     }
     const job: WriteJob = { id: this.#next++, files, ends, data };
     return new Promise((ok, fail) => {
+      if (this.#waiting.size === 0) this.#worker.ref();
       this.#waiting.set(job.id, { ok, fail });
       this.#worker.postMessage(job, [data.buffer, ends.buffer]);
     });
