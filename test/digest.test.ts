@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
+import { sha256Hex } from '#core/sha256.js';
+import { createHash, randomBytes } from 'node:crypto';
 
 const entry = fc.record<DigestEntry>({
   path: fc.string({ minLength: 1, maxLength: 20 }),
@@ -56,4 +58,16 @@ test('digests print as 64 hex digits and parse back', () => {
   assert.match(text, /^[0-9a-f]{64}$/);
   assert.equal(parseDigest(text), d);
   assert.equal(formatDigest(EMPTY_DIGEST), '0'.repeat(64));
+});
+
+test('sha256Hex equals SHA-256 by createHash, for UTF-8 text and for bytes at any offset', () => {
+  const data = randomBytes(3000);
+  for (const s of ['', 'abc', 'dir/fïlé ünïcode/日本語.txt', 'a\0b\0c', 'x'.repeat(70_000)]) {
+    assert.equal(sha256Hex(s), createHash('sha256').update(s, 'utf8').digest('hex'), JSON.stringify(s.slice(0, 20)));
+  }
+  for (const [off, len] of [[0, 0], [1, 1], [3, 64], [7, 1000], [0, 3000]] as const) {
+    const b = data.subarray(off, off + len);
+    assert.equal(sha256Hex(b), createHash('sha256').update(b).digest('hex'), `${len} bytes at ${off}`);
+  }
+  assert.equal(sha256Hex(''), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
 });

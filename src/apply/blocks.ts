@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { RACY_WINDOW_NS, lstatOrNull, nowNs, type DiskStat } from '#presto/disk.js';
+import { sha256Hex } from '#core/sha256.js';
 
 /** Fixed-size blocks, as Syncthing: a changed region ships as the blocks it touches. */
 export const BLOCK_SIZE = 128 * 1024;
@@ -20,7 +21,7 @@ export async function blockMapOf(file: string, blockSize = BLOCK_SIZE): Promise<
   let pendingLen = 0;
   let size = 0;
   const flush = (buf: Buffer): void => {
-    blocks.push(createHash('sha256').update(buf).digest('hex').slice(0, 32));
+    blocks.push(sha256Hex(buf).slice(0, 32));
   };
   for await (const chunk of createReadStream(file, { highWaterMark: 1 << 20 })) {
     const b = chunk as Buffer;

@@ -1,15 +1,15 @@
-import { createHash } from 'node:crypto';
 import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { IntersyncError } from '#core/errors.js';
 import type { RecordDraft } from '#core/record.js';
 import { fromStats, type DiskStat } from '#presto/disk.js';
+import { sha256Hex } from '#core/sha256.js';
 
 /** What a new file is made from: its record's name, attributes and content hash. */
 export type NewFile = Pick<RecordDraft, 'path' | 'mode' | 'uid' | 'gid' | 'mtimeMs' | 'hash' | 'size'>;
 
 /** A peer's bytes for record `d`: they must be what the record says (hash and size). Returns the hash. */
 export function checkBytes(d: Pick<NewFile, 'path' | 'hash' | 'size'>, buf: Uint8Array): string {
-  const got = createHash('sha256').update(buf).digest('hex');
+  const got = sha256Hex(buf);
   if (got !== d.hash) throw IntersyncError.BAD_REQUEST(`content of ${d.path} does not match its hash`);
   if (buf.length !== d.size) throw IntersyncError.BAD_REQUEST(`content of ${d.path} has ${buf.length} bytes, the record says ${d.size ?? 'none'}`);
   return got;

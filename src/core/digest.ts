@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
 import type { ObjectType } from './record.js';
+import { sha256Hex } from './sha256.js';
 
 /**
  * The state digest: the sum modulo 2^256 of SHA-256 over each object's entry
@@ -24,7 +24,7 @@ export function entryHash(e: DigestEntry): bigint {
   // Symlink permission bits are meaningless on Linux; leave them out.
   const mode = e.type === 'symlink' ? 0 : e.mode & 0o7777;
   const text = `${e.type}\0${e.path}\0${mode.toString(8)}\0${e.hash ?? ''}\0${e.target ?? ''}`;
-  return BigInt(`0x${createHash('sha256').update(text).digest('hex')}`);
+  return BigInt(`0x${sha256Hex(text)}`);
 }
 
 export function digestAdd(d: bigint, e: DigestEntry): bigint {

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
@@ -6,6 +5,7 @@ import { blockLength, type BlockMap, type BlockMapCache } from '#apply/blocks.js
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#presto/disk.js';
+import { sha256Hex } from '#core/sha256.js';
 
 /**
  * Reads of this node's file content for peers: inline bytes for small files,
@@ -49,7 +49,7 @@ export class ContentReader {
     try {
       const buf = Buffer.allocUnsafe(size);
       if (readSync(fd, buf, 0, size, 0) !== size) return null;
-      return createHash('sha256').update(buf).digest('hex') === o.hash ? buf : null;
+      return sha256Hex(buf) === o.hash ? buf : null;
     } catch {
       return null;
     } finally {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
 import type { StatIdentity } from '#journal/fileset-db.js';
 import type { ObjectType } from '#core/record.js';
+import { sha256Hex } from '#core/sha256.js';
 
 /** What capture needs of one lstat, with nanosecond times and the inode as text (it may not fit a double). */
 export interface DiskStat {
@@ -78,7 +79,7 @@ const SMALL_FILE = 1 << 20;
 /** SHA-256 of a file's content, or null when it vanished meanwhile. Large files are streamed, never read whole. */
 export async function hashFile(abs: string, size: number): Promise<string | null> {
   try {
-    if (size <= SMALL_FILE) return createHash('sha256').update(readFileSync(abs)).digest('hex');
+    if (size <= SMALL_FILE) return sha256Hex(readFileSync(abs));
     const h = createHash('sha256');
     for await (const chunk of createReadStream(abs, { highWaterMark: 1 << 20 })) h.update(chunk as Buffer);
     return h.digest('hex');

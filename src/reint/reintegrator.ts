@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -17,6 +16,7 @@ import type { PeerClient } from '#net/peer-client.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { optimiseLml } from './lml-optimiser.js';
 import { EMPTY_SHA256 } from '#presto/disk.js';
+import { sha256Hex } from '#core/sha256.js';
 
 export interface ReintegratorDeps {
   readonly db: FilesetDb;
@@ -281,7 +281,7 @@ export class Reintegrator {
       }
       if (abs === null && !removedLater()) throw new IntersyncError('IO', `object ${r.fid} is not here yet`, { retriable: true, hint: 'retried once capture has caught up' });
       if (buf.length >= DELTA_THRESHOLD) return this.#withContent({ ...r, size: buf.length });
-      const hash = buf.length === 0 ? EMPTY_SHA256 : createHash('sha256').update(buf).digest('hex');
+      const hash = buf.length === 0 ? EMPTY_SHA256 : sha256Hex(buf);
       return { record: { ...r, hash, size: buf.length }, payload: buf };
     }
     if (abs === null) return { record: { ...r, hash: EMPTY_SHA256, size: 0 }, payload: Buffer.alloc(0) };
