@@ -13,10 +13,11 @@ import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { EMPTY_SHA256, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
+import type { StatMany } from '#presto/scan.js';
 import { BlockMapCache, blockLength, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
-import { WriterThread, failureError } from './writer.js';
+import { FsThread, failureError } from './fs-thread.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
 export interface Staged {
@@ -376,17 +377,17 @@ export class ApplyPath {
   }
 
   /**
-   * createDirect for many new files at once, written by the writer thread
-   * while this thread goes on (openWriter() first). `commit` gets each file's
-   * identity, or the error that left nothing at its name, in order, and
-   * journals them in one transaction; if it throws, the files are removed.
+   * createDirect for many new files at once, written by the file-system
+   * thread while this thread goes on (acquireThread() first). `commit` gets
+   * each file's identity, or the error that left nothing at its name, in
+   * order, and journals them in one transaction; if it throws, the files are
+   * removed.
    */
   async createDirectMany(
     files: ReadonlyArray<{ readonly d: RecordDraft; readonly buf: Uint8Array }>, commit: (done: Array<StatIdentity | Error>) => void,
     checkedDirs?: Set<string>,
   ): Promise<void> {
-    const writer = this.#writer;
-    if (writer === null) throw new Error('createDirectMany without openWriter()');
+    const thread = this.#thread();
     const jobs = files.map(({ d }) => {
       if (d.kind !== 'create') throw new Error(`createDirect of a ${d.kind}`);
       const abs = confine(this.#d.root, d.path, checkedDirs);
@@ -394,7 +395,7 @@ export class ApplyPath {
     });
     for (const { d } of files) this.#d.guard.hold(d.path);
     try {
-      const done = (await writer.write(jobs, files.map((f) => f.buf))).map((r) => ('failed' in r ? failureError(r) : r));
+      const done = (await thread.write(jobs, files.map((f) => f.buf))).map((r) => ('failed' in r ? failureError(r) : r));
       try {
         commit(done);
       } catch (e) {
@@ -408,17 +409,43 @@ export class ApplyPath {
     }
   }
 
-  #writer: WriterThread | null = null;
-
-  /** Start the writer thread of createDirectMany (it boots while the caller waits for its first files). */
-  openWriter(): void {
-    this.#writer ??= new WriterThread();
+  /** lstat of many names on the file-system thread (acquireThread() first), for a start-up scan to share. */
+  lstatMany(abs: readonly string[]): Promise<Array<DiskStat | null>> {
+    return this.#thread().lstat(abs);
   }
 
-  async closeWriter(): Promise<void> {
-    const w = this.#writer;
-    this.#writer = null;
-    await w?.close();
+  #fs: FsThread | null = null;
+  #fsUsers = 0;
+
+  /** Start the file-system thread, or count one more user of it (it boots while the caller prepares its work). */
+  acquireThread(): void {
+    this.#fs ??= new FsThread();
+    this.#fsUsers++;
+  }
+
+  /** One user fewer; the last one stops the thread. */
+  async releaseThread(): Promise<void> {
+    if (this.#fsUsers === 0) return;
+    if (--this.#fsUsers > 0) return;
+    const t = this.#fs;
+    this.#fs = null;
+    await t?.close();
+  }
+
+  /** `fn` with the file-system thread running when `use` (given its lstat, for a start-up scan to share), stopped after. */
+  async withThread<T>(use: boolean, fn: (statMany: StatMany | undefined) => Promise<T>): Promise<T> {
+    if (!use) return fn(undefined);
+    this.acquireThread();
+    try {
+      return await fn((abs) => this.lstatMany(abs));
+    } finally {
+      await this.releaseThread();
+    }
+  }
+
+  #thread(): FsThread {
+    if (this.#fs === null) throw new Error('the file-system thread is not running: acquireThread() first');
+    return this.#fs;
   }
 
   /**

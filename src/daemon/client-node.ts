@@ -21,6 +21,7 @@ import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import { WatchCapture } from '#presto/watch-capture.js';
+import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver } from '#reint/conflict-resolver.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
@@ -189,8 +190,12 @@ export class ClientNode {
       await node.#recover();
       // The first copy runs before capture starts: the start-up scan that follows it journals whatever was
       // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
-      if (db.getMeta('copy_done') === undefined) await node.#firstCopy();
-      await node.capture.start();
+      // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
+      const copying = db.getMeta('copy_done') === undefined;
+      await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
+        if (copying) await node.#firstCopy();
+        await node.capture.start(statMany);
+      });
       node.#checkOffline();
       node.#offlineTimer = setInterval(() => node.#checkOffline(), 200);
       node.#offlineTimer.unref();

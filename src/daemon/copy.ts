@@ -151,14 +151,14 @@ async function streamedCopy(d: CopyDeps): Promise<CopyResult> {
   const p: CopyProgress = { files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 };
   const writeback = writebackEvery(d, p);
   const pipe = new WriterPipe();
-  d.apply.openWriter(); // it boots while the server prepares the stream
+  d.apply.acquireThread(); // it boots while the server prepares the stream
   let read: StreamRead;
   try {
     read = await readCopyStream(d, p, pipe, writeback);
     await pipe.drain();
   } finally {
     await pipe.settle();
-    await d.apply.closeWriter();
+    await d.apply.releaseThread();
   }
   const { ctx, later } = read;
   for (const e of later) {

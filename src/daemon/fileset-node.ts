@@ -12,6 +12,7 @@ import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
 import { WatchCapture } from '#presto/watch-capture.js';
+import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import type { FilesetServer } from '#net/server.js';
 import { parseWireLml } from '#net/protocol/wire-record.js';
@@ -137,7 +138,7 @@ export class FilesetNode {
       const node = new FilesetNode(o, paths, db, created);
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       await node.#recover();
-      await node.capture.start();
+      await node.apply.withThread(db.objectCount() >= SPLIT_SCAN_MIN, (statMany) => node.capture.start(statMany));
       if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);
       node.#writeStatus();
       node.#statusTimer = setInterval(() => {

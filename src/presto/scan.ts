@@ -1,4 +1,4 @@
-import { readdirSync } from 'node:fs';
+import { readdirSync, type Dirent } from 'node:fs';
 import { join } from 'node:path';
 import { EMPTY_DIGEST, digestAdd } from '#core/digest.js';
 import { META_DIR } from '#core/format.js';
@@ -61,6 +61,84 @@ export function startupScan(root: string, db: FilesetDb, watcher: WatchSink | nu
         stack.push(p);
       }
     }
+  }
+  for (const p of rows.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
+  return { dirty, entries, durMs: performance.now() - t0 };
+}
+
+/** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
+export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
+
+/** Below this many journaled objects the start-up scan runs on one thread (another one is not worth its start). */
+export const SPLIT_SCAN_MIN = 5_000;
+
+/**
+ * The start-up scan with its lstats shared with another thread: this one
+ * walks the directories (each watched before it is listed, as startupScan
+ * does) and takes their entries' types from the listing; the other thread
+ * lstats three quarters of the other names while this one reads the object
+ * table and lstats the rest. Same result as startupScan: a name whose type changed
+ * between listing and lstat is dirty (its directory, if it became one, is
+ * looked at by the reconciler).
+ */
+export async function startupScanSplit(root: string, db: FilesetDb, watcher: WatchSink | null, statMany: StatMany): Promise<ScanResult> {
+  const t0 = performance.now();
+  const dirty: string[] = [];
+  let entries = 0;
+  const rootSt = lstatOrNull(root);
+  if (rootSt !== null) watcher?.watch(rootSt.ino, root);
+  const seen: Array<[string, DiskStat]> = [];
+  const others: string[] = [];
+  const walked = new Set<string>();
+  const stack: string[] = [''];
+  while (stack.length > 0) {
+    const rel = stack.pop()!;
+    let list: Dirent[];
+    try {
+      list = readdirSync(rel === '' ? root : join(root, rel), { withFileTypes: true });
+    } catch {
+      continue; // removed meanwhile: its parent's entry is dirty already
+    }
+    for (const de of list) {
+      if (rel === '' && de.name === META_DIR) continue;
+      const p = joinRel(rel, de.name);
+      if (!de.isDirectory()) {
+        others.push(p);
+        continue;
+      }
+      const abs = join(root, p);
+      const st = lstatOrNull(abs);
+      if (st === null) continue;
+      seen.push([p, st]);
+      if (st.type === 'dir') {
+        watcher?.watch(st.ino, abs);
+        walked.add(p);
+        stack.push(p);
+      }
+    }
+  }
+  // The other thread takes three quarters: this one also reads the table meanwhile.
+  const half = Math.floor(others.length * 0.75);
+  const theirs = statMany(others.slice(0, half).map((p) => join(root, p)));
+  let rows: Map<string, StatRow>;
+  try {
+    rows = db.statRows();
+    for (let i = half; i < others.length; i++) {
+      const st = lstatOrNull(join(root, others[i]!));
+      if (st !== null) seen.push([others[i]!, st]);
+    }
+  } finally {
+    await theirs.catch(() => undefined); // not left running on a failure here
+  }
+  (await theirs).forEach((st, i) => {
+    if (st !== null) seen.push([others[i]!, st]);
+  });
+  for (const [p, st] of seen) {
+    entries++;
+    const row = rows.get(p);
+    if (row !== undefined) rows.delete(p);
+    // A directory not walked (it was something else when listed) is dirty: the reconciler looks inside.
+    if (row === undefined || !unchanged(row, st) || (st.type === 'dir' && !walked.has(p))) dirty.push(p);
   }
   for (const p of rows.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
   return { dirty, entries, durMs: performance.now() - t0 };

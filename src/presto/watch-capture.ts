@@ -13,7 +13,7 @@ import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
 import { Reconciler, type DirtyItem } from './reconciler.js';
-import { startupScan, unchanged } from './scan.js';
+import { SPLIT_SCAN_MIN, startupScan, startupScanSplit, unchanged, type StatMany } from './scan.js';
 
 export interface WatchCaptureOptions {
   readonly db: FilesetDb;
@@ -76,6 +76,7 @@ export class WatchCapture {
   #poll: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
   #state: CaptureStatus['state'] = 'starting';
+  #scanning = false;
   #records = 0;
   #lastScan: CaptureStatus['lastScan'] = null;
   #watchLimit: WatchLimitStatus | null = null;
@@ -111,11 +112,18 @@ export class WatchCapture {
     o.guard.onRelease((path) => this.#hint({ path }));
   }
 
-  /** Scan what changed while the daemon was down, journal it, and start watching. */
-  async start(): Promise<void> {
-    const scan = startupScan(this.#o.root, this.#o.db, this.#watcher);
+  /**
+   * Scan what changed while the daemon was down, journal it, and start
+   * watching. With `statMany` (another thread's lstat), a large tree's scan
+   * shares its lstats with that thread.
+   */
+  async start(statMany?: StatMany): Promise<void> {
+    // From here on a hint counts: a split scan yields while its watches are already up.
+    this.#scanning = true;
+    const split = statMany !== undefined && this.#o.db.objectCount() >= SPLIT_SCAN_MIN;
+    const scan = split ? await startupScanSplit(this.#o.root, this.#o.db, this.#watcher, statMany) : startupScan(this.#o.root, this.#o.db, this.#watcher);
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
-    this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) }, 'start-up scan');
+    this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs), split }, 'start-up scan');
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
     this.#state = 'watching';
     await this.#flush();
@@ -183,7 +191,7 @@ export class WatchCapture {
 
   #hint(item: DirtyItem): void {
     // Before start() (a first copy releasing every name it wrote), the start-up scan covers whatever changed.
-    if (this.#state === 'stopped' || this.#state === 'starting') return;
+    if (this.#state === 'stopped' || (this.#state === 'starting' && !this.#scanning)) return;
     if ((this.#o.debug & D_UPCALL) !== 0) this.#log.debug({ item }, 'event');
     const key = 'path' in item ? `p:${item.path}` : `e:${item.dirIno}/${item.name ?? ''}`;
     if (this.#pending.size === 0) this.#firstPendingAt = this.#o.clock.monotonic();

@@ -1,7 +1,8 @@
-// The writer thread of the apply path: a first copy's new files are written on it (createDirectMany)
-// while the main thread reads and journals. Invariants: each file either is written whole with its
-// record's content, mtime and mode, or leaves nothing at its name (and a local file there is never
-// touched); a commit that fails takes the job's files back; no path leaves the backing directory.
+// The file-system thread of the apply path: a first copy's new files are written on it (createDirectMany)
+// while the main thread reads and journals, and a large start-up scan shares its lstats with it.
+// Invariants: each file either is written whole with its record's content, mtime and mode, or leaves
+// nothing at its name (and a local file there is never touched); a commit that fails takes the job's
+// files back; no path leaves the backing directory; its lstat is capture's.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,8 @@ import type { RecordDraft } from '#core/record.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import type { FilesetDb, StatIdentity } from '#journal/fileset-db.js';
 import { EchoGuard } from '#presto/echo-guard.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { execFileSync } from 'node:child_process';
 import { tmpDir } from './helpers.js';
 
 const NODE = 'a0a0a0a0a0a0a0a0' as NodeId;
@@ -38,13 +41,13 @@ function setup(t: { after: (fn: () => Promise<void> | void) => void }): { root: 
   // createDirectMany never reads the journal: the caller's commit does.
   const apply = new ApplyPath({ root, tmpDir: join(dir.path, 'tmp'), db: {} as FilesetDb, guard, log: pino({ level: 'silent' }) });
   t.after(async () => {
-    await apply.closeWriter();
+    await apply.releaseThread();
     dir.cleanup();
   });
   return { root, apply, guard };
 }
 
-test('the writer thread writes each new file whole with its mtime and mode, or leaves nothing; a local file is never touched', async (t) => {
+test('the file-system thread writes each new file whole with its mtime and mode, or leaves nothing; a local file is never touched', async (t) => {
   const { root, apply, guard } = setup(t);
   writeFileSync(join(root, 'd/mine.txt'), 'local, not journaled');
   const files = [
@@ -54,7 +57,7 @@ test('the writer thread writes each new file whole with its mtime and mode, or l
     newFile(4, 'd/setuid', '#!/bin/sh\n', 0o4755),
     newFile(5, 'empty', ''),
   ];
-  apply.openWriter();
+  apply.acquireThread();
   let got: Array<StatIdentity | Error> = [];
   let heldDuringCommit = 0;
   await apply.createDirectMany(files, (done) => {
@@ -87,7 +90,7 @@ test('the writer thread writes each new file whole with its mtime and mode, or l
 test('a commit that fails takes back the files its job wrote, and only those', async (t) => {
   const { root, apply, guard } = setup(t);
   writeFileSync(join(root, 'd/mine.txt'), 'local');
-  apply.openWriter();
+  apply.acquireThread();
   const files = [newFile(1, 'd/one.txt', 'one'), newFile(2, 'd/mine.txt', 'server'), newFile(3, 'two.txt', 'two')];
   await assert.rejects(apply.createDirectMany(files, () => {
     throw new Error('disk full in the journal');
@@ -103,7 +106,7 @@ test('a path through a symlink out of the tree is refused before any file of the
   const outside = tmpDir();
   t.after(() => outside.cleanup());
   symlinkSync(outside.path, join(root, 'out'));
-  apply.openWriter();
+  apply.acquireThread();
   let committed = false;
   await assert.rejects(apply.createDirectMany([newFile(1, 'd/first.txt', 'x'), newFile(2, 'out/escape.txt', 'y')], () => {
     committed = true;
@@ -113,13 +116,30 @@ test('a path through a symlink out of the tree is refused before any file of the
   assert.equal(existsSync(join(root, 'd/first.txt')), false);
 });
 
-test('createDirectMany needs the writer opened first, and works again after it is closed and reopened', async (t) => {
+test('the thread is started by its first user and stopped by its last; it works again once started again', async (t) => {
   const { root, apply } = setup(t);
-  await assert.rejects(apply.createDirectMany([newFile(1, 'a.txt', 'a')], () => undefined), /openWriter/);
-  apply.openWriter();
+  apply.acquireThread();
+  apply.acquireThread();
+  await apply.releaseThread();
+  await apply.createDirectMany([newFile(9, 'kept.txt', 'k')], () => undefined); // one user left: still running
+  await apply.releaseThread();
+  await assert.rejects(apply.createDirectMany([newFile(1, 'a.txt', 'a')], () => undefined), /acquireThread/);
+  apply.acquireThread();
   await apply.createDirectMany([newFile(1, 'a.txt', 'a')], () => undefined);
-  await apply.closeWriter();
-  apply.openWriter();
+  await apply.releaseThread();
+  apply.acquireThread();
   await apply.createDirectMany([newFile(2, 'b.txt', 'b')], () => undefined);
   assert.equal(readFileSync(join(root, 'a.txt'), 'utf8') + readFileSync(join(root, 'b.txt'), 'utf8'), 'ab');
+});
+
+test('the thread\'s lstat is capture\'s lstatOrNull: files, directories, symlinks, fifos, and null where nothing is', async (t) => {
+  const { root, apply } = setup(t);
+  writeFileSync(join(root, 'd/file'), 'some bytes');
+  symlinkSync('file', join(root, 'd/link'));
+  execFileSync('mkfifo', [join(root, 'd/fifo')]);
+  const paths = ['d', 'd/file', 'd/link', 'd/fifo', 'd/missing', 'd/file/below-a-file'].map((p) => join(root, p));
+  apply.acquireThread();
+  const got = await apply.lstatMany(paths);
+  assert.deepEqual(got, paths.map((p) => lstatOrNull(p)));
+  assert.deepEqual(got.map((s) => s?.type ?? null), ['dir', 'file', 'symlink', 'other', null, null]);
 });
