@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
 import { NO_VERSION } from '#core/ids.js';
-import { lstatOrNull, identityOf, nowNs } from '#presto/disk.js';
-import { digestOfDisk, startupScan, startupScanSplit } from '#presto/scan.js';
+import { lstatOrNull, identityOf, nowNs, type DiskStat } from '#presto/disk.js';
+import { digestOfDisk, startupScan, startupScanSplit, unchanged } from '#presto/scan.js';
 import { FsThread } from '#apply/fs-thread.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
@@ -387,4 +387,13 @@ test('the start-up scan split with the file-system thread finds what the one-thr
   assert.deepEqual([...split.dirty].sort(), [...one.dirty].sort());
   for (const x of ['a/f3', 'a/f4', 'b/f5', 'b/new', 'c/d', 'c/moved', 'a/f6', 'a/f6/inside', 'a/link']) assert.ok(split.dirty.includes(x), `${x} is dirty`);
   assert.ok(!split.dirty.includes('a/f7') && !split.dirty.includes('b/f0'), 'unchanged files are not');
+});
+
+test('a symlink replaced by another that got the freed inode back is a change: its ctime differs', () => {
+  const row = { type: 'symlink' as const, ino: '77', mode: 0o777, uid: 0, gid: 0, size: 4, mtimeNs: 1_000n, ctimeNs: 1_000n, racy: false };
+  const same: DiskStat = { type: 'symlink', ino: '77', mode: 0o777, uid: 0, gid: 0, size: 4, nlink: 1, mtimeMs: 0.001, mtimeNs: 1_000n, ctimeNs: 1_000n };
+  assert.equal(unchanged(row, same), true);
+  assert.equal(unchanged(row, { ...same, ctimeNs: 2_000n, mtimeNs: 2_000n }), false, 'recreated on the same inode');
+  assert.equal(unchanged({ ...row, racy: true }, same), false, 'a racy stat is looked at again');
+  assert.equal(unchanged({ ...row, ctimeNs: null }, same), true, 'no identity recorded: by inode and owner only');
 });

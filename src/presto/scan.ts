@@ -18,7 +18,8 @@ export interface ScanResult {
 export function unchanged(row: StatRow, st: DiskStat): boolean {
   if (row.type !== st.type || row.ino !== st.ino) return false;
   if (row.type === 'dir') return row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
-  if (row.type === 'symlink') return row.uid === st.uid && row.gid === st.gid;
+  // A symlink replaced by another (a new target) may get the freed inode back: its ctime tells.
+  if (row.type === 'symlink') return !row.racy && row.uid === st.uid && row.gid === st.gid && (row.ctimeNs === null || row.ctimeNs === st.ctimeNs);
   return !row.racy && row.size === st.size && row.mtimeNs === st.mtimeNs && row.ctimeNs === st.ctimeNs &&
     row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
 }
