@@ -174,7 +174,9 @@ class Batch {
       if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
     }
     let obj = db.objectByPath(p);
-    if (obj !== undefined && obj.ino === st.ino && obj.type === st.type) {
+    // A symlink made again with another target may have the freed inode back: it is another object all the same.
+    const retargeted = obj?.type === 'symlink' && st.type === 'symlink' && readTargetOrNull(this.#abs(p)) !== obj.target;
+    if (obj !== undefined && obj.ino === st.ino && obj.type === st.type && !retargeted) {
       await this.#compare(obj, st, p);
       return;
     }
