@@ -21,7 +21,7 @@ export const isRoot = process.getuid?.() === 0; // only root can give files away
  * Create `abs` (nothing may be there) with the checked content `buf` and the
  * record's mtime, owner and mode; return its stat. Nothing is left at the
  * name when it fails. The one way a new file is written straight into place:
- * by the apply path, on this thread or on its writer thread.
+ * by the apply path, on this thread or on its file-system thread.
  */
 export function writeNewFile(abs: string, d: NewFile, buf: Uint8Array): DiskStat {
   checkBytes(d, buf);
