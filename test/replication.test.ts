@@ -316,8 +316,8 @@ test('a file made here during the first copy, at a name the copy brings, is kept
   assert.match(readFileSync(join(c.logs, 'intersync-default.log'), 'utf8'), /a local file has this name/, 'the copy met the local file');
 });
 
-test('a first copy places symlinks, empty files and nested directories between the files its writer thread writes', { timeout: 120_000 }, async (t) => {
-  // No hard link: every run goes through the writer thread, its symlinks and directories placed beside it.
+test('a first copy places symlinks, empty files and nested directories between the files its file-system thread writes', { timeout: 120_000 }, async (t) => {
+  // No hard link: every run goes through the file-system thread, its symlinks and directories placed beside it.
   const c = await cluster(t, 1, (s) => {
     for (let d = 0; d < 3; d++) {
       mkdirSync(join(s, `d${d}/deeper/deepest`), { recursive: true });

@@ -179,7 +179,7 @@ interface StreamRead {
   readonly later: readonly SnapshotEntry[];
 }
 
-/** Read the copy stream, placing its small entries in runs (through the writer thread) as they come. */
+/** Read the copy stream, placing its small entries in runs (through the file-system thread) as they come. */
 async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, writeback: () => void): Promise<StreamRead> {
   let ctx: PlaceContext | null = null;
   let t1 = 0;
@@ -251,10 +251,10 @@ function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline |
 
 /**
  * Place a run of the copy stream. New files written straight at their names
- * go to the writer thread, and are journaled when it has written them, while
+ * go to the file-system thread, and are journaled when it has written them, while
  * this thread reads the next run. The rest is placed here first: directories
  * (the run's files are in them or in earlier ones), symlinks, files whose
- * content did not come. A run with a hard link waits for the writer (its
+ * content did not come. A run with a hard link waits for the thread (its
  * target may be with it) and is placed here whole.
  */
 async function placeRunPiped(
@@ -308,10 +308,10 @@ async function placeRunPiped(
   }, checkedDirs));
 }
 
-/** Runs of new files with the writer thread at once: one being written, one waiting (each up to BATCH_BYTES). */
+/** Runs of new files with the file-system thread at once: one being written, one waiting (each up to BATCH_BYTES). */
 const PIPE_RUNS = 2;
 
-/** The runs with the writer thread, journaled as they come back (in order); the first failure ends the copy. */
+/** The runs with the file-system thread, journaled as they come back (in order); the first failure ends the copy. */
 class WriterPipe {
   readonly #runs: Array<Promise<void>> = [];
   #failed: { e: unknown } | null = null;
