@@ -82,9 +82,9 @@ export const SPLIT_SCAN_MIN = 50_000;
  * walks the directories (each watched before it is listed, as startupScan
  * does) and takes their entries' types from the listing; the other thread
  * lstats three quarters of the other names while this one reads the object
- * table and lstats the rest. Same result as startupScan: a name whose type changed
- * between listing and lstat is dirty (its directory, if it became one, is
- * looked at by the reconciler).
+ * table and lstats the rest. Same result as startupScan: a name whose type
+ * changed between listing and lstat is dirty (its directory, if it became
+ * one, is looked at by the reconciler).
  */
 export async function startupScanSplit(root: string, db: FilesetDb, watcher: WatchSink | null, statMany: StatMany): Promise<ScanResult> {
   const t0 = performance.now();
@@ -123,12 +123,12 @@ export async function startupScanSplit(root: string, db: FilesetDb, watcher: Wat
     }
   }
   // The other thread takes three quarters: this one also reads the table meanwhile.
-  const half = Math.floor(others.length * 0.75);
-  const theirs = statMany(others.slice(0, half).map((p) => join(root, p)));
+  const cut = Math.floor(others.length * 0.75);
+  const theirs = statMany(others.slice(0, cut).map((p) => join(root, p)));
   let rows: Map<string, StatRow>;
   try {
     rows = db.statRows();
-    for (let i = half; i < others.length; i++) {
+    for (let i = cut; i < others.length; i++) {
       const st = lstatOrNull(join(root, others[i]!));
       if (st !== null) seen.push([others[i]!, st]);
     }
