@@ -68,7 +68,7 @@ export function failureError(f: Pick<WriteFailure, 'code' | 'errno' | 'message'>
 /**
  * The apply path's file-system thread: it creates new files (open, write,
  * times, stat, close: the kernel's share of a first copy) and lstats many
- * names (half of a large start-up scan), while this thread decodes, reads the
+ * names (most of a large start-up scan's), while this thread decodes, reads the
  * journal and commits. Jobs run one after the other, in the order given.
  */
 export class FsThread {
