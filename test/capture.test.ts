@@ -30,6 +30,23 @@ async function withNode(t: import('node:test').TestContext, fn: (dir: string, no
   await fn(dir.path, node);
 }
 
+/**
+ * Start a node on `dir`, make files with `make`, journal them, stop; then start and stop once more, so that
+ * nothing is left racy (files journaled within the racy window of their write are read again at the next
+ * start; after it, stat data alone decides). Returns the stopped node.
+ */
+async function journaledAtRest(dir: string, logs: string, make: () => void): Promise<Awaited<ReturnType<typeof startNode>>> {
+  let node = await startNode(dir, logs);
+  make();
+  await settle(node);
+  await node.stop();
+  await sleep(60);
+  node = await startNode(dir, logs);
+  await settle(node);
+  await node.stop();
+  return node;
+}
+
 async function diskAgrees(dir: string, node: Awaited<ReturnType<typeof startNode>>): Promise<void> {
   const disk = await digestOfDisk(dir);
   assert.equal(formatDigest(node.db.digest), formatDigest(disk.digest), 'journal digest equals the digest of the disk');
@@ -206,20 +223,13 @@ test('changes made while the daemon was stopped are journaled at the next start,
     logs.cleanup();
   });
   const p = (s: string) => join(dir.path, s);
-  let node = await startNode(dir.path, logs.path);
-  mkdirSync(p('keep'));
-  for (let i = 0; i < 50; i++) writeFileSync(p(`keep/f${i}`), `v1 ${i}`);
-  writeFileSync(p('gone'), 'bye');
-  mkdirSync(p('olddir'));
-  writeFileSync(p('olddir/inner'), 'inner');
-  await settle(node);
-  await node.stop();
-  // Files hashed within the racy window of their last write are read once more at the next start; after that
-  // stat data alone tells what changed.
-  await sleep(60);
-  node = await startNode(dir.path, logs.path);
-  await settle(node);
-  await node.stop();
+  let node = await journaledAtRest(dir.path, logs.path, () => {
+    mkdirSync(p('keep'));
+    for (let i = 0; i < 50; i++) writeFileSync(p(`keep/f${i}`), `v1 ${i}`);
+    writeFileSync(p('gone'), 'bye');
+    mkdirSync(p('olddir'));
+    writeFileSync(p('olddir/inner'), 'inner');
+  });
   const before = node.db.lastTid;
   assert.equal(before, 54n, 'nothing changed: the restart journaled nothing');
   writeFileSync(p('keep/f3'), 'v2 changed');
@@ -355,19 +365,13 @@ test('the start-up scan split with the file-system thread finds what the one-thr
     logs.cleanup();
   });
   const p = (s: string) => join(dir.path, s);
-  let node = await startNode(dir.path, logs.path);
-  for (const d of ['a', 'b', 'c/d']) {
-    mkdirSync(p(d), { recursive: true });
-    for (let i = 0; i < 30; i++) writeFileSync(p(`${d}/f${i}`), `${d} ${i}`);
-  }
-  symlinkSync('f1', p('a/link'));
-  await settle(node);
-  await node.stop();
-  // Files journaled within the racy window of their write are read again at the next start; after it, stat data decides.
-  await sleep(60);
-  node = await startNode(dir.path, logs.path);
-  await settle(node);
-  await node.stop();
+  await journaledAtRest(dir.path, logs.path, () => {
+    for (const d of ['a', 'b', 'c/d']) {
+      mkdirSync(p(d), { recursive: true });
+      for (let i = 0; i < 30; i++) writeFileSync(p(`${d}/f${i}`), `${d} ${i}`);
+    }
+    symlinkSync('f1', p('a/link'));
+  });
   writeFileSync(p('a/f3'), 'changed');
   chmodSync(p('a/f4'), 0o600);
   unlinkSync(p('b/f5'));
