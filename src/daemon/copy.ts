@@ -236,12 +236,16 @@ const STREAM_RUN_FILES = 1_000;
 
 type Inline = { hash: string | null; data: Buffer | null };
 
-/** Place a run of small entries (with their content) in one transaction. */
-function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, checkedDirs = new Set<string>()): void {
+/**
+ * Place a run of small entries (with their content) in one transaction.
+ * `note` false: none of them is a file written straight at its name, and
+ * the WRITING note is left to the runs with the file-system thread.
+ */
+function placeRun(ctx: PlaceContext, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, checkedDirs = new Set<string>(), note = true): void {
   if (run.length === 0) return;
   const { d, fresh } = ctx;
   // Names written directly are noted first, so that a start after a crash knows they are not the user's.
-  const files = fresh ? run.filter(([e]) => e.type === 'file').map(([e]) => e.path) : [];
+  const files = fresh && note ? run.filter(([e]) => e.type === 'file').map(([e]) => e.path) : [];
   if (files.length > 0) d.db.setMeta(WRITING, JSON.stringify(files));
   d.db.batch(() => {
     for (const [e, got] of run) place(ctx, e, got, null, checkedDirs);
@@ -276,7 +280,7 @@ async function placeRunPiped(
     else files.push({ e, got, ...direct });
   }
   const checkedDirs = new Set<string>();
-  placeRun(ctx, here, checkedDirs);
+  placeRun(ctx, here, checkedDirs, false); // its files have no content: none is written (and the note is the thread's runs')
   if (files.length === 0) {
     d.onProgress(p);
     return;
