@@ -34,7 +34,7 @@ export interface ConflictRow {
 }
 
 /** What the start-up scan compares with the disk. */
-/** A row of snapshotRows(): an object's state with its version printed as a TID, and its inode. */
+/** A row of a SnapshotReader: an object's state with its version printed as a TID, and its inode. */
 export type SnapshotRow = Omit<ObjectState, 'version'> & { readonly version: string; readonly ino: string | null };
 
 /** A row of contentRows(). */
@@ -130,8 +130,6 @@ export class FilesetDb {
       count: db.prepare('SELECT count(*) AS n FROM objects'),
       contentRows: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, size, hash
                                FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
-      snapshot: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, mode, uid, gid, mtime_ms AS mtimeMs, size, hash, target, ino
-                            FROM objects ORDER BY path`).safeIntegers(false),
       insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                           VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
       insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
@@ -316,14 +314,6 @@ export class FilesetDb {
 
   *allObjects(): IterableIterator<ObjectRow> {
     for (const r of this.#st.all!.iterate() as IterableIterator<Row>) yield toObject(r);
-  }
-
-  /**
-   * The object table for a snapshot, in path order (a directory before what is
-   * in it), as plain values: the version printed as a TID, numbers as numbers.
-   */
-  snapshotRows(): SnapshotRow[] {
-    return this.#st.snapshot!.all() as SnapshotRow[];
   }
 
   /**
@@ -1036,7 +1026,10 @@ export class SnapshotReader {
     this.#db = db;
   }
 
-  /** The next `limit` rows in path order (a directory before what is in it); empty at the end. */
+  /**
+   * The next `limit` rows in path order (a directory before what is in it), as
+   * plain values: the version printed as a TID, numbers as numbers; empty at the end.
+   */
   next(limit: number): SnapshotRow[] {
     if (this.#done) return [];
     const rows = this.#page.all(this.#after, limit) as SnapshotRow[];

@@ -193,8 +193,12 @@ export class FilesetServer {
 
     // The whole object table at one TID, for a client's first copy.
     app.get('/v1/filesets/:uuid/snapshot', { schema: { params } }, async (_req, reply) => {
-      const tid = db.lastTid;
-      return reply.send({ tid: formatTid(tid), digest: formatDigest(db.digest), entries: [...entriesOf(db.snapshotRows())] });
+      const snap = db.snapshotReader();
+      try {
+        return reply.send({ tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: [...entriesOf(pagesOf(snap))] });
+      } finally {
+        snap.close();
+      }
     });
 
     // The whole object table at one TID with the content of its small files, streamed: a first copy into an
