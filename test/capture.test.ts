@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
 import { NO_VERSION } from '#core/ids.js';
 import { lstatOrNull, identityOf, nowNs, type DiskStat } from '#presto/disk.js';
-import { digestOfDisk, startupScan, startupScanSplit, unchanged } from '#presto/scan.js';
+import { digestOfDisk, startupScan, unchanged } from '#presto/scan.js';
 import { FsThread } from '#apply/fs-thread.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
@@ -385,8 +385,8 @@ test('the start-up scan split with the file-system thread finds what the one-thr
   // The journal as the stopped daemon left it, scanned both ways.
   const db = FilesetDb.open(findFileset(dir.path).db, { readonly: true, check: false });
   t.after(() => db.close());
-  const one = startupScan(dir.path, db, null);
-  const split = await startupScanSplit(dir.path, db, null, (abs) => fs.lstat(abs));
+  const one = await startupScan(dir.path, db, null);
+  const split = await startupScan(dir.path, db, null, (abs) => fs.lstat(abs));
   assert.equal(split.entries, one.entries);
   assert.deepEqual([...split.dirty].sort(), [...one.dirty].sort());
   for (const x of ['a/f3', 'a/f4', 'b/f5', 'b/new', 'c/d', 'c/moved', 'a/f6', 'a/f6/inside', 'a/link']) assert.ok(split.dirty.includes(x), `${x} is dirty`);

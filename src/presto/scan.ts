@@ -24,77 +24,52 @@ export function unchanged(row: StatRow, st: DiskStat): boolean {
     row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
 }
 
+/** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
+export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
+
+/**
+ * From this many journaled objects the start-up scan is worth sharing with another thread: split, it
+ * ran slower for a 20,000-file tree (215-330 ms against 145-220 ms, its code still cold), faster for
+ * 100,000 files (about 1,000 ms against 1,100).
+ */
+export const SPLIT_SCAN_MIN = 50_000;
+
 /**
  * The start-up scan: walk the backing directory once, compare stat data with
  * the object table, and return what changed while the daemon was down. It
  * reads no file; the reconciler reads only what this returns. With a watcher,
  * each directory is watched before it is listed, so nothing changed during
  * the scan is missed.
+ *
+ * With `statMany` (another thread's lstat) it is split: the walk lstats only
+ * what its listing does not show to be a file or a symlink; the other thread
+ * lstats three quarters of those while this one reads the object table and
+ * lstats the rest. A name that became a directory between its listing and
+ * its lstat is dirty (the reconciler looks inside). Without it, nothing
+ * waits: no event is handled in the middle of the scan.
  */
-export function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null): ScanResult {
+export async function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany): Promise<ScanResult> {
   const t0 = performance.now();
-  const rows = db.statRows();
+  // Split, the table is read while the other thread works; else first, and each name is compared as it is met.
+  let rows: Map<string, StatRow> | null = statMany === undefined ? db.statRows() : null;
   const dirty: string[] = [];
   let entries = 0;
-  const rootSt = lstatOrNull(root);
-  if (rootSt !== null) watcher?.watch(rootSt.ino, root);
-  const stack: string[] = [''];
-  while (stack.length > 0) {
-    const rel = stack.pop()!;
-    let names: string[];
-    try {
-      names = readdirSync(rel === '' ? root : join(root, rel));
-    } catch {
-      continue; // removed meanwhile: its parent's entry is dirty already
-    }
-    for (const name of names) {
-      if (rel === '' && name === META_DIR) continue;
-      const p = joinRel(rel, name);
-      const abs = join(root, p);
-      const st = lstatOrNull(abs);
-      if (st === null) continue;
-      entries++;
-      const row = rows.get(p);
-      if (row !== undefined) rows.delete(p);
-      if (row === undefined || !unchanged(row, st)) dirty.push(p);
-      if (st.type === 'dir') {
-        watcher?.watch(st.ino, abs);
-        stack.push(p);
-      }
-    }
-  }
-  for (const p of rows.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
-  return { dirty, entries, durMs: performance.now() - t0 };
-}
-
-/** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
-export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
-
-/**
- * Below this many journaled objects the start-up scan runs on one thread: split, it ran slower for a
- * 20,000-file tree (215-330 ms against 145-220 ms, its code still cold), faster for 100,000 files
- * (about 1,000 ms against 1,100).
- */
-export const SPLIT_SCAN_MIN = 50_000;
-
-/**
- * The start-up scan with its lstats shared with another thread: this one
- * walks the directories (each watched before it is listed, as startupScan
- * does) and takes their entries' types from the listing; the other thread
- * lstats three quarters of the other names while this one reads the object
- * table and lstats the rest. Same result as startupScan: a name whose type
- * changed between listing and lstat is dirty (its directory, if it became
- * one, is looked at by the reconciler).
- */
-export async function startupScanSplit(root: string, db: FilesetDb, watcher: WatchSink | null, statMany: StatMany): Promise<ScanResult> {
-  const t0 = performance.now();
-  const dirty: string[] = [];
-  let entries = 0;
-  const rootSt = lstatOrNull(root);
-  if (rootSt !== null) watcher?.watch(rootSt.ino, root);
-  const seen: Array<[string, DiskStat]> = [];
-  const others: string[] = [];
+  const met: Array<[string, DiskStat]> = []; // met before the table was read
   const walked = new Set<string>();
+  const check = (p: string, st: DiskStat | null): void => {
+    if (st === null) return;
+    if (rows === null) {
+      met.push([p, st]);
+      return;
+    }
+    entries++;
+    const row = rows.get(p);
+    if (row !== undefined) rows.delete(p);
+    if (row === undefined || !unchanged(row, st) || (st.type === 'dir' && !walked.has(p))) dirty.push(p);
+  };
+  const later: string[] = []; // files and symlinks by their listing, for the other thread and this one
+  const rootSt = lstatOrNull(root);
+  if (rootSt !== null) watcher?.watch(rootSt.ino, root);
   const stack: string[] = [''];
   while (stack.length > 0) {
     const rel = stack.pop()!;
@@ -107,45 +82,34 @@ export async function startupScanSplit(root: string, db: FilesetDb, watcher: Wat
     for (const de of list) {
       if (rel === '' && de.name === META_DIR) continue;
       const p = joinRel(rel, de.name);
-      if (!de.isDirectory()) {
-        others.push(p);
+      if (statMany !== undefined && (de.isFile() || de.isSymbolicLink())) {
+        later.push(p);
         continue;
       }
       const abs = join(root, p);
       const st = lstatOrNull(abs);
-      if (st === null) continue;
-      seen.push([p, st]);
-      if (st.type === 'dir') {
+      if (st?.type === 'dir') {
         watcher?.watch(st.ino, abs);
         walked.add(p);
         stack.push(p);
       }
+      check(p, st);
     }
   }
-  // The other thread takes three quarters: this one also reads the table meanwhile.
-  const cut = Math.floor(others.length * 0.75);
-  const theirs = statMany(others.slice(0, cut).map((p) => join(root, p)));
-  let rows: Map<string, StatRow>;
-  try {
-    rows = db.statRows();
-    for (let i = cut; i < others.length; i++) {
-      const st = lstatOrNull(join(root, others[i]!));
-      if (st !== null) seen.push([others[i]!, st]);
+  if (statMany !== undefined) {
+    // The other thread takes three quarters: this one also reads the table meanwhile.
+    const cut = Math.floor(later.length * 0.75);
+    const theirs = statMany(later.slice(0, cut).map((p) => join(root, p)));
+    try {
+      rows = db.statRows();
+      for (const [p, st] of met) check(p, st);
+      for (let i = cut; i < later.length; i++) check(later[i]!, lstatOrNull(join(root, later[i]!)));
+    } finally {
+      await theirs.catch(() => undefined); // not left running on a failure here
     }
-  } finally {
-    await theirs.catch(() => undefined); // not left running on a failure here
+    (await theirs).forEach((st, i) => check(later[i]!, st));
   }
-  (await theirs).forEach((st, i) => {
-    if (st !== null) seen.push([others[i]!, st]);
-  });
-  for (const [p, st] of seen) {
-    entries++;
-    const row = rows.get(p);
-    if (row !== undefined) rows.delete(p);
-    // A directory not walked (it was something else when listed) is dirty: the reconciler looks inside.
-    if (row === undefined || !unchanged(row, st) || (st.type === 'dir' && !walked.has(p))) dirty.push(p);
-  }
-  for (const p of rows.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
+  for (const p of rows!.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
   return { dirty, entries, durMs: performance.now() - t0 };
 }
 

@@ -13,7 +13,7 @@ import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
 import { Reconciler, type DirtyItem } from './reconciler.js';
-import { SPLIT_SCAN_MIN, startupScan, startupScanSplit, unchanged, type StatMany } from './scan.js';
+import { SPLIT_SCAN_MIN, startupScan, unchanged, type StatMany } from './scan.js';
 
 export interface WatchCaptureOptions {
   readonly db: FilesetDb;
@@ -121,7 +121,7 @@ export class WatchCapture {
     // From here on a hint counts: a split scan yields while its watches are already up.
     this.#scanning = true;
     const split = statMany !== undefined && this.#o.db.objectCount() >= SPLIT_SCAN_MIN;
-    const scan = split ? await startupScanSplit(this.#o.root, this.#o.db, this.#watcher, statMany) : startupScan(this.#o.root, this.#o.db, this.#watcher);
+    const scan = await startupScan(this.#o.root, this.#o.db, this.#watcher, split ? statMany : undefined);
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
     this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs), split }, 'start-up scan');
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
@@ -239,7 +239,7 @@ export class WatchCapture {
     if (this.#fullRescan) {
       this.#fullRescan = false;
       this.#pending.clear();
-      items = startupScan(this.#o.root, this.#o.db, this.#watcher).dirty.map((path) => ({ path }));
+      items = (await startupScan(this.#o.root, this.#o.db, this.#watcher)).dirty.map((path) => ({ path }));
     } else {
       items = [...this.#pending.values()];
       this.#pending.clear();
