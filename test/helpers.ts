@@ -93,7 +93,7 @@ export function shapes(recs: readonly KmlRecord[]): string[] {
 
 export { sleep };
 
-import { createServer } from 'node:net';
+import { createConnection, createServer, type Server, type Socket } from 'node:net';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { formatDigest } from '#core/digest.js';
@@ -149,5 +149,61 @@ export async function waitConverged(dirs: string[], timeoutMs = 60_000): Promise
     }
     if (Date.now() - t0 > timeoutMs) throw new Error(`nodes did not converge in ${timeoutMs} ms: ${last}`);
     await sleep(100);
+  }
+}
+
+/**
+ * A TCP proxy on 127.0.0.1 that holds back, by `delayMs`, every chunk a client sends that matches `match`
+ * (a request line, say), keeping each connection's bytes in order: a peer's request reaches the server late.
+ */
+export class DelayProxy {
+  readonly #server: Server;
+  readonly #sockets = new Set<Socket>();
+  /** Chunks held back so far. */
+  delayed = 0;
+
+  private constructor(targetPort: number, match: RegExp, delayMs: number) {
+    this.#server = createServer({ noDelay: true }, (down) => {
+      const up = createConnection({ host: '127.0.0.1', port: targetPort, noDelay: true });
+      for (const s of [down, up]) {
+        this.#sockets.add(s);
+        s.on('close', () => {
+          this.#sockets.delete(s);
+          down.destroy();
+          up.destroy();
+        });
+        s.on('error', () => s.destroy());
+      }
+      let chain = Promise.resolve();
+      down.on('data', (b: Buffer) => {
+        const hold = match.test(b.toString('latin1'));
+        if (hold) this.delayed++;
+        chain = chain.then(async () => {
+          if (hold) await sleep(delayMs);
+          if (!up.destroyed) up.write(b);
+        });
+      });
+      up.pipe(down);
+    });
+  }
+
+  static async start(targetPort: number, match: RegExp, delayMs: number): Promise<DelayProxy> {
+    const p = new DelayProxy(targetPort, match, delayMs);
+    await new Promise<void>((ok, fail) => {
+      p.#server.once('error', fail);
+      p.#server.listen(0, '127.0.0.1', () => ok());
+    });
+    return p;
+  }
+
+  get port(): number {
+    const a = this.#server.address();
+    if (a === null || typeof a !== 'object') throw new Error('proxy: not listening');
+    return a.port;
+  }
+
+  async close(): Promise<void> {
+    for (const s of this.#sockets) s.destroy();
+    await new Promise<void>((ok) => this.#server.close(() => ok()));
   }
 }

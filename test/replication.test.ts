@@ -12,7 +12,8 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
-import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { DelayProxy, NODE_ARGS, ROOT, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { NO_VERSION } from '#core/ids.js';
 
 interface Cluster {
   server: string;
@@ -335,4 +336,57 @@ test('a first copy places symlinks, empty files and nested directories between t
   assert.equal(readlinkSync(join(a, 'd2/deeper/dangling340')), '../nowhere');
   assert.equal(readFileSync(join(a, 'd2/deeper/deepest/f50.txt'), 'utf8'), '', 'an empty file');
   assert.equal(readFileSync(join(a, 'd0/deeper/f1.txt'), 'utf8'), '0.1\n');
+});
+
+test('a large file moved on the server before a client fetched its content arrives whole at its new name; the client, where nothing changed, originates no record', { timeout: 180_000 }, async (t) => {
+  const srv = tmpDir('intersync-srv-');
+  const cli = tmpDir('intersync-cli-');
+  const logs = tmpDir('intersync-logs-');
+  const procs: ChildProcess[] = [];
+  const proxies: DelayProxy[] = [];
+  t.after(async () => {
+    for (const p of procs) await stopChild(p, 'SIGKILL');
+    for (const p of proxies) await p.close();
+    for (const d of [srv, cli, logs]) d.cleanup();
+  });
+  mkdirSync(join(srv.path, 'alpha'));
+  mkdirSync(join(srv.path, 'beta'));
+  const port = await freePort();
+  // The server journals a change 2 s after it (a busy server's capture is behind); the client's content requests arrive 1 s late.
+  procs.push(await spawnServer(srv.path, logs.path, port, ['--settle-ms', '2000']));
+  const proxy = await DelayProxy.start(port, /^(GET|POST) \/v1\/filesets\/[^/ ]+\/blocks/, 1000);
+  proxies.push(proxy);
+  procs.push(await spawnClient(cli.path, logs.path, proxy.port, join(srv.path, '.intermezzo/default/secret')));
+  await waitConverged([srv.path, cli.path]);
+
+  const big = Buffer.alloc(3 << 20);
+  for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
+  const before = journalState(srv.path).lastTid;
+  writeFileSync(join(srv.path, 'alpha/e'), big);
+  // Journaled on the server and forwarded: the client asks for its content at once, and the file moves before that asks gets through.
+  for (let i = 0; i < 2_000 && journalState(srv.path).lastTid === before; i++) await sleep(10);
+  assert.ok(journalState(srv.path).lastTid > before, 'the server journaled the new file');
+  renameSync(join(srv.path, 'alpha/e'), join(srv.path, 'beta/h'));
+
+  await waitConverged([srv.path, cli.path], 60_000);
+  await sleep(3_000); // a stand-in taken for a local change would be journaled and reintegrated by now
+  await waitConverged([srv.path, cli.path], 60_000);
+  assert.ok(proxy.delayed >= 1, 'the client asked for the content through the delaying proxy');
+  const log = readFileSync(join(logs.path, 'intersync-default.log'), 'utf8');
+  assert.match(log, /content of this record no longer on the server/, 'the content was gone when the client asked');
+  assert.match(log, /content missing from the server when its record came: fetched now/, 'the client fetched it after the rename');
+  for (const dir of [srv.path, cli.path]) {
+    assert.equal(lstatOrNull(join(dir, 'alpha/e')), null, `no alpha/e left in ${dir}`);
+    assert.ok(readFileSync(join(dir, 'beta/h')).equals(big), `beta/h in ${dir} holds the whole content`);
+    assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
+  }
+  const clientDb = FilesetDb.open(findFileset(cli.path).db, { readonly: true, check: false });
+  const serverDb = FilesetDb.open(findFileset(srv.path).db, { readonly: true, check: false });
+  try {
+    const fromClient = serverDb.readKml(NO_VERSION, 1_000_000).filter((r) => r.origin === clientDb.meta.nodeId);
+    assert.deepEqual(fromClient.map((r) => `${r.kind} ${r.path}`), [], 'no record came from the client');
+  } finally {
+    clientDb.close();
+    serverDb.close();
+  }
 });

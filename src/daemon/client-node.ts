@@ -6,8 +6,8 @@ import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { NO_VERSION, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
-import type { KmlRecord } from '#core/record.js';
-import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
+import type { KmlRecord, RecordDraft } from '#core/record.js';
+import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
@@ -82,6 +82,7 @@ export class ClientNode {
   readonly #flushLog: () => void;
   readonly #source: ContentSource;
   readonly #stale = new Set<string>();
+  #behindSet: Set<string> | null = null;
   readonly #wakeFollow = new Signal();
   readonly #startedAt: number;
   #hello: HelloInfo | null;
@@ -329,7 +330,10 @@ export class ClientNode {
         }
         const since = this.db.lastRcvdOf(this.#serverNode());
         for await (const f of this.client.follow(since, this.db.meta.nodeId, this.#abort.signal)) {
-          if (!this.#connected) this.log.info({ since: formatTid(since), pending: this.db.lmlCount() }, 'connected');
+          if (!this.#connected) {
+            this.log.info({ since: formatTid(since), pending: this.db.lmlCount() }, 'connected');
+            await this.#catchUp([...this.#behind()]);
+          }
           this.#connected = true;
           this.#disconnectedSince = null;
           backoff = 200;
@@ -438,7 +442,8 @@ export class ClientNode {
       const steps = await this.#resolver.prepare(r);
       if (steps === 'absorbed') return null;
       this.#followServerName(r);
-      // Changed again on the server meanwhile: a later record brings the newer content; the name is kept meanwhile.
+      // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
+      // at the record's name (a later record brings the rest); the name is kept meanwhile.
       const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
       const err = this.apply.check(r);
       if (err !== null) {
@@ -446,8 +451,16 @@ export class ClientNode {
         this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
         throw err;
       }
-      this.apply.apply(r, staged, (identity) => db.commitRemote([{ record: r, identity }], peer, this.#o.clock.now()),
-        JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+      const content = this.#placedContent(r, staged);
+      if (content !== undefined && staged !== null) {
+        this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
+      }
+      this.apply.apply(r, staged, (identity) => {
+        db.commitRemote([{ record: r, identity, ...(content === undefined ? {} : { content }) }], peer, this.#o.clock.now());
+        // Behind until a record or a fetch brings the server's content (a rename or setattr brings none).
+        if (content !== undefined) this.#noteBehind(r.fid, true);
+        else if (staged !== null || r.kind === 'unlink') this.#noteBehind(r.fid, false);
+      }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
       return steps;
     });
     for (const step of redo ?? []) {
@@ -455,6 +468,79 @@ export class ClientNode {
         step();
       } catch (e) {
         this.log.error({ tid: formatTid(r.tid), err: (e as Error).message }, 'cannot redo a local change after a conflict');
+      }
+    }
+    if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
+      // A conflict step may have left the stand-in too: the record names content this node does not hold.
+      const o = db.objectByFid(r.fid);
+      if (o?.type === 'file' && o.hash !== r.hash && !db.hasPendingLocal(r.fid)) this.#noteBehind(r.fid, true);
+      await this.#catchUp([r.fid]);
+    }
+  }
+
+  /**
+   * The content a forwarded record leaves on disk when it is not the record's: what was staged (newer content,
+   * or the empty stand-in), or, for a setattr, the content an earlier stand-in left. The object row must say
+   * that, or capture would take the difference for a local change (an empty file written over the server's).
+   */
+  #placedContent(r: KmlRecord, staged: Staged | null): { hash: string; size: number } | undefined {
+    if (staged !== null) return staged.hash === r.hash ? undefined : { hash: staged.hash, size: staged.size };
+    if (r.kind !== 'setattr' || r.hash === null) return undefined;
+    const o = this.db.objectByFid(r.fid);
+    return o?.type === 'file' && o.hash !== null && o.hash !== r.hash ? { hash: o.hash, size: o.size ?? 0 } : undefined;
+  }
+
+  /** Files whose content here is not the server's (its record came when the server no longer held it), kept in meta. */
+  #behind(): Set<string> {
+    this.#behindSet ??= new Set(JSON.parse(this.db.getMeta('content_behind') ?? '[]') as string[]);
+    return this.#behindSet;
+  }
+
+  /** Called inside the transaction of the change that makes the file behind or not (the set is read back from meta after a rollback). */
+  #noteBehind(fid: string, behind: boolean): void {
+    const all = this.#behind();
+    if (all.has(fid) === behind) return;
+    this.#behindSet = null;
+    const next = new Set(all);
+    if (behind) next.add(fid);
+    else next.delete(fid);
+    this.db.setMeta('content_behind', JSON.stringify([...next]));
+  }
+
+  /**
+   * Fetch the server's current content of files that are behind (see #placedContent), when no later record
+   * brought it: after a rename or setattr of one (the server had only moved it when this node asked), and at
+   * each connection. Still missing on the server, a file stays noted: a later record of the server brings it.
+   */
+  async #catchUp(fids: Iterable<string>): Promise<void> {
+    const behind = this.#behind();
+    for (const fid of fids) {
+      if (!behind.has(fid)) continue;
+      const o = this.db.objectByFid(fid as ObjectRow['fid']);
+      // Gone, or changed here since (that write meets the version check, and a refused one the server's content).
+      if (o === undefined || o.type !== 'file' || this.db.hasPendingLocal(o.fid)) {
+        this.#noteBehind(fid, false);
+        continue;
+      }
+      const d: RecordDraft = {
+        kind: 'write', fid: o.fid, path: o.path, newPath: null, target: null, preVersion: o.version, mode: o.mode, uid: o.uid, gid: o.gid,
+        mtimeMs: o.mtimeMs, size: null, hash: '0'.repeat(64), origin: this.db.meta.nodeId, time: this.#o.clock.now(),
+      };
+      try {
+        const { staged, placeholder } = await this.apply.stageOrPlaceholder(d, null, this.#source);
+        if (placeholder || staged.hash === o.hash) {
+          rmSync(staged.file, { force: true });
+          if (!placeholder) this.#noteBehind(fid, false);
+          continue;
+        }
+        this.apply.apply(d, staged, (identity) => {
+          this.db.setContent(o.fid, staged.hash, staged.size, identity);
+          this.#noteBehind(fid, false);
+        });
+        this.log.info({ path: o.path, size: staged.size }, 'content missing from the server when its record came: fetched now');
+      } catch (e) {
+        // A local write meanwhile (capture journals it) or the link went down: tried again at the next connection.
+        this.log.warn({ path: o.path, err: (e as Error).message }, 'cannot fetch the server\'s content of this file yet');
       }
     }
   }

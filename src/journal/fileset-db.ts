@@ -61,6 +61,12 @@ export interface Change {
 export interface RemoteChange {
   readonly record: KmlRecord;
   readonly identity: StatIdentity | null;
+  /**
+   * The content placed on disk when it is not the record's (the peer no longer held that content, or held
+   * newer content): the object row says what the disk holds, so capture never takes the difference for a
+   * local change. The KML keeps the record as the peer sent it.
+   */
+  readonly content?: { readonly hash: string; readonly size: number };
 }
 
 export interface FilesetMeta {
@@ -577,18 +583,36 @@ export class FilesetDb {
    */
   commitRemote(changes: readonly RemoteChange[], peer: string, now: number): void {
     this.#transaction(() => {
-      for (const { record: r, identity } of changes) {
+      for (const { record: r, identity, content } of changes) {
         if (this.#st.kmlHas!.get(r.tid) !== undefined) {
           this.#st.lastRcvdSet!.run(peer, r.tid, now); // applied already
           continue;
         }
         const cur = this.#current(r);
-        this.#applyToObjects(r, cur, r.tid);
+        this.#applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, r.tid);
         this.#st.kmlInsert!.run(r);
         this.#setIdentity(r, identity);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
         this.#st.lastRcvdSet!.run(peer, r.tid, now);
       }
+    });
+  }
+
+  /**
+   * Client side: file `fid` now holds the peer's current content, placed without a record of its own (the
+   * record that made it came when the peer no longer held that content; a later one named it again). The
+   * version stays; hard links to it change with it, as with a write.
+   */
+  setContent(fid: Fid, hash: string, size: number, identity: StatIdentity | null): void {
+    this.#transaction(() => {
+      const o = this.objectByFid(fid);
+      if (o === undefined || o.type !== 'file') throw new Error(`set content of ${fid}: no such file`);
+      const d: RecordDraft = {
+        kind: 'write', fid: o.fid, path: o.path, newPath: null, target: null, preVersion: o.version, mode: o.mode, uid: o.uid, gid: o.gid,
+        mtimeMs: o.mtimeMs, size, hash, origin: this.meta.nodeId, time: 0,
+      };
+      this.#applyToObjects(d, o, o.version);
+      this.#setIdentity(d, identity);
     });
   }
 
