@@ -6,8 +6,6 @@ import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
 import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
-import { ClientNode } from '#daemon/client-node.js';
-import { FilesetNode } from '#daemon/fileset-node.js';
 import { DEFAULT_FILESET } from '#journal/layout.js';
 import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
@@ -93,6 +91,8 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     }, progress.Presets.shades_classic);
     let started = false;
     const t0 = performance.now();
+    // The daemons are loaded when run: a client needs no HTTP server (fastify), other commands neither.
+    const { ClientNode } = await import('#daemon/client-node.js');
     const node = await ClientNode.start({
       ...common, server: o.server, secret, replicate: o.replicate,
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
@@ -116,6 +116,7 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     return;
   }
   const l = parseListen(o.listen);
+  const { FilesetNode } = await import('#daemon/fileset-node.js');
   const node = await FilesetNode.start({
     ...common,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
