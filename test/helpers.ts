@@ -153,16 +153,21 @@ export async function waitConverged(dirs: string[], timeoutMs = 60_000): Promise
 }
 
 /**
- * A TCP proxy on 127.0.0.1 that holds back, by `delayMs`, every chunk a client sends that matches `match`
- * (a request line, say), keeping each connection's bytes in order: a peer's request reaches the server late.
+ * A TCP proxy on 127.0.0.1 for requests a client sends that match `match` (a request line, say): it holds
+ * each one back by `delayMs`, keeping each connection's bytes in order, or, while `refuse` is set, drops
+ * the connection instead (the request fails as with a cut link). Both can be changed while it runs.
  */
 export class DelayProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
-  /** Chunks held back so far. */
+  delayMs: number;
+  refuse = false;
+  /** Matching requests held back, and refused, so far. */
   delayed = 0;
+  refused = 0;
 
   private constructor(targetPort: number, match: RegExp, delayMs: number) {
+    this.delayMs = delayMs;
     this.#server = createServer({ noDelay: true }, (down) => {
       const up = createConnection({ host: '127.0.0.1', port: targetPort, noDelay: true });
       for (const s of [down, up]) {
@@ -176,10 +181,16 @@ export class DelayProxy {
       }
       let chain = Promise.resolve();
       down.on('data', (b: Buffer) => {
-        const hold = match.test(b.toString('latin1'));
-        if (hold) this.delayed++;
+        const hit = match.test(b.toString('latin1'));
+        if (hit && this.refuse) {
+          this.refused++;
+          down.destroy();
+          return;
+        }
+        const hold = hit ? this.delayMs : 0;
+        if (hold > 0) this.delayed++;
         chain = chain.then(async () => {
-          if (hold) await sleep(delayMs);
+          if (hold > 0) await sleep(hold);
           if (!up.destroyed) up.write(b);
         });
       });

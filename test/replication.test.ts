@@ -338,7 +338,20 @@ test('a first copy places symlinks, empty files and nested directories between t
   assert.equal(readFileSync(join(a, 'd0/deeper/f1.txt'), 'utf8'), '0.1\n');
 });
 
-test('a large file moved on the server before a client fetched its content arrives whole at its new name; the client, where nothing changed, originates no record', { timeout: 180_000 }, async (t) => {
+interface StandIn {
+  readonly srv: string;
+  readonly cli: string;
+  readonly log: () => string;
+  readonly proxy: DelayProxy;
+  readonly big: Buffer;
+}
+
+/**
+ * A server whose capture journals a change 2 s after it (a busy server's capture is behind) and a client whose
+ * content requests arrive 1 s late. A large file made on the server is journaled and forwarded; the client asks
+ * for its content at once, and the file moves (alpha/e to beta/h) before that request gets through.
+ */
+async function standInCluster(t: import('node:test').TestContext): Promise<StandIn> {
   const srv = tmpDir('intersync-srv-');
   const cli = tmpDir('intersync-cli-');
   const logs = tmpDir('intersync-logs-');
@@ -352,41 +365,69 @@ test('a large file moved on the server before a client fetched its content arriv
   mkdirSync(join(srv.path, 'alpha'));
   mkdirSync(join(srv.path, 'beta'));
   const port = await freePort();
-  // The server journals a change 2 s after it (a busy server's capture is behind); the client's content requests arrive 1 s late.
   procs.push(await spawnServer(srv.path, logs.path, port, ['--settle-ms', '2000']));
   const proxy = await DelayProxy.start(port, /^(GET|POST) \/v1\/filesets\/[^/ ]+\/blocks/, 1000);
   proxies.push(proxy);
   procs.push(await spawnClient(cli.path, logs.path, proxy.port, join(srv.path, '.intermezzo/default/secret')));
   await waitConverged([srv.path, cli.path]);
-
   const big = Buffer.alloc(3 << 20);
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
   const before = journalState(srv.path).lastTid;
   writeFileSync(join(srv.path, 'alpha/e'), big);
-  // Journaled on the server and forwarded: the client asks for its content at once, and the file moves before that asks gets through.
   for (let i = 0; i < 2_000 && journalState(srv.path).lastTid === before; i++) await sleep(10);
   assert.ok(journalState(srv.path).lastTid > before, 'the server journaled the new file');
   renameSync(join(srv.path, 'alpha/e'), join(srv.path, 'beta/h'));
+  const log = (): string => readFileSync(join(logs.path, 'intersync-default.log'), 'utf8');
+  return { srv: srv.path, cli: cli.path, log, proxy, big };
+}
 
-  await waitConverged([srv.path, cli.path], 60_000);
+async function logSays(s: StandIn, what: RegExp, timeoutMs = 30_000): Promise<void> {
+  for (const t0 = Date.now(); !what.test(s.log()); await sleep(20)) {
+    if (Date.now() - t0 > timeoutMs) assert.fail(`the log never said ${String(what)}`);
+  }
+}
+
+test('a large file moved on the server before a client fetched its content arrives whole at its new name; the client, where nothing changed, originates no record', { timeout: 180_000 }, async (t) => {
+  const s = await standInCluster(t);
+  await waitConverged([s.srv, s.cli], 60_000);
   await sleep(3_000); // a stand-in taken for a local change would be journaled and reintegrated by now
-  await waitConverged([srv.path, cli.path], 60_000);
-  assert.ok(proxy.delayed >= 1, 'the client asked for the content through the delaying proxy');
-  const log = readFileSync(join(logs.path, 'intersync-default.log'), 'utf8');
-  assert.match(log, /content of this record no longer on the server/, 'the content was gone when the client asked');
-  assert.match(log, /content missing from the server when its record came: fetched now/, 'the client fetched it after the rename');
-  for (const dir of [srv.path, cli.path]) {
+  await waitConverged([s.srv, s.cli], 60_000);
+  assert.ok(s.proxy.delayed >= 1, 'the client asked for the content through the delaying proxy');
+  assert.match(s.log(), /content of this record no longer on the server/, 'the content was gone when the client asked');
+  assert.match(s.log(), /content missing from the server when its record came: fetched now/, 'the client fetched it after the rename');
+  for (const dir of [s.srv, s.cli]) {
     assert.equal(lstatOrNull(join(dir, 'alpha/e')), null, `no alpha/e left in ${dir}`);
-    assert.ok(readFileSync(join(dir, 'beta/h')).equals(big), `beta/h in ${dir} holds the whole content`);
+    assert.ok(readFileSync(join(dir, 'beta/h')).equals(s.big), `beta/h in ${dir} holds the whole content`);
     assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
   }
-  const clientDb = FilesetDb.open(findFileset(cli.path).db, { readonly: true, check: false });
-  const serverDb = FilesetDb.open(findFileset(srv.path).db, { readonly: true, check: false });
+  const clientDb = FilesetDb.open(findFileset(s.cli).db, { readonly: true, check: false });
+  const serverDb = FilesetDb.open(findFileset(s.srv).db, { readonly: true, check: false });
   try {
     const fromClient = serverDb.readKml(NO_VERSION, 1_000_000).filter((r) => r.origin === clientDb.meta.nodeId);
     assert.deepEqual(fromClient.map((r) => `${r.kind} ${r.path}`), [], 'no record came from the client');
   } finally {
     clientDb.close();
     serverDb.close();
+  }
+});
+
+test('a file removed on a client while it held only a stand-in for the server\'s content: that content is kept beside before the removal reaches the server', { timeout: 180_000 }, async (t) => {
+  const s = await standInCluster(t);
+  await logSays(s, /content of this record no longer on the server/);
+  // The fetch after the rename fails (as with a cut link): the client still holds the empty stand-in at beta/h.
+  s.proxy.refuse = true;
+  await logSays(s, /cannot fetch the server's content of this file yet/);
+  s.proxy.refuse = false;
+  s.proxy.delayMs = 0;
+  assert.equal(lstatOrNull(join(s.cli, 'beta/h'))?.size, 0, 'the client holds the stand-in');
+  unlinkSync(join(s.cli, 'beta/h'));
+  await logSays(s, /the server's content kept beside/);
+  await waitConverged([s.srv, s.cli], 60_000);
+  for (const dir of [s.srv, s.cli]) {
+    assert.equal(lstatOrNull(join(dir, 'beta/h')), null, `the removal reached ${dir}`);
+    const kept = readdirSync(join(dir, 'beta')).filter((n) => n.startsWith('h.conflict-'));
+    assert.equal(kept.length, 1, `one copy kept beside in ${dir}: ${kept.join(' ')}`);
+    assert.ok(readFileSync(join(dir, 'beta', kept[0]!)).equals(s.big), `the copy in ${dir} holds the server's whole content`);
+    assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
   }
 });

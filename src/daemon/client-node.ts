@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -6,7 +6,7 @@ import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { NO_VERSION, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
-import type { KmlRecord, RecordDraft } from '#core/record.js';
+import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { lstatOrNull } from '#presto/disk.js';
@@ -23,6 +23,7 @@ import { EchoGuard } from '#presto/echo-guard.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver } from '#reint/conflict-resolver.js';
+import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { firstCopy, type CopyProgress } from './copy.js';
@@ -146,6 +147,7 @@ export class ClientNode {
         this.#resyncRequested = true;
         this.#abort.abort(); // the follow loop runs the resync
       },
+      beforeSend: (lml) => this.#keepServerContent(lml),
     });
   }
 
@@ -508,6 +510,37 @@ export class ClientNode {
   }
 
   /**
+   * Before local changes go to the server: a write, truncate or unlink of a file whose content here is only a
+   * stand-in (see #placedContent) would replace or remove the server's content, never seen here. That content
+   * is fetched first and kept beside it, as a conflict copy made here (journaled and replicated like any file).
+   */
+  async #keepServerContent(lml: readonly LmlRecord[]): Promise<void> {
+    const behind = this.#behind();
+    if (behind.size === 0) return;
+    for (const r of lml) {
+      if (!behind.has(r.fid) || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'unlink')) continue;
+      const d: RecordDraft = { ...r, kind: 'write', newPath: null, target: null, size: null, hash: '0'.repeat(64) };
+      try {
+        const { staged, placeholder } = await this.apply.stageOrPlaceholder(d, null, this.#source);
+        if (placeholder) {
+          rmSync(staged.file, { force: true });
+          continue; // gone from the server too (its own later record says how): nothing to keep
+        }
+        const exists = (p: string): boolean => this.db.objectByPath(p) !== undefined || lstatOrNull(join(this.paths.dir, p)) !== null;
+        const aside = conflictName(r.path, this.db.meta.nodeId, r.preVersion, exists);
+        mkdirSync(join(this.paths.dir, parentOf(aside)), { recursive: true });
+        chmodSync(staged.file, r.mode);
+        utimesSync(staged.file, r.mtimeMs / 1000, r.mtimeMs / 1000);
+        renameSync(staged.file, join(this.paths.dir, aside));
+        this.#noteBehind(r.fid, false);
+        this.log.warn({ path: r.path, keptAs: aside }, 'conflict: changed here before its content came from the server; the server\'s content kept beside');
+      } catch (e) {
+        this.log.warn({ path: r.path, err: (e as Error).message }, 'cannot keep the server\'s content of a file changed here before it came');
+      }
+    }
+  }
+
+  /**
    * Fetch the server's current content of files that are behind (see #placedContent), when no later record
    * brought it: after a rename or setattr of one (the server had only moved it when this node asked), and at
    * each connection. Still missing on the server, a file stays noted: a later record of the server brings it.
@@ -517,8 +550,9 @@ export class ClientNode {
     for (const fid of fids) {
       if (!behind.has(fid)) continue;
       const o = this.db.objectByFid(fid as ObjectRow['fid']);
-      // Gone, or changed here since (that write meets the version check, and a refused one the server's content).
-      if (o === undefined || o.type !== 'file' || this.db.hasPendingLocal(o.fid)) {
+      // Written or removed here since: the server's content is kept beside before that change is sent (#keepServerContent).
+      if (this.db.localRecordsOf(fid as ObjectRow['fid']).some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'unlink')) continue;
+      if (o === undefined || o.type !== 'file') {
         this.#noteBehind(fid, false);
         continue;
       }
@@ -539,7 +573,7 @@ export class ClientNode {
         });
         this.log.info({ path: o.path, size: staged.size }, 'content missing from the server when its record came: fetched now');
       } catch (e) {
-        // A local write meanwhile (capture journals it) or the link went down: tried again at the next connection.
+        // A local write meanwhile (capture journals it, then it is kept beside) or the link went down: tried again at the next connection.
         this.log.warn({ path: o.path, err: (e as Error).message }, 'cannot fetch the server\'s content of this file yet');
       }
     }

@@ -33,6 +33,8 @@ export interface ReintegratorDeps {
   readonly onStuck: () => void;
   /** Block maps of large files (capture has usually read the file for its record already). */
   readonly blockMaps: BlockMapCache;
+  /** Called with the records about to be sent, before they are: what they would destroy on the server can be kept first. */
+  readonly beforeSend?: (lml: readonly LmlRecord[]) => Promise<void>;
 }
 
 export interface ReintStatus {
@@ -170,6 +172,7 @@ export class Reintegrator {
       await this.#releaseTokens(false);
       return false;
     }
+    await d.beforeSend?.(lml);
     this.#lastActivity = d.clock.monotonic();
     const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node })];
     let bytes = 0;
