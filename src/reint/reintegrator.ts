@@ -98,6 +98,7 @@ export class Reintegrator {
   /** The resync asked for by onStuck is done (or failed for good): reintegrate again. */
   resumeAfterResync(): void {
     this.#resyncing = 0;
+    this.#optimisedAt = null; // the resync moved local objects made on names the server has now: their records too
     this.#wake.fire();
   }
 
@@ -207,6 +208,10 @@ export class Reintegrator {
       if (refusal !== undefined && sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(refusal.seq) - 1n).toString());
     });
     if (refusal !== undefined) {
+      // What the optimiser could not fold before may fold now: the records accepted ahead of the refused one
+      // have left the LML (one of them may have used a name a later create and rename pass through), and
+      // the refused one and its followers count as never sent. It runs again before the next try.
+      this.#optimisedAt = null;
       const tries = (this.#tries.get(refusal.seq) ?? 0) + 1;
       this.#tries.set(refusal.seq, tries);
       const serverTid = parseTid(res.lastTid) ?? null;
@@ -242,8 +247,8 @@ export class Reintegrator {
     // Never touch a record that may have reached the server already (an answer lost with the connection):
     // only what was never sent is optimised.
     const sent = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
-    // Records sent or accepted only leave the window, which opens no new chance: run again only when the
-    // window reaches records the last run did not cover, or the sent guard moved back.
+    // Records sent only leave the window: run again only when the window reaches records the last run did
+    // not cover, or the sent guard moved back, or after a refusal or a resync (which reset #optimisedAt).
     const last = BigInt(d.db.getMeta('lml_seq') ?? '0');
     const prev = this.#optimisedAt;
     if (prev !== null && prev.covered >= last && sent >= prev.sent) return;
