@@ -1,0 +1,100 @@
+// Invariant: a local change the server refuses is never sent the same way for ever when the LML optimiser
+// can rewrite it; after a refusal the optimiser looks at the LML again (records that blocked a fold may be
+// gone or folded themselves by then).
+import assert from 'node:assert/strict';
+import { lstatSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import pino from 'pino';
+import { BlockMapCache } from '#apply/blocks.js';
+import { systemClock } from '#core/clock.js';
+import { makeFid, NO_VERSION, asTid, type Fid } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { mkfs } from '#journal/mkfs.js';
+import { readFrames } from '#net/protocol/frames.js';
+import type { PeerClient, ReintResult } from '#net/peer-client.js';
+import { parseWireLml, recordToWire } from '#net/protocol/wire-record.js';
+import { Reintegrator } from '#reint/reintegrator.js';
+import { sleep, tmpDir } from './helpers.js';
+
+test('a create refused at a name the server has taken ships at the name it was renamed to here, once the optimiser can fold it', { timeout: 30_000 }, async (t) => {
+  const dir = tmpDir('intersync-reint-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  const node = made.nodeId;
+  const local = (kind: RecordDraft['kind'], fid: Fid, path: string, newPath: string | null = null): void => {
+    const st = lstatSync(join(dir.path, newPath ?? path), { bigint: true });
+    const draft: RecordDraft = {
+      kind, fid, path, newPath, target: null, preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0,
+      mtimeMs: Number(st.mtimeMs), size: kind === 'create' ? Number(st.size) : null, hash: null, origin: node, time: Date.now(),
+    };
+    db.commitLocal([{ draft: kind === 'create' ? { ...draft, hash: null } : draft, identity: null }]);
+  };
+  // Journaled here: F made at "a"; G made at "b", then moved to "c"; F moved to "b". The server has its own
+  // object at "a" by now. G's records use "b" between F's create and F's rename, so the first look cannot fold
+  // F's two records; once G's are folded into one create at "c", F's can: one create at "b".
+  const f = makeFid(node, 1n);
+  const g = makeFid(node, 2n);
+  writeFileSync(join(dir.path, 'a'), 'F');
+  local('create', f, 'a');
+  writeFileSync(join(dir.path, 'b'), 'G');
+  local('create', g, 'b');
+  renameSync(join(dir.path, 'b'), join(dir.path, 'c'));
+  local('rename', g, 'b', 'c');
+  renameSync(join(dir.path, 'a'), join(dir.path, 'b'));
+  local('rename', f, 'a', 'b');
+
+  // The server: every record at "a" is refused (the name is taken there); the others are accepted.
+  const got: string[] = [];
+  let tid = 100n; // TIDs of accepted records
+  const server = {
+    async reint(_node: string, body: Buffer): Promise<ReintResult> {
+      const results: Array<ReintResult['results'][number]> = [];
+      for await (const fr of readFrames((async function* () {
+        yield body;
+      })())) {
+        if (fr.type !== 'record') continue;
+        const r = parseWireLml(fr.header.r);
+        const names = [r.path, ...(r.newPath === null ? [] : [r.newPath])];
+        if (names.includes('a')) {
+          got.push(`refused ${r.kind} ${names.join(' -> ')}`);
+          results.push({ seq: r.seq.toString(), status: 'conflict', error: { code: 'CONFLICT', message: 'conflict on a: the name is taken' } });
+          break;
+        }
+        got.push(`${r.kind} ${names.join(' -> ')}`);
+        tid += 1n;
+        const k = { ...r, tid: asTid(tid), postVersion: asTid(tid), digest: '0'.repeat(64), originSeq: r.seq, origin: node };
+        results.push({ seq: r.seq.toString(), status: 'accepted', r: recordToWire(k) });
+      }
+      // Its journal holds nothing this node lacks: a refused change waits for no record (only for time).
+      return { results, lastTid: '0x0000000000000000' };
+    },
+    async token(): Promise<{ granted: boolean }> {
+      return { granted: true };
+    },
+  };
+  let stuck = 0;
+  const reint = new Reintegrator({
+    db, client: server as unknown as PeerClient, root: dir.path, node, serverNode: () => 'ffffffffffffffff', log: pino({ level: 'silent' }),
+    clock: systemClock, debug: 0, scopeMode: () => 'fileset', leaseMs: () => 30_000, blockMaps: new BlockMapCache(),
+    onStuck: () => {
+      stuck++;
+    },
+  });
+  const running = reint.run();
+  try {
+    for (let i = 0; i < 200 && db.lmlCount() > 0 && stuck === 0; i++) await sleep(25);
+  } finally {
+    reint.stop();
+    await running;
+  }
+  assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
+  assert.equal(db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
+  assert.equal(got[0], 'refused create a', 'the first try sent the create at "a"');
+  assert.ok(got.includes('create b'), `F shipped as one create at "b": ${got.join('; ')}`);
+});
