@@ -43,6 +43,9 @@ export interface ContentSource {
 /** Files at least this large move as block deltas; smaller ones travel inline with their record. */
 export const DELTA_THRESHOLD = 1 << 20;
 
+/** The hash asked for when any content of the object will do: no object holds it, so it is always fetched. */
+const ANY_CONTENT = '0'.repeat(64);
+
 export interface ApplyDeps {
   readonly root: string;
   readonly tmpDir: string;
@@ -208,6 +211,15 @@ export class ApplyPath {
       if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
       return { staged: this.stageBytes({ ...d, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0)), placeholder: true };
     }
+  }
+
+  /**
+   * Stage the peer's current content of object `d.fid`, whatever its hash now (a conflict step, or a
+   * client whose copy is behind the server's): `d` gives the name and attributes; an empty stand-in when
+   * the peer holds none at the object's name.
+   */
+  stageCurrent(d: RecordDraft, source: ContentSource | null): Promise<{ staged: Staged; placeholder: boolean }> {
+    return this.stageOrPlaceholder({ ...d, kind: 'write', newPath: null, target: null, hash: ANY_CONTENT, size: null }, null, source);
   }
 
   /**

@@ -519,9 +519,8 @@ export class ClientNode {
     if (behind.size === 0) return;
     for (const r of lml) {
       if (!behind.has(r.fid) || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'unlink')) continue;
-      const d: RecordDraft = { ...r, kind: 'write', newPath: null, target: null, size: null, hash: '0'.repeat(64) };
       try {
-        const { staged, placeholder } = await this.apply.stageOrPlaceholder(d, null, this.#source);
+        const { staged, placeholder } = await this.apply.stageCurrent(r, this.#source);
         if (placeholder) {
           rmSync(staged.file, { force: true });
           continue; // gone from the server too (its own later record says how): nothing to keep
@@ -558,10 +557,10 @@ export class ClientNode {
       }
       const d: RecordDraft = {
         kind: 'write', fid: o.fid, path: o.path, newPath: null, target: null, preVersion: o.version, mode: o.mode, uid: o.uid, gid: o.gid,
-        mtimeMs: o.mtimeMs, size: null, hash: '0'.repeat(64), origin: this.db.meta.nodeId, time: this.#o.clock.now(),
+        mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.db.meta.nodeId, time: this.#o.clock.now(),
       };
       try {
-        const { staged, placeholder } = await this.apply.stageOrPlaceholder(d, null, this.#source);
+        const { staged, placeholder } = await this.apply.stageCurrent(d, this.#source);
         if (placeholder || staged.hash === o.hash) {
           rmSync(staged.file, { force: true });
           if (!placeholder) this.#noteBehind(fid, false);

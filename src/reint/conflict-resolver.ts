@@ -192,7 +192,7 @@ export class ConflictResolver {
       // The server's current content of the object (whatever its version now), or an empty stand-in when it
       // holds none at the object's name (removed, or moved and not journaled yet): a later record of the server
       // removes it, or the client fetches the content after it (ClientNode#catchUp).
-      const { staged, placeholder } = await this.#d.apply.stageOrPlaceholder({ ...base, kind: 'write', hash: '0'.repeat(64), size: null }, null, this.#d.source);
+      const { staged, placeholder } = await this.#d.apply.stageCurrent(base, this.#d.source);
       if (placeholder) baseHere = { ...base, hash: EMPTY_SHA256, size: 0 };
       if (lstatOrNull(join(this.#d.root, r.path)) === null) {
         // The row says what is placed: newer content than the base too (a later record of the server says so).
