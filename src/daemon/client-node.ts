@@ -548,6 +548,10 @@ export class ClientNode {
     const behind = this.#behind();
     for (const fid of fids) {
       if (!behind.has(fid)) continue;
+      // What changed here and is not journaled yet is journaled first, as before any change from the server: a
+      // local write (or one a conflict step has just put back) must not be taken for the stand-in and replaced.
+      const was = this.db.objectByFid(fid as ObjectRow['fid']);
+      if (was !== undefined) await this.capture.syncPaths([was.path]);
       const o = this.db.objectByFid(fid as ObjectRow['fid']);
       // Written or removed here since: the server's content is kept beside before that change is sent (#keepServerContent).
       if (this.db.localRecordsOf(fid as ObjectRow['fid']).some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'unlink')) continue;
