@@ -155,11 +155,12 @@ export async function waitConverged(dirs: string[], timeoutMs = 60_000): Promise
 /**
  * A TCP proxy on 127.0.0.1 for requests a client sends that match `match` (a request line, say): it holds
  * each one back by `delayMs`, keeping each connection's bytes in order, or, while `refuse` is set, drops
- * the connection instead (the request fails as with a cut link). Both can be changed while it runs.
+ * the connection instead (the request fails as with a cut link). All three can be changed while it runs.
  */
 export class DelayProxy {
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  match: RegExp;
   delayMs: number;
   refuse = false;
   /** Matching requests held back, and refused, so far. */
@@ -167,6 +168,7 @@ export class DelayProxy {
   refused = 0;
 
   private constructor(targetPort: number, match: RegExp, delayMs: number) {
+    this.match = match;
     this.delayMs = delayMs;
     this.#server = createServer({ noDelay: true }, (down) => {
       const up = createConnection({ host: '127.0.0.1', port: targetPort, noDelay: true });
@@ -181,7 +183,7 @@ export class DelayProxy {
       }
       let chain = Promise.resolve();
       down.on('data', (b: Buffer) => {
-        const hit = match.test(b.toString('latin1'));
+        const hit = this.match.test(b.toString('latin1'));
         if (hit && this.refuse) {
           this.refused++;
           down.destroy();
@@ -211,6 +213,11 @@ export class DelayProxy {
     const a = this.#server.address();
     if (a === null || typeof a !== 'object') throw new Error('proxy: not listening');
     return a.port;
+  }
+
+  /** Drop every open connection (long-lived ones too), as a cut link does. */
+  cut(): void {
+    for (const s of this.#sockets) s.destroy();
   }
 
   async close(): Promise<void> {

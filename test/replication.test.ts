@@ -431,3 +431,32 @@ test('a file removed on a client while it held only a stand-in for the server\'s
     assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
   }
 });
+
+test('a file written on a client while it held a stand-in, then changed in mode on the server: the local content survives the merge, the server\'s is kept beside', { timeout: 180_000 }, async (t) => {
+  const s = await standInCluster(t);
+  await logSays(s, /content of this record no longer on the server/);
+  // The fetch after the rename fails: the client still holds the empty stand-in at beta/h, noted behind.
+  s.proxy.refuse = true;
+  await logSays(s, /cannot fetch the server's content of this file yet/);
+  // Then the link is cut altogether. The client writes the file (that write stays pending); the server changes
+  // only its mode.
+  s.proxy.match = /^/;
+  s.proxy.cut();
+  const mine = 'written here over the stand-in\n';
+  writeFileSync(join(s.cli, 'beta/h'), mine);
+  const before = journalState(s.srv).lastTid;
+  chmodSync(join(s.srv, 'beta/h'), 0o600);
+  for (let i = 0; i < 1_000 && journalState(s.srv).lastTid === before; i++) await sleep(10);
+  assert.ok(journalState(s.srv).lastTid > before, 'the server journaled the change of mode');
+  // Back on line, the server's records come first: the client merges (its content, the server's mode) and must
+  // not then take its own write, put back by that merge and not journaled again yet, for the stand-in.
+  s.proxy.refuse = false;
+  s.proxy.delayMs = 0;
+  await waitConverged([s.srv, s.cli], 60_000);
+  for (const dir of [s.srv, s.cli]) {
+    assert.equal(readFileSync(join(dir, 'beta/h'), 'utf8'), mine, `beta/h in ${dir} holds what the client wrote`);
+    const kept = readdirSync(join(dir, 'beta')).filter((n) => n.startsWith('h.conflict-'));
+    assert.ok(kept.some((n) => readFileSync(join(dir, 'beta', n)).equals(s.big)), `the server's content kept beside in ${dir}: ${kept.join(' ')}`);
+    assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
+  }
+});
