@@ -7,7 +7,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid, type Tid } from '#core/ids.js';
+import { formatTid, type Fid, type Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
@@ -84,9 +84,15 @@ export class ApplyPath {
     const cur = this.#d.db.objectByFid(d.fid);
     if (cur === undefined) return null;
     let v = cur.version;
+    // A change through another name of the same inode (a hard link) moved this name's version too.
+    const sameInode = (fid: Fid): boolean => {
+      if (fid === d.fid) return true;
+      const o = cur.type === 'file' && cur.ino !== null ? this.#d.db.objectByFid(fid) : undefined;
+      return o !== undefined && o.ino === cur.ino;
+    };
     for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
       const r = this.#d.db.kmlAt(v);
-      if (r === undefined || r.origin !== d.origin || r.fid !== d.fid) return null;
+      if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return null;
       if (r.preVersion === d.preVersion) return cur.version;
       v = r.preVersion;
     }
@@ -283,6 +289,17 @@ export class ApplyPath {
           if (staged === null) throw new Error(`apply ${d.kind} ${d.path}: nothing staged`);
           const existing = lstatOrNull(abs);
           if (d.kind === 'create' && existing !== null) throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
+          if (d.kind !== 'create' && existing?.type === 'file' && existing.nlink > 1) {
+            // Hard links share the inode: the new content goes into it, so that every name shows it (a rename
+            // over the name would split them: this name a new inode, the others the old content).
+            copyFileSync(staged.file, abs);
+            rmSync(staged.file, { force: true });
+            consumed = true;
+            tryLchown(abs, d.uid, d.gid);
+            chmodSync(abs, d.mode);
+            utimesSync(abs, d.mtimeMs / 1000, d.mtimeMs / 1000);
+            break;
+          }
           if (!sameAttrs(staged.attrs, d)) {
             tryLchown(staged.file, d.uid, d.gid);
             chmodSync(staged.file, d.mode);

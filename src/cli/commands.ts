@@ -50,7 +50,11 @@ export function recordLine(r: KmlRecord): string {
 }
 
 export function recordJson(r: KmlRecord): Record<string, unknown> {
-  return { ...r, tid: formatTid(r.tid), preVersion: formatTid(r.preVersion), postVersion: formatTid(r.postVersion) };
+  // originSeq is a bigint (an LML sequence number of another node): JSON has no 64-bit integer, so it is text.
+  return {
+    ...r, tid: formatTid(r.tid), preVersion: formatTid(r.preVersion), postVersion: formatTid(r.postVersion),
+    originSeq: r.originSeq === null ? null : r.originSeq.toString(),
+  };
 }
 
 export function cmdKml(dir: string, o: { fileset?: string; since?: string; json: boolean }, print: Print): void {
@@ -131,7 +135,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
         serverTid: client?.serverTid ?? null, lagRecords: client?.lagRecords ?? null, lagMs: client?.lagMs ?? null,
         tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
-        refused: reint?.rejected ?? 0, firstCopy: client?.copy ?? null,
+        refused: reint?.refused ?? 0, lastRefusal: reint?.lastRefusal ?? null, resyncs: client?.resyncs ?? Number(db.getMeta('resyncs') ?? '0'),
+        stuckSince: client?.stuckSince ?? null, firstCopy: client?.copy ?? null,
       } : null,
       lastError: client?.lastError ?? daemon?.capture.lastError ?? null,
     };
@@ -149,10 +154,16 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       const c = s.client;
       const since = c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`;
       const link = s.daemon === null ? 'daemon not running' : c.connected ? 'connected' : c.offline ? `disconnected on request${since}` : `disconnected${since}, retrying`;
-      print(`  server: ${c.server ?? '?'} (${link}), last_rcvd ${c.lastRcvd}${c.lagRecords === null ? '' : `, lag ${c.lagRecords} records`}${c.lagMs ? ` / ${Math.round(c.lagMs)} ms` : ''}`);
+      // A client that cannot progress is not "lag 0": its records do not move, whatever the stream says.
+      const lag = c.stuckSince !== null ? ', STUCK' : c.lagRecords === null ? '' : `, lag ${c.lagRecords} records${c.lagMs ? ` / ${Math.round(c.lagMs)} ms` : ''}`;
+      print(`  server: ${c.server ?? '?'} (${link}), last_rcvd ${c.lastRcvd}${lag}`);
+      if (c.stuckSince !== null) {
+        const last = c.lastRefusal === null ? '' : `; last refusal: change ${c.lastRefusal.seq}${c.lastRefusal.code === null ? '' : ` [${c.lastRefusal.code}]`}: ${c.lastRefusal.message}`;
+        print(`  STUCK: unable to progress since ${new Date(c.stuckSince).toISOString()} (${fmtAge(now - c.stuckSince)}), ${c.refused} refusals, ${c.resyncs} resyncs${last}`);
+      }
       if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
       print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.join(' ')}`);
-      if (c.conflicts > 0 || c.refused > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}`);
+      if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
     }
     if (s.server !== null) {

@@ -60,6 +60,13 @@ export interface ClientStatus {
   readonly conflicts: number;
   readonly copy: { readonly done: boolean; readonly files: number; readonly totalFiles: number } | null;
   readonly lastError: string | null;
+  /** Full resyncs from a snapshot of the server, over the fileset's life here (kept in meta). */
+  readonly resyncs: number;
+  /**
+   * Wall-clock ms since when this client has been unable to progress: a server record that does not apply
+   * here, or local changes the server refuses on every try. Null while it progresses.
+   */
+  readonly stuckSince: number | null;
 }
 
 /**
@@ -104,6 +111,7 @@ export class ClientNode {
   #acked: Tid = NO_VERSION;
   #stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
   #resyncRequested = false;
+  #applyStuckSince: number | null = null;
 
   private constructor(o: ClientNodeOptions, paths: FilesetPaths, db: FilesetDb, client: PeerClient, hello: HelloInfo | null) {
     this.#o = o;
@@ -244,6 +252,7 @@ export class ClientNode {
       lagRecords: this.#serverTid === null ? null : Number(this.#serverTid > lastRcvd ? this.#serverTid - lastRcvd : 0n),
       lagMs: this.#serverTid !== null && this.#serverTid > lastRcvd ? this.#o.clock.now() - this.#lastApplyAt : 0,
       stale: this.#stale.size, conflicts: this.#resolver.count, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
+      resyncs: Number(this.db.getMeta('resyncs') ?? '0'), stuckSince: earliest(this.#applyStuckSince, this.reint.status().stuckSince),
     };
   }
 
@@ -301,6 +310,15 @@ export class ClientNode {
     this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, 'first copy done');
   }
 
+  /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
+  async #resync(): Promise<void> {
+    this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
+    await this.#firstCopy();
+    this.#applyStuckSince = null;
+    this.reint.resumeAfterResync();
+    this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
+  }
+
   /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */
   async #followLoop(): Promise<void> {
     let backoff = 200;
@@ -314,9 +332,7 @@ export class ClientNode {
       if (this.#resyncRequested) {
         this.#resyncRequested = false;
         try {
-          await this.#firstCopy();
-          this.reint.resumeAfterResync();
-          this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
+          await this.#resync();
         } catch (e) {
           this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
           this.#resyncRequested = true;
@@ -344,7 +360,9 @@ export class ClientNode {
             this.#stale.add(r.fid);
             try {
               await this.#applyForwarded(r, f.payload);
+              this.#applyStuckSince = null;
             } catch (e) {
+              this.#applyStuckSince ??= this.#o.clock.now();
               throw new ApplyFailure(r, e);
             } finally {
               this.#stale.delete(r.fid);
@@ -383,9 +401,7 @@ export class ClientNode {
             : 'a server record does not apply here: resyncing the whole fileset, keeping local changes');
           this.#o.onWarning?.(err);
           try {
-            await this.#firstCopy();
-            this.reint.resumeAfterResync();
-            this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
+            await this.#resync();
             continue;
           } catch (e2) {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
@@ -650,4 +666,8 @@ class ApplyFailure extends Error {
     super(`apply ${formatTid(record.tid)}: ${(cause as Error).message}`, { cause });
     this.record = record;
   }
+}
+
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }

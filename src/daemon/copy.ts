@@ -1,17 +1,17 @@
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
-import { parentOf } from '#core/paths.js';
 import { IntersyncError } from '#core/errors.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { depthOf } from '#core/paths.js';
-import type { LmlRecord, RecordDraft } from '#core/record.js';
+import type { RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
+import { evacuate, misplaced, moveDir, protectLocal, putBackAside } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
-import { copyFileSync, renameSync, rmSync } from 'node:fs';
+import { renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CopyProgress {
@@ -72,11 +72,13 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   const t1 = d.clock.monotonic();
   const tid = parseTid(snap.tid)!;
   const inSnap = new Set(snap.entries.map((e) => e.fid));
-  const { skip, putBack } = protectLocal(d, snap.entries, tid);
+  const { skip, putBack, entries } = protectLocal(d, snap.entries, tid);
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
   const leftovers = [...d.db.allObjects()].filter((o) => !inSnap.has(o.fid) && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid));
   leftovers.sort((a, b) => depthOf(b.path) - depthOf(a.path));
   for (const o of leftovers) {
+    if (d.db.objectByFid(o.fid) === undefined) continue; // below a leftover directory removed already
+    if (o.type === 'dir') evacuate(d, o.path, tid);
     rmSync(join(d.root, o.path), { recursive: true, force: true });
     d.db.forget(o.fid);
   }
@@ -88,7 +90,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     const o = d.db.objectByFid(e.fid as Fid);
     return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
   };
-  const todo = snap.entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
+  const todo = entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   const batches = batchesOf(todo);
@@ -125,16 +127,18 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
     d.onProgress(p);
     writeback();
   }
+  // Kept local changes of objects a moved directory did not bring to the server's name: kept beside instead.
+  const again = misplaced(d, skip, entries, putBack);
+  if (again.length > 0) {
+    const content = await contentOf(d, again);
+    for (const e of again) {
+      if (isLarge(e)) await placeLarge(ctx, e);
+      else placeRun(ctx, [[e, content.get(e.fid)]]);
+    }
+  }
   const ms = finish(d, tid, t0, t1);
   // Local versions that lost their name come back beside it, as local changes capture will journal.
-  const keptAside: string[] = [];
-  for (const [saved, name] of putBack) {
-    const to = conflictName(name, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
-    if (lstatOrNull(join(d.root, parentOf(to) === '' ? '.' : parentOf(to))) === null) continue;
-    copyFileSync(saved, join(d.root, to));
-    rmSync(saved, { force: true });
-    keptAside.push(to);
-  }
+  const keptAside = putBackAside(d, putBack, tid);
   return { tid: snap.tid, files: p.files, bytes: p.bytes, skipped: ctx.skipped, keptAside, ms };
 }
 
@@ -432,7 +436,14 @@ function place(
       d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
       return;
     }
+    if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && moveDir(d, mine.path, e.path)) {
+      // Moved on the server: moved here too, with what it holds (local changes below it are not the server's to remove).
+      const st = lstatOrNull(join(d.root, e.path));
+      d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+      return;
+    }
     if (mine !== undefined) {
+      if (mine.type === 'dir') evacuate(d, mine.path, tid);
       rmSync(join(d.root, mine.path), { recursive: true, force: true });
       d.db.forget(mine.fid);
     }
@@ -521,49 +532,6 @@ function dropUnjournaled(d: CopyDeps): void {
     if (d.db.objectByPath(path) === undefined && lstatOrNull(abs)?.type === 'file') rmSync(abs, { force: true });
   }
   if (noted.length > 0) d.db.setMeta(WRITING, '[]');
-}
-
-/**
- * Before a resync (the server pruned the records this node missed), decide
- * about local changes not accepted yet: an object the server has not changed
- * since keeps its local changes (they reintegrate as they are); one it changed
- * or removed gives its name to the server's version, and a local content
- * change comes back beside it (keep-both). A local delete or attribute change
- * loses to the server's change; no data is lost either way.
- */
-function protectLocal(d: CopyDeps, entries: SnapshotEntry[], tid: Tid): { skip: Set<string>; putBack: Array<[string, string]> } {
-  const skip = new Set<string>();
-  const putBack: Array<[string, string]> = [];
-  const byFid = new Map(entries.map((e) => [e.fid, e]));
-  const pending = new Map<string, LmlRecord[]>();
-  for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
-  for (const [fid, recs] of pending) {
-    const o = d.db.objectByFid(fid as Fid);
-    const e = byFid.get(fid as Fid);
-    if (o !== undefined && o.version === NO_VERSION) {
-      // Made here: the server does not know it. Keep it, unless its name is the server's now.
-      if (entries.some((x) => x.path === o.path)) {
-        const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
-        renameSync(join(d.root, o.path), join(d.root, to));
-        d.db.relocateLocal(o.fid, to);
-      }
-      continue;
-    }
-    // Unchanged on the server since, and the local changes made on that version: they apply on it as they are.
-    // (Changes journaled against an older version than this node's cannot: they go like a change on the server.)
-    if (o !== undefined && e !== undefined && asTid(BigInt(e.version)) === o.version && recs.every((r) => r.preVersion === o.version)) {
-      skip.add(fid);
-      continue;
-    }
-    const contentHere = recs.some((r) => r.kind === 'write' || r.kind === 'truncate');
-    if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(d.root, o.path)) !== null) {
-      const saved = join(d.apply.stagedPath('resync'), '..', `resync-${fid}-${Date.now()}`);
-      copyFileSync(join(d.root, o.path), saved);
-      putBack.push([saved, e?.path ?? o.path]);
-    }
-    d.db.dropLocal(fid as Fid);
-  }
-  return { skip, putBack };
 }
 
 function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {

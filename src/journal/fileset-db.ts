@@ -142,7 +142,6 @@ export class FilesetDb {
                               VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
       update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
                           mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
-      setContentByIno: db.prepare('UPDATE objects SET version = ?, size = ?, hash = ? WHERE ino = ? AND fid != ?'),
       movePath: db.prepare('UPDATE objects SET path = ? WHERE fid = ?'),
       remove: db.prepare('DELETE FROM objects WHERE fid = ?'),
       identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
@@ -164,6 +163,7 @@ export class FilesetDb {
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
+      lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
       lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
       lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
                            OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
@@ -180,7 +180,6 @@ export class FilesetDb {
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
-      setVersionByIno: db.prepare('UPDATE objects SET version = ? WHERE ino = ? AND fid != ?'),
       lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
                                ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
       lastRcvdGet: db.prepare('SELECT tid FROM last_rcvd WHERE peer = ?'),
@@ -590,6 +589,8 @@ export class FilesetDb {
         }
         const cur = this.#current(r);
         this.#applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, r.tid);
+        // The server moved it first: local records below (or of) it name it where it is now.
+        if (r.kind === 'rename' && r.newPath !== null && cur !== undefined) this.#moveLml(r.fid, cur.path, r.newPath);
         this.#st.kmlInsert!.run(r);
         this.#setIdentity(r, identity);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
@@ -629,14 +630,18 @@ export class FilesetDb {
       if (peer !== null) this.#st.lastRcvdSet!.run(peer, r.tid, now);
       if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
       this.#st.kmlInsert!.run(r);
+      const o = this.objectByFid(r.fid);
+      // The other names of a hard-linked inode took the version of a change through this one (#applyToObjects).
+      const siblings = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file' && o.ino !== null
+        ? this.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file') : [];
       if (r.originSeq !== null) {
         this.#st.lmlDelete!.run(r.originSeq);
         this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
+        for (const sib of siblings) this.#st.lmlRebase!.run(r.tid, sib.fid, r.preVersion, r.originSeq);
       }
-      const o = this.objectByFid(r.fid);
       if (o !== undefined && o.version === r.preVersion) {
         this.#st.setVersion!.run(r.tid, r.fid);
-        if ((r.kind === 'write' || r.kind === 'truncate') && o.ino !== null) this.#st.setVersionByIno!.run(r.tid, o.ino, o.fid);
+        for (const sib of siblings) this.#st.setVersion!.run(r.tid, sib.fid);
       }
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
@@ -717,16 +722,22 @@ export class FilesetDb {
     });
   }
 
-  /** Drop an object (and what is below it) from the table without a record: the first copy removing leftovers. */
+  /**
+   * Drop an object (and what is below it) from the table without a record: the first copy removing leftovers.
+   * Their pending local records go too: a record of an object that is not here could never be sent (the
+   * caller keeps local changes first, see daemon/resync-protect.ts).
+   */
   forget(fid: Fid): void {
     this.#transaction(() => {
       const o = this.objectByFid(fid);
       if (o === undefined) return;
       for (const c of o.type === 'dir' ? this.objectsBelow(o.path) : []) {
         this.#st.remove!.run(c.fid);
+        this.#st.lmlDropFid!.run(c.fid);
         this.#digest = digestSub(this.#digest, c);
       }
       this.#st.remove!.run(o.fid);
+      this.#st.lmlDropFid!.run(o.fid);
       this.#digest = digestSub(this.#digest, o);
     });
   }
@@ -748,15 +759,29 @@ export class FilesetDb {
         this.#st.movePath!.run(move(c.path), c.fid);
       }
       this.#replace(o, { ...o, path: to });
-      // Its own records move with it, and those of whatever is below it (a directory's entries); another
-      // object's records at exactly that name describe that other object and stay as they are.
-      const moveOf = (r: LmlRecord, p: string): string => (r.fid === fid || p !== from ? move(p) : p);
-      for (const r of this.readLml(0n, 1_000_000)) {
-        const np = moveOf(r, r.path);
-        const nn = r.newPath === null ? null : moveOf(r, r.newPath);
-        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
-      }
+      this.#moveLml(fid, from, to);
     });
+  }
+
+  /**
+   * Pending local records name objects by path; an object moved by another hand than capture's (a server's
+   * rename, a conflict step) carries them along: its own records, and those of whatever is below it (a
+   * directory's entries), a hard link's target too. Another object's records at exactly that name describe
+   * that other object and stay as they are. The LML replays after the server's records, so its paths are
+   * the names after that move.
+   */
+  #moveLml(fid: Fid, from: string, to: string): void {
+    const move = (r: LmlRecord, p: string): string =>
+      p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
+    for (const r of this.readLml(0n, 1_000_000)) {
+      const np = move(r, r.path);
+      const nn = r.newPath === null ? null : move(r, r.newPath);
+      if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+      if (r.kind === 'link' && r.target !== null) {
+        const nt = r.target === from || r.target.startsWith(`${from}/`) ? `${to}${r.target.slice(from.length)}` : r.target;
+        if (nt !== r.target) this.#st.lmlTarget!.run(nt, r.seq);
+      }
+    }
   }
 
   /**
@@ -844,7 +869,8 @@ export class FilesetDb {
   #setIdentity(d: RecordDraft, id: StatIdentity | null): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
-    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr') {
+    if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
+      // Every name of the inode sees the same stat (a new link moves the ctime of the others).
       this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
     }
   }
@@ -878,14 +904,13 @@ export class FilesetDb {
           size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
         };
         this.#replace(o, next);
-        if (d.kind !== 'setattr' && o.ino !== null) {
-          // Hard links share the content: every name of the inode changes with it.
+        if (o.type === 'file' && o.ino !== null) {
+          // Hard links share the inode: content, mode, owner and mtime, so every name changes with it, and
+          // takes the change's version (a change through one name meets a concurrent one through another).
           for (const sib of this.objectsByIno(o.ino)) {
-            if (sib.fid === o.fid) continue;
-            this.#digest = digestSub(this.#digest, sib);
-            this.#digest = digestAdd(this.#digest, { ...sib, hash: next.hash });
+            if (sib.fid === o.fid || sib.type !== 'file') continue;
+            this.#replace(sib, { ...sib, version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
           }
-          this.#st.setContentByIno!.run(version, next.size, next.hash, o.ino, o.fid);
         }
         return;
       }

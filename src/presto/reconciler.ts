@@ -82,12 +82,14 @@ export class Reconciler {
    * version. `syncPaths` (before a peer's change) journals what is there at once.
    */
   async run(items: Iterable<DirtyItem>, opts: { settle?: boolean } = {}): Promise<BatchResult> {
-    const batch = new Batch(this.#d, opts.settle === true);
+    const batch = new Batch(this.#d, opts.settle === true, (item) => this.resolve(item));
+    const byIno: DirtyItem[] = [];
     for (const item of items) {
+      if (!('path' in item)) byIno.push(item);
       const p = this.resolve(item);
       if (p !== null) batch.add(p);
     }
-    return batch.run();
+    return batch.run(byIno);
   }
 }
 
@@ -103,10 +105,12 @@ class Batch {
   #records = 0;
 
   readonly #settle: boolean;
+  readonly #resolve: (item: DirtyItem) => string | null;
 
-  constructor(d: ReconcilerDeps, settle: boolean) {
+  constructor(d: ReconcilerDeps, settle: boolean, resolve: (item: DirtyItem) => string | null) {
     this.#d = d;
     this.#settle = settle;
+    this.#resolve = resolve;
   }
 
   add(p: string): void {
@@ -115,7 +119,12 @@ class Batch {
     this.#queue.push(p);
   }
 
-  async run(): Promise<BatchResult> {
+  /**
+   * Process the queued paths. `byIno` are the hints named by their directory's inode: each is resolved again
+   * once the queue is done, since a rename of that directory (or of an ancestor) journaled in this batch moves
+   * the name (`mv d1 d2; echo x > d2/f` hints `f` in d1's inode, first resolved to the old path `d1/f`).
+   */
+  async run(byIno: readonly DirtyItem[] = []): Promise<BatchResult> {
     for (const p of this.#queue) {
       const st = lstatOrNull(this.#abs(p));
       if (st !== null) this.#inoAt.set(st.ino, p);
@@ -123,7 +132,16 @@ class Batch {
     let sliceStart = performance.now();
     // Parents before children (#process also handles a parent first); walks of new directories append deeper paths.
     this.#queue.sort((a, b) => depthOf(a) - depthOf(b));
-    for (let i = 0; i < this.#queue.length; i++) {
+    for (let i = 0; ; i++) {
+      if (i === this.#queue.length) {
+        // Hints resolved at the moment they are processed: a directory moved meanwhile brings its names along.
+        const before = this.#queue.length;
+        for (const item of byIno) {
+          const p = this.#resolve(item);
+          if (p !== null && !this.#done.has(p)) this.add(p);
+        }
+        if (this.#queue.length === before) break;
+      }
       await this.#process(this.#queue[i]!);
       if (performance.now() - sliceStart > 8) {
         await yieldToLoop(); // let libuv drain inotify so its queue never overflows
@@ -270,13 +288,8 @@ class Batch {
     }
     const statSame = !obj.racy && obj.size === st.size && obj.mtimeNs === st.mtimeNs && obj.ctimeNs === st.ctimeNs;
     if (statSame && !attrsDiffer) return;
-    const maybeContent = obj.racy || obj.hash === null || obj.size !== st.size || obj.mtimeNs !== st.mtimeNs;
-    if (!maybeContent) {
-      // Only ctime moved: chmod, chown or a new hard link.
-      if (attrsDiffer) this.#commit([{ draft: this.#draft('setattr', obj, st), identity: identityOf(st, nowNs()) }]);
-      else db.setIdentity(obj.fid, identityOf(st, nowNs()));
-      return;
-    }
+    // Any moved stamp means the file is read, ctime included, as git does: a program can put size and mtime
+    // back (`touch -r`, `rsync -a`, `tar x` over the same size), never the change time. A chmod costs a read.
     if (this.#settle && st.size === 0 && (obj.size ?? 0) > 0 && nowNs() - st.mtimeNs < RACY_WINDOW_NS) {
       this.#retry.push(p); // emptied just now: its new content is probably on its way
       return;

@@ -185,7 +185,11 @@ export class ConflictResolver {
       db.relocateLocal(occupant.fid, aside);
       this.#record(r, r.path, 'name/name', 'keep-both', aside, 'open', null);
     }
-    if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) this.#move(o.path, r.path);
+    if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) {
+      // Back at the server's name, with what it holds (a directory's entries and their pending records).
+      this.#move(o.path, r.path);
+      db.relocateLocal(o.fid, r.path);
+    }
     const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
     let baseHere: RecordDraft = base;
     if (needsServerContent) {

@@ -46,6 +46,12 @@ export interface ReintStatus {
   readonly rejected: number;
   /** LML records the optimiser removed before they were sent. */
   readonly optimisedAway: number;
+  /** Every refusal of a local change by the server since start (each try counts). */
+  readonly refused: number;
+  /** The last refusal, and why. */
+  readonly lastRefusal: { readonly seq: string; readonly code: string | null; readonly message: string; readonly at: number } | null;
+  /** Wall-clock ms since when every try was refused (null while changes are accepted or none are pending). */
+  readonly stuckSince: number | null;
 }
 
 const MAX_BATCH_RECORDS = 500;
@@ -74,6 +80,9 @@ export class Reintegrator {
   #lastActivity = 0;
   #offline = false;
   #optimisedAway = 0;
+  #refused = 0;
+  #lastRefusal: ReintStatus['lastRefusal'] = null;
+  #stuckSince: number | null = null;
   #optimisedAt: { covered: bigint; sent: bigint } | null = null;
 
   constructor(d: ReintegratorDeps) {
@@ -124,7 +133,8 @@ export class Reintegrator {
     return {
       pending: this.#d.db.lmlCount(), sent: this.#sent, heldTokens: [...this.#held.keys()].sort(),
       waitingForTid: this.#waitFor === null ? null : formatTid(this.#waitFor), lastError: this.#lastError, rejected: this.#rejected,
-      optimisedAway: this.#optimisedAway,
+      optimisedAway: this.#optimisedAway, refused: this.#refused, lastRefusal: this.#lastRefusal,
+      stuckSince: this.#d.db.lmlCount() === 0 ? null : this.#stuckSince,
     };
   }
 
@@ -207,7 +217,13 @@ export class Reintegrator {
       // then ships at its new name).
       if (refusal !== undefined && sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(refusal.seq) - 1n).toString());
     });
-    if (refusal !== undefined) {
+    if (refusal === undefined) this.#stuckSince = null;
+    else {
+      this.#refused++;
+      this.#lastRefusal = { seq: String(refusal.seq), code: refusal.error?.code ?? null, message: refusal.error?.message ?? refusal.status, at: d.clock.now() };
+      // Progress is a record accepted: a refusal after some were accepted starts the count again.
+      if (res.results.some((x) => x.status === 'accepted')) this.#stuckSince = d.clock.now();
+      else this.#stuckSince ??= d.clock.now();
       // What the optimiser could not fold before may fold now: the records accepted ahead of the refused one
       // have left the LML (one of them may have used a name a later create and rename pass through), and
       // the refused one and its followers count as never sent. It runs again before the next try.

@@ -1,0 +1,170 @@
+import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { NO_VERSION, asTid, type Fid, type Tid } from '#core/ids.js';
+import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
+import type { LmlRecord } from '#core/record.js';
+import type { SnapshotEntry } from '#net/peer-client.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { conflictName } from '#reint/conflict-name.js';
+import type { CopyDeps } from './copy.js';
+
+// A resync rebuilds a client's state from the server's snapshot. Its rule: it never removes a byte the server
+// has not acknowledged, and it never leaves a pending local record for an object that is not there.
+
+type Deps = Pick<CopyDeps, 'db' | 'apply' | 'root' | 'log'>;
+
+/** Local versions to put back beside their name once the snapshot is placed: [saved file, name]. */
+export type PutBack = Array<[string, string]>;
+
+/**
+ * Before a resync, decide about local changes not accepted yet: an object the server has not changed
+ * since keeps its local changes (they reintegrate as they are; a directory the server moved brings it
+ * along, see moveDir); one it changed or removed gives its name to the server's version, and a local
+ * content change comes back beside it (keep-both). A local delete or attribute change loses to the
+ * server's change; no data is lost either way.
+ */
+export function protectLocal(
+  d: Deps, snapshot: readonly SnapshotEntry[], tid: Tid,
+): { skip: Set<string>; putBack: PutBack; entries: SnapshotEntry[] } {
+  const skip = new Set<string>();
+  const putBack: PutBack = [];
+  const byFid = new Map(snapshot.map((e) => [e.fid, e]));
+  const pending = new Map<string, LmlRecord[]>();
+  for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
+  const made: Fid[] = [];
+  for (const [fid, recs] of pending) {
+    const o = d.db.objectByFid(fid as Fid);
+    const e = byFid.get(fid as Fid);
+    if (o !== undefined && o.version === NO_VERSION) {
+      made.push(o.fid);
+      continue;
+    }
+    // Unchanged on the server since, and the local changes made on that version: they apply on it as they are.
+    // (Changes journaled against an older version than this node's cannot: they go like a change on the server.)
+    if (o !== undefined && e !== undefined && asTid(BigInt(e.version)) === o.version && recs.every((r) => r.preVersion === o.version)) {
+      skip.add(fid);
+      continue;
+    }
+    saveLocal(d, fid as Fid, recs, e?.path, putBack);
+  }
+  const entries = localNames(d, snapshot, skip);
+  for (const fid of made) {
+    // Made here: the server does not know it. Keep it, unless its name is the server's now.
+    const o = d.db.objectByFid(fid);
+    if (o === undefined || !entries.some((x) => x.path === o.path)) continue;
+    const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+    renameSync(join(d.root, o.path), join(d.root, to));
+    d.db.relocateLocal(o.fid, to);
+  }
+  return { skip, putBack, entries };
+}
+
+/**
+ * The snapshot's entries at their names here: a directory kept with a pending local rename (the server
+ * will get it) holds the server's entries below its local name, so they are placed there, not at the
+ * server's name (whose parent is not here).
+ */
+function localNames(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlySet<string>): SnapshotEntry[] {
+  const moves: Array<[string, string]> = [];
+  for (const e of snapshot) {
+    if (e.type !== 'dir' || !skip.has(e.fid)) continue;
+    const here = d.db.objectByFid(e.fid as Fid)?.path;
+    if (here !== undefined && here !== e.path) moves.push([e.path, here]);
+  }
+  if (moves.length === 0) return [...snapshot];
+  moves.sort((a, b) => b[0].length - a[0].length); // the longest (deepest) prefix first
+  const map = (p: string): string => {
+    const m = moves.find(([from]) => isUnder(p, from));
+    return m === undefined ? p : `${m[1]}${p.slice(m[0].length)}`;
+  };
+  return snapshot.map((e) => ({ ...e, path: map(e.path), linkOf: e.linkOf === null ? null : map(e.linkOf) }));
+}
+
+/** Keep the local content of `fid` (when it changed here) to put back beside `name`, and drop its pending records. */
+function saveLocal(d: Deps, fid: Fid, recs: readonly LmlRecord[], name: string | undefined, putBack: PutBack): void {
+  const o = d.db.objectByFid(fid);
+  const contentHere = recs.some((r) => r.kind === 'write' || r.kind === 'truncate');
+  if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(d.root, o.path)) !== null) {
+    const saved = join(d.apply.stagedPath('resync'), '..', `resync-${fid}-${Date.now()}`);
+    copyFileSync(join(d.root, o.path), saved);
+    putBack.push([saved, name ?? o.path]);
+  }
+  d.db.dropLocal(fid);
+}
+
+/**
+ * Objects kept by protectLocal that are not at the server's name for them, with no pending rename of their
+ * own (a directory of theirs the server moved could not be moved here): their changes are kept beside like any
+ * other, so that the server's version can take its place. Returns the entries to place now.
+ */
+export function misplaced(d: Deps, skip: Set<string>, entries: readonly SnapshotEntry[], putBack: PutBack): SnapshotEntry[] {
+  const out: SnapshotEntry[] = [];
+  for (const e of entries) {
+    if (!skip.has(e.fid)) continue;
+    const recs = d.db.localRecordsOf(e.fid as Fid);
+    const o = d.db.objectByFid(e.fid as Fid);
+    // At its name, or moved here on purpose (its own pending rename says where from): in place.
+    if (recs.length === 0 || o === undefined || o.path === e.path || recs.some((r) => r.kind === 'rename')) continue;
+    skip.delete(e.fid);
+    saveLocal(d, e.fid as Fid, recs, e.path, putBack);
+    out.push(e);
+  }
+  return out;
+}
+
+/**
+ * A directory the server moved: move it here from `from` to `to`, with all it holds and the pending records
+ * of what is below (FilesetDb.relocateLocal). False when it cannot (the new name is held here, or its parent
+ * is missing): the caller falls back to removing it, after `evacuate`.
+ */
+export function moveDir(d: Deps, from: string, to: string): boolean {
+  if (from === to || isUnder(to, from)) return false;
+  if (d.db.objectByPath(to) !== undefined || lstatOrNull(join(d.root, to)) !== null) return false;
+  if (lstatOrNull(join(d.root, parentOf(to) === '' ? '.' : parentOf(to)))?.type !== 'dir') return false;
+  const fid = d.db.objectByPath(from)?.fid;
+  if (fid === undefined || lstatOrNull(join(d.root, from))?.type !== 'dir') return false;
+  renameSync(join(d.root, from), join(d.root, to));
+  d.db.relocateLocal(fid, to);
+  d.log.info({ from, to }, 'resync: a directory the server moved is moved here too, with what it holds');
+  return true;
+}
+
+/**
+ * Before a directory is removed by a resync: everything below it that holds local changes the server has not
+ * accepted (objects made here, objects with pending records) moves beside the directory, under a conflict
+ * name, with its records, so the removal takes nothing that was not acknowledged.
+ */
+export function evacuate(d: Deps, dir: string, tid: Tid): void {
+  const below = d.db.objectsBelow(dir).sort((a, b) => a.path.length - b.path.length);
+  const moved: string[] = [];
+  for (const o of below) {
+    if (moved.some((m) => isUnder(o.path, m))) continue; // travels with a directory moved already
+    const anyPending = o.version === NO_VERSION || d.db.hasPendingLocal(o.fid) ||
+      (o.type === 'dir' && d.db.objectsBelow(o.path).some((x) => x.version === NO_VERSION || d.db.hasPendingLocal(x.fid)));
+    if (!anyPending || lstatOrNull(join(d.root, o.path)) === null) continue;
+    if (o.type === 'dir' && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid)) continue; // its pending entries move one by one
+    const to = conflictName(joinRel(parentOf(dir), baseName(o.path)), d.db.meta.nodeId, tid,
+      (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+    renameSync(join(d.root, o.path), join(d.root, to));
+    d.db.relocateLocal(o.fid, to);
+    moved.push(o.path);
+    d.log.warn({ path: o.path, keptAs: to }, 'resync: the server removed or moved a directory holding local changes; kept beside it');
+  }
+}
+
+/** Put the saved local versions back beside their names (in the nearest directory that exists); the names kept. */
+export function putBackAside(d: Deps, putBack: PutBack, tid: Tid): string[] {
+  const kept: string[] = [];
+  for (const [saved, name] of putBack) {
+    let dir = parentOf(name);
+    while (dir !== '' && lstatOrNull(join(d.root, dir))?.type !== 'dir') dir = parentOf(dir);
+    const to = conflictName(joinRel(dir, baseName(name)), d.db.meta.nodeId, tid,
+      (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+    mkdirSync(join(d.root, dir === '' ? '.' : dir), { recursive: true });
+    copyFileSync(saved, join(d.root, to));
+    rmSync(saved, { force: true });
+    kept.push(to);
+    d.log.warn({ path: name, keptAs: to }, 'resync: a local version the server replaced is kept beside it');
+  }
+  return kept;
+}
