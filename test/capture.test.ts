@@ -8,7 +8,7 @@ import {
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
-import { NO_VERSION } from '#core/ids.js';
+import { NO_VERSION, asTid } from '#core/ids.js';
 import { lstatOrNull, identityOf, nowNs, type DiskStat } from '#presto/disk.js';
 import { digestOfDisk, startupScan, unchanged } from '#presto/scan.js';
 import { FsThread } from '#apply/fs-thread.js';
@@ -123,7 +123,7 @@ test('renaming a directory holding 1,000 files is one record', async (t) => {
     writeFileSync(join(dir, 'moved/sub/f10'), 'changed after the move');
     writeFileSync(join(dir, 'moved/sub/new'), 'new after the move');
     await settle(node);
-    assert.deepEqual(shapes(records(node, node.db.lastTid - 2n)), ['write moved/sub/f10', 'create moved/sub/new']);
+    assert.deepEqual(shapes(records(node, asTid(node.db.lastTid - 2n))), ['write moved/sub/f10', 'create moved/sub/new']);
     await diskAgrees(dir, node);
   });
 });
@@ -175,7 +175,7 @@ test('trees created faster than watches can be added are journaled whole (mkdir 
     // The innermost directory is watched too.
     writeFileSync(join(dir, 'x/y/z/later.txt'), 'later');
     await settle(node);
-    assert.deepEqual(shapes(records(node, node.db.lastTid - 1n)), ['create x/y/z/later.txt']);
+    assert.deepEqual(shapes(records(node, asTid(node.db.lastTid - 1n))), ['create x/y/z/later.txt']);
     await diskAgrees(dir, node);
   });
 });
@@ -188,7 +188,7 @@ test('replacing a file by rename over it, and swapping names, keep the journal e
     await settle(node);
     renameSync(p('a'), p('b')); // b is replaced
     await settle(node);
-    assert.deepEqual(shapes(records(node, 2n)), ['unlink b', 'rename a -> b']);
+    assert.deepEqual(shapes(records(node, asTid(2n))), ['unlink b', 'rename a -> b']);
     writeFileSync(p('c'), 'C');
     await settle(node);
     renameSync(p('b'), p('tmp'));

@@ -8,7 +8,7 @@ import Database from 'better-sqlite3';
 import { systemClock } from '#core/clock.js';
 import { EMPTY_DIGEST, digestAdd, formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
-import { NO_VERSION, type NodeId } from '#core/ids.js';
+import { NO_VERSION, asTid, type NodeId } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -45,7 +45,7 @@ test('commit assigns increasing TIDs and keeps versions, objects and digest toge
   const w = db.commit([{ draft: { ...fileDraft, kind: 'write', preVersion: f!.postVersion, hash: 'cd'.repeat(32), size: 2 }, identity: null }]);
   assert.equal(w[0]!.preVersion, 2n);
   assert.equal(db.objectByPath('d/f')!.version, 3n);
-  const r = db.commit([{ draft: { ...draft(db, {}), kind: 'rename', fid: c!.fid, path: 'd', newPath: 'e', preVersion: 1n, mode: 0o755, size: null, hash: null }, identity: null }]);
+  const r = db.commit([{ draft: { ...draft(db, {}), kind: 'rename', fid: c!.fid, path: 'd', newPath: 'e', preVersion: asTid(1n), mode: 0o755, size: null, hash: null }, identity: null }]);
   assert.equal(r[0]!.kind, 'rename');
   assert.equal(db.objectByPath('e/f')!.fid, f!.fid, 'a directory rename moves what it holds');
   const expected = [

@@ -45,7 +45,7 @@ before(async () => {
   outside = join(box.path, 'outside');
   mkdirSync(dir, { recursive: true });
   mkdirSync(outside);
-  node = await startNode(dir, logs.path, { listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000 } });
+  node = await startNode(dir, logs.path, { listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 } });
   base = `http://127.0.0.1:${node.server!.address().port}`;
   secret = readFileSync(node.paths.secret, 'utf8').trim();
   uuid = node.db.meta.uuid;

@@ -26,6 +26,7 @@ import { ConflictResolver } from '#reint/conflict-resolver.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
+import { localNamesOf } from '#reint/local-names.js';
 import { firstCopy, type CopyProgress } from './copy.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
@@ -441,16 +442,18 @@ export class ClientNode {
   }
 
   /** Apply one record from the server: our own accepted change, or another node's through the apply path. */
-  async #applyForwarded(r: KmlRecord, inline: Buffer | null): Promise<void> {
+  async #applyForwarded(sent: KmlRecord, inline: Buffer | null): Promise<void> {
     const db = this.db;
     const peer = this.#serverNode();
-    if (r.tid <= db.lastRcvdOf(peer)) return;
+    if (sent.tid <= db.lastRcvdOf(peer)) return;
     this.#lastApplyAt = this.#o.clock.now();
-    if (r.origin === db.meta.nodeId && r.originSeq !== null) {
-      db.acceptOwn(r, peer, this.#o.clock.now());
-      this.#settleOwnName(r);
+    if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
+      db.acceptOwn(sent, peer, this.#o.clock.now());
+      this.#settleOwnName(sent);
       return;
     }
+    // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere.
+    const r = localNamesOf(sent, db.pendingRenames());
     const here = db.objectByFid(r.fid)?.path;
     const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])];
     await this.capture.syncPaths(names);

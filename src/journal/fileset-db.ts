@@ -164,6 +164,7 @@ export class FilesetDb {
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
+      lmlRenames: db.prepare("SELECT * FROM lml WHERE kind = 'rename' ORDER BY seq"),
       lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
       lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
                            OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
@@ -444,6 +445,11 @@ export class FilesetDb {
       for (const seq of dropped) this.#st.lmlDelete!.run(seq);
       for (const r of rewritten) this.#st.lmlRewrite!.run(r);
     });
+  }
+
+  /** Pending local renames, oldest first (a server record names things as they were before them). */
+  pendingRenames(): LmlRecord[] {
+    return (this.#st.lmlRenames!.all() as Row[]).map(toLml);
   }
 
   /** Pending local records that make an object at `name` or move one onto it, oldest first. */

@@ -1,0 +1,30 @@
+import { isUnder } from '#core/paths.js';
+import type { KmlRecord, LmlRecord } from '#core/record.js';
+
+/**
+ * Where a server path is on this client: the server has not seen the client's pending renames yet, so a
+ * name below a directory renamed here is below the directory's local name. `renames` are the pending LML
+ * renames, oldest first: replayed over a server path in that order they give its local path (each one's
+ * path is the name at the time, after the ones before it). Only names strictly below a renamed object
+ * move: another object may hold the very name a renamed object left.
+ */
+export function localPath(p: string, renames: readonly LmlRecord[]): string {
+  let out = p;
+  for (const r of renames) {
+    if (r.kind !== 'rename' || r.newPath === null) continue;
+    if (out !== r.path && isUnder(out, r.path)) out = `${r.newPath}${out.slice(r.path.length)}`;
+  }
+  return out;
+}
+
+/**
+ * A server record expressed in this client's names (see localPath): its path, new path and hard-link
+ * target. The same record when no pending rename concerns it.
+ */
+export function localNamesOf(r: KmlRecord, renames: readonly LmlRecord[]): KmlRecord {
+  if (renames.length === 0) return r;
+  const path = localPath(r.path, renames);
+  const newPath = r.newPath === null ? null : localPath(r.newPath, renames);
+  const target = r.kind === 'link' && r.target !== null ? localPath(r.target, renames) : r.target;
+  return path === r.path && newPath === r.newPath && target === r.target ? r : { ...r, path, newPath, target };
+}

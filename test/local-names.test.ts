@@ -1,0 +1,41 @@
+// Invariant: a server record about a name below a directory this client renamed (and the server has not
+// accepted yet) is applied at the directory's local name, never refused: replaying the pending renames
+// over a server path, oldest first, gives its path here; a name a renamed object left stays as it is.
+// Fails without the fix (reint/local-names.ts): the server's write to d/f met "the object is at x/f here"
+// three times, then a full resync.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { Fid, NodeId, Tid } from '#core/ids.js';
+import type { KmlRecord, LmlRecord } from '#core/record.js';
+import { localNamesOf, localPath } from '#reint/local-names.js';
+
+function rename(seq: number, path: string, newPath: string, fid = `n-${seq}`): LmlRecord {
+  return {
+    kind: 'rename', fid: fid as Fid, path, newPath, target: null, preVersion: 1n as Tid, size: null, hash: null,
+    mode: 0o755, uid: 0, gid: 0, mtimeMs: 0, origin: 'n' as NodeId, time: 0, seq: BigInt(seq),
+  };
+}
+
+test('localPath replays pending renames over a server path', () => {
+  const cases: Array<[string, LmlRecord[], string]> = [
+    ['d/f', [], 'd/f'],
+    ['d/f', [rename(1, 'd', 'x')], 'x/f'],
+    ['d/sub/f', [rename(1, 'd', 'x'), rename(2, 'x/sub', 'y')], 'y/f'],
+    ['d', [rename(1, 'd', 'x')], 'd'], // the name itself: another object may hold it now
+    ['dd/f', [rename(1, 'd', 'x')], 'dd/f'], // a prefix of the name is not a parent
+    ['a/b', [rename(1, 'a', 'b'), rename(2, 'c', 'a')], 'b/b'], // a later rename onto the old name does not apply twice
+  ];
+  for (const [p, renames, want] of cases) assert.equal(localPath(p, renames), want, `${p} with ${renames.map((r) => `${r.path}->${r.newPath}`).join(', ')}`);
+});
+
+test('localNamesOf maps path, new path and a hard link target; returns the same record when nothing moves', () => {
+  const base: KmlRecord = {
+    kind: 'link', fid: 's-1' as Fid, path: 'd/g', newPath: null, target: 'd/f', preVersion: 0n as Tid, size: 3, hash: 'h',
+    mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, origin: 's' as NodeId, time: 0, tid: 9n as Tid, postVersion: 9n as Tid, digest: '', originSeq: null,
+  };
+  const got = localNamesOf(base, [rename(1, 'd', 'x')]);
+  assert.deepEqual([got.path, got.target], ['x/g', 'x/f']);
+  const mv = localNamesOf({ ...base, kind: 'rename', path: 'd/a', newPath: 'd/b', target: null }, [rename(1, 'd', 'x')]);
+  assert.deepEqual([mv.path, mv.newPath], ['x/a', 'x/b']);
+  assert.equal(localNamesOf(base, [rename(1, 'e', 'x')]), base);
+});
