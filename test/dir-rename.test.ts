@@ -1,0 +1,201 @@
+// Invariant: a directory rename never swallows changes made under the directory. Capture journals a
+// write, create or unlink made under a directory renamed in the same batch; local changes a client made
+// under a directory the server renamed meanwhile reach the server at the new path (no refusal loop);
+// and a resync never removes local changes the server has not accepted. At the end every node's journal
+// digest equals its disk digest and all agree. (Issue 11, faults 2, 3 and 4.)
+import assert from 'node:assert/strict';
+import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cli, journalState } from './helpers.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, readOrNull, statusJson } from './farm.js';
+
+// ---------------------------------------------------------------- fault 2: capture
+
+test('capture journals a write, an unlink and a create made under a directory renamed in the same batch (5 trials)', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the renames are journaled, the changes under the new names are not (until a
+  // restart): the server's journal digest differs from its disk digest ("nodes did not settle", e.g.
+  // "d2-0/f: on disk, not journaled", "articles-0/p3: journal file ..., disk undefined") and the client
+  // keeps the old articles-N/p2 and p3.
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  const trials = 5;
+  for (let i = 0; i < trials; i++) {
+    mkdirSync(join(s, `d1-${i}`));
+    mkdirSync(join(s, `docs-${i}`));
+    writeFileSync(join(s, `docs-${i}/p2`), `p2 as first written, trial ${i}\n`);
+    writeFileSync(join(s, `docs-${i}/p3`), `p3, trial ${i}\n`);
+    await assertJournalsAgree(farm.all); // d1, docs, p2 and p3 journaled and on the client
+    // Each sequence in one go, as a shell runs it: mv d1 d2; echo x > d2/f ...
+    renameSync(join(s, `d1-${i}`), join(s, `d2-${i}`));
+    writeFileSync(join(s, `d2-${i}/f`), `x ${i}\n`);
+    // ... and mv docs articles; rm articles/p3; echo y > articles/p2.
+    renameSync(join(s, `docs-${i}`), join(s, `articles-${i}`));
+    unlinkSync(join(s, `articles-${i}/p3`));
+    writeFileSync(join(s, `articles-${i}/p2`), `y ${i}\n`);
+  }
+  await assertSettled(farm.all);
+  for (let i = 0; i < trials; i++) {
+    for (const d of farm.all) {
+      assert.deepEqual(readdirSync(join(d, `d2-${i}`)), ['f'], `${d}: trial ${i}: d2 holds the new file`);
+      assert.equal(readFileSync(join(d, `d2-${i}/f`), 'utf8'), `x ${i}\n`, `${d}: trial ${i}: d2/f`);
+      assert.deepEqual(readdirSync(join(d, `articles-${i}`)), ['p2'], `${d}: trial ${i}: p3 is gone from articles`);
+      assert.equal(readFileSync(join(d, `articles-${i}/p2`), 'utf8'), `y ${i}\n`, `${d}: trial ${i}: articles/p2 was rewritten`);
+    }
+  }
+  assert.equal(readOrNull(join(c, 'docs-0/p2')), null, 'no docs left on the client');
+});
+
+// ---------------------------------------------------------------- fault 3: offline changes under a renamed directory
+
+/** Take a client off line with the CLI and wait until its daemon says so. */
+async function disconnect(farm: Farm, dir: string): Promise<void> {
+  const r = cli(['disconnect', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > 0);
+}
+
+function reconnect(dir: string): void {
+  const r = cli(['reconnect', dir]);
+  assert.equal(r.code, 0, r.stderr);
+}
+
+function readdirOrEmpty(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+/** The client's log lines that tell of a refusal or a resync, for failure messages. */
+function trouble(farm: Farm, dir: string): string {
+  const m = farm.logMessages(dir, /refused|resync|does not apply|not here yet/);
+  return `${m.length} refusal/resync log lines on the client${m.length === 0 ? '' : `, e.g. ${JSON.stringify([...new Set(m)])}`}`;
+}
+
+test('files and directories made under d on a disconnected client reach the server at e after the server renamed d to e', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the client's LML records keep the path d/...; the server refuses them
+  // ("parent d does not exist here"), the client resyncs, and again, for ever: the server never gets
+  // e/new.txt ("the server has e/new.txt ...: not so after 20000 ms", with refusal/resync lines logged).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'd'));
+      writeFileSync(join(s, 'd/old.txt'), 'there before\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  writeFileSync(join(c, 'd/new.txt'), 'made on the client while away\n');
+  mkdirSync(join(c, 'd/x'));
+  writeFileSync(join(c, 'd/x/y'), 'deeper, made on the client while away\n');
+  await eventually('the client journals its three changes in its LML', () => journalState(c).lml, (n) => n >= 3);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'd'), join(s, 'e'));
+  await journaled(s, before);
+  reconnect(c);
+  const why = (): string => trouble(farm, c);
+  await eventually('the server has e/new.txt with the client\'s content', () => readOrNull(join(s, 'e/new.txt')), (v) => v === 'made on the client while away\n', 20_000, why);
+  await eventually('the server has e/x/y with the client\'s content', () => readOrNull(join(s, 'e/x/y')), (v) => v === 'deeper, made on the client while away\n', 10_000, why);
+  await assertSettled(farm.all);
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+  for (const d of farm.all) {
+    assert.deepEqual(readdirSync(join(d, 'e')).sort(), ['new.txt', 'old.txt', 'x'], `${d}: e holds both sides' files`);
+    assert.equal(readOrNull(join(d, 'd/new.txt')), null, `${d}: nothing left under d`);
+    assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
+});
+
+test('a file renamed inside d on a disconnected client ends at e/b on both nodes after the server renamed d to e', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the client's rename d/a -> d/b is refused at d on the server ("parent d does
+  // not exist here"), again after every resync: the server keeps e/a, the client shows e/b, and they
+  // never agree ("e/b on the server holds a's content: not so after 20000 ms (last: null)", with the
+  // refusal/resync lines). The QA run saw the file vanish on both sides, with no conflict entry.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'd'));
+      writeFileSync(join(s, 'd/a'), 'the content of a\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'd/a'), join(c, 'd/b'));
+  await eventually('the client journals the rename in its LML', () => journalState(c).lml, (n) => n >= 1);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'd'), join(s, 'e'));
+  await journaled(s, before);
+  reconnect(c);
+  const why = (): string => trouble(farm, c);
+  await eventually('e/b on the server holds a\'s content', () => readOrNull(join(s, 'e/b')), (v) => v === 'the content of a\n', 20_000, why);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'e/b')), 'the content of a\n', `${d}: e/b holds a's content`);
+    assert.deepEqual(readdirSync(join(d, 'e')), ['b'], `${d}: only b in e`);
+    assert.equal(readOrNull(join(d, 'd/b')), null, `${d}: no d left`);
+  }
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
+});
+
+// ---------------------------------------------------------------- fault 4: a resync keeps pending local changes
+
+test('a client past the server\'s retention resyncs after the server renamed d to e without destroying its pending write to d/f and its new d/g', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the resync's place() removes the client's d with `rm -r`, taking the pending
+  // write and the new file with them (the client ends with neither d nor e on disk): neither content
+  // reaches the server (e/f keeps the server's version, no e/g, no conflict copy), the LML keeps
+  // write d/f and create d/g for ever and the log repeats "object ... is not here yet".
+  const farm = await Farm.start(t, {
+    clients: 1,
+    serverArgs: ['--retain-records', '5'],
+    prepare: (s) => {
+      mkdirSync(join(s, 'd'));
+      writeFileSync(join(s, 'd/f'), 'the server\'s first version of f\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  writeFileSync(join(c, 'd/f'), 'written on the client while away\n');
+  writeFileSync(join(c, 'd/g'), 'new on the client while away\n');
+  await eventually('the client journals both changes in its LML', () => journalState(c).lml, (n) => n >= 2);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'd'), join(s, 'e'));
+  await journaled(s, before);
+  // More than the 5 records retained: the server prunes the ones the client missed (every second).
+  for (let i = 0; i < 12; i++) {
+    const b = journalState(s).lastTid;
+    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
+    await journaled(s, b);
+  }
+  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  reconnect(c);
+  await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
+  // Both of the client's contents survive, at their names under e or as conflict copies.
+  const contents = (d: string): string[] => {
+    const names = [...(readdirOrEmpty(join(d, 'e'))).map((n) => `e/${n}`), ...conflictCopies(d)];
+    return [...new Set(names)].map((n) => readOrNull(join(d, n)) ?? '');
+  };
+  const survived = (d: string): boolean => contents(d).includes('written on the client while away\n') && contents(d).includes('new on the client while away\n');
+  const why = (): string => `client holds ${JSON.stringify(contents(c))}; ${trouble(farm, c)}`;
+  await eventually('the client\'s write to d/f and its new d/g reach the server (under e or as conflict copies)', () => contents(s), () => survived(s), 20_000, why);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.ok(survived(d), `${d}: the client's write to d/f and its d/g survive (${JSON.stringify(contents(d))})`);
+    assert.equal(readOrNull(join(d, 'e/f')) !== null, true, `${d}: e/f is there`);
+  }
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+  assert.deepEqual(farm.logMessages(c, /not here yet|resync failed/), [], 'no "is not here yet" or "resync failed" in the client\'s log');
+  const st = statusJson(c) as { pendingLocal: number; client: { connected: boolean; stuckSince?: number | null } };
+  assert.equal(st.pendingLocal, 0, 'status: nothing pending');
+  assert.equal(st.client.connected, true, 'status: connected');
+  assert.equal(st.client.stuckSince ?? null, null, 'status: not stuck');
+});

@@ -1,0 +1,274 @@
+// A small farm of real daemons for regression tests: one server and its clients, each node in its own
+// process, with its own log directory (so a client's log can be read alone), stopped by PID after the test.
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { cli, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
+
+export interface FarmOptions {
+  /** Clients started with the server. */
+  readonly clients?: number;
+  /** Extra arguments of the server daemon (`--retain-records 5`). */
+  readonly serverArgs?: readonly string[];
+  /** Called on the server's directory before its daemon starts. */
+  readonly prepare?: (serverDir: string) => void;
+}
+
+export class Farm {
+  readonly server: string;
+  readonly clients: string[] = [];
+  readonly port: number;
+  readonly secret: string;
+  readonly #procs = new Map<string, ChildProcess>();
+  readonly #logDirs = new Map<string, string>();
+  readonly #cleanups: Array<() => void> = [];
+  readonly #serverArgs: readonly string[];
+
+  private constructor(server: string, port: number, serverArgs: readonly string[]) {
+    this.server = server;
+    this.port = port;
+    this.secret = join(server, '.intermezzo/default/secret');
+    this.#serverArgs = serverArgs;
+  }
+
+  static async start(t: TestContext, o: FarmOptions = {}): Promise<Farm> {
+    const srv = tmpDir('intersync-srv-');
+    const farm = new Farm(srv.path, await freePort(), o.serverArgs ?? []);
+    farm.#cleanups.push(srv.cleanup);
+    t.after(() => farm.#close());
+    o.prepare?.(srv.path);
+    farm.#logDirs.set(srv.path, farm.#tmp('intersync-logs-'));
+    await farm.startNode(srv.path);
+    for (let i = 0; i < (o.clients ?? 1); i++) await farm.addClient();
+    return farm;
+  }
+
+  /** All nodes, the server first. */
+  get all(): string[] {
+    return [this.server, ...this.clients];
+  }
+
+  /** A new client directory, its daemon started (it makes its first copy before it says it serves). */
+  async addClient(): Promise<string> {
+    const dir = this.#tmp('intersync-cli-');
+    this.#logDirs.set(dir, this.#tmp('intersync-logs-'));
+    this.clients.push(dir);
+    await this.startNode(dir);
+    return dir;
+  }
+
+  /** Start (again) the daemon of a node of this farm. */
+  async startNode(dir: string): Promise<void> {
+    assert.equal(this.#procs.has(dir), false, `${dir}: its daemon is running already`);
+    const logDir = this.#logDirs.get(dir)!;
+    const p = dir === this.server
+      ? await spawnServer(dir, logDir, this.port, [...this.#serverArgs])
+      : await spawnClient(dir, logDir, this.port, this.secret);
+    this.#procs.set(dir, p);
+  }
+
+  /** Stop a node's daemon with SIGTERM (by its PID) and wait for it to exit. */
+  async stopNode(dir: string): Promise<void> {
+    const p = this.#procs.get(dir);
+    assert.ok(p !== undefined, `${dir}: no daemon to stop`);
+    this.#procs.delete(dir);
+    await stopChild(p, 'SIGTERM');
+  }
+
+  /** The node's log so far (JSON lines). */
+  log(dir: string): string {
+    const f = join(this.#logDirs.get(dir)!, 'intersync-default.log');
+    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+  }
+
+  /** The `msg` of each log line of the node that matches `re`. */
+  logMessages(dir: string, re: RegExp): string[] {
+    const out: string[] = [];
+    for (const line of this.log(dir).split('\n')) {
+      if (line === '') continue;
+      try {
+        const m = String((JSON.parse(line) as { msg?: unknown }).msg ?? '');
+        if (re.test(m)) out.push(m);
+      } catch {
+        if (re.test(line)) out.push(line);
+      }
+    }
+    return out;
+  }
+
+  #tmp(prefix: string): string {
+    const d = tmpDir(prefix);
+    this.#cleanups.push(d.cleanup);
+    return d.path;
+  }
+
+  async #close(): Promise<void> {
+    for (const [dir, p] of this.#procs) {
+      this.#procs.delete(dir);
+      await stopChild(p, 'SIGKILL');
+    }
+    for (const c of this.#cleanups) c();
+  }
+}
+
+/** Where a node's object table and its disk disagree (for failure messages). */
+export async function differences(dir: string): Promise<string[]> {
+  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+  const out: string[] = [];
+  try {
+    const seen = new Set<string>();
+    for (const o of db.allObjects()) {
+      seen.add(o.path);
+      const st = lstatOrNull(join(dir, o.path));
+      const h = st?.type === 'file' ? await hashFile(join(dir, o.path), st.size) : null;
+      if (st === null || st.type !== o.type || (o.type !== 'symlink' && st.mode !== o.mode) || (o.type === 'file' && h !== o.hash)) {
+        out.push(`${o.path}: journal ${o.type} ${o.mode.toString(8)} ${o.hash?.slice(0, 8)}, disk ${st?.type} ${st?.mode.toString(8)} ${h?.slice(0, 8)}`);
+      }
+    }
+    const walk = (rel: string): void => {
+      for (const n of readdirSync(join(dir, rel))) {
+        const p = rel === '' ? n : `${rel}/${n}`;
+        if (p === '.intermezzo') continue;
+        if (!seen.has(p)) out.push(`${p}: on disk, not journaled`);
+        if (lstatOrNull(join(dir, p))?.type === 'dir') walk(p);
+      }
+    };
+    walk('');
+    const lml = db.readLml(0n, 20).map((r) => `${r.seq}:${r.kind}:${r.path}${r.newPath === null ? '' : `->${r.newPath}`}`);
+    if (lml.length > 0) out.push(`lml: ${lml.join(', ')}`);
+  } finally {
+    db.close();
+  }
+  return out;
+}
+
+interface NodeView {
+  readonly dir: string;
+  readonly journal: string;
+  readonly disk: string;
+  readonly lastTid: bigint;
+  readonly lml: number;
+}
+
+async function view(dir: string): Promise<NodeView> {
+  const j = journalState(dir);
+  return { dir, journal: j.digest, disk: await diskDigest(dir), lastTid: j.lastTid, lml: j.lml };
+}
+
+/**
+ * Wait until the nodes agree and stay so for a few rounds: every journal digest equal, every disk digest
+ * equal to its own journal digest, the same last TID, no pending local record. On timeout, fail saying
+ * where each node's journal and disk differ.
+ */
+export async function assertSettled(dirs: readonly string[], timeoutMs = 25_000): Promise<void> {
+  await waitAgree(dirs, true, timeoutMs);
+}
+
+/**
+ * Wait until the journals agree (equal digests, the same last TID, no pending local record), whatever
+ * the disks hold: a step of a scenario whose end state is checked later.
+ */
+export async function assertJournalsAgree(dirs: readonly string[], timeoutMs = 25_000): Promise<void> {
+  await waitAgree(dirs, false, timeoutMs);
+}
+
+async function waitAgree(dirs: readonly string[], disks: boolean, timeoutMs: number): Promise<void> {
+  const t0 = Date.now();
+  let stable = 0;
+  let last: NodeView[] = [];
+  for (;;) {
+    try {
+      last = await Promise.all(dirs.map(view));
+      const v0 = last[0]!;
+      const ok = last.every((v) => v.journal === v0.journal && (!disks || v.disk === v.journal) && v.lastTid === v0.lastTid && v.lml === 0);
+      stable = ok ? stable + 1 : 0;
+    } catch {
+      stable = 0; // a database being created: look again
+    }
+    if (stable >= (disks ? 3 : 2)) return;
+    if (Date.now() - t0 > timeoutMs) break;
+    await sleep(250);
+  }
+  const lines: string[] = [];
+  for (const v of last) {
+    lines.push(`${v.dir}: journal ${v.journal.slice(0, 16)} disk ${v.disk.slice(0, 16)} tid ${v.lastTid} lml ${v.lml}`);
+    for (const d of await differences(v.dir)) lines.push(`    ${d}`);
+  }
+  const what = disks ? 'journal digest == disk digest on each, all equal, LML empty' : 'journal digests equal, same TID, LML empty';
+  assert.fail(`nodes did not ${disks ? 'settle' : 'agree'} in ${timeoutMs} ms (${what}):\n${lines.join('\n')}`);
+}
+
+/** Wait until one node's journal digest equals its disk digest (a lone node, or one of a farm). */
+export async function assertJournalIsDisk(dir: string, timeoutMs = 15_000): Promise<void> {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await view(dir);
+    if (v.journal === v.disk) return;
+    if (Date.now() - t0 > timeoutMs) {
+      assert.fail(`${dir}: journal digest ${v.journal.slice(0, 16)} != disk digest ${v.disk.slice(0, 16)} after ${timeoutMs} ms:\n    ${(await differences(dir)).join('\n    ')}`);
+    }
+    await sleep(200);
+  }
+}
+
+/** Every `*.conflict-*` name under dir (relative paths), .intermezzo left out. */
+export function conflictCopies(dir: string, rel = ''): string[] {
+  const out: string[] = [];
+  for (const n of readdirSync(join(dir, rel))) {
+    const p = rel === '' ? n : `${rel}/${n}`;
+    if (p === '.intermezzo') continue;
+    if (n.includes('.conflict-')) out.push(p);
+    if (lstatOrNull(join(dir, p))?.type === 'dir') out.push(...conflictCopies(dir, p));
+  }
+  return out;
+}
+
+/** Wait until `check` holds; fail with `what`, the last value seen and `context()` after the timeout. */
+export async function eventually<T>(what: string, get: () => T | Promise<T>, check: (v: T) => boolean, timeoutMs = 20_000, context?: () => string): Promise<T> {
+  const t0 = Date.now();
+  for (;;) {
+    let v: T | undefined;
+    let err: unknown = null;
+    try {
+      v = await get();
+      if (check(v)) return v;
+    } catch (e) {
+      err = e;
+    }
+    if (Date.now() - t0 > timeoutMs) {
+      const more = context === undefined ? '' : `; ${context()}`;
+      assert.fail(`${what}: not so after ${timeoutMs} ms (last: ${err !== null ? String(err) : show(v)})${more}`);
+    }
+    await sleep(200);
+  }
+}
+
+function show(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? x.toString() : x)) ?? String(v);
+}
+
+/** `intersync status DIR --json`, parsed. */
+export function statusJson(dir: string): Record<string, unknown> {
+  const r = cli(['status', dir, '--json']);
+  assert.equal(r.code, 0, `intersync status ${dir} --json: ${r.stderr}`);
+  return JSON.parse(r.stdout) as Record<string, unknown>;
+}
+
+/** Wait until the server has journaled something after `before` (its capture saw a change). */
+export async function journaled(dir: string, before: bigint, timeoutMs = 10_000): Promise<void> {
+  await eventually(`${dir} journals the change`, () => journalState(dir).lastTid, (t) => t > before, timeoutMs);
+}
+
+/** Read a file, or null when it is not there. */
+export function readOrNull(path: string): string | null {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return null;
+  }
+}

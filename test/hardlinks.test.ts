@@ -1,0 +1,127 @@
+// Invariant: two names of one file (a hard link) stay one inode on every node, whatever name a write, a
+// chmod or a first copy goes through: both names show the same content and mode everywhere, every node's
+// journal digest equals the digest of its disk, and no write to either name ends in a refusal, a resync
+// or a conflict copy. (Issue 11, fault 1.)
+import assert from 'node:assert/strict';
+import { chmodSync, linkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { journalState, sleep } from './helpers.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled } from './farm.js';
+
+/** A server and one client with `f` and its hard link `g` journaled and replicated. */
+async function linkedPair(t: TestContext): Promise<Farm> {
+  const farm = await Farm.start(t, { clients: 1 });
+  writeFileSync(join(farm.server, 'f'), 'version 1\n');
+  await journaled(farm.server, 0n);
+  const before = journalState(farm.server).lastTid;
+  linkSync(join(farm.server, 'f'), join(farm.server, 'g'));
+  await journaled(farm.server, before);
+  await assertSettled(farm.all);
+  assertLinked(farm.clients[0]!, 'version 1\n', 'before the test');
+  return farm;
+}
+
+/** `f` and `g` in dir are one inode with two links, holding `content`. */
+function assertLinked(dir: string, content: string, when: string): void {
+  const f = statSync(join(dir, 'f'));
+  const g = statSync(join(dir, 'g'));
+  assert.equal(g.ino, f.ino, `${when}: ${dir}: f and g are one inode`);
+  assert.equal(f.nlink, 2, `${when}: ${dir}: the inode has two links`);
+  assert.equal(readFileSync(join(dir, 'f'), 'utf8'), content, `${when}: ${dir}: f shows the write`);
+  assert.equal(readFileSync(join(dir, 'g'), 'utf8'), content, `${when}: ${dir}: g shows the write`);
+}
+
+/** Write a name in place (O_TRUNC on the same inode) and wait until that node journaled it. */
+async function writeInPlace(dir: string, name: string, content: string): Promise<void> {
+  const before = journalState(dir).lastTid;
+  const ino = statSync(join(dir, name)).ino;
+  writeFileSync(join(dir, name), content);
+  assert.equal(statSync(join(dir, name)).ino, ino, 'the write kept the inode');
+  // The node's capture saw it: a server journals it, a client's LML holds it until the server accepts it.
+  await eventually(`${dir} journals the write to ${name}`, () => journalState(dir), (s) => s.lastTid > before || s.lml > 0);
+}
+
+test('an in-place write to one name of a hard link on the server reaches a client as a write to the one inode both names share', { timeout: 90_000 }, async (t) => {
+  // Fails without the fix: the client applies the write by renaming a temp file over f, so f gets a new
+  // inode and g keeps "version 1" while the client's object table gives g the new hash: the client's
+  // journal digest never equals its disk digest ("nodes did not settle", g: journal != disk).
+  const farm = await linkedPair(t);
+  await writeInPlace(farm.server, 'f', 'version 2\n');
+  await assertSettled(farm.all);
+  for (const d of farm.all) assertLinked(d, 'version 2\n', 'after the write to f');
+});
+
+test('writes through either name of a hard link, on the server and on a client, show through the other name on every node, with no resync and no conflict copy', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: after the write to f the link is broken on the client (f a new inode, g the
+  // old one with the old content); the server's write to g then meets that stale g as a write/write
+  // conflict: a g.conflict-* copy of the old content is made and shipped to every node, and the
+  // client's journal digest differs from the server's at the same TID for good ("nodes did not agree").
+  // (The QA run's next step, "forwarded record does not apply" and a full resync, follows from there.)
+  const farm = await linkedPair(t);
+  const [c] = farm.clients as [string];
+  // Between steps only the journals are waited for: the end state is checked once, below.
+  await writeInPlace(farm.server, 'f', 'version 2, written through f on the server\n');
+  await assertJournalsAgree(farm.all);
+  await writeInPlace(farm.server, 'g', 'version 3, written through g on the server\n');
+  await assertJournalsAgree(farm.all);
+  await writeInPlace(c, 'g', 'version 4, written through g on the client\n');
+  await assertJournalsAgree(farm.all);
+  assert.deepEqual(farm.logMessages(c, /does not apply|resync/i), [], 'every forwarded record applied, the client never resynced');
+  for (const d of farm.all) assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+  await assertSettled(farm.all);
+  for (const d of farm.all) assertLinked(d, 'version 4, written through g on the client\n', 'after the client wrote g');
+});
+
+test('an in-place write through the second name of a hard link on a client reaches the server and every other node as a write to the shared inode', { timeout: 90_000 }, async (t) => {
+  // Fails without the fix: the server applies the client's reintegrated write to g by renaming a temp
+  // file over g, so on the server (and on the other client, from the forwarded record) g gets a new inode
+  // and f keeps "version 1" while the object table gives f the new hash: their journal digests never
+  // equal their disk digests ("nodes did not settle", f: journal != disk).
+  const farm = await linkedPair(t);
+  const [c] = farm.clients as [string];
+  await farm.addClient();
+  await assertSettled(farm.all);
+  await writeInPlace(c, 'g', 'version 2, written through g on a client\n');
+  await assertSettled(farm.all);
+  for (const d of farm.all) assertLinked(d, 'version 2, written through g on a client\n', 'after the client wrote g');
+  for (const d of farm.all) assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+});
+
+test('a chmod of a hard-linked file is journaled for both names: journal equals disk on every node, both names 0755 on the client', { timeout: 90_000 }, async (t) => {
+  // Fails without the fix: the server journals the setattr for f only, so its object table still gives
+  // g mode 0644 while the disk has 0755: the server's journal digest differs from its disk digest until
+  // the link is removed ("nodes did not settle", g: journal 100644, disk 100755).
+  const farm = await linkedPair(t);
+  const [c] = farm.clients as [string];
+  const before = journalState(farm.server).lastTid;
+  chmodSync(join(farm.server, 'f'), 0o755);
+  await journaled(farm.server, before);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    for (const n of ['f', 'g']) assert.equal((statSync(join(d, n)).mode & 0o777).toString(8), '755', `${d}: ${n} is 0755`);
+  }
+  assert.equal(statSync(join(c, 'g')).ino, statSync(join(c, 'f')).ino, 'still one inode on the client');
+});
+
+test('a node that joins after a chmod through the second name of a hard link copies mode 0755 for both names and turns nobody\'s back to 0644', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: after `chmod 755 g` the server's table holds f at 0644 (one name journaled);
+  // the late client's first copy places f with 0644 and links g to it, its capture takes g's 0644 for a
+  // local chmod and the server accepts it: the file is back to 0644 on every node (all journals and
+  // disks agree on the wrong mode: "f is 0755 with every node quiet", 644 !== 755).
+  const farm = await linkedPair(t);
+  const before = journalState(farm.server).lastTid;
+  chmodSync(join(farm.server, 'g'), 0o755); // through the second name: the first copy places f, then links g
+  await journaled(farm.server, before);
+  await assertJournalsAgree(farm.all);
+  await farm.addClient();
+  // Every node quiet: the journals agree and stay so for a while.
+  await assertJournalsAgree(farm.all);
+  await sleep(2_000);
+  await assertJournalsAgree(farm.all);
+  for (const d of farm.all) {
+    for (const n of ['f', 'g']) assert.equal((statSync(join(d, n)).mode & 0o777).toString(8), '755', `${d}: ${n} is 0755 with every node quiet`);
+    assert.equal(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: one inode`);
+  }
+  await assertSettled(farm.all);
+});
