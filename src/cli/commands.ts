@@ -138,6 +138,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         refused: reint?.refused ?? 0, lastRefusal: reint?.lastRefusal ?? null, resyncs: client?.resyncs ?? Number(db.getMeta('resyncs') ?? '0'),
         stuckSince: client?.stuckSince ?? null, firstCopy: client?.copy ?? null,
       } : null,
+      // The reintegrator's own view (pending, refusals, the last one, since when stuck), as the daemon published it.
+      reint: role === 'client' ? reint : null,
       lastError: client?.lastError ?? daemon?.capture.lastError ?? null,
     };
     if (o.json) {
