@@ -199,3 +199,38 @@ test('a client past the server\'s retention resyncs after the server renamed d t
   assert.equal(st.client.connected, true, 'status: connected');
   assert.equal(st.client.stuckSince ?? null, null, 'status: not stuck');
 });
+
+// ---------------------------------------------------------------- a server change below a directory renamed here
+
+test('a server write and create below d reach a client that renamed d to x while away, at x, with no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (reint/local-names.ts): the server's write to d/f met "the object is at x/f here"
+  // on the client three times ("forwarded record does not apply"), then the client resynced.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'd'));
+      writeFileSync(join(s, 'd/f'), 'first\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'd'), join(c, 'x'));
+  await eventually('the client journals its rename in its LML', () => journalState(c).lml, (n) => n >= 1);
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'd/f'), 'second, written on the server\n');
+  writeFileSync(join(s, 'd/g'), 'new on the server\n');
+  await journaled(s, before);
+  reconnect(c);
+  const why = (): string => trouble(farm, c);
+  await eventually('the server has x/f with its own write', () => readOrNull(join(s, 'x/f')), (v) => v === 'second, written on the server\n', 20_000, why);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.deepEqual(readdirSync(join(d, 'x')).sort(), ['f', 'g'], `${d}: x holds f and g`);
+    assert.equal(readOrNull(join(d, 'x/g')), 'new on the server\n', `${d}: x/g`);
+    assert.equal(readOrNull(join(d, 'd')), null, `${d}: no d left`);
+    assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
+});
