@@ -1,18 +1,34 @@
-// The randomized convergence ("chaos") harness: one server and three clients, real daemons in their own
-// processes on 127.0.0.1, each client behind its own cuttable TCP proxy. A seeded PRNG drives random file
-// operations on every node over a small shared namespace (so that real conflicts happen) while links are
-// cut and restored, clients go offline and online (intersync disconnect / reconnect) and daemons are
-// SIGKILLed and restarted. At the end everything is healed and the invariants are checked:
+// The randomized convergence ("chaos") harness: one server and N clients (3 by default), real daemons in their
+// own processes on 127.0.0.1, each client behind its own cuttable TCP proxy. A seeded PRNG drives random file
+// operations on every node (the server's own directory too) over a small shared namespace, so that real
+// conflicts happen, while links are cut and restored, clients go offline and online (intersync disconnect /
+// reconnect) and daemons are SIGKILLed and restarted; operations go on at nodes whose daemon is dead, offline
+// or cut. The operations are every kind the product claims: create (O_EXCL), overwrite keeping the inode,
+// in-place write at offset 0, append, truncate, replace (temp file renamed over), rename of a file (to a free
+// name or over another), rename of a directory followed at once by a change inside it, delete, mkdir (top
+// level and nested), rmdir and `rm -r`, chmod, symlink (relative targets, some dangling) and hard link, with
+// writes and chmods through either name of a hard-linked pair. At the end everything is healed and checked:
 //   1. every journal digest is equal, and equals every disk digest;
-//   2. nothing acknowledged is lost: each written content that no later operation on the node holding it
-//      replaced (the harness reads what a node holds right before it overwrites, deletes or renames over
-//      it) is still somewhere in the server's final tree, at its name or in a conflict copy;
-//   3. conflict copies stay few (no copies of copies exploding): counted and bounded by the operations.
+//   2. the trees are identical on every node: names, types, modes (not of symlinks), contents, symlink
+//      targets and hard-link groups (which names share an inode);
+//   3. nothing acknowledged is lost: each written content that no later operation on the node holding it
+//      replaced (the harness reads what a node holds right before it changes or removes it) is still in the
+//      server's final tree, at some name or in a conflict copy;
+//   4. nothing deleted comes back: a content removed from a name (unlink, rename away, rm -r) is not at that
+//      name at the end unless an operation put it back or changed it concurrently (see undoneDeparture);
+//   5. no resync happened (unless allowResync), no client holds LML records, none has reintegration pending;
+//   6. conflict copies stay few (no copies of copies exploding).
+// An operation that races the daemon (it applied a forwarded record between our look and our change) is
+// skipped or marked raced and logged; a raced name excuses what it may have removed (no false alarms).
 // The seed comes from CHAOS_SEED when set and is printed at the start and in every assertion message.
 // CHAOS_DEBUG=31 passes --debug 31 to every daemon; CHAOS_KEEP=1 keeps the directories and JSON logs.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync, type Stats } from 'node:fs';
+import {
+  appendFileSync, closeSync, constants, fchmodSync, fstatSync, ftruncateSync, linkSync, lstatSync, mkdirSync, openSync,
+  readdirSync, readFileSync, readlinkSync, readSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeFileSync,
+  writeSync, type BigIntStats,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -62,8 +78,10 @@ export function chaosSeed(fallback: string | number): string {
 
 export interface ChaosConfig {
   readonly seed: string;
-  /** Random file operations, spread over the four nodes. */
+  /** Random file operations, spread over all nodes. */
   readonly ops: number;
+  /** Clients (the server is one more node); 3 when left out. */
+  readonly clients?: number;
   /** Link cuts scheduled (client proxies); overlapping ones on one link merge. */
   readonly cuts: number;
   /** Offline periods (intersync disconnect ... reconnect) scheduled on clients. */
@@ -74,37 +92,889 @@ export interface ChaosConfig {
   readonly maxPeriodOps: number;
   /** Chance per operation of a longer pause (200-1500 ms) so that replication catches up between bursts. */
   readonly pauseRate: number;
-  /** Chance that a write is a large file (block transfer, > 1 MiB). */
+  /** Chance that a written file is large (block transfer, > 1 MiB). */
   readonly bigFileRate: number;
   /** Time allowed to converge once everything is healed. */
   readonly convergeMs: number;
   /** Server --lease-ms (a dead token holder blocks the others this long). */
   readonly leaseMs: number;
+  /** Resyncs are expected, not a problem (false when left out). */
+  readonly allowResync?: boolean;
+  /** Only these operation kinds (their chances scaled up to sum to 1); all of KINDS when left out. */
+  readonly kinds?: readonly string[];
 }
 
 export interface ChaosResult {
   readonly seed: string;
   /** One line per problem, for an assertion message (the details were printed). */
   readonly summary: string;
+  readonly clients: number;
+  /** Operations done, by kind (skips not counted). */
   readonly opsByKind: Record<string, number>;
   readonly skipped: number;
+  /** Operations that raced the daemon and were marked so (what they may have removed is excused). */
+  readonly raced: number;
   readonly cuts: number;
   readonly offlinePeriods: number;
+  readonly kills: number;
   readonly clientKills: number;
   readonly serverKills: number;
   readonly conflictCopies: number;
   readonly nestedConflictCopies: number;
   readonly conflictLogLines: number;
+  /** Resyncs seen at the end (log lines "resyncing", or status client.resyncs when larger), all nodes. */
+  readonly resyncs: number;
+  /** Log lines "resync failed", all nodes. */
+  readonly resyncFailures: number;
+  /** Sum of status reint.refused over the clients at the end (a note, not a problem). */
+  readonly refusedAtEnd: number;
   readonly contentsWritten: number;
   readonly contentsLive: number;
+  readonly lostContents: number;
+  readonly resurrected: number;
+  readonly treeDifferences: number;
+  readonly converged: boolean;
   readonly convergeMs: number;
   readonly totalMs: number;
   readonly problems: string[];
+  readonly notes: string[];
 }
 
-const DIRS = ['alpha', 'beta', 'gamma'];
+/** Top-level directory names; directories are renamed among these (and nested SUBDIRS below them). */
+const DIRS = ['alpha', 'beta', 'gamma', 'delta', 'epsilon'];
+const SUBDIRS = ['sub', 'deep'];
 const NAMES = ['a.txt', 'b.txt', 'c', 'd.md', 'e', 'f.json', 'g.txt', 'h'];
 const MODES = [0o600, 0o640, 0o644, 0o664];
+const META = '.intermezzo';
+
+/** The operation kinds and their chances (summing to 1). */
+const KINDS = [
+  ['create', 0.17], ['overwrite', 0.08], ['inplace', 0.06], ['append', 0.07], ['truncate', 0.05], ['replace', 0.07],
+  ['rename', 0.10], ['rename-dir', 0.05], ['delete', 0.08], ['mkdir', 0.04], ['rmdir', 0.04], ['chmod', 0.06],
+  ['symlink', 0.05], ['link', 0.08],
+] as const;
+type Kind = (typeof KINDS)[number][0];
+
+/** Every operation kind. */
+export const OP_KINDS: readonly string[] = KINDS.map(([k]) => k);
+
+/** The kind a draw in [0, 1) picks among the allowed ones, by their chances. */
+function kindOf(r: number, allowed: readonly Kind[]): Kind {
+  const from = KINDS.filter(([k]) => allowed.includes(k));
+  const total = from.reduce((a, [, p]) => a + p, 0);
+  let acc = 0;
+  for (const [k, p] of from) {
+    acc += p / total;
+    if (r < acc) return k;
+  }
+  return from[from.length - 1]![0];
+}
+
+/** The draws of one operation: always all of them, in this order, so that a seed replays the same choices. */
+interface Draws {
+  readonly node: number;
+  readonly kind: number;
+  readonly top: number;
+  readonly name: number;
+  readonly pick: number;
+  readonly variant: number;
+  readonly idr: number;
+  readonly pauseLen: number;
+  readonly pauseChance: number;
+  readonly nested: number;
+  readonly follow: number;
+  readonly name2: number;
+  readonly preferLinked: number;
+  readonly sub: number;
+}
+
+function drawOp(rng: () => number): Draws {
+  return {
+    node: rng(), kind: rng(), top: rng(), name: rng(), pick: rng(), variant: rng(), idr: rng(), pauseLen: rng(),
+    pauseChance: rng(), nested: rng(), follow: rng(), name2: rng(), preferLinked: rng(), sub: rng(),
+  };
+}
+
+const at = <T>(xs: readonly T[], r: number): T => xs[Math.min(xs.length - 1, Math.floor(r * xs.length))]!;
+
+// ---------------------------------------------------------------------------------------------------------
+// Trees: what the end check compares.
+
+export type EntryType = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One name of a tree as lstat sees it. */
+export interface ListedEntry {
+  readonly path: string;
+  readonly type: EntryType;
+  readonly ino: string;
+  readonly nlink: number;
+  readonly mode: number;
+}
+
+function typeOf(st: BigIntStats): EntryType {
+  return st.isFile() ? 'file' : st.isDirectory() ? 'dir' : st.isSymbolicLink() ? 'symlink' : 'other';
+}
+
+/** Every name below dir (the metadata folder left out), parents before children, sorted; symlinks not followed. */
+export function listTree(dir: string): ListedEntry[] {
+  const out: ListedEntry[] = [];
+  const walk = (rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(rel === '' ? dir : join(dir, rel)).sort();
+    } catch {
+      return; // removed meanwhile
+    }
+    for (const name of names) {
+      const p = rel === '' ? name : `${rel}/${name}`;
+      if (p === META) continue;
+      let st: BigIntStats;
+      try {
+        st = lstatSync(join(dir, p), { bigint: true });
+      } catch {
+        continue;
+      }
+      const type = typeOf(st);
+      out.push({ path: p, type, ino: st.ino.toString(), nlink: Number(st.nlink), mode: Number(st.mode & 0o7777n) });
+      if (type === 'dir') walk(p);
+    }
+  };
+  walk('');
+  return out;
+}
+
+/** One name of a tree as the end check compares it; `mode` is null for symlinks (Linux ignores their mode). */
+export interface TreeEntry {
+  readonly type: EntryType;
+  readonly mode: number | null;
+  readonly hash: string | null;
+  readonly target: string | null;
+  readonly ino: string;
+}
+
+export type Tree = ReadonlyMap<string, TreeEntry>;
+
+const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+
+/** The tree below dir: type, mode, content hash and symlink target of every name, with its inode. */
+export function treeOf(dir: string): Map<string, TreeEntry> {
+  const out = new Map<string, TreeEntry>();
+  for (const e of listTree(dir)) {
+    let hash: string | null = null;
+    let target: string | null = null;
+    try {
+      if (e.type === 'file') hash = sha(readFileSync(join(dir, e.path)));
+      else if (e.type === 'symlink') target = readlinkSync(join(dir, e.path));
+    } catch {
+      continue; // removed meanwhile
+    }
+    out.set(e.path, { type: e.type, mode: e.type === 'symlink' ? null : e.mode, hash, target, ino: e.ino });
+  }
+  return out;
+}
+
+/** The hard-link groups of a tree: each file name that shares its inode with other names -> all those names, sorted. */
+export function linkGroupsOf(tree: Tree): Map<string, string[]> {
+  const byIno = new Map<string, string[]>();
+  for (const [p, e] of tree) if (e.type === 'file') byIno.set(e.ino, [...(byIno.get(e.ino) ?? []), p]);
+  const out = new Map<string, string[]>();
+  for (const names of byIno.values()) {
+    if (names.length < 2) continue;
+    const group = [...names].sort();
+    for (const n of group) out.set(n, group);
+  }
+  return out;
+}
+
+function showEntry(e: TreeEntry | undefined): string {
+  if (e === undefined) return 'nothing';
+  return `${e.type}${e.mode !== null ? ` ${e.mode.toString(8)}` : ''}${e.hash !== null ? ` ${e.hash.slice(0, 10)}` : ''}${e.target !== null ? ` -> ${e.target}` : ''}`;
+}
+
+/** What differs between two trees, one line per difference and path (`a` is the reference, `b` the other node). */
+export function compareTrees(a: Tree, b: Tree, aName: string, bName: string): string[] {
+  const out: string[] = [];
+  const ga = linkGroupsOf(a);
+  const gb = linkGroupsOf(b);
+  for (const p of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    const x = a.get(p);
+    const y = b.get(p);
+    if (x === undefined || y === undefined || x.type !== y.type) {
+      out.push(`${p}: ${aName} has ${showEntry(x)}, ${bName} has ${showEntry(y)}`);
+      continue;
+    }
+    const what = [...(x.mode !== y.mode ? ['mode'] : []), ...(x.hash !== y.hash ? ['content'] : []), ...(x.target !== y.target ? ['symlink target'] : [])];
+    if (what.length > 0) out.push(`${p}: ${what.join(', ')} differ: ${aName} has ${showEntry(x)}, ${bName} has ${showEntry(y)}`);
+    const lx = (ga.get(p) ?? [p]).join(' ');
+    const ly = (gb.get(p) ?? [p]).join(' ');
+    if (lx !== ly) out.push(`${p}: hard-link group differs: ${aName} {${lx}}, ${bName} {${ly}}`);
+  }
+  return out;
+}
+
+/** The key of what a name holds, as the ledger tracks it: a file's content hash, a symlink's target. */
+function keyOfEntry(e: TreeEntry): string | null {
+  return e.type === 'file' ? e.hash : e.type === 'symlink' ? `L:${e.target ?? ''}` : null;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The ledger: what the operations wrote, replaced and removed, for the "lost" and "came back" checks.
+
+/** What an operation did to one (name, content) pair: put it there, took it away, or changed or linked it. */
+export type PathEventType = 'arrive' | 'depart' | 'touch';
+
+export interface PathEvent {
+  readonly k: number;
+  readonly node: string;
+  readonly type: PathEventType;
+}
+
+/**
+ * The departure of a content from a name that an end state still holding that content at that name undoes,
+ * or null when the end state is explained. `evs` are the operations on one (name, content) pair, in
+ * operation order. Sound rather than complete: it speaks only when (1) the last departure was followed by no
+ * arrival nor change of the pair, (2) the lifetime it ended began with exactly one arrival (the one before it
+ * is a departure, or nothing), so no concurrent arrival elsewhere could be in flight, and (3) no node changed
+ * or linked the pair in that lifetime without removing it itself afterwards (a change concurrent with a
+ * removal may lawfully keep the object: update beats delete).
+ */
+export function undoneDeparture(evs: readonly PathEvent[]): PathEvent | null {
+  let d = -1;
+  for (let i = evs.length - 1; i >= 0; i--) {
+    if (evs[i]!.type === 'depart') {
+      d = i;
+      break;
+    }
+  }
+  if (d < 0) return null;
+  for (let i = d + 1; i < evs.length; i++) if (evs[i]!.type !== 'depart') return null;
+  let a = -1;
+  for (let i = d - 1; i >= 0; i--) {
+    if (evs[i]!.type === 'arrive') {
+      a = i;
+      break;
+    }
+  }
+  if (a < 0) return null; // never seen arriving: nothing known
+  if (a > 0 && evs[a - 1]!.type !== 'depart') return null;
+  for (let i = a + 1; i < d; i++) {
+    const e = evs[i]!;
+    if (e.type !== 'touch') continue;
+    let removedLater = false;
+    for (let j = i + 1; j <= d; j++) if (evs[j]!.type === 'depart' && evs[j]!.node === e.node) removedLater = true;
+    if (!removedLater) return null;
+  }
+  return evs[d]!;
+}
+
+interface Content {
+  readonly id: string;
+  readonly key: string;
+  readonly k: number;
+  readonly node: string;
+  readonly path: string;
+  readonly bytes: number;
+  /** The operation that replaced or removed it on the node holding it (null: live). */
+  supersededBy: number | null;
+  /** Removals of one name of a hard-linked group holding it (it stayed at the group's other names there). */
+  readonly halfGone: number[];
+  /** Why the write may not have landed at its name (the daemon replaced the name meanwhile); null when it did. */
+  raced: string | null;
+}
+
+interface RacedName {
+  readonly k: number;
+  readonly node: string;
+  readonly path: string;
+  readonly why: string;
+}
+
+class Ledger {
+  readonly contents = new Map<string, Content>(); // key (content hash) -> content
+  readonly #events = new Map<string, Map<string, PathEvent[]>>(); // path -> key -> events
+  readonly raced: RacedName[] = [];
+  readonly unknown: string[] = [];
+
+  /** A content an operation produced; the same bytes produced again are live again. */
+  wrote(key: string, id: string, k: number, node: string, path: string, bytes: number): Content {
+    const c = this.contents.get(key);
+    if (c !== undefined) {
+      c.supersededBy = null;
+      return c;
+    }
+    const n: Content = { id, key, k, node, path, bytes, supersededBy: null, halfGone: [], raced: null };
+    this.contents.set(key, n);
+    return n;
+  }
+
+  /** A node's name holding `key` was replaced or removed; `lastName`: no other name of that inode held it there. */
+  gone(key: string, k: number, lastName: boolean): void {
+    const c = this.contents.get(key);
+    if (c === undefined) return;
+    if (!lastName) c.halfGone.push(k);
+    else if (c.supersededBy === null) c.supersededBy = k;
+  }
+
+  event(path: string, key: string, type: PathEventType, k: number, node: string): void {
+    let byKey = this.#events.get(path);
+    if (byKey === undefined) this.#events.set(path, (byKey = new Map()));
+    byKey.set(key, [...(byKey.get(key) ?? []), { k, node, type }]);
+  }
+
+  eventsAt(path: string, key: string): readonly PathEvent[] {
+    return this.#events.get(path)?.get(key) ?? [];
+  }
+
+  /** Every name a content was seen at (written, moved, linked). */
+  namesOf(key: string): string[] {
+    const out: string[] = [];
+    for (const [p, byKey] of this.#events) if (byKey.has(key)) out.push(p);
+    return out;
+  }
+
+  /** The id of a content read from a node, noting contents the harness never wrote. */
+  idOf(key: string, where: string, buf?: Buffer): string {
+    if (key.startsWith('L:')) return `symlink(${key.slice(2)})`;
+    const c = this.contents.get(key);
+    if (c !== undefined) return c.id;
+    if (buf !== undefined) this.unknown.push(`${where} held ${buf.length} bytes of unknown content ${JSON.stringify(buf.subarray(0, 40).toString())}`);
+    return `unknown(${key.slice(0, 8)})`;
+  }
+
+  display(key: string): string {
+    return key.startsWith('L:') ? `symlink -> ${key.slice(2)}` : (this.contents.get(key)?.id ?? `unknown content ${key.slice(0, 10)}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The operations.
+
+interface OpLog {
+  readonly k: number;
+  readonly at: number;
+  readonly node: string;
+  readonly kind: string;
+  readonly path: string;
+  readonly newPath?: string;
+  readonly wrote?: string;
+  readonly moved?: string;
+  readonly superseded: string[];
+  readonly state: string;
+  readonly note?: string;
+}
+
+interface OpTarget {
+  readonly name: string;
+  readonly dir: string;
+}
+
+/** One operation's context. */
+interface Ctx {
+  readonly n: OpTarget;
+  readonly k: number;
+  readonly d: Draws;
+  readonly at: number;
+  readonly state: string;
+  readonly listing: readonly ListedEntry[];
+}
+
+interface Removed {
+  readonly key: string;
+  readonly id: string;
+}
+
+function readAll(fd: number): Buffer {
+  const size = fstatSync(fd).size;
+  const buf = Buffer.alloc(size);
+  let off = 0;
+  while (off < size) {
+    const r = readSync(fd, buf, off, size - off, off);
+    if (r === 0) break;
+    off += r;
+  }
+  return buf.subarray(0, off);
+}
+
+function writeAll(fd: number, buf: Buffer, position: number): void {
+  for (let off = 0; off < buf.length;) off += writeSync(fd, buf, off, buf.length - off, position + off);
+}
+
+function inoAt(abs: string): string | null {
+  try {
+    return lstatSync(abs, { bigint: true }).ino.toString();
+  } catch {
+    return null;
+  }
+}
+
+function typeAt(abs: string): EntryType | null {
+  try {
+    return typeOf(lstatSync(abs, { bigint: true }));
+  } catch {
+    return null;
+  }
+}
+
+const parentOf = (rel: string): string => (rel.includes('/') ? rel.slice(0, rel.lastIndexOf('/')) : '');
+const isUnder = (p: string, dir: string): boolean => p === dir || p.startsWith(`${dir}/`);
+
+/** Thrown by an operation that does not apply to what the node holds: logged as a skip. */
+class Skip extends Error {}
+
+/** Draws and does the random operations on the nodes' directories, and keeps the ledger and the log. */
+class Operations {
+  readonly ledger = new Ledger();
+  readonly log: OpLog[] = [];
+  readonly byKind: Record<string, number> = {};
+  skipped = 0;
+  racedOps = 0;
+  readonly #bigFileRate: number;
+  readonly #kinds: readonly Kind[];
+
+  constructor(bigFileRate: number, kinds: readonly string[] | undefined) {
+    this.#bigFileRate = bigFileRate;
+    const all = KINDS.map(([k]) => k);
+    const bad = (kinds ?? []).filter((k) => !(all as readonly string[]).includes(k));
+    if (bad.length > 0) throw new Error(`unknown operation kinds ${bad.join(', ')}; known: ${all.join(', ')}`);
+    this.#kinds = kinds === undefined || kinds.length === 0 ? all : all.filter((k) => kinds.includes(k));
+  }
+
+  /** One operation on node n; never throws (a failure is a skip). */
+  run(n: OpTarget, k: number, d: Draws, at: number, state: string): void {
+    const kind = kindOf(d.kind, this.#kinds);
+    const c: Ctx = { n, k, d, at, state, listing: listTree(n.dir) };
+    try {
+      this.#do(c, kind);
+    } catch (e) {
+      // Skip: nothing to do it on. Otherwise the daemon changed the tree under us (a forwarded record applied
+      // between our look and our change): nothing was changed, or the ledger was told before the change.
+      this.#skip(c, kind, e instanceof Skip ? e.message : `raced: ${(e as Error).message}`);
+    }
+  }
+
+  #do(c: Ctx, kind: Kind): void {
+    const { d } = c;
+    switch (kind) {
+      case 'create':
+        return this.#create(c, this.#position(d), this.#id(c, ''), '');
+      case 'overwrite':
+      case 'inplace':
+      case 'append':
+      case 'truncate':
+        return this.#mutate(c, kind, this.#pickFile(c), this.#id(c, ''), '');
+      case 'replace':
+        return this.#replace(c, this.#position(d));
+      case 'rename':
+        return this.#rename(c, this.#pickName(c), this.#position(d));
+      case 'rename-dir':
+        return this.#renameDir(c);
+      case 'delete': {
+        const p = this.#pickName(c);
+        const r = this.#remove(c, p);
+        return this.#record(c, { kind: 'delete', path: p, superseded: [r.id] });
+      }
+      case 'mkdir':
+        return this.#mkdir(c);
+      case 'rmdir':
+        return this.#rmdir(c);
+      case 'chmod':
+        return this.#chmod(c, this.#pickFile(c));
+      case 'symlink':
+        return this.#symlink(c, this.#position(d));
+      case 'link':
+        return this.#link(c, this.#pickFile(c), this.#position(d));
+    }
+  }
+
+  // ---- picks ----
+
+  /** A name in the fixed namespace: top/NAME, or top/sub/NAME for a quarter of them. */
+  #position(d: Draws): string {
+    const dir = d.nested < 0.25 ? `${at(DIRS, d.top)}/${at(SUBDIRS, d.sub)}` : at(DIRS, d.top);
+    return `${dir}/${at(NAMES, d.name)}`;
+  }
+
+  /** An existing regular file; a hard-linked one a third of the time when there is one. */
+  #pickFile(c: Ctx): string {
+    const files = c.listing.filter((e) => e.type === 'file');
+    const linked = files.filter((e) => e.nlink > 1);
+    const from = c.d.preferLinked < 0.35 && linked.length > 0 ? linked : files;
+    if (from.length === 0) throw new Skip('no file');
+    return at(from, c.d.pick).path;
+  }
+
+  /** An existing file or symlink. */
+  #pickName(c: Ctx): string {
+    const from = c.listing.filter((e) => e.type === 'file' || e.type === 'symlink');
+    if (from.length === 0) throw new Skip('no file');
+    return at(from, c.d.pick).path;
+  }
+
+  #id(c: Ctx, suffix: string): string {
+    return `op${c.k}${suffix}-${c.n.name}-${Math.floor(c.d.idr * 1e9).toString(36)}`;
+  }
+
+  #content(id: string, big: boolean): Buffer {
+    return Buffer.from(big ? `${id}\n`.repeat(Math.ceil((1.25 * (1 << 20)) / (id.length + 1))) : `${id}\n`);
+  }
+
+  // ---- logging ----
+
+  #record(c: Ctx, e: Omit<OpLog, 'k' | 'at' | 'node' | 'state'>): void {
+    this.log.push({ k: c.k, at: c.at, node: c.n.name, state: c.state, ...e });
+    this.byKind[e.kind] = (this.byKind[e.kind] ?? 0) + 1;
+  }
+
+  #skip(c: Ctx, kind: string, why: string): void {
+    this.skipped++;
+    this.log.push({ k: c.k, at: c.at, node: c.n.name, state: c.state, kind: `skip-${kind}`, path: '', superseded: [], note: why });
+  }
+
+  #raced(c: Ctx, path: string, why: string): string {
+    this.racedOps++;
+    this.ledger.raced.push({ k: c.k, node: c.n.name, path, why });
+    return `RACED: ${why}`;
+  }
+
+  /** The parent folders of rel, made when missing; says whether it made any. */
+  #ensureParent(c: Ctx, rel: string): boolean {
+    const parent = parentOf(rel);
+    if (parent === '' || typeAt(join(c.n.dir, parent)) === 'dir') return false;
+    mkdirSync(join(c.n.dir, parent), { recursive: true });
+    return true;
+  }
+
+  /** The names on the node that hold inode `ino` now. */
+  #namesOfIno(c: Ctx, ino: string): string[] {
+    return listTree(c.n.dir).filter((e) => e.type === 'file' && e.ino === ino).map((e) => e.path);
+  }
+
+  /** What a name holds now, as a ledger key: content hash or symlink target; null when nothing is there. */
+  #keyAt(c: Ctx, rel: string): { key: string; nlink: number; ino: string } | null {
+    const abs = join(c.n.dir, rel);
+    const st = lstatOrNull(abs);
+    if (st === null) return null;
+    if (st.type === 'symlink') return { key: `L:${readlinkSync(abs)}`, nlink: st.nlink, ino: st.ino };
+    if (st.type !== 'file') throw new Skip(`a ${st.type} holds ${rel}`);
+    const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const buf = readAll(fd);
+      const key = sha(buf);
+      this.ledger.idOf(key, `op${c.k} ${c.n.name}:${rel}`, buf);
+      const fst = fstatSync(fd, { bigint: true });
+      return { key, nlink: Number(fst.nlink), ino: fst.ino.toString() };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  // ---- the operations ----
+
+  /** Create with O_EXCL. */
+  #create(c: Ctx, rel: string, id: string, note: string): void {
+    const abs = join(c.n.dir, rel);
+    if (typeAt(abs) !== null) throw new Skip(`${rel} exists`);
+    const made = this.#ensureParent(c, rel);
+    const big = c.d.variant < this.#bigFileRate;
+    const buf = this.#content(id, big);
+    const fd = openSync(abs, 'wx');
+    let ino: string;
+    try {
+      writeAll(fd, buf, 0);
+      ino = String(fstatSync(fd, { bigint: true }).ino);
+    } finally {
+      closeSync(fd);
+    }
+    const key = sha(buf);
+    const w = this.ledger.wrote(key, id, c.k, c.n.name, rel, buf.length);
+    this.ledger.event(rel, key, 'arrive', c.k, c.n.name);
+    const notes = [note, made ? 'mkdir -p' : '', big ? 'big' : ''];
+    if (inoAt(abs) !== ino) {
+      w.raced = 'replaced right after its create';
+      notes.push(this.#raced(c, rel, 'the name no longer holds the file created'));
+    }
+    this.#record(c, { kind: 'create', path: rel, wrote: w.id, superseded: [], ...noteOf(notes) });
+  }
+
+  /** A write through an open file (the inode stays): overwrite (truncate + write), in place at 0, append, truncate. */
+  #mutate(c: Ctx, kind: 'overwrite' | 'inplace' | 'append' | 'truncate', rel: string, id: string, note: string): void {
+    const abs = join(c.n.dir, rel);
+    const fd = openSync(abs, constants.O_RDWR | constants.O_NOFOLLOW | (kind === 'append' ? constants.O_APPEND : 0));
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile()) throw new Skip(`${rel} is not a file`);
+      const ino = st.ino.toString();
+      const old = readAll(fd);
+      const oldKey = sha(old);
+      if (kind === 'truncate' && old.length === 0) throw new Skip(`${rel} is empty`);
+      const oldId = this.ledger.idOf(oldKey, `op${c.k} ${c.n.name}:${rel}`, old);
+      const before = this.#namesOfIno(c, ino);
+      // Every name of the inode loses the old content: told before the write, so a failure errs on the lenient side.
+      this.ledger.gone(oldKey, c.k, true);
+      for (const p of before) this.ledger.event(p, oldKey, 'touch', c.k, c.n.name);
+      let want: Buffer;
+      let big = false;
+      if (kind === 'overwrite') {
+        big = c.d.variant < this.#bigFileRate;
+        want = this.#content(id, big);
+        ftruncateSync(fd, 0);
+        writeAll(fd, want, 0);
+      } else if (kind === 'inplace') {
+        const head = Buffer.from(`${id}\n`);
+        writeAll(fd, head, 0);
+        want = head.length >= old.length ? head : Buffer.concat([head, old.subarray(head.length)]);
+      } else if (kind === 'append') {
+        const tail = Buffer.from(`+${id}\n`);
+        appendFileSync(fd, tail);
+        want = Buffer.concat([old, tail]);
+      } else {
+        const len = c.d.variant < 0.25 ? 0 : Math.floor(c.d.follow * old.length);
+        ftruncateSync(fd, len);
+        want = old.subarray(0, len);
+      }
+      const now = readAll(fd);
+      const key = sha(now);
+      const w = this.ledger.wrote(key, kind === 'truncate' ? `${id}(truncated ${oldId} to ${now.length}B)` : kind === 'overwrite' ? id : `${id}(${kind} on ${oldId})`, c.k, c.n.name, rel, now.length);
+      const names = this.#namesOfIno(c, ino);
+      for (const p of names) this.ledger.event(p, key, 'arrive', c.k, c.n.name);
+      const notes = [note, big ? 'big' : '', names.length > 1 ? `names of the inode: ${names.join(' ')}` : ''];
+      let why: string | null = null;
+      if (!now.equals(want)) why = 'the file changed under the write';
+      else if (inoAt(abs) !== ino) why = 'the name no longer holds the file written';
+      if (why !== null) {
+        w.raced = why;
+        notes.push(this.#raced(c, rel, why));
+      }
+      this.#record(c, { kind, path: rel, wrote: w.id, superseded: [oldId], ...noteOf(notes) });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** The way editors save: a new file, renamed over the name (which may hold a file or a symlink, or nothing). */
+  #replace(c: Ctx, rel: string): void {
+    const abs = join(c.n.dir, rel);
+    const old = this.#keyAt(c, rel); // a directory there: Skip
+    const made = this.#ensureParent(c, rel);
+    const id = this.#id(c, '');
+    const big = c.d.variant < this.#bigFileRate;
+    const buf = this.#content(id, big);
+    const tmpRel = `${parentOf(rel)}/.save-${c.k}.tmp`;
+    const tmp = join(c.n.dir, tmpRel);
+    writeFileSync(tmp, buf, { flag: 'wx' });
+    const ino = inoAt(tmp);
+    const key = sha(buf);
+    const w = this.ledger.wrote(key, id, c.k, c.n.name, rel, buf.length);
+    this.ledger.event(tmpRel, key, 'arrive', c.k, c.n.name);
+    const superseded: string[] = [];
+    if (old !== null) {
+      superseded.push(this.ledger.idOf(old.key, rel));
+      this.ledger.gone(old.key, c.k, old.nlink <= 1);
+      this.ledger.event(rel, old.key, 'touch', c.k, c.n.name);
+    }
+    renameSync(tmp, abs);
+    this.ledger.event(tmpRel, key, 'depart', c.k, c.n.name);
+    this.ledger.event(rel, key, 'arrive', c.k, c.n.name);
+    const notes = [made ? 'mkdir -p' : '', big ? 'big' : '', old !== null && old.nlink > 1 ? `the old file keeps ${old.nlink - 1} other names` : ''];
+    if (inoAt(abs) !== ino) {
+      w.raced = 'replaced right after';
+      notes.push(this.#raced(c, rel, 'the name no longer holds the file renamed there'));
+    }
+    this.#record(c, { kind: 'replace', path: rel, wrote: w.id, superseded, ...noteOf(notes) });
+  }
+
+  /** Rename a file or symlink to a free name or over another file or symlink. */
+  #rename(c: Ctx, src: string, dst: string): void {
+    if (src === dst) throw new Skip('same name');
+    const srcAbs = join(c.n.dir, src);
+    const dstAbs = join(c.n.dir, dst);
+    const dstType = typeAt(dstAbs);
+    if (dstType === 'dir') throw new Skip(`a directory holds ${dst}`);
+    const moved = this.#keyAt(c, src);
+    if (moved === null) throw new Skip(`${src} is gone`);
+    const old = this.#keyAt(c, dst);
+    if (old !== null && old.ino === moved.ino) throw new Skip(`${src} and ${dst} are hard links of one file`);
+    const superseded: string[] = [];
+    if (old !== null) {
+      superseded.push(this.ledger.idOf(old.key, dst));
+      this.ledger.gone(old.key, c.k, old.nlink <= 1);
+      this.ledger.event(dst, old.key, 'touch', c.k, c.n.name);
+    }
+    const made = this.#ensureParent(c, dst);
+    renameSync(srcAbs, dstAbs);
+    this.ledger.event(src, moved.key, 'depart', c.k, c.n.name);
+    this.ledger.event(dst, moved.key, 'arrive', c.k, c.n.name);
+    const notes = [made ? 'mkdir -p' : '', old !== null && old.nlink > 1 ? `the old file keeps ${old.nlink - 1} other names` : ''];
+    if (inoAt(dstAbs) !== moved.ino) notes.push(this.#raced(c, dst, 'the new name does not hold the file renamed'));
+    this.#record(c, { kind: old === null ? 'rename' : 'rename-over', path: src, newPath: dst, moved: this.ledger.idOf(moved.key, src), superseded, ...noteOf(notes) });
+  }
+
+  /** Remove a file or symlink, telling the ledger; a hard-linked file keeps its content at its other names. */
+  #remove(c: Ctx, rel: string): Removed {
+    const abs = join(c.n.dir, rel);
+    const type = typeAt(abs);
+    if (type === 'symlink') {
+      const key = `L:${readlinkSync(abs)}`;
+      unlinkSync(abs);
+      this.ledger.event(rel, key, 'depart', c.k, c.n.name);
+      return { key, id: this.ledger.idOf(key, rel) };
+    }
+    if (type !== 'file') throw new Skip(type === null ? `${rel} is gone` : `a ${type} holds ${rel}`);
+    const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      const buf = readAll(fd);
+      const key = sha(buf);
+      const id = this.ledger.idOf(key, `op${c.k} ${c.n.name}:${rel}`, buf);
+      this.ledger.gone(key, c.k, st.nlink <= 1n);
+      unlinkSync(abs);
+      this.ledger.event(rel, key, 'depart', c.k, c.n.name);
+      // Our file lost a name: else the daemon had put another file at the name, and we removed that one.
+      if (fstatSync(fd, { bigint: true }).nlink !== st.nlink - 1n) this.#raced(c, rel, 'removed a file the daemon had just put there');
+      return { key, id: st.nlink > 1n ? `${id}(one of ${st.nlink} names)` : id };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Rename a directory (to a free name or over an empty directory), then change something inside it at once. */
+  #renameDir(c: Ctx): void {
+    const { d } = c;
+    const dirs = c.listing.filter((e) => e.type === 'dir');
+    if (dirs.length === 0) throw new Skip('no directory');
+    const src = at(dirs, d.pick);
+    const dst = d.nested < 0.3 ? `${at(DIRS, d.top)}/${at(SUBDIRS, d.sub)}` : at(DIRS, d.top);
+    if (isUnder(dst, src.path) || isUnder(src.path, dst)) throw new Skip(`${src.path} -> ${dst}: one holds the other`);
+    const dstAbs = join(c.n.dir, dst);
+    const dstType = typeAt(dstAbs);
+    if (dstType !== null && (dstType !== 'dir' || readdirSync(dstAbs).length > 0)) throw new Skip(`${dst} is taken`);
+    if (parentOf(dst) !== '' && typeAt(join(c.n.dir, parentOf(dst))) !== 'dir') throw new Skip(`no folder ${parentOf(dst)}`);
+    const inside = c.listing.filter((e) => e.path.startsWith(`${src.path}/`) && (e.type === 'file' || e.type === 'symlink'));
+    const keys = inside.map((e) => ({ e, key: this.#keyAt(c, e.path) }));
+    renameSync(join(c.n.dir, src.path), dstAbs);
+    for (const { e, key } of keys) {
+      if (key === null) continue;
+      this.ledger.event(e.path, key.key, 'depart', c.k, c.n.name);
+      this.ledger.event(`${dst}${e.path.slice(src.path.length)}`, key.key, 'arrive', c.k, c.n.name);
+    }
+    const notes = [`${inside.length} files and symlinks inside`, dstType === 'dir' ? 'over an empty directory' : ''];
+    if (inoAt(dstAbs) !== src.ino) notes.push(this.#raced(c, dst, 'the new name does not hold the directory renamed'));
+    this.#record(c, { kind: 'rename-dir', path: src.path, newPath: dst, superseded: [], ...noteOf(notes) });
+    // At once (well within a millisecond of the rename): a change inside the directory at its new name.
+    const followRel = `${dst}/${at(NAMES, d.name2)}`;
+    const followType = typeAt(join(c.n.dir, followRel));
+    const why = 'right after rename-dir';
+    try {
+      if (followType === null) this.#create(c, followRel, this.#id(c, 'b'), why);
+      else if (followType === 'file' && d.follow < 0.5) this.#mutate(c, 'overwrite', followRel, this.#id(c, 'b'), why);
+      else if (followType === 'file' || followType === 'symlink') {
+        const r = this.#remove(c, followRel);
+        this.#record(c, { kind: 'delete', path: followRel, superseded: [r.id], note: why });
+      } else throw new Skip(`a directory holds ${followRel}`);
+    } catch (e) {
+      this.#skip(c, 'after-rename-dir', e instanceof Skip ? e.message : `raced: ${(e as Error).message}`);
+    }
+  }
+
+  #mkdir(c: Ctx): void {
+    const { d } = c;
+    const rel = d.variant < 0.5 ? at(DIRS, d.top) : `${at(DIRS, d.top)}/${at(SUBDIRS, d.sub)}`;
+    if (typeAt(join(c.n.dir, rel)) !== null) throw new Skip(`${rel} exists`);
+    const made = this.#ensureParent(c, rel);
+    mkdirSync(join(c.n.dir, rel));
+    this.#record(c, { kind: 'mkdir', path: rel, superseded: [], ...noteOf([made ? 'mkdir -p' : '']) });
+  }
+
+  /** rmdir of an empty directory; three times in ten, `rm -r` of a small tree. */
+  #rmdir(c: Ctx): void {
+    const dirs = c.listing.filter((e) => e.type === 'dir');
+    if (c.d.variant < 0.3) {
+      if (dirs.length === 0) throw new Skip('no directory');
+      const top = at(dirs, c.d.pick).path;
+      const below = c.listing.filter((e) => e.path.startsWith(`${top}/`));
+      if (below.length > 12) throw new Skip(`${top} holds ${below.length} names: too many for rm -r`);
+      const superseded: string[] = [];
+      let stopped = '';
+      // As rm -r does: every name, deepest first, then the directories; a name the daemon adds meanwhile stops it.
+      try {
+        for (const e of [...below].reverse()) {
+          if (e.type === 'dir') rmdirSync(join(c.n.dir, e.path));
+          else superseded.push(this.#remove(c, e.path).id);
+        }
+        rmdirSync(join(c.n.dir, top));
+      } catch (e) {
+        stopped = `, stopped: ${(e as Error).message}`;
+      }
+      this.#record(c, { kind: 'rm-r', path: top, superseded, note: `${below.length} names below${stopped}` });
+      return;
+    }
+    const empty = dirs.filter((e) => !c.listing.some((x) => x.path.startsWith(`${e.path}/`)));
+    if (empty.length === 0) throw new Skip('no empty directory');
+    const rel = at(empty, c.d.pick).path;
+    rmdirSync(join(c.n.dir, rel));
+    this.#record(c, { kind: 'rmdir', path: rel, superseded: [] });
+  }
+
+  #chmod(c: Ctx, rel: string): void {
+    const abs = join(c.n.dir, rel);
+    const mode = at(MODES, c.d.variant);
+    const fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW);
+    try {
+      const st = fstatSync(fd, { bigint: true });
+      if (!st.isFile()) throw new Skip(`${rel} is not a file`);
+      const key = sha(readAll(fd));
+      fchmodSync(fd, mode);
+      const names = this.#namesOfIno(c, st.ino.toString());
+      for (const p of names) this.ledger.event(p, key, 'touch', c.k, c.n.name);
+      const notes = [mode.toString(8), names.length > 1 ? `names of the inode: ${names.join(' ')}` : ''];
+      if (inoAt(abs) !== st.ino.toString()) notes.push(this.#raced(c, rel, 'the name no longer holds the file'));
+      this.#record(c, { kind: 'chmod', path: rel, superseded: [], ...noteOf(notes) });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** A symlink with a relative target: a sibling, a file or a folder one level up, or nothing (dangling). */
+  #symlink(c: Ctx, rel: string): void {
+    const { d } = c;
+    const abs = join(c.n.dir, rel);
+    if (typeAt(abs) !== null) throw new Skip(`${rel} exists`);
+    const target = d.follow < 0.3 ? at(NAMES, d.name2)
+      : d.follow < 0.6 ? `../${at(DIRS, d.sub)}/${at(NAMES, d.name2)}`
+        : d.follow < 0.8 ? `nowhere-${c.k}` : `../${at(DIRS, d.sub)}`;
+    const made = this.#ensureParent(c, rel);
+    symlinkSync(target, abs);
+    const key = `L:${target}`;
+    this.ledger.event(rel, key, 'arrive', c.k, c.n.name);
+    const notes = [`-> ${target}`, made ? 'mkdir -p' : ''];
+    const now = typeAt(abs) === 'symlink' ? readlinkSync(abs) : null;
+    if (now !== target) notes.push(this.#raced(c, rel, 'the name does not hold the symlink made'));
+    this.#record(c, { kind: 'symlink', path: rel, superseded: [], ...noteOf(notes) });
+  }
+
+  /** A hard link: a new name for an existing file. */
+  #link(c: Ctx, src: string, dst: string): void {
+    const dstAbs = join(c.n.dir, dst);
+    if (typeAt(dstAbs) !== null) throw new Skip(`${dst} exists`);
+    const held = this.#keyAt(c, src);
+    if (held === null || held.key.startsWith('L:')) throw new Skip(`${src} is no file`);
+    const made = this.#ensureParent(c, dst);
+    linkSync(join(c.n.dir, src), dstAbs);
+    this.ledger.event(src, held.key, 'touch', c.k, c.n.name);
+    const notes = [made ? 'mkdir -p' : '', `now ${held.nlink + 1} names`];
+    if (inoAt(dstAbs) !== held.ino) notes.push(this.#raced(c, dst, 'linked another file than the one read'));
+    else this.ledger.event(dst, held.key, 'arrive', c.k, c.n.name);
+    this.#record(c, { kind: 'link', path: src, newPath: dst, moved: this.ledger.idOf(held.key, src), superseded: [], ...noteOf(notes) });
+  }
+}
+
+function noteOf(parts: readonly string[]): { note?: string } {
+  const note = parts.filter((p) => p !== '').join(', ');
+  return note === '' ? {} : { note };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// The run.
 
 interface NodeState {
   readonly name: string;
@@ -126,41 +996,52 @@ interface Period {
   end: number;
 }
 
-interface OpLog {
-  readonly k: number;
-  readonly at: number;
-  readonly node: string;
-  readonly kind: string;
-  readonly path: string;
-  readonly newPath?: string;
-  readonly wrote?: string;
-  readonly moved?: string;
-  readonly superseded: string[];
-  readonly state: string;
-  readonly note?: string;
+interface StatusFile {
+  readonly updatedAt?: number;
+  readonly client?: { resyncs?: unknown } & Record<string, unknown>;
+  readonly reint?: { pending?: unknown; refused?: unknown; waitingForTid?: unknown } & Record<string, unknown>;
 }
 
-interface Written {
-  readonly id: string;
-  readonly k: number;
-  readonly node: string;
-  readonly path: string;
-  supersededBy: number | null;
+function readStatus(dir: string): StatusFile | undefined {
+  try {
+    return JSON.parse(readFileSync(join(dir, META, 'default/status.json'), 'utf8')) as StatusFile;
+  } catch {
+    return undefined;
+  }
+}
+
+function logLines(n: NodeState): string[] {
+  try {
+    return readFileSync(join(n.logDir, 'intersync-default.log'), 'utf8').split('\n').filter((l) => l !== '');
+  } catch {
+    return [];
+  }
+}
+
+function msgOf(line: string): string {
+  try {
+    const m = (JSON.parse(line) as { msg?: unknown }).msg;
+    return typeof m === 'string' ? m : '';
+  } catch {
+    return '';
+  }
 }
 
 /** Run the scenario; asserts nothing itself, returns what it found (problems empty when all holds). */
 export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosResult> {
   const seed = cfg.seed;
+  const clientCount = cfg.clients ?? 3;
   const tag = `[chaos seed=${seed}]`;
   const say = (m: string): void => console.log(`${tag} ${m}`);
-  say(`start: ${cfg.ops} ops, ${cfg.cuts} cuts, ${cfg.offline} offline, ${cfg.clientKills} client kills, ${cfg.serverKills} server kills (CHAOS_SEED=${seed} to replay)`);
+  say(`start: ${cfg.ops} ops${cfg.kinds !== undefined && cfg.kinds.length > 0 ? ` (${cfg.kinds.join(',')} only)` : ''} on 1 server + ${clientCount} clients, ${cfg.cuts} cuts, ${cfg.offline} offline, ${cfg.clientKills} client kills, ${cfg.serverKills} server kills (CHAOS_SEED=${seed} to replay)`);
   const rng = makeRng(seed);
   const debug = process.env.CHAOS_DEBUG ?? '0';
   const keep = process.env.CHAOS_KEEP === '1';
   const t0 = Date.now();
 
   // ---- cleanup first, so that it runs however the test ends ----
-  const temps = [tmpDir('intersync-chaos-srv-'), tmpDir('intersync-chaos-c1-'), tmpDir('intersync-chaos-c2-'), tmpDir('intersync-chaos-c3-')];
+  const names = ['server', ...Array.from({ length: clientCount }, (_, i) => `c${i + 1}`)];
+  const temps = names.map((n) => tmpDir(`intersync-chaos-${n === 'server' ? 'srv' : n}-`));
   const logs = tmpDir('intersync-chaos-logs-');
   const children = new Set<ChildProcess>();
   const proxies: ChaosProxy[] = [];
@@ -184,14 +1065,14 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     logs.cleanup();
   });
 
-  const nodes: NodeState[] = ['server', 'c1', 'c2', 'c3'].map((name, i) => ({
+  const nodes: NodeState[] = names.map((name, i) => ({
     name, role: i === 0 ? 'server' : 'client', dir: temps[i]!.path, logDir: join(logs.path, name),
     proxy: null, proc: null, starting: null, offline: false, dead: false, stderr: '',
   }));
   const server = nodes[0]!;
   const clients = nodes.slice(1);
   const port = await freePort();
-  const secret = join(server.dir, '.intermezzo/default/secret');
+  const secret = join(server.dir, META, 'default/secret');
 
   /** Start a daemon as its own process, registered for the kill in t.after before it says anything. */
   const startDaemon = (n: NodeState): Promise<void> => {
@@ -236,7 +1117,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   };
 
   const kill = async (n: NodeState): Promise<void> => {
-    if (n.starting !== null) await n.starting;
+    if (n.starting !== null) await n.starting.catch(() => {});
     const c = n.proc;
     n.dead = true;
     n.proc = null;
@@ -286,7 +1167,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
       else periods.push({ ...p });
     }
   };
-  const pickClient = (): number => 1 + Math.floor(rng() * 3);
+  const pickClient = (): number => 1 + Math.floor(rng() * clientCount);
   draw('cut', cfg.cuts, pickClient);
   draw('offline', cfg.offline, pickClient);
   draw('kill', cfg.clientKills, pickClient);
@@ -296,12 +1177,11 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const problems: string[] = [];
   const notes: string[] = [];
   const events: string[] = [];
-  const counts = { cuts: 0, offline: 0, clientKills: 0, serverKills: 0 };
+  const counts = { offline: 0, clientKills: 0, serverKills: 0 };
   const begin = async (p: Period): Promise<void> => {
     const n = nodes[p.node]!;
     if (p.kind === 'cut') {
       n.proxy!.cut();
-      counts.cuts++;
     } else if (p.kind === 'offline') {
       const r = await cliAsync(['disconnect', n.dir]);
       if (r.code !== 0) problems.push(`${n.name}: intersync disconnect failed (${r.code}): ${r.out}`);
@@ -330,141 +1210,22 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   };
 
   // ---- the operations ----
-  const opLog: OpLog[] = [];
-  const written = new Map<string, Written>(); // content hash -> who wrote it
-  const unknownSeen: string[] = [];
-  const byKind: Record<string, number> = {};
-  let skipped = 0;
-
-  const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
-  const statOf = (abs: string): Stats | null => {
-    try {
-      return lstatSync(abs);
-    } catch {
-      return null;
-    }
-  };
-  /** Read a file on a node, mark its content superseded by op k; returns the content's id (or a note). */
-  const supersede = (n: NodeState, rel: string, k: number): string | null => {
-    const abs = join(n.dir, rel);
-    let buf: Buffer;
-    try {
-      buf = readFileSync(abs);
-    } catch {
-      return null;
-    }
-    const w = written.get(sha(buf));
-    if (w === undefined) {
-      unknownSeen.push(`op${k} ${n.name}:${rel} held ${buf.length} bytes of unknown content ${JSON.stringify(buf.subarray(0, 40).toString())}`);
-      return `unknown(${buf.length}B)`;
-    }
-    if (w.supersededBy === null) w.supersededBy = k;
-    return w.id;
-  };
-  const contentId = (n: NodeState, rel: string): string | undefined => {
-    try {
-      return written.get(sha(readFileSync(join(n.dir, rel))))?.id;
-    } catch {
-      return undefined;
-    }
-  };
+  const ops = new Operations(cfg.bigFileRate, cfg.kinds);
+  const ledger = ops.ledger;
   const stateOf = (n: NodeState): string => [
     n.dead ? 'dead' : n.starting !== null ? 'starting' : 'up',
     ...(n.offline ? ['offline'] : []), ...(n.proxy?.isCut === true ? ['cut'] : []),
   ].join('+');
-
   for (let k = 0; k < cfg.ops; k++) {
     for (const p of periods) if (p.start === k) await begin(p);
     for (const p of periods) if (p.end === k) await finish(p);
-    // Fixed draws per operation, whatever the disk holds, so a seed replays the same choices.
-    const u = Array.from({ length: 9 }, () => rng());
-    const n = nodes[Math.floor(u[0]! * 4)]!;
-    const target = `${DIRS[Math.floor(u[2]! * DIRS.length)]!}/${NAMES[Math.floor(u[3]! * NAMES.length)]!}`;
-    const files = DIRS.flatMap((d) => NAMES.map((m) => `${d}/${m}`)).filter((p) => statOf(join(n.dir, p))?.isFile() === true);
-    const src = files.length === 0 ? null : files[Math.floor(u[4]! * files.length)]!;
-    const r = u[1]!;
-    const kind = r < 0.5 ? 'write' : r < 0.65 ? 'rename' : r < 0.79 ? 'delete' : r < 0.87 ? 'chmod' : 'mkdir';
-    const at = Date.now() - t0;
-    const state = stateOf(n);
-    const log = (e: Omit<OpLog, 'k' | 'at' | 'node' | 'state'>): void => {
-      opLog.push({ k, at, node: n.name, state, ...e });
-      byKind[e.kind] = (byKind[e.kind] ?? 0) + 1;
-    };
-    const skip = (why: string): void => {
-      skipped++;
-      opLog.push({ k, at, node: n.name, state, kind: `skip-${kind}`, path: target, superseded: [], note: why });
-    };
-    const ensureParent = (rel: string): void => {
-      mkdirSync(join(n.dir, rel.split('/')[0]!), { recursive: true });
-    };
-    try {
-      if (kind === 'write') {
-        const st = statOf(join(n.dir, target));
-        if (st !== null && !st.isFile()) {
-          skip('a directory holds the name');
-        } else {
-          const id = `op${k}-${n.name}-${Math.floor(u[6]! * 1e9).toString(36)}`;
-          const big = u[5]! < cfg.bigFileRate;
-          const content = big ? `${id}\n`.repeat(Math.ceil((1.25 * (1 << 20)) / (id.length + 1))) : `${id}\n`;
-          const superseded = st === null ? [] : [supersede(n, target, k)].filter((x): x is string => x !== null);
-          ensureParent(target);
-          const viaRename = u[5]! > 0.8;
-          if (viaRename) {
-            // The way editors save: a new file, renamed over the old name.
-            const tmp = join(n.dir, target.split('/')[0]!, `.save-${k}.tmp`);
-            writeFileSync(tmp, content);
-            renameSync(tmp, join(n.dir, target));
-          } else {
-            writeFileSync(join(n.dir, target), content);
-          }
-          written.set(sha(content), { id, k, node: n.name, path: target, supersededBy: null });
-          const note = [...(big ? ['big'] : []), ...(viaRename ? ['via rename'] : [])].join(', ');
-          log({ kind: st === null ? 'create' : 'overwrite', path: target, wrote: id, superseded, ...(note === '' ? {} : { note }) });
-        }
-      } else if (kind === 'rename') {
-        const st = statOf(join(n.dir, target));
-        if (src === null) skip('no file to rename');
-        else if (src === target) skip('same name');
-        else if (st !== null && !st.isFile()) skip('a directory holds the new name');
-        else {
-          const moved = contentId(n, src) ?? 'unknown';
-          const superseded = st === null ? [] : [supersede(n, target, k)].filter((x): x is string => x !== null);
-          ensureParent(target);
-          renameSync(join(n.dir, src), join(n.dir, target));
-          log({ kind: 'rename', path: src, newPath: target, moved, superseded });
-        }
-      } else if (kind === 'delete') {
-        if (src === null) skip('no file to delete');
-        else {
-          const superseded = [supersede(n, src, k)].filter((x): x is string => x !== null);
-          unlinkSync(join(n.dir, src));
-          log({ kind: 'delete', path: src, superseded });
-        }
-      } else if (kind === 'chmod') {
-        if (src === null) skip('no file to chmod');
-        else {
-          const mode = MODES[Math.floor(u[5]! * MODES.length)]!;
-          chmodSync(join(n.dir, src), mode);
-          log({ kind: 'chmod', path: src, superseded: [], note: mode.toString(8) });
-        }
-      } else {
-        const top = u[5]! < 0.5;
-        const path = top ? target.split('/')[0]! : target;
-        if (statOf(join(n.dir, path)) !== null) skip('the name exists');
-        else {
-          ensureParent(path);
-          mkdirSync(join(n.dir, path), { recursive: true });
-          log({ kind: 'mkdir', path, superseded: [] });
-        }
-      }
-    } catch (e) {
-      // The daemon changed the tree under us (a forwarded record applied between our look and our change).
-      skip(`raced: ${(e as Error).message}`);
-    }
-    const pause = u[8]! < cfg.pauseRate ? 200 + Math.floor(u[7]! * 1300) : Math.floor(u[7]! * 50);
+    const d = drawOp(rng);
+    const n = at(nodes, d.node);
+    ops.run(n, k, d, Date.now() - t0, stateOf(n));
+    const pause = d.pauseChance < cfg.pauseRate ? 200 + Math.floor(d.pauseLen * 1300) : Math.floor(d.pauseLen * 50);
     await sleep(pause);
   }
-  say(`operations done in ${Date.now() - t0} ms: ${JSON.stringify(byKind)}, ${skipped} skipped`);
+  say(`operations done in ${Date.now() - t0} ms: ${JSON.stringify(ops.byKind)}, ${ops.skipped} skipped, ${ops.racedOps} raced`);
 
   // ---- heal: restore every link, reconnect every client, restart what is dead ----
   for (const p of periods) if (p.end >= cfg.ops) await finish(p);
@@ -479,7 +1240,15 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const healedAt = Date.now();
   say(`healed at ${healedAt - t0} ms; waiting for convergence (up to ${cfg.convergeMs} ms)`);
 
-  // ---- invariant 1: every journal and every disk at the server's digest ----
+  /** The operations on names (or on directories above them), and those on the names the content had. */
+  const explainPath = (p: string | readonly string[], key: string | null): string => {
+    const lines = opsOn(typeof p === 'string' ? [p] : p, ops.log, 25);
+    if (key !== null && ledger.contents.has(key)) lines.push(...contentHistory(ledger.contents.get(key)!, ledger, ops.log));
+    const uniq = [...new Set(lines)];
+    return uniq.length === 0 ? ' none' : uniq.map((l) => `\n      ${l}`).join('');
+  };
+
+  // ---- check 1: every journal and every disk at the server's digest ----
   const dirs = nodes.map((n) => n.dir);
   let converged = false;
   let lastSeen = '';
@@ -496,7 +1265,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const disks = await Promise.all(dirs.map((d) => diskDigest(d)));
     const journals = dirs.map((d) => journalState(d).digest);
     lastSeen = `journals ${journals.map((j) => j.slice(0, 12)).join(' ')}; disks ${disks.map((j) => j.slice(0, 12)).join(' ')}`;
-    if (disks.every((d) => d === want) && journals.every((j) => j === want)) {
+    if (disks.every((x) => x === want) && journals.every((j) => j === want)) {
       converged = true;
       break;
     }
@@ -513,131 +1282,192 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
         if (m !== null) paths.set(m[1]!, n);
       }
     }
-    for (const [p, n] of paths) {
-      // The operations on that name, and the whole history of the content it holds (renames included).
-      const touching = opLog.filter((o) => o.path === p || o.newPath === p);
-      let held: Written | undefined;
-      try {
-        held = written.get(sha(readFileSync(join(n.dir, p))));
-      } catch {
-        held = undefined;
-      }
-      const lines = [...new Set([...touching.map(formatOp), ...(held === undefined ? [] : history(held, opLog))])];
-      problems.push(`  operations on ${p}${held === undefined ? '' : ` (holding ${held.id} on ${n.name})`}:${lines.map((l) => `\n      ${l}`).join('') || ' none'}`);
+    for (const [p, n] of [...paths].slice(0, 12)) {
+      const e = treeOf(n.dir).get(p);
+      const key = e === undefined ? null : keyOfEntry(e);
+      problems.push(`  operations on ${p}${key === null ? '' : ` (holding ${ledger.display(key)} on ${n.name})`}:${explainPath(p, key)}`);
     }
   } else say(`converged ${convergeMs} ms after healing`);
 
-  // ---- invariant 2: nothing acknowledged is lost ----
-  const trees = new Map<string, Map<string, string[]>>(); // node -> content hash -> paths
-  for (const n of nodes) trees.set(n.name, contentsOf(n.dir));
-  const onServer = trees.get('server')!;
+  // Quiet: every client's status file written after the convergence (it is rewritten every second).
+  const quietFrom = Date.now();
+  for (const c of clients) {
+    while (Date.now() - quietFrom < 5000 && (readStatus(c.dir)?.updatedAt ?? 0) < quietFrom) await sleep(200);
+  }
+
+  // ---- check 2: identical trees (names, types, modes, contents, symlink targets, hard-link groups) ----
+  const trees = new Map<string, Map<string, TreeEntry>>();
+  for (const n of nodes) trees.set(n.name, treeOf(n.dir));
+  const serverTree = trees.get('server')!;
+  const serverGroups = linkGroupsOf(serverTree);
+  let treeDifferences = 0;
+  for (const c of clients) {
+    const diffs = compareTrees(serverTree, trees.get(c.name)!, 'server', c.name);
+    treeDifferences += diffs.length;
+    if (diffs.length === 0) continue;
+    problems.push(`${c.name}: tree differs from the server's at ${diffs.length} points: ${diffs[0]}`);
+    for (const line of diffs.slice(0, 15)) {
+      const p = line.slice(0, line.indexOf(': '));
+      const e = serverTree.get(p) ?? trees.get(c.name)!.get(p);
+      // A hard-link group difference: the operations on every name of either group.
+      const group = [...new Set([p, ...(serverGroups.get(p) ?? []), ...(linkGroupsOf(trees.get(c.name)!).get(p) ?? [])])];
+      problems.push(`  ${c.name}: ${line}; operations:${explainPath(group, e === undefined ? null : keyOfEntry(e))}`);
+    }
+  }
+
+  // ---- check 3: nothing acknowledged is lost ----
+  const onServer = new Set<string>();
+  for (const e of serverTree.values()) if (e.hash !== null) onServer.add(e.hash);
   let live = 0;
   const lost: string[] = [];
-  for (const [hash, w] of written) {
+  const excused: string[] = [];
+  for (const [key, w] of ledger.contents) {
     if (w.supersededBy !== null) continue;
+    if (w.raced !== null) {
+      excused.push(`${w.id}: ${w.raced}`);
+      continue;
+    }
     live++;
-    if (onServer.has(hash)) continue;
-    const elsewhere = nodes.filter((n) => trees.get(n.name)!.has(hash)).map((n) => `${n.name}:${trees.get(n.name)!.get(hash)!.join(',')}`);
-    lost.push(`${w.id} (written on ${w.node} at ${w.path}) is not on the server${elsewhere.length > 0 ? `; still on ${elsewhere.join(' ')} (not replicated)` : ', nor on any node (DESTROYED)'}\n${history(w, opLog).map((l) => `      ${l}`).join('\n')}`);
+    if (onServer.has(key)) continue;
+    const seenAt = ledger.namesOf(key);
+    const racedAt = ledger.raced.find((r) => r.k >= w.k && seenAt.includes(r.path));
+    if (racedAt !== undefined) {
+      excused.push(`${w.id}: op${racedAt.k} on ${racedAt.node} raced the daemon at ${racedAt.path}`);
+      continue;
+    }
+    if (w.halfGone.length >= 2) {
+      excused.push(`${w.id}: names of its hard-linked group were removed by op${w.halfGone.join(', op')}`);
+      continue;
+    }
+    const elsewhere = nodes.filter((n) => [...trees.get(n.name)!].some(([, e]) => e.hash === key))
+      .map((n) => `${n.name}:${[...trees.get(n.name)!].filter(([, e]) => e.hash === key).map(([p]) => p).join(',')}`);
+    lost.push(`${w.id} (written on ${w.node} at ${w.path}) is not on the server${elsewhere.length > 0 ? `; still on ${elsewhere.join(' ')} (not replicated)` : ', nor on any node (DESTROYED)'}\n${contentHistory(w, ledger, ops.log).map((l) => `      ${l}`).join('\n')}`);
   }
   if (lost.length > 0) problems.push(`${lost.length} of ${live} live contents lost:\n    ${lost.join('\n    ')}`);
+  if (excused.length > 0) notes.push(`${excused.length} contents gone but excused (raced or removed at every name): ${excused.slice(0, 6).join('; ')}`);
 
-  // ---- invariant 3: conflict copies stay few ----
-  let conflictCopies = 0;
-  let nested = 0;
-  for (const paths of onServer.values()) {
-    for (const p of paths) {
-      const m = p.split('/').pop()!.match(/\.conflict-/g)?.length ?? 0;
-      if (m > 0) conflictCopies++;
-      if (m > 1) nested++;
+  // ---- check 4: nothing deleted comes back ----
+  const back = new Map<string, { d: PathEvent; nodes: string[]; key: string }>();
+  for (const n of nodes) {
+    for (const [p, e] of trees.get(n.name)!) {
+      const key = keyOfEntry(e);
+      if (key === null) continue;
+      const d = undoneDeparture(ledger.eventsAt(p, key));
+      if (d === null) continue;
+      const id = `${p}\0${key}`;
+      const b = back.get(id) ?? { d, nodes: [], key };
+      b.nodes.push(n.name);
+      back.set(id, b);
     }
   }
-  const conflictDirs = walkNames(server.dir).filter((p) => lstatOrNull(join(server.dir, p))?.type === 'dir' && /\.conflict-/.test(p)).length;
-  const opsDone = Object.values(byKind).reduce((a, b) => a + b, 0);
-  if (conflictCopies + conflictDirs >= Math.max(1, opsDone)) problems.push(`conflict copies exploded: ${conflictCopies} files and ${conflictDirs} directories for ${opsDone} operations (${nested} copies of copies)`);
+  if (back.size > 0) {
+    problems.push(`${back.size} removed contents came back: ${[...back].map(([id, b]) => `${id.split('\0')[0]} on ${b.nodes.join(',')}`).slice(0, 8).join(', ')}`);
+    for (const [id, b] of [...back].slice(0, 10)) {
+      const p = id.split('\0')[0]!;
+      problems.push(`  ${p} holds ${ledger.display(b.key)} again on ${b.nodes.join(',')}: op${b.d.k} on ${b.d.node} removed it and no operation brought it back; operations:${explainPath(p, b.key)}`);
+    }
+  }
+
+  // ---- check 5: no resync, nothing left in any LML, nothing pending ----
+  let resyncs = 0;
+  let resyncFailures = 0;
+  let refusedAtEnd = 0;
   let conflictLogLines = 0;
   for (const n of nodes) {
-    try {
-      conflictLogLines += readFileSync(join(n.logDir, 'intersync-default.log'), 'utf8').split('\n').filter((l) => l.includes('"msg":"conflict')).length;
-    } catch {
-      // no log yet
+    const lines = logLines(n);
+    const msgs = lines.map(msgOf);
+    const mine = msgs.filter((m) => m.includes('resyncing')).length;
+    const failedHere = msgs.filter((m) => m.includes('resync failed')).length;
+    conflictLogLines += msgs.filter((m) => m.startsWith('conflict')).length;
+    for (const l of lines) if (l.includes('"level":50')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
+    const st = n.role === 'client' ? readStatus(n.dir) : undefined;
+    const fromStatus = typeof st?.client?.resyncs === 'number' ? st.client.resyncs : 0;
+    const count = Math.max(mine, fromStatus);
+    resyncs += count;
+    resyncFailures += failedHere;
+    if ((count > 0 || failedHere > 0) && cfg.allowResync !== true) {
+      const first = lines.filter((l) => /resyncing|resync failed/.test(msgOf(l))).slice(0, 3).map((l) => l.slice(0, 300));
+      problems.push(`${n.name}: ${count} resyncs, ${failedHere} failed resyncs${fromStatus > 0 ? ` (status client.resyncs ${fromStatus})` : ''}: ${first.join(' | ')}`);
     }
-  }
-  for (const n of nodes) {
+    if (n.role !== 'client') continue;
     try {
-      for (const l of readFileSync(join(n.logDir, 'intersync-default.log'), 'utf8').split('\n')) {
-        if (l.includes('"level":50')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
+      const lml = journalState(n.dir).lml;
+      if (lml > 0) problems.push(`${n.name}: ${lml} records left in its LML at the end`);
+    } catch (e) {
+      problems.push(`${n.name}: journal unreadable at the end: ${(e as Error).message}`);
+    }
+    if (st === undefined) notes.push(`${n.name}: no status file at the end`);
+    else {
+      const pending = st.reint?.pending;
+      if (typeof pending === 'number' && pending > 0) problems.push(`${n.name}: status reint shows ${pending} records pending at the end: ${JSON.stringify(st.reint)}`);
+      if (st.reint?.waitingForTid !== undefined && st.reint.waitingForTid !== null) notes.push(`${n.name}: status reint waits for TID ${String(st.reint.waitingForTid)} at the end`);
+      const refused = st.reint?.refused;
+      if (typeof refused === 'number' && refused > 0) {
+        refusedAtEnd += refused;
+        notes.push(`${n.name}: status reint.refused ${refused} at the end`);
       }
-    } catch {
-      // no log
     }
   }
+
+  // ---- check 6: conflict copies stay few ----
+  let conflictCopies = 0;
+  let nested = 0;
+  for (const p of serverTree.keys()) {
+    const m = p.split('/').pop()!.match(/\.conflict-/g)?.length ?? 0;
+    if (m > 0) conflictCopies++;
+    if (m > 1) nested++;
+  }
+  const opsDone = Object.values(ops.byKind).reduce((a, b) => a + b, 0);
+  if (conflictCopies >= Math.max(1, opsDone)) problems.push(`conflict copies exploded: ${conflictCopies} for ${opsDone} operations (${nested} copies of copies)`);
 
   const summary = problems.length === 0 ? 'ok' : `${problems.length} problem lines, details printed above: ${problems
     .filter((p) => !p.startsWith('  '))
     .map((p) => p.split('\n')[0]!.slice(0, 300))
     .join(' | ')}`;
+  const cuts = clients.reduce((a, c) => a + c.proxy!.cuts, 0);
   const result: ChaosResult = {
-    seed, summary, opsByKind: byKind, skipped, cuts: clients.reduce((a, c) => a + c.proxy!.cuts, 0), offlinePeriods: counts.offline,
-    clientKills: counts.clientKills, serverKills: counts.serverKills, conflictCopies: conflictCopies + conflictDirs,
-    nestedConflictCopies: nested, conflictLogLines, contentsWritten: written.size, contentsLive: live, convergeMs,
-    totalMs: Date.now() - t0, problems,
+    seed, summary, clients: clientCount, opsByKind: { ...ops.byKind }, skipped: ops.skipped, raced: ops.racedOps, cuts,
+    offlinePeriods: counts.offline, kills: counts.clientKills + counts.serverKills, clientKills: counts.clientKills,
+    serverKills: counts.serverKills, conflictCopies, nestedConflictCopies: nested, conflictLogLines, resyncs, resyncFailures,
+    refusedAtEnd, contentsWritten: ledger.contents.size, contentsLive: live, lostContents: lost.length, resurrected: back.size,
+    treeDifferences, converged, convergeMs, totalMs: Date.now() - t0, problems, notes,
   };
   try {
-    writeFileSync(join(logs.path, 'ops.log'), `seed ${seed}, t0 ${t0}\n${events.join('\n')}\n${opLog.map(formatOp).join('\n')}\n`);
+    writeFileSync(join(logs.path, 'ops.log'), `seed ${seed}, t0 ${t0}\n${events.join('\n')}\n${ops.log.map(formatOp).join('\n')}\n`);
   } catch {
     // the logs folder is gone: nothing to keep
   }
-  say(`result: ${JSON.stringify({ ...result, summary: undefined, problems: problems.length })}`);
-  if (notes.length > 0) say(`${notes.length} error lines in the daemons' logs, first ones:\n${notes.slice(0, 8).join('\n')}`);
-  if (unknownSeen.length > 0) say(`unknown contents met by the harness (daemon placeholders?): ${unknownSeen.slice(0, 10).join('; ')}`);
+  say(`result: ${JSON.stringify({ ...result, summary: undefined, problems: problems.length, notes: notes.length })}`);
+  if (notes.length > 0) say(`${notes.length} notes, first ones:\n${notes.slice(0, 10).join('\n')}`);
+  if (ledger.unknown.length > 0) say(`unknown contents met by the harness (daemon placeholders?): ${ledger.unknown.slice(0, 10).join('; ')}`);
   if (problems.length > 0) {
     say(`events: ${events.join('; ')}`);
     say(`PROBLEMS:\n${problems.join('\n')}`);
   } else failed = false;
+  say(`summary: ${summaryLine(result)}`);
   return result;
 }
 
-/** Every regular file of a tree (metadata folder excluded): content hash -> paths. */
-function contentsOf(dir: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const p of walkNames(dir)) {
-    const st = lstatOrNull(join(dir, p));
-    if (st?.type !== 'file') continue;
-    const h = createHash('sha256').update(readFileSync(join(dir, p))).digest('hex');
-    out.set(h, [...(out.get(h) ?? []), p]);
-  }
-  return out;
+/** One line for a run: operations by kind, cuts, kills, conflict copies, resyncs, convergence, problems. */
+export function summaryLine(r: ChaosResult): string {
+  const kinds = Object.entries(r.opsByKind).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ');
+  return `seed ${r.seed}, ${r.clients} clients: ops {${kinds}} (${r.skipped} skipped, ${r.raced} raced), cuts ${r.cuts}, offline ${r.offlinePeriods}, kills ${r.clientKills}+${r.serverKills}, conflict copies ${r.conflictCopies}, resyncs ${r.resyncs}, ${r.converged ? `converged in ${r.convergeMs} ms` : `NOT converged after ${r.convergeMs} ms`}, tree diffs ${r.treeDifferences}, lost ${r.lostContents}, came back ${r.resurrected}, problems ${r.problems.filter((p) => !p.startsWith('  ')).length}, total ${Math.round(r.totalMs / 1000)} s`;
 }
 
-function walkNames(dir: string, rel = ''): string[] {
-  const out: string[] = [];
-  for (const name of readdirSync(join(dir, rel)).sort()) {
-    const p = rel === '' ? name : `${rel}/${name}`;
-    if (p === '.intermezzo') continue;
-    out.push(p);
-    if (lstatOrNull(join(dir, p))?.type === 'dir') out.push(...walkNames(dir, p));
-  }
-  return out;
+/** The operations on the given names or on directories above them (renames of those directories included), last `limit`. */
+function opsOn(paths: readonly string[], log: readonly OpLog[], limit: number): string[] {
+  const hits = (x: string | undefined): boolean => x !== undefined && paths.some((p) => isUnder(p, x));
+  return log.filter((o) => hits(o.path) || hits(o.newPath)).slice(-limit).map(formatOp);
 }
 
-/** The operations that concern a content: its write, its moves, and every later operation on the names it had. */
-function history(w: Written, ops: readonly OpLog[]): string[] {
-  const names = new Set([w.path]);
-  const out: string[] = [];
-  for (const o of ops) {
-    if (o.k < w.k) continue;
-    if (o.moved === w.id && o.newPath !== undefined) names.add(o.newPath);
-    if (o.k === w.k || names.has(o.path) || (o.newPath !== undefined && names.has(o.newPath))) {
-      out.push(formatOp(o));
-    }
-    if (out.length >= 30) break;
-  }
-  return out;
+/** The operations that concern a content: from its write on, those on every name it had (moves followed). */
+function contentHistory(w: Content, ledger: Ledger, log: readonly OpLog[]): string[] {
+  const names = ledger.namesOf(w.key);
+  return opsOn(names, log.filter((o) => o.k >= w.k), 30);
 }
 
 function formatOp(o: OpLog): string {
-  return `op${o.k} +${o.at}ms ${o.node}[${o.state}] ${o.kind} ${o.path}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`;
+  return `op${o.k} +${o.at}ms ${o.node}[${o.state}] ${o.kind}${o.path !== '' ? ` ${o.path}` : ''}${o.newPath !== undefined ? ` -> ${o.newPath}` : ''}${o.wrote !== undefined ? ` wrote ${o.wrote}` : ''}${o.moved !== undefined ? ` moving ${o.moved}` : ''}${o.superseded.length > 0 ? ` superseding ${o.superseded.join(',')}` : ''}${o.note !== undefined ? ` (${o.note})` : ''}`;
 }
 
 /** Where a node stands, for a failure message: journal, disk, pending LML, status, and journal-vs-disk gaps. */
@@ -649,13 +1479,9 @@ async function explain(n: NodeState): Promise<string[]> {
   } catch (e) {
     out.push(`journal unreadable: ${(e as Error).message}`);
   }
-  try {
-    const st = JSON.parse(readFileSync(join(n.dir, '.intermezzo/default/status.json'), 'utf8')) as { client?: unknown; reint?: unknown };
-    if (st.client !== undefined) out.push(`status client ${JSON.stringify(st.client)}`);
-    if (st.reint !== undefined) out.push(`status reint ${JSON.stringify(st.reint)}`);
-  } catch {
-    // no status file
-  }
+  const st = readStatus(n.dir);
+  if (st?.client !== undefined) out.push(`status client ${JSON.stringify(st.client)}`);
+  if (st?.reint !== undefined) out.push(`status reint ${JSON.stringify(st.reint)}`);
   try {
     const db = FilesetDb.open(findFileset(n.dir).db, { readonly: true, check: false });
     try {
@@ -668,7 +1494,7 @@ async function explain(n: NodeState): Promise<string[]> {
           out.push(`${o.path}: journal ${o.type} ${o.mode.toString(8)} ${o.hash?.slice(0, 8)} v${o.version}, disk ${st?.type} ${st?.mode.toString(8)} ${h?.slice(0, 8)}`);
         }
       }
-      for (const p of walkNames(n.dir)) if (!seen.has(p)) out.push(`${p}: on disk, not journaled`);
+      for (const e of listTree(n.dir)) if (!seen.has(e.path)) out.push(`${e.path}: on disk, not journaled`);
       const lml = db.readLml(0n, 20);
       if (lml.length > 0) out.push(`lml: ${lml.map((r) => `${r.seq}:${r.kind}:${r.path}${r.newPath !== null ? `->${r.newPath}` : ''}`).join(', ')}`);
     } finally {

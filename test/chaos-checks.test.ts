@@ -1,0 +1,99 @@
+// Invariant: the chaos harness's end checks can fail. The tree comparison reports every difference in names,
+// types, modes, contents, symlink targets and hard-link groups between two hand-made trees (and none between
+// equal ones, the metadata folder left out), and the "removed content came back" rule speaks only when no
+// operation explains the end state (table of event histories).
+import assert from 'node:assert/strict';
+import { chmodSync, linkSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { compareTrees, linkGroupsOf, treeOf, undoneDeparture, type PathEvent } from './chaos/harness.js';
+import { tmpDir } from './helpers.js';
+
+/** The same small tree in a fresh folder: alpha/{a.txt, b.txt = hard link of a.txt, l -> a.txt}, beta/c. */
+function build(): { path: string; cleanup: () => void } {
+  const d = tmpDir('intersync-chaos-checks-');
+  mkdirSync(join(d.path, 'alpha'));
+  mkdirSync(join(d.path, 'beta/sub'), { recursive: true });
+  mkdirSync(join(d.path, '.intermezzo/default'), { recursive: true });
+  writeFileSync(join(d.path, '.intermezzo/default/x'), String(Math.random()));
+  writeFileSync(join(d.path, 'alpha/a.txt'), 'a\n');
+  chmodSync(join(d.path, 'alpha/a.txt'), 0o644);
+  linkSync(join(d.path, 'alpha/a.txt'), join(d.path, 'alpha/b.txt'));
+  symlinkSync('a.txt', join(d.path, 'alpha/l'));
+  writeFileSync(join(d.path, 'beta/c'), 'c\n');
+  chmodSync(join(d.path, 'beta/c'), 0o600);
+  return d;
+}
+
+test('chaos checks: equal trees compare equal; the metadata folder is left out', (t) => {
+  const a = build();
+  const b = build();
+  t.after(() => { a.cleanup(); b.cleanup(); });
+  assert.deepEqual(compareTrees(treeOf(a.path), treeOf(b.path), 'A', 'B'), []);
+  assert.equal(treeOf(a.path).has('.intermezzo'), false);
+  assert.deepEqual(linkGroupsOf(treeOf(a.path)).get('alpha/b.txt'), ['alpha/a.txt', 'alpha/b.txt']);
+});
+
+test('chaos checks: each kind of difference is reported at its path', (t) => {
+  const cases: { what: string; change: (dir: string) => void; want: RegExp[] }[] = [
+    { what: 'a missing file', change: (d) => writeFileSync(join(d, 'beta/extra'), 'x'), want: [/^beta\/extra: A has nothing, B has file/] },
+    { what: 'content', change: (d) => writeFileSync(join(d, 'beta/c'), 'other\n'), want: [/^beta\/c: content differ/] },
+    { what: 'mode', change: (d) => chmodSync(join(d, 'beta/c'), 0o644), want: [/^beta\/c: mode differ: A has file 600 .*, B has file 644/] },
+    { what: 'symlink target', change: (d) => { rmSync(join(d, 'alpha/l')); symlinkSync('b.txt', join(d, 'alpha/l')); }, want: [/^alpha\/l: symlink target differ: A has symlink -> a.txt, B has symlink -> b.txt$/] },
+    { what: 'type', change: (d) => { rmSync(join(d, 'alpha/l')); writeFileSync(join(d, 'alpha/l'), 'a.txt'); }, want: [/^alpha\/l: A has symlink -> a.txt, B has file/] },
+    { what: 'a directory mode', change: (d) => chmodSync(join(d, 'beta/sub'), 0o700), want: [/^beta\/sub: mode differ/] },
+  ];
+  for (const c of cases) {
+    const a = build();
+    const b = build();
+    t.after(() => { a.cleanup(); b.cleanup(); });
+    c.change(b.path);
+    const diffs = compareTrees(treeOf(a.path), treeOf(b.path), 'A', 'B');
+    for (const w of c.want) assert.ok(diffs.some((l) => w.test(l)), `${c.what}: want ${w} in ${JSON.stringify(diffs)}`);
+  }
+});
+
+test('chaos checks: hard-link groups are compared, same names and contents notwithstanding', (t) => {
+  const a = build();
+  const b = build();
+  t.after(() => { a.cleanup(); b.cleanup(); });
+  // B: b.txt is a copy of a.txt, no longer a second name of it (same content, same mode).
+  rmSync(join(b.path, 'alpha/b.txt'));
+  writeFileSync(join(b.path, 'alpha/b.txt'), 'a\n');
+  chmodSync(join(b.path, 'alpha/b.txt'), 0o644);
+  const diffs = compareTrees(treeOf(a.path), treeOf(b.path), 'A', 'B');
+  assert.deepEqual(diffs, [
+    'alpha/a.txt: hard-link group differs: A {alpha/a.txt alpha/b.txt}, B {alpha/a.txt}',
+    'alpha/b.txt: hard-link group differs: A {alpha/a.txt alpha/b.txt}, B {alpha/b.txt}',
+  ]);
+  // A third name on one side only.
+  const c = build();
+  t.after(() => c.cleanup());
+  const d = build();
+  t.after(() => d.cleanup());
+  linkSync(join(d.path, 'alpha/a.txt'), join(d.path, 'beta/sub/a3'));
+  writeFileSync(join(c.path, 'beta/sub/a3'), 'a\n');
+  chmodSync(join(c.path, 'beta/sub/a3'), 0o644);
+  const d2 = compareTrees(treeOf(c.path), treeOf(d.path), 'C', 'D');
+  assert.equal(d2.length, 3, JSON.stringify(d2));
+  assert.ok(d2.every((l) => l.includes('hard-link group differs')), JSON.stringify(d2));
+});
+
+const ev = (k: number, node: string, type: PathEvent['type']): PathEvent => ({ k, node, type });
+
+test('chaos checks: a removed content back at its name is reported only when nothing explains it', () => {
+  const table: { what: string; evs: PathEvent[]; want: number | null }[] = [
+    { what: 'never removed', evs: [ev(1, 'c1', 'arrive')], want: null },
+    { what: 'written on c1, deleted on c2', evs: [ev(1, 'c1', 'arrive'), ev(5, 'c2', 'depart')], want: 5 },
+    { what: 'renamed away, then back', evs: [ev(1, 'c1', 'arrive'), ev(5, 'c2', 'depart'), ev(9, 'c1', 'arrive')], want: null },
+    { what: 'deleted on c2 while c3 changed its mode (update beats delete)', evs: [ev(1, 'c1', 'arrive'), ev(4, 'c3', 'touch'), ev(5, 'c2', 'depart')], want: null },
+    { what: 'c3 changed its mode after the delete', evs: [ev(1, 'c1', 'arrive'), ev(5, 'c2', 'depart'), ev(6, 'c3', 'touch')], want: null },
+    { what: 'the deleting node changed its mode before', evs: [ev(1, 'c1', 'arrive'), ev(4, 'c2', 'touch'), ev(5, 'c2', 'depart')], want: 5 },
+    { what: 'c3 changed it, then renamed it away; c2 deleted it', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c3', 'touch'), ev(4, 'c3', 'depart'), ev(5, 'c2', 'depart')], want: 5 },
+    { what: 'two arrivals in one lifetime (concurrent moves onto the name)', evs: [ev(1, 'c1', 'arrive'), ev(2, 'c3', 'arrive'), ev(5, 'c2', 'depart')], want: null },
+    { what: 'a second lifetime ended by a delete', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c1', 'depart'), ev(6, 'c2', 'arrive'), ev(8, 'server', 'depart')], want: 8 },
+    { what: 'removed twice, concurrently', evs: [ev(1, 'c1', 'arrive'), ev(5, 'c2', 'depart'), ev(6, 'c3', 'depart')], want: 6 },
+    { what: 'never seen arriving', evs: [ev(5, 'c2', 'depart')], want: null },
+  ];
+  for (const row of table) assert.equal(undoneDeparture(row.evs)?.k ?? null, row.want, row.what);
+});
