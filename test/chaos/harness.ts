@@ -843,12 +843,22 @@ class Operations {
     const dirs = c.listing.filter((e) => e.type === 'dir');
     if (dirs.length === 0) throw new Skip('no directory');
     const src = at(dirs, d.pick);
-    const dst = d.nested < 0.3 ? `${at(DIRS, d.top)}/${at(SUBDIRS, d.sub)}` : at(DIRS, d.top);
-    if (isUnder(dst, src.path) || isUnder(src.path, dst)) throw new Skip(`${src.path} -> ${dst}: one holds the other`);
+    // The drawn name first, then the other fixed names in an order that starts at it: once every top-level
+    // name exists, a rename still finds a free (or empty) one, as a nested directory if need be.
+    const i = Math.floor(d.top * DIRS.length);
+    const tops = DIRS.map((_, j) => DIRS[(i + j) % DIRS.length]!);
+    const nestedFirst = d.nested < 0.3;
+    const candidates = [...(nestedFirst ? [] : tops), ...tops.flatMap((t) => SUBDIRS.map((s) => `${t}/${s}`)), ...(nestedFirst ? tops : [])];
+    const usable = (dst: string): boolean => {
+      if (isUnder(dst, src.path) || isUnder(src.path, dst)) return false;
+      const type = typeAt(join(c.n.dir, dst));
+      if (type !== null && (type !== 'dir' || readdirSync(join(c.n.dir, dst)).length > 0)) return false;
+      return parentOf(dst) === '' || typeAt(join(c.n.dir, parentOf(dst))) === 'dir';
+    };
+    const dst = candidates.find(usable);
+    if (dst === undefined) throw new Skip(`no free name for ${src.path}`);
     const dstAbs = join(c.n.dir, dst);
     const dstType = typeAt(dstAbs);
-    if (dstType !== null && (dstType !== 'dir' || readdirSync(dstAbs).length > 0)) throw new Skip(`${dst} is taken`);
-    if (parentOf(dst) !== '' && typeAt(join(c.n.dir, parentOf(dst))) !== 'dir') throw new Skip(`no folder ${parentOf(dst)}`);
     const inside = c.listing.filter((e) => e.path.startsWith(`${src.path}/`) && (e.type === 'file' || e.type === 'symlink'));
     const keys = inside.map((e) => ({ e, key: this.#keyAt(c, e.path) }));
     renameSync(join(c.n.dir, src.path), dstAbs);
