@@ -165,6 +165,9 @@ export class FilesetDb {
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
       lmlRenames: db.prepare("SELECT * FROM lml WHERE kind = 'rename' ORDER BY seq"),
+      lmlNaming: db.prepare(`SELECT * FROM lml WHERE path = @p OR (path > @p || '/' AND path < @p || '0')
+                             OR new_path = @p OR (new_path > @p || '/' AND new_path < @p || '0')
+                             OR target = @p OR (target > @p || '/' AND target < @p || '0') ORDER BY seq`),
       lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
       lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
                            OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
@@ -779,7 +782,8 @@ export class FilesetDb {
   #moveLml(fid: Fid, from: string, to: string): void {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
-    for (const r of this.readLml(0n, 1_000_000)) {
+    // Only the records that name `from` or a name below it (not the whole LML).
+    for (const r of (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml)) {
       const np = move(r, r.path);
       const nn = r.newPath === null ? null : move(r, r.newPath);
       if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
