@@ -612,7 +612,9 @@ export class ClientNode {
     if (o === undefined || o.version !== r.tid) return;
     // Renamed here since: the LML says where it goes.
     if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return;
-    this.#toServerName(o, r.newPath ?? r.path, r.tid, 'own change back from the server: moved back to its name');
+    // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
+    const mine = localNamesOf(r, this.db.pendingRenames());
+    this.#toServerName(o, mine.newPath ?? mine.path, r.tid, 'own change back from the server: moved back to its name');
   }
 
   /**

@@ -99,8 +99,10 @@ export class ConflictResolver {
         this.#d.log.info({ path: name, aside, tid: formatTid(r.tid), ours: formatTid(o.version) }, 'name held by our own later change: stepped aside until its record arrives');
         continue;
       }
-      if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION) {
-        db.adoptDir(o.fid, r, this.#d.serverNode(), this.#d.clock.now()); // both made this directory: one it is
+      // Both made this directory: one it is. Only a directory made at this name merges; one moved here by a
+      // pending rename is another object (the server would refuse the rename of its merged fid for ever).
+      if (r.kind === 'mkdir' && o.type === 'dir' && o.version === NO_VERSION && this.#madeHere(o.fid, name)) {
+        db.adoptDir(o.fid, r, this.#d.serverNode(), this.#d.clock.now());
         this.#record(r, name, 'name/name', 'keep-both', null, 'resolved', 'same directory on both sides: merged');
         return true;
       }
@@ -130,6 +132,12 @@ export class ConflictResolver {
       }
     }
     return false;
+  }
+
+  /** The object was made at `name` here and has not moved since (its pending records say so). */
+  #madeHere(fid: Fid, name: string): boolean {
+    const recs = this.#d.db.localRecordsOf(fid);
+    return recs.some((x) => x.kind === 'mkdir' && x.path === name) && !recs.some((x) => x.kind === 'rename');
   }
 
   /** The record's parent directories, removed here but not on the server: bring them back. */
