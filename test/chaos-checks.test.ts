@@ -94,6 +94,9 @@ test('chaos checks: a removed content back at its name is reported only when not
     { what: 'a second lifetime ended by a delete', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c1', 'depart'), ev(6, 'c2', 'arrive'), ev(8, 'server', 'depart')], want: 8 },
     { what: 'removed twice, concurrently', evs: [ev(1, 'c1', 'arrive'), ev(5, 'c2', 'depart'), ev(6, 'c3', 'depart')], want: 6 },
     { what: 'never seen arriving', evs: [ev(5, 'c2', 'depart')], want: null },
+    { what: 'moved away (it or a directory above it) last: a concurrent move may bring it back', evs: [ev(1, 'c3', 'arrive'), ev(5, 'c3', 'leave')], want: null },
+    { what: 'moved away, then deleted at the name by another node', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c1', 'leave'), ev(6, 'c2', 'depart')], want: 6 },
+    { what: 'a move ended the lifetime before: the next one counts', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c1', 'leave'), ev(6, 'c2', 'arrive'), ev(8, 'server', 'depart')], want: 8 },
   ];
   for (const row of table) assert.equal(undoneDeparture(row.evs)?.k ?? null, row.want, row.what);
 });

@@ -320,8 +320,11 @@ function keyOfEntry(e: TreeEntry): string | null {
 // ---------------------------------------------------------------------------------------------------------
 // The ledger: what the operations wrote, replaced and removed, for the "lost" and "came back" checks.
 
-/** What an operation did to one (name, content) pair: put it there, took it away, or changed or linked it. */
-export type PathEventType = 'arrive' | 'depart' | 'touch';
+/**
+ * What an operation did to one (name, content) pair: put it there, took it away (removed or replaced it:
+ * depart; moved it, or a directory above it, elsewhere: leave), or changed or linked it.
+ */
+export type PathEventType = 'arrive' | 'depart' | 'leave' | 'touch';
 
 export interface PathEvent {
   readonly k: number;
@@ -339,15 +342,19 @@ export interface PathEvent {
  * removal may lawfully keep the object: update beats delete).
  */
 export function undoneDeparture(evs: readonly PathEvent[]): PathEvent | null {
+  const away = (e: PathEvent): boolean => e.type === 'depart' || e.type === 'leave';
   let d = -1;
   for (let i = evs.length - 1; i >= 0; i--) {
-    if (evs[i]!.type === 'depart') {
+    if (away(evs[i]!)) {
       d = i;
       break;
     }
   }
   if (d < 0) return null;
-  for (let i = d + 1; i < evs.length; i++) if (evs[i]!.type !== 'depart') return null;
+  // Moved away last: another node's concurrent move (of it, or of a directory above it) may lawfully bring
+  // the object back to this name; only a removal that nothing undid is a resurrection.
+  if (evs[d]!.type === 'leave') return null;
+  for (let i = d + 1; i < evs.length; i++) if (!away(evs[i]!)) return null;
   let a = -1;
   for (let i = d - 1; i >= 0; i--) {
     if (evs[i]!.type === 'arrive') {
@@ -356,12 +363,12 @@ export function undoneDeparture(evs: readonly PathEvent[]): PathEvent | null {
     }
   }
   if (a < 0) return null; // never seen arriving: nothing known
-  if (a > 0 && evs[a - 1]!.type !== 'depart') return null;
+  if (a > 0 && !away(evs[a - 1]!)) return null;
   for (let i = a + 1; i < d; i++) {
     const e = evs[i]!;
     if (e.type !== 'touch') continue;
     let removedLater = false;
-    for (let j = i + 1; j <= d; j++) if (evs[j]!.type === 'depart' && evs[j]!.node === e.node) removedLater = true;
+    for (let j = i + 1; j <= d; j++) if (away(evs[j]!) && evs[j]!.node === e.node) removedLater = true;
     if (!removedLater) return null;
   }
   return evs[d]!;
@@ -802,7 +809,7 @@ class Operations {
     }
     const made = this.#ensureParent(c, dst);
     renameSync(srcAbs, dstAbs);
-    this.ledger.event(src, moved.key, 'depart', c.k, c.n.name);
+    this.ledger.event(src, moved.key, 'leave', c.k, c.n.name);
     this.ledger.event(dst, moved.key, 'arrive', c.k, c.n.name);
     const notes = [made ? 'mkdir -p' : '', old !== null && old.nlink > 1 ? `the old file keeps ${old.nlink - 1} other names` : ''];
     if (inoAt(dstAbs) !== moved.ino) notes.push(this.#raced(c, dst, 'the new name does not hold the file renamed'));
@@ -864,7 +871,7 @@ class Operations {
     renameSync(join(c.n.dir, src.path), dstAbs);
     for (const { e, key } of keys) {
       if (key === null) continue;
-      this.ledger.event(e.path, key.key, 'depart', c.k, c.n.name);
+      this.ledger.event(e.path, key.key, 'leave', c.k, c.n.name);
       this.ledger.event(`${dst}${e.path.slice(src.path.length)}`, key.key, 'arrive', c.k, c.n.name);
     }
     const notes = [`${inside.length} files and symlinks inside`, dstType === 'dir' ? 'over an empty directory' : ''];
