@@ -9,6 +9,9 @@ import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, Record
 import { HASH_INDEX, migrate } from './schema.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
+
+/** Record kinds that make an object at their path. */
+const CREATE_KINDS: ReadonlySet<string> = new Set(['create', 'mkdir', 'symlink', 'link']);
 export interface StatIdentity {
   readonly ino: string;
   readonly mtimeNs: bigint;
@@ -783,7 +786,19 @@ export class FilesetDb {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
     // Only the records that name `from` or a name below it (not the whole LML).
-    for (const r of (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml)) {
+    const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml);
+    // Records older than the object's arrival at `from` name what was there then (a directory since moved
+    // or removed, whose entries were made below it): they stay. The arrival is its own pending create or
+    // move onto `from`, or else it came after the last pending record that took another object away.
+    let since = 0n;
+    for (const r of naming) {
+      const arrives = r.fid === fid && ((r.kind === 'rename' && r.newPath === from) || (CREATE_KINDS.has(r.kind) && r.path === from));
+      const leaves = r.fid !== fid && r.path === from && (r.kind === 'rename' || r.kind === 'unlink' || r.kind === 'rmdir');
+      if (arrives && r.seq > since) since = r.seq;
+      if (leaves && r.seq + 1n > since) since = r.seq + 1n;
+    }
+    for (const r of naming) {
+      if (r.seq < since) continue;
       const np = move(r, r.path);
       const nn = r.newPath === null ? null : move(r, r.newPath);
       if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
@@ -826,6 +841,37 @@ export class FilesetDb {
       this.#st.lastRcvdSet!.run(peer, r.tid, now);
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
+  }
+
+  /**
+   * Client side: the server refused a pending record because a directory above it, here as `fid`, does not
+   * exist there (the server removed it while a conflict step kept it here, or never accepted it). The
+   * directory becomes a new object of this node, made on the server by a mkdir that ships first: every
+   * pending record keeps its order after it (they were refused or never sent, so new sequence numbers are
+   * safe), and the directory's own later records follow from the new object. `at`: its name as the first
+   * pending record knows it (the refused record's parent). Returns the new fid.
+   */
+  recreateDir(fid: Fid, at: string, now: number): Fid {
+    let made: Fid = fid;
+    this.#transaction(() => {
+      const o = this.objectByFid(fid);
+      if (o === undefined || o.type !== 'dir') throw new Error(`recreateDir: ${fid} is not a directory here`);
+      made = this.newFid();
+      const pending = this.readLml(0n, 10_000_000);
+      for (const r of pending) this.#st.lmlDelete!.run(r.seq);
+      this.#st.objectFid!.run(made, NO_VERSION, fid);
+      this.#lmlSeq += 1n;
+      this.#st.lmlInsert!.run({
+        seq: this.#lmlSeq, kind: 'mkdir', fid: made, path: at, newPath: null, target: null, preVersion: NO_VERSION,
+        mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.meta.nodeId, time: now,
+      } satisfies LmlRecord);
+      for (const r of pending) {
+        this.#lmlSeq += 1n;
+        const mine = r.fid === fid;
+        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion });
+      }
+    });
+    return made;
   }
 
   #transaction(fn: () => void): void {

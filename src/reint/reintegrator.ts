@@ -8,8 +8,9 @@ import { asTid, formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import { missingParentOf } from '#apply/confine.js';
 import { missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
-import type { FilesetDb } from '#journal/fileset-db.js';
+import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
 import type { PeerClient } from '#net/peer-client.js';
@@ -233,7 +234,15 @@ export class Reintegrator {
       const serverTid = parseTid(res.lastTid) ?? null;
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
       d.log.info({ seq: refusal.seq, status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
-      if (refusal.status === 'conflict' && caughtUp && tries >= 3) {
+      const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
+      if (missing !== undefined) {
+        // A directory the server no longer has (removed there while a conflict step kept it here for what it
+        // gained): it is made again on the server, ahead of the records that need it. No resync.
+        const fid = d.db.recreateDir(missing.fid, missing.path, d.clock.now());
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        d.log.warn({ seq: refusal.seq, path: missing.path, fid }, 'a directory kept here is gone on the server: made there again');
+      } else if (refusal.status === 'conflict' && caughtUp && tries >= 3) {
         // Nothing the server forwards will resolve it: rebuild from a snapshot, which keeps the local version
         // beside the server's (keep-both) and drops the change that cannot apply.
         this.#rejected++;
@@ -254,6 +263,18 @@ export class Reintegrator {
     // the holder then waits for the server's records, and others must not wait on it meanwhile.
     if (this.#recalled.size > 0) await this.#releaseTokens(true, refusal !== undefined);
     return true;
+  }
+
+  /**
+   * The directory here that a refusal says the server lacks, when making it there again is the answer: it is
+   * a directory here, and no pending record of its own makes or moves it (those ship first and say why).
+   */
+  #missingDir(message: string): ObjectRow | undefined {
+    const p = missingParentOf(message);
+    const o = p === null ? undefined : this.#d.db.objectByPath(p);
+    if (o === undefined || o.type !== 'dir') return undefined;
+    if (this.#d.db.localRecordsOf(o.fid).some((x) => x.kind === 'mkdir' || x.kind === 'rename')) return undefined;
+    return o;
   }
 
   /** Run the optimiser over what is pending (once there is more than one record) and keep its result. */

@@ -1,0 +1,100 @@
+// Invariant: a pending LML record names things as they were when it was made. Moving an object aside (a
+// conflict step, a server rename) rewrites the records that name it or what is below it since it arrived
+// at that name, not older records of another object that held the name before. Found by the widened chaos
+// run (issue 11, seed 2001): "mkdir beta/sub/sub" (made in the directory then at beta, moved away since)
+// was rewritten to "beta.conflict-…/sub/sub" when the directory renamed onto beta later was kept aside, so
+// it named a directory that the server could not have yet ("parent … does not exist here", then a resync).
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { systemClock } from '#core/clock.js';
+import { NO_VERSION, asTid, type Fid, type NodeId } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { mkfs } from '#journal/mkfs.js';
+import { tmpDir } from './helpers.js';
+
+function fresh(t: { after: (fn: () => void) => void }): FilesetDb {
+  const dir = tmpDir('intersync-lmlnames-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  return db;
+}
+
+function local(db: FilesetDb, kind: RecordDraft['kind'], fid: Fid, path: string, newPath: string | null = null, preVersion = NO_VERSION): void {
+  db.commitLocal([{
+    draft: {
+      kind, fid, path, newPath, target: null, preVersion, mode: kind === 'mkdir' ? 0o755 : 0o644, uid: 0, gid: 0,
+      mtimeMs: 1000, size: null, hash: null, origin: db.meta.nodeId as NodeId, time: 1,
+    },
+    identity: null,
+  }]);
+}
+
+const pending = (db: FilesetDb): string[] => db.readLml(0n, 100).map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}`);
+
+test('moving aside a directory renamed onto a name leaves the records of the directory that held the name before', (t) => {
+  // Fails without the fix: "mkdir d/sub" becomes "mkdir d.aside/sub" (and "rename d -> e" stays), so the
+  // LML makes d.aside/sub before anything puts a directory at d.aside.
+  const db = fresh(t);
+  // G: a directory the server has, at g.
+  const g = db.newFid();
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid: g, path: 'g', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+  const d = db.newFid();
+  const sub = db.newFid();
+  local(db, 'mkdir', d, 'd'); // D made here at d ...
+  local(db, 'mkdir', sub, 'd/sub'); // ... with sub inside
+  local(db, 'rename', d, 'd', 'e'); // D moves to e
+  local(db, 'rename', g, 'g', 'd', asTid(1n)); // G moves onto the free name d
+  assert.deepEqual(pending(db), ['mkdir d', 'mkdir d/sub', 'rename d -> e', 'rename g -> d']);
+  db.relocateLocal(g, 'd.aside'); // a conflict step keeps G beside the name
+  assert.deepEqual(pending(db), ['mkdir d', 'mkdir d/sub', 'rename d -> e', 'rename g -> d.aside']);
+  assert.equal(db.objectByFid(sub)?.path, 'e/sub', 'sub is in D, at e');
+  assert.equal(db.objectByFid(g)?.path, 'd.aside');
+});
+
+test('moving aside a directory that was at its name all along rewrites every record below it', (t) => {
+  const db = fresh(t);
+  const d = db.newFid();
+  const f = db.newFid();
+  local(db, 'mkdir', d, 'd');
+  local(db, 'create', f, 'd/f');
+  local(db, 'setattr', f, 'd/f');
+  db.relocateLocal(d, 'd.aside');
+  assert.deepEqual(pending(db), ['mkdir d.aside', 'create d.aside/f', 'setattr d.aside/f']);
+});
+
+test('a directory the server no longer has is made again ahead of the pending records that need it', (t) => {
+  // recreateDir is the answer to "parent d does not exist here" from the server while this client, caught
+  // up, still has d (a conflict step kept it for what it gained): without it the client resynced.
+  const db = fresh(t);
+  const d = db.newFid();
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid: d, path: 'd', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o750, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+  const f = db.newFid();
+  local(db, 'create', f, 'd/f');
+  local(db, 'setattr', d, 'd', null, asTid(1n));
+  local(db, 'rename', d, 'd', 'e', asTid(1n));
+  const before = db.readLml(0n, 100).map((r) => r.seq);
+  const made = db.recreateDir(d, 'd', 5); // the name the first pending record knows it by
+  assert.notEqual(made, d, 'a new fid');
+  assert.equal(db.objectByFid(d), undefined, 'the old fid is gone here');
+  assert.equal(db.objectByFid(made)?.version, NO_VERSION, 'the directory is not on the server yet');
+  const after = db.readLml(0n, 100);
+  assert.deepEqual(after.map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}`), ['mkdir d', 'create d/f', 'setattr d', 'rename d -> e']);
+  assert.ok(after[0]!.seq > before.at(-1)!, 'new sequence numbers, above every one used');
+  assert.equal(after[0]!.mode, db.objectByFid(made)?.mode, 'made with its mode here');
+  for (const r of after.slice(2)) {
+    assert.equal(r.fid, made, `${r.kind}: the directory's own records follow its new fid`);
+    assert.equal(r.preVersion, NO_VERSION, `${r.kind}: made on the new object`);
+  }
+  assert.equal(after[1]!.fid, f);
+});
