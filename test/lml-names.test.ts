@@ -98,3 +98,33 @@ test('a directory the server no longer has is made again ahead of the pending re
   }
   assert.equal(after[1]!.fid, f);
 });
+
+test('a create that ships under another name takes along the records made below it and the hard links made to it', (t) => {
+  // Fails without the fix: renameInLml rewrote only the object's own records: "create d/x" went to the
+  // server's d, and "link c -> h" linked c to the server's h (another inode: hard-link groups diverged,
+  // seed 777 of the widened chaos run).
+  const db = fresh(t);
+  const h = db.newFid();
+  const c = db.newFid();
+  const d = db.newFid();
+  const x = db.newFid();
+  local(db, 'create', h, 'h');
+  db.commitLocal([{
+    draft: {
+      kind: 'link', fid: c, path: 'c', newPath: null, target: 'h', preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0,
+      mtimeMs: 1000, size: null, hash: null, origin: db.meta.nodeId as NodeId, time: 1,
+    },
+    identity: null,
+  }]);
+  local(db, 'mkdir', d, 'd');
+  local(db, 'create', x, 'd/x');
+  local(db, 'rename', d, 'd', 'e');
+  local(db, 'mkdir', db.newFid(), 'd'); // another d, made after: not ours
+  local(db, 'create', db.newFid(), 'd/z');
+  const seqOf = (fid: Fid): bigint => db.localRecordsOf(fid)[0]!.seq;
+  db.renameInLml(h, seqOf(h), 'h', 'h.conflict');
+  db.renameInLml(d, seqOf(d), 'd', 'd.conflict');
+  assert.deepEqual(db.readLml(0n, 100).map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}${r.target === null ? '' : ` => ${r.target}`}`), [
+    'create h.conflict', 'link c => h.conflict', 'mkdir d.conflict', 'create d.conflict/x', 'rename d.conflict -> e', 'mkdir d', 'create d/z',
+  ]);
+});

@@ -469,12 +469,29 @@ export class FilesetDb {
    */
   renameInLml(fid: Fid, seq: bigint, from: string, to: string): void {
     this.#transaction(() => {
+      let until: bigint | null = null; // the object's own move on from there, if pending
       for (const r of this.localRecordsOf(fid)) {
         if (r.seq < seq) continue;
         const np = r.path === from ? to : r.path;
         const nn = r.seq === seq && r.newPath === from ? to : r.newPath;
         if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
-        if (r.kind === 'rename' && r.path === from) break; // moved on from there
+        if (r.kind === 'rename' && r.path === from) {
+          until = r.seq;
+          break; // moved on from there
+        }
+      }
+      // Meanwhile other records named it by that name too: entries made below it (a directory), hard links
+      // made to it. They follow it, or they would name the server's object at `from`.
+      const below = (p: string): string => (p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p);
+      for (const r of (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml)) {
+        if (r.fid === fid || r.seq <= seq || (until !== null && r.seq >= until)) continue;
+        const np = below(r.path);
+        const nn = r.newPath === null ? null : below(r.newPath);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+        if (r.kind === 'link' && r.target !== null) {
+          const nt = r.target === from ? to : below(r.target);
+          if (nt !== r.target) this.#st.lmlTarget!.run(nt, r.seq);
+        }
       }
     });
   }
