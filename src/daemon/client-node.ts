@@ -4,7 +4,7 @@ import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
-import { NO_VERSION, formatTid, parseTid, type Tid } from '#core/ids.js';
+import { NO_VERSION, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
@@ -111,6 +111,8 @@ export class ClientNode {
   #ackDue: number | undefined;
   #acked: Tid = NO_VERSION;
   #stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
+  /** Objects whose pending records could not progress: the next resync rebases them on the server's state. */
+  readonly #stuckObjects = new Set<Fid>();
   #resyncRequested = false;
   #applyStuckSince: number | null = null;
 
@@ -152,7 +154,8 @@ export class ClientNode {
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
       clock: o.clock, debug: o.debug, scopeMode: () => (this.#hello?.tokenScope ?? 'fileset') as TokenScopeMode,
       leaseMs: () => this.#hello?.leaseMs ?? 30_000, blockMaps: this.apply.blockMaps,
-      onStuck: () => {
+      onStuck: (fid) => {
+        if (fid !== null) this.#stuckObjects.add(fid);
         this.#resyncRequested = true;
         this.#abort.abort(); // the follow loop runs the resync
       },
@@ -301,12 +304,13 @@ export class ClientNode {
     const t0 = this.#o.clock.monotonic();
     const r = await firstCopy({
       db: this.db, apply: this.apply, client: this.client, source: this.#source, root: this.paths.dir,
-      serverNode: this.#serverNode(), log: this.log, clock: this.#o.clock,
+      serverNode: this.#serverNode(), log: this.log, clock: this.#o.clock, stuck: new Set(this.#stuckObjects),
       onProgress: (p) => {
         this.#copy = { done: false, files: p.files, totalFiles: p.totalFiles };
         this.#o.onProgress?.(p);
       },
     });
+    this.#stuckObjects.clear();
     this.#copy = { done: true, files: r.files, totalFiles: r.files };
     this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, 'first copy done');
   }
@@ -392,6 +396,7 @@ export class ClientNode {
         // A server record this node cannot apply, again and again, means its state went astray from the
         // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
         if (applying) {
+          if (this.db.hasPendingLocal(e.record.fid)) this.#stuckObjects.add(e.record.fid);
           const tid = this.db.lastRcvdOf(this.#serverNode());
           this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
         }

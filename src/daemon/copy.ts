@@ -31,6 +31,8 @@ export interface CopyDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly onProgress: (p: CopyProgress) => void;
+  /** Objects whose pending records the server kept refusing (a resync): rebased on the snapshot, see protectLocal. */
+  readonly stuck?: ReadonlySet<Fid>;
 }
 
 /** Batches grow from FIRST_BATCH_FILES (writing starts soon) to BATCH_FILES (few requests and transactions). */

@@ -11,7 +11,7 @@ import type { CopyDeps } from './copy.js';
 // A resync rebuilds a client's state from the server's snapshot. Its rule: it never removes a byte the server
 // has not acknowledged, and it never leaves a pending local record for an object that is not there.
 
-type Deps = Pick<CopyDeps, 'db' | 'apply' | 'root' | 'log'>;
+type Deps = Pick<CopyDeps, 'db' | 'apply' | 'root' | 'log' | 'stuck'>;
 
 /** Local versions to put back beside their name once the snapshot is placed: [saved file, name]. */
 export type PutBack = Array<[string, string]>;
@@ -32,11 +32,20 @@ export function protectLocal(
   const pending = new Map<string, LmlRecord[]>();
   for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
   const made: Fid[] = [];
+  const remake: Fid[] = [];
   for (const [fid, recs] of pending) {
     const o = d.db.objectByFid(fid as Fid);
     const e = byFid.get(fid as Fid);
+    const stuck = d.stuck?.has(fid as Fid) === true;
     if (o !== undefined && o.version === NO_VERSION) {
       made.push(o.fid);
+      // Made here, its records refused again and again: it is journaled afresh once placed (a new object).
+      if (stuck && o.type !== 'dir') remake.push(o.fid);
+      continue;
+    }
+    // Its records refused again and again: the server's version takes the name, the local one comes beside.
+    if (stuck) {
+      saveLocal(d, fid as Fid, recs, e?.path, putBack);
       continue;
     }
     // Unchanged on the server since, and the local changes made on that version: they apply on it as they are.
@@ -55,6 +64,13 @@ export function protectLocal(
     const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
     renameSync(join(d.root, o.path), join(d.root, to));
     d.db.relocateLocal(o.fid, to);
+  }
+  for (const fid of remake) {
+    // Its row and records go; the file stays where it is, and capture's scan after the resync journals it as
+    // a new object, made on the server's state of now (what was refused cannot be refused again).
+    const o = d.db.objectByFid(fid);
+    d.db.forget(fid);
+    d.log.warn({ path: o?.path, fid }, 'resync: a local object whose changes the server kept refusing is journaled again as new');
   }
   return { skip, putBack, entries };
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
-import { asTid, formatTid, parseTid, type Tid } from '#core/ids.js';
+import { asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
@@ -31,7 +31,8 @@ export interface ReintegratorDeps {
   readonly scopeMode: () => TokenScopeMode;
   readonly leaseMs: () => number;
   /** A local change the server keeps refusing although this node has all the server's records: resync. */
-  readonly onStuck: () => void;
+  /** The LML cannot progress: `fid` is the object of the record the server keeps refusing (null: unknown). */
+  readonly onStuck: (fid: Fid | null) => void;
   /** Block maps of large files (capture has usually read the file for its record already). */
   readonly blockMaps: BlockMapCache;
   /** Called with the records about to be sent, before they are: what they would destroy on the server can be kept first. */
@@ -251,7 +252,7 @@ export class Reintegrator {
         d.log.error({ seq: refusal.seq, err: refusal.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
         await this.#releaseAll(); // others must not wait on a holder that cannot reintegrate
         this.#resyncing = d.clock.monotonic() + 60_000; // nothing is sent until the resync is done (resumeAfterResync)
-        d.onStuck();
+        d.onStuck(d.db.lmlRecord(BigInt(refusal.seq))?.fid ?? null);
       } else if (refusal.status === 'conflict' && serverTid !== null) {
         // The forwarded stream brings the other side, which resolves it. Already caught up: only a newer server
         // record can help, or time (a few seconds, longer each try, before the next try counts).
