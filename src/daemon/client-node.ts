@@ -4,6 +4,7 @@ import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
+import { formatDigest } from '#core/digest.js';
 import { NO_VERSION, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
@@ -378,6 +379,7 @@ export class ClientNode {
           } else if (f.type === 'ping' || f.type === 'hello') {
             const t = typeof f.header.tid === 'string' ? (parseTid(f.header.tid) ?? null) : null;
             if (t !== null) this.#serverTid = t;
+            if (t !== null && f.type === 'ping') this.#checkDigest(t, typeof f.header.digest === 'string' ? f.header.digest : undefined);
             // The reconnection sequence: the server's records first, then the LML.
             if (t !== null && f.type === 'hello') this.reint.holdUntil(t);
           }
@@ -517,6 +519,40 @@ export class ClientNode {
   }
 
   /** Files whose content here is not the server's (its record came when the server no longer held it), kept in meta. */
+  /**
+   * Caught up with the server, with nothing pending here, this node's state is the server's at that TID: the
+   * server's state digest (sent with each ping, else the one journaled with its record) must be this node's. When it is not, for two seconds
+   * (the stream's pings), the node went astray without a refusal to show it (a path kept here that the server
+   * does not have): it resyncs, which places the server's state. Counted in status like any resync.
+   */
+  #checkDigest(serverTid: Tid, serverDigest: string | undefined): void {
+    const db = this.db;
+    const now = this.#o.clock.monotonic();
+    const want = serverDigest ?? db.kmlAt(serverTid)?.digest;
+    if (db.lmlCount() > 0 || this.#behind().size > 0 || db.lastRcvdOf(this.#serverNode()) !== serverTid || want === undefined
+      || want === formatDigest(db.digest)) {
+      this.#diverged = null;
+      return;
+    }
+    if (this.#diverged === null || this.#diverged.tid !== serverTid) {
+      this.#diverged = { tid: serverTid, since: now };
+      return;
+    }
+    if (now - this.#diverged.since < 2000) return;
+    // At most one such resync a minute: a difference a resync cannot take away (a policy that keeps a mode
+    // apart here) must not turn into a resync loop.
+    if (this.#divergedResyncAt !== null && now - this.#divergedResyncAt < 60_000) return;
+    this.log.error({ tid: formatTid(serverTid), server: want, here: formatDigest(db.digest) },
+      'state differs from the server\'s at the same TID with nothing pending: resyncing the whole fileset');
+    this.#diverged = null;
+    this.#divergedResyncAt = now;
+    this.#resyncRequested = true;
+    this.#abort.abort(); // the follow loop runs the resync
+  }
+
+  #diverged: { tid: Tid; since: number } | null = null;
+  #divergedResyncAt: number | null = null;
+
   #behind(): Set<string> {
     this.#behindSet ??= new Set(JSON.parse(this.db.getMeta('content_behind') ?? '[]') as string[]);
     return this.#behindSet;

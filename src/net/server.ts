@@ -491,7 +491,8 @@ export class FilesetServer {
         }
         if (recs.length === 256) continue;
         if (!follow) break;
-        await write(encodeFrame('ping', { tid: formatTid(f.db.lastTid) }));
+        // The state digest at that TID lets a caught-up client with nothing pending check it holds the same state.
+        await write(encodeFrame('ping', { tid: formatTid(f.db.lastTid), digest: formatDigest(f.db.digest) }));
         await fl.wake.wait(PING_MS);
       }
       if (open) raw.end(encodeFrame('end'));

@@ -1,0 +1,49 @@
+// Invariant: a client caught up with its server, with nothing pending, holds the server's state; when it
+// does not (a conflict step kept an object at a name the server never learnt, as the widened chaos run
+// showed with seed 2001), it notices by the state digest the server journals with each record and
+// resyncs, instead of differing silently for ever.
+import assert from 'node:assert/strict';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { journalState } from './helpers.js';
+import { Farm, assertSettled, eventually, readOrNull, statusJson } from './farm.js';
+
+test('a client whose state went astray without a pending record notices by the digest and takes the server\'s state again', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the client keeps b/moved.txt where the server has a/f.txt, its journal and disk
+  // agree, its LML is empty and it is caught up, so nothing ever tells it: "the client has a/f.txt: not so
+  // after 20000 ms" and status shows no resync.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'a'));
+      mkdirSync(join(s, 'b'));
+      writeFileSync(join(s, 'a/f.txt'), 'the server\'s file\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  await assertSettled(farm.all);
+  // Astray, consistently: disk and journal both say b/moved.txt, and nothing is pending.
+  await farm.stopNode(c);
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const o = db.objectByPath('a/f.txt');
+    assert.ok(o !== undefined, 'the client journaled a/f.txt');
+    renameSync(join(c, 'a/f.txt'), join(c, 'b/moved.txt'));
+    db.relocateLocal(o.fid, 'b/moved.txt');
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await eventually('the client has a/f.txt again', () => readOrNull(join(c, 'a/f.txt')), (v) => v === 'the server\'s file\n', 20_000,
+    () => JSON.stringify(farm.logMessages(c, /differs|resync/)));
+  await assertSettled(farm.all);
+  assert.equal(readOrNull(join(c, 'b/moved.txt')), null, 'the name the server never had is gone');
+  assert.equal(journalState(c).digest, journalState(farm.server).digest, 'same state digest as the server');
+  assert.ok(farm.logMessages(c, /state differs from the server's/).length > 0, 'the client said why it resynced');
+  const st = statusJson(c) as { client: { resyncs: number } };
+  assert.ok(st.client.resyncs >= 1, 'status counts the resync');
+});
