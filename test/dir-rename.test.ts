@@ -4,7 +4,7 @@
 // and a resync never removes local changes the server has not accepted. At the end every node's journal
 // digest equals its disk digest and all agree. (Issue 11, faults 2, 3 and 4.)
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cli, journalState } from './helpers.js';
@@ -233,4 +233,40 @@ test('a server write and create below d reach a client that renamed d to x while
     assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
+});
+
+test('a file and a symlink removed on a client past the server\'s retention stay removed after its resync', { timeout: 120_000 }, async (t) => {
+  // A guard of the whole path with real daemons. (Here the reintegrator ships the removals while the follow
+  // loop resyncs, so it passes without the fix too; test/resync-protect.test.ts pins protectLocal's rule.)
+  const farm = await Farm.start(t, {
+    clients: 1,
+    serverArgs: ['--retain-records', '5'],
+    prepare: (s) => {
+      mkdirSync(join(s, 'd'));
+      writeFileSync(join(s, 'd/f'), 'removed on the client while away\n');
+      writeFileSync(join(s, 'd/kept'), 'stays\n');
+      symlinkSync('kept', join(s, 'd/l'));
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  unlinkSync(join(c, 'd/f'));
+  unlinkSync(join(c, 'd/l'));
+  await eventually('the client journals both removals in its LML', () => journalState(c).lml, (n) => n >= 2);
+  for (let i = 0; i < 12; i++) {
+    const b = journalState(s).lastTid;
+    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
+    await journaled(s, b);
+  }
+  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  reconnect(c);
+  await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
+  const why = (): string => trouble(farm, c);
+  await eventually('f is gone from the server', () => readOrNull(join(s, 'd/f')), (v) => v === null, 20_000, why);
+  await eventually('l is gone from the server', () => readdirSync(join(s, 'd')).includes('l'), (v) => !v, 10_000, why);
+  await assertSettled(farm.all);
+  for (const d of farm.all) assert.deepEqual(readdirSync(join(d, 'd')), ['kept'], `${d}: only d/kept is left`);
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });

@@ -54,6 +54,12 @@ export function protectLocal(
       skip.add(fid);
       continue;
     }
+    // Removed here (a file or symlink), unchanged on the server since: the removal reintegrates as it is, and
+    // the snapshot must not bring the object back meanwhile.
+    if (o === undefined && e !== undefined && e.type !== 'dir' && recs.every((r) => r.preVersion === asTid(BigInt(e.version)))) {
+      skip.add(fid);
+      continue;
+    }
     saveLocal(d, fid as Fid, recs, e?.path, putBack);
   }
   const entries = localNames(d, snapshot, skip);
