@@ -23,7 +23,7 @@ import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
-import { ConflictResolver } from '#reint/conflict-resolver.js';
+import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
@@ -467,29 +467,12 @@ export class ClientNode {
     // Held from the conflict step to the commit: a local change in between is journaled after it, against the
     // version this record makes (not against the one it replaces, which the server would refuse for ever).
     const redo = await this.guard.around(names, async () => {
-      const steps = await this.#resolver.prepare(r);
-      if (steps === 'absorbed') return null;
-      this.#followServerName(r);
-      // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
-      // at the record's name (a later record brings the rest); the name is kept meanwhile.
-      const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
-      const err = this.apply.check(r);
-      if (err !== null) {
-        if (staged !== null) rmSync(staged.file, { force: true });
-        this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
-        throw err;
+      try {
+        return await this.#applyResolved(r, inline, peer);
+      } catch (e) {
+        this.#resolver.rescue(); // what the conflict step saved to put back later comes back now
+        throw e;
       }
-      const content = this.#placedContent(r, staged);
-      if (content !== undefined && staged !== null) {
-        this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
-      }
-      this.apply.apply(r, staged, (identity) => {
-        db.commitRemote([{ record: r, identity, ...(content === undefined ? {} : { content }) }], peer, this.#o.clock.now());
-        // Behind until a record or a fetch brings the server's content (a rename or setattr brings none).
-        if (content !== undefined) this.#noteBehind(r.fid, true);
-        else if (staged !== null || r.kind === 'unlink') this.#noteBehind(r.fid, false);
-      }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
-      return steps;
     });
     for (const step of redo ?? []) {
       try {
@@ -504,6 +487,34 @@ export class ClientNode {
       if (o?.type === 'file' && o.hash !== r.hash && !db.hasPendingLocal(r.fid)) this.#noteBehind(r.fid, true);
       await this.#catchUp([r.fid]);
     }
+  }
+
+  /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
+  async #applyResolved(r: KmlRecord, inline: Buffer | null, peer: string): Promise<Redo[] | null> {
+    const db = this.db;
+    const steps = await this.#resolver.prepare(r);
+    if (steps === 'absorbed') return null;
+    this.#followServerName(r);
+    // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
+    // at the record's name (a later record brings the rest); the name is kept meanwhile.
+    const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
+    const err = this.apply.check(r);
+    if (err !== null) {
+      if (staged !== null) rmSync(staged.file, { force: true });
+      this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
+      throw err;
+    }
+    const content = this.#placedContent(r, staged);
+    if (content !== undefined && staged !== null) {
+      this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
+    }
+    this.apply.apply(r, staged, (identity) => {
+      db.commitRemote([{ record: r, identity, ...(content === undefined ? {} : { content }) }], peer, this.#o.clock.now());
+      // Behind until a record or a fetch brings the server's content (a rename or setattr brings none).
+      if (content !== undefined) this.#noteBehind(r.fid, true);
+      else if (staged !== null || r.kind === 'unlink') this.#noteBehind(r.fid, false);
+    }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+    return steps;
   }
 
   /**

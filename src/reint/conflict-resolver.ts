@@ -29,7 +29,7 @@ export interface ResolverDeps {
 }
 
 /** What to do after the record was applied: the local intent redone as ordinary local changes. */
-type Redo = () => void;
+export type Redo = () => void;
 
 /**
  * The reconnection sequence's conflict step, on the client: a record from the
@@ -179,6 +179,7 @@ export class ConflictResolver {
     let saved: string | null = null;
     if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(this.#d.root, o.path)) !== null) {
       saved = this.#keepFile(o.path, r.path, r.tid);
+      this.#unplaced.set(saved, { name: r.path, tid: r.tid });
     }
 
     // Back to the server's base state of the object, at the server's name, so `r` applies.
@@ -384,10 +385,43 @@ export class ConflictResolver {
   /** Content back at `path`; a file there keeps its mode (copyFile would give it the saved copy's, undoing a remote chmod). */
   #putBack(saved: string, path: string): void {
     const abs = join(this.#d.root, path);
-    if (!existsSync(join(abs, '..'))) return;
+    if (!existsSync(join(abs, '..'))) {
+      // Its directory went with the server's change: beside it in the nearest one that is left, never dropped.
+      this.#placeBeside(saved, path, this.#unplaced.get(saved)?.tid ?? 0n);
+      return;
+    }
     const there = lstatOrNull(abs);
     copyFileSync(saved, abs);
     if (there?.type === 'file') chmodSync(abs, there.mode);
     unlinkSync(saved);
+    this.#unplaced.delete(saved);
+  }
+
+  /** Local contents saved by the conflict step and not in the tree again yet: saved file -> its name, the TID. */
+  readonly #unplaced = new Map<string, { name: string; tid: bigint }>();
+
+  /**
+   * The server's record did not apply after its conflict step: the local contents that step saved (to put
+   * them back once the record applied) come back into the tree now, beside their names, as local changes.
+   * Without this they stayed in the conflicts folder only, and the next try found nothing pending to keep.
+   */
+  rescue(): void {
+    for (const [saved, { name, tid }] of [...this.#unplaced]) {
+      if (!existsSync(saved)) {
+        this.#unplaced.delete(saved);
+        continue;
+      }
+      this.#placeBeside(saved, name, tid);
+    }
+  }
+
+  #placeBeside(saved: string, name: string, tid: bigint): void {
+    let dir = parentOf(name);
+    while (dir !== '' && lstatOrNull(join(this.#d.root, dir))?.type !== 'dir') dir = parentOf(dir);
+    const to = this.#conflictPath(joinRel(dir, baseName(name)), tid);
+    copyFileSync(saved, join(this.#d.root, to));
+    unlinkSync(saved);
+    this.#unplaced.delete(saved);
+    this.#d.log.warn({ path: name, keptAs: to }, 'conflict: the local version is kept beside (its record did not apply as planned)');
   }
 }
