@@ -3,7 +3,7 @@
 // showed with seed 2001), it notices by the state digest the server journals with each record and
 // resyncs, instead of differing silently for ever.
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -46,4 +46,32 @@ test('a client whose state went astray without a pending record notices by the d
   assert.ok(farm.logMessages(c, /state differs from the server's/).length > 0, 'the client said why it resynced');
   const st = statusJson(c) as { client: { resyncs: number } };
   assert.ok(st.client.resyncs >= 1, 'status counts the resync');
+});
+
+test('a client whose mode of a file went astray without a pending record gets the server\'s mode back from its resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix: the digest check resyncs, but the resync skipped objects whose path, type and
+  // content matched the snapshot, whatever their mode: the client kept 0600 where the server has 0644, and
+  // resynced again every minute (seed 3001 of the widened chaos run).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => writeFileSync(join(s, 'f.txt'), 'mode 0644 on the server\n', { mode: 0o644 }),
+  });
+  const [c] = farm.clients as [string];
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const o = db.objectByPath('f.txt');
+    assert.ok(o !== undefined, 'the client journaled f.txt');
+    chmodSync(join(c, 'f.txt'), 0o600);
+    db.commitLocal([{ draft: { ...o, kind: 'setattr', newPath: null, preVersion: o.version, mode: 0o600, origin: db.meta.nodeId, time: 1 }, identity: null }]);
+    db.dropLocal(o.fid); // astray: the journal says 0600 too, and nothing is pending
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await eventually('the client has f.txt at mode 0644 again', () => lstatSync(join(c, 'f.txt')).mode & 0o7777, (m) => m === 0o644, 20_000,
+    () => JSON.stringify(farm.logMessages(c, /differs|resync/)));
+  await assertSettled(farm.all);
+  assert.equal(journalState(c).digest, journalState(farm.server).digest, 'same state digest as the server');
 });

@@ -11,7 +11,7 @@ import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
 import { evacuate, misplaced, moveDir, protectLocal, putBackAside } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
-import { renameSync, rmSync } from 'node:fs';
+import { chmodSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CopyProgress {
@@ -90,7 +90,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   if (fresh) d.db.deferHashIndex();
   const have = (e: SnapshotEntry): boolean => {
     const o = d.db.objectByFid(e.fid as Fid);
-    return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && lstatOrNull(join(d.root, e.path)) !== null;
+    return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && sameMode(o.mode, e) && lstatOrNull(join(d.root, e.path)) !== null;
   };
   const todo = entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
@@ -433,7 +433,10 @@ function place(
   if (!ctx.fresh) {
     // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
     const mine = d.db.objectByFid(e.fid as Fid);
-    if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && mine.path === e.path) {
+    if (mine !== undefined && mine.path === e.path && mine.type === e.type && (e.type === 'dir' || (mine.hash === e.hash && e.linkOf === null))
+      && (e.type !== 'symlink' || mine.target === e.target) && lstatOrNull(join(d.root, e.path)) !== null) {
+      // Here already but for its mode (a change of mode lost on the way): the mode is set, nothing fetched again.
+      if (!sameMode(mine.mode, e)) chmodSync(join(d.root, e.path), e.mode & 0o7777);
       const st = lstatOrNull(join(d.root, e.path));
       d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
       return;
@@ -543,4 +546,9 @@ function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {
     preVersion: NO_VERSION, mode: e.mode, uid: e.uid, gid: e.gid, mtimeMs: e.mtimeMs,
     size: e.type === 'file' ? e.size : null, hash: e.type === 'file' ? e.hash : null, origin, time: now,
   };
+}
+
+/** A symlink's mode means nothing here (as in the digest); other modes must match. */
+function sameMode(mode: number, e: SnapshotEntry): boolean {
+  return e.type === 'symlink' || (mode & 0o7777) === (e.mode & 0o7777);
 }
