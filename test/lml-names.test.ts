@@ -128,3 +128,22 @@ test('a create that ships under another name takes along the records made below 
     'create h.conflict', 'link c => h.conflict', 'mkdir d.conflict', 'create d.conflict/x', 'rename d.conflict -> e', 'mkdir d', 'create d/z',
   ]);
 });
+
+test('a create shipped under another name takes along only the records that still name it: not those after its directory moved on', (t) => {
+  // Fails without the fix: the entries made later at the old name, in another directory made there after
+  // the first one moved, followed the first object too (seed 3101 of the widened chaos run: "mkdir
+  // epsilon/sub" of a directory that lived elsewhere, refused for ever as "the name is taken").
+  const db = fresh(t);
+  const p = db.newFid();
+  const n = db.newFid();
+  const p2 = db.newFid();
+  const n2 = db.newFid();
+  local(db, 'mkdir', p, 'p');
+  local(db, 'mkdir', n, 'p/n');
+  local(db, 'rename', p, 'p', 'q'); // n is at q/n now
+  local(db, 'mkdir', p2, 'p');
+  local(db, 'mkdir', n2, 'p/n');
+  local(db, 'create', db.newFid(), 'p/n/f');
+  db.renameInLml(n, db.localRecordsOf(n)[0]!.seq, 'p/n', 'p/n.c');
+  assert.deepEqual(pending(db), ['mkdir p', 'mkdir p/n.c', 'rename p -> q', 'mkdir p', 'mkdir p/n', 'create p/n/f']);
+});
