@@ -6,6 +6,7 @@ import { IntersyncError } from '#core/errors.js';
 import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
+import { parentOf } from '#core/paths.js';
 import { HASH_INDEX, migrate } from './schema.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
@@ -810,10 +811,37 @@ export class FilesetDb {
    * the names after that move.
    */
   #moveLml(fid: Fid, from: string, to: string): void {
+    // Records older than a pending rename of a directory above it knew it by its name before that rename:
+    // each era of names is rewritten on its own (when it moves within its directory, as a conflict step
+    // moves things aside, its new name had the same history).
+    const renames = this.pendingRenames();
+    const sameDir = parentOf(from) === parentOf(to);
+    let f = from;
+    let t = to;
+    let hi: bigint | null = null;
+    for (let i = renames.length - 1; ; i--) {
+      let above: LmlRecord | undefined;
+      for (; i >= 0; i--) {
+        const x = renames[i]!;
+        if ((hi === null || x.seq < hi) && x.newPath !== null && f.startsWith(`${x.newPath}/`)) {
+          above = x;
+          break;
+        }
+      }
+      this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi);
+      if (above === undefined || !sameDir) return;
+      f = `${above.path}${f.slice(above.newPath!.length)}`;
+      t = `${above.path}${t.slice(above.newPath!.length)}`;
+      hi = above.seq;
+    }
+  }
+
+  /** #moveLml for the records with lo < seq < hi (no upper bound when hi is null), which name it `from`. */
+  #moveLmlEra(fid: Fid, from: string, to: string, lo: bigint, hi: bigint | null): void {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
     // Only the records that name `from` or a name below it (not the whole LML).
-    const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml);
+    const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > lo && (hi === null || r.seq < hi));
     // Records older than the object's arrival at `from` name what was there then (a directory since moved
     // or removed, whose entries were made below it): they stay. The arrival is its own pending create or
     // move onto `from`, or else it came after the last pending record that took another object away.
