@@ -3,14 +3,14 @@
 // being placed again from the snapshot. Seed 2001 of the widened chaos run: a client resynced because of
 // another refused record, and a symlink it had removed came back on every node.
 import assert from 'node:assert/strict';
-import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { systemClock } from '#core/clock.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId } from '#core/ids.js';
 import type { ApplyPath } from '#apply/apply-path.js';
-import { protectLocal } from '#daemon/resync-protect.js';
+import { pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
@@ -58,4 +58,41 @@ test('protectLocal keeps the pending removal of a file unchanged on the server, 
   assert.deepEqual(db.localRecordsOf(f).map((r) => r.kind), ['unlink'], 'f\'s removal still pending');
   assert.equal(skip.has(g), false, 'g, changed on the server, comes back (update beats delete)');
   assert.deepEqual(db.localRecordsOf(g), [], 'g\'s removal dropped');
+});
+
+test('a local version a resync saved is noted in the journal, outside tmp/, until it is back in the tree', (t) => {
+  // Fails without the fix: the copy was kept in tmp/ (cleared at start) and only in the resync's memory, so a
+  // resync that failed half-way (seed 4002: "parent alpha/sub does not exist here") or was killed lost it:
+  // its records were dropped already, and the next resync had nothing left to keep.
+  const dir = tmpDir('intersync-protect-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  const f = 'feedfacefeedface-1' as Fid;
+  writeFileSync(join(dir.path, 'f'), 'server\n');
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'create', fid: f, path: 'f', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 7, hash: 'ab'.repeat(32), origin: SERVER, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], SERVER, 1);
+  writeFileSync(join(dir.path, 'f'), 'written here\n');
+  db.commitLocal([{ draft: {
+    kind: 'write', fid: f, path: 'f', newPath: null, target: null, preVersion: asTid(1n), mode: 0o644, uid: 0, gid: 0,
+    mtimeMs: 1000, size: 13, hash: 'cd'.repeat(32), origin: db.meta.nodeId as NodeId, time: 1,
+  }, identity: null }]);
+  mkdirSync(join(dir.path, '.intermezzo/default/tmp'), { recursive: true });
+  const apply = { stagedPath: (h: string) => join(dir.path, `.intermezzo/default/tmp/staged-${h}`) } as unknown as ApplyPath;
+  const deps = { db, apply, root: dir.path, log: pino({ level: 'silent' }) };
+  const entry = { ...db.objectByFid(f)!, version: formatTid(asTid(5n)), linkOf: null }; // changed on the server since
+  const { putBack } = protectLocal(deps, [entry], asTid(6n));
+  assert.equal(putBack.length, 1, 'the local version is saved');
+  const [saved] = putBack[0]!;
+  assert.ok(!saved.includes('/tmp/staged') && !saved.startsWith(join(dir.path, '.intermezzo/default/tmp')), `kept outside tmp/: ${saved}`);
+  assert.deepEqual(pendingPutBack(deps), putBack, 'noted in the journal: a failed or killed resync finds it');
+  const kept = putBackAside(deps, pendingPutBack(deps), asTid(6n));
+  assert.equal(kept.length, 1);
+  assert.equal(readFileSync(join(dir.path, kept[0]!), 'utf8'), 'written here\n', 'back in the tree beside f');
+  assert.deepEqual(pendingPutBack(deps), [], 'nothing left to put back');
 });

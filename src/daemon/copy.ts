@@ -8,8 +8,8 @@ import type { RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
-import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
-import { evacuate, misplaced, moveDir, protectLocal, putBackAside } from './resync-protect.js';
+import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
+import { evacuate, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { chmodSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -73,8 +73,26 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   const snap = await d.client.snapshot();
   const t1 = d.clock.monotonic();
   const tid = parseTid(snap.tid)!;
+  const earlier = pendingPutBack(d);
+  const { skip, putBack, entries } = protectLocal(d, snap.entries, tid, earlier);
+  try {
+    return await placeSnapshot(d, snap, tid, t0, t1, skip, putBack, entries);
+  } catch (e) {
+    // Whatever was placed or not, the local versions saved above come back into the tree now (beside their
+    // names), so a failed resync never holds them out of it; the next one places the rest.
+    try {
+      putBackAside(d, putBack, tid);
+    } catch (e2) {
+      d.log.error({ err: (e2 as Error).message }, 'resync: cannot put back the saved local versions yet; the next try will');
+    }
+    throw e;
+  }
+}
+
+async function placeSnapshot(
+  d: CopyDeps, snap: Snapshot, tid: Tid, t0: number, t1: number, skip: Set<string>, putBack: PutBack, entries: SnapshotEntry[],
+): Promise<CopyResult> {
   const inSnap = new Set(snap.entries.map((e) => e.fid));
-  const { skip, putBack, entries } = protectLocal(d, snap.entries, tid);
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
   const leftovers = [...d.db.allObjects()].filter((o) => !inSnap.has(o.fid) && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid));
   leftovers.sort((a, b) => depthOf(b.path) - depthOf(a.path));

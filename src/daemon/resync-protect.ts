@@ -24,10 +24,10 @@ export type PutBack = Array<[string, string]>;
  * server's change; no data is lost either way.
  */
 export function protectLocal(
-  d: Deps, snapshot: readonly SnapshotEntry[], tid: Tid,
+  d: Deps, snapshot: readonly SnapshotEntry[], tid: Tid, earlier: PutBack = [],
 ): { skip: Set<string>; putBack: PutBack; entries: SnapshotEntry[] } {
   const skip = new Set<string>();
-  const putBack: PutBack = [];
+  const putBack: PutBack = [...earlier];
   const byFid = new Map(snapshot.map((e) => [e.fid, e]));
   const pending = new Map<string, LmlRecord[]>();
   for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
@@ -109,11 +109,32 @@ function saveLocal(d: Deps, fid: Fid, recs: readonly LmlRecord[], name: string |
   const o = d.db.objectByFid(fid);
   const contentHere = recs.some((r) => r.kind === 'write' || r.kind === 'truncate');
   if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(d.root, o.path)) !== null) {
-    const saved = join(d.apply.stagedPath('resync'), '..', `resync-${fid}-${Date.now()}`);
+    // Outside tmp/ (cleared at start) and noted in the journal before its records go: a resync that fails
+    // or is killed before it puts the copy back finds it at its next try (pendingPutBack).
+    const dir = keptDir(d);
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const saved = join(dir, `resync-${fid}-${Date.now()}`);
     copyFileSync(join(d.root, o.path), saved);
     putBack.push([saved, name ?? o.path]);
+    d.db.setMeta(PUT_BACK, JSON.stringify(putBack));
   }
   d.db.dropLocal(fid);
+}
+
+const PUT_BACK = 'resync_put_back';
+
+function keptDir(d: Deps): string {
+  return join(d.apply.stagedPath('resync'), '..', '..', 'resync-kept');
+}
+
+/** Local versions an earlier resync saved and did not put back (it failed or was killed): put back by this one. */
+export function pendingPutBack(d: Deps): PutBack {
+  try {
+    const list = JSON.parse(d.db.getMeta(PUT_BACK) ?? '[]') as PutBack;
+    return list.filter(([saved]) => lstatOrNull(saved) !== null);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -180,6 +201,7 @@ export function evacuate(d: Deps, dir: string, tid: Tid): void {
 export function putBackAside(d: Deps, putBack: PutBack, tid: Tid): string[] {
   const kept: string[] = [];
   for (const [saved, name] of putBack) {
+    if (lstatOrNull(saved) === null) continue; // put back already
     let dir = parentOf(name);
     while (dir !== '' && lstatOrNull(join(d.root, dir))?.type !== 'dir') dir = parentOf(dir);
     const to = conflictName(joinRel(dir, baseName(name)), d.db.meta.nodeId, tid,
@@ -190,5 +212,6 @@ export function putBackAside(d: Deps, putBack: PutBack, tid: Tid): string[] {
     kept.push(to);
     d.log.warn({ path: name, keptAs: to }, 'resync: a local version the server replaced is kept beside it');
   }
+  d.db.setMeta(PUT_BACK, '[]');
   return kept;
 }
