@@ -39,8 +39,9 @@ export function protectLocal(
     const stuck = d.stuck?.has(fid as Fid) === true;
     if (o !== undefined && o.version === NO_VERSION) {
       made.push(o.fid);
-      // Made here, its records refused again and again: it is journaled afresh once placed (a new object).
-      if (stuck && o.type !== 'dir') remake.push(o.fid);
+      // Made here, its records refused again and again: it is journaled afresh once placed (a new object; a
+      // directory with what is below it, as the scan finds it).
+      if (stuck) remake.push(o.fid);
       continue;
     }
     // Its records refused again and again: the server's version takes the name, the local one comes beside.
@@ -65,10 +66,8 @@ export function protectLocal(
   const entries = localNames(d, snapshot, skip);
   for (const fid of made) {
     // Made here: the server does not know it. Keep it, unless its name is the server's now.
-    // One whose record the server kept refusing (its name there is taken, under a name it had before a move
-    // here) moves to a conflict name too, its records with it.
     const o = d.db.objectByFid(fid);
-    if (o === undefined || (!entries.some((x) => x.path === o.path) && d.stuck?.has(fid) !== true)) continue;
+    if (o === undefined || !entries.some((x) => x.path === o.path)) continue;
     const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
     renameSync(join(d.root, o.path), join(d.root, to));
     d.db.relocateLocal(o.fid, to);
