@@ -51,4 +51,10 @@ test('conflict copies keep the extension last and never take a used name', () =>
   assert.equal(conflictName('docs/report.pdf', 'aaaaaaaaaaaaaaaa', 0x1fn as never, (p) => taken.has(p)), 'docs/report.conflict-aaaaaaaaaaaaaaaa-1f-1.pdf');
   assert.equal(conflictName('Makefile', 'aaaaaaaaaaaaaaaa', 0x20n as never, () => false), 'Makefile.conflict-aaaaaaaaaaaaaaaa-20');
   assert.equal(conflictName('.bashrc', 'aaaaaaaaaaaaaaaa', 0x20n as never, () => false), '.bashrc.conflict-aaaaaaaaaaaaaaaa-20');
+  // A copy of a copy keeps one tag (seed 5001 of the widened chaos run: a directory's name grew with each
+  // resync until lstat failed with ENAMETOOLONG). Fails without the fix: the tags pile up.
+  let name = 'beta';
+  for (let i = 1; i <= 40; i++) name = conflictName(name, 'aaaaaaaaaaaaaaaa', BigInt(i) as never, () => false);
+  assert.equal(name, 'beta.conflict-aaaaaaaaaaaaaaaa-28');
+  assert.equal(conflictName('d/g.conflict-bbbbbbbbbbbbbbbb-4c.txt', 'aaaaaaaaaaaaaaaa', 0x5n as never, () => false), 'd/g.conflict-aaaaaaaaaaaaaaaa-5.txt');
 });
