@@ -34,7 +34,7 @@ export const DEFAULT_LIMITS: EdgeLimits = {
   unauthPerAddress: 64,
   unauthTotal: 512,
   contentAnswerBytes: 8 << 20,
-  stagedQuotaBytes: 4 << 30,
+  stagedQuotaBytes: 4 * 2 ** 30,
   stagedTtlMs: 60 * 60_000,
   refusedLogLines: 10,
   refusedLogWindowMs: 60_000,
