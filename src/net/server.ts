@@ -310,7 +310,14 @@ export class FilesetServer {
       const first = await frames.next();
       if (first.done === true || first.value.type !== 'content') throw IntersyncError.PROTOCOL('upload starts with its block map');
       const map = parseBlockMap(first.value.header.map);
-      const release = this.#staging.reserve(map.size);
+      let release: () => void;
+      try {
+        release = this.#staging.reserve(map.size);
+      } catch (e) {
+        // Take the rest of the upload (discarded, a frame at a time) so the peer reads the refusal instead of a reset.
+        while ((await frames.next()).done !== true);
+        throw e;
+      }
       try {
         return await this.#upload(fid, map, frames);
       } finally {
