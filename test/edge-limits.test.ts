@@ -125,7 +125,6 @@ function slowSocket(port: number): Socket & { closedByServer?: boolean } {
 
 test('unauthenticated connections past the per-address cap are closed oldest first; an authenticated request is served', async () => {
   const port = a.node.server!.address().port;
-  const before = a.node.server!.connections.evicted;
   const socks: Array<ReturnType<typeof slowSocket>> = [];
   for (let i = 0; i < 40; i++) {
     socks.push(slowSocket(port));
@@ -133,7 +132,7 @@ test('unauthenticated connections past the per-address cap are closed oldest fir
   }
   await until('32 slow connections closed', () => socks.filter((s) => s.closedByServer === true).length >= 32);
   assert.ok(socks.slice(0, 32).every((s) => s.closedByServer === true), 'the oldest went first');
-  assert.ok(a.node.server!.connections.evicted - before >= 32);
+  assert.ok(a.node.server!.connections.evicted >= 32, 'the server counts them');
   const res = await request(`${a.base}/v1/filesets/${a.uuid}/status`, { headers: { authorization: `Bearer ${a.secret}` } });
   assert.equal(res.statusCode, 200);
   await res.body.dump();

@@ -8,7 +8,7 @@ import { D_HTTP, D_REINT } from '#core/debug.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
-import { formatTid, isNodeId, parseTid, type Tid } from '#core/ids.js';
+import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
@@ -593,6 +593,8 @@ export class FilesetServer {
       if (d.origin !== node || !isNodeId(d.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
       const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
       if (creates && !d.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${d.fid}`);
+      // Found by the route fuzzer: a create with a pre-version passed the apply path's check and failed in the commit, a 500.
+      if (creates && d.preVersion !== NO_VERSION) throw IntersyncError.BAD_REQUEST(`a ${d.kind} has no pre-version (it names ${formatTid(d.preVersion)})`);
       const done = db.kmlByOrigin(d.origin, d.seq);
       if (done !== undefined) {
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
