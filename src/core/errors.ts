@@ -28,7 +28,9 @@ export type ErrorCode =
   | 'PEER_UNREACHABLE'
   | 'NOT_EMPTY'
   | 'WRONG_FILESET'
-  | 'RESYNC_NEEDED';
+  | 'RESYNC_NEEDED'
+  | 'QUOTA'
+  | 'NAME_REFUSED';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
@@ -143,6 +145,18 @@ export class IntersyncError extends Error {
 
   static TOO_LARGE(what: string, limit: number): IntersyncError {
     return new IntersyncError('TOO_LARGE', `${what} is larger than ${limit} bytes`, { hint: 'send it in smaller batches' });
+  }
+
+  static QUOTA(what: string, limit: number): IntersyncError {
+    return new IntersyncError('QUOTA', `${what} would exceed the server's quota of ${limit} bytes`, {
+      hint: 'staged uploads are removed once unused for a while; this node retries by itself', retriable: true,
+    });
+  }
+
+  static NAME_REFUSED(path: string, why: string): IntersyncError {
+    return new IntersyncError('NAME_REFUSED', `the file system refuses the name ${JSON.stringify(path.length > 300 ? `${path.slice(0, 300)}…` : path)}: ${why}`, {
+      hint: 'rename the object to a name the server\'s file system accepts (at most 255 bytes per name, 4096 per path)',
+    });
   }
 
   static PROTOCOL(message: string): IntersyncError {

@@ -6,6 +6,9 @@ import { META_DIR } from './format.js';
  * normalised (no '', '.', '..' segments), without NUL, and never inside the
  * metadata folder. Every path that crosses an edge goes through checkRelPath.
  */
+/** The longest name (one path segment) Linux file systems store, in bytes. */
+export const NAME_MAX = 255;
+
 export function checkRelPath(p: string): string {
   if (typeof p !== 'string' || p.length === 0) throw IntersyncError.BAD_PATH(String(p), 'empty');
   if (p.includes('\0')) throw IntersyncError.BAD_PATH(p, 'contains a NUL byte');
@@ -14,6 +17,7 @@ export function checkRelPath(p: string): string {
   const parts = p.split('/');
   for (const part of parts) {
     if (part === '' || part === '.' || part === '..') throw IntersyncError.BAD_PATH(p, `segment '${part}' not allowed`);
+    if (part.length > NAME_MAX / 3 && Buffer.byteLength(part) > NAME_MAX) throw IntersyncError.NAME_REFUSED(p, `a name is longer than ${NAME_MAX} bytes`);
   }
   if (parts[0] === META_DIR) throw IntersyncError.BAD_PATH(p, `${META_DIR} is never replicated`);
   return p;

@@ -15,6 +15,7 @@ import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import type { FilesetServer } from '#net/server.js';
+import type { EdgeLimits } from '#net/edge-guard.js';
 import { parseWireLml } from '#net/protocol/wire-record.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { lstatOrNull } from '#presto/disk.js';
@@ -32,6 +33,8 @@ export interface ListenOptions {
   readonly leaseMs: number;
   /** Records kept for replicators that are away; older ones are pruned and such a replicator resyncs. */
   readonly retainRecords: number;
+  /** Bounds at the edge (timeouts, connection caps, staging quota...); defaults in net/edge-guard.ts. */
+  readonly limits?: Partial<EdgeLimits>;
 }
 
 export interface FilesetNodeOptions {
@@ -207,6 +210,7 @@ export class FilesetNode {
         syncPaths: (paths) => this.capture.syncPaths(paths),
       },
       l.tls,
+      l.limits,
     );
     try {
       await this.server.listen({ host: l.host, port: l.port });

@@ -144,13 +144,26 @@ export class PeerClient {
     }
   }
 
-  /** Current content of small objects: fid -> bytes (null when the server no longer holds them). */
+  /**
+   * Current content of small objects: fid -> bytes (null when the server no longer holds them). The server
+   * caps the bytes of one answer and says `more` at its end; the rest is asked for again until all came.
+   */
   async content(fids: readonly string[]): Promise<Map<string, { hash: string | null; data: Buffer | null }>> {
-    const res = await this.#call('POST', this.#fs('/content'), { json: { fids } });
     const out = new Map<string, { hash: string | null; data: Buffer | null }>();
-    for await (const f of readFrames(res.body)) {
-      if (f.type !== 'content') continue;
-      out.set(String(f.header.fid), { hash: (f.header.hash as string | null) ?? null, data: f.header.ok === true ? (f.payload ?? Buffer.alloc(0)) : null });
+    let rest = [...new Set(fids)];
+    while (rest.length > 0) {
+      const res = await this.#call('POST', this.#fs('/content'), { json: { fids: rest } });
+      let more = false;
+      let got = 0;
+      for await (const f of readFrames(res.body)) {
+        if (f.type === 'end') more = f.header.more === true;
+        if (f.type !== 'content') continue;
+        got++;
+        out.set(String(f.header.fid), { hash: (f.header.hash as string | null) ?? null, data: f.header.ok === true ? (f.payload ?? Buffer.alloc(0)) : null });
+      }
+      if (!more) break;
+      if (got === 0) throw IntersyncError.PROTOCOL('the server answered a content request with nothing and more to come');
+      rest = rest.filter((fid) => !out.has(fid));
     }
     return out;
   }

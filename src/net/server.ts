@@ -8,7 +8,7 @@ import { D_HTTP, D_REINT } from '#core/debug.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
-import { formatTid, isNodeId, parseTid, type Tid } from '#core/ids.js';
+import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
@@ -17,6 +17,8 @@ import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
+import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
+import { UploadStaging } from './upload-staging.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
@@ -72,11 +74,24 @@ export class FilesetServer {
   readonly #tokenReleased = new Signal();
   readonly #followers = new Set<Follower>();
   readonly #secret: Buffer;
+  readonly #limits: EdgeLimits;
+  readonly #guard: ConnectionGuard;
+  readonly #staging: UploadStaging;
+  readonly #refusedLog: RateLimitedLog;
+  readonly #sweeper: NodeJS.Timeout;
   #closing = false;
   #recalls = 0;
 
-  constructor(f: ServedFileset, tls?: { cert: string; key: string }) {
+  constructor(f: ServedFileset, tls?: { cert: string; key: string }, limits: Partial<EdgeLimits> = {}) {
     this.#f = f;
+    const lim = { ...DEFAULT_LIMITS, ...limits };
+    this.#limits = lim;
+    this.#staging = new UploadStaging((h) => f.apply.stagedPath(h), f.clock, lim.stagedQuotaBytes, lim.stagedTtlMs);
+    this.#refusedLog = new RateLimitedLog(f.clock, lim.refusedLogLines, lim.refusedLogWindowMs);
+    this.#sweeper = setInterval(() => this.#staging.sweep(), Math.max(1_000, Math.min(lim.stagedTtlMs / 4, 60_000))).unref();
+    // Timeouts of the HTTP server itself: headers and the whole request must arrive in time; the check runs every
+    // checkIntervalMs (Node's default of 30 s would let a slow connection live up to 40 s).
+    const timeouts = { headersTimeout: lim.headersTimeoutMs, requestTimeout: lim.requestTimeoutMs, connectionsCheckingInterval: lim.checkIntervalMs };
     this.#secret = Buffer.from(f.secret);
     this.#tokens = new TokenTable(f.leaseMs);
     this.#content = new ContentReader(f.root, f.db, f.apply.blockMaps);
@@ -84,11 +99,15 @@ export class FilesetServer {
       logger: false,
       bodyLimit: JSON_BODY_LIMIT,
       keepAliveTimeout: 65_000,
+      requestTimeout: lim.requestTimeoutMs,
+      http: timeouts,
       // Refuse what the schema does not allow instead of quietly dropping or converting it.
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
-      ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key) } }),
+      ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...timeouts } }),
     }) as unknown as FastifyInstance;
     const app = this.#app;
+    app.server.headersTimeout = lim.headersTimeoutMs;
+    this.#guard = new ConnectionGuard(app.server, lim, f.log);
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
     app.addHook('onRequest', async (req, reply) => this.#auth(req, reply));
     app.setErrorHandler((err, req, reply) => this.#error(err, req, reply));
@@ -124,8 +143,19 @@ export class FilesetServer {
     return { port: typeof a === 'object' && a !== null ? a.port : 0 };
   }
 
+  /** Unauthenticated connections closed for a cap so far, and open now. */
+  get connections(): { evicted: number; unauthenticated: number } {
+    return { evicted: this.#guard.evicted, unauthenticated: this.#guard.unauthenticated };
+  }
+
+  /** Bytes of uploads staged now. */
+  get stagedBytes(): number {
+    return this.#staging.bytes;
+  }
+
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#sweeper);
     for (const fl of this.#followers) fl.wake.fire();
     await this.#app.close();
   }
@@ -135,10 +165,14 @@ export class FilesetServer {
     const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
     const ok = given.length === this.#secret.length && timingSafeEqual(given, this.#secret);
     if (!ok) {
-      this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0] }, 'refused request: bad secret');
+      // At a bounded rate: a flood of wrong secrets must not fill the disk with log lines.
+      this.#refusedLog.hit((suppressed) => {
+        this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request: bad secret');
+      });
       await reply.code(401).send(toWire(IntersyncError.UNAUTHORIZED()));
       return;
     }
+    this.#guard.trust(req.socket);
     const uuid = (req.params as { uuid?: string } | undefined)?.uuid;
     if (uuid !== undefined && uuid !== this.#f.db.meta.uuid) {
       await reply.code(404).send(toWire(IntersyncError.NO_FILESET(this.#f.root, uuid)));
@@ -215,16 +249,10 @@ export class FilesetServer {
         },
       },
     }, async (req, reply) => {
-      const { fids } = req.body as { fids: string[] };
-      const parts: Buffer[] = [helloFrame({ node: db.meta.nodeId })];
-      const rows = db.contentRows(fids);
-      for (const fid of fids) {
-        const o = rows.get(fid);
-        const buf = o === undefined ? null : this.#content.current(o);
-        parts.push(encodeFrame('content', { fid, hash: o?.hash ?? null, version: o?.version ?? null, ok: buf !== null }, buf));
-      }
-      parts.push(encodeFrame('end'));
-      return reply.type('application/octet-stream').send(Buffer.concat(parts));
+      const fids = [...new Set((req.body as { fids: string[] }).fids)];
+      // Streamed, one file read at a time as the peer takes the bytes, and capped: what does not fit is left
+      // for the next request (`more` in the end frame).
+      return reply.type('application/octet-stream').send(Readable.from(this.#contentFrames(fids), { objectMode: true, highWaterMark: 1 }));
     });
 
     app.get('/v1/filesets/:uuid/blocks', {
@@ -260,6 +288,7 @@ export class FilesetServer {
       schema: { params: { type: 'object', properties: { uuid: { type: 'string' }, hash: { type: 'string', pattern: '^[0-9a-f]{64}$' } } } },
     }, async (req, reply) => {
       const { hash } = req.params as { hash: string };
+      this.#staging.touch(hash);
       return reply.code(this.#content.has(hash, f.apply.stagedPath(hash)) ? 200 : 404).send();
     });
 
@@ -281,22 +310,19 @@ export class FilesetServer {
       const first = await frames.next();
       if (first.done === true || first.value.type !== 'content') throw IntersyncError.PROTOCOL('upload starts with its block map');
       const map = parseBlockMap(first.value.header.map);
-      const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
-      const source: ContentSource = {
-        blockMap: async () => map,
-        blocks: async function* (_d, _m, indexes) {
-          for (const want of indexes) {
-            const n = await frames.next();
-            if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
-              throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
-            }
-            yield n.value.payload;
-          }
-        },
-      };
-      const staged = await f.apply.stage(draft, null, source);
-      renameSync(staged.file, f.apply.stagedPath(map.hash));
-      return { staged: map.hash };
+      let release: () => void;
+      try {
+        release = this.#staging.reserve(map.size);
+      } catch (e) {
+        // Take the rest of the upload (discarded, a frame at a time) so the peer reads the refusal instead of a reset.
+        while ((await frames.next()).done !== true);
+        throw e;
+      }
+      try {
+        return await this.#upload(fid, map, frames);
+      } finally {
+        release();
+      }
     });
 
     app.post('/v1/filesets/:uuid/reint', {
@@ -383,6 +409,48 @@ export class FilesetServer {
       digest: formatDigest(db.digest), connected: this.connectedPeers(),
       tokens: this.#tokens.grants(f.clock.now()),
     }));
+  }
+
+  /** Receive an upload's blocks (after its map) into the staging folder. */
+  async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>): Promise<{ staged: string }> {
+    const f = this.#f;
+    const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
+      const source: ContentSource = {
+        blockMap: async () => map,
+        blocks: async function* (_d, _m, indexes) {
+          for (const want of indexes) {
+            const n = await frames.next();
+            if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
+              throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+            }
+            yield n.value.payload;
+          }
+        },
+      };
+    const staged = await f.apply.stage(draft, null, source);
+    renameSync(staged.file, f.apply.stagedPath(map.hash));
+    this.#staging.staged(map.hash, map.size);
+    return { staged: map.hash };
+  }
+
+  /** The frames of a `/content` answer: hello, a `content` frame per fid until the byte cap, then `end` (`more` when some were left). */
+  async *#contentFrames(fids: readonly string[]): AsyncGenerator<Buffer> {
+    const db = this.#f.db;
+    yield helloFrame({ node: db.meta.nodeId });
+    const rows = db.contentRows(fids);
+    let bytes = 0;
+    for (const fid of fids) {
+      const o = rows.get(fid);
+      // At least one answer per request, so a client always progresses.
+      if (bytes > 0 && bytes + (o?.size ?? 0) > this.#limits.contentAnswerBytes) {
+        yield encodeFrame('end', { more: true });
+        return;
+      }
+      const buf = o === undefined ? null : this.#content.current(o);
+      bytes += buf?.length ?? 0;
+      yield encodeFrame('content', { fid, hash: o?.hash ?? null, version: o?.version ?? null, ok: buf !== null }, buf);
+    }
+    yield encodeFrame('end');
   }
 
   #recall(holder: string, scope: string): void {
@@ -526,6 +594,8 @@ export class FilesetServer {
       if (d.origin !== node || !isNodeId(d.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
       const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
       if (creates && !d.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${d.fid}`);
+      // Found by the route fuzzer: a create with a pre-version passed the apply path's check and failed in the commit, a 500.
+      if (creates && d.preVersion !== NO_VERSION) throw IntersyncError.BAD_REQUEST(`a ${d.kind} has no pre-version (it names ${formatTid(d.preVersion)})`);
       const done = db.kmlByOrigin(d.origin, d.seq);
       if (done !== undefined) {
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
@@ -555,6 +625,8 @@ export class FilesetServer {
       } catch (caught) {
         const errno = (caught as NodeJS.ErrnoException).code;
         if (!(caught instanceof IntersyncError) && errno === undefined) throw caught;
+        // A name this file system cannot hold is the peer's error, not a conflict: the request fails with a 4xx.
+        if (errno === 'ENAMETOOLONG' || errno === 'EILSEQ') throw IntersyncError.NAME_REFUSED(d.newPath ?? d.path, errno);
         // An errno from the disk means this record does not fit this node's tree: a conflict, not a crash.
         const e = caught instanceof IntersyncError ? caught : IntersyncError.CONFLICT(d.path, (caught as Error).message);
         stopped = true;

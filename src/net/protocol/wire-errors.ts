@@ -15,6 +15,8 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   CONTENT_GONE: 410,
   RESYNC_NEEDED: 410,
   TOO_LARGE: 413,
+  NAME_REFUSED: 422,
+  QUOTA: 429,
   NEED_CONTENT: 422,
   DB_CORRUPT: 500,
   IO: 500,
