@@ -209,12 +209,31 @@ class Batch {
     if (src !== undefined) {
       // The identity stays as it was: the compare below must still see a content change made before the move.
       this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: null }]);
-      if (st.type === 'dir') this.#d.watcher?.watch(st.ino, this.#abs(p));
+      if (st.type === 'dir') {
+        this.#d.watcher?.watch(st.ino, this.#abs(p));
+        // An entry made in it just after the move may have raised its event at the old name, resolved before
+        // the move was journaled, and dropped: its names are looked at again now (known ones cost a stat).
+        this.#addEntriesOf(p);
+      }
       const moved = db.objectByPath(p);
       if (moved !== undefined) await this.#compare(moved, st, p);
       return;
     }
     await this.#create(p, st);
+  }
+
+  #addEntriesOf(dir: string): void {
+    let names: string[];
+    try {
+      names = readdirSync(this.#abs(dir));
+    } catch {
+      return; // gone again: its own event follows
+    }
+    for (const name of names) {
+      const q = joinRel(dir, name);
+      const row = this.#d.db.objectByPath(q);
+      if (row === undefined || row.ino !== lstatOrNull(this.#abs(q))?.ino) this.add(q);
+    }
   }
 
   /** The journaled object that `st` is, moved here from a name that no longer holds it. */
