@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -14,9 +13,11 @@ import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import type { BlockMap } from '#apply/blocks.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
+import type { IdentityDb } from '#journal/identity-db.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
+import { IdentityGate } from './identity-gate.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
@@ -27,6 +28,8 @@ export interface ServedFileset {
   readonly root: string;
   readonly apply: ApplyPath;
   readonly secret: string;
+  /** Enrolled nodes and invitations (see identity-gate.ts). */
+  readonly identity: IdentityDb;
   readonly log: Logger;
   readonly clock: Clock;
   readonly debug: number;
@@ -55,6 +58,8 @@ interface Follower {
   readonly node: string;
   readonly wake: Signal;
   readonly recalls: string[];
+  /** End the stream now (its node was revoked). */
+  readonly cut: () => void;
 }
 
 /**
@@ -71,13 +76,14 @@ export class FilesetServer {
   readonly #tokens: TokenTable;
   readonly #tokenReleased = new Signal();
   readonly #followers = new Set<Follower>();
-  readonly #secret: Buffer;
+  readonly #gate: IdentityGate;
+  readonly #revokePoll: NodeJS.Timeout;
   #closing = false;
   #recalls = 0;
 
   constructor(f: ServedFileset, tls?: { cert: string; key: string }) {
     this.#f = f;
-    this.#secret = Buffer.from(f.secret);
+    this.#gate = new IdentityGate(f.identity, f.secret, f.clock, f.log);
     this.#tokens = new TokenTable(f.leaseMs);
     this.#content = new ContentReader(f.root, f.db, f.apply.blockMaps);
     this.#app = Fastify({
@@ -99,6 +105,12 @@ export class FilesetServer {
       for (const fl of this.#followers) fl.wake.fire();
     });
     this.#routes();
+    this.#gate.routes(app, () => ({ uuid: f.db.meta.uuid, fileset: f.db.meta.fileset, nodeId: f.db.meta.nodeId }));
+    // A revoked node's open forwarded stream ends within a second (`intersync revoke` writes the identity store).
+    this.#revokePoll = setInterval(() => {
+      for (const fl of this.#followers) if (fl.node !== 'anonymous' && !this.#gate.allowed(fl.node)) fl.cut();
+    }, 1000);
+    this.#revokePoll.unref();
   }
 
   get tokens(): TokenTable {
@@ -126,17 +138,18 @@ export class FilesetServer {
 
   async close(): Promise<void> {
     this.#closing = true;
+    clearInterval(this.#revokePoll);
     for (const fl of this.#followers) fl.wake.fire();
     await this.#app.close();
   }
 
   async #auth(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const h = req.headers.authorization ?? '';
-    const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
-    const ok = given.length === this.#secret.length && timingSafeEqual(given, this.#secret);
-    if (!ok) {
-      this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0] }, 'refused request: bad secret');
-      await reply.code(401).send(toWire(IntersyncError.UNAUTHORIZED()));
+    try {
+      this.#gate.authenticate(req);
+    } catch (e) {
+      const err = e instanceof IntersyncError ? e : IntersyncError.UNAUTHORIZED();
+      this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], code: err.code }, 'refused request: bad credential');
+      await reply.code(statusOf(err)).send(toWire(err));
       return;
     }
     const uuid = (req.params as { uuid?: string } | undefined)?.uuid;
@@ -183,7 +196,10 @@ export class FilesetServer {
       const b = req.body as { node: string; proto: number; replicate?: boolean };
       if (b.proto !== PROTOCOL_VERSION) throw IntersyncError.PROTOCOL(`client speaks protocol ${b.proto}, server ${PROTOCOL_VERSION}`);
       if (b.node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('the client has the server\'s own node id');
-      db.registerPeer(b.node, b.replicate === true, f.clock.now(), req.ip);
+      // Only a node's own credential registers it as a peer; the fileset secret or an invitation just asks.
+      const by = this.#gate.nodeOf(req);
+      if (by !== null) this.#gate.actsFor(req, b.node);
+      if (by !== null) db.registerPeer(b.node, b.replicate === true, f.clock.now(), req.ip);
       return {
         proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
         lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
@@ -306,6 +322,7 @@ export class FilesetServer {
       const { node } = req.query as { node: string };
       if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
       if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
+      this.#gate.actsFor(req, node);
       return this.#reint.run(() => this.#reintegrate(node, req.body as Readable));
     });
 
@@ -322,6 +339,7 @@ export class FilesetServer {
       const tid = parseTid(b.tid);
       if (tid === undefined) throw IntersyncError.BAD_REQUEST(`tid ${b.tid} is out of range`);
       if (tid > db.lastTid) throw IntersyncError.BAD_REQUEST(`acknowledged ${b.tid} is beyond the last TID ${formatTid(db.lastTid)}`);
+      this.#gate.actsFor(req, b.node);
       db.setLastRcvd(b.node, tid, f.clock.now());
       return { ok: true };
     });
@@ -339,6 +357,7 @@ export class FilesetServer {
       },
     }, async (req) => {
       const b = req.body as { node: string; scope: string; op: 'acquire' | 'release'; waitMs?: number };
+      this.#gate.actsFor(req, b.node);
       if (b.op === 'release') {
         if (this.#tokens.release(b.scope, b.node)) this.#tokenReleased.fire();
         return { released: true };
@@ -369,18 +388,20 @@ export class FilesetServer {
       },
     }, async (req, reply) => {
       const q = req.query as { since: string; follow?: string; node?: string };
+      if (q.node !== undefined) this.#gate.actsFor(req, q.node);
       const since = parseTid(q.since);
       if (since === undefined) throw IntersyncError.BAD_REQUEST(`since ${q.since} is out of range`);
       if (since + 1n < db.firstKeptTid && since < db.lastTid) {
         f.log.warn({ node: q.node, since: formatTid(since), first: formatTid(db.firstKeptTid) }, 'peer is past retention: it must resync');
         throw IntersyncError.RESYNC_NEEDED(formatTid(since), formatTid(db.firstKeptTid));
       }
-      await this.#forward(reply, since, q.follow === '1', q.node ?? 'anonymous');
+      await this.#forward(reply, since, q.follow === '1', q.node ?? this.#gate.nodeOf(req) ?? 'anonymous');
     });
 
-    app.get('/v1/filesets/:uuid/status', { schema: { params } }, async () => ({
+    app.get('/v1/filesets/:uuid/status', { schema: { params } }, async (req) => ({
       fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid),
-      digest: formatDigest(db.digest), connected: this.connectedPeers(),
+      // A node sees itself only: which other nodes are connected is none of its business.
+      digest: formatDigest(db.digest), connected: this.connectedPeers().filter((n) => [n, null].includes(this.#gate.nodeOf(req))),
       tokens: this.#tokens.grants(f.clock.now()),
     }));
   }
@@ -467,7 +488,7 @@ export class FilesetServer {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
-    const fl: Follower = { node, wake: new Signal(), recalls: [] };
+    const fl: Follower = { node, wake: new Signal(), recalls: [], cut: () => raw.destroy() };
     this.#followers.add(fl);
     let open = true;
     raw.on('close', () => {
