@@ -10,7 +10,7 @@ import { DEFAULT_FILESET } from '#journal/layout.js';
 import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
-import { isLoopback } from '#net/tls-pin.js';
+import { isLoopback } from '#net/protocol/endpoint.js';
 import type { ClientTrust } from '#daemon/enrolment.js';
 import { resolveStateDir } from './state-dir.js';
 import { addTrustCommands } from './trust.js';
@@ -230,7 +230,7 @@ function build(): Command {
 
   program
     .command('mkfs')
-    .description('create a fileset in DIR: metadata folder, journal database, shared-uuid, secret and node id (the seeds\' mkizofs)')
+    .description('create a fileset in DIR: metadata folder, journal database, shared-uuid and node id (the seeds\' mkizofs); its secret and self-signed certificate go to the state directory')
     .argument('<DIR>', 'the backing directory (must exist)')
     .option('--fileset <NAME>', 'fileset name', DEFAULT_FILESET)
     .option('--force', 'replace an existing fileset\'s journal (the files in DIR are kept)', false)

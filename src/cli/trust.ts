@@ -5,7 +5,7 @@ import { IdentityDb } from '#journal/identity-db.js';
 import { findFileset } from '#journal/layout.js';
 import { statePaths } from '#journal/state-dir.js';
 import { encodeJoinToken } from '#net/protocol/join-token.js';
-import { isLoopback } from '#net/tls-pin.js';
+import { isLoopback } from '#net/protocol/endpoint.js';
 import { fmtAge } from './output.js';
 import { resolveStateDir } from './state-dir.js';
 

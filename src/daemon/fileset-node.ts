@@ -24,7 +24,7 @@ import { join } from 'node:path';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { IdentityDb } from '#journal/identity-db.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
-import { fingerprintOfPem } from '#net/tls-pin.js';
+import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';

@@ -3,7 +3,7 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { IntersyncError } from '#core/errors.js';
 import { ensureStateDir, readSecretFile, writeFileAtomic, type StatePaths } from '#journal/state-dir.js';
-import { fingerprintOfPem } from '#net/tls-pin.js';
+import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 
 /**
  * The fileset secret of a server, in its state directory (0600). A secret left inside the backing
