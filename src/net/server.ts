@@ -400,8 +400,8 @@ export class FilesetServer {
 
     app.get('/v1/filesets/:uuid/status', { schema: { params } }, async (req) => ({
       fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid),
-      // A node sees itself only: which other nodes are connected is none of its business.
-      digest: formatDigest(db.digest), connected: this.connectedPeers().filter((n) => [n, null].includes(this.#gate.nodeOf(req))),
+      // A node sees itself only (which other nodes are connected is none of its business); the secret's holder all.
+      digest: formatDigest(db.digest), connected: this.connectedPeers().filter((n) => this.#gate.nodeOf(req) === null || n === this.#gate.nodeOf(req)),
       tokens: this.#tokens.grants(f.clock.now()),
     }));
   }
