@@ -98,6 +98,24 @@ export function makeTmp(prefix: string): string {
   return d;
 }
 
+let benchState: string | undefined;
+
+/**
+ * The state directory of every daemon a bench starts (secrets, TLS keys, credentials), a temp dir
+ * passed on through INTERSYNC_STATE_DIR: a bench never writes /var/lib/intersync.
+ */
+export function benchStateDir(): string {
+  benchState ??= makeTmp('state');
+  process.env.INTERSYNC_STATE_DIR = benchState;
+  return benchState;
+}
+
+/** The fileset secret of the server whose backing directory is `dir` (for --secret-file). */
+export function serverSecretFile(dir: string): string {
+  const node = readFileSync(join(dir, '.intermezzo', 'node-id'), 'utf8').trim();
+  return join(benchStateDir(), node, 'default', 'secret');
+}
+
 export function removeTmp(d: string): void {
   rmSync(d, { recursive: true, force: true });
   tmpDirs.delete(d);

@@ -6,7 +6,7 @@ import { mkdirSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { CLI, DAEMON_NODE_ARGS, fmt, makeTmp, median, say, sleep, table } from './lib.js';
+import { CLI, DAEMON_NODE_ARGS, benchStateDir, fmt, makeTmp, median, say, serverSecretFile, sleep, table } from './lib.js';
 
 export interface ReintResult {
   readonly ops: number;
@@ -93,8 +93,9 @@ async function round(ops: number, churn: boolean): Promise<{ lml: number; shippe
   const cl = makeTmp('reint-cli');
   const logs = process.env.REINT_LOGS ?? makeTmp('reint-logs');
   const port = await freePort();
+  benchStateDir();
   const server = await start(['--listen', `127.0.0.1:${port}`, '--log-dir', logs, srv]);
-  const client = await start(['--server', `http://127.0.0.1:${port}`, '--secret-file', join(srv, '.intermezzo/default/secret'), '--log-dir', logs, cl]);
+  const client = await start(['--server', `http://127.0.0.1:${port}`, '--secret-file', serverSecretFile(srv), '--log-dir', logs, cl]);
   try {
     // Files that exist on both sides before the client leaves.
     mkdirSync(join(cl, 'base'));

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
 import {
-  ROOT, DAEMON_NODE_ARGS, DaemonDiedError, type StatusJson, fmt, journalVsDisk, logProblems, makeTmp, median, readLog, removeTmp, retryOnDeath, say, sleep, syncDisks, table,
+  ROOT, DAEMON_NODE_ARGS, DaemonDiedError, type StatusJson, fmt, journalVsDisk, logProblems, makeTmp, median, readLog, removeTmp, retryOnDeath, say, sleep, syncDisks, table, benchStateDir, serverSecretFile,
 } from './lib.js';
 import { ByteProxy, type ByteCounts } from './proxy.js';
 
@@ -130,6 +130,7 @@ class NodeProc {
 
   /** A server of `dir` on a free port of 127.0.0.1. */
   static server(dir: string, logDir: string, extra: string[] = []): NodeProc {
+    benchStateDir();
     return NodeProc.#spawn(dir, logDir, ['--listen', '127.0.0.1:0', ...extra]);
   }
 
@@ -276,7 +277,7 @@ async function startServer(dir: string, logDir: string, extra: string[] = []): P
     if (m === null) throw new Error(`server on ${dir}: no listen address in its output: ${daemon.stdout.slice(0, 300)}`);
     // The start-up scan journals what is there before "serving"; wait for the journal to go quiet all the same.
     await journalQuiet(daemon, 500, 3_600_000);
-    return { daemon, dir, url: m[1]!, port: Number(m[2]), secretFile: join(dir, '.intermezzo', 'default', 'secret') };
+    return { daemon, dir, url: m[1]!, port: Number(m[2]), secretFile: serverSecretFile(dir) };
   } catch (e) {
     await daemon.stop();
     throw e;

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
-import { cli, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 interface Pair { server: string; client: string; logs: string }
 
@@ -23,7 +23,7 @@ async function pair(t: import('node:test').TestContext, setup: (server: string) 
   const port = await freePort();
   procs.push(await spawnServer(s.path, logs.path, port));
   if (policy !== undefined) assert.equal(cli(['config', s.path, `conflict-policy=${policy}`]).code, 0);
-  procs.push(await spawnClient(c.path, logs.path, port, join(s.path, '.intermezzo/default/secret')));
+  procs.push(await spawnClient(c.path, logs.path, port, secretFile(s.path)));
   await converged(s.path, c.path);
   return { server: s.path, client: c.path, logs: logs.path };
 }
@@ -249,7 +249,7 @@ test('a replicator away past the server\'s retention resyncs in full, keeping it
   for (const n of ['a.txt', 'b.txt', 'c.txt']) writeFileSync(join(s.path, n), `${n} v0`);
   const port = await freePort();
   procs.push(await spawnServer(s.path, logs.path, port, ['--retain-records', '3']));
-  procs.push(await spawnClient(c.path, logs.path, port, join(s.path, '.intermezzo/default/secret'), ['--replicate']));
+  procs.push(await spawnClient(c.path, logs.path, port, secretFile(s.path), ['--replicate']));
   await converged(s.path, c.path);
   const p = { server: s.path, client: c.path, logs: logs.path };
   assert.equal(cli(['disconnect', c.path]).code, 0);

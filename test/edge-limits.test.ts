@@ -19,7 +19,7 @@ import type { Clock } from '#core/clock.js';
 import { formatTid } from '#core/ids.js';
 import { encodeFrame, FrameDecoder, helloFrame, type Frame } from '#net/protocol/frames.js';
 import { PeerClient } from '#net/peer-client.js';
-import { settle, sleep, startNode, tmpDir } from './helpers.js';
+import { enrolNode, settle, sleep, startNode, tmpDir } from './helpers.js';
 
 type Node = Awaited<ReturnType<typeof startNode>>;
 const CLIENT = 'c1c1c1c1c1c1c1c1';
@@ -39,10 +39,8 @@ async function start(limits: Record<string, number>): Promise<typeof a> {
   const node = await startNode(box.path, logs.path, {
     clock, listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000, limits },
   });
-  return {
-    node, base: `http://127.0.0.1:${node.server!.address().port}`, secret: readFileSync(node.paths.secret, 'utf8').trim(),
-    uuid: node.db.meta.uuid, logDir: logs.path,
-  };
+  const base = `http://127.0.0.1:${node.server!.address().port}`;
+  return { node, base, secret: await enrolNode(base, box.path, CLIENT), uuid: node.db.meta.uuid, logDir: logs.path };
 }
 
 before(async () => {

@@ -8,7 +8,7 @@ import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
-import { cli, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
+import { cli, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 
 export interface FarmOptions {
   /** Clients started with the server. */
@@ -23,7 +23,6 @@ export class Farm {
   readonly server: string;
   readonly clients: string[] = [];
   readonly port: number;
-  readonly secret: string;
   readonly #procs = new Map<string, ChildProcess>();
   readonly #logDirs = new Map<string, string>();
   readonly #cleanups: Array<() => void> = [];
@@ -32,8 +31,12 @@ export class Farm {
   private constructor(server: string, port: number, serverArgs: readonly string[]) {
     this.server = server;
     this.port = port;
-    this.secret = join(server, '.intermezzo/default/secret');
     this.#serverArgs = serverArgs;
+  }
+
+  /** The server's fileset secret file (in the test state directory), once the server has started. */
+  get secret(): string {
+    return secretFile(this.server);
   }
 
   static async start(t: TestContext, o: FarmOptions = {}): Promise<Farm> {

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -11,6 +11,38 @@ import { FilesetNode, type FilesetNodeOptions } from '#daemon/fileset-node.js';
 export const ROOT = resolve(import.meta.dirname, '..');
 export const CLI = join(ROOT, 'src/cli/main.ts');
 export const NODE_ARGS = ['--conditions=development', '--import', 'tsx', CLI];
+
+/**
+ * One state directory (secrets, TLS keys, credentials; keyed inside by node id) for every node this test
+ * process starts, removed at exit: tests never write /var/lib/intersync. Daemons get it as --state-dir;
+ * the other commands find it through the fileset (the daemon records it) or INTERSYNC_STATE_DIR.
+ */
+export const STATE_DIR = mkdtempSync(join(tmpdir(), 'intersync-state-'));
+process.env.INTERSYNC_STATE_DIR = STATE_DIR;
+process.on('exit', () => rmSync(STATE_DIR, { recursive: true, force: true }));
+
+/** Where the server of backing directory `dir` keeps its fileset secret (for --secret-file). */
+export function secretFile(dir: string, fileset = 'default'): string {
+  const node = readFileSync(join(dir, '.intermezzo', 'node-id'), 'utf8').trim();
+  return join(STATE_DIR, node, fileset, 'secret');
+}
+
+/**
+ * Enrol `node` with the fileset secret of the server at `base` (its directory `dir`): its own credential,
+ * which the routes that act for a node (reint, ack, token, the forwarded stream) require.
+ */
+export async function enrolNode(base: string, dir: string, node: string): Promise<string> {
+  const { request } = await import('undici');
+  const { PROTOCOL_VERSION } = await import('#core/format.js');
+  const shared = readFileSync(secretFile(dir), 'utf8').trim();
+  const res = await request(`${base}/v1/enrol`, {
+    method: 'POST', headers: { authorization: `Bearer ${shared}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ node, proto: PROTOCOL_VERSION }),
+  });
+  const body = await res.body.json() as { credential?: string };
+  if (res.statusCode !== 200 || typeof body.credential !== 'string') throw new Error(`enrol ${node}: HTTP ${res.statusCode} ${JSON.stringify(body)}`);
+  return body.credential;
+}
 
 export function tmpDir(prefix = 'intersync-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
@@ -33,7 +65,8 @@ export function cli(args: string[], opts: { uid?: number; gid?: number } = {}): 
 
 /** Start the daemon as its own process; resolves once it says it is serving. */
 export async function spawnDaemon(dir: string, logDir: string, extra: string[] = []): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...NODE_ARGS, '--log-dir', logDir, ...extra, dir], {
+  const state = extra.includes('--state-dir') ? [] : ['--state-dir', STATE_DIR];
+  const child = spawn(process.execPath, [...NODE_ARGS, '--log-dir', logDir, ...state, ...extra, dir], {
     cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -67,7 +100,7 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 }
 
 export async function startNode(dir: string, logDir: string, o: Partial<FilesetNodeOptions> = {}): Promise<FilesetNode> {
-  return FilesetNode.start({ dir, debug: 0, logDir, clock: systemClock, settleMs: 15, ...o });
+  return FilesetNode.start({ dir, debug: 0, logDir, clock: systemClock, settleMs: 15, stateDir: STATE_DIR, ...o });
 }
 
 /** Wait until the node has journaled everything the kernel reported (the TID stays put across quiet rounds). */

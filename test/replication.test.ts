@@ -12,7 +12,7 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
-import { DelayProxy, NODE_ARGS, ROOT, diskDigest, freePort, journalState, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { DelayProxy, NODE_ARGS, ROOT, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 import { NO_VERSION } from '#core/ids.js';
 
 interface Cluster {
@@ -36,7 +36,7 @@ async function cluster(t: import('node:test').TestContext, nClients: number, pre
   prepare?.(dirs[0]!.path);
   const port = await freePort();
   procs.set(dirs[0]!.path, await spawnServer(dirs[0]!.path, logs.path, port));
-  const secret = join(dirs[0]!.path, '.intermezzo/default/secret');
+  const secret = secretFile(dirs[0]!.path);
   for (const d of dirs.slice(1)) procs.set(d.path, await spawnClient(d.path, logs.path, port, secret));
   return { server: dirs[0]!.path, clients: dirs.slice(1).map((d) => d.path), port, secret, logs: logs.path, procs };
 }
@@ -368,7 +368,7 @@ async function standInCluster(t: import('node:test').TestContext): Promise<Stand
   procs.push(await spawnServer(srv.path, logs.path, port, ['--settle-ms', '2000']));
   const proxy = await DelayProxy.start(port, /^(GET|POST) \/v1\/filesets\/[^/ ]+\/blocks/, 1000);
   proxies.push(proxy);
-  procs.push(await spawnClient(cli.path, logs.path, proxy.port, join(srv.path, '.intermezzo/default/secret')));
+  procs.push(await spawnClient(cli.path, logs.path, proxy.port, secretFile(srv.path)));
   await waitConverged([srv.path, cli.path]);
   const big = Buffer.alloc(3 << 20);
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);

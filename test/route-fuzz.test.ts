@@ -17,7 +17,7 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid } from '#core/ids.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { digestOfDisk } from '#presto/scan.js';
-import { settle, startNode, tmpDir } from './helpers.js';
+import { enrolNode, settle, startNode, tmpDir } from './helpers.js';
 
 const CASES = Number(process.env.FUZZ_CASES ?? '120');
 const SEED = Number(process.env.FUZZ_SEED ?? String(Date.now() % 2 ** 31));
@@ -99,7 +99,7 @@ before(async () => {
   node = await startNode(dir, logs.path, { listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 } });
   await settle(node);
   base = `http://127.0.0.1:${node.server!.address().port}`;
-  secret = readFileSync(node.paths.secret, 'utf8').trim();
+  secret = await enrolNode(base, dir, CLIENT); // CLIENT's own credential: the routes that act for a node need it
   uuid = node.db.meta.uuid;
   fids = [...node.db.allObjects()].map((o) => o.fid);
   outsideBefore = outsideState();

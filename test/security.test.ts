@@ -15,7 +15,7 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid } from '#core/ids.js';
 import { crc32 } from '#net/protocol/crc32.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
-import { records, settle, shapes, sleep, startNode, tmpDir } from './helpers.js';
+import { records, secretFile, settle, shapes, sleep, startNode, tmpDir } from './helpers.js';
 
 type Node = Awaited<ReturnType<typeof startNode>>;
 
@@ -47,7 +47,14 @@ before(async () => {
   mkdirSync(outside);
   node = await startNode(dir, logs.path, { listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 } });
   base = `http://127.0.0.1:${node.server!.address().port}`;
-  secret = readFileSync(node.paths.secret, 'utf8').trim();
+  // CLIENT enrols with the fileset secret; every request below then carries CLIENT's own credential.
+  const shared = readFileSync(secretFile(dir), 'utf8').trim();
+  const enrol = await request(`${base}/v1/enrol`, {
+    method: 'POST', headers: { authorization: `Bearer ${shared}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ node: CLIENT, proto: PROTOCOL_VERSION }),
+  });
+  assert.equal(enrol.statusCode, 200);
+  secret = ((await enrol.body.json()) as { credential: string }).credential;
   uuid = node.db.meta.uuid;
   serverNode = node.db.meta.nodeId;
 });

@@ -10,7 +10,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readStatusFile } from '#daemon/status-file.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { cli, diskDigest, freePort, journalState, sleep, spawnClient, spawnDaemon, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnDaemon, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 async function start(t: import('node:test').TestContext, serverArgs: string[], nClients: number) {
   const dirs = [tmpDir('intersync-srv-'), ...Array.from({ length: nClients }, () => tmpDir('intersync-cli-'))];
@@ -23,7 +23,7 @@ async function start(t: import('node:test').TestContext, serverArgs: string[], n
   });
   const port = await freePort();
   procs.push(await spawnServer(dirs[0]!.path, logs.path, port, serverArgs));
-  const secret = join(dirs[0]!.path, '.intermezzo/default/secret');
+  const secret = secretFile(dirs[0]!.path);
   for (const d of dirs.slice(1)) procs.push(await spawnClient(d.path, logs.path, port, secret));
   return { server: dirs[0]!.path, clients: dirs.slice(1).map((d) => d.path), port, secret, logs: logs.path, procs };
 }
@@ -94,7 +94,7 @@ test('TLS: a client trusting the server\'s certificate replicates; one that does
   writeFileSync(join(srv.path, 'index.html'), '<h1>secure</h1>');
   const port = await freePort();
   procs.push(await spawnDaemon(srv.path, logs.path, ['--listen', `127.0.0.1:${port}`, '--tls-cert', cert, '--tls-key', key]));
-  const secret = join(srv.path, '.intermezzo/default/secret');
+  const secret = secretFile(srv.path);
   procs.push(await spawnDaemon(cl.path, logs.path, ['--server', `https://127.0.0.1:${port}`, '--secret-file', secret, '--tls-ca', cert]));
   assert.equal(readFileSync(join(cl.path, 'index.html'), 'utf8'), '<h1>secure</h1>');
   writeFileSync(join(cl.path, 'new.html'), 'over tls');
@@ -119,7 +119,7 @@ test('a first copy killed half-way resumes where it stopped and ends equal', { t
   }
   const port = await freePort();
   procs.push(await spawnServer(srv.path, logs.path, port));
-  const secret = join(srv.path, '.intermezzo/default/secret');
+  const secret = secretFile(srv.path);
   const { spawn } = await import('node:child_process');
   const { NODE_ARGS, ROOT } = await import('./helpers.js');
   const first = spawn(process.execPath, [...NODE_ARGS, '--log-dir', logs.path, '--server', `http://127.0.0.1:${port}`, '--secret-file', secret, cl.path], { cwd: ROOT, stdio: 'ignore' });

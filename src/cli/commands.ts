@@ -10,6 +10,8 @@ import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
+import { statePaths } from '#journal/state-dir.js';
+import { ensureSecret, ensureSelfSignedCert } from '#daemon/server-keys.js';
 import { readPidFile } from '#journal/pid-file.js';
 import { readStatusFile } from '#daemon/status-file.js';
 import type { ClientStatus } from '#daemon/client-node.js';
@@ -19,17 +21,32 @@ import { fmtAge, fmtBytes } from './output.js';
 
 type Print = (line: string) => void;
 
-export function cmdMkfs(dir: string, o: { fileset: string; force: boolean; json: boolean }, print: Print): void {
+export function cmdMkfs(dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir: string; tlsCert?: string }, print: Print): void {
   const r = mkfs(dir, { fileset: o.fileset, force: o.force, clock: systemClock });
+  // Server side: the secret and (unless the site brings its own certificate) a self-signed one, outside the tree.
+  const sp = statePaths(o.stateDir, r.nodeId, r.paths.name);
+  ensureSecret(sp, r.paths.legacySecret);
+  const fingerprint = o.tlsCert === undefined ? ensureSelfSignedCert(sp, `intersync-${r.nodeId}`) : null;
+  const db = FilesetDb.open(r.paths.db, { check: false });
+  try {
+    db.setMeta('state_dir', o.stateDir);
+  } finally {
+    db.close();
+  }
   if (o.json) {
-    print(JSON.stringify({ dir: r.paths.dir, fileset: r.paths.name, uuid: r.uuid, nodeId: r.nodeId, secretFile: r.paths.secret, db: r.paths.db }));
+    print(JSON.stringify({
+      dir: r.paths.dir, fileset: r.paths.name, uuid: r.uuid, nodeId: r.nodeId, db: r.paths.db, stateDir: sp.dir, secretFile: sp.secret,
+      tlsCert: fingerprint === null ? null : sp.tlsCert, tlsKey: fingerprint === null ? null : sp.tlsKey, fingerprint,
+    }));
     return;
   }
   print(`created fileset '${r.paths.name}' in ${r.paths.dir}`);
   print(`  shared-uuid  ${r.uuid}`);
   print(`  node id      ${r.nodeId}`);
-  print(`  secret file  ${r.paths.secret}  (give it to clients with --secret-file)`);
   print(`  database     ${r.paths.db}`);
+  print(`  state        ${sp.dir}  (secret, TLS key and enrolled nodes; outside the served tree)`);
+  if (fingerprint !== null) print(`  certificate  ${sp.tlsCert} (self-signed, ${fingerprint})`);
+  print(`  clients join with a token: intersync invite ${r.paths.dir}`);
 }
 
 function withDb<T>(dir: string, fileset: string | undefined, fn: (db: FilesetDb) => T): T {

@@ -9,6 +9,11 @@ import { readFileSync } from 'node:fs';
 import { DEFAULT_FILESET } from '#journal/layout.js';
 import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
+import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
+import { isLoopback } from '#net/protocol/endpoint.js';
+import type { ClientTrust } from '#daemon/enrolment.js';
+import { resolveStateDir } from './state-dir.js';
+import { addTrustCommands } from './trust.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -41,6 +46,41 @@ interface RunOptions {
   tokenScope: string;
   leaseMs: number;
   retainRecords: number;
+  stateDir?: string;
+  insecureHttp: boolean;
+}
+
+const warn = (line: string): void => {
+  process.stderr.write(`intersync: warning: ${line}\n`);
+};
+
+/** A client's server: a URL, or a join token (address, fileset, invitation, pinned certificate). */
+function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
+  let url = o.server!;
+  let trust: ClientTrust = {};
+  let uuid: string | undefined;
+  let replicate = o.replicate;
+  if (isJoinToken(url)) {
+    const t = parseJoinToken(url);
+    if (t.expires <= Date.now()) warn(`the join token expired at ${new Date(t.expires).toISOString()}; the server refuses it unless this node enrolled before`);
+    url = t.url;
+    uuid = t.uuid;
+    replicate ||= t.replicate;
+    trust = { invite: t.secret, ...(t.fingerprint === null ? {} : { pin: t.fingerprint }) };
+  }
+  if (o.secretFile !== undefined) {
+    try {
+      trust = { ...trust, secret: readFileSync(o.secretFile, 'utf8').trim() };
+    } catch (e) {
+      throw IntersyncError.IO('read secret file', o.secretFile, e);
+    }
+  }
+  const host = /^https?:\/\//.test(url) ? new URL(url).hostname : url.replace(/:[0-9]+$/, '');
+  if (!/^https:/.test(url) && !isLoopback(host)) {
+    if (!o.insecureHttp) throw IntersyncError.INSECURE_HTTP(`--server ${url}`);
+    warn(`talking to ${url} over plain HTTP (--insecure-http): the credentials cross the network in clear text`);
+  }
+  return { url, trust, ...(uuid === undefined ? {} : { uuid }), replicate };
 }
 
 function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
@@ -73,16 +113,9 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
+  const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);
   if (o.server !== undefined) {
-    if (o.secretFile === undefined) {
-      throw IntersyncError.BAD_ARGUMENT('a client needs the fileset secret: --secret-file FILE', 'copy the server\'s DIR/.intermezzo/<fileset>/secret to this machine');
-    }
-    let secret: string;
-    try {
-      secret = readFileSync(o.secretFile, 'utf8').trim();
-    } catch (e) {
-      throw IntersyncError.IO('read secret file', o.secretFile, e);
-    }
+    const target = clientTarget(o);
     // Loaded only for a terminal (a service's start is faster without it).
     const progress = process.stderr.isTTY ? await import('cli-progress') : null;
     const bar = progress === null ? null : new progress.SingleBar({
@@ -94,7 +127,8 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     // The daemons are loaded when run: a client needs no HTTP server (fastify), other commands neither.
     const { ClientNode } = await import('#daemon/client-node.js');
     const node = await ClientNode.start({
-      ...common, server: o.server, secret, replicate: o.replicate,
+      ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
+      ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
       onProgress: (p) => {
         if (bar === null) return;
@@ -109,28 +143,38 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     bar?.stop();
     const c = node.status();
     if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
-    print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${o.replicate ? ' (replicator)' : ''}`);
+    print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
     print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
     print(`  log ${node.logFile}; stop with Ctrl-C`);
     installStop(() => node.stop(), node.log);
     return;
   }
-  const l = parseListen(o.listen);
+  const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
+  const l = parseListen(o.listen.replace(/^https?:\/\//, ''));
+  if (scheme === 'http' && o.tlsCert !== undefined) throw IntersyncError.BAD_ARGUMENT('--listen http://… and --tls-cert contradict each other');
+  // TLS unless asked otherwise; plain HTTP by default only on a loopback address, where nothing leaves the machine.
+  const secure = scheme === 'https' || o.tlsCert !== undefined || (scheme === undefined && l !== null && !isLoopback(l.host) && !o.insecureHttp);
+  if (l !== null && !secure && !isLoopback(l.host)) {
+    if (!o.insecureHttp) throw IntersyncError.INSECURE_HTTP(`--listen ${o.listen}`);
+    warn(`serving plain HTTP on ${l.host} (--insecure-http): secrets and credentials cross the network in clear text`);
+  }
   const { FilesetNode } = await import('#daemon/fileset-node.js');
   const node = await FilesetNode.start({
-    ...common,
+    ...common, stateDir,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
-      ...l, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
+      ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
   const c = node.capture.status();
-  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid}); secret in ${node.paths.secret}`);
+  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
+  if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
   print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
   print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
   if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
-  if (node.listenUrl !== null) print(`  clients: intersync --server ${node.listenUrl} --secret-file <copy of ${node.paths.secret}> DIR`);
+  print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
+  if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
   print(`  log ${node.logFile}; stop with Ctrl-C`);
   installStop(() => node.stop(), node.log);
 }
@@ -156,17 +200,26 @@ function build(): Command {
     .addOption(debugOption())
     .option('--log-dir <DIR>', 'where JSON logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
     .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled', positiveInt('--settle-ms'))
-    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset over HTTP, or "none"', '0.0.0.0:7777')
-    .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM)')
+    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', '0.0.0.0:7777')
+    .option('--insecure-http', 'allow plain HTTP outside the loopback address (server: serve it; client: talk to it), with a warning', false)
+    .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
+    .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM) instead of the self-signed one')
     .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
     .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', 'fileset')
     .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), 30_000)
     .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), 1_000_000)
-    .option('--server <URL>', 'client mode: the fileset\'s server, HOST[:PORT] or http(s)://HOST:PORT (default port 7777)')
-    .option('--secret-file <FILE>', 'client: file holding the fileset secret (the server\'s DIR/.intermezzo/<fileset>/secret)')
+    .option('--server <URL|TOKEN>', 'client mode: a join token from intersync invite, or the server\'s https://HOST:PORT (once joined)')
+    .option('--secret-file <FILE>', 'client: enrol with the fileset secret (the server\'s STATE/<node>/<fileset>/secret) instead of a token')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)
     .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
     .showHelpAfterError()
+    .addHelpText('after', [
+      '', 'Examples:',
+      '  intersync /exports/site                          serve a directory (HTTPS on 7777, self-signed certificate)',
+      '  intersync invite /exports/site                   print a join token for one new client',
+      '  intersync join isync1-eyJ2Ijo… /imports/site     on the client: join with that token and replicate',
+      '  intersync --server https://srv:7777 /imports/site   restart a client that joined before',
+    ].join('\n'))
     .action(async (dir: string | undefined, o: RunOptions) => {
       if (dir === undefined) {
         program.help({ error: true });
@@ -177,12 +230,36 @@ function build(): Command {
 
   program
     .command('mkfs')
-    .description('create a fileset in DIR: metadata folder, journal database, shared-uuid, secret and node id (the seeds\' mkizofs)')
+    .description('create a fileset in DIR: metadata folder, journal database, shared-uuid and node id (the seeds\' mkizofs); its secret and self-signed certificate go to the state directory')
     .argument('<DIR>', 'the backing directory (must exist)')
     .option('--fileset <NAME>', 'fileset name', DEFAULT_FILESET)
     .option('--force', 'replace an existing fileset\'s journal (the files in DIR are kept)', false)
+    .option('--state-dir <DIR>', 'where the secret and TLS key go, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
+    .option('--tls-cert <FILE>', 'the server will serve this certificate: make no self-signed one')
+    .option('--tls-key <FILE>', 'its private key')
     .option('--json', 'print the result as JSON', false)
-    .action((dir: string, o: { fileset: string; force: boolean; json: boolean }) => cmdMkfs(dir, o, print));
+    .action((dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir?: string; tlsCert?: string }) =>
+      cmdMkfs(dir, { ...o, stateDir: resolveStateDir(o.stateDir) }, print));
+
+  program
+    .command('join')
+    .description('set up a client from a join token (printed by intersync invite on the server) and run it: enrol, first copy, then replicate')
+    .argument('<TOKEN>', 'the join token, isync1-…')
+    .argument('<DIR>', 'the client\'s backing directory (empty, or a client of the same fileset)')
+    .addOption(debugOption())
+    .option('--log-dir <DIR>', 'where JSON logs go')
+    .option('--state-dir <DIR>', 'where this node\'s credential goes, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
+    .option('--replicate', 'register as a replicator, receiving every update', false)
+    .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
+    .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
+    .action(async (token: string, dir: string, o: Partial<RunOptions>) => {
+      if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');
+      await runDaemon(dir, {
+        debug: o.debug ?? '0', replicate: o.replicate ?? false, insecureHttp: o.insecureHttp ?? false, server: token,
+        listen: 'none', tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000,
+        ...(o.logDir === undefined ? {} : { logDir: o.logDir }), ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }),
+      });
+    });
 
   program
     .command('kml')
@@ -253,6 +330,8 @@ function build(): Command {
     .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
     .option('--json', 'print as JSON', false)
     .action((dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }) => cmdResolve(dir, path, o, print));
+
+  addTrustCommands(program, print);
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

@@ -30,7 +30,13 @@ export type ErrorCode =
   | 'WRONG_FILESET'
   | 'RESYNC_NEEDED'
   | 'QUOTA'
-  | 'NAME_REFUSED';
+  | 'NAME_REFUSED'
+  | 'FORBIDDEN'
+  | 'REVOKED'
+  | 'NODE_TAKEN'
+  | 'TLS_PIN_MISMATCH'
+  | 'INSECURE_HTTP'
+  | 'BAD_TOKEN';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
@@ -136,6 +142,43 @@ export class IntersyncError extends Error {
   static UNAUTHORIZED(): IntersyncError {
     return new IntersyncError('UNAUTHORIZED', 'missing or wrong fileset secret', {
       hint: 'pass the server\'s secret with --secret-file (the server prints its path at mkfs)',
+    });
+  }
+
+  static FORBIDDEN(node: string | null, claimed: string): IntersyncError {
+    const who = node === null ? 'the fileset secret names no node' : `this credential belongs to node ${node}`;
+    return new IntersyncError('FORBIDDEN', `${who}; it cannot act for node ${claimed}`, {
+      hint: 'each node acts only for itself, with the credential it received when it enrolled',
+    });
+  }
+
+  static REVOKED(node: string): IntersyncError {
+    return new IntersyncError('REVOKED', `node ${node} was revoked on this server`, {
+      hint: 'ask the server\'s administrator for a new invitation (intersync invite DIR) and join again from an empty directory',
+    });
+  }
+
+  static NODE_TAKEN(node: string): IntersyncError {
+    return new IntersyncError('NODE_TAKEN', `node id ${node} is enrolled already (or was revoked)`, {
+      hint: 'a node id belongs to the node that enrolled it first; join from a new, empty directory',
+    });
+  }
+
+  static TLS_PIN_MISMATCH(url: string, want: string, got: string): IntersyncError {
+    return new IntersyncError('TLS_PIN_MISMATCH', `the certificate of ${url} is ${got}, not the pinned ${want}: refusing to connect`, {
+      hint: 'someone may be in the middle, or the server made a new certificate: get a new join token with intersync invite on the server',
+    });
+  }
+
+  static INSECURE_HTTP(what: string): IntersyncError {
+    return new IntersyncError('INSECURE_HTTP', `${what}: plain HTTP outside the loopback address would send the credentials in clear text`, {
+      hint: 'use https (the default: intersync makes a self-signed certificate), a loopback address, or --insecure-http if the network is trusted',
+    });
+  }
+
+  static BAD_TOKEN(why: string): IntersyncError {
+    return new IntersyncError('BAD_TOKEN', `not a usable join token: ${why}`, {
+      hint: 'copy the whole token printed by intersync invite on the server (it starts with isync1-)',
     });
   }
 

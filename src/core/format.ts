@@ -12,10 +12,14 @@
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),
  *   first frame `hello` naming the protocol version.
+ * - wire protocol 3 (intersync 0.4): per-node credentials. `POST /v1/enrol` (with the fileset secret or a
+ *   one-time invitation) gives a node its own bearer credential; reintegration, ack, token and the
+ *   forwarded stream need the credential of the node they name (403 FORBIDDEN otherwise, 401 REVOKED
+ *   once revoked); hello registers a peer only for its own credential.
  */
 export const STORE_FORMAT = 3;
 export const RECORD_FORMAT = 1;
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 
 /** Name of the metadata folder inside every backing directory; never journaled or replicated. */
 export const META_DIR = '.intermezzo';

@@ -28,14 +28,21 @@ import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { localNamesOf } from '#reint/local-names.js';
+import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { firstCopy, type CopyProgress } from './copy.js';
+import { ensureCredential, initialBearer, pinOf, type ClientTrust } from './enrolment.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
 
 export interface ClientNodeOptions {
   readonly dir: string;
   readonly server: string;
-  readonly secret: string;
+  /** How to enrol when no credential is kept yet (fileset secret or invitation), and the pinned certificate. */
+  readonly trust: ClientTrust;
+  /** The fileset uuid the join token names: the server must serve that one. */
+  readonly uuid?: string;
+  /** Where this node's credential and pin live, outside the served tree. */
+  readonly stateDir: string;
   readonly ca?: string;
   readonly replicate: boolean;
   readonly debug: number;
@@ -89,6 +96,7 @@ export class ClientNode {
   readonly log: Logger;
   readonly logFile: string;
   readonly #o: ClientNodeOptions;
+  readonly #state: StatePaths;
   readonly #flushLog: () => void;
   readonly #source: ContentSource;
   readonly #stale = new Set<string>();
@@ -124,6 +132,7 @@ export class ClientNode {
     this.client = client;
     this.#hello = hello;
     this.#startedAt = o.clock.now();
+    this.#state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
     const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths.name, o.debug);
     this.log = l.log.child({ component: 'client' });
     this.logFile = l.file;
@@ -170,17 +179,17 @@ export class ClientNode {
     let paths: FilesetPaths;
     let client: PeerClient;
     let hello: HelloInfo | null;
-    let probe: HelloInfo | null = null;
     if (existing.length === 0) {
       // First contact: the server says which fileset this is; the copy goes into an empty directory.
       const names = readdirSync(dir).filter((n) => n !== META_DIR);
       if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
-      client = new PeerClient(o.server, o.secret, o.ca === undefined ? {} : { ca: o.ca });
-      probe = await client.hello(ensureNodeId(dir), o.replicate);
+      client = ClientNode.#peer(o, null);
+      const probe = await client.hello(ensureNodeId(dir), o.replicate); // answered, not registered: no credential yet
+      if (o.uuid !== undefined && probe.uuid !== o.uuid) throw IntersyncError.WRONG_FILESET(dir, o.uuid, probe.uuid);
       paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
     } else {
       paths = findFileset(dir);
-      client = new PeerClient(o.server, o.secret, o.ca === undefined ? {} : { ca: o.ca });
+      client = ClientNode.#peer(o, statePaths(o.stateDir, ensureNodeId(dir), paths.name));
     }
     const db = FilesetDb.open(paths.db);
     client.uuid = db.meta.uuid;
@@ -192,7 +201,8 @@ export class ClientNode {
     try {
       try {
         if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
-        hello = probe ?? (await client.hello(db.meta.nodeId, o.replicate)); // first contact said hello just now
+        await ensureCredential(client, statePaths(o.stateDir, db.meta.nodeId, paths.name), db.meta.nodeId, o.replicate, o.trust);
+        hello = await client.hello(db.meta.nodeId, o.replicate); // with the credential: registered as a peer
         if (hello.uuid !== db.meta.uuid) throw IntersyncError.WRONG_FILESET(dir, db.meta.uuid, hello.uuid);
         db.setMeta('server_node', hello.node);
       } catch (e) {
@@ -226,6 +236,11 @@ export class ClientNode {
       await client.close();
       throw e;
     }
+  }
+
+  static #peer(o: ClientNodeOptions, sp: StatePaths | null): PeerClient {
+    const pin = pinOf(sp, o.trust);
+    return new PeerClient(o.server, initialBearer(sp, o.trust), { ...(o.ca === undefined ? {} : { ca: o.ca }), ...(pin === undefined ? {} : { pin }) });
   }
 
   get created(): boolean {
@@ -348,6 +363,7 @@ export class ClientNode {
       }
       try {
         if (this.#hello === null) {
+          await ensureCredential(this.client, this.#state, this.db.meta.nodeId, this.#o.replicate, this.#o.trust);
           this.#hello = await this.client.hello(this.db.meta.nodeId, this.#o.replicate);
           this.reint.wake();
           this.db.setMeta('server_node', this.#hello.node);

@@ -1,4 +1,6 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -21,13 +23,18 @@ import { reachedDisk } from '#apply/recovery.js';
 import { lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
 import type { TokenScopeMode } from '#policy/token-table.js';
-import { readSecret } from '#journal/layout.js';
+import { IdentityDb } from '#journal/identity-db.js';
+import { statePaths, type StatePaths } from '#journal/state-dir.js';
+import { fingerprintOfPem } from '#net/protocol/endpoint.js';
+import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
 
 export interface ListenOptions {
   readonly host: string;
   readonly port: number;
+  /** Serve HTTPS: with `tls` when given, else with the self-signed certificate of the state directory. */
+  readonly secure?: boolean;
   readonly tls?: { readonly cert: string; readonly key: string };
   readonly tokenScope: TokenScopeMode;
   readonly leaseMs: number;
@@ -42,6 +49,8 @@ export interface FilesetNodeOptions {
   /** Serve the fileset over HTTP; null: journal only. */
   readonly listen?: ListenOptions | null;
   readonly fileset?: string;
+  /** Where the secret, TLS key and enrolled nodes live, outside the served tree (see journal/state-dir.ts). */
+  readonly stateDir: string;
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
@@ -66,6 +75,13 @@ export class FilesetNode {
   readonly guard = new EchoGuard();
   server: FilesetServer | null = null;
   listenUrl: string | null = null;
+  /** The served certificate's SHA-256 fingerprint (null for plain HTTP). */
+  fingerprint: string | null = null;
+  readonly state: StatePaths;
+  /** The fileset secret was moved out of the backing directory at this start. */
+  readonly secretMoved: boolean;
+  #identity: IdentityDb | null = null;
+  readonly #secret: string;
   readonly log: Logger;
   readonly logFile: string;
   readonly created: boolean;
@@ -79,6 +95,11 @@ export class FilesetNode {
     this.paths = paths;
     this.db = db;
     this.created = created;
+    this.state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
+    const s = ensureSecret(this.state, paths.legacySecret);
+    this.#secret = s.secret;
+    this.secretMoved = s.moved;
+    db.setMeta('state_dir', resolve(o.stateDir));
     this.#startedAt = o.clock.now();
     const logDir = chooseLogDir(o.logDir, paths.logDir);
     const l = createLogger(logDir, paths.name, o.debug);
@@ -128,7 +149,7 @@ export class FilesetNode {
       db.close();
       throw IntersyncError.BAD_ARGUMENT(
         `${dir} is a client of ${url}; serving it would fork the fileset`,
-        `run it as a client: intersync --server ${url} --secret-file FILE ${dir}`,
+        `run it as a client: intersync --server ${url} ${dir}`,
       );
     }
     const holder = takePidFile(paths.pidFile);
@@ -139,6 +160,7 @@ export class FilesetNode {
     try {
       db.setMeta('role', 'server');
       const node = new FilesetNode(o, paths, db, created);
+      if (node.secretMoved) node.log.warn({ from: paths.legacySecret, to: node.state.secret }, 'fileset secret moved out of the served tree');
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       await node.#recover();
       await node.apply.withThread(db.objectCount() >= SPLIT_SCAN_MIN, (statMany) => node.capture.start(statMany));
@@ -203,13 +225,20 @@ export class FilesetNode {
   async #listen(l: ListenOptions): Promise<void> {
     // Loaded here: a client, or a node with --listen none, never loads the HTTP server (fastify) at all.
     const { FilesetServer } = await import('#net/server.js');
+    let tls = l.tls;
+    if (l.secure === true && tls === undefined) {
+      ensureSelfSignedCert(this.state, `intersync-${this.db.meta.nodeId}`);
+      tls = { cert: this.state.tlsCert, key: this.state.tlsKey };
+    }
+    this.fingerprint = tls === undefined ? null : fingerprintOfPem(readFileSync(tls.cert));
+    this.#identity = IdentityDb.open(this.state.identityDb, { create: true });
     this.server = new FilesetServer(
       {
-        db: this.db, root: this.paths.dir, apply: this.apply, secret: readSecret(this.paths), log: this.log.child({ component: 'server' }),
+        db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
         syncPaths: (paths) => this.capture.syncPaths(paths),
       },
-      l.tls,
+      tls,
       l.limits,
     );
     try {
@@ -222,13 +251,18 @@ export class FilesetNode {
       });
     }
     const port = this.server.address().port;
-    this.listenUrl = `${l.tls === undefined ? 'http' : 'https'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${port}`;
+    this.listenUrl = `${tls === undefined ? 'http' : 'https'}://${l.host.includes(':') ? `[${l.host}]` : l.host}:${port}`;
+    // For `intersync invite`: where clients reach this server (a wildcard address becomes the host name).
+    const wild = l.host === '0.0.0.0' || l.host === '::';
+    this.db.setMeta('listen_url', wild ? this.listenUrl.replace(/\/\/[^/]+:/, `//${hostname()}:`) : this.listenUrl);
+    this.db.setMeta('tls_fingerprint', this.fingerprint ?? '');
     this.log.info({ url: this.listenUrl }, 'listening');
   }
 
   async stop(): Promise<void> {
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
     await this.server?.close();
+    this.#identity?.close();
     await this.capture.stop();
     this.log.info({ lastTid: formatTid(this.db.lastTid) }, 'stopped');
     this.#writeStatus();

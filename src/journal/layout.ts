@@ -1,4 +1,4 @@
-import { accessSync, constants, existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readdirSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
@@ -9,7 +9,8 @@ export interface FilesetPaths {
   readonly name: string;
   readonly meta: string; // DIR/.intermezzo/<fileset>
   readonly db: string;
-  readonly secret: string;
+  /** Where releases before 0.4 kept the fileset secret, inside the served tree; moved to the state dir at start. */
+  readonly legacySecret: string;
   readonly tmp: string; // temp files of the apply path, renamed into place
   readonly pidFile: string;
   readonly statusFile: string;
@@ -28,7 +29,7 @@ export function filesetPaths(dir: string, name: string): FilesetPaths {
     name,
     meta,
     db: join(meta, 'fileset.db'),
-    secret: join(meta, 'secret'),
+    legacySecret: join(meta, 'secret'),
     tmp: join(meta, 'tmp'),
     pidFile: join(meta, 'daemon.pid'),
     statusFile: join(meta, 'status.json'),
@@ -93,8 +94,4 @@ export function findFileset(dir: string, name?: string): FilesetPaths {
   if (names.length === 0) throw IntersyncError.NO_FILESET(abs);
   if (names.length > 1) throw IntersyncError.FILESET_AMBIGUOUS(abs, names);
   return filesetPaths(abs, names[0]!);
-}
-
-export function readSecret(p: FilesetPaths): string {
-  return readFileSync(p.secret, 'utf8').trim();
 }

@@ -25,7 +25,8 @@ export interface MkfsResult {
 
 /**
  * Create a fileset in a backing directory (the seeds' mkizofs): its metadata
- * folder, database, shared uuid, secret and this node's id. Refuses an
+ * folder, database, shared uuid and this node's id. Secrets (the fileset
+ * secret, TLS key, credentials) live in the state directory, never here. Refuses an
  * existing fileset unless `force`, and never touches the files themselves.
  */
 export function mkfs(dir: string, opts: MkfsOptions): MkfsResult {
@@ -51,7 +52,6 @@ export function mkfs(dir: string, opts: MkfsOptions): MkfsResult {
     db.close();
     for (const suffix of ['-wal', '-shm']) rmSync(`${paths.db}${suffix}`, { force: true });
     renameSync(staging, paths.db);
-    writeFileAtomic(paths.secret, `${randomBytes(32).toString('hex')}\n`, 0o600);
     mkdirSync(paths.tmp, { recursive: true, mode: 0o700 });
     return { paths, uuid, nodeId };
   } catch (e) {

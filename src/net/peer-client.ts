@@ -9,6 +9,7 @@ import type { BlockMap } from '#apply/blocks.js';
 import { blockLength } from '#apply/blocks.js';
 import { readFrames, type Frame } from './protocol/frames.js';
 import { fromWire } from './protocol/wire-errors.js';
+import { pinnedConnector } from './tls-pin.js';
 
 export interface HelloInfo {
   readonly proto: number;
@@ -31,6 +32,16 @@ export interface Snapshot {
   readonly entries: SnapshotEntry[];
 }
 
+/** The answer to an enrolment: this node's own credential (shown once), and the fileset it is for. */
+export interface EnrolResult {
+  readonly credential: string;
+  readonly node: string;
+  readonly replicate: boolean;
+  readonly uuid: string;
+  readonly fileset: string;
+  readonly server: string;
+}
+
 export interface ReintResult {
   readonly results: Array<{ seq: string; status: 'accepted' | 'conflict' | 'need-content' | 'skipped'; r?: unknown; error?: { code: string; message: string } }>;
   readonly lastTid: string;
@@ -38,18 +49,22 @@ export interface ReintResult {
 
 /**
  * The HTTP client of a fileset's server (undici, keep-alive). Every call
- * carries the secret; an error answer comes back as the IntersyncError the
- * server sent, a network failure as PEER_UNREACHABLE (retriable).
+ * carries a bearer token (this node's credential once enrolled; before, the
+ * fileset secret or an invitation); with a pin, only the server whose
+ * certificate has that fingerprint is spoken to. An error answer comes back
+ * as the IntersyncError the server sent, a network failure as
+ * PEER_UNREACHABLE (retriable), a certificate that is not the pinned one as
+ * TLS_PIN_MISMATCH (not retriable).
  */
 export class PeerClient {
   readonly url: string;
   readonly #origin: string;
   readonly #base: string;
-  readonly #secret: string;
+  #bearer: string;
   readonly #agent: Agent;
   #uuid: string | null;
 
-  constructor(url: string, secret: string, opts: { uuid?: string; ca?: string } = {}) {
+  constructor(url: string, bearer: string, opts: { uuid?: string; ca?: string; pin?: string } = {}) {
     let u: URL;
     try {
       u = new URL(/^https?:\/\//.test(url) ? url : `http://${url}`);
@@ -60,13 +75,19 @@ export class PeerClient {
     this.url = u.origin;
     this.#origin = u.origin;
     this.#base = u.pathname.replace(/\/$/, '');
-    this.#secret = secret;
+    this.#bearer = bearer;
     this.#uuid = opts.uuid ?? null;
     this.#agent = new Agent({
       keepAliveTimeout: 30_000,
       connections: 8,
-      ...(opts.ca === undefined ? {} : { connect: { ca: readFileSync(opts.ca) } }),
+      ...(opts.pin !== undefined && u.protocol === 'https:' ? { connect: pinnedConnector(opts.pin, u.origin) }
+        : opts.ca === undefined ? {} : { connect: { ca: readFileSync(opts.ca) } }),
     });
+  }
+
+  /** From now on, authenticate with this token (the node's credential, once enrolled). */
+  set bearer(v: string) {
+    this.#bearer = v;
   }
 
   set uuid(v: string) {
@@ -83,7 +104,7 @@ export class PeerClient {
   }
 
   async #call(method: Dispatcher.HttpMethod, path: string, o: { json?: unknown; body?: Readable | Buffer; timeoutMs?: number; signal?: AbortSignal } = {}): Promise<Dispatcher.ResponseData> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.#secret}` };
+    const headers: Record<string, string> = { authorization: `Bearer ${this.#bearer}` };
     let body: string | Buffer | Readable | null = null;
     if (o.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -100,6 +121,8 @@ export class PeerClient {
         ...(o.signal === undefined ? {} : { signal: o.signal }),
       });
     } catch (e) {
+      const pinned = e instanceof IntersyncError ? e : (e as { cause?: unknown }).cause;
+      if (pinned instanceof IntersyncError && pinned.code === 'TLS_PIN_MISMATCH') throw pinned;
       throw IntersyncError.PEER_UNREACHABLE(this.url, e);
     }
     if (res.statusCode >= 400) {
@@ -127,6 +150,11 @@ export class PeerClient {
     const h = await this.#json<HelloInfo>('POST', `${this.#base}/v1/hello`, { node, proto: PROTOCOL_VERSION, replicate });
     this.#uuid = h.uuid;
     return h;
+  }
+
+  /** Enrol this node (with the fileset secret or an invitation as the bearer): its own credential comes back. */
+  enrol(node: string, replicate: boolean): Promise<EnrolResult> {
+    return this.#json<EnrolResult>('POST', `${this.#base}/v1/enrol`, { node, proto: PROTOCOL_VERSION, replicate });
   }
 
   snapshot(): Promise<Snapshot> {

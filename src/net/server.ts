@@ -1,4 +1,3 @@
-import { timingSafeEqual } from 'node:crypto';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -14,11 +13,13 @@ import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import type { BlockMap } from '#apply/blocks.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
+import type { IdentityDb } from '#journal/identity-db.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
 import { UploadStaging } from './upload-staging.js';
+import { IdentityGate } from './identity-gate.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
@@ -29,6 +30,8 @@ export interface ServedFileset {
   readonly root: string;
   readonly apply: ApplyPath;
   readonly secret: string;
+  /** Enrolled nodes and invitations (see identity-gate.ts). */
+  readonly identity: IdentityDb;
   readonly log: Logger;
   readonly clock: Clock;
   readonly debug: number;
@@ -57,6 +60,8 @@ interface Follower {
   readonly node: string;
   readonly wake: Signal;
   readonly recalls: string[];
+  /** End the stream now (its node was revoked). */
+  readonly cut: () => void;
 }
 
 /**
@@ -73,12 +78,13 @@ export class FilesetServer {
   readonly #tokens: TokenTable;
   readonly #tokenReleased = new Signal();
   readonly #followers = new Set<Follower>();
-  readonly #secret: Buffer;
   readonly #limits: EdgeLimits;
   readonly #guard: ConnectionGuard;
   readonly #staging: UploadStaging;
   readonly #refusedLog: RateLimitedLog;
   readonly #sweeper: NodeJS.Timeout;
+  readonly #gate: IdentityGate;
+  readonly #revokePoll: NodeJS.Timeout;
   #closing = false;
   #recalls = 0;
 
@@ -92,7 +98,7 @@ export class FilesetServer {
     // Timeouts of the HTTP server itself: headers and the whole request must arrive in time; the check runs every
     // checkIntervalMs (Node's default of 30 s would let a slow connection live up to 40 s).
     const timeouts = { headersTimeout: lim.headersTimeoutMs, requestTimeout: lim.requestTimeoutMs, connectionsCheckingInterval: lim.checkIntervalMs };
-    this.#secret = Buffer.from(f.secret);
+    this.#gate = new IdentityGate(f.identity, f.secret, f.clock, f.log);
     this.#tokens = new TokenTable(f.leaseMs);
     this.#content = new ContentReader(f.root, f.db, f.apply.blockMaps);
     this.#app = Fastify({
@@ -118,6 +124,12 @@ export class FilesetServer {
       for (const fl of this.#followers) fl.wake.fire();
     });
     this.#routes();
+    this.#gate.routes(app, () => ({ uuid: f.db.meta.uuid, fileset: f.db.meta.fileset, nodeId: f.db.meta.nodeId }));
+    // A revoked node's open forwarded stream ends within a second (`intersync revoke` writes the identity store).
+    this.#revokePoll = setInterval(() => {
+      for (const fl of this.#followers) if (fl.node !== 'anonymous' && !this.#gate.allowed(fl.node)) fl.cut();
+    }, 1000);
+    this.#revokePoll.unref();
   }
 
   get tokens(): TokenTable {
@@ -156,20 +168,21 @@ export class FilesetServer {
   async close(): Promise<void> {
     this.#closing = true;
     clearInterval(this.#sweeper);
+    clearInterval(this.#revokePoll);
     for (const fl of this.#followers) fl.wake.fire();
     await this.#app.close();
   }
 
   async #auth(req: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const h = req.headers.authorization ?? '';
-    const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7) : '');
-    const ok = given.length === this.#secret.length && timingSafeEqual(given, this.#secret);
-    if (!ok) {
-      // At a bounded rate: a flood of wrong secrets must not fill the disk with log lines.
+    try {
+      this.#gate.authenticate(req);
+    } catch (e) {
+      const err = e instanceof IntersyncError ? e : IntersyncError.UNAUTHORIZED();
+      // At a bounded rate: a flood of wrong credentials must not fill the disk with log lines.
       this.#refusedLog.hit((suppressed) => {
-        this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request: bad secret');
+        this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], code: err.code, ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request: bad credential');
       });
-      await reply.code(401).send(toWire(IntersyncError.UNAUTHORIZED()));
+      await reply.code(statusOf(err)).send(toWire(err));
       return;
     }
     this.#guard.trust(req.socket);
@@ -217,7 +230,10 @@ export class FilesetServer {
       const b = req.body as { node: string; proto: number; replicate?: boolean };
       if (b.proto !== PROTOCOL_VERSION) throw IntersyncError.PROTOCOL(`client speaks protocol ${b.proto}, server ${PROTOCOL_VERSION}`);
       if (b.node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('the client has the server\'s own node id');
-      db.registerPeer(b.node, b.replicate === true, f.clock.now(), req.ip);
+      // Only a node's own credential registers it as a peer; the fileset secret or an invitation just asks.
+      const by = this.#gate.nodeOf(req);
+      if (by !== null) this.#gate.actsFor(req, b.node);
+      if (by !== null) db.registerPeer(b.node, b.replicate === true, f.clock.now(), req.ip);
       return {
         proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
         lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
@@ -332,6 +348,7 @@ export class FilesetServer {
       const { node } = req.query as { node: string };
       if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
       if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
+      this.#gate.actsFor(req, node);
       return this.#reint.run(() => this.#reintegrate(node, req.body as Readable));
     });
 
@@ -348,6 +365,7 @@ export class FilesetServer {
       const tid = parseTid(b.tid);
       if (tid === undefined) throw IntersyncError.BAD_REQUEST(`tid ${b.tid} is out of range`);
       if (tid > db.lastTid) throw IntersyncError.BAD_REQUEST(`acknowledged ${b.tid} is beyond the last TID ${formatTid(db.lastTid)}`);
+      this.#gate.actsFor(req, b.node);
       db.setLastRcvd(b.node, tid, f.clock.now());
       return { ok: true };
     });
@@ -365,6 +383,7 @@ export class FilesetServer {
       },
     }, async (req) => {
       const b = req.body as { node: string; scope: string; op: 'acquire' | 'release'; waitMs?: number };
+      this.#gate.actsFor(req, b.node);
       if (b.op === 'release') {
         if (this.#tokens.release(b.scope, b.node)) this.#tokenReleased.fire();
         return { released: true };
@@ -395,18 +414,20 @@ export class FilesetServer {
       },
     }, async (req, reply) => {
       const q = req.query as { since: string; follow?: string; node?: string };
+      if (q.node !== undefined) this.#gate.actsFor(req, q.node);
       const since = parseTid(q.since);
       if (since === undefined) throw IntersyncError.BAD_REQUEST(`since ${q.since} is out of range`);
       if (since + 1n < db.firstKeptTid && since < db.lastTid) {
         f.log.warn({ node: q.node, since: formatTid(since), first: formatTid(db.firstKeptTid) }, 'peer is past retention: it must resync');
         throw IntersyncError.RESYNC_NEEDED(formatTid(since), formatTid(db.firstKeptTid));
       }
-      await this.#forward(reply, since, q.follow === '1', q.node ?? 'anonymous');
+      await this.#forward(reply, since, q.follow === '1', q.node ?? this.#gate.nodeOf(req) ?? 'anonymous');
     });
 
-    app.get('/v1/filesets/:uuid/status', { schema: { params } }, async () => ({
+    app.get('/v1/filesets/:uuid/status', { schema: { params } }, async (req) => ({
       fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid),
-      digest: formatDigest(db.digest), connected: this.connectedPeers(),
+      // A node sees itself only (which other nodes are connected is none of its business); the secret's holder all.
+      digest: formatDigest(db.digest), connected: this.connectedPeers().filter((n) => this.#gate.nodeOf(req) === null || n === this.#gate.nodeOf(req)),
       tokens: this.#tokens.grants(f.clock.now()),
     }));
   }
@@ -535,7 +556,7 @@ export class FilesetServer {
     reply.hijack();
     const raw = reply.raw;
     raw.writeHead(200, { 'content-type': 'application/octet-stream', 'cache-control': 'no-store' });
-    const fl: Follower = { node, wake: new Signal(), recalls: [] };
+    const fl: Follower = { node, wake: new Signal(), recalls: [], cut: () => raw.destroy() };
     this.#followers.add(fl);
     let open = true;
     raw.on('close', () => {

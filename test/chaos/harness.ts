@@ -34,7 +34,7 @@ import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
-import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, sleep, tmpDir, waitConverged } from '../helpers.js';
+import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, secretFile, sleep, tmpDir, waitConverged } from '../helpers.js';
 import { ChaosProxy } from './proxy.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1089,7 +1089,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const server = nodes[0]!;
   const clients = nodes.slice(1);
   const port = await freePort();
-  const secret = join(server.dir, META, 'default/secret');
+  const secret = secretFile(server.dir);
 
   /** Start a daemon as its own process, registered for the kill in t.after before it says anything. */
   const startDaemon = (n: NodeState): Promise<void> => {

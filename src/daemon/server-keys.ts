@@ -1,0 +1,54 @@
+import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { IntersyncError } from '#core/errors.js';
+import { ensureStateDir, readSecretFile, writeFileAtomic, type StatePaths } from '#journal/state-dir.js';
+import { fingerprintOfPem } from '#net/protocol/endpoint.js';
+
+/**
+ * The fileset secret of a server, in its state directory (0600). A secret left inside the backing
+ * directory by an older release (`DIR/.intermezzo/<fileset>/secret`, which a web server serving DIR
+ * could hand out) is moved there and removed from the tree.
+ */
+export function ensureSecret(sp: StatePaths, legacyFile: string): { secret: string; moved: boolean } {
+  ensureStateDir(sp);
+  const legacy = readSecretFile(legacyFile);
+  let secret = readSecretFile(sp.secret);
+  let moved = false;
+  if (secret === undefined) {
+    secret = legacy ?? randomBytes(32).toString('hex');
+    writeFileAtomic(sp.secret, `${secret}\n`, 0o600);
+    moved = legacy !== undefined;
+  }
+  if (legacy !== undefined) rmSync(legacyFile, { force: true });
+  return { secret, moved };
+}
+
+/**
+ * A self-signed certificate for the server, made once: the key with node:crypto (EC P-256, 0600), the
+ * X.509 certificate with the `openssl` binary (Node 20 cannot sign a certificate by itself). Clients
+ * pin its fingerprint from their join token, so no CA is involved. Returns the fingerprint.
+ */
+export function ensureSelfSignedCert(sp: StatePaths, commonName: string): string {
+  ensureStateDir(sp);
+  if (existsSync(sp.tlsCert) && existsSync(sp.tlsKey)) return fingerprintOfPem(readFileSync(sp.tlsCert));
+  const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  writeFileAtomic(sp.tlsKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
+  const tmp = `${sp.tlsCert}.tmp`;
+  try {
+    execFileSync('openssl', [
+      'req', '-new', '-x509', '-key', sp.tlsKey, '-out', tmp, '-days', '3650', '-sha256',
+      '-subj', `/CN=${commonName}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1',
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    const missing = (e as NodeJS.ErrnoException).code === 'ENOENT';
+    throw new IntersyncError('IO', `cannot make a self-signed certificate: ${missing ? 'the openssl command is not installed' : (e as Error).message.split('\n')[0]}`, {
+      hint: missing ? 'install it (apt-get install openssl), or give your own with --tls-cert FILE --tls-key FILE' : 'give your own certificate with --tls-cert FILE --tls-key FILE',
+      cause: e,
+    });
+  }
+  writeFileAtomic(sp.tlsCert, readFileSync(tmp), 0o644);
+  rmSync(tmp, { force: true });
+  return fingerprintOfPem(readFileSync(sp.tlsCert));
+}
