@@ -1089,13 +1089,14 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const server = nodes[0]!;
   const clients = nodes.slice(1);
   const port = await freePort();
-  const secret = secretFile(server.dir);
+  // In the state directory, known once the server's daemon made its node id (its first start).
+  const secret = (): string => secretFile(server.dir);
 
   /** Start a daemon as its own process, registered for the kill in t.after before it says anything. */
   const startDaemon = (n: NodeState): Promise<void> => {
     const args = n.role === 'server'
       ? ['--listen', `127.0.0.1:${port}`, '--lease-ms', String(cfg.leaseMs)]
-      : ['--server', `http://127.0.0.1:${n.proxy!.port}`, '--secret-file', secret];
+      : ['--server', `http://127.0.0.1:${n.proxy!.port}`, '--secret-file', secret()];
     const child = spawn(process.execPath, [...NODE_ARGS, '--log-dir', n.logDir, '--debug', debug, ...args, n.dir], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
     });
