@@ -5,13 +5,14 @@ import { IntersyncError } from '#core/errors.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { depthOf } from '#core/paths.js';
 import type { RecordDraft } from '#core/record.js';
+import { sha256Hex } from '#core/sha256.js';
 import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
 import { evacuate, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
-import { chmodSync, renameSync, rmSync } from 'node:fs';
+import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 
 export interface CopyProgress {
@@ -515,7 +516,20 @@ function place(
     return;
   }
   let final = draft;
-  if (draft.kind === 'create' && staged === null) {
+  if (draft.kind === 'link' && !linkable(d, e)) {
+    // The name it links to is not that file here (kept elsewhere with local changes, or not placed): a file of
+    // its own with the same content, from a local copy, rather than a failed resync; the next change through
+    // either name on the server brings them back together.
+    const copy = localCopyOf(d, e);
+    if (copy === null) {
+      d.log.warn({ path: e.path, linkOf: e.linkOf }, 'resync: a hard link whose other name is not here, and no local copy of its content: left out');
+      ctx.skipped++;
+      return;
+    }
+    final = { ...draft, kind: 'create', target: null };
+    staged = d.apply.stageBytes(final, copy);
+  }
+  if (final.kind === 'create' && staged === null) {
     if (got !== undefined && got.data !== null && got.hash !== null) {
       final = { ...draft, hash: got.hash, size: got.data.length }; // newer than the snapshot: a later record says so
       staged = d.apply.stageBytes(final, got.data);
@@ -569,4 +583,26 @@ function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {
 /** A symlink's mode means nothing here (as in the digest); other modes must match. */
 function sameMode(mode: number, e: SnapshotEntry): boolean {
   return e.type === 'symlink' || (mode & 0o7777) === (e.mode & 0o7777);
+}
+
+/** The other name of a hard link to place is here, the same file (its content), so that a link to it is right. */
+function linkable(d: CopyDeps, e: SnapshotEntry): boolean {
+  if (e.linkOf === null) return false;
+  const t = d.db.objectByPath(e.linkOf);
+  return t !== undefined && t.type === 'file' && t.hash === e.hash && lstatOrNull(join(d.root, e.linkOf))?.type === 'file';
+}
+
+/** The bytes of a local file with the entry's content (not too large to hold), or null. */
+function localCopyOf(d: CopyDeps, e: SnapshotEntry): Buffer | null {
+  if (e.hash === null || (e.size ?? 0) > 64 << 20) return null;
+  for (const o of d.db.objectsByHash(e.hash)) {
+    if (o.type !== 'file') continue;
+    try {
+      const buf = readFileSync(join(d.root, o.path));
+      if (sha256Hex(buf) === e.hash) return buf;
+    } catch {
+      // moved or removed meanwhile: try the next
+    }
+  }
+  return null;
 }
