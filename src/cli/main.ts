@@ -7,6 +7,7 @@ import { formatTid } from '#core/ids.js';
 import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_FILESET } from '#journal/layout.js';
+import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 
@@ -41,6 +42,9 @@ interface RunOptions {
   tokenScope: string;
   leaseMs: number;
   retainRecords: number;
+  preserveSetid?: boolean;
+  preserveOwner?: boolean;
+  safeLinks?: boolean;
 }
 
 function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
@@ -95,6 +99,7 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     const { ClientNode } = await import('#daemon/client-node.js');
     const node = await ClientNode.start({
       ...common, server: o.server, secret, replicate: o.replicate,
+      settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
       onProgress: (p) => {
         if (bar === null) return;
@@ -125,6 +130,8 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
+  // The attribute settings given on the command line are the fileset's (clients learn them at hello).
+  for (const [key, field] of ATTR_SETTINGS) if (o[field] !== undefined) node.db.setMeta(key, String(o[field]));
   const c = node.capture.status();
   if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid}); secret in ${node.paths.secret}`);
   print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
@@ -166,6 +173,17 @@ function build(): Command {
     .option('--secret-file <FILE>', 'client: file holding the fileset secret (the server\'s DIR/.intermezzo/<fileset>/secret)')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)
     .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
+    .option('--preserve-setid', 'keep set-uid/set-gid bits peers send (stored as intersync config DIR preserve-setid=true; a client takes them only when the server\'s fileset says so too)')
+    .option('--preserve-owner', 'as root: give objects the owners peers name (stored; a client only when the server\'s fileset says so too)')
+    .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
+    .addHelpText('after', [
+      '',
+      'Modes, owners and links from peers are a fileset policy, safe by default: set-id bits are dropped and files',
+      'get this node\'s owner unless the fileset says otherwise. On the server:',
+      '  intersync mkfs --preserve-setid --preserve-owner --safe-links DIR     (or: intersync config DIR preserve-setid=true)',
+      'A client also needs its own consent for set-id bits and owners:',
+      '  intersync --server HOST --secret-file SECRET --preserve-setid --preserve-owner DIR',
+    ].join('\n'))
     .showHelpAfterError()
     .action(async (dir: string | undefined, o: RunOptions) => {
       if (dir === undefined) {
@@ -181,8 +199,11 @@ function build(): Command {
     .argument('<DIR>', 'the backing directory (must exist)')
     .option('--fileset <NAME>', 'fileset name', DEFAULT_FILESET)
     .option('--force', 'replace an existing fileset\'s journal (the files in DIR are kept)', false)
+    .option('--preserve-setid', 'keep set-uid/set-gid bits that peers send (default: dropped); e.g. intersync mkfs --preserve-setid DIR', false)
+    .option('--preserve-owner', 'give objects the owner peers name, when running as root (default: this node\'s owner)', false)
+    .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (as rsync --safe-links)', false)
     .option('--json', 'print the result as JSON', false)
-    .action((dir: string, o: { fileset: string; force: boolean; json: boolean }) => cmdMkfs(dir, o, print));
+    .action((dir: string, o: { fileset: string; force: boolean; json: boolean; preserveSetid: boolean; preserveOwner: boolean; safeLinks: boolean }) => cmdMkfs(dir, o, print));
 
   program
     .command('kml')
@@ -228,7 +249,11 @@ function build(): Command {
 
   program
     .command('config')
-    .description('show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT')
+    .description(
+      'show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT, ' +
+        'preserve-setid=true|false, preserve-owner=true|false, safe-links=true|false ' +
+        '(e.g. intersync config DIR preserve-setid=true; clients learn the server\'s at hello, and take set-id bits and owners only when their own setting agrees)',
+    )
     .argument('<DIR>', 'the backing directory')
     .argument('[KEY=VALUE...]', 'settings to change')
     .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
