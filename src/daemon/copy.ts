@@ -585,7 +585,9 @@ function admit(ctx: PlaceContext, e: SnapshotEntry, checkedDirs?: Set<string>): 
     if (draft.mode !== e.mode) d.log.warn({ path: e.path, mode: e.mode.toString(8), applied: draft.mode.toString(8) }, 'set-id bits from a peer dropped');
     return draft;
   } catch (err) {
-    if (!(err instanceof IntersyncError) || (err.code !== 'BAD_PATH' && err.code !== 'UNSAFE_LINK')) throw err;
+    // In a fresh copy a missing parent is one refused here (or sent out of order): its entries are refused too.
+    const refused = err instanceof IntersyncError && (err.code === 'BAD_PATH' || err.code === 'UNSAFE_LINK' || (ctx.fresh && err.code === 'CONFLICT'));
+    if (!refused) throw err;
     d.log.warn({ path: e.path, code: err.code, err: err.message }, 'first copy: entry skipped');
     noteRefused(d.db, e.fid);
     return null;
