@@ -5,7 +5,7 @@
 // client only when its own setting agrees); safe-links=true refuses escaping symlinks. What a node
 // applies is what it journals: `intersync digest DIR` equals `intersync digest DIR --scan` on each.
 //
-// Every test here fails on the code before the fix (commit f4283b0 and the one after it): peers' modes
+// Every test here fails on the code before the fix (bcdd7f3, checked by reverting src/): peers' modes
 // and owners were applied as sent, the first copy took entries unchecked (a malformed or confined-out
 // entry ended the copy), and the mkfs/daemon options did not exist.
 import assert from 'node:assert/strict';
@@ -182,7 +182,7 @@ test('preserve-setid / preserve-owner keep set-id bits and owners (on a client o
  * set-id and foreign-owned files, a set-gid directory, symlinks out of the tree, a file below such a
  * symlink and entries whose paths leave the tree. Other requests fail (the client retries them).
  */
-async function maliciousServer(t: TestContext, outside: string): Promise<number> {
+async function maliciousServer(t: TestContext, outside: string, only: 'attrs' | 'all' = 'all'): Promise<number> {
   const uuid = '11111111-2222-4333-8444-555555555555';
   const node = 'e5e5e5e5e5e5e5e5';
   let n = 0;
@@ -192,7 +192,7 @@ async function maliciousServer(t: TestContext, outside: string): Promise<number>
     const full = { ...base, ...(content === undefined ? {} : { type: 'file', size: content.length, hash: sha(content) }), ...e };
     return encodeFrame('entry', content === undefined ? { e: full } : { e: full, hash: sha(content), ok: true }, content ?? null);
   };
-  const entries = [
+  const all = [
     entry({ path: '../escape', type: 'dir', mode: 0o755 }),
     entry({ path: '.intermezzo/default/passwd' }, SCRIPT),
     entry({ path: 'd', type: 'dir', mode: 0o2755 }),
@@ -204,6 +204,8 @@ async function maliciousServer(t: TestContext, outside: string): Promise<number>
     entry({ path: 'suid', mode: 0o6755 }, SCRIPT),
     entry({ path: 'weird', mode: 0o4755, uid: 0 }, Buffer.alloc(0)),
   ];
+  // Set-id bits and owners alone (the old code placed them as sent), or every trap at once.
+  const entries = only === 'all' ? all : [all[2]!, all[3]!, all[8]!, all[9]!];
   const server: Server = createServer((req, res) => {
     const url = req.url ?? '';
     if (req.method === 'POST' && url === '/v1/hello') {
@@ -233,7 +235,23 @@ async function maliciousServer(t: TestContext, outside: string): Promise<number>
   return typeof a === 'object' && a !== null ? a.port : 0;
 }
 
-test('a malicious server cannot plant set-id or foreign-owned files, nor files or symlinks outside the tree, in a first copy', async (t) => {
+test('a malicious server that claims preserve-setid/preserve-owner cannot plant set-id or foreign-owned files in a first copy', async (t) => {
+  const s = scope(t);
+  const box = s.dir('intersync-attrs-box-');
+  const port = await maliciousServer(t, join(box, 'outside'), 'attrs');
+  const secretFile = join(box, 'secret');
+  writeFileSync(secretFile, 'x'.repeat(64));
+  const dir = join(box, 'client');
+  mkdirSync(dir);
+  await s.spawn(spawnClient(dir, s.dir('intersync-attrs-log-'), port, secretFile));
+  assert.equal(modeOf(join(dir, 'suid')), 0o755, 'no set-id bits although the server says preserve-setid');
+  assert.equal(modeOf(join(dir, 'weird')), 0o755, 'an empty set-uid file is no exception');
+  assert.equal(modeOf(join(dir, 'd')), 0o755, 'no set-gid directory');
+  assert.equal(lstatSync(join(dir, 'd/owned')).uid, process.getuid!(), 'not given to uid 4321');
+  await assertDigestIsDisk(dir);
+});
+
+test('a malicious server cannot plant files or symlinks outside the tree (nor set-id files) in a first copy', async (t) => {
   const s = scope(t);
   const box = s.dir('intersync-attrs-box-');
   const outside = join(box, 'outside');
