@@ -24,7 +24,9 @@ interface Cluster {
   procs: Map<string, ChildProcess>;
 }
 
-async function cluster(t: import('node:test').TestContext, nClients: number, prepare?: (serverDir: string) => void): Promise<Cluster> {
+async function cluster(
+  t: import('node:test').TestContext, nClients: number, prepare?: (serverDir: string) => void, args: { server?: string[]; client?: string[] } = {},
+): Promise<Cluster> {
   const dirs = [tmpDir('intersync-srv-'), ...Array.from({ length: nClients }, () => tmpDir('intersync-cli-'))];
   const logs = tmpDir('intersync-logs-');
   const procs = new Map<string, ChildProcess>();
@@ -35,9 +37,9 @@ async function cluster(t: import('node:test').TestContext, nClients: number, pre
   });
   prepare?.(dirs[0]!.path);
   const port = await freePort();
-  procs.set(dirs[0]!.path, await spawnServer(dirs[0]!.path, logs.path, port));
+  procs.set(dirs[0]!.path, await spawnServer(dirs[0]!.path, logs.path, port, args.server));
   const secret = secretFile(dirs[0]!.path);
-  for (const d of dirs.slice(1)) procs.set(d.path, await spawnClient(d.path, logs.path, port, secret));
+  for (const d of dirs.slice(1)) procs.set(d.path, await spawnClient(d.path, logs.path, port, secret, args.client));
   return { server: dirs[0]!.path, clients: dirs.slice(1).map((d) => d.path), port, secret, logs: logs.path, procs };
 }
 
@@ -133,7 +135,8 @@ test('changes of every kind on any node reach every node', { timeout: 180_000 },
 
 test('the first copy gives every file its mode, owner, mtime and links, whatever the umask', { timeout: 120_000 }, async (t) => {
   // Files a first copy writes straight at their names: modes the umask would mask, read-only, set-id bits,
-  // another owner (as root), old mtimes.
+  // another owner (as root), old mtimes. Set-id bits and owners travel because the fileset and the client
+  // both say so (attrs.test.ts: by default they do not).
   const files: Array<{ name: string; mode: number; uid: number; gid: number }> = [
     { name: 'shared.txt', mode: 0o666, uid: 0, gid: 0 },
     { name: 'tool.sh', mode: 0o777, uid: 0, gid: 0 },
@@ -161,7 +164,7 @@ test('the first copy gives every file its mode, owner, mtime and links, whatever
     writeFileSync(join(s, 'big/a.bin'), big);
     linkSync(join(s, 'big/a.bin'), join(s, 'big/b.bin'));
     linkSync(join(s, 'attrs/private.txt'), join(s, 'big/private-link.txt'));
-  });
+  }, { server: ['--preserve-setid', '--preserve-owner'], client: ['--preserve-setid', '--preserve-owner'] });
   await assertAllEqual(c);
   const [a] = c.clients as [string];
   assert.ok(readFileSync(join(a, 'big/a.bin')).equals(readFileSync(join(c.server, 'big/a.bin'))), 'the large file');

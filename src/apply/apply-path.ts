@@ -18,6 +18,8 @@ import { BlockMapCache, blockLength, localOffsets, missingBlocks, type BlockMap 
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
 import { FsThread, failureError } from './fs-thread.js';
+import { localize } from './local-attrs.js';
+import { SAFE_ATTRS, type AttrPolicy } from '#policy/attr-policy.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
 export interface Staged {
@@ -52,6 +54,8 @@ export interface ApplyDeps {
   readonly db: FilesetDb;
   readonly guard: EchoGuard;
   readonly log: Logger;
+  /** The fileset's attribute policy as this node applies it (read per call: `intersync config` may change it); safe when absent. */
+  readonly attrs?: () => AttrPolicy;
 }
 
 const CONTENT_KINDS = new Set(['create', 'write', 'truncate']);
@@ -128,6 +132,19 @@ export class ApplyPath {
     }
     if (d.kind === 'rmdir' && db.objectsBelow(d.path).length > 0) return IntersyncError.CONFLICT(d.path, 'directory is not empty here');
     return null;
+  }
+
+  /** The policy this node applies peers' modes, owners and symlinks under. */
+  get attrs(): AttrPolicy {
+    return this.#d.attrs?.() ?? SAFE_ATTRS;
+  }
+
+  /**
+   * A peer's record as this node applies and journals it: set-id bits and owners only where the
+   * fileset's policy allows them (`local-attrs.ts`); UNSAFE_LINK for an escaping symlink under safe-links.
+   */
+  localize<T extends RecordDraft>(d: T, policy: AttrPolicy = this.attrs): T {
+    return localize(this.#d.db, policy, d);
   }
 
   needsContent(d: RecordDraft): boolean {

@@ -7,6 +7,7 @@ import type { KmlRecord } from '#core/record.js';
 import { accessSync, constants, copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
+import { ATTR_SETTINGS, parseBool } from '#policy/attr-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -21,8 +22,13 @@ import { fmtAge, fmtBytes } from './output.js';
 
 type Print = (line: string) => void;
 
-export function cmdMkfs(dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir: string; tlsCert?: string }, print: Print): void {
-  const r = mkfs(dir, { fileset: o.fileset, force: o.force, clock: systemClock });
+export function cmdMkfs(
+  dir: string,
+  o: { fileset: string; force: boolean; json: boolean; stateDir: string; tlsCert?: string; preserveSetid: boolean; preserveOwner: boolean; safeLinks: boolean },
+  print: Print,
+): void {
+  const settings = Object.fromEntries(ATTR_SETTINGS.map(([key, field]) => [key, String(o[field])]));
+  const r = mkfs(dir, { fileset: o.fileset, force: o.force, clock: systemClock, settings });
   // Server side: the secret and (unless the site brings its own certificate) a self-signed one, outside the tree.
   const sp = statePaths(o.stateDir, r.nodeId, r.paths.name);
   ensureSecret(sp, r.paths.legacySecret);
@@ -36,7 +42,7 @@ export function cmdMkfs(dir: string, o: { fileset: string; force: boolean; json:
   if (o.json) {
     print(JSON.stringify({
       dir: r.paths.dir, fileset: r.paths.name, uuid: r.uuid, nodeId: r.nodeId, db: r.paths.db, stateDir: sp.dir, secretFile: sp.secret,
-      tlsCert: fingerprint === null ? null : sp.tlsCert, tlsKey: fingerprint === null ? null : sp.tlsKey, fingerprint,
+      tlsCert: fingerprint === null ? null : sp.tlsCert, tlsKey: fingerprint === null ? null : sp.tlsKey, fingerprint, settings,
     }));
     return;
   }
@@ -46,6 +52,7 @@ export function cmdMkfs(dir: string, o: { fileset: string; force: boolean; json:
   print(`  database     ${r.paths.db}`);
   print(`  state        ${sp.dir}  (secret, TLS key and enrolled nodes; outside the served tree)`);
   if (fingerprint !== null) print(`  certificate  ${sp.tlsCert} (self-signed, ${fingerprint})`);
+  print(`  settings     ${Object.entries(settings).map(([k, v]) => `${k}=${v}`).join(' ')}`);
   print(`  clients join with a token: intersync invite ${r.paths.dir}`);
 }
 
@@ -226,7 +233,8 @@ export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }
   else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
 }
 
-const CONFIG_KEYS = ['conflict-policy', 'conflict-hook'] as const;
+const CONFIG_KEYS = ['conflict-policy', 'conflict-hook', ...ATTR_SETTINGS.map(([k]) => k)] as const;
+const CONFIG_DEFAULTS: Readonly<Record<string, string>> = { 'conflict-policy': 'keep-both', 'preserve-setid': 'false', 'preserve-owner': 'false', 'safe-links': 'false' };
 
 /** Per-fileset settings: `intersync config DIR conflict-policy=server-wins`. No assignment prints them. */
 export function cmdConfig(dir: string, assignments: string[], o: { fileset?: string; json: boolean }, print: Print): void {
@@ -242,6 +250,9 @@ export function cmdConfig(dir: string, assignments: string[], o: { fileset?: str
     if (key === 'conflict-policy' && parsePolicy(value) === undefined) {
       throw IntersyncError.BAD_ARGUMENT(`conflict-policy ${value} is not one of ${POLICY_NAMES.join(', ')}`, 'add :discard to server-wins, client-wins or newest-wins to keep no losing copy');
     }
+    if (ATTR_SETTINGS.some(([k]) => k === key) && parseBool(value) === undefined) {
+      throw IntersyncError.BAD_ARGUMENT(`${key} takes true or false, got ${JSON.stringify(value)}`, 'a client takes what the server\'s fileset preserves only when its own setting allows it too');
+    }
     if (key === 'conflict-hook') {
       try {
         accessSync(value, constants.X_OK);
@@ -254,7 +265,7 @@ export function cmdConfig(dir: string, assignments: string[], o: { fileset?: str
   const db = FilesetDb.open(paths.db, { check: false });
   try {
     for (const [k, v] of updates) db.setMeta(k, v);
-    const now = Object.fromEntries(CONFIG_KEYS.map((k) => [k, db.getMeta(k) ?? (k === 'conflict-policy' ? 'keep-both' : null)]));
+    const now = Object.fromEntries(CONFIG_KEYS.map((k) => [k, db.getMeta(k) ?? CONFIG_DEFAULTS[k] ?? null]));
     if (o.json) print(JSON.stringify(now));
     else for (const [k, v] of Object.entries(now)) print(`${k}=${v ?? ''}`);
   } finally {

@@ -7,6 +7,7 @@ import { formatTid } from '#core/ids.js';
 import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_FILESET } from '#journal/layout.js';
+import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
@@ -48,6 +49,9 @@ interface RunOptions {
   retainRecords: number;
   stateDir?: string;
   insecureHttp: boolean;
+  preserveSetid?: boolean;
+  preserveOwner?: boolean;
+  safeLinks?: boolean;
 }
 
 const warn = (line: string): void => {
@@ -129,6 +133,7 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     const node = await ClientNode.start({
       ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
       ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
+      settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
       onProgress: (p) => {
         if (bar === null) return;
@@ -167,6 +172,8 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
+  // The attribute settings given on the command line are the fileset's (clients learn them at hello).
+  for (const [key, field] of ATTR_SETTINGS) if (o[field] !== undefined) node.db.setMeta(key, String(o[field]));
   const c = node.capture.status();
   if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
   if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
@@ -212,6 +219,17 @@ function build(): Command {
     .option('--secret-file <FILE>', 'client: enrol with the fileset secret (the server\'s STATE/<node>/<fileset>/secret) instead of a token')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)
     .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
+    .option('--preserve-setid', 'keep set-uid/set-gid bits peers send (stored as intersync config DIR preserve-setid=true; a client takes them only when the server\'s fileset says so too)')
+    .option('--preserve-owner', 'as root: give objects the owners peers name (stored; a client only when the server\'s fileset says so too)')
+    .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
+    .addHelpText('after', [
+      '',
+      'Modes, owners and links from peers are a fileset policy, safe by default: set-id bits are dropped and files',
+      'get this node\'s owner unless the fileset says otherwise. On the server:',
+      '  intersync mkfs --preserve-setid --preserve-owner --safe-links DIR     (or: intersync config DIR preserve-setid=true)',
+      'A client also needs its own consent for set-id bits and owners:',
+      '  intersync --server HOST --secret-file SECRET --preserve-setid --preserve-owner DIR',
+    ].join('\n'))
     .showHelpAfterError()
     .addHelpText('after', [
       '', 'Examples:',
@@ -237,8 +255,11 @@ function build(): Command {
     .option('--state-dir <DIR>', 'where the secret and TLS key go, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
     .option('--tls-cert <FILE>', 'the server will serve this certificate: make no self-signed one')
     .option('--tls-key <FILE>', 'its private key')
+    .option('--preserve-setid', 'keep set-uid/set-gid bits that peers send (default: dropped); e.g. intersync mkfs --preserve-setid DIR', false)
+    .option('--preserve-owner', 'give objects the owner peers name, when running as root (default: this node\'s owner)', false)
+    .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (as rsync --safe-links)', false)
     .option('--json', 'print the result as JSON', false)
-    .action((dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir?: string; tlsCert?: string }) =>
+    .action((dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir?: string; tlsCert?: string; preserveSetid: boolean; preserveOwner: boolean; safeLinks: boolean }) =>
       cmdMkfs(dir, { ...o, stateDir: resolveStateDir(o.stateDir) }, print));
 
   program
@@ -305,7 +326,11 @@ function build(): Command {
 
   program
     .command('config')
-    .description('show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT')
+    .description(
+      'show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT, ' +
+        'preserve-setid=true|false, preserve-owner=true|false, safe-links=true|false ' +
+        '(e.g. intersync config DIR preserve-setid=true; clients learn the server\'s at hello, and take set-id bits and owners only when their own setting agrees)',
+    )
     .argument('<DIR>', 'the backing directory')
     .argument('[KEY=VALUE...]', 'settings to change')
     .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')

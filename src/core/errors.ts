@@ -15,6 +15,7 @@ export type ErrorCode =
   | 'DB_FORMAT'
   | 'DAEMON_RUNNING'
   | 'BAD_PATH'
+  | 'UNSAFE_LINK'
   | 'WATCH_LIMIT'
   | 'IO'
   | 'UNAUTHORIZED'
@@ -128,6 +129,12 @@ export class IntersyncError extends Error {
   static BAD_PATH(path: string, why: string): IntersyncError {
     return new IntersyncError('BAD_PATH', `refused path ${JSON.stringify(path)}: ${why}`, {
       hint: 'paths must be relative, normalised, and stay inside the backing directory',
+    });
+  }
+
+  static UNSAFE_LINK(path: string, target: string, why: string): IntersyncError {
+    return new IntersyncError('UNSAFE_LINK', `refused symlink ${JSON.stringify(path)} -> ${JSON.stringify(target)}: ${why}`, {
+      hint: 'the fileset says safe-links=true: a symlink must point inside the tree with a relative target',
     });
   }
 

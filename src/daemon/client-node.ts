@@ -31,6 +31,8 @@ import { localNamesOf } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { firstCopy, type CopyProgress } from './copy.js';
 import { ensureCredential, initialBearer, pinOf, type ClientTrust } from './enrolment.js';
+import { clientAttrs, learnServerAttrs, refusedFids, skipRefused } from './client-attrs.js';
+import type { AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
 
@@ -51,6 +53,8 @@ export interface ClientNodeOptions {
   readonly clock: Clock;
   readonly onProgress?: (p: CopyProgress) => void;
   readonly onWarning?: (err: IntersyncError) => void;
+  /** This client's own attribute settings, stored at start (`intersync config` changes them later). */
+  readonly settings?: Readonly<Partial<Record<AttrSetting, boolean>>>;
 }
 
 export interface ClientStatus {
@@ -138,7 +142,9 @@ export class ClientNode {
     this.logFile = l.file;
     this.#flushLog = l.flush;
     ApplyPath.cleanTmp(paths.tmp);
-    this.apply = new ApplyPath({ root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }) });
+    this.apply = new ApplyPath({
+      root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
+    });
     this.#source = {
       blockMap: (d) => client.blockMap(d.fid),
       blocks: (d, map, indexes) => client.blocks(d.fid, map, indexes),
@@ -210,9 +216,11 @@ export class ClientNode {
         hello = null; // known fileset, server away: start anyway and keep trying
       }
       db.setMeta('role', 'client');
+      for (const [k, v] of Object.entries(o.settings ?? {})) db.setMeta(k, String(v));
       db.setMeta('server_url', client.url);
       const node = new ClientNode(o, paths, db, client, hello);
       node.log.info({ dir, server: client.url, uuid: db.meta.uuid, node: db.meta.nodeId }, 'starting client');
+      if (hello !== null) learnServerAttrs(db, hello.attrs, node.log);
       await node.#recover();
       // The first copy runs before capture starts: the start-up scan that follows it journals whatever was
       // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
@@ -365,6 +373,7 @@ export class ClientNode {
         if (this.#hello === null) {
           await ensureCredential(this.client, this.#state, this.db.meta.nodeId, this.#o.replicate, this.#o.trust);
           this.#hello = await this.client.hello(this.db.meta.nodeId, this.#o.replicate);
+          learnServerAttrs(this.db, this.#hello.attrs, this.log);
           this.reint.wake();
           this.db.setMeta('server_node', this.#hello.node);
         }
@@ -475,8 +484,19 @@ export class ClientNode {
       this.#settleOwnName(sent);
       return;
     }
-    // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere.
-    const r = localNamesOf(sent, db.pendingRenames());
+    // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
+    // with the modes and owners this node takes from a peer (what it applies is what it journals).
+    let r: KmlRecord;
+    try {
+      if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
+      r = this.apply.localize(localNamesOf(sent, db.pendingRenames()));
+    } catch (e) {
+      if (!(e instanceof IntersyncError) || e.code !== 'UNSAFE_LINK') throw e;
+      this.log.warn({ tid: formatTid(sent.tid), path: sent.path, err: e.message }, 'server record skipped');
+      skipRefused(db, sent, peer, this.#o.clock.now());
+      return;
+    }
+    if (r.mode !== sent.mode) this.log.warn({ tid: formatTid(sent.tid), path: r.path, mode: sent.mode.toString(8), applied: r.mode.toString(8) }, 'set-id bits from a peer dropped');
     const here = db.objectByFid(r.fid)?.path;
     const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])];
     await this.capture.syncPaths(names);

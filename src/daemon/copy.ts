@@ -13,6 +13,10 @@ import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
 import { evacuate, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { confine } from '#apply/confine.js';
+import { parseWireEntry } from '#net/protocol/wire-record.js';
+import type { AttrPolicy } from '#policy/attr-policy.js';
+import { noteRefused } from './client-attrs.js';
 import { join } from 'node:path';
 
 export interface CopyProgress {
@@ -71,13 +75,16 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   dropUnjournaled(d);
   if (d.db.objectCount() === 0 && d.db.lmlCount() === 0) return streamedCopy(d);
   const t0 = d.clock.monotonic();
-  const snap = await d.client.snapshot();
+  const raw = await d.client.snapshot();
   const t1 = d.clock.monotonic();
-  const tid = parseTid(snap.tid)!;
+  const tid = parseTid(raw.tid);
+  if (tid === undefined || !Array.isArray(raw.entries)) throw IntersyncError.PROTOCOL('the snapshot must name its TID and list its entries');
+  const policy = d.apply.attrs;
+  const snap = { ...raw, entries: raw.entries.map((e) => checkedEntry(d, e)).filter((e): e is SnapshotEntry => e !== null) };
   const earlier = pendingPutBack(d);
   const { skip, putBack, entries } = protectLocal(d, snap.entries, tid, earlier);
   try {
-    return await placeSnapshot(d, snap, tid, t0, t1, skip, putBack, entries);
+    return await placeSnapshot(d, snap, tid, t0, t1, skip, putBack, entries, policy);
   } catch (e) {
     // Whatever was placed or not, the local versions saved above come back into the tree now (beside their
     // names), so a failed resync never holds them out of it; the next one places the rest.
@@ -92,6 +99,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
 
 async function placeSnapshot(
   d: CopyDeps, snap: Snapshot, tid: Tid, t0: number, t1: number, skip: Set<string>, putBack: PutBack, entries: SnapshotEntry[],
+  policy: AttrPolicy,
 ): Promise<CopyResult> {
   const inSnap = new Set(snap.entries.map((e) => e.fid));
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
@@ -109,13 +117,15 @@ async function placeSnapshot(
   if (fresh) d.db.deferHashIndex();
   const have = (e: SnapshotEntry): boolean => {
     const o = d.db.objectByFid(e.fid as Fid);
-    return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && sameMode(o.mode, e) && lstatOrNull(join(d.root, e.path)) !== null;
+    // The mode as this fileset takes it from a peer (set-id bits may be dropped), not as the server has it.
+    const mode = o === undefined || o.type === 'symlink' ? 0 : d.apply.localize(draftOf(e, d.serverNode as NodeId, 0), policy).mode;
+    return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && sameMode(o.mode, { ...e, mode }) && lstatOrNull(join(d.root, e.path)) !== null;
   };
   const todo = entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   const batches = batchesOf(todo);
-  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length };
+  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length, policy };
   // One request brings the content of many small files. The next batches' requests go out (the yield lets
   // them leave) before this batch is written, so the server reads them while this process writes.
   const inFlight: Array<Promise<Content>> = [];
@@ -217,7 +227,7 @@ async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, wr
     if (f.type === 'hello') {
       const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
       if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
-      ctx = { d, tid: at, fresh: true, p, skipped: 0 };
+      ctx = { d, tid: at, fresh: true, p, skipped: 0, policy: d.apply.attrs };
       p.totalFiles = Number(f.header.entries ?? 0);
       p.totalBytes = Number(f.header.bytes ?? 0);
       d.onProgress(p);
@@ -230,7 +240,11 @@ async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, wr
       return { ctx, t1, later };
     }
     if (f.type !== 'entry' || typeof f.header.e !== 'object' || f.header.e === null) throw IntersyncError.PROTOCOL(`unexpected ${f.type} frame in a copy stream`);
-    const e = f.header.e as SnapshotEntry;
+    const e = checkedEntry(d, f.header.e);
+    if (e === null) {
+      ctx.skipped++;
+      continue;
+    }
     if (isLarge(e) || (e.linkOf !== null && laterPaths.has(e.linkOf))) {
       later.push(e);
       laterPaths.add(e.path);
@@ -290,7 +304,7 @@ async function placeRunPiped(
   ctx: PlaceContext, pipe: WriterPipe, run: ReadonlyArray<[SnapshotEntry, Inline | undefined]>, writeback: () => void,
 ): Promise<void> {
   const { d, p } = ctx;
-  const files: Array<{ e: SnapshotEntry; got: Inline | undefined; d: RecordDraft; buf: Buffer }> = [];
+  const direct: Array<[SnapshotEntry, Inline | undefined]> = [];
   const here: Array<[SnapshotEntry, Inline | undefined]> = [];
   for (const [e, got] of run) {
     if (!ctx.fresh || (e.type === 'file' && e.linkOf !== null)) {
@@ -300,12 +314,19 @@ async function placeRunPiped(
       writeback();
       return;
     }
-    const direct = directOf(d, e, got);
-    if (direct === null) here.push([e, got]);
-    else files.push({ e, got, ...direct });
+    if (hasContent(e, got)) direct.push([e, got]);
+    else here.push([e, got]);
   }
   const checkedDirs = new Set<string>();
   placeRun(ctx, here, checkedDirs, false); // its files have no content: none is written (and the note is the thread's runs')
+  // Admitted once the run's directories are in place (confinement, the fileset's attribute policy).
+  const files: Array<{ e: SnapshotEntry; got: Inline | undefined; d: RecordDraft; buf: Buffer }> = [];
+  for (const [e, got] of direct) {
+    const draft = admit(ctx, e, checkedDirs);
+    const one = draft === null ? null : directOf(draft, e, got);
+    if (one === null) ctx.skipped++;
+    else files.push({ e, got, ...one });
+  }
   if (files.length === 0) {
     d.onProgress(p);
     return;
@@ -381,7 +402,12 @@ class WriterPipe {
 /** A large file: staged on its own (block transfer), then placed. */
 async function placeLarge(ctx: PlaceContext, e: SnapshotEntry): Promise<void> {
   const { d } = ctx;
-  const staged = await d.apply.stage(draftOf(e, d.serverNode as NodeId, d.clock.now()), null, d.source);
+  const draft = admit(ctx, e);
+  if (draft === null) {
+    ctx.skipped++;
+    return;
+  }
+  const staged = await d.apply.stage(draft, null, d.source);
   place(ctx, e, undefined, staged);
 }
 
@@ -433,6 +459,8 @@ interface PlaceContext {
   readonly fresh: boolean;
   readonly p: CopyProgress;
   skipped: number;
+  /** The attribute policy of this copy (read once). */
+  readonly policy: AttrPolicy;
 }
 
 /**
@@ -444,18 +472,23 @@ function place(
   ctx: PlaceContext, e: SnapshotEntry, got: Inline | undefined, staged: Staged | null, checkedDirs?: Set<string>,
 ): void {
   const { d, tid, p } = ctx;
-  const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
   const version = asTid(BigInt(e.version));
   const drop = (): void => {
     if (staged !== null) rmSync(staged.file, { force: true });
   };
+  const draft = admit(ctx, e, checkedDirs);
+  if (draft === null) {
+    drop();
+    ctx.skipped++;
+    return;
+  }
   if (!ctx.fresh) {
     // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
     const mine = d.db.objectByFid(e.fid as Fid);
     if (mine !== undefined && mine.path === e.path && mine.type === e.type && (e.type === 'dir' || (mine.hash === e.hash && e.linkOf === null))
       && (e.type !== 'symlink' || mine.target === e.target) && lstatOrNull(join(d.root, e.path)) !== null) {
       // Here already but for its mode (a change of mode lost on the way): the mode is set, nothing fetched again.
-      if (!sameMode(mine.mode, e)) chmodSync(join(d.root, e.path), e.mode & 0o7777);
+      if (!sameMode(mine.mode, { ...e, mode: draft.mode })) chmodSync(join(d.root, e.path), draft.mode & 0o7777);
       const st = lstatOrNull(join(d.root, e.path));
       d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
       return;
@@ -484,7 +517,7 @@ function place(
     }
   }
   if (ctx.fresh && draft.kind === 'create' && staged === null) {
-    const direct = directOf(d, e, got);
+    const direct = directOf(draft, e, got);
     if (direct === null) {
       ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
       return;
@@ -550,12 +583,55 @@ function place(
  * record it is journaled as: its content came (an empty file needs none).
  * Null when it cannot: its content did not come (gone from the server).
  */
-function directOf(d: CopyDeps, e: SnapshotEntry, got: Inline | undefined): { d: RecordDraft; buf: Buffer } | null {
-  if (e.type !== 'file' || e.linkOf !== null || isLarge(e)) return null;
-  const draft = draftOf(e, d.serverNode as NodeId, d.clock.now());
+function directOf(draft: RecordDraft, e: SnapshotEntry, got: Inline | undefined): { d: RecordDraft; buf: Buffer } | null {
+  if (!hasContent(e, got)) return null;
   if ((e.size ?? 0) === 0) return { d: draft, buf: Buffer.alloc(0) };
   if (got?.data == null || got.hash === null) return null;
   return { d: { ...draft, hash: got.hash, size: got.data.length }, buf: got.data };
+}
+
+/** A new file (not a link, not large) whose content came (an empty file needs none). */
+function hasContent(e: SnapshotEntry, got: Inline | undefined): boolean {
+  if (e.type !== 'file' || e.linkOf !== null || isLarge(e)) return false;
+  return (e.size ?? 0) === 0 || (got?.data != null && got.hash !== null);
+}
+
+/** A snapshot entry as the server sent it, checked at the edge; null (logged) when it is malformed. */
+function checkedEntry(d: CopyDeps, v: unknown): SnapshotEntry | null {
+  try {
+    return parseWireEntry(v);
+  } catch (e) {
+    if (!(e instanceof IntersyncError)) throw e;
+    d.log.warn({ code: e.code, err: e.message }, 'first copy: entry refused');
+    return null;
+  }
+}
+
+/**
+ * The record an entry is placed and journaled as, or null (logged) when this node refuses it: a
+ * path that is not confined to the tree (through a symlink here), a hard link to a name that is not
+ * a file here, an escaping symlink under safe-links. Set-id bits and owners as the fileset's
+ * attribute policy allows. Every entry goes through here before it is journaled.
+ */
+function admit(ctx: PlaceContext, e: SnapshotEntry, checkedDirs?: Set<string>): RecordDraft | null {
+  const { d } = ctx;
+  try {
+    confine(d.root, e.path, checkedDirs);
+    if (e.linkOf !== null) {
+      confine(d.root, e.linkOf, checkedDirs);
+      if (d.db.objectByPath(e.linkOf)?.type !== 'file') throw IntersyncError.BAD_PATH(e.path, `hard link to ${e.linkOf}, which is not a file here`);
+    }
+    const draft = d.apply.localize(draftOf(e, d.serverNode as NodeId, d.clock.now()), ctx.policy);
+    if (draft.mode !== e.mode) d.log.warn({ path: e.path, mode: e.mode.toString(8), applied: draft.mode.toString(8) }, 'set-id bits from a peer dropped');
+    return draft;
+  } catch (err) {
+    // In a fresh copy a missing parent is one refused here (or sent out of order): its entries are refused too.
+    const refused = err instanceof IntersyncError && (err.code === 'BAD_PATH' || err.code === 'UNSAFE_LINK' || (ctx.fresh && err.code === 'CONFLICT'));
+    if (!refused) throw err;
+    d.log.warn({ path: e.path, code: err.code, err: err.message }, 'first copy: entry skipped');
+    noteRefused(d.db, e.fid);
+    return null;
+  }
 }
 
 /** Meta key: the names a fresh copy is writing straight into place, until the batch is journaled. */

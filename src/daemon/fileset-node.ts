@@ -16,6 +16,7 @@ import type { WatchFn } from '#presto/dir-watcher.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
+import { attrPolicyOf } from '#policy/attr-policy.js';
 import type { FilesetServer } from '#net/server.js';
 import type { EdgeLimits } from '#net/edge-guard.js';
 import { parseWireLml } from '#net/protocol/wire-record.js';
@@ -108,7 +109,10 @@ export class FilesetNode {
     this.#flushLog = l.flush;
     const kmlLog = l.log.child({ component: 'kml' });
     ApplyPath.cleanTmp(paths.tmp);
-    this.apply = new ApplyPath({ root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }) });
+    this.apply = new ApplyPath({
+      root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }),
+      attrs: () => attrPolicyOf((k) => db.getMeta(k)),
+    });
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
@@ -162,6 +166,7 @@ export class FilesetNode {
       const node = new FilesetNode(o, paths, db, created);
       if (node.secretMoved) node.log.warn({ from: paths.legacySecret, to: node.state.secret }, 'fileset secret moved out of the served tree');
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
+      node.log.info({ ...node.apply.attrs }, 'fileset attribute policy');
       await node.#recover();
       await node.apply.withThread(db.objectCount() >= SPLIT_SCAN_MIN, (statMany) => node.capture.start(statMany));
       if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);

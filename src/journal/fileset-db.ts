@@ -640,6 +640,21 @@ export class FilesetDb {
   }
 
   /**
+   * Client side: a record from the server that this node refuses to apply (an escaping symlink under
+   * safe-links, or a later change of one): kept in the KML as the server's history, last_rcvd moved,
+   * the object table and the digest untouched (the disk holds nothing of it).
+   */
+  skipRemote(r: KmlRecord, peer: string, now: number): void {
+    this.#transaction(() => {
+      if (this.#st.kmlHas!.get(r.tid) === undefined) {
+        this.#st.kmlInsert!.run(r);
+        if (r.tid > this.#lastTid) this.#lastTid = r.tid;
+      }
+      this.#st.lastRcvdSet!.run(peer, r.tid, now);
+    });
+  }
+
+  /**
    * Client side: file `fid` now holds the peer's current content, placed without a record of its own (the
    * record that made it came when the peer no longer held that content; a later one named it again). The
    * version stays; hard links to it change with it, as with a write.

@@ -15,6 +15,8 @@ export interface MkfsOptions {
   readonly clock: Clock;
   /** The shared uuid of an existing fileset this node joins (a client); a new one when absent. */
   readonly uuid?: string;
+  /** Fileset settings to store (`preserve-setid`, `preserve-owner`, `safe-links`: 'true' or 'false'). */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 export interface MkfsResult {
@@ -49,6 +51,7 @@ export function mkfs(dir: string, opts: MkfsOptions): MkfsResult {
     rmSync(`${staging}-shm`, { force: true });
     const uuid = opts.uuid ?? randomUUID();
     const db = FilesetDb.create(staging, { fileset: name, uuid, nodeId, created: opts.clock.now() });
+    for (const [k, v] of Object.entries(opts.settings ?? {})) db.setMeta(k, v);
     db.close();
     for (const suffix of ['-wal', '-shm']) rmSync(`${paths.db}${suffix}`, { force: true });
     renameSync(staging, paths.db);

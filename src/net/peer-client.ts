@@ -21,6 +21,8 @@ export interface HelloInfo {
   readonly tokenScope: 'fileset' | 'subtree';
   readonly leaseMs: number;
   readonly conflictPolicy: string;
+  /** The fileset's attribute policy (preserveSetid, preserveOwner, safeLinks), unchecked: `parseServerAttrs` reads it. */
+  readonly attrs?: unknown;
 }
 
 /** One object of a snapshot as it travels: a row of the server's table, and for a hard link the first name of its inode. */

@@ -237,7 +237,7 @@ export class FilesetServer {
       return {
         proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
         lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
-        conflictPolicy: db.getMeta('conflict-policy') ?? 'keep-both',
+        conflictPolicy: db.getMeta('conflict-policy') ?? 'keep-both', attrs: f.apply.attrs,
       };
     });
 
@@ -611,12 +611,13 @@ export class FilesetServer {
       }
       if (frame.type === 'end') break;
       if (frame.type !== 'record') throw IntersyncError.PROTOCOL(`unexpected ${frame.type} frame in a reintegration`);
-      const d = parseWireLml(frame.header.r);
-      if (d.origin !== node || !isNodeId(d.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
-      const creates = d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link';
-      if (creates && !d.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${d.fid}`);
+      const sent = parseWireLml(frame.header.r);
+      if (sent.origin !== node || !isNodeId(sent.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
+      const creates = sent.kind === 'create' || sent.kind === 'mkdir' || sent.kind === 'symlink' || sent.kind === 'link';
+      if (creates && !sent.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${sent.fid}`);
       // Found by the route fuzzer: a create with a pre-version passed the apply path's check and failed in the commit, a 500.
-      if (creates && d.preVersion !== NO_VERSION) throw IntersyncError.BAD_REQUEST(`a ${d.kind} has no pre-version (it names ${formatTid(d.preVersion)})`);
+      if (creates && sent.preVersion !== NO_VERSION) throw IntersyncError.BAD_REQUEST(`a ${sent.kind} has no pre-version (it names ${formatTid(sent.preVersion)})`);
+      let d = sent;
       const done = db.kmlByOrigin(d.origin, d.seq);
       if (done !== undefined) {
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
@@ -628,6 +629,9 @@ export class FilesetServer {
       }
       try {
         await f.syncPaths?.(d.newPath === null ? [d.path] : [d.path, d.newPath]);
+        // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
+        d = f.apply.localize(sent);
+        if (d.mode !== sent.mode) log.warn({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, 'set-id bits from a peer dropped');
         const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
         // Check right before the change, in the same tick as the commit: nothing can slip in between.
         const err = f.apply.check(d);

@@ -5,6 +5,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   BAD_ARGUMENT: 400,
   BAD_REQUEST: 400,
   BAD_PATH: 400,
+  UNSAFE_LINK: 400,
   PROTOCOL: 400,
   UNAUTHORIZED: 401,
   REVOKED: 401,

@@ -118,3 +118,50 @@ export function parseWireLml(v: unknown): LmlRecord {
   const o = obj(v);
   return { ...parseDraft(o), seq: seq(o, 'seq') };
 }
+
+/** One object of a server's snapshot (first copy, resync) as a client takes it. */
+export interface WireEntry {
+  readonly fid: Fid;
+  readonly path: string;
+  readonly type: 'file' | 'dir' | 'symlink';
+  readonly version: string;
+  readonly mode: number;
+  readonly uid: number;
+  readonly gid: number;
+  readonly mtimeMs: number;
+  readonly size: number | null;
+  readonly hash: string | null;
+  readonly target: string | null;
+  /** A hard link: the first name of its inode. */
+  readonly linkOf: string | null;
+}
+
+/**
+ * A snapshot entry from a server, checked once at the edge like a record: a normalised relative path
+ * (and link name), a known type, a mode within 0o7777, a symlink's target, a file's hash and size.
+ */
+export function parseWireEntry(v: unknown): WireEntry {
+  const o = obj(v);
+  const type = o.type;
+  if (type !== 'file' && type !== 'dir' && type !== 'symlink') throw bad('type', `unknown type ${JSON.stringify(type)}`);
+  if (typeof o.path !== 'string') throw bad('path', 'not a string');
+  const path = checkRelPath(o.path);
+  tid(o, 'version');
+  let target: string | null = null;
+  if (type === 'symlink') {
+    if (typeof o.target !== 'string' || o.target.length === 0 || o.target.length > 4096 || o.target.includes('\0')) throw bad('target', 'bad symlink target');
+    target = o.target;
+  }
+  const linkOf = type === 'file' ? optPath(o, 'linkOf') : null;
+  let hash: string | null = null;
+  let size: number | null = null;
+  if (type === 'file') {
+    if (typeof o.hash !== 'string' || !/^[0-9a-f]{64}$/.test(o.hash)) throw bad('hash', 'not a SHA-256 in hex');
+    hash = o.hash;
+    size = int(o, 'size', 0, Number.MAX_SAFE_INTEGER);
+  }
+  return {
+    fid: parseFid(o.fid), path, type, version: o.version as string, mode: int(o, 'mode', 0, 0o7777), uid: int(o, 'uid', 0, 0xffffffff),
+    gid: int(o, 'gid', 0, 0xffffffff), mtimeMs: finite(o, 'mtimeMs'), size, hash, target, linkOf,
+  };
+}
