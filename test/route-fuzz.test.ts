@@ -151,6 +151,8 @@ function frames(parts: Buffer[]): Buffer {
 
 const ROUTES: Record<string, () => Req> = {
   hello: () => json('POST', '/v1/hello', { node: CLIENT, proto: PROTOCOL_VERSION, replicate: rnd() < 0.5 }),
+  // With CLIENT's credential as the bearer: "enrolled already" (4xx), or a mutated body; never a 5xx.
+  enrol: () => (rnd() < 0.5 ? json('POST', '/v1/enrol', { node: CLIENT, proto: PROTOCOL_VERSION }) : json('POST', '/v1/enrol', mutate({ node: CLIENT, proto: PROTOCOL_VERSION, replicate: false }))),
   snapshot: () => ({ method: 'GET', path: fsPath(rnd() < 0.8 ? 'snapshot' : `snapshot?x=${q(randomJson())}`) }),
   copy: () => ({ method: 'GET', path: fsPath('copy') }),
   content: () => json('POST', fsPath('content'), { fids: Array.from({ length: int(5) }, () => pick(fids)) }),
