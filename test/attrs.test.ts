@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
@@ -20,7 +20,7 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid } from '#core/ids.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { eventually } from './farm.js';
-import { cli, enrolNode, freePort, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
+import { cli, enrolNode, freePort, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 
 const FAKE = 'f0f0f0f0f0f0f0f0';
 const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
@@ -152,7 +152,8 @@ test('preserve-setid / preserve-owner keep set-id bits and owners (on a client o
   const trusting = s.dir('intersync-attrs-cli-');
   await s.spawn(spawnClient(trusting, s.dir('intersync-attrs-log-'), srv.port, srv.secretFile, ['--preserve-setid', '--preserve-owner']));
   const wary = s.dir('intersync-attrs-cli-');
-  await s.spawn(spawnClient(wary, s.dir('intersync-attrs-log-'), srv.port, srv.secretFile));
+  const waryLog = s.dir('intersync-attrs-log-');
+  await s.spawn(spawnClient(wary, waryLog, srv.port, srv.secretFile));
   const suid = await srv.peer.create('suid', SCRIPT, { mode: 0o4755, uid: 0, gid: 0 });
   await srv.peer.create('given', SCRIPT, { mode: 0o644, uid: 4321, gid: 4321 });
   for (const [target, why] of [['/etc/passwd', 'absolute'], ['../outside', 'leaves the tree'], ['a/../../x', 'climbs out']] as const) {
@@ -176,6 +177,12 @@ test('preserve-setid / preserve-owner keep set-id bits and owners (on a client o
   await eventually('the wary client got the setattr', () => exists(join(wary, 'inside')) && modeOf(join(wary, 'suid')), (m) => m === 0o777);
   assert.equal(lstatSync(join(wary, 'given')).uid, process.getuid!(), 'the wary client keeps its own owner');
   await assertDigestIsDisk(wary);
+  // Its state differs from the server's by design (0777 where the server has 04777): the digest check must not
+  // take that for a client gone astray and resync it (again and again: a resync cannot change it). Fails
+  // without the fix: "state differs from the server's …" within a few pings.
+  await sleep(14_000); // two pings of the stream (every 10 s when idle) with a difference: enough for the check to fire
+  const log = readdirSync(waryLog).map((f) => readFileSync(join(waryLog, f), 'utf8')).join('');
+  assert.equal(/state differs from the server/.test(log), false, 'the wary client did not resync for a difference of policy');
 });
 
 /**

@@ -27,6 +27,17 @@ export function clientAttrs(db: FilesetDb): AttrPolicy {
   return stricter(server, attrPolicyOf((k) => db.getMeta(k)));
 }
 
+/**
+ * This client takes set-id bits or owners more strictly than the server does: its state then differs from
+ * the server's by design (stripped modes), and no resync can change that.
+ */
+export function stricterThanServer(db: FilesetDb): boolean {
+  const raw = db.getMeta(SERVER_ATTRS);
+  const server = raw === undefined ? SAFE_ATTRS : parseServerAttrs(JSON.parse(raw));
+  const mine = clientAttrs(db);
+  return ATTR_SETTINGS.some(([, field]) => mine[field] !== server[field]);
+}
+
 /** At hello: remember what the server announced and log what this client applies. */
 export function learnServerAttrs(db: FilesetDb, announced: unknown, log: Logger): void {
   const server = parseServerAttrs(announced);

@@ -31,7 +31,7 @@ import { localNamesOf } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { firstCopy, type CopyProgress } from './copy.js';
 import { ensureCredential, initialBearer, pinOf, type ClientTrust } from './enrolment.js';
-import { clientAttrs, learnServerAttrs, refusedFids, skipRefused } from './client-attrs.js';
+import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { writeStatusFile } from './status-file.js';
@@ -576,8 +576,10 @@ export class ClientNode {
     const db = this.db;
     const now = this.#o.clock.monotonic();
     const want = serverDigest ?? db.kmlAt(serverTid)?.digest;
+    // A client that refused some of the server's objects (safe-links), or takes modes and owners more strictly
+    // than the server, differs from it by design: a resync could not change that, so it does not check.
     if (db.lmlCount() > 0 || this.#behind().size > 0 || db.lastRcvdOf(this.#serverNode()) !== serverTid || want === undefined
-      || want === formatDigest(db.digest)) {
+      || want === formatDigest(db.digest) || refusedFids(db).size > 0 || stricterThanServer(db)) {
       this.#diverged = null;
       return;
     }
