@@ -446,7 +446,12 @@ test('a file written on a client while it held a stand-in, then changed in mode 
   s.proxy.match = /^/;
   s.proxy.cut();
   const mine = 'written here over the stand-in\n';
+  const pendingBefore = journalState(s.cli).lml;
   writeFileSync(join(s.cli, 'beta/h'), mine);
+  // Journaled before the link comes back (under load capture may lag the test): the write meets the server's
+  // record as a pending local change, which is the case this test is about.
+  for (let i = 0; i < 2_000 && journalState(s.cli).lml <= pendingBefore; i++) await sleep(10);
+  assert.ok(journalState(s.cli).lml > pendingBefore, 'the client journaled its write');
   const before = journalState(s.srv).lastTid;
   chmodSync(join(s.srv, 'beta/h'), 0o600);
   for (let i = 0; i < 1_000 && journalState(s.srv).lastTid === before; i++) await sleep(10);
