@@ -19,7 +19,13 @@ export interface EnrolInfo {
   readonly nodeId: string;
 }
 
-const NODE_RE = '^[0-9a-f]{16}$';
+export const NODE_RE = '^[0-9a-f]{16}$';
+
+/** The body of hello and enrol: a node names itself, its protocol, and whether it replicates. */
+export const NODE_HELLO_BODY = {
+  type: 'object', required: ['node', 'proto'], additionalProperties: false,
+  properties: { node: { type: 'string', pattern: NODE_RE }, proto: { type: 'integer' }, replicate: { type: 'boolean' } },
+} as const;
 const SEEN_EVERY_MS = 5_000;
 /** Routes an invitation opens: enrolment, and hello (to learn which fileset this is). */
 const INVITE_ROUTES = new Set(['/v1/enrol', '/v1/hello']);
@@ -104,12 +110,7 @@ export class IdentityGate {
   /** `POST /v1/enrol`: the fileset secret or an invitation buys a node its own credential, once. */
   routes(app: FastifyInstance, info: () => EnrolInfo): void {
     app.post('/v1/enrol', {
-      schema: {
-        body: {
-          type: 'object', required: ['node', 'proto'], additionalProperties: false,
-          properties: { node: { type: 'string', pattern: NODE_RE }, proto: { type: 'integer' }, replicate: { type: 'boolean' } },
-        },
-      },
+      schema: { body: NODE_HELLO_BODY },
     }, async (req) => {
       const b = req.body as { node: string; proto: number; replicate?: boolean };
       const c = this.caller(req);

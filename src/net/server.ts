@@ -19,7 +19,7 @@ import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
 import { UploadStaging } from './upload-staging.js';
-import { IdentityGate } from './identity-gate.js';
+import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
@@ -53,7 +53,6 @@ export const STREAM_BODY_LIMIT = 1 << 30;
 const MAX_TOKEN_WAIT_MS = 10_000;
 const PING_MS = 10_000;
 const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
-const NODE_RE = '^[0-9a-f]{16}$';
 const TID_RE = '^(0x[0-9a-fA-F]{1,16}|[0-9]{1,19})$';
 
 interface Follower {
@@ -220,12 +219,7 @@ export class FilesetServer {
     const params = { type: 'object', required: ['uuid'], properties: { uuid: { type: 'string', pattern: UUID_RE } } };
 
     app.post('/v1/hello', {
-      schema: {
-        body: {
-          type: 'object', required: ['node', 'proto'], additionalProperties: false,
-          properties: { node: { type: 'string', pattern: NODE_RE }, proto: { type: 'integer' }, replicate: { type: 'boolean' } },
-        },
-      },
+      schema: { body: NODE_HELLO_BODY },
     }, async (req) => {
       const b = req.body as { node: string; proto: number; replicate?: boolean };
       if (b.proto !== PROTOCOL_VERSION) throw IntersyncError.PROTOCOL(`client speaks protocol ${b.proto}, server ${PROTOCOL_VERSION}`);

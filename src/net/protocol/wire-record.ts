@@ -1,7 +1,7 @@
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, isNodeId, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { checkRelPath } from '#core/paths.js';
-import { RECORD_KINDS, type KmlRecord, type LmlRecord, type RecordDraft, type RecordKind } from '#core/record.js';
+import { RECORD_KINDS, type KmlRecord, type LmlRecord, type ObjectState, type RecordDraft, type RecordKind } from '#core/record.js';
 
 /**
  * Records on the wire: JSON with TIDs as "0x%016x" strings and sequence numbers as decimal strings.
@@ -119,22 +119,13 @@ export function parseWireLml(v: unknown): LmlRecord {
   return { ...parseDraft(o), seq: seq(o, 'seq') };
 }
 
-/** One object of a server's snapshot (first copy, resync) as a client takes it. */
-export interface WireEntry {
-  readonly fid: Fid;
-  readonly path: string;
+/** One object of a server's snapshot (first copy, resync) as a client takes it: its state, version as a TID text. */
+export type WireEntry = Omit<ObjectState, 'version' | 'type'> & {
   readonly type: 'file' | 'dir' | 'symlink';
   readonly version: string;
-  readonly mode: number;
-  readonly uid: number;
-  readonly gid: number;
-  readonly mtimeMs: number;
-  readonly size: number | null;
-  readonly hash: string | null;
-  readonly target: string | null;
   /** A hard link: the first name of its inode. */
   readonly linkOf: string | null;
-}
+};
 
 /**
  * A snapshot entry from a server, checked once at the edge like a record: a normalised relative path
