@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, journalState } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, readOrNull, statusJson } from './farm.js';
+import { journalState } from './helpers.js';
+import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, readOrNull, statusJson } from './farm.js';
 
 // ---------------------------------------------------------------- fault 2: capture
 
@@ -49,17 +49,6 @@ test('capture journals a write, an unlink and a create made under a directory re
 
 // ---------------------------------------------------------------- fault 3: offline changes under a renamed directory
 
-/** Take a client off line with the CLI and wait until its daemon says so. */
-async function disconnect(farm: Farm, dir: string): Promise<void> {
-  const r = cli(['disconnect', dir]);
-  assert.equal(r.code, 0, r.stderr);
-  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > 0);
-}
-
-function reconnect(dir: string): void {
-  const r = cli(['reconnect', dir]);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 function readdirOrEmpty(dir: string): string[] {
   try {

@@ -275,3 +275,16 @@ export function readOrNull(path: string): string | null {
     return null;
   }
 }
+
+/** Take a client off line with the CLI and wait until its daemon says so. */
+export async function disconnect(farm: Farm, dir: string): Promise<void> {
+  const r = cli(['disconnect', dir]);
+  assert.equal(r.code, 0, r.stderr);
+  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > 0);
+}
+
+/** Bring a client back on line with the CLI. */
+export function reconnect(dir: string): void {
+  const r = cli(['reconnect', dir]);
+  assert.equal(r.code, 0, r.stderr);
+}

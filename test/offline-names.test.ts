@@ -4,19 +4,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, journalState } from './helpers.js';
-import { Farm, assertSettled, eventually, journaled, readOrNull } from './farm.js';
+import { journalState } from './helpers.js';
+import { Farm, disconnect, reconnect, assertSettled, eventually, journaled, readOrNull } from './farm.js';
 
-async function disconnect(farm: Farm, dir: string): Promise<void> {
-  const r = cli(['disconnect', dir]);
-  assert.equal(r.code, 0, r.stderr);
-  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > 0);
-}
-
-function reconnect(dir: string): void {
-  const r = cli(['reconnect', dir]);
-  assert.equal(r.code, 0, r.stderr);
-}
 
 /** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
 function files(dir: string, rel = ''): Map<string, string> {
