@@ -484,15 +484,12 @@ export class FilesetDb {
       // Meanwhile other records named it by that name too: entries made below it (a directory), hard links
       // made to it. They follow it, or they would name the server's object at `from`; up to the first record
       // after which `from` no longer names it (a directory above it moved, or another object took the name).
-      for (const r of this.readLml(seq, 10_000_000)) {
-        if (until !== null && r.seq >= until) break;
-        const aboveMoved = r.kind === 'rename' && from.startsWith(`${r.path}/`);
-        const nameTaken = r.fid !== fid && ((CREATE_KINDS.has(r.kind) && r.path === from) || (r.kind === 'rename' && r.newPath === from));
-        if (aboveMoved || nameTaken) {
-          until = r.seq;
-          break;
-        }
-      }
+      // Only the pending renames and the records onto `from` can end that: not the whole LML.
+      const ends = [
+        ...this.pendingRenames().filter((r) => r.seq > seq && from.startsWith(`${r.path}/`)),
+        ...this.pendingOnto(from).filter((r) => r.seq > seq && r.fid !== fid),
+      ];
+      for (const r of ends) if (until === null || r.seq < until) until = r.seq;
       const below = (p: string): string => (p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p);
       for (const r of (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml)) {
         if (r.fid === fid || r.seq <= seq || (until !== null && r.seq >= until)) continue;
