@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync, chmodSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cli, tmpDir, type CliResult } from './helpers.js';
@@ -117,4 +118,19 @@ test('--version prints the version with the store format and protocol', () => {
   const r = cli(['--version']);
   assert.equal(r.code, 0);
   assert.match(r.stdout, /^intersync \d+\.\d+\.\d+ \(store format \d+, protocol \d+\)\n$/);
+});
+
+// Fails without the fix in FilesetNode.start: a daemon whose port was taken printed the error and never
+// exited (its watches and identity store kept the process alive), so a service manager saw it running.
+test('a server whose port is taken exits with one error line and leaves no pid file behind', async (t) => {
+  const d = tmpDir();
+  t.after(d.cleanup);
+  const busy = createServer();
+  await new Promise<void>((ok) => busy.listen(0, '127.0.0.1', () => ok()));
+  t.after(() => busy.close());
+  const port = (busy.address() as AddressInfo).port;
+  const r = cli(['--log-dir', d.path, '--listen', `127.0.0.1:${port}`, d.path]);
+  assertOneLineError(r, 'IO');
+  assert.match(r.stderr, /another process uses this port/);
+  assert.equal(existsSync(join(d.path, '.intermezzo/default/daemon.pid')), false, 'the pid file was released');
 });

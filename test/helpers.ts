@@ -46,7 +46,8 @@ export async function enrolNode(base: string, dir: string, node: string): Promis
 
 export function tmpDir(prefix = 'intersync-test-'): { path: string; cleanup: () => void } {
   const path = mkdtempSync(join(tmpdir(), prefix));
-  return { path, cleanup: () => rmSync(path, { recursive: true, force: true }) };
+  // INTERSYNC_KEEP=1 keeps every temp directory (logs, trees, journals) to look at after a failure.
+  return { path, cleanup: () => process.env.INTERSYNC_KEEP === '1' ? undefined : rmSync(path, { recursive: true, force: true }) };
 }
 
 export interface CliResult {

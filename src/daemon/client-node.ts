@@ -626,6 +626,7 @@ export class ClientNode {
   async #keepServerContent(lml: readonly LmlRecord[]): Promise<void> {
     const behind = this.#behind();
     if (behind.size === 0) return;
+    const kept: string[] = [];
     for (const r of lml) {
       if (!behind.has(r.fid) || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'unlink')) continue;
       try {
@@ -640,12 +641,16 @@ export class ClientNode {
         chmodSync(staged.file, r.mode);
         utimesSync(staged.file, r.mtimeMs / 1000, r.mtimeMs / 1000);
         renameSync(staged.file, join(this.paths.dir, aside));
+        kept.push(aside);
         this.#noteBehind(r.fid, false);
         this.log.warn({ path: r.path, keptAs: aside }, 'conflict: changed here before its content came from the server; the server\'s content kept beside');
       } catch (e) {
         this.log.warn({ path: r.path, err: (e as Error).message }, 'cannot keep the server\'s content of a file changed here before it came');
       }
     }
+    // Journaled now, not when capture gets to it: until it is, this node would look caught up with the server
+    // (nothing pending, the same state) while holding a file nobody else has.
+    if (kept.length > 0) await this.capture.syncPaths(kept);
   }
 
   /**

@@ -161,9 +161,11 @@ export class FilesetNode {
       db.close();
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
+    let made: FilesetNode | undefined;
     try {
       db.setMeta('role', 'server');
       const node = new FilesetNode(o, paths, db, created);
+      made = node;
       if (node.secretMoved) node.log.warn({ from: paths.legacySecret, to: node.state.secret }, 'fileset secret moved out of the served tree');
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       node.log.info({ ...node.apply.attrs }, 'fileset attribute policy');
@@ -178,10 +180,19 @@ export class FilesetNode {
       node.#statusTimer.unref();
       return node;
     } catch (e) {
+      // What started before the failure (watches, the listener, the identity store) must not keep the process alive.
+      if (made !== undefined) await made.#abandon();
       db.close();
       releasePidFile(paths.pidFile);
       throw e;
     }
+  }
+
+  async #abandon(): Promise<void> {
+    if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
+    await this.server?.close().catch(() => undefined);
+    this.#identity?.close();
+    await this.capture.stop().catch(() => undefined);
   }
 
   /** Reintegrated changes that were being applied when the process died: journal them if they reached the disk. */
