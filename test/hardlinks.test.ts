@@ -7,7 +7,7 @@ import { chmodSync, linkSync, readFileSync, statSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { journalState, sleep } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled } from './farm.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, reconnect } from './farm.js';
 
 /** A server and one client with `f` and its hard link `g` journaled and replicated. */
 async function linkedPair(t: TestContext): Promise<Farm> {
@@ -124,4 +124,24 @@ test('a node that joins after a chmod through the second name of a hard link cop
     assert.equal(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: one inode`);
   }
   await assertSettled(farm.all);
+});
+
+test('a write through one name of a hard link on the server while a client wrote through the other name off line: both versions kept, the link stays one inode, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix in the conflict step (#changesThroughLinks): the server's write to f found no
+  // pending change of f on the client and was written into the inode, over the client's write to g; the
+  // client's record of g, made against the old version, was refused three times and the client resynced.
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await disconnect(farm, c);
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  await writeInPlace(farm.server, 'f', 'written on the server through f\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assertLinked(d, 'written on the server through f\n', 'after the reconnection');
+    const copies = conflictCopies(d);
+    assert.equal(copies.length, 1, `${d}: one conflict copy: ${copies.join(' ')}`);
+    assert.equal(readFileSync(join(d, copies[0]!), 'utf8'), 'written on the client through g\n', `${d}: the copy holds the client's write`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
 });

@@ -165,13 +165,18 @@ export class ConflictResolver {
     const db = this.#d.db;
     if (['create', 'mkdir', 'symlink', 'link'].includes(r.kind)) return;
     const local = db.localRecordsOf(r.fid);
-    if (local.length === 0) return;
+    // Hard links: a change here through another name of the inode is a change of this object too (the server's
+    // change is written into the same inode, and the other name's record, made against the old version, would
+    // be refused for ever).
+    const viaLinks = this.#changesThroughLinks(r);
+    if (local.length === 0 && viaLinks.length === 0) return;
     this.#touched = true;
     const o = db.objectByFid(r.fid);
     const removedHere = o === undefined;
-    const contentHere = local.some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'create');
+    const changed = [...local, ...viaLinks];
+    const contentHere = changed.some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'create');
     const renamedHere = local.filter((x) => x.kind === 'rename').at(-1)?.newPath ?? null;
-    const modeHere = local.some((x) => x.kind === 'setattr') ? o?.mode ?? null : null;
+    const modeHere = changed.some((x) => x.kind === 'setattr') ? o?.mode ?? null : null;
     const remoteContent = r.kind === 'write' || r.kind === 'truncate';
     const remoteGone = r.kind === 'unlink' || r.kind === 'rmdir';
 
@@ -182,8 +187,10 @@ export class ConflictResolver {
       this.#unplaced.set(saved, { name: r.path, tid: r.tid });
     }
 
-    // Back to the server's base state of the object, at the server's name, so `r` applies.
+    // Back to the server's base state of the object, at the server's name, so `r` applies. The other names of
+    // the inode take the server's change with it: what they changed here is redone below like this name's.
     db.dropLocal(r.fid);
+    db.rewriteLml([], viaLinks.map((x) => x.seq));
     const type = o?.type ?? (local.some((x) => x.kind === 'rmdir') ? 'dir' : 'file');
     const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
@@ -274,6 +281,17 @@ export class ConflictResolver {
       this.#record(r, r.path, kind, 'keep-both', aside, 'open', null);
       this.#d.log.warn({ path: r.path, keptAs: aside, tid: formatTid(r.tid) }, 'conflict: changed on both sides; local kept beside');
     }
+  }
+
+  /** Pending changes of content or attributes made here through the other names of the inode a server change of content or attributes reaches. */
+  #changesThroughLinks(r: KmlRecord): LmlRecord[] {
+    if (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr') return [];
+    const db = this.#d.db;
+    const o = db.objectByFid(r.fid);
+    if (o?.type !== 'file' || o.ino === null) return [];
+    return db.objectsByIno(o.ino)
+      .filter((x) => x.fid !== o.fid && x.type === 'file')
+      .flatMap((x) => db.localRecordsOf(x.fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
   }
 
   /** The server removes a directory that holds objects made here: move them out beside it. */
