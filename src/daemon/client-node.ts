@@ -6,7 +6,7 @@ import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { formatDigest } from '#core/digest.js';
 import { NO_VERSION, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
-import { Signal } from '#core/mutex.js';
+import { Mutex, Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
@@ -97,6 +97,8 @@ export class ClientNode {
   readonly reint: Reintegrator;
   readonly #resolver: ConflictResolver;
   readonly guard = new EchoGuard();
+  /** A batch on its way to the server and a server record being applied (or a resync) never overlap. */
+  readonly #exchange = new Mutex();
   readonly log: Logger;
   readonly logFile: string;
   readonly #o: ClientNodeOptions;
@@ -176,6 +178,7 @@ export class ClientNode {
         this.#abort.abort(); // the follow loop runs the resync
       },
       beforeSend: (lml) => this.#keepServerContent(lml),
+      exclusive: (fn) => this.#exchange.run(fn),
     });
   }
 
@@ -361,7 +364,7 @@ export class ClientNode {
       if (this.#resyncRequested) {
         this.#resyncRequested = false;
         try {
-          await this.#resync();
+          await this.#exchange.run(() => this.#resync());
         } catch (e) {
           this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
           this.#resyncRequested = true;
@@ -390,7 +393,7 @@ export class ClientNode {
             const r = parseWireRecord(f.header.r);
             this.#stale.add(r.fid);
             try {
-              await this.#applyForwarded(r, f.payload);
+              await this.#exchange.run(() => this.#applyForwarded(r, f.payload));
               this.#applyStuckSince = null;
             } catch (e) {
               this.#applyStuckSince ??= this.#o.clock.now();
@@ -434,7 +437,7 @@ export class ClientNode {
             : 'a server record does not apply here: resyncing the whole fileset, keeping local changes');
           this.#o.onWarning?.(err);
           try {
-            await this.#resync();
+            await this.#exchange.run(() => this.#resync());
             continue;
           } catch (e2) {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');

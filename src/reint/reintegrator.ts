@@ -37,6 +37,11 @@ export interface ReintegratorDeps {
   readonly blockMaps: BlockMapCache;
   /** Called with the records about to be sent, before they are: what they would destroy on the server can be kept first. */
   readonly beforeSend?: (lml: readonly LmlRecord[]) => Promise<void>;
+  /**
+   * Runs the exchange of a batch (send, answer, its effect on the LML) apart from the application of the
+   * server's records: a conflict step must never rewrite or drop a record that is on its way to the server.
+   */
+  readonly exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
 }
 
 export interface ReintStatus {
@@ -201,6 +206,19 @@ export class Reintegrator {
     frames.push(encodeFrame('end'));
     const paths = batch.flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
     await this.#takeTokens(scopesFor(paths, d.scopeMode()));
+    const exclusive = d.exclusive ?? (<T>(fn: () => Promise<T>): Promise<T> => fn());
+    return exclusive(async () => {
+      // A server record applied since the batch was read may have rewritten or dropped some of it (the
+      // conflict step): read again, from the LML as it is now.
+      const now = lml.slice(0, batch.length);
+      if (now.some((r) => !sameLml(r, d.db.lmlRecord(r.seq)))) return true;
+      return this.#exchange(batch, frames);
+    });
+  }
+
+  /** Send a batch read from the LML and take the server's answer into it. */
+  async #exchange(batch: readonly LmlRecord[], frames: Buffer[]): Promise<boolean> {
+    const d = this.#d;
     const maxSeq = batch[batch.length - 1]!.seq;
     if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
     const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
@@ -411,4 +429,10 @@ export class Reintegrator {
     }
     for (const scope of [...this.#recalled]) if (!this.#held.has(scope)) this.#recalled.delete(scope);
   }
+}
+
+/** The same pending record, unchanged (a conflict step rewrites names and versions, or drops it). */
+function sameLml(a: LmlRecord, b: LmlRecord | undefined): boolean {
+  return b !== undefined && a.kind === b.kind && a.fid === b.fid && a.path === b.path && a.newPath === b.newPath
+    && a.preVersion === b.preVersion && a.target === b.target && a.hash === b.hash && a.mode === b.mode;
 }
