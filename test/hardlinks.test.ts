@@ -3,7 +3,7 @@
 // journal digest equals the digest of its disk, and no write to either name ends in a refusal, a resync
 // or a conflict copy. (Issue 11, fault 1.)
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { journalState, sleep } from './helpers.js';
@@ -144,4 +144,43 @@ test('a write through one name of a hard link on the server while a client wrote
     assert.equal(readFileSync(join(d, copies[0]!), 'utf8'), 'written on the client through g\n', `${d}: the copy holds the client's write`);
   }
   assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});
+
+test('a file replaced and a hard link made on a client while it was stopped, away past retention: its resync keeps both names, and every node takes both changes', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix in protectLocal (daemon/resync-protect.ts): the resync kept the pending removals of
+  // the server's g and b, but still moved the new local g and b aside as if the server held those names, so
+  // every node ended with g.conflict-* and b.conflict-* instead of g and b.
+  const farm = await Farm.start(t, { clients: 1, serverArgs: ['--retain-records', '5'] });
+  const s = farm.server;
+  const c = farm.clients[0]!;
+  for (const n of ['f', 'a', 'b']) {
+    const before = journalState(s).lastTid;
+    writeFileSync(join(s, n), 'the same content\n');
+    await journaled(s, before);
+  }
+  const before = journalState(s).lastTid;
+  linkSync(join(s, 'f'), join(s, 'g'));
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  // While stopped: g replaced by a file of its own (same content), b made a second name of a.
+  writeFileSync(join(c, 'g.new'), readFileSync(join(c, 'g')));
+  renameSync(join(c, 'g.new'), join(c, 'g'));
+  unlinkSync(join(c, 'b'));
+  linkSync(join(c, 'a'), join(c, 'b'));
+  for (let i = 0; i < 10; i++) {
+    const b = journalState(s).lastTid;
+    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
+    await journaled(s, b);
+  }
+  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await farm.startNode(c);
+  await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+    assert.notEqual(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: g is an inode of its own`);
+    assert.equal(statSync(join(d, 'b')).ino, statSync(join(d, 'a')).ino, `${d}: a and b are one inode`);
+    for (const n of ['f', 'g', 'a', 'b']) assert.equal(readFileSync(join(d, n), 'utf8'), 'the same content\n', `${d}: ${n}`);
+  }
 });

@@ -13,6 +13,7 @@ import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
 import { evacuate, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { linkGroupsApart } from './link-groups.js';
 import { confine } from '#apply/confine.js';
 import { parseWireEntry } from '#net/protocol/wire-record.js';
 import type { AttrPolicy } from '#policy/attr-policy.js';
@@ -115,7 +116,10 @@ async function placeSnapshot(
   // and files are written straight at their names.
   const fresh = d.db.objectCount() === 0;
   if (fresh) d.db.deferHashIndex();
+  // Names whose hard-link grouping here is not the server's are placed again, however equal their content.
+  const apart = fresh ? new Set<string>() : linkGroupsApart(d.root, entries.filter((e) => !skip.has(e.fid)), (e) => d.db.objectByFid(e.fid as Fid)?.path === e.path);
   const have = (e: SnapshotEntry): boolean => {
+    if (apart.has(e.path)) return false;
     const o = d.db.objectByFid(e.fid as Fid);
     // The mode as this fileset takes it from a peer (set-id bits may be dropped), not as the server has it.
     const mode = o === undefined || o.type === 'symlink' ? 0 : d.apply.localize(draftOf(e, d.serverNode as NodeId, 0), policy).mode;
@@ -125,7 +129,7 @@ async function placeSnapshot(
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   const batches = batchesOf(todo);
-  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length, policy };
+  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length, policy, apart };
   // One request brings the content of many small files. The next batches' requests go out (the yield lets
   // them leave) before this batch is written, so the server reads them while this process writes.
   const inFlight: Array<Promise<Content>> = [];
@@ -227,7 +231,7 @@ async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, wr
     if (f.type === 'hello') {
       const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
       if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
-      ctx = { d, tid: at, fresh: true, p, skipped: 0, policy: d.apply.attrs };
+      ctx = { d, tid: at, fresh: true, p, skipped: 0, policy: d.apply.attrs, apart: new Set() };
       p.totalFiles = Number(f.header.entries ?? 0);
       p.totalBytes = Number(f.header.bytes ?? 0);
       d.onProgress(p);
@@ -461,6 +465,8 @@ interface PlaceContext {
   skipped: number;
   /** The attribute policy of this copy (read once). */
   readonly policy: AttrPolicy;
+  /** Files whose hard-link grouping here is not the server's (`linkGroupsApart`). */
+  readonly apart: ReadonlySet<string>;
 }
 
 /**
@@ -487,6 +493,9 @@ function place(
     const mine = d.db.objectByFid(e.fid as Fid);
     if (mine !== undefined && mine.path === e.path && mine.type === e.type && (e.type === 'dir' || (mine.hash === e.hash && e.linkOf === null))
       && (e.type !== 'symlink' || mine.target === e.target) && lstatOrNull(join(d.root, e.path)) !== null) {
+      // Sharing its inode here with names the server holds apart: an inode of its own (the server's links to
+      // it are made again after it).
+      if (e.type === 'file' && ctx.apart.has(e.path) && (lstatOrNull(join(d.root, e.path))?.nlink ?? 1) > 1) ownInode(d, draft, e.path);
       // Here already but for its mode (a change of mode lost on the way): the mode is set, nothing fetched again.
       if (!sameMode(mine.mode, { ...e, mode: draft.mode })) chmodSync(join(d.root, e.path), draft.mode & 0o7777);
       const st = lstatOrNull(join(d.root, e.path));
@@ -662,6 +671,17 @@ function sameMode(mode: number, e: SnapshotEntry): boolean {
 }
 
 /** The other name of a hard link to place is here, the same file (its content), so that a link to it is right. */
+/** Give a file an inode of its own, with the server's content and attributes; the other names keep the old one. */
+function ownInode(d: CopyDeps, draft: RecordDraft, path: string): void {
+  const abs = join(d.root, path);
+  try {
+    const staged = d.apply.stageBytes(draft, readFileSync(abs)); // refused when the content is not the server's
+    renameSync(staged.file, abs);
+  } catch (e) {
+    d.log.warn({ path, err: (e as Error).message }, 'resync: cannot give this name an inode of its own; it stays linked');
+  }
+}
+
 function linkable(d: CopyDeps, e: SnapshotEntry): boolean {
   if (e.linkOf === null) return false;
   const t = d.db.objectByPath(e.linkOf);

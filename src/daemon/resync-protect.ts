@@ -33,6 +33,7 @@ export function protectLocal(
   for (const r of d.db.readLml(0n, 1_000_000)) pending.set(r.fid, [...(pending.get(r.fid) ?? []), r]);
   const made: Fid[] = [];
   const remake: Fid[] = [];
+  const removedHere = new Set<string>();
   for (const [fid, recs] of pending) {
     const o = d.db.objectByFid(fid as Fid);
     const e = byFid.get(fid as Fid);
@@ -59,15 +60,17 @@ export function protectLocal(
     // the snapshot must not bring the object back meanwhile.
     if (o === undefined && e !== undefined && e.type !== 'dir' && recs.every((r) => r.preVersion === asTid(BigInt(e.version)))) {
       skip.add(fid);
+      removedHere.add(fid);
       continue;
     }
     saveLocal(d, fid as Fid, recs, e?.path, putBack);
   }
   const entries = localNames(d, snapshot, skip);
   for (const fid of made) {
-    // Made here: the server does not know it. Keep it, unless its name is the server's now.
+    // Made here: the server does not know it. Keep it, unless its name is the server's now (not when the
+    // server's object there is removed here: a file replaced here keeps its name).
     const o = d.db.objectByFid(fid);
-    if (o === undefined || !entries.some((x) => x.path === o.path)) continue;
+    if (o === undefined || !entries.some((x) => x.path === o.path && !removedHere.has(x.fid))) continue;
     const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
     renameSync(join(d.root, o.path), join(d.root, to));
     d.db.relocateLocal(o.fid, to);
