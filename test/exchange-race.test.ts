@@ -16,16 +16,17 @@ test('a directory made on a client while its mkdir is on the way, made and remov
   const cli = tmpDir('intersync-cli-');
   const logs = tmpDir('intersync-logs-');
   const procs: ChildProcess[] = [];
-  let proxy: DelayProxy | undefined;
+  const proxies: DelayProxy[] = [];
   t.after(async () => {
     for (const p of procs) await stopChild(p, 'SIGKILL');
-    await proxy?.close();
+    for (const p of proxies) await p.close();
     for (const d of [srv, cli, logs]) d.cleanup();
   });
   const port = await freePort();
   procs.push(await spawnServer(srv.path, logs.path, port));
   // The client's reintegration batches reach the server 1.5 s late; the forwarded stream is not held.
-  proxy = await DelayProxy.start(port, /^POST \/v1\/filesets\/[^/ ]+\/reint/, 1500);
+  const proxy = await DelayProxy.start(port, /^POST \/v1\/filesets\/[^/ ]+\/reint/, 1500);
+  proxies.push(proxy);
   procs.push(await spawnClient(cli.path, logs.path, proxy.port, secretFile(srv.path)));
   await waitConverged([srv.path, cli.path]);
 

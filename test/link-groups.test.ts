@@ -6,12 +6,13 @@ import { linkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { linkGroupsApart } from '#daemon/link-groups.js';
+import type { Fid } from '#core/ids.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';
 
 function entry(path: string, linkOf: string | null = null): SnapshotEntry {
   return {
-    fid: `feedfacefeedface-${path}`, path, type: 'file', version: '0x0000000000000001', mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000,
+    fid: `feedfacefeedface-${path}` as Fid, path, type: 'file', version: '0x0000000000000001', mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000,
     size: 5, hash: 'ab'.repeat(32), target: null, linkOf,
   };
 }
