@@ -162,3 +162,22 @@ test('a snapshot reader pages through the table as it was at its TID while the j
   const all = now.next(100).map((r) => r.path);
   assert.ok(all.includes('a-moved') && all.includes('g-new') && !all.includes('f20') && !all.includes('f15'));
 });
+
+test('a new file whose inode number a stale row still holds is not taken for a hard link of it', (t) => {
+  // Fails without the fix in FilesetDb#setIdentity: the write to a (whose row kept the number of an inode
+  // freed and reused by b) changed b's version and hash as if b were a second name of a's inode; the chaos run
+  // then refused every server record of b ("made against version 0x31, current is 0x14") and resynced.
+  const { db, cleanup } = fresh();
+  t.after(() => {
+    db.close();
+    cleanup();
+  });
+  const id = (ino: string) => ({ ino, mtimeNs: 1n, ctimeNs: 1n, racy: false });
+  const [a] = db.commit([{ draft: draft(db, { path: 'a' }), identity: id('77') }]);
+  const [b] = db.commit([{ draft: draft(db, { path: 'b', hash: 'bb'.repeat(32) }), identity: id('77') }]); // inode 77 reused
+  db.commit([{ draft: { ...draft(db, {}), kind: 'write', fid: a!.fid, path: 'a', preVersion: a!.postVersion, hash: 'cd'.repeat(32), size: 2 }, identity: id('78') }]);
+  const bNow = db.objectByFid(b!.fid)!;
+  assert.equal(bNow.version, b!.postVersion, 'b keeps its own version');
+  assert.equal(bNow.hash, 'bb'.repeat(32), 'b keeps its own content hash');
+  assert.equal(db.objectByFid(a!.fid)!.ino, '78');
+});

@@ -150,6 +150,8 @@ export class FilesetDb {
       remove: db.prepare('DELETE FROM objects WHERE fid = ?'),
       identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
       identityByIno: db.prepare('UPDATE objects SET mtime_ns = ?, ctime_ns = ?, racy = ? WHERE ino = ?'),
+      // A NULL identity makes capture look at the object again (stat, then read if needed).
+      forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
       kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
                              mtime_ms, size, hash, origin, time, digest, origin_seq)
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
@@ -584,7 +586,7 @@ export class FilesetDb {
         this.#lastTid = tid;
         const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null };
         this.#st.kmlInsert!.run(rec);
-        this.#setIdentity(d, c.identity);
+        this.#setIdentity(d, c.identity, true);
         out.push(rec);
       }
     });
@@ -606,7 +608,7 @@ export class FilesetDb {
         this.#lmlSeq += 1n;
         const rec: LmlRecord = { ...d, seq: this.#lmlSeq };
         this.#st.lmlInsert!.run(rec);
-        this.#setIdentity(d, c.identity);
+        this.#setIdentity(d, c.identity, true);
         out.push(rec);
       }
     });
@@ -629,7 +631,7 @@ export class FilesetDb {
         // The server moved it first: local records below (or of) it name it where it is now.
         if (r.kind === 'rename' && r.newPath !== null && cur !== undefined) this.#moveLml(r.fid, cur.path, r.newPath);
         this.#st.kmlInsert!.run(r);
-        this.#setIdentity(r, identity);
+        this.#setIdentity(r, identity, true);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
         this.#st.lastRcvdSet!.run(peer, r.tid, now);
       }
@@ -989,8 +991,15 @@ export class FilesetDb {
     return cur;
   }
 
-  #setIdentity(d: RecordDraft, id: StatIdentity | null): void {
+  /**
+   * `made`: the record's object was just made on disk (capture saw it appear, or the apply path wrote it). A
+   * new file, directory or symlink is a new inode (a second name of a file is a `link` record): another row
+   * holding its inode number holds a stale one (that inode was freed and reused), and would be taken for a
+   * hard link of it (a write through one name would change the other's version and content).
+   */
+  #setIdentity(d: RecordDraft, id: StatIdentity | null, made = false): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
+    if (made && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink')) this.#st.forgetIno!.run(id.ino, d.fid);
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
       // Every name of the inode sees the same stat (a new link moves the ctime of the others).
