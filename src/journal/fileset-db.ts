@@ -686,8 +686,9 @@ export class FilesetDb {
       this.#st.kmlInsert!.run(r);
       const o = this.objectByFid(r.fid);
       // The other names of a hard-linked inode took the version of a change through this one (#applyToObjects).
+      // (Not the names made here and not accepted yet: they have no version of the server's, see #applyToObjects.)
       const siblings = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file' && o.ino !== null
-        ? this.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file') : [];
+        ? this.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION) : [];
       if (r.originSeq !== null) {
         this.#st.lmlDelete!.run(r.originSeq);
         this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
@@ -1041,7 +1042,9 @@ export class FilesetDb {
           // takes the change's version (a change through one name meets a concurrent one through another).
           for (const sib of this.objectsByIno(o.ino)) {
             if (sib.fid === o.fid || sib.type !== 'file') continue;
-            this.#replace(sib, { ...sib, version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
+            // A name made here and not accepted yet has no version of the server's: its records stay made
+            // against none (the server's check follows them from its link record).
+            this.#replace(sib, { ...sib, version: sib.version === NO_VERSION ? NO_VERSION : version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
           }
         }
         return;
