@@ -3,7 +3,7 @@
 // touch -r ref f`): only the ctime tells, and the scan must look at it. After the restart the node's
 // journal digest equals its disk digest and the new content reaches every peer. (Issue 11, fault 5.)
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, utimesSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Farm, assertJournalIsDisk, assertSettled, eventually, readOrNull } from './farm.js';
@@ -64,4 +64,29 @@ test('a same-size rewrite with its mtime put back while a client was stopped is 
   await eventually('the server gets HELLO at f', () => readOrNull(join(farm.server, 'f')), (v) => v === AFTER);
   await assertSettled(farm.all);
   for (const d of farm.all) assert.equal(readFileSync(join(d, 'f'), 'utf8'), AFTER, `${d}: f`);
+});
+
+test('a directory renamed and a file removed inside it while the server was stopped: both are journaled at its restart and reach the client', { timeout: 90_000 }, async (t) => {
+  // Fails without the fix in Reconciler#addEntriesOf: the scan looked for the removal at the file's old
+  // name, found no row there (the rename had moved it), and never journaled it: the server's journal kept
+  // epsilon/deep/d.md, which its disk did not have ("nodes did not settle", the chaos run's seed 9101).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'beta'));
+      mkdirSync(join(s, 'epsilon'));
+      writeFileSync(join(s, 'beta/d.md'), 'removed while stopped\n');
+      writeFileSync(join(s, 'beta/kept'), 'kept\n');
+    },
+  });
+  await assertSettled(farm.all);
+  await farm.stopNode(farm.server);
+  renameSync(join(farm.server, 'beta'), join(farm.server, 'epsilon/deep'));
+  unlinkSync(join(farm.server, 'epsilon/deep/d.md'));
+  await farm.startNode(farm.server);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'epsilon/deep/d.md')), null, `${d}: d.md is gone`);
+    assert.equal(readOrNull(join(d, 'epsilon/deep/kept')), 'kept\n', `${d}: kept moved with its directory`);
+  }
 });

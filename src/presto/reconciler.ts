@@ -234,6 +234,13 @@ class Batch {
       const row = this.#d.db.objectByPath(q);
       if (row === undefined || row.ino !== lstatOrNull(this.#abs(q))?.ino) this.add(q);
     }
+    // And what the move brought along in the journal but is no longer there (removed after the move, while
+    // the daemon was stopped or in the same batch): its removal was looked for at its old name, and missed.
+    const present = new Set(names.map((n) => joinRel(dir, n)));
+    for (const row of this.#d.db.objectsBelow(dir)) {
+      if (present.has(row.path)) continue;
+      if (lstatOrNull(this.#abs(row.path)) === null) this.add(row.path);
+    }
   }
 
   /** The journaled object that `st` is, moved here from a name that no longer holds it. */
