@@ -7,7 +7,7 @@ import { chmodSync, linkSync, readFileSync, renameSync, statSync, unlinkSync, wr
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { journalState, sleep } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, reconnect } from './farm.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
 
 /** A server and one client with `f` and its hard link `g` journaled and replicated. */
 async function linkedPair(t: TestContext): Promise<Farm> {
@@ -183,4 +183,53 @@ test('a file replaced and a hard link made on a client while it was stopped, awa
     assert.equal(statSync(join(d, 'b')).ino, statSync(join(d, 'a')).ino, `${d}: a and b are one inode`);
     for (const n of ['f', 'g', 'a', 'b']) assert.equal(readFileSync(join(d, n), 'utf8'), 'the same content\n', `${d}: ${n}`);
   }
+});
+
+test('a write through one name of a hard link on a client off line, then that name removed there, while the server wrote the other name: the client\'s write is kept beside, nothing lost, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without FilesetDb.removedLinksOf: the removal of g took g's row, so the conflict step of the
+  // server's write to f found no pending change of the inode here and wrote the server's content into it,
+  // over the client's write (which then lived nowhere: the chaos run's "DESTROYED", seed 9101); and g's
+  // removal, made against the version before the server's write, was refused until the client resynced.
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await disconnect(farm, c);
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  unlinkSync(join(c, 'g'));
+  await eventually('the client journals the removal of g', () => journalState(c).lml, (n) => n >= 2);
+  await writeInPlace(farm.server, 'f', 'written on the server through f\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'written on the server through f\n', `${d}: f holds the server's write`);
+    assert.equal(readOrNull(join(d, 'g')), null, `${d}: g was removed`);
+    const copies = conflictCopies(d);
+    assert.deepEqual(copies.map((n) => readFileSync(join(d, n), 'utf8')), ['written on the client through g\n'], `${d}: the client's write kept beside: ${copies.join(' ')}`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});
+
+test('a hard link made on the server to a file a client renamed off line is made to that file at its new name there, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without localTarget (reint/local-names.ts): the client looked for the link's target at the server's
+  // name f, where nothing is here any more ("link target f is not a file here"), three times, then resynced.
+  const farm = await Farm.start(t, { clients: 1 });
+  const s = farm.server;
+  const c = farm.clients[0]!;
+  let before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f'), 'one inode\n');
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'f'), join(c, 'f2'));
+  await eventually('the client journals its rename', () => journalState(c).lml, (n) => n >= 1);
+  before = journalState(s).lastTid;
+  linkSync(join(s, 'f'), join(s, 'g'));
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'f')), null, `${d}: f was renamed`);
+    assert.equal(statSync(join(d, 'g')).ino, statSync(join(d, 'f2')).ino, `${d}: f2 and g are one inode`);
+    assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'one inode\n');
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
 });

@@ -97,13 +97,20 @@ function localNames(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlyS
     const here = d.db.objectByFid(e.fid as Fid)?.path;
     if (here !== undefined && here !== e.path) moves.push([e.path, here]);
   }
-  if (moves.length === 0) return [...snapshot];
   moves.sort((a, b) => b[0].length - a[0].length); // the longest (deepest) prefix first
   const map = (p: string): string => {
     const m = moves.find(([from]) => isUnder(p, from));
     return m === undefined ? p : `${m[1]}${p.slice(m[0].length)}`;
   };
-  return snapshot.map((e) => ({ ...e, path: map(e.path), linkOf: e.linkOf === null ? null : map(e.linkOf) }));
+  // A hard link's other name is the server's object at that path: kept here with its local changes (a
+  // pending rename of its own), it is where that object is here.
+  const byPath = new Map(snapshot.map((e) => [e.path, e]));
+  const linkOf = (p: string): string => {
+    const t = byPath.get(p);
+    const here = t !== undefined && skip.has(t.fid) ? d.db.objectByFid(t.fid as Fid)?.path : undefined;
+    return here ?? map(p);
+  };
+  return snapshot.map((e) => ({ ...e, path: map(e.path), linkOf: e.linkOf === null ? null : linkOf(e.linkOf) }));
 }
 
 /** Keep the local content of `fid` (when it changed here) to put back beside `name`, and drop its pending records. */

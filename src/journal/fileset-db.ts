@@ -95,6 +95,8 @@ type Row = Record<string, unknown>;
  * (WAL). Invariant: a record, the object's new state, the state digest and the
  * last TID change in one transaction, so they never disagree after a crash.
  */
+const REMOVED_LINKS = 'removed_links';
+
 export class FilesetDb {
   readonly file: string;
   readonly meta: FilesetMeta;
@@ -167,6 +169,7 @@ export class FilesetDb {
       lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
       lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
+      lmlRebaseFid: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ?'),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
@@ -563,6 +566,24 @@ export class FilesetDb {
     }));
   }
 
+  /**
+   * Client side: names of hard-linked files removed here whose removal the server has not accepted yet, by
+   * the inode they had (kept in meta: the LML does not say which inode a removed name was of). A change of
+   * that inode from the server reaches them too (see #applyToObjects and the conflict step).
+   */
+  removedLinksOf(ino: string): Fid[] {
+    const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
+    return Object.entries(all).filter(([, i]) => i === ino).map(([fid]) => fid as Fid);
+  }
+
+  #noteRemovedLink(fid: Fid, ino: string | null): void {
+    const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
+    if (ino === null && !(fid in all)) return;
+    if (ino === null) delete all[fid];
+    else all[fid] = ino;
+    this.setMeta(REMOVED_LINKS, JSON.stringify(all));
+  }
+
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
   setIdentity(fid: Fid, id: StatIdentity): void {
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, fid);
@@ -604,6 +625,9 @@ export class FilesetDb {
       for (const c of changes) {
         const d = c.draft;
         const cur = this.#current(d);
+        if (d.kind === 'unlink' && cur?.type === 'file' && cur.ino !== null && this.objectsByIno(cur.ino).some((x) => x.fid !== cur.fid && x.type === 'file')) {
+          this.#noteRemovedLink(cur.fid, cur.ino);
+        }
         this.#applyToObjects(d, cur, cur?.version ?? NO_VERSION);
         this.#lmlSeq += 1n;
         const rec: LmlRecord = { ...d, seq: this.#lmlSeq };
@@ -689,6 +713,7 @@ export class FilesetDb {
       // (Not the names made here and not accepted yet: they have no version of the server's, see #applyToObjects.)
       const siblings = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file' && o.ino !== null
         ? this.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION) : [];
+      if (r.kind === 'unlink') this.#noteRemovedLink(r.fid, null);
       if (r.originSeq !== null) {
         this.#st.lmlDelete!.run(r.originSeq);
         this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
@@ -1046,6 +1071,9 @@ export class FilesetDb {
             // against none (the server's check follows them from its link record).
             this.#replace(sib, { ...sib, version: sib.version === NO_VERSION ? NO_VERSION : version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
           }
+          // A name of the inode removed here, its removal not accepted yet: the server gave it this version
+          // too, so its records are made against it (else the removal is refused for ever).
+          if (version !== o.version) for (const fid of this.removedLinksOf(o.ino)) this.#st.lmlRebaseFid!.run(version, fid);
         }
         return;
       }

@@ -289,9 +289,9 @@ export class ConflictResolver {
     const db = this.#d.db;
     const o = db.objectByFid(r.fid);
     if (o?.type !== 'file' || o.ino === null) return [];
-    return db.objectsByIno(o.ino)
-      .filter((x) => x.fid !== o.fid && x.type === 'file')
-      .flatMap((x) => db.localRecordsOf(x.fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
+    // The inode's other names here, and those removed here since (their removal not accepted yet).
+    const names = [...db.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(o.ino)];
+    return names.flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
   }
 
   /** The server removes a directory that holds objects made here: move them out beside it. */

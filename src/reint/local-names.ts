@@ -25,6 +25,21 @@ export function localNamesOf(r: KmlRecord, renames: readonly LmlRecord[]): KmlRe
   if (renames.length === 0) return r;
   const path = localPath(r.path, renames);
   const newPath = r.newPath === null ? null : localPath(r.newPath, renames);
-  const target = r.kind === 'link' && r.target !== null ? localPath(r.target, renames) : r.target;
+  const target = r.kind === 'link' && r.target !== null ? localTarget(r.target, renames) : r.target;
   return path === r.path && newPath === r.newPath && target === r.target ? r : { ...r, path, newPath, target };
+}
+
+/**
+ * Where the object a server path names is on this client: as localPath, and an object renamed here itself
+ * (its rename not accepted yet) is followed to its local name. For a hard link's target, which names the
+ * server's object at that path, not whatever holds the name here now.
+ */
+export function localTarget(p: string, renames: readonly LmlRecord[]): string {
+  let out = p;
+  for (const r of renames) {
+    if (r.kind !== 'rename' || r.newPath === null) continue;
+    if (out === r.path) out = r.newPath;
+    else if (isUnder(out, r.path)) out = `${r.newPath}${out.slice(r.path.length)}`;
+  }
+  return out;
 }
