@@ -259,3 +259,39 @@ export class DelayProxy {
     await new Promise<void>((ok) => this.#server.close(() => ok()));
   }
 }
+
+/** A server and one client whose requests matching `match` pass a DelayProxy (held `delayMs`), started and converged. */
+export interface ProxiedPair {
+  readonly srv: string;
+  readonly cli: string;
+  readonly logs: string;
+  readonly proxy: DelayProxy;
+  /** The log both daemons write (JSON lines). */
+  log(): string;
+}
+
+/**
+ * Start a server (with `serverArgs`) and a client that reaches it through a DelayProxy; `prepare` runs on the
+ * server's directory first. Everything is stopped by PID and removed when the test ends.
+ */
+export async function proxiedPair(
+  t: import('node:test').TestContext, o: { match: RegExp; delayMs: number; serverArgs?: string[]; prepare?: (srv: string) => void },
+): Promise<ProxiedPair> {
+  const dirs = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')] as const;
+  const procs: ChildProcess[] = [];
+  const proxies: DelayProxy[] = [];
+  t.after(async () => {
+    for (const p of procs) await stopChild(p, 'SIGKILL');
+    for (const p of proxies) await p.close();
+    for (const d of dirs) d.cleanup();
+  });
+  const [srv, cli, logs] = dirs.map((d) => d.path) as [string, string, string];
+  o.prepare?.(srv);
+  const port = await freePort();
+  procs.push(await spawnServer(srv, logs, port, o.serverArgs ?? []));
+  const proxy = await DelayProxy.start(port, o.match, o.delayMs);
+  proxies.push(proxy);
+  procs.push(await spawnClient(cli, logs, proxy.port, secretFile(srv)));
+  await waitConverged([srv, cli]);
+  return { srv, cli, logs, proxy, log: () => readFileSync(join(logs, 'intersync-default.log'), 'utf8') };
+}

@@ -12,7 +12,7 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
-import { DelayProxy, NODE_ARGS, ROOT, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { DelayProxy, NODE_ARGS, proxiedPair, ROOT, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 import { NO_VERSION } from '#core/ids.js';
 
 interface Cluster {
@@ -355,33 +355,21 @@ interface StandIn {
  * for its content at once, and the file moves (alpha/e to beta/h) before that request gets through.
  */
 async function standInCluster(t: import('node:test').TestContext): Promise<StandIn> {
-  const srv = tmpDir('intersync-srv-');
-  const cli = tmpDir('intersync-cli-');
-  const logs = tmpDir('intersync-logs-');
-  const procs: ChildProcess[] = [];
-  const proxies: DelayProxy[] = [];
-  t.after(async () => {
-    for (const p of procs) await stopChild(p, 'SIGKILL');
-    for (const p of proxies) await p.close();
-    for (const d of [srv, cli, logs]) d.cleanup();
+  const { srv, cli, proxy, log } = await proxiedPair(t, {
+    match: /^(GET|POST) \/v1\/filesets\/[^/ ]+\/blocks/, delayMs: 1000, serverArgs: ['--settle-ms', '2000'],
+    prepare: (s) => {
+      mkdirSync(join(s, 'alpha'));
+      mkdirSync(join(s, 'beta'));
+    },
   });
-  mkdirSync(join(srv.path, 'alpha'));
-  mkdirSync(join(srv.path, 'beta'));
-  const port = await freePort();
-  procs.push(await spawnServer(srv.path, logs.path, port, ['--settle-ms', '2000']));
-  const proxy = await DelayProxy.start(port, /^(GET|POST) \/v1\/filesets\/[^/ ]+\/blocks/, 1000);
-  proxies.push(proxy);
-  procs.push(await spawnClient(cli.path, logs.path, proxy.port, secretFile(srv.path)));
-  await waitConverged([srv.path, cli.path]);
   const big = Buffer.alloc(3 << 20);
   for (let i = 0; i < big.length; i += 4) big.writeUInt32LE((i * 2654435761) >>> 0, i);
-  const before = journalState(srv.path).lastTid;
-  writeFileSync(join(srv.path, 'alpha/e'), big);
-  for (let i = 0; i < 2_000 && journalState(srv.path).lastTid === before; i++) await sleep(10);
-  assert.ok(journalState(srv.path).lastTid > before, 'the server journaled the new file');
-  renameSync(join(srv.path, 'alpha/e'), join(srv.path, 'beta/h'));
-  const log = (): string => readFileSync(join(logs.path, 'intersync-default.log'), 'utf8');
-  return { srv: srv.path, cli: cli.path, log, proxy, big };
+  const before = journalState(srv).lastTid;
+  writeFileSync(join(srv, 'alpha/e'), big);
+  for (let i = 0; i < 2_000 && journalState(srv).lastTid === before; i++) await sleep(10);
+  assert.ok(journalState(srv).lastTid > before, 'the server journaled the new file');
+  renameSync(join(srv, 'alpha/e'), join(srv, 'beta/h'));
+  return { srv, cli, log, proxy, big };
 }
 
 async function logSays(s: StandIn, what: RegExp, timeoutMs = 30_000): Promise<void> {
