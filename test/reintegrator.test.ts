@@ -2,7 +2,7 @@
 // can rewrite it; after a refusal the optimiser looks at the LML again (records that blocked a fold may be
 // gone or folded themselves by then).
 import assert from 'node:assert/strict';
-import { lstatSync, renameSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -97,4 +97,64 @@ test('a create refused at a name the server has taken ships at the name it was r
   assert.equal(db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
   assert.equal(got[0], 'refused create a', 'the first try sent the create at "a"');
   assert.ok(got.includes('create b'), `F shipped as one create at "b": ${got.join('; ')}`);
+});
+
+test('a hard link the server keeps refusing for its target (not a file there) ships as a file of its own, with no resync', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#linkWithoutTarget: the link was refused three times and the client resynced;
+  // the rescan journaled the same link again (chaos seed 9102 looped through 93 resyncs that way).
+  const dir = tmpDir('intersync-reint-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  const node = made.nodeId;
+  writeFileSync(join(dir.path, 't'), 'linked\n');
+  linkSync(join(dir.path, 't'), join(dir.path, 'l'));
+  const base = { newPath: null, preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 7, hash: null, origin: node, time: 1 };
+  db.commitLocal([{ draft: { ...base, kind: 'create', fid: makeFid(node, 1n), path: 't', target: null }, identity: null }]);
+  db.commitLocal([{ draft: { ...base, kind: 'link', fid: makeFid(node, 2n), path: 'l', target: 't' }, identity: null }]);
+  const got: string[] = [];
+  let tid = 100n;
+  const server = {
+    async reint(_node: string, body: Buffer): Promise<ReintResult> {
+      const results: Array<ReintResult['results'][number]> = [];
+      for await (const fr of readFrames((async function* () {
+        yield body;
+      })())) {
+        if (fr.type !== 'record') continue;
+        const r = parseWireLml(fr.header.r);
+        got.push(`${r.kind} ${r.path}`);
+        if (r.kind === 'link') {
+          results.push({ seq: r.seq.toString(), status: 'conflict', error: { code: 'CONFLICT', message: `conflict on ${r.path}: link target ${r.target ?? ''} is not a file here` } });
+          break;
+        }
+        tid += 1n;
+        results.push({ seq: r.seq.toString(), status: 'accepted', r: recordToWire({ ...r, tid: asTid(tid), postVersion: asTid(tid), digest: '0'.repeat(64), originSeq: r.seq }) });
+      }
+      return { results, lastTid: '0x0000000000000000' };
+    },
+    async token(): Promise<{ granted: boolean }> {
+      return { granted: true };
+    },
+  };
+  let stuck = 0;
+  const reint = new Reintegrator({
+    db, client: server as unknown as PeerClient, root: dir.path, node, serverNode: () => 'ffffffffffffffff', log: pino({ level: 'silent' }),
+    clock: systemClock, debug: 0, scopeMode: () => 'fileset', leaseMs: () => 30_000, blockMaps: new BlockMapCache(),
+    onStuck: () => {
+      stuck++;
+    },
+  });
+  const running = reint.run();
+  try {
+    for (let i = 0; i < 400 && db.lmlCount() > 0 && stuck === 0; i++) await sleep(25);
+  } finally {
+    reint.stop();
+    await running;
+  }
+  assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
+  assert.equal(db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
+  assert.equal(got.at(-1), 'create l', `l shipped as a file of its own: ${got.join('; ')}`);
 });

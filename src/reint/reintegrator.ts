@@ -254,7 +254,15 @@ export class Reintegrator {
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
       d.log.info({ seq: refusal.seq, status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
       const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
-      if (missing !== undefined) {
+      const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
+      if (orphan !== undefined) {
+        // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
+        // here): the content goes as a file of its own, rather than a resync that makes the same link again.
+        d.db.rewriteLml([{ ...orphan, kind: 'create', target: null }], []);
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target }, 'a hard link whose other name the server does not have: sent as a file of its own');
+      } else if (missing !== undefined) {
         // A directory the server no longer has (removed there while a conflict step kept it here for what it
         // gained): it is made again on the server, ahead of the records that need it. No resync.
         const fid = d.db.recreateDir(missing.fid, missing.path, d.clock.now());
@@ -294,6 +302,12 @@ export class Reintegrator {
     if (o === undefined || o.type !== 'dir') return undefined;
     if (this.#d.db.localRecordsOf(o.fid).some((x) => x.kind === 'mkdir' || x.kind === 'rename')) return undefined;
     return o;
+  }
+
+  /** The pending link record a refusal names, when the server refused it for its target (not a file there). */
+  #linkWithoutTarget(seq: string | number, message: string): LmlRecord | undefined {
+    const r = this.#d.db.lmlRecord(BigInt(seq));
+    return r?.kind === 'link' && /: link target .* is not a file here$/.test(message) ? r : undefined;
   }
 
   /** Run the optimiser over what is pending (once there is more than one record) and keep its result. */
