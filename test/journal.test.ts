@@ -209,3 +209,27 @@ test('a hard link made here and not accepted yet keeps no version through change
   assert.equal(db.objectByFid(g)!.version, NO_VERSION, 'still none after the write is accepted');
   assert.equal(db.objectByFid(f)!.version, asTid(30n));
 });
+
+test('a hard link made and removed here, neither accepted yet, keeps its records made against no version when the server changes its inode', (t) => {
+  // Fails without the guard in lmlRebaseFid: the server's write to f rebased every record of the removed
+  // name g, its link record too ("a create has no pre-version (it names 0x28)"), and the client could not
+  // send anything any more (chaos seed 9101: 60 records stuck).
+  const { db, cleanup } = fresh();
+  t.after(() => {
+    db.close();
+    cleanup();
+  });
+  const server = 'feedfacefeedface' as NodeId;
+  const id = { ino: '91', mtimeNs: 1n, ctimeNs: 1n, racy: false };
+  const f = db.newFid();
+  const remote = (tid: bigint, kind: 'create' | 'write', pre: bigint): void => db.commitRemote([{ record: {
+    tid: asTid(tid), kind, fid: f, path: 'f', newPath: null, target: null, preVersion: asTid(pre), postVersion: asTid(tid),
+    mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 1, hash: `${tid}`.padStart(64, 'a'), origin: server, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: id }], server, 1);
+  remote(26n, 'create', 0n);
+  const g = db.newFid();
+  db.commitLocal([{ draft: { ...draft(db, {}), kind: 'link', fid: g, path: 'g', target: 'f' }, identity: id }]);
+  db.commitLocal([{ draft: { ...draft(db, {}), kind: 'unlink', fid: g, path: 'g', size: null, hash: null }, identity: null }]);
+  remote(40n, 'write', 26n);
+  assert.deepEqual(db.readLml(0n, 10).map((r) => `${r.kind} ${r.path} ${r.preVersion}`), ['link g 0', 'unlink g 0']);
+});

@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { linkSync, lstatSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import Database from 'better-sqlite3';
 import pino from 'pino';
 import { BlockMapCache } from '#apply/blocks.js';
 import { systemClock } from '#core/clock.js';
@@ -157,4 +158,56 @@ test('a hard link the server keeps refusing for its target (not a file there) sh
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.equal(db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
   assert.equal(got.at(-1), 'create l', `l shipped as a file of its own: ${got.join('; ')}`);
+});
+
+test('a pending create that names a version (a bug elsewhere) is set right before it is sent, instead of stalling every batch', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#sound: the server refuses the whole batch with 400 for ever, nothing is sent.
+  const dir = tmpDir('intersync-reint-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  const node = made.nodeId;
+  writeFileSync(join(dir.path, 'a'), 'made here\n');
+  const [rec] = db.commitLocal([{ draft: {
+    kind: 'create', fid: makeFid(node, 1n), path: 'a', newPath: null, target: null, preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0,
+    mtimeMs: 1000, size: 10, hash: null, origin: node, time: 1,
+  }, identity: null }]);
+  const raw = new Database(made.paths.db);
+  raw.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?').run(0x32n, rec!.seq);
+  raw.close();
+  assert.equal(db.lmlRecord(rec!.seq)?.preVersion, asTid(0x32n), 'the record names a version');
+  let tid = 100n;
+  const server = {
+    async reint(_node: string, body: Buffer): Promise<ReintResult> {
+      const results: Array<ReintResult['results'][number]> = [];
+      for await (const fr of readFrames((async function* () {
+        yield body;
+      })())) {
+        if (fr.type !== 'record') continue;
+        const r = parseWireLml(fr.header.r);
+        if (r.preVersion !== NO_VERSION) throw new Error(`HTTP 400: a ${r.kind} has no pre-version`);
+        tid += 1n;
+        results.push({ seq: r.seq.toString(), status: 'accepted', r: recordToWire({ ...r, tid: asTid(tid), postVersion: asTid(tid), digest: '0'.repeat(64), originSeq: r.seq }) });
+      }
+      return { results, lastTid: '0x0000000000000000' };
+    },
+    async token(): Promise<{ granted: boolean }> {
+      return { granted: true };
+    },
+  };
+  const reint = new Reintegrator({
+    db, client: server as unknown as PeerClient, root: dir.path, node, serverNode: () => 'ffffffffffffffff', log: pino({ level: 'silent' }),
+    clock: systemClock, debug: 0, scopeMode: () => 'fileset', leaseMs: () => 30_000, blockMaps: new BlockMapCache(), onStuck: () => undefined,
+  });
+  const running = reint.run();
+  try {
+    for (let i = 0; i < 200 && db.lmlCount() > 0; i++) await sleep(25);
+  } finally {
+    reint.stop();
+    await running;
+  }
+  assert.equal(db.lmlCount(), 0, 'the create was accepted');
 });

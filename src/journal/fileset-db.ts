@@ -169,7 +169,8 @@ export class FilesetDb {
       lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
       lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
-      lmlRebaseFid: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ?'),
+      // Only what was made against a version of the server's: a name made here keeps its records made against none.
+      lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link')"),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
-import { asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
+import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
@@ -195,7 +195,8 @@ export class Reintegrator {
     const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node })];
     let bytes = 0;
     const batch: LmlRecord[] = [];
-    for (const r of lml) {
+    for (const r0 of lml) {
+      const r = this.#sound(r0);
       const { record, payload } = await this.#withContent(r);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
       if (batch.length > 0 && bytes + frame.length > MAX_BATCH_BYTES) break;
@@ -302,6 +303,17 @@ export class Reintegrator {
     if (o === undefined || o.type !== 'dir') return undefined;
     if (this.#d.db.localRecordsOf(o.fid).some((x) => x.kind === 'mkdir' || x.kind === 'rename')) return undefined;
     return o;
+  }
+
+  /**
+   * A record that makes an object is made against no version: the server refuses a whole batch otherwise, and
+   * nothing could be sent any more. A bug elsewhere must not stop reintegration: the record is set right here,
+   * loudly.
+   */
+  #sound(r: LmlRecord): LmlRecord {
+    if (!['create', 'mkdir', 'symlink', 'link'].includes(r.kind) || r.preVersion === NO_VERSION) return r;
+    this.#d.log.error({ seq: r.seq.toString(), kind: r.kind, path: r.path, preVersion: formatTid(r.preVersion) }, 'a pending record that makes an object named a version; set to none (this is a bug)');
+    return { ...r, preVersion: NO_VERSION }; // as sent; the record leaves the LML once accepted
   }
 
   /** The pending link record a refusal names, when the server refused it for its target (not a file there). */
