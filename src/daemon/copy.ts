@@ -670,7 +670,6 @@ function sameMode(mode: number, e: SnapshotEntry): boolean {
   return e.type === 'symlink' || (mode & 0o7777) === (e.mode & 0o7777);
 }
 
-/** The other name of a hard link to place is here, the same file (its content), so that a link to it is right. */
 /** Give a file an inode of its own, with the server's content and attributes; the other names keep the old one. */
 function ownInode(d: CopyDeps, draft: RecordDraft, path: string): void {
   const abs = join(d.root, path);
@@ -682,6 +681,7 @@ function ownInode(d: CopyDeps, draft: RecordDraft, path: string): void {
   }
 }
 
+/** The other name of a hard link to place is here, the same file (its content), so that a link to it is right. */
 function linkable(d: CopyDeps, e: SnapshotEntry): boolean {
   if (e.linkOf === null) return false;
   const t = d.db.objectByPath(e.linkOf);

@@ -90,13 +90,14 @@ const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 type Row = Record<string, unknown>;
 
+/** Meta key of the names of hard-linked files removed here, not accepted yet (see removedLinksOf). */
+const REMOVED_LINKS = 'removed_links';
+
 /**
  * The fileset database: KML, object table and last_rcvd in one SQLite file
  * (WAL). Invariant: a record, the object's new state, the state digest and the
  * last TID change in one transaction, so they never disagree after a crash.
  */
-const REMOVED_LINKS = 'removed_links';
-
 export class FilesetDb {
   readonly file: string;
   readonly meta: FilesetMeta;

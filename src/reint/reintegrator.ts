@@ -211,8 +211,8 @@ export class Reintegrator {
     return exclusive(async () => {
       // A server record applied since the batch was read may have rewritten or dropped some of it (the
       // conflict step): read again, from the LML as it is now.
-      const now = lml.slice(0, batch.length);
-      if (now.some((r) => !sameLml(r, d.db.lmlRecord(r.seq)))) return true;
+      const read = lml.slice(0, batch.length);
+      if (read.some((r) => !sameLml(r, d.db.lmlRecord(r.seq)))) return true;
       return this.#exchange(batch, frames);
     });
   }
