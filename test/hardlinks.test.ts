@@ -3,15 +3,15 @@
 // journal digest equals the digest of its disk, and no write to either name ends in a refusal, a resync
 // or a conflict copy. (Issue 11, fault 1.)
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { journalState, sleep } from './helpers.js';
 import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
 
 /** A server and one client with `f` and its hard link `g` journaled and replicated. */
-async function linkedPair(t: TestContext): Promise<Farm> {
-  const farm = await Farm.start(t, { clients: 1 });
+async function linkedPair(t: TestContext, serverArgs: string[] = []): Promise<Farm> {
+  const farm = await Farm.start(t, { clients: 1, serverArgs });
   writeFileSync(join(farm.server, 'f'), 'version 1\n');
   await journaled(farm.server, 0n);
   const before = journalState(farm.server).lastTid;
@@ -232,4 +232,33 @@ test('a hard link made on the server to a file a client renamed off line is made
     assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'one inode\n');
   }
   assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});
+
+test('a name of a hard link replaced by a symlink on a client while stopped, the link changed on the server meanwhile, past retention: the server\'s change wins, the symlink is kept beside, every node converges', { timeout: 120_000 }, async (t) => {
+  // A guard of the resync path with hard links and real daemons (it passes without this session's fixes too).
+  const farm = await linkedPair(t, ['--retain-records', '5']);
+  await farm.stopNode(farm.clients[0]!);
+  const c = farm.clients[0]!;
+  const s = farm.server;
+  let before = journalState(s).lastTid;
+  chmodSync(join(s, 'g'), 0o600);
+  await journaled(s, before);
+  for (let i = 0; i < 10; i++) {
+    before = journalState(s).lastTid;
+    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
+    await journaled(s, before);
+  }
+  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  unlinkSync(join(c, 'f'));
+  symlinkSync('other-0', join(c, 'f'));
+  await farm.startNode(c);
+  await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assertLinked(d, 'version 1\n', 'after the resync');
+    for (const n of ['f', 'g']) assert.equal((statSync(join(d, n)).mode & 0o777).toString(8), '600', `${d}: ${n} has the server's mode`);
+    const copies = conflictCopies(d);
+    assert.equal(copies.length, 1, `${d}: one conflict copy: ${copies.join(' ')}`);
+    assert.equal(readlinkSync(join(d, copies[0]!)), 'other-0', `${d}: the client's symlink kept beside`);
+  }
 });

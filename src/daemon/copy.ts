@@ -491,7 +491,9 @@ function place(
   if (!ctx.fresh) {
     // An earlier attempt may have left this object here in an older state, or on disk but not journaled.
     const mine = d.db.objectByFid(e.fid as Fid);
-    if (mine !== undefined && mine.path === e.path && mine.type === e.type && (e.type === 'dir' || (mine.hash === e.hash && e.linkOf === null))
+    // A hard link whose other name is not that file here stays the file it is (rather than removed, then
+    // left out for want of its content).
+    if (mine !== undefined && mine.path === e.path && mine.type === e.type && (e.type === 'dir' || (mine.hash === e.hash && (e.linkOf === null || !linkable(d, e))))
       && (e.type !== 'symlink' || mine.target === e.target) && lstatOrNull(join(d.root, e.path)) !== null) {
       // Sharing its inode here with names the server holds apart: an inode of its own (the server's links to
       // it are made again after it).
@@ -499,7 +501,7 @@ function place(
       // Here already but for its mode (a change of mode lost on the way): the mode is set, nothing fetched again.
       if (!sameMode(mine.mode, { ...e, mode: draft.mode })) chmodSync(join(d.root, e.path), draft.mode & 0o7777);
       const st = lstatOrNull(join(d.root, e.path));
-      d.db.commitCopy(draft, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+      d.db.commitCopy(e.linkOf === null ? draft : { ...draft, kind: 'create', target: null }, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
       return;
     }
     if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && moveDir(d, mine.path, e.path)) {
@@ -628,7 +630,10 @@ function admit(ctx: PlaceContext, e: SnapshotEntry, checkedDirs?: Set<string>): 
     confine(d.root, e.path, checkedDirs);
     if (e.linkOf !== null) {
       confine(d.root, e.linkOf, checkedDirs);
-      if (d.db.objectByPath(e.linkOf)?.type !== 'file') throw IntersyncError.BAD_PATH(e.path, `hard link to ${e.linkOf}, which is not a file here`);
+      // In a fresh copy the other name comes first, so a link to nothing is a bad snapshot; in a resync the
+      // other name may be kept elsewhere here, which place() deals with (never a refusal for good: a refused
+      // object's later records are skipped, and the node would stay apart from the server).
+      if (ctx.fresh && d.db.objectByPath(e.linkOf)?.type !== 'file') throw IntersyncError.BAD_PATH(e.path, `hard link to ${e.linkOf}, which is not a file here`);
     }
     const draft = d.apply.localize(draftOf(e, d.serverNode as NodeId, d.clock.now()), ctx.policy);
     if (draft.mode !== e.mode) d.log.warn({ path: e.path, mode: e.mode.toString(8), applied: draft.mode.toString(8) }, 'set-id bits from a peer dropped');
