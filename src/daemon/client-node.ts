@@ -520,6 +520,7 @@ export class ClientNode {
         this.log.error({ tid: formatTid(r.tid), err: (e as Error).message }, 'cannot redo a local change after a conflict');
       }
     }
+    this.#resolver.reclaim(r);
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
       // A conflict step may have left the stand-in too: the record names content this node does not hold.
       const o = db.objectByFid(r.fid);

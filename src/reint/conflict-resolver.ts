@@ -283,6 +283,29 @@ export class ConflictResolver {
     }
   }
 
+  /**
+   * A server record applied here took its object away from `r.path` (moved or removed it). A local object made
+   * here and set aside from that very name for the server's object (an open name/name conflict), still not
+   * accepted, goes back to it: the name is free again and nobody else has seen the other one. Before, whether
+   * it ended at its name or beside it depended on whether its create reached the server first.
+   */
+  reclaim(r: KmlRecord): void {
+    if (r.kind !== 'rename' && r.kind !== 'unlink' && r.kind !== 'rmdir') return;
+    const db = this.#d.db;
+    const name = r.path;
+    if (db.objectByPath(name) !== undefined || lstatOrNull(join(this.#d.root, name)) !== null) return;
+    for (const c of db.conflicts(false)) {
+      if (c.kind !== 'name/name' || c.path !== name || c.kept === null) continue;
+      const o = db.objectByPath(c.kept);
+      if (o === undefined || o.version !== NO_VERSION || lstatOrNull(join(this.#d.root, parentOf(name))) === null) continue;
+      this.#move(c.kept, name);
+      db.relocateLocal(o.fid, name);
+      db.resolveConflict(c.id, 'the server freed the name: the local object is back at it', this.#d.clock.now());
+      this.#d.log.info({ path: name, was: c.kept, tid: formatTid(r.tid) }, 'the server freed the name a local object was set aside from: back at it');
+      return;
+    }
+  }
+
   /** Pending changes of content or attributes made here through the other names of the inode a server change of content or attributes reaches. */
   #changesThroughLinks(r: KmlRecord): LmlRecord[] {
     if (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr') return [];
