@@ -3,9 +3,11 @@
 // showed with seed 2001), it notices by the state digest the server journals with each record and
 // resyncs, instead of differing silently for ever.
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { NO_VERSION } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { journalState } from './helpers.js';
@@ -74,4 +76,31 @@ test('a client whose mode of a file went astray without a pending record gets th
     () => JSON.stringify(farm.logMessages(c, /differs|resync/)));
   await assertSettled(farm.all);
   assert.equal(journalState(c).digest, journalState(farm.server).digest, 'same state digest as the server');
+});
+
+test('a file made on a client whose pending record was lost reaches the server after the digest check\'s resync, instead of staying there alone for good', { timeout: 150_000 }, async (t) => {
+  // Fails without the fix in copy.ts (placeSnapshot): the resync kept the file, made here (no version) and
+  // not in the snapshot, with no record to ship it; the digest check resynced once a minute for ever (chaos
+  // seed 9101: alpha/b.conflict-* on one client only, "state differs from the server's" every minute).
+  const farm = await Farm.start(t, { clients: 1, prepare: (s) => writeFileSync(join(s, 'seed.txt'), 'seed\n') });
+  const [c] = farm.clients as [string];
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  writeFileSync(join(c, 'orphan.txt'), 'made here\n');
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    // Journaled here as capture does it, then its record lost.
+    const st = lstatSync(join(c, 'orphan.txt'), { bigint: true });
+    const [rec] = db.commitLocal([{ draft: {
+      kind: 'create', fid: db.newFid(), path: 'orphan.txt', newPath: null, target: null, preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0,
+      mtimeMs: Number(st.mtimeMs), size: 10, hash: createHash('sha256').update('made here\n').digest('hex'), origin: db.meta.nodeId, time: 1,
+    }, identity: { ino: st.ino.toString(), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false } }]);
+    db.rewriteLml([], [rec!.seq]);
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await eventually('the server has orphan.txt', () => readOrNull(join(farm.server, 'orphan.txt')), (v) => v === 'made here\n', 100_000);
+  await assertSettled(farm.all);
 });

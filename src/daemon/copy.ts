@@ -112,6 +112,15 @@ async function placeSnapshot(
     rmSync(join(d.root, o.path), { recursive: true, force: true });
     d.db.forget(o.fid);
   }
+  // A file or symlink made here with no pending record (the record went with an earlier step) would stay
+  // here and nowhere else for good, through every resync: forgotten, the scan after the resync journals it
+  // again as new, and it ships.
+  for (const o of [...d.db.allObjects()]) {
+    if (o.type !== 'dir' && o.version === NO_VERSION && !inSnap.has(o.fid) && !d.db.hasPendingLocal(o.fid)) {
+      d.log.warn({ path: o.path, fid: o.fid }, 'resync: a local object with no pending record is journaled again as new');
+      d.db.forget(o.fid);
+    }
+  }
   // Into an empty table (the usual first copy) no snapshot entry can be here already: no lookups needed,
   // and files are written straight at their names.
   const fresh = d.db.objectCount() === 0;
