@@ -423,6 +423,23 @@ test('a file removed on a client while it held only a stand-in for the server\'s
   }
 });
 
+test('a stand-in whose fetch failed while the stream stayed up gets the server\'s content once the server answers again, without a new connection', { timeout: 180_000 }, async (t) => {
+  // Fails without the periodic catch-up in ClientNode#checkDigest: the content of a file behind was asked for
+  // only at the next connection; the stream stayed up, so the client held the empty stand-in for good, its
+  // state apart from the server's, and the digest check leaves a node with files behind alone.
+  const s = await standInCluster(t);
+  await logSays(s, /content of this record no longer on the server/);
+  s.proxy.refuse = true; // only the content requests fail; the forwarded stream is not touched
+  await logSays(s, /cannot fetch the server's content of this file yet/);
+  s.proxy.refuse = false;
+  s.proxy.delayMs = 0;
+  await waitConverged([s.srv, s.cli], 60_000);
+  for (const dir of [s.srv, s.cli]) {
+    assert.ok(readFileSync(join(dir, 'beta/h')).equals(s.big), `beta/h in ${dir} holds the whole content`);
+    assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
+  }
+});
+
 test('a file written on a client while it held a stand-in, then changed in mode on the server: the local content survives the merge, the server\'s is kept beside', { timeout: 180_000 }, async (t) => {
   const s = await standInCluster(t);
   await logSays(s, /content of this record no longer on the server/);

@@ -580,6 +580,16 @@ export class ClientNode {
     const db = this.db;
     const now = this.#o.clock.monotonic();
     const want = serverDigest ?? db.kmlAt(serverTid)?.digest;
+    // Files still behind (a stand-in here) when nothing else is to do: their content is asked for again every
+    // few seconds, not only at the next connection (until then the node differed from the server, and the
+    // check below, which leaves such a node alone, never repaired it).
+    if (this.#behind().size > 0 && db.lmlCount() === 0 && db.lastRcvdOf(this.#serverNode()) === serverTid
+      && (this.#catchUpAt === null || now - this.#catchUpAt >= 5000)) {
+      this.#catchUpAt = now;
+      this.#exchange.run(() => this.#catchUp([...this.#behind()])).catch((e: unknown) => {
+        this.log.warn({ err: (e as Error).message }, 'cannot fetch the server\'s content of files behind yet');
+      });
+    }
     // A client that refused some of the server's objects (safe-links), or takes modes and owners more strictly
     // than the server, differs from it by design: a resync could not change that, so it does not check.
     if (db.lmlCount() > 0 || this.#behind().size > 0 || db.lastRcvdOf(this.#serverNode()) !== serverTid || want === undefined
@@ -604,6 +614,7 @@ export class ClientNode {
   }
 
   #diverged: { tid: Tid; since: number } | null = null;
+  #catchUpAt: number | null = null;
   #divergedResyncAt: number | null = null;
 
   #behind(): Set<string> {
