@@ -660,7 +660,12 @@ export class ClientNode {
         this.#noteBehind(r.fid, false);
         this.log.warn({ path: r.path, keptAs: aside }, 'conflict: changed here before its content came from the server; the server\'s content kept beside');
       } catch (e) {
+        // Not sent before the server's content is kept: the removal or write would destroy it on the server.
         this.log.warn({ path: r.path, err: (e as Error).message }, 'cannot keep the server\'s content of a file changed here before it came');
+        if (kept.length > 0) await this.capture.syncPaths(kept);
+        throw new IntersyncError('IO', `cannot fetch the server's content of ${r.path} to keep it beside before this change is sent`, {
+          retriable: true, hint: 'retried when the server answers', cause: e,
+        });
       }
     }
     // Journaled now, not when capture gets to it: until it is, this node would look caught up with the server
