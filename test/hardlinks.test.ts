@@ -1,7 +1,8 @@
 // Invariant: two names of one file (a hard link) stay one inode on every node, whatever name a write, a
-// chmod or a first copy goes through: both names show the same content and mode everywhere, every node's
-// journal digest equals the digest of its disk, and no write to either name ends in a refusal, a resync
-// or a conflict copy. (Issue 11, fault 1.)
+// chmod, a first copy or a resync goes through: both names show the same content and mode everywhere, every
+// node's journal digest equals the digest of its disk, and no write to either name ends in a refusal or a
+// resync. Writes made on two nodes at once through either name meet as one conflict (the local version kept
+// beside), as writes to one name do; nothing written is lost. (Issue 11, fault 1, and the chaos seeds.)
 import assert from 'node:assert/strict';
 import { chmodSync, linkSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
