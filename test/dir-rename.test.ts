@@ -8,7 +8,7 @@ import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from './helpers.js';
-import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, readOrNull, statusJson } from './farm.js';
+import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, pastRetention, readOrNull, statusJson } from './farm.js';
 
 // ---------------------------------------------------------------- fault 2: capture
 
@@ -160,12 +160,7 @@ test('a client past the server\'s retention resyncs after the server renamed d t
   renameSync(join(s, 'd'), join(s, 'e'));
   await journaled(s, before);
   // More than the 5 records retained: the server prunes the ones the client missed (every second).
-  for (let i = 0; i < 12; i++) {
-    const b = journalState(s).lastTid;
-    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
-    await journaled(s, b);
-  }
-  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await pastRetention(farm);
   reconnect(c);
   await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
   // Both of the client's contents survive, at their names under e or as conflict copies.
@@ -244,12 +239,7 @@ test('a file and a symlink removed on a client past the server\'s retention stay
   unlinkSync(join(c, 'd/f'));
   unlinkSync(join(c, 'd/l'));
   await eventually('the client journals both removals in its LML', () => journalState(c).lml, (n) => n >= 2);
-  for (let i = 0; i < 12; i++) {
-    const b = journalState(s).lastTid;
-    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
-    await journaled(s, b);
-  }
-  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await pastRetention(farm);
   reconnect(c);
   await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
   const why = (): string => trouble(farm, c);
@@ -279,12 +269,7 @@ test('a resync places a hard link whose other name is kept elsewhere here (a pen
   await disconnect(farm, c);
   renameSync(join(c, 'f'), join(c, 'z'));
   await eventually('the client journals the rename', () => journalState(c).lml, (n) => n >= 1);
-  for (let i = 0; i < 12; i++) {
-    const b = journalState(s).lastTid;
-    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
-    await journaled(s, b);
-  }
-  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await pastRetention(farm);
   reconnect(c);
   await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
   await eventually('z reaches the server', () => readOrNull(join(s, 'z')), (v) => v === 'two names\n', 20_000, () => trouble(farm, c));

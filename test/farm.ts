@@ -2,7 +2,7 @@
 // process, with its own log directory (so a client's log can be read alone), stopped by PID after the test.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -287,4 +287,18 @@ export async function disconnect(farm: Farm, dir: string): Promise<void> {
 export function reconnect(dir: string): void {
   const r = cli(['reconnect', dir]);
   assert.equal(r.code, 0, r.stderr);
+}
+
+/**
+ * Write `n` files `other-<i>` on the server, each journaled, then wait until it pruned its journal: a client
+ * away meanwhile (the server started with a small `--retain-records`) is then past retention and resyncs.
+ */
+export async function pastRetention(farm: Farm, n = 12): Promise<void> {
+  const s = farm.server;
+  for (let i = 0; i < n; i++) {
+    const before = journalState(s).lastTid;
+    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
+    await journaled(s, before);
+  }
+  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (x) => x > 0);
 }

@@ -8,7 +8,7 @@ import { chmodSync, linkSync, readFileSync, readlinkSync, renameSync, statSync, 
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { journalState, sleep } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, pastRetention, readOrNull, reconnect } from './farm.js';
 
 /** A server and one client with `f` and its hard link `g` journaled and replicated. */
 async function linkedPair(t: TestContext, serverArgs: string[] = []): Promise<Farm> {
@@ -169,12 +169,7 @@ test('a file replaced and a hard link made on a client while it was stopped, awa
   renameSync(join(c, 'g.new'), join(c, 'g'));
   unlinkSync(join(c, 'b'));
   linkSync(join(c, 'a'), join(c, 'b'));
-  for (let i = 0; i < 10; i++) {
-    const b = journalState(s).lastTid;
-    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
-    await journaled(s, b);
-  }
-  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await pastRetention(farm, 10);
   await farm.startNode(c);
   await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
   await assertSettled(farm.all);
@@ -241,15 +236,10 @@ test('a name of a hard link replaced by a symlink on a client while stopped, the
   await farm.stopNode(farm.clients[0]!);
   const c = farm.clients[0]!;
   const s = farm.server;
-  let before = journalState(s).lastTid;
+  const before = journalState(s).lastTid;
   chmodSync(join(s, 'g'), 0o600);
   await journaled(s, before);
-  for (let i = 0; i < 10; i++) {
-    before = journalState(s).lastTid;
-    writeFileSync(join(s, `other-${i}`), `other ${i}\n`);
-    await journaled(s, before);
-  }
-  await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (n) => n > 0);
+  await pastRetention(farm, 10);
   unlinkSync(join(c, 'f'));
   symlinkSync('other-0', join(c, 'f'));
   await farm.startNode(c);
