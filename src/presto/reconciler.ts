@@ -100,8 +100,6 @@ class Batch {
   readonly #done = new Set<string>();
   readonly #visiting = new Set<string>();
   readonly #deletes: string[] = [];
-  /** Directories this batch journaled as moved, [from, to], in order. */
-  readonly #moved: Array<[string, string]> = [];
   readonly #retry: string[] = [];
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
   #records = 0;
@@ -151,10 +149,7 @@ class Batch {
       }
     }
     this.#deletes.sort((a, b) => depthOf(b) - depthOf(a));
-    for (const old of this.#deletes) {
-      // A name below a directory this batch journaled as moved is where the move took it (a removal made
-      // after the move, while the daemon was stopped or in the same batch, is hinted at the old name).
-      const p = this.#moved.reduce((q, [from, to]) => (q === from || isUnder(q, from) ? `${to}${q.slice(from.length)}` : q), old);
+    for (const p of this.#deletes) {
       const obj = this.#d.db.objectByPath(p);
       if (obj === undefined || lstatOrNull(this.#abs(p)) !== null) continue;
       this.#commit(this.#removal(obj));
@@ -215,7 +210,6 @@ class Batch {
       // The identity stays as it was: the compare below must still see a content change made before the move.
       this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: null }]);
       if (st.type === 'dir') {
-        this.#moved.push([src.path, p]);
         this.#d.watcher?.watch(st.ino, this.#abs(p));
         // An entry made in it just after the move may have raised its event at the old name, resolved before
         // the move was journaled, and dropped: its names are looked at again now (known ones cost a stat).
@@ -239,6 +233,13 @@ class Batch {
       const q = joinRel(dir, name);
       const row = this.#d.db.objectByPath(q);
       if (row === undefined || row.ino !== lstatOrNull(this.#abs(q))?.ino) this.add(q);
+    }
+    // And what the move brought along in the journal but is no longer there (removed after the move, while
+    // the daemon was stopped or in the same batch): its removal was looked for at its old name, and missed.
+    const present = new Set(names.map((n) => joinRel(dir, n)));
+    for (const row of this.#d.db.objectsBelow(dir)) {
+      if (present.has(row.path)) continue;
+      if (lstatOrNull(this.#abs(row.path)) === null) this.add(row.path);
     }
   }
 
