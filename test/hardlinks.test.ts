@@ -253,3 +253,25 @@ test('a name of a hard link replaced by a symlink on a client while stopped, the
     assert.equal(readlinkSync(join(d, copies[0]!)), 'other-0', `${d}: the client's symlink kept beside`);
   }
 });
+
+test('one name of a hard link renamed on a client off line while the server wrote the other name: the rename and the write both survive, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the rebase of a sibling's pending records (FilesetDb #applyToObjects): the server's write
+  // through f gave g the write's version on every node, but the client's rename of g, made against g's
+  // version before it, was refused three times ("made against version …, current is …") and the client
+  // resynced (chaos seed 9101, beta/h).
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await disconnect(farm, c);
+  renameSync(join(c, 'g'), join(c, 'h'));
+  await eventually('the client journals its rename', () => journalState(c).lml, (n) => n >= 1);
+  await writeInPlace(farm.server, 'f', 'written on the server through f\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'g')), null, `${d}: g was renamed`);
+    assert.equal(statSync(join(d, 'h')).ino, statSync(join(d, 'f')).ino, `${d}: f and h are one inode`);
+    assert.equal(readFileSync(join(d, 'h'), 'utf8'), 'written on the server through f\n', `${d}: h shows the server's write`);
+    assert.deepEqual(conflictCopies(d), [], `${d}: no conflict copy`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing|refused/).length, 0, 'the client was never refused and did not resync');
+});

@@ -172,6 +172,9 @@ export class FilesetDb {
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
       // Only what was made against a version of the server's: a name made here keeps its records made against none.
       lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link')"),
+      // A name's own pending move or removal: a change of content or attributes through another name does not
+      // meet it (see #applyToObjects).
+      lmlRebaseNaming: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND kind IN ('rename', 'unlink')"),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
@@ -1072,6 +1075,11 @@ export class FilesetDb {
             // A name made here and not accepted yet has no version of the server's: its records stay made
             // against none (the server's check follows them from its link record).
             this.#replace(sib, { ...sib, version: sib.version === NO_VERSION ? NO_VERSION : version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
+            // A pending move or removal of that name here is made against the version the name had: the server
+            // gave the name this change's version too, and a change of content does not meet a move or a
+            // removal of one name (the inode keeps its other names), so they are made against it now (else
+            // refused for ever). Its pending writes are the conflict step's (#changesThroughLinks).
+            if (sib.version !== NO_VERSION && version !== sib.version) this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
           // too, so its records are made against it (else the removal is refused for ever).

@@ -253,7 +253,8 @@ export class Reintegrator {
       this.#tries.set(refusal.seq, tries);
       const serverTid = parseTid(res.lastTid) ?? null;
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
-      d.log.info({ seq: refusal.seq, status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
+      const refused = d.db.lmlRecord(BigInt(refusal.seq));
+      d.log.info({ seq: refusal.seq, kind: refused?.kind, fid: refused?.fid, path: refused?.path, newPath: refused?.newPath ?? undefined, preVersion: refused === undefined ? undefined : formatTid(refused.preVersion), status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
       const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
       const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
       if (orphan !== undefined) {
