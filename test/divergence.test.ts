@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { chmodSync, lstatSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { NO_VERSION } from '#core/ids.js';
+import { NO_VERSION, asTid } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { journalState } from './helpers.js';
@@ -103,4 +103,38 @@ test('a file made on a client whose pending record was lost reaches the server a
   await farm.startNode(c);
   await eventually('the server has orphan.txt', () => readOrNull(join(farm.server, 'orphan.txt')), (v) => v === 'made here\n', 100_000);
   await assertSettled(farm.all);
+});
+
+test('a server record made against a version this client missed, with nothing changed here, applies: no refusal, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without ConflictResolver#missedVersion: "forwarded record does not apply" (made against the
+  // version the server has, current here is an older one) three times, then a resync of the whole fileset
+  // (the chaos seeds, where a name linked to the object on the server and not here moved its version).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => writeFileSync(join(s, 'f.txt'), 'first\n'),
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  let before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f.txt'), 'first, written again\n');
+  await eventually('the server journals the write', () => journalState(s).lastTid, (v) => v > before);
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const o = db.objectByPath('f.txt');
+    assert.ok(o !== undefined && o.version > 1n, 'the client journaled f.txt with a version of the server\'s');
+    db.takeServerVersion(o.fid, asTid(1n)); // missed: an older version than the server's
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f.txt'), 'second, written on the server\n');
+  await eventually('the server journals the write', () => journalState(s).lastTid, (v) => v > before);
+  await assertSettled(farm.all);
+  assert.equal(readOrNull(join(c, 'f.txt')), 'second, written on the server\n', 'the client took the write');
+  assert.deepEqual(farm.logMessages(c, /does not apply|resync/i), [], 'the record applied at once, no resync');
+  assert.equal((statusJson(c) as { client: { resyncs: number } }).client.resyncs, 0, 'status counts no resync');
 });

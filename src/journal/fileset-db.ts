@@ -518,6 +518,14 @@ export class FilesetDb {
     return Number((this.#st.lmlCount!.get() as { n: bigint }).n);
   }
 
+  /**
+   * Client side: the object takes a server version it missed (a change through a name the server links to it
+   * and this node did not). Nothing else of the row changes: the record applied next sets content and names.
+   */
+  takeServerVersion(fid: Fid, version: Tid): void {
+    this.#st.setVersion!.run(version, fid);
+  }
+
   /** True when the client has local changes to this object that the server has not accepted. */
   hasPendingLocal(fid: Fid): boolean {
     return Number((this.#st.lmlForFid!.get(fid) as { n: bigint }).n) > 0;

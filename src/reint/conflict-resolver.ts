@@ -66,8 +66,27 @@ export class ConflictResolver {
     if (absorbed) return 'absorbed';
     await this.#parents(r);
     await this.#object(r, redo);
+    this.#missedVersion(r);
     if (r.kind === 'rmdir') this.#emptyForRmdir(r);
     return redo.length === 0 && !this.#touched ? null : redo;
+  }
+
+  /**
+   * The record is made against a version of its object newer than this node's, and nothing here changed the
+   * object (no pending record of its own or through another name of its inode: the step above settled those).
+   * The stream is contiguous, so no server record is missing: this node missed a version the server gave
+   * the object through a name linked to it there and not here. Nothing local meets the record: it is not a
+   * conflict, and it applies (content the node lacks is fetched after it). Before, it did not apply three
+   * times and the client resynced the whole fileset.
+   */
+  #missedVersion(r: KmlRecord): void {
+    if (['create', 'mkdir', 'symlink', 'link'].includes(r.kind)) return;
+    const db = this.#d.db;
+    const o = db.objectByFid(r.fid);
+    if (o === undefined || o.version >= r.preVersion || db.hasPendingLocal(r.fid)) return;
+    if (o.type === 'file' && o.ino !== null && db.objectsByIno(o.ino).some((x) => x.fid !== o.fid && db.hasPendingLocal(x.fid))) return;
+    this.#d.log.warn({ path: r.path, tid: formatTid(r.tid), here: formatTid(o.version), server: formatTid(r.preVersion) }, 'a version of the object given on the server through another name was missed here: taken');
+    db.takeServerVersion(r.fid, r.preVersion);
   }
 
   #touched = false;
