@@ -275,3 +275,26 @@ test('one name of a hard link renamed on a client off line while the server wrot
   }
   assert.equal(farm.logMessages(c, /resyncing|refused/).length, 0, 'the client was never refused and did not resync');
 });
+
+test('a write through one name of a hard link on a client off line, then that name replaced by a new file there, while the server wrote the same name: every version is kept, the link stays one inode, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the conflict step's survivor (ConflictResolver #object, FilesetDb.removedLinkIno): the
+  // client's write through g lived on only in f's inode there, and the server's write to g, meeting g
+  // removed here, brought g back as a file of its own: f kept the client's write with no record to send it,
+  // the server's next change to f wrote over it, and it was on no node (chaos seed 9101, "DESTROYED").
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await disconnect(farm, c);
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  writeFileSync(join(c, 'g.tmp'), 'a new g from the client\n');
+  renameSync(join(c, 'g.tmp'), join(c, 'g'));
+  await eventually('the client journals the replacement of g', () => journalState(c).lml, (n) => n >= 3);
+  await writeInPlace(farm.server, 'g', 'written on the server through g\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assertLinked(d, 'written on the server through g\n', 'after the reconnection');
+    const kept = conflictCopies(d).map((n) => readFileSync(join(d, n), 'utf8')).sort();
+    assert.deepEqual(kept, ['a new g from the client\n', 'written on the client through g\n'], `${d}: both versions of the client kept beside`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});

@@ -589,6 +589,12 @@ export class FilesetDb {
     return Object.entries(all).filter(([, i]) => i === ino).map(([fid]) => fid as Fid);
   }
 
+  /** The inode a hard-linked name removed here had, while its removal is not accepted (see removedLinksOf). */
+  removedLinkIno(fid: Fid): string | null {
+    const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
+    return all[fid] ?? null;
+  }
+
   #noteRemovedLink(fid: Fid, ino: string | null): void {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     if (ino === null && !(fid in all)) return;

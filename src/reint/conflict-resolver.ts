@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, renameSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -199,10 +199,17 @@ export class ConflictResolver {
     const remoteContent = r.kind === 'write' || r.kind === 'truncate';
     const remoteGone = r.kind === 'unlink' || r.kind === 'rmdir';
 
+    // A hard-linked name removed here whose inode lives on here under another name: what was written through
+    // it is in that inode (no record of the other name says so), and on the server the names are one inode.
+    const survivor = removedHere ? this.#survivingLink(r.fid) : undefined;
+
     // Keep the local content before anything moves.
     let saved: string | null = null;
     if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(this.#d.root, o.path)) !== null) {
       saved = this.#keepFile(o.path, r.path, r.tid);
+      this.#unplaced.set(saved, { name: r.path, tid: r.tid });
+    } else if (survivor !== undefined && contentHere) {
+      saved = this.#keepFile(survivor.path, r.path, r.tid);
       this.#unplaced.set(saved, { name: r.path, tid: r.tid });
     }
 
@@ -249,6 +256,15 @@ export class ConflictResolver {
       }
     } else if (removedHere && type === 'dir' && !remoteGone) {
       this.#mkdir(r.path, base.mode);
+    } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, r.path)) === null) {
+      // Back as a name of that inode, as on the server: the server's change then goes into it through both.
+      this.#d.guard.hold(r.path);
+      try {
+        linkSync(join(this.#d.root, survivor.path), join(this.#d.root, r.path));
+      } finally {
+        this.#d.guard.release(r.path);
+      }
+      baseHere = { ...base, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
     }
     this.#restoreBase(baseHere, r.preVersion, type);
 
@@ -265,6 +281,13 @@ export class ConflictResolver {
       const decision = this.#decide(r, r.path, kind, undefined);
       if (decision === 'local' && !remoteGone) redo.push(() => this.#remove(finalPath));
       this.#record(r, r.path, kind, decision, null, 'resolved', decision === 'local' ? 'removed again here' : 'the server\'s change brought it back');
+      if (saved !== null) {
+        // What was written here through the removed name (kept from the inode's other name): beside it.
+        const aside = this.#conflictPath(r.path, r.tid);
+        redo.push(() => this.#putBack(saved!, aside));
+        this.#record(r, r.path, 'write/write', 'keep-both', aside, 'open', null);
+        this.#d.log.warn({ path: r.path, keptAs: aside, tid: formatTid(r.tid) }, 'conflict: written here through a name removed since, and changed on the server; local kept beside');
+      }
       return;
     }
     // Changes that do not overlap merge whatever the policy: a name, a mode, a content change each survive.
@@ -334,6 +357,13 @@ export class ConflictResolver {
     // The inode's other names here, and those removed here since (their removal not accepted yet).
     const names = [...db.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(o.ino)];
     return names.flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
+  }
+
+  /** Another name, here on disk, of the inode a hard-linked name removed here had (see FilesetDb.removedLinkIno). */
+  #survivingLink(fid: Fid): ObjectRow | undefined {
+    const ino = this.#d.db.removedLinkIno(fid);
+    if (ino === null) return undefined;
+    return this.#d.db.objectsByIno(ino).find((x) => x.type === 'file' && x.fid !== fid && lstatOrNull(join(this.#d.root, x.path))?.ino === ino);
   }
 
   /** The server removes a directory that holds objects made here: move them out beside it. */
