@@ -298,3 +298,28 @@ test('a write through one name of a hard link on a client off line, then that na
   }
   assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
 });
+
+test('a write through one name of a hard link on a client off line, then that name replaced there, while the server removed that name: the write reaches every node through the other name, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the write journaled for the inode's other name when a written name leaves it (Reconciler
+  // #removal): the client's write through g lived on only in f's inode there, with no record of f to send
+  // it; g's write was refused (g removed on the server) and dropped, so the server never had it, and the
+  // client's resync put the server's f over it (chaos seed 9104, "DESTROYED").
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await disconnect(farm, c);
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  writeFileSync(join(c, 'g.tmp'), 'a new g from the client\n');
+  renameSync(join(c, 'g.tmp'), join(c, 'g'));
+  await eventually('the client journals the replacement of g', () => journalState(c).lml, (n) => n >= 3);
+  const before = journalState(farm.server).lastTid;
+  unlinkSync(join(farm.server, 'g'));
+  await journaled(farm.server, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'written on the client through g\n', `${d}: f shows the write made through g`);
+    assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'a new g from the client\n', `${d}: g is the client's new file`);
+    assert.notEqual(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: g is a file of its own`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});

@@ -1087,13 +1087,15 @@ export class FilesetDb {
           for (const sib of this.objectsByIno(o.ino)) {
             if (sib.fid === o.fid || sib.type !== 'file') continue;
             // A name made here and not accepted yet has no version of the server's: its records stay made
-            // against none (the server's check follows them from its link record).
-            this.#replace(sib, { ...sib, version: sib.version === NO_VERSION ? NO_VERSION : version, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
+            // against none (the server's check follows them from its link record). A change made here (no new
+            // version: the LML's) leaves each name its own version, which the names' records are made against.
+            const v = sib.version === NO_VERSION || version === o.version ? sib.version : version;
+            this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
             // A pending move or removal of that name here is made against the version the name had: the server
             // gave the name this change's version too, and a change of content does not meet a move or a
             // removal of one name (the inode keeps its other names), so they are made against it now (else
             // refused for ever). Its pending writes are the conflict step's (#changesThroughLinks).
-            if (sib.version !== NO_VERSION && version !== sib.version) this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
+            if (v !== sib.version) this.#st.lmlRebaseNaming!.run(v, sib.fid, sib.version);
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
           // too, so its records are made against it (else the removal is refused for ever).

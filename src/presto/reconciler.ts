@@ -380,8 +380,23 @@ class Batch {
       }
       if (obj.ino !== null) this.#d.watcher?.unwatch(obj.ino);
     }
+    const carrier = this.#carrierOf(obj);
+    if (carrier !== undefined) out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });
     out.push({ draft: this.#draftGone(obj), identity: null });
     return out;
+  }
+
+  /**
+   * A hard-linked name written here (not accepted yet) and now leaving its inode (removed, or replaced by
+   * another file): what was written through it lives on in the inode's other name here, and only a record of
+   * that name can carry it to the server (the removed name's write may be refused, or dropped with it). Before,
+   * nothing pending said so and the write was on no node once the server's version came back.
+   */
+  #carrierOf(obj: ObjectRow): ObjectRow | undefined {
+    const db = this.#d.db;
+    if (obj.type !== 'file' || obj.ino === null) return undefined;
+    if (!db.localRecordsOf(obj.fid).some((x) => x.kind === 'write' || x.kind === 'truncate')) return undefined;
+    return db.objectsByIno(obj.ino).find((x) => x.fid !== obj.fid && x.type === 'file' && lstatOrNull(this.#abs(x.path))?.ino === obj.ino);
   }
 
   #draftGone(o: ObjectRow): RecordDraft {

@@ -201,7 +201,8 @@ export class ConflictResolver {
 
     // A hard-linked name removed here whose inode lives on here under another name: what was written through
     // it is in that inode (no record of the other name says so), and on the server the names are one inode.
-    const survivor = removedHere ? this.#survivingLink(r.fid) : undefined;
+    // (The server removing the name too meets nothing: the write ships as the other name's, see Reconciler#carrierOf.)
+    const survivor = removedHere && !remoteGone ? this.#survivingLink(r.fid) : undefined;
 
     // Keep the local content before anything moves.
     let saved: string | null = null;
@@ -353,9 +354,11 @@ export class ConflictResolver {
     if (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr') return [];
     const db = this.#d.db;
     const o = db.objectByFid(r.fid);
-    if (o?.type !== 'file' || o.ino === null) return [];
+    // The object's name removed here: its inode's other names here still are the server's object's names.
+    const ino = o === undefined ? db.removedLinkIno(r.fid) : o.type === 'file' ? o.ino : null;
+    if (ino === null) return [];
     // The inode's other names here, and those removed here since (their removal not accepted yet).
-    const names = [...db.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(o.ino)];
+    const names = [...db.objectsByIno(ino).filter((x) => x.fid !== r.fid && x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(ino).filter((x) => x !== r.fid)];
     return names.flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
   }
 
