@@ -323,3 +323,29 @@ test('a write through one name of a hard link on a client off line, then that na
   }
   assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
 });
+
+test('a hard link made on the server to a file a client removed off line: the link\'s name reaches the client with its content, the removal reaches the server, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the link placed as a file of its own (ClientNode#applyResolved, targetRemovedHere): the
+  // client found no file at the link's target ("link target f is not a file here") three times, then
+  // resynced the whole fileset (chaos seeds 9102, 9104, 9105).
+  const farm = await Farm.start(t, { clients: 1 });
+  const s = farm.server;
+  const c = farm.clients[0]!;
+  let before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f'), 'one inode\n');
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  unlinkSync(join(c, 'f'));
+  await eventually('the client journals its removal', () => journalState(c).lml, (n) => n >= 1);
+  before = journalState(s).lastTid;
+  linkSync(join(s, 'f'), join(s, 'g'));
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'f')), null, `${d}: f was removed`);
+    assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'one inode\n', `${d}: g holds the content`);
+  }
+  assert.deepEqual(farm.logMessages(c, /does not apply|resyncing/), [], 'every server record applied, no resync');
+});

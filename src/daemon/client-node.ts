@@ -530,10 +530,19 @@ export class ClientNode {
   }
 
   /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
-  async #applyResolved(r: KmlRecord, inline: Buffer | null, peer: string): Promise<Redo[] | null> {
+  async #applyResolved(r0: KmlRecord, inline: Buffer | null, peer: string): Promise<Redo[] | null> {
     const db = this.db;
-    const steps = await this.#resolver.prepare(r);
+    const steps = await this.#resolver.prepare(r0);
     if (steps === 'absorbed') return null;
+    // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
+    // own with the server's content, and the removal then takes only the other name on the server. (Before,
+    // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.
+    let r = r0;
+    if (r.kind === 'link' && r.target !== null && db.objectByPath(r.target) === undefined
+      && db.readLml(0n, 1_000_000).some((x) => x.kind === 'unlink' && x.path === r0.target)) {
+      r = { ...r, kind: 'create', target: null };
+      this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
+    }
     this.#followServerName(r);
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
