@@ -159,7 +159,7 @@ export class ApplyPath {
   async stage(d: RecordDraft, inline: Buffer | null, source: ContentSource | null): Promise<Staged> {
     const want = d.hash!;
     if (inline !== null || d.size === 0) return this.stageBytes(d, inline ?? Buffer.alloc(0));
-    const tmp = this.#tmpName();
+    const tmp = this.tmpName();
     const local = this.#localCopy(want);
     if (local !== null && lstatOrNull(local)?.size === d.size) {
       copyFileSync(local, tmp);
@@ -252,7 +252,7 @@ export class ApplyPath {
    */
   stageBytes(d: RecordDraft, buf: Buffer): Staged {
     const got = checkBytes(d, buf);
-    const tmp = this.#tmpName();
+    const tmp = this.tmpName();
     const fd = openSync(tmp, 'wx', 0o600);
     try {
       writeSync(fd, buf);
@@ -561,7 +561,8 @@ export class ApplyPath {
     return null;
   }
 
-  #tmpName(): string {
+  /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */
+  tmpName(): string {
     return join(this.#d.tmpDir, `apply-${process.pid}-${randomBytes(6).toString('hex')}`);
   }
 

@@ -8,6 +8,8 @@
  *   server has not accepted), peers table (registered clients and replicators).
  * - store 3 (intersync 0.3): conflicts table (each conflict met on reconnection, its decision and where
  *   the losing version is kept), inflight table (peer changes being written to disk, for crash recovery).
+ * - store 4 (intersync 0.5): kml.links (the names of a hard-linked file's inode that a change of its
+ *   content or attributes gave its version, as a JSON array of fids; see KmlRecord.links).
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),
@@ -17,7 +19,7 @@
  *   forwarded stream need the credential of the node they name (403 FORBIDDEN otherwise, 401 REVOKED
  *   once revoked); hello registers a peer only for its own credential.
  */
-export const STORE_FORMAT = 3;
+export const STORE_FORMAT = 4;
 export const RECORD_FORMAT = 1;
 export const PROTOCOL_VERSION = 3;
 

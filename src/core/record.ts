@@ -56,6 +56,12 @@ export interface KmlRecord extends RecordDraft {
   readonly postVersion: Tid;
   readonly digest: string;
   readonly originSeq: bigint | null;
+  /**
+   * A change of a file's content or attributes through one name: every name of the inode at the server when
+   * it was journaled (the server gave each this version), sorted; absent when the file had one name. A client
+   * whose names are grouped otherwise (an earlier conflict step or resync) takes the server's grouping from it.
+   */
+  readonly links?: readonly Fid[] | null;
 }
 
 /** An LML record: a client's local change the server has not accepted yet, numbered by `seq`. */

@@ -10,6 +10,7 @@ import { Mutex, Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
+import { alignLinks } from '#apply/link-align.js';
 import { lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
@@ -553,6 +554,9 @@ export class ClientNode {
       this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
       throw err;
     }
+    // The server's grouping of the file's names, before the change goes into the inode.
+    const moved = alignLinks({ db, root: this.#o.dir, guard: this.guard, tmpName: () => this.apply.tmpName() }, r);
+    if (moved.joined.length + moved.left.length > 0) this.log.warn({ tid: formatTid(r.tid), path: r.path, ...moved }, 'hard links grouped as on the server');
     const content = this.#placedContent(r, staged);
     if (content !== undefined && staged !== null) {
       this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');

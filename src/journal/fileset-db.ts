@@ -156,9 +156,9 @@ export class FilesetDb {
       // A NULL identity makes capture look at the object again (stat, then read if needed).
       forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
       kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
-                             mtime_ms, size, hash, origin, time, digest, origin_seq)
+                             mtime_ms, size, hash, origin, time, digest, origin_seq, links)
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
-                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq)`),
+                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
@@ -526,6 +526,19 @@ export class FilesetDb {
     this.#st.setVersion!.run(version, fid);
   }
 
+  /**
+   * Client side: a name made a name of `from`'s inode here (as the server groups them, see apply/link-align.ts)
+   * shows that inode's content and attributes. Its version stays: the record applied next gives it one.
+   */
+  joinInode(fid: Fid, from: ObjectRow, identity: StatIdentity): void {
+    this.#transaction(() => {
+      const x = this.objectByFid(fid);
+      if (x === undefined) return;
+      this.#replace(x, { ...x, mode: from.mode, uid: from.uid, gid: from.gid, mtimeMs: from.mtimeMs, size: from.size, hash: from.hash });
+      this.setIdentity(fid, identity);
+    });
+  }
+
   /** True when the client has local changes to this object that the server has not accepted. */
   hasPendingLocal(fid: Fid): boolean {
     return Number((this.#st.lmlForFid!.get(fid) as { n: bigint }).n) > 0;
@@ -603,6 +616,10 @@ export class FilesetDb {
     this.setMeta(REMOVED_LINKS, JSON.stringify(all));
   }
 
+  #insertKml(r: KmlRecord): void {
+    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null || r.links.length === 0 ? null : JSON.stringify(r.links) });
+  }
+
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
   setIdentity(fid: Fid, id: StatIdentity): void {
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, fid);
@@ -622,10 +639,10 @@ export class FilesetDb {
         const d = c.draft;
         const tid = asTid(this.#lastTid + 1n);
         const cur = this.#current(d);
-        this.#applyToObjects(d, cur, tid);
+        const links = this.#applyToObjects(d, cur, tid);
         this.#lastTid = tid;
-        const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null };
-        this.#st.kmlInsert!.run(rec);
+        const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
+        this.#insertKml(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
       }
@@ -673,7 +690,7 @@ export class FilesetDb {
         this.#applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, r.tid);
         // The server moved it first: local records below (or of) it name it where it is now.
         if (r.kind === 'rename' && r.newPath !== null && cur !== undefined) this.#moveLml(r.fid, cur.path, r.newPath);
-        this.#st.kmlInsert!.run(r);
+        this.#insertKml(r);
         this.#setIdentity(r, identity, true);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
         this.#st.lastRcvdSet!.run(peer, r.tid, now);
@@ -689,7 +706,7 @@ export class FilesetDb {
   skipRemote(r: KmlRecord, peer: string, now: number): void {
     this.#transaction(() => {
       if (this.#st.kmlHas!.get(r.tid) === undefined) {
-        this.#st.kmlInsert!.run(r);
+        this.#insertKml(r);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
       }
       this.#st.lastRcvdSet!.run(peer, r.tid, now);
@@ -726,17 +743,21 @@ export class FilesetDb {
     this.#transaction(() => {
       if (peer !== null) this.#st.lastRcvdSet!.run(peer, r.tid, now);
       if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
-      this.#st.kmlInsert!.run(r);
+      this.#insertKml(r);
       const o = this.objectByFid(r.fid);
       // The other names of a hard-linked inode took the version of a change through this one (#applyToObjects).
       // (Not the names made here and not accepted yet: they have no version of the server's, see #applyToObjects.)
-      const siblings = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file' && o.ino !== null
-        ? this.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION) : [];
+      // With the server's names of the inode (r.links), where this node's grouping differs.
+      const content = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file';
+      const local = content && o.ino !== null ? this.objectsByIno(o.ino) : [];
+      const server = content ? (r.links ?? []).flatMap((fid) => local.some((x) => x.fid === fid) ? [] : [this.objectByFid(fid)].filter((x) => x !== undefined)) : [];
+      const siblings = [...local, ...server].filter((x) => x.fid !== r.fid && x.type === 'file' && x.version !== NO_VERSION);
       if (r.kind === 'unlink') this.#noteRemovedLink(r.fid, null);
       if (r.originSeq !== null) {
         this.#st.lmlDelete!.run(r.originSeq);
         this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
-        for (const sib of siblings) this.#st.lmlRebase!.run(r.tid, sib.fid, r.preVersion, r.originSeq);
+        // Each name's records are made against its own version (a change here gives the others none).
+        for (const sib of siblings) this.#st.lmlRebase!.run(r.tid, sib.fid, sib.version, r.originSeq);
       }
       if (o !== undefined && o.version === r.preVersion) {
         this.#st.setVersion!.run(r.tid, r.fid);
@@ -951,7 +972,7 @@ export class FilesetDb {
       this.#st.lmlFid!.run(r.fid, localFid);
       this.#st.lmlRebase!.run(r.tid, r.fid, NO_VERSION, 0n);
       this.#st.objectFid!.run(r.fid, r.tid, localFid);
-      this.#st.kmlInsert!.run(r);
+      this.#insertKml(r);
       this.#st.lastRcvdSet!.run(peer, r.tid, now);
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
@@ -1052,7 +1073,12 @@ export class FilesetDb {
     }
   }
 
-  #applyToObjects(d: RecordDraft, cur: ObjectRow | undefined, version: Tid): void {
+  /**
+   * The object table after `d`, at `version`. For a change of a hard-linked file's content or attributes,
+   * returns every name of its inode here (sorted fids, see KmlRecord.links), else null. `d.links`, a
+   * server's grouping, gives its names the version too where this node's grouping differs.
+   */
+  #applyToObjects(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid): Fid[] | null {
     const need = (): ObjectRow => {
       if (cur === undefined) throw new Error(`commit ${d.kind} ${d.path}: no object ${d.fid}`);
       return cur;
@@ -1070,7 +1096,7 @@ export class FilesetDb {
         };
         this.#st.insert!.run(obj);
         this.#digest = digestAdd(this.#digest, obj);
-        return;
+        return null;
       }
       case 'write':
       case 'truncate':
@@ -1081,11 +1107,14 @@ export class FilesetDb {
           size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
         };
         this.#replace(o, next);
-        if (o.type === 'file' && o.ino !== null) {
+        if (o.type !== 'file') return null;
+        const names: Fid[] = [o.fid];
+        if (o.ino !== null) {
           // Hard links share the inode: content, mode, owner and mtime, so every name changes with it, and
           // takes the change's version (a change through one name meets a concurrent one through another).
           for (const sib of this.objectsByIno(o.ino)) {
             if (sib.fid === o.fid || sib.type !== 'file') continue;
+            names.push(sib.fid);
             // A name made here and not accepted yet has no version of the server's: its records stay made
             // against none (the server's check follows them from its link record). A change made here (no new
             // version: the LML's) leaves each name its own version, which the names' records are made against.
@@ -1101,7 +1130,18 @@ export class FilesetDb {
           // too, so its records are made against it (else the removal is refused for ever).
           if (version !== o.version) for (const fid of this.removedLinksOf(o.ino)) this.#st.lmlRebaseFid!.run(version, fid);
         }
-        return;
+        // The server's names of the inode that are not this node's (grouped otherwise here, and not set right
+        // by the apply path because of changes pending here): they take the version the server gave them.
+        if (version !== o.version) {
+          for (const fid of d.links ?? []) {
+            if (names.includes(fid)) continue;
+            const sib = this.objectByFid(fid);
+            if (sib?.type !== 'file' || sib.version === NO_VERSION || sib.version === version) continue;
+            this.#replace(sib, { ...sib, version });
+            this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
+          }
+        }
+        return names.length > 1 ? names.sort() : null;
       }
       case 'rename': {
         const o = need();
@@ -1116,7 +1156,7 @@ export class FilesetDb {
           }
         }
         this.#replace(o, { ...o, path: to, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs });
-        return;
+        return null;
       }
       case 'unlink':
       case 'rmdir': {
@@ -1126,7 +1166,7 @@ export class FilesetDb {
         }
         this.#st.remove!.run(o.fid);
         this.#digest = digestSub(this.#digest, o);
-        return;
+        return null;
       }
     }
   }
@@ -1222,6 +1262,7 @@ function toRecord(r: Row): KmlRecord {
     postVersion: asTid(r.post_version as bigint),
     digest: r.digest as string,
     originSeq: r.origin_seq === null || r.origin_seq === undefined ? null : BigInt(r.origin_seq as bigint),
+    links: typeof r.links === 'string' ? JSON.parse(r.links) as Fid[] : null,
   };
 }
 

@@ -123,6 +123,10 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
       ) STRICT;
     `);
   },
+  // 3 -> 4: the names of a hard-linked inode a change gave its version.
+  (db) => {
+    db.exec('ALTER TABLE kml ADD COLUMN links TEXT');
+  },
 ];
 
 if (migrations.length !== STORE_FORMAT) throw new Error('schema: one migration per store format');

@@ -356,10 +356,12 @@ export class ConflictResolver {
     const o = db.objectByFid(r.fid);
     // The object's name removed here: its inode's other names here still are the server's object's names.
     const ino = o === undefined ? db.removedLinkIno(r.fid) : o.type === 'file' ? o.ino : null;
-    if (ino === null) return [];
     // The inode's other names here, and those removed here since (their removal not accepted yet).
-    const names = [...db.objectsByIno(ino).filter((x) => x.fid !== r.fid && x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(ino).filter((x) => x !== r.fid)];
-    return names.flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
+    // And the server's names of the inode (r.links), where this node groups them otherwise.
+    const here = ino === null ? [] : [...db.objectsByIno(ino).filter((x) => x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(ino)];
+    const names = new Set([...here, ...(r.links ?? [])]);
+    names.delete(r.fid);
+    return [...names].flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
   }
 
   /** Another name, here on disk, of the inode a hard-linked name removed here had (see FilesetDb.removedLinkIno). */

@@ -14,6 +14,7 @@ export function recordToWire(r: KmlRecord): WireRecord {
   return {
     ...draftFields(r), tid: formatTid(r.tid), postVersion: formatTid(r.postVersion), digest: r.digest,
     originSeq: r.originSeq === null ? null : r.originSeq.toString(),
+    ...(r.links === undefined || r.links === null || r.links.length === 0 ? {} : { links: r.links }),
   };
 }
 
@@ -111,7 +112,16 @@ export function parseWireRecord(v: unknown): KmlRecord {
   return {
     ...d, tid: tid(o, 'tid'), postVersion: tid(o, 'postVersion'), digest: o.digest,
     originSeq: o.originSeq === null || o.originSeq === undefined ? null : seq(o, 'originSeq'),
+    ...(o.links === null || o.links === undefined ? {} : { links: parseLinks(o.links) }),
   };
+}
+
+/** A file has at most this many names a record lists (Linux allows 65,000 links to an inode on ext4). */
+const MAX_LINKS = 65_000;
+
+function parseLinks(v: unknown): Fid[] {
+  if (!Array.isArray(v) || v.length > MAX_LINKS) throw bad('links', `not a list of at most ${MAX_LINKS} fids`);
+  return v.map((x) => parseFid(x));
 }
 
 export function parseWireLml(v: unknown): LmlRecord {
