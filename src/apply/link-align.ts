@@ -18,28 +18,25 @@ export interface LinkAlignDeps {
  * A server's change of a hard-linked file's content or attributes names every name of the inode there
  * (KmlRecord.links). Where this node groups those names otherwise (an earlier conflict step or resync left
  * a name a file of its own, or on an inode the server holds apart), the names are grouped as the server's
- * before the change goes into the inode: the server's names join it, the others leave it with the content
- * they have. A name with changes pending here is left as it is (the conflict step has its changes), and so
- * is one made here and not accepted yet. Returns the names moved, for the log. Before, the change went
- * into the names grouped as here: one name took content the server gave another, a later change of the
+ * before the change goes into the inode. Before, the change went into the names grouped as here: one name
+ * took content the server gave another (a write pending there was written over), a later change of the
  * other name did not apply, and the trees differed for good (the digest does not see link groups).
+ *
+ * In two steps around the conflict step. `splitApart`, before it: names on the inode here that the server
+ * holds apart leave it, each with the content it has (pending changes too: they are that name's), except
+ * one made here and not accepted yet (the server does not know it). `joinLinks`, after it: the server's
+ * names that are files of their own here join the inode, except one with changes still pending (the
+ * conflict step has taken those it meets). Each returns the names it moved, for the log.
  */
-export function alignLinks(d: LinkAlignDeps, r: KmlRecord): { joined: string[]; left: string[] } {
-  const out = { joined: [] as string[], left: [] as string[] };
-  if (r.links === undefined || r.links === null || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr')) return out;
+export function splitApart(d: LinkAlignDeps, r: KmlRecord): string[] {
+  const out: string[] = [];
+  const at = inodeOf(d, r);
+  if (at === null) return out;
+  const { o, st } = at;
   const db = d.db;
-  const o = db.objectByFid(r.fid);
-  if (o?.type !== 'file') return out;
-  const abs = join(d.root, o.path);
-  const st = lstatOrNull(abs);
-  // Changed here and not journaled yet: the apply path refuses the change for now, and so does this.
-  if (st?.type !== 'file' || !journaledAsIs(o, st)) return out;
-  const want = new Set<Fid>(r.links);
-  const settled = (fid: Fid): boolean => !db.hasPendingLocal(fid);
-
-  // Names on this inode here that the server holds apart: each keeps its content in an inode of its own.
+  const want = new Set<Fid>(r.links ?? []); // [] : the file has one name there
   for (const x of db.objectsByIno(st.ino)) {
-    if (x.fid === o.fid || x.type !== 'file' || want.has(x.fid) || !settled(x.fid)) continue;
+    if (x.fid === o.fid || x.type !== 'file' || want.has(x.fid) || x.version === NO_VERSION) continue;
     const xAbs = join(d.root, x.path);
     const xs = lstatOrNull(xAbs);
     if (xs?.ino !== st.ino || !journaledAsIs(x, xs)) continue;
@@ -54,11 +51,22 @@ export function alignLinks(d: LinkAlignDeps, r: KmlRecord): { joined: string[]; 
     }
     const now = lstatOrNull(xAbs);
     if (now !== null) db.setIdentity(x.fid, identityOf(now, nowNs()));
-    out.left.push(x.path);
+    out.push(x.path);
   }
+  if (out.length > 0) seenAgain(d, o.path);
+  return out;
+}
 
+export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
+  const out: string[] = [];
+  const at = inodeOf(d, r);
+  if (at === null) return out;
+  const { o, st } = at;
+  const db = d.db;
+  const abs = join(d.root, o.path);
+  const settled = (fid: Fid): boolean => !db.hasPendingLocal(fid);
   // The server's names of the inode that are files of their own here: they become names of this inode.
-  for (const fid of want) {
+  for (const fid of r.links ?? []) {
     if (fid === o.fid || !settled(fid)) continue;
     const x = db.objectByFid(fid);
     if (x?.type !== 'file' || x.version === NO_VERSION) continue;
@@ -76,15 +84,25 @@ export function alignLinks(d: LinkAlignDeps, r: KmlRecord): { joined: string[]; 
     }
     const now = lstatOrNull(xAbs);
     if (now !== null) db.joinInode(x.fid, o, identityOf(now, nowNs()));
-    out.joined.push(x.path);
+    out.push(x.path);
   }
-
-  // A link made or undone moved the inode's change time: every name of it is seen as it is now.
-  if (out.joined.length > 0 || out.left.length > 0) {
-    const now = lstatOrNull(abs);
-    if (now !== null) for (const x of db.objectsByIno(now.ino)) db.setIdentity(x.fid, identityOf(now, nowNs()));
-  }
+  if (out.length > 0) seenAgain(d, o.path);
   return out;
+}
+
+/** The record's file here, as journaled (changed here and not journaled yet: the apply path refuses the change for now). */
+function inodeOf(d: LinkAlignDeps, r: KmlRecord): { o: ObjectRow; st: DiskStat } | null {
+  if (r.links === undefined || r.links === null || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr')) return null;
+  const o = d.db.objectByFid(r.fid);
+  if (o?.type !== 'file') return null;
+  const st = lstatOrNull(join(d.root, o.path));
+  return st?.type === 'file' && journaledAsIs(o, st) ? { o, st } : null;
+}
+
+/** A link made or undone moved the inode's change time: every name of it is seen as it is now. */
+function seenAgain(d: LinkAlignDeps, path: string): void {
+  const now = lstatOrNull(join(d.root, path));
+  if (now !== null) for (const x of d.db.objectsByIno(now.ino)) d.db.setIdentity(x.fid, identityOf(now, nowNs()));
 }
 
 /** The row's stat identity is the disk's: nothing was written there that capture has not journaled. */

@@ -58,8 +58,9 @@ export interface KmlRecord extends RecordDraft {
   readonly originSeq: bigint | null;
   /**
    * A change of a file's content or attributes through one name: every name of the inode at the server when
-   * it was journaled (the server gave each this version), sorted; absent when the file had one name. A client
-   * whose names are grouped otherwise (an earlier conflict step or resync) takes the server's grouping from it.
+   * it was journaled (the server gave each this version), sorted; [] when the file had one name; null or
+   * absent when not known (other kinds, records journaled before store format 4). A client whose names are
+   * grouped otherwise (an earlier conflict step or resync) takes the server's grouping from it.
    */
   readonly links?: readonly Fid[] | null;
 }

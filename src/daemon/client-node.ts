@@ -10,7 +10,7 @@ import { Mutex, Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
-import { alignLinks } from '#apply/link-align.js';
+import { joinLinks, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
 import { lstatOrNull } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
@@ -530,9 +530,17 @@ export class ClientNode {
     }
   }
 
+  #linkAlign(): LinkAlignDeps {
+    return { db: this.db, root: this.#o.dir, guard: this.guard, tmpName: () => this.apply.tmpName() };
+  }
+
   /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
   async #applyResolved(r0: KmlRecord, inline: Buffer | null, peer: string): Promise<Redo[] | null> {
     const db = this.db;
+    // Names the server holds apart leave the inode first, with what they hold: the conflict step then meets
+    // the names as the server groups them (apply/link-align.ts).
+    const left = splitApart(this.#linkAlign(), r0);
+    if (left.length > 0) this.log.warn({ tid: formatTid(r0.tid), path: r0.path, left }, 'hard links grouped as on the server: names left the inode');
     const steps = await this.#resolver.prepare(r0);
     if (steps === 'absorbed') return null;
     // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
@@ -554,9 +562,9 @@ export class ClientNode {
       this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
       throw err;
     }
-    // The server's grouping of the file's names, before the change goes into the inode.
-    const moved = alignLinks({ db, root: this.#o.dir, guard: this.guard, tmpName: () => this.apply.tmpName() }, r);
-    if (moved.joined.length + moved.left.length > 0) this.log.warn({ tid: formatTid(r.tid), path: r.path, ...moved }, 'hard links grouped as on the server');
+    // The server's names of the inode join it, before the change goes into it (apply/link-align.ts).
+    const joined = joinLinks(this.#linkAlign(), r);
+    if (joined.length > 0) this.log.warn({ tid: formatTid(r.tid), path: r.path, joined }, 'hard links grouped as on the server: names joined the inode');
     const content = this.#placedContent(r, staged);
     if (content !== undefined && staged !== null) {
       this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');

@@ -617,7 +617,7 @@ export class FilesetDb {
   }
 
   #insertKml(r: KmlRecord): void {
-    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null || r.links.length === 0 ? null : JSON.stringify(r.links) });
+    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links) });
   }
 
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
@@ -1074,8 +1074,9 @@ export class FilesetDb {
   }
 
   /**
-   * The object table after `d`, at `version`. For a change of a hard-linked file's content or attributes,
-   * returns every name of its inode here (sorted fids, see KmlRecord.links), else null. `d.links`, a
+   * The object table after `d`, at `version`. For a change of a file's content or attributes, returns every
+   * name of its inode here when it has more than one (sorted fids, see KmlRecord.links), else [] (one name);
+   * null for other changes. `d.links`, a
    * server's grouping, gives its names the version too where this node's grouping differs.
    */
   #applyToObjects(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid): Fid[] | null {
@@ -1141,7 +1142,7 @@ export class FilesetDb {
             this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
           }
         }
-        return names.length > 1 ? names.sort() : null;
+        return names.length > 1 ? names.sort() : [];
       }
       case 'rename': {
         const o = need();

@@ -14,7 +14,7 @@ export function recordToWire(r: KmlRecord): WireRecord {
   return {
     ...draftFields(r), tid: formatTid(r.tid), postVersion: formatTid(r.postVersion), digest: r.digest,
     originSeq: r.originSeq === null ? null : r.originSeq.toString(),
-    ...(r.links === undefined || r.links === null || r.links.length === 0 ? {} : { links: r.links }),
+    ...(r.links === undefined || r.links === null ? {} : { links: r.links }),
   };
 }
 
