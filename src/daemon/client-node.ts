@@ -559,7 +559,13 @@ export class ClientNode {
     const err = this.apply.check(r);
     if (err !== null) {
       if (staged !== null) rmSync(staged.file, { force: true });
-      this.log.error({ tid: formatTid(r.tid), path: r.path, err: err.message }, 'forwarded record does not apply');
+      // What this node holds pending for the object, and the pending moves that name it here: what a look at a
+      // log needs to tell why (the record is the server's; its path here follows those moves).
+      const show = (x: LmlRecord): string => `${x.seq} ${x.kind} ${x.path}${x.newPath === null ? '' : ` -> ${x.newPath}`} @${formatTid(x.preVersion)}`;
+      this.log.error({
+        tid: formatTid(r.tid), kind: r.kind, fid: r.fid, path: r.path, err: err.message,
+        here: db.objectByFid(r.fid)?.path ?? null, pending: db.localRecordsOf(r.fid).slice(0, 10).map(show), moves: db.pendingRenames().slice(-10).map(show),
+      }, 'forwarded record does not apply');
       throw err;
     }
     // The server's names of the inode join it, before the change goes into it (apply/link-align.ts).
