@@ -280,3 +280,36 @@ test('a resync places a hard link whose other name is kept elsewhere here (a pen
   }
   assert.deepEqual(farm.logMessages(c, /resync failed/), [], 'no failed resync');
 });
+
+test('a directory moved into another on a client off line while the server moved that other one into it: the server\'s move stands, nothing inside is lost, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without ConflictResolver#breakCycle: in the client's names the server's move of a into b was a
+  // move of a into a/b ("a directory cannot move inside itself"), three times, then a resync (chaos seed 9106).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'a'));
+      mkdirSync(join(s, 'b'));
+      writeFileSync(join(s, 'a/f'), 'in a\n');
+      writeFileSync(join(s, 'b/g'), 'in b\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'b'), join(c, 'a/b'));
+  writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
+  await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'a'), join(s, 'b/a'));
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
+    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
+    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    assert.equal(readOrNull(join(d, 'b/h')), 'made in b on the client after its move\n', `${d}: the client's new file, in b`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
+});

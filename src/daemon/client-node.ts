@@ -493,6 +493,7 @@ export class ClientNode {
     let r: KmlRecord;
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
+      this.#resolver.breakCycle(sent);
       r = this.apply.localize(localNamesOf(sent, db.pendingRenames()));
     } catch (e) {
       if (!(e instanceof IntersyncError) || e.code !== 'UNSAFE_LINK') throw e;

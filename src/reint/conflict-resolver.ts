@@ -12,6 +12,7 @@ import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConf
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
+import { localNamesOf } from './local-names.js';
 
 export interface ResolverDeps {
   readonly db: FilesetDb;
@@ -90,6 +91,36 @@ export class ConflictResolver {
   }
 
   #touched = false;
+
+  /**
+   * A server's move of a directory into one that, here, a pending local move put inside that very directory
+   * (b into a here, a into b there): in this node's names the server's move is one into itself. The server's
+   * move stands: the local move is undone (the directory goes back to its name, with what it holds and the
+   * pending records below it) and its record dropped, so the record applies. Returns whether it did; the
+   * caller names the record anew. Before, the record did not apply three times and the client resynced.
+   */
+  breakCycle(sent: KmlRecord): boolean {
+    if (sent.kind !== 'rename' || sent.newPath === null) return false;
+    const db = this.#d.db;
+    const renames = db.pendingRenames();
+    const local = localNamesOf(sent, renames);
+    if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;
+    let undone = false;
+    for (const x of [...renames].reverse()) {
+      const cur = db.objectByFid(x.fid);
+      if (cur?.type !== 'dir' || cur.path === local.path || !isUnder(cur.path, local.path) || !isUnder(local.newPath, cur.path)) continue;
+      if (db.objectByPath(x.path) !== undefined || lstatOrNull(join(this.#d.root, x.path)) !== null) continue;
+      if (lstatOrNull(join(this.#d.root, parentOf(x.path)))?.type !== 'dir') continue;
+      this.#move(cur.path, x.path);
+      db.relocateLocal(x.fid, x.path);
+      db.rewriteLml([], db.localRecordsOf(x.fid).filter((y) => y.kind === 'rename' && y.path === y.newPath).map((y) => y.seq));
+      this.#record(sent, x.path, 'rename/rename', 'remote', null, 'resolved', `the server moved ${sent.path} to ${sent.newPath}: the move of ${x.path} into it here is undone`);
+      this.#d.log.warn({ path: x.path, was: cur.path, tid: formatTid(sent.tid) }, 'conflict: a directory moved here into one the server moved into it: moved back');
+      undone = true;
+      if (!isUnder(localNamesOf(sent, db.pendingRenames()).newPath!, localNamesOf(sent, db.pendingRenames()).path)) break;
+    }
+    return undone;
+  }
 
   /** Names the record needs, held here by another object the server does not have there. */
   async #names(r: KmlRecord, redo: Redo[]): Promise<boolean> {
