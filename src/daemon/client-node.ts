@@ -178,6 +178,7 @@ export class ClientNode {
         this.#resyncRequested = true;
         this.#abort.abort(); // the follow loop runs the resync
       },
+      onNameTaken: (r, serverTid) => this.#resolver.setAside(r, serverTid) !== null,
       beforeSend: (lml) => this.#keepServerContent(lml),
       exclusive: (fn) => this.#exchange.run(fn),
     });

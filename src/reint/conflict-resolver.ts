@@ -122,6 +122,31 @@ export class ConflictResolver {
     return undone;
   }
 
+  /**
+   * A pending record that makes an object at a name, or moves one onto it, that the server keeps refusing
+   * because another object has the name there, while this node holds all the server's records (the step
+   * that meets the server's record at that name did not see it coming: it came with a directory, or while
+   * this record was on its way). Like that step's keep-both: the local object goes beside the name, here and
+   * in its pending records, and ships there. Returns where it went, or null when it cannot. Before, the
+   * client resynced the whole fileset.
+   */
+  setAside(x: LmlRecord, serverTid: Tid): string | null {
+    const db = this.#d.db;
+    const name = x.kind === 'rename' ? x.newPath : ['create', 'mkdir', 'symlink', 'link'].includes(x.kind) ? x.path : null;
+    if (name === null) return null;
+    const aside = this.#conflictPath(name, serverTid);
+    const o = db.objectByFid(x.fid);
+    if (o !== undefined && o.path === name) {
+      this.#move(name, aside);
+      db.relocateLocal(o.fid, aside);
+    } else {
+      db.renameInLml(x.fid, x.seq, name, aside); // moved on here since: only its records name it
+    }
+    this.#record({ tid: serverTid, origin: this.#d.serverNode() as NodeId }, name, 'name/name', 'keep-both', aside, 'open', 'the server has another object at this name');
+    this.#d.log.warn({ path: name, keptAs: aside }, 'conflict: the server has another object at a name a local change needs; local kept beside');
+    return aside;
+  }
+
   /** Names the record needs, held here by another object the server does not have there. */
   async #names(r: KmlRecord, redo: Redo[]): Promise<boolean> {
     const db = this.#d.db;
@@ -439,7 +464,7 @@ export class ConflictResolver {
     return r.stdout.trim();
   }
 
-  #record(r: KmlRecord, path: string, kind: string, decision: string, kept: string | null, status: 'open' | 'resolved', resolution: string | null): void {
+  #record(r: Pick<KmlRecord, 'tid' | 'origin'>, path: string, kind: string, decision: string, kept: string | null, status: 'open' | 'resolved', resolution: string | null): void {
     this.#count++;
     this.#d.db.addConflict({
       time: this.#d.clock.now(), path, kind, policy: formatPolicy(this.#d.policy()), decision, remoteTid: r.tid as Tid, remoteNode: r.origin,

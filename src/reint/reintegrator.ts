@@ -33,6 +33,8 @@ export interface ReintegratorDeps {
   /** A local change the server keeps refusing although this node has all the server's records: resync. */
   /** The LML cannot progress: `fid` is the object of the record the server keeps refusing (null: unknown). */
   readonly onStuck: (fid: Fid | null) => void;
+  /** A record the server refuses for a name another object has there: the local object goes beside it (true when it did). */
+  readonly onNameTaken?: (r: LmlRecord, serverTid: Tid) => boolean;
   /** Block maps of large files (capture has usually read the file for its record already). */
   readonly blockMaps: BlockMapCache;
   /** Called with the records about to be sent, before they are: what they would destroy on the server can be kept first. */
@@ -257,6 +259,7 @@ export class Reintegrator {
       d.log.info({ seq: refusal.seq, kind: refused?.kind, fid: refused?.fid, path: refused?.path, newPath: refused?.newPath ?? undefined, preVersion: refused === undefined ? undefined : formatTid(refused.preVersion), status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
       const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
       const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
+      const clash = refusal.status === 'conflict' && caughtUp && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, refusal.error?.message ?? '') : undefined;
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): the content goes as a file of its own, rather than a resync that makes the same link again.
@@ -264,6 +267,11 @@ export class Reintegrator {
         this.#tries.delete(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target }, 'a hard link whose other name the server does not have: sent as a file of its own');
+      } else if (clash !== undefined && serverTid !== null && d.onNameTaken?.(clash, serverTid) === true) {
+        // Another object has the name on the server, and no record to come will move it: kept beside (keep-both).
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        this.#optimisedAt = null;
       } else if (missing !== undefined) {
         // A directory the server no longer has (removed there while a conflict step kept it here for what it
         // gained): it is made again on the server, ahead of the records that need it. No resync.
@@ -315,6 +323,15 @@ export class Reintegrator {
     if (!['create', 'mkdir', 'symlink', 'link'].includes(r.kind) || r.preVersion === NO_VERSION) return r;
     this.#d.log.error({ seq: r.seq.toString(), kind: r.kind, path: r.path, preVersion: formatTid(r.preVersion) }, 'a pending record that makes an object named a version; set to none (this is a bug)');
     return { ...r, preVersion: NO_VERSION }; // as sent; the record leaves the LML once accepted
+  }
+
+  /** The pending record a refusal names, when the server refused it for a name another object has there. */
+  #nameTaken(seq: string | number, message: string): LmlRecord | undefined {
+    const r = this.#d.db.lmlRecord(BigInt(seq));
+    if (r === undefined) return undefined;
+    const makes = ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) && /: the name is taken by \S+$/.test(message);
+    const moves = r.kind === 'rename' && /: the new name is taken$/.test(message);
+    return makes || moves ? r : undefined;
   }
 
   /** The pending link record a refusal names, when the server refused it for its target (not a file there). */
