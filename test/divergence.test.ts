@@ -164,3 +164,35 @@ test('a new file at a name the server holds for another object, which this clien
   assert.equal(readOrNull(join(s, 'n.txt')), 'the server\'s object\n', 'the server keeps its object at the name');
   assert.deepEqual(farm.logMessages(c, /local change refused by the server; resyncing/), [], 'no resync for the refusal');
 });
+
+test('a pending change that names its object where the server does not have it, made against the server\'s version, is sent at the server\'s name instead of a resync', { timeout: 120_000 }, async (t) => {
+  // Fails without Reintegrator#objectElsewhere: the server refused the chmod ("the object is at a/f.txt
+  // here") three times with nothing left to wait for, and the client resynced (chaos seeds 9107 to 9112).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'a'));
+      writeFileSync(join(s, 'a/f.txt'), 'the server\'s file\n', { mode: 0o644 });
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  // Astray: a chmod journaled here under a name the object never had, made against its current version.
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const o = db.objectByPath('a/f.txt');
+    assert.ok(o !== undefined, 'the client journaled a/f.txt');
+    chmodSync(join(c, 'a/f.txt'), 0o600);
+    db.commitLocal([{ draft: { ...o, kind: 'setattr', path: 'b/f.txt', newPath: null, preVersion: o.version, mode: 0o600, origin: db.meta.nodeId, time: 1 }, identity: null }]);
+    assert.equal(db.lmlCount(), 1, 'the chmod is pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await eventually('the server has a/f.txt at 0600', () => lstatSync(join(s, 'a/f.txt')).mode & 0o7777, (m) => m === 0o600, 30_000,
+    () => JSON.stringify(farm.logMessages(c, /refused|resync/)));
+  await assertSettled(farm.all);
+  assert.deepEqual(farm.logMessages(c, /resync/), [], 'no resync');
+});

@@ -9,6 +9,7 @@ import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import { missingParentOf } from '#apply/confine.js';
+import { checkRelPath } from '#core/paths.js';
 import { missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
@@ -260,6 +261,7 @@ export class Reintegrator {
       const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
       const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
       const clash = refusal.status === 'conflict' && caughtUp && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, refusal.error?.message ?? '') : undefined;
+      const elsewhere = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#objectElsewhere(refusal.seq, refusal.error?.message ?? '') : undefined;
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): the content goes as a file of its own, rather than a resync that makes the same link again.
@@ -267,6 +269,15 @@ export class Reintegrator {
         this.#tries.delete(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target }, 'a hard link whose other name the server does not have: sent as a file of its own');
+      } else if (elsewhere !== undefined) {
+        // Made against the server's version of the object, at a name the object no longer has there: the
+        // record's name is bookkeeping this node got wrong (the version says it saw the object's last change),
+        // and the server's name is the object's. Sent again at it. No resync.
+        d.db.rewriteLml([elsewhere.record], []);
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        this.#optimisedAt = null;
+        d.log.warn({ seq: refusal.seq, kind: elsewhere.record.kind, path: elsewhere.was, serverPath: elsewhere.record.path }, 'a pending change named its object where the server does not have it: sent at the server\'s name');
       } else if (clash !== undefined && serverTid !== null && d.onNameTaken?.(clash, serverTid) === true) {
         // Another object has the name on the server, and no record to come will move it: kept beside (keep-both).
         this.#tries.delete(refusal.seq);
@@ -323,6 +334,20 @@ export class Reintegrator {
     if (!['create', 'mkdir', 'symlink', 'link'].includes(r.kind) || r.preVersion === NO_VERSION) return r;
     this.#d.log.error({ seq: r.seq.toString(), kind: r.kind, path: r.path, preVersion: formatTid(r.preVersion) }, 'a pending record that makes an object named a version; set to none (this is a bug)');
     return { ...r, preVersion: NO_VERSION }; // as sent; the record leaves the LML once accepted
+  }
+
+  /** The pending record a refusal names, at the server's name of its object, when the server refused it for its name alone. */
+  #objectElsewhere(seq: string | number, message: string): { record: LmlRecord; was: string } | undefined {
+    const r = this.#d.db.lmlRecord(BigInt(seq));
+    const m = /: the object is at (.+) here$/.exec(message);
+    if (r === undefined || m === null || !['write', 'truncate', 'setattr', 'unlink', 'rmdir', 'rename'].includes(r.kind)) return undefined;
+    let at: string;
+    try {
+      at = checkRelPath(m[1]!);
+    } catch {
+      return undefined; // not a path of the fileset: nothing to do but what a refusal does
+    }
+    return at === r.path ? undefined : { record: { ...r, path: at }, was: r.path };
   }
 
   /** The pending record a refusal names, when the server refused it for a name another object has there. */
