@@ -555,6 +555,15 @@ export class ClientNode {
       this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
     }
     this.#followServerName(r);
+    // The server removes an object this node does not have, and nothing here is pending for it nor holds its
+    // name: the end is the same, so the record is kept as the server's history and nothing changes here.
+    // Before, it did not apply three times ("object … does not exist here") and the client resynced.
+    if ((r.kind === 'unlink' || r.kind === 'rmdir') && db.objectByFid(r.fid) === undefined && !db.hasPendingLocal(r.fid)
+      && db.objectByPath(r.path) === undefined && lstatOrNull(join(this.paths.dir, r.path)) === null) {
+      this.log.warn({ tid: formatTid(r.tid), path: r.path, fid: r.fid }, 'the server removed an object this node does not have: nothing to do');
+      db.skipRemote(r, peer, this.#o.clock.now());
+      return steps;
+    }
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
     const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
