@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, copyFileSync, linkSync, readFileSync, readlinkSync, renameSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
+import { asTid } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
@@ -420,4 +421,34 @@ test('a client that holds two names as one inode where the server holds two file
     assert.notEqual(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: f and g are two files`);
   }
   assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
+});
+
+test('a hard link made on a client off line to a file the server wrote meanwhile: the new name shows the server\'s content in every journal, as on every disk', { timeout: 120_000 }, async (t) => {
+  // Fails without the link's row taking its target's content (FilesetDb #applyToObjects): the server
+  // journaled g with the content the client's link record named (f before the server's write), while its
+  // disk showed the write through both names: its journal never equalled its disk (chaos seed 9114, not
+  // converged after 138 s).
+  const farm = await Farm.start(t, { clients: 1 });
+  const s = farm.server;
+  const c = farm.clients[0]!;
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f'), 'version 1\n');
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  linkSync(join(c, 'f'), join(c, 'g'));
+  await eventually('the client journals its link', () => journalState(c).lml, (n) => n >= 1);
+  await writeInPlace(s, 'f', 'version 2, written on the server\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) assertLinked(d, 'version 2, written on the server\n', 'after the reconnection');
+  // The server journaled g right when it made the link: its capture had nothing to set right afterwards.
+  await farm.stopNode(s);
+  const db = FilesetDb.open(findFileset(s).db);
+  try {
+    const fixes = db.readKml(asTid(0n), 100).filter((r) => r.path === 'g' && r.origin === db.meta.nodeId);
+    assert.deepEqual(fixes.map((r) => `${r.kind} ${r.path}`), [], 'no change of g journaled by the server\'s capture after the link');
+  } finally {
+    db.close();
+  }
 });

@@ -1090,9 +1090,13 @@ export class FilesetDb {
       case 'symlink':
       case 'link': {
         const type: ObjectType = d.kind === 'mkdir' ? 'dir' : d.kind === 'symlink' ? 'symlink' : 'file';
+        // A new name of an inode shows what the inode holds now: its target's content and attributes, not
+        // those the record carries (made where the link was made, perhaps before a later write came here).
+        const t = d.kind === 'link' && d.target !== null ? this.objectByPath(d.target) : undefined;
+        const from = t?.type === 'file' ? t : d;
         const obj: ObjectState = {
-          fid: d.fid, path: d.path, type, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
-          size: type === 'file' ? d.size : null, hash: type === 'file' ? d.hash : null,
+          fid: d.fid, path: d.path, type, version, mode: from.mode, uid: from.uid, gid: from.gid, mtimeMs: from.mtimeMs,
+          size: type === 'file' ? from.size : null, hash: type === 'file' ? from.hash : null,
           target: type === 'symlink' ? d.target : null,
         };
         this.#st.insert!.run(obj);
