@@ -452,3 +452,37 @@ test('a hard link made on a client off line to a file the server wrote meanwhile
     db.close();
   }
 });
+
+test('a write on a client through a name it holds apart from the server\'s link, while the server wrote the other name: the client\'s write is kept beside, the names end one inode, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without ConflictResolver#writtenApart: the conflict step kept the content of f's inode here (not
+  // the client's write, which was in g's own inode) and dropped g's write; g then joined f's inode, and the
+  // client's write was on no node (chaos seed 9115, "DESTROYED").
+  const farm = await linkedPair(t);
+  const c = farm.clients[0]!;
+  await farm.stopNode(c);
+  // Apart, consistently: g an inode of its own on disk and in the journal, nothing pending.
+  const tmp = join(c, 'g.apart');
+  copyFileSync(join(c, 'g'), tmp);
+  renameSync(tmp, join(c, 'g'));
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const g = db.objectByPath('g');
+    const st = lstatOrNull(join(c, 'g'));
+    assert.ok(g !== undefined && st !== null, 'the client journaled g');
+    db.setIdentity(g.fid, identityOf(st, nowNs()));
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await disconnect(farm, c);
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  await writeInPlace(farm.server, 'f', 'written on the server through f\n');
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assertLinked(d, 'written on the server through f\n', 'after the reconnection');
+    const kept = conflictCopies(d).map((n) => readFileSync(join(d, n), 'utf8'));
+    assert.ok(kept.includes('written on the client through g\n'), `${d}: the client's write kept beside: ${JSON.stringify(kept)}`);
+  }
+  assert.equal(farm.logMessages(c, /resyncing/).length, 0, 'the client did not resync');
+});

@@ -269,6 +269,10 @@ export class ConflictResolver {
       saved = this.#keepFile(survivor.path, r.path, r.tid);
       this.#unplaced.set(saved, { name: r.path, tid: r.tid });
     }
+    // Names the server links to the object that are files of their own here (grouped otherwise), written
+    // here: what they hold is not in the object's inode, so each is kept beside its own name too. Before, the
+    // names joined the inode after this step (apply/link-align.ts) and what was written there was gone.
+    const apart = this.#writtenApart(o ?? survivor, viaLinks, r.tid);
 
     // Back to the server's base state of the object, at the server's name, so `r` applies. The other names of
     // the inode take the server's change with it: what they changed here is redone below like this name's.
@@ -333,6 +337,12 @@ export class ConflictResolver {
             : modeHere !== null && remoteContent ? 'setattr/write'
               : contentHere && r.kind === 'setattr' ? 'write/setattr' : 'other';
     const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
+    for (const { saved: kept, name } of apart) {
+      const aside = this.#conflictPath(name, r.tid);
+      redo.push(() => this.#putBack(kept, aside));
+      this.#record(r, name, 'write/write', 'keep-both', aside, 'open', null);
+      this.#d.log.warn({ path: name, keptAs: aside, tid: formatTid(r.tid) }, 'conflict: changed on both sides (a name the server links to it); local kept beside');
+    }
     if (kind === 'unlink/write') {
       // A delete loses no data: the server's change brings the object back, unless the client must win.
       const decision = this.#decide(r, r.path, kind, undefined);
@@ -418,6 +428,25 @@ export class ConflictResolver {
     const names = new Set([...here, ...(r.links ?? [])]);
     names.delete(r.fid);
     return [...names].flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
+  }
+
+  /** The names among `via` written here whose file is not the object's inode here (`o`: the object, or the name its inode lives on as): each one's content kept (see #object). */
+  #writtenApart(o: ObjectRow | undefined, via: readonly LmlRecord[], tid: bigint): Array<{ saved: string; name: string }> {
+    const db = this.#d.db;
+    const ino = o?.type === 'file' ? lstatOrNull(join(this.#d.root, o.path))?.ino ?? null : null;
+    const out: Array<{ saved: string; name: string }> = [];
+    const seen = new Set<string>();
+    for (const x of via) {
+      if ((x.kind !== 'write' && x.kind !== 'truncate') || seen.has(x.fid)) continue;
+      seen.add(x.fid);
+      const n = db.objectByFid(x.fid);
+      const st = n?.type === 'file' ? lstatOrNull(join(this.#d.root, n.path)) : null;
+      if (n === undefined || st?.type !== 'file' || st.ino === ino) continue;
+      const saved = this.#keepFile(n.path, n.path, tid);
+      this.#unplaced.set(saved, { name: n.path, tid });
+      out.push({ saved, name: n.path });
+    }
+    return out;
   }
 
   /** Another name, here on disk, of the inode a hard-linked name removed here had (see FilesetDb.removedLinkIno). */
