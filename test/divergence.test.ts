@@ -232,3 +232,40 @@ test('a server removal of an object this client lost, with nothing pending for i
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /does not apply|resync/i), [], 'the removals were taken as done, no resync');
 });
+
+test('a server change of a file this client lost, with nothing pending for it, places the file with the server\'s content: no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without ClientNode#restoreMissing: "forwarded record does not apply" (object … does not exist
+  // here) three times, then a resync of the whole fileset (chaos seeds 9117 to 9121).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      writeFileSync(join(s, 'f.txt'), 'the server\'s file\n');
+      writeFileSync(join(s, 'g.txt'), 'another file\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  // Astray: the client lost both files without a record.
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    for (const name of ['f.txt', 'g.txt']) {
+      const o = db.objectByPath(name);
+      assert.ok(o !== undefined, `the client journaled ${name}`);
+      db.forget(o.fid);
+      rmSync(join(c, name));
+    }
+  } finally {
+    db.close();
+  }
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'f.txt'), join(s, 'moved.txt'));
+  writeFileSync(join(s, 'g.txt'), 'another file, written again on the server\n');
+  await eventually('the server journals the rename and the write', () => journalState(s).lastTid, (v) => v >= before + 2n);
+  await farm.startNode(c);
+  await assertSettled(farm.all);
+  assert.equal(readOrNull(join(c, 'moved.txt')), 'the server\'s file\n', 'the client has the moved file');
+  assert.equal(readOrNull(join(c, 'g.txt')), 'another file, written again on the server\n', 'the client has the written file');
+  assert.deepEqual(farm.logMessages(c, /does not apply|resync/i), [], 'no refusal, no resync');
+});

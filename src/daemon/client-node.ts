@@ -11,7 +11,7 @@ import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { joinLinks, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
 import { isUnder, parentOf } from '#core/paths.js';
@@ -532,6 +532,39 @@ export class ClientNode {
     }
   }
 
+  /**
+   * A server's change of a file this node does not have, with nothing pending for it here (lost here without a
+   * record): the file is placed at the name the change leaves it at, with the server's content now, and the
+   * record kept as the server's history. Before, it did not apply three times ("object … does not exist here")
+   * and the client resynced the whole fileset. A directory is not restored this way (what it holds is unknown).
+   */
+  async #restoreMissing(r: KmlRecord, peer: string): Promise<boolean> {
+    const db = this.db;
+    if (!['write', 'truncate', 'setattr', 'rename'].includes(r.kind) || r.hash === null || db.objectByFid(r.fid) !== undefined || db.hasPendingLocal(r.fid)) return false;
+    const at = r.newPath ?? r.path;
+    const parent = parentOf(at);
+    if (db.objectByPath(at) !== undefined || lstatOrNull(join(this.paths.dir, at)) !== null) return false;
+    if ((parent !== '' && db.objectByPath(parent)?.type !== 'dir') || lstatOrNull(join(this.paths.dir, parent === '' ? '.' : parent))?.type !== 'dir') return false;
+    const base: RecordDraft = { ...r, kind: 'create', path: at, newPath: null, target: null, preVersion: NO_VERSION };
+    const { staged } = await this.apply.stageCurrent(base, this.#source);
+    this.guard.hold(at);
+    try {
+      chmodSync(staged.file, r.mode);
+      utimesSync(staged.file, r.mtimeMs / 1000, r.mtimeMs / 1000);
+      renameSync(staged.file, join(this.paths.dir, at));
+      const st = lstatOrNull(join(this.paths.dir, at));
+      db.batch(() => {
+        db.commitCopy({ ...base, hash: staged.hash, size: staged.size }, r.tid, st === null ? null : identityOf(st, nowNs()));
+        db.skipRemote(r, peer, this.#o.clock.now());
+      });
+    } finally {
+      rmSync(staged.file, { force: true });
+      this.guard.release(at);
+    }
+    this.log.warn({ tid: formatTid(r.tid), kind: r.kind, path: at, fid: r.fid }, 'a file this node did not have, changed on the server: placed with the server\'s content');
+    return true;
+  }
+
   #linkAlign(): LinkAlignDeps {
     return { db: this.db, root: this.#o.dir, guard: this.guard, tmpName: () => this.apply.tmpName() };
   }
@@ -558,12 +591,12 @@ export class ClientNode {
     // The server removes an object this node does not have, and nothing here is pending for it nor holds its
     // name: the end is the same, so the record is kept as the server's history and nothing changes here.
     // Before, it did not apply three times ("object … does not exist here") and the client resynced.
-    if ((r.kind === 'unlink' || r.kind === 'rmdir') && db.objectByFid(r.fid) === undefined && !db.hasPendingLocal(r.fid)
-      && db.objectByPath(r.path) === undefined && lstatOrNull(join(this.paths.dir, r.path)) === null) {
+    if ((r.kind === 'unlink' || r.kind === 'rmdir') && db.objectByFid(r.fid) === undefined && !db.hasPendingLocal(r.fid)) {
       this.log.warn({ tid: formatTid(r.tid), path: r.path, fid: r.fid }, 'the server removed an object this node does not have: nothing to do');
       db.skipRemote(r, peer, this.#o.clock.now());
       return steps;
     }
+    if (await this.#restoreMissing(r, peer)) return steps;
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
     const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
