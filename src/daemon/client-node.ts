@@ -541,6 +541,11 @@ export class ClientNode {
   async #restoreMissing(r: KmlRecord, peer: string): Promise<boolean> {
     const db = this.db;
     if (!['write', 'truncate', 'setattr', 'rename'].includes(r.kind) || r.hash === null || db.objectByFid(r.fid) !== undefined || db.hasPendingLocal(r.fid)) return false;
+    if (db.hasLaterRecord(r.fid, r.tid)) {
+      // Removed here by a change of ours the server accepted after this record: nothing to place.
+      db.skipRemote(r, peer, this.#o.clock.now());
+      return true;
+    }
     const at = r.newPath ?? r.path;
     const parent = parentOf(at);
     if (db.objectByPath(at) !== undefined || lstatOrNull(join(this.paths.dir, at)) !== null) return false;

@@ -160,6 +160,7 @@ export class FilesetDb {
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
                              @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
+      kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
       lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time)
@@ -537,6 +538,14 @@ export class FilesetDb {
       this.#replace(x, { ...x, mode: from.mode, uid: from.uid, gid: from.gid, mtimeMs: from.mtimeMs, size: from.size, hash: from.hash });
       this.setIdentity(fid, identity);
     });
+  }
+
+  /**
+   * Client side: a record of the object later than `tid` is in the journal already (an own change the server
+   * accepted, whose answer came before the stream brought the server's older records).
+   */
+  hasLaterRecord(fid: Fid, tid: Tid): boolean {
+    return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
   }
 
   /** True when the client has local changes to this object that the server has not accepted. */
