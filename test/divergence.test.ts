@@ -211,19 +211,7 @@ test('a server removal of an object this client lost, with nothing pending for i
   const s = farm.server;
   await assertSettled(farm.all);
   await farm.stopNode(c);
-  // Astray: the client lost f.txt and d without a record.
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of ['f.txt', 'd']) {
-      const o = db.objectByPath(name);
-      assert.ok(o !== undefined, `the client journaled ${name}`);
-      db.forget(o.fid);
-    }
-  } finally {
-    db.close();
-  }
-  rmSync(join(c, 'f.txt'));
-  rmSync(join(c, 'd'), { recursive: true });
+  loseWithoutRecord(c, ['f.txt', 'd']);
   const before = journalState(s).lastTid;
   rmSync(join(s, 'f.txt'));
   rmSync(join(s, 'd'), { recursive: true });
@@ -247,18 +235,7 @@ test('a server change of a file this client lost, with nothing pending for it, p
   const s = farm.server;
   await assertSettled(farm.all);
   await farm.stopNode(c);
-  // Astray: the client lost both files without a record.
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of ['f.txt', 'g.txt']) {
-      const o = db.objectByPath(name);
-      assert.ok(o !== undefined, `the client journaled ${name}`);
-      db.forget(o.fid);
-      rmSync(join(c, name));
-    }
-  } finally {
-    db.close();
-  }
+  loseWithoutRecord(c, ['f.txt', 'g.txt']);
   const before = journalState(s).lastTid;
   renameSync(join(s, 'f.txt'), join(s, 'moved.txt'));
   writeFileSync(join(s, 'g.txt'), 'another file, written again on the server\n');
@@ -269,3 +246,18 @@ test('a server change of a file this client lost, with nothing pending for it, p
   assert.equal(readOrNull(join(c, 'g.txt')), 'another file, written again on the server\n', 'the client has the written file');
   assert.deepEqual(farm.logMessages(c, /does not apply|resync/i), [], 'no refusal, no resync');
 });
+
+/** Astray: the (stopped) client at `dir` loses these objects, on disk and in its journal, without a record. */
+function loseWithoutRecord(dir: string, names: readonly string[]): void {
+  const db = FilesetDb.open(findFileset(dir).db);
+  try {
+    for (const name of names) {
+      const o = db.objectByPath(name);
+      assert.ok(o !== undefined, `the client journaled ${name}`);
+      db.forget(o.fid);
+      rmSync(join(dir, name), { recursive: true });
+    }
+  } finally {
+    db.close();
+  }
+}

@@ -14,6 +14,17 @@ import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { journalState, sleep } from './helpers.js';
 import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, pastRetention, readOrNull, reconnect } from './farm.js';
 
+/** A server and one client with the file `f` (holding `content`) journaled and replicated. */
+async function oneFilePair(t: TestContext, content: string): Promise<{ farm: Farm; s: string; c: string }> {
+  const farm = await Farm.start(t, { clients: 1 });
+  const s = farm.server;
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'f'), content);
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  return { farm, s, c: farm.clients[0]! };
+}
+
 /** A server and one client with `f` and its hard link `g` journaled and replicated. */
 async function linkedPair(t: TestContext, serverArgs: string[] = []): Promise<Farm> {
   const farm = await Farm.start(t, { clients: 1, serverArgs });
@@ -25,6 +36,29 @@ async function linkedPair(t: TestContext, serverArgs: string[] = []): Promise<Fa
   await assertSettled(farm.all);
   assertLinked(farm.clients[0]!, 'version 1\n', 'before the test');
   return farm;
+}
+
+/**
+ * Stop client `c`, make g an inode of its own there, on disk and in its journal (nothing pending: astray
+ * consistently, as an earlier conflict step or resync could leave it), and start it again.
+ */
+async function takeApart(farm: Farm, c: string): Promise<void> {
+  await farm.stopNode(c);
+  const tmp = join(c, 'g.apart');
+  copyFileSync(join(c, 'g'), tmp);
+  renameSync(tmp, join(c, 'g'));
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const g = db.objectByPath('g');
+    const st = lstatOrNull(join(c, 'g'));
+    assert.ok(g !== undefined && st !== null, 'the client journaled g');
+    db.setIdentity(g.fid, identityOf(st, nowNs()));
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  assert.notEqual(statSync(join(c, 'g')).ino, statSync(join(c, 'f')).ino, 'f and g are apart on the client');
+  await farm.startNode(c);
 }
 
 /** `f` and `g` in dir are one inode with two links, holding `content`. */
@@ -211,17 +245,11 @@ test('a write through one name of a hard link on a client off line, then that na
 test('a hard link made on the server to a file a client renamed off line is made to that file at its new name there, no resync', { timeout: 120_000 }, async (t) => {
   // Fails without localTarget (reint/local-names.ts): the client looked for the link's target at the server's
   // name f, where nothing is here any more ("link target f is not a file here"), three times, then resynced.
-  const farm = await Farm.start(t, { clients: 1 });
-  const s = farm.server;
-  const c = farm.clients[0]!;
-  let before = journalState(s).lastTid;
-  writeFileSync(join(s, 'f'), 'one inode\n');
-  await journaled(s, before);
-  await assertSettled(farm.all);
+  const { farm, s, c } = await oneFilePair(t, 'one inode\n');
   await disconnect(farm, c);
   renameSync(join(c, 'f'), join(c, 'f2'));
   await eventually('the client journals its rename', () => journalState(c).lml, (n) => n >= 1);
-  before = journalState(s).lastTid;
+  const before = journalState(s).lastTid;
   linkSync(join(s, 'f'), join(s, 'g'));
   await journaled(s, before);
   reconnect(c);
@@ -329,20 +357,14 @@ test('a write through one name of a hard link on a client off line, then that na
 });
 
 test('a hard link made on the server to a file a client removed off line: the link\'s name reaches the client with its content, the removal reaches the server, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without the link placed as a file of its own (ClientNode#applyResolved, targetRemovedHere): the
+  // Fails without the link placed as a file of its own (ClientNode#applyResolved): the
   // client found no file at the link's target ("link target f is not a file here") three times, then
   // resynced the whole fileset (chaos seeds 9102, 9104, 9105).
-  const farm = await Farm.start(t, { clients: 1 });
-  const s = farm.server;
-  const c = farm.clients[0]!;
-  let before = journalState(s).lastTid;
-  writeFileSync(join(s, 'f'), 'one inode\n');
-  await journaled(s, before);
-  await assertSettled(farm.all);
+  const { farm, s, c } = await oneFilePair(t, 'one inode\n');
   await disconnect(farm, c);
   unlinkSync(join(c, 'f'));
   await eventually('the client journals its removal', () => journalState(c).lml, (n) => n >= 1);
-  before = journalState(s).lastTid;
+  const before = journalState(s).lastTid;
   linkSync(join(s, 'f'), join(s, 'g'));
   await journaled(s, before);
   reconnect(c);
@@ -360,23 +382,7 @@ test('a client whose names of a hard-linked file went apart gets the server\'s g
   // it resynced; with nothing to notice the grouping itself, trees differed in the chaos seeds for good.
   const farm = await linkedPair(t);
   const c = farm.clients[0]!;
-  await farm.stopNode(c);
-  // Apart, consistently: g an inode of its own on disk and in the journal, nothing pending.
-  const tmp = join(c, 'g.apart');
-  copyFileSync(join(c, 'g'), tmp);
-  renameSync(tmp, join(c, 'g'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    const g = db.objectByPath('g');
-    const st = lstatOrNull(join(c, 'g'));
-    assert.ok(g !== undefined && st !== null, 'the client journaled g');
-    db.setIdentity(g.fid, identityOf(st, nowNs()));
-    assert.equal(db.lmlCount(), 0, 'nothing pending');
-  } finally {
-    db.close();
-  }
-  assert.notEqual(statSync(join(c, 'g')).ino, statSync(join(c, 'f')).ino, 'f and g are apart on the client');
-  await farm.startNode(c);
+  await takeApart(farm, c);
   await writeInPlace(farm.server, 'f', 'written on the server through f\n');
   await assertSettled(farm.all);
   for (const d of farm.all) assertLinked(d, 'written on the server through f\n', 'after the server\'s write');
@@ -428,13 +434,7 @@ test('a hard link made on a client off line to a file the server wrote meanwhile
   // journaled g with the content the client's link record named (f before the server's write), while its
   // disk showed the write through both names: its journal never equalled its disk (chaos seed 9114, not
   // converged after 138 s).
-  const farm = await Farm.start(t, { clients: 1 });
-  const s = farm.server;
-  const c = farm.clients[0]!;
-  const before = journalState(s).lastTid;
-  writeFileSync(join(s, 'f'), 'version 1\n');
-  await journaled(s, before);
-  await assertSettled(farm.all);
+  const { farm, s, c } = await oneFilePair(t, 'version 1\n');
   await disconnect(farm, c);
   linkSync(join(c, 'f'), join(c, 'g'));
   await eventually('the client journals its link', () => journalState(c).lml, (n) => n >= 1);
@@ -459,21 +459,7 @@ test('a write on a client through a name it holds apart from the server\'s link,
   // client's write was on no node (chaos seed 9115, "DESTROYED").
   const farm = await linkedPair(t);
   const c = farm.clients[0]!;
-  await farm.stopNode(c);
-  // Apart, consistently: g an inode of its own on disk and in the journal, nothing pending.
-  const tmp = join(c, 'g.apart');
-  copyFileSync(join(c, 'g'), tmp);
-  renameSync(tmp, join(c, 'g'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    const g = db.objectByPath('g');
-    const st = lstatOrNull(join(c, 'g'));
-    assert.ok(g !== undefined && st !== null, 'the client journaled g');
-    db.setIdentity(g.fid, identityOf(st, nowNs()));
-  } finally {
-    db.close();
-  }
-  await farm.startNode(c);
+  await takeApart(farm, c);
   await disconnect(farm, c);
   await writeInPlace(c, 'g', 'written on the client through g\n');
   await writeInPlace(farm.server, 'f', 'written on the server through f\n');

@@ -40,16 +40,7 @@ export function splitApart(d: LinkAlignDeps, r: KmlRecord): string[] {
     const xAbs = join(d.root, x.path);
     const xs = lstatOrNull(xAbs);
     if (xs?.ino !== st.ino || !journaledAsIs(x, xs)) continue;
-    const tmp = d.tmpName();
-    d.guard.hold(x.path);
-    try {
-      copyFileSync(xAbs, tmp);
-      renameSync(tmp, xAbs);
-    } finally {
-      rmSync(tmp, { force: true });
-      d.guard.release(x.path);
-    }
-    const now = lstatOrNull(xAbs);
+    const now = replaceName(d, x.path, (tmp) => copyFileSync(xAbs, tmp));
     if (now !== null) db.setIdentity(x.fid, identityOf(now, nowNs()));
     out.push(x.path);
   }
@@ -73,21 +64,27 @@ export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
     const xAbs = join(d.root, x.path);
     const xs = lstatOrNull(xAbs);
     if (xs?.type !== 'file' || xs.ino === st.ino || !journaledAsIs(x, xs)) continue;
-    const tmp = d.tmpName();
-    d.guard.hold(x.path);
-    try {
-      linkSync(abs, tmp);
-      renameSync(tmp, xAbs);
-    } finally {
-      rmSync(tmp, { force: true });
-      d.guard.release(x.path);
-    }
-    const now = lstatOrNull(xAbs);
+    const now = replaceName(d, x.path, (tmp) => linkSync(abs, tmp));
     if (now !== null) db.joinInode(x.fid, o, identityOf(now, nowNs()));
     out.push(x.path);
   }
   if (out.length > 0) seenAgain(d, o.path);
   return out;
+}
+
+/** Make a file at a temp name (`make`), then rename it over `path`, held from capture; its stat after. */
+function replaceName(d: LinkAlignDeps, path: string, make: (tmp: string) => void): DiskStat | null {
+  const tmp = d.tmpName();
+  const abs = join(d.root, path);
+  d.guard.hold(path);
+  try {
+    make(tmp);
+    renameSync(tmp, abs);
+  } finally {
+    rmSync(tmp, { force: true });
+    d.guard.release(path);
+  }
+  return lstatOrNull(abs);
 }
 
 /** The record's file here, as journaled (changed here and not journaled yet: the apply path refuses the change for now). */
