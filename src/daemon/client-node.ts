@@ -571,7 +571,7 @@ export class ClientNode {
   }
 
   #linkAlign(): LinkAlignDeps {
-    return { db: this.db, root: this.#o.dir, guard: this.guard, tmpName: () => this.apply.tmpName() };
+    return { db: this.db, root: this.paths.dir, guard: this.guard, tmpName: () => this.apply.tmpName() };
   }
 
   /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
@@ -593,9 +593,9 @@ export class ClientNode {
       this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
     }
     this.#followServerName(r);
-    // The server removes an object this node does not have, and nothing here is pending for it nor holds its
-    // name: the end is the same, so the record is kept as the server's history and nothing changes here.
-    // Before, it did not apply three times ("object … does not exist here") and the client resynced.
+    // The server removes an object this node does not have, with nothing pending for it here: the end is the
+    // same (whatever holds the name here is another object), so the record is kept as the server's history
+    // and nothing changes. Before, it did not apply three times ("object … does not exist here"): a resync.
     if ((r.kind === 'unlink' || r.kind === 'rmdir') && db.objectByFid(r.fid) === undefined && !db.hasPendingLocal(r.fid)) {
       this.log.warn({ tid: formatTid(r.tid), path: r.path, fid: r.fid }, 'the server removed an object this node does not have: nothing to do');
       db.skipRemote(r, peer, this.#o.clock.now());

@@ -1085,8 +1085,8 @@ export class FilesetDb {
   /**
    * The object table after `d`, at `version`. For a change of a file's content or attributes, returns every
    * name of its inode here when it has more than one (sorted fids, see KmlRecord.links), else [] (one name);
-   * null for other changes. `d.links`, a
-   * server's grouping, gives its names the version too where this node's grouping differs.
+   * null for other changes. `d.links`, a server's grouping, gives its names the version too where this
+   * node's grouping differs.
    */
   #applyToObjects(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid): Fid[] | null {
     const need = (): ObjectRow => {
