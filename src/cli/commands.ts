@@ -4,10 +4,9 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
-import { accessSync, constants, copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
-import { ATTR_SETTINGS, parseBool } from '#policy/attr-policy.js';
+import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -231,46 +230,6 @@ export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }
   rmSync(paths.offlineFile, { force: true });
   if (o.json) print(JSON.stringify({ dir: paths.dir, offline: false, was }));
   else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
-}
-
-const CONFIG_KEYS = ['conflict-policy', 'conflict-hook', ...ATTR_SETTINGS.map(([k]) => k)] as const;
-const CONFIG_DEFAULTS: Readonly<Record<string, string>> = { 'conflict-policy': 'keep-both', 'preserve-setid': 'false', 'preserve-owner': 'false', 'safe-links': 'false' };
-
-/** Per-fileset settings: `intersync config DIR conflict-policy=server-wins`. No assignment prints them. */
-export function cmdConfig(dir: string, assignments: string[], o: { fileset?: string; json: boolean }, print: Print): void {
-  const paths = findFileset(dir, o.fileset);
-  const updates: Array<[string, string]> = [];
-  for (const a of assignments) {
-    const eq = a.indexOf('=');
-    const key = eq < 0 ? a : a.slice(0, eq);
-    const value = eq < 0 ? '' : a.slice(eq + 1);
-    if (!(CONFIG_KEYS as readonly string[]).includes(key) || eq < 0) {
-      throw IntersyncError.BAD_ARGUMENT(`unknown setting ${JSON.stringify(a)}`, `settings: ${CONFIG_KEYS.map((k) => `${k}=VALUE`).join(', ')}`);
-    }
-    if (key === 'conflict-policy' && parsePolicy(value) === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`conflict-policy ${value} is not one of ${POLICY_NAMES.join(', ')}`, 'add :discard to server-wins, client-wins or newest-wins to keep no losing copy');
-    }
-    if (ATTR_SETTINGS.some(([k]) => k === key) && parseBool(value) === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`${key} takes true or false, got ${JSON.stringify(value)}`, 'a client takes what the server\'s fileset preserves only when its own setting allows it too');
-    }
-    if (key === 'conflict-hook') {
-      try {
-        accessSync(value, constants.X_OK);
-      } catch {
-        throw IntersyncError.BAD_ARGUMENT(`conflict-hook ${value} is not an executable file`, 'give the absolute path of a script that prints local, remote or both');
-      }
-    }
-    updates.push([key, value]);
-  }
-  const db = FilesetDb.open(paths.db, { check: false });
-  try {
-    for (const [k, v] of updates) db.setMeta(k, v);
-    const now = Object.fromEntries(CONFIG_KEYS.map((k) => [k, db.getMeta(k) ?? CONFIG_DEFAULTS[k] ?? null]));
-    if (o.json) print(JSON.stringify(now));
-    else for (const [k, v] of Object.entries(now)) print(`${k}=${v ?? ''}`);
-  } finally {
-    db.close();
-  }
 }
 
 export function cmdConflicts(dir: string, o: { fileset?: string; all: boolean; json: boolean }, print: Print): void {
