@@ -16,6 +16,7 @@ import type { ClientTrust } from '#daemon/enrolment.js';
 import { resolveStateDir } from './state-dir.js';
 import { addTrustCommands } from './trust.js';
 import { addConfigCommand, flagsGiven } from './config-cmd.js';
+import { addOpsCommands } from './ops.js';
 import { DaemonConfig } from './daemon-config.js';
 import { defaultOf } from './config-schema.js';
 import type { ConfigValue } from './config-schema.js';
@@ -378,6 +379,7 @@ function build(): Command {
     .action((dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }) => cmdResolve(dir, path, o, print));
 
   addTrustCommands(program, print);
+  addOpsCommands(program, print);
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();
