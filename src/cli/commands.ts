@@ -18,6 +18,7 @@ import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
+import { conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
 type Print = (line: string) => void;
 
@@ -137,11 +138,12 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       ? db.peers().map((p) => {
         const a = acked.get(p.node);
         const tid = a?.tid ?? 0n;
-        const lagRecords = Number(db.lastTid - tid);
-        const firstUnacked = lagRecords > 0 ? db.readKml(tid as never, 1)[0] : undefined;
+        const lag = lagOf(db, tid as never, now);
         return {
           node: p.node, replicate: p.replicate, connected: server?.connected.includes(p.node) ?? false, address: p.address,
-          lastRcvd: formatTid(tid), lagRecords, lagSeconds: firstUnacked === undefined ? 0 : Math.max(0, Math.round((now - firstUnacked.time) / 1000)),
+          lastRcvd: formatTid(tid), lagRecords: lag.records, lagSeconds: lag.seconds,
+          // What this peer still has to receive (files with new content and their bytes).
+          waiting: lag.records > 0 ? waitingAfter(db, tid as never) : { records: 0, files: 0, bytes: 0, atLeast: false },
           lastSeen: p.lastSeen,
         };
       })
@@ -151,8 +153,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       daemon: running ? { pid, since: daemon.startedAt, logFile: daemon.logFile, debug: debugNames(daemon.debug) } : null,
       lastTid: formatTid(db.lastTid), records: db.recordCount(), objects: db.objectCount(), digest: formatDigest(db.digest),
       pendingLocal: db.lmlCount(),
+      conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
-      server: role === 'server' ? { url: server?.url ?? null, tokens: server?.tokens ?? [], peers } : null,
+      server: role === 'server' ? { url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers } : null,
       client: role === 'client' ? {
         server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
         disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
@@ -160,6 +163,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
         refused: reint?.refused ?? 0, lastRefusal: reint?.lastRefusal ?? null, resyncs: client?.resyncs ?? Number(db.getMeta('resyncs') ?? '0'),
         stuckSince: client?.stuckSince ?? null, firstCopy: client?.copy ?? null,
+        // Up: the LML (files with new content and bytes); down: what the server has that this node has not applied.
+        waitingUp: waitingLocal(db), waitingDown: { records: client?.lagRecords ?? null },
+        lagSeconds: client?.lagMs === null || client?.lagMs === undefined ? null : Math.round(client.lagMs / 1000),
       } : null,
       // The reintegrator's own view (pending, refusals, the last one, since when stuck), as the daemon published it.
       reint: role === 'client' ? reint : null,
@@ -187,17 +193,20 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         print(`  STUCK: unable to progress since ${new Date(c.stuckSince).toISOString()} (${fmtAge(now - c.stuckSince)}), ${c.refused} refusals, ${c.resyncs} resyncs${last}`);
       }
       if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
-      print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.join(' ')}`);
+      print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.map(scopeWords).join(', ')}`);
+      print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown.records ?? '?'} records${c.lagSeconds === null ? '' : `, ${c.lagSeconds} s since the last applied`}`);
       if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
     }
     if (s.server !== null) {
       if (s.server.url !== null) print(`  serving at ${s.server.url}`);
-      print(`  write tokens: ${s.server.tokens.length === 0 ? 'none held' : s.server.tokens.map((t) => `${t.scope} held by ${t.holder}`).join(', ')}`);
+      print(`  write tokens: ${s.server.tokens.length === 0 ? 'none held' : s.server.tokens.map((t) => `${t.words} held by ${t.holder}`).join(', ')}`);
       for (const p of s.server.peers) {
         print(`  peer ${p.node}${p.replicate ? ' (replicator)' : ''}: ${p.connected ? 'connected' : 'away'}, last_rcvd ${p.lastRcvd}, lag ${p.lagRecords} records / ${p.lagSeconds} s`);
+        if (p.lagRecords > 0) print(`    waiting for it: ${fmtWaiting(p.waiting)}`);
       }
     }
+    print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
     const c = s.capture;
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
@@ -212,6 +221,10 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
 }
 
 export { fmtBytes };
+
+function fmtWaiting(w: Waiting): string {
+  return `${w.atLeast ? 'at least ' : ''}${w.records} records, ${w.files} files, ${fmtBytes(w.bytes)}`;
+}
 
 /** Voluntary disconnection: the running client notices within 200 ms and keeps journaling to its LML. */
 export function cmdDisconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {

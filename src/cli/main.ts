@@ -21,6 +21,9 @@ import { DaemonConfig } from './daemon-config.js';
 import { defaultOf } from './config-schema.js';
 import type { ConfigValue } from './config-schema.js';
 
+/** How often a first copy or resync not on a terminal prints a progress line. */
+const PROGRESS_EVERY_MS = Number(process.env.INTERSYNC_PROGRESS_MS ?? 5000);
+
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
 };
@@ -131,6 +134,9 @@ function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: st
 
 async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise<void> {
   const debug = parseDebug(o.debug);
+  // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
+  const { configureLogs } = await import('#daemon/logger.js');
+  configureLogs({ format: o.logFormat === 'json' || o.logFormat === 'pretty' ? o.logFormat : process.stderr.isTTY ? 'pretty' : 'json' });
   if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
     throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
   }
@@ -151,6 +157,8 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
       hideCursor: true,
     }, progress.Presets.shades_classic);
     let started = false;
+    let lastLine = -Infinity;
+    let lastFiles = -1;
     const t0 = performance.now();
     // The daemons are loaded when run: a client needs no HTTP server (fastify), other commands neither.
     const { ClientNode } = await import('#daemon/client-node.js');
@@ -160,7 +168,16 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
       settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
       onProgress: (p) => {
-        if (bar === null) return;
+        if (bar === null) {
+          // Not a terminal (a service): a line every few seconds, so its journal shows progress too.
+          const t = performance.now();
+          if (t - lastLine >= PROGRESS_EVERY_MS || (p.files === p.totalFiles && lastFiles !== p.files)) {
+            lastLine = t;
+            lastFiles = p.files;
+            print(`copy: ${p.files}/${p.totalFiles} files, ${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`);
+          }
+          return;
+        }
         const secs = Math.max(0.001, (performance.now() - t0) / 1000);
         const payload = { size: `${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`, rate: fmtBytes(Math.round(p.bytes / secs)) };
         if (!started) {

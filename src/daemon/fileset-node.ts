@@ -103,7 +103,7 @@ export class FilesetNode {
     db.setMeta('state_dir', resolve(o.stateDir));
     this.#startedAt = o.clock.now();
     const logDir = chooseLogDir(o.logDir, paths.logDir);
-    const l = createLogger(logDir, paths.name, o.debug);
+    const l = createLogger(logDir, paths, o.debug);
     this.log = l.log.child({ component: 'node' });
     this.logFile = l.file;
     this.#flushLog = l.flush;
