@@ -4,8 +4,7 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
-import { copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
@@ -14,6 +13,7 @@ import { statePaths } from '#journal/state-dir.js';
 import { ensureSecret, ensureSelfSignedCert } from '#daemon/server-keys.js';
 import { readPidFile } from '#journal/pid-file.js';
 import { readStatusFile } from '#daemon/status-file.js';
+import { resolveOpenConflict, type Keep } from '#daemon/resolve.js';
 import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
 import { digestOfDisk } from '#presto/scan.js';
@@ -268,20 +268,7 @@ export function cmdResolve(dir: string, path: string, o: { fileset?: string; kee
   const paths = findFileset(dir, o.fileset);
   const db = FilesetDb.open(paths.db, { check: false });
   try {
-    const c = db.conflicts(false).find((x) => x.path === path || x.kept === path);
-    if (c === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`no open conflict on ${path}`, `list them with: intersync conflicts ${paths.dir}`);
-    }
-    const kept = c.kept === null ? null : c.kept.startsWith('/') ? c.kept : join(paths.dir, c.kept);
-    const name = join(paths.dir, c.path);
-    // Ordinary file changes: the running daemon (or the next start-up scan) journals and ships them.
-    if (o.keep === 'local' && kept !== null && existsSync(kept)) {
-      copyFileSync(kept, name);
-      rmSync(kept, { force: true });
-    } else if (o.keep === 'remote' && kept !== null) {
-      rmSync(kept, { force: true });
-    }
-    db.resolveConflict(c.id, `by hand: kept ${o.keep}`, Date.now());
+    const c = resolveOpenConflict(db, paths.dir, { path }, o.keep as Keep, Date.now());
     if (o.json) print(JSON.stringify({ id: c.id, path: c.path, kept: o.keep }));
     else print(`conflict #${c.id} on ${c.path} resolved: kept ${o.keep}`);
   } finally {

@@ -162,6 +162,8 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
     const t0 = performance.now();
     // The daemons are loaded when run: a client needs no HTTP server (fastify), other commands neither.
     const { ClientNode } = await import('#daemon/client-node.js');
+    const { SiteWiring } = await import('./site-wiring.js');
+    const site = new SiteWiring(o);
     const node = await ClientNode.start({
       ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
       ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
@@ -192,9 +194,18 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
     print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
     print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
     cfg.started(node.db, node.paths.name, node.log, o.config, true);
+    const { clientView } = await import('#daemon/observe.js');
+    const observeUrl = await site.started({
+      db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
+      secrets: target.trust.secret === undefined ? [] : [target.trust.secret], withUi: o.ui === true,
+    });
+    if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics${o.ui === true ? `; dashboard ${observeUrl}/ui/` : ''}`);
     print(`  config ${cfg.file ?? '(none)'}`);
     print(`  log ${node.logFile}; stop with Ctrl-C`);
-    installStop(() => node.stop(), node.log);
+    installStop(async () => {
+      await site.stop();
+      await node.stop();
+    }, node.log);
     return;
   }
   const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
@@ -207,10 +218,13 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
     warn(`serving plain HTTP on ${l.host} (--insecure-http): secrets and credentials cross the network in clear text`);
   }
   const { FilesetNode } = await import('#daemon/fileset-node.js');
+  const { SiteWiring } = await import('./site-wiring.js');
+  const site = new SiteWiring(o);
   const node = await FilesetNode.start({
     ...common, stateDir,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
+      http: site.http(),
       ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
@@ -225,9 +239,19 @@ async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise
   if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
   print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
   if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
+  const { serverView } = await import('#daemon/observe.js');
+  const observeUrl = await site.started({
+    db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+    tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [readFileSync(node.state.secret, 'utf8').trim()], withUi: false,
+  });
+  if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);
+  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics (no credential)`);
   print(`  config ${cfg.file ?? '(none)'}`);
   print(`  log ${node.logFile}; stop with Ctrl-C`);
-  installStop(() => node.stop(), node.log);
+  installStop(async () => {
+    await site.stop();
+    await node.stop();
+  }, node.log);
 }
 
 function packageVersion(): string {
