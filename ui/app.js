@@ -74,7 +74,7 @@ $('#conflicts').addEventListener('click', async (e) => {
 
 let started = false;
 async function start() {
-  try { await refresh(); } catch { return; }
+  try { await refresh(); } catch (e) { console.error(`dashboard: ${e.message}`); return; }
   $('#login').hidden = true; $('#main').hidden = false;
   if (started) return;
   started = true;

@@ -132,7 +132,7 @@ export class Dashboard {
       lastTid: formatTid(db.lastTid), pendingLml: db.lmlCount(),
       lml: db.readLml(0n, 50).map((r) => ({ seq: r.seq.toString(), kind: r.kind, path: r.newPath === null ? r.path : `${r.path} -> ${r.newPath}` })),
       tokens: s.tokens().map((t) => ({ ...t, words: t.scope === '/' ? 'the whole fileset' : `the folder ${t.scope.slice(1)}/` })),
-      peers: s.view.peers().map((p) => ({ ...p, history: this.#history.get(p.peer) ?? [] })),
+      peers: s.view.peers().map((p) => ({ peer: p.peer, lagRecords: p.lagRecords, lagSeconds: p.lagSeconds, connected: p.connected, history: this.#history.get(p.peer) ?? [] })),
       conflicts: db.conflicts(false).map((c) => ({
         id: c.id, path: c.path, kind: c.kind, policy: c.policy, time: c.time, kept: c.kept,
         // Both versions side by side: what is at the name (the server's) and the local one kept beside.
