@@ -6,7 +6,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { request } from 'undici';
-import { freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 type Samples = Map<string, number>;
 
@@ -46,20 +46,20 @@ function sum(s: Samples, prefix: string): number {
 }
 
 test('counters move as records flow from server to client; lag per peer in records and seconds', async (t) => {
-  const [srv, cli, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
+  const [srv, cdir, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
   const [port, mport] = [await freePort(), await freePort()];
   const server = await spawnServer(srv.path, logs.path, port);
-  const client = await spawnClient(cli.path, logs.path, port, secretFile(srv.path), ['--metrics', `127.0.0.1:${mport}`]);
+  const client = await spawnClient(cdir.path, logs.path, port, secretFile(srv.path), ['--metrics', `127.0.0.1:${mport}`]);
   t.after(async () => {
     await stopChild(client, 'SIGKILL');
     await stopChild(server, 'SIGKILL');
-    for (const d of [srv, cli, logs]) d.cleanup();
+    for (const d of [srv, cdir, logs]) d.cleanup();
   });
   const secret = readFileSync(secretFile(srv.path), 'utf8').trim();
   const srvUrl = `http://127.0.0.1:${port}/metrics`;
   const cliUrl = `http://127.0.0.1:${mport}/metrics`;
   assert.equal((await scrape(srvUrl)).status, 401, 'the server\'s port asks for the credential');
-  await waitConverged([srv.path, cli.path]);
+  await waitConverged([srv.path, cdir.path]);
   const s0 = (await scrape(srvUrl, secret)).samples;
   const c0 = (await scrape(cliUrl)).samples;
   // Labelled counters (forwarded, refused, disconnections, errors by code) appear with their first event.
@@ -73,8 +73,8 @@ test('counters move as records flow from server to client; lag per peer in recor
   mkdirSync(join(srv.path, 'site'));
   for (let i = 0; i < 25; i++) writeFileSync(join(srv.path, 'site', `page${i}.html`), `<p>${i}</p>\n`.repeat(100));
   const has = (dir: string): number => Number(journalState(dir).records);
-  for (let i = 0; i < 200 && (has(srv.path) < 26 || journalState(cli.path).lastTid < journalState(srv.path).lastTid); i++) await sleep(100);
-  await waitConverged([srv.path, cli.path]);
+  for (let i = 0; i < 200 && (has(srv.path) < 26 || journalState(cdir.path).lastTid < journalState(srv.path).lastTid); i++) await sleep(100);
+  await waitConverged([srv.path, cdir.path]);
   // The scrape after convergence: the client's ack and apply counts are in.
   let s1 = (await scrape(srvUrl, secret)).samples;
   let c1 = (await scrape(cliUrl)).samples;
@@ -95,4 +95,11 @@ test('counters move as records flow from server to client; lag per peer in recor
   assert.equal(s1.get(peers[0]!), 0, 'caught up');
   assert.ok(s1.has(peers[0]!.replace('lag_records', 'lag_seconds')));
   assert.equal(s1.get(peers[0]!.replace('lag_records', 'peer_connected')), 1);
+
+  // Status tells the same story: conflicts open vs settled, nothing waiting either way once caught up.
+  const st = JSON.parse(cli(['status', srv.path, '--json']).stdout) as { conflicts: { open: number; settled: number }; server: { peers: Array<{ lagRecords: number; lagSeconds: number; waiting: { files: number } }> } };
+  assert.deepEqual(st.conflicts, { open: 0, settled: 0 });
+  assert.deepEqual(st.server.peers.map((p) => [p.lagRecords, p.lagSeconds, p.waiting.files]), [[0, 0, 0]]);
+  const ct = JSON.parse(cli(['status', cdir.path, '--json']).stdout) as { client: { waitingUp: { records: number; files: number; bytes: number } } };
+  assert.deepEqual(ct.client.waitingUp, { records: 0, files: 0, bytes: 0, atLeast: false });
 });

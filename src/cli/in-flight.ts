@@ -1,6 +1,6 @@
 /**
  * What is in flight for `intersync status` (and the dashboard): files and bytes waiting in each
- * direction, conflicts open vs settled, token scopes in words, and one lag definition both ends use.
+ * direction and token scopes in words; lag and conflict counts come from daemon/observe.ts.
  */
 import type { Tid } from '#core/ids.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
@@ -52,23 +52,10 @@ export function waitingLocal(db: FilesetDb): Waiting {
 }
 
 /**
- * Lag, the one definition both ends use: records of the server's KML after the peer's last_rcvd, and
- * seconds since the oldest of them was journaled (0 when none waits). The server reads the peer's
- * acknowledged last_rcvd; a client reads its own, and the server's last TID and the time of its first
- * missing record from the stream, so the two agree up to one acknowledgement.
+ * Lag, the one definition the status and the metrics use: records of the server's KML after the peer's
+ * acknowledged last_rcvd, and seconds since the oldest of them was journaled (daemon/observe.ts).
  */
-export function lagOf(db: FilesetDb, since: Tid, now: number): { records: number; seconds: number } {
-  const records = Number(db.lastTid - since);
-  if (records <= 0) return { records: 0, seconds: 0 };
-  const first = db.readKml(since, 1)[0];
-  return { records, seconds: first === undefined ? 0 : Math.max(0, Math.round((now - first.time) / 1000)) };
-}
-
-export function conflictCounts(db: FilesetDb): { open: number; settled: number } {
-  const all = db.conflicts(true);
-  const open = all.filter((c) => c.status === 'open').length;
-  return { open, settled: all.length - open };
-}
+export { peerLag as lagOf, conflictsOf as conflictCounts } from '#daemon/observe.js';
 
 /** "/" is the whole fileset; "/docs" the top-level folder docs. */
 export function scopeWords(scope: string): string {
