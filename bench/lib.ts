@@ -536,9 +536,9 @@ export function journalVsDisk(dir: string, maxExamples = 6): { differences: numb
   return { differences, examples };
 }
 
-/** The daemon's warn/error log lines (pino level >= 40), as "msg (fields)". */
+/** The daemon's warn/error log lines, as "msg (fields)". */
 export function logProblems(logDir: string): string[] {
-  return readLog(logDir).filter((l) => Number(l.level) >= 40).map((l) => {
+  return readLog(logDir).filter((l) => ['warn', 'error', 'fatal'].includes(String(l.level))).map((l) => {
     const { level: _l, time: _t, pid: _p, fileset: _f, component: _c, msg, ...rest } = l;
     return `${String(msg)} ${JSON.stringify(rest)}`;
   });
@@ -546,10 +546,9 @@ export function logProblems(logDir: string): string[] {
 
 /** The daemon's log lines (pino JSON), for the start-up phase breakdown. */
 export function readLog(logDir: string): Array<Record<string, unknown>> {
-  const file = join(logDir, 'intersync-default.log');
-  if (!existsSync(file)) return [];
+  const files = existsSync(logDir) ? readdirSync(logDir).filter((n) => /^intersync-.*\.log$/.test(n)) : [];
   const lines: Array<Record<string, unknown>> = [];
-  for (const l of readFileSync(file, 'utf8').split('\n')) {
+  for (const l of files.map((f) => readFileSync(join(logDir, f), 'utf8')).join('').split('\n')) {
     if (l.trim() === '') continue;
     try {
       lines.push(JSON.parse(l) as Record<string, unknown>);

@@ -6,7 +6,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, readFileSync, readdirSync, 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { ChildProcess } from 'node:child_process';
-import { cli, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 interface Pair { server: string; client: string; logs: string }
 
@@ -271,5 +271,5 @@ test('a replicator away past the server\'s retention resyncs in full, keeping it
     assert.equal(existsSync(join(d, 'c.txt')), false, 'a delete made while away does not come back');
     assert.equal(read(d, 'new9'), '9');
   }
-  assert.match(readFileSync(join(logs.path, 'intersync-default.log'), 'utf8'), /past retention/);
+  assert.match(readLogs(logs.path), /past retention/);
 });

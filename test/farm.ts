@@ -2,13 +2,13 @@
 // process, with its own log directory (so a client's log can be read alone), stopped by PID after the test.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
-import { cli, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
+import { cli, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 
 export interface FarmOptions {
   /** Clients started with the server. */
@@ -85,8 +85,7 @@ export class Farm {
 
   /** The node's log so far (JSON lines). */
   log(dir: string): string {
-    const f = join(this.#logDirs.get(dir)!, 'intersync-default.log');
-    return existsSync(f) ? readFileSync(f, 'utf8') : '';
+    return readLogs(this.#logDirs.get(dir)!);
   }
 
   /** The `msg` of each log line of the node that matches `re`. */

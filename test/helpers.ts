@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -42,6 +42,17 @@ export async function enrolNode(base: string, dir: string, node: string): Promis
   const body = await res.body.json() as { credential?: string };
   if (res.statusCode !== 200 || typeof body.credential !== 'string') throw new Error(`enrol ${node}: HTTP ${res.statusCode} ${JSON.stringify(body)}`);
   return body.credential;
+}
+
+/** Every daemon's log in `logDir` (one file per fileset directory, `intersync-<fileset>@<path>.log`), joined. */
+export function readLogs(logDir: string): string {
+  let names: string[];
+  try {
+    names = readdirSync(logDir).filter((n) => /^intersync-.*\.log$/.test(n)).sort();
+  } catch {
+    return '';
+  }
+  return names.map((n) => readFileSync(join(logDir, n), 'utf8')).join('');
 }
 
 export function tmpDir(prefix = 'intersync-test-'): { path: string; cleanup: () => void } {
@@ -293,5 +304,5 @@ export async function proxiedPair(
   proxies.push(proxy);
   procs.push(await spawnClient(cli, logs, proxy.port, secretFile(srv)));
   await waitConverged([srv, cli]);
-  return { srv, cli, logs, proxy, log: () => readFileSync(join(logs, 'intersync-default.log'), 'utf8') };
+  return { srv, cli, logs, proxy, log: () => readLogs(logs) };
 }

@@ -12,7 +12,7 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
-import { DelayProxy, NODE_ARGS, proxiedPair, ROOT, diskDigest, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { DelayProxy, NODE_ARGS, proxiedPair, ROOT, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 import { NO_VERSION } from '#core/ids.js';
 
 interface Cluster {
@@ -191,7 +191,7 @@ test('a large file changed in its middle ships only the changed blocks', { timeo
   writeFileSync(join(c.server, 'big.bin'), changed);
   await assertAllEqual(c);
   assert.ok(readFileSync(join(a, 'big.bin')).equals(changed));
-  const clientLog = readFileSync(join(c.logs, 'intersync-default.log'), 'utf8');
+  const clientLog = readLogs(c.logs);
   const deltas = clientLog.split('\n').filter((l) => l.includes('"block delta"') || l.includes('"uploaded"'));
   assert.ok(deltas.length >= 1, 'a block delta was used');
 });
@@ -317,7 +317,7 @@ test('a file made here during the first copy, at a name the copy brings, is kept
     const versions = readdirSync(dir).filter((n) => n.startsWith('zzz')).map((n) => readFileSync(join(dir, n), 'utf8')).sort();
     assert.deepEqual(versions, ['made here during the copy', 'the server version'], `both versions in ${dir}`);
   }
-  assert.match(readFileSync(join(c.logs, 'intersync-default.log'), 'utf8'), /a local file has this name/, 'the copy met the local file');
+  assert.match(readLogs(c.logs), /a local file has this name/, 'the copy met the local file');
 });
 
 test('a first copy places symlinks, empty files and nested directories between the files its file-system thread writes', { timeout: 120_000 }, async (t) => {

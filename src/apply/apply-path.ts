@@ -1,3 +1,4 @@
+import { metrics } from '#core/metrics.js';
 import { createHash, randomBytes } from 'node:crypto';
 import {
   chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
@@ -386,6 +387,7 @@ export class ApplyPath {
           commit(st === null ? null : { ...appliedIdentity(st), racy: unseen });
           if (inflight !== null) this.#d.db.clearInflight(inflight);
         });
+        metrics().applied(1);
       } catch (e) {
         if (!merged) this.#undo(d, abs, after);
         if (inflight !== null) this.#d.db.clearInflight(inflight);

@@ -4,10 +4,8 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
-import { accessSync, constants, copyFileSync, existsSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
-import { ATTR_SETTINGS, parseBool } from '#policy/attr-policy.js';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { mkfs } from '#journal/mkfs.js';
@@ -15,10 +13,12 @@ import { statePaths } from '#journal/state-dir.js';
 import { ensureSecret, ensureSelfSignedCert } from '#daemon/server-keys.js';
 import { readPidFile } from '#journal/pid-file.js';
 import { readStatusFile } from '#daemon/status-file.js';
+import { resolveOpenConflict, type Keep } from '#daemon/resolve.js';
 import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
+import { conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
 type Print = (line: string) => void;
 
@@ -138,11 +138,12 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       ? db.peers().map((p) => {
         const a = acked.get(p.node);
         const tid = a?.tid ?? 0n;
-        const lagRecords = Number(db.lastTid - tid);
-        const firstUnacked = lagRecords > 0 ? db.readKml(tid as never, 1)[0] : undefined;
+        const lag = lagOf(db, tid as never, now);
         return {
           node: p.node, replicate: p.replicate, connected: server?.connected.includes(p.node) ?? false, address: p.address,
-          lastRcvd: formatTid(tid), lagRecords, lagSeconds: firstUnacked === undefined ? 0 : Math.max(0, Math.round((now - firstUnacked.time) / 1000)),
+          lastRcvd: formatTid(tid), lagRecords: lag.records, lagSeconds: lag.seconds,
+          // What this peer still has to receive (files with new content and their bytes).
+          waiting: lag.records > 0 ? waitingAfter(db, tid as never) : { records: 0, files: 0, bytes: 0, atLeast: false },
           lastSeen: p.lastSeen,
         };
       })
@@ -152,8 +153,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       daemon: running ? { pid, since: daemon.startedAt, logFile: daemon.logFile, debug: debugNames(daemon.debug) } : null,
       lastTid: formatTid(db.lastTid), records: db.recordCount(), objects: db.objectCount(), digest: formatDigest(db.digest),
       pendingLocal: db.lmlCount(),
+      conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
-      server: role === 'server' ? { url: server?.url ?? null, tokens: server?.tokens ?? [], peers } : null,
+      server: role === 'server' ? { url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers } : null,
       client: role === 'client' ? {
         server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
         disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
@@ -161,6 +163,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
         refused: reint?.refused ?? 0, lastRefusal: reint?.lastRefusal ?? null, resyncs: client?.resyncs ?? Number(db.getMeta('resyncs') ?? '0'),
         stuckSince: client?.stuckSince ?? null, firstCopy: client?.copy ?? null,
+        // Up: the LML (files with new content and bytes); down: what the server has that this node has not applied.
+        waitingUp: waitingLocal(db), waitingDown: { records: client?.lagRecords ?? null },
+        lagSeconds: client?.lagMs === null || client?.lagMs === undefined ? null : Math.round(client.lagMs / 1000),
       } : null,
       // The reintegrator's own view (pending, refusals, the last one, since when stuck), as the daemon published it.
       reint: role === 'client' ? reint : null,
@@ -188,17 +193,20 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         print(`  STUCK: unable to progress since ${new Date(c.stuckSince).toISOString()} (${fmtAge(now - c.stuckSince)}), ${c.refused} refusals, ${c.resyncs} resyncs${last}`);
       }
       if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
-      print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.join(' ')}`);
+      print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.map(scopeWords).join(', ')}`);
+      print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown.records ?? '?'} records${c.lagSeconds === null ? '' : `, ${c.lagSeconds} s since the last applied`}`);
       if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
     }
     if (s.server !== null) {
       if (s.server.url !== null) print(`  serving at ${s.server.url}`);
-      print(`  write tokens: ${s.server.tokens.length === 0 ? 'none held' : s.server.tokens.map((t) => `${t.scope} held by ${t.holder}`).join(', ')}`);
+      print(`  write tokens: ${s.server.tokens.length === 0 ? 'none held' : s.server.tokens.map((t) => `${t.words} held by ${t.holder}`).join(', ')}`);
       for (const p of s.server.peers) {
         print(`  peer ${p.node}${p.replicate ? ' (replicator)' : ''}: ${p.connected ? 'connected' : 'away'}, last_rcvd ${p.lastRcvd}, lag ${p.lagRecords} records / ${p.lagSeconds} s`);
+        if (p.lagRecords > 0) print(`    waiting for it: ${fmtWaiting(p.waiting)}`);
       }
     }
+    print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
     const c = s.capture;
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
@@ -213,6 +221,10 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
 }
 
 export { fmtBytes };
+
+function fmtWaiting(w: Waiting): string {
+  return `${w.atLeast ? 'at least ' : ''}${w.records} records, ${w.files} files, ${fmtBytes(w.bytes)}`;
+}
 
 /** Voluntary disconnection: the running client notices within 200 ms and keeps journaling to its LML. */
 export function cmdDisconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
@@ -231,46 +243,6 @@ export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }
   rmSync(paths.offlineFile, { force: true });
   if (o.json) print(JSON.stringify({ dir: paths.dir, offline: false, was }));
   else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
-}
-
-const CONFIG_KEYS = ['conflict-policy', 'conflict-hook', ...ATTR_SETTINGS.map(([k]) => k)] as const;
-const CONFIG_DEFAULTS: Readonly<Record<string, string>> = { 'conflict-policy': 'keep-both', 'preserve-setid': 'false', 'preserve-owner': 'false', 'safe-links': 'false' };
-
-/** Per-fileset settings: `intersync config DIR conflict-policy=server-wins`. No assignment prints them. */
-export function cmdConfig(dir: string, assignments: string[], o: { fileset?: string; json: boolean }, print: Print): void {
-  const paths = findFileset(dir, o.fileset);
-  const updates: Array<[string, string]> = [];
-  for (const a of assignments) {
-    const eq = a.indexOf('=');
-    const key = eq < 0 ? a : a.slice(0, eq);
-    const value = eq < 0 ? '' : a.slice(eq + 1);
-    if (!(CONFIG_KEYS as readonly string[]).includes(key) || eq < 0) {
-      throw IntersyncError.BAD_ARGUMENT(`unknown setting ${JSON.stringify(a)}`, `settings: ${CONFIG_KEYS.map((k) => `${k}=VALUE`).join(', ')}`);
-    }
-    if (key === 'conflict-policy' && parsePolicy(value) === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`conflict-policy ${value} is not one of ${POLICY_NAMES.join(', ')}`, 'add :discard to server-wins, client-wins or newest-wins to keep no losing copy');
-    }
-    if (ATTR_SETTINGS.some(([k]) => k === key) && parseBool(value) === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`${key} takes true or false, got ${JSON.stringify(value)}`, 'a client takes what the server\'s fileset preserves only when its own setting allows it too');
-    }
-    if (key === 'conflict-hook') {
-      try {
-        accessSync(value, constants.X_OK);
-      } catch {
-        throw IntersyncError.BAD_ARGUMENT(`conflict-hook ${value} is not an executable file`, 'give the absolute path of a script that prints local, remote or both');
-      }
-    }
-    updates.push([key, value]);
-  }
-  const db = FilesetDb.open(paths.db, { check: false });
-  try {
-    for (const [k, v] of updates) db.setMeta(k, v);
-    const now = Object.fromEntries(CONFIG_KEYS.map((k) => [k, db.getMeta(k) ?? CONFIG_DEFAULTS[k] ?? null]));
-    if (o.json) print(JSON.stringify(now));
-    else for (const [k, v] of Object.entries(now)) print(`${k}=${v ?? ''}`);
-  } finally {
-    db.close();
-  }
 }
 
 export function cmdConflicts(dir: string, o: { fileset?: string; all: boolean; json: boolean }, print: Print): void {
@@ -296,20 +268,7 @@ export function cmdResolve(dir: string, path: string, o: { fileset?: string; kee
   const paths = findFileset(dir, o.fileset);
   const db = FilesetDb.open(paths.db, { check: false });
   try {
-    const c = db.conflicts(false).find((x) => x.path === path || x.kept === path);
-    if (c === undefined) {
-      throw IntersyncError.BAD_ARGUMENT(`no open conflict on ${path}`, `list them with: intersync conflicts ${paths.dir}`);
-    }
-    const kept = c.kept === null ? null : c.kept.startsWith('/') ? c.kept : join(paths.dir, c.kept);
-    const name = join(paths.dir, c.path);
-    // Ordinary file changes: the running daemon (or the next start-up scan) journals and ships them.
-    if (o.keep === 'local' && kept !== null && existsSync(kept)) {
-      copyFileSync(kept, name);
-      rmSync(kept, { force: true });
-    } else if (o.keep === 'remote' && kept !== null) {
-      rmSync(kept, { force: true });
-    }
-    db.resolveConflict(c.id, `by hand: kept ${o.keep}`, Date.now());
+    const c = resolveOpenConflict(db, paths.dir, { path }, o.keep as Keep, Date.now());
     if (o.json) print(JSON.stringify({ id: c.id, path: c.path, kept: o.keep }));
     else print(`conflict #${c.id} on ${c.path} resolved: kept ${o.keep}`);
   } finally {

@@ -8,13 +8,21 @@ import { PROTOCOL_VERSION, STORE_FORMAT } from '#core/format.js';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_FILESET } from '#journal/layout.js';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
-import { cmdConfig, cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
+import { cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
 import { EXIT_USAGE, errorJson, errorLine, exitCodeOf, fmtBytes, parseListen } from './output.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { isLoopback } from '#net/protocol/endpoint.js';
 import type { ClientTrust } from '#daemon/enrolment.js';
 import { resolveStateDir } from './state-dir.js';
 import { addTrustCommands } from './trust.js';
+import { addConfigCommand, flagsGiven } from './config-cmd.js';
+import { addOpsCommands } from './ops.js';
+import { DaemonConfig } from './daemon-config.js';
+import { defaultOf } from './config-schema.js';
+import type { ConfigValue } from './config-schema.js';
+
+/** How often a first copy or resync not on a terminal prints a progress line. */
+const PROGRESS_EVERY_MS = Number(process.env.INTERSYNC_PROGRESS_MS ?? 5000);
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -33,6 +41,7 @@ function debugOption(): Option {
 }
 
 interface RunOptions {
+  config?: string;
   fileset?: string;
   debug: string;
   logDir?: string;
@@ -52,6 +61,24 @@ interface RunOptions {
   preserveSetid?: boolean;
   preserveOwner?: boolean;
   safeLinks?: boolean;
+  conflictPolicy?: string;
+  conflictHook?: string;
+  logFormat?: string;
+  metrics?: string;
+  ui?: boolean;
+  adminPasswordFile?: string;
+}
+
+/** The daemon's options from its effective settings (flag, else file, else fileset database, else default). */
+function optionsOf(cfg: DaemonConfig): RunOptions {
+  const o: Record<string, unknown> = {};
+  for (const k of cfg.keys) {
+    if (k.value === null) continue;
+    o[k.key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())] = k.key === 'debug' ? String(k.value) : k.value;
+  }
+  // Attribute settings only when given (flag or file): otherwise the fileset's stored ones stand.
+  for (const k of cfg.keys) if ((k.key === 'preserve-setid' || k.key === 'preserve-owner' || k.key === 'safe-links') && k.source !== 'flag' && k.source !== 'file') delete o[k.key.replace(/-([a-z])/g, (_m, c: string) => c.toUpperCase())];
+  return o as unknown as RunOptions;
 }
 
 const warn = (line: string): void => {
@@ -105,8 +132,11 @@ function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: st
   process.on('SIGTERM', () => stop('SIGTERM'));
 }
 
-async function runDaemon(dir: string, o: RunOptions): Promise<void> {
+async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig): Promise<void> {
   const debug = parseDebug(o.debug);
+  // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
+  const { configureLogs } = await import('#daemon/logger.js');
+  configureLogs({ format: o.logFormat === 'json' || o.logFormat === 'pretty' ? o.logFormat : process.stderr.isTTY ? 'pretty' : 'json' });
   if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
     throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
   }
@@ -127,16 +157,29 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
       hideCursor: true,
     }, progress.Presets.shades_classic);
     let started = false;
+    let lastLine = -Infinity;
+    let lastFiles = -1;
     const t0 = performance.now();
     // The daemons are loaded when run: a client needs no HTTP server (fastify), other commands neither.
     const { ClientNode } = await import('#daemon/client-node.js');
+    const { SiteWiring } = await import('./site-wiring.js');
+    const site = new SiteWiring(o);
     const node = await ClientNode.start({
       ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
       ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
       settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
       ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
       onProgress: (p) => {
-        if (bar === null) return;
+        if (bar === null) {
+          // Not a terminal (a service): a line every few seconds, so its journal shows progress too.
+          const t = performance.now();
+          if (t - lastLine >= PROGRESS_EVERY_MS || (p.files === p.totalFiles && lastFiles !== p.files)) {
+            lastLine = t;
+            lastFiles = p.files;
+            print(`copy: ${p.files}/${p.totalFiles} files, ${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`);
+          }
+          return;
+        }
         const secs = Math.max(0.001, (performance.now() - t0) / 1000);
         const payload = { size: `${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`, rate: fmtBytes(Math.round(p.bytes / secs)) };
         if (!started) {
@@ -150,8 +193,19 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
     print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
     print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
+    cfg.started(node.db, node.paths.name, node.log, o.config, true);
+    const { clientView } = await import('#daemon/observe.js');
+    const observeUrl = await site.started({
+      db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
+      secrets: target.trust.secret === undefined ? [] : [target.trust.secret], withUi: o.ui === true,
+    });
+    if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics${o.ui === true ? `; dashboard ${observeUrl}/ui/` : ''}`);
+    print(`  config ${cfg.file ?? '(none)'}`);
     print(`  log ${node.logFile}; stop with Ctrl-C`);
-    installStop(() => node.stop(), node.log);
+    installStop(async () => {
+      await site.stop();
+      await node.stop();
+    }, node.log);
     return;
   }
   const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
@@ -164,16 +218,19 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
     warn(`serving plain HTTP on ${l.host} (--insecure-http): secrets and credentials cross the network in clear text`);
   }
   const { FilesetNode } = await import('#daemon/fileset-node.js');
+  const { SiteWiring } = await import('./site-wiring.js');
+  const site = new SiteWiring(o);
   const node = await FilesetNode.start({
     ...common, stateDir,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
+      http: site.http(),
       ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
-  // The attribute settings given on the command line are the fileset's (clients learn them at hello).
-  for (const [key, field] of ATTR_SETTINGS) if (o[field] !== undefined) node.db.setMeta(key, String(o[field]));
+  // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
+  cfg.started(node.db, node.paths.name, node.log, o.config, false);
   const c = node.capture.status();
   if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
   if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
@@ -182,8 +239,19 @@ async function runDaemon(dir: string, o: RunOptions): Promise<void> {
   if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
   print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
   if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
+  const { serverView } = await import('#daemon/observe.js');
+  const observeUrl = await site.started({
+    db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+    tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [readFileSync(node.state.secret, 'utf8').trim()], withUi: false,
+  });
+  if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);
+  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics (no credential)`);
+  print(`  config ${cfg.file ?? '(none)'}`);
   print(`  log ${node.logFile}; stop with Ctrl-C`);
-  installStop(() => node.stop(), node.log);
+  installStop(async () => {
+    await site.stop();
+    await node.stop();
+  }, node.log);
 }
 
 function packageVersion(): string {
@@ -203,18 +271,20 @@ function build(): Command {
         'journals what changed while it was stopped, then every change as it happens.',
     )
     .argument('[DIR]', 'the backing directory to serve')
+    .option('--config <FILE>', 'settings file, TOML or JSON (default: /etc/intersync/<fileset>.toml, else DIR/.intermezzo/<fileset>/config.toml, written at first start); a flag wins over it')
     .option('--fileset <NAME>', 'fileset to serve (default: the only one in DIR, or a new one named "default")')
     .addOption(debugOption())
-    .option('--log-dir <DIR>', 'where JSON logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
+    .option('--log-dir <DIR>', 'where logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
+    .option('--log-format <FORMAT>', 'json, pretty, or auto (pretty when stderr is a terminal)', String(defaultOf('log-format')))
     .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled', positiveInt('--settle-ms'))
-    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', '0.0.0.0:7777')
+    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', String(defaultOf('listen')))
     .option('--insecure-http', 'allow plain HTTP outside the loopback address (server: serve it; client: talk to it), with a warning', false)
     .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
     .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM) instead of the self-signed one')
     .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
-    .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', 'fileset')
-    .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), 30_000)
-    .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), 1_000_000)
+    .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', String(defaultOf('token-scope')))
+    .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), Number(defaultOf('lease-ms')))
+    .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), Number(defaultOf('retain-records')))
     .option('--server <URL|TOKEN>', 'client mode: a join token from intersync invite, or the server\'s https://HOST:PORT (once joined)')
     .option('--secret-file <FILE>', 'client: enrol with the fileset secret (the server\'s STATE/<node>/<fileset>/secret) instead of a token')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)
@@ -222,6 +292,11 @@ function build(): Command {
     .option('--preserve-setid', 'keep set-uid/set-gid bits peers send (stored as intersync config DIR preserve-setid=true; a client takes them only when the server\'s fileset says so too)')
     .option('--preserve-owner', 'as root: give objects the owners peers name (stored; a client only when the server\'s fileset says so too)')
     .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
+    .option('--conflict-policy <POLICY>', 'keep-both|server-wins|client-wins|newest-wins|hook[:discard] (stored; SIGHUP reloads it from the file)')
+    .option('--conflict-hook <SCRIPT>', 'the script the hook policy asks (prints local, remote or both)')
+    .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
+    .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
+    .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')
     .addHelpText('after', [
       '',
       'Modes, owners and links from peers are a fileset policy, safe by default: set-id bits are dropped and files',
@@ -238,12 +313,13 @@ function build(): Command {
       '  intersync join isync1-eyJ2Ijo… /imports/site     on the client: join with that token and replicate',
       '  intersync --server https://srv:7777 /imports/site   restart a client that joined before',
     ].join('\n'))
-    .action(async (dir: string | undefined, o: RunOptions) => {
+    .action(async (dir: string | undefined, o: RunOptions, cmd: Command) => {
       if (dir === undefined) {
         program.help({ error: true });
         return;
       }
-      await runDaemon(dir, o);
+      const cfg = DaemonConfig.load(dir, flagsGiven(cmd, o as unknown as Record<string, unknown>), o.config);
+      await runDaemon(dir, { ...optionsOf(cfg), ...(o.config === undefined ? {} : { config: o.config }) }, cfg);
     });
 
   program
@@ -273,13 +349,11 @@ function build(): Command {
     .option('--replicate', 'register as a replicator, receiving every update', false)
     .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
     .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
-    .action(async (token: string, dir: string, o: Partial<RunOptions>) => {
+    .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {
       if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');
-      await runDaemon(dir, {
-        debug: o.debug ?? '0', replicate: o.replicate ?? false, insecureHttp: o.insecureHttp ?? false, server: token,
-        listen: 'none', tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000,
-        ...(o.logDir === undefined ? {} : { logDir: o.logDir }), ...(o.stateDir === undefined ? {} : { stateDir: o.stateDir }),
-      });
+      const flags = new Map<string, ConfigValue>([...flagsGiven(cmd, o as Record<string, unknown>), ['server', token], ['listen', 'none']]);
+      const cfg = DaemonConfig.load(dir, flags, undefined);
+      await runDaemon(dir, optionsOf(cfg), cfg);
     });
 
   program
@@ -324,18 +398,7 @@ function build(): Command {
     .option('--json', 'print as JSON', false)
     .action((dir: string, o: { fileset?: string; json: boolean }) => cmdReconnect(dir, o, print));
 
-  program
-    .command('config')
-    .description(
-      'show or change fileset settings: conflict-policy=keep-both|server-wins|client-wins|newest-wins|hook[:discard], conflict-hook=SCRIPT, ' +
-        'preserve-setid=true|false, preserve-owner=true|false, safe-links=true|false ' +
-        '(e.g. intersync config DIR preserve-setid=true; clients learn the server\'s at hello, and take set-id bits and owners only when their own setting agrees)',
-    )
-    .argument('<DIR>', 'the backing directory')
-    .argument('[KEY=VALUE...]', 'settings to change')
-    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
-    .option('--json', 'print as JSON', false)
-    .action((dir: string, kv: string[], o: { fileset?: string; json: boolean }) => cmdConfig(dir, kv, o, print));
+  addConfigCommand(program, print);
 
   program
     .command('conflicts')
@@ -357,6 +420,7 @@ function build(): Command {
     .action((dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }) => cmdResolve(dir, path, o, print));
 
   addTrustCommands(program, print);
+  addOpsCommands(program, print);
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

@@ -37,7 +37,8 @@ export type ErrorCode =
   | 'NODE_TAKEN'
   | 'TLS_PIN_MISMATCH'
   | 'INSECURE_HTTP'
-  | 'BAD_TOKEN';
+  | 'BAD_TOKEN'
+  | 'BAD_CONFIG';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;

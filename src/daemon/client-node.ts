@@ -140,7 +140,7 @@ export class ClientNode {
     this.#hello = hello;
     this.#startedAt = o.clock.now();
     this.#state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
-    const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths.name, o.debug);
+    const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths, o.debug);
     this.log = l.log.child({ component: 'client' });
     this.logFile = l.file;
     this.#flushLog = l.flush;

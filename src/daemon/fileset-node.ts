@@ -17,7 +17,7 @@ import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import { attrPolicyOf } from '#policy/attr-policy.js';
-import type { FilesetServer } from '#net/server.js';
+import type { FilesetServer, HttpExtension } from '#net/server.js';
 import type { EdgeLimits } from '#net/edge-guard.js';
 import { parseWireLml } from '#net/protocol/wire-record.js';
 import { reachedDisk } from '#apply/recovery.js';
@@ -43,6 +43,8 @@ export interface ListenOptions {
   readonly retainRecords: number;
   /** Bounds at the edge (timeouts, connection caps, staging quota...); defaults in net/edge-guard.ts. */
   readonly limits?: Partial<EdgeLimits>;
+  /** More routes on this port: metrics, the dashboard (see net/server.ts HttpExtension). */
+  readonly http?: HttpExtension;
 }
 
 export interface FilesetNodeOptions {
@@ -103,7 +105,7 @@ export class FilesetNode {
     db.setMeta('state_dir', resolve(o.stateDir));
     this.#startedAt = o.clock.now();
     const logDir = chooseLogDir(o.logDir, paths.logDir);
-    const l = createLogger(logDir, paths.name, o.debug);
+    const l = createLogger(logDir, paths, o.debug);
     this.log = l.log.child({ component: 'node' });
     this.logFile = l.file;
     this.#flushLog = l.flush;
@@ -252,7 +254,7 @@ export class FilesetNode {
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
-        syncPaths: (paths) => this.capture.syncPaths(paths),
+        syncPaths: (paths) => this.capture.syncPaths(paths), ...(l.http === undefined ? {} : { http: l.http }),
       },
       tls,
       l.limits,

@@ -1,8 +1,17 @@
 import { accessSync, constants, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createHash } from 'node:crypto';
+import { join, resolve } from 'node:path';
 import pino, { type Logger } from 'pino';
+import { LogShaper, type LogFormat } from './log-shaper.js';
 
 export const DEFAULT_LOG_DIR = '/var/log/intersync';
+
+/** How log lines are written; the CLI sets it once, before a daemon starts (`--log-format`). */
+let logFormat: LogFormat = 'json';
+
+export function configureLogs(o: { format: LogFormat }): void {
+  logFormat = o.format;
+}
 
 /** The log directory: the one asked for, else /var/log/intersync when writable, else the fileset's own. */
 export function chooseLogDir(asked: string | undefined, filesetLogDir: string): string {
@@ -21,12 +30,33 @@ export function chooseLogDir(asked: string | undefined, filesetLogDir: string): 
   }
 }
 
-/** JSON lines, one per event, to `<dir>/intersync-<fileset>.log`; any debug flag lowers the level to debug. */
-export function createLogger(dir: string, fileset: string, debug: number): { log: Logger; file: string; flush: () => void } {
-  const file = join(dir, `intersync-${fileset}.log`);
+/**
+ * The log file of one fileset directory: `intersync-<fileset>@<path>.log`, the path escaped as systemd
+ * does (`/exports/site` -> `exports-site`), so two daemons on one host never share a file, whatever
+ * their filesets are called (a very long path is cut and a hash of it added).
+ */
+export function logFileName(fileset: string, dir: string): string {
+  let p = resolve(dir).replace(/^\/+/, '').replace(/\//g, '-').replace(/[^A-Za-z0-9:_.-]/g, '_');
+  if (p.length > 120) p = `${p.slice(0, 100)}~${createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 12)}`;
+  return `intersync-${fileset}@${p}.log`;
+}
+
+/**
+ * One line per event to the fileset directory's log file: JSON (levels by name, each key once) or
+ * pretty for a person; repeated identical warnings are summarised (see LogShaper). Any debug flag
+ * lowers the level to debug.
+ */
+export function createLogger(dir: string, fileset: { readonly name: string; readonly dir: string }, debug: number): { log: Logger; file: string; flush: () => void } {
+  const file = join(dir, logFileName(fileset.name, fileset.dir));
   const dest = pino.destination({ dest: file, sync: false, mkdir: true });
-  const log = pino({ level: debug !== 0 ? 'debug' : 'info', base: { pid: process.pid, fileset } }, dest);
+  const shaper = new LogShaper(logFormat, (line) => dest.write(line));
+  const log = pino({
+    level: debug !== 0 ? 'debug' : 'info',
+    base: { pid: process.pid, fileset: fileset.name },
+    formatters: { level: (label) => ({ level: label }) },
+  }, { write: (line: string) => shaper.write(line) });
   const flush = (): void => {
+    shaper.flush();
     try {
       dest.flushSync();
     } catch {

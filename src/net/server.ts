@@ -1,3 +1,4 @@
+import { metrics } from '#core/metrics.js';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -39,6 +40,17 @@ export interface ServedFileset {
   readonly leaseMs: number;
   /** Journal any local change at these names not journaled yet, before a peer's record changes them. */
   readonly syncPaths?: (paths: readonly string[]) => Promise<void>;
+  /** More routes on this port (metrics, the dashboard), added by the daemon. */
+  readonly http?: HttpExtension;
+}
+
+/**
+ * Routes the daemon adds to the server's port. Requests under `openPrefix` skip the credential check
+ * (the extension checks them itself: the dashboard's login); every other route needs the credential.
+ */
+export interface HttpExtension {
+  readonly openPrefix?: string;
+  extend(app: FastifyInstance, edge: { authenticate(req: FastifyRequest): unknown; trust(req: FastifyRequest): void }): void;
 }
 
 export interface ServerOptions {
@@ -123,6 +135,7 @@ export class FilesetServer {
       for (const fl of this.#followers) fl.wake.fire();
     });
     this.#routes();
+    f.http?.extend(app, { authenticate: (req) => this.#gate.authenticate(req), trust: (req) => this.#guard.trust(req.socket) });
     this.#gate.routes(app, () => ({ uuid: f.db.meta.uuid, fileset: f.db.meta.fileset, nodeId: f.db.meta.nodeId }));
     // A revoked node's open forwarded stream ends within a second (`intersync revoke` writes the identity store).
     this.#revokePoll = setInterval(() => {
@@ -173,6 +186,8 @@ export class FilesetServer {
   }
 
   async #auth(req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const open = this.#f.http?.openPrefix;
+    if (open !== undefined && (req.url === open.replace(/\/$/, '') || req.url.startsWith(open))) return;
     try {
       this.#gate.authenticate(req);
     } catch (e) {
@@ -181,6 +196,7 @@ export class FilesetServer {
       this.#refusedLog.hit((suppressed) => {
         this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], code: err.code, ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request: bad credential');
       });
+      metrics().error(err.code);
       await reply.code(statusOf(err)).send(toWire(err));
       return;
     }
@@ -209,6 +225,7 @@ export class FilesetServer {
         hint: 'see the server log', retriable: true,
       });
     }
+    metrics().error(e.code);
     if (!reply.sent) void reply.code(statusOf(e)).send(toWire(e));
   }
 
@@ -387,6 +404,7 @@ export class FilesetServer {
         const r = this.#tokens.acquire(b.scope, b.node, f.clock.now());
         if (r.granted) return { granted: true, scope: b.scope, expires: r.grant.expires, leaseMs: f.leaseMs };
         this.#recall(r.holder, b.scope);
+        metrics().tokenWait();
         const left = deadline - f.clock.monotonic();
         if (left <= 0) throw IntersyncError.TOKEN_BUSY(b.scope, r.holder);
         await this.#tokenReleased.wait(Math.min(left, 250));
@@ -570,6 +588,7 @@ export class FilesetServer {
         for (const r of recs) {
           if (!open) break;
           await write(encodeFrame('record', { r: recordToWire(r) }, this.#content.inline(r)));
+          metrics().forwarded(node, 1);
           cursor = r.tid;
         }
         if (recs.length === 256) continue;
@@ -584,6 +603,7 @@ export class FilesetServer {
       raw.destroy();
     } finally {
       this.#followers.delete(fl);
+      if (follow) metrics().disconnected(node);
     }
   }
 
@@ -651,6 +671,7 @@ export class FilesetServer {
         stopped = true;
         log.info({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration stopped');
         results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
+        metrics().refused(e.code);
       }
     }
     if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');

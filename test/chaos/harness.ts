@@ -34,7 +34,7 @@ import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
-import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, secretFile, sleep, tmpDir, waitConverged } from '../helpers.js';
+import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, readLogs, secretFile, sleep, tmpDir, waitConverged } from '../helpers.js';
 import { ChaosProxy } from './proxy.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -1029,7 +1029,7 @@ function readStatus(dir: string): StatusFile | undefined {
 
 function logLines(n: NodeState): string[] {
   try {
-    return readFileSync(join(n.logDir, 'intersync-default.log'), 'utf8').split('\n').filter((l) => l !== '');
+    return readLogs(n.logDir).split('\n').filter((l) => l !== '');
   } catch {
     return [];
   }
@@ -1397,7 +1397,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const mine = msgs.filter((m) => m.includes('resyncing')).length;
     const failedHere = msgs.filter((m) => m.includes('resync failed')).length;
     conflictLogLines += msgs.filter((m) => m.startsWith('conflict')).length;
-    for (const l of lines) if (l.includes('"level":50')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
+    for (const l of lines) if (l.includes('"level":"error"')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
     const st = n.role === 'client' ? readStatus(n.dir) : undefined;
     const fromStatus = typeof st?.client?.resyncs === 'number' ? st.client.resyncs : 0;
     const count = Math.max(mine, fromStatus);
