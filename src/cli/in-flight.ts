@@ -2,7 +2,7 @@
  * What is in flight for `intersync status` (and the dashboard): files and bytes waiting in each
  * direction and token scopes in words; lag and conflict counts come from daemon/observe.ts.
  */
-import type { Tid } from '#core/ids.js';
+import { asTid, type Tid } from '#core/ids.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 
 /** Records looked at, at most, to count what waits (a peer far behind shows "at least"). */
@@ -23,30 +23,29 @@ function tally(recs: ReadonlyArray<{ path: string; newPath: string | null; hash:
 
 /** Server side: what the KML holds after `since` (a peer's last_rcvd), as that peer will receive it. */
 export function waitingAfter(db: FilesetDb, since: Tid): Waiting {
-  const files = new Map<string, number>();
-  let cursor = since;
-  let records = 0;
-  for (;;) {
-    const page = db.readKml(cursor, 5000);
-    tally(page, files);
-    records += page.length;
-    if (page.length < 5000 || records >= WAIT_SCAN_CAP) break;
-    cursor = page[page.length - 1]!.tid;
-  }
-  return { records, files: files.size, bytes: [...files.values()].reduce((a, b) => a + b, 0), atLeast: records >= WAIT_SCAN_CAP };
+  return waiting((after) => db.readKml(after === null ? since : asTid(after), PAGE), (r) => r.tid);
 }
 
 /** Client side: the LML (local changes the server has not accepted yet). */
 export function waitingLocal(db: FilesetDb): Waiting {
+  return waiting((after) => db.readLml(after ?? 0n, PAGE), (r) => r.seq);
+}
+
+const PAGE = 5000;
+
+/** Records and the files they leave, read a page at a time (`read(after)`, `key` the paging key), up to WAIT_SCAN_CAP. */
+function waiting<R extends { path: string; newPath: string | null; hash: string | null; size: number | null }>(
+  read: (after: bigint | null) => readonly R[], key: (r: R) => bigint,
+): Waiting {
   const files = new Map<string, number>();
-  let after = 0n;
+  let after: bigint | null = null;
   let records = 0;
   for (;;) {
-    const page = db.readLml(after, 5000);
+    const page = read(after);
     tally(page, files);
     records += page.length;
-    if (page.length < 5000 || records >= WAIT_SCAN_CAP) break;
-    after = page[page.length - 1]!.seq;
+    if (page.length < PAGE || records >= WAIT_SCAN_CAP) break;
+    after = key(page[page.length - 1]!);
   }
   return { records, files: files.size, bytes: [...files.values()].reduce((a, b) => a + b, 0), atLeast: records >= WAIT_SCAN_CAP };
 }
