@@ -81,6 +81,14 @@ async function writeInPlace(dir: string, name: string, content: string): Promise
   await eventually(`${dir} journals the write to ${name}`, () => journalState(dir), (s) => s.lastTid > before || s.lml > 0);
 }
 
+/** Off line on client `c`: write through g in place, then replace g by a new file (renamed over it). */
+async function writeThenReplaceG(c: string): Promise<void> {
+  await writeInPlace(c, 'g', 'written on the client through g\n');
+  writeFileSync(join(c, 'g.tmp'), 'a new g from the client\n');
+  renameSync(join(c, 'g.tmp'), join(c, 'g'));
+  await eventually('the client journals the replacement of g', () => journalState(c).lml, (n) => n >= 3);
+}
+
 test('an in-place write to one name of a hard link on the server reaches a client as a write to the one inode both names share', { timeout: 90_000 }, async (t) => {
   // Fails without the fix: the client applies the write by renaming a temp file over f, so f gets a new
   // inode and g keeps "version 1" while the client's object table gives g the new hash: the client's
@@ -316,10 +324,7 @@ test('a write through one name of a hard link on a client off line, then that na
   const farm = await linkedPair(t);
   const c = farm.clients[0]!;
   await disconnect(farm, c);
-  await writeInPlace(c, 'g', 'written on the client through g\n');
-  writeFileSync(join(c, 'g.tmp'), 'a new g from the client\n');
-  renameSync(join(c, 'g.tmp'), join(c, 'g'));
-  await eventually('the client journals the replacement of g', () => journalState(c).lml, (n) => n >= 3);
+  await writeThenReplaceG(c);
   await writeInPlace(farm.server, 'g', 'written on the server through g\n');
   reconnect(c);
   await assertSettled(farm.all);
@@ -339,10 +344,7 @@ test('a write through one name of a hard link on a client off line, then that na
   const farm = await linkedPair(t);
   const c = farm.clients[0]!;
   await disconnect(farm, c);
-  await writeInPlace(c, 'g', 'written on the client through g\n');
-  writeFileSync(join(c, 'g.tmp'), 'a new g from the client\n');
-  renameSync(join(c, 'g.tmp'), join(c, 'g'));
-  await eventually('the client journals the replacement of g', () => journalState(c).lml, (n) => n >= 3);
+  await writeThenReplaceG(c);
   const before = journalState(farm.server).lastTid;
   unlinkSync(join(farm.server, 'g'));
   await journaled(farm.server, before);
