@@ -10,6 +10,8 @@
  *   the losing version is kept), inflight table (peer changes being written to disk, for crash recovery).
  * - store 4 (intersync 0.5): kml.links (the names of a hard-linked file's inode that a change of its
  *   content or attributes gave its version, as a JSON array of fids; see KmlRecord.links).
+ * - store 5 (intersync 0.6): kml.parent and lml.parent (the fid of the directory a record's new name is in;
+ *   see RecordDraft.parent). The wire record carries it as the optional field `parent`.
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),
@@ -19,7 +21,7 @@
  *   forwarded stream need the credential of the node they name (403 FORBIDDEN otherwise, 401 REVOKED
  *   once revoked); hello registers a peer only for its own credential.
  */
-export const STORE_FORMAT = 4;
+export const STORE_FORMAT = 5;
 export const RECORD_FORMAT = 1;
 export const PROTOCOL_VERSION = 3;
 

@@ -44,6 +44,13 @@ export interface RecordDraft extends Attrs {
   readonly hash: string | null; // files: SHA-256 of the content after the change
   readonly origin: NodeId;
   readonly time: number; // wall clock, ms
+  /**
+   * A record that gives an object a new name (create, mkdir, symlink, link: `path`; rename: `newPath`): the
+   * fid of the directory that name is in, as its origin journaled it (ROOT_FID at the top). A node whose
+   * names differ from the origin's (a directory moved or set aside there meanwhile) places the name in that
+   * directory wherever it is (apply/placed.ts). Null or absent: not known (records from before store 5).
+   */
+  readonly parent?: Fid | null;
 }
 
 /**

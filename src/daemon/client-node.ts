@@ -11,6 +11,7 @@ import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { joinLinks, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
+import { placedHere } from '#apply/placed.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { join } from 'node:path';
 import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
@@ -495,7 +496,7 @@ export class ClientNode {
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
       this.#resolver.breakCycle(sent);
-      r = this.apply.localize(localNamesOf(sent, db.pendingRenames()));
+      r = this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames())));
     } catch (e) {
       if (!(e instanceof IntersyncError) || e.code !== 'UNSAFE_LINK') throw e;
       this.log.warn({ tid: formatTid(sent.tid), path: sent.path, err: e.message }, 'server record skipped');

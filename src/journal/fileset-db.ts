@@ -4,7 +4,7 @@ import type { Database as Db, Statement } from 'better-sqlite3';
 import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
-import { NO_VERSION, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
+import { NO_VERSION, ROOT_FID, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
 import { HASH_INDEX, migrate } from './schema.js';
@@ -156,15 +156,15 @@ export class FilesetDb {
       // A NULL identity makes capture look at the object again (stat, then read if needed).
       forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
       kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
-                             mtime_ms, size, hash, origin, time, digest, origin_seq, links)
+                             mtime_ms, size, hash, origin, time, digest, origin_seq, links, parent)
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
-                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links)`),
+                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
-      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time)
-                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time)`),
+      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent)
+                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent)`),
       lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
       lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
       lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
@@ -626,7 +626,7 @@ export class FilesetDb {
   }
 
   #insertKml(r: KmlRecord): void {
-    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links) });
+    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links), parent: r.parent ?? null });
   }
 
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
@@ -648,9 +648,10 @@ export class FilesetDb {
         const d = c.draft;
         const tid = asTid(this.#lastTid + 1n);
         const cur = this.#current(d);
+        const parent = this.#parentOf(d);
         const links = this.#applyToObjects(d, cur, tid);
         this.#lastTid = tid;
-        const rec: KmlRecord = { ...d, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
+        const rec: KmlRecord = { ...d, parent, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
         this.#insertKml(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
@@ -673,9 +674,10 @@ export class FilesetDb {
         if (d.kind === 'unlink' && cur?.type === 'file' && cur.ino !== null && this.objectsByIno(cur.ino).some((x) => x.fid !== cur.fid && x.type === 'file')) {
           this.#noteRemovedLink(cur.fid, cur.ino);
         }
+        const parent = this.#parentOf(d);
         this.#applyToObjects(d, cur, cur?.version ?? NO_VERSION);
         this.#lmlSeq += 1n;
-        const rec: LmlRecord = { ...d, seq: this.#lmlSeq };
+        const rec: LmlRecord = { ...d, parent, seq: this.#lmlSeq };
         this.#st.lmlInsert!.run(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
@@ -1008,11 +1010,12 @@ export class FilesetDb {
       this.#st.lmlInsert!.run({
         seq: this.#lmlSeq, kind: 'mkdir', fid: made, path: at, newPath: null, target: null, preVersion: NO_VERSION,
         mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.meta.nodeId, time: now,
+        parent: this.#parentOf({ kind: 'mkdir', path: at, newPath: null }),
       } satisfies LmlRecord);
       for (const r of pending) {
         this.#lmlSeq += 1n;
         const mine = r.fid === fid;
-        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion });
+        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion, parent: r.parent === fid ? made : (r.parent ?? null) });
       }
     });
     return made;
@@ -1052,6 +1055,19 @@ export class FilesetDb {
       throw e;
     }
     this.#notify();
+  }
+
+  /**
+   * The directory a record's new name goes in, by fid, as this node's table has it before the record
+   * (RecordDraft.parent); null for a record that gives no new name, or a directory not in the table.
+   */
+  #parentOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath'>): Fid | null {
+    const name = d.kind === 'rename' ? d.newPath : NAMING.has(d.kind) ? d.path : null;
+    if (name === null) return null;
+    const dir = parentOf(name);
+    if (dir === '') return ROOT_FID;
+    const o = this.objectByPath(dir);
+    return o?.type === 'dir' ? o.fid : null;
   }
 
   /** The object a draft changes, checking the draft's pre-version against its version. */
@@ -1249,6 +1265,9 @@ function toObject(r: Row): ObjectRow {
   };
 }
 
+/** The kinds of record that make a new object, and so a new name (a rename gives one too: its newPath). */
+const NAMING: ReadonlySet<RecordKind> = new Set(['create', 'mkdir', 'symlink', 'link']);
+
 /** The fields a KML row and an LML row share: the record as its origin made it. */
 function draftOf(r: Row): RecordDraft {
   return {
@@ -1266,6 +1285,7 @@ function draftOf(r: Row): RecordDraft {
     hash: strOrNull(r.hash),
     origin: r.origin as NodeId,
     time: num(r.time),
+    parent: strOrNull(r.parent) as Fid | null,
   };
 }
 

@@ -127,6 +127,10 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
   (db) => {
     db.exec('ALTER TABLE kml ADD COLUMN links TEXT');
   },
+  // 4 -> 5: the directory a record's new name is in, by fid.
+  (db) => {
+    db.exec('ALTER TABLE kml ADD COLUMN parent TEXT; ALTER TABLE lml ADD COLUMN parent TEXT');
+  },
 ];
 
 if (migrations.length !== STORE_FORMAT) throw new Error('schema: one migration per store format');

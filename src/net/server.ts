@@ -13,6 +13,7 @@ import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import type { BlockMap } from '#apply/blocks.js';
+import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
 import type { SnapshotEntry } from './peer-client.js';
@@ -643,8 +644,17 @@ export class FilesetServer {
       }
       try {
         await f.syncPaths?.(d.newPath === null ? [d.path] : [d.path, d.newPath]);
+        // At this node's names of the objects it names (a directory moved here meanwhile takes the new name along).
+        let placed = placedHere(db, sent);
+        if (placed !== sent) {
+          await f.syncPaths?.(placed.newPath === null ? [placed.path] : [placed.path, placed.newPath]);
+          placed = placedHere(db, sent); // what capture journaled meanwhile counts
+        }
         // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
-        d = f.apply.localize(sent);
+        d = f.apply.localize(placed);
+        if (d.path !== sent.path || d.newPath !== sent.newPath) {
+          log.info({ seq: d.seq.toString(), kind: d.kind, path: sent.path, newPath: sent.newPath ?? undefined, here: d.path, newHere: d.newPath ?? undefined }, 'placed at this node\'s names of its objects');
+        }
         if (d.mode !== sent.mode) log.warn({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, 'set-id bits from a peer dropped');
         const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
         // Check right before the change, in the same tick as the commit: nothing can slip in between.

@@ -26,6 +26,7 @@ function draftFields(d: RecordDraft): WireRecord {
   return {
     kind: d.kind, fid: d.fid, path: d.path, newPath: d.newPath, target: d.target, preVersion: formatTid(d.preVersion),
     mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs, size: d.size, hash: d.hash, origin: d.origin, time: d.time,
+    ...(d.parent === undefined || d.parent === null ? {} : { parent: d.parent }),
   };
 }
 
@@ -72,8 +73,8 @@ function optPath(o: Record<string, unknown>, k: string): string | null {
   return checkRelPath(v);
 }
 
-export function parseFid(v: unknown): Fid {
-  if (typeof v !== 'string' || !/^(root|[0-9a-f]{16}-[0-9a-f]{1,16})$/.test(v)) throw bad('fid', 'malformed');
+export function parseFid(v: unknown, field = 'fid'): Fid {
+  if (typeof v !== 'string' || !/^(root|[0-9a-f]{16}-[0-9a-f]{1,16})$/.test(v)) throw bad(field, 'malformed');
   return v as Fid;
 }
 
@@ -102,6 +103,7 @@ function parseDraft(o: Record<string, unknown>): RecordDraft {
     kind: k, fid: parseFid(o.fid), path, newPath, target, preVersion: tid(o, 'preVersion'),
     mode: int(o, 'mode', 0, 0o7777), uid: int(o, 'uid', 0, 0xffffffff), gid: int(o, 'gid', 0, 0xffffffff),
     mtimeMs: finite(o, 'mtimeMs'), size, hash: hash as string | null, origin: o.origin as NodeId, time: finite(o, 'time'),
+    ...(o.parent === null || o.parent === undefined ? {} : { parent: parseFid(o.parent, 'parent') }),
   };
 }
 

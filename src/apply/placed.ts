@@ -1,0 +1,46 @@
+import { ROOT_FID, type Fid } from '#core/ids.js';
+import { joinRel, parentOf } from '#core/paths.js';
+import type { RecordDraft } from '#core/record.js';
+import type { ObjectRow } from '#journal/fileset-db.js';
+
+/** What `placedHere` reads: the object table by fid. */
+export interface PlacedDeps {
+  objectByFid(fid: Fid): ObjectRow | undefined;
+}
+
+const NAMING = new Set(['create', 'mkdir', 'symlink', 'link']);
+
+/**
+ * A peer's record at this node's names of the objects it names. A record names objects by path as its
+ * origin saw them, and this node's names may differ: a directory moved or kept beside here, or at the origin,
+ * by a change the other side has not seen yet. By identity instead:
+ * - a change of an object this node has (write, truncate, setattr, unlink, rmdir, the old name of a rename)
+ *   happens where the object is here;
+ * - a new name (create, mkdir, symlink, link, the new name of a rename) goes into its directory
+ *   (RecordDraft.parent) where that directory is here, with the name the origin gave it.
+ * What this node does not have by fid keeps the record's path: the apply path's check then says why it does
+ * not apply, as before. Before, a file made in a directory that a peer had moved meanwhile was refused
+ * ("parent … does not exist here"), again and again, until a resync; or it went into another directory that
+ * had taken the name meanwhile.
+ */
+export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T): T {
+  let path = d.path;
+  let newPath = d.newPath;
+  if (NAMING.has(d.kind)) path = inDir(db, d.parent, path);
+  else {
+    const here = db.objectByFid(d.fid);
+    if (here !== undefined) path = here.path;
+    if (d.kind === 'rename' && newPath !== null) newPath = inDir(db, d.parent, newPath);
+  }
+  return path === d.path && newPath === d.newPath ? d : { ...d, path, newPath };
+}
+
+/** `name` moved into the directory `dir` names, where that directory is here (unchanged when it is not here). */
+function inDir(db: PlacedDeps, dir: Fid | null | undefined, name: string): string {
+  if (dir === undefined || dir === null) return name;
+  const base = name.slice(name.lastIndexOf('/') + 1);
+  if (dir === ROOT_FID) return base;
+  const o = db.objectByFid(dir);
+  if (o === undefined || o.type !== 'dir') return name;
+  return o.path === parentOf(name) ? name : joinRel(o.path, base);
+}

@@ -1,0 +1,143 @@
+// Invariant: a name a record gives goes into the directory its origin meant (by fid, RecordDraft.parent),
+// wherever that directory is on the receiving node, and an existing object is changed where it is there.
+// Found by the widened chaos run (issue 11, seeds 9201 and 9204): records named directories by path alone.
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { placedHere } from '../src/apply/placed.js';
+import { ROOT_FID, type Fid } from '../src/core/ids.js';
+import type { RecordDraft } from '../src/core/record.js';
+import type { ObjectRow } from '../src/journal/fileset-db.js';
+import { createHash } from 'node:crypto';
+import { request } from 'undici';
+import { formatTid } from '../src/core/ids.js';
+import { encodeFrame, helloFrame } from '../src/net/protocol/frames.js';
+import { enrolNode, journalState, settle, startNode, tmpDir } from './helpers.js';
+import { Farm, assertSettled, eventually, journaled } from './farm.js';
+
+/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
+function files(dir: string, rel = ''): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const p = rel === '' ? e.name : `${rel}/${e.name}`;
+    if (p === '.intermezzo') continue;
+    if (e.isDirectory()) for (const [k, v] of files(dir, p)) out.set(k, v);
+    else if (e.isFile()) out.set(p, readFileSync(join(dir, p), 'utf8'));
+  }
+  return out;
+}
+
+const draft = (o: Partial<RecordDraft>): RecordDraft => ({
+  kind: 'create', fid: 'aaaaaaaaaaaaaaaa-1' as Fid, path: 'a/x', newPath: null, target: null, preVersion: 0n as RecordDraft['preVersion'],
+  mode: 0o644, uid: 0, gid: 0, mtimeMs: 0, size: 0, hash: null, origin: 'aaaaaaaaaaaaaaaa' as RecordDraft['origin'], time: 0, ...o,
+});
+
+test('placedHere: a new name follows its directory by fid, a change follows its object, the unknown keeps its path', () => {
+  const rows = new Map<string, Partial<ObjectRow>>([
+    ['bbbbbbbbbbbbbbbb-1', { type: 'dir', path: 'moved/here' }],
+    ['bbbbbbbbbbbbbbbb-2', { type: 'file', path: 'moved/here/f' }],
+    ['bbbbbbbbbbbbbbbb-3', { type: 'file', path: 'top' }],
+  ]);
+  const db = { objectByFid: (fid: Fid) => rows.get(fid) as ObjectRow | undefined };
+  assert.equal(placedHere(db, draft({ path: 'a/x', parent: 'bbbbbbbbbbbbbbbb-1' as Fid })).path, 'moved/here/x');
+  assert.equal(placedHere(db, draft({ path: 'a/b/x', parent: ROOT_FID })).path, 'x');
+  assert.equal(placedHere(db, draft({ path: 'a/x', parent: 'bbbbbbbbbbbbbbbb-9' as Fid })).path, 'a/x', 'a directory not here: the path stays');
+  assert.equal(placedHere(db, draft({ path: 'a/x', parent: 'bbbbbbbbbbbbbbbb-3' as Fid })).path, 'a/x', 'not a directory: the path stays');
+  assert.equal(placedHere(db, draft({ path: 'a/x' })).path, 'a/x', 'no parent (an older peer): the path stays');
+  const w = placedHere(db, draft({ kind: 'write', fid: 'bbbbbbbbbbbbbbbb-2' as Fid, path: 'old/f' }));
+  assert.equal(w.path, 'moved/here/f');
+  const mv = placedHere(db, draft({ kind: 'rename', fid: 'bbbbbbbbbbbbbbbb-3' as Fid, path: 'was', newPath: 'a/y', parent: 'bbbbbbbbbbbbbbbb-1' as Fid }));
+  assert.deepEqual([mv.path, mv.newPath], ['top', 'moved/here/y']);
+  const same = draft({ kind: 'write', fid: 'bbbbbbbbbbbbbbbb-3' as Fid, path: 'top' });
+  assert.equal(placedHere(db, same), same, 'nothing to change: the same record');
+});
+
+test('a directory moved onto a name while the client\'s daemon was down, a file made in it at once, while the server put another directory there', { timeout: 120_000 }, async (t) => {
+  // The end-to-end shape of chaos seed 9201, where the client's create of gamma/deep/h named its directory by
+  // path and on the server gamma/deep was another directory by then: the file went into the server's directory,
+  // and the client's h stayed on its disk, journaled nowhere. This sequential replay passes on the code before
+  // the fix too (the reconnection applies the server's records first, which renames the pending records); the
+  // race it needs is pinned by the server-level test below, which fails without the fix.
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  mkdirSync(join(s, 'gamma/deep'), { recursive: true });
+  mkdirSync(join(s, 'epsilon/mine'), { recursive: true });
+  writeFileSync(join(s, 'epsilon/mine/a'), 'a, in the client\'s directory\n');
+  mkdirSync(join(s, 'delta/theirs'), { recursive: true });
+  writeFileSync(join(s, 'delta/theirs/b'), 'b, in the server\'s directory\n');
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  renameSync(join(c, 'epsilon/mine'), join(c, 'gamma/deep')); // over the empty directory
+  writeFileSync(join(c, 'gamma/deep/h'), 'h made on the client\n');
+  const before = journalState(s).lastTid;
+  rmdirSync(join(s, 'gamma/deep'));
+  renameSync(join(s, 'delta/theirs'), join(s, 'gamma/deep'));
+  writeFileSync(join(s, 'gamma/deep/h'), 'h made on the server\n');
+  await journaled(s, before);
+  await farm.startNode(c);
+  const why = (): string => JSON.stringify(farm.logMessages(c, /refused|resync|does not apply|conflict/));
+  await eventually('the client\'s h reaches the server', () => [...files(s).values()], (v) => v.includes('h made on the client\n'), 20_000, why);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    const all = files(d);
+    assert.equal(all.get('gamma/deep/h'), 'h made on the server\n', `${d}: the server's h in the server's directory`);
+    const mine = [...all].filter(([, v]) => v === 'h made on the client\n').map(([k]) => k);
+    assert.equal(mine.length, 1, `${d}: the client's h once (${JSON.stringify(mine)})`);
+    const a = [...all].filter(([, v]) => v === 'a, in the client\'s directory\n').map(([k]) => k);
+    assert.equal(a.length, 1, `${d}: a once (${JSON.stringify(a)})`);
+    assert.equal(a[0]!.slice(0, a[0]!.lastIndexOf('/')), mine[0]!.slice(0, mine[0]!.lastIndexOf('/')), `${d}: the client's h is in the client's directory, beside a`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+});
+
+test('the server places a client\'s record by identity: a new name in its directory moved meanwhile, a change where its object is', { timeout: 60_000 }, async (t) => {
+  // Fails without the fix: the server took "create d/x" into the directory that had the name d by then (a new
+  // one, made after the client's d moved to e), and refused "write d/f" ("the object is at e/f here") until
+  // the client, caught up, sent it again at e/f; a client that had not seen the move yet then resynced.
+  const CLIENT = 'c2c2c2c2c2c2c2c2';
+  const box = tmpDir('intersync-placed-');
+  const logs = tmpDir('intersync-placed-logs-');
+  mkdirSync(join(box.path, 'd'));
+  writeFileSync(join(box.path, 'd/f'), 'f before\n');
+  const node = await startNode(box.path, logs.path, {
+    listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 },
+  });
+  t.after(async () => {
+    await node.stop();
+    box.cleanup();
+    logs.cleanup();
+  });
+  const base = `http://127.0.0.1:${node.server!.address().port}`;
+  const credential = await enrolNode(base, box.path, CLIENT);
+  await settle(node);
+  const dir = node.db.objectByPath('d')!;
+  const f = node.db.objectByPath('d/f')!;
+  renameSync(join(box.path, 'd'), join(box.path, 'e'));
+  mkdirSync(join(box.path, 'd'));
+  await settle(node);
+  assert.notEqual(node.db.objectByPath('d')?.fid, dir.fid, 'd is another directory now');
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  const x = Buffer.from('x from the client\n');
+  const f2 = Buffer.from('f after\n');
+  const common = { newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: Date.now(), origin: CLIENT, time: Date.now() };
+  const body = Buffer.concat([
+    helloFrame({ uuid: node.db.meta.uuid, node: CLIENT }),
+    encodeFrame('record', { r: { ...common, seq: '1', kind: 'create', fid: `${CLIENT}-1`, path: 'd/x', preVersion: formatTid(0n), size: x.length, hash: sha(x), parent: dir.fid } }, x),
+    encodeFrame('record', { r: { ...common, seq: '2', kind: 'write', fid: f.fid, path: 'd/f', preVersion: formatTid(f.version), size: f2.length, hash: sha(f2) } }, f2),
+    encodeFrame('end'),
+  ]);
+  const res = await request(`${base}/v1/filesets/${node.db.meta.uuid}/reint?node=${CLIENT}`, {
+    method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/octet-stream' }, body,
+  });
+  const answer = await res.body.json() as { results: Array<{ seq: string; status: string; error?: unknown }> };
+  assert.equal(res.statusCode, 200, JSON.stringify(answer));
+  assert.deepEqual(answer.results.map((r) => r.status), ['accepted', 'accepted'], JSON.stringify(answer));
+  assert.equal(readFileSync(join(box.path, 'e/x'), 'utf8'), 'x from the client\n', 'x went into the client\'s directory, now e');
+  assert.equal(existsSync(join(box.path, 'd/x')), false, 'not into the directory that took the name d');
+  assert.equal(readFileSync(join(box.path, 'e/f'), 'utf8'), 'f after\n', 'the write went to f where it is');
+  const kml = node.db.readKml(0n as RecordDraft['preVersion'], 1000);
+  assert.equal(kml.find((r) => r.fid === `${CLIENT}-1`)?.parent, dir.fid, 'the KML says which directory the name is in');
+});
