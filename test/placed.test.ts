@@ -2,7 +2,7 @@
 // wherever that directory is on the receiving node, and an existing object is changed where it is there.
 // Found by the widened chaos run (issue 11, seeds 9201 and 9204): records named directories by path alone.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { placedHere } from '../src/apply/placed.js';
@@ -49,6 +49,8 @@ test('placedHere: a new name follows its directory by fid, a change follows its 
   assert.equal(w.path, 'moved/here/f');
   const mv = placedHere(db, draft({ kind: 'rename', fid: 'bbbbbbbbbbbbbbbb-3' as Fid, path: 'was', newPath: 'a/y', parent: 'bbbbbbbbbbbbbbbb-1' as Fid }));
   assert.deepEqual([mv.path, mv.newPath], ['top', 'moved/here/y']);
+  const ln = placedHere(db, draft({ kind: 'link', path: 'a/l', target: 'old/f', targetFid: 'bbbbbbbbbbbbbbbb-2' as Fid }));
+  assert.deepEqual([ln.path, ln.target], ['a/l', 'moved/here/f'], 'a link links to its name wherever it is');
   const same = draft({ kind: 'write', fid: 'bbbbbbbbbbbbbbbb-3' as Fid, path: 'top' });
   assert.equal(placedHere(db, same), same, 'nothing to change: the same record');
 });
@@ -93,10 +95,11 @@ test('a directory moved onto a name while the client\'s daemon was down, a file 
   assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
 
-test('the server places a client\'s record by identity: a new name in its directory moved meanwhile, a change where its object is', { timeout: 60_000 }, async (t) => {
+test('the server places a client\'s record by identity: a new name in its directory moved meanwhile, a change where its object is, a link to its name where it is', { timeout: 60_000 }, async (t) => {
   // Fails without the fix: the server took "create d/x" into the directory that had the name d by then (a new
   // one, made after the client's d moved to e), and refused "write d/f" ("the object is at e/f here") until
-  // the client, caught up, sent it again at e/f; a client that had not seen the move yet then resynced.
+  // the client, caught up, sent it again at e/f; and refused "link d/l to d/f" ("link target d/f is not a
+  // file here"): a client that had not seen the move yet then resynced.
   const CLIENT = 'c2c2c2c2c2c2c2c2';
   const box = tmpDir('intersync-placed-');
   const logs = tmpDir('intersync-placed-logs-');
@@ -127,6 +130,7 @@ test('the server places a client\'s record by identity: a new name in its direct
     helloFrame({ uuid: node.db.meta.uuid, node: CLIENT }),
     encodeFrame('record', { r: { ...common, seq: '1', kind: 'create', fid: `${CLIENT}-1`, path: 'd/x', preVersion: formatTid(0n), size: x.length, hash: sha(x), parent: dir.fid } }, x),
     encodeFrame('record', { r: { ...common, seq: '2', kind: 'write', fid: f.fid, path: 'd/f', preVersion: formatTid(f.version), size: f2.length, hash: sha(f2) } }, f2),
+    encodeFrame('record', { r: { ...common, seq: '3', kind: 'link', fid: `${CLIENT}-2`, path: 'd/l', target: 'd/f', targetFid: f.fid, preVersion: formatTid(0n), size: f2.length, hash: sha(f2), parent: dir.fid } }),
     encodeFrame('end'),
   ]);
   const res = await request(`${base}/v1/filesets/${node.db.meta.uuid}/reint?node=${CLIENT}`, {
@@ -134,10 +138,11 @@ test('the server places a client\'s record by identity: a new name in its direct
   });
   const answer = await res.body.json() as { results: Array<{ seq: string; status: string; error?: unknown }> };
   assert.equal(res.statusCode, 200, JSON.stringify(answer));
-  assert.deepEqual(answer.results.map((r) => r.status), ['accepted', 'accepted'], JSON.stringify(answer));
+  assert.deepEqual(answer.results.map((r) => r.status), ['accepted', 'accepted', 'accepted'], JSON.stringify(answer));
   assert.equal(readFileSync(join(box.path, 'e/x'), 'utf8'), 'x from the client\n', 'x went into the client\'s directory, now e');
   assert.equal(existsSync(join(box.path, 'd/x')), false, 'not into the directory that took the name d');
   assert.equal(readFileSync(join(box.path, 'e/f'), 'utf8'), 'f after\n', 'the write went to f where it is');
+  assert.equal(statSync(join(box.path, 'e/l')).ino, statSync(join(box.path, 'e/f')).ino, 'the link is a name of f, where f is');
   const kml = node.db.readKml(0n as RecordDraft['preVersion'], 1000);
   assert.equal(kml.find((r) => r.fid === `${CLIENT}-1`)?.parent, dir.fid, 'the KML says which directory the name is in');
 });

@@ -98,7 +98,8 @@ const draftArb: fc.Arbitrary<RecordDraft> = fc.record({
   preVersion: tidArb, mode: fc.integer({ min: 0, max: 0o7777 }), uid: fc.integer({ min: 0, max: 0xffffffff }), gid: fc.integer({ min: 0, max: 0xffffffff }),
   mtimeMs: timeArb, size: fc.option(fc.maxSafeNat(), { nil: null }), hash: fc.option(hex(64), { nil: null }), origin: hex(16).map((o) => o as NodeId), time: timeArb,
   parent: fc.option(fc.oneof(fc.constant('root'), fc.tuple(hex(16), hex(5)).map(([n, s]) => `${n}-${s}`)).map((f) => f as Fid), { nil: undefined }),
-}).map(({ symTarget, linkTarget, parent, ...d }) => {
+  targetFid: fc.option(fc.tuple(hex(16), hex(5)).map(([n, s]) => `${n}-${s}` as Fid), { nil: undefined }),
+}).map(({ symTarget, linkTarget, parent, targetFid, ...d }) => {
   const content = d.kind === 'create' || d.kind === 'write' || d.kind === 'truncate';
   return {
     ...d,
@@ -107,6 +108,7 @@ const draftArb: fc.Arbitrary<RecordDraft> = fc.record({
     size: content ? (d.size ?? 0) : d.size,
     hash: content ? (d.hash ?? '0'.repeat(64)) : d.hash,
     ...(parent === undefined ? {} : { parent }),
+    ...(targetFid === undefined ? {} : { targetFid }),
   };
 });
 const seqArb = fc.bigInt({ min: 0n, max: 10n ** 19n - 1n });

@@ -17,7 +17,8 @@ const NAMING = new Set(['create', 'mkdir', 'symlink', 'link']);
  * - a change of an object this node has (write, truncate, setattr, unlink, rmdir, the old name of a rename)
  *   happens where the object is here;
  * - a new name (create, mkdir, symlink, link, the new name of a rename) goes into its directory
- *   (RecordDraft.parent) where that directory is here, with the name the origin gave it.
+ *   (RecordDraft.parent) where that directory is here, with the name the origin gave it;
+ * - a link links to the name its origin linked to (RecordDraft.targetFid), wherever that name is here.
  * What this node does not have by fid keeps the record's path: the apply path's check then says why it does
  * not apply, as before. Before, a file made in a directory that a peer had moved meanwhile was refused
  * ("parent … does not exist here"), again and again, until a resync; or it went into another directory that
@@ -26,13 +27,17 @@ const NAMING = new Set(['create', 'mkdir', 'symlink', 'link']);
 export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T): T {
   let path = d.path;
   let newPath = d.newPath;
-  if (NAMING.has(d.kind)) path = inDir(db, d.parent, path);
-  else {
+  let target = d.target;
+  if (NAMING.has(d.kind)) {
+    path = inDir(db, d.parent, path);
+    const t = d.kind === 'link' && d.targetFid !== undefined && d.targetFid !== null ? db.objectByFid(d.targetFid) : undefined;
+    if (t?.type === 'file') target = t.path;
+  } else {
     const here = db.objectByFid(d.fid);
     if (here !== undefined) path = here.path;
     if (d.kind === 'rename' && newPath !== null) newPath = inDir(db, d.parent, newPath);
   }
-  return path === d.path && newPath === d.newPath ? d : { ...d, path, newPath };
+  return path === d.path && newPath === d.newPath && target === d.target ? d : { ...d, path, newPath, target };
 }
 
 /** `name` moved into the directory `dir` names, where that directory is here (unchanged when it is not here). */

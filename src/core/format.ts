@@ -11,7 +11,8 @@
  * - store 4 (intersync 0.5): kml.links (the names of a hard-linked file's inode that a change of its
  *   content or attributes gave its version, as a JSON array of fids; see KmlRecord.links).
  * - store 5 (intersync 0.6): kml.parent and lml.parent (the fid of the directory a record's new name is in;
- *   see RecordDraft.parent). The wire record carries it as the optional field `parent`.
+ *   see RecordDraft.parent), kml.target_fid and lml.target_fid (a link's existing name, by fid). The wire
+ *   record carries them as the optional fields `parent` and `targetFid`.
  * - record 1 (intersync 0.1): flat KML record (see record.ts), TIDs as 64-bit integers,
  *   SHA-256 content hashes as lowercase hex, state digest after each record.
  * - wire protocol 1 (intersync 0.2): length-prefixed, CRC-32-checked frames (net/protocol/frames.ts),

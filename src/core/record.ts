@@ -51,6 +51,8 @@ export interface RecordDraft extends Attrs {
    * directory wherever it is (apply/placed.ts). Null or absent: not known (records from before store 5).
    */
   readonly parent?: Fid | null;
+  /** A link: the fid of the existing name `target` is (found by it wherever that name is), as `parent`. */
+  readonly targetFid?: Fid | null;
 }
 
 /**

@@ -156,15 +156,15 @@ export class FilesetDb {
       // A NULL identity makes capture look at the object again (stat, then read if needed).
       forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
       kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
-                             mtime_ms, size, hash, origin, time, digest, origin_seq, links, parent)
+                             mtime_ms, size, hash, origin, time, digest, origin_seq, links, parent, target_fid)
                              VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
-                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent)`),
+                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
-      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent)
-                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent)`),
+      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
+                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent, @targetFid)`),
       lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
       lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
       lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
@@ -626,7 +626,7 @@ export class FilesetDb {
   }
 
   #insertKml(r: KmlRecord): void {
-    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links), parent: r.parent ?? null });
+    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links), parent: r.parent ?? null, targetFid: r.targetFid ?? null });
   }
 
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
@@ -648,10 +648,10 @@ export class FilesetDb {
         const d = c.draft;
         const tid = asTid(this.#lastTid + 1n);
         const cur = this.#current(d);
-        const parent = this.#parentOf(d);
+        const placed = this.#placedOf(d);
         const links = this.#applyToObjects(d, cur, tid);
         this.#lastTid = tid;
-        const rec: KmlRecord = { ...d, parent, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
+        const rec: KmlRecord = { ...d, ...placed, tid, postVersion: tid, digest: formatDigest(this.#digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
         this.#insertKml(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
@@ -674,10 +674,10 @@ export class FilesetDb {
         if (d.kind === 'unlink' && cur?.type === 'file' && cur.ino !== null && this.objectsByIno(cur.ino).some((x) => x.fid !== cur.fid && x.type === 'file')) {
           this.#noteRemovedLink(cur.fid, cur.ino);
         }
-        const parent = this.#parentOf(d);
+        const placed = this.#placedOf(d);
         this.#applyToObjects(d, cur, cur?.version ?? NO_VERSION);
         this.#lmlSeq += 1n;
-        const rec: LmlRecord = { ...d, parent, seq: this.#lmlSeq };
+        const rec: LmlRecord = { ...d, ...placed, seq: this.#lmlSeq };
         this.#st.lmlInsert!.run(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
@@ -1010,12 +1010,12 @@ export class FilesetDb {
       this.#st.lmlInsert!.run({
         seq: this.#lmlSeq, kind: 'mkdir', fid: made, path: at, newPath: null, target: null, preVersion: NO_VERSION,
         mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.meta.nodeId, time: now,
-        parent: this.#parentOf({ kind: 'mkdir', path: at, newPath: null }),
+        ...this.#placedOf({ kind: 'mkdir', path: at, newPath: null, target: null }),
       } satisfies LmlRecord);
       for (const r of pending) {
         this.#lmlSeq += 1n;
         const mine = r.fid === fid;
-        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion, parent: r.parent === fid ? made : (r.parent ?? null) });
+        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion, parent: r.parent === fid ? made : (r.parent ?? null), targetFid: r.targetFid ?? null });
       }
     });
     return made;
@@ -1058,16 +1058,16 @@ export class FilesetDb {
   }
 
   /**
-   * The directory a record's new name goes in, by fid, as this node's table has it before the record
-   * (RecordDraft.parent); null for a record that gives no new name, or a directory not in the table.
+   * What a record names by fid as well as by path, as this node's table has it before the record: the
+   * directory its new name goes in (RecordDraft.parent), a link's existing name (RecordDraft.targetFid);
+   * null where a record has none or the table has no such object.
    */
-  #parentOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath'>): Fid | null {
+  #placedOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath' | 'target'>): { parent: Fid | null; targetFid: Fid | null } {
     const name = d.kind === 'rename' ? d.newPath : NAMING.has(d.kind) ? d.path : null;
-    if (name === null) return null;
-    const dir = parentOf(name);
-    if (dir === '') return ROOT_FID;
-    const o = this.objectByPath(dir);
-    return o?.type === 'dir' ? o.fid : null;
+    const dir = name === null ? null : parentOf(name);
+    const parent = dir === null ? null : dir === '' ? ROOT_FID : this.objectByPath(dir)?.type === 'dir' ? this.objectByPath(dir)!.fid : null;
+    const t = d.kind === 'link' && d.target !== null ? this.objectByPath(d.target) : undefined;
+    return { parent, targetFid: t?.type === 'file' ? t.fid : null };
   }
 
   /** The object a draft changes, checking the draft's pre-version against its version. */
@@ -1286,6 +1286,7 @@ function draftOf(r: Row): RecordDraft {
     origin: r.origin as NodeId,
     time: num(r.time),
     parent: strOrNull(r.parent) as Fid | null,
+    targetFid: strOrNull(r.target_fid) as Fid | null,
   };
 }
 

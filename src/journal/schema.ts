@@ -127,9 +127,12 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
   (db) => {
     db.exec('ALTER TABLE kml ADD COLUMN links TEXT');
   },
-  // 4 -> 5: the directory a record's new name is in, by fid.
+  // 4 -> 5: the directory a record's new name is in, and a link's existing name, by fid.
   (db) => {
-    db.exec('ALTER TABLE kml ADD COLUMN parent TEXT; ALTER TABLE lml ADD COLUMN parent TEXT');
+    db.exec(`
+      ALTER TABLE kml ADD COLUMN parent TEXT; ALTER TABLE lml ADD COLUMN parent TEXT;
+      ALTER TABLE kml ADD COLUMN target_fid TEXT; ALTER TABLE lml ADD COLUMN target_fid TEXT;
+    `);
   },
 ];
 

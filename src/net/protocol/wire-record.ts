@@ -27,6 +27,7 @@ function draftFields(d: RecordDraft): WireRecord {
     kind: d.kind, fid: d.fid, path: d.path, newPath: d.newPath, target: d.target, preVersion: formatTid(d.preVersion),
     mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs, size: d.size, hash: d.hash, origin: d.origin, time: d.time,
     ...(d.parent === undefined || d.parent === null ? {} : { parent: d.parent }),
+    ...(d.targetFid === undefined || d.targetFid === null ? {} : { targetFid: d.targetFid }),
   };
 }
 
@@ -104,6 +105,7 @@ function parseDraft(o: Record<string, unknown>): RecordDraft {
     mode: int(o, 'mode', 0, 0o7777), uid: int(o, 'uid', 0, 0xffffffff), gid: int(o, 'gid', 0, 0xffffffff),
     mtimeMs: finite(o, 'mtimeMs'), size, hash: hash as string | null, origin: o.origin as NodeId, time: finite(o, 'time'),
     ...(o.parent === null || o.parent === undefined ? {} : { parent: parseFid(o.parent, 'parent') }),
+    ...(o.targetFid === null || o.targetFid === undefined ? {} : { targetFid: parseFid(o.targetFid, 'targetFid') }),
   };
 }
 
