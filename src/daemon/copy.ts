@@ -106,6 +106,7 @@ async function placeSnapshot(
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
   const leftovers = [...d.db.allObjects()].filter((o) => !inSnap.has(o.fid) && o.version !== NO_VERSION && !d.db.hasPendingLocal(o.fid));
   leftovers.sort((a, b) => depthOf(b.path) - depthOf(a.path));
+  if (leftovers.length > 0) d.log.warn({ n: leftovers.length, removed: leftovers.slice(0, 20).map((o) => o.path) }, 'resync: objects the server does not have are removed here');
   for (const o of leftovers) {
     if (d.db.objectByFid(o.fid) === undefined) continue; // below a leftover directory removed already
     if (o.type === 'dir') evacuate(d, o.path, tid);
@@ -135,6 +136,19 @@ async function placeSnapshot(
     return o !== undefined && o.path === e.path && o.hash === e.hash && o.type === e.type && sameMode(o.mode, { ...e, mode }) && lstatOrNull(join(d.root, e.path)) !== null;
   };
   const todo = entries.filter((e) => !skip.has(e.fid) && (fresh || !have(e)));
+  if (!fresh && todo.length > 0) {
+    // What a resync changes, said: a person (or a test) can then tell how this node went astray.
+    const why = (e: SnapshotEntry): string => {
+      const o = d.db.objectByFid(e.fid as Fid);
+      if (o === undefined) return 'not here';
+      if (apart.has(e.path)) return 'hard links grouped otherwise';
+      if (o.path !== e.path) return `here at ${o.path}`;
+      if (o.type !== e.type) return `a ${o.type} here`;
+      if (o.hash !== e.hash) return 'other content';
+      return lstatOrNull(join(d.root, e.path)) === null ? 'not on disk' : 'other mode';
+    };
+    d.log.warn({ n: todo.length, differs: todo.slice(0, 20).map((e) => `${e.path}: ${why(e)}`) }, 'resync: objects that differ from the server\'s are placed again');
+  }
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   const batches = batchesOf(todo);
