@@ -760,7 +760,10 @@ export class FilesetDb {
       // (Not the names made here and not accepted yet: they have no version of the server's, see #applyToObjects.)
       // With the server's names of the inode (r.links), where this node's grouping differs.
       const content = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file';
-      const local = content && o.ino !== null ? this.objectsByIno(o.ino) : [];
+      // Where the server said which names it gave the version (r.links), a name grouped with this one here
+      // only (apart on the server) keeps its own: its records are made against that.
+      const known = r.links !== undefined && r.links !== null;
+      const local = content && o.ino !== null ? this.objectsByIno(o.ino).filter((x) => !known || x.fid === r.fid || r.links!.includes(x.fid)) : [];
       const server = content ? (r.links ?? []).flatMap((fid) => local.some((x) => x.fid === fid) ? [] : [this.objectByFid(fid)].filter((x) => x !== undefined)) : [];
       const siblings = [...local, ...server].filter((x) => x.fid !== r.fid && x.type === 'file' && x.version !== NO_VERSION);
       if (r.kind === 'unlink') this.#noteRemovedLink(r.fid, null);
