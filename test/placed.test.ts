@@ -14,7 +14,7 @@ import { request } from 'undici';
 import { formatTid } from '../src/core/ids.js';
 import { encodeFrame, helloFrame } from '../src/net/protocol/frames.js';
 import { enrolNode, journalState, settle, startNode, tmpDir } from './helpers.js';
-import { Farm, assertSettled, eventually, journaled } from './farm.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from './farm.js';
 
 /** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
 function files(dir: string, rel = ''): Map<string, string> {
@@ -145,4 +145,35 @@ test('the server places a client\'s record by identity: a new name in its direct
   assert.equal(statSync(join(box.path, 'e/l')).ino, statSync(join(box.path, 'e/f')).ino, 'the link is a name of f, where f is');
   const kml = node.db.readKml(0n as RecordDraft['preVersion'], 1000);
   assert.equal(kml.find((r) => r.fid === `${CLIENT}-1`)?.parent, dir.fid, 'the KML says which directory the name is in');
+});
+
+test('a directory moved over an empty one off line, while the server put a file in that empty one: both directories live on, nothing resyncs', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ConflictResolver#removedParent; chaos seeds 9201, 9203, 9206): the client's
+  // `mv x d` over the empty d is "rmdir d" and "rename x -> d". The server's d/new went into the client's x
+  // (it had the name d there), and the server refused the client's rmdir for ever ("directory is not empty
+  // here"): a resync.
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  mkdirSync(join(s, 'x'));
+  writeFileSync(join(s, 'x/mine'), 'in x\n');
+  mkdirSync(join(s, 'd'));
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'x'), join(c, 'd')); // over the empty directory d
+  await eventually('the client journals the move over d', () => journalState(c).lml, (n) => n >= 2);
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'd/new'), 'made on the server in d\n');
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    const all = files(d);
+    assert.equal(all.get('d/new'), 'made on the server in d\n', `${d}: the server's d/new in d`);
+    const mine = [...all].filter(([, v]) => v === 'in x\n').map(([k]) => k);
+    assert.equal(mine.length, 1, `${d}: x's file once (${JSON.stringify(mine)})`);
+    assert.match(mine[0]!, /^d\.conflict-[0-9a-f]{16}-[0-9a-f]+\/mine$/, `${d}: the client's x, kept beside d`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });

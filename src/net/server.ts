@@ -679,7 +679,7 @@ export class FilesetServer {
         // An errno from the disk means this record does not fit this node's tree: a conflict, not a crash.
         const e = caught instanceof IntersyncError ? caught : IntersyncError.CONFLICT(d.path, (caught as Error).message);
         stopped = true;
-        log.info({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration stopped');
+        log.info({ seq: d.seq.toString(), code: e.code, path: d.path, parent: sent.parent ?? undefined, parentHere: sent.parent === undefined || sent.parent === null ? undefined : (db.objectByFid(sent.parent)?.path ?? null), err: e.message }, 'reintegration stopped');
         results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
         metrics().refused(e.code);
       }

@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, r
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
-import { NO_VERSION, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
+import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
@@ -209,6 +209,34 @@ export class ConflictResolver {
     return false;
   }
 
+  /**
+   * The directory the server's new name goes in (by fid, RecordDraft.parent) was removed here, and another
+   * object took its name here meanwhile (a directory moved over it, `mv x d` onto an empty d): update beats
+   * delete, so the removal is dropped and the directory comes back at its name, with what the server put in
+   * it; the object that took the name moves beside (its pending move now ends there). Before, the server's
+   * entry went into the other directory, and the removal was refused for ever ("directory is not empty
+   * here"): a resync (chaos seeds 9201, 9203, 9206).
+   */
+  #removedParent(r: KmlRecord): void {
+    const db = this.#d.db;
+    const dir = r.kind === 'rename' || ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? r.parent : null;
+    if (dir === undefined || dir === null || dir === ROOT_FID || db.objectByFid(dir) !== undefined) return;
+    const removal = db.localRecordsOf(dir).find((x) => x.kind === 'rmdir');
+    if (removal === undefined) return;
+    const p = removal.path;
+    const there = db.objectByPath(p);
+    if (there === undefined || parentOf(p) !== '' && db.objectByPath(parentOf(p))?.type !== 'dir') return; // no name taken: #parents sees to it
+    const to = this.#conflictPath(p, r.tid);
+    this.#move(p, to);
+    db.relocateLocal(there.fid, to);
+    db.dropLocal(removal.fid);
+    this.#mkdir(p, removal.mode);
+    this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
+    this.#touched = true;
+    this.#record(r, p, 'rmdir/gained', 'keep-both', to, 'open', null);
+    this.#d.log.warn({ path: p, keptAs: to, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is back, and what took its name here is kept beside');
+  }
+
   /** The object was made at `name` here and has not moved since (its pending records say so). */
   #madeHere(fid: Fid, name: string): boolean {
     const recs = this.#d.db.localRecordsOf(fid);
@@ -217,6 +245,7 @@ export class ConflictResolver {
 
   /** The record's parent directories, removed here but not on the server: bring them back. */
   async #parents(r: KmlRecord): Promise<void> {
+    this.#removedParent(r);
     const target = r.kind === 'rename' ? r.newPath! : r.path;
     const missing: string[] = [];
     for (let p = parentOf(target); p !== ''; p = parentOf(p)) {
