@@ -141,11 +141,17 @@ async function placeSnapshot(
     const why = (e: SnapshotEntry): string => {
       const o = d.db.objectByFid(e.fid as Fid);
       if (o === undefined) return 'not here';
-      if (apart.has(e.path)) return 'hard links grouped otherwise';
-      if (o.path !== e.path) return `here at ${o.path}`;
-      if (o.type !== e.type) return `a ${o.type} here`;
-      if (o.hash !== e.hash) return 'other content';
-      return lstatOrNull(join(d.root, e.path)) === null ? 'not on disk' : 'other mode';
+      const all = [
+        o.path === e.path ? null : `here at ${o.path}`,
+        o.type === e.type ? null : `a ${o.type} here`,
+        o.hash === e.hash ? null : 'other content',
+        o.target === e.target ? null : 'other symlink target',
+        o.mode === e.mode ? null : 'other mode',
+        formatTid(o.version) === e.version ? null : `version ${formatTid(o.version)} here, ${e.version} there`,
+        apart.has(e.path) ? 'hard links grouped otherwise' : null,
+        lstatOrNull(join(d.root, o.path)) === null ? 'not on disk' : null,
+      ].filter((x) => x !== null);
+      return all.length === 0 ? 'differs' : all.join(', ');
     };
     d.log.warn({ n: todo.length, differs: todo.slice(0, 20).map((e) => `${e.path}: ${why(e)}`) }, 'resync: objects that differ from the server\'s are placed again');
   }
