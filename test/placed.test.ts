@@ -177,3 +177,31 @@ test('a directory moved over an empty one off line, while the server put a file 
   assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
   assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
+
+test('a directory moved and then removed off line, while the server put a file in it: it comes back, at the name the move gave it, nothing resyncs', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ConflictResolver#parents drops the removal alone, not the move before it): the
+  // directory came back at e with its pending move d -> e dropped too, so the client held it at e and the
+  // server at d, with nothing pending: "state differs", a resync. Update beats delete: the removal loses, the
+  // move stands.
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  mkdirSync(join(s, 'd'));
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'd'), join(c, 'e'));
+  await eventually('the client journals the move', () => journalState(c).lml, (n) => n >= 1);
+  rmdirSync(join(c, 'e'));
+  await eventually('the client journals the removal', () => journalState(c).lml, (n) => n >= 2);
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'd/new'), 'made on the server in d\n');
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(files(d).get('e/new'), 'made on the server in d\n', `${d}: e/new`);
+    assert.equal(existsSync(join(d, 'd')), false, `${d}: no d`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+});

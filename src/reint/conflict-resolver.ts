@@ -229,7 +229,7 @@ export class ConflictResolver {
     const to = this.#conflictPath(p, r.tid);
     this.#move(p, to);
     db.relocateLocal(there.fid, to);
-    db.dropLocal(removal.fid);
+    db.rewriteLml([], [removal.seq]); // the removal alone loses: a pending move of the directory still ships
     this.#mkdir(p, removal.mode);
     this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
     this.#touched = true;
@@ -253,11 +253,15 @@ export class ConflictResolver {
       missing.unshift(p);
     }
     for (const p of missing) {
-      const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && x.path === p);
+      // By name, or for the record's own directory by identity (moved here before it was removed: its removal
+      // names it where it was then).
+      const byFid = p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null;
+      const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && (x.path === p || x.fid === byFid));
       if (removal === undefined) return; // not a local removal: the version check reports it
-      this.#d.db.dropLocal(removal.fid);
+      // The removal alone loses (update beats delete): a pending move of the directory still ships.
+      this.#d.db.rewriteLml([], [removal.seq]);
       if (lstatOrNull(join(this.#d.root, p)) === null) this.#mkdir(p, removal.mode);
-      this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
+      this.#restoreBase({ ...removal, path: p, kind: 'mkdir' }, removal.preVersion, 'dir');
       this.#touched = true;
       this.#record(r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
       this.#d.log.warn({ path: p, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is kept');
