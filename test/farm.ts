@@ -17,6 +17,8 @@ export interface FarmOptions {
   readonly serverArgs?: readonly string[];
   /** Called on the server's directory before its daemon starts. */
   readonly prepare?: (serverDir: string) => void;
+  /** Extra arguments of every client daemon (`--settle-ms 8000`). */
+  readonly clientArgs?: readonly string[];
 }
 
 export class Farm {
@@ -27,11 +29,13 @@ export class Farm {
   readonly #logDirs = new Map<string, string>();
   readonly #cleanups: Array<() => void> = [];
   readonly #serverArgs: readonly string[];
+  readonly #clientArgs: readonly string[];
 
-  private constructor(server: string, port: number, serverArgs: readonly string[]) {
+  private constructor(server: string, port: number, serverArgs: readonly string[], clientArgs: readonly string[]) {
     this.server = server;
     this.port = port;
     this.#serverArgs = serverArgs;
+    this.#clientArgs = clientArgs;
   }
 
   /** The server's fileset secret file (in the test state directory), once the server has started. */
@@ -41,7 +45,7 @@ export class Farm {
 
   static async start(t: TestContext, o: FarmOptions = {}): Promise<Farm> {
     const srv = tmpDir('intersync-srv-');
-    const farm = new Farm(srv.path, await freePort(), o.serverArgs ?? []);
+    const farm = new Farm(srv.path, await freePort(), o.serverArgs ?? [], o.clientArgs ?? []);
     farm.#cleanups.push(srv.cleanup);
     t.after(() => farm.#close());
     o.prepare?.(srv.path);
@@ -71,7 +75,7 @@ export class Farm {
     const logDir = this.#logDirs.get(dir)!;
     const p = dir === this.server
       ? await spawnServer(dir, logDir, this.port, [...this.#serverArgs])
-      : await spawnClient(dir, logDir, this.port, this.secret);
+      : await spawnClient(dir, logDir, this.port, this.secret, [...this.#clientArgs]);
     this.#procs.set(dir, p);
   }
 

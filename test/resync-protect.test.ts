@@ -3,18 +3,20 @@
 // being placed again from the snapshot. Seed 2001 of the widened chaos run: a client resynced because of
 // another refused record, and a symlink it had removed came back on every node.
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { systemClock } from '#core/clock.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId } from '#core/ids.js';
 import type { ApplyPath } from '#apply/apply-path.js';
-import { pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
+import { evacuate, pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';
+import { Farm, assertSettled, disconnect, eventually, pastRetention, reconnect } from './farm.js';
 
 const SERVER = 'feedfacefeedface' as NodeId;
 
@@ -96,3 +98,79 @@ test('a local version a resync saved is noted in the journal, outside tmp/, unti
   assert.equal(readFileSync(join(dir.path, kept[0]!), 'utf8'), 'written here\n', 'back in the tree beside f');
   assert.deepEqual(pendingPutBack(deps), [], 'nothing left to put back');
 });
+
+test('a resync that removes a directory the server removed keeps beside it what is on disk there and not journaled as it is', (t) => {
+  // Fails without the fix (evacuate looked at the object table only): the directory went with `rm -r`, and
+  // with it a file capture had not journaled yet and a file changed since it was journaled (chaos seed 9208:
+  // "replace beta/f.json" a moment before a resync removed beta, the content on no node, DESTROYED).
+  const dir = tmpDir('intersync-protect-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  mkdirSync(join(dir.path, 'd'));
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid: 'feedfacefeedface-1' as Fid, path: 'd', newPath: null, target: null, preVersion: NO_VERSION,
+    postVersion: asTid(1n), mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: SERVER, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], SERVER, 1);
+  const file = (tid: bigint, name: string, content: string): void => {
+    writeFileSync(join(dir.path, 'd', name), content);
+    const st = statSync(join(dir.path, 'd', name), { bigint: true });
+    db.commitRemote([{ record: {
+      tid: asTid(tid), kind: 'create', fid: `feedfacefeedface-${tid}` as Fid, path: `d/${name}`, newPath: null, target: null, preVersion: NO_VERSION,
+      postVersion: asTid(tid), mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: content.length, hash: createHash('sha256').update(content).digest('hex'),
+      origin: SERVER, time: 1, digest: '00'.repeat(32), originSeq: null,
+    }, identity: { ino: String(st.ino), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false } }], SERVER, 1);
+  };
+  file(2n, 'a', 'journaled, unchanged\n');
+  file(3n, 'c', 'journaled\n');
+  writeFileSync(join(dir.path, 'd/c'), 'changed since it was journaled\n');
+  writeFileSync(join(dir.path, 'd/b'), 'never journaled\n');
+  const apply = { stagedPath: () => join(dir.path, '.intermezzo/default/tmp/x') } as unknown as ApplyPath;
+  evacuate({ db, apply, root: dir.path, log: pino({ level: 'silent' }) } as Parameters<typeof evacuate>[0], 'd', asTid(9n));
+  const top = readdirSync(dir.path).filter((n) => n !== '.intermezzo').sort();
+  const keptB = top.find((n) => n.startsWith('b.conflict-'));
+  const keptC = top.find((n) => n.startsWith('c.conflict-'));
+  assert.ok(keptB !== undefined && keptC !== undefined, `kept beside d: ${JSON.stringify(top)}`);
+  assert.equal(readFileSync(join(dir.path, keptB), 'utf8'), 'never journaled\n');
+  assert.equal(readFileSync(join(dir.path, keptC), 'utf8'), 'changed since it was journaled\n');
+  assert.deepEqual(readdirSync(join(dir.path, 'd')), ['a'], 'what the journal holds as it is stays for the resync to remove');
+});
+
+test('a resync journals what is on disk first: a file written a moment before, in a directory the server removed, is kept and reaches the server', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ClientNode#resync rescans and waits for capture first; resync-protect keeps
+  // beside what differs from the journal): the client's capture waits 8 s before it journals (--settle-ms),
+  // the resync (past the server's retention) came first and removed d, which the server had removed, with
+  // `rm -r`: d/mine, written on the client, was on no node.
+  const farm = await Farm.start(t, { clients: 1, serverArgs: ['--retain-records', '5'], clientArgs: ['--settle-ms', '8000'] });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  mkdirSync(join(s, 'd'));
+  writeFileSync(join(s, 'd/theirs'), 'made on the server\n');
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  rmSync(join(s, 'd'), { recursive: true });
+  await pastRetention(farm);
+  writeFileSync(join(c, 'd/mine'), 'written on the client a moment before the resync\n');
+  reconnect(c);
+  await eventually('the client resynced', () => farm.logMessages(c, /resyncing/).length, (n) => n > 0);
+  await assertSettled(farm.all, 40_000);
+  for (const d of farm.all) {
+    const found = filesBelow(d).filter(([, v]) => v === 'written on the client a moment before the resync\n');
+    assert.equal(found.length, 1, `${d}: the client's file once (${JSON.stringify(found.map(([k]) => k))})`);
+  }
+});
+
+/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
+function filesBelow(dir: string, rel = ''): Array<[string, string]> {
+  const out: Array<[string, string]> = [];
+  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const p = rel === '' ? e.name : `${rel}/${e.name}`;
+    if (p === '.intermezzo') continue;
+    if (e.isDirectory()) out.push(...filesBelow(dir, p));
+    else if (e.isFile()) out.push([p, readFileSync(join(dir, p), 'utf8')]);
+  }
+  return out;
+}

@@ -1,4 +1,5 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -348,6 +349,13 @@ export class ClientNode {
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
   async #resync(): Promise<void> {
     this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
+    // What is on disk and not journaled yet becomes a pending change first: a resync keeps pending changes
+    // (daemon/resync-protect.ts) and takes anything else for what the server has. Bounded: a tree that never
+    // goes quiet still resyncs (resync-protect keeps what differs from the journal beside, too).
+    if (this.capture.status().state === 'watching') {
+      this.capture.rescan();
+      await Promise.race([this.capture.idle(), sleep(10_000, undefined, { ref: false })]);
+    }
     await this.#firstCopy();
     this.#applyStuckSince = null;
     this.reint.resumeAfterResync();

@@ -10,7 +10,7 @@ import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
-import { evacuate, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
+import { evacuate, keepIfChanged, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { linkGroupsApart } from './link-groups.js';
@@ -110,6 +110,7 @@ async function placeSnapshot(
   for (const o of leftovers) {
     if (d.db.objectByFid(o.fid) === undefined) continue; // below a leftover directory removed already
     if (o.type === 'dir') evacuate(d, o.path, tid);
+    else keepIfChanged(d, o.path, tid);
     rmSync(join(d.root, o.path), { recursive: true, force: true });
     d.db.forget(o.fid);
   }

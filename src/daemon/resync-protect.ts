@@ -1,10 +1,12 @@
-import { copyFileSync, mkdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { sha256Hex } from '#core/sha256.js';
 import { NO_VERSION, asTid, type Fid, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull, readTargetOrNull } from '#presto/disk.js';
+import { unchanged } from '#presto/scan.js';
 import { conflictName } from '#reint/conflict-name.js';
 import type { CopyDeps } from './copy.js';
 
@@ -203,6 +205,72 @@ export function evacuate(d: Deps, dir: string, tid: Tid): void {
     d.db.relocateLocal(o.fid, to);
     moved.push(o.path);
     d.log.warn({ path: o.path, keptAs: to }, 'resync: the server removed or moved a directory holding local changes; kept beside it');
+  }
+  // What is on disk below it and not journaled as it is (capture has not seen it yet, or it changed since):
+  // content no record holds yet, kept beside too, never removed with the directory. Capture's scan after
+  // the resync journals it as a new local file. Before, `rm -r` of the directory took it (chaos seed 9208:
+  // a file replaced by rename a moment before, DESTROYED).
+  for (const rel of unjournaledBelow(d, dir)) {
+    if (moved.some((m) => isUnder(rel, m))) continue;
+    const to = conflictName(joinRel(parentOf(dir), baseName(rel)), d.db.meta.nodeId, tid,
+      (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+    renameSync(join(d.root, rel), join(d.root, to));
+    moved.push(rel);
+    d.log.warn({ path: rel, keptAs: to }, 'resync: the server removed or moved a directory holding what was not journaled yet here; kept beside it');
+  }
+}
+
+/**
+ * A file or symlink the server no longer has, about to be removed by a resync: when what is on disk is not
+ * what the journal holds (changed and not journaled yet), it is kept beside instead. True when kept.
+ */
+export function keepIfChanged(d: Deps, path: string, tid: Tid): boolean {
+  if (!differsFromTable(d, path)) return false;
+  const to = conflictName(path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+  renameSync(join(d.root, path), join(d.root, to));
+  d.log.warn({ path, keptAs: to }, 'resync: the server no longer has a name whose content changed here and was not journaled yet; kept beside it');
+  return true;
+}
+
+/** What is at `path` on disk is not what the object table holds there (a directory: itself only). */
+function differsFromTable(d: Deps, p: string): boolean {
+  const st = lstatOrNull(join(d.root, p));
+  if (st === null) return false;
+  const row = d.db.objectByPath(p);
+  if (row === undefined || row.type !== st.type) return true;
+  if (st.type === 'symlink') return readTargetOrNull(join(d.root, p)) !== row.target;
+  return st.type === 'file' && !unchanged(row, st) && fileHash(join(d.root, p)) !== row.hash;
+}
+
+/**
+ * Names below `dir` on disk that the object table does not hold as they are: not in it, another type, a
+ * symlink with another target, or a file whose content is not the row's (stat data first, the hash when
+ * they differ). A directory not in the table is one name (everything in it is unjournaled).
+ */
+function unjournaledBelow(d: Deps, dir: string): string[] {
+  const out: string[] = [];
+  const walk = (rel: string): void => {
+    let names: string[];
+    try {
+      names = readdirSync(join(d.root, rel));
+    } catch {
+      return;
+    }
+    for (const name of names.sort()) {
+      const p = joinRel(rel, name);
+      if (differsFromTable(d, p)) out.push(p);
+      else if (lstatOrNull(join(d.root, p))?.type === 'dir') walk(p);
+    }
+  };
+  walk(dir);
+  return out;
+}
+
+function fileHash(abs: string): string | null {
+  try {
+    return sha256Hex(readFileSync(abs));
+  } catch {
+    return null;
   }
 }
 
