@@ -7,6 +7,7 @@ import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
@@ -103,7 +104,9 @@ export class ConflictResolver {
     if (sent.kind !== 'rename' || sent.newPath === null) return false;
     const db = this.#d.db;
     const renames = db.pendingRenames();
-    const local = localNamesOf(sent, renames);
+    // In this node's names, as ClientNode#applyForwarded places the record (by its parent's fid too).
+    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, db.pendingRenames()));
+    const local = here();
     if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;
     let undone = false;
     for (const x of [...renames].reverse()) {
@@ -117,7 +120,8 @@ export class ConflictResolver {
       this.#record(sent, x.path, 'rename/rename', 'remote', null, 'resolved', `the server moved ${sent.path} to ${sent.newPath}: the move of ${x.path} into it here is undone`);
       this.#d.log.warn({ path: x.path, was: cur.path, tid: formatTid(sent.tid) }, 'conflict: a directory moved here into one the server moved into it: moved back');
       undone = true;
-      if (!isUnder(localNamesOf(sent, db.pendingRenames()).newPath!, localNamesOf(sent, db.pendingRenames()).path)) break;
+      const now = here();
+      if (!isUnder(now.newPath!, now.path)) break;
     }
     return undone;
   }
