@@ -271,6 +271,18 @@ export async function journaled(dir: string, before: bigint, timeoutMs = 10_000)
 }
 
 /** Read a file, or null when it is not there. */
+/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
+export function treeFiles(dir: string, rel = ''): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
+    const p = rel === '' ? e.name : `${rel}/${e.name}`;
+    if (p === '.intermezzo') continue;
+    if (e.isDirectory()) for (const [k, v] of treeFiles(dir, p)) out.set(k, v);
+    else if (e.isFile()) out.set(p, readFileSync(join(dir, p), 'utf8'));
+  }
+  return out;
+}
+
 export function readOrNull(path: string): string | null {
   try {
     return readFileSync(path, 'utf8');

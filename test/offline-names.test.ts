@@ -1,24 +1,13 @@
 // Invariant: a name both sides took while apart ends as two objects, each with its own content, and no
 // refusal loop follows. Found by the widened chaos run (issue 11, seed 20260517).
 import assert from 'node:assert/strict';
-import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from './helpers.js';
-import { Farm, disconnect, reconnect, assertSettled, eventually, journaled, readOrNull } from './farm.js';
+import { Farm, disconnect, reconnect, assertSettled, eventually, journaled, readOrNull, treeFiles } from './farm.js';
 
 
-/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
-function files(dir: string, rel = ''): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
-    const p = rel === '' ? e.name : `${rel}/${e.name}`;
-    if (p === '.intermezzo') continue;
-    if (e.isDirectory()) for (const [k, v] of files(dir, p)) out.set(k, v);
-    else if (e.isFile()) out.set(p, readFileSync(join(dir, p), 'utf8'));
-  }
-  return out;
-}
 
 test('a directory a disconnected client made and then renamed onto a name the server made meanwhile stays its own directory', { timeout: 120_000 }, async (t) => {
   // Fails without the fix: the server's "mkdir delta" merged with the client's directory that a pending
@@ -46,11 +35,11 @@ test('a directory a disconnected client made and then renamed onto a name the se
   await journaled(s, before);
   reconnect(c);
   const why = (): string => JSON.stringify(farm.logMessages(c, /refused|resync|does not apply/));
-  await eventually('the client\'s file reaches the server', () => [...files(s).values()], (v) => v.includes('made on the client in gamma\n'), 20_000, why);
+  await eventually('the client\'s file reaches the server', () => [...treeFiles(s).values()], (v) => v.includes('made on the client in gamma\n'), 20_000, why);
   await assertSettled(farm.all);
   for (const d of farm.all) {
     assert.equal(readOrNull(join(d, 'delta/theirs')), 'made on the server in delta\n', `${d}: the server's delta/theirs`);
-    const mine = [...files(d)].filter(([, v]) => v === 'made on the client in gamma\n').map(([k]) => k);
+    const mine = [...treeFiles(d)].filter(([, v]) => v === 'made on the client in gamma\n').map(([k]) => k);
     assert.equal(mine.length, 1, `${d}: the client's file once (${JSON.stringify(mine)})`);
     assert.notEqual(mine[0], 'delta/mine', `${d}: the client's file is not merged into the server's delta`);
   }

@@ -1,32 +1,20 @@
 // Invariant: a name a record gives goes into the directory its origin meant (by fid, RecordDraft.parent),
 // wherever that directory is on the receiving node, and an existing object is changed where it is there.
-// Found by the widened chaos run (issue 11, seeds 9201 and 9204): records named directories by path alone.
+// Found by the widened chaos run (issue 11, seeds 9201, 9203, 9204, 9206): records named directories by
+// path alone.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, statSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { placedHere } from '../src/apply/placed.js';
-import { ROOT_FID, type Fid } from '../src/core/ids.js';
-import type { RecordDraft } from '../src/core/record.js';
-import type { ObjectRow } from '../src/journal/fileset-db.js';
-import { createHash } from 'node:crypto';
 import { request } from 'undici';
-import { formatTid } from '../src/core/ids.js';
-import { encodeFrame, helloFrame } from '../src/net/protocol/frames.js';
+import { placedHere } from '#apply/placed.js';
+import { ROOT_FID, formatTid, type Fid } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import type { ObjectRow } from '#journal/fileset-db.js';
+import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { enrolNode, journalState, settle, startNode, tmpDir } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from './farm.js';
-
-/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
-function files(dir: string, rel = ''): Map<string, string> {
-  const out = new Map<string, string>();
-  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
-    const p = rel === '' ? e.name : `${rel}/${e.name}`;
-    if (p === '.intermezzo') continue;
-    if (e.isDirectory()) for (const [k, v] of files(dir, p)) out.set(k, v);
-    else if (e.isFile()) out.set(p, readFileSync(join(dir, p), 'utf8'));
-  }
-  return out;
-}
+import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from './farm.js';
 
 const draft = (o: Partial<RecordDraft>): RecordDraft => ({
   kind: 'create', fid: 'aaaaaaaaaaaaaaaa-1' as Fid, path: 'a/x', newPath: null, target: null, preVersion: 0n as RecordDraft['preVersion'],
@@ -80,10 +68,10 @@ test('a directory moved onto a name while the client\'s daemon was down, a file 
   await journaled(s, before);
   await farm.startNode(c);
   const why = (): string => JSON.stringify(farm.logMessages(c, /refused|resync|does not apply|conflict/));
-  await eventually('the client\'s h reaches the server', () => [...files(s).values()], (v) => v.includes('h made on the client\n'), 20_000, why);
+  await eventually('the client\'s h reaches the server', () => [...treeFiles(s).values()], (v) => v.includes('h made on the client\n'), 20_000, why);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    const all = files(d);
+    const all = treeFiles(d);
     assert.equal(all.get('gamma/deep/h'), 'h made on the server\n', `${d}: the server's h in the server's directory`);
     const mine = [...all].filter(([, v]) => v === 'h made on the client\n').map(([k]) => k);
     assert.equal(mine.length, 1, `${d}: the client's h once (${JSON.stringify(mine)})`);
@@ -168,7 +156,7 @@ test('a directory moved over an empty one off line, while the server put a file 
   reconnect(c);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    const all = files(d);
+    const all = treeFiles(d);
     assert.equal(all.get('d/new'), 'made on the server in d\n', `${d}: the server's d/new in d`);
     const mine = [...all].filter(([, v]) => v === 'in x\n').map(([k]) => k);
     assert.equal(mine.length, 1, `${d}: x's file once (${JSON.stringify(mine)})`);
@@ -199,7 +187,7 @@ test('a directory moved and then removed off line, while the server put a file i
   reconnect(c);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    assert.equal(files(d).get('e/new'), 'made on the server in d\n', `${d}: e/new`);
+    assert.equal(treeFiles(d).get('e/new'), 'made on the server in d\n', `${d}: e/new`);
     assert.equal(existsSync(join(d, 'd')), false, `${d}: no d`);
   }
   assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');

@@ -16,7 +16,7 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, pastRetention, reconnect } from './farm.js';
+import { Farm, assertSettled, disconnect, eventually, pastRetention, reconnect, treeFiles } from './farm.js';
 
 const SERVER = 'feedfacefeedface' as NodeId;
 
@@ -158,19 +158,7 @@ test('a resync journals what is on disk first: a file written a moment before, i
   await eventually('the client resynced', () => farm.logMessages(c, /resyncing/).length, (n) => n > 0);
   await assertSettled(farm.all, 40_000);
   for (const d of farm.all) {
-    const found = filesBelow(d).filter(([, v]) => v === 'written on the client a moment before the resync\n');
+    const found = [...treeFiles(d)].filter(([, v]) => v === 'written on the client a moment before the resync\n');
     assert.equal(found.length, 1, `${d}: the client's file once (${JSON.stringify(found.map(([k]) => k))})`);
   }
 });
-
-/** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
-function filesBelow(dir: string, rel = ''): Array<[string, string]> {
-  const out: Array<[string, string]> = [];
-  for (const e of readdirSync(join(dir, rel), { withFileTypes: true })) {
-    const p = rel === '' ? e.name : `${rel}/${e.name}`;
-    if (p === '.intermezzo') continue;
-    if (e.isDirectory()) out.push(...filesBelow(dir, p));
-    else if (e.isFile()) out.push([p, readFileSync(join(dir, p), 'utf8')]);
-  }
-  return out;
-}
