@@ -39,3 +39,37 @@ test('a file made in a directory just renamed is journaled when its event was ha
   assert.equal(db.objectByPath('delta')?.type, 'dir', 'the rename is journaled');
   assert.equal(db.objectByPath('delta/a.txt')?.type, 'file', 'the file made in it is journaled too');
 });
+
+test('a directory moved over an empty one, a file made in it at once taking the freed inode number: both journaled', async (t) => {
+  // Fails without the fix (Reconciler: the object that left a name is followed to another dirty path only
+  // when that path holds the same kind of object): `mv -T delta/sub epsilon/deep; echo > epsilon/deep/b.txt`
+  // while the daemon was down (chaos seeds 9201, 9203, 9211, on ext4, which hands a freed inode number to the
+  // next file). The replaced directory's inode number was b.txt's: b.txt was taken for that directory moved,
+  // journaled inside the old directory's row, and removed with it: on disk, journaled nowhere, for good.
+  const dir = tmpDir('intersync-race-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  t.after(() => {
+    db.close();
+    dir.cleanup();
+  });
+  const rec = new Reconciler({
+    db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
+    log: pino({ level: 'silent' }), guard: new EchoGuard(), watcher: null, journal: (changes) => db.commit(changes).length,
+  });
+  mkdirSync(join(dir.path, 'delta/sub'), { recursive: true });
+  writeFileSync(join(dir.path, 'delta/sub/x'), 'x\n');
+  mkdirSync(join(dir.path, 'epsilon/deep'), { recursive: true });
+  await rec.run([{ path: 'delta' }, { path: 'epsilon' }]);
+  const old = db.objectByPath('epsilon/deep')!;
+  assert.equal(old.type, 'dir');
+  renameSync(join(dir.path, 'delta/sub'), join(dir.path, 'epsilon/deep')); // over the empty directory
+  writeFileSync(join(dir.path, 'epsilon/deep/b.txt'), 'made right after the move\n');
+  // The freed inode number, reused by b.txt: what ext4 does, forced here by giving the old row b.txt's.
+  const b = lstatOrNull(join(dir.path, 'epsilon/deep/b.txt'))!;
+  db.setIdentity(old.fid, { ino: b.ino, mtimeNs: 1n, ctimeNs: 1n, racy: false });
+  await rec.run([{ path: 'epsilon/deep' }, { path: 'epsilon/deep/b.txt' }, { path: 'epsilon/deep/x' }, { path: 'delta/sub' }, { path: 'delta/sub/x' }]);
+  assert.equal(db.objectByPath('epsilon/deep/b.txt')?.type, 'file', 'b.txt journaled');
+  assert.equal(db.objectByPath('epsilon/deep/x')?.type, 'file', 'x moved with its directory');
+  assert.equal(db.objectByPath('delta/sub'), undefined);
+});

@@ -199,11 +199,18 @@ class Batch {
       return;
     }
     if (obj !== undefined) {
-      // The name holds another object now. If the old one moved to another dirty path, move it first.
+      // The name holds another object now. If the old one moved to another dirty path, move it first: the same
+      // kind of object with its inode number (a freed number is handed to the next file made: a directory
+      // replaced by `mv -T` gives its number to a file made in the new one at once).
       const q = obj.ino === null ? undefined : this.#inoAt.get(obj.ino);
-      if (q !== undefined && q !== p && lstatOrNull(this.#abs(q))?.ino === obj.ino) await this.#process(q);
+      const qst = q === undefined || q === p ? null : lstatOrNull(this.#abs(q));
+      if (q !== undefined && qst?.ino === obj.ino && qst.type === obj.type) await this.#process(q);
       obj = db.objectByPath(p);
-      if (obj !== undefined) this.#commit(this.#removal(obj));
+      if (obj !== undefined) {
+        this.#commit(this.#removal(obj));
+        // What this batch journaled below the name went with the old object: looked at again under the new one.
+        if (obj.type === 'dir') for (const d of [...this.#done]) if (isUnder(d, p) && d !== p) this.#done.delete(d);
+      }
     }
     const src = this.#renameSource(p, st);
     if (src !== undefined) {
