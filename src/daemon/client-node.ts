@@ -348,7 +348,6 @@ export class ClientNode {
 
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
   async #resync(): Promise<void> {
-    this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
     // What is on disk and not journaled yet becomes a pending change first: a resync keeps pending changes
     // (daemon/resync-protect.ts) and takes anything else for what the server has. Bounded: a tree that never
     // goes quiet still resyncs (resync-protect keeps what differs from the journal beside, too).
@@ -357,6 +356,8 @@ export class ClientNode {
       await Promise.race([this.capture.idle(), sleep(10_000, undefined, { ref: false })]);
     }
     await this.#firstCopy();
+    // Counted once done: an attempt cut short (the server away meanwhile) is retried, and is not another resync.
+    this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
     this.#applyStuckSince = null;
     this.reint.resumeAfterResync();
     this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
