@@ -536,8 +536,12 @@ export class ClientNode {
     this.#resolver.reclaim(r);
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
       // A conflict step may have left the stand-in too: the record names content this node does not hold.
+      // Not when a name of its inode here has a change pending: that content is newer than the record's (a
+      // write through another name of a hard link, not accepted yet). Before, the server's older content was
+      // fetched into this name, taking it off the inode: a resync followed ("state differs").
       const o = db.objectByFid(r.fid);
-      if (o?.type === 'file' && o.hash !== r.hash && !db.hasPendingLocal(r.fid)) this.#noteBehind(r.fid, true);
+      const pendingOnInode = o?.type === 'file' && o.ino !== null && db.objectsByIno(o.ino).some((x) => db.hasPendingLocal(x.fid));
+      if (o?.type === 'file' && o.hash !== r.hash && !db.hasPendingLocal(r.fid) && !pendingOnInode) this.#noteBehind(r.fid, true);
       await this.#catchUp([r.fid]);
     }
   }

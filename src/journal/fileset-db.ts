@@ -198,6 +198,8 @@ export class FilesetDb {
       lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
+      lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
+                             WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
       lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
                                ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
@@ -462,6 +464,17 @@ export class FilesetDb {
     this.#transaction(() => {
       for (const seq of dropped) this.#st.lmlDelete!.run(seq);
       for (const r of rewritten) this.#st.lmlRewrite!.run(r);
+    });
+  }
+
+  /**
+   * The pending content and attribute changes of one name of a hard-linked file become another name's
+   * (`heir`, at its path, made against its version): the server removes the first name, and what was
+   * written lives on in the inode under the other.
+   */
+  moveChangesTo(fid: Fid, heir: ObjectRow): void {
+    this.#transaction(() => {
+      this.#st.lmlToHeir!.run({ fid, heir: heir.fid, path: heir.path, version: heir.version });
     });
   }
 

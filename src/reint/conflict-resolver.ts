@@ -283,6 +283,7 @@ export class ConflictResolver {
     const viaLinks = this.#changesThroughLinks(r);
     if (local.length === 0 && viaLinks.length === 0) return;
     this.#touched = true;
+    if (this.#toHeir(r, local)) return;
     const o = db.objectByFid(r.fid);
     const removedHere = o === undefined;
     const changed = [...local, ...viaLinks];
@@ -484,6 +485,28 @@ export class ConflictResolver {
       out.push({ saved, name: n.path });
     }
     return out;
+  }
+
+  /**
+   * The server removes one name of a hard-linked file that was written (or chmodded) here through that name:
+   * the inode lives on under its other names, there as here, and so does what was written. The pending
+   * changes become a surviving name's (made against its version), and the removal applies: nothing is lost,
+   * no conflict copy. Before, the write was kept beside as a conflict copy while the other name here still
+   * showed it (the inode), and the server's did not: "state differs", a resync. True when done.
+   */
+  #toHeir(r: KmlRecord, local: readonly LmlRecord[]): boolean {
+    const db = this.#d.db;
+    const o = db.objectByFid(r.fid);
+    if (r.kind !== 'unlink' || o?.type !== 'file' || o.ino === null) return false;
+    if (local.length === 0 || !local.every((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'setattr')) return false;
+    if (lstatOrNull(join(this.#d.root, o.path))?.ino !== o.ino) return false;
+    const heir = db.objectsByIno(o.ino).find((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION &&
+      !db.localRecordsOf(x.fid).some((y) => y.kind === 'unlink' || y.kind === 'rename') && lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
+    if (heir === undefined) return false;
+    db.moveChangesTo(r.fid, heir);
+    this.#record(r, r.path, 'write/unlink', 'merged', heir.path, 'resolved', `removed on the server; what was written here through it goes through ${heir.path}, another name of the file`);
+    this.#d.log.info({ path: r.path, heir: heir.path, tid: formatTid(r.tid) }, 'conflict: a name of a hard-linked file written here was removed on the server; the write goes through another name');
+    return true;
   }
 
   /** Another name, here on disk, of the inode a hard-linked name removed here had (see FilesetDb.removedLinkIno). */
