@@ -193,3 +193,25 @@ test('a directory moved and then removed off line, while the server put a file i
   assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
   assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
+
+test('a file renamed on a client off line while the server wrote it: the rename and the write both survive, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without placedHere's ownNames (found by test/names-matrix.ts): the client placed the server's write
+  // at its own name of the file (d/b), so the conflict step met no move to redo, dropped the pending rename,
+  // and the client kept d/b while the server kept d/a: "state differs", a resync.
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  mkdirSync(join(s, 'd'));
+  writeFileSync(join(s, 'd/a'), 'a before\n');
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'd/a'), join(c, 'd/b'));
+  await eventually('the client journals the rename', () => journalState(c).lml, (n) => n >= 1);
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'd/a'), 'server wrote a\n');
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) assert.deepEqual([...treeFiles(d)], [['d/b', 'server wrote a\n']], `${d}: the server's write at the client's name`);
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync');
+});

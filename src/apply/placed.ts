@@ -19,12 +19,14 @@ const NAMING = new Set(['create', 'mkdir', 'symlink', 'link']);
  * - a new name (create, mkdir, symlink, link, the new name of a rename) goes into its directory
  *   (RecordDraft.parent) where that directory is here, with the name the origin gave it;
  * - a link links to the name its origin linked to (RecordDraft.targetFid), wherever that name is here.
+ * `ownNames(fid)` true: that object's name here is its own business (a client's pending changes of it, which
+ * the conflict step meets at the server's name), so its path stays the record's.
  * What this node does not have by fid keeps the record's path: the apply path's check then says why it does
  * not apply, as before. Before, a file made in a directory that a peer had moved meanwhile was refused
  * ("parent … does not exist here"), again and again, until a resync; or it went into another directory that
  * had taken the name meanwhile.
  */
-export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T): T {
+export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T, ownNames?: (fid: Fid) => boolean): T {
   let path = d.path;
   let newPath = d.newPath;
   let target = d.target;
@@ -34,7 +36,7 @@ export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T): T {
     if (t?.type === 'file') target = t.path;
   } else {
     const here = db.objectByFid(d.fid);
-    if (here !== undefined) path = here.path;
+    if (here !== undefined && ownNames?.(d.fid) !== true) path = here.path;
     if (d.kind === 'rename' && newPath !== null) newPath = inDir(db, d.parent, newPath);
   }
   return path === d.path && newPath === d.newPath && target === d.target ? d : { ...d, path, newPath, target };

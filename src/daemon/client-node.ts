@@ -505,7 +505,7 @@ export class ClientNode {
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
       this.#resolver.breakCycle(sent);
-      r = this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames())));
+      r = this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid)));
     } catch (e) {
       if (!(e instanceof IntersyncError) || e.code !== 'UNSAFE_LINK') throw e;
       this.log.warn({ tid: formatTid(sent.tid), path: sent.path, err: e.message }, 'server record skipped');

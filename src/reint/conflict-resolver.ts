@@ -105,7 +105,7 @@ export class ConflictResolver {
     const db = this.#d.db;
     const renames = db.pendingRenames();
     // In this node's names, as ClientNode#applyForwarded places the record (by its parent's fid too).
-    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, db.pendingRenames()));
+    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid));
     const local = here();
     if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;
     let undone = false;
