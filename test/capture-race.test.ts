@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import pino from 'pino';
 import { systemClock } from '#core/clock.js';
 import type { NodeId } from '#core/ids.js';
@@ -16,8 +16,8 @@ import { lstatOrNull } from '#presto/disk.js';
 import { Reconciler } from '#presto/reconciler.js';
 import { tmpDir } from './helpers.js';
 
-test('a file made in a directory just renamed is journaled when its event was handled before the rename\'s', async (t) => {
-  // Fails without the fix: the second batch journals the rename only; delta/a.txt has no row.
+/** A fresh fileset and a reconciler that journals straight into it (a server's capture, without a watcher). */
+function fixture(t: TestContext): { dir: { path: string }; db: FilesetDb; rec: Reconciler } {
   const dir = tmpDir('intersync-race-');
   const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
   const db = FilesetDb.open(made.paths.db);
@@ -29,6 +29,12 @@ test('a file made in a directory just renamed is journaled when its event was ha
     db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
     log: pino({ level: 'silent' }), guard: new EchoGuard(), watcher: null, journal: (changes) => db.commit(changes).length,
   });
+  return { dir, db, rec };
+}
+
+test('a file made in a directory just renamed is journaled when its event was handled before the rename\'s', async (t) => {
+  // Fails without the fix: the second batch journals the rename only; delta/a.txt has no row.
+  const { dir, db, rec } = fixture(t);
   mkdirSync(join(dir.path, 'epsilon/deep'), { recursive: true });
   await rec.run([{ path: 'epsilon' }]);
   assert.equal(db.objectByPath('epsilon/deep')?.type, 'dir', 'epsilon/deep journaled');
@@ -46,17 +52,7 @@ test('a directory moved over an empty one, a file made in it at once taking the 
   // while the daemon was down (chaos seeds 9201, 9203, 9211, on ext4, which hands a freed inode number to the
   // next file). The replaced directory's inode number was b.txt's: b.txt was taken for that directory moved,
   // journaled inside the old directory's row, and removed with it: on disk, journaled nowhere, for good.
-  const dir = tmpDir('intersync-race-');
-  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
-  const db = FilesetDb.open(made.paths.db);
-  t.after(() => {
-    db.close();
-    dir.cleanup();
-  });
-  const rec = new Reconciler({
-    db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
-    log: pino({ level: 'silent' }), guard: new EchoGuard(), watcher: null, journal: (changes) => db.commit(changes).length,
-  });
+  const { dir, db, rec } = fixture(t);
   mkdirSync(join(dir.path, 'delta/sub'), { recursive: true });
   writeFileSync(join(dir.path, 'delta/sub/x'), 'x\n');
   mkdirSync(join(dir.path, 'epsilon/deep'), { recursive: true });

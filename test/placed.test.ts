@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { request } from 'undici';
 import { placedHere } from '#apply/placed.js';
 import { ROOT_FID, formatTid, type Fid } from '#core/ids.js';
@@ -15,6 +15,30 @@ import type { ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { enrolNode, journalState, settle, startNode, tmpDir } from './helpers.js';
 import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from './farm.js';
+
+/**
+ * One client and the server, settled after `prepare` on the server's directory; then, the client off line,
+ * `client` changes its copy and `server` the server's (journaled), and the client reconnects. Resolves once
+ * every node settled (equal digests, each journal equal to its disk, nothing pending), checking that the
+ * client never resynced.
+ */
+async function offlineThenServer(t: TestContext, prepare: (s: string) => void, client: (c: string) => Promise<void>, server: (s: string) => void): Promise<Farm> {
+  const farm = await Farm.start(t, { clients: 1 });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  prepare(s);
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  await client(c);
+  const before = journalState(s).lastTid;
+  server(s);
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'the client never resynced');
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+  return farm;
+}
 
 const draft = (o: Partial<RecordDraft>): RecordDraft => ({
   kind: 'create', fid: 'aaaaaaaaaaaaaaaa-1' as Fid, path: 'a/x', newPath: null, target: null, preVersion: 0n as RecordDraft['preVersion'],
@@ -140,21 +164,14 @@ test('a directory moved over an empty one off line, while the server put a file 
   // `mv x d` over the empty d is "rmdir d" and "rename x -> d". The server's d/new went into the client's x
   // (it had the name d there), and the server refused the client's rmdir for ever ("directory is not empty
   // here"): a resync.
-  const farm = await Farm.start(t, { clients: 1 });
-  const [c] = farm.clients as [string];
-  const s = farm.server;
-  mkdirSync(join(s, 'x'));
-  writeFileSync(join(s, 'x/mine'), 'in x\n');
-  mkdirSync(join(s, 'd'));
-  await assertSettled(farm.all);
-  await disconnect(farm, c);
-  renameSync(join(c, 'x'), join(c, 'd')); // over the empty directory d
-  await eventually('the client journals the move over d', () => journalState(c).lml, (n) => n >= 2);
-  const before = journalState(s).lastTid;
-  writeFileSync(join(s, 'd/new'), 'made on the server in d\n');
-  await journaled(s, before);
-  reconnect(c);
-  await assertSettled(farm.all);
+  const farm = await offlineThenServer(t, (s) => {
+    mkdirSync(join(s, 'x'));
+    writeFileSync(join(s, 'x/mine'), 'in x\n');
+    mkdirSync(join(s, 'd'));
+  }, async (c) => {
+    renameSync(join(c, 'x'), join(c, 'd')); // over the empty directory d
+    await eventually('the client journals the move over d', () => journalState(c).lml, (n) => n >= 2);
+  }, (s) => writeFileSync(join(s, 'd/new'), 'made on the server in d\n'));
   for (const d of farm.all) {
     const all = treeFiles(d);
     assert.equal(all.get('d/new'), 'made on the server in d\n', `${d}: the server's d/new in d`);
@@ -162,8 +179,6 @@ test('a directory moved over an empty one off line, while the server put a file 
     assert.equal(mine.length, 1, `${d}: x's file once (${JSON.stringify(mine)})`);
     assert.match(mine[0]!, /^d\.conflict-[0-9a-f]{16}-[0-9a-f]+\/mine$/, `${d}: the client's x, kept beside d`);
   }
-  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
-  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
 
 test('a directory moved and then removed off line, while the server put a file in it: it comes back, at the name the move gave it, nothing resyncs', { timeout: 120_000 }, async (t) => {
@@ -171,47 +186,28 @@ test('a directory moved and then removed off line, while the server put a file i
   // directory came back at e with its pending move d -> e dropped too, so the client held it at e and the
   // server at d, with nothing pending: "state differs", a resync. Update beats delete: the removal loses, the
   // move stands.
-  const farm = await Farm.start(t, { clients: 1 });
-  const [c] = farm.clients as [string];
-  const s = farm.server;
-  mkdirSync(join(s, 'd'));
-  await assertSettled(farm.all);
-  await disconnect(farm, c);
-  renameSync(join(c, 'd'), join(c, 'e'));
-  await eventually('the client journals the move', () => journalState(c).lml, (n) => n >= 1);
-  rmdirSync(join(c, 'e'));
-  await eventually('the client journals the removal', () => journalState(c).lml, (n) => n >= 2);
-  const before = journalState(s).lastTid;
-  writeFileSync(join(s, 'd/new'), 'made on the server in d\n');
-  await journaled(s, before);
-  reconnect(c);
-  await assertSettled(farm.all);
+  const farm = await offlineThenServer(t, (s) => mkdirSync(join(s, 'd')), async (c) => {
+    renameSync(join(c, 'd'), join(c, 'e'));
+    await eventually('the client journals the move', () => journalState(c).lml, (n) => n >= 1);
+    rmdirSync(join(c, 'e'));
+    await eventually('the client journals the removal', () => journalState(c).lml, (n) => n >= 2);
+  }, (s) => writeFileSync(join(s, 'd/new'), 'made on the server in d\n'));
   for (const d of farm.all) {
     assert.equal(treeFiles(d).get('e/new'), 'made on the server in d\n', `${d}: e/new`);
     assert.equal(existsSync(join(d, 'd')), false, `${d}: no d`);
   }
-  assert.deepEqual(farm.logMessages(c, /resync/i), [], 'the client never resynced');
-  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
 
 test('a file renamed on a client off line while the server wrote it: the rename and the write both survive, no resync', { timeout: 120_000 }, async (t) => {
   // Fails without placedHere's ownNames (found by test/names-matrix.ts): the client placed the server's write
   // at its own name of the file (d/b), so the conflict step met no move to redo, dropped the pending rename,
   // and the client kept d/b while the server kept d/a: "state differs", a resync.
-  const farm = await Farm.start(t, { clients: 1 });
-  const [c] = farm.clients as [string];
-  const s = farm.server;
-  mkdirSync(join(s, 'd'));
-  writeFileSync(join(s, 'd/a'), 'a before\n');
-  await assertSettled(farm.all);
-  await disconnect(farm, c);
-  renameSync(join(c, 'd/a'), join(c, 'd/b'));
-  await eventually('the client journals the rename', () => journalState(c).lml, (n) => n >= 1);
-  const before = journalState(s).lastTid;
-  writeFileSync(join(s, 'd/a'), 'server wrote a\n');
-  await journaled(s, before);
-  reconnect(c);
-  await assertSettled(farm.all);
+  const farm = await offlineThenServer(t, (s) => {
+    mkdirSync(join(s, 'd'));
+    writeFileSync(join(s, 'd/a'), 'a before\n');
+  }, async (c) => {
+    renameSync(join(c, 'd/a'), join(c, 'd/b'));
+    await eventually('the client journals the rename', () => journalState(c).lml, (n) => n >= 1);
+  }, (s) => writeFileSync(join(s, 'd/a'), 'server wrote a\n'));
   for (const d of farm.all) assert.deepEqual([...treeFiles(d)], [['d/b', 'server wrote a\n']], `${d}: the server's write at the client's name`);
-  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync');
 });
