@@ -62,3 +62,46 @@ test('an append through one name of a hard link on a client off line, the other 
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync');
 });
+
+/** Two clients off line: `first` changes c1's copy, `second` c2's; c1 reconnects and reintegrates, then c2. */
+async function twoOffline(t: TestContext, first: (c: string) => void, second: (c: string) => void): Promise<Farm> {
+  const farm = await Farm.start(t, { clients: 2 });
+  const s = farm.server;
+  const [c1, c2] = farm.clients as [string, string];
+  writeFileSync(join(s, 'a'), 'a before\n');
+  await assertSettled(farm.all);
+  await disconnect(farm, c1);
+  await disconnect(farm, c2);
+  for (const [c, op] of [[c1, first], [c2, second]] as const) {
+    const lml = journalState(c).lml;
+    op(c);
+    await eventually('the client journals', () => journalState(c).lml, (x) => x > lml);
+  }
+  reconnect(c1);
+  await eventually('c1 sent its change', () => journalState(c1).lml, (x) => x === 0);
+  reconnect(c2);
+  await assertSettled(farm.all, 40_000);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'l')), 'a before\n', `${d}: l is the file a was when it was linked`);
+    assert.equal(readOrNull(join(d, 'a')), 'replaced\n', `${d}: a is the new file`);
+  }
+  for (const c of [c1, c2]) assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], `${c}: no resync`);
+  return farm;
+}
+
+const replaceA = (c: string): void => {
+  writeFileSync(join(c, 'a.tmp'), 'replaced\n');
+  renameSync(join(c, 'a.tmp'), join(c, 'a'));
+};
+
+test('a hard link made on one client to a file another client replaced meanwhile, the replacement first on the server: the link keeps the old file, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ApplyPath#check refuses a link whose name is another file than the one its origin
+  // linked to, by targetFid; the client then sends it as a file of its own): the server linked l to the new a.
+  await twoOffline(t, replaceA, (c) => linkSync(join(c, 'a'), join(c, 'l')));
+});
+
+test('a file replaced on one client while another made a hard link to it, the link first on the server: the link keeps the old file, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ClientNode: a forwarded link to a file removed here, found by targetFid, is placed as
+  // a file of its own): the replacing client linked l to its new a, and its digest differed: a resync.
+  await twoOffline(t, (c) => linkSync(join(c, 'a'), join(c, 'l')), replaceA);
+});

@@ -2,7 +2,7 @@
 // written on either survives on every node, the nodes settle (equal digests, each journal equal to its disk)
 // and neither client resyncs. `npm run test:pairs`.
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from './helpers.js';
@@ -19,6 +19,9 @@ const OPS: Record<string, (c: string, n: number) => string[]> = {
   'chmod d/a': (c) => { chmodSync(join(c, 'd/a'), 0o600); return []; },
   'link d/a d/l': (c) => { linkSync(join(c, 'd/a'), join(c, 'd/l')); return []; },
   'mkdir d/s + file': (c, n) => { mkdirSync(join(c, 'd/s')); writeFileSync(join(c, 'd/s/x'), `c${n} x\n`); return [`c${n} x\n`]; },
+  'replace d/a': (c, n) => { writeFileSync(join(c, 'd/a.tmp'), `c${n} replaced a\n`); renameSync(join(c, 'd/a.tmp'), join(c, 'd/a')); return [`c${n} replaced a\n`]; },
+  'rename d/c over d/a': (c) => { renameSync(join(c, 'd/c'), join(c, 'd/a')); return []; },
+  'symlink d/y -> a': (c) => { symlinkSync('a', join(c, 'd/y')); return []; },
 };
 for (const [n1, op1] of Object.entries(OPS)) {
   for (const [n2, op2] of Object.entries(OPS)) {
@@ -28,6 +31,7 @@ for (const [n1, op1] of Object.entries(OPS)) {
       const [c1, c2] = farm.clients as [string, string];
       mkdirSync(join(s, 'd'));
       writeFileSync(join(s, 'd/a'), 'a before\n');
+      writeFileSync(join(s, 'd/c'), 'c before\n');
       await assertSettled(farm.all);
       await disconnect(farm, c1);
       await disconnect(farm, c2);

@@ -113,6 +113,8 @@ export class ApplyPath {
       if (d.kind === 'link') {
         const t = d.target === null ? undefined : db.objectByPath(d.target);
         if (t === undefined || t.type !== 'file') return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`);
+        // The name it linked to is another file here now (replaced since): not the inode the origin linked to.
+        if (d.targetFid !== undefined && d.targetFid !== null && t.fid !== d.targetFid) return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`);
       }
       return null;
     }

@@ -601,8 +601,10 @@ export class ClientNode {
     // own with the server's content, and the removal then takes only the other name on the server. (Before,
     // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.
     let r = r0;
-    if (r.kind === 'link' && r.target !== null && db.objectByPath(r.target) === undefined
-      && db.readLml(0n, 1_000_000).some((x) => x.kind === 'unlink' && x.path === r0.target)) {
+    const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid) === undefined
+      && db.localRecordsOf(fid).some((x) => x.kind === 'unlink');
+    if (r.kind === 'link' && r.target !== null && (goneHere(r.targetFid) || (db.objectByPath(r.target) === undefined
+      && db.readLml(0n, 1_000_000).some((x) => x.kind === 'unlink' && x.path === r0.target)))) {
       r = { ...r, kind: 'create', target: null };
       this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
     }
