@@ -601,8 +601,9 @@ export class ClientNode {
     // own with the server's content, and the removal then takes only the other name on the server. (Before,
     // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.
     let r = r0;
-    const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid) === undefined
-      && db.localRecordsOf(fid).some((x) => x.kind === 'unlink');
+    // By identity: the file the link names (targetFid) is not a file here (removed here, or lost): whatever
+    // holds its name now is another file, and the apply path's check would refuse the link for ever.
+    const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid)?.type !== 'file';
     if (r.kind === 'link' && r.target !== null && (goneHere(r.targetFid) || (db.objectByPath(r.target) === undefined
       && db.readLml(0n, 1_000_000).some((x) => x.kind === 'unlink' && x.path === r0.target)))) {
       r = { ...r, kind: 'create', target: null };

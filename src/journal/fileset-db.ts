@@ -1081,7 +1081,8 @@ export class FilesetDb {
   #placedOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath' | 'target'>): { parent: Fid | null; targetFid: Fid | null } {
     const name = d.kind === 'rename' ? d.newPath : NAMING.has(d.kind) ? d.path : null;
     const dir = name === null ? null : parentOf(name);
-    const parent = dir === null ? null : dir === '' ? ROOT_FID : this.objectByPath(dir)?.type === 'dir' ? this.objectByPath(dir)!.fid : null;
+    const d0 = dir === null || dir === '' ? undefined : this.objectByPath(dir);
+    const parent = dir === null ? null : dir === '' ? ROOT_FID : d0?.type === 'dir' ? d0.fid : null;
     const t = d.kind === 'link' && d.target !== null ? this.objectByPath(d.target) : undefined;
     return { parent, targetFid: t?.type === 'file' ? t.fid : null };
   }
