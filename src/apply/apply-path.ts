@@ -299,8 +299,11 @@ export class ApplyPath {
       const abs = confine(this.#d.root, d.path);
       // A rename or setattr keeps the file's content: if it changed here since it was journaled (capture is a
       // moment behind), the identity stored after must not vouch for it, so that capture reads it again.
+      // So with a link: the stat after it is every name's of the inode, and a write made through one of them a
+      // moment ago would pass for journaled (lost writes, chaos seeds 9202 and 9220).
       const keepsContent = d.kind === 'rename' || d.kind === 'setattr';
-      const unseen = keepsContent && changedSinceJournaled(this.#d.db.objectByFid(d.fid), lstatOrNull(abs));
+      const unseen = keepsContent ? changedSinceJournaled(this.#d.db.objectByFid(d.fid), lstatOrNull(abs))
+        : d.kind === 'link' && d.target !== null && changedSinceJournaled(this.#d.db.objectByPath(d.target), lstatOrNull(confine(this.#d.root, d.target)));
       let after: string | null = abs;
       switch (d.kind) {
         case 'create':

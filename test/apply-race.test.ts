@@ -1,0 +1,73 @@
+// Invariant: a peer's change applied to a hard-linked inode never vouches for a local write to that inode that
+// capture has not journaled yet. Chaos seeds 9202 and 9220 (lost writes): a client wrote a file in place through
+// one name; 14 ms later the server's `ln` of another name of the same inode came in. Applying the link moved the
+// inode's change time, and the identity stored for every name of the inode was the stat after the link, "not
+// racy": capture compared the written name, found its stat as journaled, and skipped it. The write was on disk,
+// journaled nowhere, and the next write from the server replaced it on every node.
+import assert from 'node:assert/strict';
+import { linkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import pino from 'pino';
+import { ApplyPath } from '#apply/apply-path.js';
+import { systemClock } from '#core/clock.js';
+import { NO_VERSION, type Fid, type NodeId } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { mkfs } from '#journal/mkfs.js';
+import { EchoGuard } from '#presto/echo-guard.js';
+import { lstatOrNull } from '#presto/disk.js';
+import { Reconciler } from '#presto/reconciler.js';
+import { tmpDir } from './helpers.js';
+
+/** A server's fileset: capture journaling straight into it, and the apply path peers' records go through. */
+function fixture(t: TestContext): { root: string; db: FilesetDb; rec: Reconciler; apply: ApplyPath } {
+  const dir = tmpDir('intersync-apply-race-');
+  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
+  const db = FilesetDb.open(made.paths.db);
+  const guard = new EchoGuard();
+  const log = pino({ level: 'silent' });
+  const apply = new ApplyPath({ root: dir.path, tmpDir: made.paths.tmp, db, guard, log });
+  t.after(async () => {
+    await apply.releaseThread();
+    db.close();
+    dir.cleanup();
+  });
+  const rec = new Reconciler({
+    db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
+    log, guard, watcher: null, journal: (changes) => db.commit(changes).length,
+  });
+  return { root: dir.path, db, rec, apply };
+}
+
+/** A peer's record `d`, applied and journaled here as the server does with a reintegrated one. */
+function applyPeer(db: FilesetDb, apply: ApplyPath, d: RecordDraft): void {
+  const err = apply.check(d);
+  assert.equal(err, null, `the record applies: ${err?.message ?? ''}`);
+  apply.apply(d, null, (identity) => db.commit([{ draft: d, identity }]));
+}
+
+test('a write through one name of a hard-linked file, not journaled yet when a peer links another name, is journaled after', async (t) => {
+  // Fails without the fix (ApplyPath#apply: a link's target changed since journaled makes the stored identity racy):
+  // the last run journals nothing, and f keeps the old hash in the journal while the disk holds the new content.
+  const { root, db, rec, apply } = fixture(t);
+  writeFileSync(join(root, 'f'), 'version 1\n');
+  await rec.run([{ path: 'f' }]);
+  linkSync(join(root, 'f'), join(root, 'g'));
+  await rec.run([{ path: 'g' }]);
+  const g = db.objectByPath('g')!;
+  assert.equal(g.ino, db.objectByPath('f')!.ino, 'f and g journaled as one inode');
+  // Capture is a moment behind: the write through g is on disk, not journaled.
+  writeFileSync(join(root, 'g'), 'VERSION 2\n'); // same size: only the stamps tell
+  const peer = '00000000000000aa' as NodeId;
+  applyPeer(db, apply, {
+    kind: 'link', fid: `${peer}-1` as Fid, path: 'h', newPath: null, target: 'f', targetFid: db.objectByPath('f')!.fid,
+    preVersion: NO_VERSION, size: g.size, hash: g.hash, origin: peer, time: Date.now(),
+    mode: g.mode, uid: g.uid, gid: g.gid, mtimeMs: g.mtimeMs,
+  });
+  assert.equal(db.objectByPath('h')?.ino, g.ino, 'the peer\'s link is journaled, on the same inode');
+  await rec.run([{ path: 'g' }]); // the write's own event
+  const after = db.objectByPath('g')!;
+  assert.notEqual(after.hash, g.hash, 'the write through g is journaled');
+  assert.equal(db.objectByPath('f')!.hash, after.hash, 'and every name of the inode shows it');
+});
