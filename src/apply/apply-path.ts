@@ -289,6 +289,15 @@ export class ApplyPath {
         throw IntersyncError.CONFLICT(d.path, 'written here since it was journaled; retried once capture has journaled it');
       }
     }
+    // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
+    // commit gives each the change's version, and a write made here through one of them, not journaled yet,
+    // would then pass for one made on the server's content and replace it everywhere (chaos seed 9202, lost
+    // write). Journaled first, it meets the conflict step (#changesThroughLinks) when the record comes again.
+    const apart = this.#apartWrittenSince(d);
+    if (apart !== null) {
+      if (staged !== null) rmSync(staged.file, { force: true });
+      throw IntersyncError.CONFLICT(apart, 'a name the server links to this file was written here since it was journaled; retried once capture has journaled it');
+    }
     const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
     for (const n of names) this.#d.guard.hold(n);
     // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
@@ -571,6 +580,21 @@ export class ApplyPath {
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */
   tmpName(): string {
     return join(this.#d.tmpDir, `apply-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** The first of `d`'s server names of the inode (links) that is a file of its own here, changed on disk since it was journaled. */
+  #apartWrittenSince(d: RecordDraft & { readonly links?: readonly Fid[] | null }): string | null {
+    if ((d.kind !== 'write' && d.kind !== 'truncate' && d.kind !== 'setattr') || d.links === undefined || d.links === null) return null;
+    const db = this.#d.db;
+    const own = db.objectByFid(d.fid);
+    for (const fid of d.links) {
+      if (fid === d.fid) continue;
+      const x = db.objectByFid(fid);
+      if (x?.type !== 'file' || x.ino === null || (own?.ino !== null && x.ino === own?.ino)) continue;
+      const st = lstatOrNull(join(this.#d.root, x.path));
+      if (st !== null && (st.ino !== x.ino || st.mtimeNs !== x.mtimeNs || st.ctimeNs !== x.ctimeNs)) return x.path;
+    }
+    return null;
   }
 
   /** Remove temp files a killed process left behind. */
