@@ -100,3 +100,24 @@ test('a server change of an inode whose other name is a file of its own here, wr
   await rec.run([{ path: 'x' }]);
   assert.notEqual(db.objectByPath('x')!.hash, x.hash, 'the write to x is journaled, against x\'s own version');
 });
+
+test('a peer\'s setattr carrying other content than this node holds changes the attributes only: the journal keeps the content on disk', async (t) => {
+  // Fails without the fix (FilesetDb#applyToObjects keeps a setattr's content; the server journals its own):
+  // chaos seed 9205. A client's chmod of a file it held other content for (a write through another name of a
+  // hard link there) carried that content's hash; the server's row took it, while its disk kept the old bytes:
+  // its digest never equalled its scan, and the run never converged.
+  const { root, db, rec, apply } = fixture(t);
+  writeFileSync(join(root, 'f'), 'on the server\n');
+  await rec.run([{ path: 'f' }]);
+  const f = db.objectByPath('f')!;
+  const peer = '00000000000000aa' as NodeId;
+  applyPeer(db, apply, {
+    kind: 'setattr', fid: f.fid, path: 'f', newPath: null, target: null, preVersion: f.version, size: 20,
+    hash: createHash('sha256').update('held by the client\n').digest('hex'), origin: peer, time: Date.now(),
+    mode: 0o600, uid: f.uid, gid: f.gid, mtimeMs: f.mtimeMs,
+  });
+  const after = db.objectByPath('f')!;
+  assert.equal(after.mode, 0o600, 'the mode is the peer\'s');
+  assert.equal(after.hash, createHash('sha256').update(readFileSync(join(root, 'f'))).digest('hex'), 'the journal names the content on disk');
+  assert.equal(after.size, f.size);
+});

@@ -1151,7 +1151,10 @@ export class FilesetDb {
         const o = need();
         const next: ObjectState = {
           ...o, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
-          size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
+          // A setattr leaves the content as it is: the size and hash it carries are its origin's, which may hold
+          // other content (chaos seed 9205: the server's row took a client's hash its disk never held, for good).
+          size: o.type !== 'file' ? null : d.kind === 'setattr' ? o.size : (d.size ?? o.size),
+          hash: o.type !== 'file' ? null : d.kind === 'setattr' ? o.hash : (d.hash ?? o.hash),
         };
         this.#replace(o, next);
         if (o.type !== 'file') return null;

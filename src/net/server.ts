@@ -664,7 +664,9 @@ export class FilesetServer {
           throw err;
         }
         const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
-        const draft: RecordDraft = { ...d, preVersion: base };
+        // A setattr names the content as its origin had it; this node's is what the record leaves here.
+        const cur = d.kind === 'setattr' ? db.objectByFid(d.fid) : undefined;
+        const draft: RecordDraft = cur?.type === 'file' ? { ...d, preVersion: base, size: cur.size, hash: cur.hash } : { ...d, preVersion: base };
         let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
         f.apply.apply(draft, staged, (identity) => {
           rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
