@@ -1,13 +1,14 @@
 // Invariant: every setting has one effective value with a known source (flag > file > fileset database >
 // default); a file with a bad key or value is refused at start with key, value and reason on one line and
-// nothing is created; SIGHUP applies the live keys (the conflict policy) without a restart.
+// nothing is created; SIGHUP applies the live keys (the conflict policy) without a restart, on a server and
+// on a client alike, and logs what changed.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { cli, freePort, sleep, spawnDaemon, stopChild, tmpDir } from './helpers.js';
+import { cli, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnDaemon, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 interface Shown { key: string; value: unknown; source: string; live: boolean }
 
@@ -135,4 +136,53 @@ test('SIGHUP reloads the conflict policy live and logs what changed; a bad edit 
   assert.match(lines, /conflict-policy/);
   assert.match(lines, /server-wins/);
   assert.match(log, /lease-ms/, 'the restart-only key is named');
+});
+
+test('SIGHUP on a client: its own conflict policy changes live, is logged, and decides the next conflict', { timeout: 180_000 }, async (t) => {
+  const [srv, cl, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
+  writeFileSync(join(srv.path, 'doc.txt'), 'v0\n');
+  const port = await freePort();
+  const server = await spawnServer(srv.path, logs.path, port);
+  const client = await spawnClient(cl.path, logs.path, port, secretFile(srv.path));
+  t.after(async () => {
+    await stopChild(client, 'SIGKILL');
+    await stopChild(server, 'SIGKILL');
+    for (const d of [srv, cl, logs]) d.cleanup();
+  });
+  await waitConverged([srv.path, cl.path]);
+  // The client's first start wrote its own file (with its server's URL); the server keeps keep-both.
+  const file = join(cl.path, '.intermezzo/default/config.toml');
+  const text = readFileSync(file, 'utf8');
+  assert.match(text, /^server = "http:\/\/127\.0\.0\.1:\d+"$/m);
+  writeFileSync(file, text.replace(/^# conflict-policy = .*$/m, 'conflict-policy = "server-wins"'));
+  client.kill('SIGHUP');
+  for (let i = 0; i < 100 && meta(cl.path, 'conflict-policy') !== 'server-wins'; i++) await sleep(100);
+  assert.equal(meta(cl.path, 'conflict-policy'), 'server-wins', 'applied without a restart');
+  assert.equal(client.exitCode, null, 'still running');
+  let changed: Record<string, unknown> | undefined;
+  for (let i = 0; i < 100 && changed === undefined; i++) {
+    changed = readLogs(logs.path).split('\n').filter((l) => l.includes('config changed live')).map((l) => JSON.parse(l) as Record<string, unknown>)
+      .find((o) => o.key === 'conflict-policy');
+    if (changed === undefined) await sleep(100);
+  }
+  assert.deepEqual([changed?.component, changed?.from, changed?.to], ['client', 'keep-both', 'server-wins'], 'the client logs the key, its old and new value');
+  assert.deepEqual([shown(cl.path).get('conflict-policy')?.value, shown(cl.path).get('conflict-policy')?.source], ['server-wins', 'file']);
+  assert.equal(meta(srv.path, 'conflict-policy') ?? 'keep-both', 'keep-both', 'the server\'s own policy is untouched');
+
+  // The next conflict on the client is decided by the new policy: the server's version takes the name
+  // (keep-both, the policy before the reload, would have kept both names).
+  assert.equal(cli(['disconnect', cl.path]).code, 0);
+  await sleep(400);
+  writeFileSync(join(cl.path, 'doc.txt'), 'client\n');
+  writeFileSync(join(srv.path, 'doc.txt'), 'server\n');
+  for (let i = 0; i < 100 && (journalState(cl.path).lml < 1 || journalState(srv.path).records < 3); i++) await sleep(100);
+  assert.equal(cli(['reconnect', cl.path]).code, 0);
+  let rows: Array<{ path: string; policy: string; decision: string }> = [];
+  for (let i = 0; i < 300 && rows.length === 0; i++) {
+    rows = cli(['conflicts', cl.path, '--all', '--json']).stdout.trim().split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { path: string; policy: string; decision: string });
+    if (rows.length === 0) await sleep(100);
+  }
+  assert.deepEqual(rows.map((r) => [r.path, r.policy, r.decision]), [['doc.txt', 'server-wins', 'remote']]);
+  await waitConverged([srv.path, cl.path]);
+  assert.equal(readFileSync(join(cl.path, 'doc.txt'), 'utf8'), 'server\n');
 });

@@ -1,14 +1,17 @@
 // Invariant: a log a person can read: one file per fileset directory (never shared by two daemons whose
-// filesets have the same name), levels by name, each key once, pretty lines on request, and a warning
-// repeated within the window written once with the count of those left out.
+// filesets have the same name), levels by name, each key once, pretty lines on request or by default on a
+// terminal (JSON otherwise), and a warning repeated within the window written once with the count of
+// those left out.
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { configureLogs, logFileName } from '#daemon/logger.js';
 import { LogShaper, prettyLine } from '#daemon/log-shaper.js';
-import { sleep, startNode, tmpDir } from './helpers.js';
+import { logFormatOf } from '#cli/run-daemon.js';
+import { NODE_ARGS, ROOT, STATE_DIR, cli, sleep, spawnDaemon, startNode, stopChild, tmpDir } from './helpers.js';
 
 test('identical warnings within the window are written once, then with the count left out', () => {
   let now = 1_000;
@@ -65,4 +68,48 @@ test('two filesets named "default" in two directories log to two files; pretty l
   assert.match(pretty, /^\d{4}-\d\d-\d\dT[0-9:.]+Z INFO {2}node: starting dir=\S+/m);
   assert.doesNotMatch(pretty, /^\{/m);
   assert.match(join(logs.path, logFileName('default', '/exports/site')), /intersync-default@exports-site\.log$/);
+});
+
+test('the log format: as asked, else pretty on a terminal and JSON otherwise', () => {
+  const cases: Array<[string | undefined, boolean, string]> = [
+    ['json', true, 'json'], ['pretty', false, 'pretty'], ['auto', true, 'pretty'], ['auto', false, 'json'], [undefined, true, 'pretty'], [undefined, false, 'json'],
+  ];
+  for (const [asked, tty, want] of cases) assert.equal(logFormatOf(asked, tty), want, `${asked} on ${tty ? 'a terminal' : 'a pipe'}`);
+});
+
+const shq = (s: string): string => `'${s.replace(/'/g, "'\\''")}'`;
+
+test('a daemon started on a terminal writes pretty lines, one started by a service JSON', async (t) => {
+  // util-linux script(1) gives the daemon a pseudo-terminal for stdin, stdout and stderr.
+  assert.equal(spawnSync('script', ['--version']).status, 0, 'script (util-linux) is installed');
+  const [d, logs] = [tmpDir(), tmpDir()];
+  t.after(() => {
+    for (const x of [d, logs]) x.cleanup();
+  });
+  const [onTty, onPipe] = ['tty', 'pipe'].map((n) => join(d.path, n)) as [string, string];
+  mkdirSync(onTty);
+  mkdirSync(onPipe);
+  const cmd = [process.execPath, ...NODE_ARGS, '--log-dir', logs.path, '--state-dir', STATE_DIR, '--listen', '127.0.0.1:0', onTty].map(shq).join(' ');
+  const script = spawn('script', ['-qec', cmd, '/dev/null'], { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  script.stdout.on('data', (b: Buffer) => {
+    out += b.toString();
+  });
+  t.after(() => stopChild(script, 'SIGKILL'));
+  await new Promise<void>((res, rej) => {
+    script.stdout.on('data', () => {
+      if (out.includes('stop with Ctrl-C')) res();
+    });
+    script.once('exit', (code) => rej(new Error(`script exited with ${code}: ${out}`)));
+  });
+  const piped = await spawnDaemon(onPipe, logs.path, ['--listen', '127.0.0.1:0']);
+  t.after(() => stopChild(piped, 'SIGKILL'));
+  // Stopped by the pid in their pid files: the log's last line is written.
+  for (const dir of [onTty, onPipe]) assert.equal(cli(['stop', dir]).code, 0);
+  assert.equal(existsSync(join(onTty, '.intermezzo/default/daemon.pid')), false);
+  const logOf = (dir: string): string => readFileSync(join(logs.path, logFileName('default', dir)), 'utf8');
+  const pretty = logOf(onTty);
+  assert.match(pretty, /^\d{4}-\d\d-\d\dT[0-9:.]+Z INFO {2}node: starting dir=\S+/m);
+  assert.doesNotMatch(pretty, /^\{/m, 'no JSON line');
+  for (const l of logOf(onPipe).trim().split('\n')) assert.equal(typeof (JSON.parse(l) as { level: unknown }).level, 'string', l);
 });

@@ -1,34 +1,36 @@
-// Invariant: /metrics is Prometheus text that parses line by line, needs the fileset credential on the
-// server's port (not on --metrics), and its counters move as records flow: journaled on the server,
-// forwarded to the client, applied there; lag per peer is exported in records and seconds.
+// Invariant: /metrics is Prometheus text that a Prometheus text parser reads (every family typed), needs
+// the fileset credential on the server's port (not on --metrics), and its counters move as records flow,
+// scraped while they flow: journaled on the server, forwarded to the client, applied there, by the same
+// count per batch, never going back; lag per peer is exported in records and seconds.
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import parsePrometheusTextFormat from 'parse-prometheus-text-format';
 import { request } from 'undici';
-import { cli, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { cli, freePort, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 type Samples = Map<string, number>;
 
-/** A strict reader of the Prometheus text format (0.0.4): HELP/TYPE comments and `name{labels} value` lines only. */
+/**
+ * /metrics read with a real Prometheus text parser (parse-prometheus-text-format, a port of the Prometheus
+ * Python client's): it throws on a line that is not the format. Every family must have a TYPE and a HELP;
+ * each sample becomes `name{label="v",…}` (labels sorted) -> value.
+ */
 function parseProm(text: string): Samples {
   const out: Samples = new Map();
-  const types = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    const c = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) (.*)$/.exec(line);
-    if (c !== null) {
-      if (c[1] === 'TYPE') {
-        assert.match(c[3]!, /^(counter|gauge|histogram|summary|untyped)$/, line);
-        types.set(c[2]!, c[3]!);
-      }
-      continue;
+  for (const f of parsePrometheusTextFormat(text)) {
+    assert.notEqual(f.type, 'UNTYPED', `${f.name}: a sample without its TYPE`);
+    assert.notEqual(f.help, '', `${f.name}: no HELP`);
+    for (const m of f.metrics) {
+      if (m.value === undefined) continue; // a histogram's or summary's buckets (Node's own metrics)
+      const v = Number(m.value);
+      assert.ok(!Number.isNaN(v) || /^nan$/i.test(m.value), `${f.name}: value ${m.value}`); // Go's ParseFloat takes any case of NaN
+      const labels = Object.entries(m.labels ?? {}).sort(([a], [b]) => a.localeCompare(b)).map(([k, x]) => `${k}="${x}"`).join(',');
+      out.set(labels === '' ? f.name : `${f.name}{${labels}}`, v);
     }
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.eE+-]+|[Nn][Aa][Nn]|[+-]?[Ii]nf)( [0-9]+)?$/.exec(line);
-    assert.ok(m !== null, `not a Prometheus sample line: ${line}`);
-    const base = m[1]!.replace(/_(bucket|sum|count|total)$/, '');
-    assert.ok(types.has(m[1]!) || types.has(base), `sample without TYPE: ${line}`);
-    out.set(`${m[1]}${m[2] ?? ''}`, Number(m[3]));
   }
   return out;
 }
@@ -45,7 +47,25 @@ function sum(s: Samples, prefix: string): number {
   return n;
 }
 
-test('counters move as records flow from server to client; lag per peer in records and seconds', async (t) => {
+/** Objects in a node's journal (read-only, while its daemon runs). */
+function objects(dir: string): number {
+  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+  try {
+    return db.objectCount();
+  } finally {
+    db.close();
+  }
+}
+
+/** The counters that must move with records, summed over their labels, on the server (s) and the client (c). */
+function flow(s: Samples, c: Samples): { journaled: number; forwarded: number; applied: number; bytesOut: number } {
+  return {
+    journaled: sum(s, 'intersync_records_journaled'), forwarded: sum(s, 'intersync_records_forwarded_total'),
+    applied: sum(c, 'intersync_records_applied_total'), bytesOut: sum(s, 'intersync_bytes{direction="out"}'),
+  };
+}
+
+test('counters move as records flow from server to client, scraped during the replication; lag per peer in records and seconds', async (t) => {
   const [srv, cdir, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
   const [port, mport] = [await freePort(), await freePort()];
   const server = await spawnServer(srv.path, logs.path, port);
@@ -70,26 +90,40 @@ test('counters move as records flow from server to client; lag per peer in recor
   assert.equal(s0.get('intersync_errors_total{code="UNAUTHORIZED"}'), 1, 'the refused scrape is counted by code');
   assert.ok(s0.has('intersync_capture_queue') && c0.has('intersync_lml_pending'));
 
+  // Three batches of changes on the server. Each is scraped while it flows (no wait: whatever the daemons
+  // did so far), then once the client has it: every counter only grows, and each batch moves journaled,
+  // forwarded and applied by the same number of records.
   mkdirSync(join(srv.path, 'site'));
-  for (let i = 0; i < 25; i++) writeFileSync(join(srv.path, 'site', `page${i}.html`), `<p>${i}</p>\n`.repeat(100));
-  const has = (dir: string): number => Number(journalState(dir).records);
-  for (let i = 0; i < 200 && (has(srv.path) < 26 || journalState(cdir.path).lastTid < journalState(srv.path).lastTid); i++) await sleep(100);
-  await waitConverged([srv.path, cdir.path]);
-  // The scrape after convergence: the client's ack and apply counts are in.
-  let s1 = (await scrape(srvUrl, secret)).samples;
-  let c1 = (await scrape(cliUrl)).samples;
-  for (let i = 0; i < 50 && sum(s1, 'intersync_lag_records') > 0; i++) {
-    await new Promise((r) => setTimeout(r, 100));
-    s1 = (await scrape(srvUrl, secret)).samples;
-    c1 = (await scrape(cliUrl)).samples;
+  let before = flow(s0, c0);
+  let total = 0;
+  for (let batch = 0; batch < 3; batch++) {
+    for (let i = 0; i < 10; i++) writeFileSync(join(srv.path, 'site', `b${batch}-page${i}.html`), `<p>${batch} ${i}</p>\n`.repeat(100));
+    const during = flow((await scrape(srvUrl, secret)).samples, (await scrape(cliUrl)).samples);
+    // The server has journaled the batch (the folder, ten files per batch), then the client has it all.
+    for (let i = 0; i < 300 && objects(srv.path) < (batch + 1) * 10 + 1; i++) await sleep(100);
+    await waitConverged([srv.path, cdir.path]);
+    let s1 = (await scrape(srvUrl, secret)).samples;
+    let c1 = (await scrape(cliUrl)).samples;
+    // The client's ack (what the server's lag counts from) follows its apply by up to a second.
+    for (let i = 0; i < 50 && sum(s1, 'intersync_lag_records') > 0; i++) {
+      await sleep(100);
+      s1 = (await scrape(srvUrl, secret)).samples;
+      c1 = (await scrape(cliUrl)).samples;
+    }
+    const after = flow(s1, c1);
+    for (const k of ['journaled', 'forwarded', 'applied', 'bytesOut'] as const) {
+      assert.ok(before[k] <= during[k] && during[k] <= after[k], `batch ${batch}: ${k} only grows: ${before[k]} <= ${during[k]} <= ${after[k]}`);
+    }
+    const journaled = after.journaled - before.journaled;
+    assert.ok(journaled >= 10, `batch ${batch}: journaled ${journaled} (ten files, each a create and maybe a write)`);
+    assert.equal(after.forwarded - before.forwarded, journaled, `batch ${batch}: every record journaled was forwarded to the one client`);
+    assert.equal(after.applied - before.applied, journaled, `batch ${batch}: and applied there`);
+    assert.ok(after.bytesOut > before.bytesOut + 10 * 1000, `batch ${batch}: content bytes went out`);
+    total += journaled;
+    before = after;
   }
-  const journaled = sum(s1, 'intersync_records_journaled') - sum(s0, 'intersync_records_journaled');
-  assert.ok(journaled >= 26, `journaled ${journaled} (a mkdir and 25 files, each a create and maybe a write)`);
-  const forwarded = sum(s1, 'intersync_records_forwarded_total') - sum(s0, 'intersync_records_forwarded_total');
-  assert.equal(forwarded, journaled, 'every record journaled was forwarded to the one client');
-  const applied = sum(c1, 'intersync_records_applied_total') - sum(c0, 'intersync_records_applied_total');
-  assert.equal(applied, journaled, 'and applied there');
-  assert.ok(sum(s1, 'intersync_bytes{direction="out"}') > sum(s0, 'intersync_bytes{direction="out"}') + 25 * 1000, 'content bytes went out');
+  assert.equal(before.journaled - flow(s0, c0).journaled, total);
+  const s1 = (await scrape(srvUrl, secret)).samples;
   const peers = [...s1.keys()].filter((k) => k.startsWith('intersync_lag_records{peer='));
   assert.equal(peers.length, 1, 'one peer');
   assert.equal(s1.get(peers[0]!), 0, 'caught up');

@@ -1,0 +1,121 @@
+/**
+ * The daemon as commands: the root command (`intersync [options] DIR`, a server, or a client with
+ * --server) with one option per config key, and `join` (a client's first start from a join token).
+ * Both load the settings (flag > file > fileset database > default) and hand them to run-daemon.ts.
+ */
+import { Option, type Command } from 'commander';
+import { IntersyncError } from '#core/errors.js';
+import { isJoinToken } from '#net/protocol/join-token.js';
+import { flagsGiven } from './config-cmd.js';
+import { DaemonConfig } from './daemon-config.js';
+import { defaultOf, fieldOf } from './config-schema.js';
+import type { ConfigValue } from './config-schema.js';
+import { runDaemon, type RunOptions } from './run-daemon.js';
+
+type Print = (line: string) => void;
+
+export function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^[0-9]+$/.test(v) || !Number.isSafeInteger(n)) throw IntersyncError.BAD_ARGUMENT(`${name} takes a whole number, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+function debugOption(): Option {
+  return new Option('--debug <X>', 'debug flags, a sum of 1 D_INFO, 2 D_KML, 4 D_UPCALL, 8 D_HTTP, 16 D_REINT').default('0');
+}
+
+/** The daemon's options from its effective settings (flag, else file, else fileset database, else default). */
+function optionsOf(cfg: DaemonConfig): RunOptions {
+  const o: Record<string, unknown> = {};
+  for (const k of cfg.keys) {
+    if (k.value === null) continue;
+    o[fieldOf(k.key)] = k.key === 'debug' ? String(k.value) : k.value;
+  }
+  // Attribute settings only when given (flag or file): otherwise the fileset's stored ones stand.
+  for (const k of cfg.keys) if ((k.key === 'preserve-setid' || k.key === 'preserve-owner' || k.key === 'safe-links') && k.source !== 'flag' && k.source !== 'file') delete o[fieldOf(k.key)];
+  return o as unknown as RunOptions;
+}
+
+/** The root command: its description, one option per daemon setting, help texts, and running the daemon. */
+export function defineDaemonCommand(program: Command, print: Print): void {
+  program
+    .description(
+      'Journal every change to a directory (the KML) and keep it replicated.\n\n' +
+        'Run on a directory, intersync serves its fileset (creating one with defaults when there is none),\n' +
+        'journals what changed while it was stopped, then every change as it happens.',
+    )
+    .argument('[DIR]', 'the backing directory to serve')
+    .option('--config <FILE>', 'settings file, TOML or JSON (default: /etc/intersync/<fileset>.toml, else DIR/.intermezzo/<fileset>/config.toml, written at first start); a flag wins over it')
+    .option('--fileset <NAME>', 'fileset to serve (default: the only one in DIR, or a new one named "default")')
+    .addOption(debugOption())
+    .option('--log-dir <DIR>', 'where logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
+    .option('--log-format <FORMAT>', 'json, pretty, or auto (pretty when stderr is a terminal)', String(defaultOf('log-format')))
+    .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled', positiveInt('--settle-ms'))
+    .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', String(defaultOf('listen')))
+    .option('--insecure-http', 'allow plain HTTP outside the loopback address (server: serve it; client: talk to it), with a warning', false)
+    .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
+    .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM) instead of the self-signed one')
+    .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
+    .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', String(defaultOf('token-scope')))
+    .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), Number(defaultOf('lease-ms')))
+    .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), Number(defaultOf('retain-records')))
+    .option('--server <URL|TOKEN>', 'client mode: a join token from intersync invite, or the server\'s https://HOST:PORT (once joined)')
+    .option('--secret-file <FILE>', 'client: enrol with the fileset secret (the server\'s STATE/<node>/<fileset>/secret) instead of a token')
+    .option('--replicate', 'client: register as a replicator, receiving every update', false)
+    .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
+    .option('--preserve-setid', 'keep set-uid/set-gid bits peers send (stored as intersync config DIR preserve-setid=true; a client takes them only when the server\'s fileset says so too)')
+    .option('--preserve-owner', 'as root: give objects the owners peers name (stored; a client only when the server\'s fileset says so too)')
+    .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
+    .option('--conflict-policy <POLICY>', 'keep-both|server-wins|client-wins|newest-wins|hook[:discard] (stored; SIGHUP reloads it from the file)')
+    .option('--conflict-hook <SCRIPT>', 'the script the hook policy asks (prints local, remote or both)')
+    .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
+    .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
+    .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')
+    .addHelpText('after', [
+      '',
+      'Modes, owners and links from peers are a fileset policy, safe by default: set-id bits are dropped and files',
+      'get this node\'s owner unless the fileset says otherwise. On the server:',
+      '  intersync mkfs --preserve-setid --preserve-owner --safe-links DIR     (or: intersync config DIR preserve-setid=true)',
+      'A client also needs its own consent for set-id bits and owners:',
+      '  intersync --server HOST --secret-file SECRET --preserve-setid --preserve-owner DIR',
+    ].join('\n'))
+    .showHelpAfterError()
+    .addHelpText('after', [
+      '', 'Examples:',
+      '  intersync /exports/site                          serve a directory (HTTPS on 7777, self-signed certificate)',
+      '  intersync invite /exports/site                   print a join token for one new client',
+      '  intersync join isync1-eyJ2Ijo… /imports/site     on the client: join with that token and replicate',
+      '  intersync --server https://srv:7777 /imports/site   restart a client that joined before',
+    ].join('\n'))
+    .action(async (dir: string | undefined, o: RunOptions, cmd: Command) => {
+      if (dir === undefined) {
+        program.help({ error: true });
+        return;
+      }
+      const cfg = DaemonConfig.load(dir, flagsGiven(cmd, o as unknown as Record<string, unknown>), o.config);
+      await runDaemon(dir, { ...optionsOf(cfg), ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print);
+    });
+}
+
+/** `join TOKEN DIR`: a client's first start from a join token (then it runs as the daemon). */
+export function addJoinCommand(program: Command, print: Print): void {
+  program
+    .command('join')
+    .description('set up a client from a join token (printed by intersync invite on the server) and run it: enrol, first copy, then replicate')
+    .argument('<TOKEN>', 'the join token, isync1-…')
+    .argument('<DIR>', 'the client\'s backing directory (empty, or a client of the same fileset)')
+    .addOption(debugOption())
+    .option('--log-dir <DIR>', 'where JSON logs go')
+    .option('--state-dir <DIR>', 'where this node\'s credential goes, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
+    .option('--replicate', 'register as a replicator, receiving every update', false)
+    .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
+    .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
+    .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {
+      if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');
+      const flags = new Map<string, ConfigValue>([...flagsGiven(cmd, o as Record<string, unknown>), ['server', token], ['listen', 'none']]);
+      const cfg = DaemonConfig.load(dir, flags, undefined);
+      await runDaemon(dir, optionsOf(cfg), cfg, print);
+    });
+}

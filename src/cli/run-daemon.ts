@@ -1,0 +1,216 @@
+/**
+ * Running the daemon from its effective settings: a server of DIR's fileset, or (with a server URL or a
+ * join token) a client. The daemons are loaded only here, when one runs: a client needs no HTTP server
+ * (fastify), the other commands neither.
+ */
+import { readFileSync } from 'node:fs';
+import { systemClock } from '#core/clock.js';
+import { parseDebug } from '#core/debug.js';
+import { IntersyncError } from '#core/errors.js';
+import { formatTid } from '#core/ids.js';
+import { ATTR_SETTINGS } from '#policy/attr-policy.js';
+import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
+import { isLoopback } from '#net/protocol/endpoint.js';
+import type { ClientTrust } from '#daemon/enrolment.js';
+import type { LogFormat } from '#daemon/log-shaper.js';
+import { errorLine, parseListen } from './output.js';
+import { resolveStateDir } from './state-dir.js';
+import { daemonCopyReporter } from './copy-progress.js';
+import type { DaemonConfig } from './daemon-config.js';
+
+type Print = (line: string) => void;
+
+/** The daemon's options, as commander names them (one per config key). */
+export interface RunOptions {
+  config?: string;
+  fileset?: string;
+  debug: string;
+  logDir?: string;
+  settleMs?: number;
+  server?: string;
+  secretFile?: string;
+  replicate: boolean;
+  listen: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsCa?: string;
+  tokenScope: string;
+  leaseMs: number;
+  retainRecords: number;
+  stateDir?: string;
+  insecureHttp: boolean;
+  preserveSetid?: boolean;
+  preserveOwner?: boolean;
+  safeLinks?: boolean;
+  conflictPolicy?: string;
+  conflictHook?: string;
+  logFormat?: string;
+  metrics?: string;
+  ui?: boolean;
+  adminPasswordFile?: string;
+}
+
+const warn = (line: string): void => {
+  process.stderr.write(`intersync: warning: ${line}\n`);
+};
+
+/** The log format asked for: json or pretty as given; auto (or nothing) is pretty on a terminal, else JSON. */
+export function logFormatOf(asked: string | undefined, tty: boolean): LogFormat {
+  return asked === 'json' || asked === 'pretty' ? asked : tty ? 'pretty' : 'json';
+}
+
+/** A client's server: a URL, or a join token (address, fileset, invitation, pinned certificate). */
+function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
+  let url = o.server!;
+  let trust: ClientTrust = {};
+  let uuid: string | undefined;
+  let replicate = o.replicate;
+  if (isJoinToken(url)) {
+    const t = parseJoinToken(url);
+    if (t.expires <= Date.now()) warn(`the join token expired at ${new Date(t.expires).toISOString()}; the server refuses it unless this node enrolled before`);
+    url = t.url;
+    uuid = t.uuid;
+    replicate ||= t.replicate;
+    trust = { invite: t.secret, ...(t.fingerprint === null ? {} : { pin: t.fingerprint }) };
+  }
+  if (o.secretFile !== undefined) {
+    try {
+      trust = { ...trust, secret: readFileSync(o.secretFile, 'utf8').trim() };
+    } catch (e) {
+      throw IntersyncError.IO('read secret file', o.secretFile, e);
+    }
+  }
+  const host = /^https?:\/\//.test(url) ? new URL(url).hostname : url.replace(/:[0-9]+$/, '');
+  if (!/^https:/.test(url) && !isLoopback(host)) {
+    if (!o.insecureHttp) throw IntersyncError.INSECURE_HTTP(`--server ${url}`);
+    warn(`talking to ${url} over plain HTTP (--insecure-http): the credentials cross the network in clear text`);
+  }
+  return { url, trust, ...(uuid === undefined ? {} : { uuid }), replicate };
+}
+
+function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
+  let stopping = false;
+  const stop = (sig: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal: sig }, 'signal');
+    stopFn().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        process.stderr.write(`${errorLine(e)}\n`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+interface Common {
+  readonly dir: string;
+  readonly debug: number;
+  readonly clock: typeof systemClock;
+  readonly logDir?: string;
+  readonly settleMs?: number;
+  readonly onWarning: (err: IntersyncError) => void;
+}
+
+export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, print: Print): Promise<void> {
+  const debug = parseDebug(o.debug);
+  // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
+  const { configureLogs } = await import('#daemon/logger.js');
+  configureLogs({ format: logFormatOf(o.logFormat, process.stderr.isTTY) });
+  if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
+    throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
+  }
+  if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw IntersyncError.BAD_ARGUMENT('--tls-cert and --tls-key go together');
+  const common: Common = {
+    dir, debug, clock: systemClock,
+    ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
+    ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
+  };
+  const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);
+  if (o.server !== undefined) await runClient(o, cfg, common, stateDir, print);
+  else await runServer(o, cfg, common, stateDir, print);
+}
+
+async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print): Promise<void> {
+  const target = clientTarget(o);
+  const progress = await daemonCopyReporter(print);
+  const { ClientNode } = await import('#daemon/client-node.js');
+  const { SiteWiring } = await import('./site-wiring.js');
+  const site = new SiteWiring(o);
+  const node = await ClientNode.start({
+    ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
+    ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
+    settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
+    ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
+    onProgress: progress.onProgress,
+  });
+  progress.stop();
+  const c = node.status();
+  if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
+  print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
+  print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
+  cfg.started(node.db, node.paths.name, node.log, o.config, true);
+  const { clientView } = await import('#daemon/observe.js');
+  const observeUrl = await site.started({
+    db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
+    secrets: target.trust.secret === undefined ? [] : [target.trust.secret], withUi: o.ui === true,
+  });
+  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics${o.ui === true ? `; dashboard ${observeUrl}/ui/` : ''}`);
+  print(`  config ${cfg.file ?? '(none)'}`);
+  print(`  log ${node.logFile}; stop with Ctrl-C`);
+  installStop(async () => {
+    await site.stop();
+    await node.stop();
+  }, node.log);
+}
+
+async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print): Promise<void> {
+  const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
+  const l = parseListen(o.listen.replace(/^https?:\/\//, ''));
+  if (scheme === 'http' && o.tlsCert !== undefined) throw IntersyncError.BAD_ARGUMENT('--listen http://… and --tls-cert contradict each other');
+  // TLS unless asked otherwise; plain HTTP by default only on a loopback address, where nothing leaves the machine.
+  const secure = scheme === 'https' || o.tlsCert !== undefined || (scheme === undefined && l !== null && !isLoopback(l.host) && !o.insecureHttp);
+  if (l !== null && !secure && !isLoopback(l.host)) {
+    if (!o.insecureHttp) throw IntersyncError.INSECURE_HTTP(`--listen ${o.listen}`);
+    warn(`serving plain HTTP on ${l.host} (--insecure-http): secrets and credentials cross the network in clear text`);
+  }
+  const { FilesetNode } = await import('#daemon/fileset-node.js');
+  const { SiteWiring } = await import('./site-wiring.js');
+  const site = new SiteWiring(o);
+  const node = await FilesetNode.start({
+    ...common, stateDir,
+    ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
+    listen: l === null ? null : {
+      http: site.http(),
+      ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
+      ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
+    },
+  });
+  // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
+  cfg.started(node.db, node.paths.name, node.log, o.config, false);
+  const c = node.capture.status();
+  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
+  if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
+  print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
+  print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
+  if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
+  print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
+  if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
+  const { serverView } = await import('#daemon/observe.js');
+  const observeUrl = await site.started({
+    db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+    tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [readFileSync(node.state.secret, 'utf8').trim()], withUi: false,
+  });
+  if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);
+  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics (no credential)`);
+  print(`  config ${cfg.file ?? '(none)'}`);
+  print(`  log ${node.logFile}; stop with Ctrl-C`);
+  installStop(async () => {
+    await site.stop();
+    await node.stop();
+  }, node.log);
+}
