@@ -19,6 +19,7 @@ import type { IdentityDb } from '#journal/identity-db.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
+import { writeOrWait } from './drain.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
 import { UploadStaging } from './upload-staging.js';
 import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
@@ -528,7 +529,7 @@ export class FilesetServer {
       parts = [];
       size = 0;
       chunk = Math.min(chunk * 2, 256 << 10);
-      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
+      await writeOrWait(raw, buf);
     };
     const push = async (frame: Buffer): Promise<void> => {
       parts.push(frame);
@@ -576,9 +577,7 @@ export class FilesetServer {
       open = false;
       fl.wake.fire();
     });
-    const write = async (buf: Buffer): Promise<void> => {
-      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
-    };
+    const write = (buf: Buffer): Promise<void> => writeOrWait(raw, buf);
     try {
       await write(helloFrame({ node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid) }));
       let cursor = since;
