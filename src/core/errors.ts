@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'IO'
   | 'DISK_FULL'
   | 'UNAUTHORIZED'
+  | 'NO_CREDENTIAL'
   | 'BAD_REQUEST'
   | 'TOO_LARGE'
   | 'PROTOCOL'
@@ -155,6 +156,14 @@ export class IntersyncError extends Error {
     return new IntersyncError('UNAUTHORIZED', 'missing or wrong fileset secret', {
       hint: 'pass the server\'s secret with --secret-file (the server prints its path at mkfs)',
     });
+  }
+
+  /**
+   * This node's own credential or secret file is missing, unreadable or empty: the node cannot prove who
+   * it is (or, a server, check who its peers are). Not retriable: it does not come back by itself.
+   */
+  static NO_CREDENTIAL(what: string, file: string, why: string, hint: string, cause?: unknown): IntersyncError {
+    return new IntersyncError('NO_CREDENTIAL', `${what} ${file} ${why}`, { hint, cause });
   }
 
   static FORBIDDEN(node: string | null, claimed: string): IntersyncError {
