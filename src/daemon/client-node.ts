@@ -33,7 +33,7 @@ import { Reintegrator } from '#reint/reintegrator.js';
 import { localNamesOf } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { firstCopy, type CopyProgress } from './copy.js';
-import { ensureCredential, initialBearer, pinOf, type ClientTrust } from './enrolment.js';
+import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
@@ -56,6 +56,11 @@ export interface ClientNodeOptions {
   readonly clock: Clock;
   readonly onProgress?: (p: CopyProgress) => void;
   readonly onWarning?: (err: IntersyncError) => void;
+  /**
+   * A failure the node cannot get past by waiting (its credential is gone): the follow loop has stopped,
+   * and whoever runs the node stops it and exits. Without it the node only logs the failure.
+   */
+  readonly onFatal?: (err: IntersyncError) => void;
   /** This client's own attribute settings, stored at start (`intersync config` changes them later). */
   readonly settings?: Readonly<Partial<Record<AttrSetting, boolean>>>;
 }
@@ -202,7 +207,9 @@ export class ClientNode {
       paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
     } else {
       paths = findFileset(dir);
-      client = ClientNode.#peer(o, statePaths(o.stateDir, ensureNodeId(dir), paths.name));
+      const sp = statePaths(o.stateDir, ensureNodeId(dir), paths.name);
+      requireCredential(sp, o.trust); // before anything: the server may be away, and the node would run on unable to join it
+      client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
     client.uuid = db.meta.uuid;
@@ -454,6 +461,13 @@ export class ClientNode {
           } catch (e2) {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
           }
+        }
+        if (err.code === 'NO_CREDENTIAL' || err.code === 'NODE_TAKEN') {
+          // Waiting brings no credential back: say so once and let the runner stop the node.
+          this.log.error({ code: err.code, err: err.message }, 'cannot authenticate to the server; stopping');
+          this.#lastError = err.message;
+          this.#o.onFatal?.(err);
+          break;
         }
         this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);

@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
@@ -8,6 +8,7 @@ import { NO_VERSION, ROOT_FID, asTid, formatTid, type Fid, type NodeId, type Tid
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
 import { HASH_INDEX, migrate } from './schema.js';
+import { judgeStore, precheckStore, storeError } from './store-check.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
 
@@ -85,8 +86,6 @@ export interface OpenOptions {
   /** Run PRAGMA quick_check and refuse a damaged store (default true). */
   readonly check?: boolean;
 }
-
-const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 type Row = Record<string, unknown>;
 
@@ -241,12 +240,16 @@ export class FilesetDb {
   /** Open an existing store, refusing a damaged one or one of a format this release does not read. */
   static open(file: string, opts: OpenOptions = {}): FilesetDb {
     if (!existsSync(file)) throw IntersyncError.NO_FILESET(file);
-    checkHeader(file);
+    // A short main file beside a WAL is judged by SQLite (read-only, so a refused store keeps its WAL).
+    const judged = precheckStore(file) === 'ask-sqlite';
+    if (judged) judgeStore(file);
     let db: Db | undefined;
     try {
       db = new Database(file, { fileMustExist: true, readonly: opts.readonly === true });
       db.defaultSafeIntegers(true);
-      if (opts.check !== false) {
+      // Before the check: a store a running daemon is checkpointing answers BUSY for a moment, which is no damage.
+      db.pragma('busy_timeout = 5000');
+      if (opts.check !== false && !judged) {
         const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
         const bad = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
         if (bad.length > 0) throw IntersyncError.DB_CORRUPT(file, new Error(bad.slice(0, 3).join('; ')));
@@ -268,15 +271,13 @@ export class FilesetDb {
         // is called before anything is acknowledged to a peer.
         db.pragma('synchronous = NORMAL');
       }
-      db.pragma('busy_timeout = 5000');
       if (opts.readonly !== true) db.exec(HASH_INDEX); // dropped by a fresh first copy that did not finish
       const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
       if (rf !== undefined && Number(rf) > RECORD_FORMAT) throw IntersyncError.DB_FORMAT(file, Number(rf), RECORD_FORMAT);
       return new FilesetDb(file, db);
     } catch (e) {
       db?.close();
-      if (e instanceof IntersyncError) throw e;
-      throw IntersyncError.DB_CORRUPT(file, e);
+      throw storeError(file, e);
     }
   }
 
@@ -1225,35 +1226,6 @@ export class FilesetDb {
     this.#st.update!.run(next);
     this.#digest = digestSub(this.#digest, old);
     this.#digest = digestAdd(this.#digest, next);
-  }
-}
-
-function checkHeader(file: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, 'r');
-    const buf = Buffer.alloc(16);
-    const n = readSync(fd, buf, 0, 16, 0);
-    if (n < 16 || !buf.equals(SQLITE_HEADER)) {
-      throw IntersyncError.DB_CORRUPT(file, new Error(n < 16 ? 'file too short' : 'not an SQLite database'));
-    }
-    // The header says how many pages the file holds (when its two counters agree): a shorter file was
-    // truncated. Checked here, before SQLite opens it, so a refused store is not touched at all.
-    const head = Buffer.alloc(100);
-    if (readSync(fd, head, 0, 100, 0) < 100) throw IntersyncError.DB_CORRUPT(file, new Error('header truncated'));
-    const raw = head.readUInt16BE(16);
-    const pageSize = raw === 1 ? 65536 : raw;
-    const pages = head.readUInt32BE(28);
-    const valid = head.readUInt32BE(24) === head.readUInt32BE(92);
-    const size = fstatSync(fd).size;
-    if (valid && pageSize >= 512 && size < pages * pageSize) {
-      throw IntersyncError.DB_CORRUPT(file, new Error(`file holds ${size} bytes, its header says ${pages * pageSize}`));
-    }
-  } catch (e) {
-    if (e instanceof IntersyncError) throw e;
-    throw IntersyncError.IO('read', file, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 
