@@ -663,9 +663,12 @@ export class FilesetServer {
           throw err;
         }
         const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
-        // A setattr names the content as its origin had it; this node's is what the record leaves here.
+        // A setattr names the content as its origin had it; this node's is what the record leaves here, and a
+        // directory or symlink has none (an origin astray that took one for a file must not make it one on the
+        // clients that restore a missing file from the record: chaos seed 9212).
         const cur = d.kind === 'setattr' ? db.objectByFid(d.fid) : undefined;
-        const draft: RecordDraft = cur?.type === 'file' ? { ...d, preVersion: base, size: cur.size, hash: cur.hash } : { ...d, preVersion: base };
+        const draft: RecordDraft = cur === undefined ? { ...d, preVersion: base }
+          : { ...d, preVersion: base, size: cur.type === 'file' ? cur.size : null, hash: cur.type === 'file' ? cur.hash : null };
         let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
         f.apply.apply(draft, staged, (identity) => {
           rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
