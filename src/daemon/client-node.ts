@@ -548,6 +548,7 @@ export class ClientNode {
       }
     }
     this.#resolver.reclaim(r);
+    if (this.#leftToFetch.length > 0) await this.#catchUp(this.#leftToFetch.splice(0));
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
       // A conflict step may have left the stand-in too: the record names content this node does not hold.
       // Not when a name of its inode here has a change pending: that content is newer than the record's (a
@@ -607,8 +608,11 @@ export class ClientNode {
     const db = this.db;
     // Names the server holds apart leave the inode first, with what they hold: the conflict step then meets
     // the names as the server groups them (apply/link-align.ts).
-    const left = splitApart(this.#linkAlign(), r0);
+    const { left, fetch } = splitApart(this.#linkAlign(), r0);
     if (left.length > 0) this.log.warn({ tid: formatTid(r0.tid), path: r0.path, left }, 'hard links grouped as on the server: names left the inode');
+    // Their content here may be a write made through another name: the server's is fetched after the record.
+    for (const fid of fetch) this.#noteBehind(fid, true);
+    this.#leftToFetch.push(...fetch);
     const steps = await this.#resolver.prepare(r0);
     if (steps === 'absorbed') return null;
     // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
@@ -720,6 +724,8 @@ export class ClientNode {
     this.#abort.abort(); // the follow loop runs the resync
   }
 
+  /** Names that left a hard-linked inode for the record being applied: the server's content of each is fetched after it. */
+  readonly #leftToFetch: Fid[] = [];
   #diverged: { tid: Tid; since: number } | null = null;
   #catchUpAt: number | null = null;
   #divergedResyncAt: number | null = null;

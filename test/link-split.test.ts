@@ -1,0 +1,67 @@
+// Invariant: a name that leaves a hard-linked inode here because the server holds it apart (apply/link-align.ts
+// splitApart) ends with the server's content of that name, not with a write made here through another name
+// of the inode. Before, the leaving name kept the inode's content, local write included: nothing pending
+// for it, its content differed from the server's for good, and the client resynced ("state differs", chaos
+// seeds 9204 and 9205).
+//
+// Fails without the fix (splitApart names such a name for a fetch of the server's content; the client
+// fetches it once the record is applied): g holds "written on the client through f" on the client and
+// "same content" on the server, the journals never agree, and the client resyncs.
+import assert from 'node:assert/strict';
+import { chmodSync, linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
+import { journalState } from './helpers.js';
+import { Farm, assertSettled, disconnect, eventually, reconnect } from './farm.js';
+
+test('a name grouped apart on the server leaves the inode here with the server\'s content, not a write made here through the other name', { timeout: 120_000 }, async (t) => {
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      writeFileSync(join(s, 'f'), 'same content\n');
+      writeFileSync(join(s, 'g'), 'same content\n');
+    },
+  });
+  const c = farm.clients[0]!;
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  // Together, consistently: g a second name of f's inode here, on disk and in the journal, nothing pending
+  // (as a resync or conflict step can leave it); the server holds two files.
+  linkSync(join(c, 'f'), join(c, 'g.link'));
+  renameSync(join(c, 'g.link'), join(c, 'g'));
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    for (const name of ['f', 'g']) {
+      const o = db.objectByPath(name);
+      const st = lstatOrNull(join(c, name));
+      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
+      db.setIdentity(o.fid, identityOf(st, nowNs()));
+    }
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await assertSettled(farm.all);
+  // Off line, the client writes through f (in place: g shows it too here); the server changes f's mode.
+  await disconnect(farm, c);
+  const ino = statSync(join(c, 'f')).ino;
+  writeFileSync(join(c, 'f'), 'written on the client through f\n');
+  assert.equal(statSync(join(c, 'f')).ino, ino, 'the write kept the inode');
+  await eventually(`${c} journals the write to f`, () => journalState(c).lml, (n) => n > 0);
+  const before = journalState(farm.server).lastTid;
+  chmodSync(join(farm.server, 'f'), 0o600);
+  await eventually('the server journals the chmod', () => journalState(farm.server).lastTid, (tid) => tid > before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'written on the client through f\n', `${d}: f has the client's write`);
+    assert.equal(statSync(join(d, 'f')).mode & 0o777, 0o600, `${d}: f has the server's mode`);
+    assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'same content\n', `${d}: g kept the server's content`);
+    assert.notEqual(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: f and g are two files`);
+  }
+  assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
+});
