@@ -4,9 +4,11 @@
 // for it, its content differed from the server's for good, and the client resynced ("state differs", chaos
 // seeds 9204 and 9205).
 //
-// Fails without the fix (splitApart names such a name for a fetch of the server's content; the client
-// fetches it once the record is applied): g holds "written on the client through f" on the client and
-// "same content" on the server, the journals never agree, and the client resyncs.
+// Test 1 fails without the fix (splitApart names such a name for a fetch of the server's content; the
+// client fetches it once the record is applied), test 2 without the same step when the server accepts the
+// client's own write (its record comes back with the server's `links`): g holds "written on the client
+// through f" on the client and "same content" on the server, the digests differ with nothing pending, and
+// the client resyncs ("state differs").
 import assert from 'node:assert/strict';
 import { chmodSync, linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -62,6 +64,39 @@ test('a name grouped apart on the server leaves the inode here with the server\'
     assert.equal(statSync(join(d, 'f')).mode & 0o777, 0o600, `${d}: f has the server's mode`);
     assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'same content\n', `${d}: g kept the server's content`);
     assert.notEqual(statSync(join(d, 'g')).ino, statSync(join(d, 'f')).ino, `${d}: f and g are two files`);
+  }
+  assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
+});
+
+test('a write here through a name of an inode the server holds as two files: once accepted, the other name has the server\'s content again', { timeout: 120_000 }, async (t) => {
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      writeFileSync(join(s, 'f'), 'same content\n');
+      writeFileSync(join(s, 'g'), 'same content\n');
+    },
+  });
+  const c = farm.clients[0]!;
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  linkSync(join(c, 'f'), join(c, 'g.link'));
+  renameSync(join(c, 'g.link'), join(c, 'g'));
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    for (const name of ['f', 'g']) {
+      const o = db.objectByPath(name)!;
+      db.setIdentity(o.fid, identityOf(lstatOrNull(join(c, name))!, nowNs()));
+    }
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await assertSettled(farm.all);
+  writeFileSync(join(c, 'f'), 'written on the client through f\n');
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'written on the client through f\n', `${d}: f has the client's write`);
+    assert.equal(readFileSync(join(d, 'g'), 'utf8'), 'same content\n', `${d}: g kept the server's content`);
   }
   assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
 });

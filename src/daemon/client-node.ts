@@ -511,6 +511,12 @@ export class ClientNode {
     if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
       db.acceptOwn(sent, peer, this.#o.clock.now());
       this.#settleOwnName(sent);
+      // Our write went into an inode whose other names the server may hold apart (its `links`): they leave it
+      // here too and take the server's content back (before, they kept our write: "state differs", a resync).
+      const { left, fetch } = splitApart(this.#linkAlign(), sent);
+      if (left.length > 0) this.log.warn({ tid: formatTid(sent.tid), path: sent.path, left }, 'hard links grouped as on the server: names left the inode');
+      for (const fid of fetch) this.#noteBehind(fid, true);
+      if (fetch.length > 0) await this.#catchUp(fetch);
       return;
     }
     // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
