@@ -1169,7 +1169,11 @@ export class FilesetDb {
             // A name made here and not accepted yet has no version of the server's: its records stay made
             // against none (the server's check follows them from its link record). A change made here (no new
             // version: the LML's) leaves each name its own version, which the names' records are made against.
-            const v = sib.version === NO_VERSION || version === o.version ? sib.version : version;
+            // Nor one the server holds apart (not in its `links`): the server did not change that name, and a
+            // pending move of it rebased to this version would be refused there for good (made against a
+            // version ahead of the server's, a resync). Its content is the link step's (apply/link-align.ts).
+            const apart = d.links !== undefined && d.links !== null && !d.links.includes(sib.fid);
+            const v = sib.version === NO_VERSION || version === o.version || apart ? sib.version : version;
             this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
             // A pending move or removal of that name here is made against the version the name had: the server
             // gave the name this change's version too, and a change of content does not meet a move or a
@@ -1179,7 +1183,11 @@ export class FilesetDb {
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
           // too, so its records are made against it (else the removal is refused for ever).
-          if (version !== o.version) for (const fid of this.removedLinksOf(o.ino)) this.#st.lmlRebaseFid!.run(version, fid);
+          if (version !== o.version) {
+            for (const fid of this.removedLinksOf(o.ino)) {
+              if (d.links === undefined || d.links === null || d.links.includes(fid)) this.#st.lmlRebaseFid!.run(version, fid);
+            }
+          }
         }
         // The server's names of the inode that are not this node's (grouped otherwise here, and not set right
         // by the apply path because of changes pending here): they take the version the server gave them.
