@@ -846,6 +846,14 @@ export class ClientNode {
     if (o === undefined || o.version !== r.tid) return;
     // Renamed here since: the LML says where it goes.
     if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return;
+    // Below a directory a later change of ours moved, which the server has accepted already (its answer is in
+    // the journal before the stream brings it back): that record says where the object is. Before, a write
+    // coming back after the rename of its directory was accepted moved the file back to the old name, into a
+    // directory made there since (chaos seed 9203: a conflict copy, then "state differs" and a resync).
+    for (let p = parentOf(o.path); p !== ''; p = parentOf(p)) {
+      const dir = this.db.objectByPath(p);
+      if (dir !== undefined && this.db.hasLaterRecord(dir.fid, r.tid)) return;
+    }
     // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
     const mine = localNamesOf(r, this.db.pendingRenames());
     this.#toServerName(o, mine.newPath ?? mine.path, r.tid, 'own change back from the server: moved back to its name');
