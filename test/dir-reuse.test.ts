@@ -8,7 +8,8 @@
 //
 // Tests 1 and 3 fail without the fix (presto/dir-watcher.ts takes a watch whose directory may have gone
 // for suspect, and the reconciler watches that directory again): "the journal names what is on disk" with
-// d1/f, then e1/f, missing from the journal. Test 2 passed before (capture takes `rmdir a; mkdir b` with
+// d1/f, then e1/f, missing from the journal. Test 4 fails without the watcher remembering the first name
+// of a directory's kernel watch (c2/f missing). Test 2 passed before (capture takes `rmdir a; mkdir b` with
 // the same inode number for a rename) and stays as a guard of that case.
 // Chaos seed 9201: the server's `mv delta/b.txt delta/d.md`, in a delta its apply path had made again just
 // after a client's rename of the old delta, was journaled nowhere and the nodes never converged.
@@ -116,5 +117,43 @@ test('a peer\'s rmdir, then a peer\'s mkdir through the apply path: what is writ
       await journalIsDisk(dir, node, `trial ${i}, a write in the directory the peer made`);
     }
     assert.ok(reused > 0, 'the case under test happened: a directory of the apply path took a freed inode number');
+  });
+});
+
+test('a peer renames a directory, removes it, makes another with its inode number: the new one is watched', async (t) => {
+  // Fails without DirWatcher remembering the name the kernel watch was first made for: libuv reports a
+  // directory's own removal with the basename of that first path ("a"), not the name it was watched again
+  // at after its rename ("b"), so the removal went unseen and c, with b's inode number, passed for watched.
+  await withNode(t, async (dir, node) => {
+    const p = (s: string): string => join(dir, s);
+    const peer = 'feedfacefeedface' as NodeId;
+    let seq = 0;
+    const applied = (over: Partial<RecordDraft>): void => {
+      const d: RecordDraft = {
+        kind: 'mkdir', fid: `${peer}-${(++seq).toString(16)}` as Fid, path: '', newPath: null, target: null, preVersion: NO_VERSION,
+        size: null, hash: null, mode: 0o755, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(), ...over,
+      };
+      node.apply.apply(d, null, (identity) => {
+        node.db.commit([{ draft: d, identity }]);
+      });
+    };
+    let reused = 0;
+    for (let i = 0; i < 5; i++) {
+      applied({ path: `a${i}` });
+      await settle(node);
+      const a = node.db.objectByPath(`a${i}`)!;
+      applied({ kind: 'rename', fid: a.fid, path: `a${i}`, newPath: `b${i}`, preVersion: a.version });
+      await settle(node);
+      const b = node.db.objectByPath(`b${i}`)!;
+      const ino = statSync(p(`b${i}`)).ino;
+      applied({ kind: 'rmdir', fid: b.fid, path: `b${i}`, preVersion: b.version });
+      applied({ path: `c${i}` });
+      if (statSync(p(`c${i}`)).ino === ino) reused++;
+      await settle(node);
+      writeFileSync(p(`c${i}/f`), `f ${i}\n`);
+      await settle(node);
+      await journalIsDisk(dir, node, `trial ${i}, a write in c`);
+    }
+    assert.ok(reused > 0, 'the case under test happened: c took b\'s inode number');
   });
 });

@@ -36,6 +36,7 @@ export class DirWatcher {
   readonly #watches = new Map<string, FSWatcher>();
   readonly #unwatched = new Map<string, string>(); // ino -> path when it failed
   readonly #suspect = new Set<string>(); // inodes whose watch may be of a removed directory
+  readonly #firstName = new Map<string, string>(); // inode -> basename its kernel watch was first made for
   #closed = false;
 
   constructor(events: DirWatcherEvents, watchFn: WatchFn = defaultWatch) {
@@ -51,11 +52,14 @@ export class DirWatcher {
   watch(ino: string, absPath: string): boolean {
     if (this.#closed) return false;
     let w: FSWatcher;
+    // libuv shares one kernel watch between the watches of a directory (a re-watch after a rename) and names
+    // the directory's own events after the path that watch was first made for: both names count.
     const own = basename(absPath);
+    const first = this.#watches.has(ino) ? (this.#firstName.get(ino) ?? own) : own;
     try {
       w = this.#watchFn(absPath, (_event, filename) => {
         const name = filename === null ? null : filename.toString();
-        if (name === own && this.#watches.get(ino) === w) {
+        if ((name === own || name === first) && this.#watches.get(ino) === w) {
           // The directory itself removed or moved (or an entry of the same name): look at it again.
           this.#suspect.add(ino);
           this.#events.onEntry(ino, null);
@@ -75,6 +79,7 @@ export class DirWatcher {
       if (this.#watches.get(ino) === w) {
         this.#watches.delete(ino);
         this.#suspect.delete(ino);
+        this.#firstName.delete(ino);
       }
       w.close();
       if ((err as NodeJS.ErrnoException).code !== 'EPERM' && (err as NodeJS.ErrnoException).code !== 'ENOENT') {
@@ -83,6 +88,7 @@ export class DirWatcher {
     });
     const old = this.#watches.get(ino);
     this.#watches.set(ino, w);
+    this.#firstName.set(ino, first);
     old?.close();
     this.#unwatched.delete(ino);
     this.#suspect.delete(ino);
@@ -99,6 +105,7 @@ export class DirWatcher {
     this.#watches.delete(ino);
     this.#unwatched.delete(ino);
     this.#suspect.delete(ino);
+    this.#firstName.delete(ino);
   }
 
   /** Inodes whose watch may be of a removed directory: the owner watches each again or drops it. */
@@ -120,6 +127,7 @@ export class DirWatcher {
     for (const w of this.#watches.values()) w.close();
     this.#watches.clear();
     this.#suspect.clear();
+    this.#firstName.clear();
   }
 }
 
