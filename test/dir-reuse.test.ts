@@ -46,6 +46,21 @@ async function journalIsDisk(dir: string, node: Node, what: string): Promise<voi
   assert.equal(formatDigest(node.db.digest), formatDigest(disk.digest), `${what}: journal digest equals disk digest`);
 }
 
+/** A peer's records (a mkdir unless `over` says otherwise) applied through the node's apply path and journaled, as reintegration does. */
+function peerApplier(node: Node): (over: Partial<RecordDraft>) => void {
+  const peer = 'feedfacefeedface' as NodeId;
+  let seq = 0;
+  return (over) => {
+    const d: RecordDraft = {
+      kind: 'mkdir', fid: `${peer}-${(++seq).toString(16)}` as Fid, path: '', newPath: null, target: null, preVersion: NO_VERSION,
+      size: null, hash: null, mode: 0o755, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(), ...over,
+    };
+    node.apply.apply(d, null, (identity) => {
+      node.db.commit([{ draft: d, identity }]);
+    });
+  };
+}
+
 test('rm -rf d; mkdir d; echo > d/f: the new d is watched (same inode number, same name)', async (t) => {
   await withNode(t, async (dir, node) => {
     const p = (s: string): string => join(dir, s);
@@ -89,17 +104,7 @@ test('rmdir a; mkdir b: the removal journaled after b was made does not take b\'
 test('a peer\'s rmdir, then a peer\'s mkdir through the apply path: what is written in the new directory here is journaled', async (t) => {
   await withNode(t, async (dir, node) => {
     const p = (s: string): string => join(dir, s);
-    const peer = 'feedfacefeedface' as NodeId;
-    let seq = 0;
-    const applied = (over: Partial<RecordDraft>): void => {
-      const d: RecordDraft = {
-        kind: 'mkdir', fid: `${peer}-${(++seq).toString(16)}` as Fid, path: '', newPath: null, target: null, preVersion: NO_VERSION,
-        size: null, hash: null, mode: 0o755, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(), ...over,
-      };
-      node.apply.apply(d, null, (identity) => {
-        node.db.commit([{ draft: d, identity }]);
-      });
-    };
+    const applied = peerApplier(node);
     let reused = 0;
     for (let i = 0; i < 5; i++) {
       applied({ path: `gone${i}` });
@@ -126,17 +131,7 @@ test('a peer renames a directory, removes it, makes another with its inode numbe
   // at after its rename ("b"), so the removal went unseen and c, with b's inode number, passed for watched.
   await withNode(t, async (dir, node) => {
     const p = (s: string): string => join(dir, s);
-    const peer = 'feedfacefeedface' as NodeId;
-    let seq = 0;
-    const applied = (over: Partial<RecordDraft>): void => {
-      const d: RecordDraft = {
-        kind: 'mkdir', fid: `${peer}-${(++seq).toString(16)}` as Fid, path: '', newPath: null, target: null, preVersion: NO_VERSION,
-        size: null, hash: null, mode: 0o755, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(), ...over,
-      };
-      node.apply.apply(d, null, (identity) => {
-        node.db.commit([{ draft: d, identity }]);
-      });
-    };
+    const applied = peerApplier(node);
     let reused = 0;
     for (let i = 0; i < 5; i++) {
       applied({ path: `a${i}` });

@@ -12,31 +12,38 @@
 import assert from 'node:assert/strict';
 import { chmodSync, linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { journalState } from './helpers.js';
 import { Farm, assertSettled, disconnect, eventually, reconnect } from './farm.js';
 
-test('a name grouped apart on the server leaves the inode here with the server\'s content, not a write made here through the other name', { timeout: 120_000 }, async (t) => {
-  const farm = await Farm.start(t, {
-    clients: 1,
-    prepare: (s) => {
-      writeFileSync(join(s, 'f'), 'same content\n');
-      writeFileSync(join(s, 'g'), 'same content\n');
-    },
-  });
+
+/**
+ * A farm whose client holds `names` as one inode (the first name's), consistently on disk and in its
+ * journal with nothing pending, as a resync or a conflict step can leave it, while the server holds them as
+ * `prepare` made them. The client runs again and all have settled.
+ */
+async function groupedHere(
+  t: TestContext, prepare: (s: string) => void, names: readonly string[], o: { firstApart?: boolean } = {},
+): Promise<{ farm: Farm; c: string }> {
+  const farm = await Farm.start(t, { clients: 1, prepare });
   const c = farm.clients[0]!;
   await assertSettled(farm.all);
   await farm.stopNode(c);
-  // Together, consistently: g a second name of f's inode here, on disk and in the journal, nothing pending
-  // (as a resync or conflict step can leave it); the server holds two files.
-  linkSync(join(c, 'f'), join(c, 'g.link'));
-  renameSync(join(c, 'g.link'), join(c, 'g'));
+  if (o.firstApart === true) {
+    // The first name a file of its own (off the inode it shares with others there).
+    writeFileSync(join(c, `${names[0]!}.new`), readFileSync(join(c, names[0]!)));
+    renameSync(join(c, `${names[0]!}.new`), join(c, names[0]!));
+  }
+  for (const name of names.slice(1)) {
+    linkSync(join(c, names[0]!), join(c, `${name}.link`));
+    renameSync(join(c, `${name}.link`), join(c, name));
+  }
   const db = FilesetDb.open(findFileset(c).db);
   try {
-    for (const name of ['f', 'g']) {
+    for (const name of names) {
       const o = db.objectByPath(name);
       const st = lstatOrNull(join(c, name));
       assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
@@ -48,6 +55,17 @@ test('a name grouped apart on the server leaves the inode here with the server\'
   }
   await farm.startNode(c);
   await assertSettled(farm.all);
+  return { farm, c };
+}
+
+const twoFiles = (s: string): void => {
+  writeFileSync(join(s, 'f'), 'same content\n');
+  writeFileSync(join(s, 'g'), 'same content\n');
+};
+
+test('a name grouped apart on the server leaves the inode here with the server\'s content, not a write made here through the other name', { timeout: 120_000 }, async (t) => {
+  // g a second name of f's inode here; the server holds two files.
+  const { farm, c } = await groupedHere(t, twoFiles, ['f', 'g']);
   // Off line, the client writes through f (in place: g shows it too here); the server changes f's mode.
   await disconnect(farm, c);
   const ino = statSync(join(c, 'f')).ino;
@@ -69,29 +87,7 @@ test('a name grouped apart on the server leaves the inode here with the server\'
 });
 
 test('a write here through a name of an inode the server holds as two files: once accepted, the other name has the server\'s content again', { timeout: 120_000 }, async (t) => {
-  const farm = await Farm.start(t, {
-    clients: 1,
-    prepare: (s) => {
-      writeFileSync(join(s, 'f'), 'same content\n');
-      writeFileSync(join(s, 'g'), 'same content\n');
-    },
-  });
-  const c = farm.clients[0]!;
-  await assertSettled(farm.all);
-  await farm.stopNode(c);
-  linkSync(join(c, 'f'), join(c, 'g.link'));
-  renameSync(join(c, 'g.link'), join(c, 'g'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of ['f', 'g']) {
-      const o = db.objectByPath(name)!;
-      db.setIdentity(o.fid, identityOf(lstatOrNull(join(c, name))!, nowNs()));
-    }
-  } finally {
-    db.close();
-  }
-  await farm.startNode(c);
-  await assertSettled(farm.all);
+  const { farm, c } = await groupedHere(t, twoFiles, ['f', 'g']);
   writeFileSync(join(c, 'f'), 'written on the client through f\n');
   await assertSettled(farm.all);
   for (const d of farm.all) {
@@ -106,33 +102,12 @@ test('a server write to a hard link whose other name here shares an inode with a
   // no event for g; the apply path must not take that for a write of g not journaled yet ("a name the server
   // links to this file was written here since it was journaled", refused until the retries run out and the
   // client resyncs, as in chaos seed 9206). It passed before this session's changes too.
-  const farm = await Farm.start(t, {
-    clients: 1,
-    prepare: (s) => {
-      writeFileSync(join(s, 'f'), 'same content\n');
-      linkSync(join(s, 'f'), join(s, 'g'));
-      writeFileSync(join(s, 'h'), 'same content\n');
-    },
-  });
-  const c = farm.clients[0]!;
-  await assertSettled(farm.all);
-  await farm.stopNode(c);
   // Here: f a file of its own, g and h one inode (the server: f and g one inode, h a file of its own).
-  writeFileSync(join(c, 'g.new'), 'same content\n');
-  renameSync(join(c, 'g.new'), join(c, 'g'));
-  linkSync(join(c, 'g'), join(c, 'h.link'));
-  renameSync(join(c, 'h.link'), join(c, 'h'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of ['f', 'g', 'h']) {
-      const o = db.objectByPath(name)!;
-      db.setIdentity(o.fid, identityOf(lstatOrNull(join(c, name))!, nowNs()));
-    }
-  } finally {
-    db.close();
-  }
-  await farm.startNode(c);
-  await assertSettled(farm.all);
+  const { farm, c } = await groupedHere(t, (s) => {
+    writeFileSync(join(s, 'f'), 'same content\n');
+    linkSync(join(s, 'f'), join(s, 'g'));
+    writeFileSync(join(s, 'h'), 'same content\n');
+  }, ['g', 'h'], { firstApart: true });
   await disconnect(farm, c);
   writeFileSync(join(c, 'h'), 'written on the client through h\n');
   await eventually(`${c} journals the write to h`, () => journalState(c).lml, (n) => n > 0);
