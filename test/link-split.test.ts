@@ -10,7 +10,7 @@
 // through f" on the client and "same content" on the server, the digests differ with nothing pending, and
 // the client resyncs ("state differs").
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -123,3 +123,30 @@ test('a server write to a hard link whose other name here shares an inode with a
   }
   assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
 });
+
+for (const where of ['server', 'client'] as const) {
+  test(`a removal of one name of a hard-linked file on the ${where} leaves the other names on the client as journaled: a later split still sees them`, { timeout: 120_000 }, async (t) => {
+    // Fails without the apply path keeping the other names' stat identity when it removes a name of their
+    // inode (server: the removal moves the inode's change time, and capture has no event for those names), or
+    // without capture looking at them again after it journals such a removal (client): g looked written here
+    // since journaled, the split at the server's chmod of f skipped it, g took f's mode on the client only,
+    // and the client resynced ("state differs"; chaos seeds 9206 and 9215, "a name the server links to this
+    // file was written here since it was journaled").
+    const { farm, c } = await groupedHere(t, (s) => {
+      writeFileSync(join(s, 'f'), 'same content\n');
+      linkSync(join(s, 'f'), join(s, 'h'));
+      writeFileSync(join(s, 'g'), 'same content\n');
+    }, ['f', 'g', 'h']);
+    unlinkSync(join(where === 'server' ? farm.server : c, 'h'));
+    await assertSettled(farm.all);
+    const before = journalState(farm.server).lastTid;
+    chmodSync(join(farm.server, 'f'), 0o600);
+    await eventually('the server journals the chmod', () => journalState(farm.server).lastTid, (tid) => tid > before);
+    await assertSettled(farm.all);
+    for (const d of farm.all) {
+      assert.equal(statSync(join(d, 'f')).mode & 0o777, 0o600, `${d}: f has the server's mode`);
+      assert.equal(statSync(join(d, 'g')).mode & 0o777, 0o644, `${d}: g kept its mode`);
+    }
+    assert.deepEqual(farm.logMessages(c, /does not apply|resync|differs/i), [], 'no refusal, no resync');
+  });
+}

@@ -392,6 +392,12 @@ class Batch {
       }
       if (obj.ino !== null) this.#d.watcher?.unwatch(obj.ino);
     }
+    if (obj.type === 'file' && obj.ino !== null) {
+      // The removal moved the inode's change time under its other names, and inotify says nothing of them: each
+      // is looked at again (read once, its identity renewed) rather than left looking written here since it was
+      // journaled (the link steps and the apply path's checks skipped or refused it: a resync).
+      for (const x of this.#d.db.objectsByIno(obj.ino)) if (x.fid !== obj.fid && x.type === 'file') this.#retry.push(x.path);
+    }
     const carrier = this.#carrierOf(obj);
     if (carrier !== undefined) out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });
     out.push({ draft: this.#draftGone(obj), identity: null });
