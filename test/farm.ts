@@ -19,6 +19,8 @@ export interface FarmOptions {
   readonly prepare?: (serverDir: string) => void;
   /** Extra arguments of every client daemon (`--settle-ms 8000`). */
   readonly clientArgs?: readonly string[];
+  /** The server's backing directory (an empty one the test owns, a small tmpfs say), instead of a new temp one. */
+  readonly serverDir?: string;
 }
 
 export class Farm {
@@ -44,7 +46,7 @@ export class Farm {
   }
 
   static async start(t: TestContext, o: FarmOptions = {}): Promise<Farm> {
-    const srv = tmpDir('intersync-srv-');
+    const srv = o.serverDir === undefined ? tmpDir('intersync-srv-') : { path: o.serverDir, cleanup: () => undefined };
     const farm = new Farm(srv.path, await freePort(), o.serverArgs ?? [], o.clientArgs ?? []);
     farm.#cleanups.push(srv.cleanup);
     t.after(() => farm.#close());
@@ -60,9 +62,11 @@ export class Farm {
     return [this.server, ...this.clients];
   }
 
-  /** A new client directory, its daemon started (it makes its first copy before it says it serves). */
-  async addClient(): Promise<string> {
-    const dir = this.#tmp('intersync-cli-');
+  /**
+   * A new client directory (or `dir`, an empty one the test owns), its daemon started (it makes its first copy
+   * before it says it serves).
+   */
+  async addClient(dir = this.#tmp('intersync-cli-')): Promise<string> {
     this.#logDirs.set(dir, this.#tmp('intersync-logs-'));
     this.clients.push(dir);
     await this.startNode(dir);
@@ -107,6 +111,14 @@ export class Farm {
     return out;
   }
 
+  /** Stop every daemon of the farm (SIGKILL, by PID) now, before the test's own clean-up (an unmount). */
+  async stopAll(): Promise<void> {
+    for (const [dir, p] of this.#procs) {
+      this.#procs.delete(dir);
+      await stopChild(p, 'SIGKILL');
+    }
+  }
+
   #tmp(prefix: string): string {
     const d = tmpDir(prefix);
     this.#cleanups.push(d.cleanup);
@@ -114,10 +126,7 @@ export class Farm {
   }
 
   async #close(): Promise<void> {
-    for (const [dir, p] of this.#procs) {
-      this.#procs.delete(dir);
-      await stopChild(p, 'SIGKILL');
-    }
+    await this.stopAll();
     for (const c of this.#cleanups) c();
   }
 }

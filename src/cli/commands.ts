@@ -153,6 +153,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       daemon: running ? { pid, since: daemon.startedAt, logFile: daemon.logFile, debug: debugNames(daemon.debug) } : null,
       lastTid: formatTid(db.lastTid), records: db.recordCount(), objects: db.objectCount(), digest: formatDigest(db.digest),
       pendingLocal: db.lmlCount(),
+      // This node's own disk refusing writes for want of space, as the daemon saw it last (null when not, or not running).
+      diskFull: running ? (daemon.diskFull ?? null) : null,
       conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
       server: role === 'server' ? { url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers } : null,
@@ -181,6 +183,10 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     else print(`  daemon: running, pid ${s.daemon.pid}, up ${fmtAge(now - s.daemon.since)}, log ${s.daemon.logFile}`);
     print(`  journal: last TID ${s.lastTid}, ${s.records} records, ${s.objects} objects`);
     print(`  digest: ${s.digest}`);
+    if (s.diskFull !== null) {
+      print(`  DISK FULL since ${new Date(s.diskFull.since).toISOString()} (${fmtAge(now - s.diskFull.since)}) [DISK_FULL]: ${s.diskFull.steps.join('; ')}`);
+      print(`           ${s.diskFull.hint}`);
+    }
     if (s.client !== null) {
       const c = s.client;
       const since = c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`;

@@ -46,13 +46,16 @@ export class IntersyncError extends Error {
   readonly code: ErrorCode;
   readonly retriable: boolean;
   readonly hint: string | undefined;
+  /** A peer's answer rebuilt here (net/protocol/wire-errors.ts): the peer's state, not this node's (its DISK_FULL is its disk). */
+  readonly fromPeer: boolean;
 
-  constructor(code: ErrorCode, message: string, opts: { hint?: string; retriable?: boolean; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; retriable?: boolean; cause?: unknown; fromPeer?: boolean } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'IntersyncError';
     this.code = code;
     this.retriable = opts.retriable ?? false;
     this.hint = opts.hint;
+    this.fromPeer = opts.fromPeer ?? false;
   }
 
   /** Prefix the message with a verb phrase naming the step that failed, keeping code and hint. */
@@ -61,6 +64,7 @@ export class IntersyncError extends Error {
       ...(this.hint === undefined ? {} : { hint: this.hint }),
       retriable: this.retriable,
       cause: this,
+      fromPeer: this.fromPeer,
     });
   }
 
@@ -306,9 +310,13 @@ export class IntersyncError extends Error {
   }
 }
 
-/** Whether `e` (an errno error, an SQLite error, or one wrapping either) says the disk or the quota is full. */
-export function isDiskFull(e: unknown): boolean {
+/**
+ * Whether `e` (an errno error, an SQLite error, or one wrapping either) says the disk or the quota is full.
+ * With `local`, only this node's own disk counts: a peer's DISK_FULL answer does not.
+ */
+export function isDiskFull(e: unknown, o: { local?: boolean } = {}): boolean {
   for (let c = e, depth = 0; c !== null && c !== undefined && depth < 8; c = (c as { cause?: unknown }).cause, depth++) {
+    if (o.local === true && c instanceof IntersyncError && c.fromPeer) return false;
     const code = (c as { code?: unknown }).code;
     if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === 'DISK_FULL') return true;
   }

@@ -37,7 +37,9 @@ import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientT
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
-import { writeStatusFile } from './status-file.js';
+import { StatusPublisher } from './status-file.js';
+import type { DiskFullState } from '#core/disk-full.js';
+import { diskFullState } from './disk-state.js';
 
 export interface ClientNodeOptions {
   readonly dir: string;
@@ -105,6 +107,9 @@ export class ClientNode {
   readonly reint: Reintegrator;
   readonly #resolver: ConflictResolver;
   readonly guard = new EchoGuard();
+  /** This node's own disk refusing writes for want of space: a state, retried by each step, shown in status. */
+  readonly disk: DiskFullState;
+  readonly #status: StatusPublisher;
   /** A batch on its way to the server and a server record being applied (or a resync) never overlap. */
   readonly #exchange = new Mutex();
   readonly log: Logger;
@@ -151,6 +156,8 @@ export class ClientNode {
     this.log = l.log.child({ component: 'client' });
     this.logFile = l.file;
     this.#flushLog = l.flush;
+    this.disk = diskFullState(o.clock, this.log);
+    this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
@@ -164,7 +171,13 @@ export class ClientNode {
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
       journal: (changes) => {
-        const recs = db.commitLocal(changes);
+        let recs: LmlRecord[];
+        try {
+          recs = db.commitLocal(changes);
+        } catch (e) {
+          throw this.disk.note('journal', e) ?? e;
+        }
+        this.disk.ok('journal');
         if ((o.debug & D_KML) !== 0) for (const r of recs) kmlLog.debug({ seq: r.seq.toString(), kind: r.kind, path: r.path }, 'lml');
         return recs.length;
       },
@@ -188,6 +201,7 @@ export class ClientNode {
       onNameTaken: (r, serverTid) => this.#resolver.setAside(r, serverTid) !== null,
       beforeSend: (lml) => this.#keepServerContent(lml),
       exclusive: (fn) => this.#exchange.run(fn),
+      disk: this.disk,
     });
   }
 
@@ -365,6 +379,7 @@ export class ClientNode {
     await this.#firstCopy();
     // Counted once done: an attempt cut short (the server away meanwhile) is retried, and is not another resync.
     this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
+    this.disk.ok('resync');
     this.#applyStuckSince = null;
     this.reint.resumeAfterResync();
     this.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
@@ -385,9 +400,11 @@ export class ClientNode {
         try {
           await this.#exchange.run(() => this.#resync());
         } catch (e) {
-          this.log.error({ err: (e as Error).message }, 'resync failed; retrying');
+          const full = this.disk.note('resync', e);
+          this.log.error({ code: full?.code, err: (e as Error).message, backoffMs: backoff }, 'resync failed; retrying');
           this.#resyncRequested = true;
           await this.#wakeFollow.wait(backoff);
+          backoff = nextBackoff(backoff, full !== null);
           continue;
         }
       }
@@ -414,6 +431,7 @@ export class ClientNode {
             try {
               await this.#exchange.run(() => this.#applyForwarded(r, f.payload));
               this.#applyStuckSince = null;
+              this.disk.ok('apply');
             } catch (e) {
               this.#applyStuckSince ??= this.#o.clock.now();
               throw new ApplyFailure(r, e);
@@ -439,12 +457,15 @@ export class ClientNode {
         if (this.#offline) continue;
         const applying = e instanceof ApplyFailure;
         const cause = applying ? e.cause : e;
-        const err = cause instanceof IntersyncError ? cause
-          : applying ? IntersyncError.CONFLICT(e.record.path, (cause as Error).message) : IntersyncError.IO('follow', this.client.url, cause);
+        // No room here to apply it: a state of this node, not a conflict (before, ENOSPC was called one, and three
+        // of them started a resync, which the full disk failed too). It is retried until there is room.
+        const full = applying ? this.disk.note('apply', cause, `apply ${e.record.kind} ${e.record.path}`) : this.disk.note('follow', cause);
+        const err = full ?? (cause instanceof IntersyncError ? cause
+          : applying ? IntersyncError.CONFLICT(e.record.path, (cause as Error).message) : IntersyncError.IO('follow', this.client.url, cause));
         this.#lastError = applying ? `applying ${formatTid(e.record.tid)} ${e.record.kind} ${e.record.path}: ${err.message}` : err.message;
         // A server record this node cannot apply, again and again, means its state went astray from the
         // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
-        if (applying) {
+        if (applying && full === null) {
           if (this.db.hasPendingLocal(e.record.fid)) this.#stuckObjects.add(e.record.fid);
           const tid = this.db.lastRcvdOf(this.#serverNode());
           this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
@@ -459,7 +480,11 @@ export class ClientNode {
             await this.#exchange.run(() => this.#resync());
             continue;
           } catch (e2) {
-            this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
+            // Asked again at the top of the loop until it is done: before, a failed resync (a full disk) was
+            // not tried again until the stream had failed three more times.
+            const full2 = this.disk.note('resync', e2);
+            this.log.error({ code: full2?.code, err: (e2 as Error).message }, 'resync failed; retrying');
+            this.#resyncRequested = true;
           }
         }
         if (err.code === 'NO_CREDENTIAL' || err.code === 'NODE_TAKEN') {
@@ -469,10 +494,10 @@ export class ClientNode {
           this.#o.onFatal?.(err);
           break;
         }
-        this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
+        this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, full !== null ? 'no room to apply the server\'s records; retrying' : 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
         await this.#wakeFollow.wait(backoff + Math.random() * backoff);
-        backoff = Math.min(backoff * 2, 10_000);
+        backoff = nextBackoff(backoff, full !== null);
       }
     }
   }
@@ -892,16 +917,12 @@ export class ClientNode {
   }
 
   #writeStatus(): void {
-    try {
-      writeStatusFile(this.paths.statusFile, {
-        pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#o.clock.now(), role: 'client',
-        fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
-        logFile: this.logFile, debug: this.#o.debug, capture: this.capture.status(), client: this.status(),
-        reint: this.reint.status(),
-      });
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'cannot write status file');
-    }
+    this.#status.publish(() => ({
+      pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#o.clock.now(), role: 'client',
+      fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
+      logFile: this.logFile, debug: this.#o.debug, capture: this.capture.status(), diskFull: this.disk.status(), client: this.status(),
+      reint: this.reint.status(),
+    }));
   }
 }
 
@@ -913,6 +934,11 @@ class ApplyFailure extends Error {
     super(`apply ${formatTid(record.tid)}: ${(cause as Error).message}`, { cause });
     this.record = record;
   }
+}
+
+/** Capped exponential backoff; a full disk is looked at again every 2 s at most (space may come back any time). */
+function nextBackoff(backoff: number, diskFull: boolean): number {
+  return Math.min(backoff * 2, diskFull ? 2000 : 10_000);
 }
 
 function earliest(a: number | null, b: number | null): number | null {

@@ -29,7 +29,9 @@ import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
 import { chooseLogDir, createLogger } from './logger.js';
-import { writeStatusFile } from './status-file.js';
+import { StatusPublisher } from './status-file.js';
+import type { DiskFullState } from '#core/disk-full.js';
+import { diskFullState } from './disk-state.js';
 
 export interface ListenOptions {
   readonly host: string;
@@ -76,6 +78,8 @@ export class FilesetNode {
   readonly capture: WatchCapture;
   readonly apply: ApplyPath;
   readonly guard = new EchoGuard();
+  /** This node's own disk refusing writes for want of space: a state, retried by each step, shown in status. */
+  readonly disk: DiskFullState;
   server: FilesetServer | null = null;
   listenUrl: string | null = null;
   /** The served certificate's SHA-256 fingerprint (null for plain HTTP). */
@@ -92,6 +96,7 @@ export class FilesetNode {
   readonly #opts: FilesetNodeOptions;
   readonly #startedAt: number;
   #statusTimer: NodeJS.Timeout | undefined;
+  readonly #status: StatusPublisher;
 
   private constructor(o: FilesetNodeOptions, paths: FilesetPaths, db: FilesetDb, created: boolean) {
     this.#opts = o;
@@ -110,6 +115,8 @@ export class FilesetNode {
     this.logFile = l.file;
     this.#flushLog = l.flush;
     const kmlLog = l.log.child({ component: 'kml' });
+    this.disk = diskFullState(o.clock, this.log);
+    this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }),
@@ -121,7 +128,13 @@ export class FilesetNode {
       ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
       ...(o.watchFn === undefined ? {} : { watchFn: o.watchFn }),
       journal: (changes) => {
-        const recs = db.commit(changes);
+        let recs: KmlRecord[];
+        try {
+          recs = db.commit(changes);
+        } catch (e) {
+          throw this.disk.note('journal', e) ?? e;
+        }
+        this.disk.ok('journal');
         if ((o.debug & D_KML) !== 0) {
           for (const r of recs) kmlLog.debug({ tid: formatTid(r.tid), kind: r.kind, path: r.path, newPath: r.newPath }, 'record');
         }
@@ -254,7 +267,7 @@ export class FilesetNode {
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
-        syncPaths: (paths) => this.capture.syncPaths(paths), ...(l.http === undefined ? {} : { http: l.http }),
+        syncPaths: (paths) => this.capture.syncPaths(paths), disk: this.disk, ...(l.http === undefined ? {} : { http: l.http }),
       },
       tls,
       l.limits,
@@ -295,18 +308,15 @@ export class FilesetNode {
   }
 
   #writeStatus(): void {
-    try {
-      writeStatusFile(this.paths.statusFile, {
-        pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#opts.clock.now(), role: 'server',
-        fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
-        logFile: this.logFile, debug: this.#opts.debug, capture: this.capture.status(),
-        server: this.server === null ? null : {
-          url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
-          recalls: this.server.recalls,
-        },
-      });
-    } catch (e) {
-      this.log.warn({ err: (e as Error).message }, 'cannot write status file');
-    }
+    this.#status.publish(() => ({
+      pid: process.pid, startedAt: this.#startedAt, updatedAt: this.#opts.clock.now(), role: 'server',
+      fileset: this.paths.name, uuid: this.db.meta.uuid, nodeId: this.db.meta.nodeId, dir: this.paths.dir,
+      logFile: this.logFile, debug: this.#opts.debug, capture: this.capture.status(), diskFull: this.disk.status(),
+      server: this.server === null ? null : {
+        url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
+        recalls: this.server.recalls,
+      },
+    }));
   }
 }
+

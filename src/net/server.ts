@@ -6,7 +6,8 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_HTTP, D_REINT } from '#core/debug.js';
 import { formatDigest } from '#core/digest.js';
-import { IntersyncError } from '#core/errors.js';
+import { IntersyncError, isDiskFull } from '#core/errors.js';
+import type { DiskFullState } from '#core/disk-full.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
@@ -42,6 +43,8 @@ export interface ServedFileset {
   readonly leaseMs: number;
   /** Journal any local change at these names not journaled yet, before a peer's record changes them. */
   readonly syncPaths?: (paths: readonly string[]) => Promise<void>;
+  /** This node's disk-full state: a request that fails for want of space here notes it (and answers DISK_FULL, 507). */
+  readonly disk?: DiskFullState;
   /** More routes on this port (metrics, the dashboard), added by the daemon. */
   readonly http?: HttpExtension;
 }
@@ -218,7 +221,12 @@ export class FilesetServer {
     else if (fe.validation !== undefined) e = IntersyncError.BAD_REQUEST(fe.message ?? 'invalid request');
     else if (fe.code === 'FST_ERR_CTP_BODY_TOO_LARGE') e = IntersyncError.TOO_LARGE('request body', JSON_BODY_LIMIT);
     else if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) e = IntersyncError.BAD_REQUEST(fe.message ?? 'bad request');
-    else {
+    else if (isDiskFull(err, { local: true })) {
+      // This node's own full disk (staging an upload, a checkpoint): a state it says once (DiskFullState), not the peer's doing.
+      e = IntersyncError.DISK_FULL(`serving ${_req.method} ${_req.url.split('?')[0]}`, err);
+      this.#f.disk?.note('request', e);
+      this.#f.log.warn({ code: e.code, err: e.message, url: _req.url.split('?')[0] }, 'request failed: the disk is full');
+    } else {
       // A peer that went away mid-request (a cut link, a killed client) is no fault here.
       const gone = _req.raw.destroyed || fe.message === 'aborted' || fe.code === 'ECONNRESET';
       if (gone) this.#f.log.warn({ err: fe.message, url: _req.url.split('?')[0] }, 'request cut by the peer');
@@ -673,10 +681,22 @@ export class FilesetServer {
         f.apply.apply(draft, staged, (identity) => {
           rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
         }, JSON.stringify({ via: 'reint', r: lmlToWire({ ...draft, seq: d.seq }) }));
+        f.disk?.ok('reint');
         if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
         results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
       } catch (caught) {
         const errno = (caught as NodeJS.ErrnoException).code;
+        if (isDiskFull(caught, { local: true })) {
+          // No room here: a state of this node, not a conflict. The client sends it again (status `retry`), and
+          // nothing after it in this batch was applied.
+          const e = IntersyncError.DISK_FULL(`apply ${d.kind} ${d.path}`, caught);
+          f.disk?.note('reint', e);
+          stopped = true;
+          log.warn({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration waits: the disk is full');
+          results.push({ seq: d.seq.toString(), status: 'retry', error: toWire(e).error });
+          metrics().refused(e.code);
+          continue;
+        }
         if (!(caught instanceof IntersyncError) && errno === undefined) throw caught;
         // A name this file system cannot hold is the peer's error, not a conflict: the request fails with a 4xx.
         if (errno === 'ENAMETOOLONG' || errno === 'EILSEQ') throw IntersyncError.NAME_REFUSED(d.newPath ?? d.path, errno);

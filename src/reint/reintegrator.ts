@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
+import type { DiskFullState } from '#core/disk-full.js';
 import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { LmlRecord } from '#core/record.js';
@@ -45,6 +46,8 @@ export interface ReintegratorDeps {
    * server's records: a conflict step must never rewrite or drop a record that is on its way to the server.
    */
   readonly exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
+  /** This node's disk-full state: a batch that cannot be journaled here for want of space notes it. */
+  readonly disk?: DiskFullState;
 }
 
 export interface ReintStatus {
@@ -153,15 +156,18 @@ export class Reintegrator {
     while (!this.#stopped) {
       try {
         const worked = await this.#step();
+        this.#d.disk?.ok('reint');
         this.#lastError = null;
         backoff = 100;
         if (!worked) await this.#wake.wait(1000);
       } catch (e) {
-        const err = e instanceof IntersyncError ? e : IntersyncError.IO('reintegrate', this.#d.root, e);
+        const full = this.#d.disk?.note('reint', e) ?? null;
+        const err = full ?? (e instanceof IntersyncError ? e : IntersyncError.IO('reintegrate', this.#d.root, e));
         this.#lastError = err.message;
-        this.#d.log.warn({ code: err.code, err: err.message }, 'reintegration failed; retrying');
+        this.#d.log.warn({ code: err.code, err: err.message, ...(err.fromPeer ? { peer: 'server' } : {}) }, 'reintegration failed; retrying');
         await this.#wake.wait(backoff + Math.random() * backoff);
-        backoff = Math.min(backoff * 2, 10_000);
+        // A full disk (here or the server's) is retried every few seconds at most: space may come back any time.
+        backoff = Math.min(backoff * 2, err.code === 'DISK_FULL' ? 2000 : 10_000);
       }
     }
   }
@@ -228,7 +234,9 @@ export class Reintegrator {
     const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
     const res = await d.client.reint(d.node, Buffer.concat(frames));
     // The server stops at a refused record: at most one is refused, and nothing after it in this batch was applied.
-    const refusal = res.results.find((x) => x.status !== 'accepted' && x.status !== 'skipped');
+    const refusal = res.results.find((x) => x.status !== 'accepted' && x.status !== 'skipped' && x.status !== 'retry');
+    // The server had no room for a record (its disk is full): no refusal of the change, it goes again as it is.
+    const wait = res.results.find((x) => x.status === 'retry');
     d.db.batch(() => {
       for (const result of res.results) {
         if (result.status !== 'accepted') continue;
@@ -241,8 +249,17 @@ export class Reintegrator {
       // then ships at its new name).
       if (refusal !== undefined && sentBefore <= maxSeq) d.db.setMeta('lml_sent_max', (BigInt(refusal.seq) - 1n).toString());
     });
-    if (refusal === undefined) this.#stuckSince = null;
-    else {
+    if (refusal === undefined) {
+      if (wait !== undefined) {
+        // Not a refusal of the change: it goes again as it is. Recalled tokens go back meanwhile (others must
+        // not wait on a holder that cannot progress); the run loop logs it (the server's DISK_FULL) and backs off.
+        if (this.#recalled.size > 0) await this.#releaseTokens(true, true);
+        throw new IntersyncError('DISK_FULL', `the server cannot take change ${wait.seq} yet: ${wait.error?.message ?? 'its disk is full'}`, {
+          hint: 'free space on the server\'s disk; this node sends it again by itself, nothing is lost', retriable: true, fromPeer: true,
+        });
+      }
+      this.#stuckSince = null;
+    } else {
       this.#refused++;
       this.#lastRefusal = { seq: String(refusal.seq), code: refusal.error?.code ?? null, message: refusal.error?.message ?? refusal.status, at: d.clock.now() };
       // Progress is a record accepted: a refusal after some were accepted starts the count again.

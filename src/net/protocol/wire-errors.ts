@@ -46,7 +46,8 @@ export function fromWire(status: number, body: unknown): IntersyncError {
     return new IntersyncError(err.code as ErrorCode, err.message, {
       ...(typeof err.hint === 'string' ? { hint: err.hint } : {}),
       retriable: err.retriable === true || status >= 500,
+      fromPeer: true,
     });
   }
-  return new IntersyncError(status === 401 ? 'UNAUTHORIZED' : 'PROTOCOL', `peer answered HTTP ${status}`, { retriable: status >= 500 });
+  return new IntersyncError(status === 401 ? 'UNAUTHORIZED' : 'PROTOCOL', `peer answered HTTP ${status}`, { retriable: status >= 500, fromPeer: true });
 }
