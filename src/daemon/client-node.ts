@@ -182,6 +182,7 @@ export class ClientNode {
         return recs.length;
       },
       onWarning: (err) => o.onWarning?.(err),
+      onStatusChange: () => this.#writeStatus(),
     });
     this.#resolver = new ConflictResolver({
       db, apply: this.apply, guard: this.guard, source: this.#source, root: paths.dir, conflictsDir: paths.conflictsDir,

@@ -145,6 +145,7 @@ export class FilesetNode {
         this.#writeStatus();
         o.onWarning?.(err);
       },
+      onStatusChange: () => this.#writeStatus(),
     });
   }
 

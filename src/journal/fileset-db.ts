@@ -137,6 +137,8 @@ export class FilesetDb {
       byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
       byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
       below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
+      childPaths: db.prepare("SELECT path FROM objects WHERE path > ? || '/' AND path < ? || '0' AND instr(substr(path, ?), '/') = 0").pluck(),
+      rootPaths: db.prepare("SELECT path FROM objects WHERE instr(path, '/') = 0").pluck(),
       all: db.prepare('SELECT * FROM objects'),
       statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
       count: db.prepare('SELECT count(*) AS n FROM objects'),
@@ -325,6 +327,11 @@ export class FilesetDb {
   /** Every object strictly below directory `dir`, in path order. */
   objectsBelow(dir: string): ObjectRow[] {
     return (this.#st.below!.all(dir, dir) as Row[]).map(toObject);
+  }
+
+  /** The paths of the objects directly in directory `dir` ('' for the root), without building rows for what is deeper. */
+  childPaths(dir: string): string[] {
+    return (dir === '' ? this.#st.rootPaths!.all() : this.#st.childPaths!.all(dir, dir, dir.length + 2)) as string[];
   }
 
   /** Path and stat data of every object, as cheaply as SQLite gives them (the start-up scan reads 100,000s). */

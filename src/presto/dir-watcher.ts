@@ -133,12 +133,19 @@ export class DirWatcher {
 
 const defaultWatch: WatchFn = (path, listener) => fsWatch(path, { persistent: true, encoding: 'utf8' }, listener);
 
-/** The kernel's per-user inotify watch limit, when readable. */
+let limitRead: { at: number; value: number | undefined } | null = null;
+
+/** The kernel's per-user inotify watch limit, when readable (read at most once a second: each failed watch asks). */
 export function inotifyLimit(): number | undefined {
+  const now = performance.now();
+  if (limitRead !== null && now - limitRead.at < 1000) return limitRead.value;
+  let value: number | undefined;
   try {
     const n = Number(readFileSync('/proc/sys/fs/inotify/max_user_watches', 'utf8').trim());
-    return Number.isFinite(n) ? n : undefined;
+    value = Number.isFinite(n) ? n : undefined;
   } catch {
-    return undefined;
+    value = undefined;
   }
+  limitRead = { at: now, value };
+  return value;
 }

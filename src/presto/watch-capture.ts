@@ -1,19 +1,17 @@
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { BlockMapCache } from '#apply/blocks.js';
 import type { Clock } from '#core/clock.js';
 import { D_UPCALL } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
-import { META_DIR } from '#core/format.js';
 import type { NodeId } from '#core/ids.js';
-import { joinRel } from '#core/paths.js';
 import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
 import { Reconciler, type DirtyItem } from './reconciler.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged, type StatMany } from './scan.js';
+import { UnwatchedRescan } from './unwatched-rescan.js';
 
 export interface WatchCaptureOptions {
   readonly db: FilesetDb;
@@ -27,7 +25,7 @@ export interface WatchCaptureOptions {
   readonly settleMs?: number;
   /** A batch waits at most this long under a steady stream of events. */
   readonly maxDelayMs?: number;
-  /** How often directories that could not be watched are rescanned. */
+  /** How often directories that could not be watched are rescanned (each time for at most an eighth of it). */
   readonly pollMs?: number;
   /** Pending hints kept before falling back to one rescan of the whole tree. */
   readonly maxPending?: number;
@@ -38,6 +36,11 @@ export interface WatchCaptureOptions {
   readonly blockMaps?: BlockMapCache;
   /** A condition a person must hear about at once (printed by the daemon). */
   readonly onWarning?: (err: IntersyncError) => void;
+  /**
+   * The status changed while the event loop may be held (more directories left unwatched during the start-up
+   * scan): publish it now. Called at most once a second.
+   */
+  readonly onStatusChange?: () => void;
 }
 
 export interface WatchLimitStatus {
@@ -69,6 +72,7 @@ export class WatchCapture {
   readonly #log: Logger;
   readonly #watcher: DirWatcher;
   readonly #reconciler: Reconciler;
+  readonly #rescan: UnwatchedRescan;
   readonly #pending = new Map<string, DirtyItem>();
   #fullRescan = false;
   #firstPendingAt = 0;
@@ -81,6 +85,7 @@ export class WatchCapture {
   #lastScan: CaptureStatus['lastScan'] = null;
   #watchLimit: WatchLimitStatus | null = null;
   #lastError: string | null = null;
+  #statusAt = 0;
   readonly #idle: Array<() => void> = [];
 
   constructor(o: WatchCaptureOptions) {
@@ -108,6 +113,10 @@ export class WatchCapture {
         this.#records += n;
         return n;
       },
+    });
+    this.#rescan = new UnwatchedRescan({
+      db: o.db, root: o.root, watcher: this.#watcher, hint: (path) => this.#hint({ path }),
+      onWatched: (abs) => this.#log.info({ path: abs }, 'directory watched again'),
     });
     o.guard.onRelease((path) => this.#hint({ path }));
   }
@@ -143,7 +152,9 @@ export class WatchCapture {
   status(): CaptureStatus {
     return {
       kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size,
-      records: this.#records, lastScan: this.#lastScan, watchLimit: this.#watchLimit, lastError: this.#lastError,
+      records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError,
+      // Counted now, not when the last watch failed: status is right at every moment (issue 19).
+      watchLimit: this.#watchLimit === null ? null : { ...this.#watchLimit, unwatchedDirs: this.#watcher.unwatched().size },
     };
   }
 
@@ -271,7 +282,7 @@ export class WatchCapture {
     const first = this.#watchLimit === null;
     this.#watchLimit = {
       since: this.#watchLimit?.since ?? this.#o.clock.now(), limit: limit ?? null,
-      unwatchedDirs: this.#watcher.unwatched().size + 1, hint: err.hint ?? '',
+      unwatchedDirs: this.#watcher.unwatched().size, hint: err.hint ?? '', // the failed one is in it already
     };
     // One error line when it starts; each further directory only at debug level, counted in status.
     if (first) {
@@ -279,6 +290,11 @@ export class WatchCapture {
       this.#o.onWarning?.(err);
     } else {
       this.#log.debug({ path, code: err.code }, 'directory not watched');
+      const now = this.#o.clock.monotonic();
+      if (now - this.#statusAt >= 1000) {
+        this.#statusAt = now;
+        this.#o.onStatusChange?.();
+      }
     }
   }
 
@@ -295,41 +311,22 @@ export class WatchCapture {
     }
   }
 
-  /** Rescan each directory that has no watch, and try to watch it again (the limit may have been raised). */
+  /**
+   * Rescan the directories that have no watch (on a budget: an eighth of the poll interval, in slices that
+   * yield), and try to watch them again (the limit may have been raised): see UnwatchedRescan.
+   */
   #pollUnwatched(): void {
     this.#sweepSuspects();
-    const unwatched = this.#watcher.unwatched();
-    if (unwatched.size === 0) {
+    if (this.#watcher.unwatched().size === 0) {
       if (this.#watchLimit !== null) {
         this.#log.info('every directory is watched again');
         this.#watchLimit = null;
       }
       return;
     }
-    for (const [ino, oldPath] of [...unwatched]) {
-      const row = this.#o.db.objectsByIno(ino).find((r) => r.type === 'dir');
-      const rel = row?.path ?? '';
-      const abs = row === undefined ? oldPath : join(this.#o.root, rel);
-      if (lstatOrNull(abs)?.ino !== ino) {
-        this.#watcher.unwatch(ino);
-        continue;
-      }
-      const watched = this.#watcher.watch(ino, abs);
-      // Rescan it either way: whatever changed while it had no watch is found now.
-      const names = new Set<string>();
-      try {
-        for (const n of readdirSync(abs)) if (!(rel === '' && n === META_DIR)) names.add(n);
-      } catch {
-        continue;
-      }
-      const journaled = rel === '' ? this.#o.db.allObjects() : this.#o.db.objectsBelow(rel);
-      for (const o of journaled) {
-        const name = rel === '' ? o.path : o.path.slice(rel.length + 1);
-        if (!name.includes('/')) names.add(name);
-      }
-      for (const n of names) this.#hint({ path: joinRel(rel, n) });
-      if (watched) this.#log.info({ path: abs }, 'directory watched again');
-    }
-    if (this.#watchLimit !== null) this.#watchLimit = { ...this.#watchLimit, unwatchedDirs: unwatched.size };
+    const pollMs = this.#o.pollMs ?? 2000;
+    this.#rescan.run(Math.max(5, Math.min(250, pollMs / 8))).catch((e: unknown) => {
+      this.#log.error({ err: (e as Error).message }, 'rescan of unwatched directories failed; retried at the next poll');
+    });
   }
 }
