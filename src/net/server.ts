@@ -16,6 +16,7 @@ import type { BlockMap } from '#apply/blocks.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
+import { waitingAfter } from '#journal/in-flight.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
@@ -536,7 +537,12 @@ export class FilesetServer {
       if (size >= chunk) await flush();
     };
     try {
-      await push(helloFrame({ node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes }));
+      // `next`: the first record a client without any lags from (journal/in-flight.ts), until the copy is in.
+      const first = snap.tid > NO_VERSION ? db.readKml(NO_VERSION, 1)[0] : undefined;
+      await push(helloFrame({
+        node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes,
+        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time } }),
+      }));
       await flush();
       for (const o of entriesOf(pagesOf(snap))) {
         if (!open) break;
@@ -580,7 +586,14 @@ export class FilesetServer {
       if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
     };
     try {
-      await write(helloFrame({ node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid) }));
+      // What this peer misses, counted as the status counts it (journal/in-flight.ts): the first missing
+      // record's TID and time (its lag), and the files and bytes to come. Optional fields: a client that
+      // does not know them reads the hello as before.
+      const first = f.db.lastTid > since ? f.db.readKml(since, 1)[0] : undefined;
+      await write(helloFrame({
+        node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid),
+        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time }, waiting: waitingAfter(f.db, since) }),
+      }));
       let cursor = since;
       for (;;) {
         while (open && fl.recalls.length > 0) await write(encodeFrame('recall', { scope: fl.recalls.shift() }));
@@ -588,7 +601,8 @@ export class FilesetServer {
         const recs = f.db.readKml(cursor, 256);
         for (const r of recs) {
           if (!open) break;
-          await write(encodeFrame('record', { r: recordToWire(r) }, this.#content.inline(r)));
+          // `last`: the server's last TID as this record leaves, so a client busy applying it knows how far behind it is.
+          await write(encodeFrame('record', { r: recordToWire(r), last: formatTid(f.db.lastTid) }, this.#content.inline(r)));
           metrics().forwarded(node, 1);
           cursor = r.tid;
         }

@@ -1,0 +1,53 @@
+/**
+ * What a node is moving over the wire right now, per file: a large file's blocks fetched from a peer
+ * (down) or uploaded to it (up), with the bytes moved so far. Small files travel inline with their
+ * record and are never "in transfer". Read by the status and the dashboard; the mover reports.
+ * Invariant: a transfer is listed from `start` until its `end`, and its `bytes` never exceeds `total`.
+ */
+export type Direction = 'up' | 'down';
+
+export interface Transfer {
+  readonly direction: Direction;
+  readonly path: string;
+  /** The file's size. */
+  readonly size: number;
+  /** The bytes this transfer moves (a delta moves only the blocks the other side lacks). */
+  readonly total: number;
+  /** Bytes moved so far. */
+  readonly bytes: number;
+  /** Wall-clock ms when it started. */
+  readonly since: number;
+}
+
+export interface TransferHandle {
+  /** `n` more bytes moved. */
+  add(n: number): void;
+  end(): void;
+}
+
+export class Transfers {
+  readonly #open = new Set<{ t: Transfer; bytes: number }>();
+  readonly #now: () => number;
+
+  constructor(now: () => number) {
+    this.#now = now;
+  }
+
+  start(direction: Direction, path: string, size: number, total: number): TransferHandle {
+    const entry = { t: { direction, path, size, total, bytes: 0, since: this.#now() }, bytes: 0 };
+    this.#open.add(entry);
+    return {
+      add: (n) => {
+        entry.bytes = Math.min(total, entry.bytes + n);
+      },
+      end: () => {
+        this.#open.delete(entry);
+      },
+    };
+  }
+
+  /** The transfers in progress, oldest first. */
+  current(): Transfer[] {
+    return [...this.#open].map((e) => ({ ...e.t, bytes: e.bytes }));
+  }
+}
