@@ -5,7 +5,8 @@
 // racy": capture compared the written name, found its stat as journaled, and skipped it. The write was on disk,
 // journaled nowhere, and the next write from the server replaced it on every node.
 import assert from 'node:assert/strict';
-import { linkSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { linkSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
@@ -70,4 +71,53 @@ test('a write through one name of a hard-linked file, not journaled yet when a p
   const after = db.objectByPath('g')!;
   assert.notEqual(after.hash, g.hash, 'the write through g is journaled');
   assert.equal(db.objectByPath('f')!.hash, after.hash, 'and every name of the inode shows it');
+});
+
+test('a server change of an inode whose other name is a file of its own here, written since journaled, waits until capture has journaled that write', async (t) => {
+  // Fails without the fix (ApplyPath#apartWrittenSince): the change applies and its commit gives x, grouped
+  // apart here, the change's version; x's write, journaled after, went out as made on the server's content
+  // and replaced it on every node (chaos seed 9202: op214 lost).
+  const { root, db, rec, apply } = fixture(t);
+  writeFileSync(join(root, 'f'), 'version 1\n');
+  writeFileSync(join(root, 'x'), 'x, apart\n');
+  await rec.run([{ path: 'f' }, { path: 'x' }]);
+  const f = db.objectByPath('f')!;
+  const x = db.objectByPath('x')!;
+  assert.notEqual(f.ino, x.ino, 'f and x are files of their own here');
+  writeFileSync(join(root, 'x'), 'x, written here a moment ago\n'); // capture is a moment behind
+  const peer = '00000000000000aa' as NodeId;
+  const buf = Buffer.from('the server\'s content\n');
+  const hash = createHash('sha256').update(buf).digest('hex');
+  const staged = apply.stageBytes({ ...f, kind: 'write', newPath: null, target: null, preVersion: f.version, origin: peer, time: Date.now(), hash, size: buf.length }, buf);
+  const d = {
+    kind: 'write' as const, fid: f.fid, path: 'f', newPath: null, target: null, preVersion: f.version, size: staged.size, hash: staged.hash,
+    origin: peer, time: Date.now(), mode: f.mode, uid: f.uid, gid: f.gid, mtimeMs: f.mtimeMs, links: [f.fid, x.fid].sort(),
+  };
+  assert.equal(apply.check(d), null, 'the version check passes');
+  assert.throws(() => apply.apply(d, staged, (identity) => db.commit([{ draft: d, identity }])), /written here since it was journaled/);
+  assert.equal(db.objectByPath('x')!.version, x.version, 'x keeps its own version');
+  assert.equal(readFileSync(join(root, 'f'), 'utf8'), 'version 1\n', 'nothing applied');
+  await rec.run([{ path: 'x' }]);
+  assert.notEqual(db.objectByPath('x')!.hash, x.hash, 'the write to x is journaled, against x\'s own version');
+});
+
+test('a peer\'s setattr carrying other content than this node holds changes the attributes only: the journal keeps the content on disk', async (t) => {
+  // Fails without the fix (FilesetDb#applyToObjects keeps a setattr's content; the server journals its own):
+  // chaos seed 9205. A client's chmod of a file it held other content for (a write through another name of a
+  // hard link there) carried that content's hash; the server's row took it, while its disk kept the old bytes:
+  // its digest never equalled its scan, and the run never converged.
+  const { root, db, rec, apply } = fixture(t);
+  writeFileSync(join(root, 'f'), 'on the server\n');
+  await rec.run([{ path: 'f' }]);
+  const f = db.objectByPath('f')!;
+  const peer = '00000000000000aa' as NodeId;
+  applyPeer(db, apply, {
+    kind: 'setattr', fid: f.fid, path: 'f', newPath: null, target: null, preVersion: f.version, size: 20,
+    hash: createHash('sha256').update('held by the client\n').digest('hex'), origin: peer, time: Date.now(),
+    mode: 0o600, uid: f.uid, gid: f.gid, mtimeMs: f.mtimeMs,
+  });
+  const after = db.objectByPath('f')!;
+  assert.equal(after.mode, 0o600, 'the mode is the peer\'s');
+  assert.equal(after.hash, createHash('sha256').update(readFileSync(join(root, 'f'))).digest('hex'), 'the journal names the content on disk');
+  assert.equal(after.size, f.size);
 });

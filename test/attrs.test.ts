@@ -297,3 +297,28 @@ test('a malicious server cannot plant files or symlinks outside the tree (nor se
   assert.equal(exists(join(safe, 'out')), false, 'with safe-links an absolute symlink is skipped');
   assert.equal(exists(join(safe, 'rel')), false, 'with safe-links a symlink climbing out is skipped');
 });
+
+test('a setattr of a symlink that claims file content is journaled without it, and clients keep the symlink', async (t) => {
+  // Fails without the fix (net/server.ts): the server journaled the setattr with the size and hash its origin
+  // gave (an empty file's), and a client that had removed the symlink "restored" the object as an empty
+  // file at its name: chaos seed 9212, "delta/sub/b.txt: a file here, other content, other symlink target"
+  // on two clients, then a resync of each.
+  const s = scope(t);
+  const srv = await serverWith(t, s, []);
+  const client = s.dir('intersync-attrs-cli-');
+  await s.spawn(spawnClient(client, s.dir('intersync-attrs-log-'), srv.port, srv.secretFile));
+  const link = await srv.peer.send({ kind: 'symlink', path: 'l', target: 'nowhere', mode: 0o777 });
+  assert.equal(link.status, 'accepted', JSON.stringify(link));
+  await eventually(`${client}: the symlink arrived`, () => exists(join(client, 'l')) && lstatSync(join(client, 'l')).isSymbolicLink(), (v) => v);
+  const setattr = await srv.peer.send({
+    kind: 'setattr', fid: link.r!.fid, path: 'l', preVersion: link.r!.postVersion, mode: 0o777, size: 0, hash: sha(Buffer.alloc(0)),
+  });
+  assert.equal(setattr.status, 'accepted', JSON.stringify(setattr));
+  assert.equal(setattr.r!.size, null, 'the server journals no size for a symlink');
+  assert.equal(setattr.r!.hash, null, 'the server journals no content hash for a symlink');
+  await eventually(`${client}: the setattr arrived`, () => cli(['kml', client, '--json']).stdout.includes('"setattr"'), (v) => v);
+  await assertDigestIsDisk(client);
+  await assertDigestIsDisk(srv.dir);
+  assert.ok(lstatSync(join(client, 'l')).isSymbolicLink(), 'still a symlink on the client');
+  assert.equal(readlinkSync(join(client, 'l')), 'nowhere');
+});

@@ -13,11 +13,11 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import { lstatOrNull } from '#presto/disk.js';
-import { Reconciler } from '#presto/reconciler.js';
+import { Reconciler, type WatchSink } from '#presto/reconciler.js';
 import { tmpDir } from './helpers.js';
 
 /** A fresh fileset and a reconciler that journals straight into it (a server's capture, without a watcher). */
-function fixture(t: TestContext): { dir: { path: string }; db: FilesetDb; rec: Reconciler } {
+function fixture(t: TestContext, watcher: WatchSink | null = null): { dir: { path: string }; db: FilesetDb; rec: Reconciler } {
   const dir = tmpDir('intersync-race-');
   const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
   const db = FilesetDb.open(made.paths.db);
@@ -27,7 +27,7 @@ function fixture(t: TestContext): { dir: { path: string }; db: FilesetDb; rec: R
   });
   const rec = new Reconciler({
     db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
-    log: pino({ level: 'silent' }), guard: new EchoGuard(), watcher: null, journal: (changes) => db.commit(changes).length,
+    log: pino({ level: 'silent' }), guard: new EchoGuard(), watcher, journal: (changes) => db.commit(changes).length,
   });
   return { dir, db, rec };
 }
@@ -68,4 +68,26 @@ test('a directory moved over an empty one, a file made in it at once taking the 
   assert.equal(db.objectByPath('epsilon/deep/b.txt')?.type, 'file', 'b.txt journaled');
   assert.equal(db.objectByPath('epsilon/deep/x')?.type, 'file', 'x moved with its directory');
   assert.equal(db.objectByPath('delta/sub'), undefined);
+});
+
+test('a directory moved before capture watched it: a file written in it at once is journaled', async (t) => {
+  // Fails without the fix (Reconciler: a moved directory seen unwatched has every entry compared): chaos seed
+  // 9203. The conflict step made delta/sub; before capture came to it, `mv delta/sub gamma/sub; echo >
+  // gamma/sub/g.txt`. Nothing watched the directory when g.txt was written, so no event named it; capture
+  // journaled the move, watched the directory then, and skipped g.txt as known: its content was journaled nowhere.
+  const watched = new Set<string>();
+  const watcher: WatchSink = { watch: (ino) => { watched.add(ino); return true; }, unwatch: (ino) => { watched.delete(ino); }, isWatched: (ino) => watched.has(ino) };
+  const { dir, db, rec } = fixture(t, watcher);
+  mkdirSync(join(dir.path, 'delta/sub'), { recursive: true });
+  mkdirSync(join(dir.path, 'gamma'));
+  writeFileSync(join(dir.path, 'delta/sub/g.txt'), 'version 1\n');
+  await rec.run([{ path: 'delta' }, { path: 'gamma' }]);
+  const g = db.objectByPath('delta/sub/g.txt')!;
+  assert.equal(g.type, 'file', 'g.txt journaled');
+  watched.delete(db.objectByPath('delta/sub')!.ino!); // as a directory the conflict step made, not watched yet
+  renameSync(join(dir.path, 'delta/sub'), join(dir.path, 'gamma/sub'));
+  writeFileSync(join(dir.path, 'gamma/sub/g.txt'), 'VERSION 2\n'); // no event: the directory has no watch
+  await rec.run([{ path: 'delta/sub' }, { path: 'gamma/sub' }]);
+  assert.equal(db.objectByPath('gamma/sub')?.type, 'dir', 'the move is journaled');
+  assert.notEqual(db.objectByPath('gamma/sub/g.txt')?.hash, g.hash, 'the new content of g.txt is journaled');
 });

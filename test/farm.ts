@@ -293,9 +293,11 @@ export function readOrNull(path: string): string | null {
 
 /** Take a client off line with the CLI and wait until its daemon says so. */
 export async function disconnect(farm: Farm, dir: string): Promise<void> {
+  // Counted: a second disconnect of the same daemon must wait for its own log line, not the first one's.
+  const before = farm.logMessages(dir, /disconnected on request/).length;
   const r = cli(['disconnect', dir]);
   assert.equal(r.code, 0, r.stderr);
-  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > 0);
+  await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > before);
 }
 
 /** Bring a client back on line with the CLI. */

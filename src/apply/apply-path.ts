@@ -291,6 +291,15 @@ export class ApplyPath {
         throw IntersyncError.CONFLICT(d.path, 'written here since it was journaled; retried once capture has journaled it');
       }
     }
+    // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
+    // commit gives each the change's version, and a write made here through one of them, not journaled yet,
+    // would then pass for one made on the server's content and replace it everywhere (chaos seed 9202, lost
+    // write). Journaled first, it meets the conflict step (#changesThroughLinks) when the record comes again.
+    const apart = this.#apartWrittenSince(d);
+    if (apart !== null) {
+      if (staged !== null) rmSync(staged.file, { force: true });
+      throw IntersyncError.CONFLICT(apart, 'a name the server links to this file was written here since it was journaled; retried once capture has journaled it');
+    }
     const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
     for (const n of names) this.#d.guard.hold(n);
     // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
@@ -307,6 +316,7 @@ export class ApplyPath {
       const unseen = keepsContent ? changedSinceJournaled(this.#d.db.objectByFid(d.fid), lstatOrNull(abs))
         : d.kind === 'link' && d.target !== null && changedSinceJournaled(this.#d.db.objectByPath(d.target), lstatOrNull(confine(this.#d.root, d.target)));
       let after: string | null = abs;
+      let keptNames: ObjectRow[] = [];
       switch (d.kind) {
         case 'create':
         case 'write':
@@ -360,6 +370,7 @@ export class ApplyPath {
           break;
         }
         case 'unlink':
+          keptNames = this.#namesJournaledAsIs(d);
           rmIfThere(() => unlinkSync(abs));
           after = null;
           break;
@@ -393,6 +404,13 @@ export class ApplyPath {
         this.#d.db.batch(() => {
           commit(st === null ? null : { ...appliedIdentity(st), racy: unseen });
           if (inflight !== null) this.#d.db.clearInflight(inflight);
+          // The removal moved the inode's change time under its other names, and capture has no event for
+          // them: those journaled as they were are so still (else each looked written here since journaled,
+          // and the link steps and the apply path's checks refused or skipped them: a resync).
+          for (const x of keptNames) {
+            const now = lstatOrNull(join(this.#d.root, x.path));
+            if (now !== null && now.ino === x.ino) this.#d.db.setIdentity(x.fid, { ...appliedIdentity(now), racy: x.racy });
+          }
         });
         metrics().applied(1);
       } catch (e) {
@@ -573,6 +591,33 @@ export class ApplyPath {
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */
   tmpName(): string {
     return join(this.#d.tmpDir, `apply-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /** The first of `d`'s server names of the inode (links) that is a file of its own here, changed on disk since it was journaled. */
+  /** The other names of a file's inode here whose stat is as journaled (nothing written since through any name). */
+  #namesJournaledAsIs(d: RecordDraft): ObjectRow[] {
+    const row = this.#d.db.objectByFid(d.fid);
+    if (row?.type !== 'file' || row.ino === null) return [];
+    const others = this.#d.db.objectsByIno(row.ino).filter((x) => x.fid !== row.fid && x.type === 'file');
+    if (others.length === 0) return [];
+    return others.filter((x) => {
+      const st = lstatOrNull(join(this.#d.root, x.path));
+      return st !== null && st.ino === x.ino && st.mtimeNs === x.mtimeNs && st.ctimeNs === x.ctimeNs;
+    });
+  }
+
+  #apartWrittenSince(d: RecordDraft & { readonly links?: readonly Fid[] | null }): string | null {
+    if ((d.kind !== 'write' && d.kind !== 'truncate' && d.kind !== 'setattr') || d.links === undefined || d.links === null) return null;
+    const db = this.#d.db;
+    const own = db.objectByFid(d.fid);
+    for (const fid of d.links) {
+      if (fid === d.fid) continue;
+      const x = db.objectByFid(fid);
+      if (x?.type !== 'file' || x.ino === null || (own?.ino !== null && x.ino === own?.ino)) continue;
+      const st = lstatOrNull(join(this.#d.root, x.path));
+      if (st !== null && (st.ino !== x.ino || st.mtimeNs !== x.mtimeNs || st.ctimeNs !== x.ctimeNs)) return x.path;
+    }
+    return null;
   }
 
   /** Remove temp files a killed process left behind. */

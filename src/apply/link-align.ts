@@ -24,14 +24,19 @@ export interface LinkAlignDeps {
  *
  * In two steps around the conflict step. `splitApart`, before it: names on the inode here that the server
  * holds apart leave it, each with the content it has (pending changes too: they are that name's), except
- * one made here and not accepted yet (the server does not know it). `joinLinks`, after it: the server's
+ * one made here and not accepted yet (the server does not know it). A leaving name with no pending change
+ * of its content is named in `fetch`: what the inode holds here may be a write made through another name
+ * (that name's change, not this one's), so the caller fetches the server's content of it once the record
+ * is applied. Before, it kept that write, nothing pending, and differed from the server's for good (a
+ * resync, "state differs": chaos seeds 9204 and 9205). `joinLinks`, after it: the server's
  * names that are files of their own here join the inode, except one with changes still pending (the
  * conflict step has taken those it meets). Each returns the names it moved, for the log.
  */
-export function splitApart(d: LinkAlignDeps, r: KmlRecord): string[] {
+export function splitApart(d: LinkAlignDeps, r: KmlRecord): { left: string[]; fetch: Fid[] } {
   const out: string[] = [];
+  const fetch: Fid[] = [];
   const at = inodeOf(d, r);
-  if (at === null) return out;
+  if (at === null) return { left: out, fetch };
   const { o, st } = at;
   const db = d.db;
   const want = new Set<Fid>(r.links ?? []); // [] : the file has one name there
@@ -43,9 +48,10 @@ export function splitApart(d: LinkAlignDeps, r: KmlRecord): string[] {
     const now = replaceName(d, x.path, (tmp) => copyFileSync(xAbs, tmp));
     if (now !== null) db.setIdentity(x.fid, identityOf(now, nowNs()));
     out.push(x.path);
+    if (!db.localRecordsOf(x.fid).some((y) => y.kind === 'write' || y.kind === 'truncate')) fetch.push(x.fid);
   }
   if (out.length > 0) seenAgain(d, o.path);
-  return out;
+  return { left: out, fetch };
 }
 
 export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {

@@ -3,11 +3,11 @@
  * join token) a client. The daemons are loaded only here, when one runs: a client needs no HTTP server
  * (fastify), the other commands neither.
  */
-import { readFileSync } from 'node:fs';
 import { systemClock } from '#core/clock.js';
 import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
+import { readSecretFile } from '#journal/state-dir.js';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { isLoopback } from '#net/protocol/endpoint.js';
@@ -74,11 +74,10 @@ function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: 
     trust = { invite: t.secret, ...(t.fingerprint === null ? {} : { pin: t.fingerprint }) };
   }
   if (o.secretFile !== undefined) {
-    try {
-      trust = { ...trust, secret: readFileSync(o.secretFile, 'utf8').trim() };
-    } catch (e) {
-      throw IntersyncError.IO('read secret file', o.secretFile, e);
-    }
+    const fetch = 'copy the server\'s fileset secret (intersync mkfs on the server prints its path) to this machine, mode 600, or join with a token from intersync invite';
+    const secret = readSecretFile(o.secretFile, 'the --secret-file', fetch);
+    if (secret === undefined) throw IntersyncError.NO_CREDENTIAL('the --secret-file', o.secretFile, 'does not exist', fetch);
+    trust = { ...trust, secret };
   }
   const host = /^https?:\/\//.test(url) ? new URL(url).hostname : url.replace(/:[0-9]+$/, '');
   if (!/^https:/.test(url) && !isLoopback(host)) {
@@ -104,6 +103,35 @@ function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: st
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+}
+
+/**
+ * The end of a daemon that cannot go on: its credential is gone (the node's `onFatal`), or a step after
+ * its start failed. The error goes to stderr as one line, the node is stopped (at most 10 s) and the
+ * process exits 1. Before this such a failure printed `[INTERNAL]` and left the process running, holding
+ * its watches and journaling nothing. A failure reported before the node is known waits for it.
+ */
+class DaemonExit {
+  #stop: (() => Promise<void>) | null = null;
+  #pending: unknown = undefined;
+  #failed = false;
+
+  started(stop: () => Promise<void>): void {
+    this.#stop = stop;
+    if (this.#pending !== undefined) this.fail(this.#pending);
+  }
+
+  fail(e: unknown): void {
+    if (this.#stop === null) {
+      this.#pending ??= e;
+      return;
+    }
+    if (this.#failed) return;
+    this.#failed = true;
+    process.stderr.write(`${errorLine(e)}\n`);
+    setTimeout(() => process.exit(1), 10_000).unref();
+    this.#stop().catch(() => undefined).finally(() => process.exit(1));
+  }
 }
 
 interface Common {
@@ -141,27 +169,37 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
   const { ClientNode } = await import('#daemon/client-node.js');
   const { SiteWiring } = await import('./site-wiring.js');
   const site = new SiteWiring(o);
+  const exit = new DaemonExit();
   const node = await ClientNode.start({
-    ...common, server: target.url, trust: target.trust, stateDir, replicate: target.replicate,
+    ...common, server: target.url, onFatal: (e) => exit.fail(e), trust: target.trust, stateDir, replicate: target.replicate,
     ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
     onProgress: progress.onProgress,
   });
   progress.stop();
-  const c = node.status();
-  if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
-  print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
-  print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
-  cfg.started(node.db, node.paths.name, node.log, o.config, true);
-  const { clientView } = await import('#daemon/observe.js');
-  const observeUrl = await site.started({
-    db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
-    secrets: target.trust.secret === undefined ? [] : [target.trust.secret], withUi: o.ui === true,
+  exit.started(async () => {
+    await site.stop();
+    await node.stop();
   });
-  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics${o.ui === true ? `; dashboard ${observeUrl}/ui/` : ''}`);
-  print(`  config ${cfg.file ?? '(none)'}`);
-  print(`  log ${node.logFile}; stop with Ctrl-C`);
+  try {
+    const c = node.status();
+    if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
+    print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
+    print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
+    cfg.started(node.db, node.paths.name, node.log, o.config, true);
+    const { clientView } = await import('#daemon/observe.js');
+    const observeUrl = await site.started({
+      db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
+      secrets: target.trust.secret === undefined ? [] : [target.trust.secret], withUi: o.ui === true,
+    });
+    if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics${o.ui === true ? `; dashboard ${observeUrl}/ui/` : ''}`);
+    print(`  config ${cfg.file ?? '(none)'}`);
+    print(`  log ${node.logFile}; stop with Ctrl-C`);
+  } catch (e) {
+    exit.fail(e);
+    return;
+  }
   installStop(async () => {
     await site.stop();
     await node.stop();
@@ -181,6 +219,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
   const { FilesetNode } = await import('#daemon/fileset-node.js');
   const { SiteWiring } = await import('./site-wiring.js');
   const site = new SiteWiring(o);
+  const exit = new DaemonExit();
   const node = await FilesetNode.start({
     ...common, stateDir,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
@@ -190,25 +229,34 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
-  // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
-  cfg.started(node.db, node.paths.name, node.log, o.config, false);
-  const c = node.capture.status();
-  if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
-  if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
-  print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
-  print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
-  if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
-  print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
-  if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
-  const { serverView } = await import('#daemon/observe.js');
-  const observeUrl = await site.started({
-    db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
-    tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [readFileSync(node.state.secret, 'utf8').trim()], withUi: false,
+  exit.started(async () => {
+    await site.stop();
+    await node.stop();
   });
-  if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);
-  if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics (no credential)`);
-  print(`  config ${cfg.file ?? '(none)'}`);
-  print(`  log ${node.logFile}; stop with Ctrl-C`);
+  try {
+    // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
+    cfg.started(node.db, node.paths.name, node.log, o.config, false);
+    const c = node.capture.status();
+    if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
+    if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);
+    print(`intersync: serving fileset '${node.paths.name}' from ${node.paths.dir}${node.listenUrl === null ? '' : ` at ${node.listenUrl}`}`);
+    print(`  node ${node.db.meta.nodeId}, last TID ${formatTid(node.db.lastTid)}, ${c.watchedDirs} directories watched`);
+    if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed while stopped, ${c.lastScan.durMs} ms`);
+    print(`  state ${node.state.dir}${node.fingerprint === null ? '' : `; certificate ${node.fingerprint}`}`);
+    if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
+    const { serverView } = await import('#daemon/observe.js');
+    const observeUrl = await site.started({
+      db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+      tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [node.secret], withUi: false,
+    });
+    if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);
+    if (observeUrl !== null) print(`  metrics ${observeUrl}/metrics (no credential)`);
+    print(`  config ${cfg.file ?? '(none)'}`);
+    print(`  log ${node.logFile}; stop with Ctrl-C`);
+  } catch (e) {
+    exit.fail(e);
+    return;
+  }
   installStop(async () => {
     await site.stop();
     await node.stop();

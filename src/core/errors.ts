@@ -18,7 +18,9 @@ export type ErrorCode =
   | 'UNSAFE_LINK'
   | 'WATCH_LIMIT'
   | 'IO'
+  | 'DISK_FULL'
   | 'UNAUTHORIZED'
+  | 'NO_CREDENTIAL'
   | 'BAD_REQUEST'
   | 'TOO_LARGE'
   | 'PROTOCOL'
@@ -107,7 +109,10 @@ export class IntersyncError extends Error {
   static DB_CORRUPT(file: string, cause?: unknown): IntersyncError {
     const detail = cause instanceof Error ? `: ${cause.message}` : '';
     return new IntersyncError('DB_CORRUPT', `fileset database ${file} is corrupt or truncated${detail}`, {
-      hint: 'restore it from a backup or a replica, or rebuild the journal with intersync mkfs --force (the files stay)',
+      // Never a step that throws the journal away first: SQLite may well read the store (issue 19).
+      hint: `check it first, with no daemon running and its -wal and -shm files left beside it: sqlite3 ${file} 'PRAGMA integrity_check' ` +
+        '(ok means the data is fine: keep the files and report this refusal); if it is damaged, restore it from a copy made by ' +
+        'intersync backup or from a replica; intersync mkfs --force throws the journal away (the files stay) and is the last resort',
       cause,
     });
   }
@@ -151,6 +156,14 @@ export class IntersyncError extends Error {
     return new IntersyncError('UNAUTHORIZED', 'missing or wrong fileset secret', {
       hint: 'pass the server\'s secret with --secret-file (the server prints its path at mkfs)',
     });
+  }
+
+  /**
+   * This node's own credential or secret file is missing, unreadable or empty: the node cannot prove who
+   * it is (or, a server, check who its peers are). Not retriable: it does not come back by itself.
+   */
+  static NO_CREDENTIAL(what: string, file: string, why: string, hint: string, cause?: unknown): IntersyncError {
+    return new IntersyncError('NO_CREDENTIAL', `${what} ${file} ${why}`, { hint, cause });
   }
 
   static FORBIDDEN(node: string | null, claimed: string): IntersyncError {
@@ -265,16 +278,39 @@ export class IntersyncError extends Error {
     });
   }
 
+  /**
+   * A write refused for want of space (ENOSPC, EDQUOT, SQLITE_FULL): a state of the node, not a fault of
+   * the data or a conflict. Retriable: the node tries again by itself and goes on once space returns.
+   */
+  static DISK_FULL(what: string, cause?: unknown): IntersyncError {
+    const detail = cause instanceof Error ? ` (${cause.message})` : '';
+    return new IntersyncError('DISK_FULL', `${what}: no space left on the disk${detail}`, {
+      hint: 'free space on that disk (or raise the quota); this node retries by itself and goes on once there is room, nothing acknowledged is lost',
+      retriable: true,
+      cause,
+    });
+  }
+
   static IO(verbPhrase: string, path: string, cause: unknown): IntersyncError {
     const errno = (cause as NodeJS.ErrnoException | undefined)?.code;
+    if (isDiskFull(cause)) return IntersyncError.DISK_FULL(`${verbPhrase} ${path}`, cause);
     if (errno === 'EACCES' || errno === 'EPERM') return IntersyncError.PERMISSION_DENIED(path, cause);
     if (errno === 'ENOENT') return IntersyncError.NO_SUCH_DIRECTORY(path);
     if (errno === 'ENOTDIR') return IntersyncError.NOT_A_DIRECTORY(path);
     const detail = cause instanceof Error ? cause.message : String(cause);
     return new IntersyncError('IO', `${verbPhrase} ${path}: ${detail}`, {
-      hint: errno === 'ENOSPC' ? 'free disk space; nothing acknowledged was lost' : 'check the disk and permissions',
-      retriable: errno === 'ENOSPC' || errno === 'EAGAIN' || errno === 'EBUSY',
+      hint: 'check the disk and permissions',
+      retriable: errno === 'EAGAIN' || errno === 'EBUSY',
       cause,
     });
   }
+}
+
+/** Whether `e` (an errno error, an SQLite error, or one wrapping either) says the disk or the quota is full. */
+export function isDiskFull(e: unknown): boolean {
+  for (let c = e, depth = 0; c !== null && c !== undefined && depth < 8; c = (c as { cause?: unknown }).cause, depth++) {
+    const code = (c as { code?: unknown }).code;
+    if (code === 'ENOSPC' || code === 'EDQUOT' || code === 'SQLITE_FULL' || code === 'DISK_FULL') return true;
+  }
+  return false;
 }

@@ -38,7 +38,7 @@ import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
 import { firstCopy, type CopyProgress } from './copy.js';
 import { ClientLag } from './client-lag.js';
-import { ensureCredential, initialBearer, pinOf, type ClientTrust } from './enrolment.js';
+import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
@@ -61,6 +61,11 @@ export interface ClientNodeOptions {
   readonly clock: Clock;
   readonly onProgress?: (p: CopyProgress) => void;
   readonly onWarning?: (err: IntersyncError) => void;
+  /**
+   * A failure the node cannot get past by waiting (its credential is gone): the follow loop has stopped,
+   * and whoever runs the node stops it and exits. Without it the node only logs the failure.
+   */
+  readonly onFatal?: (err: IntersyncError) => void;
   /** This client's own attribute settings, stored at start (`intersync config` changes them later). */
   readonly settings?: Readonly<Partial<Record<AttrSetting, boolean>>>;
 }
@@ -239,7 +244,9 @@ export class ClientNode {
       paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
     } else {
       paths = findFileset(dir);
-      client = ClientNode.#peer(o, statePaths(o.stateDir, ensureNodeId(dir), paths.name));
+      const sp = statePaths(o.stateDir, ensureNodeId(dir), paths.name);
+      requireCredential(sp, o.trust); // before anything: the server may be away, and the node would run on unable to join it
+      client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
     client.uuid = db.meta.uuid;
@@ -504,6 +511,13 @@ export class ClientNode {
             this.log.error({ err: (e2 as Error).message }, 'resync failed; retrying');
           }
         }
+        if (err.code === 'NO_CREDENTIAL' || err.code === 'NODE_TAKEN') {
+          // Waiting brings no credential back: say so once and let the runner stop the node.
+          this.log.error({ code: err.code, err: err.message }, 'cannot authenticate to the server; stopping');
+          this.#lastError = err.message;
+          this.#o.onFatal?.(err);
+          break;
+        }
         this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
         await this.#wakeFollow.wait(backoff + Math.random() * backoff);
@@ -545,6 +559,12 @@ export class ClientNode {
     if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
       db.acceptOwn(sent, peer, this.#o.clock.now());
       this.#settleOwnName(sent);
+      // Our write went into an inode whose other names the server may hold apart (its `links`): they leave it
+      // here too and take the server's content back (before, they kept our write: "state differs", a resync).
+      const { left, fetch } = splitApart(this.#linkAlign(), sent);
+      if (left.length > 0) this.log.warn({ tid: formatTid(sent.tid), path: sent.path, left }, 'hard links grouped as on the server: names left the inode');
+      for (const fid of fetch) this.#noteBehind(fid, true);
+      if (fetch.length > 0) await this.#catchUp(fetch);
       return;
     }
     // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
@@ -582,6 +602,7 @@ export class ClientNode {
       }
     }
     this.#resolver.reclaim(r);
+    if (this.#leftToFetch.length > 0) await this.#catchUp(this.#leftToFetch.splice(0));
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
       // A conflict step may have left the stand-in too: the record names content this node does not hold.
       // Not when a name of its inode here has a change pending: that content is newer than the record's (a
@@ -641,8 +662,11 @@ export class ClientNode {
     const db = this.db;
     // Names the server holds apart leave the inode first, with what they hold: the conflict step then meets
     // the names as the server groups them (apply/link-align.ts).
-    const left = splitApart(this.#linkAlign(), r0);
+    const { left, fetch } = splitApart(this.#linkAlign(), r0);
     if (left.length > 0) this.log.warn({ tid: formatTid(r0.tid), path: r0.path, left }, 'hard links grouped as on the server: names left the inode');
+    // Their content here may be a write made through another name: the server's is fetched after the record.
+    for (const fid of fetch) this.#noteBehind(fid, true);
+    this.#leftToFetch.push(...fetch);
     const steps = await this.#resolver.prepare(r0);
     if (steps === 'absorbed') return null;
     // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
@@ -754,6 +778,8 @@ export class ClientNode {
     this.#abort.abort(); // the follow loop runs the resync
   }
 
+  /** Names that left a hard-linked inode for the record being applied: the server's content of each is fetched after it. */
+  readonly #leftToFetch: Fid[] = [];
   #diverged: { tid: Tid; since: number } | null = null;
   #catchUpAt: number | null = null;
   #divergedResyncAt: number | null = null;
@@ -868,6 +894,14 @@ export class ClientNode {
     if (o === undefined || o.version !== r.tid) return;
     // Renamed here since: the LML says where it goes.
     if (this.db.localRecordsOf(r.fid).some((x) => x.kind === 'rename')) return;
+    // Below a directory a later change of ours moved, which the server has accepted already (its answer is in
+    // the journal before the stream brings it back): that record says where the object is. Before, a write
+    // coming back after the rename of its directory was accepted moved the file back to the old name, into a
+    // directory made there since (chaos seed 9203: a conflict copy, then "state differs" and a resync).
+    for (let p = parentOf(o.path); p !== ''; p = parentOf(p)) {
+      const dir = this.db.objectByPath(p);
+      if (dir !== undefined && this.db.hasLaterRecord(dir.fid, r.tid)) return;
+    }
     // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
     const mine = localNamesOf(r, this.db.pendingRenames());
     this.#toServerName(o, mine.newPath ?? mine.path, r.tid, 'own change back from the server: moved back to its name');

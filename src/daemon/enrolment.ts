@@ -30,21 +30,33 @@ export function pinOf(sp: StatePaths | null, t: ClientTrust): string | undefined
 export async function ensureCredential(client: PeerClient, sp: StatePaths, node: string, replicate: boolean, t: ClientTrust): Promise<'kept' | 'enrolled'> {
   ensureStateDir(sp);
   if (t.pin !== undefined) writeFileAtomic(sp.serverPin, `${t.pin}\n`, 0o644);
-  const kept = readSecretFile(sp.credential);
+  const kept = readSecretFile(sp.credential, 'this client\'s credential');
   if (kept !== undefined) {
     client.bearer = kept;
     return 'kept';
   }
   const with_ = t.invite ?? t.secret;
-  if (with_ === undefined) {
-    throw IntersyncError.BAD_ARGUMENT(
-      `this client has no credential for its server (none in ${sp.dir})`,
-      'join with a token: intersync invite DIR on the server, then intersync join TOKEN DIR here; or give --secret-file (and the same --state-dir as before)',
-    );
-  }
+  if (with_ === undefined) throw noCredential(sp);
   client.bearer = with_;
   const r = await client.enrol(node, replicate);
   writeFileAtomic(sp.credential, `${r.credential}\n`, 0o600);
   client.bearer = r.credential;
   return 'enrolled';
+}
+
+/**
+ * Refuse at once, before the server is asked (it may be away), a client that could never authenticate:
+ * no credential kept (or one that cannot be read) and neither an invitation nor the fileset secret to
+ * enrol with. Without this an offline start ran on, journaling, and failed at every reconnection.
+ */
+export function requireCredential(sp: StatePaths, t: ClientTrust): void {
+  if (readSecretFile(sp.credential, 'this client\'s credential') !== undefined) return;
+  if (t.invite === undefined && t.secret === undefined) throw noCredential(sp);
+}
+
+function noCredential(sp: StatePaths): IntersyncError {
+  return IntersyncError.NO_CREDENTIAL('this client\'s credential', sp.credential, 'is missing (deleted, or another --state-dir than before?)',
+    'restore it from a backup of the state directory, or start with the --state-dir it was in. It cannot be made again for this ' +
+    'node (the server knows its id): otherwise join from a new, empty directory (intersync invite on the server, intersync join TOKEN ' +
+    'NEWDIR here) and copy over what this one had not sent');
 }

@@ -99,7 +99,7 @@ export class FilesetNode {
     this.db = db;
     this.created = created;
     this.state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
-    const s = ensureSecret(this.state, paths.legacySecret);
+    const s = ensureSecret(this.state, paths.legacySecret, db.getMeta('state_dir'));
     this.#secret = s.secret;
     this.secretMoved = s.moved;
     db.setMeta('state_dir', resolve(o.stateDir));
@@ -275,6 +275,11 @@ export class FilesetNode {
     this.db.setMeta('listen_url', wild ? this.listenUrl.replace(/\/\/[^/]+:/, `//${hostname()}:`) : this.listenUrl);
     this.db.setMeta('tls_fingerprint', this.fingerprint ?? '');
     this.log.info({ url: this.listenUrl }, 'listening');
+  }
+
+  /** The fileset secret this server checks (read once at start: a file deleted later changes nothing). */
+  get secret(): string {
+    return this.#secret;
   }
 
   async stop(): Promise<void> {

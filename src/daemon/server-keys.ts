@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
 import { ensureStateDir, readSecretFile, writeFileAtomic, type StatePaths } from '#journal/state-dir.js';
 import { fingerprintOfPem } from '#net/protocol/endpoint.js';
@@ -8,20 +9,36 @@ import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 /**
  * The fileset secret of a server, in its state directory (0600). A secret left inside the backing
  * directory by an older release (`DIR/.intermezzo/<fileset>/secret`, which a web server serving DIR
- * could hand out) is moved there and removed from the tree.
+ * could hand out) is moved there and removed from the tree. A new one is made only for a fileset that
+ * never had one: `recorded` is the state directory the fileset's meta names (mkfs and every start
+ * record it), and a secret missing there was deleted or lost, which is NO_CREDENTIAL, never silently
+ * replaced (scripts and clients enrolling with it would be refused with no word why).
  */
-export function ensureSecret(sp: StatePaths, legacyFile: string): { secret: string; moved: boolean } {
+export function ensureSecret(sp: StatePaths, legacyFile: string, recorded?: string): { secret: string; moved: boolean } {
   ensureStateDir(sp);
-  const legacy = readSecretFile(legacyFile);
-  let secret = readSecretFile(sp.secret);
+  const legacy = readSecretFile(legacyFile, 'the fileset secret');
+  let secret = readSecretFile(sp.secret, 'the fileset secret');
   let moved = false;
   if (secret === undefined) {
+    if (legacy === undefined && recorded !== undefined) throw missingSecret(sp, recorded);
     secret = legacy ?? randomBytes(32).toString('hex');
     writeFileAtomic(sp.secret, `${secret}\n`, 0o600);
     moved = legacy !== undefined;
   }
   if (legacy !== undefined) rmSync(legacyFile, { force: true });
   return { secret, moved };
+}
+
+function missingSecret(sp: StatePaths, recorded: string): IntersyncError {
+  const here = resolve(sp.dir, '..', '..');
+  if (resolve(recorded) !== here) {
+    const was = join(resolve(recorded), relative(here, sp.dir));
+    return IntersyncError.NO_CREDENTIAL('the fileset secret', sp.secret, `is missing: this fileset keeps its state in ${recorded}`,
+      `start with --state-dir ${recorded}, or move ${was} to ${sp.dir} (secret, TLS key and enrolled nodes together)`);
+  }
+  return IntersyncError.NO_CREDENTIAL('the fileset secret', sp.secret, 'is missing (deleted?)',
+    `restore it from a backup of ${sp.dir}; if it is lost, make a new one: (umask 077; openssl rand -hex 32 > ${sp.secret}). ` +
+    'Enrolled clients keep working with their own credentials; only scripts and clients that use --secret-file need the new secret');
 }
 
 /**

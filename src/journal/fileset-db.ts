@@ -1,4 +1,4 @@
-import { closeSync, existsSync, fstatSync, openSync, readSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import type { Database as Db, Statement } from 'better-sqlite3';
 import { EMPTY_DIGEST, digestAdd, digestSub, formatDigest, parseDigest, type DigestEntry } from '#core/digest.js';
@@ -8,6 +8,7 @@ import { NO_VERSION, ROOT_FID, asTid, formatTid, type Fid, type NodeId, type Tid
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
 import { HASH_INDEX, migrate } from './schema.js';
+import { judgeStore, precheckStore, storeError } from './store-check.js';
 
 /** How a node last saw an object on its disk: enough to notice a change without reading the file. */
 
@@ -85,8 +86,6 @@ export interface OpenOptions {
   /** Run PRAGMA quick_check and refuse a damaged store (default true). */
   readonly check?: boolean;
 }
-
-const SQLITE_HEADER = Buffer.from('SQLite format 3\0', 'latin1');
 
 type Row = Record<string, unknown>;
 
@@ -241,12 +240,16 @@ export class FilesetDb {
   /** Open an existing store, refusing a damaged one or one of a format this release does not read. */
   static open(file: string, opts: OpenOptions = {}): FilesetDb {
     if (!existsSync(file)) throw IntersyncError.NO_FILESET(file);
-    checkHeader(file);
+    // A short main file beside a WAL is judged by SQLite (read-only, so a refused store keeps its WAL).
+    const judged = precheckStore(file) === 'ask-sqlite';
+    if (judged) judgeStore(file);
     let db: Db | undefined;
     try {
       db = new Database(file, { fileMustExist: true, readonly: opts.readonly === true });
       db.defaultSafeIntegers(true);
-      if (opts.check !== false) {
+      // Before the check: a store a running daemon is checkpointing answers BUSY for a moment, which is no damage.
+      db.pragma('busy_timeout = 5000');
+      if (opts.check !== false && !judged) {
         const rows = db.pragma('quick_check') as Array<{ quick_check: string }>;
         const bad = rows.map((r) => r.quick_check).filter((r) => r !== 'ok');
         if (bad.length > 0) throw IntersyncError.DB_CORRUPT(file, new Error(bad.slice(0, 3).join('; ')));
@@ -268,15 +271,13 @@ export class FilesetDb {
         // is called before anything is acknowledged to a peer.
         db.pragma('synchronous = NORMAL');
       }
-      db.pragma('busy_timeout = 5000');
       if (opts.readonly !== true) db.exec(HASH_INDEX); // dropped by a fresh first copy that did not finish
       const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
       if (rf !== undefined && Number(rf) > RECORD_FORMAT) throw IntersyncError.DB_FORMAT(file, Number(rf), RECORD_FORMAT);
       return new FilesetDb(file, db);
     } catch (e) {
       db?.close();
-      if (e instanceof IntersyncError) throw e;
-      throw IntersyncError.DB_CORRUPT(file, e);
+      throw storeError(file, e);
     }
   }
 
@@ -1151,7 +1152,10 @@ export class FilesetDb {
         const o = need();
         const next: ObjectState = {
           ...o, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs,
-          size: o.type === 'file' ? (d.size ?? o.size) : null, hash: o.type === 'file' ? (d.hash ?? o.hash) : null,
+          // A setattr leaves the content as it is: the size and hash it carries are its origin's, which may hold
+          // other content (chaos seed 9205: the server's row took a client's hash its disk never held, for good).
+          size: o.type !== 'file' ? null : d.kind === 'setattr' ? o.size : (d.size ?? o.size),
+          hash: o.type !== 'file' ? null : d.kind === 'setattr' ? o.hash : (d.hash ?? o.hash),
         };
         this.#replace(o, next);
         if (o.type !== 'file') return null;
@@ -1165,7 +1169,11 @@ export class FilesetDb {
             // A name made here and not accepted yet has no version of the server's: its records stay made
             // against none (the server's check follows them from its link record). A change made here (no new
             // version: the LML's) leaves each name its own version, which the names' records are made against.
-            const v = sib.version === NO_VERSION || version === o.version ? sib.version : version;
+            // Nor one the server holds apart (not in its `links`): the server did not change that name, and a
+            // pending move of it rebased to this version would be refused there for good (made against a
+            // version ahead of the server's, a resync). Its content is the link step's (apply/link-align.ts).
+            const apart = d.links !== undefined && d.links !== null && !d.links.includes(sib.fid);
+            const v = sib.version === NO_VERSION || version === o.version || apart ? sib.version : version;
             this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
             // A pending move or removal of that name here is made against the version the name had: the server
             // gave the name this change's version too, and a change of content does not meet a move or a
@@ -1175,7 +1183,11 @@ export class FilesetDb {
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
           // too, so its records are made against it (else the removal is refused for ever).
-          if (version !== o.version) for (const fid of this.removedLinksOf(o.ino)) this.#st.lmlRebaseFid!.run(version, fid);
+          if (version !== o.version) {
+            for (const fid of this.removedLinksOf(o.ino)) {
+              if (d.links === undefined || d.links === null || d.links.includes(fid)) this.#st.lmlRebaseFid!.run(version, fid);
+            }
+          }
         }
         // The server's names of the inode that are not this node's (grouped otherwise here, and not set right
         // by the apply path because of changes pending here): they take the version the server gave them.
@@ -1222,35 +1234,6 @@ export class FilesetDb {
     this.#st.update!.run(next);
     this.#digest = digestSub(this.#digest, old);
     this.#digest = digestAdd(this.#digest, next);
-  }
-}
-
-function checkHeader(file: string): void {
-  let fd: number | undefined;
-  try {
-    fd = openSync(file, 'r');
-    const buf = Buffer.alloc(16);
-    const n = readSync(fd, buf, 0, 16, 0);
-    if (n < 16 || !buf.equals(SQLITE_HEADER)) {
-      throw IntersyncError.DB_CORRUPT(file, new Error(n < 16 ? 'file too short' : 'not an SQLite database'));
-    }
-    // The header says how many pages the file holds (when its two counters agree): a shorter file was
-    // truncated. Checked here, before SQLite opens it, so a refused store is not touched at all.
-    const head = Buffer.alloc(100);
-    if (readSync(fd, head, 0, 100, 0) < 100) throw IntersyncError.DB_CORRUPT(file, new Error('header truncated'));
-    const raw = head.readUInt16BE(16);
-    const pageSize = raw === 1 ? 65536 : raw;
-    const pages = head.readUInt32BE(28);
-    const valid = head.readUInt32BE(24) === head.readUInt32BE(92);
-    const size = fstatSync(fd).size;
-    if (valid && pageSize >= 512 && size < pages * pageSize) {
-      throw IntersyncError.DB_CORRUPT(file, new Error(`file holds ${size} bytes, its header says ${pages * pageSize}`));
-    }
-  } catch (e) {
-    if (e instanceof IntersyncError) throw e;
-    throw IntersyncError.IO('read', file, e);
-  } finally {
-    if (fd !== undefined) closeSync(fd);
   }
 }
 

@@ -53,12 +53,19 @@ export function writeFileAtomic(file: string, text: string | Buffer, mode: numbe
   renameSync(tmp, file);
 }
 
-/** A one-line secret file, trimmed; undefined when absent. */
-export function readSecretFile(file: string): string | undefined {
+/**
+ * A one-line secret file, trimmed; undefined when absent. One that exists but cannot be read, or is
+ * empty, is NO_CREDENTIAL: an empty secret must never stand for one (a peer sending none would match).
+ */
+export function readSecretFile(file: string, what = 'the secret file', restore = 'restore it from a backup of the state directory'): string | undefined {
   if (!existsSync(file)) return undefined;
+  let text: string;
   try {
-    return readFileSync(file, 'utf8').trim();
+    text = readFileSync(file, 'utf8').trim();
   } catch (e) {
-    throw IntersyncError.IO('read', file, e);
+    throw IntersyncError.NO_CREDENTIAL(what, file, `cannot be read (${(e as Error).message})`,
+      `it must be a file readable by the user the daemon runs as (chown that user, chmod 600); otherwise ${restore}`, e);
   }
+  if (text === '') throw IntersyncError.NO_CREDENTIAL(what, file, 'is empty', `it holds the secret on one line: ${restore}`);
+  return text;
 }

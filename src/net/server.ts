@@ -20,6 +20,7 @@ import { waitingAfter } from '#journal/in-flight.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
+import { writeOrWait } from './drain.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
 import { UploadStaging } from './upload-staging.js';
 import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
@@ -529,7 +530,7 @@ export class FilesetServer {
       parts = [];
       size = 0;
       chunk = Math.min(chunk * 2, 256 << 10);
-      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
+      await writeOrWait(raw, buf);
     };
     const push = async (frame: Buffer): Promise<void> => {
       parts.push(frame);
@@ -582,9 +583,7 @@ export class FilesetServer {
       open = false;
       fl.wake.fire();
     });
-    const write = async (buf: Buffer): Promise<void> => {
-      if (!raw.write(buf)) await new Promise<void>((res) => raw.once('drain', res).once('close', res));
-    };
+    const write = (buf: Buffer): Promise<void> => writeOrWait(raw, buf);
     try {
       // What this peer misses, counted as the status counts it (journal/in-flight.ts): the first missing
       // record's TID and time (its lag), and the files and bytes to come. Optional fields: a client that
@@ -678,7 +677,12 @@ export class FilesetServer {
           throw err;
         }
         const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
-        const draft: RecordDraft = { ...d, preVersion: base };
+        // A setattr names the content as its origin had it; this node's is what the record leaves here, and a
+        // directory or symlink has none (an origin astray that took one for a file must not make it one on the
+        // clients that restore a missing file from the record: chaos seed 9212).
+        const cur = d.kind === 'setattr' ? db.objectByFid(d.fid) : undefined;
+        const draft: RecordDraft = cur === undefined ? { ...d, preVersion: base }
+          : { ...d, preVersion: base, size: cur.type === 'file' ? cur.size : null, hash: cur.type === 'file' ? cur.hash : null };
         let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
         f.apply.apply(draft, staged, (identity) => {
           rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];

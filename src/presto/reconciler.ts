@@ -217,10 +217,15 @@ class Batch {
       // The identity stays as it was: the compare below must still see a content change made before the move.
       this.#commit([{ draft: this.#draft('rename', src, st, { newPath: p }), identity: null }]);
       if (st.type === 'dir') {
+        // Not watched until now (made by the apply path or the conflict step, and moved before capture came to
+        // it): nothing raised an event for what was written in it, so every entry is compared, as a new
+        // directory's are. Chaos seed 9203: `mv delta/sub gamma/sub; echo > gamma/sub/g.txt` just after the
+        // conflict step made delta/sub: g.txt's new content was journaled nowhere, for good.
+        const unseen = this.#d.watcher !== null && !this.#d.watcher.isWatched(st.ino);
         this.#d.watcher?.watch(st.ino, this.#abs(p));
         // An entry made in it just after the move may have raised its event at the old name, resolved before
         // the move was journaled, and dropped: its names are looked at again now (known ones cost a stat).
-        this.#addEntriesOf(p);
+        this.#addEntriesOf(p, unseen);
       }
       const moved = db.objectByPath(p);
       if (moved !== undefined) await this.#compare(moved, st, p);
@@ -229,7 +234,7 @@ class Batch {
     await this.#create(p, st);
   }
 
-  #addEntriesOf(dir: string): void {
+  #addEntriesOf(dir: string, all = false): void {
     let names: string[];
     try {
       names = readdirSync(this.#abs(dir));
@@ -239,7 +244,7 @@ class Batch {
     for (const name of names) {
       const q = joinRel(dir, name);
       const row = this.#d.db.objectByPath(q);
-      if (row === undefined || row.ino !== lstatOrNull(this.#abs(q))?.ino) this.add(q);
+      if (all || row === undefined || row.ino !== lstatOrNull(this.#abs(q))?.ino) this.add(q);
     }
     // And what the move brought along in the journal but is no longer there (removed after the move, while
     // the daemon was stopped or in the same batch): its removal was looked for at its old name, and missed.
@@ -386,6 +391,12 @@ class Batch {
         if (o.type === 'dir' && o.ino !== null) this.#d.watcher?.unwatch(o.ino);
       }
       if (obj.ino !== null) this.#d.watcher?.unwatch(obj.ino);
+    }
+    if (obj.type === 'file' && obj.ino !== null) {
+      // The removal moved the inode's change time under its other names, and inotify says nothing of them: each
+      // is looked at again (read once, its identity renewed) rather than left looking written here since it was
+      // journaled (the link steps and the apply path's checks skipped or refused it: a resync).
+      for (const x of this.#d.db.objectsByIno(obj.ino)) if (x.fid !== obj.fid && x.type === 'file') this.#retry.push(x.path);
     }
     const carrier = this.#carrierOf(obj);
     if (carrier !== undefined) out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });

@@ -282,8 +282,22 @@ export class WatchCapture {
     }
   }
 
+  /**
+   * Watches that may be of a removed directory (see DirWatcher), left after their event was looked at: a
+   * directory journaled with that inode number and still on disk is looked at again (watched anew, what it
+   * holds compared); a watch no such directory has is dropped (the apply path removed it: no leak).
+   */
+  #sweepSuspects(): void {
+    for (const ino of this.#watcher.suspects()) {
+      const live = this.#o.db.objectsByIno(ino).find((r) => r.type === 'dir' && lstatOrNull(join(this.#o.root, r.path))?.ino === ino);
+      if (live === undefined) this.#watcher.unwatch(ino);
+      else this.#hint({ path: live.path });
+    }
+  }
+
   /** Rescan each directory that has no watch, and try to watch it again (the limit may have been raised). */
   #pollUnwatched(): void {
+    this.#sweepSuspects();
     const unwatched = this.#watcher.unwatched();
     if (unwatched.size === 0) {
       if (this.#watchLimit !== null) {

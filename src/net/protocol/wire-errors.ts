@@ -24,6 +24,7 @@ const STATUS: Partial<Record<ErrorCode, number>> = {
   NEED_CONTENT: 422,
   DB_CORRUPT: 500,
   IO: 500,
+  DISK_FULL: 507,
 };
 
 export function statusOf(e: IntersyncError): number {

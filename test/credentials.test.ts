@@ -1,0 +1,121 @@
+// Invariant: a node whose own secret or credential is missing or unreadable stops at once with a clear
+// error (code NO_CREDENTIAL, a hint that says what to do) and exit code 1; it never runs on unable to
+// authenticate, and never replaces a lost secret behind its clients' backs (issue 19, item 4).
+//
+// Each test FAILS without the fix (checked by reverting src/ to the commit before it):
+// - a server whose secret was deleted made a new one silently and ran (clients enrolling with the old one
+//   were refused with no word why);
+// - a client whose credential was deleted, started while its server was away, ran on for ever (killed
+//   here at the deadline), journaling and retrying; with the server up it exited 2 with BAD_ARGUMENT;
+// - a missing --secret-file was "NO_SUCH_DIRECTORY … create the directory first (mkdir -p)".
+// Runs the real CLI in separate processes on 127.0.0.1; every process is stopped by its pid.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, secretFile, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+
+interface Run { code: number | null; stdout: string; stderr: string; timedOut: boolean }
+
+/** Run the CLI until it exits, or kill it (by its pid) at the deadline. */
+function runToExit(args: string[], deadlineMs = 30_000): Promise<Run> {
+  const child = spawn(process.execPath, [...NODE_ARGS, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  return new Promise((res) => {
+    let timedOut = false;
+    const t = setTimeout(() => {
+      timedOut = true;
+      if (child.pid !== undefined) process.kill(child.pid, 'SIGKILL');
+    }, deadlineMs);
+    child.on('exit', (code) => {
+      clearTimeout(t);
+      res({ code, stdout, stderr, timedOut });
+    });
+  });
+}
+
+function assertNoCredential(r: Run, file: string): void {
+  assert.equal(r.timedOut, false, `the process exits by itself (it ran on: ${r.stdout}${r.stderr})`);
+  assert.equal(r.code, 1, `exit code 1 (stderr: ${r.stderr})`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one error line, got: ${r.stderr}`);
+  assert.match(lines[0]!, /^intersync: .*\[NO_CREDENTIAL\] \(hint: .+\)$/);
+  assert.ok(lines[0]!.includes(file), 'the line names the file');
+  assert.doesNotMatch(r.stderr, /INTERNAL|this is a bug/);
+}
+
+test('a server whose fileset secret was deleted refuses to start, says what to do, and exits 1', async (t) => {
+  const d = tmpDir();
+  const logs = tmpDir('intersync-cred-logs-');
+  t.after(() => {
+    d.cleanup();
+    logs.cleanup();
+  });
+  assert.equal(cli(['mkfs', d.path]).code, 0);
+  const secret = secretFile(d.path);
+  const before = readFileSync(secret, 'utf8');
+  rmSync(secret);
+  const port = await freePort();
+  const r = await runToExit(['--log-dir', logs.path, '--state-dir', STATE_DIR, '--listen', `127.0.0.1:${port}`, d.path]);
+  assertNoCredential(r, secret);
+  assert.match(r.stderr, /backup|openssl rand/, 'the hint says how to get a secret back');
+  assert.equal(existsSync(secret), false, 'no new secret made behind the clients\' backs');
+  assert.equal(existsSync(join(d.path, '.intermezzo/default/daemon.pid')), false, 'the pid file is released');
+
+  // An empty one is the same refusal (an empty secret must never stand for one); the secret put back starts it.
+  writeFileSync(secret, '\n');
+  const empty = await runToExit(['--log-dir', logs.path, '--state-dir', STATE_DIR, '--listen', `127.0.0.1:${port}`, d.path]);
+  assertNoCredential(empty, secret);
+  writeFileSync(secret, before);
+  chmodSync(secret, 0o600);
+  const up = await spawnServer(d.path, logs.path, port);
+  await stopChild(up);
+});
+
+test('a client whose credential was deleted stops with NO_CREDENTIAL and exit 1, whether its server is up or away', async (t) => {
+  const srv = tmpDir('intersync-cred-srv-');
+  const cl = tmpDir('intersync-cred-cl-');
+  const logs = tmpDir('intersync-cred-logs-');
+  const port = await freePort();
+  const server = await spawnServer(srv.path, logs.path, port);
+  t.after(async () => {
+    await stopChild(server);
+    for (const x of [srv, cl, logs]) x.cleanup();
+  });
+  const client = await spawnClient(cl.path, logs.path, port, secretFile(srv.path));
+  writeFileSync(join(srv.path, 'a'), 'from the server\n');
+  await waitConverged([srv.path, cl.path]);
+  await stopChild(client);
+  const node = readFileSync(join(cl.path, '.intermezzo', 'node-id'), 'utf8').trim();
+  const credential = join(STATE_DIR, node, 'default', 'credential');
+  assert.ok(existsSync(credential), 'the client enrolled and kept its credential');
+  rmSync(credential);
+
+  // Server up: refused at start.
+  const url = `http://127.0.0.1:${port}`;
+  assertNoCredential(await runToExit(['--log-dir', logs.path, '--state-dir', STATE_DIR, '--server', url, cl.path]), credential);
+  // Server away: a client may start off line, but not one that could never join again.
+  await stopChild(server);
+  assertNoCredential(await runToExit(['--log-dir', logs.path, '--state-dir', STATE_DIR, '--server', url, cl.path]), credential);
+  assert.equal(existsSync(join(cl.path, '.intermezzo/default/daemon.pid')), false, 'the pid file is released');
+});
+
+test('a --secret-file that does not exist is NO_CREDENTIAL, not a missing directory', async (t) => {
+  const cl = tmpDir('intersync-cred-cl-');
+  const logs = tmpDir('intersync-cred-logs-');
+  t.after(() => {
+    cl.cleanup();
+    logs.cleanup();
+  });
+  const missing = join(cl.path, '..', `no-such-secret-${process.pid}`);
+  const port = await freePort();
+  assertNoCredential(await runToExit(['--log-dir', logs.path, '--state-dir', STATE_DIR, '--server', `http://127.0.0.1:${port}`, '--secret-file', missing, cl.path]), missing);
+});
