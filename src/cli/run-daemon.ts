@@ -175,9 +175,8 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
-    onProgress: progress.onProgress,
+    copyObserver: progress,
   });
-  progress.stop();
   exit.started(async () => {
     await site.stop();
     await node.stop();

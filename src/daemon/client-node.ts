@@ -36,7 +36,7 @@ import { localNamesOf } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
-import { firstCopy, type CopyProgress } from './copy.js';
+import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
@@ -59,7 +59,8 @@ export interface ClientNodeOptions {
   readonly logDir?: string;
   readonly settleMs?: number;
   readonly clock: Clock;
-  readonly onProgress?: (p: CopyProgress) => void;
+  /** Shown a copy's progress (the first copy, and each resync's). */
+  readonly copyObserver?: CopyObserver;
   readonly onWarning?: (err: IntersyncError) => void;
   /**
    * A failure the node cannot get past by waiting (its credential is gone): the follow loop has stopped,
@@ -278,7 +279,7 @@ export class ClientNode {
       // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
       const copying = db.getMeta('copy_done') === undefined;
       await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
-        if (copying) await node.#firstCopy();
+        if (copying) await node.#firstCopy('first copy');
         await node.capture.start(statMany);
       });
       node.#checkOffline();
@@ -376,22 +377,24 @@ export class ClientNode {
     return this.#hello?.node ?? this.db.getMeta('server_node') ?? 'server';
   }
 
-  async #firstCopy(): Promise<void> {
+  async #firstCopy(kind: CopyKind): Promise<void> {
     this.#copy = { done: false, files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 };
     const t0 = this.#o.clock.monotonic();
+    const shown = this.#o.copyObserver;
+    shown?.begin(kind);
     const r = await firstCopy({
       db: this.db, apply: this.apply, client: this.client, source: this.#source, root: this.paths.dir,
       serverNode: this.#serverNode(), log: this.log, clock: this.#o.clock, stuck: new Set(this.#stuckObjects),
       onProgress: (p) => {
         this.#copy = { done: false, files: p.files, totalFiles: p.totalFiles, bytes: p.bytes, totalBytes: p.totalBytes };
-        this.#o.onProgress?.(p);
+        shown?.progress(p);
       },
       // The copy's TID is what the server has: this node lags by all of it until the copy is in.
       onServerTid: (tid, next) => this.#lag.onCopy(tid, next),
-    });
+    }).finally(() => shown?.end());
     this.#stuckObjects.clear();
     this.#copy = { done: true, files: r.files, totalFiles: r.files, bytes: r.bytes, totalBytes: r.bytes };
-    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, 'first copy done');
+    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, `${kind} done`);
   }
 
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
@@ -403,7 +406,7 @@ export class ClientNode {
       this.capture.rescan();
       await Promise.race([this.capture.idle(), sleep(10_000, undefined, { ref: false })]);
     }
-    await this.#firstCopy();
+    await this.#firstCopy('resync');
     // Counted once done: an attempt cut short (the server away meanwhile) is retried, and is not another resync.
     this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
     this.#applyStuckSince = null;

@@ -28,6 +28,19 @@ export interface CopyProgress {
   totalBytes: number;
 }
 
+/** A whole copy from the server: the first one (or its resumption after a kill), or a resync's. */
+export type CopyKind = 'first copy' | 'resync';
+
+/**
+ * Who shows a copy's progress to a person (the CLI: a bar or lines). Invariant: each copy is `begin`, then
+ * its reports in order, then `end`, also when it fails half-way; copies never overlap.
+ */
+export interface CopyObserver {
+  begin(kind: CopyKind): void;
+  progress(p: CopyProgress): void;
+  end(): void;
+}
+
 export interface CopyDeps {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
