@@ -16,6 +16,7 @@ import { readStatusFile } from '#daemon/status-file.js';
 import { resolveOpenConflict, type Keep } from '#daemon/resolve.js';
 import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
+import type { Transfer } from '#core/transfers.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
@@ -120,6 +121,9 @@ interface ServerSection {
   url: string | null;
   connected: string[];
   tokens: Array<{ scope: string; holder: string; expires: number }>;
+  /** Absent from a daemon of an older release. */
+  transfers?: Transfer[];
+  bytes?: { in: number; out: number };
 }
 
 export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
@@ -155,7 +159,11 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       pendingLocal: db.lmlCount(),
       conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
-      server: role === 'server' ? { url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers } : null,
+      server: role === 'server' ? {
+        url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
+        // Large files moving now, each with its peer and progress; bytes on the server's connections since start.
+        transfers: server?.transfers ?? [], bytesIn: server?.bytes?.in ?? null, bytesOut: server?.bytes?.out ?? null,
+      } : null,
       client: role === 'client' ? {
         server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
         disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
@@ -200,7 +208,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
       print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.map(scopeWords).join(', ')}`);
       print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown === null ? '?' : fmtWaiting(c.waitingDown)}`);
-      for (const t of c.transfers) print(`  transfer ${t.direction}: ${t.path} ${fmtProgress(t.bytes, t.total)}${t.total === t.size ? '' : ` (a delta of a ${fmtBytes(t.size)} file)`}`);
+      for (const t of c.transfers) print(`  ${fmtTransfer(t)}`);
       if (c.bytesIn !== null && c.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(c.bytesIn)} in, ${fmtBytes(c.bytesOut)} out`);
       if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
@@ -212,6 +220,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         print(`  peer ${p.node}${p.replicate ? ' (replicator)' : ''}: ${p.connected ? 'connected' : 'away'}, last_rcvd ${p.lastRcvd}, lag ${p.lagRecords} records / ${p.lagSeconds} s`);
         if (p.lagRecords > 0) print(`    waiting for it: ${fmtWaiting(p.waiting)}`);
       }
+      for (const t of s.server.transfers) print(`  ${fmtTransfer(t)}${t.peer === null ? '' : `, ${t.direction === 'up' ? 'from' : 'to'} ${t.peer}`}`);
+      if (s.server.bytesIn !== null && s.server.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(s.server.bytesIn)} in, ${fmtBytes(s.server.bytesOut)} out`);
     }
     print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
     const c = s.capture;
@@ -228,6 +238,11 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
 }
 
 export { fmtBytes };
+
+/** "transfer down: big.bin 1.0 MiB of 3.0 MiB (33%)": a large file moving, and how far it got. */
+function fmtTransfer(t: Transfer): string {
+  return `transfer ${t.direction}: ${t.path} ${fmtProgress(t.bytes, t.total)}${t.total === t.size ? '' : ` (a delta of a ${fmtBytes(t.size)} file)`}`;
+}
 
 function fmtProgress(done: number, total: number): string {
   return `${fmtBytes(done)} of ${fmtBytes(total)} (${total === 0 ? 100 : Math.floor((done * 100) / total)}%)`;

@@ -245,7 +245,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
     const { serverView } = await import('#daemon/observe.js');
     const observeUrl = await site.started({
-      db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+      db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, Date.now),
       tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [node.secret], withUi: false,
     });
     if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);

@@ -10,7 +10,6 @@ import type { FilesetDb } from '#journal/fileset-db.js';
 import type { HttpExtension } from '#net/server.js';
 import { Dashboard, type DashboardSource } from '#daemon/dashboard.js';
 import { PromMetrics, type MetricsView } from '#daemon/prom-metrics.js';
-import { WireBytes } from '#net/wire-bytes.js';
 import { serveObserve } from '#daemon/observe.js';
 import { parseListen } from './output.js';
 
@@ -30,7 +29,6 @@ function readSecretFile(file: string, what: string): string {
 
 export class SiteWiring {
   readonly prom = new PromMetrics();
-  readonly bytes = new WireBytes();
   readonly dashboard: Dashboard | null;
   readonly #o: SiteOptions;
   readonly #admin: string | null;
@@ -51,7 +49,6 @@ export class SiteWiring {
     return {
       ...(dash === null ? {} : { openPrefix: '/ui/' }),
       extend: (app, edge) => {
-        this.bytes.watchServer(app.server);
         app.get('/metrics', async (_req, reply) => reply.type(this.prom.contentType).send(await this.prom.text()));
         // /ui (no slash) redirects; it is under the open prefix only with the slash, so answer it here too.
         dash?.routes(app, edge.trust);

@@ -1,7 +1,9 @@
 /**
- * What a node is moving over the wire right now, per file: a large file's blocks fetched from a peer
- * (down) or uploaded to it (up), with the bytes moved so far. Small files travel inline with their
- * record and are never "in transfer". Read by the status and the dashboard; the mover reports.
+ * What a node is moving over the wire right now, per file: a large file's blocks going up (client to
+ * server: a client's upload, which its server receives) or down (server to client: blocks a client
+ * fetches, which its server sends), with the bytes moved so far. The direction is the link's, so both
+ * ends of one transfer name it alike. Small files travel inline with their record and are never "in
+ * transfer". Read by the status; the mover reports.
  * Invariant: a transfer is listed from `start` until its `end`, and its `bytes` never exceeds `total`.
  */
 export type Direction = 'up' | 'down';
@@ -17,6 +19,8 @@ export interface Transfer {
   readonly bytes: number;
   /** Wall-clock ms when it started. */
   readonly since: number;
+  /** On a server: the node at the other end (null: it authenticated with the shared secret). */
+  readonly peer: string | null;
 }
 
 export interface TransferHandle {
@@ -33,8 +37,8 @@ export class Transfers {
     this.#now = now;
   }
 
-  start(direction: Direction, path: string, size: number, total: number): TransferHandle {
-    const entry = { t: { direction, path, size, total, bytes: 0, since: this.#now() }, bytes: 0 };
+  start(direction: Direction, path: string, size: number, total: number, peer: string | null = null): TransferHandle {
+    const entry = { t: { direction, path, size, total, bytes: 0, since: this.#now(), peer }, bytes: 0 };
     this.#open.add(entry);
     return {
       add: (n) => {

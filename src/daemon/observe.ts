@@ -29,7 +29,7 @@ export function serverPeers(db: FilesetDb, server: FilesetServer | null, now: nu
   });
 }
 
-export function serverView(node: { db: FilesetDb; capture: WatchCapture; server: FilesetServer | null }, bytes: WireBytes, now: () => number): MetricsView {
+export function serverView(node: { db: FilesetDb; capture: WatchCapture; server: FilesetServer | null }, now: () => number): MetricsView {
   return {
     role: 'server',
     lastTid: () => node.db.lastTid,
@@ -38,7 +38,7 @@ export function serverView(node: { db: FilesetDb; capture: WatchCapture; server:
     resyncs: () => 0,
     pendingLocal: () => 0,
     peers: () => serverPeers(node.db, node.server, now()),
-    bytes: () => bytes.totals,
+    bytes: () => node.server?.bytes.totals ?? { in: 0, out: 0 },
   };
 }
 

@@ -1,5 +1,6 @@
 import { metrics } from '#core/metrics.js';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { relative } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -8,15 +9,17 @@ import { D_HTTP, D_REINT } from '#core/debug.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
-import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
+import { formatTid, isNodeId, NO_VERSION, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
-import type { BlockMap } from '#apply/blocks.js';
+import { blockLength, type BlockMap } from '#apply/blocks.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
 import { waitingAfter } from '#journal/in-flight.js';
+import { Transfers, type TransferHandle } from '#core/transfers.js';
+import { WireBytes } from './wire-bytes.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
@@ -101,9 +104,14 @@ export class FilesetServer {
   readonly #revokePoll: NodeJS.Timeout;
   #closing = false;
   #recalls = 0;
+  /** Large files moving now: blocks clients fetch (down), uploads they send (up). */
+  readonly transfers: Transfers;
+  /** Bytes read and written on the connections this server accepted. */
+  readonly bytes = new WireBytes();
 
   constructor(f: ServedFileset, tls?: { cert: string; key: string }, limits: Partial<EdgeLimits> = {}) {
     this.#f = f;
+    this.transfers = new Transfers(() => f.clock.now());
     const lim = { ...DEFAULT_LIMITS, ...limits };
     this.#limits = lim;
     this.#staging = new UploadStaging((h) => f.apply.stagedPath(h), f.clock, lim.stagedQuotaBytes, lim.stagedTtlMs);
@@ -126,6 +134,7 @@ export class FilesetServer {
       ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...timeouts } }),
     }) as unknown as FastifyInstance;
     const app = this.#app;
+    this.bytes.watchServer(app.server);
     app.server.headersTimeout = lim.headersTimeoutMs;
     this.#guard = new ConnectionGuard(app.server, lim, f.log);
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
@@ -310,7 +319,8 @@ export class FilesetServer {
       const r = await this.#content.blockMap(b.fid);
       if (r === null || r.map.hash !== b.hash) throw IntersyncError.CONTENT_GONE(b.hash);
       if (b.indexes.some((i) => i >= r.map.blocks.length)) throw IntersyncError.BAD_REQUEST('block index out of range');
-      return reply.type('application/octet-stream').send(Readable.from(this.#content.blocks(r.path, r.map, b.indexes)));
+      const t = this.transfers.start('down', relative(this.#f.root, r.path), r.map.size, b.indexes.reduce((n, i) => n + blockLength(r.map, i), 0), this.#gate.nodeOf(req));
+      return reply.type('application/octet-stream').send(Readable.from(tracked(this.#content.blocks(r.path, r.map, b.indexes), t)));
     });
 
     // Is this content here already (identical content is never sent twice)?
@@ -349,7 +359,7 @@ export class FilesetServer {
         throw e;
       }
       try {
-        return await this.#upload(fid, map, frames);
+        return await this.#upload(fid, map, frames, this.#gate.nodeOf(req));
       } finally {
         release();
       }
@@ -447,19 +457,28 @@ export class FilesetServer {
     }));
   }
 
-  /** Receive an upload's blocks (after its map) into the staging folder. */
-  async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>): Promise<{ staged: string }> {
+  /** Receive an upload's blocks (after its map) into the staging folder, listed as a transfer up while they come. */
+  async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>, peer: string | null): Promise<{ staged: string }> {
     const f = this.#f;
     const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
+    // A new file has no name here until its record comes: the transfer names its fid.
+    const name = f.db.objectByFid(fid as Fid)?.path ?? `(new file ${fid})`;
+    const transfers = this.transfers;
       const source: ContentSource = {
         blockMap: async () => map,
         blocks: async function* (_d, _m, indexes) {
-          for (const want of indexes) {
-            const n = await frames.next();
-            if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
-              throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+          const t = transfers.start('up', name, map.size, indexes.reduce((n, i) => n + blockLength(map, i), 0), peer);
+          try {
+            for (const want of indexes) {
+              const n = await frames.next();
+              if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
+                throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+              }
+              t.add(n.value.payload.length);
+              yield n.value.payload;
             }
-            yield n.value.payload;
+          } finally {
+            t.end();
           }
         },
       };
@@ -739,5 +758,17 @@ function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
       if (linkOf === null) firstNameOfIno.set(ino, o.path);
     }
     yield { ...o, linkOf };
+  }
+}
+
+/** `blocks`, each counted on `t` as it leaves; `t` ends when they are all sent or the response is dropped. */
+function* tracked(blocks: Iterable<Buffer>, t: TransferHandle): Generator<Buffer> {
+  try {
+    for (const b of blocks) {
+      yield b;
+      t.add(b.length);
+    }
+  } finally {
+    t.end();
   }
 }
