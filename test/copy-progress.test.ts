@@ -1,6 +1,9 @@
-// Invariant: a first copy (or resync) not on a terminal shows its progress as plain lines, one each time
-// the interval passed since the last line and one when the last file is in, so a service's journal shows
-// progress too; on a terminal the bar takes every report and prints no such line.
+// Invariant: a first copy and each resync not on a terminal show their progress as plain lines (`copy:`,
+// `resync:`), one each time the interval passed since the last line and one when the last file is in, so a
+// service's journal shows progress too; on a terminal the bar takes every report and prints no such line.
+// Each copy starts afresh: a resync gets its own bar, and its own last line even when it has as many
+// files as the copy before it. The resync tests fail without it (a resync's lines said `copy:`, its last
+// line was left out when its count equalled the first copy's, and its bar was updated after it stopped).
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -8,7 +11,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { copyReporter, progressLine, type ProgressBar } from '#cli/copy-progress.js';
 import type { CopyProgress } from '#daemon/copy.js';
-import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, secretFile, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, readLogs, secretFile, sleep, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 const at = (files: number, totalFiles = 10): CopyProgress => ({ files, totalFiles, bytes: files * 100, totalBytes: totalFiles * 100 });
 
@@ -18,11 +23,12 @@ test('not on a terminal: a line when the interval passed since the last one, and
   const r = copyReporter({ bar: null, print: (l) => lines.push(l), everyMs: 5000, now: () => now });
   // [time of the report, files copied]: the first report prints, then only one 5 s after the last line.
   const reports: Array<[number, number]> = [[0, 0], [1000, 1], [4999, 2], [5000, 3], [7000, 4], [9999, 5], [10000, 6], [10001, 7], [11000, 10], [11001, 10]];
+  r.begin('first copy');
   for (const [t, files] of reports) {
     now = t;
-    r.onProgress(at(files));
+    r.progress(at(files));
   }
-  r.stop();
+  r.end();
   assert.deepEqual(lines, [progressLine(at(0)), progressLine(at(3)), progressLine(at(6)), progressLine(at(10))]);
   assert.equal(lines[1], 'copy: 3/10 files, 300 B of 1000 B');
 });
@@ -37,21 +43,41 @@ test('on a terminal: the bar takes every report, no line is printed', () => {
   const lines: string[] = [];
   let now = 0;
   const r = copyReporter({ bar, print: (l) => lines.push(l), everyMs: 5000, now: () => now });
-  for (const f of [0, 4, 10]) {
-    now += 10;
-    r.onProgress(at(f));
+  for (const kind of ['first copy', 'resync'] as const) {
+    r.begin(kind);
+    for (const f of [0, 4, 10]) {
+      now += 10;
+      r.progress(at(f));
+    }
+    r.end();
   }
-  r.stop();
-  assert.deepEqual(calls, ['start 0/10', 'update 4', 'update 10', 'stop']);
+  const one = ['start 0/10', 'update 4', 'update 10', 'stop'];
+  assert.deepEqual(calls, [...one, ...one], 'the resync has a bar of its own');
   assert.deepEqual(lines, []);
 });
 
-test('a client started as a service would be (stdout and stderr not a terminal) prints copy lines up to all files', async (t) => {
+test('not on a terminal: a resync prints its own lines, labelled, up to its last file', () => {
+  let now = 0;
+  const lines: string[] = [];
+  const r = copyReporter({ bar: null, print: (l) => lines.push(l), everyMs: 5000, now: () => now });
+  for (const kind of ['first copy', 'resync'] as const) {
+    r.begin(kind);
+    for (const f of [0, 5, 10]) {
+      now += 1000;
+      r.progress(at(f));
+    }
+    r.end();
+  }
+  assert.deepEqual(lines, ['copy: 0/10 files, 0 B of 1000 B', 'copy: 10/10 files, 1000 B of 1000 B', 'resync: 0/10 files, 0 B of 1000 B', 'resync: 10/10 files, 1000 B of 1000 B']);
+});
+
+test('a client started as a service would be (stdout and stderr not a terminal) prints copy lines up to all files, and resync lines for a resync', { timeout: 180_000 }, async (t) => {
   const [srv, cl, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
   mkdirSync(join(srv.path, 'site'));
   for (let i = 0; i < 600; i++) writeFileSync(join(srv.path, 'site', `p${i}.html`), `<p>${i}</p>\n`);
   const port = await freePort();
-  const server = await spawnServer(srv.path, logs.path, port);
+  // A small retention: a client away while 20 records are journaled must resync.
+  const server = await spawnServer(srv.path, logs.path, port, ['--retain-records', '5']);
   t.after(async () => {
     await stopChild(server, 'SIGKILL');
     for (const d of [srv, cl, logs]) d.cleanup();
@@ -82,4 +108,39 @@ test('a client started as a service would be (stdout and stderr not a terminal) 
   const st = JSON.parse(cli(['status', cl.path, '--json']).stdout) as { client: { firstCopy: { done: boolean; files: number } } };
   assert.deepEqual([st.client.firstCopy.done, st.client.firstCopy.files], [true, 601]);
   assert.equal(readFileSync(join(cl.path, 'site', 'p7.html'), 'utf8'), '<p>7</p>\n');
+
+  // A resync: the client is away while the server journals and prunes 20 records; back, it copies again.
+  const count = (re: RegExp): number => readLogs(logs.path).split('\n').filter((l) => re.test(l)).length;
+  assert.equal(cli(['disconnect', cl.path]).code, 0);
+  await until('the client is disconnected', () => count(/"msg":"disconnected on request"/) > 0);
+  const rcvd = BigInt(JSON.parse(cli(['status', cl.path, '--json']).stdout).client.lastRcvd as string);
+  for (let i = 0; i < 20; i++) writeFileSync(join(srv.path, 'site', `n${i}.html`), `<p>new ${i}</p>\n`);
+  await until('the server pruned the records the client missed', () => firstKept(srv.path) > rcvd + 1n);
+  assert.equal(cli(['reconnect', cl.path]).code, 0);
+  // A resync places only what differs from the server's: the 20 new pages.
+  await until('the resync placed every file that differs', () => /^resync: 20\/20 files, /m.test(out));
+  await waitConverged([srv.path, cl.path]);
+  const resyncs = out.split('\n').filter((l) => l.startsWith('resync: '));
+  const rc = resyncs.map((l) => Number(/^resync: (\d+)\/20 files, /.exec(l)?.[1] ?? NaN));
+  assert.ok(rc.every((n, i) => Number.isInteger(n) && (i === 0 || n >= rc[i - 1]!)), `counts grow: ${resyncs.join(' | ')}`);
+  assert.equal(out.split('\n').filter((l) => l.startsWith('copy: ')).length, copies.length, 'the resync does not print first-copy lines');
+  assert.equal(count(/"msg":"resync done"/), 1);
 });
+
+/** The first TID the server's journal still holds (read-only, while its daemon runs). */
+function firstKept(dir: string): bigint {
+  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
+  try {
+    return db.firstKeptTid;
+  } finally {
+    db.close();
+  }
+}
+
+async function until(what: string, fn: () => boolean): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (fn()) return;
+    await sleep(100);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}

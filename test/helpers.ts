@@ -201,6 +201,7 @@ export async function waitConverged(dirs: string[], timeoutMs = 60_000): Promise
  * A TCP proxy on 127.0.0.1 for requests a client sends that match `match` (a request line, say): it holds
  * each one back by `delayMs`, keeping each connection's bytes in order, or, while `refuse` is set, drops
  * the connection instead (the request fails as with a cut link). All three can be changed while it runs.
+ * Between pause() and resume(), matching requests wait, whatever the delay.
  */
 export class DelayProxy {
   readonly #server: Server;
@@ -211,6 +212,10 @@ export class DelayProxy {
   /** Matching requests held back, and refused, so far. */
   delayed = 0;
   refused = 0;
+  /** Matching requests held by pause() so far (each waits for resume()). */
+  paused = 0;
+  #gate: Promise<void> | null = null;
+  #resume: (() => void) | null = null;
 
   private constructor(targetPort: number, match: RegExp, delayMs: number) {
     this.match = match;
@@ -236,7 +241,10 @@ export class DelayProxy {
         }
         const hold = hit ? this.delayMs : 0;
         if (hold > 0) this.delayed++;
+        const gate = hit ? this.#gate : null;
+        if (gate !== null) this.paused++;
         chain = chain.then(async () => {
+          if (gate !== null) await gate;
           if (hold > 0) await sleep(hold);
           if (!up.destroyed) up.write(b);
         });
@@ -260,12 +268,28 @@ export class DelayProxy {
     return a.port;
   }
 
+  /** From now on, hold each matching request (and what follows it on its connection) until resume(). */
+  pause(): void {
+    if (this.#gate !== null) return;
+    this.#gate = new Promise((res) => {
+      this.#resume = res;
+    });
+  }
+
+  /** Let the held requests go on. */
+  resume(): void {
+    this.#resume?.();
+    this.#gate = null;
+    this.#resume = null;
+  }
+
   /** Drop every open connection (long-lived ones too), as a cut link does. */
   cut(): void {
     for (const s of this.#sockets) s.destroy();
   }
 
   async close(): Promise<void> {
+    this.resume();
     for (const s of this.#sockets) s.destroy();
     await new Promise<void>((ok) => this.#server.close(() => ok()));
   }

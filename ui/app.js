@@ -55,7 +55,7 @@ async function refresh() {
     ['pending LML', s.pendingLml], ['conflicts', `${s.conflictCounts.open} open, ${s.conflictCounts.settled} settled`],
   ].map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(v)}</td></tr>`).join('');
   $('#peers tbody').innerHTML = s.peers.map((p) => `<tr><td>${esc(p.peer)}</td><td class="${p.connected ? 'on' : 'off'}">${p.connected ? 'connected' : 'away'}</td>` +
-    `<td>${p.lagRecords}</td><td>${p.lagSeconds}</td><td>${p.history.map((h) => `${new Date(h.t).toLocaleTimeString()} ${h.connected ? 'up' : 'down'}`).map(esc).join(', ')}</td></tr>`).join('');
+    `<td>${p.lagRecords}</td><td>${p.lagSeconds ?? '?'}</td><td>${p.history.map((h) => `${new Date(h.t).toLocaleTimeString()} ${h.connected ? 'up' : 'down'}`).map(esc).join(', ')}</td></tr>`).join('');
   $('#lml').innerHTML = s.lml.map((r) => `<li>${esc(r.kind)} ${esc(r.path)}</li>`).join('');
   $('#conflicts').innerHTML = s.conflicts.length === 0 ? '<p>none</p>' : s.conflicts.map((c) => `<div class="conflict" data-id="${c.id}" data-path="${esc(c.path)}">
       <b>${esc(c.path)}</b> [${esc(c.kind)}] policy ${esc(c.policy)}

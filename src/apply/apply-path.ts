@@ -189,8 +189,8 @@ export class ApplyPath {
     const whole = createHash('sha256');
     try {
       const src = oldAbs !== null && have !== null ? openSync(oldAbs, 'r') : null;
+      const fetched = source.blocks(d, map, need)[Symbol.asyncIterator]();
       try {
-        const fetched = source.blocks(d, map, need)[Symbol.asyncIterator]();
         for (let i = 0; i < map.blocks.length; i++) {
           const len = blockLength(map, i);
           let buf: Buffer;
@@ -209,6 +209,8 @@ export class ApplyPath {
         }
       } finally {
         if (src !== null) closeSync(src);
+        // Ended whether all blocks came or not: the source lets go of its response (and its transfer is over).
+        await fetched.return?.();
       }
     } catch (e) {
       closeSync(out);

@@ -16,9 +16,10 @@ import { readStatusFile } from '#daemon/status-file.js';
 import { resolveOpenConflict, type Keep } from '#daemon/resolve.js';
 import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
+import type { Transfer } from '#core/transfers.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
-import { conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
+import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
 type Print = (line: string) => void;
 
@@ -120,6 +121,9 @@ interface ServerSection {
   url: string | null;
   connected: string[];
   tokens: Array<{ scope: string; holder: string; expires: number }>;
+  /** Absent from a daemon of an older release. */
+  transfers?: Transfer[];
+  bytes?: { in: number; out: number };
 }
 
 export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
@@ -141,9 +145,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         const lag = lagOf(db, tid as never, now);
         return {
           node: p.node, replicate: p.replicate, connected: server?.connected.includes(p.node) ?? false, address: p.address,
-          lastRcvd: formatTid(tid), lagRecords: lag.records, lagSeconds: lag.seconds,
+          lastRcvd: formatTid(tid), lagRecords: lag.records, lagSince: lag.since, lagSeconds: lag.seconds,
           // What this peer still has to receive (files with new content and their bytes).
-          waiting: lag.records > 0 ? waitingAfter(db, tid as never) : { records: 0, files: 0, bytes: 0, atLeast: false },
+          waiting: lag.records > 0 ? waitingAfter(db, tid as never) : NOTHING_WAITING,
           lastSeen: p.lastSeen,
         };
       })
@@ -157,17 +161,26 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       diskFull: running ? (daemon.diskFull ?? null) : null,
       conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
-      server: role === 'server' ? { url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers } : null,
+      server: role === 'server' ? {
+        url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
+        // Large files moving now, each with its peer and progress; bytes on the server's connections since start.
+        transfers: server?.transfers ?? [], bytesIn: server?.bytes?.in ?? null, bytesOut: server?.bytes?.out ?? null,
+      } : null,
       client: role === 'client' ? {
         server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
         disconnectedSince: client?.disconnectedSince ?? null, lastRcvd: formatTid(db.lastRcvdOf(db.getMeta('server_node') ?? '')),
-        serverTid: client?.serverTid ?? null, lagRecords: client?.lagRecords ?? null, lagMs: client?.lagMs ?? null,
+        serverTid: client?.serverTid ?? null,
+        // Lag as the server counts it for this node (journal/in-flight.ts): records after last_rcvd, and the
+        // time the oldest of them was journaled; the server's status shows the same lagSince.
+        lagRecords: client?.lagRecords ?? null, lagSince: client?.lagSince ?? null, lagSeconds: client?.lagSeconds ?? null,
         tokensHeld: reint?.heldTokens ?? [], conflicts: client?.conflicts ?? 0, stale: client?.stale ?? 0,
         refused: reint?.refused ?? 0, lastRefusal: reint?.lastRefusal ?? null, resyncs: client?.resyncs ?? Number(db.getMeta('resyncs') ?? '0'),
         stuckSince: client?.stuckSince ?? null, firstCopy: client?.copy ?? null,
         // Up: the LML (files with new content and bytes); down: what the server has that this node has not applied.
-        waitingUp: waitingLocal(db), waitingDown: { records: client?.lagRecords ?? null },
-        lagSeconds: client?.lagMs === null || client?.lagMs === undefined ? null : Math.round(client.lagMs / 1000),
+        waitingUp: waitingLocal(db), waitingDown: client?.waitingDown ?? null,
+        // Large files moving now, each with its progress; bytes on the connections to the server since start.
+        transfers: client?.transfers ?? [],
+        bytesIn: client?.bytesIn ?? null, bytesOut: client?.bytesOut ?? null,
       } : null,
       // The reintegrator's own view (pending, refusals, the last one, since when stuck), as the daemon published it.
       reint: role === 'client' ? reint : null,
@@ -192,7 +205,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       const since = c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`;
       const link = s.daemon === null ? 'daemon not running' : c.connected ? 'connected' : c.offline ? `disconnected on request${since}` : `disconnected${since}, retrying`;
       // A client that cannot progress is not "lag 0": its records do not move, whatever the stream says.
-      const lag = c.stuckSince !== null ? ', STUCK' : c.lagRecords === null ? '' : `, lag ${c.lagRecords} records${c.lagMs ? ` / ${Math.round(c.lagMs)} ms` : ''}`;
+      const lag = c.stuckSince !== null ? ', STUCK' : c.lagRecords === null ? '' : `, lag ${c.lagRecords} records / ${c.lagSeconds ?? '?'} s`;
       print(`  server: ${c.server ?? '?'} (${link}), last_rcvd ${c.lastRcvd}${lag}`);
       if (c.stuckSince !== null) {
         const last = c.lastRefusal === null ? '' : `; last refusal: change ${c.lastRefusal.seq}${c.lastRefusal.code === null ? '' : ` [${c.lastRefusal.code}]`}: ${c.lastRefusal.message}`;
@@ -200,7 +213,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       }
       if (!c.connected) print(`  disconnected${c.disconnectedSince === null ? '' : ` since ${new Date(c.disconnectedSince).toISOString()}`}, ${s.pendingLocal} pending records`);
       print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.map(scopeWords).join(', ')}`);
-      print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown.records ?? '?'} records${c.lagSeconds === null ? '' : `, ${c.lagSeconds} s since the last applied`}`);
+      print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown === null ? '?' : fmtWaiting(c.waitingDown)}`);
+      for (const t of c.transfers) print(`  ${fmtTransfer(t)}`);
+      if (c.bytesIn !== null && c.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(c.bytesIn)} in, ${fmtBytes(c.bytesOut)} out`);
       if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
     }
@@ -211,6 +226,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         print(`  peer ${p.node}${p.replicate ? ' (replicator)' : ''}: ${p.connected ? 'connected' : 'away'}, last_rcvd ${p.lastRcvd}, lag ${p.lagRecords} records / ${p.lagSeconds} s`);
         if (p.lagRecords > 0) print(`    waiting for it: ${fmtWaiting(p.waiting)}`);
       }
+      for (const t of s.server.transfers) print(`  ${fmtTransfer(t)}${t.peer === null ? '' : `, ${t.direction === 'up' ? 'from' : 'to'} ${t.peer}`}`);
+      if (s.server.bytesIn !== null && s.server.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(s.server.bytesIn)} in, ${fmtBytes(s.server.bytesOut)} out`);
     }
     print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
     const c = s.capture;
@@ -227,6 +244,15 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
 }
 
 export { fmtBytes };
+
+/** "transfer down: big.bin 1.0 MiB of 3.0 MiB (33%)": a large file moving, and how far it got. */
+function fmtTransfer(t: Transfer): string {
+  return `transfer ${t.direction}: ${t.path} ${fmtProgress(t.bytes, t.total)}${t.total === t.size ? '' : ` (a delta of a ${fmtBytes(t.size)} file)`}`;
+}
+
+function fmtProgress(done: number, total: number): string {
+  return `${fmtBytes(done)} of ${fmtBytes(total)} (${total === 0 ? 100 : Math.floor((done * 100) / total)}%)`;
+}
 
 function fmtWaiting(w: Waiting): string {
   return `${w.atLeast ? 'at least ' : ''}${w.records} records, ${w.files} files, ${fmtBytes(w.bytes)}`;

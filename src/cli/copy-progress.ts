@@ -1,8 +1,8 @@
 /**
- * How a client's first copy (or resync) shows its progress: a bar on a terminal, else a plain line every
- * few seconds (and one when all files are in), so a service's journal shows progress too.
+ * How a client's first copy and each resync show their progress: a bar on a terminal, else a plain line
+ * every few seconds (and one when all files are in), so a service's journal shows progress too.
  */
-import type { CopyProgress } from '#daemon/copy.js';
+import type { CopyKind, CopyObserver, CopyProgress } from '#daemon/copy.js';
 import { fmtBytes } from './output.js';
 
 /** How often a first copy or resync not on a terminal prints a progress line (INTERSYNC_PROGRESS_MS overrides). */
@@ -15,46 +15,55 @@ export interface ProgressBar {
   stop(): void;
 }
 
-export interface CopyReporter {
-  readonly onProgress: (p: CopyProgress) => void;
-  /** The copy is over: the bar (if any) is closed. */
-  stop(): void;
-}
+/** Shows each copy (daemon/copy.ts's CopyObserver); `begin` starts a new bar or a new run of lines. */
+export type CopyReporter = CopyObserver;
 
-/** The line a progress report prints when not on a terminal. */
-export function progressLine(p: CopyProgress): string {
-  return `copy: ${p.files}/${p.totalFiles} files, ${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`;
+/** The line a progress report prints when not on a terminal: `copy:` for a first copy, `resync:` for a resync. */
+export function progressLine(p: CopyProgress, kind: CopyKind = 'first copy'): string {
+  return `${kind === 'resync' ? 'resync' : 'copy'}: ${p.files}/${p.totalFiles} files, ${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`;
 }
 
 /**
  * A reporter: with a `bar`, every report moves it; without one (not a terminal), a line when `everyMs`
- * passed since the last line (`now` is a monotonic clock in ms), and one when the last file is in.
+ * passed since the last line (`now` is a monotonic clock in ms), and one when the last file is in. Each
+ * copy starts afresh (a resync after the first copy gets its own bar, or its own lines up to its last file).
  */
 export function copyReporter(o: { bar: ProgressBar | null; print: (line: string) => void; everyMs: number; now: () => number }): CopyReporter {
   const bar = o.bar;
+  let kind: CopyKind = 'first copy';
   let started = false;
   let lastLine = -Infinity;
   let lastFiles = -1;
-  const t0 = o.now();
+  let t0 = o.now();
   return {
-    onProgress: (p) => {
+    begin: (k) => {
+      kind = k;
+      started = false;
+      lastLine = -Infinity;
+      lastFiles = -1;
+      t0 = o.now();
+    },
+    progress: (p) => {
       if (bar === null) {
         const t = o.now();
         if (t - lastLine >= o.everyMs || (p.files === p.totalFiles && lastFiles !== p.files)) {
           lastLine = t;
           lastFiles = p.files;
-          o.print(progressLine(p));
+          o.print(progressLine(p, kind));
         }
         return;
       }
       const secs = Math.max(0.001, (o.now() - t0) / 1000);
-      const payload = { size: `${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`, rate: fmtBytes(Math.round(p.bytes / secs)) };
+      const payload = { kind, size: `${fmtBytes(p.bytes)} of ${fmtBytes(p.totalBytes)}`, rate: fmtBytes(Math.round(p.bytes / secs)) };
       if (!started) {
         bar.start(p.totalFiles, p.files, payload);
         started = true;
       } else bar.update(p.files, payload);
     },
-    stop: () => bar?.stop(),
+    end: () => {
+      if (started) bar?.stop();
+      started = false;
+    },
   };
 }
 
@@ -66,7 +75,7 @@ export async function daemonCopyReporter(print: (line: string) => void): Promise
   // Loaded only for a terminal (a service's start is faster without it).
   const progress = await import('cli-progress');
   const bar = new progress.SingleBar({
-    format: 'first copy |{bar}| {value}/{total} files | {size} | {rate}/s | ETA {eta_formatted}',
+    format: '{kind} |{bar}| {value}/{total} files | {size} | {rate}/s | ETA {eta_formatted}',
     hideCursor: true,
   }, progress.Presets.shades_classic);
   return copyReporter({ bar, print, everyMs, now });

@@ -175,9 +175,8 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
-    onProgress: progress.onProgress,
+    copyObserver: progress,
   });
-  progress.stop();
   exit.started(async () => {
     await site.stop();
     await node.stop();
@@ -246,7 +245,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     if (node.listenUrl !== null) print(`  clients: intersync invite ${node.paths.dir}, then on the client: intersync join TOKEN DIR`);
     const { serverView } = await import('#daemon/observe.js');
     const observeUrl = await site.started({
-      db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, site.bytes, Date.now),
+      db: node.db, dir: node.paths.dir, role: 'server', view: serverView(node, Date.now),
       tokens: () => node.server?.tokens.grants(Date.now()) ?? [], secrets: [node.secret], withUi: false,
     });
     if (node.listenUrl !== null) print(`  metrics ${node.listenUrl}/metrics (with the credential)${o.ui === true ? `; dashboard ${node.listenUrl}/ui/` : ''}`);

@@ -9,7 +9,7 @@ import { IntersyncError } from '#core/errors.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { HttpExtension } from '#net/server.js';
 import { Dashboard, type DashboardSource } from '#daemon/dashboard.js';
-import { PromMetrics, SocketBytes, type MetricsView } from '#daemon/prom-metrics.js';
+import { PromMetrics, type MetricsView } from '#daemon/prom-metrics.js';
 import { serveObserve } from '#daemon/observe.js';
 import { parseListen } from './output.js';
 
@@ -29,7 +29,6 @@ function readSecretFile(file: string, what: string): string {
 
 export class SiteWiring {
   readonly prom = new PromMetrics();
-  readonly bytes = new SocketBytes();
   readonly dashboard: Dashboard | null;
   readonly #o: SiteOptions;
   readonly #admin: string | null;
@@ -50,7 +49,6 @@ export class SiteWiring {
     return {
       ...(dash === null ? {} : { openPrefix: '/ui/' }),
       extend: (app, edge) => {
-        this.bytes.watch(app.server);
         app.get('/metrics', async (_req, reply) => reply.type(this.prom.contentType).send(await this.prom.text()));
         // /ui (no slash) redirects; it is under the open prefix only with the slash, so answer it here too.
         dash?.routes(app, edge.trust);

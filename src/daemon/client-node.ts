@@ -10,6 +10,7 @@ import { NO_VERSION, formatTid, parseTid, type Fid, type Tid } from '#core/ids.j
 import { Mutex, Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
+import { blockLength } from '#apply/blocks.js';
 import { reachedDisk } from '#apply/recovery.js';
 import { joinLinks, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
 import { placedHere } from '#apply/placed.js';
@@ -22,6 +23,7 @@ import { ensureNodeId, mkfs } from '#journal/mkfs.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { PeerClient, type HelloInfo } from '#net/peer-client.js';
 import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
+import { parseNext, parseWaiting } from '#net/protocol/lag-fields.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import { WatchCapture } from '#presto/watch-capture.js';
@@ -32,7 +34,10 @@ import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { localNamesOf } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
-import { firstCopy, type CopyProgress } from './copy.js';
+import type { Waiting } from '#journal/in-flight.js';
+import { Transfers, type Transfer } from '#core/transfers.js';
+import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
+import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
@@ -56,7 +61,8 @@ export interface ClientNodeOptions {
   readonly logDir?: string;
   readonly settleMs?: number;
   readonly clock: Clock;
-  readonly onProgress?: (p: CopyProgress) => void;
+  /** Shown a copy's progress (the first copy, and each resync's). */
+  readonly copyObserver?: CopyObserver;
   readonly onWarning?: (err: IntersyncError) => void;
   /**
    * A failure the node cannot get past by waiting (its credential is gone): the follow loop has stopped,
@@ -77,11 +83,28 @@ export interface ClientStatus {
   readonly serverNode: string | null;
   readonly serverTid: string | null;
   readonly lastRcvd: string;
+  /** Records of the server's KML after this node's last_rcvd, as far as it knows (null: not known yet). */
   readonly lagRecords: number | null;
-  readonly lagMs: number | null;
+  /**
+   * When the oldest of them was journaled (epoch ms; null when none, or not known yet): the server's
+   * status shows the same for this node (journal/in-flight.ts has the one definition).
+   */
+  readonly lagSince: number | null;
+  /** Seconds since then (0 when caught up; null when records are missing whose time is not known yet). */
+  readonly lagSeconds: number | null;
+  /**
+   * What the server still has for this node: records, and the files with new content and their bytes as
+   * the server counted them when the stream opened (or the copy's totals), less what was applied since.
+   */
+  readonly waitingDown: Waiting;
+  /** Large files moving now, with their progress (small ones travel inline with their record). */
+  readonly transfers: readonly Transfer[];
+  /** Bytes read and written on this node's connections to the server since start. */
+  readonly bytesIn: number;
+  readonly bytesOut: number;
   readonly stale: number;
   readonly conflicts: number;
-  readonly copy: { readonly done: boolean; readonly files: number; readonly totalFiles: number } | null;
+  readonly copy: { readonly done: boolean; readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number } | null;
   readonly lastError: string | null;
   /** Full resyncs from a snapshot of the server, over the fileset's life here (kept in meta). */
   readonly resyncs: number;
@@ -127,10 +150,12 @@ export class ClientNode {
   #offline = false;
   #disconnectedSince: number | null = null;
   #offlineTimer: NodeJS.Timeout | undefined;
-  #serverTid: Tid | null = null;
-  #lastApplyAt = 0;
+  /** How far behind the server this node is, as the server counts it (daemon/client-lag.ts). */
+  readonly #lag = new ClientLag();
+  /** Large files moving now (both directions: the reintegrator reports its uploads here). */
+  readonly transfers: Transfers;
   #lastError: string | null = null;
-  #copy: { done: boolean; files: number; totalFiles: number } | null = null;
+  #copy: { done: boolean; files: number; totalFiles: number; bytes: number; totalBytes: number } | null = null;
   #abort = new AbortController();
   #stopped = false;
   #loops: Promise<unknown>[] = [];
@@ -152,6 +177,7 @@ export class ClientNode {
     this.#hello = hello;
     this.#startedAt = o.clock.now();
     this.#state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
+    this.transfers = new Transfers(() => o.clock.now());
     const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths, o.debug);
     this.log = l.log.child({ component: 'client' });
     this.logFile = l.file;
@@ -162,9 +188,21 @@ export class ClientNode {
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
     });
+    const transfers = this.transfers;
     this.#source = {
       blockMap: (d) => client.blockMap(d.fid),
-      blocks: (d, map, indexes) => client.blocks(d.fid, map, indexes),
+      // A large file's blocks, listed as a transfer (down) with its progress while they come.
+      blocks: async function* (d, map, indexes) {
+        const t = transfers.start('down', d.newPath ?? d.path, map.size, indexes.reduce((n, i) => n + blockLength(map, i), 0));
+        try {
+          for await (const b of client.blocks(d.fid, map, indexes)) {
+            t.add(b.length);
+            yield b;
+          }
+        } finally {
+          t.end();
+        }
+      },
     };
     const kmlLog = l.log.child({ component: 'kml' });
     this.capture = new WatchCapture({
@@ -193,7 +231,7 @@ export class ClientNode {
     this.reint = new Reintegrator({
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.#serverNode(), log: l.log.child({ component: 'reint' }),
       clock: o.clock, debug: o.debug, scopeMode: () => (this.#hello?.tokenScope ?? 'fileset') as TokenScopeMode,
-      leaseMs: () => this.#hello?.leaseMs ?? 30_000, blockMaps: this.apply.blockMaps,
+      leaseMs: () => this.#hello?.leaseMs ?? 30_000, blockMaps: this.apply.blockMaps, transfers: this.transfers,
       onStuck: (fid) => {
         if (fid !== null) this.#stuckObjects.add(fid);
         this.#resyncRequested = true;
@@ -256,7 +294,7 @@ export class ClientNode {
       // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
       const copying = db.getMeta('copy_done') === undefined;
       await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
-        if (copying) await node.#firstCopy();
+        if (copying) await node.#firstCopy('first copy');
         await node.capture.start(statMany);
       });
       node.#checkOffline();
@@ -303,11 +341,13 @@ export class ClientNode {
 
   status(): ClientStatus {
     const lastRcvd = this.db.lastRcvdOf(this.#serverNode());
+    const lag = this.#lag.view(lastRcvd, this.#o.clock.now(), this.#copy);
+    const bytes = this.client.bytes.totals;
     return {
       connected: this.#connected, offline: this.#offline, disconnectedSince: this.#connected ? null : this.#disconnectedSince, server: this.client.url, serverNode: this.#hello?.node ?? this.db.getMeta('server_node') ?? null,
-      serverTid: this.#serverTid === null ? null : formatTid(this.#serverTid), lastRcvd: formatTid(lastRcvd),
-      lagRecords: this.#serverTid === null ? null : Number(this.#serverTid > lastRcvd ? this.#serverTid - lastRcvd : 0n),
-      lagMs: this.#serverTid !== null && this.#serverTid > lastRcvd ? this.#o.clock.now() - this.#lastApplyAt : 0,
+      serverTid: lag.serverTid === null ? null : formatTid(lag.serverTid), lastRcvd: formatTid(lastRcvd),
+      lagRecords: lag.lagRecords, lagSince: lag.lagSince, lagSeconds: lag.lagSeconds, waitingDown: lag.waitingDown,
+      transfers: [...this.transfers.current()], bytesIn: bytes.in, bytesOut: bytes.out,
       stale: this.#stale.size, conflicts: this.#resolver.count, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
       resyncs: Number(this.db.getMeta('resyncs') ?? '0'), stuckSince: earliest(this.#applyStuckSince, this.reint.status().stuckSince),
     };
@@ -352,20 +392,24 @@ export class ClientNode {
     return this.#hello?.node ?? this.db.getMeta('server_node') ?? 'server';
   }
 
-  async #firstCopy(): Promise<void> {
-    this.#copy = { done: false, files: 0, totalFiles: 0 };
+  async #firstCopy(kind: CopyKind): Promise<void> {
+    this.#copy = { done: false, files: 0, totalFiles: 0, bytes: 0, totalBytes: 0 };
     const t0 = this.#o.clock.monotonic();
+    const shown = this.#o.copyObserver;
+    shown?.begin(kind);
     const r = await firstCopy({
       db: this.db, apply: this.apply, client: this.client, source: this.#source, root: this.paths.dir,
       serverNode: this.#serverNode(), log: this.log, clock: this.#o.clock, stuck: new Set(this.#stuckObjects),
       onProgress: (p) => {
-        this.#copy = { done: false, files: p.files, totalFiles: p.totalFiles };
-        this.#o.onProgress?.(p);
+        this.#copy = { done: false, files: p.files, totalFiles: p.totalFiles, bytes: p.bytes, totalBytes: p.totalBytes };
+        shown?.progress(p);
       },
-    });
+      // The copy's TID is what the server has: this node lags by all of it until the copy is in.
+      onServerTid: (tid, next) => this.#lag.onCopy(tid, next),
+    }).finally(() => shown?.end());
     this.#stuckObjects.clear();
-    this.#copy = { done: true, files: r.files, totalFiles: r.files };
-    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, 'first copy done');
+    this.#copy = { done: true, files: r.files, totalFiles: r.files, bytes: r.bytes, totalBytes: r.bytes };
+    this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, `${kind} done`);
   }
 
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
@@ -377,7 +421,7 @@ export class ClientNode {
       this.capture.rescan();
       await Promise.race([this.capture.idle(), sleep(10_000, undefined, { ref: false })]);
     }
-    await this.#firstCopy();
+    await this.#firstCopy('resync');
     // Counted once done: an attempt cut short (the server away meanwhile) is retried, and is not another resync.
     this.db.setMeta('resyncs', String(Number(this.db.getMeta('resyncs') ?? '0') + 1));
     this.disk.ok('resync');
@@ -429,8 +473,10 @@ export class ClientNode {
           if (f.type === 'record') {
             const r = parseWireRecord(f.header.r);
             this.#stale.add(r.fid);
+            this.#lag.onRecord(r, typeof f.header.last === 'string' ? parseTid(f.header.last) : undefined, this.db.lastRcvdOf(this.#serverNode()));
             try {
               await this.#exchange.run(() => this.#applyForwarded(r, f.payload));
+              this.#lag.onApplied(r);
               this.#applyStuckSince = null;
               this.disk.ok('apply');
             } catch (e) {
@@ -444,10 +490,16 @@ export class ClientNode {
             this.reint.onRecall(String(f.header.scope));
           } else if (f.type === 'ping' || f.type === 'hello') {
             const t = typeof f.header.tid === 'string' ? (parseTid(f.header.tid) ?? null) : null;
-            if (t !== null) this.#serverTid = t;
-            if (t !== null && f.type === 'ping') this.#checkDigest(t, typeof f.header.digest === 'string' ? f.header.digest : undefined);
-            // The reconnection sequence: the server's records first, then the LML.
-            if (t !== null && f.type === 'hello') this.reint.holdUntil(t);
+            if (t !== null && f.type === 'ping') {
+              this.#lag.onPing(t);
+              this.#checkDigest(t, typeof f.header.digest === 'string' ? f.header.digest : undefined);
+            }
+            if (t !== null && f.type === 'hello') {
+              // What the server counts as missing here, from where this stream starts (journal/in-flight.ts).
+              this.#lag.onHello(t, parseNext(f.header.next), parseWaiting(f.header.waiting));
+              // The reconnection sequence: the server's records first, then the LML.
+              this.reint.holdUntil(t);
+            }
           }
         }
         this.#connected = false;
@@ -533,7 +585,6 @@ export class ClientNode {
     const db = this.db;
     const peer = this.#serverNode();
     if (sent.tid <= db.lastRcvdOf(peer)) return;
-    this.#lastApplyAt = this.#o.clock.now();
     if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
       db.acceptOwn(sent, peer, this.#o.clock.now());
       this.#settleOwnName(sent);

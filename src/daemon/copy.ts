@@ -19,12 +19,26 @@ import { parseWireEntry } from '#net/protocol/wire-record.js';
 import type { AttrPolicy } from '#policy/attr-policy.js';
 import { noteRefused } from './client-attrs.js';
 import { join } from 'node:path';
+import { parseNext } from '#net/protocol/lag-fields.js';
 
 export interface CopyProgress {
   files: number;
   totalFiles: number;
   bytes: number;
   totalBytes: number;
+}
+
+/** A whole copy from the server: the first one (or its resumption after a kill), or a resync's. */
+export type CopyKind = 'first copy' | 'resync';
+
+/**
+ * Who shows a copy's progress to a person (the CLI: a bar or lines). Invariant: each copy is `begin`, then
+ * its reports in order, then `end`, also when it fails half-way; copies never overlap.
+ */
+export interface CopyObserver {
+  begin(kind: CopyKind): void;
+  progress(p: CopyProgress): void;
+  end(): void;
 }
 
 export interface CopyDeps {
@@ -37,6 +51,11 @@ export interface CopyDeps {
   readonly log: Logger;
   readonly clock: Clock;
   readonly onProgress: (p: CopyProgress) => void;
+  /**
+   * The TID the copy brings this node to, once known, and the first record of the server's KML after this
+   * node's position when the server says (the copy stream's hello): what the lag counts until the copy is in.
+   */
+  readonly onServerTid?: (tid: Tid, next: { tid: Tid; time: number } | null) => void;
   /** Objects whose pending records the server kept refusing (a resync): rebased on the snapshot, see protectLocal. */
   readonly stuck?: ReadonlySet<Fid>;
 }
@@ -80,6 +99,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   const t1 = d.clock.monotonic();
   const tid = parseTid(raw.tid);
   if (tid === undefined || !Array.isArray(raw.entries)) throw IntersyncError.PROTOCOL('the snapshot must name its TID and list its entries');
+  d.onServerTid?.(tid, null);
   const policy = d.apply.attrs;
   const snap = { ...raw, entries: raw.entries.map((e) => checkedEntry(d, e)).filter((e): e is SnapshotEntry => e !== null) };
   const earlier = pendingPutBack(d);
@@ -262,6 +282,7 @@ async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, wr
       const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
       if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');
       ctx = { d, tid: at, fresh: true, p, skipped: 0, policy: d.apply.attrs, apart: new Set() };
+      d.onServerTid?.(at, parseNext(f.header.next));
       p.totalFiles = Number(f.header.entries ?? 0);
       p.totalBytes = Number(f.header.bytes ?? 0);
       d.onProgress(p);

@@ -316,6 +316,8 @@ export class FilesetNode {
       server: this.server === null ? null : {
         url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
         recalls: this.server.recalls,
+        // Large files moving now (blocks clients fetch, uploads they send) and bytes on its connections.
+        transfers: this.server.transfers.current(), bytes: this.server.bytes.totals,
       },
     }));
   }

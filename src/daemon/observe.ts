@@ -4,19 +4,13 @@
 import type { FastifyInstance } from 'fastify';
 import type { Tid } from '#core/ids.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
+import { peerLag } from '#journal/in-flight.js';
 import type { WatchCapture } from '#presto/watch-capture.js';
 import type { FilesetServer } from '#net/server.js';
 import type { ClientStatus } from './client-node.js';
-import type { MetricsView, PromMetrics, SocketBytes } from './prom-metrics.js';
+import type { WireBytes } from '#net/wire-bytes.js';
+import type { MetricsView, PromMetrics } from './prom-metrics.js';
 import type { Dashboard } from './dashboard.js';
-
-/** Records after a peer's last_rcvd, and seconds since the oldest of them was journaled. */
-export function peerLag(db: FilesetDb, since: Tid, now: number): { records: number; seconds: number } {
-  const records = Number(db.lastTid - since);
-  if (records <= 0) return { records: 0, seconds: 0 };
-  const first = db.readKml(since, 1)[0];
-  return { records, seconds: first === undefined ? 0 : Math.max(0, Math.round((now - first.time) / 1000)) };
-}
 
 export function conflictsOf(db: FilesetDb): { open: number; settled: number } {
   const all = db.conflicts(true);
@@ -35,7 +29,7 @@ export function serverPeers(db: FilesetDb, server: FilesetServer | null, now: nu
   });
 }
 
-export function serverView(node: { db: FilesetDb; capture: WatchCapture; server: FilesetServer | null }, bytes: SocketBytes, now: () => number): MetricsView {
+export function serverView(node: { db: FilesetDb; capture: WatchCapture; server: FilesetServer | null }, now: () => number): MetricsView {
   return {
     role: 'server',
     lastTid: () => node.db.lastTid,
@@ -44,11 +38,11 @@ export function serverView(node: { db: FilesetDb; capture: WatchCapture; server:
     resyncs: () => 0,
     pendingLocal: () => 0,
     peers: () => serverPeers(node.db, node.server, now()),
-    bytes: () => bytes.totals,
+    bytes: () => node.server?.bytes.totals ?? { in: 0, out: 0 },
   };
 }
 
-export function clientView(node: { db: FilesetDb; capture: WatchCapture; status(): ClientStatus }): MetricsView {
+export function clientView(node: { db: FilesetDb; capture: WatchCapture; client: { bytes: WireBytes }; status(): ClientStatus }): MetricsView {
   return {
     role: 'client',
     lastTid: () => node.db.lastTid,
@@ -58,10 +52,11 @@ export function clientView(node: { db: FilesetDb; capture: WatchCapture; status(
     pendingLocal: () => node.db.lmlCount(),
     peers: () => {
       const s = node.status();
-      return [{ peer: s.serverNode ?? 'server', lagRecords: s.lagRecords ?? 0, lagSeconds: Math.round((s.lagMs ?? 0) / 1000), connected: s.connected }];
+      // The same definition as the server's for this node (journal/in-flight.ts); seconds unknown for a moment
+      // when records are announced whose time has not come yet.
+      return [{ peer: s.serverNode ?? 'server', lagRecords: s.lagRecords ?? 0, lagSeconds: s.lagSeconds, connected: s.connected }];
     },
-    // A client's HTTP traffic goes through undici, which this view does not count (see docs/operations.md).
-    bytes: () => ({ in: 0, out: 0 }),
+    bytes: () => node.client.bytes.totals,
   };
 }
 

@@ -14,7 +14,8 @@ export interface MetricsView {
   conflicts(): { open: number; settled: number };
   resyncs(): number;
   pendingLocal(): number;
-  peers(): ReadonlyArray<{ readonly peer: string; readonly lagRecords: number; readonly lagSeconds: number; readonly connected: boolean }>;
+  /** Lag seconds null: records are missing whose journal time is not known here yet (the gauge skips it). */
+  peers(): ReadonlyArray<{ readonly peer: string; readonly lagRecords: number; readonly lagSeconds: number | null; readonly connected: boolean }>;
   /** Bytes received and sent on this node's HTTP connections so far. */
   bytes(): { readonly in: number; readonly out: number };
 }
@@ -63,14 +64,17 @@ export class PromMetrics implements Metrics {
         this.set({ state: 'settled' }, c.settled);
       },
     });
-    const peerGauge = (name: string, help: string, pick: (p: ReturnType<MetricsView['peers']>[number]) => number): void => {
+    const peerGauge = (name: string, help: string, pick: (p: ReturnType<MetricsView['peers']>[number]) => number | null): void => {
       new Gauge({
         name, help, labelNames: ['peer'], registers,
         collect() {
           const v = view();
           if (v === null) return;
           this.reset();
-          for (const p of v.peers()) this.set({ peer: p.peer }, pick(p));
+          for (const p of v.peers()) {
+            const x = pick(p);
+            if (x !== null) this.set({ peer: p.peer }, x);
+          }
         },
       });
     };
@@ -78,7 +82,7 @@ export class PromMetrics implements Metrics {
     peerGauge('intersync_lag_seconds', 'Seconds since the oldest record the peer has not received was journaled', (p) => p.lagSeconds);
     peerGauge('intersync_peer_connected', '1 while the peer\'s forwarded stream (or this client\'s link) is open', (p) => (p.connected ? 1 : 0));
     new Gauge({
-      name: 'intersync_bytes', help: 'Bytes on this node\'s HTTP connections (a counter: in and out)', labelNames: ['direction'], registers,
+      name: 'intersync_bytes', help: 'Bytes on this node\'s HTTP connections (a counter: in and out; a client counts its connections to the server)', labelNames: ['direction'], registers,
       collect() {
         const v = view();
         if (v === null) return;
@@ -123,33 +127,5 @@ export class PromMetrics implements Metrics {
 
   get contentType(): string {
     return this.registry.contentType;
-  }
-}
-
-/** Bytes read and written on a server's sockets, open ones included. */
-export class SocketBytes {
-  #closedIn = 0;
-  #closedOut = 0;
-  readonly #open = new Set<import('node:net').Socket>();
-
-  watch(server: import('node:net').Server): void {
-    server.on('connection', (s: import('node:net').Socket) => {
-      this.#open.add(s);
-      s.once('close', () => {
-        this.#open.delete(s);
-        this.#closedIn += s.bytesRead;
-        this.#closedOut += s.bytesWritten;
-      });
-    });
-  }
-
-  get totals(): { in: number; out: number } {
-    let i = this.#closedIn;
-    let o = this.#closedOut;
-    for (const s of this.#open) {
-      i += s.bytesRead;
-      o += s.bytesWritten;
-    }
-    return { in: i, out: o };
   }
 }

@@ -1,4 +1,4 @@
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import type { SnapshotRow } from '#journal/fileset-db.js';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
@@ -10,6 +10,7 @@ import { blockLength } from '#apply/blocks.js';
 import { readFrames, type Frame } from './protocol/frames.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
+import { WireBytes } from './wire-bytes.js';
 
 export interface HelloInfo {
   readonly proto: number;
@@ -60,6 +61,8 @@ export interface ReintResult {
  */
 export class PeerClient {
   readonly url: string;
+  /** Bytes read and written on this client's connections to the server. */
+  readonly bytes = new WireBytes();
   readonly #origin: string;
   readonly #base: string;
   #bearer: string;
@@ -79,12 +82,18 @@ export class PeerClient {
     this.#base = u.pathname.replace(/\/$/, '');
     this.#bearer = bearer;
     this.#uuid = opts.uuid ?? null;
-    this.#agent = new Agent({
-      keepAliveTimeout: 30_000,
-      connections: 8,
-      ...(opts.pin !== undefined && u.protocol === 'https:' ? { connect: pinnedConnector(opts.pin, u.origin) }
-        : opts.ca === undefined ? {} : { connect: { ca: readFileSync(opts.ca) } }),
-    });
+    const base = opts.pin !== undefined && u.protocol === 'https:' ? pinnedConnector(opts.pin, u.origin)
+      : buildConnector(opts.ca === undefined ? {} : { ca: readFileSync(opts.ca) });
+    // Every connection the agent opens is counted (bytes in and out, as the server counts its own).
+    const counted: buildConnector.connector = (o, cb) => {
+      base(o, (err, socket) => {
+        if (err === null) {
+          this.bytes.watchSocket(socket);
+          cb(null, socket);
+        } else cb(err, null);
+      });
+    };
+    this.#agent = new Agent({ keepAliveTimeout: 30_000, connections: 8, connect: counted });
   }
 
   /** From now on, authenticate with this token (the node's credential, once enrolled). */

@@ -1,5 +1,6 @@
 import { metrics } from '#core/metrics.js';
 import { readFileSync, renameSync, rmSync } from 'node:fs';
+import { relative } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -9,14 +10,17 @@ import { formatDigest } from '#core/digest.js';
 import { IntersyncError, isDiskFull } from '#core/errors.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
-import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
+import { formatTid, isNodeId, NO_VERSION, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
-import type { BlockMap } from '#apply/blocks.js';
+import { blockLength, type BlockMap } from '#apply/blocks.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
+import { waitingAfter } from '#journal/in-flight.js';
+import { Transfers, type TransferHandle } from '#core/transfers.js';
+import { WireBytes } from './wire-bytes.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
@@ -103,9 +107,14 @@ export class FilesetServer {
   readonly #revokePoll: NodeJS.Timeout;
   #closing = false;
   #recalls = 0;
+  /** Large files moving now: blocks clients fetch (down), uploads they send (up). */
+  readonly transfers: Transfers;
+  /** Bytes read and written on the connections this server accepted. */
+  readonly bytes = new WireBytes();
 
   constructor(f: ServedFileset, tls?: { cert: string; key: string }, limits: Partial<EdgeLimits> = {}) {
     this.#f = f;
+    this.transfers = new Transfers(() => f.clock.now());
     const lim = { ...DEFAULT_LIMITS, ...limits };
     this.#limits = lim;
     this.#staging = new UploadStaging((h) => f.apply.stagedPath(h), f.clock, lim.stagedQuotaBytes, lim.stagedTtlMs);
@@ -128,6 +137,7 @@ export class FilesetServer {
       ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...timeouts } }),
     }) as unknown as FastifyInstance;
     const app = this.#app;
+    this.bytes.watchServer(app.server);
     app.server.headersTimeout = lim.headersTimeoutMs;
     this.#guard = new ConnectionGuard(app.server, lim, f.log);
     app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
@@ -317,7 +327,8 @@ export class FilesetServer {
       const r = await this.#content.blockMap(b.fid);
       if (r === null || r.map.hash !== b.hash) throw IntersyncError.CONTENT_GONE(b.hash);
       if (b.indexes.some((i) => i >= r.map.blocks.length)) throw IntersyncError.BAD_REQUEST('block index out of range');
-      return reply.type('application/octet-stream').send(Readable.from(this.#content.blocks(r.path, r.map, b.indexes)));
+      const t = this.transfers.start('down', relative(this.#f.root, r.path), r.map.size, b.indexes.reduce((n, i) => n + blockLength(r.map, i), 0), this.#gate.nodeOf(req));
+      return reply.type('application/octet-stream').send(Readable.from(tracked(this.#content.blocks(r.path, r.map, b.indexes), t)));
     });
 
     // Is this content here already (identical content is never sent twice)?
@@ -356,7 +367,7 @@ export class FilesetServer {
         throw e;
       }
       try {
-        return await this.#upload(fid, map, frames);
+        return await this.#upload(fid, map, frames, this.#gate.nodeOf(req));
       } finally {
         release();
       }
@@ -454,19 +465,28 @@ export class FilesetServer {
     }));
   }
 
-  /** Receive an upload's blocks (after its map) into the staging folder. */
-  async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>): Promise<{ staged: string }> {
+  /** Receive an upload's blocks (after its map) into the staging folder, listed as a transfer up while they come. */
+  async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>, peer: string | null): Promise<{ staged: string }> {
     const f = this.#f;
     const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
+    // A new file has no name here until its record comes: the transfer names its fid.
+    const name = f.db.objectByFid(fid as Fid)?.path ?? `(new file ${fid})`;
+    const transfers = this.transfers;
       const source: ContentSource = {
         blockMap: async () => map,
         blocks: async function* (_d, _m, indexes) {
-          for (const want of indexes) {
-            const n = await frames.next();
-            if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
-              throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+          const t = transfers.start('up', name, map.size, indexes.reduce((n, i) => n + blockLength(map, i), 0), peer);
+          try {
+            for (const want of indexes) {
+              const n = await frames.next();
+              if (n.done === true || n.value.type !== 'block' || n.value.header.index !== want || n.value.payload === null) {
+                throw IntersyncError.PROTOCOL(`upload: expected block ${want}`);
+              }
+              t.add(n.value.payload.length);
+              yield n.value.payload;
             }
-            yield n.value.payload;
+          } finally {
+            t.end();
           }
         },
       };
@@ -545,7 +565,12 @@ export class FilesetServer {
       if (size >= chunk) await flush();
     };
     try {
-      await push(helloFrame({ node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes }));
+      // `next`: the first record a client without any lags from (journal/in-flight.ts), until the copy is in.
+      const first = snap.tid > NO_VERSION ? db.readKml(NO_VERSION, 1)[0] : undefined;
+      await push(helloFrame({
+        node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes,
+        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time } }),
+      }));
       await flush();
       for (const o of entriesOf(pagesOf(snap))) {
         if (!open) break;
@@ -587,7 +612,14 @@ export class FilesetServer {
     });
     const write = (buf: Buffer): Promise<void> => writeOrWait(raw, buf);
     try {
-      await write(helloFrame({ node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid) }));
+      // What this peer misses, counted as the status counts it (journal/in-flight.ts): the first missing
+      // record's TID and time (its lag), and the files and bytes to come. Optional fields: a client that
+      // does not know them reads the hello as before.
+      const first = f.db.lastTid > since ? f.db.readKml(since, 1)[0] : undefined;
+      await write(helloFrame({
+        node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid),
+        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time }, waiting: waitingAfter(f.db, since) }),
+      }));
       let cursor = since;
       for (;;) {
         while (open && fl.recalls.length > 0) await write(encodeFrame('recall', { scope: fl.recalls.shift() }));
@@ -595,7 +627,8 @@ export class FilesetServer {
         const recs = f.db.readKml(cursor, 256);
         for (const r of recs) {
           if (!open) break;
-          await write(encodeFrame('record', { r: recordToWire(r) }, this.#content.inline(r)));
+          // `last`: the server's last TID as this record leaves, so a client busy applying it knows how far behind it is.
+          await write(encodeFrame('record', { r: recordToWire(r), last: formatTid(f.db.lastTid) }, this.#content.inline(r)));
           metrics().forwarded(node, 1);
           cursor = r.tid;
         }
@@ -745,5 +778,17 @@ function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
       if (linkOf === null) firstNameOfIno.set(ino, o.path);
     }
     yield { ...o, linkOf };
+  }
+}
+
+/** `blocks`, each counted on `t` as it leaves; `t` ends when they are all sent or the response is dropped. */
+function* tracked(blocks: Iterable<Buffer>, t: TransferHandle): Generator<Buffer> {
+  try {
+    for (const b of blocks) {
+      yield b;
+      t.add(b.length);
+    }
+  } finally {
+    t.end();
   }
 }

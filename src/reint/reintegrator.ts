@@ -7,11 +7,12 @@ import { IntersyncError } from '#core/errors.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
+import type { Transfers } from '#core/transfers.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import { missingParentOf } from '#apply/confine.js';
 import { checkRelPath } from '#core/paths.js';
-import { missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
+import { blockLength, missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
@@ -48,6 +49,8 @@ export interface ReintegratorDeps {
   readonly exclusive?: <T>(fn: () => Promise<T>) => Promise<T>;
   /** This node's disk-full state: a batch that cannot be journaled here for want of space notes it. */
   readonly disk?: DiskFullState;
+  /** Where an upload of a large file is listed with its progress while it runs (up). */
+  readonly transfers?: Transfers;
 }
 
 export interface ReintStatus {
@@ -460,20 +463,24 @@ export class Reintegrator {
     } catch (e) {
       throw new IntersyncError('IO', `content of ${r.path} is not readable: ${(e as Error).message}`, { retriable: true, hint: 'retried once capture has caught up' });
     }
+    const total = need.reduce((n, i) => n + blockLength(map, i), 0);
+    const t = d.transfers?.start('up', r.newPath ?? r.path, map.size, total);
     const frames = async function* (): AsyncGenerator<Buffer> {
       yield helloFrame({ node: d.node });
       yield encodeFrame('content', { map });
       for (const i of need) {
-        const len = Math.min(map.blockSize, map.size - i * map.blockSize);
+        const len = blockLength(map, i);
         const buf = Buffer.alloc(len);
         readSync(fd, buf, 0, len, i * map.blockSize);
         yield encodeFrame('block', { index: i }, buf);
+        t?.add(len); // taken by the request body: on its way
       }
       yield encodeFrame('end');
     };
     try {
       await d.client.upload(r.fid, frames());
     } finally {
+      t?.end();
       closeSync(fd);
     }
     d.log.info({ path: r.path, blocks: map.blocks.length, sent: need.length }, 'uploaded');

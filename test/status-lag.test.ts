@@ -1,0 +1,153 @@
+// Invariant: both ends of a link tell the same lag. While a client is behind, `intersync status --json`
+// on the server (its peer) and on the client show the same records missing and the same `lagSince` (the
+// time the oldest missing record was journaled; lag in seconds is counted from it), and the client shows
+// the files and bytes still to come, the large file in transfer with its progress, and the bytes on its
+// connections. A client busy with a record is never "lag 0" while the server counts it behind.
+//
+// Fails without the change (checked by reverting src/: no transfers, no lagSince): the client's status had
+// no lagSince and counted its seconds from its last apply, had no files or bytes waiting down, no transfer
+// either way and no bytes; and, busy with a record that came after the server's last ping, it said lag 0
+// records while the server said 1 (checked by removing the use of the record frame's `last`: part 2 fails).
+//
+// The client's block fetches pass a proxy that holds them on request, so "behind" lasts until the test
+// lets it go: nothing here depends on timing.
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { cli, diskDigest, journalState, proxiedPair, sleep, tmpDir, waitConverged } from './helpers.js';
+
+interface Waiting { records: number; files: number; bytes: number; atLeast: boolean }
+interface Peer { node: string; lagRecords: number; lagSince: number | null; lagSeconds: number; waiting: Waiting }
+interface Transfer { direction: string; path: string; size: number; total: number; bytes: number }
+interface ClientView {
+  connected: boolean; offline: boolean; lastRcvd: string; lagRecords: number | null; lagSince: number | null; lagSeconds: number | null;
+  waitingDown: Waiting | null; transfers: Transfer[]; bytesIn: number | null; bytesOut: number | null;
+}
+
+function status<T>(dir: string): T {
+  const r = cli(['status', dir, '--json']);
+  assert.equal(r.code, 0, r.stderr);
+  return JSON.parse(r.stdout) as T;
+}
+const peerOf = (srv: string): Peer => {
+  const peers = status<{ server: { peers: Peer[] } }>(srv).server.peers;
+  assert.equal(peers.length, 1, 'one peer');
+  return peers[0]!;
+};
+const clientOf = (dir: string): ClientView => status<{ client: ClientView }>(dir).client;
+/** What the client daemon published last (written every second): cheap to poll. */
+const published = (dir: string): ClientView =>
+  (JSON.parse(readFileSync(join(dir, '.intermezzo/default/status.json'), 'utf8')) as { client: ClientView }).client;
+
+async function until(what: string, fn: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 600; i++) {
+    if (await fn()) return;
+    await sleep(100);
+  }
+  assert.fail(`timed out waiting for ${what}`);
+}
+
+/** The journal time of the record of `path` on the server (`kml --json`): what the lag counts from. */
+function journaledAt(dir: string, path: string): number {
+  const recs = cli(['kml', dir, '--json']).stdout.trim().split('\n').map((l) => JSON.parse(l) as { path: string; time: number });
+  return recs.filter((r) => r.path === path).at(-1)!.time;
+}
+
+test('server and client show the same lag, waiting files and bytes; the client shows its transfer and bytes', { timeout: 240_000 }, async (t) => {
+  const { srv, cli: c, proxy } = await proxiedPair(t, { match: /^POST \/v1\/filesets\/[^/ ]+\/blocks/, delayMs: 0 });
+  const stage = tmpDir('intersync-stage-'); // same file system: a rename into the tree is one record
+  t.after(stage.cleanup);
+  const bigFile = (name: string, size: number): Buffer => {
+    const buf = randomBytes(size);
+    writeFileSync(join(stage.path, name), buf);
+    renameSync(join(stage.path, name), join(srv, name));
+    return buf;
+  };
+  // The client's published status is a second old at most: wait for it to say connected, so that the
+  // "disconnected" below is the daemon's answer to the request, not a status written before it connected.
+  await until('the client is connected', () => published(c).connected);
+  await until('the server counts the client caught up', () => peerOf(srv).lagRecords === 0);
+  const before = published(c);
+
+  // 1. Changes made while the client is away: at reconnection the stream's hello says what it misses.
+  assert.equal(cli(['disconnect', c]).code, 0);
+  await until('the client is disconnected', () => {
+    const v = published(c);
+    return v.offline && !v.connected;
+  });
+  proxy.pause();
+  const records0 = journalState(srv).records;
+  bigFile('big.bin', 3 << 20);
+  await until('the server journals big.bin', () => journalState(srv).records > records0);
+  for (let i = 0; i < 4; i++) writeFileSync(join(srv, `small${i}.txt`), `small file ${i}\n`.repeat(50));
+  await until('the server journals everything', async () => journalState(srv).digest === (await diskDigest(srv)));
+  assert.equal(cli(['reconnect', c]).code, 0);
+  await until('the client fetches big.bin (held)', () => proxy.paused >= 1);
+  await until('the client lists its transfer', () => published(c).transfers.length === 1);
+
+  const p = peerOf(srv);
+  const cl = clientOf(c);
+  const since = journaledAt(srv, 'big.bin');
+  assert.ok(p.lagRecords >= 5, `the server counts big.bin and four small files: ${p.lagRecords}`);
+  assert.deepEqual([cl.lagRecords, cl.lagSince], [p.lagRecords, p.lagSince], 'the same records missing, counted from the same record');
+  assert.equal(p.lagSince, since, 'lag counts from the oldest missing record: big.bin');
+  assert.ok(cl.lagSeconds !== null && cl.lagSeconds >= 0 && p.lagSeconds >= 0);
+  assert.deepEqual(cl.waitingDown, p.waiting, 'the same files and bytes waiting');
+  assert.equal(p.waiting.files, 5);
+  assert.equal(p.waiting.bytes, (3 << 20) + 4 * `small file 0\n`.length * 50);
+  assert.deepEqual(cl.transfers.map((x) => [x.direction, x.path, x.size, x.total, x.bytes]), [['down', 'big.bin', 3 << 20, 3 << 20, 0]]);
+  assert.ok(cl.bytesIn !== null && cl.bytesOut !== null && cl.bytesIn > 0 && cl.bytesOut > 0, 'bytes on the wire are counted');
+  const human = cli(['status', c]).stdout;
+  assert.match(human, new RegExp(`lag ${p.lagRecords} records / \\d+ s`));
+  assert.match(human, new RegExp(`down \\(from it\\): ${p.lagRecords} records, 5 files, 3\\.0 MiB$`, 'm'));
+  assert.match(human, /^ {2}transfer down: big\.bin 0 B of 3\.0 MiB \(0%\)$/m);
+  assert.match(human, /^ {2}bytes on the wire since start: \S+ \S+ in, \S+ \S+ out$/m);
+
+  proxy.resume();
+  await waitConverged([srv, c]);
+  await until('the server counts the client caught up again', () => peerOf(srv).lagRecords === 0);
+  await until('the client is caught up, nothing in transfer', () => {
+    const v = published(c);
+    return v.lagRecords === 0 && v.transfers.length === 0;
+  });
+  const caught = clientOf(c);
+  assert.deepEqual([caught.lagRecords, caught.lagSince, caught.lagSeconds, caught.waitingDown], [0, null, 0, { records: 0, files: 0, bytes: 0, atLeast: false }]);
+  assert.ok(caught.bytesIn! > before.bytesIn! + (3 << 20), 'big.bin came in over the counted connections');
+
+  // 2. Connected and caught up, a large file arrives: busy with it, the client counts itself behind
+  // (before, its lag came from the last ping, sent before the record: "lag 0").
+  proxy.pause();
+  bigFile('big2.bin', 2 << 20);
+  await until('the client fetches big2.bin (held)', () => proxy.paused >= 2);
+  await until('the client lists its transfer', () => published(c).transfers.some((x) => x.path === 'big2.bin'));
+  const p2 = peerOf(srv);
+  const c2 = clientOf(c);
+  assert.equal(p2.lagRecords, 1);
+  assert.deepEqual([c2.lagRecords, c2.lagSince], [1, p2.lagSince]);
+  assert.equal(p2.lagSince, journaledAt(srv, 'big2.bin'));
+  assert.deepEqual(c2.transfers.map((x) => [x.direction, x.path, x.total]), [['down', 'big2.bin', 2 << 20]]);
+  proxy.resume();
+  await waitConverged([srv, c]);
+  assert.deepEqual(readFileSync(join(c, 'big2.bin')).length, 2 << 20);
+
+  // 3. A large file written on the client goes up block by block: listed as a transfer up until the
+  // server has taken it (the proxy holds the upload, so the listing lasts until the test lets it go).
+  proxy.match = /^POST \/v1\/filesets\/[^/ ]+\/upload/;
+  const held = proxy.paused;
+  proxy.pause();
+  const up = randomBytes(2 << 20);
+  writeFileSync(join(stage.path, 'up.bin'), up);
+  renameSync(join(stage.path, 'up.bin'), join(c, 'up.bin'));
+  await until('the client uploads up.bin (held)', () => proxy.paused > held);
+  await until('the client lists its upload', () => published(c).transfers.some((x) => x.path === 'up.bin'));
+  const c3 = clientOf(c);
+  assert.deepEqual(c3.transfers.map((x) => [x.direction, x.path, x.size, x.total]), [['up', 'up.bin', 2 << 20, 2 << 20]]);
+  assert.ok(c3.transfers[0]!.bytes <= 2 << 20);
+  assert.match(cli(['status', c]).stdout, /^ {2}transfer up: up\.bin \S+ \S+ of 2\.0 MiB \(\d+%\)$/m);
+  proxy.resume();
+  await waitConverged([srv, c]);
+  assert.ok(readFileSync(join(srv, 'up.bin')).equals(up));
+  await until('nothing in transfer', () => published(c).transfers.length === 0);
+});
