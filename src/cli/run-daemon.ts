@@ -177,10 +177,11 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
     copyObserver: progress,
   });
-  exit.started(async () => {
+  const stop = async (): Promise<void> => {
     await site.stop();
     await node.stop();
-  });
+  };
+  exit.started(stop);
   try {
     const c = node.status();
     if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
@@ -199,10 +200,7 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     exit.fail(e);
     return;
   }
-  installStop(async () => {
-    await site.stop();
-    await node.stop();
-  }, node.log);
+  installStop(stop, node.log);
 }
 
 async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print): Promise<void> {
@@ -228,10 +226,11 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
-  exit.started(async () => {
+  const stop = async (): Promise<void> => {
     await site.stop();
     await node.stop();
-  });
+  };
+  exit.started(stop);
   try {
     // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
     cfg.started(node.db, node.paths.name, node.log, o.config, false);
@@ -256,8 +255,5 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     exit.fail(e);
     return;
   }
-  installStop(async () => {
-    await site.stop();
-    await node.stop();
-  }, node.log);
+  installStop(stop, node.log);
 }
