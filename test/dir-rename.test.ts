@@ -313,3 +313,40 @@ test('a directory moved into another on a client off line while the server moved
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
 });
+
+test('the same cycle when the client made a new directory at the name it moved away from: that new one goes beside, the server\'s move stands, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without the set-aside in ConflictResolver#breakCycle: the name to move b back to was taken by the
+  // client's new b, so the cycle stayed ("a directory cannot move inside itself"), three times, then a
+  // resync that failed too (chaos seed 9201: beta moved into gamma/deep, then mkdir -p beta/sub).
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'a'));
+      mkdirSync(join(s, 'b'));
+      writeFileSync(join(s, 'a/f'), 'in a\n');
+      writeFileSync(join(s, 'b/g'), 'in b\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'b'), join(c, 'a/b'));
+  mkdirSync(join(c, 'b/sub'), { recursive: true });
+  writeFileSync(join(c, 'b/sub/x'), 'in the client\'s new b\n');
+  await eventually('the client journals its rename and its new directory', () => journalState(c).lml, (n) => n >= 4);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'a'), join(s, 'b/a'));
+  await journaled(s, before);
+  reconnect(c);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
+    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
+    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    const beside = readdirSync(d).filter((n) => n.startsWith('b.conflict-'));
+    assert.equal(beside.length, 1, `${d}: the client's new b kept beside (${readdirSync(d).join(' ')})`);
+    assert.equal(readOrNull(join(d, beside[0]!, 'sub/x')), 'in the client\'s new b\n', `${d}: its file`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
+});

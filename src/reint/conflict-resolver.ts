@@ -112,7 +112,7 @@ export class ConflictResolver {
     for (const x of [...renames].reverse()) {
       const cur = db.objectByFid(x.fid);
       if (cur?.type !== 'dir' || cur.path === local.path || !isUnder(cur.path, local.path) || !isUnder(local.newPath, cur.path)) continue;
-      if (db.objectByPath(x.path) !== undefined || lstatOrNull(join(this.#d.root, x.path)) !== null) continue;
+      if (!this.#freeForReturn(x.path, sent.tid)) continue;
       if (lstatOrNull(join(this.#d.root, parentOf(x.path)))?.type !== 'dir') continue;
       this.#move(cur.path, x.path);
       db.relocateLocal(x.fid, x.path);
@@ -124,6 +124,20 @@ export class ConflictResolver {
       if (!isUnder(now.newPath!, now.path)) break;
     }
     return undone;
+  }
+
+  /**
+   * The name a directory goes back to, to break a cycle, is free, or is made free: an object made or moved
+   * there here since (not the server's: the server still holds the moved directory at that name) goes
+   * beside it, with its pending records. Before, the name stayed taken, the cycle stayed, and the client
+   * resynced, then lost the server's files below the directory (chaos seed 9201).
+   */
+  #freeForReturn(name: string, serverTid: Tid): boolean {
+    const db = this.#d.db;
+    const holder = db.objectByPath(name);
+    if (holder === undefined) return lstatOrNull(join(this.#d.root, name)) === null;
+    const made = db.pendingOnto(name).find((y) => y.fid === holder.fid);
+    return made !== undefined && this.setAside(made, serverTid) !== null;
   }
 
   /**
