@@ -419,7 +419,7 @@ export class Reintegrator {
       if (t === undefined || t.type !== 'file') r = { ...r, kind: 'create', target: null };
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
-    const o = d.db.objectByFid(r.fid);
+    const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r);
     const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
     // Content that cannot be read is empty only when a later record removes the object; otherwise capture has
     // not journaled a move yet: wait for it rather than ship an empty file.
@@ -443,6 +443,22 @@ export class Reintegrator {
     const { map } = got;
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
+  }
+
+  /**
+   * A file removed here since, whose inode lives on under a name a pending link gave it: its content is that
+   * name's. Before, it shipped empty (nothing to read at its own name), the server's link took that empty
+   * inode, and a resync then replaced the client's content with it: a write lost everywhere (chaos seed 9207:
+   * create a, link b to it, rename another file over a, all off line).
+   */
+  #linkedHere(r: LmlRecord): ObjectRow | undefined {
+    const db = this.#d.db;
+    for (const x of db.readLml(r.seq, 10_000_000)) {
+      if (x.kind !== 'link' || (x.targetFid ?? null) !== r.fid) continue;
+      const o = db.objectByFid(x.fid);
+      if (o?.type === 'file') return o;
+    }
+    return undefined;
   }
 
   /** Send the server the blocks of a large file it lacks, compared with its own version of the object. */
