@@ -1202,6 +1202,11 @@ export class FilesetDb {
           for (const fid of d.links ?? []) {
             if (names.includes(fid)) continue;
             const sib = this.objectByFid(fid);
+            // A name removed here and its removal not accepted yet, on an inode this node does not group it
+            // with (removed before the server linked the name that changed): the same, its removal is made
+            // against this version. Before, it was refused three times and the client resynced (chaos seed 9202).
+            const pending = sib === undefined ? this.localRecordsOf(fid) : [];
+            if (pending.length > 0 && pending.every((x) => x.kind === 'unlink')) this.#st.lmlRebaseFid!.run(version, fid);
             if (sib?.type !== 'file' || sib.version === NO_VERSION || sib.version === version) continue;
             this.#replace(sib, { ...sib, version });
             this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
