@@ -419,7 +419,8 @@ class Batch {
 
   #draftGone(o: ObjectRow): RecordDraft {
     return {
-      kind: o.type === 'dir' ? 'rmdir' : 'unlink', fid: o.fid, path: o.path, newPath: null, target: null,
+      // A symlink's removal names its target: a conflict step that brings it back makes a symlink again.
+      kind: o.type === 'dir' ? 'rmdir' : 'unlink', fid: o.fid, path: o.path, newPath: null, target: o.type === 'symlink' ? o.target : null,
       preVersion: o.version, size: null, hash: null, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs,
       origin: this.#d.nodeId, time: this.#d.clock.now(),
     };

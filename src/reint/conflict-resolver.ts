@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -330,7 +330,10 @@ export class ConflictResolver {
     // the inode take the server's change with it: what they changed here is redone below like this name's.
     db.dropLocal(r.fid);
     db.rewriteLml([], viaLinks.map((x) => x.seq));
-    const type = o?.type ?? (local.some((x) => x.kind === 'rmdir') ? 'dir' : 'file');
+    // Removed here: its removal says what it was (a symlink's names its target). Before, a symlink removed here
+    // and renamed on the server came back as an empty file, and the client resynced ("state differs").
+    const removal = local.find((x) => x.kind === 'unlink' || x.kind === 'rmdir');
+    const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
     const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
     const occupant = db.objectByPath(r.path);
@@ -369,6 +372,13 @@ export class ConflictResolver {
       }
     } else if (removedHere && type === 'dir' && !remoteGone) {
       this.#mkdir(r.path, base.mode);
+    } else if (removedHere && type === 'symlink' && !remoteGone && base.target !== null && lstatOrNull(join(this.#d.root, r.path)) === null) {
+      this.#d.guard.hold(r.path);
+      try {
+        symlinkSync(base.target, join(this.#d.root, r.path));
+      } finally {
+        this.#d.guard.release(r.path);
+      }
     } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, r.path)) === null) {
       // Back as a name of that inode, as on the server: the server's change then goes into it through both.
       this.#d.guard.hold(r.path);
