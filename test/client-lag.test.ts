@@ -48,3 +48,24 @@ test('a first copy lags by the whole KML until it is in; what waits is the copy\
   old.onCopy(T(40), null);
   assert.deepEqual([old.view(T(0), 5_000, copy).lagSeconds, old.view(T(40), 5_000, { ...copy, done: true }).lagSeconds], [null, 0]);
 });
+
+test('a resync lags from the first record after this node\'s last_rcvd, in seconds too', () => {
+  // The first case is the contract the server's `next` (snapshot and copy stream, since this node's last_rcvd)
+  // feeds; status-lag.test.ts checks it end to end. The second fails without the change to onCopy (it
+  // replaced the oldest missing record known here with the copy's null: lagSince null, "? s", all resync long).
+  const l = new ClientLag();
+  l.onHello(T(20), null, none);
+  l.onPing(T(20));
+  // Away; back past the server's retention: the snapshot at 60 names record 31 (journaled at 2 s), the first after 20.
+  l.onCopy(T(60), { tid: T(31), time: 2_000 });
+  const copy = { done: false, files: 1, totalFiles: 3, bytes: 0, totalBytes: 0 };
+  assert.deepEqual(l.view(T(20), 9_000, copy), { serverTid: T(60), lagRecords: 40, lagSince: 2_000, lagSeconds: 7, waitingDown: { records: 40, files: 2, bytes: 0, atLeast: false } });
+  // A resync after a record that does not apply here, from a server that names nothing: that record is still the oldest missing.
+  const m = new ClientLag();
+  m.onHello(T(20), null, none);
+  m.onRecord({ tid: T(21), time: 3_000 }, T(25), T(20));
+  m.onCopy(T(25), null);
+  assert.deepEqual([m.view(T(20), 8_000, copy).lagSince, m.view(T(20), 8_000, copy).lagSeconds], [3_000, 5]);
+  // Once the copy is in (last_rcvd at its TID), nothing is missing and the old record no longer counts.
+  assert.deepEqual([m.view(T(25), 8_000, { ...copy, done: true }).lagSince, m.view(T(25), 8_000, { ...copy, done: true }).lagSeconds], [null, 0]);
+});

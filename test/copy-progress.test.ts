@@ -11,9 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { copyReporter, progressLine, type ProgressBar } from '#cli/copy-progress.js';
 import type { CopyProgress } from '#daemon/copy.js';
-import { FilesetDb } from '#journal/fileset-db.js';
-import { findFileset } from '#journal/layout.js';
-import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, readLogs, secretFile, sleep, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, journalState, readLogs, secretFile, sleep, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 const at = (files: number, totalFiles = 10): CopyProgress => ({ files, totalFiles, bytes: files * 100, totalBytes: totalFiles * 100 });
 
@@ -115,7 +113,7 @@ test('a client started as a service would be (stdout and stderr not a terminal) 
   await until('the client is disconnected', () => count(/"msg":"disconnected on request"/) > 0);
   const rcvd = BigInt(JSON.parse(cli(['status', cl.path, '--json']).stdout).client.lastRcvd as string);
   for (let i = 0; i < 20; i++) writeFileSync(join(srv.path, 'site', `n${i}.html`), `<p>new ${i}</p>\n`);
-  await until('the server pruned the records the client missed', () => firstKept(srv.path) > rcvd + 1n);
+  await until('the server pruned the records the client missed', () => journalState(srv.path).firstKept > rcvd + 1n);
   assert.equal(cli(['reconnect', cl.path]).code, 0);
   // A resync places only what differs from the server's: the 20 new pages.
   await until('the resync placed every file that differs', () => /^resync: 20\/20 files, /m.test(out));
@@ -127,15 +125,6 @@ test('a client started as a service would be (stdout and stderr not a terminal) 
   assert.equal(count(/"msg":"resync done"/), 1);
 });
 
-/** The first TID the server's journal still holds (read-only, while its daemon runs). */
-function firstKept(dir: string): bigint {
-  const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
-  try {
-    return db.firstKeptTid;
-  } finally {
-    db.close();
-  }
-}
 
 async function until(what: string, fn: () => boolean): Promise<void> {
   for (let i = 0; i < 600; i++) {

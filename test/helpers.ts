@@ -165,11 +165,11 @@ export async function spawnClient(dir: string, logDir: string, port: number, sec
   return spawnDaemon(dir, logDir, ['--server', `http://127.0.0.1:${port}`, '--secret-file', secretFile, ...extra]);
 }
 
-/** What a node's journal says now (read-only, while its daemon runs). */
-export function journalState(dir: string): { digest: string; lastTid: bigint; lml: number; records: number } {
+/** What a node's journal says now (read-only, while its daemon runs); `firstKept`: the first TID its KML still holds. */
+export function journalState(dir: string): { digest: string; lastTid: bigint; lml: number; records: number; firstKept: bigint } {
   const db = FilesetDb.open(findFileset(dir).db, { readonly: true, check: false });
   try {
-    return { digest: formatDigest(db.digest), lastTid: db.lastTid, lml: db.lmlCount(), records: db.recordCount() };
+    return { digest: formatDigest(db.digest), lastTid: db.lastTid, lml: db.lmlCount(), records: db.recordCount(), firstKept: db.firstKeptTid };
   } finally {
     db.close();
   }

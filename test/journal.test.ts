@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { systemClock } from '#core/clock.js';
 import { EMPTY_DIGEST, digestAdd, formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
+import { STORE_FORMAT } from '#core/format.js';
 import { NO_VERSION, asTid, type Fid, type NodeId } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -85,6 +86,30 @@ test('a store of a newer format is refused with DB_FORMAT', (t) => {
   raw.pragma('user_version = 99');
   raw.close();
   assert.throws(() => FilesetDb.open(file), isCode('DB_FORMAT'));
+});
+
+test('a store of an older format: read-only it is refused with a hint to start the daemon, which migrates it keeping its records', (t) => {
+  // The upgrade path of docs/operations.md. Fails without the change to the hint: it said "run a release that
+  // can migrate it", while this release migrates it at its first open for writing.
+  const { db, file, cleanup } = fresh();
+  t.after(cleanup);
+  for (let i = 0; i < 3; i++) db.commit([{ draft: draft(db, { path: `f${i}` }), identity: null }]);
+  db.close();
+  // Back to format 4 as a release of that format wrote it: no `parent` and `target_fid` columns (4 -> 5 adds them).
+  const raw = new Database(file);
+  raw.exec('ALTER TABLE kml DROP COLUMN parent; ALTER TABLE lml DROP COLUMN parent; ALTER TABLE kml DROP COLUMN target_fid; ALTER TABLE lml DROP COLUMN target_fid');
+  raw.pragma('user_version = 4');
+  raw.close();
+  assert.throws(() => FilesetDb.open(file, { readonly: true }), (e: unknown) => isCode('DB_FORMAT')(e) && /start the daemon/.test((e as IntersyncError).hint ?? ''));
+  const up = FilesetDb.open(file);
+  try {
+    assert.deepEqual([up.recordCount(), up.lastTid, up.readKml(NO_VERSION, 10).map((r) => r.path)], [3, 3n, ['f0', 'f1', 'f2']]);
+  } finally {
+    up.close();
+  }
+  const v = new Database(file, { readonly: true });
+  assert.equal(v.pragma('user_version', { simple: true }), STORE_FORMAT);
+  v.close();
 });
 
 test('a corrupt or truncated store is refused with DB_CORRUPT and left as it was', (t) => {

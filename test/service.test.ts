@@ -1,9 +1,9 @@
 // Invariant: a site can run intersync as a service: the unit template passes `systemd-analyze verify`
 // without a warning, `intersync stop` ends the daemon cleanly (exit 0, pid file gone) and waits for it,
-// and `intersync backup` copies the journal while the daemon runs into a file that opens and is whole.
+// and `intersync backup` copies the journal while the daemon runs into one file (nothing beside it) that opens and is whole.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
@@ -60,6 +60,9 @@ test('stop ends the running daemon cleanly and waits; backup copies the journal 
   } finally {
     copy.close();
   }
+  // The backup is one file: fails without the change to cmdBackup (it left `fileset.db.<pid>.partial-wal` and
+  // `-shm` beside it, from checking the copy, which kept the store's WAL mode).
+  assert.deepEqual(readdirSync(join(d.path, 'backup')), ['fileset.db']);
   const again = cli(['backup', dir, out]);
   assert.equal(again.code, 2, 'an existing file is not replaced without --force');
 

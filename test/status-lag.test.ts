@@ -9,6 +9,14 @@
 // either way and no bytes; and, busy with a record that came after the server's last ping, it said lag 0
 // records while the server said 1 (checked by removing the use of the record frame's `last`: part 2 fails).
 //
+// A resync (the client away past the server's retention) is held the same way, and both ends still show the
+// same lag, in seconds too. Fails without the change (server.ts `next` on the snapshot and copy stream, asked
+// from the client's last_rcvd): the client's status said lagSince null and lagSeconds null ("lag N records /
+// ? s") for the whole resync, while the server counted seconds from the oldest record the client missed.
+// It also fails without the ack at a stream's hello (client-node.ts): after a first copy or a resync with
+// no record following, the client said lag 0 while the server counted it behind for good (here: "the
+// server counts the client caught up" timed out after the first copy of index.html).
+//
 // The client's block fetches pass a proxy that holds them on request, so "behind" lasts until the test
 // lets it go: nothing here depends on timing.
 import assert from 'node:assert/strict';
@@ -22,7 +30,7 @@ interface Waiting { records: number; files: number; bytes: number; atLeast: bool
 interface Peer { node: string; lagRecords: number; lagSince: number | null; lagSeconds: number; waiting: Waiting }
 interface Transfer { direction: string; path: string; size: number; total: number; bytes: number }
 interface ClientView {
-  connected: boolean; offline: boolean; lastRcvd: string; lagRecords: number | null; lagSince: number | null; lagSeconds: number | null;
+  connected: boolean; resyncs: number; firstCopy: { done: boolean } | null; offline: boolean; lastRcvd: string; lagRecords: number | null; lagSince: number | null; lagSeconds: number | null;
   waitingDown: Waiting | null; transfers: Transfer[]; bytesIn: number | null; bytesOut: number | null;
 }
 
@@ -151,3 +159,48 @@ test('server and client show the same lag, waiting files and bytes; the client s
   assert.ok(readFileSync(join(srv, 'up.bin')).equals(up));
   await until('nothing in transfer', () => published(c).transfers.length === 0);
 });
+
+test('during a resync both ends show the same lag, in records and seconds', { timeout: 240_000 }, async (t) => {
+  const { srv, cli: c, proxy } = await proxiedPair(t, { match: /^POST \/v1\/filesets\/[^/ ]+\/blocks/, delayMs: 0, serverArgs: ['--retain-records', '5'],
+    // A file to start with: the client's resync then reads the server's snapshot (a copy into an empty tree streams instead).
+    prepare: (s) => writeFileSync(join(s, 'index.html'), '<p>home</p>\n'),
+  });
+  const stage = tmpDir('intersync-stage-');
+  t.after(stage.cleanup);
+  await until('the client is connected', () => published(c).connected);
+  await until('the server counts the client caught up', () => peerOf(srv).lagRecords === 0);
+  assert.equal(cli(['disconnect', c]).code, 0);
+  await until('the client is disconnected', () => {
+    const v = published(c);
+    return v.offline && !v.connected;
+  });
+  // Away while more than the 5 retained records are journaled: back, the client must resync from a snapshot.
+  const rcvd = BigInt(clientOf(c).lastRcvd);
+  proxy.pause();
+  writeFileSync(join(stage.path, 'big.bin'), randomBytes(3 << 20));
+  renameSync(join(stage.path, 'big.bin'), join(srv, 'big.bin'));
+  for (let i = 0; i < 12; i++) writeFileSync(join(srv, `n${i}.txt`), `new ${i}\n`);
+  await until('the server journals everything', async () => journalState(srv).digest === (await diskDigest(srv)));
+  await until('the server pruned records the client missed', () => journalState(srv).firstKept > rcvd + 1n);
+  assert.equal(cli(['reconnect', c]).code, 0);
+  await until('the resync fetches big.bin (held)', () => proxy.paused >= 1);
+
+  const p = peerOf(srv);
+  const cl = clientOf(c);
+  assert.equal(cl.firstCopy?.done, false, 'the resync is running');
+  assert.ok(p.lagRecords >= 13 && p.lagSince !== null, `the server counts what the client misses: ${JSON.stringify(p)}`);
+  assert.deepEqual([cl.lagRecords, cl.lagSince], [p.lagRecords, p.lagSince], 'the same records missing, counted from the same record');
+  assert.ok(cl.lagSeconds !== null && cl.lagSeconds >= 0, `lag in seconds during the resync: ${cl.lagSeconds}`);
+  assert.match(cli(['status', c]).stdout, new RegExp(`lag ${p.lagRecords} records / \\d+ s`));
+
+  proxy.resume();
+  await waitConverged([srv, c]);
+  await until('the client is caught up', () => {
+    const v = published(c);
+    return v.lagRecords === 0 && v.lagSeconds === 0;
+  });
+  assert.ok(clientOf(c).resyncs >= 1, 'it was a resync');
+  // With no record after the resync, the client acknowledges the position the resync placed at its stream's hello.
+  await until('the server counts the client caught up after the resync', () => peerOf(srv).lagRecords === 0);
+});
+

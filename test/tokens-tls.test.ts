@@ -71,8 +71,12 @@ test('subtree tokens: two web servers writing different folders never contend', 
   }
   await sleep(1100);
   assert.equal(recalls(c.server), 0);
-  const st = JSON.parse(cli(['status', '--json', c.server]).stdout) as { server: { tokens: Array<{ scope: string; holder: string }> } };
+  const st = JSON.parse(cli(['status', '--json', c.server]).stdout) as { server: { tokens: Array<{ scope: string; holder: string; words: string }> } };
   assert.deepEqual(st.server.tokens.map((g) => g.scope).sort(), ['/siteA', '/siteB']);
+  // Status names each scope in words (issue 17), on the server and on the client that holds it.
+  assert.deepEqual(st.server.tokens.map((g) => g.words).sort(), ['the folder siteA/ and everything below it', 'the folder siteB/ and everything below it']);
+  assert.match(cli(['status', c.server]).stdout, /^ {2}write tokens: the folder site[AB]\/ and everything below it held by \S+, the folder site[AB]\/ and everything below it held by \S+$/m);
+  assert.match(cli(['status', a]).stdout, /write tokens held: the folder siteA\/ and everything below it$/m);
 });
 
 test('TLS: a client trusting the server\'s certificate replicates; one that does not is refused clearly', { timeout: 120_000 }, async (t) => {

@@ -74,8 +74,17 @@ export async function cmdBackup(dir: string, out: string, o: { fileset?: string;
   try {
     mkdirSync(dirname(dest), { recursive: true });
     await src.backup(tmp);
+    // The copy keeps the store's WAL mode, and any open of it (the check below, a person's sqlite3) would leave
+    // `-wal` and `-shm` files beside it, under the temp name once it is renamed: a backup is one file, in
+    // rollback mode (a daemon's open of a restored copy sets WAL again).
+    const copy = new Database(tmp, { fileMustExist: true });
+    try {
+      copy.pragma('journal_mode = DELETE');
+    } finally {
+      copy.close();
+    }
   } catch (e) {
-    rmSync(tmp, { force: true });
+    for (const f of [tmp, `${tmp}-wal`, `${tmp}-shm`]) rmSync(f, { force: true });
     throw IntersyncError.IO('back up', paths.db, e).wrap('backup');
   } finally {
     src.close();

@@ -126,7 +126,11 @@ export class IntersyncError extends Error {
     return new IntersyncError(
       'DB_FORMAT',
       `fileset database ${file} has format ${found}; this intersync reads format ${supported}`,
-      { hint: newer ? 'upgrade intersync to a release that knows this format' : 'run a release that can migrate it' },
+      {
+        // An older format is migrated by this release's first open for writing: read-only commands (status, kml, backup) do not.
+        hint: newer ? 'upgrade intersync to a release that knows this format'
+          : 'start the daemon on it once (intersync DIR, or systemctl start intersync@…): it migrates the store at its first open',
+      },
     );
   }
 

@@ -4,7 +4,8 @@
  * time the oldest of them was journaled. A client cannot read the server's KML, so it learns both from
  * the server's frames (net/protocol/lag-fields.ts): a stream's hello (`tid`, `next`, `waiting`), each
  * forwarded record (its own TID and time, and `last`, the server's last TID as it left), each ping
- * (`tid`), and a copy stream's hello.
+ * (`tid`), and a copy's answer (the snapshot, or the copy stream's hello), which names the first record after
+ * this node's last_rcvd, so a resync's lag counts in seconds too.
  * Invariant: the server's TID known here only grows within a stream, so a client busy applying a record
  * is never "lag 0" while the server counts it behind.
  */
@@ -51,10 +52,14 @@ export class ClientLag {
     this.#serverTid = tid;
   }
 
-  /** A copy names the TID it brings this node to, and the first record of the server's KML when it says. */
+  /**
+   * A copy (first copy or resync) names the TID it brings this node to, and the first record after this
+   * node's last_rcvd when the server says. When it does not (an older server), the oldest missing record
+   * already known here stays where the lag counts from (view() drops it once applied).
+   */
   onCopy(tid: Tid, next: { tid: Tid; time: number } | null): void {
     this.#serverTid = tid;
-    this.#next = next;
+    if (next !== null) this.#next = next;
   }
 
   /**

@@ -497,6 +497,9 @@ export class ClientNode {
             if (t !== null && f.type === 'hello') {
               // What the server counts as missing here, from where this stream starts (journal/in-flight.ts).
               this.#lag.onHello(t, parseNext(f.header.next), parseWaiting(f.header.waiting));
+              // A position not acknowledged yet (a first copy or resync just placed, or records applied before a
+              // restart) is acknowledged now: else the server counts this node behind until the next record comes.
+              if (since > this.#acked) this.#scheduleAck();
               // The reconnection sequence: the server's records first, then the LML.
               this.reint.holdUntil(t);
             }

@@ -53,7 +53,8 @@ export interface CopyDeps {
   readonly onProgress: (p: CopyProgress) => void;
   /**
    * The TID the copy brings this node to, once known, and the first record of the server's KML after this
-   * node's position when the server says (the copy stream's hello): what the lag counts until the copy is in.
+   * node's last_rcvd when the server says (the snapshot's or copy stream's `next`; an older server does not):
+   * where the lag counts from until the copy is in, for a first copy and a resync alike.
    */
   readonly onServerTid?: (tid: Tid, next: { tid: Tid; time: number } | null) => void;
   /** Objects whose pending records the server kept refusing (a resync): rebased on the snapshot, see protectLocal. */
@@ -95,11 +96,12 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   dropUnjournaled(d);
   if (d.db.objectCount() === 0 && d.db.lmlCount() === 0) return streamedCopy(d);
   const t0 = d.clock.monotonic();
-  const raw = await d.client.snapshot();
+  // This node's last_rcvd: the server names the first record after it, where the lag counts from during a resync.
+  const raw = await d.client.snapshot(d.db.lastRcvdOf(d.serverNode));
   const t1 = d.clock.monotonic();
   const tid = parseTid(raw.tid);
   if (tid === undefined || !Array.isArray(raw.entries)) throw IntersyncError.PROTOCOL('the snapshot must name its TID and list its entries');
-  d.onServerTid?.(tid, null);
+  d.onServerTid?.(tid, parseNext(raw.next));
   const policy = d.apply.attrs;
   const snap = { ...raw, entries: raw.entries.map((e) => checkedEntry(d, e)).filter((e): e is SnapshotEntry => e !== null) };
   const earlier = pendingPutBack(d);
@@ -277,7 +279,7 @@ async function readCopyStream(d: CopyDeps, p: CopyProgress, pipe: WriterPipe, wr
   // Large files (and hard links to them) are fetched once the stream is read: it never waits on a block transfer.
   const later: SnapshotEntry[] = [];
   const laterPaths = new Set<string>();
-  for await (const f of d.client.copyStream()) {
+  for await (const f of d.client.copyStream(d.db.lastRcvdOf(d.serverNode))) {
     if (f.type === 'hello') {
       const at = typeof f.header.tid === 'string' ? parseTid(f.header.tid) : undefined;
       if (at === undefined || ctx !== null) throw IntersyncError.PROTOCOL('the copy stream must start with one hello naming its TID');

@@ -32,6 +32,8 @@ export type SnapshotEntry = Omit<SnapshotRow, 'ino'> & { readonly linkOf: string
 export interface Snapshot {
   readonly tid: string;
   readonly digest: string;
+  /** The first record after the asked `since` ({ tid, time }, net/protocol/lag-fields.ts); absent from an older server. */
+  readonly next?: unknown;
   readonly entries: SnapshotEntry[];
 }
 
@@ -168,13 +170,14 @@ export class PeerClient {
     return this.#json<EnrolResult>('POST', `${this.#base}/v1/enrol`, { node, proto: PROTOCOL_VERSION, replicate });
   }
 
-  snapshot(): Promise<Snapshot> {
-    return this.#json<Snapshot>('GET', this.#fs('/snapshot'));
+  /** The whole fileset at one TID; `since` (this node's last_rcvd) makes the server name the first record it misses (`next`). */
+  snapshot(since: Tid): Promise<Snapshot> {
+    return this.#json<Snapshot>('GET', this.#fs(`/snapshot?since=${formatTid(since)}`));
   }
 
-  /** The whole fileset at one TID, streamed for a first copy: hello, an entry frame per object, end. */
-  async *copyStream(): AsyncGenerator<Frame> {
-    const res = await this.#call('GET', this.#fs('/copy'), { timeoutMs: 300_000 });
+  /** The whole fileset at one TID, streamed for a first copy: hello (with `next` after `since`), an entry frame per object, end. */
+  async *copyStream(since: Tid): AsyncGenerator<Frame> {
+    const res = await this.#call('GET', this.#fs(`/copy?since=${formatTid(since)}`), { timeoutMs: 300_000 });
     try {
       yield* readFrames(res.body);
     } catch (e) {

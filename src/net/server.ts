@@ -272,11 +272,23 @@ export class FilesetServer {
       };
     });
 
-    // The whole object table at one TID, for a client's first copy.
-    app.get('/v1/filesets/:uuid/snapshot', { schema: { params } }, async (_req, reply) => {
+    // `since`: the asking node's last_rcvd (optional, 0 when absent), so a copy's answer names the first record
+    // that node misses (`next`, journal/in-flight.ts): a resync's lag counts from it, as this server counts it.
+    const copyQuery = { type: 'object', properties: { since: { type: 'string', pattern: TID_RE } } };
+    const sinceOf = (req: FastifyRequest): Tid => {
+      const q = (req.query as { since?: string }).since;
+      const since = q === undefined ? NO_VERSION : parseTid(q);
+      if (since === undefined) throw IntersyncError.BAD_REQUEST(`since ${q} is out of range`);
+      return since;
+    };
+
+    // The whole object table at one TID, for a client's first copy or resync.
+    app.get('/v1/filesets/:uuid/snapshot', { schema: { params, querystring: copyQuery } }, async (req, reply) => {
+      const since = sinceOf(req);
       const snap = db.snapshotReader();
       try {
-        return reply.send({ tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: [...entriesOf(pagesOf(snap))] });
+        const next = firstAfter(db, since, snap.tid);
+        return reply.send({ tid: formatTid(snap.tid), digest: formatDigest(snap.digest), ...(next === null ? {} : { next }), entries: [...entriesOf(pagesOf(snap))] });
       } finally {
         snap.close();
       }
@@ -284,7 +296,7 @@ export class FilesetServer {
 
     // The whole object table at one TID with the content of its small files, streamed: a first copy into an
     // empty directory starts writing with the first frames.
-    app.get('/v1/filesets/:uuid/copy', { schema: { params } }, async (_req, reply) => this.#copyStream(reply));
+    app.get('/v1/filesets/:uuid/copy', { schema: { params, querystring: copyQuery } }, async (req, reply) => this.#copyStream(reply, sinceOf(req)));
 
     // Content of many small objects in one response: frames, one per fid.
     app.post('/v1/filesets/:uuid/content', {
@@ -534,7 +546,7 @@ export class FilesetServer {
    * since is sent as it is now, with its current hash (a later record says
    * so), and one removed since is sent without content (`ok: false`).
    */
-  async #copyStream(reply: FastifyReply): Promise<void> {
+  async #copyStream(reply: FastifyReply, since: Tid): Promise<void> {
     const f = this.#f;
     const db = f.db;
     // The table at one TID, read in pages while this server goes on committing.
@@ -565,11 +577,12 @@ export class FilesetServer {
       if (size >= chunk) await flush();
     };
     try {
-      // `next`: the first record a client without any lags from (journal/in-flight.ts), until the copy is in.
-      const first = snap.tid > NO_VERSION ? db.readKml(NO_VERSION, 1)[0] : undefined;
+      // `next`: the first record the asking node misses (the whole KML for a node without any), where its lag
+      // counts from until the copy is in.
+      const next = firstAfter(db, since, snap.tid);
       await push(helloFrame({
         node: db.meta.nodeId, uuid: db.meta.uuid, tid: formatTid(snap.tid), digest: formatDigest(snap.digest), entries: snap.entries, bytes: snap.bytes,
-        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time } }),
+        ...(next === null ? {} : { next }),
       }));
       await flush();
       for (const o of entriesOf(pagesOf(snap))) {
@@ -759,6 +772,15 @@ function parseBlockMap(v: unknown): BlockMap {
     throw IntersyncError.BAD_REQUEST('bad block map');
   }
   return m as BlockMap;
+}
+
+/**
+ * The first record after `since` when the copy at `tid` brings records past it, as a lag field (`next`): the
+ * oldest change a node at `since` misses (after a prune, the oldest kept: the status counts from it too).
+ */
+function firstAfter(db: FilesetDb, since: Tid, tid: Tid): { tid: string; time: number } | null {
+  const first = tid > since ? db.readKml(since, 1)[0] : undefined;
+  return first === undefined ? null : { tid: formatTid(first.tid), time: first.time };
 }
 
 /** A snapshot reader's rows, in path order, a page at a time. */

@@ -1,8 +1,10 @@
 /**
  * Optional fields of a stream's `hello` that tell a client what it misses (journal/in-flight.ts has
  * their meaning): `next`, the first server record after the client's position ({ tid, time }), and
- * `waiting`, the records, files and bytes to come. Added within protocol 3: a client that does not know
- * them ignores them, and one that gets none (an older server) knows less, nothing worse.
+ * `waiting`, the records, files and bytes to come. A copy's answer (the snapshot, the copy stream's
+ * hello) carries `next` too, after the `since` query the client sends (its last_rcvd; 0 when absent).
+ * Added within protocol 3: a client that does not know them ignores them, one that gets none (an older
+ * server, which also ignores `since`) knows less, nothing worse.
  */
 import { parseTid, type Tid } from '#core/ids.js';
 
