@@ -350,3 +350,40 @@ test('the same cycle when the client made a new directory at the name it moved a
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
 });
+
+test('the same cycle met by a resync (the client past the server\'s retention): the server\'s move stands and nothing below either directory is lost', { timeout: 180_000 }, async (t) => {
+  // Fails without undoCycles in daemon/resync-protect.ts: the resync kept the client's move of b into a, so
+  // the server's a (now b/a) was a/b/a here, inside itself: the resync removed a with the server's a/f, and
+  // b/a/f was gone on every node.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    serverArgs: ['--retain-records', '5'],
+    prepare: (s) => {
+      mkdirSync(join(s, 'a'));
+      mkdirSync(join(s, 'b'));
+      writeFileSync(join(s, 'a/f'), 'in a\n');
+      writeFileSync(join(s, 'b/g'), 'in b\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  renameSync(join(c, 'b'), join(c, 'a/b'));
+  writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
+  await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'a'), join(s, 'b/a'));
+  await journaled(s, before);
+  await pastRetention(farm);
+  reconnect(c);
+  await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
+    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
+    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    assert.equal(readOrNull(join(d, 'b/h')), 'made in b on the client after its move\n', `${d}: the client's new file, in b`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync failed|does not apply/), [], 'no failed resync, no refused server record');
+});

@@ -67,6 +67,7 @@ export function protectLocal(
     }
     saveLocal(d, fid as Fid, recs, e?.path, putBack);
   }
+  undoCycles(d, snapshot, skip);
   const entries = localNames(d, snapshot, skip);
   for (const fid of made) {
     // Made here: the server does not know it. Keep it, unless its name is the server's now (not when the
@@ -92,6 +93,37 @@ export function protectLocal(
  * will get it) holds the server's entries below its local name, so they are placed there, not at the
  * server's name (whose parent is not here).
  */
+/**
+ * A directory kept here with its pending move into one that the server moved into it (b into a here, a into
+ * b there): in this node's names the server's directory would go inside itself, and the resync would remove
+ * it with what the server holds in it. The server's move stands, as on the forwarded path
+ * (ConflictResolver#breakCycle): the local move is undone, back to the server's name of the directory, with
+ * what it holds and the pending records below it. Before, a resync past the server's retention removed the
+ * server's files below the directory on every node.
+ */
+function undoCycles(d: Deps, snapshot: readonly SnapshotEntry[], skip: Set<string>): void {
+  const byFid = new Map(snapshot.map((e) => [e.fid, e]));
+  for (let pass = 0; pass < 16; pass++) {
+    const cyc = localNames(d, snapshot, skip).find((x) => {
+      const o = x.type === 'dir' ? d.db.objectByFid(x.fid as Fid) : undefined;
+      return o?.type === 'dir' && x.path !== o.path && isUnder(x.path, o.path);
+    });
+    if (cyc === undefined) return;
+    const outer = d.db.objectByFid(cyc.fid as Fid)!.path;
+    // The kept directory the local name goes through, inside the one the server moves: the deepest first.
+    const inner = [...skip].map((fid) => d.db.objectByFid(fid as Fid)).filter((o) => o?.type === 'dir' && o.path !== outer
+      && isUnder(o.path, outer) && isUnder(cyc.path, o.path) && byFid.has(o.fid)).sort((a, b) => b!.path.length - a!.path.length)[0];
+    const to = inner === undefined ? undefined : byFid.get(inner.fid)!.path;
+    if (inner === undefined || to === undefined || d.db.objectByPath(to) !== undefined || lstatOrNull(join(d.root, to)) !== null
+      || lstatOrNull(join(d.root, parentOf(to) === '' ? '.' : parentOf(to)))?.type !== 'dir') return;
+    renameSync(join(d.root, inner.path), join(d.root, to));
+    d.db.relocateLocal(inner.fid, to);
+    d.db.rewriteLml([], d.db.localRecordsOf(inner.fid).filter((y) => y.kind === 'rename' && y.path === y.newPath).map((y) => y.seq));
+    if (!d.db.hasPendingLocal(inner.fid)) skip.delete(inner.fid);
+    d.log.warn({ path: to, was: inner.path, into: cyc.path }, 'resync: a directory moved here into one the server moved into it: moved back');
+  }
+}
+
 function localNames(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlySet<string>): SnapshotEntry[] {
   const moves: Array<[string, string]> = [];
   for (const e of snapshot) {
