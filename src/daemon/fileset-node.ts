@@ -254,6 +254,14 @@ export class FilesetNode {
     this.log.info({ pruned: n, first: formatTid(below) }, 'journal pruned');
   }
 
+  /** Until capture has journaled the events it has (those of a change a moment ago arrive first), at most 2 s. */
+  async #settleCapture(): Promise<void> {
+    await new Promise((r) => setImmediate(r));
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.capture.idle(), new Promise((r) => { timer = setTimeout(r, 2000); })]);
+    clearTimeout(timer);
+  }
+
   async #listen(l: ListenOptions): Promise<void> {
     // Loaded here: a client, or a node with --listen none, never loads the HTTP server (fastify) at all.
     const { FilesetServer } = await import('#net/server.js');
@@ -268,7 +276,7 @@ export class FilesetNode {
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
-        syncPaths: (paths) => this.capture.syncPaths(paths), disk: this.disk, ...(l.http === undefined ? {} : { http: l.http }),
+        syncPaths: (paths) => this.capture.syncPaths(paths), settle: () => this.#settleCapture(), disk: this.disk, ...(l.http === undefined ? {} : { http: l.http }),
       },
       tls,
       l.limits,

@@ -1,6 +1,6 @@
 import { metrics } from '#core/metrics.js';
-import { readFileSync, renameSync, rmSync } from 'node:fs';
-import { relative } from 'node:path';
+import { lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { Readable } from 'node:stream';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -12,6 +12,7 @@ import type { DiskFullState } from '#core/disk-full.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, isNodeId, NO_VERSION, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
+import { parentOf } from '#core/paths.js';
 import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { blockLength, type BlockMap } from '#apply/blocks.js';
@@ -47,6 +48,8 @@ export interface ServedFileset {
   readonly leaseMs: number;
   /** Journal any local change at these names not journaled yet, before a peer's record changes them. */
   readonly syncPaths?: (paths: readonly string[]) => Promise<void>;
+  /** Wait (a bounded while) until capture has journaled what it has events for: a directory moved or removed here. */
+  readonly settle?: () => Promise<void>;
   /** This node's disk-full state: a request that fails for want of space here notes it (and answers DISK_FULL, 507). */
   readonly disk?: DiskFullState;
   /** More routes on this port (metrics, the dashboard), added by the daemon. */
@@ -662,6 +665,16 @@ export class FilesetServer {
   }
 
   /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
+  /** A directory above the record's names that the journal holds and the disk does not (not journaled yet). */
+  #ancestorUnjournaled(r: { path: string; newPath: string | null }): boolean {
+    for (const name of r.newPath === null ? [r.path] : [r.path, r.newPath]) {
+      for (let p = parentOf(name); p !== ''; p = parentOf(p)) {
+        if (this.#f.db.objectByPath(p)?.type === 'dir' && lstatSync(join(this.#f.root, p), { throwIfNoEntry: false }) === undefined) return true;
+      }
+    }
+    return false;
+  }
+
   async #reintegrate(node: string, body: Readable): Promise<unknown> {
     const f = this.#f;
     const db = f.db;
@@ -702,6 +715,15 @@ export class FilesetServer {
         if (placed !== sent) {
           await f.syncPaths?.(placed.newPath === null ? [placed.path] : [placed.path, placed.newPath]);
           placed = placedHere(db, sent); // what capture journaled meanwhile counts
+        }
+        // A directory on the record's way that the journal holds and the disk no longer does: moved or removed
+        // here a moment ago, not journaled yet. Capture journals it first, so the record is placed at the new
+        // name, or refused against a journal that says so. Before, the refusal ("parent … does not exist here")
+        // came with a last TID that did not hold the move: the client, caught up by it, took the directory for
+        // gone, made it again under a new fid, and resynced (chaos seed 9205).
+        if (f.settle !== undefined && this.#ancestorUnjournaled(placed)) {
+          await f.settle();
+          placed = placedHere(db, sent);
         }
         // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
         d = f.apply.localize(placed);
