@@ -4,7 +4,7 @@ import {
   chmodSync, closeSync, constants, copyFileSync, existsSync, fchmodSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync,
   renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
-import { copyFile } from 'node:fs/promises';
+import { copyFile, unlink } from 'node:fs/promises';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -316,8 +316,11 @@ export class ApplyPath {
             chmodSync(staged.file, d.mode);
             utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
           }
+          const old = existing?.type === 'file' && existing.size >= DELTA_THRESHOLD ? this.#keepAside(abs) : null;
           renameSync(staged.file, abs);
           consumed = true;
+          // The old version's blocks are freed by the thread pool, after this: freeing a GiB took the rename a second.
+          if (old !== null) void unlink(old).catch(() => undefined);
           break;
         }
         case 'mkdir':
@@ -562,6 +565,17 @@ export class ApplyPath {
       if (st !== null && unchangedSince(o, st)) return { abs, staged: false };
     }
     return null;
+  }
+
+  /** A second name in the temp folder for the large file at `abs` about to be replaced, or null (its own fault: none needed). */
+  #keepAside(abs: string): string | null {
+    const keep = this.tmpName();
+    try {
+      linkSync(abs, keep);
+      return keep;
+    } catch {
+      return null;
+    }
   }
 
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */

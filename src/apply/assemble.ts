@@ -3,8 +3,7 @@ import { constants, createReadStream } from 'node:fs';
 import { copyFile, open, type FileHandle } from 'node:fs/promises';
 import { IntersyncError } from '#core/errors.js';
 import { lstatOrNull, type DiskStat } from '#presto/disk.js';
-import { BlockHasher } from './block-hasher.js';
-import { blockLength, localOffsets, type BlockMap } from './blocks.js';
+import { blockHash, blockLength, localOffsets, type BlockMap } from './blocks.js';
 
 /** This node's old version of a file, and its block map as the cache vouches for it by stat identity. */
 export interface AssemblyBase {
@@ -24,25 +23,22 @@ export interface AssemblyInput {
   readonly fetch: (indexes: readonly number[]) => AsyncIterator<Buffer>;
   /**
    * Each block that does not come from the old version at its place is checked against its hash in
-   * `map`, so every block hash of `map` holds. 'blocks': the map's whole-file hash is then taken as the
+   * `map` as it comes, so every block hash of `map` holds. 'blocks': the map's whole-file hash is then taken as the
    * peer's word (a server's content: the server is the authority on it). 'whole': the file written is
    * also read back and hashed whole (an upload from a client, whose map must not name content it is not).
    */
   readonly check: 'blocks' | 'whole';
 }
 
-/** Block writes in flight at once, and bytes written between two background write-backs. */
+/** Block writes in flight at once. */
 const WRITES_IN_FLIGHT = 16;
-const WRITE_BACK_BYTES = 64 << 20;
-/** Blocks checked per message to the hashing thread. */
-const CHECK_BATCH = 16;
 
 /**
  * Write the content `map` describes into `tmp`: the blocks this node's old version holds at the same
  * place come with one kernel copy of that version (no bytes through this process), blocks it holds
- * elsewhere are read from it, the rest is fetched; writes go positionally through the thread pool, so
- * this thread keeps reading the peer's frames, and a background `fdatasync` every 64 MiB starts the
- * write-back early, leaving the flush before the acknowledgement little to do. The old version must not
+ * elsewhere are read from it, the rest is fetched and each checked against its block hash; writes go
+ * positionally through the thread pool, so this thread keeps reading the peer's answer meanwhile (an
+ * `fdatasync` every 64 MiB to start the write-back early measured slower in all: the writes waited). The old version must not
  * change meanwhile (its stat identity is compared at the end): the map vouches for it only as it was.
  * Returns the number of blocks fetched.
  */
@@ -62,37 +58,17 @@ export async function assemble(a: AssemblyInput): Promise<number> {
   const passing = a.check === 'whole' && fetchList.length === n ? createHash('sha256') : null;
   // The kernel copies the old version (copy_file_range) while the peer's answer is on its way.
   const fetched = a.fetch(fetchList);
-  const blockChecks: Array<Promise<void>> = [];
-  let batch: Array<[number, Buffer]> = [];
-  const checkBatch = (): void => {
-    const b = batch;
-    batch = [];
-    if (b.length === 0) return;
-    const p = BlockHasher.shared().hash(b.map(([, buf]) => buf)).then((hs) => hs.forEach((h, k) => {
-      if (h !== map.blocks[b[k]![0]]) throw IntersyncError.PROTOCOL(`block ${b[k]![0]} of ${a.path} does not match the peer's map`);
-    }));
-    p.catch(() => undefined); // seen by the Promise.all below; not an unhandled rejection meanwhile
-    blockChecks.push(p);
-  };
   const check = (i: number, buf: Buffer): void => {
     if (buf.length !== blockLength(map, i)) throw IntersyncError.PROTOCOL(`block ${i} of ${a.path} has ${buf.length} bytes, expected ${blockLength(map, i)}`);
-    batch.push([i, buf]);
-    if (batch.length >= CHECK_BATCH) checkBatch();
+    if (blockHash(buf) !== map.blocks[i]) throw IntersyncError.PROTOCOL(`block ${i} of ${a.path} does not match the peer's map`);
   };
   let fh: FileHandle | null = null;
   const writes = new Set<Promise<unknown>>();
-  const syncs: Array<Promise<unknown>> = [];
-  let sinceSync = 0;
   const write = async (buf: Buffer, i: number): Promise<void> => {
     while (writes.size >= WRITES_IN_FLIGHT) await Promise.race(writes);
     const p = fh!.write(buf, 0, buf.length, i * map.blockSize).finally(() => writes.delete(p));
-    p.catch(() => undefined); // as the checks: awaited below
+    p.catch(() => undefined); // awaited below; not an unhandled rejection meanwhile
     writes.add(p);
-    sinceSync += buf.length;
-    if (sinceSync >= WRITE_BACK_BYTES) {
-      sinceSync = 0;
-      syncs.push(fh!.datasync().catch(() => undefined)); // only early: the flush before any acknowledgement is what counts
-    }
   };
   try {
     if (copied > 0 && base !== null) {
@@ -130,14 +106,11 @@ export async function assemble(a: AssemblyInput): Promise<number> {
       // Ended whether all blocks came or not: the source lets go of its response (and its transfer is over).
       await fetched.return?.();
     }
-    checkBatch();
     await Promise.all(writes);
-    await Promise.all(blockChecks);
-    await Promise.all(syncs);
     const size = (await fh.stat()).size;
     if (size !== map.size) throw IntersyncError.PROTOCOL(`assembled ${a.path} has ${size} bytes, expected ${map.size}`);
   } catch (e) {
-    await Promise.allSettled([...writes, ...blockChecks, ...syncs]);
+    await Promise.allSettled(writes);
     throw e;
   } finally {
     await fh?.close();
