@@ -38,8 +38,9 @@ const WRITES_IN_FLIGHT = 16;
  * place come with one kernel copy of that version (no bytes through this process), blocks it holds
  * elsewhere are read from it, the rest is fetched and each checked against its block hash; writes go
  * positionally through the thread pool, so this thread keeps reading the peer's answer meanwhile (an
- * `fdatasync` every 64 MiB to start the write-back early measured slower in all: the writes waited). The old version must not
- * change meanwhile (its stat identity is compared at the end): the map vouches for it only as it was.
+ * `fdatasync` every 64 MiB to start the write-back early measured slower in all: the writes waited).
+ * The old version must not change meanwhile (its stat identity is compared at the end): the map vouches
+ * for it only as it was.
  * Returns the number of blocks fetched.
  */
 export async function assemble(a: AssemblyInput): Promise<number> {
