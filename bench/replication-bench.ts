@@ -41,7 +41,7 @@ export interface ReplicationOptions {
 }
 
 const MiB = 1 << 20;
-const EXCLUDE = '--exclude=/.intermezzo';
+export const EXCLUDE = '--exclude=/.intermezzo';
 /** Extra daemon flags for an investigation, e.g. INTERSYNC_BENCH_DEBUG=31 (logs under each run's log dir). */
 const DEBUG_ARGS = process.env.INTERSYNC_BENCH_DEBUG === undefined ? [] : ['--debug', process.env.INTERSYNC_BENCH_DEBUG];
 
@@ -92,7 +92,7 @@ function cli(args: string[]): string {
 }
 
 /** A daemon of the snapshot: a server (`--listen`) or a client (`--server URL`), ready when it prints "stop with Ctrl-C". */
-class NodeProc {
+export class NodeProc {
   readonly dir: string;
   readonly logDir: string;
   readonly child: ChildProcess;
@@ -221,7 +221,7 @@ class NodeProc {
 }
 
 /** Run a command (rsync), tracked for clean-up; resolves with its wall time. */
-function runCmd(cmd: string, args: string[], timeoutMs = 1_800_000): Promise<{ ms: number; stdout: string; stderr: string }> {
+export function runCmd(cmd: string, args: string[], timeoutMs = 1_800_000): Promise<{ ms: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -245,13 +245,13 @@ function runCmd(cmd: string, args: string[], timeoutMs = 1_800_000): Promise<{ m
 }
 
 /** ms to write back one file system's dirty pages (`sync -f DIR`): what rsync leaves to the kernel and intersync's client does before it acknowledges. */
-function syncFsMs(dir: string): number {
+export function syncFsMs(dir: string): number {
   const t0 = performance.now();
   spawnSync('sync', ['-f', dir], { stdio: 'ignore' });
   return performance.now() - t0;
 }
 
-function rsyncVersion(): string {
+export function rsyncVersion(): string {
   const r = spawnSync('rsync', ['--version'], { encoding: 'utf8' });
   if (r.status !== 0 || r.error !== undefined) {
     throw new Error('rsync is not installed: apt-get update && apt-get install -y rsync');
@@ -261,7 +261,7 @@ function rsyncVersion(): string {
 
 // ---------------------------------------------------------------- the server and journal digests
 
-interface Server {
+export interface Server {
   readonly daemon: NodeProc;
   readonly dir: string;
   readonly url: string;
@@ -269,7 +269,7 @@ interface Server {
   readonly secretFile: string;
 }
 
-async function startServer(dir: string, logDir: string, extra: string[] = []): Promise<Server> {
+export async function startServer(dir: string, logDir: string, extra: string[] = []): Promise<Server> {
   const daemon = NodeProc.server(dir, logDir, extra);
   try {
     await daemon.ready(3_600_000);
@@ -314,7 +314,7 @@ async function journalQuiet(d: NodeProc, quietMs: number, timeoutMs: number): Pr
 }
 
 /** The journal's state digest (meta 'digest') of a running node, read straight from its database: cheap enough to poll every millisecond. */
-class DigestReader {
+export class DigestReader {
   readonly file: string;
   #db: Database.Database | undefined;
   #stmt: Database.Statement | undefined;
@@ -355,7 +355,7 @@ function mustRun(procs: readonly Proc[], when: string): void {
  * Poll `done` about every `everyMs` until it returns true; the time it first did (performance.now()), or NaN on timeout.
  * Every 100 ms, checks that `procs` still run.
  */
-async function pollUntil(done: () => boolean, timeoutMs: number, procs: readonly Proc[], everyMs = 1): Promise<number> {
+export async function pollUntil(done: () => boolean, timeoutMs: number, procs: readonly Proc[], everyMs = 1): Promise<number> {
   const deadline = performance.now() + timeoutMs;
   let checked = performance.now();
   for (;;) {
@@ -379,7 +379,7 @@ interface Verdict {
 }
 
 /** The check after each intersync run: the client's journal digest = its disk = the server's journal digest. */
-function verify(clientDir: string, serverDir: string, expected?: string): Verdict {
+export function verify(clientDir: string, serverDir: string, expected?: string): Verdict {
   const journal = cli(['digest', clientDir]).trim();
   const disk = cli(['digest', '--scan', clientDir]).trim();
   const c = { ok: journal === disk && /^[0-9a-f]{64}$/.test(journal), journal, disk };
@@ -405,7 +405,7 @@ function firstCopyMs(logDir: string): number {
   return l === undefined ? Number.NaN : Number(l.durMs);
 }
 
-const okText = (v: Verdict): string => (v.ok ? 'OK' : `MISMATCH (${v.note})`);
+export const okText = (v: Verdict): string => (v.ok ? 'OK' : `MISMATCH (${v.note})`);
 
 // ---------------------------------------------------------------- trees and content
 
@@ -474,7 +474,7 @@ function fileEntry(root: string, rel: string, hash: string): DigestEntry {
 }
 
 /** Random-ish bytes, fast: an AES-128-CTR key stream (position `offset` of stream `seed`). */
-function keyStream(seed: number, offset: number, length: number): Buffer {
+export function keyStream(seed: number, offset: number, length: number): Buffer {
   const key = createHash('sha256').update(`intersync bench ${seed}`).digest().subarray(0, 16);
   const block = Math.floor(offset / 16);
   const iv = Buffer.alloc(16);
@@ -484,7 +484,7 @@ function keyStream(seed: number, offset: number, length: number): Buffer {
   return c.update(Buffer.alloc(skip + length)).subarray(skip);
 }
 
-function makeBigFile(file: string, bytes: number, seed: number): number {
+export function makeBigFile(file: string, bytes: number, seed: number): number {
   const t0 = performance.now();
   const fd = openSync(file, 'w', 0o644);
   try {
@@ -496,7 +496,7 @@ function makeBigFile(file: string, bytes: number, seed: number): number {
   return performance.now() - t0;
 }
 
-function patchFile(file: string, offset: number, data: Buffer): void {
+export function patchFile(file: string, offset: number, data: Buffer): void {
   const fd = openSync(file, 'r+');
   try {
     writeSync(fd, data, 0, data.length, offset);
@@ -506,7 +506,7 @@ function patchFile(file: string, offset: number, data: Buffer): void {
 }
 
 /** "Total bytes sent: 1,234" and "Total bytes received: ..." of `rsync --stats`. */
-function rsyncStats(out: string): { sent: number; received: number; literal: number } {
+export function rsyncStats(out: string): { sent: number; received: number; literal: number } {
   const num = (re: RegExp): number => {
     const m = re.exec(out);
     return m === null ? Number.NaN : Number(m[1]!.replace(/[,.]/g, ''));

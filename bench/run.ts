@@ -4,13 +4,14 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large; --pairs N, --rounds N override the repeat counts
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { captureBench, type CaptureResult } from './capture-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { largeBench, type LargeResult } from './large-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
 import { replicationBench, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
@@ -18,7 +19,7 @@ import { scanBench, type ScanResult } from './scan-bench.js';
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -36,11 +37,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint') throw new Error('--only takes capture, scan, replication or reint');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large') throw new Error('--only takes capture, scan, replication, reint or large');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -108,6 +109,8 @@ async function main(): Promise<void> {
     });
   }
   if (runs('reint')) reint = await reintBench({ quick: args.quick, ...(args.rounds === undefined ? {} : { rounds: args.rounds }) });
+  let large: LargeResult | undefined;
+  if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
 
 
   say('== Summary (medians)');
@@ -165,6 +168,17 @@ async function main(): Promise<void> {
     rows.push([`reintegration: ${fmt(reint.lmlRecords)} records made offline`, `${fmt(reint.convergeMs)} ms to converge, ${fmt(reint.recordsPerSecond)} records/s`, reint.ok ? 'OK' : 'MISMATCH']);
     rows.push(['reintegration: temp-file churn, removed by the optimiser', `${fmt(reint.churn.optimisedAway)} of ${fmt(reint.churn.lmlRecords)} records`, '']);
   }
+  if (large !== undefined) {
+    for (const dir of ['down', 'up'] as const) {
+      const m = large.median[dir];
+      const what = dir === 'down' ? 'server -> client' : 'client -> server';
+      rows.push([`large: ${fmt(large.options.bytes / 2 ** 20)} MiB file, ${what}`, `${fmt(m.initialMs)} ms (rsync -a + sync ${fmt(m.rsyncInitialMs)} ms)`,
+        `${fmt(m.initialRatio, 2)}x rsync; >= 1.0x ${verdict(m.initialRatio >= 1)}`]);
+      rows.push([`large: 1 MiB changed in it, ${what}`, `${fmt(m.changeMs)} ms (rsync --no-whole-file + sync ${fmt(m.rsyncChangeMs)} ms)`,
+        `${fmt(m.rsyncChangeMs / m.changeMs, 2)}x rsync; < 1,000 ms ${verdict(m.changeMs < 1000)}`]);
+    }
+    rows.push(['large: digest checks', `${large.allOk ? 'OK' : 'MISMATCH'} (${large.rounds.filter((r) => r.ok).length}/${large.rounds.length} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -175,11 +189,11 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
-    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok);
+    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk);
   if (failed) process.exitCode = 1;
 }
 

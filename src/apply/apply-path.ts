@@ -1,9 +1,10 @@
 import { metrics } from '#core/metrics.js';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import {
-  chmodSync, closeSync, copyFileSync, existsSync, fchmodSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync, readSync,
+  chmodSync, closeSync, constants, copyFileSync, existsSync, fchmodSync, futimesSync, linkSync, lchownSync, lutimesSync, mkdirSync, openSync,
   renameSync, rmSync, rmdirSync, symlinkSync, unlinkSync, utimesSync, writeSync,
 } from 'node:fs';
+import { copyFile, unlink } from 'node:fs/promises';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
@@ -15,7 +16,8 @@ import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js'
 import { EMPTY_SHA256, lstatOrNull, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import type { StatMany } from '#presto/scan.js';
-import { BlockMapCache, blockLength, localOffsets, missingBlocks, type BlockMap } from './blocks.js';
+import { BlockMapCache, type BlockMap } from './blocks.js';
+import { assemble, type AssemblyBase } from './assemble.js';
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
 import { FsThread, failureError } from './fs-thread.js';
@@ -41,6 +43,8 @@ export interface ContentSource {
   blockMap(d: RecordDraft): Promise<BlockMap>;
   /** The given blocks of that content, in the order asked. */
   blocks(d: RecordDraft, map: BlockMap, indexes: readonly number[]): AsyncIterable<Buffer>;
+  /** False when the map is the word of a peer that is no authority on the content (a client's upload): the result is hashed whole. */
+  readonly trusted?: boolean;
 }
 
 /** Files at least this large move as block deltas; smaller ones travel inline with their record. */
@@ -164,68 +168,40 @@ export class ApplyPath {
     if (inline !== null || d.size === 0) return this.stageBytes(d, inline ?? Buffer.alloc(0));
     const tmp = this.tmpName();
     const local = this.#localCopy(want);
-    if (local !== null && lstatOrNull(local)?.size === d.size) {
-      copyFileSync(local, tmp);
-      return { file: tmp, hash: want, size: d.size };
+    if (local !== null && lstatOrNull(local.abs)?.size === d.size) {
+      // A staged upload is consumed (its record has come); a file of the tree is copied by the kernel.
+      if (local.staged) renameSync(local.abs, tmp);
+      else await copyFile(local.abs, tmp, constants.COPYFILE_EXCL);
+      const map = this.blockMaps.byHash(want);
+      return { file: tmp, hash: want, size: d.size, ...(map === undefined ? {} : { map }) };
     }
     if (source === null) throw IntersyncError.NEED_CONTENT(want);
     const map = await source.blockMap(d);
     const old = this.#d.db.objectByFid(d.fid);
     const oldAbs = old?.type === 'file' ? join(this.#d.root, old.path) : null;
-    let have: BlockMap | null = null;
-    let haveSt: DiskStat | null = null;
+    let base: AssemblyBase | null = null;
     if (oldAbs !== null && (old?.size ?? 0) >= DELTA_THRESHOLD / 4) {
       try {
         const known = await this.blockMaps.of(oldAbs, map.blockSize);
-        have = known?.map ?? null;
-        haveSt = known?.st ?? null;
+        if (known !== null) base = { abs: oldAbs, ...known };
       } catch {
-        have = null;
+        base = null;
       }
     }
-    const need = missingBlocks(have, map);
-    const offsets = localOffsets(have, map);
-    const out = openSync(tmp, 'wx', 0o600);
-    const whole = createHash('sha256');
+    let fetched: number;
     try {
-      const src = oldAbs !== null && have !== null ? openSync(oldAbs, 'r') : null;
-      const fetched = source.blocks(d, map, need)[Symbol.asyncIterator]();
-      try {
-        for (let i = 0; i < map.blocks.length; i++) {
-          const len = blockLength(map, i);
-          let buf: Buffer;
-          const off = offsets.get(i);
-          if (off !== undefined && src !== null) {
-            buf = Buffer.alloc(len);
-            readSync(src, buf, 0, len, off);
-          } else {
-            const next = await fetched.next();
-            if (next.done === true) throw IntersyncError.PROTOCOL(`peer sent too few blocks for ${d.path}`);
-            buf = next.value;
-            if (buf.length !== len) throw IntersyncError.PROTOCOL(`block ${i} of ${d.path} has ${buf.length} bytes, expected ${len}`);
-          }
-          whole.update(buf);
-          writeSync(out, buf);
-        }
-      } finally {
-        if (src !== null) closeSync(src);
-        // Ended whether all blocks came or not: the source lets go of its response (and its transfer is over).
-        await fetched.return?.();
-      }
+      fetched = await assemble({
+        tmp, path: d.path, map, base, check: source.trusted === false ? 'whole' : 'blocks',
+        fetch: (indexes) => source.blocks(d, map, indexes)[Symbol.asyncIterator](),
+      });
     } catch (e) {
-      closeSync(out);
       rmSync(tmp, { force: true });
+      if (base !== null) this.blockMaps.drop(base.st); // in case the local map was what did not hold
       throw e;
     }
-    closeSync(out);
-    const got = whole.digest('hex');
-    if (got !== map.hash) {
-      rmSync(tmp, { force: true });
-      if (haveSt !== null) this.blockMaps.drop(haveSt); // in case the local map was what did not hold
-      throw IntersyncError.PROTOCOL(`assembled ${d.path} does not match the peer's hash`);
-    }
-    this.#d.log.debug({ path: d.path, blocks: map.blocks.length, fetched: need.length }, 'block delta');
-    return { file: tmp, hash: got, size: map.size, map };
+    this.blockMaps.known(map);
+    this.#d.log.debug({ path: d.path, blocks: map.blocks.length, fetched }, 'block delta');
+    return { file: tmp, hash: map.hash, size: map.size, map };
   }
 
   /**
@@ -340,8 +316,11 @@ export class ApplyPath {
             chmodSync(staged.file, d.mode);
             utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
           }
+          const old = existing?.type === 'file' && existing.size >= DELTA_THRESHOLD ? this.#keepAside(abs) : null;
           renameSync(staged.file, abs);
           consumed = true;
+          // The old version's blocks are freed by the thread pool, after this: freeing a GiB took the rename a second.
+          if (old !== null) void unlink(old).catch(() => undefined);
           break;
         }
         case 'mkdir':
@@ -575,17 +554,28 @@ export class ApplyPath {
     return join(this.#d.tmpDir, `staged-${hash}`);
   }
 
-  /** A local file that holds content `hash` and has not changed since it was journaled, if any. */
-  #localCopy(hash: string): string | null {
+  /** A local file that holds content `hash` and has not changed since it was journaled, if any (`staged`: an upload). */
+  #localCopy(hash: string): { abs: string; staged: boolean } | null {
     const staged = this.stagedPath(hash);
-    if (existsSync(staged)) return staged;
+    if (existsSync(staged)) return { abs: staged, staged: true };
     for (const o of this.#d.db.objectsByHash(hash)) {
       if (o.type !== 'file' || o.racy) continue;
       const abs = join(this.#d.root, o.path);
       const st = lstatOrNull(abs);
-      if (st !== null && unchangedSince(o, st)) return abs;
+      if (st !== null && unchangedSince(o, st)) return { abs, staged: false };
     }
     return null;
+  }
+
+  /** A second name in the temp folder for the large file at `abs` about to be replaced, or null (its own fault: none needed). */
+  #keepAside(abs: string): string | null {
+    const keep = this.tmpName();
+    try {
+      linkSync(abs, keep);
+      return keep;
+    } catch {
+      return null;
+    }
   }
 
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */

@@ -488,6 +488,7 @@ export class FilesetServer {
     const name = f.db.objectByFid(fid as Fid)?.path ?? `(new file ${fid})`;
     const transfers = this.transfers;
       const source: ContentSource = {
+        trusted: false, // a client's map: the staged file is hashed whole before anything takes its hash for its name
         blockMap: async () => map,
         blocks: async function* (_d, _m, indexes) {
           const t = transfers.start('up', name, map.size, indexes.reduce((n, i) => n + blockLength(map, i), 0), peer);

@@ -1,4 +1,4 @@
-import { readdirSync, rmSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { Clock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
@@ -7,7 +7,9 @@ import { IntersyncError } from '#core/errors.js';
  * Uploads staged on the server (`tmp/staged-<hash>`) wait for the record that names them. They are
  * bounded: the bytes staged and being received stay under a quota (an upload past it is refused with
  * QUOTA, retriable), and one not used (uploaded, asked about, or read by a reintegration) for `ttlMs`
- * is removed. The apply path copies staged content, never moves it, so removal never breaks a record.
+ * is removed. The apply path moves a staged file into place when its record comes (no second copy of
+ * a large file); a record that finds it gone (removed, or taken by another record of the same content)
+ * is answered NEED_CONTENT and its client uploads again.
  */
 export class UploadStaging {
   readonly #path: (hash: string) => string;
@@ -66,7 +68,7 @@ export class UploadStaging {
     const now = this.#clock.monotonic();
     let n = 0;
     for (const [hash, e] of this.#staged) {
-      if (now - e.used < this.#ttlMs) continue;
+      if (now - e.used < this.#ttlMs && existsSync(this.#path(hash))) continue; // else unused, or taken by its record
       rmSync(this.#path(hash), { force: true });
       this.#staged.delete(hash);
       this.#bytes -= e.bytes;

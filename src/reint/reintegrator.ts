@@ -74,6 +74,9 @@ const MAX_BATCH_RECORDS = 500;
 const OPTIMISE_WINDOW = 20_000;
 const MAX_BATCH_BYTES = 16 << 20;
 
+/** Bytes of block frames an upload writes at once. */
+const UPLOAD_RUN_BYTES = 4 << 20;
+
 /**
  * Ships the client's LML to the server (reintegration), oldest first, in
  * batches, holding the write token for every scope a batch touches. Accepted
@@ -484,13 +487,24 @@ export class Reintegrator {
     const frames = async function* (): AsyncGenerator<Buffer> {
       yield helloFrame({ node: d.node });
       yield encodeFrame('content', { map });
+      // Frames go out 4 MiB at a time: one write per block made each a wake-up of both ends.
+      let run: Buffer[] = [];
+      let runBytes = 0;
       for (const i of need) {
         const len = blockLength(map, i);
-        const buf = Buffer.alloc(len);
-        readSync(fd, buf, 0, len, i * map.blockSize);
-        yield encodeFrame('block', { index: i }, buf);
-        t?.add(len); // taken by the request body: on its way
+        const buf = Buffer.allocUnsafe(len);
+        if (readSync(fd, buf, 0, len, i * map.blockSize) !== len) throw new IntersyncError('IO', `${r.path} shrank while uploaded`, { retriable: true, hint: 'retried once capture has caught up' });
+        run.push(encodeFrame('block', { index: i }, buf));
+        runBytes += len;
+        if (runBytes >= UPLOAD_RUN_BYTES) {
+          yield Buffer.concat(run);
+          t?.add(runBytes); // taken by the request body: on its way
+          run = [];
+          runBytes = 0;
+        }
       }
+      if (run.length > 0) yield Buffer.concat(run);
+      t?.add(runBytes);
       yield encodeFrame('end');
     };
     try {
