@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import { journalState } from './helpers.js';
 import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, pastRetention, readOrNull, statusJson } from './farm.js';
 
@@ -281,11 +281,14 @@ test('a resync places a hard link whose other name is kept elsewhere here (a pen
   assert.deepEqual(farm.logMessages(c, /resync failed/), [], 'no failed resync');
 });
 
-test('a directory moved into another on a client off line while the server moved that other one into it: the server\'s move stands, nothing inside is lost, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without ConflictResolver#breakCycle: in the client's names the server's move of a into b was a
-  // move of a into a/b ("a directory cannot move inside itself"), three times, then a resync (chaos seed 9106).
+/**
+ * The cycle's start: a/f and b/g on a server and one client, the client off line, where it has moved b
+ * into a (a/b); the server then moves a into b in each test.
+ */
+async function cycleStart(t: TestContext, serverArgs: readonly string[] = []): Promise<{ farm: Farm; c: string; s: string }> {
   const farm = await Farm.start(t, {
     clients: 1,
+    serverArgs,
     prepare: (s) => {
       mkdirSync(join(s, 'a'));
       mkdirSync(join(s, 'b'));
@@ -294,10 +297,16 @@ test('a directory moved into another on a client off line while the server moved
     },
   });
   const [c] = farm.clients as [string];
-  const s = farm.server;
   await assertSettled(farm.all);
   await disconnect(farm, c);
   renameSync(join(c, 'b'), join(c, 'a/b'));
+  return { farm, c, s: farm.server };
+}
+
+test('a directory moved into another on a client off line while the server moved that other one into it: the server\'s move stands, nothing inside is lost, no resync', { timeout: 120_000 }, async (t) => {
+  // Fails without ConflictResolver#breakCycle: in the client's names the server's move of a into b was a
+  // move of a into a/b ("a directory cannot move inside itself"), three times, then a resync (chaos seed 9106).
+  const { farm, c, s } = await cycleStart(t);
   writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
   await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
   const before = journalState(s).lastTid;
@@ -318,20 +327,7 @@ test('the same cycle when the client made a new directory at the name it moved a
   // Fails without the set-aside in ConflictResolver#breakCycle: the name to move b back to was taken by the
   // client's new b, so the cycle stayed ("a directory cannot move inside itself"), three times, then a
   // resync that failed too (chaos seed 9201: beta moved into gamma/deep, then mkdir -p beta/sub).
-  const farm = await Farm.start(t, {
-    clients: 1,
-    prepare: (s) => {
-      mkdirSync(join(s, 'a'));
-      mkdirSync(join(s, 'b'));
-      writeFileSync(join(s, 'a/f'), 'in a\n');
-      writeFileSync(join(s, 'b/g'), 'in b\n');
-    },
-  });
-  const [c] = farm.clients as [string];
-  const s = farm.server;
-  await assertSettled(farm.all);
-  await disconnect(farm, c);
-  renameSync(join(c, 'b'), join(c, 'a/b'));
+  const { farm, c, s } = await cycleStart(t);
   mkdirSync(join(c, 'b/sub'), { recursive: true });
   writeFileSync(join(c, 'b/sub/x'), 'in the client\'s new b\n');
   await eventually('the client journals its rename and its new directory', () => journalState(c).lml, (n) => n >= 4);
@@ -355,21 +351,7 @@ test('the same cycle met by a resync (the client past the server\'s retention): 
   // Fails without undoCycles in daemon/resync-protect.ts: the resync kept the client's move of b into a, so
   // the server's a (now b/a) was a/b/a here, inside itself: the resync removed a with the server's a/f, and
   // b/a/f was gone on every node.
-  const farm = await Farm.start(t, {
-    clients: 1,
-    serverArgs: ['--retain-records', '5'],
-    prepare: (s) => {
-      mkdirSync(join(s, 'a'));
-      mkdirSync(join(s, 'b'));
-      writeFileSync(join(s, 'a/f'), 'in a\n');
-      writeFileSync(join(s, 'b/g'), 'in b\n');
-    },
-  });
-  const [c] = farm.clients as [string];
-  const s = farm.server;
-  await assertSettled(farm.all);
-  await disconnect(farm, c);
-  renameSync(join(c, 'b'), join(c, 'a/b'));
+  const { farm, c, s } = await cycleStart(t, ['--retain-records', '5']);
   writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
   await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
   const before = journalState(s).lastTid;
