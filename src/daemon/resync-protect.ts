@@ -103,7 +103,12 @@ export function protectLocal(
  */
 function undoCycles(d: Deps, snapshot: readonly SnapshotEntry[], skip: Set<string>): void {
   const byFid = new Map(snapshot.map((e) => [e.fid, e]));
-  for (let pass = 0; pass < 16; pass++) {
+  // Only a kept directory elsewhere here than on the server can make one (no lookup per entry otherwise).
+  const movedHere = (): boolean => [...skip].some((fid) => {
+    const e = byFid.get(fid as Fid);
+    return e?.type === 'dir' && d.db.objectByFid(fid as Fid)?.path !== e.path;
+  });
+  for (let pass = 0; pass < 16 && movedHere(); pass++) {
     const cyc = localNames(d, snapshot, skip).find((x) => {
       const o = x.type === 'dir' ? d.db.objectByFid(x.fid as Fid) : undefined;
       return o?.type === 'dir' && x.path !== o.path && isUnder(x.path, o.path);
