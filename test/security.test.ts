@@ -894,3 +894,15 @@ test('after all of that the daemon still journals changes made on its own disk',
   assert.equal(records(node).at(-1)?.kind, 'create');
   assert.equal(records(node).at(-1)?.path, 'local-after.txt');
 });
+
+test('an upload of an empty file is staged, not a 500 (after the checks that nothing was staged)', async () => {
+  // Fails without the staging draft naming a mode: an empty upload was staged as bytes with no mode
+  // ("The \"mode\" argument must be of type number"), a 500 each time, and the client that sent it (its file
+  // shrank to nothing while it was read) stayed stuck for good (chaos seed 9214).
+  const empty = Buffer.alloc(0);
+  const map = { size: 0, hash: sha(empty), blockSize: 128 * 1024, blocks: [] };
+  const a = await call('POST', fs(`upload?fid=${CLIENT}-abe`), {
+    body: Buffer.concat([helloFrame({ uuid, node: CLIENT }), encodeFrame('content', { map }), encodeFrame('end')]), type: 'application/octet-stream',
+  });
+  assert.equal(a.status, 200, `an empty upload: ${a.status} ${a.code ?? ''}`);
+});

@@ -483,7 +483,12 @@ export class FilesetServer {
   /** Receive an upload's blocks (after its map) into the staging folder, listed as a transfer up while they come. */
   async #upload(fid: string, map: BlockMap, frames: AsyncIterator<Frame>, peer: string | null): Promise<{ staged: string }> {
     const f = this.#f;
-    const draft = { fid, hash: map.hash, size: map.size, kind: 'write', path: '' } as unknown as RecordDraft;
+    // Staged as this process's file (its record, when it comes, gives the attributes): an empty one too, which
+    // is written as bytes (before, with no mode there, a 500 for good: chaos seed 9214, a file that shrank to
+    // nothing while its client read it for the upload).
+    const draft = {
+      fid, hash: map.hash, size: map.size, kind: 'write', path: '', mode: 0o600, uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0, mtimeMs: Date.now(),
+    } as unknown as RecordDraft;
     // A new file has no name here until its record comes: the transfer names its fid.
     const name = f.db.objectByFid(fid as Fid)?.path ?? `(new file ${fid})`;
     const transfers = this.transfers;

@@ -444,6 +444,8 @@ export class Reintegrator {
     const got = await d.blockMaps.of(abs);
     if (got === null) throw new IntersyncError('IO', `${r.path} changed while it was read`, { retriable: true, hint: 'retried once capture has caught up' });
     const { map } = got;
+    // Shrunk below the delta size since it was journaled: it travels inline, as it is now.
+    if (map.size < DELTA_THRESHOLD) return this.#withContent({ ...r, size: map.size });
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
   }
