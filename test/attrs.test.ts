@@ -215,7 +215,7 @@ async function maliciousServer(t: TestContext, outside: string, only: 'attrs' | 
   // Set-id bits and owners alone (the old code placed them as sent), or every trap at once.
   const entries = only === 'all' ? all : [all[2]!, all[3]!, all[8]!, all[9]!];
   const server: Server = createServer((req, res) => {
-    const url = req.url ?? '';
+    const url = (req.url ?? '').split('?')[0]!; // the copy names the client's last TID (?since=)
     if (req.method === 'POST' && url === '/v1/hello') {
       req.resume();
       res.writeHead(200, { 'content-type': 'application/json' });
