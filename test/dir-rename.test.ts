@@ -303,21 +303,31 @@ async function cycleStart(t: TestContext, serverArgs: readonly string[] = []): P
   return { farm, c, s: farm.server };
 }
 
+/** The server moves a into b (b/a), and journals it. */
+async function serverMovesAIntoB(s: string): Promise<void> {
+  const before = journalState(s).lastTid;
+  renameSync(join(s, 'a'), join(s, 'b/a'));
+  await journaled(s, before);
+}
+
+/** The server's move stood on node `d`: no a, a's file in b/a, b's own file in b. */
+function assertServerMoveStood(d: string): void {
+  assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
+  assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
+  assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+}
+
 test('a directory moved into another on a client off line while the server moved that other one into it: the server\'s move stands, nothing inside is lost, no resync', { timeout: 120_000 }, async (t) => {
   // Fails without ConflictResolver#breakCycle: in the client's names the server's move of a into b was a
   // move of a into a/b ("a directory cannot move inside itself"), three times, then a resync (chaos seed 9106).
   const { farm, c, s } = await cycleStart(t);
   writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
   await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
-  const before = journalState(s).lastTid;
-  renameSync(join(s, 'a'), join(s, 'b/a'));
-  await journaled(s, before);
+  await serverMovesAIntoB(s);
   reconnect(c);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
-    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
-    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    assertServerMoveStood(d);
     assert.equal(readOrNull(join(d, 'b/h')), 'made in b on the client after its move\n', `${d}: the client's new file, in b`);
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/), [], 'no resync and no refused server record on the client');
@@ -331,15 +341,11 @@ test('the same cycle when the client made a new directory at the name it moved a
   mkdirSync(join(c, 'b/sub'), { recursive: true });
   writeFileSync(join(c, 'b/sub/x'), 'in the client\'s new b\n');
   await eventually('the client journals its rename and its new directory', () => journalState(c).lml, (n) => n >= 4);
-  const before = journalState(s).lastTid;
-  renameSync(join(s, 'a'), join(s, 'b/a'));
-  await journaled(s, before);
+  await serverMovesAIntoB(s);
   reconnect(c);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
-    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
-    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    assertServerMoveStood(d);
     const beside = readdirSync(d).filter((n) => n.startsWith('b.conflict-'));
     assert.equal(beside.length, 1, `${d}: the client's new b kept beside (${readdirSync(d).join(' ')})`);
     assert.equal(readOrNull(join(d, beside[0]!, 'sub/x')), 'in the client\'s new b\n', `${d}: its file`);
@@ -354,17 +360,13 @@ test('the same cycle met by a resync (the client past the server\'s retention): 
   const { farm, c, s } = await cycleStart(t, ['--retain-records', '5']);
   writeFileSync(join(c, 'a/b/h'), 'made in b on the client after its move\n');
   await eventually('the client journals its rename and its file', () => journalState(c).lml, (n) => n >= 2);
-  const before = journalState(s).lastTid;
-  renameSync(join(s, 'a'), join(s, 'b/a'));
-  await journaled(s, before);
+  await serverMovesAIntoB(s);
   await pastRetention(farm);
   reconnect(c);
   await eventually('the client resynced past retention', () => farm.logMessages(c, /retention/).length, (n) => n > 0);
   await assertSettled(farm.all);
   for (const d of farm.all) {
-    assert.equal(readOrNull(join(d, 'a')), null, `${d}: a moved`);
-    assert.equal(readOrNull(join(d, 'b/a/f')), 'in a\n', `${d}: b/a/f`);
-    assert.equal(readOrNull(join(d, 'b/g')), 'in b\n', `${d}: b/g`);
+    assertServerMoveStood(d);
     assert.equal(readOrNull(join(d, 'b/h')), 'made in b on the client after its move\n', `${d}: the client's new file, in b`);
   }
   assert.deepEqual(farm.logMessages(c, /resync failed|does not apply/), [], 'no failed resync, no refused server record');
