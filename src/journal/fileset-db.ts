@@ -457,8 +457,36 @@ export class FilesetDb {
   /** Client side: drop an object's pending local records (a conflict resolution takes them over). */
   dropLocal(fid: Fid): void {
     this.#transaction(() => {
+      const moves = this.localRecordsOf(fid).filter((x) => x.kind === 'rename' && x.newPath !== null);
       this.#st.lmlDropFid!.run(fid);
+      this.#unmoveLml(moves);
     });
+  }
+
+  /**
+   * A directory's pending moves, dropped: the records of what is below it, made while a move had it at its
+   * new name, name it at its name before the first of them (the LML no longer moves it). Before, a record
+   * made between two moves of a directory kept the name only the dropped move gave it: a conflict step that
+   * put the directory back at the server's name (its moves dropped) left a file made in it named where no
+   * directory would be, and the server refused it for ever ("parent … does not exist here", a resync; chaos
+   * seed 9206). Moves of directories above it are not followed: each era is its own moves'.
+   */
+  #unmoveLml(moves: readonly LmlRecord[]): void {
+    if (moves.length === 0) return;
+    const home = moves[0]!.path;
+    for (const [i, x] of moves.entries()) {
+      const from = x.newPath!;
+      const until = moves[i + 1]?.seq ?? null;
+      const below = (p: string | null): boolean => p !== null && p.startsWith(`${from}/`);
+      const move = (p: string | null): string | null => (below(p) ? `${home}${p!.slice(from.length)}` : p);
+      const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > x.seq && (until === null || r.seq < until));
+      for (const r of naming) {
+        const np = move(r.path)!;
+        const nn = move(r.newPath);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+        if (r.kind === 'link' && below(r.target)) this.#st.lmlTarget!.run(move(r.target), r.seq);
+      }
+    }
   }
 
   /** Pending local records of one object, oldest first. */
