@@ -195,7 +195,7 @@ export class FilesetDb {
       conflictList: db.prepare("SELECT * FROM conflicts WHERE ? = 1 OR status = 'open' ORDER BY id"),
       conflictResolve: db.prepare("UPDATE conflicts SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ?"),
       lmlRewrite: db.prepare(`UPDATE lml SET kind = @kind, path = @path, new_path = @newPath, target = @target, mode = @mode, uid = @uid,
-                              gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash WHERE seq = @seq`),
+                              gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash, parent = @parent, target_fid = @targetFid WHERE seq = @seq`),
       lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
@@ -499,7 +499,7 @@ export class FilesetDb {
     if (rewritten.length === 0 && dropped.length === 0) return;
     this.#transaction(() => {
       for (const seq of dropped) this.#st.lmlDelete!.run(seq);
-      for (const r of rewritten) this.#st.lmlRewrite!.run(r);
+      for (const r of rewritten) this.#st.lmlRewrite!.run({ ...r, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
     });
   }
 

@@ -122,7 +122,11 @@ export function optimiseLml(input: readonly LmlRecord[]): Optimised {
       if (between) continue;
       // A rename record carries the object's attributes as they were then (the journal applies them): they win.
       const attrs = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs };
-      recs[i] = a.kind === 'rename' ? { ...a, ...attrs, newPath: b.newPath } : { ...a, ...attrs, path: b.newPath! };
+      // The final name goes in the directory the last move put it in (RecordDraft.parent: the server places a
+      // new name by its directory's fid). Before, it kept the first record's: a file made in a directory and
+      // moved out of it was made on the server in that directory (chaos seed 9216, dir-over-empty.test.ts).
+      const parent = b.parent === undefined ? {} : { parent: b.parent };
+      recs[i] = a.kind === 'rename' ? { ...a, ...attrs, ...parent, newPath: b.newPath } : { ...a, ...attrs, ...parent, path: b.newPath! };
       recs[j] = null;
       // Moved there and back: no move, but what changed meanwhile (a chmod while away) stays.
       if (a.kind === 'rename' && a.path === b.newPath) recs[i] = { ...a, ...attrs, kind: 'setattr', newPath: null };
