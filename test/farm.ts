@@ -8,6 +8,7 @@ import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { ChaosProxy } from './chaos/proxy.js';
 import { cli, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 
 export interface FarmOptions {
@@ -21,6 +22,8 @@ export interface FarmOptions {
   readonly clientArgs?: readonly string[];
   /** The server's backing directory (an empty one the test owns, a small tmpfs say), instead of a new temp one. */
   readonly serverDir?: string;
+  /** Each client reaches the server through its own proxy (Farm#proxyOf): its link can be cut, its record stream held. */
+  readonly proxied?: boolean;
 }
 
 export class Farm {
@@ -32,6 +35,8 @@ export class Farm {
   readonly #cleanups: Array<() => void> = [];
   readonly #serverArgs: readonly string[];
   readonly #clientArgs: readonly string[];
+  readonly #proxies = new Map<string, ChaosProxy>();
+  #proxied = false;
 
   private constructor(server: string, port: number, serverArgs: readonly string[], clientArgs: readonly string[]) {
     this.server = server;
@@ -48,6 +53,7 @@ export class Farm {
   static async start(t: TestContext, o: FarmOptions = {}): Promise<Farm> {
     const srv = o.serverDir === undefined ? tmpDir('intersync-srv-') : { path: o.serverDir, cleanup: () => undefined };
     const farm = new Farm(srv.path, await freePort(), o.serverArgs ?? [], o.clientArgs ?? []);
+    farm.#proxied = o.proxied === true;
     farm.#cleanups.push(srv.cleanup);
     t.after(() => farm.#close());
     o.prepare?.(srv.path);
@@ -73,13 +79,22 @@ export class Farm {
     return dir;
   }
 
+  /** The proxy a client of a `proxied` farm reaches the server through. */
+  proxyOf(dir: string): ChaosProxy {
+    const p = this.#proxies.get(dir);
+    assert.ok(p !== undefined, `${dir}: no proxy (Farm.start with proxied: true)`);
+    return p;
+  }
+
   /** Start (again) the daemon of a node of this farm. */
   async startNode(dir: string): Promise<void> {
     assert.equal(this.#procs.has(dir), false, `${dir}: its daemon is running already`);
     const logDir = this.#logDirs.get(dir)!;
+    if (dir !== this.server && this.#proxied && !this.#proxies.has(dir)) this.#proxies.set(dir, await ChaosProxy.start(this.port));
+    const port = this.#proxies.get(dir)?.port ?? this.port;
     const p = dir === this.server
       ? await spawnServer(dir, logDir, this.port, [...this.#serverArgs])
-      : await spawnClient(dir, logDir, this.port, this.secret, [...this.#clientArgs]);
+      : await spawnClient(dir, logDir, port, this.secret, [...this.#clientArgs]);
     this.#procs.set(dir, p);
   }
 
@@ -127,6 +142,7 @@ export class Farm {
 
   async #close(): Promise<void> {
     await this.stopAll();
+    for (const p of this.#proxies.values()) await p.close();
     for (const c of this.#cleanups) c();
   }
 }

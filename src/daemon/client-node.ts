@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, rmdirSync, utimesSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -590,6 +590,7 @@ export class ClientNode {
     if (sent.tid <= db.lastRcvdOf(peer)) return;
     if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
       db.acceptOwn(sent, peer, this.#o.clock.now());
+      if (sent.kind === 'rmdir') this.#removeMadeAgain(sent);
       this.#settleOwnName(sent);
       // Our write went into an inode whose other names the server may hold apart (its `links`): they leave it
       // here too and take the server's content back (before, they kept our write: "state differs", a resync).
@@ -683,6 +684,32 @@ export class ClientNode {
     }
     this.log.warn({ tid: formatTid(r.tid), kind: r.kind, path: at, fid: r.fid }, 'a file this node did not have, changed on the server: placed with the server\'s content');
     return true;
+  }
+
+  /**
+   * This node's removal of a directory, back from the server: the directory the conflict step made again for
+   * older server records that put things in it and took them out (ConflictResolver#removedAhead) goes now.
+   * One that holds something is kept: what it holds is this node's, and reintegration makes it there again.
+   */
+  #removeMadeAgain(r: KmlRecord): void {
+    const o = this.db.objectByFid(r.fid);
+    if (o?.type !== 'dir') return;
+    if (this.db.objectsBelow(o.path).length > 0) {
+      this.log.warn({ path: o.path, tid: formatTid(r.tid) }, 'a directory removed here and made again for older server records holds entries now: kept');
+      return;
+    }
+    this.guard.hold(o.path);
+    try {
+      rmdirSync(join(this.paths.dir, o.path));
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log.warn({ path: o.path, err: (e as Error).message }, 'a directory removed here and made again for older server records cannot go: kept');
+        return;
+      }
+    } finally {
+      this.guard.release(o.path);
+    }
+    this.db.forget(o.fid);
   }
 
   #linkAlign(): LinkAlignDeps {

@@ -162,6 +162,7 @@ export class FilesetDb {
                              @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+      kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
       lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
@@ -595,6 +596,15 @@ export class FilesetDb {
    */
   hasLaterRecord(fid: Fid, tid: Tid): boolean {
     return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
+  }
+
+  /**
+   * Client side: this node's removal of directory `fid`, which the server accepted after `tid` (its record is
+   * in the KML from the reintegration's answer, the stream has not brought it back yet).
+   */
+  ownRmdirAfter(fid: Fid, tid: Tid): KmlRecord | undefined {
+    const r = this.#st.kmlLaterRmdir!.get(tid, fid, this.meta.nodeId) as Row | undefined;
+    return r === undefined ? undefined : toRecord(r);
   }
 
   /** True when the client has local changes to this object that the server has not accepted. */

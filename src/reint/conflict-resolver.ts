@@ -275,7 +275,10 @@ export class ConflictResolver {
       // names it where it was then).
       const byFid = p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null;
       const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && (x.path === p || x.fid === byFid));
-      if (removal === undefined) return; // not a local removal: the version check reports it
+      if (removal === undefined) {
+        if (byFid !== null && missing.length === 1) this.#removedAhead(r, p, byFid);
+        return; // not a local removal: the version check reports it
+      }
       // The removal alone loses (update beats delete): a pending move of the directory still ships.
       this.#d.db.rewriteLml([], [removal.seq]);
       if (lstatOrNull(join(this.#d.root, p)) === null) this.#mkdir(p, removal.mode);
@@ -284,6 +287,23 @@ export class ConflictResolver {
       this.#record(r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
       this.#d.log.warn({ path: p, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is kept');
     }
+  }
+
+  /**
+   * The record's directory was removed here, and the server accepted that removal after this record (the
+   * stream lags behind this node's reintegration): on the server the directory stood until then, and what
+   * the records up to it put in it they took out again (else the removal would have been refused). It is
+   * made again here, as it was when removed, and goes when the removal comes back (ClientNode, own records).
+   * Before, the record did not apply three times ("parent … does not exist here") and the client resynced
+   * (chaos seeds 9204, 9214, 9217; stream-lag.test.ts).
+   */
+  #removedAhead(r: KmlRecord, p: string, fid: Fid): void {
+    const own = this.#d.db.ownRmdirAfter(fid, r.tid);
+    if (own === undefined || lstatOrNull(join(this.#d.root, p)) !== null) return;
+    this.#mkdir(p, own.mode);
+    this.#restoreBase({ ...own, path: p, kind: 'mkdir' }, own.preVersion, 'dir');
+    this.#touched = true;
+    this.#d.log.info({ path: p, tid: formatTid(r.tid), removedAt: formatTid(own.tid) }, 'a directory removed here, its removal accepted by the server after this record: made again until it comes back');
   }
 
   /** The record's own object has local changes not accepted yet. */

@@ -1,14 +1,18 @@
 // A small TCP proxy on 127.0.0.1 that can cut the link: the chaos test puts one between each client and the
 // server. cut() destroys every open connection and refuses new ones (accepted sockets are closed at once,
 // so the client sees a reset, as with a dropped link); restore() lets connections through again.
+// stallStreams() holds what the server sends on record streams (a client's `GET …&follow=1`) while requests
+// pass: a client whose forwarded records lag behind its own reintegration.
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
 export class ChaosProxy {
   readonly targetPort: number;
   readonly #server: Server;
   readonly #sockets = new Set<Socket>();
+  readonly #streams = new Map<Socket, Socket>(); // upstream → client, of record streams
   #port = 0;
   #cut = false;
+  #stalled = false;
   /** How many times the link was cut (a cut while already cut does not count). */
   cuts = 0;
   /** Connections accepted and forwarded so far. */
@@ -56,6 +60,25 @@ export class ChaosProxy {
     this.#cut = false;
   }
 
+  /** Hold the server's bytes on every record stream, open or opened later, until resumeStreams(). */
+  stallStreams(): void {
+    this.#stalled = true;
+    for (const [up, client] of this.#streams) ChaosProxy.#hold(up, client);
+  }
+
+  resumeStreams(): void {
+    this.#stalled = false;
+    for (const [up, client] of this.#streams) {
+      up.pipe(client);
+      up.resume();
+    }
+  }
+
+  static #hold(up: Socket, client: Socket): void {
+    up.unpipe(client);
+    up.pause();
+  }
+
   async close(): Promise<void> {
     this.cut();
     await new Promise<void>((res) => this.#server.close(() => res()));
@@ -74,12 +97,19 @@ export class ChaosProxy {
     this.#sockets.add(upstream);
     client.pipe(upstream);
     upstream.pipe(client);
+    // Any request on the connection (kept alive, it may carry others before the stream).
+    client.on('data', (chunk: Buffer) => {
+      if (this.#streams.has(upstream) || !chunk.includes('follow=1')) return;
+      this.#streams.set(upstream, client);
+      if (this.#stalled) ChaosProxy.#hold(upstream, client);
+    });
     // Either side failing or closing ends both: the peers see it as they would a network failure.
     const end = (): void => {
       client.destroy();
       upstream.destroy();
       this.#sockets.delete(client);
       this.#sockets.delete(upstream);
+      this.#streams.delete(upstream);
     };
     client.on('error', end).on('close', end);
     upstream.on('error', end).on('close', end);
