@@ -2,12 +2,12 @@
 // process, with its own log directory (so a client's log can be read alone), stopped by PID after the test.
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { hashFile, identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { ChaosProxy } from './chaos/proxy.js';
 import { cli, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 
@@ -343,4 +343,42 @@ export async function pastRetention(farm: Farm, n = 12): Promise<void> {
     await journaled(s, before);
   }
   await eventually('the server pruned the records the client missed', () => farm.logMessages(s, /journal pruned/).length, (x) => x > 0);
+}
+
+/**
+ * A farm whose client holds `names` as one inode (the first name's), consistently on disk and in its
+ * journal with nothing pending, as a resync or a conflict step can leave it, while the server holds them as
+ * `prepare` made them. The client runs again and all have settled.
+ */
+export async function groupedHere(
+  t: TestContext, prepare: (s: string) => void, names: readonly string[], o: { firstApart?: boolean } = {},
+): Promise<{ farm: Farm; c: string }> {
+  const farm = await Farm.start(t, { clients: 1, prepare });
+  const c = farm.clients[0]!;
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  if (o.firstApart === true) {
+    // The first name a file of its own (off the inode it shares with others there).
+    writeFileSync(join(c, `${names[0]!}.new`), readFileSync(join(c, names[0]!)));
+    renameSync(join(c, `${names[0]!}.new`), join(c, names[0]!));
+  }
+  for (const name of names.slice(1)) {
+    linkSync(join(c, names[0]!), join(c, `${name}.link`));
+    renameSync(join(c, `${name}.link`), join(c, name));
+  }
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    for (const name of names) {
+      const o = db.objectByPath(name);
+      const st = lstatOrNull(join(c, name));
+      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
+      db.setIdentity(o.fid, identityOf(st, nowNs()));
+    }
+    assert.equal(db.lmlCount(), 0, 'nothing pending');
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await assertSettled(farm.all);
+  return { farm, c };
 }

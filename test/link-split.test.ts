@@ -10,53 +10,11 @@
 // through f" on the client and "same content" on the server, the digests differ with nothing pending, and
 // the client resyncs ("state differs").
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test, type TestContext } from 'node:test';
-import { FilesetDb } from '#journal/fileset-db.js';
-import { findFileset } from '#journal/layout.js';
-import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
+import { test } from 'node:test';
 import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, reconnect } from './farm.js';
-
-
-/**
- * A farm whose client holds `names` as one inode (the first name's), consistently on disk and in its
- * journal with nothing pending, as a resync or a conflict step can leave it, while the server holds them as
- * `prepare` made them. The client runs again and all have settled.
- */
-async function groupedHere(
-  t: TestContext, prepare: (s: string) => void, names: readonly string[], o: { firstApart?: boolean } = {},
-): Promise<{ farm: Farm; c: string }> {
-  const farm = await Farm.start(t, { clients: 1, prepare });
-  const c = farm.clients[0]!;
-  await assertSettled(farm.all);
-  await farm.stopNode(c);
-  if (o.firstApart === true) {
-    // The first name a file of its own (off the inode it shares with others there).
-    writeFileSync(join(c, `${names[0]!}.new`), readFileSync(join(c, names[0]!)));
-    renameSync(join(c, `${names[0]!}.new`), join(c, names[0]!));
-  }
-  for (const name of names.slice(1)) {
-    linkSync(join(c, names[0]!), join(c, `${name}.link`));
-    renameSync(join(c, `${name}.link`), join(c, name));
-  }
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of names) {
-      const o = db.objectByPath(name);
-      const st = lstatOrNull(join(c, name));
-      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
-      db.setIdentity(o.fid, identityOf(st, nowNs()));
-    }
-    assert.equal(db.lmlCount(), 0, 'nothing pending');
-  } finally {
-    db.close();
-  }
-  await farm.startNode(c);
-  await assertSettled(farm.all);
-  return { farm, c };
-}
+import { assertSettled, disconnect, eventually, groupedHere, reconnect } from './farm.js';
 
 const twoFiles = (s: string): void => {
   writeFileSync(join(s, 'f'), 'same content\n');

@@ -815,14 +815,20 @@ export class FilesetDb {
       if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
       this.#insertKml(r);
       const o = this.objectByFid(r.fid);
+      // A name removed here since (its removal pending) has no row: the inode it had is noted (removedLinkIno),
+      // and the change through it reached the inode's other names on the server all the same (r.links). Before,
+      // they kept their version here, their pending writes (the write through the removed name journaled again
+      // as the surviving name's, Reconciler#carrierOf) were refused three times as made against an older
+      // version, and the client resynced (chaos seed 9202, c1).
+      const ino = o === undefined ? this.removedLinkIno(r.fid) : o.ino;
       // The other names of a hard-linked inode took the version of a change through this one (#applyToObjects).
       // (Not the names made here and not accepted yet: they have no version of the server's, see #applyToObjects.)
       // With the server's names of the inode (r.links), where this node's grouping differs.
-      const content = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && o?.type === 'file';
+      const content = (r.kind === 'write' || r.kind === 'truncate' || r.kind === 'setattr') && (o === undefined || o.type === 'file');
       // Where the server said which names it gave the version (r.links), a name grouped with this one here
       // only (apart on the server) keeps its own: its records are made against that.
       const known = r.links !== undefined && r.links !== null;
-      const local = content && o.ino !== null ? this.objectsByIno(o.ino).filter((x) => !known || x.fid === r.fid || r.links!.includes(x.fid)) : [];
+      const local = content && ino !== null ? this.objectsByIno(ino).filter((x) => !known || x.fid === r.fid || r.links!.includes(x.fid)) : [];
       const server = content ? (r.links ?? []).flatMap((fid) => local.some((x) => x.fid === fid) ? [] : [this.objectByFid(fid)].filter((x) => x !== undefined)) : [];
       const siblings = [...local, ...server].filter((x) => x.fid !== r.fid && x.type === 'file' && x.version !== NO_VERSION);
       if (r.kind === 'unlink') this.#noteRemovedLink(r.fid, null);
@@ -835,6 +841,9 @@ export class FilesetDb {
       if (o !== undefined && o.version === r.preVersion) {
         this.#st.setVersion!.run(r.tid, r.fid);
         for (const sib of siblings) this.#st.setVersion!.run(r.tid, sib.fid);
+      } else if (o === undefined) {
+        // The removed name's own version lives in its pending records (rebased above); its names here take it.
+        for (const sib of siblings) if (sib.version < r.tid) this.#st.setVersion!.run(r.tid, sib.fid);
       }
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });

@@ -19,7 +19,7 @@ import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
 import type { PeerClient } from '#net/peer-client.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { optimiseLml } from './lml-optimiser.js';
-import { EMPTY_SHA256 } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 export interface ReintegratorDeps {
@@ -417,9 +417,17 @@ export class Reintegrator {
     const d = this.#d;
     let r = r0;
     if (r.kind === 'link') {
-      // The name it links to is gone here: the server may not have it either, so send the content itself.
+      // The name it links to is gone here: the server may not have it either. The link still joins that inode
+      // through another name of it here that the server knows; with none, it sends the content itself. Before,
+      // it always did: the server made a file of its own where this node has a name of the inode, the groups
+      // differed for good, and a later write through one of them made the contents differ too ("state
+      // differs", a resync; chaos seed 9202, c2: the name linked to was moved here, and the server's removal
+      // of it undid the move and removed it).
       const t = r.target === null ? undefined : d.db.objectByPath(r.target);
-      if (t === undefined || t.type !== 'file') r = { ...r, kind: 'create', target: null };
+      if (t === undefined || t.type !== 'file') {
+        const other = this.#otherName(r.fid);
+        r = other === undefined ? { ...r, kind: 'create', target: null } : { ...r, target: other.path, targetFid: other.fid };
+      }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
     const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r);
@@ -448,6 +456,15 @@ export class Reintegrator {
     if (map.size < DELTA_THRESHOLD) return this.#withContent({ ...r, size: map.size });
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
+  }
+
+  /** A name the server knows of the inode `fid` is on here, other than `fid` and on disk as that inode (none: undefined). */
+  #otherName(fid: Fid): ObjectRow | undefined {
+    const db = this.#d.db;
+    const o = db.objectByFid(fid);
+    if (o?.type !== 'file' || o.ino === null) return undefined;
+    return db.objectsByIno(o.ino).find((x) => x.fid !== fid && x.type === 'file' && x.version !== NO_VERSION &&
+      lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
   }
 
   /**
