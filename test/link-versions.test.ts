@@ -9,7 +9,9 @@
 // (Reconciler#carrierOf, made against a's version), the server accepts the link and the write through b,
 // which gives a the write's version there (the record's `links` are a and b), and the client, with b gone
 // from its object table, rebased nothing of a's. a's write was refused three times ("made against version
-// …, current is …") and the client resynced (chaos seed 9202, c1: epsilon/sub/deep/a.txt).
+// …, current is …") and the client resynced (chaos seed 9202, c1: epsilon/sub/deep/a.txt). Its last check
+// fails without Reintegrator#withContent reading a write of a name removed here from the inode's name that
+// lives on (FilesetDb#removedLinkIno): the write through b went to the server empty.
 //
 // Test 2 fails without Reintegrator#withContent sending a link whose target name is gone here as a link to
 // another name of the inode: the server's removal of d undid the client's move of d and removed it, so the
@@ -25,7 +27,7 @@ import assert from 'node:assert/strict';
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
+import { cli, journalState } from './helpers.js';
 import { Farm, assertSettled, conflictCopies, disconnect, eventually, groupedHere, readOrNull, reconnect } from './farm.js';
 
 test('off line: link b to a, write through b, remove b; once connected a has the write on every node, no resync', { timeout: 120_000 }, async (t) => {
@@ -50,6 +52,13 @@ test('off line: link b to a, write through b, remove b; once connected a has the
   }
   // a's write goes in the batch that gives a the write's version there: refused once, then taken.
   assert.deepEqual(farm.logMessages(c, /resync|does not apply|differs/i), [], 'no resync');
+  // The write through b carried what the inode holds (from a, b being gone here), never an empty file: on the
+  // server b is a name of a's inode, so an empty write emptied a there until a's own write came (and for good
+  // had that one been refused).
+  const kml = cli(['kml', farm.server, '--json']).stdout.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { kind: string; path: string; size: number | null });
+  const writes = kml.filter((r) => r.kind === 'write' || r.kind === 'truncate');
+  assert.ok(writes.length > 0, 'the server journaled the write');
+  for (const w of writes) assert.equal(w.size, 'written off line through b\n'.length, `the server's ${w.kind} of ${w.path} carries the write, not an empty file`);
 });
 
 test('off line: link e and f to a while the server removes the name they were journaled against; e, f and a stay one file everywhere, no resync', { timeout: 120_000 }, async (t) => {

@@ -430,7 +430,7 @@ export class Reintegrator {
       }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
-    const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r);
+    const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r) ?? this.#survivor(r.fid);
     const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
     // Content that cannot be read is empty only when a later record removes the object; otherwise capture has
     // not journaled a move yet: wait for it rather than ship an empty file.
@@ -481,6 +481,19 @@ export class Reintegrator {
       if (o?.type === 'file') return o;
     }
     return undefined;
+  }
+
+  /**
+   * A hard-linked name removed here since, its removal pending: its inode lives on under another name here
+   * (FilesetDb#removedLinkIno), whose content a write through the removed name ships. Before, it shipped
+   * empty: on the server that name is one of the inode's, so the write emptied the other names there until
+   * their own write came, and for good when that one was refused (link-versions.test.ts).
+   */
+  #survivor(fid: Fid): ObjectRow | undefined {
+    const db = this.#d.db;
+    const ino = db.removedLinkIno(fid);
+    if (ino === null) return undefined;
+    return db.objectsByIno(ino).find((x) => x.type === 'file' && lstatOrNull(join(this.#d.root, x.path))?.ino === ino);
   }
 
   /** Send the server the blocks of a large file it lacks, compared with its own version of the object. */
