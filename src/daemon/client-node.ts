@@ -602,11 +602,12 @@ export class ClientNode {
     }
     // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
     // with the modes and owners this node takes from a peer (what it applies is what it journals).
+    const place = (): KmlRecord => this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid)));
     let r: KmlRecord;
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
       this.#resolver.breakCycle(sent);
-      r = this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid)));
+      r = place();
     } catch (e) {
       if (!(e instanceof IntersyncError) || e.code !== 'UNSAFE_LINK') throw e;
       this.log.warn({ tid: formatTid(sent.tid), path: sent.path, err: e.message }, 'server record skipped');
@@ -614,9 +615,21 @@ export class ClientNode {
       return;
     }
     if (r.mode !== sent.mode) this.log.warn({ tid: formatTid(sent.tid), path: r.path, mode: sent.mode.toString(8), applied: r.mode.toString(8) }, 'set-id bits from a peer dropped');
-    const here = db.objectByFid(r.fid)?.path;
-    const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])];
+    const namesOf = (x: KmlRecord): string[] => {
+      const here = db.objectByFid(x.fid)?.path;
+      return [x.path, ...(x.newPath === null ? [] : [x.newPath]), ...(here === undefined ? [] : [here])];
+    };
+    let names = namesOf(r);
     await this.capture.syncPaths(names);
+    // What capture journaled just now counts: a directory moved here a moment ago (its move journaled first, see
+    // WatchCapture.syncPaths) takes the record's names along. Before, the record kept the directory's old name,
+    // where nothing was any more: the conflict step put the server's content back there and failed (ENOENT).
+    const again = place();
+    if (again.path !== r.path || again.newPath !== r.newPath || again.target !== r.target) {
+      r = again;
+      names = namesOf(r);
+      await this.capture.syncPaths(names);
+    }
     // Held from the conflict step to the commit: a local change in between is journaled after it, against the
     // version this record makes (not against the one it replaces, which the server would refuse for ever).
     const redo = await this.guard.around(names, async () => {

@@ -200,6 +200,7 @@ export class FilesetDb {
       lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
+      lmlParent: db.prepare('UPDATE lml SET parent = ? WHERE parent = ?'),
       lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
                              WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
@@ -1052,6 +1053,11 @@ export class FilesetDb {
     this.#transaction(() => {
       this.#st.lmlDropKind!.run(localFid, 'mkdir');
       this.#st.lmlFid!.run(r.fid, localFid);
+      // So do the records of what was made or moved into it here (RecordDraft.parent): the server places them by
+      // that fid, wherever the directory is there now. Before, they named a fid the server never had, kept their
+      // path, and once the server had moved the directory were refused ("parent d does not exist here"; chaos
+      // seed 9203, three refusals and a resync).
+      this.#st.lmlParent!.run(r.fid, localFid);
       this.#st.lmlRebase!.run(r.tid, r.fid, NO_VERSION, 0n);
       this.#st.objectFid!.run(r.fid, r.tid, localFid);
       this.#insertKml(r);

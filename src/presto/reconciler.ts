@@ -45,6 +45,19 @@ export interface BatchResult {
 }
 
 /**
+ * `dir` is journaled as a directory that is not at its name on disk now: moved, removed or replaced a moment ago,
+ * and not journaled so yet. A name below it that is gone from disk says nothing of its own object then (see
+ * Batch#run). The root is always as journaled.
+ */
+export function dirNotAsJournaled(db: Pick<FilesetDb, 'objectByPath'>, root: string, dir: string): boolean {
+  if (dir === '') return false;
+  const row = db.objectByPath(dir);
+  if (row?.type !== 'dir') return false;
+  const st = lstatOrNull(join(root, dir));
+  return st === null || st.type !== 'dir' || (row.ino !== null && st.ino !== row.ino);
+}
+
+/**
  * Turns hints into journal records by comparing the disk with the object
  * table. Events are only hints: every decision is made from a fresh lstat and
  * the table, so a duplicate or stale hint makes no record and a missed one is
@@ -152,6 +165,12 @@ class Batch {
     for (const p of this.#deletes) {
       const obj = this.#d.db.objectByPath(p);
       if (obj === undefined || lstatOrNull(this.#abs(p)) !== null) continue;
+      // Gone with its directory, which moved (or went) a moment ago and is not journaled so yet: not a removal of
+      // this name alone. The directory's own hint (in its parent's watch) journals its move, which takes the name
+      // along, or its removal, which removes everything below it. Before, a batch without that hint (syncPaths
+      // before a peer's change of the file) journaled "unlink d/f" for a file alive at e/f after `mv d e`: the
+      // client lost the object and resynced (chaos seed 9203).
+      if (dirNotAsJournaled(this.#d.db, this.#d.root, parentOf(p))) continue;
       this.#commit(this.#removal(obj));
     }
     return { records: this.#records, retry: this.#retry };

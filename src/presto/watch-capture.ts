@@ -5,11 +5,12 @@ import type { Clock } from '#core/clock.js';
 import { D_UPCALL } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import type { NodeId } from '#core/ids.js';
+import { parentOf } from '#core/paths.js';
 import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
-import { Reconciler, type DirtyItem } from './reconciler.js';
+import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged, type StatMany } from './scan.js';
 import { UnwatchedRescan } from './unwatched-rescan.js';
 
@@ -163,8 +164,17 @@ export class WatchCapture {
    * apply path calls this before it changes those names, so a peer's change
    * never overwrites a local one that capture has not seen yet (it becomes a
    * journaled change, and the version check or the conflict step handles it).
+   * A journaled name gone from disk, or one below a directory moved or removed a moment ago, first has the
+   * pending hints journaled: the caller then finds the object at the name a move gave it, and places its change
+   * again.
    */
   async syncPaths(paths: readonly string[]): Promise<void> {
+    // What changed at such a name is a move (or a removal), of its object or of a directory above it, and only
+    // the pending hints say which and where to (the destination's directory saw it), not the name alone. Before,
+    // the name alone was looked at and its file, alive at e/f after `mv d e`, journaled as removed: the client
+    // lost the object and resynced (chaos seed 9203).
+    const gone = (p: string): boolean => this.#o.db.objectByPath(p) !== undefined && lstatOrNull(join(this.#o.root, p)) === null;
+    if (this.#state === 'watching' && paths.some((p) => gone(p) || this.#belowMovedDir(p))) await this.#journalPending();
     const changed = paths.filter((p) => {
       const row = this.#o.db.objectByPath(p);
       const st = lstatOrNull(join(this.#o.root, p));
@@ -182,6 +192,22 @@ export class WatchCapture {
       if (this.#pending.size > 0 || this.#fullRescan) this.#schedule(); // hints that arrived meanwhile
       else this.#notifyIdle();
     }
+  }
+
+  /** A directory above `p` is journaled and not at its name on disk now (see dirNotAsJournaled). */
+  #belowMovedDir(p: string): boolean {
+    for (let d = parentOf(p); d !== ''; d = parentOf(d)) if (dirNotAsJournaled(this.#o.db, this.#o.root, d)) return true;
+    return false;
+  }
+
+  /** Journal the pending hints now, without waiting for the quiet time: the events inotify holds so far included. */
+  async #journalPending(): Promise<void> {
+    await new Promise((r) => setImmediate(r)); // the poll phase first: events read now become hints
+    while (this.#running !== undefined) await this.#running;
+    if (this.#pending.size === 0 && !this.#fullRescan) return;
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#flush();
   }
 
   /** Walk the whole tree again soon, as at start (after a resync rebuilt the journal under it). */
