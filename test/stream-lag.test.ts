@@ -6,7 +6,7 @@
 // fix (ConflictResolver#removedAhead, ClientNode#removeMadeAgain); the second passed before too. The client's
 // record stream is held by its proxy (ChaosProxy#stallStreams) while its reintegration goes through.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from './helpers.js';
@@ -45,3 +45,40 @@ test(`a directory removed on a client whose stream lags, after the server ${how}
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/i), [], `the client never resynced: ${why()}`);
 });
 }
+
+test('a chmod through one name of a hard link on a client whose stream lags, after the server moved the other name: both names keep the inode and the mode everywhere', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ApplyPath#baseOf passing over this node's own change the server accepted after
+  // the record, FilesetDb#commitRemote keeping that change's version): the chmod through delta/h, accepted
+  // with the inode's names in its `links`, gave beta/h its version here; the server's older move of beta/h,
+  // made against the version before, then did not apply three times and the client resynced (chaos seed 9218).
+  const farm = await Farm.start(t, { clients: 1, proxied: true });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  let before = journalState(s).lastTid;
+  mkdirSync(join(s, 'beta'));
+  mkdirSync(join(s, 'delta'));
+  mkdirSync(join(s, 'alpha'));
+  writeFileSync(join(s, 'beta/h'), 'one inode, two names\n');
+  await journaled(s, before);
+  before = journalState(s).lastTid;
+  linkSync(join(s, 'beta/h'), join(s, 'delta/h'));
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  farm.proxyOf(c).stallStreams();
+  before = journalState(s).lastTid;
+  renameSync(join(s, 'beta/h'), join(s, 'alpha/b.txt'));
+  await journaled(s, before);
+  chmodSync(join(c, 'delta/h'), 0o600);
+  const why = (): string => JSON.stringify(farm.logMessages(c, /refused|resync|does not apply|conflict/));
+  await eventually('the server accepts the client\'s chmod', () => (statSync(join(s, 'delta/h')).mode & 0o777) === 0o600 && journalState(c).lml === 0, (v) => v, 20_000, why);
+  farm.proxyOf(c).resumeStreams();
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    const a = statSync(join(d, 'alpha/b.txt'));
+    const h = statSync(join(d, 'delta/h'));
+    assert.equal(a.ino, h.ino, `${d}: alpha/b.txt and delta/h are one inode`);
+    assert.equal(a.mode & 0o777, 0o600, `${d}: the chmod made through delta/h`);
+    assert.equal(existsSync(join(d, 'beta/h')), false, `${d}: beta/h moved`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/i), [], `the client never resynced: ${why()}`);
+});

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, type Fid, type Tid } from '#core/ids.js';
-import type { RecordDraft } from '#core/record.js';
+import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { EMPTY_SHA256, lstatOrNull, type DiskStat } from '#presto/disk.js';
@@ -99,8 +99,16 @@ export class ApplyPath {
       const o = cur.type === 'file' && cur.ino !== null ? this.#d.db.objectByFid(fid) : undefined;
       return o !== undefined && o.ino === cur.ino;
     };
+    // A change the server accepted after `d` (this node's own, in its journal from the server's answer before
+    // the stream brings `d`): the server applied `d` under it, and so does this node. Before, a chmod here
+    // through one name of a hard link, accepted after the server's move of the other name, gave that name a
+    // version the move was not made against: refused three times, a resync (chaos seed 9218).
+    // It may have come through another name of the inode (its version, not the object's, is what that change
+    // was made against): the stream being contiguous, nothing else here moved the object's version.
+    const tid = (d as Partial<KmlRecord>).tid;
     for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
       const r = this.#d.db.kmlAt(v);
+      if (r !== undefined && tid !== undefined && r.tid > tid && sameInode(r.fid)) return cur.version;
       if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return null;
       if (r.preVersion === d.preVersion) return cur.version;
       v = r.preVersion;

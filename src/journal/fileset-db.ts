@@ -757,8 +757,13 @@ export class FilesetDb {
           this.#st.lastRcvdSet!.run(peer, r.tid, now); // applied already
           continue;
         }
-        const cur = this.#current(r);
-        this.#applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, r.tid);
+        // A version newer than the record's is this node's own change, accepted after it (ApplyPath#baseOf):
+        // the record applies under it, and the server's object has that version after both, as this node's.
+        const o = CREATE_KINDS.has(r.kind) ? undefined : this.objectByFid(r.fid);
+        const ahead = o !== undefined && o.version > r.tid;
+        const cur = this.#current(ahead ? { ...r, preVersion: o.version } : r);
+        const version = ahead ? o.version : r.tid;
+        this.#applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, version);
         // The server moved it first: local records below (or of) it name it where it is now.
         if (r.kind === 'rename' && r.newPath !== null && cur !== undefined) this.#moveLml(r.fid, cur.path, r.newPath);
         this.#insertKml(r);
