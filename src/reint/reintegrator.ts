@@ -288,7 +288,7 @@ export class Reintegrator {
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): the content goes as a file of its own, rather than a resync that makes the same link again.
-        d.db.rewriteLml([{ ...orphan, kind: 'create', target: null }], []);
+        d.db.rewriteLml([this.#asOwnFile(orphan)], []);
         this.#tries.delete(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target }, 'a hard link whose other name the server does not have: sent as a file of its own');
@@ -426,7 +426,7 @@ export class Reintegrator {
       const t = r.target === null ? undefined : d.db.objectByPath(r.target);
       if (t === undefined || t.type !== 'file') {
         const other = this.#otherName(r.fid);
-        r = other === undefined ? { ...r, kind: 'create', target: null } : { ...r, target: other.path, targetFid: other.fid };
+        r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
       }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
@@ -456,6 +456,21 @@ export class Reintegrator {
     if (map.size < DELTA_THRESHOLD) return this.#withContent({ ...r, size: map.size });
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
+  }
+
+  /**
+   * A pending link sent as a file of its own: a create with the attributes its name has here now, as its content
+   * is read now. The link record carries the mode it had when journaled; a change of the inode since, made
+   * through another name (a server's chmod applied here, which gives it to every name of the inode and journals
+   * nothing of this one), is in the name's row only. Before, the create went with the old mode, the server's
+   * entry differed from this node's ("state differs … other mode") and the client resynced (chaos seed 9207:
+   * c2 linked delta/g.txt to beta/f.json and replaced beta/f.json off line; the server chmodded, then removed
+   * beta/f.json; the conflict step made beta/f.json again as a name of delta/g.txt's inode, which took the chmod).
+   */
+  #asOwnFile(r: LmlRecord): LmlRecord {
+    const o = this.#d.db.objectByFid(r.fid);
+    const attrs = o?.type === 'file' ? { mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : {};
+    return { ...r, ...attrs, kind: 'create', target: null };
   }
 
   /** A name the server knows of the inode `fid` is on here, other than `fid` and on disk as that inode (none: undefined). */
