@@ -104,11 +104,13 @@ export class ApplyPath {
     // through one name of a hard link, accepted after the server's move of the other name, gave that name a
     // version the move was not made against: refused three times, a resync (chaos seed 9218).
     // It may have come through another name of the inode (its version, not the object's, is what that change
-    // was made against): the stream being contiguous, nothing else here moved the object's version.
+    // was made against): the stream being contiguous, nothing else here moved the object's version. Only a
+    // change of names passes so: a write or setattr applied under a later one would put back what it replaced.
     const tid = (d as Partial<KmlRecord>).tid;
+    const naming = d.kind === 'rename' || d.kind === 'unlink' || d.kind === 'rmdir';
     for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
       const r = this.#d.db.kmlAt(v);
-      if (r !== undefined && tid !== undefined && r.tid > tid && sameInode(r.fid)) return cur.version;
+      if (naming && r !== undefined && tid !== undefined && r.tid > tid && sameInode(r.fid)) return cur.version;
       if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return null;
       if (r.preVersion === d.preVersion) return cur.version;
       v = r.preVersion;
