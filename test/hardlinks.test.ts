@@ -12,7 +12,7 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { journalState, sleep } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, journaled, pastRetention, readOrNull, reconnect } from './farm.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, groupedHere, journaled, pastRetention, readOrNull, reconnect } from './farm.js';
 
 /** A server and one client with the file `f` (holding `content`) journaled and replicated. */
 async function oneFilePair(t: TestContext, content: string): Promise<{ farm: Farm; s: string; c: string }> {
@@ -395,32 +395,11 @@ test('a client that holds two names as one inode where the server holds two file
   // Fails without apply/link-align.ts splitApart (and links [] for a file of one name): the server's write
   // to f went into the inode g shares here, so g took content the server never gave it, its journal
   // differed from the server's ("state differs") and the client resynced.
-  const farm = await Farm.start(t, {
-    clients: 1,
-    prepare: (s) => {
-      writeFileSync(join(s, 'f'), 'same content\n');
-      writeFileSync(join(s, 'g'), 'same content\n');
-    },
-  });
-  const c = farm.clients[0]!;
-  await assertSettled(farm.all);
-  await farm.stopNode(c);
-  // Together, consistently: g a second name of f's inode on disk and in the journal, nothing pending.
-  linkSync(join(c, 'f'), join(c, 'g.link'));
-  renameSync(join(c, 'g.link'), join(c, 'g'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    for (const name of ['f', 'g']) {
-      const o = db.objectByPath(name);
-      const st = lstatOrNull(join(c, name));
-      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
-      db.setIdentity(o.fid, identityOf(st, nowNs()));
-    }
-    assert.equal(db.lmlCount(), 0, 'nothing pending');
-  } finally {
-    db.close();
-  }
-  await farm.startNode(c);
+  // Together on the client, consistently: g a second name of f's inode on disk and in the journal, nothing pending.
+  const { farm, c } = await groupedHere(t, (s) => {
+    writeFileSync(join(s, 'f'), 'same content\n');
+    writeFileSync(join(s, 'g'), 'same content\n');
+  }, ['f', 'g']);
   await writeInPlace(farm.server, 'f', 'written on the server through f\n');
   await assertSettled(farm.all);
   for (const d of farm.all) {
