@@ -36,7 +36,10 @@ function parseProm(text: string): Samples {
 }
 
 async function scrape(url: string, secret?: string): Promise<{ status: number; samples: Samples }> {
-  const res = await request(url, secret === undefined ? {} : { headers: { authorization: `Bearer ${secret}` } });
+  // Bounded: a port taken by another process (a free port is only free until someone binds it) must fail the
+  // test, not hang it (a CI run beside other tests waited 18 minutes here).
+  const bounds = { headersTimeout: 15_000, bodyTimeout: 15_000 };
+  const res = await request(url, secret === undefined ? bounds : { ...bounds, headers: { authorization: `Bearer ${secret}` } });
   const text = await res.body.text();
   return { status: res.statusCode, samples: res.statusCode === 200 ? parseProm(text) : new Map() };
 }
@@ -65,7 +68,7 @@ function flow(s: Samples, c: Samples): { journaled: number; forwarded: number; a
   };
 }
 
-test('counters move as records flow from server to client, scraped during the replication; lag per peer in records and seconds', async (t) => {
+test('counters move as records flow from server to client, scraped during the replication; lag per peer in records and seconds', { timeout: 300_000 }, async (t) => {
   const [srv, cdir, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
   const [port, mport] = [await freePort(), await freePort()];
   const server = await spawnServer(srv.path, logs.path, port);
