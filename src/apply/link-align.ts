@@ -15,6 +15,20 @@ export interface LinkAlignDeps {
 }
 
 /**
+ * A name of the inode `ino` here, other than `fid`, that is a file on disk as that inode now (rows may lag the
+ * disk), and that `keep` accepts. `removedLink` finds one for a name removed here (FilesetDb#removedLinkIno).
+ */
+export function linkOnDisk(db: FilesetDb, root: string, ino: string, fid: Fid, keep: (x: ObjectRow) => boolean = () => true): ObjectRow | undefined {
+  return db.objectsByIno(ino).find((x) => x.fid !== fid && x.type === 'file' && keep(x) && lstatOrNull(join(root, x.path))?.ino === ino);
+}
+
+/** Another name, here on disk, of the inode that a hard-linked name removed here had (its removal pending). */
+export function removedLink(db: FilesetDb, root: string, fid: Fid): ObjectRow | undefined {
+  const ino = db.removedLinkIno(fid);
+  return ino === null ? undefined : linkOnDisk(db, root, ino, fid);
+}
+
+/**
  * A server's change of a hard-linked file's content or attributes names every name of the inode there
  * (KmlRecord.links). Where this node groups those names otherwise (an earlier conflict step or resync left
  * a name a file of its own, or on an inode the server holds apart), the names are grouped as the server's

@@ -7,6 +7,7 @@ import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import { removedLink } from '#apply/link-align.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
@@ -330,7 +331,7 @@ export class ConflictResolver {
     // A hard-linked name removed here whose inode lives on here under another name: what was written through
     // it is in that inode (no record of the other name says so), and on the server the names are one inode.
     // (The server removing the name too meets nothing: the write ships as the other name's, see Reconciler#carrierOf.)
-    const survivor = removedHere && !remoteGone ? this.#survivingLink(r.fid) : undefined;
+    const survivor = removedHere && !remoteGone ? removedLink(this.#d.db, this.#d.root, r.fid) : undefined;
 
     // Keep the local content before anything moves.
     let saved: string | null = null;
@@ -551,13 +552,6 @@ export class ConflictResolver {
     this.#record(r, r.path, 'write/unlink', 'merged', heir.path, 'resolved', `removed on the server; what was written here through it goes through ${heir.path}, another name of the file`);
     this.#d.log.info({ path: r.path, heir: heir.path, tid: formatTid(r.tid) }, 'conflict: a name of a hard-linked file written here was removed on the server; the write goes through another name');
     return true;
-  }
-
-  /** Another name, here on disk, of the inode a hard-linked name removed here had (see FilesetDb.removedLinkIno). */
-  #survivingLink(fid: Fid): ObjectRow | undefined {
-    const ino = this.#d.db.removedLinkIno(fid);
-    if (ino === null) return undefined;
-    return this.#d.db.objectsByIno(ino).find((x) => x.type === 'file' && x.fid !== fid && lstatOrNull(join(this.#d.root, x.path))?.ino === ino);
   }
 
   /** The server removes a directory that holds objects made here: move them out beside it. */

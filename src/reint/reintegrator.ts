@@ -11,6 +11,7 @@ import type { Transfers } from '#core/transfers.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import { missingParentOf } from '#apply/confine.js';
+import { linkOnDisk, removedLink } from '#apply/link-align.js';
 import { checkRelPath } from '#core/paths.js';
 import { blockLength, missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
@@ -19,7 +20,7 @@ import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
 import type { PeerClient } from '#net/peer-client.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { optimiseLml } from './lml-optimiser.js';
-import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
+import { EMPTY_SHA256 } from '#presto/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 export interface ReintegratorDeps {
@@ -430,7 +431,12 @@ export class Reintegrator {
       }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
-    const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r) ?? this.#survivor(r.fid);
+    const o = d.db.objectByFid(r.fid) ?? this.#linkedHere(r)
+      // A hard-linked name removed here since, its removal pending: a write through it ships what its inode holds
+      // under the name that lives on. Before, it shipped empty: on the server that name is one of the inode's, so
+      // the write emptied the other names there until their own write came, and for good had that one been
+      // refused (link-versions.test.ts).
+      ?? removedLink(d.db, d.root, r.fid);
     const abs = o === undefined || o.type !== 'file' ? null : join(d.root, o.path);
     // Content that cannot be read is empty only when a later record removes the object; otherwise capture has
     // not journaled a move yet: wait for it rather than ship an empty file.
@@ -475,11 +481,9 @@ export class Reintegrator {
 
   /** A name the server knows of the inode `fid` is on here, other than `fid` and on disk as that inode (none: undefined). */
   #otherName(fid: Fid): ObjectRow | undefined {
-    const db = this.#d.db;
-    const o = db.objectByFid(fid);
+    const o = this.#d.db.objectByFid(fid);
     if (o?.type !== 'file' || o.ino === null) return undefined;
-    return db.objectsByIno(o.ino).find((x) => x.fid !== fid && x.type === 'file' && x.version !== NO_VERSION &&
-      lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
+    return linkOnDisk(this.#d.db, this.#d.root, o.ino, fid, (x) => x.version !== NO_VERSION);
   }
 
   /**
@@ -496,19 +500,6 @@ export class Reintegrator {
       if (o?.type === 'file') return o;
     }
     return undefined;
-  }
-
-  /**
-   * A hard-linked name removed here since, its removal pending: its inode lives on under another name here
-   * (FilesetDb#removedLinkIno), whose content a write through the removed name ships. Before, it shipped
-   * empty: on the server that name is one of the inode's, so the write emptied the other names there until
-   * their own write came, and for good when that one was refused (link-versions.test.ts).
-   */
-  #survivor(fid: Fid): ObjectRow | undefined {
-    const db = this.#d.db;
-    const ino = db.removedLinkIno(fid);
-    if (ino === null) return undefined;
-    return db.objectsByIno(ino).find((x) => x.type === 'file' && lstatOrNull(join(this.#d.root, x.path))?.ino === ino);
   }
 
   /** Send the server the blocks of a large file it lacks, compared with its own version of the object. */
