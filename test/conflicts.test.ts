@@ -42,14 +42,17 @@ async function converged(a: string, b: string): Promise<void> {
   assert.fail('the two nodes did not converge');
 }
 
-async function offline(p: Pair, local: () => void, remote: () => void): Promise<void> {
+/** Offline on the client, `local` and `remote` made, then back; returns what `reconnect --json` printed. */
+async function offline(p: Pair, local: () => void, remote: () => void): Promise<{ outcome: string; reintegrated: number; conflicts: number; pending: number }> {
   assert.equal(cli(['disconnect', p.client]).code, 0);
   await sleep(400);
   local();
   remote();
   await sleep(300); // both captures journal their side
-  assert.equal(cli(['reconnect', p.client]).code, 0);
+  const r = cli(['reconnect', p.client, '--json']); // waits for the outcome
+  assert.equal(r.code, 0, r.stderr);
   await converged(p.server, p.client);
+  return JSON.parse(r.stdout) as { outcome: string; reintegrated: number; conflicts: number; pending: number };
 }
 
 const read = (d: string, f: string): string => readFileSync(join(d, f), 'utf8');
@@ -60,7 +63,12 @@ const conflicts = (d: string, all = false): Array<{ kind: string; decision: stri
 
 test('write/write: keep-both keeps the server\'s version at the name and the client\'s beside it', { timeout: 120_000 }, async (t) => {
   const p = await pair(t, (s) => writeFileSync(join(s, 'page.html'), 'v0'));
-  await offline(p, () => writeFileSync(join(p.client, 'page.html'), 'client v1'), () => writeFileSync(join(p.server, 'page.html'), 'server v1'));
+  const back = await offline(p, () => writeFileSync(join(p.client, 'page.html'), 'client v1'), () => writeFileSync(join(p.server, 'page.html'), 'server v1'));
+  // reconnect waited for the outcome and said what it was (before it returned at once, saying nothing).
+  assert.equal(back.outcome, 'done');
+  assert.equal(back.conflicts, 1);
+  assert.equal(back.pending, 0);
+  assert.ok(back.reintegrated >= 1, `reintegrated ${back.reintegrated}`);
   for (const d of [p.server, p.client]) {
     assert.equal(read(d, 'page.html'), 'server v1');
     const copies = conflictCopies(d);
@@ -71,7 +79,9 @@ test('write/write: keep-both keeps the server\'s version at the name and the cli
   const open = conflicts(p.client);
   assert.deepEqual(open.map((c) => [c.kind, c.decision, c.status]), [['write/write', 'keep-both', 'open']]);
   // Resolve by hand: the client's version wins.
-  assert.equal(cli(['resolve', p.client, 'page.html', '--keep', 'local']).code, 0);
+  const listed = cli(['conflicts', p.client]).stdout;
+  assert.match(listed, /mine \(this node's version\) kept at page\.conflict-[0-9a-f]+-[0-9a-f]+\.html, theirs \(the server's\) at the name/);
+  assert.equal(cli(['resolve', p.client, 'page.html', '--keep', 'mine']).code, 0);
   await converged(p.server, p.client);
   assert.equal(read(p.server, 'page.html'), 'client v1');
   assert.deepEqual(conflictCopies(p.server), []);

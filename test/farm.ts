@@ -327,7 +327,7 @@ export async function disconnect(farm: Farm, dir: string): Promise<void> {
 
 /** Bring a client back on line with the CLI. */
 export function reconnect(dir: string): void {
-  const r = cli(['reconnect', dir]);
+  const r = cli(['reconnect', dir, '--no-wait']);
   assert.equal(r.code, 0, r.stderr);
 }
 

@@ -4,7 +4,7 @@ import { debugNames } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, parseTid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
@@ -258,36 +258,19 @@ function fmtWaiting(w: Waiting): string {
   return `${w.atLeast ? 'at least ' : ''}${w.records} records, ${w.files} files, ${fmtBytes(w.bytes)}`;
 }
 
-/** Voluntary disconnection: the running client notices within 200 ms and keeps journaling to its LML. */
-export function cmdDisconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
-  const paths = findFileset(dir, o.fileset);
-  const role = withDb(dir, o.fileset, (db) => db.getMeta('role'));
-  if (role !== 'client') throw IntersyncError.BAD_ARGUMENT(`${paths.dir} is not a client; only a client disconnects from its server`);
-  const already = existsSync(paths.offlineFile);
-  if (!already) writeFileSync(paths.offlineFile, `${new Date().toISOString()}\n`);
-  if (o.json) print(JSON.stringify({ dir: paths.dir, offline: true, already }));
-  else print(already ? `${paths.dir} was disconnected already` : `${paths.dir} disconnected: changes are journaled and reintegrated at reconnect`);
-}
-
-export function cmdReconnect(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
-  const paths = findFileset(dir, o.fileset);
-  const was = existsSync(paths.offlineFile);
-  rmSync(paths.offlineFile, { force: true });
-  if (o.json) print(JSON.stringify({ dir: paths.dir, offline: false, was }));
-  else print(was ? `${paths.dir} reconnecting: the server's changes come first, then the local ones are reintegrated` : `${paths.dir} was not disconnected`);
-}
-
 export function cmdConflicts(dir: string, o: { fileset?: string; all: boolean; json: boolean }, print: Print): void {
   withDb(dir, o.fileset, (db) => {
     const rows = db.conflicts(o.all);
     if (o.json) {
-      for (const c of rows) print(JSON.stringify({ ...c, remoteTid: c.remoteTid === null ? null : formatTid(c.remoteTid) }));
+      // mine: this node's version (kept beside the name); theirs: the server's, at the name.
+      for (const c of rows) print(JSON.stringify({ ...c, remoteTid: c.remoteTid === null ? null : formatTid(c.remoteTid), mine: c.kept, theirs: c.path }));
       return;
     }
     if (rows.length === 0) print(o.all ? 'no conflicts' : 'no open conflicts (--all lists the resolved ones too)');
+    else if (rows.some((c) => c.status === 'open')) print(`settle one with: intersync resolve ${dir} PATH --keep mine|theirs|both`);
     for (const c of rows) {
       const when = new Date(c.time).toISOString();
-      const kept = c.kept === null ? '' : `, other version at ${c.kept}`;
+      const kept = c.kept === null ? '' : `; mine (this node's version) kept at ${c.kept}, theirs (the server's) at the name`;
       const how = c.status === 'open' ? 'OPEN' : `resolved: ${c.resolution ?? c.decision}`;
       print(`#${c.id} ${when} ${c.path} [${c.kind}] policy ${c.policy}, decision ${c.decision}${kept} (${how})`);
     }
@@ -296,13 +279,15 @@ export function cmdConflicts(dir: string, o: { fileset?: string; all: boolean; j
 
 /** Settle one open conflict by hand: keep the local (kept-beside) version, the remote one at the name, or both. */
 export function cmdResolve(dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }, print: Print): void {
-  if (!['local', 'remote', 'both'].includes(o.keep)) throw IntersyncError.BAD_ARGUMENT(`--keep ${o.keep} is not local, remote or both`);
+  // mine = local (this node's version, kept beside the name), theirs = remote (the server's, at the name).
+  const keep = ({ local: 'local', mine: 'local', remote: 'remote', theirs: 'remote', both: 'both' } as const)[o.keep as 'local'];
+  if (keep === undefined) throw IntersyncError.BAD_ARGUMENT(`--keep ${o.keep} is not mine (local), theirs (remote) or both`);
   const paths = findFileset(dir, o.fileset);
   const db = FilesetDb.open(paths.db, { check: false });
   try {
-    const c = resolveOpenConflict(db, paths.dir, { path }, o.keep as Keep, Date.now());
-    if (o.json) print(JSON.stringify({ id: c.id, path: c.path, kept: o.keep }));
-    else print(`conflict #${c.id} on ${c.path} resolved: kept ${o.keep}`);
+    const c = resolveOpenConflict(db, paths.dir, { path }, keep as Keep, Date.now());
+    if (o.json) print(JSON.stringify({ id: c.id, path: c.path, kept: keep }));
+    else print(`conflict #${c.id} on ${c.path} resolved: kept ${keep === 'local' ? 'mine (this node\'s version)' : keep === 'remote' ? 'theirs (the server\'s version)' : 'both'}`);
   } finally {
     db.close();
   }

@@ -25,8 +25,8 @@ export interface ConfigKey {
   readonly check?: (v: ConfigValue) => string | undefined;
 }
 
-const LISTEN_RE = /^(none|(https?:\/\/)?(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*)?:?[0-9]{1,5})$/;
-const ADDR_RE = /^(\[[0-9a-fA-F:.]+\]|[^:[\]\s]*)?:?[0-9]{1,5}$/;
+const LISTEN_RE = /^(none|(https?:\/\/)?((\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):)?[0-9]{1,5})$/;
+const ADDR_RE = /^((\[[0-9a-fA-F:.]+\]|[^:[\]\s]*):)?[0-9]{1,5}$/;
 
 export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'fileset', type: 'string', live: false, doc: 'fileset to serve (default: the only one in DIR, or a new one named "default")', check: (v) => (/^[A-Za-z0-9._-]{1,64}$/.test(String(v)) ? undefined : 'a fileset name is 1-64 letters, digits, ".", "_" or "-"') },
@@ -43,6 +43,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'lease-ms', type: 'int', default: 30_000, live: false, doc: 'server: write token lease (ms), renewed while in use' },
   { key: 'retain-records', type: 'int', default: 1_000_000, live: false, doc: 'server: journal records kept for replicators that are away' },
   { key: 'server', type: 'string', live: false, doc: 'client mode: the server\'s https://HOST:PORT (a join token is for the first start only)' },
+  { key: 'connect-timeout', type: 'int', live: false, doc: 'client: a first start waits for its server, retrying; give up after this many seconds (default: wait as long as it takes)' },
   { key: 'secret-file', type: 'path', live: false, doc: 'client: enrol with the fileset secret in this file' },
   { key: 'replicate', type: 'bool', default: false, live: false, doc: 'client: register as a replicator, receiving every update' },
   { key: 'tls-ca', type: 'path', live: false, doc: 'client: trust this CA (PEM) for an https server' },

@@ -3,6 +3,7 @@
  * --server) with one option per config key, and `join` (a client's first start from a join token).
  * Both load the settings (flag > file > fileset database > default) and hand them to run-daemon.ts.
  */
+import { existsSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { IntersyncError } from '#core/errors.js';
 import { isJoinToken } from '#net/protocol/join-token.js';
@@ -38,6 +39,29 @@ function optionsOf(cfg: DaemonConfig): RunOptions {
   return o as unknown as RunOptions;
 }
 
+/**
+ * `intersync stauts` is a mistyped command, not a directory to serve: a DIR that does not exist, has no
+ * slash and is close to a command's name is refused with the closest match.
+ */
+function refuseMistypedCommand(program: Command, dir: string): void {
+  if (dir.includes('/') || existsSync(dir)) return;
+  const names = program.commands.map((c) => c.name());
+  const near = names.map((n) => ({ n, d: editDistance(dir.toLowerCase(), n) })).filter((x) => x.d <= Math.max(1, Math.floor(x.n.length / 3))).sort((a, b) => a.d - b.d);
+  if (near.length === 0) return;
+  throw IntersyncError.BAD_ARGUMENT(`unknown command '${dir}' (did you mean ${near[0]!.n}?)`, `intersync help lists the commands; to serve a directory of that name: intersync ./${dir}`);
+}
+
+/** Levenshtein distance, for the closest command name. */
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = cur;
+  }
+  return prev[b.length]!;
+}
+
 /** The root command: its description, one option per daemon setting, help texts, and running the daemon. */
 export function defineDaemonCommand(program: Command, print: Print): void {
   program
@@ -52,7 +76,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .addOption(debugOption())
     .option('--log-dir <DIR>', 'where logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
     .option('--log-format <FORMAT>', 'json, pretty, or auto (pretty when stderr is a terminal)', String(defaultOf('log-format')))
-    .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled', positiveInt('--settle-ms'))
+    .option('--settle-ms <N>', 'quiet time (ms) before a batch of changes is journaled (default 20)', positiveInt('--settle-ms'))
     .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', String(defaultOf('listen')))
     .option('--insecure-http', 'allow plain HTTP outside the loopback address (server: serve it; client: talk to it), with a warning', false)
     .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
@@ -62,6 +86,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), Number(defaultOf('lease-ms')))
     .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), Number(defaultOf('retain-records')))
     .option('--server <URL|TOKEN>', 'client mode: a join token from intersync invite, or the server\'s https://HOST:PORT (once joined)')
+    .option('--connect-timeout <SECONDS>', 'client: a first start waits for its server, retrying with backoff; give up after this long (default: wait as long as it takes)', positiveInt('--connect-timeout'))
     .option('--secret-file <FILE>', 'client: enrol with the fileset secret (the server\'s STATE/<node>/<fileset>/secret) instead of a token')
     .option('--replicate', 'client: register as a replicator, receiving every update', false)
     .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
@@ -81,6 +106,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
       'A client also needs its own consent for set-id bits and owners:',
       '  intersync --server HOST --secret-file SECRET --preserve-setid --preserve-owner DIR',
     ].join('\n'))
+    .allowExcessArguments() // refused in the action, after a mistyped command is told apart
     .showHelpAfterError()
     .addHelpText('after', [
       '', 'Examples:',
@@ -94,6 +120,8 @@ export function defineDaemonCommand(program: Command, print: Print): void {
         program.help({ error: true });
         return;
       }
+      refuseMistypedCommand(program, dir);
+      if (cmd.args.length > 1) throw IntersyncError.BAD_ARGUMENT(`too many arguments: ${cmd.args.slice(1).join(' ')}`, 'intersync serves one DIR; intersync help lists the commands');
       const cfg = DaemonConfig.load(dir, flagsGiven(cmd, o as unknown as Record<string, unknown>), o.config);
       await runDaemon(dir, { ...optionsOf(cfg), ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print);
     });
@@ -110,6 +138,7 @@ export function addJoinCommand(program: Command, print: Print): void {
     .option('--log-dir <DIR>', 'where JSON logs go')
     .option('--state-dir <DIR>', 'where this node\'s credential goes, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
     .option('--replicate', 'register as a replicator, receiving every update', false)
+    .option('--connect-timeout <SECONDS>', 'wait for the server, retrying with backoff, at most this long (default: as long as it takes)', positiveInt('--connect-timeout'))
     .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
     .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
     .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { DEFAULT_FILESET } from '#journal/layout.js';
-import { cmdConflicts, cmdDigest, cmdDisconnect, cmdKml, cmdMkfs, cmdReconnect, cmdResolve, cmdStatus } from './commands.js';
+import { cmdConflicts, cmdDigest, cmdKml, cmdMkfs, cmdResolve, cmdStatus } from './commands.js';
+import { cmdDisconnect, cmdReconnect } from './link-cmds.js';
+import { positiveInt } from './daemon-cmd.js';
 import { resolveStateDir } from './state-dir.js';
 
 type Print = (line: string) => void;
@@ -71,11 +73,14 @@ export function addLinkCommands(program: Command, print: Print): void {
 
   program
     .command('reconnect')
-    .description('bring a disconnected client back: fetch what it missed, resolve conflicts, reintegrate its LML')
+    .description('bring a disconnected client back: fetch what it missed, resolve conflicts, reintegrate its LML; waits for the outcome and prints it')
     .argument('<DIR>', 'the client\'s backing directory')
     .option('--fileset <NAME>', FILESET_HELP)
+    .option('--no-wait', 'return at once; the daemon reconnects in the background')
+    .option('--timeout <SECONDS>', 'wait at most this long for the outcome', positiveInt('--timeout'), 60)
     .option('--json', 'print as JSON', false)
-    .action((dir: string, o: { fileset?: string; json: boolean }) => cmdReconnect(dir, o, print));
+    .addHelpText('after', '\nExamples:\n  intersync disconnect ~/site     work offline; changes are journaled\n  intersync reconnect ~/site      back online: prints records reintegrated and conflicts met (exit 1 if stuck)')
+    .action((dir: string, o: { fileset?: string; json: boolean; wait: boolean; timeout: number }) => cmdReconnect(dir, o, print));
 }
 
 /** `conflicts`, `resolve`: the conflicts met on reconnection, and settling one by hand. */
@@ -91,10 +96,11 @@ export function addConflictCommands(program: Command, print: Print): void {
 
   program
     .command('resolve')
-    .description('settle an open conflict by hand: --keep local (the kept copy replaces the name), remote (the copy goes), both')
+    .description('settle an open conflict by hand: --keep mine (this node\'s version, kept beside, replaces the name), theirs (the server\'s version at the name stays, the kept copy goes), or both')
     .argument('<DIR>', 'the backing directory')
     .argument('<PATH>', 'the conflicting name, or its kept copy, relative to DIR')
-    .requiredOption('--keep <WHICH>', 'local, remote or both')
+    .requiredOption('--keep <WHICH>', 'mine (or local), theirs (or remote), or both')
+    .addHelpText('after', '\nExamples:\n  intersync conflicts /srv/site                      list the open conflicts, with where mine and theirs are\n  intersync resolve /srv/site index.html --keep mine  my version replaces the server\'s')
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--json', 'print as JSON', false)
     .action((dir: string, path: string, o: { fileset?: string; keep: string; json: boolean }) => cmdResolve(dir, path, o, print));

@@ -29,7 +29,8 @@ function build(): Command {
   program
     .name('intersync')
     .version(packageVersion(), '-V, --version', 'print the version (with its store format and protocol version)')
-    .enablePositionalOptions();
+    .enablePositionalOptions()
+    .helpCommand('help [COMMAND]', 'show help for a command, e.g. intersync help status');
   // The order here is the order of `intersync --help`.
   defineDaemonCommand(program, print);
   addMkfsCommand(program, print);

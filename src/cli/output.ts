@@ -43,7 +43,8 @@ export function fmtAge(ms: number): string {
 /** "ADDR:PORT", ":PORT", "PORT" or "[v6]:PORT"; "none" turns serving off. */
 export function parseListen(text: string): { host: string; port: number } | null {
   if (text === 'none') return null;
-  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*))?:?([0-9]{1,5})$/.exec(text);
+  // The address, when given, ends at a colon: a bare "18581" is a port, not address 1858 and port 1.
+  const m = /^(?:(?:\[([0-9a-fA-F:.]+)\]|([^:[\]]*)):)?([0-9]{1,5})$/.exec(text);
   const port = m === null ? NaN : Number(m[3]);
   if (m === null || !(port >= 0 && port <= 65535)) {
     throw IntersyncError.BAD_ARGUMENT(`--listen ${text} is not ADDR:PORT`, 'for example --listen 0.0.0.0:7777, --listen 127.0.0.1:7777 or --listen none');

@@ -28,6 +28,7 @@ export interface RunOptions {
   logDir?: string;
   settleMs?: number;
   server?: string;
+  connectTimeout?: number;
   secretFile?: string;
   replicate: boolean;
   listen: string;
@@ -72,6 +73,11 @@ function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: 
     uuid = t.uuid;
     replicate ||= t.replicate;
     trust = { invite: t.secret, ...(t.fingerprint === null ? {} : { pin: t.fingerprint }) };
+  }
+  const scheme = /^([A-Za-z][A-Za-z0-9+.-]*):\/\//.exec(url)?.[1];
+  if (scheme !== undefined && scheme.toLowerCase() !== 'http' && scheme.toLowerCase() !== 'https') {
+    throw IntersyncError.BAD_ARGUMENT(`--server ${url}: intersync talks https:// (or http:// on a trusted network), not ${scheme}://`,
+      'for example --server https://srv.example:7777, or a join token from intersync invite');
   }
   if (o.secretFile !== undefined) {
     const fetch = 'copy the server\'s fileset secret (intersync mkfs on the server prints its path) to this machine, mode 600, or join with a token from intersync invite';
@@ -176,6 +182,8 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
     copyObserver: progress,
+    ...(o.connectTimeout === undefined ? {} : { connectTimeoutMs: o.connectTimeout * 1000 }),
+    onWaiting: (err, waitMs) => warn(`${err.message}; waiting for the server, next try in ${(waitMs / 1000).toFixed(1)} s${o.connectTimeout === undefined ? ' (--connect-timeout to give up)' : ''}`),
   });
   const stop = async (): Promise<void> => {
     await site.stop();

@@ -268,6 +268,15 @@ export class IntersyncError extends Error {
     });
   }
 
+  /** A first start that gave up waiting for its server (--connect-timeout). */
+  static NO_ANSWER(url: string, seconds: number, cause: unknown): IntersyncError {
+    const detail = cause instanceof Error ? ` (last: ${cause.message})` : '';
+    return new IntersyncError('PEER_UNREACHABLE', `${url} did not answer within --connect-timeout ${seconds}s${detail}`, {
+      hint: 'check the server address and that it runs, then start again; without --connect-timeout a first start waits as long as it takes',
+      cause,
+    });
+  }
+
   static NOT_EMPTY(dir: string): IntersyncError {
     return new IntersyncError('NOT_EMPTY', `${dir} is not empty and holds no fileset`, {
       hint: 'a first copy from the server goes into an empty directory; move the files away, or start from an empty one',

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
+import { Backoff } from '#core/backoff.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { formatDigest } from '#core/digest.js';
@@ -71,6 +72,12 @@ export interface ClientNodeOptions {
   readonly onFatal?: (err: IntersyncError) => void;
   /** This client's own attribute settings, stored at start (`intersync config` changes them later). */
   readonly settings?: Readonly<Partial<Record<AttrSetting, boolean>>>;
+  /**
+   * Before its first copy the node cannot run without the server: it waits for it, retrying with backoff,
+   * told through `onWaiting`, and gives up after this many ms (undefined: it waits as long as it takes).
+   */
+  readonly connectTimeoutMs?: number;
+  readonly onWaiting?: (err: IntersyncError, waitMs: number) => void;
 }
 
 export interface ClientStatus {
@@ -255,7 +262,16 @@ export class ClientNode {
       const names = readdirSync(dir).filter((n) => n !== META_DIR);
       if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
       client = ClientNode.#peer(o, null);
-      const probe = await client.hello(ensureNodeId(dir), o.replicate); // answered, not registered: no credential yet
+      const hadMeta = existsSync(join(dir, META_DIR));
+      const nodeId = ensureNodeId(dir);
+      let probe: HelloInfo;
+      try {
+        probe = await ClientNode.#firstContact(o, () => client.hello(nodeId, o.replicate)); // answered, not registered: no credential yet
+      } catch (e) {
+        if (!hadMeta) rmSync(join(dir, META_DIR), { recursive: true, force: true }); // a failed first start leaves DIR as it was
+        await client.close();
+        throw e;
+      }
       if (o.uuid !== undefined && probe.uuid !== o.uuid) throw IntersyncError.WRONG_FILESET(dir, o.uuid, probe.uuid);
       paths = mkfs(dir, { fileset: probe.fileset, force: false, clock: o.clock, uuid: probe.uuid }).paths;
     } else {
@@ -274,8 +290,12 @@ export class ClientNode {
     try {
       try {
         if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
-        await ensureCredential(client, statePaths(o.stateDir, db.meta.nodeId, paths.name), db.meta.nodeId, o.replicate, o.trust);
-        hello = await client.hello(db.meta.nodeId, o.replicate); // with the credential: registered as a peer
+        const contact = async (): Promise<HelloInfo> => {
+          await ensureCredential(client, statePaths(o.stateDir, db.meta.nodeId, paths.name), db.meta.nodeId, o.replicate, o.trust);
+          return client.hello(db.meta.nodeId, o.replicate); // with the credential: registered as a peer
+        };
+        // Before the first copy is done the node has nothing to run on: it waits for the server.
+        hello = db.getMeta('copy_done') === undefined ? await ClientNode.#firstContact(o, contact) : await contact();
         if (hello.uuid !== db.meta.uuid) throw IntersyncError.WRONG_FILESET(dir, db.meta.uuid, hello.uuid);
         db.setMeta('server_node', hello.node);
       } catch (e) {
@@ -310,6 +330,27 @@ export class ClientNode {
       releasePidFile(paths.pidFile);
       await client.close();
       throw e;
+    }
+  }
+
+  /**
+   * A first start waits for its server rather than exit (a farm's nodes start in any order): `step` is tried
+   * again with backoff while the server cannot be reached, until `connectTimeoutMs`.
+   */
+  static async #firstContact<T>(o: ClientNodeOptions, step: () => Promise<T>): Promise<T> {
+    const backoff = new Backoff(500);
+    const giveUpAt = o.connectTimeoutMs === undefined ? Infinity : o.clock.monotonic() + o.connectTimeoutMs;
+    for (;;) {
+      try {
+        return await step();
+      } catch (e) {
+        if (!(e instanceof IntersyncError) || e.code !== 'PEER_UNREACHABLE') throw e;
+        const left = giveUpAt - o.clock.monotonic();
+        if (left <= 0) throw IntersyncError.NO_ANSWER(o.server, (o.connectTimeoutMs ?? 0) / 1000, e);
+        const wait = Math.min(backoff.next(), left);
+        o.onWaiting?.(e, wait);
+        await sleep(wait);
+      }
     }
   }
 
@@ -432,7 +473,7 @@ export class ClientNode {
 
   /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */
   async #followLoop(): Promise<void> {
-    let backoff = 200;
+    const backoff = new Backoff(200);
     while (!this.#stopped) {
       if (this.#offline) {
         this.#connected = false;
@@ -446,10 +487,9 @@ export class ClientNode {
           await this.#exchange.run(() => this.#resync());
         } catch (e) {
           const full = this.disk.note('resync', e);
-          this.log.error({ code: full?.code, err: (e as Error).message, backoffMs: backoff }, 'resync failed; retrying');
+          this.log.error({ code: full?.code, err: (e as Error).message, backoffMs: backoff.step }, 'resync failed; retrying');
           this.#resyncRequested = true;
-          await this.#wakeFollow.wait(backoff);
-          backoff = nextBackoff(backoff, full !== null);
+          await this.#wakeFollow.wait(backoff.next(full !== null));
           continue;
         }
       }
@@ -469,7 +509,7 @@ export class ClientNode {
           }
           this.#connected = true;
           this.#disconnectedSince = null;
-          backoff = 200;
+          backoff.reset();
           if (f.type === 'record') {
             const r = parseWireRecord(f.header.r);
             this.#stale.add(r.fid);
@@ -550,10 +590,9 @@ export class ClientNode {
           this.#o.onFatal?.(err);
           break;
         }
-        this.log.warn({ code: err.code, err: err.message, backoffMs: backoff }, full !== null ? 'no room to apply the server\'s records; retrying' : 'forwarded stream lost; retrying');
+        this.log.warn({ code: err.code, err: err.message, backoffMs: backoff.step }, full !== null ? 'no room to apply the server\'s records; retrying' : 'forwarded stream lost; retrying');
         if (err.code === 'UNAUTHORIZED' || err.code === 'WRONG_FILESET' || err.code === 'NO_FILESET') this.#o.onWarning?.(err);
-        await this.#wakeFollow.wait(backoff + Math.random() * backoff);
-        backoff = nextBackoff(backoff, full !== null);
+        await this.#wakeFollow.wait(backoff.next(full !== null));
       }
     }
   }
@@ -1031,10 +1070,6 @@ class ApplyFailure extends Error {
   }
 }
 
-/** Capped exponential backoff; a full disk is looked at again every 2 s at most (space may come back any time). */
-function nextBackoff(backoff: number, diskFull: boolean): number {
-  return Math.min(backoff * 2, diskFull ? 2000 : 10_000);
-}
 
 function earliest(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.min(a, b);

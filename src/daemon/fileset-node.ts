@@ -1,6 +1,7 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { META_DIR } from '#core/format.js';
 import { hostname } from 'node:os';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -151,6 +152,7 @@ export class FilesetNode {
 
   static async start(o: FilesetNodeOptions): Promise<FilesetNode> {
     const dir = checkBackingDir(o.dir);
+    const hadMeta = existsSync(join(dir, META_DIR));
     let paths: FilesetPaths;
     let created = false;
     if (o.fileset === undefined && listFilesets(dir).length === 0) {
@@ -178,6 +180,8 @@ export class FilesetNode {
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
     let made: FilesetNode | undefined;
+    const state = statePaths(o.stateDir, db.meta.nodeId, paths.name);
+    const hadState = existsSync(state.dir);
     try {
       db.setMeta('role', 'server');
       const node = new FilesetNode(o, paths, db, created);
@@ -200,6 +204,20 @@ export class FilesetNode {
       if (made !== undefined) await made.#abandon();
       db.close();
       releasePidFile(paths.pidFile);
+      if (created) {
+        // A fileset made by this start that never served (a busy port, say) goes again: the next start is a
+        // first one, not a restart of a fileset nobody asked for. The files in DIR are not touched.
+        rmSync(paths.meta, { recursive: true, force: true });
+        if (!hadState) {
+          rmSync(state.dir, { recursive: true, force: true });
+          try {
+            rmdirSync(dirname(state.dir)); // this node's directory, when it holds no other fileset
+          } catch {
+            // not empty: another fileset of this node lives there
+          }
+        }
+        if (!hadMeta) rmSync(join(dir, META_DIR), { recursive: true, force: true });
+      }
       throw e;
     }
   }

@@ -1,6 +1,7 @@
 import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { Backoff } from '#core/backoff.js';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
@@ -159,22 +160,21 @@ export class Reintegrator {
   }
 
   async run(): Promise<void> {
-    let backoff = 100;
+    const backoff = new Backoff(100);
     while (!this.#stopped) {
       try {
         const worked = await this.#step();
         this.#d.disk?.ok('reint');
         this.#lastError = null;
-        backoff = 100;
+        backoff.reset();
         if (!worked) await this.#wake.wait(1000);
       } catch (e) {
         const full = this.#d.disk?.note('reint', e) ?? null;
         const err = full ?? (e instanceof IntersyncError ? e : IntersyncError.IO('reintegrate', this.#d.root, e));
         this.#lastError = err.message;
         this.#d.log.warn({ code: err.code, err: err.message, ...(err.fromPeer ? { peer: 'server' } : {}) }, 'reintegration failed; retrying');
-        await this.#wake.wait(backoff + Math.random() * backoff);
         // A full disk (here or the server's) is retried every few seconds at most: space may come back any time.
-        backoff = Math.min(backoff * 2, err.code === 'DISK_FULL' ? 2000 : 10_000);
+        await this.#wake.wait(backoff.next(err.code === 'DISK_FULL'));
       }
     }
   }
