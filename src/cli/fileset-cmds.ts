@@ -28,6 +28,7 @@ export function addMkfsCommand(program: Command, print: Print): void {
     .option('--preserve-owner', 'give objects the owner peers name, when running as root (default: this node\'s owner)', false)
     .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (as rsync --safe-links)', false)
     .option('--json', 'print the result as JSON', false)
+    .addHelpText('after', '\nExamples:\n  intersync mkfs /exports/site                     a fileset with default settings\n  intersync mkfs --safe-links --json /exports/site   refuse absolute symlinks from peers; print as JSON')
     .action((dir: string, o: { fileset: string; force: boolean; json: boolean; stateDir?: string; tlsCert?: string; preserveSetid: boolean; preserveOwner: boolean; safeLinks: boolean }) =>
       cmdMkfs(dir, { ...o, stateDir: resolveStateDir(o.stateDir) }, print));
 }
@@ -41,6 +42,7 @@ export function addJournalCommands(program: Command, print: Print): void {
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--since <TID>', 'only records after this TID (0x… or decimal)')
     .option('--json', 'one JSON object per line', false)
+    .addHelpText('after', '\nExamples:\n  intersync kml /exports/site                      the whole journal\n  intersync kml --since 0x0000000000000100 --json /exports/site | jq .path   records after a TID, for a script')
     .action((dir: string, o: { fileset?: string; since?: string; json: boolean }) => cmdKml(dir, o, print));
 
   program
@@ -50,6 +52,7 @@ export function addJournalCommands(program: Command, print: Print): void {
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--scan', 'recompute from disk (reads every file)', false)
     .option('--json', 'print as JSON', false)
+    .addHelpText('after', '\nExamples:\n  intersync digest /exports/site                   the state digest as journaled (equal on nodes that agree)\n  intersync digest --scan /exports/site            recomputed from the files: equal to the above when nothing is left unjournaled')
     .action((dir: string, o: { fileset?: string; scan: boolean; json: boolean }) => cmdDigest(dir, o, print));
 
   program
@@ -58,6 +61,7 @@ export function addJournalCommands(program: Command, print: Print): void {
     .argument('<DIR>', 'the backing directory')
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--json', 'print as JSON', false)
+    .addHelpText('after', '\nExamples:\n  intersync status /imports/site                   connection, lag, pending records, conflicts, stuck or not\n  intersync status --json /imports/site | jq .client.lagRecords')
     .action((dir: string, o: { fileset?: string; json: boolean }) => cmdStatus(dir, o, print));
 }
 
@@ -69,6 +73,7 @@ export function addLinkCommands(program: Command, print: Print): void {
     .argument('<DIR>', 'the client\'s backing directory')
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--json', 'print as JSON', false)
+    .addHelpText('after', '\nExamples:\n  intersync disconnect ~/site                      work offline (a laptop leaving); intersync reconnect ~/site comes back')
     .action((dir: string, o: { fileset?: string; json: boolean }) => cmdDisconnect(dir, o, print));
 
   program
@@ -92,6 +97,7 @@ export function addConflictCommands(program: Command, print: Print): void {
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--all', 'resolved ones too', false)
     .option('--json', 'one JSON object per line', false)
+    .addHelpText('after', '\nExamples:\n  intersync conflicts /imports/site                open conflicts, with where mine and theirs are\n  intersync conflicts --all --json /imports/site   every conflict met, as JSON lines')
     .action((dir: string, o: { fileset?: string; all: boolean; json: boolean }) => cmdConflicts(dir, o, print));
 
   program
