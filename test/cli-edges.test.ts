@@ -94,11 +94,11 @@ test('a client started before its server waits for it, then makes its first copy
   let err = '';
   client.stdout!.on('data', (b: Buffer) => (out += b.toString()));
   client.stderr!.on('data', (b: Buffer) => (err += b.toString()));
-  for (let i = 0; i < 200 && !/waiting for the server/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 1200 && !/waiting for the server/.test(err); i++) await new Promise((r) => setTimeout(r, 50));
   assert.match(err, /cannot reach http:\/\/127\.0\.0\.1:\d+[^\n]*; waiting for the server, next try in [0-9.]+ s \(--connect-timeout to give up\)/);
   assert.equal(client.exitCode, null, 'still running');
   procs.push(await spawnServer(s.path, logs.path, port));
-  for (let i = 0; i < 600 && !out.includes('stop with Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 2400 && !out.includes('stop with Ctrl-C'); i++) await new Promise((r) => setTimeout(r, 50));
   assert.match(out, /first copy: 1 files from/);
   await waitConverged([s.path, c.path]);
 });
