@@ -22,6 +22,7 @@ import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
 import { FsThread, failureError } from './fs-thread.js';
 import { localize } from './local-attrs.js';
+import { namesAsJournaled, renewNames } from './other-names.js';
 import { SAFE_ATTRS, type AttrPolicy } from '#policy/attr-policy.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
@@ -302,7 +303,12 @@ export class ApplyPath {
       const unseen = keepsContent ? changedSinceJournaled(this.#d.db.objectByFid(d.fid), lstatOrNull(abs))
         : d.kind === 'link' && d.target !== null && changedSinceJournaled(this.#d.db.objectByPath(d.target), lstatOrNull(confine(this.#d.root, d.target)));
       let after: string | null = abs;
-      let keptNames: ObjectRow[] = [];
+      // A removal or a move of one name of a hard-linked file moves the inode's change time under its other names,
+      // and capture has no event for them: those journaled as they were are so still (else each looked written
+      // here since journaled, and the link steps and the apply path's checks refused or skipped them: a resync;
+      // a server's move of one name, chaos seed 9218).
+      const row = d.kind === 'unlink' || d.kind === 'rename' ? this.#d.db.objectByFid(d.fid) : undefined;
+      const keptNames = row?.type === 'file' ? namesAsJournaled(this.#d.db, this.#d.root, row.ino, row.fid) : [];
       switch (d.kind) {
         case 'create':
         case 'write':
@@ -359,7 +365,6 @@ export class ApplyPath {
           break;
         }
         case 'unlink':
-          keptNames = this.#namesJournaledAsIs(d);
           rmIfThere(() => unlinkSync(abs));
           after = null;
           break;
@@ -393,13 +398,7 @@ export class ApplyPath {
         this.#d.db.batch(() => {
           commit(st === null ? null : { ...appliedIdentity(st), racy: unseen });
           if (inflight !== null) this.#d.db.clearInflight(inflight);
-          // The removal moved the inode's change time under its other names, and capture has no event for
-          // them: those journaled as they were are so still (else each looked written here since journaled,
-          // and the link steps and the apply path's checks refused or skipped them: a resync).
-          for (const x of keptNames) {
-            const now = lstatOrNull(join(this.#d.root, x.path));
-            if (now !== null && now.ino === x.ino) this.#d.db.setIdentity(x.fid, { ...appliedIdentity(now), racy: x.racy });
-          }
+          renewNames(this.#d.db, this.#d.root, keptNames);
         });
         metrics().applied(1);
       } catch (e) {
@@ -594,18 +593,6 @@ export class ApplyPath {
   }
 
   /** The first of `d`'s server names of the inode (links) that is a file of its own here, changed on disk since it was journaled. */
-  /** The other names of a file's inode here whose stat is as journaled (nothing written since through any name). */
-  #namesJournaledAsIs(d: RecordDraft): ObjectRow[] {
-    const row = this.#d.db.objectByFid(d.fid);
-    if (row?.type !== 'file' || row.ino === null) return [];
-    const others = this.#d.db.objectsByIno(row.ino).filter((x) => x.fid !== row.fid && x.type === 'file');
-    if (others.length === 0) return [];
-    return others.filter((x) => {
-      const st = lstatOrNull(join(this.#d.root, x.path));
-      return st !== null && st.ino === x.ino && st.mtimeNs === x.mtimeNs && st.ctimeNs === x.ctimeNs;
-    });
-  }
-
   #apartWrittenSince(d: RecordDraft & { readonly links?: readonly Fid[] | null }): string | null {
     if ((d.kind !== 'write' && d.kind !== 'truncate' && d.kind !== 'setattr') || d.links === undefined || d.links === null) return null;
     const db = this.#d.db;

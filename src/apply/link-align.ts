@@ -5,6 +5,7 @@ import type { KmlRecord } from '#core/record.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { identityOf, lstatOrNull, nowNs, type DiskStat } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
+import { namesAsJournaled, renewNames } from './other-names.js';
 
 export interface LinkAlignDeps {
   readonly db: FilesetDb;
@@ -54,8 +55,8 @@ export function splitApart(d: LinkAlignDeps, r: KmlRecord): { left: string[]; fe
   const { o, st } = at;
   const db = d.db;
   const want = new Set<Fid>(r.links ?? []); // [] : the file has one name there
-  for (const x of db.objectsByIno(st.ino)) {
-    if (x.fid === o.fid || x.type !== 'file' || want.has(x.fid) || x.version === NO_VERSION) continue;
+  const apart = namesApart(db, r, o, db.objectsByIno(st.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && !want.has(x.fid) && x.version !== NO_VERSION));
+  for (const x of apart) {
     const xAbs = join(d.root, x.path);
     const xs = lstatOrNull(xAbs);
     if (xs?.ino !== st.ino || !journaledAsIs(x, xs)) continue;
@@ -66,6 +67,34 @@ export function splitApart(d: LinkAlignDeps, r: KmlRecord): { left: string[]; fe
   }
   if (out.length > 0) seenAgain(d, o.path);
   return { left: out, fetch };
+}
+
+/**
+ * Of the names on the record's inode here that its `links` leave out, those the server holds apart. `links` say
+ * how the server grouped the names at the record's TID; a name whose version is newer (this node's own link,
+ * accepted from the server's answer before the stream brought an older record of this node back) was grouped
+ * after it: it leaves only with the name its link joined. Otherwise a link made here after an own write, to a
+ * name that stays, left the inode when the write came back: a, e and f one file on the server, f apart here
+ * (`test/link-versions.test.ts`, test 2). Only chance had kept it there before: its row looked written since
+ * journaled (the conflict step's move of another name of the inode), and the split skips such a name.
+ */
+function namesApart(db: FilesetDb, r: KmlRecord, o: ObjectRow, candidates: readonly ObjectRow[]): ObjectRow[] {
+  const out = candidates.filter((x) => x.version <= r.tid);
+  const leaving = new Set<Fid>(out.map((x) => x.fid));
+  let later = candidates.filter((x) => x.version > r.tid);
+  for (let grew = true; grew;) {
+    grew = false;
+    for (const x of later) {
+      const link = db.kmlAt(x.version);
+      const target = link?.kind === 'link' && link.fid === x.fid ? link.targetFid ?? null : null;
+      if (target === null || target === o.fid || !leaving.has(target)) continue;
+      out.push(x);
+      leaving.add(x.fid);
+      grew = true;
+    }
+    later = later.filter((x) => !leaving.has(x.fid));
+  }
+  return out;
 }
 
 export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
@@ -92,10 +121,17 @@ export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
   return out;
 }
 
-/** Make a file at a temp name (`make`), then rename it over `path`, held from capture; its stat after. */
+/**
+ * Make a file at a temp name (`make`), then rename it over `path`, held from capture; its stat after. The inode
+ * the name leaves keeps its other names as journaled: before, joining one of two names the server links to a
+ * file left the other looking written here since journaled, the apply path refused the server's change for it
+ * until the client resynced (chaos seeds 9205, 9209, 9215, 9217).
+ */
 function replaceName(d: LinkAlignDeps, path: string, make: (tmp: string) => void): DiskStat | null {
   const tmp = d.tmpName();
   const abs = join(d.root, path);
+  const was = lstatOrNull(abs);
+  const others = was?.type === 'file' && was.nlink > 1 ? namesAsJournaled(d.db, d.root, was.ino, d.db.objectByPath(path)?.fid ?? null) : [];
   d.guard.hold(path);
   try {
     make(tmp);
@@ -104,6 +140,7 @@ function replaceName(d: LinkAlignDeps, path: string, make: (tmp: string) => void
     rmSync(tmp, { force: true });
     d.guard.release(path);
   }
+  renewNames(d.db, d.root, others);
   return lstatOrNull(abs);
 }
 

@@ -659,7 +659,16 @@ export class ClientNode {
       return [x.path, ...(x.newPath === null ? [] : [x.newPath]), ...(here === undefined ? [] : [here])];
     };
     let names = namesOf(r);
-    await this.capture.syncPaths(names);
+    // And the server's other names of the inode (its `links`) that are files here: the apply path refuses the
+    // change while one of them is written here and not journaled, "retried once capture has journaled it", so
+    // capture must look at them before each try. Before, nothing asked it to: a name whose stat moved without an
+    // event (a move or removal of another name of its inode, here or applied) was refused three times and the
+    // client resynced (chaos seeds 9218, 9220).
+    const linked = (sent.links ?? []).flatMap((fid) => {
+      const x = fid === sent.fid ? undefined : db.objectByFid(fid);
+      return x?.type === 'file' ? [x.path] : [];
+    });
+    await this.capture.syncPaths([...names, ...linked]);
     // What capture journaled just now counts: a directory moved here a moment ago (its move journaled first, see
     // WatchCapture.syncPaths) takes the record's names along. Before, the record kept the directory's old name,
     // where nothing was any more: the conflict step put the server's content back there and failed (ENOENT).

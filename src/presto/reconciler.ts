@@ -248,6 +248,11 @@ class Batch {
       }
       const moved = db.objectByPath(p);
       if (moved !== undefined) await this.#compare(moved, st, p);
+      // The move changed the inode's change time under its other names too, and inotify says nothing of them:
+      // each is looked at again (read once, its identity renewed), as after a link or a removal of one name.
+      // Before, they looked written here since journaled and the apply path refused a server change naming
+      // them until the client resynced (chaos seed 9220: `mv gamma/g.txt beta/deep/f.json`, then epsilon/e).
+      if (st.type === 'file' && st.nlink > 1) for (const x of db.objectsByIno(st.ino)) if (x.fid !== src.fid && x.type === 'file') this.#retry.push(x.path);
       return;
     }
     await this.#create(p, st);

@@ -183,7 +183,9 @@ export class WatchCapture {
     });
     if (changed.length === 0) return;
     while (this.#running !== undefined) await this.#running;
-    const run = this.#reconciler.run(changed.map((path) => ({ path }))).then(() => undefined);
+    // Its retries too: files being written, and the other names of a file's inode that a link, a move or a
+    // removal journaled here changed under them (no event says so; before, they were dropped here).
+    const run = this.#reconciler.run(changed.map((path) => ({ path }))).then((res) => this.#retryLater(res.retry));
     this.#running = run;
     try {
       await run;
@@ -271,6 +273,14 @@ export class WatchCapture {
     else this.#notifyIdle();
   }
 
+  /** Look at `paths` again once the tree is quiet: files still being written, names whose inode changed under them. */
+  #retryLater(paths: readonly string[]): void {
+    if (paths.length === 0) return;
+    setTimeout(() => {
+      for (const path of paths) this.#hint({ path });
+    }, this.#o.settleMs ?? 20).unref();
+  }
+
   async #batch(): Promise<void> {
     let items: DirtyItem[];
     if (this.#fullRescan) {
@@ -283,12 +293,7 @@ export class WatchCapture {
     }
     try {
       const res = await this.#reconciler.run(items, { settle: true });
-      if (res.retry.length > 0) {
-        // Files still being written: look again once they are quiet.
-        setTimeout(() => {
-          for (const path of res.retry) this.#hint({ path });
-        }, this.#o.settleMs ?? 20).unref();
-      }
+      this.#retryLater(res.retry);
     } catch (e) {
       const err = e instanceof IntersyncError ? e : IntersyncError.IO('journal', this.#o.root, e);
       this.#lastError = err.message;

@@ -8,6 +8,7 @@ import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
 import { removedLink } from '#apply/link-align.js';
+import { namesAsJournaled, renewNames } from '#apply/other-names.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
@@ -623,7 +624,10 @@ export class ConflictResolver {
   }
 
   #move(from: string, to: string): void {
-    if (lstatOrNull(join(this.#d.root, from)) === null) return; // gone meanwhile: nothing to move
+    const st = lstatOrNull(join(this.#d.root, from));
+    if (st === null) return; // gone meanwhile: nothing to move
+    // The move changes a hard-linked file's change time under its other names: they stay as journaled.
+    const others = st.type === 'file' && st.nlink > 1 ? namesAsJournaled(this.#d.db, this.#d.root, st.ino, this.#d.db.objectByPath(from)?.fid ?? null) : [];
     this.#d.guard.hold(from);
     this.#d.guard.hold(to);
     try {
@@ -632,6 +636,7 @@ export class ConflictResolver {
       this.#d.guard.release(from);
       this.#d.guard.release(to);
     }
+    renewNames(this.#d.db, this.#d.root, others);
   }
 
   #mkdir(path: string, mode: number): void {
