@@ -167,3 +167,29 @@ test('moving aside an entry of a directory renamed here rewrites its records mad
   db.relocateLocal(sub, 'g/sub.c');
   assert.deepEqual(pending(db), ['mkdir alpha/sub.c', 'create alpha/sub.c/d.md', 'rename alpha -> g', 'create g/sub.c/h']);
 });
+
+test('moving a file aside into another directory rewrites its records older than a pending rename above both, and the directory they name it in', (t) => {
+  // Fails without the fix: "create d/sub/a" (made before d moved to e) stayed, naming d/sub, which the server
+  // removed: refused for ever ("parent d/sub does not exist here") and a resync (chaos seeds 9203, 9212).
+  const db = fresh(t);
+  const d = db.newFid();
+  const sub = db.newFid();
+  const a = db.newFid();
+  const b = db.newFid();
+  local(db, 'mkdir', d, 'd');
+  local(db, 'mkdir', sub, 'd/sub');
+  local(db, 'create', a, 'd/sub/a');
+  local(db, 'create', b, 'd/sub/b');
+  local(db, 'rename', d, 'd', 'e'); // d moves to e, with sub and its files
+  local(db, 'rename', b, 'e/sub/b', 'e/sub/c'); // b moves within sub after that
+  db.relocateLocal(a, 'e/a.aside'); // a conflict step sets a beside sub, in e
+  db.relocateLocal(b, 'e/c.aside'); // and c
+  const recs = db.readLml(0n, 100);
+  assert.deepEqual(recs.map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}`), [
+    'mkdir d', 'mkdir d/sub', 'create d/a.aside', 'create d/sub/b', 'rename d -> e', 'rename e/sub/b -> e/c.aside',
+  ]);
+  assert.equal(recs[2]!.parent, d, 'a is made in d (at e now), by fid');
+  assert.equal(recs[3]!.parent, sub, 'b is made in sub: its last move gives it its name now');
+  assert.equal(recs[5]!.parent, d, 'b moves into d (at e)');
+  assert.equal(db.objectByFid(a)?.path, 'e/a.aside');
+});

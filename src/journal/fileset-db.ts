@@ -201,6 +201,8 @@ export class FilesetDb {
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
       lmlParent: db.prepare('UPDATE lml SET parent = ? WHERE parent = ?'),
+      lmlParentOf: db.prepare('UPDATE lml SET parent = ? WHERE seq = ?'),
+      lmlInto: db.prepare('SELECT * FROM lml WHERE parent = ? ORDER BY seq'),
       lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
                              WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
@@ -524,6 +526,25 @@ export class FilesetDb {
   /** Pending local records that make an object at `name` or move one onto it, oldest first. */
   pendingOnto(name: string): LmlRecord[] {
     return (this.#st.lmlOnto!.all(name, name) as Row[]).map(toLml);
+  }
+
+  /** Pending local records that give a name in the directory `dir` (RecordDraft.parent), oldest first. */
+  pendingInto(dir: Fid): LmlRecord[] {
+    return (this.#st.lmlInto!.all(dir) as Row[]).map(toLml);
+  }
+
+  /** `name` as the pending record `seq` knew it, at this node's names now: the pending renames after it applied. */
+  nameAfter(name: string, seq: bigint): string {
+    let p = name;
+    for (const x of this.pendingRenames()) {
+      if (x.seq > seq && x.newPath !== null && (p === x.path || p.startsWith(`${x.path}/`))) p = `${x.newPath}${p.slice(x.path.length)}`;
+    }
+    return p;
+  }
+
+  /** The directory a pending record gives its name in (RecordDraft.parent), set anew; null: by its path alone. */
+  setLmlParent(seq: bigint, parent: Fid | null): void {
+    this.#st.lmlParentOf!.run(parent, seq);
   }
 
   /**
@@ -980,10 +1001,18 @@ export class FilesetDb {
    */
   #moveLml(fid: Fid, from: string, to: string): void {
     // Records older than a pending rename of a directory above it knew it by its name before that rename:
-    // each era of names is rewritten on its own (when it moves within its directory, as a conflict step
-    // moves things aside, its new name had the same history).
+    // each era of names is rewritten on its own, `from` and `to` each at the names of then (a rename above
+    // both moved both; one above one of them moved that one alone). Before, an era older than a rename above
+    // it was rewritten only for a move within one directory: a file made in d/sub, d then moved to e, and
+    // e/sub/a.txt set beside the removed e/sub (ConflictResolver#emptyForRmdir) kept "create d/sub/a.txt", which
+    // the server refused for ever ("parent d/sub does not exist here", a resync; chaos seeds 9203, 9212).
+    // A name given in another directory than before names that directory by fid too (RecordDraft.parent):
+    // the one at `to`'s directory now, which each era's renames take back to its name of then.
+    const dir = parentOf(to);
+    const d = dir === '' ? undefined : this.objectByPath(dir);
+    const parent = dir === parentOf(from) ? undefined : dir === '' ? ROOT_FID : d?.type === 'dir' ? d.fid : null;
     const renames = this.pendingRenames();
-    const sameDir = parentOf(from) === parentOf(to);
+    const back = (p: string, x: LmlRecord): string => (p.startsWith(`${x.newPath!}/`) ? `${x.path}${p.slice(x.newPath!.length)}` : p);
     let f = from;
     let t = to;
     let hi: bigint | null = null;
@@ -991,21 +1020,24 @@ export class FilesetDb {
       let above: LmlRecord | undefined;
       for (; i >= 0; i--) {
         const x = renames[i]!;
-        if ((hi === null || x.seq < hi) && x.newPath !== null && f.startsWith(`${x.newPath}/`)) {
+        if ((hi === null || x.seq < hi) && x.newPath !== null && (f.startsWith(`${x.newPath}/`) || t.startsWith(`${x.newPath}/`))) {
           above = x;
           break;
         }
       }
-      this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi);
-      if (above === undefined || !sameDir) return;
-      f = `${above.path}${f.slice(above.newPath!.length)}`;
-      t = `${above.path}${t.slice(above.newPath!.length)}`;
+      this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi, parent);
+      if (above === undefined) return;
+      f = back(f, above);
+      t = back(t, above);
       hi = above.seq;
     }
   }
 
-  /** #moveLml for the records with lo < seq < hi (no upper bound when hi is null), which name it `from`. */
-  #moveLmlEra(fid: Fid, from: string, to: string, lo: bigint, hi: bigint | null): void {
+  /**
+   * #moveLml for the records with lo < seq < hi (no upper bound when hi is null), which name it `from`.
+   * `parent`: the directory the object's own records that name it `from` give it now (undefined: unchanged).
+   */
+  #moveLmlEra(fid: Fid, from: string, to: string, lo: bigint, hi: bigint | null, parent: Fid | null | undefined): void {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
     // Only the records that name `from` or a name below it (not the whole LML).
@@ -1025,6 +1057,8 @@ export class FilesetDb {
       const np = move(r, r.path);
       const nn = r.newPath === null ? null : move(r, r.newPath);
       if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+      const named = r.fid === fid && ((r.kind === 'rename' && r.newPath === from) || (CREATE_KINDS.has(r.kind) && r.path === from));
+      if (named && parent !== undefined && (r.parent ?? null) !== parent) this.#st.lmlParentOf!.run(parent, r.seq);
       if (r.kind === 'link' && r.target !== null) {
         const nt = r.target === from || r.target.startsWith(`${from}/`) ? `${to}${r.target.slice(from.length)}` : r.target;
         if (nt !== r.target) this.#st.lmlTarget!.run(nt, r.seq);

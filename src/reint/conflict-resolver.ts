@@ -567,6 +567,35 @@ export class ConflictResolver {
       this.#record(r, o.path, 'gained/rmdir', 'keep-both', to, 'open', null);
       this.#d.log.warn({ path: o.path, keptAs: to, tid: formatTid(r.tid) }, 'conflict: the server removed a directory that gained entries here');
     }
+    this.#besideRemoved(r);
+  }
+
+  /**
+   * Pending records that still give a name in the directory the server removes: what was made or moved into it
+   * here and left it since (removed again, moved on), or an older name of what was just set beside it. The
+   * server has no such directory any more and would refuse them for ever ("parent … does not exist here", a
+   * resync; chaos seeds 9205, 9214, 9215). Like what the directory still held, they give the name beside it
+   * instead, at the names of their time, and the object's later records there follow (FilesetDb.renameInLml);
+   * nothing is on disk any more to move.
+   */
+  #besideRemoved(r: KmlRecord): void {
+    const db = this.#d.db;
+    const given = new Set<string>(); // names handed out here that nothing holds yet
+    for (const x of db.pendingInto(r.fid)) {
+      const name = x.kind === 'rename' ? x.newPath : ['create', 'mkdir', 'symlink', 'link'].includes(x.kind) ? x.path : null;
+      if (name === null || !name.includes('/')) continue;
+      const besideThen = parentOf(parentOf(name));
+      const besideNow = db.nameAfter(besideThen, x.seq);
+      const aside = conflictName(joinRel(besideNow, baseName(name)), this.#d.node, r.tid as Tid,
+        (p) => given.has(p) || db.objectByPath(p) !== undefined || lstatOrNull(join(this.#d.root, p)) !== null);
+      given.add(aside);
+      const to = joinRel(besideThen, baseName(aside));
+      const dir = besideNow === '' ? undefined : db.objectByPath(besideNow);
+      db.renameInLml(x.fid, x.seq, name, to);
+      db.setLmlParent(x.seq, besideNow === '' ? ROOT_FID : dir?.type === 'dir' ? dir.fid : null);
+      this.#touched = true;
+      this.#d.log.info({ seq: x.seq.toString(), kind: x.kind, path: name, to, tid: formatTid(r.tid) }, 'a pending record named a directory the server removed: it names the place beside it');
+    }
   }
 
   #decide(r: KmlRecord, path: string, kind: ConflictKind, local: ObjectRow | undefined): Decision {
