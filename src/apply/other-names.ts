@@ -22,13 +22,14 @@ export function namesAsJournaled(db: FilesetDb, root: string, ino: string | null
 }
 
 /**
- * The names `namesAsJournaled` noted take their stat now, if only the change time moved: one written since
- * (its mtime moved, or it is another file now) is left for capture to journal.
+ * The names `namesAsJournaled` noted take their stat now, if only the change time moved: one written or
+ * chmodded since (its mtime, size, mode or owner moved, or it is another file now) is left for capture.
  */
 export function renewNames(db: FilesetDb, root: string, noted: readonly ObjectRow[]): void {
   for (const x of noted) {
     const now = lstatOrNull(join(root, x.path));
-    if (now === null || now.ino !== x.ino || now.mtimeNs !== x.mtimeNs) continue;
+    // A chmod or chown made through another name meanwhile moves the ctime too: not ours to renew.
+    if (now === null || now.ino !== x.ino || now.mtimeNs !== x.mtimeNs || now.size !== x.size || now.mode !== x.mode || now.uid !== x.uid || now.gid !== x.gid) continue;
     db.setIdentity(x.fid, { ino: now.ino, mtimeNs: now.mtimeNs, ctimeNs: now.ctimeNs, racy: x.racy });
   }
 }
