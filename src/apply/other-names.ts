@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import type { Fid } from '#core/ids.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull, type DiskStat } from '#presto/disk.js';
+
+/** A name noted as journaled before a change of ours, with its stat then. */
+export interface NotedName {
+  readonly row: ObjectRow;
+  readonly st: DiskStat;
+}
 
 /**
  * A change this node makes through one name of a hard-linked file (a rename, a removal, the name replaced by
@@ -12,24 +18,26 @@ import { lstatOrNull } from '#presto/disk.js';
  * resync (chaos seeds 9205, 9209, 9215, 9217, 9218). So the caller notes those that are as journaled before
  * its change (`namesAsJournaled`) and renews them after it (`renewNames`).
  */
-export function namesAsJournaled(db: FilesetDb, root: string, ino: string | null, except: Fid | null): ObjectRow[] {
+export function namesAsJournaled(db: FilesetDb, root: string, ino: string | null, except: Fid | null): NotedName[] {
   if (ino === null) return [];
-  return db.objectsByIno(ino).filter((x) => {
-    if (x.fid === except || x.type !== 'file') return false;
-    const st = lstatOrNull(join(root, x.path));
-    return st !== null && st.ino === x.ino && st.mtimeNs === x.mtimeNs && st.ctimeNs === x.ctimeNs;
-  });
+  const out: NotedName[] = [];
+  for (const row of db.objectsByIno(ino)) {
+    if (row.fid === except || row.type !== 'file') continue;
+    const st = lstatOrNull(join(root, row.path));
+    if (st !== null && st.ino === row.ino && st.mtimeNs === row.mtimeNs && st.ctimeNs === row.ctimeNs) out.push({ row, st });
+  }
+  return out;
 }
 
 /**
  * The names `namesAsJournaled` noted take their stat now, if only the change time moved: one written or
  * chmodded since (its mtime, size, mode or owner moved, or it is another file now) is left for capture.
  */
-export function renewNames(db: FilesetDb, root: string, noted: readonly ObjectRow[]): void {
-  for (const x of noted) {
-    const now = lstatOrNull(join(root, x.path));
+export function renewNames(db: FilesetDb, root: string, noted: readonly NotedName[]): void {
+  for (const { row, st } of noted) {
+    const now = lstatOrNull(join(root, row.path));
     // A chmod or chown made through another name meanwhile moves the ctime too: not ours to renew.
-    if (now === null || now.ino !== x.ino || now.mtimeNs !== x.mtimeNs || now.size !== x.size || now.mode !== x.mode || now.uid !== x.uid || now.gid !== x.gid) continue;
-    db.setIdentity(x.fid, { ino: now.ino, mtimeNs: now.mtimeNs, ctimeNs: now.ctimeNs, racy: x.racy });
+    if (now === null || now.ino !== st.ino || now.mtimeNs !== st.mtimeNs || now.size !== st.size || now.mode !== st.mode || now.uid !== st.uid || now.gid !== st.gid) continue;
+    db.setIdentity(row.fid, { ino: now.ino, mtimeNs: now.mtimeNs, ctimeNs: now.ctimeNs, racy: row.racy });
   }
 }
