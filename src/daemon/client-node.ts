@@ -13,7 +13,7 @@ import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
 import { blockLength } from '#apply/blocks.js';
 import { reachedDisk } from '#apply/recovery.js';
-import { joinLinks, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
+import { joinLinks, removedLink, splitApart, type LinkAlignDeps } from '#apply/link-align.js';
 import { placedHere } from '#apply/placed.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { join } from 'node:path';
@@ -635,6 +635,11 @@ export class ClientNode {
       // here too and take the server's content back (before, they kept our write: "state differs", a resync).
       const { left, fetch } = splitApart(this.#linkAlign(), sent);
       if (left.length > 0) this.log.warn({ tid: formatTid(sent.tid), path: sent.path, left }, 'hard links grouped as on the server: names left the inode');
+      // And the names the server holds with it that are files of their own here join it: the write went into
+      // them there. Before, each kept its old content here, the digests differed and the client resynced
+      // (chaos seed 9215, c2: a resync had placed epsilon/c apart from d.md while a write through d.md was pending).
+      const joined = joinLinks(this.#linkAlign(), sent);
+      if (joined.length > 0) this.log.warn({ tid: formatTid(sent.tid), path: sent.path, joined }, 'hard links grouped as on the server: names joined the inode');
       for (const fid of fetch) this.#noteBehind(fid, true);
       if (fetch.length > 0) await this.#catchUp(fetch);
       return;
@@ -796,10 +801,22 @@ export class ClientNode {
     // By identity: the file the link names (targetFid) is not a file here (removed here, or lost): whatever
     // holds its name now is another file, and the apply path's check would refuse the link for ever.
     const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid)?.type !== 'file';
-    if (r.kind === 'link' && r.target !== null && (goneHere(r.targetFid) || (db.objectByPath(r.target) === undefined
-      && db.readLml(0n, 1_000_000).some((x) => x.kind === 'unlink' && x.path === r0.target)))) {
-      r = { ...r, kind: 'create', target: null };
-      this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
+    const removal = r.kind === 'link' && r.target !== null && db.objectByPath(r.target) === undefined
+      ? db.readLml(0n, 1_000_000).find((x) => x.kind === 'unlink' && x.path === r0.target) : undefined;
+    if (r.kind === 'link' && r.target !== null && (goneHere(r.targetFid) || removal !== undefined)) {
+      // The name removed here was one of several of its inode, which lives on here under another: the new name
+      // joins that inode, as it joins the target's on the server (whose other names are these). Before, it was
+      // a file of its own: once the removal was accepted the server held the new name and the others as one
+      // file, this node as two, for good (the digest does not cover link groups; chaos seed 9207, c1).
+      const removed = r.targetFid ?? removal?.fid;
+      const survivor = removed === undefined || removed === null ? undefined : removedLink(db, this.paths.dir, removed);
+      if (survivor !== undefined) {
+        r = { ...r, target: survivor.path, targetFid: survivor.fid };
+        this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target, linkedTo: survivor.path }, 'a hard link to a file removed here: made to another name of its inode here');
+      } else {
+        r = { ...r, kind: 'create', target: null };
+        this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
+      }
     }
     this.#followServerName(r);
     // The server removes an object this node does not have, with nothing pending for it here: the end is the
@@ -829,6 +846,10 @@ export class ClientNode {
     // The server's names of the inode join it, before the change goes into it (apply/link-align.ts).
     const joined = joinLinks(this.#linkAlign(), r);
     if (joined.length > 0) this.log.warn({ tid: formatTid(r.tid), path: r.path, joined }, 'hard links grouped as on the server: names joined the inode');
+    // No file at the object's name yet (removed here, brought back by the conflict step for the server's write:
+    // update beats delete): the change places a new inode, and the server's names join it only then.
+    const placesInode = r.links !== undefined && r.links !== null && r.links.length > 1 && db.objectByFid(r.fid)?.type === 'file'
+      && lstatOrNull(join(this.paths.dir, r.path)) === null;
     const content = this.#placedContent(r, staged);
     if (content !== undefined && staged !== null) {
       this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
@@ -839,6 +860,12 @@ export class ClientNode {
       if (content !== undefined) this.#noteBehind(r.fid, true);
       else if (staged !== null || r.kind === 'unlink') this.#noteBehind(r.fid, false);
     }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+    if (placesInode) {
+      // Before, the names the server links to it stayed files of their own here: the server held them as one
+      // file, this node as several, for good (chaos seed 9215, c1).
+      const late = joinLinks(this.#linkAlign(), r);
+      if (late.length > 0) this.log.warn({ tid: formatTid(r.tid), path: r.path, joined: late }, 'hard links grouped as on the server: names joined the inode');
+    }
     return steps;
   }
 

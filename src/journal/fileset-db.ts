@@ -89,7 +89,7 @@ export interface OpenOptions {
 
 type Row = Record<string, unknown>;
 
-/** Meta key of the names of hard-linked files removed here, not accepted yet (see removedLinksOf). */
+/** Meta key of the names of hard-linked files removed here, their removal not back from the stream yet (see removedLinksOf). */
 const REMOVED_LINKS = 'removed_links';
 
 /**
@@ -683,16 +683,17 @@ export class FilesetDb {
   }
 
   /**
-   * Client side: names of hard-linked files removed here whose removal the server has not accepted yet, by
-   * the inode they had (kept in meta: the LML does not say which inode a removed name was of). A change of
-   * that inode from the server reaches them too (see #applyToObjects and the conflict step).
+   * Client side: names of hard-linked files removed here whose removal the stream has not brought back yet
+   * (pending, or accepted by the server's answer only), by the inode they had (kept in meta: the LML does not
+   * say which inode a removed name was of). A change of that inode from the server reaches them too (see
+   * #applyToObjects and the conflict step), and a server link to one joins the inode (ClientNode#applyResolved).
    */
   removedLinksOf(ino: string): Fid[] {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     return Object.entries(all).filter(([, i]) => i === ino).map(([fid]) => fid as Fid);
   }
 
-  /** The inode a hard-linked name removed here had, while its removal is not accepted (see removedLinksOf). */
+  /** The inode a hard-linked name removed here had, until the stream brings its removal back (see removedLinksOf). */
   removedLinkIno(fid: Fid): string | null {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     return all[fid] ?? null;
@@ -839,6 +840,12 @@ export class FilesetDb {
   acceptOwn(r: KmlRecord, peer: string | null, now: number): void {
     this.#transaction(() => {
       if (peer !== null) this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      // The inode a name removed here had is forgotten once the stream brings the removal back, not when the
+      // server's answer accepts it: the stream may still bring older server records that name the removed
+      // name (it lags behind the answers), a link to it say, which then joins the inode's other names here
+      // (ClientNode#applyResolved). Before, that link became a file of its own and the server held it with
+      // the other names as one file, this node as two, for good.
+      if (r.kind === 'unlink' && peer !== null) this.#noteRemovedLink(r.fid, null);
       if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
       this.#insertKml(r);
       const o = this.objectByFid(r.fid);
@@ -858,7 +865,6 @@ export class FilesetDb {
       const local = content && ino !== null ? this.objectsByIno(ino).filter((x) => !known || x.fid === r.fid || r.links!.includes(x.fid)) : [];
       const server = content ? (r.links ?? []).flatMap((fid) => local.some((x) => x.fid === fid) ? [] : [this.objectByFid(fid)].filter((x) => x !== undefined)) : [];
       const siblings = [...local, ...server].filter((x) => x.fid !== r.fid && x.type === 'file' && x.version !== NO_VERSION);
-      if (r.kind === 'unlink') this.#noteRemovedLink(r.fid, null);
       if (r.originSeq !== null) {
         this.#st.lmlDelete!.run(r.originSeq);
         this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);

@@ -504,8 +504,10 @@ export class ConflictResolver {
     if (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'setattr') return [];
     const db = this.#d.db;
     const o = db.objectByFid(r.fid);
-    // The object's name removed here: its inode's other names here still are the server's object's names.
-    const ino = o === undefined ? db.removedLinkIno(r.fid) : o.type === 'file' ? o.ino : null;
+    // The object's name removed here: its inode's other names here still are the server's object's names. (Its
+    // removal pending: one the server accepted after this record is the server's too, its inode kept only for
+    // a link to the name still to come, FilesetDb#acceptOwn; nothing here changed the object then.)
+    const ino = o === undefined ? (db.hasPendingLocal(r.fid) ? db.removedLinkIno(r.fid) : null) : o.type === 'file' ? o.ino : null;
     // The inode's other names here, and those removed here since (their removal not accepted yet).
     // And the server's names of the inode (r.links), where this node groups them otherwise.
     const here = ino === null ? [] : [...db.objectsByIno(ino).filter((x) => x.type === 'file').map((x) => x.fid), ...db.removedLinksOf(ino)];

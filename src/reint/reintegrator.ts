@@ -424,7 +424,13 @@ export class Reintegrator {
       // differed for good, and a later write through one of them made the contents differ too ("state
       // differs", a resync; chaos seed 9202, c2: the name linked to was moved here, and the server's removal
       // of it undid the move and removed it).
-      const t = r.target === null ? undefined : d.db.objectByPath(r.target);
+      // By identity first: the name it linked to may have moved here since, its move pending after the link (the
+      // server places a link by its target's fid, RecordDraft.targetFid). Before, found by its name at the time
+      // of the link only, a file made here and moved after the link (not accepted yet: no name the server knows
+      // of the inode) sent the link as a file of its own: the server held two files where this node held one,
+      // for good (chaos seed 9207, c2: alpha/f.json linked to beta/b.txt, which went on to beta/a.txt).
+      const byFid = r.targetFid === undefined || r.targetFid === null ? undefined : d.db.objectByFid(r.targetFid);
+      const t = byFid?.type === 'file' ? byFid : r.target === null ? undefined : d.db.objectByPath(r.target);
       if (t === undefined || t.type !== 'file') {
         const other = this.#otherName(r.fid);
         r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
