@@ -1216,7 +1216,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const n = nodes[p.node]!;
     if (p.kind === 'cut') n.proxy!.restore();
     else if (p.kind === 'offline') {
-      const r = await cliAsync(['reconnect', n.dir]);
+      const r = await cliAsync(['reconnect', n.dir, '--no-wait']); // operations go on meanwhile: the outcome is the end check's
       if (r.code !== 0) problems.push(`${n.name}: intersync reconnect failed (${r.code}): ${r.out}`);
       n.offline = false;
     } else {
