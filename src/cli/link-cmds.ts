@@ -17,6 +17,9 @@ import { fmtAge } from './output.js';
 
 type Print = (line: string) => void;
 
+/** How long a client must have made no progress since a refusal before `reconnect` calls it stuck. */
+const STUCK_MS = 15_000;
+
 function clientRole(paths: FilesetPaths): void {
   const db = FilesetDb.open(paths.db, { readonly: true });
   try {
@@ -101,7 +104,9 @@ export async function cmdReconnect(dir: string, o: { fileset?: string; json: boo
       outcome = 'done';
       break;
     }
-    if (c?.stuckSince !== null && c?.stuckSince !== undefined) {
+    // A refusal is often passing (the stream brings the server's side, then it applies): stuck is a client
+    // that has made no progress for STUCK_MS since one.
+    if (c?.stuckSince !== null && c?.stuckSince !== undefined && Date.now() - c.stuckSince >= STUCK_MS) {
       outcome = 'stuck';
       break;
     }
