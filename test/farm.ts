@@ -366,19 +366,27 @@ export async function groupedHere(
     linkSync(join(c, names[0]!), join(c, `${name}.link`));
     renameSync(join(c, `${name}.link`), join(c, name));
   }
-  const db = FilesetDb.open(findFileset(c).db);
+  journalAsOnDisk(c, names);
+  await farm.startNode(c);
+  await assertSettled(farm.all);
+  return { farm, c };
+}
+
+/**
+ * With the node of `dir` stopped: its journal takes `names` as they are on disk now (their stat identity),
+ * as a resync or a conflict step leaves them; nothing may be pending.
+ */
+export function journalAsOnDisk(dir: string, names: readonly string[]): void {
+  const db = FilesetDb.open(findFileset(dir).db);
   try {
     for (const name of names) {
       const o = db.objectByPath(name);
-      const st = lstatOrNull(join(c, name));
-      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
+      const st = lstatOrNull(join(dir, name));
+      assert.ok(o !== undefined && st !== null, `${dir} journaled ${name}`);
       db.setIdentity(o.fid, identityOf(st, nowNs()));
     }
     assert.equal(db.lmlCount(), 0, 'nothing pending');
   } finally {
     db.close();
   }
-  await farm.startNode(c);
-  await assertSettled(farm.all);
-  return { farm, c };
 }

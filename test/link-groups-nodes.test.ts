@@ -33,11 +33,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, linkSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { FilesetDb } from '#journal/fileset-db.js';
-import { findFileset } from '#journal/layout.js';
-import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
 import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
+import { Farm, assertSettled, disconnect, eventually, journalAsOnDisk, journaled, readOrNull, reconnect } from './farm.js';
 
 /** The node's hard-link groups: the sorted names of every file with more than one name, sorted. */
 function linkGroups(dir: string): string[] {
@@ -173,19 +170,7 @@ test('a write here through f while g, one file with f on the server, is a file o
   const was = statSync(join(c, 'g'));
   utimesSync(join(c, 'g.apart'), was.atime, was.mtime); // nothing for the start-up scan to journal
   renameSync(join(c, 'g.apart'), join(c, 'g'));
-  const db = FilesetDb.open(findFileset(c).db);
-  try {
-    // Both names as on disk now (g leaving the inode moved f's change time too).
-    for (const name of ['f', 'g']) {
-      const o = db.objectByPath(name);
-      const st = lstatOrNull(join(c, name));
-      assert.ok(o !== undefined && st !== null, `the client journaled ${name}`);
-      db.setIdentity(o.fid, identityOf(st, nowNs()));
-    }
-    assert.equal(db.lmlCount(), 0, 'nothing pending');
-  } finally {
-    db.close();
-  }
+  journalAsOnDisk(c, ['f', 'g']); // both names as on disk now (g leaving the inode moved f's change time too)
   await farm.startNode(c);
   await assertSettled(farm.all);
   // Apart here only: the digest does not see it.
