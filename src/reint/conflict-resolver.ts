@@ -345,6 +345,12 @@ export class ConflictResolver {
     const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
     const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
     const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
+    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
+    // What can fail comes before anything changes, so that a try that fails leaves the journal and the disk as
+    // they were and the next one meets the same pending records: the server's content (a cut link), the
+    // directory the object goes in, the name at the end of a move. Before, such a failure came after the
+    // object's pending records were dropped, and the next try had nothing left to keep.
+    const fetched = needsServerContent ? await this.#d.apply.stageCurrent(base, this.#d.source) : null;
     // The object goes back to the server's name of it (moved back, or made again when removed here), where the
     // record then applies. A server's move of an object whose directory is not here (removed here with it:
     // `rm -r d` here, `mv d/x y` there) puts it where the move leaves it instead, and the record is journaled
@@ -357,14 +363,12 @@ export class ConflictResolver {
     const placing = making || (moving && lstatOrNull(join(this.#d.root, o.path)) !== null);
     const atEnd = placing && r.kind === 'rename' && !this.#dirOnDisk(parentOf(r.path));
     const at = atEnd ? finalPath : r.path;
-    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
-    // What can fail comes before anything changes, so that a try that fails leaves the journal and the disk as
-    // they were and the next one meets the same pending records: the directory the object goes in, the name at
-    // the end of a move, the server's content (a cut link). Before, such a failure came after the object's
-    // pending records were dropped, and the next try had nothing left to keep.
-    if (placing && !this.#dirOnDisk(parentOf(at))) throw IntersyncError.CONFLICT(at, `parent ${parentOf(at)} does not exist here`);
-    if (atEnd && lstatOrNull(join(this.#d.root, at)) !== null) throw IntersyncError.CONFLICT(at, 'an unjournaled file has this name here');
-    const fetched = needsServerContent ? await this.#d.apply.stageCurrent(base, this.#d.source) : null;
+    const refuse = (why: string): never => {
+      if (fetched !== null) rmSync(fetched.staged.file, { force: true });
+      throw IntersyncError.CONFLICT(at, why);
+    };
+    if (placing && !this.#dirOnDisk(parentOf(at))) refuse(`parent ${parentOf(at)} does not exist here`);
+    if (atEnd && lstatOrNull(join(this.#d.root, at)) !== null) refuse('an unjournaled file has this name here');
 
     // Keep the local content before anything moves.
     let saved: string | null = null;
@@ -382,8 +386,11 @@ export class ConflictResolver {
 
     // Back to the server's base state of the object, at the server's name, so `r` applies. The other names of
     // the inode take the server's change with it: what they changed here is redone below like this name's.
-    db.dropLocal(r.fid);
-    db.rewriteLml([], viaLinks.map((x) => x.seq));
+    const dropPending = (): void => {
+      db.dropLocal(r.fid);
+      db.rewriteLml([], viaLinks.map((x) => x.seq));
+    };
+    if (!atEnd) dropPending();
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
     const occupant = db.objectByPath(r.path);
     if (occupant !== undefined && occupant.fid !== r.fid) {
@@ -438,13 +445,22 @@ export class ConflictResolver {
       baseHere = { ...baseHere, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
     }
     if (atEnd) {
-      // Journaled as the apply path would have: the base at the record's name, then the server's move, at once.
+      // Journaled as the apply path would have, in one transaction with the pending records' end: the base at
+      // the record's name, then the server's move.
       const st = lstatOrNull(join(this.#d.root, at));
-      db.batch(() => {
-        if (o !== undefined) db.relocateLocal(o.fid, r.path);
-        else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
-        db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
-      });
+      try {
+        db.batch(() => {
+          dropPending();
+          if (o !== undefined) db.relocateLocal(o.fid, r.path);
+          else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
+          db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
+        });
+      } catch (e) {
+        // Nothing of it journaled: the disk goes back as it was, and the next try meets the same.
+        if (o !== undefined) this.#move(at, o.path);
+        else this.#removeHeld(at);
+        throw e;
+      }
       this.#applied = true;
     } else {
       this.#restoreBase(baseHere, r.preVersion, type);
@@ -680,6 +696,16 @@ export class ConflictResolver {
     this.#d.guard.hold(path);
     try {
       mkdirSync(join(this.#d.root, path), { mode });
+    } finally {
+      this.#d.guard.release(path);
+    }
+  }
+
+  /** Remove what this step placed at `path`, held from capture. */
+  #removeHeld(path: string): void {
+    this.#d.guard.hold(path);
+    try {
+      rmSync(join(this.#d.root, path), { recursive: true, force: true });
     } finally {
       this.#d.guard.release(path);
     }
