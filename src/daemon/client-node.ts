@@ -793,7 +793,7 @@ export class ClientNode {
     for (const fid of fetch) this.#noteBehind(fid, true);
     this.#leftToFetch.push(...fetch);
     const steps = await this.#resolver.prepare(r0);
-    if (steps === 'absorbed') return null;
+    if (steps !== null && !Array.isArray(steps)) return steps.applied; // journaled by the conflict step
     // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
     // own with the server's content, and the removal then takes only the other name on the server. (Before,
     // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.

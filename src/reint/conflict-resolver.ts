@@ -3,6 +3,7 @@ import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, r
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
+import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
@@ -60,16 +61,19 @@ export class ConflictResolver {
 
   /**
    * Prepare this node so that `r` applies, and return what to do once it has:
-   * null when nothing conflicts, 'absorbed' when `r` needs no applying (both
-   * sides made the same directory).
+   * null when nothing conflicts; `{ applied }` when `r` needs no applying, this
+   * step journaled it (both sides made the same directory; an object removed
+   * here placed where the server's move leaves it), with what to do after.
    */
-  async prepare(r: KmlRecord): Promise<Redo[] | 'absorbed' | null> {
+  async prepare(r: KmlRecord): Promise<Redo[] | { readonly applied: Redo[] } | null> {
     this.#touched = false;
+    this.#applied = false;
     const redo: Redo[] = [];
     const absorbed = await this.#names(r, redo);
-    if (absorbed) return 'absorbed';
+    if (absorbed) return { applied: [] };
     await this.#parents(r);
     await this.#object(r, redo);
+    if (this.#applied) return { applied: redo };
     this.#missedVersion(r);
     if (r.kind === 'rmdir') this.#emptyForRmdir(r);
     return redo.length === 0 && !this.#touched ? null : redo;
@@ -94,6 +98,8 @@ export class ConflictResolver {
   }
 
   #touched = false;
+  /** The step journaled the record itself (ConflictResolver#object, an object placed where the server's move leaves it). */
+  #applied = false;
 
   /**
    * A server's move of a directory into one that, here, a pending local move put inside that very directory
@@ -334,6 +340,37 @@ export class ConflictResolver {
     // (The server removing the name too meets nothing: the write ships as the other name's, see Reconciler#carrierOf.)
     const survivor = removedHere && !remoteGone ? removedLink(this.#d.db, this.#d.root, r.fid) : undefined;
 
+    // Removed here: its removal says what it was (a symlink's names its target). Before, a symlink removed here
+    // and renamed on the server came back as an empty file, and the client resynced ("state differs").
+    const removal = local.find((x) => x.kind === 'unlink' || x.kind === 'rmdir');
+    const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
+    const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
+    const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
+    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
+    // What can fail comes before anything changes, so that a try that fails leaves the journal and the disk as
+    // they were and the next one meets the same pending records: the server's content (a cut link), the
+    // directory the object goes in, the name at the end of a move. Before, such a failure came after the
+    // object's pending records were dropped, and the next try had nothing left to keep.
+    const fetched = needsServerContent ? await this.#d.apply.stageCurrent(base, this.#d.source) : null;
+    // The object goes back to the server's name of it (moved back, or made again when removed here), where the
+    // record then applies. A server's move of an object whose directory is not here (removed here with it:
+    // `rm -r d` here, `mv d/x y` there) puts it where the move leaves it instead, and the record is journaled
+    // with it here: nothing is made in a directory that is not here, and the directory's removal stays (the
+    // server only took an entry out of it). Before, the object was made again at its old name, which failed
+    // (ENOENT) after its pending removal was dropped: the retries found neither ("object … does not exist
+    // here"), and the client resynced (chaos seeds 9201, 9202, 9213; test/removed-with-dir.test.ts).
+    const moving = o !== undefined && o.path !== r.path;
+    const making = removedHere && !remoteGone;
+    const placing = making || (moving && lstatOrNull(join(this.#d.root, o.path)) !== null);
+    const atEnd = placing && r.kind === 'rename' && !this.#dirOnDisk(parentOf(r.path));
+    const at = atEnd ? finalPath : r.path;
+    const refuse = (why: string): never => {
+      if (fetched !== null) rmSync(fetched.staged.file, { force: true });
+      throw IntersyncError.CONFLICT(at, why);
+    };
+    if (placing && !this.#dirOnDisk(parentOf(at))) refuse(`parent ${parentOf(at)} does not exist here`);
+    if (atEnd && lstatOrNull(join(this.#d.root, at)) !== null) refuse('an unjournaled file has this name here');
+
     // Keep the local content before anything moves.
     let saved: string | null = null;
     if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(this.#d.root, o.path)) !== null) {
@@ -350,13 +387,11 @@ export class ConflictResolver {
 
     // Back to the server's base state of the object, at the server's name, so `r` applies. The other names of
     // the inode take the server's change with it: what they changed here is redone below like this name's.
-    db.dropLocal(r.fid);
-    db.rewriteLml([], viaLinks.map((x) => x.seq));
-    // Removed here: its removal says what it was (a symlink's names its target). Before, a symlink removed here
-    // and renamed on the server came back as an empty file, and the client resynced ("state differs").
-    const removal = local.find((x) => x.kind === 'unlink' || x.kind === 'rmdir');
-    const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
-    const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
+    const dropPending = (): void => {
+      db.dropLocal(r.fid);
+      db.rewriteLml([], viaLinks.map((x) => x.seq));
+    };
+    if (!atEnd) dropPending();
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
     const occupant = db.objectByPath(r.path);
     if (occupant !== undefined && occupant.fid !== r.fid) {
@@ -365,53 +400,72 @@ export class ConflictResolver {
       db.relocateLocal(occupant.fid, aside);
       this.#record(r, r.path, 'name/name', 'keep-both', aside, 'open', null);
     }
-    if (o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, r.path)) === null) {
+    if (moving && lstatOrNull(join(this.#d.root, at)) === null) {
       // Back at the server's name, with what it holds (a directory's entries and their pending records).
-      this.#move(o.path, r.path);
-      db.relocateLocal(o.fid, r.path);
+      this.#move(o.path, at);
+      if (!atEnd) db.relocateLocal(o.fid, r.path);
     }
-    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
-    let baseHere: RecordDraft = base;
-    if (needsServerContent) {
+    let baseHere: RecordDraft = { ...base, path: at };
+    if (fetched !== null) {
       // The server's current content of the object (whatever its version now), or an empty stand-in when it
       // holds none at the object's name (removed, or moved and not journaled yet): a later record of the server
       // removes it, or the client fetches the content after it (ClientNode#catchUp).
-      const { staged, placeholder } = await this.#d.apply.stageCurrent(base, this.#d.source);
-      if (placeholder) baseHere = { ...base, hash: EMPTY_SHA256, size: 0 };
-      if (lstatOrNull(join(this.#d.root, r.path)) === null) {
+      const { staged, placeholder } = fetched;
+      if (placeholder) baseHere = { ...baseHere, hash: EMPTY_SHA256, size: 0 };
+      if (lstatOrNull(join(this.#d.root, at)) === null) {
         // The row says what is placed: newer content than the base too (a later record of the server says so).
-        baseHere = { ...base, hash: staged.hash, size: staged.size };
-        this.#d.guard.hold(r.path);
+        baseHere = { ...baseHere, hash: staged.hash, size: staged.size };
+        this.#d.guard.hold(at);
         try {
           chmodSync(staged.file, base.mode);
           utimesSync(staged.file, base.mtimeMs / 1000, base.mtimeMs / 1000);
-          renameSync(staged.file, join(this.#d.root, r.path));
+          renameSync(staged.file, join(this.#d.root, at));
         } finally {
-          this.#d.guard.release(r.path);
+          this.#d.guard.release(at);
         }
       } else {
         rmSync(staged.file, { force: true });
       }
-    } else if (removedHere && type === 'dir' && !remoteGone) {
-      this.#mkdir(r.path, base.mode);
-    } else if (removedHere && type === 'symlink' && !remoteGone && base.target !== null && lstatOrNull(join(this.#d.root, r.path)) === null) {
-      this.#d.guard.hold(r.path);
+    } else if (making && type === 'dir') {
+      this.#mkdir(at, base.mode);
+    } else if (making && type === 'symlink' && base.target !== null && lstatOrNull(join(this.#d.root, at)) === null) {
+      this.#d.guard.hold(at);
       try {
-        symlinkSync(base.target, join(this.#d.root, r.path));
+        symlinkSync(base.target, join(this.#d.root, at));
       } finally {
-        this.#d.guard.release(r.path);
+        this.#d.guard.release(at);
       }
-    } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, r.path)) === null) {
+    } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, at)) === null) {
       // Back as a name of that inode, as on the server: the server's change then goes into it through both.
-      this.#d.guard.hold(r.path);
+      this.#d.guard.hold(at);
       try {
-        linkSync(join(this.#d.root, survivor.path), join(this.#d.root, r.path));
+        linkSync(join(this.#d.root, survivor.path), join(this.#d.root, at));
       } finally {
-        this.#d.guard.release(r.path);
+        this.#d.guard.release(at);
       }
-      baseHere = { ...base, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
+      baseHere = { ...baseHere, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
     }
-    this.#restoreBase(baseHere, r.preVersion, type);
+    if (atEnd) {
+      // Journaled as the apply path would have, in one transaction with the pending records' end: the base at
+      // the record's name, then the server's move.
+      const st = lstatOrNull(join(this.#d.root, at));
+      try {
+        db.batch(() => {
+          dropPending();
+          if (o !== undefined) db.relocateLocal(o.fid, r.path);
+          else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
+          db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
+        });
+      } catch (e) {
+        // Nothing of it journaled: the disk goes back as it was, and the next try meets the same.
+        if (o !== undefined) this.#move(at, o.path);
+        else this.#removeHeld(at);
+        throw e;
+      }
+      this.#applied = true;
+    } else {
+      this.#restoreBase(baseHere, r.preVersion, type);
+    }
 
     // Decide, then redo the local intent over the server's result.
     const kind: ConflictKind = removedHere ? (remoteGone ? 'other' : 'unlink/write')
@@ -420,7 +474,6 @@ export class ConflictResolver {
           : renamedHere !== null && r.kind === 'rename' ? 'rename/rename'
             : modeHere !== null && remoteContent ? 'setattr/write'
               : contentHere && r.kind === 'setattr' ? 'write/setattr' : 'other';
-    const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
     for (const { saved: kept, name } of apart) {
       const aside = this.#conflictPath(name, r.tid);
       redo.push(() => this.#putBack(kept, aside));
@@ -670,10 +723,25 @@ export class ConflictResolver {
     renewNames(this.#d.db, this.#d.root, others);
   }
 
+  /** A directory on disk here (the root is one). */
+  #dirOnDisk(path: string): boolean {
+    return path === '' || lstatOrNull(join(this.#d.root, path))?.type === 'dir';
+  }
+
   #mkdir(path: string, mode: number): void {
     this.#d.guard.hold(path);
     try {
       mkdirSync(join(this.#d.root, path), { mode });
+    } finally {
+      this.#d.guard.release(path);
+    }
+  }
+
+  /** Remove what this step placed at `path`, held from capture. */
+  #removeHeld(path: string): void {
+    this.#d.guard.hold(path);
+    try {
+      rmSync(join(this.#d.root, path), { recursive: true, force: true });
     } finally {
       this.#d.guard.release(path);
     }
