@@ -344,7 +344,7 @@ export class ClientNode {
       try {
         return await step();
       } catch (e) {
-        if (!(e instanceof IntersyncError) || e.code !== 'PEER_UNREACHABLE') throw e;
+        if (!(e instanceof IntersyncError) || e.code !== 'PEER_UNREACHABLE' || untrustedCertificate(e)) throw e;
         const left = giveUpAt - o.clock.monotonic();
         if (left <= 0) throw IntersyncError.NO_ANSWER(o.server, (o.connectTimeoutMs ?? 0) / 1000, e);
         const wait = Math.min(backoff.next(), left);
@@ -1109,4 +1109,15 @@ class ApplyFailure extends Error {
 
 function earliest(a: number | null, b: number | null): number | null {
   return a === null ? b : b === null ? a : Math.min(a, b);
+}
+
+/** A server that answered with a certificate this node does not trust: waiting does not change that. */
+function untrustedCertificate(e: IntersyncError): boolean {
+  let c: unknown = e.cause;
+  for (let i = 0; i < 4 && c instanceof Error; i++) {
+    const code = (c as NodeJS.ErrnoException).code ?? '';
+    if (/CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ERR_TLS|TLS_PIN/.test(code) || /certificate/i.test(c.message)) return true;
+    c = c.cause;
+  }
+  return false;
 }
