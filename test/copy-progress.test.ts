@@ -122,6 +122,8 @@ test('a client started as a service would be (stdout and stderr not a terminal) 
   const rc = resyncs.map((l) => Number(/^resync: (\d+)\/20 files, /.exec(l)?.[1] ?? NaN));
   assert.ok(rc.every((n, i) => Number.isInteger(n) && (i === 0 || n >= rc[i - 1]!)), `counts grow: ${resyncs.join(' | ')}`);
   assert.equal(out.split('\n').filter((l) => l.startsWith('copy: ')).length, copies.length, 'the resync does not print first-copy lines');
+  // The log is written apart from stdout: the line may follow the last progress line by a moment.
+  await until('the resync is logged as done', () => count(/"msg":"resync done"/) > 0);
   assert.equal(count(/"msg":"resync done"/), 1);
 });
 
