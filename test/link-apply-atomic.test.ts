@@ -8,7 +8,7 @@
 // write read empty while c2's write 0xe5 was being put into a four-name inode.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { closeSync, linkSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, readSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Worker } from 'node:worker_threads';
@@ -141,4 +141,20 @@ test('a reader polling a hard-linked name while a peer\'s writes are applied to 
   const { reads, torn } = await seen;
   t.diagnostic(`${reads} reads`);
   assert.deepEqual(torn, [], `sizes of the reads that were no version written (of ${reads} reads)`);
+});
+
+test('a name of a hard-linked file removed here, its removal not sent yet, follows the inode a peer\'s write gives the other names', async (t) => {
+  // The new content takes every name as a new inode: FilesetDb#removedLinkIno must say so (ConflictResolver and
+  // Reintegrator find the names that live on by it, apply/link-align.ts removedLink), else it named a freed inode.
+  const { root, db, rec, apply } = fixture(t);
+  await threeNames(root, rec, db, Buffer.from('version 1\n'));
+  const h = db.objectByPath('h')!;
+  unlinkSync(join(root, 'h'));
+  db.commitLocal([{ draft: { ...h, kind: 'unlink', newPath: null, target: null, preVersion: h.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
+  assert.equal(db.removedLinkIno(h.fid), h.ino, 'h removed here is noted with its inode');
+  await rec.run([{ path: 'f' }, { path: 'g' }]); // the removal moved the inode's change time: seen again
+  peerWrite(db, apply, 'f', Buffer.from('version 2, the peer\'s\n'));
+  const now = String(statSync(join(root, 'g')).ino);
+  assert.notEqual(now, h.ino, 'f and g took the new file');
+  assert.equal(db.removedLinkIno(h.fid), now, 'the removed name follows the inode the other names hold now');
 });

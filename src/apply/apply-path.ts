@@ -293,6 +293,7 @@ export class ApplyPath {
     let consumed = false;
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
+    let swappedFrom: string | null = null; // and the inode they had
     try {
       const abs = confine(this.#d.root, d.path);
       // A rename or setattr keeps the file's content: if it changed here since it was journaled (capture is a
@@ -340,6 +341,7 @@ export class ApplyPath {
                 this.#d.guard.hold(x.path);
                 swapped.push(x);
               }
+              swappedFrom = existing.ino;
               others.forEach((x, i) => renameSync(tmps[i]!, join(this.#d.root, x.path)));
               renameSync(staged.file, abs);
               consumed = true;
@@ -434,11 +436,13 @@ export class ApplyPath {
             const now = lstatOrNull(join(this.#d.root, x.path));
             if (now !== null && now.ino === x.ino) this.#d.db.setIdentity(x.fid, { ...appliedIdentity(now), racy: x.racy });
           }
-          // The inode's other names are the new file now: the commit changed their content, this their identity.
+          // The inode's other names are the new file now: the commit changed their content, this their identity
+          // (and the names removed here that the old inode had follow it, see FilesetDb#removedLinkIno).
           for (const x of swapped) {
             const now = lstatOrNull(join(this.#d.root, x.path));
             if (now !== null && st !== null && now.ino === st.ino) this.#d.db.setIdentity(x.fid, appliedIdentity(now));
           }
+          if (swappedFrom !== null && st !== null) this.#d.db.inodeReplaced(swappedFrom, st.ino);
         });
         metrics().applied(1);
       } catch (e) {
