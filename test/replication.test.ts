@@ -445,6 +445,37 @@ test('a stand-in whose fetch failed while the stream stayed up gets the server\'
   }
 });
 
+test('a hard link made on a client to a file it held only a stand-in for, then written through the new name: the server\'s content is kept beside before the write leaves, nothing lost', { timeout: 180_000 }, async (t) => {
+  // Chaos seeds 9205 and 9208 ("DESTROYED"): a write through one name of an inode whose other name held a stand-in.
+  // Fails without the fix (ClientNode#keepServerContent and #catchUp take every name of the inode): only a change
+  // of the name noted behind kept the server's content first, so the link and the write went out, the server
+  // joined the link to its file and the write replaced its content there for good (or, had the fetch come
+  // first, it put the server's content into the inode over the write).
+  const s = await standInCluster(t);
+  await logSays(s, /content of this record no longer on the server/);
+  s.proxy.refuse = true; // the fetch of the server's content fails, as with a cut link; records still pass
+  await logSays(s, /"path":"beta\/h"[^\n]*cannot fetch the server's content of this file yet/);
+  assert.equal(lstatOrNull(join(s.cli, 'beta/h'))?.size, 0, 'the client holds the stand-in');
+  const mine = 'written here through a new name of the stand-in\n';
+  const pendingBefore = journalState(s.cli).lml;
+  linkSync(join(s.cli, 'beta/h'), join(s.cli, 'beta/k'));
+  writeFileSync(join(s.cli, 'beta/k'), mine); // in place: the inode beta/h shares
+  for (let i = 0; i < 2_000 && journalState(s.cli).lml < pendingBefore + 2; i++) await sleep(10);
+  assert.ok(journalState(s.cli).lml >= pendingBefore + 2, 'the client journaled the link and the write');
+  await sleep(1_500); // the reintegrator tries (and must not send) meanwhile
+  assert.ok(readFileSync(join(s.srv, 'beta/h')).equals(s.big), 'the write is not sent while the server\'s content cannot be kept');
+  s.proxy.refuse = false;
+  s.proxy.delayMs = 0;
+  await waitConverged([s.srv, s.cli], 60_000);
+  for (const dir of [s.srv, s.cli]) {
+    assert.equal(readFileSync(join(dir, 'beta/k'), 'utf8'), mine, `beta/k in ${dir} holds what the client wrote`);
+    assert.equal(statSync(join(dir, 'beta/k')).ino, statSync(join(dir, 'beta/h')).ino, `beta/h and beta/k are one inode in ${dir}`);
+    const kept = readdirSync(join(dir, 'beta')).filter((n) => n.startsWith('h.conflict-'));
+    assert.ok(kept.some((n) => readFileSync(join(dir, 'beta', n)).equals(s.big)), `the server's content kept beside in ${dir}: ${kept.join(' ')}`);
+    assert.equal(await diskDigest(dir), journalState(dir).digest, `the disk of ${dir} is what its journal says`);
+  }
+});
+
 test('a file written on a client while it held a stand-in, then changed in mode on the server: the local content survives the merge, the server\'s is kept beside', { timeout: 180_000 }, async (t) => {
   const s = await standInCluster(t);
   await logSays(s, /content of this record no longer on the server/);

@@ -293,6 +293,8 @@ export class ApplyPath {
     const inflight = intent === null ? null : this.#d.db.markInflight(intent);
     let consumed = false;
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
+    const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
+    let swappedFrom: string | null = null; // and the inode they had
     try {
       const abs = confine(this.#d.root, d.path);
       // A rename or setattr keeps the file's content: if it changed here since it was journaled (capture is a
@@ -317,8 +319,42 @@ export class ApplyPath {
           const existing = lstatOrNull(abs);
           if (d.kind === 'create' && existing !== null) throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
           if (d.kind !== 'create' && existing?.type === 'file' && existing.nlink > 1) {
-            // Hard links share the inode: the new content goes into it, so that every name shows it (a rename
-            // over the name would split them: this name a new inode, the others the old content).
+            // Hard links share the inode: every name must show the new content. The new file takes each name of
+            // the old inode in turn (a link of it renamed over the name), as a file with one name takes its one:
+            // a reader, or a program writing the file in place, sees the old version or the new one whole.
+            // Before, the content went into the shared inode in place (truncate, then copy): a local write in
+            // that moment read the file empty, and went out as made on the server's content it never saw, which
+            // it then replaced on every node (chaos seeds 9202 and 9203, "DESTROYED"; link-apply-atomic.test.ts).
+            const others = this.#otherNamesOnDisk(d, existing);
+            if (others !== null) {
+              const old = existing.size >= DELTA_THRESHOLD ? this.#keepAside(abs) : null;
+              tryLchown(staged.file, d.uid, d.gid);
+              chmodSync(staged.file, d.mode);
+              utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
+              const tmps: string[] = [];
+              try {
+                while (tmps.length < others.length) {
+                  const tmp = this.tmpName();
+                  linkSync(staged.file, tmp);
+                  tmps.push(tmp);
+                }
+              } catch (e) {
+                for (const tmp of tmps) rmSync(tmp, { force: true });
+                if (old !== null) rmSync(old, { force: true });
+                throw e;
+              }
+              for (const x of others) {
+                this.#d.guard.hold(x.path);
+                swapped.push(x);
+              }
+              swappedFrom = existing.ino;
+              others.forEach((x, i) => renameSync(tmps[i]!, join(this.#d.root, x.path)));
+              renameSync(staged.file, abs);
+              consumed = true;
+              if (old !== null) void unlink(old).catch(() => undefined);
+              break;
+            }
+            // A name of the inode the journal does not know as one: the content goes into the inode in place.
             copyFileSync(staged.file, abs);
             rmSync(staged.file, { force: true });
             consumed = true;
@@ -399,6 +435,13 @@ export class ApplyPath {
           commit(st === null ? null : { ...appliedIdentity(st), racy: unseen });
           if (inflight !== null) this.#d.db.clearInflight(inflight);
           renewNames(this.#d.db, this.#d.root, keptNames);
+          // The inode's other names are the new file now: the commit changed their content, this their identity
+          // (and the names removed here that the old inode had follow it, see FilesetDb#removedLinkIno).
+          for (const x of swapped) {
+            const now = lstatOrNull(join(this.#d.root, x.path));
+            if (now !== null && st !== null && now.ino === st.ino) this.#d.db.setIdentity(x.fid, appliedIdentity(now));
+          }
+          if (swappedFrom !== null && st !== null) this.#d.db.inodeReplaced(swappedFrom, st.ino);
         });
         metrics().applied(1);
       } catch (e) {
@@ -409,6 +452,7 @@ export class ApplyPath {
     } finally {
       if (staged !== null && !consumed) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);
+      for (const x of swapped) this.#d.guard.release(x.path);
     }
   }
 
@@ -590,6 +634,16 @@ export class ApplyPath {
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */
   tmpName(): string {
     return join(this.#d.tmpDir, `apply-${process.pid}-${randomBytes(6).toString('hex')}`);
+  }
+
+  /**
+   * The names of `existing`'s inode other than `d.path`, as journaled and on disk now; null when they are not all
+   * of its names (one the journal does not know as one of them: replacing the others would split it off).
+   */
+  #otherNamesOnDisk(d: RecordDraft, existing: DiskStat): ObjectRow[] | null {
+    const others = this.#d.db.objectsByIno(existing.ino)
+      .filter((x) => x.fid !== d.fid && x.path !== d.path && x.type === 'file' && lstatOrNull(join(this.#d.root, x.path))?.ino === existing.ino);
+    return others.length + 1 === existing.nlink ? others : null;
   }
 
   /** The first of `d`'s server names of the inode (links) that is a file of its own here, changed on disk since it was journaled. */

@@ -956,35 +956,56 @@ export class ClientNode {
     const behind = this.#behind();
     if (behind.size === 0) return;
     const kept: string[] = [];
-    for (const r of lml) {
-      if (!behind.has(r.fid) || (r.kind !== 'write' && r.kind !== 'truncate' && r.kind !== 'unlink')) continue;
-      try {
-        const { staged, placeholder } = await this.apply.stageCurrent(r, this.#source);
-        if (placeholder) {
-          rmSync(staged.file, { force: true });
-          continue; // gone from the server too (its own later record says how): nothing to keep
+    const done = new Set<string>();
+    for (const r0 of lml) {
+      if (r0.kind !== 'write' && r0.kind !== 'truncate' && r0.kind !== 'unlink') continue;
+      // A write through another name of a file's inode replaces the stand-in too, and on the server (one inode
+      // there, once a link made here is accepted) the content it stands for (chaos seeds 9205 and 9208: the
+      // write went out, or the fetch below put the server's content over it, and one of the two was lost).
+      const targets: LmlRecord[] = behind.has(r0.fid) ? [r0] : [];
+      if (r0.kind !== 'unlink') {
+        for (const b of this.#inodeNames(this.db.objectByFid(r0.fid))) {
+          if (b.fid === r0.fid || !behind.has(b.fid)) continue;
+          targets.push({ ...r0, fid: b.fid, path: b.path, preVersion: b.version, mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs });
         }
-        const exists = (p: string): boolean => this.db.objectByPath(p) !== undefined || lstatOrNull(join(this.paths.dir, p)) !== null;
-        const aside = conflictName(r.path, this.db.meta.nodeId, r.preVersion, exists);
-        mkdirSync(join(this.paths.dir, parentOf(aside)), { recursive: true });
-        chmodSync(staged.file, r.mode);
-        utimesSync(staged.file, r.mtimeMs / 1000, r.mtimeMs / 1000);
-        renameSync(staged.file, join(this.paths.dir, aside));
-        kept.push(aside);
-        this.#noteBehind(r.fid, false);
-        this.log.warn({ path: r.path, keptAs: aside }, 'conflict: changed here before its content came from the server; the server\'s content kept beside');
-      } catch (e) {
-        // Not sent before the server's content is kept: the removal or write would destroy it on the server.
-        this.log.warn({ path: r.path, err: (e as Error).message }, 'cannot keep the server\'s content of a file changed here before it came');
-        if (kept.length > 0) await this.capture.syncPaths(kept);
-        throw new IntersyncError('IO', `cannot fetch the server's content of ${r.path} to keep it beside before this change is sent`, {
-          retriable: true, hint: 'retried when the server answers', cause: e,
-        });
+      }
+      for (const r of targets) {
+        if (done.has(r.fid)) continue;
+        done.add(r.fid);
+        try {
+          const { staged, placeholder } = await this.apply.stageCurrent(r, this.#source);
+          if (placeholder) {
+            rmSync(staged.file, { force: true });
+            continue; // gone from the server too (its own later record says how): nothing to keep
+          }
+          const exists = (p: string): boolean => this.db.objectByPath(p) !== undefined || lstatOrNull(join(this.paths.dir, p)) !== null;
+          const aside = conflictName(r.path, this.db.meta.nodeId, r.preVersion, exists);
+          mkdirSync(join(this.paths.dir, parentOf(aside)), { recursive: true });
+          chmodSync(staged.file, r.mode);
+          utimesSync(staged.file, r.mtimeMs / 1000, r.mtimeMs / 1000);
+          renameSync(staged.file, join(this.paths.dir, aside));
+          kept.push(aside);
+          this.#noteBehind(r.fid, false);
+          this.log.warn({ path: r.path, keptAs: aside }, 'conflict: changed here before its content came from the server; the server\'s content kept beside');
+        } catch (e) {
+          // Not sent before the server's content is kept: the removal or write would destroy it on the server.
+          this.log.warn({ path: r.path, err: (e as Error).message }, 'cannot keep the server\'s content of a file changed here before it came');
+          if (kept.length > 0) await this.capture.syncPaths(kept);
+          throw new IntersyncError('IO', `cannot fetch the server's content of ${r.path} to keep it beside before this change is sent`, {
+            retriable: true, hint: 'retried when the server answers', cause: e,
+          });
+        }
       }
     }
     // Journaled now, not when capture gets to it: until it is, this node would look caught up with the server
     // (nothing pending, the same state) while holding a file nobody else has.
     if (kept.length > 0) await this.capture.syncPaths(kept);
+  }
+
+  /** The names of a file's inode here, itself included, that are files on disk as that inode ([] for anything else). */
+  #inodeNames(o: ObjectRow | undefined): ObjectRow[] {
+    if (o?.type !== 'file' || o.ino === null) return o === undefined ? [] : [o];
+    return this.db.objectsByIno(o.ino).filter((x) => x.type === 'file' && (x.fid === o.fid || lstatOrNull(join(this.paths.dir, x.path))?.ino === o.ino));
   }
 
   /**
@@ -999,10 +1020,15 @@ export class ClientNode {
       // What changed here and is not journaled yet is journaled first, as before any change from the server: a
       // local write (or one a conflict step has just put back) must not be taken for the stand-in and replaced.
       const was = this.db.objectByFid(fid as ObjectRow['fid']);
-      if (was !== undefined) await this.capture.syncPaths([was.path]);
+      // Every name of its inode: a write through another one is a write of this file too.
+      if (was !== undefined) await this.capture.syncPaths([was.path, ...this.#inodeNames(was).map((x) => x.path).filter((p) => p !== was.path)]);
       const o = this.db.objectByFid(fid as ObjectRow['fid']);
       // Written or removed here since: the server's content is kept beside before that change is sent (#keepServerContent).
       if (this.db.localRecordsOf(fid as ObjectRow['fid']).some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'unlink')) continue;
+      // So when written through another name of its inode: capture journals such a write as that name's only (the
+      // other names' rows follow it). Before, the fetch put the server's content into the inode over it, and the
+      // write was on no node (chaos seeds 9205 and 9208, "DESTROYED").
+      if (this.#inodeNames(o).some((x) => x.fid !== fid && this.db.localRecordsOf(x.fid).some((y) => y.kind === 'write' || y.kind === 'truncate'))) continue;
       if (o === undefined || o.type !== 'file') {
         this.#noteBehind(fid, false);
         continue;

@@ -699,6 +699,15 @@ export class FilesetDb {
     return all[fid] ?? null;
   }
 
+  /** The names of inode `from` that files took over with their content now hold inode `to` (ApplyPath, a linked file's new content): so do the names removed here that it had. */
+  inodeReplaced(from: string, to: string): void {
+    const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
+    const moved = Object.keys(all).filter((fid) => all[fid] === from);
+    if (moved.length === 0) return;
+    for (const fid of moved) all[fid] = to;
+    this.setMeta(REMOVED_LINKS, JSON.stringify(all));
+  }
+
   #noteRemovedLink(fid: Fid, ino: string | null): void {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     if (ino === null && !(fid in all)) return;
