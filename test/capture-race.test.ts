@@ -3,7 +3,7 @@
 // echo x > delta/a.txt` — the file's event was resolved (to the old name, where nothing is) in a batch
 // before the rename's, and dropped; delta/a.txt stayed on disk, not journaled, for good.
 import assert from 'node:assert/strict';
-import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import pino from 'pino';
@@ -90,4 +90,24 @@ test('a directory moved before capture watched it: a file written in it at once 
   await rec.run([{ path: 'delta/sub' }, { path: 'gamma/sub' }]);
   assert.equal(db.objectByPath('gamma/sub')?.type, 'dir', 'the move is journaled');
   assert.notEqual(db.objectByPath('gamma/sub/g.txt')?.hash, g.hash, 'the new content of g.txt is journaled');
+});
+
+test('a directory made by the apply path, a directory in it removed before capture watched it: the removal is journaled', async (t) => {
+  // Fails without the fix (Reconciler#compare lists an unwatched directory with #addEntriesOf, which also looks
+  // at journaled entries no longer on disk): chaos seed 9209, c2. The apply path made alpha/d and alpha/d/e for
+  // the server; `rmdir alpha/d/e` came before capture watched alpha/d, so no event named it. Capture watched
+  // alpha/d, listed it and added what it found: e stayed journaled, gone from disk, for good (never converged).
+  const watched = new Set<string>();
+  const watcher: WatchSink = { watch: (ino) => { watched.add(ino); return true; }, unwatch: (ino) => { watched.delete(ino); }, isWatched: (ino) => watched.has(ino) };
+  const { dir, db, rec } = fixture(t, watcher);
+  mkdirSync(join(dir.path, 'alpha/d/e'), { recursive: true });
+  writeFileSync(join(dir.path, 'alpha/d/f'), 'f\n');
+  await rec.run([{ path: 'alpha' }]);
+  assert.equal(db.objectByPath('alpha/d/e')?.type, 'dir', 'alpha/d/e journaled');
+  watched.delete(db.objectByPath('alpha/d')!.ino!); // as a directory the apply path made, not watched yet
+  rmSync(join(dir.path, 'alpha/d/e'), { recursive: true }); // no event: alpha/d has no watch
+  await rec.run([{ path: 'alpha/d' }]); // its parent's watch names it (the apply path's own change, or a touch)
+  assert.ok(watched.has(db.objectByPath('alpha/d')!.ino!), 'alpha/d is watched now');
+  assert.equal(db.objectByPath('alpha/d/e'), undefined, 'the removal of alpha/d/e is journaled');
+  assert.equal(db.objectByPath('alpha/d/f')?.type, 'file', 'alpha/d/f is still journaled');
 });
