@@ -17,6 +17,7 @@ import { resolveOpenConflict, type Keep } from '#daemon/resolve.js';
 import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
 import type { Transfer } from '#core/transfers.js';
+import { formatRate } from '#net/rate-limit.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { fmtAge, fmtBytes } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
@@ -124,6 +125,7 @@ interface ServerSection {
   /** Absent from a daemon of an older release. */
   transfers?: Transfer[];
   bytes?: { in: number; out: number };
+  bwlimit?: number | null;
 }
 
 export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
@@ -165,6 +167,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
         // Large files moving now, each with its peer and progress; bytes on the server's connections since start.
         transfers: server?.transfers ?? [], bytesIn: server?.bytes?.in ?? null, bytesOut: server?.bytes?.out ?? null,
+        bwlimit: server?.bwlimit ?? null, // bytes per second (--bwlimit), null: none
       } : null,
       client: role === 'client' ? {
         server: db.getMeta('server_url') ?? null, connected: client?.connected ?? false, offline: existsSync(paths.offlineFile),
@@ -180,7 +183,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         waitingUp: waitingLocal(db), waitingDown: client?.waitingDown ?? null,
         // Large files moving now, each with its progress; bytes on the connections to the server since start.
         transfers: client?.transfers ?? [],
-        bytesIn: client?.bytesIn ?? null, bytesOut: client?.bytesOut ?? null,
+        bytesIn: client?.bytesIn ?? null, bytesOut: client?.bytesOut ?? null, bwlimit: client?.bwlimit ?? null,
       } : null,
       // The reintegrator's own view (pending, refusals, the last one, since when stuck), as the daemon published it.
       reint: role === 'client' ? reint : null,
@@ -215,7 +218,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       print(`  pending local records (LML): ${s.pendingLocal}; write tokens held: ${c.tokensHeld.length === 0 ? 'none' : c.tokensHeld.map(scopeWords).join(', ')}`);
       print(`  waiting up (to the server): ${fmtWaiting(c.waitingUp)}; down (from it): ${c.waitingDown === null ? '?' : fmtWaiting(c.waitingDown)}`);
       for (const t of c.transfers) print(`  ${fmtTransfer(t)}`);
-      if (c.bytesIn !== null && c.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(c.bytesIn)} in, ${fmtBytes(c.bytesOut)} out`);
+      if (c.bytesIn !== null && c.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(c.bytesIn)} in, ${fmtBytes(c.bytesOut)} out${c.bwlimit === null ? '' : `; limit ${formatRate(c.bwlimit)}`}`);
       if (c.conflicts > 0 || c.refused > 0 || c.resyncs > 0) print(`  conflicts kept beside: ${c.conflicts}; changes refused by the server: ${c.refused}; resyncs: ${c.resyncs}`);
       if (c.firstCopy !== null && !c.firstCopy.done) print(`  first copy: ${c.firstCopy.files}/${c.firstCopy.totalFiles} files`);
     }
@@ -227,7 +230,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
         if (p.lagRecords > 0) print(`    waiting for it: ${fmtWaiting(p.waiting)}`);
       }
       for (const t of s.server.transfers) print(`  ${fmtTransfer(t)}${t.peer === null ? '' : `, ${t.direction === 'up' ? 'from' : 'to'} ${t.peer}`}`);
-      if (s.server.bytesIn !== null && s.server.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(s.server.bytesIn)} in, ${fmtBytes(s.server.bytesOut)} out`);
+      if (s.server.bytesIn !== null && s.server.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(s.server.bytesIn)} in, ${fmtBytes(s.server.bytesOut)} out${s.server.bwlimit === null ? '' : `; limit ${formatRate(s.server.bwlimit)}`}`);
     }
     print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
     const c = s.capture;

@@ -95,6 +95,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
     .option('--conflict-policy <POLICY>', 'keep-both|server-wins|client-wins|newest-wins|hook[:discard] (stored; SIGHUP reloads it from the file)')
     .option('--conflict-hook <SCRIPT>', 'the script the hook policy asks (prints local, remote or both)')
+    .option('--bwlimit <RATE>', 'limit content transfers (first copy, forwarded records, fetches, uploads; both directions, all peers together) to RATE bytes (not bits) per second, as rsync: k, m, g are KiB/s, MiB/s, GiB/s (e.g. 2m); 0: no limit (default)')
     .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
     .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
     .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')
@@ -114,6 +115,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
       '  intersync invite /exports/site                   print a join token for one new client',
       '  intersync join isync1-eyJ2Ijo… /imports/site     on the client: join with that token and replicate',
       '  intersync --server https://srv:7777 /imports/site   restart a client that joined before',
+      '  intersync --bwlimit 2m --server https://srv:7777 /imports/site   the same, moving content at 2 MiB/s at most',
     ].join('\n'))
     .action(async (dir: string | undefined, o: RunOptions, cmd: Command) => {
       if (dir === undefined) {
@@ -140,6 +142,7 @@ export function addJoinCommand(program: Command, print: Print): void {
     .option('--replicate', 'register as a replicator, receiving every update', false)
     .option('--connect-timeout <SECONDS>', 'wait for the server, retrying with backoff, at most this long (default: as long as it takes)', positiveInt('--connect-timeout'))
     .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
+    .option('--bwlimit <RATE>', 'limit content transfers to RATE bytes (not bits) per second: k, m, g are KiB/s, MiB/s, GiB/s (e.g. 2m)')
     .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
     .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {
       if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');

@@ -11,6 +11,7 @@ import { readSecretFile } from '#journal/state-dir.js';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { isLoopback } from '#net/protocol/endpoint.js';
+import { RateLimit, parseRate } from '#net/rate-limit.js';
 import type { ClientTrust } from '#daemon/enrolment.js';
 import type { LogFormat } from '#daemon/log-shaper.js';
 import { errorLine, parseListen } from './output.js';
@@ -49,6 +50,7 @@ export interface RunOptions {
   metrics?: string;
   ui?: boolean;
   adminPasswordFile?: string;
+  bwlimit?: string;
 }
 
 const warn = (line: string): void => {
@@ -165,11 +167,14 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
   const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);
-  if (o.server !== undefined) await runClient(o, cfg, common, stateDir, print);
-  else await runServer(o, cfg, common, stateDir, print);
+  // One bucket for the whole process: every transfer of this node shares the rate.
+  const rate = o.bwlimit === undefined ? null : parseRate(o.bwlimit);
+  const bw = rate === null ? null : new RateLimit(rate);
+  if (o.server !== undefined) await runClient(o, cfg, common, stateDir, print, bw);
+  else await runServer(o, cfg, common, stateDir, print, bw);
 }
 
-async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print): Promise<void> {
+async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null): Promise<void> {
   const target = clientTarget(o);
   const progress = await daemonCopyReporter(print);
   const { ClientNode } = await import('#daemon/client-node.js');
@@ -181,7 +186,7 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
-    copyObserver: progress,
+    copyObserver: progress, bwlimit,
     ...(o.connectTimeout === undefined ? {} : { connectTimeoutMs: o.connectTimeout * 1000 }),
     onWaiting: (err, waitMs) => warn(`${err.message}; waiting for the server, next try in ${(waitMs / 1000).toFixed(1)} s${o.connectTimeout === undefined ? ' (--connect-timeout to give up)' : ''}`),
   });
@@ -211,7 +216,7 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
   installStop(stop, node.log);
 }
 
-async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print): Promise<void> {
+async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null): Promise<void> {
   const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
   const l = parseListen(o.listen.replace(/^https?:\/\//, ''));
   if (scheme === 'http' && o.tlsCert !== undefined) throw IntersyncError.BAD_ARGUMENT('--listen http://… and --tls-cert contradict each other');
@@ -230,7 +235,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
       http: site.http(),
-      ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords,
+      ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords, bwlimit,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });

@@ -23,6 +23,7 @@ import { checkBackingDir, findFileset, listFilesets, type FilesetPaths } from '#
 import { ensureNodeId, mkfs } from '#journal/mkfs.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { PeerClient, type HelloInfo } from '#net/peer-client.js';
+import type { RateLimit } from '#net/rate-limit.js';
 import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
 import { parseNext, parseWaiting } from '#net/protocol/lag-fields.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
@@ -78,6 +79,8 @@ export interface ClientNodeOptions {
    */
   readonly connectTimeoutMs?: number;
   readonly onWaiting?: (err: IntersyncError, waitMs: number) => void;
+  /** The node's bandwidth limit (`--bwlimit`): every content transfer to and from the server takes from it. */
+  readonly bwlimit?: RateLimit | null;
 }
 
 export interface ClientStatus {
@@ -109,6 +112,8 @@ export interface ClientStatus {
   /** Bytes read and written on this node's connections to the server since start. */
   readonly bytesIn: number;
   readonly bytesOut: number;
+  /** The bandwidth limit in bytes per second (null: none). */
+  readonly bwlimit: number | null;
   readonly stale: number;
   readonly conflicts: number;
   readonly copy: { readonly done: boolean; readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number } | null;
@@ -356,7 +361,7 @@ export class ClientNode {
 
   static #peer(o: ClientNodeOptions, sp: StatePaths | null): PeerClient {
     const pin = pinOf(sp, o.trust);
-    return new PeerClient(o.server, initialBearer(sp, o.trust), { ...(o.ca === undefined ? {} : { ca: o.ca }), ...(pin === undefined ? {} : { pin }) });
+    return new PeerClient(o.server, initialBearer(sp, o.trust), { ...(o.ca === undefined ? {} : { ca: o.ca }), ...(pin === undefined ? {} : { pin }), bwlimit: o.bwlimit ?? null });
   }
 
   get created(): boolean {
@@ -388,7 +393,7 @@ export class ClientNode {
       connected: this.#connected, offline: this.#offline, disconnectedSince: this.#connected ? null : this.#disconnectedSince, server: this.client.url, serverNode: this.#hello?.node ?? this.db.getMeta('server_node') ?? null,
       serverTid: lag.serverTid === null ? null : formatTid(lag.serverTid), lastRcvd: formatTid(lastRcvd),
       lagRecords: lag.lagRecords, lagSince: lag.lagSince, lagSeconds: lag.lagSeconds, waitingDown: lag.waitingDown,
-      transfers: [...this.transfers.current()], bytesIn: bytes.in, bytesOut: bytes.out,
+      transfers: [...this.transfers.current()], bytesIn: bytes.in, bytesOut: bytes.out, bwlimit: this.client.bwlimit?.rate ?? null,
       stale: this.#stale.size, conflicts: this.#resolver.count, copy: this.#copy, lastError: this.#lastError ?? this.reint.status().lastError,
       resyncs: Number(this.db.getMeta('resyncs') ?? '0'), stuckSince: earliest(this.#applyStuckSince, this.reint.status().stuckSince),
     };

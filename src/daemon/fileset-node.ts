@@ -33,6 +33,7 @@ import { chooseLogDir, createLogger } from './logger.js';
 import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { diskFullState } from './disk-state.js';
+import type { RateLimit } from '#net/rate-limit.js';
 
 export interface ListenOptions {
   readonly host: string;
@@ -48,6 +49,8 @@ export interface ListenOptions {
   readonly limits?: Partial<EdgeLimits>;
   /** More routes on this port: metrics, the dashboard (see net/server.ts HttpExtension). */
   readonly http?: HttpExtension;
+  /** The node's bandwidth limit (`--bwlimit`), shared by every content transfer it serves or receives. */
+  readonly bwlimit?: RateLimit | null;
 }
 
 export interface FilesetNodeOptions {
@@ -295,6 +298,7 @@ export class FilesetNode {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
         syncPaths: (paths) => this.capture.syncPaths(paths), settle: () => this.#settleCapture(), disk: this.disk, ...(l.http === undefined ? {} : { http: l.http }),
+        bwlimit: l.bwlimit ?? null,
       },
       tls,
       l.limits,
@@ -343,7 +347,7 @@ export class FilesetNode {
         url: this.listenUrl, connected: this.server.connectedPeers(), tokens: this.server.tokens.grants(this.#opts.clock.now()),
         recalls: this.server.recalls,
         // Large files moving now (blocks clients fetch, uploads they send) and bytes on its connections.
-        transfers: this.server.transfers.current(), bytes: this.server.bytes.totals,
+        transfers: this.server.transfers.current(), bytes: this.server.bytes.totals, bwlimit: this.#opts.listen?.bwlimit?.rate ?? null,
       },
     }));
   }

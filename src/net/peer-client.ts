@@ -11,6 +11,7 @@ import { readFrames, type Frame } from './protocol/frames.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
 import { WireBytes } from './wire-bytes.js';
+import { throttled, type RateLimit } from './rate-limit.js';
 
 export interface HelloInfo {
   readonly proto: number;
@@ -70,8 +71,10 @@ export class PeerClient {
   #bearer: string;
   readonly #agent: Agent;
   #uuid: string | null;
+  /** The node's bandwidth limit (net/rate-limit.ts): every content body sent or received takes from it. */
+  readonly bwlimit: RateLimit | null;
 
-  constructor(url: string, bearer: string, opts: { uuid?: string; ca?: string; pin?: string } = {}) {
+  constructor(url: string, bearer: string, opts: { uuid?: string; ca?: string; pin?: string; bwlimit?: RateLimit | null } = {}) {
     let u: URL;
     try {
       u = new URL(/^https?:\/\//.test(url) ? url : `http://${url}`);
@@ -84,6 +87,7 @@ export class PeerClient {
     this.#base = u.pathname.replace(/\/$/, '');
     this.#bearer = bearer;
     this.#uuid = opts.uuid ?? null;
+    this.bwlimit = opts.bwlimit ?? null;
     const base = opts.pin !== undefined && u.protocol === 'https:' ? pinnedConnector(opts.pin, u.origin)
       : buildConnector(opts.ca === undefined ? {} : { ca: readFileSync(opts.ca) });
     // Every connection the agent opens is counted (bytes in and out, as the server counts its own).
@@ -179,7 +183,7 @@ export class PeerClient {
   async *copyStream(since: Tid): AsyncGenerator<Frame> {
     const res = await this.#call('GET', this.#fs(`/copy?since=${formatTid(since)}`), { timeoutMs: 300_000 });
     try {
-      yield* readFrames(res.body);
+      yield* readFrames(throttled(res.body, this.bwlimit));
     } catch (e) {
       if (e instanceof IntersyncError) throw e;
       throw IntersyncError.PEER_UNREACHABLE(this.url, e); // cut in the middle
@@ -197,7 +201,7 @@ export class PeerClient {
       const res = await this.#call('POST', this.#fs('/content'), { json: { fids: rest } });
       let more = false;
       let got = 0;
-      for await (const f of readFrames(res.body)) {
+      for await (const f of readFrames(throttled(res.body, this.bwlimit))) {
         if (f.type === 'end') more = f.header.more === true;
         if (f.type !== 'content') continue;
         got++;
@@ -221,8 +225,8 @@ export class PeerClient {
     let k = 0;
     let pending: Buffer[] = [];
     let have = 0;
-    for await (const chunk of res.body) {
-      let c = chunk as Buffer;
+    for await (const chunk of throttled(res.body, this.bwlimit)) {
+      let c = chunk;
       while (c.length > 0 && k < indexes.length) {
         const want = blockLength(map, indexes[k]!);
         const take = Math.min(want - have, c.length);
@@ -250,13 +254,16 @@ export class PeerClient {
     }
   }
 
-  async upload(fid: string, frames: AsyncIterable<Buffer>): Promise<void> {
-    const res = await this.#call('POST', this.#fs(`/upload?fid=${encodeURIComponent(fid)}`), { body: Readable.from(frames), timeoutMs: 600_000 });
+  /** Send a large file's frames; `onSent` hears of the bytes the request body took (at the limit's pace). */
+  async upload(fid: string, frames: AsyncIterable<Buffer>, onSent?: (n: number) => void): Promise<void> {
+    const body = Readable.from(throttled(frames, this.bwlimit, onSent), { highWaterMark: 1 });
+    const res = await this.#call('POST', this.#fs(`/upload?fid=${encodeURIComponent(fid)}`), { body, timeoutMs: 600_000 });
     await res.body.dump();
   }
 
   async reint(node: string, body: Buffer): Promise<ReintResult> {
-    const res = await this.#call('POST', this.#fs(`/reint?node=${node}`), { body, timeoutMs: 300_000 });
+    const sent = this.bwlimit === null ? body : Readable.from(throttled([body], this.bwlimit), { highWaterMark: 1 });
+    const res = await this.#call('POST', this.#fs(`/reint?node=${node}`), { body: sent, timeoutMs: 300_000 });
     return (await res.body.json()) as ReintResult;
   }
 
@@ -271,6 +278,6 @@ export class PeerClient {
   /** The forwarded record stream after `since`, following new records until aborted or cut. */
   async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame> {
     const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}&follow=1&node=${node}`), { timeoutMs: 45_000, signal });
-    yield* readFrames(res.body);
+    yield* readFrames(throttled(res.body, this.bwlimit));
   }
 }

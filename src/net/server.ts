@@ -25,7 +25,7 @@ import { WireBytes } from './wire-bytes.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
 import { ContentReader } from './content-cache.js';
-import { writeOrWait } from './drain.js';
+import { throttled, writeLimited, type RateLimit } from './rate-limit.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
 import { UploadStaging } from './upload-staging.js';
 import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
@@ -54,6 +54,8 @@ export interface ServedFileset {
   readonly disk?: DiskFullState;
   /** More routes on this port (metrics, the dashboard), added by the daemon. */
   readonly http?: HttpExtension;
+  /** The node's bandwidth limit (net/rate-limit.ts), shared by every content transfer; none: unlimited. */
+  readonly bwlimit?: RateLimit | null;
 }
 
 /**
@@ -160,6 +162,11 @@ export class FilesetServer {
       for (const fl of this.#followers) if (fl.node !== 'anonymous' && !this.#gate.allowed(fl.node)) fl.cut();
     }, 1000);
     this.#revokePoll.unref();
+  }
+
+  /** The node's bandwidth limit, null when none. */
+  get #bw(): RateLimit | null {
+    return this.#f.bwlimit ?? null;
   }
 
   get tokens(): TokenTable {
@@ -314,7 +321,7 @@ export class FilesetServer {
       const fids = [...new Set((req.body as { fids: string[] }).fids)];
       // Streamed, one file read at a time as the peer takes the bytes, and capped: what does not fit is left
       // for the next request (`more` in the end frame).
-      return reply.type('application/octet-stream').send(Readable.from(this.#contentFrames(fids), { objectMode: true, highWaterMark: 1 }));
+      return reply.type('application/octet-stream').send(Readable.from(throttled(this.#contentFrames(fids), this.#bw), { objectMode: true, highWaterMark: 1 }));
     });
 
     app.get('/v1/filesets/:uuid/blocks', {
@@ -343,7 +350,7 @@ export class FilesetServer {
       if (r === null || r.map.hash !== b.hash) throw IntersyncError.CONTENT_GONE(b.hash);
       if (b.indexes.some((i) => i >= r.map.blocks.length)) throw IntersyncError.BAD_REQUEST('block index out of range');
       const t = this.transfers.start('down', relative(this.#f.root, r.path), r.map.size, b.indexes.reduce((n, i) => n + blockLength(r.map, i), 0), this.#gate.nodeOf(req));
-      return reply.type('application/octet-stream').send(Readable.from(tracked(this.#content.blocks(r.path, r.map, b.indexes), t)));
+      return reply.type('application/octet-stream').send(Readable.from(tracked(throttled(this.#content.blocks(r.path, r.map, b.indexes), this.#bw), t), { highWaterMark: 1 }));
     });
 
     // Is this content here already (identical content is never sent twice)?
@@ -368,7 +375,7 @@ export class FilesetServer {
     }, async (req) => {
       const { fid } = req.query as { fid: string };
       if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the blocks as frames with content-type application/octet-stream');
-      const frames = readFrames(req.body)[Symbol.asyncIterator]();
+      const frames = readFrames(throttled(req.body, this.#bw))[Symbol.asyncIterator]();
       await frames.next(); // hello, checked by the decoder
       const first = await frames.next();
       if (first.done === true || first.value.type !== 'content') throw IntersyncError.PROTOCOL('upload starts with its block map');
@@ -396,7 +403,7 @@ export class FilesetServer {
       if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
       if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
       this.#gate.actsFor(req, node);
-      return this.#reint.run(() => this.#reintegrate(node, req.body as Readable));
+      return this.#reint.run(() => this.#reintegrate(node, throttled(req.body as Readable, this.#bw)));
     });
 
     app.post('/v1/filesets/:uuid/ack', {
@@ -578,7 +585,7 @@ export class FilesetServer {
       parts = [];
       size = 0;
       chunk = Math.min(chunk * 2, 256 << 10);
-      await writeOrWait(raw, buf);
+      await writeLimited(raw, buf, this.#bw);
     };
     const push = async (frame: Buffer): Promise<void> => {
       parts.push(frame);
@@ -632,7 +639,7 @@ export class FilesetServer {
       open = false;
       fl.wake.fire();
     });
-    const write = (buf: Buffer): Promise<void> => writeOrWait(raw, buf);
+    const write = (buf: Buffer): Promise<void> => writeLimited(raw, buf, this.#bw);
     try {
       // What this peer misses, counted as the status counts it (journal/in-flight.ts): the first missing
       // record's TID and time (its lag), and the files and bytes to come. Optional fields: a client that
@@ -681,7 +688,7 @@ export class FilesetServer {
     return false;
   }
 
-  async #reintegrate(node: string, body: Readable): Promise<unknown> {
+  async #reintegrate(node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
     const f = this.#f;
     const db = f.db;
     const log = f.log.child({ component: 'reint', peer: node });
@@ -832,9 +839,9 @@ function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
 }
 
 /** `blocks`, each counted on `t` as it leaves; `t` ends when they are all sent or the response is dropped. */
-function* tracked(blocks: Iterable<Buffer>, t: TransferHandle): Generator<Buffer> {
+async function* tracked(blocks: AsyncIterable<Buffer>, t: TransferHandle): AsyncGenerator<Buffer> {
   try {
-    for (const b of blocks) {
+    for await (const b of blocks) {
       yield b;
       t.add(b.length);
     }

@@ -528,9 +528,16 @@ export class Reintegrator {
     }
     const total = need.reduce((n, i) => n + blockLength(map, i), 0);
     const t = d.transfers?.start('up', r.newPath ?? r.path, map.size, total);
+    const head = [helloFrame({ node: d.node }), encodeFrame('content', { map })];
+    // The transfer counts the bytes the request body took (at the bandwidth limit's pace), the head's aside.
+    let skip = head.reduce((n, b) => n + b.length, 0);
+    const onSent = (n: number): void => {
+      const h = Math.min(skip, n);
+      skip -= h;
+      t?.add(n - h);
+    };
     const frames = async function* (): AsyncGenerator<Buffer> {
-      yield helloFrame({ node: d.node });
-      yield encodeFrame('content', { map });
+      yield* head;
       // Frames go out 4 MiB at a time: one write per block made each a wake-up of both ends.
       let run: Buffer[] = [];
       let runBytes = 0;
@@ -542,17 +549,15 @@ export class Reintegrator {
         runBytes += len;
         if (runBytes >= UPLOAD_RUN_BYTES) {
           yield Buffer.concat(run);
-          t?.add(runBytes); // taken by the request body: on its way
           run = [];
           runBytes = 0;
         }
       }
       if (run.length > 0) yield Buffer.concat(run);
-      t?.add(runBytes);
       yield encodeFrame('end');
     };
     try {
-      await d.client.upload(r.fid, frames());
+      await d.client.upload(r.fid, frames(), onSent);
     } finally {
       t?.end();
       closeSync(fd);
