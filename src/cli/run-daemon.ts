@@ -17,6 +17,7 @@ import type { LogFormat } from '#daemon/log-shaper.js';
 import { errorLine, parseListen } from './output.js';
 import { resolveStateDir } from './state-dir.js';
 import { daemonCopyReporter } from './copy-progress.js';
+import { watchWork } from './work-progress.js';
 import type { DaemonConfig } from './daemon-config.js';
 
 type Print = (line: string) => void;
@@ -176,7 +177,20 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
 
 async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null): Promise<void> {
   const target = clientTarget(o);
-  const progress = await daemonCopyReporter(print);
+  const copyShown = await daemonCopyReporter(print);
+  // A copy in progress has the terminal for its bar (watchWork waits meanwhile).
+  let copying = false;
+  const progress: typeof copyShown = {
+    begin: (k) => {
+      copying = true;
+      copyShown.begin(k);
+    },
+    progress: (p) => copyShown.progress(p),
+    end: () => {
+      copying = false;
+      copyShown.end();
+    },
+  };
   const { ClientNode } = await import('#daemon/client-node.js');
   const { SiteWiring } = await import('./site-wiring.js');
   const site = new SiteWiring(o);
@@ -190,7 +204,13 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(o.connectTimeout === undefined ? {} : { connectTimeoutMs: o.connectTimeout * 1000 }),
     onWaiting: (err, waitMs) => warn(`${err.message}; waiting for the server, next try in ${(waitMs / 1000).toFixed(1)} s${o.connectTimeout === undefined ? ' (--connect-timeout to give up)' : ''}`),
   });
+  // Large files moving and long reintegrations: a bar on a terminal, else a line every few seconds.
+  const stopWork = await watchWork(print, () => {
+    const r = node.reint.status();
+    return { transfers: node.transfers.current(), reint: { pending: r.pending, sent: r.sent }, connected: node.status().connected };
+  }, () => copying);
   const stop = async (): Promise<void> => {
+    stopWork();
     await site.stop();
     await node.stop();
   };
@@ -239,7 +259,9 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });
+  const stopWork = await watchWork(print, () => ({ transfers: node.server?.transfers.current() ?? [], reint: null, connected: true }), () => false);
   const stop = async (): Promise<void> => {
+    stopWork();
     await site.stop();
     await node.stop();
   };
