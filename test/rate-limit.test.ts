@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { IntersyncError } from '#core/errors.js';
-import { RateLimit, formatRate, parseRate, throttled } from '#net/rate-limit.js';
+import { BODY_BUDGET_S, RateLimit, bodyLimit, formatRate, parseRate, throttled } from '#net/rate-limit.js';
 
 test('parseRate: bytes per second, k/m/g are powers of 1024, 0 is no limit', () => {
   const table: Array<[string, number | null]> = [
@@ -79,4 +79,13 @@ test('throttled: pieces of at most the limit\'s piece size, bytes unchanged, cou
   const plain: Buffer[] = [];
   for await (const p of throttled(src, null)) plain.push(p);
   assert.equal(plain.length, 3, 'without a limit, the chunks as they were');
+});
+
+test('bodyLimit: a body that would outlast the budget at the limit gets a bucket just fast enough; others the node\'s', () => {
+  const lim = new RateLimit(1 << 20);
+  assert.equal(bodyLimit(null, 1 << 30), null);
+  assert.equal(bodyLimit(lim, 100 << 20), lim);
+  assert.equal(bodyLimit(lim, BODY_BUDGET_S << 20), lim);
+  const own = bodyLimit(lim, 1 << 30);
+  assert.ok(own !== null && own !== lim && own.rate === Math.ceil((1 << 30) / BODY_BUDGET_S), `${own?.rate}`);
 });

@@ -11,7 +11,16 @@ import { readFrames, type Frame } from './protocol/frames.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
 import { WireBytes } from './wire-bytes.js';
-import { throttled, type RateLimit } from './rate-limit.js';
+import { bodyLimit, throttled, type RateLimit } from './rate-limit.js';
+
+/**
+ * The wait for an answer to a body of `bytes` sent at `limit`: the answer comes after the body, so the time to
+ * send it at the limit (twice: others share the bucket) counts on top of `ms`. undici counts its headers timeout
+ * from the start of the request and refreshes it only when the socket pushes back, which a paced body never does.
+ */
+function paced(limit: RateLimit | null, bytes: number, ms: number): number {
+  return limit === null ? ms : ms + Math.ceil((2 * bytes * 1000) / limit.rate);
+}
 
 export interface HelloInfo {
   readonly proto: number;
@@ -254,16 +263,21 @@ export class PeerClient {
     }
   }
 
-  /** Send a large file's frames; `onSent` hears of the bytes the request body took (at the limit's pace). */
-  async upload(fid: string, frames: AsyncIterable<Buffer>, onSent?: (n: number) => void): Promise<void> {
-    const body = Readable.from(throttled(frames, this.bwlimit, onSent), { highWaterMark: 1 });
-    const res = await this.#call('POST', this.#fs(`/upload?fid=${encodeURIComponent(fid)}`), { body, timeoutMs: 600_000 });
+  /**
+   * Send a large file's frames (`bytes` of blocks: the answer may take that long at the limit); `onSent` hears
+   * of the bytes the request body took (at the limit's pace).
+   */
+  async upload(fid: string, frames: AsyncIterable<Buffer>, o: { bytes?: number; onSent?: (n: number) => void } = {}): Promise<void> {
+    const lim = bodyLimit(this.bwlimit, o.bytes ?? 0);
+    const body = Readable.from(throttled(frames, lim, o.onSent), { highWaterMark: 1 });
+    const res = await this.#call('POST', this.#fs(`/upload?fid=${encodeURIComponent(fid)}`), { body, timeoutMs: paced(lim, o.bytes ?? 0, 600_000) });
     await res.body.dump();
   }
 
   async reint(node: string, body: Buffer): Promise<ReintResult> {
-    const sent = this.bwlimit === null ? body : Readable.from(throttled([body], this.bwlimit), { highWaterMark: 1 });
-    const res = await this.#call('POST', this.#fs(`/reint?node=${node}`), { body: sent, timeoutMs: 300_000 });
+    const lim = bodyLimit(this.bwlimit, body.length);
+    const sent = lim === null ? body : Readable.from(throttled([body], lim), { highWaterMark: 1 });
+    const res = await this.#call('POST', this.#fs(`/reint?node=${node}`), { body: sent, timeoutMs: paced(lim, body.length, 300_000) });
     return (await res.body.json()) as ReintResult;
   }
 

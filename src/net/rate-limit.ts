@@ -126,3 +126,19 @@ export async function writeLimited(w: Writable, buf: Buffer, limit: RateLimit | 
     await writeOrWait(w, p);
   }
 }
+
+/**
+ * The longest a request body may take at the limit (s): a server ends a request that is not in after 600 s
+ * (Node's requestTimeout, net/edge-guard.ts), whatever its pace, and the client cannot resume one.
+ */
+export const BODY_BUDGET_S = 500;
+
+/**
+ * The limit a request body of `bytes` goes at: the node's, unless at that rate it would not be in within
+ * BODY_BUDGET_S; then a bucket of its own, just fast enough (an upload of a file larger than 500 s of the
+ * limit goes faster than the limit rather than fail and be sent again for ever).
+ */
+export function bodyLimit(limit: RateLimit | null, bytes: number): RateLimit | null {
+  if (limit === null || bytes <= limit.rate * BODY_BUDGET_S) return limit;
+  return new RateLimit(Math.ceil(bytes / BODY_BUDGET_S));
+}

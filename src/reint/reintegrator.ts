@@ -19,6 +19,7 @@ import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
 import type { PeerClient } from '#net/peer-client.js';
+import { BODY_BUDGET_S, bodyLimit } from '#net/rate-limit.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { optimiseLml } from './lml-optimiser.js';
 import { EMPTY_SHA256 } from '#presto/disk.js';
@@ -210,12 +211,14 @@ export class Reintegrator {
     this.#lastActivity = d.clock.monotonic();
     const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node })];
     let bytes = 0;
+    // Under a bandwidth limit a batch is what it sends in 2 minutes at most (a server ends a request after 600 s).
+    const maxBytes = Math.min(MAX_BATCH_BYTES, (d.client.bwlimit?.rate ?? Infinity) * 120);
     const batch: LmlRecord[] = [];
     for (const r0 of lml) {
       const r = this.#sound(r0);
       const { record, payload } = await this.#withContent(r);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
-      if (batch.length > 0 && bytes + frame.length > MAX_BATCH_BYTES) break;
+      if (batch.length > 0 && bytes + frame.length > maxBytes) break;
       frames.push(frame);
       bytes += frame.length;
       batch.push(record);
@@ -527,6 +530,10 @@ export class Reintegrator {
       throw new IntersyncError('IO', `content of ${r.path} is not readable: ${(e as Error).message}`, { retriable: true, hint: 'retried once capture has caught up' });
     }
     const total = need.reduce((n, i) => n + blockLength(map, i), 0);
+    const limit = d.client.bwlimit ?? null;
+    if (bodyLimit(limit, total) !== limit) {
+      d.log.warn({ path: r.path, bytes: total, bwlimit: limit?.rate, budgetS: BODY_BUDGET_S }, 'upload faster than the bandwidth limit: at the limit it would outlast the server\'s request timeout');
+    }
     const t = d.transfers?.start('up', r.newPath ?? r.path, map.size, total);
     const head = [helloFrame({ node: d.node }), encodeFrame('content', { map })];
     // The transfer counts the bytes the request body took (at the bandwidth limit's pace), the head's aside.
@@ -557,7 +564,7 @@ export class Reintegrator {
       yield encodeFrame('end');
     };
     try {
-      await d.client.upload(r.fid, frames(), onSent);
+      await d.client.upload(r.fid, frames(), { bytes: total, onSent });
     } finally {
       t?.end();
       closeSync(fd);
