@@ -95,6 +95,8 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--safe-links', 'refuse symlinks from peers whose target is absolute or leaves the tree (stored; a client skips them)')
     .option('--conflict-policy <POLICY>', 'keep-both|server-wins|client-wins|newest-wins|hook[:discard] (stored; SIGHUP reloads it from the file)')
     .option('--conflict-hook <SCRIPT>', 'the script the hook policy asks (prints local, remote or both)')
+    .option('--versioning <MODE>', 'keep what peers overwrite or delete: off, trash (the last version of each file) or simple (--versions-keep of them); intersync versions DIR PATH lists them, intersync restore brings one back', String(defaultOf('versioning')))
+    .option('--versions-keep <AGE|N>', 'with --versioning: keep versions for this long (30d, 12h, 90m) or this many per file (10)', String(defaultOf('versions-keep')))
     .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
     .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
     .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')

@@ -17,6 +17,7 @@ import { errorLine, parseListen } from './output.js';
 import { resolveStateDir } from './state-dir.js';
 import { daemonCopyReporter } from './copy-progress.js';
 import type { DaemonConfig } from './daemon-config.js';
+import { versioningSettings, type VersioningSettings } from '#apply/versions.js';
 
 type Print = (line: string) => void;
 
@@ -47,6 +48,8 @@ export interface RunOptions {
   conflictHook?: string;
   logFormat?: string;
   metrics?: string;
+  versioning?: string;
+  versionsKeep?: string;
   ui?: boolean;
   adminPasswordFile?: string;
 }
@@ -146,6 +149,7 @@ interface Common {
   readonly clock: typeof systemClock;
   readonly logDir?: string;
   readonly settleMs?: number;
+  readonly versioning?: VersioningSettings;
   readonly onWarning: (err: IntersyncError) => void;
 }
 
@@ -162,6 +166,7 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     dir, debug, clock: systemClock,
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    ...(o.versioning === undefined || o.versioning === 'off' ? {} : { versioning: versioningSettings(o.versioning, o.versionsKeep ?? '30d') }),
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
   const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);
