@@ -3,7 +3,7 @@
 // as an ordinary local change that replicates; with versioning off nothing is kept, and a node's own changes
 // are never versioned. The keep rule (N copies, trash's one) prunes the older ones.
 import assert from 'node:assert/strict';
-import { readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { cmdRestore, cmdVersions, pickVersion, parseAt } from '#cli/version-cmds.js';
@@ -98,14 +98,27 @@ test('a peer\'s overwrite and delete are kept on a versioning node, listed, rest
   assert.deepEqual(versions(off), [], 'versioning off keeps nothing, whatever came');
 });
 
-test('keep-N and trash prune the older versions of a file', async (t) => {
-  const farm = await Farm.start(t, { clients: 0, prepare: (s) => writeFileSync(join(s, 'f.txt'), 'v0\n') });
+test('keep-N and trash prune the older versions of a file; a hard-linked file keeps its old inode, not a name of it', async (t) => {
+  const farm = await Farm.start(t, {
+    clients: 0,
+    prepare: (s) => {
+      writeFileSync(join(s, 'f.txt'), 'v0\n');
+      writeFileSync(join(s, 'h1'), 'linked\n');
+      linkSync(join(s, 'h1'), join(s, 'h2'));
+      writeFileSync(join(s, 'k1'), 'kept under k2\n');
+      linkSync(join(s, 'k1'), join(s, 'k2'));
+    },
+  });
   const s = farm.server;
   const simple = await farm.addClient(undefined, ['--versioning', 'simple', '--versions-keep', '2']);
   const trash = await farm.addClient(undefined, ['--versioning', 'trash']);
   await assertSettled(farm.all);
   for (let i = 1; i <= 4; i++) {
     writeFileSync(join(s, 'f.txt'), `v${i}\n`);
+    if (i === 1) {
+      writeFileSync(join(s, 'h1'), 'linked, written\n'); // both names: the clients give each the new inode
+      unlinkSync(join(s, 'k1')); // one name of two: the content lives on under k2
+    }
     await assertSettled(farm.all);
   }
   // Newest first: the two contents replaced last.
@@ -114,7 +127,13 @@ test('keep-N and trash prune the older versions of a file', async (t) => {
   // Two versions in one day: a date names both.
   const day = versions(simple, 'f.txt')[0]!.time.slice(0, 10);
   assert.throws(() => restore(simple, 'f.txt', day), { code: 'VERSION_AMBIGUOUS', message: /matches 2 versions of f\.txt/ });
-  await eventually('the clients log the pruning', () => farm.logMessages(simple, /version kept/).length, (n) => n === 4);
+  // The old inode of h1/h2 is in the store, not a third name of the new one: the tree's names are two.
+  assert.deepEqual(contents(versions(simple, 'h1')), ['linked\n']);
+  assert.equal(statSync(join(simple, 'h1')).nlink, 2);
+  assert.equal(statSync(join(simple, 'h1')).ino, statSync(join(simple, 'h2')).ino);
+  assert.equal(statSync(versions(simple, 'h1')[0]!.file).nlink, 1);
+  assert.deepEqual(versions(simple, 'k1'), []);
+  await eventually('the client logs every version it kept', () => farm.logMessages(simple, /version kept/).length, (n) => n === 5);
 });
 
 test('--at: a time names the content the file held then; a coarse time with several versions in it is ambiguous', () => {
