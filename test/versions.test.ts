@@ -89,7 +89,9 @@ test('a peer\'s overwrite and delete are kept on a versioning node, listed, rest
   assert.match(restore(c, 'a.txt', a[0]!.time).join('\n'), /restored a\.txt \(4 B\) from the version of a\.txt replaced at/);
   await assertSettled(farm.all);
   for (const d of farm.all) assert.equal(readFileSync(join(d, 'a.txt'), 'utf8'), 'one\n', d);
-  assert.deepEqual(contents(versions(s, 'a.txt')), ['two\n']);
+  const onServer = versions(s, 'a.txt');
+  assert.deepEqual(contents(onServer), ['two\n']);
+  assert.match(onServer[0]!.tid ?? '', /^0x[0-9a-f]{16}$/, 'the TID the server gave the client\'s write');
   assert.deepEqual(versions(s, 'b.txt'), [], 'a create over no file keeps nothing');
   // --to another name: a new file.
   restore(c, 'a.txt', a[0]!.tid!, 'old/a.txt');

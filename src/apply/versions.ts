@@ -115,7 +115,8 @@ export function listVersions(meta: string, path: string): Version[] {
   const slash = path.lastIndexOf('/');
   const dir = slash < 0 ? root : join(root, path.slice(0, slash));
   const base = storeBase(path.slice(slash + 1));
-  return entriesOf(dir, slash < 0 ? '' : path.slice(0, slash)).filter((v) => storeBase(v.path.slice(slash + 1)) === base).sort(newestFirst);
+  // Only this name's entries are looked at (a directory of the store holds its neighbours' versions too).
+  return entriesOf(dir, slash < 0 ? '' : path.slice(0, slash), undefined, `${base}~`).filter((v) => storeBase(v.path.slice(slash + 1)) === base).sort(newestFirst);
 }
 
 /** Every version in the store, grouped by path (newest first in each). */
@@ -148,7 +149,7 @@ function newestFirst(a: Version, b: Version): number {
   return b.time - a.time || (b.tid ?? '').localeCompare(a.tid ?? '');
 }
 
-function entriesOf(abs: string, rel: string, onDir?: (name: string) => void): Version[] {
+function entriesOf(abs: string, rel: string, onDir?: (name: string) => void, prefix = ''): Version[] {
   let ents: Dirent[];
   try {
     ents = readdirSync(abs, { withFileTypes: true });
@@ -162,7 +163,7 @@ function entriesOf(abs: string, rel: string, onDir?: (name: string) => void): Ve
       onDir?.(e.name);
       continue;
     }
-    const p = e.isFile() ? parseEntry(e.name) : null;
+    const p = e.isFile() && e.name.startsWith(prefix) ? parseEntry(e.name) : null;
     if (p === null) continue;
     const file = join(abs, e.name);
     let size: number;
