@@ -93,6 +93,7 @@ test('a peer\'s overwrite and delete are kept on a versioning node, listed, rest
   assert.deepEqual(contents(onServer), ['two\n']);
   assert.match(onServer[0]!.tid ?? '', /^0x[0-9a-f]{16}$/, 'the TID the server gave the client\'s write');
   assert.deepEqual(versions(s, 'b.txt'), [], 'a create over no file keeps nothing');
+  assert.deepEqual(versions(c, 'a.txt').map((v) => v.tid), [a[0]!.tid], 'the restore, a change made here, is not versioned here');
   // --to another name: a new file.
   restore(c, 'a.txt', a[0]!.tid!, 'old/a.txt');
   await assertSettled(farm.all);
