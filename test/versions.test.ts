@@ -3,13 +3,14 @@
 // as an ordinary local change that replicates; with versioning off nothing is kept, and a node's own changes
 // are never versioned. The keep rule (N copies, trash's one) prunes the older ones.
 import assert from 'node:assert/strict';
-import { linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { linkSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { pino } from 'pino';
 import { test } from 'node:test';
 import { cmdRestore, cmdVersions, pickVersion, parseAt } from '#cli/version-cmds.js';
 import { cmdStatus } from '#cli/commands.js';
-import type { Version } from '#apply/versions.js';
-import { cli } from './helpers.js';
+import { VersionStore, allVersions, parseKeep, versionStats, versioningSettings, versionsDir, type Version } from '#apply/versions.js';
+import { cli, tmpDir } from './helpers.js';
 import { Farm, assertSettled, eventually } from './farm.js';
 
 interface Listed { path: string; time: string; tid: string | null; how: string; size: number; hash: string | null; file: string }
@@ -153,4 +154,36 @@ test('--at: a time names the content the file held then; a coarse time with seve
   assert.equal(pickVersion(list, 'f', '10m', t0 + 600_000 + 1000).tid, '0x0000000000000003');
   assert.deepEqual(parseAt('2026-12-06', 0), { start: Date.parse('2026-12-06'), end: Date.parse('2026-12-06') + 86_400_000 });
   assert.equal(parseAt('soon', 0), null);
+});
+
+test('prune: simple keeps what is younger than the age, per file; trash keeps the newest one, within the age', () => {
+  const dir = tmpDir('intersync-versions-');
+  try {
+    const now = Date.parse('2026-12-06T03:00:00.000Z');
+    const put = (path: string, agoMs: number): void => {
+      const name = `${path}~${new Date(now - agoMs).toISOString().replace(/[-:]/g, '')}~-~-~r`;
+      mkdirSync(join(versionsDir(dir.path), dirname(name)), { recursive: true });
+      writeFileSync(join(versionsDir(dir.path), name), `${path} ${agoMs}\n`);
+    };
+    const store = (mode: 'simple' | 'trash', keep: string): VersionStore =>
+      new VersionStore(dir.path, versioningSettings(mode, keep), pino({ level: 'silent' }), () => now);
+    put('a', 7_200_000);
+    put('a', 1_800_000);
+    put('d/a', 600_000);
+    put('d/a', 7_200_000);
+    put('d/b', 60_000);
+    assert.equal(store('simple', '1h').prune(), 2);
+    const left = (): string[] => [...allVersions(dir.path)].flatMap(([p, l]) => l.map((v) => `${p} ${now - v.time}`)).sort();
+    assert.deepEqual(left(), ['a 1800000', 'd/a 600000', 'd/b 60000']);
+    put('d/b', 30_000);
+    assert.equal(store('trash', '20m').prune(), 2, 'd/b\'s older one, and a (older than 20m)');
+    assert.deepEqual(left(), ['d/a 600000', 'd/b 30000']);
+    assert.deepEqual(versionStats(dir.path).count, 2);
+    assert.equal(store('simple', '1').prune(), 0);
+    assert.deepEqual(parseKeep('0'), undefined);
+    assert.deepEqual(parseKeep('90m'), { ageMs: 5_400_000 });
+    assert.deepEqual(parseKeep('3'), { count: 3 });
+  } finally {
+    dir.cleanup();
+  }
 });
