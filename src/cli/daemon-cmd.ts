@@ -142,6 +142,8 @@ export function addJoinCommand(program: Command, print: Print): void {
     .option('--replicate', 'register as a replicator, receiving every update', false)
     .option('--connect-timeout <SECONDS>', 'wait for the server, retrying with backoff, at most this long (default: as long as it takes)', positiveInt('--connect-timeout'))
     .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
+    .option('--versioning <MODE>', 'keep what peers overwrite or delete: off, trash or simple (default: off)')
+    .option('--versions-keep <AGE|N>', 'with --versioning: for this long (30d) or this many per file (10) (default: 30d)')
     .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
     .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {
       if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');
