@@ -35,6 +35,8 @@ export class Farm {
   readonly #cleanups: Array<() => void> = [];
   readonly #serverArgs: readonly string[];
   readonly #clientArgs: readonly string[];
+  /** A client's own extra arguments (addClient), after the farm's. */
+  readonly #ownArgs = new Map<string, readonly string[]>();
   readonly #proxies = new Map<string, ChaosProxy>();
   #proxied = false;
 
@@ -70,10 +72,11 @@ export class Farm {
 
   /**
    * A new client directory (or `dir`, an empty one the test owns), its daemon started (it makes its first copy
-   * before it says it serves).
+   * before it says it serves), with `args` of its own after the farm's client arguments.
    */
-  async addClient(dir = this.#tmp('intersync-cli-')): Promise<string> {
+  async addClient(dir = this.#tmp('intersync-cli-'), args: readonly string[] = []): Promise<string> {
     this.#logDirs.set(dir, this.#tmp('intersync-logs-'));
+    this.#ownArgs.set(dir, args);
     this.clients.push(dir);
     await this.startNode(dir);
     return dir;
@@ -94,7 +97,7 @@ export class Farm {
     const port = this.#proxies.get(dir)?.port ?? this.port;
     const p = dir === this.server
       ? await spawnServer(dir, logDir, this.port, [...this.#serverArgs])
-      : await spawnClient(dir, logDir, port, this.secret, [...this.#clientArgs]);
+      : await spawnClient(dir, logDir, port, this.secret, [...this.#clientArgs, ...(this.#ownArgs.get(dir) ?? [])]);
     this.#procs.set(dir, p);
   }
 

@@ -24,6 +24,7 @@ import { FsThread, failureError } from './fs-thread.js';
 import { localize } from './local-attrs.js';
 import { namesAsJournaled, renewNames } from './other-names.js';
 import { SAFE_ATTRS, type AttrPolicy } from '#policy/attr-policy.js';
+import type { PendingVersion, VersionStore } from './versions.js';
 
 /** Content staged in the fileset's tmp folder, ready to be renamed into place. */
 export interface Staged {
@@ -62,6 +63,8 @@ export interface ApplyDeps {
   readonly log: Logger;
   /** The fileset's attribute policy as this node applies it (read per call: `intersync config` may change it); safe when absent. */
   readonly attrs?: () => AttrPolicy;
+  /** Where the content a peer's change replaces or removes is kept (versions.ts); none kept when absent. */
+  readonly versions?: VersionStore;
 }
 
 const CONTENT_KINDS = new Set(['create', 'write', 'truncate']);
@@ -295,8 +298,11 @@ export class ApplyPath {
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
     let swappedFrom: string | null = null; // and the inode they had
+    let version: PendingVersion | null = null;
     try {
       const abs = confine(this.#d.root, d.path);
+      // The old content a write or removal replaces, kept when this node keeps versions (versions.ts).
+      version = this.#d.versions?.begin(d, this.#d.db, abs) ?? null;
       // A rename or setattr keeps the file's content: if it changed here since it was journaled (capture is a
       // moment behind), the identity stored after must not vouch for it, so that capture reads it again.
       // So with a link: the stat after it is every name's of the inode, and a write made through one of them a
@@ -327,7 +333,7 @@ export class ApplyPath {
             // it then replaced on every node (chaos seeds 9202 and 9203, "DESTROYED"; link-apply-atomic.test.ts).
             const others = this.#otherNamesOnDisk(d, existing);
             if (others !== null) {
-              const old = existing.size >= DELTA_THRESHOLD ? this.#keepAside(abs) : null;
+              const old = existing.size >= DELTA_THRESHOLD || version !== null ? this.#keepAside(abs) : null;
               tryLchown(staged.file, d.uid, d.gid);
               chmodSync(staged.file, d.mode);
               utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
@@ -351,10 +357,11 @@ export class ApplyPath {
               others.forEach((x, i) => renameSync(tmps[i]!, join(this.#d.root, x.path)));
               renameSync(staged.file, abs);
               consumed = true;
-              if (old !== null) void unlink(old).catch(() => undefined);
+              if (old !== null) this.#freeOld(old, version);
               break;
             }
             // A name of the inode the journal does not know as one: the content goes into the inode in place.
+            version?.copyOf(abs);
             copyFileSync(staged.file, abs);
             rmSync(staged.file, { force: true });
             consumed = true;
@@ -368,11 +375,11 @@ export class ApplyPath {
             chmodSync(staged.file, d.mode);
             utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
           }
-          const old = existing?.type === 'file' && existing.size >= DELTA_THRESHOLD ? this.#keepAside(abs) : null;
+          const old = existing?.type === 'file' && (existing.size >= DELTA_THRESHOLD || version !== null) ? this.#keepAside(abs) : null;
           renameSync(staged.file, abs);
           consumed = true;
           // The old version's blocks are freed by the thread pool, after this: freeing a GiB took the rename a second.
-          if (old !== null) void unlink(old).catch(() => undefined);
+          if (old !== null) this.#freeOld(old, version);
           break;
         }
         case 'mkdir':
@@ -401,7 +408,7 @@ export class ApplyPath {
           break;
         }
         case 'unlink':
-          rmIfThere(() => unlinkSync(abs));
+          rmIfThere(() => version?.moveIn(abs) === true || unlinkSync(abs));
           after = null;
           break;
         case 'rmdir':
@@ -444,12 +451,14 @@ export class ApplyPath {
           if (swappedFrom !== null && st !== null) this.#d.db.inodeReplaced(swappedFrom, st.ino);
         });
         metrics().applied(1);
+        version?.committed();
       } catch (e) {
         if (!merged) this.#undo(d, abs, after);
         if (inflight !== null) this.#d.db.clearInflight(inflight);
         throw e;
       }
     } finally {
+      version?.end();
       if (staged !== null && !consumed) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);
       for (const x of swapped) this.#d.guard.release(x.path);
@@ -629,6 +638,11 @@ export class ApplyPath {
     } catch {
       return null;
     }
+  }
+
+  /** The old inode's link #keepAside made, once the new content is in place: a version (versions.ts), or freed. */
+  #freeOld(old: string, version: PendingVersion | null): void {
+    if (version?.take(old) !== true) void unlink(old).catch(() => undefined);
   }
 
   /** A fresh temp path in the fileset's temp folder, on the same file system as the tree. */

@@ -19,6 +19,8 @@ import type { ReintStatus } from '#reint/reintegrator.js';
 import type { Transfer } from '#core/transfers.js';
 import { formatRate } from '#net/rate-limit.js';
 import { digestOfDisk } from '#presto/scan.js';
+import { versionStats } from '#apply/versions.js';
+import { readPublished } from './daemon-config.js';
 import { fmtAge, fmtBytes } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
@@ -162,6 +164,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       // This node's own disk refusing writes for want of space, as the daemon saw it last (null when not, or not running).
       diskFull: running ? (daemon.diskFull ?? null) : null,
       conflicts: conflictCounts(db),
+      // What peers replaced or removed, kept here (apply/versions.ts); the mode as the running daemon has it.
+      versions: { ...versionStats(paths.meta), versioning: running ? (readPublished(paths.dir, paths.name)?.keys.find((k) => k.key === 'versioning')?.value ?? null) : null },
       capture: running ? daemon.capture : null,
       server: role === 'server' ? {
         url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
@@ -233,6 +237,9 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       if (s.server.bytesIn !== null && s.server.bytesOut !== null) print(`  bytes on the wire since start: ${fmtBytes(s.server.bytesIn)} in, ${fmtBytes(s.server.bytesOut)} out${s.server.bwlimit === null ? '' : `; limit ${formatRate(s.server.bwlimit)}`}`);
     }
     print(`  conflicts: ${s.conflicts.open} open, ${s.conflicts.settled} settled`);
+    if (s.versions.count > 0 || (s.versions.versioning !== null && s.versions.versioning !== 'off')) {
+      print(`  versions kept: ${s.versions.count}, ${fmtBytes(s.versions.bytes)}${s.versions.versioning === null ? '' : ` (versioning ${String(s.versions.versioning)})`}; intersync versions ${s.dir} lists them`);
+    }
     const c = s.capture;
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);

@@ -8,6 +8,7 @@ import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
 import { parseRate } from '#net/rate-limit.js';
+import { parseKeep } from '#apply/versions.js';
 
 export type ConfigValue = string | number | boolean;
 
@@ -54,6 +55,8 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'conflict-policy', type: 'string', default: 'keep-both', live: true, stored: true, doc: `conflict policy: ${POLICY_NAMES.join('|')}[:discard]`, check: (v) => (parsePolicy(String(v)) === undefined ? `not one of ${POLICY_NAMES.join(', ')} (optionally with :discard)` : undefined) },
   { key: 'conflict-hook', type: 'path', live: true, stored: true, doc: 'the script the hook policy asks (prints local, remote or both)' },
   { key: 'bwlimit', type: 'string', live: false, doc: 'limit content transfers (both directions, all peers together) to RATE bytes per second: k, m, g suffixes (KiB/s, MiB/s, GiB/s), e.g. "2m"; 0 or unset: no limit', check: (v) => tryReason(() => parseRate(String(v), 'bwlimit')) },
+  { key: 'versioning', type: 'enum', values: ['off', 'trash', 'simple'], default: 'off', live: false, doc: 'keep what peers overwrite or delete in DIR/.intermezzo/<fileset>/versions: off; trash (the last version of each file); simple (versions-keep of them)' },
+  { key: 'versions-keep', type: 'string', default: '30d', live: false, doc: 'versions kept: an age (30d, 12h, 90m) or a number of copies per file (10); trash keeps one, for at most that age', check: (v) => (parseKeep(String(v)) === undefined ? 'neither an age (30d, 12h, 90m) nor a number of copies (10)' : undefined) },
   { key: 'metrics', type: 'string', live: false, doc: 'also serve /metrics (Prometheus text, no credential) on this ADDR:PORT; /metrics on the main port always needs the credential', check: (v) => (ADDR_RE.test(String(v)) ? undefined : 'not ADDR:PORT') },
   { key: 'ui', type: 'bool', default: false, live: false, doc: 'server: serve the dashboard at /ui/ on the main port (login with the fileset secret or the admin password)' },
   { key: 'admin-password-file', type: 'path', live: false, doc: 'server: a file holding a password that also opens the dashboard' },

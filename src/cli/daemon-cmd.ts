@@ -96,6 +96,8 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--conflict-policy <POLICY>', 'keep-both|server-wins|client-wins|newest-wins|hook[:discard] (stored; SIGHUP reloads it from the file)')
     .option('--conflict-hook <SCRIPT>', 'the script the hook policy asks (prints local, remote or both)')
     .option('--bwlimit <RATE>', 'limit content transfers (first copy, forwarded records, fetches, uploads; both directions, all peers together) to RATE bytes (not bits) per second, as rsync: k, m, g are KiB/s, MiB/s, GiB/s (e.g. 2m); 0: no limit (default)')
+    .option('--versioning <MODE>', 'keep what peers overwrite or delete: off, trash (the last version of each file) or simple (--versions-keep of them); intersync versions DIR PATH lists them, intersync restore brings one back', String(defaultOf('versioning')))
+    .option('--versions-keep <AGE|N>', 'with --versioning: keep versions for this long (30d, 12h, 90m) or this many per file (10)', String(defaultOf('versions-keep')))
     .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
     .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
     .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')
@@ -143,6 +145,8 @@ export function addJoinCommand(program: Command, print: Print): void {
     .option('--connect-timeout <SECONDS>', 'wait for the server, retrying with backoff, at most this long (default: as long as it takes)', positiveInt('--connect-timeout'))
     .option('--insecure-http', 'allow a plain-HTTP server outside the loopback address', false)
     .option('--bwlimit <RATE>', 'limit content transfers to RATE bytes (not bits) per second: k, m, g are KiB/s, MiB/s, GiB/s (e.g. 2m)')
+    .option('--versioning <MODE>', 'keep what peers overwrite or delete: off, trash or simple (default: off)')
+    .option('--versions-keep <AGE|N>', 'with --versioning: for this long (30d) or this many per file (10) (default: 30d)')
     .addHelpText('after', '\nExample:\n  intersync join isync1-eyJ2Ijo… /imports/site\n  later restarts: intersync --server https://srv:7777 /imports/site')
     .action(async (token: string, dir: string, o: Partial<RunOptions>, cmd: Command) => {
       if (!isJoinToken(token)) throw IntersyncError.BAD_TOKEN('it does not start with isync1-');

@@ -14,6 +14,7 @@ import { addConflictCommands, addJournalCommands, addLinkCommands, addMkfsComman
 import { addConfigCommand } from './config-cmd.js';
 import { addTrustCommands } from './trust.js';
 import { addOpsCommands } from './ops.js';
+import { addVersionCommands } from './version-cmds.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -39,6 +40,7 @@ function build(): Command {
   addLinkCommands(program, print);
   addConfigCommand(program, print);
   addConflictCommands(program, print);
+  addVersionCommands(program, print);
   addTrustCommands(program, print);
   addOpsCommands(program, print);
 

@@ -19,6 +19,7 @@ import { resolveStateDir } from './state-dir.js';
 import { daemonCopyReporter } from './copy-progress.js';
 import { watchWork } from './work-progress.js';
 import type { DaemonConfig } from './daemon-config.js';
+import { versioningSettings, type VersioningSettings } from '#apply/versions.js';
 
 type Print = (line: string) => void;
 
@@ -49,6 +50,8 @@ export interface RunOptions {
   conflictHook?: string;
   logFormat?: string;
   metrics?: string;
+  versioning?: string;
+  versionsKeep?: string;
   ui?: boolean;
   adminPasswordFile?: string;
   bwlimit?: string;
@@ -149,6 +152,7 @@ interface Common {
   readonly clock: typeof systemClock;
   readonly logDir?: string;
   readonly settleMs?: number;
+  readonly versioning?: VersioningSettings;
   readonly onWarning: (err: IntersyncError) => void;
 }
 
@@ -165,6 +169,7 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     dir, debug, clock: systemClock,
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    ...(o.versioning === undefined || o.versioning === 'off' ? {} : { versioning: versioningSettings(o.versioning, o.versionsKeep ?? '30d') }),
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
   const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);

@@ -40,7 +40,9 @@ export type ErrorCode =
   | 'TLS_PIN_MISMATCH'
   | 'INSECURE_HTTP'
   | 'BAD_TOKEN'
-  | 'BAD_CONFIG';
+  | 'BAD_CONFIG'
+  | 'NO_SUCH_VERSION'
+  | 'VERSION_AMBIGUOUS';
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
@@ -252,6 +254,18 @@ export class IntersyncError extends Error {
   static CONTENT_GONE(what: string): IntersyncError {
     return new IntersyncError('CONTENT_GONE', `content ${what} is no longer on the server`, {
       hint: 'a later record brings the newer content', retriable: true,
+    });
+  }
+
+  static NO_SUCH_VERSION(path: string, why: string): IntersyncError {
+    return new IntersyncError('NO_SUCH_VERSION', `no version of ${path} ${why}`, {
+      hint: `intersync versions DIR ${path} lists the versions kept (only with --versioning trash or simple, of what peers replaced or removed)`,
+    });
+  }
+
+  static VERSION_AMBIGUOUS(path: string, at: string, times: readonly string[]): IntersyncError {
+    return new IntersyncError('VERSION_AMBIGUOUS', `${at} matches ${times.length} versions of ${path}: ${times.join(', ')}`, {
+      hint: 'give the time to the millisecond as intersync versions lists it, or the TID',
     });
   }
 

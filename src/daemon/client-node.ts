@@ -47,6 +47,7 @@ import { chooseLogDir, createLogger } from './logger.js';
 import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { diskFullState } from './disk-state.js';
+import { VersionStore, type VersioningSettings } from '#apply/versions.js';
 
 export interface ClientNodeOptions {
   readonly dir: string;
@@ -62,6 +63,8 @@ export interface ClientNodeOptions {
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
+  /** Keep what the server's records overwrite or delete (apply/versions.ts); none kept when absent. */
+  readonly versioning?: VersioningSettings;
   readonly clock: Clock;
   /** Shown a copy's progress (the first copy, and each resync's). */
   readonly copyObserver?: CopyObserver;
@@ -145,6 +148,7 @@ export class ClientNode {
   /** This node's own disk refusing writes for want of space: a state, retried by each step, shown in status. */
   readonly disk: DiskFullState;
   readonly #status: StatusPublisher;
+  readonly #versions: VersionStore | undefined;
   /** A batch on its way to the server and a server record being applied (or a resync) never overlap. */
   readonly #exchange = new Mutex();
   readonly log: Logger;
@@ -197,9 +201,12 @@ export class ClientNode {
     this.disk = diskFullState(o.clock, this.log);
     this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
+    this.#versions = o.versioning === undefined ? undefined : new VersionStore(paths.meta, o.versioning, l.log.child({ component: 'versions' }));
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
+      ...(this.#versions === undefined ? {} : { versions: this.#versions }),
     });
+    this.#versions?.startPruning();
     const transfers = this.transfers;
     this.#source = {
       blockMap: (d) => client.blockMap(d.fid),
@@ -375,6 +382,7 @@ export class ClientNode {
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
     if (this.#offlineTimer !== undefined) clearInterval(this.#offlineTimer);
     if (this.#ackTimer !== undefined) clearTimeout(this.#ackTimer);
+    this.#versions?.stop();
     await this.capture.stop();
     await Promise.allSettled(this.#loops);
     this.#writeStatus();

@@ -34,6 +34,7 @@ import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { diskFullState } from './disk-state.js';
 import type { RateLimit } from '#net/rate-limit.js';
+import { VersionStore, type VersioningSettings } from '#apply/versions.js';
 
 export interface ListenOptions {
   readonly host: string;
@@ -63,6 +64,8 @@ export interface FilesetNodeOptions {
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
+  /** Keep what clients' records overwrite or delete (apply/versions.ts); none kept when absent. */
+  readonly versioning?: VersioningSettings;
   readonly pollMs?: number;
   readonly clock: Clock;
   readonly watchFn?: WatchFn;
@@ -101,6 +104,7 @@ export class FilesetNode {
   readonly #startedAt: number;
   #statusTimer: NodeJS.Timeout | undefined;
   readonly #status: StatusPublisher;
+  readonly #versions: VersionStore | undefined;
 
   private constructor(o: FilesetNodeOptions, paths: FilesetPaths, db: FilesetDb, created: boolean) {
     this.#opts = o;
@@ -122,10 +126,13 @@ export class FilesetNode {
     this.disk = diskFullState(o.clock, this.log);
     this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
+    this.#versions = o.versioning === undefined ? undefined : new VersionStore(paths.meta, o.versioning, l.log.child({ component: 'versions' }));
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }),
       attrs: () => attrPolicyOf((k) => db.getMeta(k)),
+      ...(this.#versions === undefined ? {} : { versions: this.#versions }),
     });
+    this.#versions?.startPruning();
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
@@ -328,6 +335,7 @@ export class FilesetNode {
 
   async stop(): Promise<void> {
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
+    this.#versions?.stop();
     await this.server?.close();
     this.#identity?.close();
     await this.capture.stop();
