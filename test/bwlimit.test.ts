@@ -6,9 +6,11 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { validateValue } from '#cli/config-schema.js';
+import { IntersyncError } from '#core/errors.js';
 import { cli, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 const MiB = 1 << 20;
@@ -130,4 +132,23 @@ test('--bwlimit 2m on a server: what it sends and what it receives at 2 MiB/s (4
   const name = p.serverLines.map((l) => /^(upload \(new file [^)]+\)): done/.exec(l.line)?.[1]).find((x) => x !== undefined)!;
   check('client -> server, server limited', measured(p.serverLines, name), 2 * MiB);
   await waitConverged([p.srv, p.cl]);
+});
+
+test('a bad --bwlimit, on the command line or in the config file, is refused with its code before anything is made', () => {
+  const dir = tmpDir('intersync-bw-bad-');
+  try {
+    const r = cli(['--listen', '127.0.0.1:0', '--bwlimit', '2x', dir.path]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--bwlimit "2x" is not a rate \[BAD_ARGUMENT\]/);
+    assert.equal(existsSync(join(dir.path, '.intermezzo')), false, 'no fileset left behind');
+    const conf = join(dir.path, 'c.toml');
+    writeFileSync(conf, 'bwlimit = "100"\n');
+    const f = cli(['--config', conf, '--listen', '127.0.0.1:0', dir.path]);
+    assert.equal(f.code, 1, f.stderr);
+    assert.match(f.stderr, /bwlimit = "100": .*below the smallest limit.*\[BAD_CONFIG\]/);
+    assert.equal(validateValue('f', 'bwlimit', '2m'), '2m');
+    assert.throws(() => validateValue('f', 'bwlimit', 'fast'), (e: unknown) => e instanceof IntersyncError && e.code === 'BAD_CONFIG');
+  } finally {
+    dir.cleanup();
+  }
 });
