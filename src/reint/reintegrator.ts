@@ -214,14 +214,17 @@ export class Reintegrator {
     // Under a bandwidth limit a batch is what it sends in 2 minutes at most (a server ends a request after 600 s).
     const maxBytes = Math.min(MAX_BATCH_BYTES, (d.client.bwlimit?.rate ?? Infinity) * 120);
     const batch: LmlRecord[] = [];
+    // The names this batch makes ahead of each record: the server has them when it reaches it.
+    const ahead = new Set<Fid>();
     for (const r0 of lml) {
       const r = this.#sound(r0);
-      const { record, payload } = await this.#withContent(r);
+      const { record, payload } = await this.#withContent(r, ahead);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
       if (batch.length > 0 && bytes + frame.length > maxBytes) break;
       frames.push(frame);
       bytes += frame.length;
       batch.push(record);
+      if (record.kind === 'create' || record.kind === 'link') ahead.add(record.fid);
     }
     frames.push(encodeFrame('end'));
     const paths = batch.flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath]));
@@ -291,11 +294,17 @@ export class Reintegrator {
       const elsewhere = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#objectElsewhere(refusal.seq, refusal.error?.message ?? '') : undefined;
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
-        // here): the content goes as a file of its own, rather than a resync that makes the same link again.
-        d.db.rewriteLml([this.#asOwnFile(orphan)], []);
+        // here): it links to another name of the inode here that the server knows, and with none the content
+        // goes as a file of its own, rather than a resync that makes the same link again. Before, it always
+        // went as a file of its own: two such links to one inode here were two files on the server (chaos
+        // seed 9205, c1: beta/d.conflict-…-5f.md and gamma.conflict-…-1b/c, "hard-link group differs").
+        const other = this.#otherName(orphan.fid, new Set(), orphan.targetFid ?? null);
+        d.db.rewriteLml([other === undefined ? this.#asOwnFile(orphan) : { ...orphan, target: other.path, targetFid: other.fid }], []);
         this.#tries.delete(refusal.seq);
         this.#waitFor = null;
-        d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target }, 'a hard link whose other name the server does not have: sent as a file of its own');
+        d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target, linkedTo: other?.path }, other === undefined
+          ? 'a hard link whose other name the server does not have: sent as a file of its own'
+          : 'a hard link whose other name the server does not have: sent as a link to a name of the inode it has');
       } else if (elsewhere !== undefined) {
         // Made against the server's version of the object, at a name the object no longer has there: the
         // record's name is bookkeeping this node got wrong (the version says it saw the object's last change),
@@ -417,7 +426,7 @@ export class Reintegrator {
   }
 
   /** The record with the content it names; a file changed since ships its current content instead. */
-  async #withContent(r0: LmlRecord): Promise<{ record: LmlRecord; payload: Buffer | null }> {
+  async #withContent(r0: LmlRecord, ahead: ReadonlySet<Fid> = new Set()): Promise<{ record: LmlRecord; payload: Buffer | null }> {
     const d = this.#d;
     let r = r0;
     if (r.kind === 'link') {
@@ -432,10 +441,14 @@ export class Reintegrator {
       // of the link only, a file made here and moved after the link (not accepted yet: no name the server knows
       // of the inode) sent the link as a file of its own: the server held two files where this node held one,
       // for good (chaos seed 9207, c2: alpha/f.json linked to beta/b.txt, which went on to beta/a.txt).
+      // A name of the inode that this batch makes ahead of the link counts as one the server knows: two links
+      // made here to a name removed here since (neither accepted yet) went as two files of their own, one
+      // inode here, two files on the server (chaos seed 9202, c1: beta/d.md, kept beside as a conflict copy,
+      // and epsilon/sub/b.txt, both linked to epsilon/a.txt, removed here; "hard-link group differs").
       const byFid = r.targetFid === undefined || r.targetFid === null ? undefined : d.db.objectByFid(r.targetFid);
       const t = byFid?.type === 'file' ? byFid : r.target === null ? undefined : d.db.objectByPath(r.target);
       if (t === undefined || t.type !== 'file') {
-        const other = this.#otherName(r.fid);
+        const other = this.#otherName(r.fid, ahead);
         r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
       }
     }
@@ -488,11 +501,14 @@ export class Reintegrator {
     return { ...r, ...attrs, kind: 'create', target: null };
   }
 
-  /** A name the server knows of the inode `fid` is on here, other than `fid` and on disk as that inode (none: undefined). */
-  #otherName(fid: Fid): ObjectRow | undefined {
+  /**
+   * A name of the inode `fid` is on here, other than `fid` and `not`, on disk as that inode, that the server knows
+   * (accepted) or that the batch being read makes ahead of the record (`ahead`); none: undefined.
+   */
+  #otherName(fid: Fid, ahead: ReadonlySet<Fid> = new Set(), not: Fid | null = null): ObjectRow | undefined {
     const o = this.#d.db.objectByFid(fid);
     if (o?.type !== 'file' || o.ino === null) return undefined;
-    return linkOnDisk(this.#d.db, this.#d.root, o.ino, fid, (x) => x.version !== NO_VERSION);
+    return linkOnDisk(this.#d.db, this.#d.root, o.ino, fid, (x) => x.fid !== not && (x.version !== NO_VERSION || ahead.has(x.fid)));
   }
 
   /**
