@@ -16,7 +16,7 @@ import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConf
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
-import { localNamesOf } from './local-names.js';
+import { localNamesOf, renamesOver } from './local-names.js';
 
 export interface ResolverDeps {
   readonly db: FilesetDb;
@@ -113,7 +113,7 @@ export class ConflictResolver {
     const db = this.#d.db;
     const renames = db.pendingRenames();
     // In this node's names, as ClientNode#applyForwarded places the record (by its parent's fid too).
-    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid));
+    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid));
     const local = here();
     if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;
     let undone = false;
