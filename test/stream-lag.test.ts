@@ -10,7 +10,7 @@ import { chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmdirSync, stat
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from './helpers.js';
-import { Farm, assertSettled, eventually, journaled, readOrNull } from './farm.js';
+import { Farm, assertSettled, eventually, journaled, readOrNull, treeFiles } from './farm.js';
 
 for (const how of ['moved', 'made'] as const) {
 test(`a directory removed on a client whose stream lags, after the server ${how} a file in it and ${how === 'moved' ? 'out of it' : 'removed it'}, is gone everywhere${how === 'moved' ? ' and the file stays' : ''}`, { timeout: 120_000 }, async (t) => {
@@ -79,6 +79,41 @@ test('a chmod through one name of a hard link on a client whose stream lags, aft
     assert.equal(a.ino, h.ino, `${d}: alpha/b.txt and delta/h are one inode`);
     assert.equal(a.mode & 0o777, 0o600, `${d}: the chmod made through delta/h`);
     assert.equal(existsSync(join(d, 'beta/h')), false, `${d}: beta/h moved`);
+  }
+  assert.deepEqual(farm.logMessages(c, /resync|does not apply/i), [], `the client never resynced: ${why()}`);
+});
+
+test('a file written on a client whose stream lags, after the server wrote it and the client\'s move of its directory was accepted: the server\'s write at the new name, the client\'s beside it', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (ClientNode#applyForwarded naming the record through this node's own changes the
+  // server accepted after it, FilesetDb#renamesAfter): the server's "write alpha/e" met the client's pending
+  // write of beta/e, and the conflict step took the record's name for the server's name now. It put the file
+  // back at alpha/e, where no directory was any more (the client's `mv alpha beta` was accepted after the
+  // server's write): "parent alpha does not exist here", three times, and a resync (chaos seed 9208, c3).
+  const farm = await Farm.start(t, { clients: 1, proxied: true });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  let before = journalState(s).lastTid;
+  mkdirSync(join(s, 'alpha'));
+  writeFileSync(join(s, 'alpha/e'), 'made on the server\n');
+  await journaled(s, before);
+  await assertSettled(farm.all);
+  farm.proxyOf(c).stallStreams();
+  before = journalState(s).lastTid;
+  writeFileSync(join(s, 'alpha/e'), 'written on the server\n');
+  await journaled(s, before);
+  renameSync(join(c, 'alpha'), join(c, 'beta'));
+  const why = (): string => JSON.stringify(farm.logMessages(c, /refused|resync|does not apply|conflict|redo/));
+  await eventually('the server accepts the client\'s move', () => existsSync(join(s, 'beta')) && journalState(c).lml === 0, (v) => v, 20_000, why);
+  writeFileSync(join(c, 'beta/e'), 'written on the client\n');
+  await eventually('the server refuses the client\'s write (made against the version before its own)', () => farm.logMessages(c, /reintegration refused/).length, (n) => n > 0, 20_000, why);
+  farm.proxyOf(c).resumeStreams();
+  await assertSettled(farm.all);
+  for (const d of farm.all) {
+    const files = [...treeFiles(d)].sort();
+    assert.equal(files.length, 2, `${d}: beta/e and one conflict copy (${JSON.stringify(files)}; client: ${why()})`);
+    assert.deepEqual(files[0], ['beta/e', 'written on the server\n'], `${d}: the server's write at beta/e`);
+    assert.match(files[1]![0], /^beta\/e\.conflict-/, `${d}: the client's write beside it`);
+    assert.equal(files[1]![1], 'written on the client\n', `${d}: the client's write beside it`);
   }
   assert.deepEqual(farm.logMessages(c, /resync|does not apply/i), [], `the client never resynced: ${why()}`);
 });

@@ -34,7 +34,7 @@ import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
-import { localNamesOf } from '#reint/local-names.js';
+import { localNamesOf, renamesOver } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
@@ -657,9 +657,9 @@ export class ClientNode {
       if (fetch.length > 0) await this.#catchUp(fetch);
       return;
     }
-    // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
-    // with the modes and owners this node takes from a peer (what it applies is what it journals).
-    const place = (): KmlRecord => this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid)));
+    // In this node's names: below a directory renamed here and not accepted yet, or by a change of ours the
+    // server accepted after this record (renamesOver), a server path is elsewhere; with the modes and owners this node takes from a peer (what it applies is what it journals).
+    const place = (): KmlRecord => this.apply.localize(placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid)));
     let r: KmlRecord;
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');

@@ -163,6 +163,7 @@ export class FilesetDb {
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
       kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
+      kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
       kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
       lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
@@ -627,6 +628,14 @@ export class FilesetDb {
   ownRmdirAfter(fid: Fid, tid: Tid): KmlRecord | undefined {
     const r = this.#st.kmlLaterRmdir!.get(tid, fid, this.meta.nodeId) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
+  }
+
+  /**
+   * Client side: renames later than `tid` in the journal already, oldest first (this node's own changes the
+   * server accepted after `tid`, whose answer came before the stream brought the server's older records).
+   */
+  renamesAfter(tid: Tid): KmlRecord[] {
+    return (this.#st.kmlLaterRenames!.all(tid) as Row[]).map(toRecord);
   }
 
   /** True when the client has local changes to this object that the server has not accepted. */

@@ -16,7 +16,7 @@ import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConf
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
-import { localNamesOf } from './local-names.js';
+import { localNamesOf, renamesOver } from './local-names.js';
 
 export interface ResolverDeps {
   readonly db: FilesetDb;
@@ -113,7 +113,7 @@ export class ConflictResolver {
     const db = this.#d.db;
     const renames = db.pendingRenames();
     // In this node's names, as ClientNode#applyForwarded places the record (by its parent's fid too).
-    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid));
+    const here = (): KmlRecord => placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid));
     const local = here();
     if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;
     let undone = false;
@@ -330,7 +330,13 @@ export class ConflictResolver {
     const removedHere = o === undefined;
     const changed = [...local, ...viaLinks];
     const contentHere = changed.some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'create');
-    const renamedHere = local.filter((x) => x.kind === 'rename').at(-1)?.newPath ?? null;
+    // Where a local move left the object is where it is here now, not the name its last rename record gives it:
+    // that name is of the record's time, and a later move of a directory above it (or a conflict step's, which
+    // rewrote the record) took the object on. Before, the redo moved it to the name of then, whose directory was
+    // elsewhere by now: ENOENT, "cannot redo a local change after a conflict", and the move was lost (chaos seeds
+    // 9208, c3: `mv delta/sub/e epsilon/h`, then `mv epsilon alpha/sub`; 9213, c2; test/redo-moved.test.ts).
+    const lastRename = local.filter((x) => x.kind === 'rename').at(-1);
+    const renamedHere = lastRename === undefined ? null : o?.path ?? db.nameAfter(lastRename.newPath ?? lastRename.path, lastRename.seq);
     const modeHere = changed.some((x) => x.kind === 'setattr') ? o?.mode ?? null : null;
     const remoteContent = r.kind === 'write' || r.kind === 'truncate';
     const remoteGone = r.kind === 'unlink' || r.kind === 'rmdir';

@@ -1,14 +1,37 @@
 import { isUnder } from '#core/paths.js';
+import type { Tid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
+
+/** A rename that changes names: a pending local one, or one in the journal already. */
+export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'>;
+
+/** What `renamesOver` reads from the fileset database. */
+export interface RenamesDeps {
+  renamesAfter(tid: Tid): readonly NameChange[];
+  pendingRenames(): readonly NameChange[];
+}
+
+/**
+ * The renames that take the names of a server record of TID `tid` to this client's names, in order: this
+ * node's own changes the server accepted after that record (in the journal from the reintegration's answer
+ * before the stream brings the older record: on the server they came after it), then the pending ones (the
+ * LML replays after the journal). Before, only the pending ones counted: a server write of alpha/e, older than
+ * this node's own `mv alpha beta` the server had accepted, kept the name alpha/e for an object with a change
+ * pending here, and the conflict step put the file back there, where no directory was: "parent alpha does not
+ * exist here", three times, and a resync (chaos seed 9208, c3; test/stream-lag.test.ts).
+ */
+export function renamesOver(db: RenamesDeps, tid: Tid): NameChange[] {
+  return [...db.renamesAfter(tid), ...db.pendingRenames()];
+}
 
 /**
  * Where a server path is on this client: the server has not seen the client's pending renames yet, so a
  * name below a directory renamed here is below the directory's local name. `renames` are the pending LML
- * renames, oldest first: replayed over a server path in that order they give its local path (each one's
+ * renames, oldest first (after the journal's renames newer than the path's record, see renamesOver): replayed over a server path in that order they give its local path (each one's
  * path is the name at the time, after the ones before it). Only names strictly below a renamed object
  * move: another object may hold the very name a renamed object left.
  */
-export function localPath(p: string, renames: readonly LmlRecord[]): string {
+export function localPath(p: string, renames: readonly NameChange[]): string {
   let out = p;
   for (const r of renames) {
     if (r.kind !== 'rename' || r.newPath === null) continue;
@@ -21,7 +44,7 @@ export function localPath(p: string, renames: readonly LmlRecord[]): string {
  * A server record expressed in this client's names (see localPath): its path, new path and hard-link
  * target. The same record when no pending rename concerns it.
  */
-export function localNamesOf(r: KmlRecord, renames: readonly LmlRecord[]): KmlRecord {
+export function localNamesOf(r: KmlRecord, renames: readonly NameChange[]): KmlRecord {
   if (renames.length === 0) return r;
   const path = localPath(r.path, renames);
   const newPath = r.newPath === null ? null : localPath(r.newPath, renames);
@@ -34,7 +57,7 @@ export function localNamesOf(r: KmlRecord, renames: readonly LmlRecord[]): KmlRe
  * (its rename not accepted yet) is followed to its local name. For a hard link's target, which names the
  * server's object at that path, not whatever holds the name here now.
  */
-export function localTarget(p: string, renames: readonly LmlRecord[]): string {
+export function localTarget(p: string, renames: readonly NameChange[]): string {
   let out = p;
   for (const r of renames) {
     if (r.kind !== 'rename' || r.newPath === null) continue;
