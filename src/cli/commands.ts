@@ -161,6 +161,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       diskFull: running ? (daemon.diskFull ?? null) : null,
       conflicts: conflictCounts(db),
       capture: running ? daemon.capture : null,
+      // Names matched by .intersyncignore or the config's ignore (not journaled), as capture met them; null when not running.
+      ignored: running ? (daemon.capture.ignored ?? null) : null,
       server: role === 'server' ? {
         url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
         // Large files moving now, each with its peer and progress; bytes on the server's connections since start.
@@ -234,6 +236,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
       if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed, ${c.lastScan.durMs} ms`);
+      if (s.ignored !== null && s.ignored.patterns > 0) print(`  ignored: ${s.ignored.paths} paths (${s.ignored.patterns} patterns: .intersyncignore and the config's ignore)`);
       if (c.watchLimit !== null) {
         print(`  WARNING: inotify watch limit reached${c.watchLimit.limit === null ? '' : ` (max_user_watches ${c.watchLimit.limit})`} ${fmtAge(now - c.watchLimit.since)} ago; ${c.watchLimit.unwatchedDirs} directories are rescanned instead of watched`);
         print(`           ${c.watchLimit.hint}`);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { filesetPaths, listFilesets, DEFAULT_FILESET } from '#journal/layout.js';
 import { readPidFile } from '#journal/pid-file.js';
-import { CONFIG_SCHEMA, type ConfigValue } from './config-schema.js';
+import { CONFIG_SCHEMA, sameValue, type ConfigValue } from './config-schema.js';
 import { dirConfigPath, findConfig, mergeConfig, readConfig, renderConfig, writeConfigFile, type Effective } from './config-file.js';
 
 /** The name of the published effective settings inside the fileset's metadata folder. */
@@ -157,7 +157,7 @@ export class DaemonConfig {
     const restart: string[] = [];
     for (const n of next) {
       const old = this.keys.find((k) => k.key === n.key);
-      if (old === undefined || old.value === n.value) continue;
+      if (old === undefined || sameValue(old.value, n.value)) continue;
       if (n.live) {
         apply(n.key, n.value);
         applied.push(n.key);

@@ -27,6 +27,8 @@ export interface RunOptions {
   debug: string;
   logDir?: string;
   settleMs?: number;
+  subtreeSettleMs?: Record<string, number>;
+  ignore?: string[];
   server?: string;
   connectTimeout?: number;
   secretFile?: string;
@@ -146,6 +148,8 @@ interface Common {
   readonly clock: typeof systemClock;
   readonly logDir?: string;
   readonly settleMs?: number;
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  readonly ignore?: readonly string[];
   readonly onWarning: (err: IntersyncError) => void;
 }
 
@@ -162,6 +166,8 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     dir, debug, clock: systemClock,
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
+    ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
   const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);

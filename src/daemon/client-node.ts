@@ -27,6 +27,7 @@ import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
 import { parseNext, parseWaiting } from '#net/protocol/lag-fields.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
+import { IgnoreRules } from '#presto/ignore-rules.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
@@ -61,6 +62,10 @@ export interface ClientNodeOptions {
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
+  /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  /** Ignore patterns of this node (the config's `ignore`), besides the fileset's .intersyncignore. */
+  readonly ignore?: readonly string[];
   readonly clock: Clock;
   /** Shown a copy's progress (the first copy, and each resync's). */
   readonly copyObserver?: CopyObserver;
@@ -131,6 +136,8 @@ export interface ClientStatus {
 export class ClientNode {
   readonly paths: FilesetPaths;
   readonly db: FilesetDb;
+  /** The fileset's ignore patterns (.intersyncignore and the config's), shared by capture and the apply path. */
+  readonly ignore: IgnoreRules;
   readonly capture: WatchCapture;
   readonly apply: ApplyPath;
   readonly client: PeerClient;
@@ -192,8 +199,10 @@ export class ClientNode {
     this.disk = diskFullState(o.clock, this.log);
     this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
+    this.ignore = new IgnoreRules(paths.dir, o.ignore ?? []);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
+      keepsIgnored: (rel) => this.ignore.holdsOnlyIgnored(rel),
     });
     const transfers = this.transfers;
     this.#source = {
@@ -215,6 +224,8 @@ export class ClientNode {
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
+      ignore: this.ignore,
       journal: (changes) => {
         let recs: LmlRecord[];
         try {
