@@ -18,6 +18,8 @@ import type { ClientStatus } from '#daemon/client-node.js';
 import type { ReintStatus } from '#reint/reintegrator.js';
 import type { Transfer } from '#core/transfers.js';
 import { digestOfDisk } from '#presto/scan.js';
+import { IgnoreRules } from '#presto/ignore-rules.js';
+import { configuredIgnore } from './config-file.js';
 import { fmtAge, fmtBytes } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
@@ -104,7 +106,7 @@ export async function cmdDigest(dir: string, o: { fileset?: string; scan: boolea
   const paths = findFileset(dir, o.fileset);
   if (o.scan) {
     const t0 = performance.now();
-    const d = await digestOfDisk(paths.dir);
+    const d = await digestOfDisk(paths.dir, new IgnoreRules(paths.dir, configuredIgnore(paths.dir, paths.name)));
     const digest = formatDigest(d.digest);
     if (o.json) print(JSON.stringify({ source: 'disk', digest, objects: d.objects, bytes: d.bytes, durMs: Math.round(performance.now() - t0) }));
     else print(digest);

@@ -121,3 +121,11 @@ export function setConfigKey(file: string, key: string, value: ConfigValue): voi
   const re = new RegExp(`^#?\\s*${key.replace(/[-]/g, '\\-')}\\s*=.*$`, 'm');
   writeConfigFile(file, re.test(text) ? text.replace(re, line) : `${text.trimEnd()}\n${line}\n`);
 }
+
+/** The `ignore` patterns of DIR's fileset as its config file gives them (none when there is no file or no key). */
+export function configuredIgnore(dir: string, fileset: string): readonly string[] {
+  const file = findConfig(undefined, dir, fileset);
+  if (file === null || !existsSync(file)) return [];
+  const v = readConfig(file).get('ignore');
+  return Array.isArray(v) ? (v as readonly string[]) : [];
+}

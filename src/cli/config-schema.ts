@@ -36,7 +36,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'log-format', type: 'enum', values: ['auto', 'json', 'pretty'], default: 'auto', live: false, doc: 'log lines as JSON, or pretty for a person; auto: pretty when stderr is a terminal' },
   { key: 'settle-ms', type: 'int', default: 20, live: false, doc: 'quiet time (ms) before a batch of changes is journaled; a busy tree is journaled at least every 500 ms' },
   { key: 'subtree-settle-ms', type: 'int-map', default: {}, live: false, doc: 'quiet time (ms) of the files below a path, longest path first, e.g. { "www" = 500, "orders" = 0 }; other files follow settle-ms', check: checkSubtrees },
-  { key: 'ignore', type: 'list', default: [], live: false, doc: 'patterns (gitignore syntax) this node neither watches, journals nor sends, besides the fileset\'s .intersyncignore, e.g. ["*.swp", "*~", ".#*", "4913", "*.tmp"]' },
+  { key: 'ignore', type: 'list', default: [], live: true, doc: 'patterns (gitignore syntax) this node neither watches, journals nor sends, besides the fileset\'s .intersyncignore, e.g. ["*.swp", "*~", ".#*", "4913", "*.tmp"]' },
   { key: 'listen', type: 'string', default: '0.0.0.0:7777', live: false, doc: 'server: ADDR:PORT to serve on (HTTPS; plain HTTP by default on loopback), or "none"', check: (v) => (LISTEN_RE.test(String(v)) ? undefined : 'not ADDR:PORT, http(s)://ADDR:PORT or none') },
   { key: 'insecure-http', type: 'bool', default: false, live: false, doc: 'allow plain HTTP outside the loopback address, with a warning' },
   { key: 'state-dir', type: 'path', live: false, doc: 'where secrets, the TLS key and credentials live, never in DIR' },

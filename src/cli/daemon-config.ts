@@ -121,14 +121,20 @@ export class DaemonConfig {
    * the file if there was none (a client's `server` as its URL, never a one-time join token), publish,
    * and reload on SIGHUP.
    */
-  started(db: { setMeta(k: string, v: string): void; getMeta(k: string): string | undefined }, fileset: string, log: Logger, explicit: string | undefined, client: boolean): void {
+  started(
+    db: { setMeta(k: string, v: string): void; getMeta(k: string): string | undefined }, fileset: string, log: Logger, explicit: string | undefined, client: boolean,
+    onLive?: (key: string, value: ConfigValue | null) => void,
+  ): void {
     for (const [k, v] of this.storedOverrides()) db.setMeta(k, v);
     const override = new Map<string, ConfigValue>();
     const url = client ? db.getMeta('server_url') : undefined;
     if (url !== undefined) override.set('server', url);
     this.afterStart(fileset, explicit, override);
     process.on('SIGHUP', () => {
-      this.reload(log, (k, v) => db.setMeta(k, v === null ? '' : String(v)));
+      this.reload(log, (k, v) => {
+        if (schemaStored(k)) db.setMeta(k, v === null ? '' : String(v));
+        onLive?.(k, v);
+      });
     });
   }
 

@@ -138,8 +138,11 @@ export interface DiskDigest {
   readonly bytes: number;
 }
 
-/** Recompute the state digest from the files on disk (reads every file), for `intersync digest --scan`. */
-export async function digestOfDisk(root: string): Promise<DiskDigest> {
+/**
+ * Recompute the state digest from the files on disk (reads every file), for `intersync digest --scan`; with
+ * `ignore`, the names it matches are left out, as capture leaves them out of the journal.
+ */
+export async function digestOfDisk(root: string, ignore?: IgnoreRules): Promise<DiskDigest> {
   let digest = EMPTY_DIGEST;
   let objects = 0;
   let bytes = 0;
@@ -152,7 +155,7 @@ export async function digestOfDisk(root: string): Promise<DiskDigest> {
       const p = joinRel(rel, name);
       const abs = join(root, p);
       const st = lstatOrNull(abs);
-      if (st === null || st.type === 'other') continue;
+      if (st === null || st.type === 'other' || ignore?.ignores(p, st.type === 'dir') === true) continue;
       if (st.type === 'dir') {
         digest = digestAdd(digest, { path: p, type: 'dir', mode: st.mode, hash: null, target: null });
         stack.push(p);
