@@ -1,4 +1,7 @@
+import { join } from 'node:path';
 import type { Clock } from '#core/clock.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { lstatOrNull } from './disk.js';
 
 /** A held file is journaled at the latest after this many of its subtree's quiet times, even if never quiet. */
 const MAX_HOLD_FACTOR = 10;
@@ -8,7 +11,8 @@ const MAX_HOLD_FACTOR = 10;
  * once it has had no event for that path's time; the longest matching path wins, and a file below none of them
  * follows the fileset-wide `settle-ms` (capture's batch timer, unchanged).
  *
- * Invariants: only hints the owner chose to hold come here (files, not moves: see WatchCapture#hint); each
+ * Invariants: only a regular file is held, and not one the journal knows under another name (a move into the
+ * subtree, a hard link): that is journaled at once, one record with its old name's removal in the same batch; each
  * held key is released once, to the owner's `release`, when its own quiet time has passed since its last hint
  * or when it has waited MAX_HOLD_FACTOR quiet times since its first (a file written without a pause, a log,
  * still reaches the peers); `stop()` drops what is held (the start-up scan of the next start finds it).
@@ -16,14 +20,18 @@ const MAX_HOLD_FACTOR = 10;
 export class SubtreeSettle<T> {
   /** [path, ms], longest path first. */
   readonly #rules: ReadonlyArray<readonly [string, number]>;
+  readonly #root: string;
+  readonly #db: Pick<FilesetDb, 'objectsByIno'>;
   readonly #clock: Clock;
   readonly #release: (items: T[]) => void;
   readonly #held = new Map<string, { item: T; due: number; deadline: number }>();
   #timer: NodeJS.Timeout | undefined;
   #timerAt = Infinity;
 
-  constructor(rules: Readonly<Record<string, number>>, clock: Clock, release: (items: T[]) => void) {
+  constructor(rules: Readonly<Record<string, number>>, root: string, db: Pick<FilesetDb, 'objectsByIno'>, clock: Clock, release: (items: T[]) => void) {
     this.#rules = Object.entries(rules).map(([p, ms]) => [normalizeSubtree(p), ms] as const).sort((a, b) => b[0].length - a[0].length);
+    this.#root = root;
+    this.#db = db;
     this.#clock = clock;
     this.#release = release;
   }
@@ -43,8 +51,18 @@ export class SubtreeSettle<T> {
     return undefined;
   }
 
-  /** Hold `item` (known by `key`) until `ms` quiet: a new hint of the same key starts its quiet time again. */
-  hold(key: string, item: T, ms: number): void {
+  /** Hold the hint `item` (known by `key`) of `path` when it is a file to hold (see above); false: not held. */
+  offer(key: string, item: T, path: string): boolean {
+    const ms = this.msFor(path);
+    if (ms === undefined) return false;
+    const st = lstatOrNull(join(this.#root, path));
+    if (st?.type !== 'file' || this.#db.objectsByIno(st.ino).some((r) => r.path !== path)) return false;
+    this.#hold(key, item, ms);
+    return true;
+  }
+
+  /** Hold until `ms` quiet: a new hint of the same key starts its quiet time again. */
+  #hold(key: string, item: T, ms: number): void {
     const now = this.#clock.monotonic();
     const cur = this.#held.get(key);
     const deadline = cur?.deadline ?? now + Math.max(ms * MAX_HOLD_FACTOR, 1000);

@@ -66,7 +66,7 @@ export interface CaptureStatus {
   readonly lastScan: { readonly entries: number; readonly dirty: number; readonly durMs: number } | null;
   readonly watchLimit: WatchLimitStatus | null;
   readonly lastError: string | null;
-  /** Ignore patterns in force and the ignored names met (null: no patterns were configured). */
+  /** Ignore patterns in force and the ignored names met (null: capture was given no IgnoreRules). */
   readonly ignored: IgnoreStatus | null;
 }
 
@@ -131,7 +131,7 @@ export class WatchCapture {
       onWatched: (abs) => this.#log.info({ path: abs }, 'directory watched again'),
       ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
     });
-    const subtrees = new SubtreeSettle<DirtyItem>(o.subtreeSettleMs ?? {}, o.clock, (items) => {
+    const subtrees = new SubtreeSettle<DirtyItem>(o.subtreeSettleMs ?? {}, o.root, o.db, o.clock, (items) => {
       for (const it of items) this.#enqueue(it);
     });
     this.#subtree = subtrees.empty ? null : subtrees;
@@ -261,24 +261,9 @@ export class WatchCapture {
     if (this.#state === 'stopped' || (this.#state === 'starting' && !this.#scanning)) return;
     if ((this.#o.debug & D_UPCALL) !== 0) this.#log.debug({ item }, 'event');
     // Bounded as the pending set: past that many held files, hints are batched as elsewhere in the tree.
-    const hold = this.#subtree !== null && !this.#fullRescan && this.#subtree.size < (this.#o.maxPending ?? 200_000);
-    const ms = hold ? this.#subtreeMs(item) : undefined;
-    if (ms !== undefined) this.#subtree!.hold(keyOf(item), item, ms);
-    else this.#enqueue(item);
-  }
-
-  /**
-   * The quiet time `item` waits for when it is a file below a subtree that has one (subtree-settle-ms). Not a
-   * file journaled under another name (a move, a hard link): that is journaled at once, as one record, with
-   * the removal of its old name that the same batch sees.
-   */
-  #subtreeMs(item: DirtyItem): number | undefined {
-    const p = this.#reconciler.resolve(item);
-    const ms = p === null ? undefined : this.#subtree!.msFor(p);
-    if (p === null || ms === undefined) return undefined;
-    const st = lstatOrNull(join(this.#o.root, p));
-    if (st?.type !== 'file' || this.#o.db.objectsByIno(st.ino).some((r) => r.path !== p)) return undefined;
-    return ms;
+    const sub = this.#subtree !== null && !this.#fullRescan && this.#subtree.size < (this.#o.maxPending ?? 200_000) ? this.#subtree : null;
+    const p = sub === null ? null : this.#reconciler.resolve(item);
+    if (p === null || sub?.offer(keyOf(item), item, p) !== true) this.#enqueue(item);
   }
 
   #enqueue(item: DirtyItem): void {
