@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { records, settle, sleep, startNode, tmpDir } from './helpers.js';
 import { eventually } from './farm.js';
 
-const SLOW_MS = 3000;
+const SLOW_MS = 4000;
 
 test('a file written in pieces below a slow subtree is journaled once, when quiet; another subtree journals each piece at once', { timeout: 60_000 }, async (t) => {
   const dir = tmpDir();
@@ -34,8 +34,9 @@ test('a file written in pieces below a slow subtree is journaled once, when quie
     appendFileSync(fast, `{"piece":${i}}\n`);
     const size = i * `{"piece":${i}}\n`.length;
     await eventually(`orders/o1.json journaled with piece ${i}`, () => of('orders/o1.json').at(-1)?.size, (s) => s === size, 10_000);
-    // Each piece is an event on the slow file less than its quiet time after the last: nothing of it yet.
-    assert.deepEqual(of('www/slow/index.html'), [], `www/slow/index.html not journaled while written (piece ${i})`);
+    // Each piece is an event on the slow file less than its quiet time after the last: nothing of it yet (checked
+    // while that holds: a machine stalled for the whole quiet time would rightly journal it).
+    if (performance.now() - lastPieceAt < SLOW_MS) assert.deepEqual(of('www/slow/index.html'), [], `www/slow/index.html not journaled while written (piece ${i})`);
     await sleep(300);
   }
   const wroteMs = performance.now() - t0;
