@@ -100,8 +100,10 @@ test('a change of .intersyncignore applies live, both ways, and removes nothing'
   assert.equal(node.db.objectByPath('logs/a.log')?.size, 7);
 
   // Ignore again (another pattern): newly ignored names stop being journaled, and their removal is not journaled.
+  assert.equal(node.capture.status().watchedDirs, 2, 'the root and logs/ are watched');
   writeFileSync(join(dir.path, '.intersyncignore'), '*.txt\nlogs/\n');
   await settle(node);
+  await eventually('logs/, newly ignored, loses its watch', () => node.capture.status().watchedDirs, (n) => n === 1, 10_000);
   const before = node.db.lastTid;
   writeFileSync(join(dir.path, 'notes.txt'), 'changed while ignored');
   writeFileSync(join(dir.path, 'logs/a.log'), 'line 1\nline 2\n');
