@@ -65,6 +65,12 @@ export interface ApplyDeps {
   readonly attrs?: () => AttrPolicy;
   /** Where the content a peer's change replaces or removes is kept (versions.ts); none kept when absent. */
   readonly versions?: VersionStore;
+  /**
+   * A peer removes the directory `rel`, and it is not empty here: true when what it holds is only names this
+   * node ignores (`presto/ignore-rules.ts`). It then stays on disk with them, the removal is journaled, and
+   * capture journals the directory again as new (as Syncthing and rsync, nothing ignored is deleted).
+   */
+  readonly keepsIgnored?: (rel: string) => boolean;
 }
 
 const CONTENT_KINDS = new Set(['create', 'write', 'truncate']);
@@ -415,8 +421,9 @@ export class ApplyPath {
           try {
             rmIfThere(() => rmdirSync(abs));
           } catch (e) {
-            if ((e as NodeJS.ErrnoException).code === 'ENOTEMPTY') throw IntersyncError.CONFLICT(d.path, 'directory holds unjournaled files here');
-            throw e;
+            if ((e as NodeJS.ErrnoException).code !== 'ENOTEMPTY') throw e;
+            if (this.#d.keepsIgnored?.(d.path) !== true) throw IntersyncError.CONFLICT(d.path, 'directory holds unjournaled files here');
+            this.#d.log.info({ path: d.path }, 'directory removed by a peer kept here: it holds ignored names');
           }
           after = null;
           break;

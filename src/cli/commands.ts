@@ -21,6 +21,8 @@ import { formatRate } from '#net/rate-limit.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { versionStats } from '#apply/versions.js';
 import { readPublished } from './daemon-config.js';
+import { IgnoreRules } from '#presto/ignore-rules.js';
+import { configuredIgnore } from './config-file.js';
 import { fmtAge, fmtBytes } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
@@ -107,7 +109,7 @@ export async function cmdDigest(dir: string, o: { fileset?: string; scan: boolea
   const paths = findFileset(dir, o.fileset);
   if (o.scan) {
     const t0 = performance.now();
-    const d = await digestOfDisk(paths.dir);
+    const d = await digestOfDisk(paths.dir, new IgnoreRules(paths.dir, configuredIgnore(paths.dir, paths.name)));
     const digest = formatDigest(d.digest);
     if (o.json) print(JSON.stringify({ source: 'disk', digest, objects: d.objects, bytes: d.bytes, durMs: Math.round(performance.now() - t0) }));
     else print(digest);
@@ -167,6 +169,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
       // What peers replaced or removed, kept here (apply/versions.ts); the mode as the running daemon has it.
       versions: { ...versionStats(paths.meta), versioning: running ? (readPublished(paths.dir, paths.name)?.keys.find((k) => k.key === 'versioning')?.value ?? null) : null },
       capture: running ? daemon.capture : null,
+      // Names matched by .intersyncignore or the config's ignore (not journaled), as capture met them; null when not running.
+      ignored: running ? (daemon.capture.ignored ?? null) : null,
       server: role === 'server' ? {
         url: server?.url ?? null, tokens: (server?.tokens ?? []).map((t) => ({ ...t, words: scopeWords(t.scope) })), peers,
         // Large files moving now, each with its peer and progress; bytes on the server's connections since start.
@@ -244,6 +248,7 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
       if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed, ${c.lastScan.durMs} ms`);
+      if (s.ignored !== null && s.ignored.patterns > 0) print(`  ignored: ${s.ignored.paths} paths (${s.ignored.patterns} patterns: .intersyncignore and the config's ignore)`);
       if (c.watchLimit !== null) {
         print(`  WARNING: inotify watch limit reached${c.watchLimit.limit === null ? '' : ` (max_user_watches ${c.watchLimit.limit})`} ${fmtAge(now - c.watchLimit.since)} ago; ${c.watchLimit.unwatchedDirs} directories are rescanned instead of watched`);
         print(`           ${c.watchLimit.hint}`);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from '
 import { dirname, join, resolve } from 'node:path';
 import { parse as parseToml, stringify as tomlString } from 'smol-toml';
 import { IntersyncError } from '#core/errors.js';
-import { CONFIG_SCHEMA, configError, validateValue, type ConfigValue } from './config-schema.js';
+import { CONFIG_SCHEMA, configError, tomlValue, validateValue, type ConfigValue } from './config-schema.js';
 
 /** Where `/etc/intersync/<fileset>.toml` lives; INTERSYNC_ETC moves it (tests never write /etc). */
 export function etcDir(): string {
@@ -91,9 +91,14 @@ export function renderConfig(values: readonly Effective[]): string {
     const e = values.find((x) => x.key === k.key);
     lines.push(`# ${k.doc}${k.live ? ' (live)' : ''}`);
     if (e === undefined || e.value === null) lines.push(`# ${k.key} = ""`);
-    else lines.push(tomlString({ [k.key]: e.value }).trim());
+    else lines.push(tomlLine(k.key, e.value));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** `key = value` on one line: lists and tables inline, so that a table never swallows the keys after it. */
+function tomlLine(key: string, value: ConfigValue): string {
+  return typeof value === 'object' ? `${key} = ${tomlValue(value)}` : tomlString({ [key]: value }).trim();
 }
 
 export function writeConfigFile(file: string, text: string): void {
@@ -105,7 +110,7 @@ export function writeConfigFile(file: string, text: string): void {
 
 /** Set one key in an existing TOML file, keeping its other lines and comments. */
 export function setConfigKey(file: string, key: string, value: ConfigValue): void {
-  const line = tomlString({ [key]: value }).trim();
+  const line = tomlLine(key, value);
   const text = readFileSync(file, 'utf8');
   if (file.endsWith('.json')) {
     const obj = JSON.parse(text) as Record<string, unknown>;
@@ -115,4 +120,12 @@ export function setConfigKey(file: string, key: string, value: ConfigValue): voi
   }
   const re = new RegExp(`^#?\\s*${key.replace(/[-]/g, '\\-')}\\s*=.*$`, 'm');
   writeConfigFile(file, re.test(text) ? text.replace(re, line) : `${text.trimEnd()}\n${line}\n`);
+}
+
+/** The `ignore` patterns of DIR's fileset as its config file gives them (none when there is no file or no key). */
+export function configuredIgnore(dir: string, fileset: string): readonly string[] {
+  const file = findConfig(undefined, dir, fileset);
+  if (file === null || !existsSync(file)) return [];
+  const v = readConfig(file).get('ignore');
+  return Array.isArray(v) ? (v as readonly string[]) : [];
 }

@@ -10,11 +10,12 @@ import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
 import { parseRate } from '#net/rate-limit.js';
 import { parseKeep } from '#apply/versions.js';
 
-export type ConfigValue = string | number | boolean;
+/** A key's value: a scalar, a list of strings (`ignore`), or a table of paths to whole numbers (`subtree-settle-ms`). */
+export type ConfigValue = string | number | boolean | readonly string[] | Readonly<Record<string, number>>;
 
 export interface ConfigKey {
   readonly key: string;
-  readonly type: 'string' | 'int' | 'bool' | 'enum' | 'path';
+  readonly type: 'string' | 'int' | 'bool' | 'enum' | 'path' | 'list' | 'int-map';
   readonly values?: readonly string[];
   /** Undefined: unset unless given (the file shows it commented out). */
   readonly default?: ConfigValue;
@@ -35,7 +36,9 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'debug', type: 'int', default: 0, live: false, doc: 'debug flags, a sum of 1 D_INFO, 2 D_KML, 4 D_UPCALL, 8 D_HTTP, 16 D_REINT', check: (v) => tryReason(() => parseDebug(String(v))) },
   { key: 'log-dir', type: 'path', live: false, doc: 'where logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)' },
   { key: 'log-format', type: 'enum', values: ['auto', 'json', 'pretty'], default: 'auto', live: false, doc: 'log lines as JSON, or pretty for a person; auto: pretty when stderr is a terminal' },
-  { key: 'settle-ms', type: 'int', live: false, doc: 'quiet time (ms) before a batch of changes is journaled (default 20)' },
+  { key: 'settle-ms', type: 'int', default: 20, live: false, doc: 'quiet time (ms) before a batch of changes is journaled; a busy tree is journaled at least every 500 ms' },
+  { key: 'subtree-settle-ms', type: 'int-map', default: {}, live: false, doc: 'quiet time (ms) of the files below a path, longest path first, e.g. { "www" = 500, "orders" = 0 }; other files follow settle-ms', check: checkSubtrees },
+  { key: 'ignore', type: 'list', default: [], live: true, doc: 'patterns (gitignore syntax) this node neither watches, journals nor sends, besides the fileset\'s .intersyncignore, e.g. ["*.swp", "*~", ".#*", "4913", "*.tmp"]' },
   { key: 'listen', type: 'string', default: '0.0.0.0:7777', live: false, doc: 'server: ADDR:PORT to serve on (HTTPS; plain HTTP by default on loopback), or "none"', check: (v) => (LISTEN_RE.test(String(v)) ? undefined : 'not ADDR:PORT, http(s)://ADDR:PORT or none') },
   { key: 'insecure-http', type: 'bool', default: false, live: false, doc: 'allow plain HTTP outside the loopback address, with a warning' },
   { key: 'state-dir', type: 'path', live: false, doc: 'where secrets, the TLS key and credentials live, never in DIR' },
@@ -61,6 +64,27 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'ui', type: 'bool', default: false, live: false, doc: 'server: serve the dashboard at /ui/ on the main port (login with the fileset secret or the admin password)' },
   { key: 'admin-password-file', type: 'path', live: false, doc: 'server: a file holding a password that also opens the dashboard' },
 ];
+
+function checkSubtrees(v: ConfigValue): string | undefined {
+  for (const p of Object.keys(v as Record<string, number>)) {
+    if (p.split('/').some((s) => s === '..') || p.includes('\0') || p.replace(/[/.]/g, '') === '') return `${JSON.stringify(p)} is not a path inside the fileset (use settle-ms for the whole tree)`;
+  }
+  return undefined;
+}
+
+/** A list or table as one TOML line (a table inline, so that it may sit among the other keys). */
+export function tomlValue(v: ConfigValue): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v !== 'object') return String(v);
+  if (Array.isArray(v)) return `[${(v as readonly string[]).map((x) => JSON.stringify(x)).join(', ')}]`;
+  const e = Object.entries(v as Record<string, number>);
+  return e.length === 0 ? '{}' : `{ ${e.map(([k, n]) => `${JSON.stringify(k)} = ${n}`).join(', ')} }`;
+}
+
+/** Two values alike (lists and tables by content). */
+export function sameValue(a: ConfigValue | null, b: ConfigValue | null): boolean {
+  return a === b || (typeof a === 'object' && typeof b === 'object' && JSON.stringify(a) === JSON.stringify(b));
+}
 
 function tryReason(fn: () => unknown): string | undefined {
   try {
@@ -119,6 +143,22 @@ export function validateValue(where: string, key: string, raw: unknown, fromText
       if (typeof raw !== 'string' || !(k.values ?? []).includes(raw)) throw configError(where, key, raw, `takes one of ${(k.values ?? []).join(', ')}`);
       v = raw;
       break;
+    case 'list': {
+      // From text (intersync config DIR ignore=…): a TOML/JSON list, or patterns separated by commas.
+      const list = fromText && typeof raw === 'string' ? parseTextList(raw) : raw;
+      if (!Array.isArray(list) || !list.every((x) => typeof x === 'string')) throw configError(where, key, raw, 'takes a list of strings, e.g. ["*.tmp", "*.swp"]');
+      v = list as string[];
+      break;
+    }
+    case 'int-map': {
+      // From text: a JSON object, or PATH=MS pairs separated by commas (www=500,orders=0).
+      const m = fromText && typeof raw === 'string' ? parseTextMap(raw) : raw;
+      const ok = m !== null && typeof m === 'object' && !Array.isArray(m) &&
+        Object.values(m).every((n) => (typeof n === 'number' || typeof n === 'bigint') && Number.isSafeInteger(Number(n)) && Number(n) >= 0);
+      if (!ok) throw configError(where, key, raw, 'takes a table of paths to whole numbers, e.g. { "www" = 500 }');
+      v = Object.fromEntries(Object.entries(m as Record<string, number | bigint>).map(([p, n]) => [p, Number(n)]));
+      break;
+    }
     case 'string':
     case 'path':
       if (typeof raw !== 'string' || raw === '') throw configError(where, key, raw, 'takes a non-empty string');
@@ -129,4 +169,35 @@ export function validateValue(where: string, key: string, raw: unknown, fromText
   const why = k.check?.(v);
   if (why !== undefined) throw configError(where, key, raw, why);
   return v;
+}
+
+function parseTextList(raw: string): unknown {
+  const t = raw.trim();
+  if (t.startsWith('[')) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return undefined;
+    }
+  }
+  return t === '' ? [] : t.split(',').map((x) => x.trim()).filter((x) => x !== '');
+}
+
+function parseTextMap(raw: string): unknown {
+  const t = raw.trim();
+  if (t.startsWith('{')) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return undefined;
+    }
+  }
+  const out: Record<string, number> = {};
+  for (const pair of t === '' ? [] : t.split(',')) {
+    const eq = pair.lastIndexOf('=');
+    const n = pair.slice(eq + 1).trim();
+    if (eq < 1 || !/^[0-9]+$/.test(n)) return undefined;
+    out[pair.slice(0, eq).trim()] = Number(n);
+  }
+  return out;
 }

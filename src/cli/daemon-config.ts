@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { filesetPaths, listFilesets, DEFAULT_FILESET } from '#journal/layout.js';
 import { readPidFile } from '#journal/pid-file.js';
-import { CONFIG_SCHEMA, type ConfigValue } from './config-schema.js';
+import { CONFIG_SCHEMA, sameValue, type ConfigValue } from './config-schema.js';
 import { dirConfigPath, findConfig, mergeConfig, readConfig, renderConfig, writeConfigFile, type Effective } from './config-file.js';
 
 /** The name of the published effective settings inside the fileset's metadata folder. */
@@ -121,14 +121,20 @@ export class DaemonConfig {
    * the file if there was none (a client's `server` as its URL, never a one-time join token), publish,
    * and reload on SIGHUP.
    */
-  started(db: { setMeta(k: string, v: string): void; getMeta(k: string): string | undefined }, fileset: string, log: Logger, explicit: string | undefined, client: boolean): void {
+  started(
+    db: { setMeta(k: string, v: string): void; getMeta(k: string): string | undefined }, fileset: string, log: Logger, explicit: string | undefined, client: boolean,
+    onLive?: (key: string, value: ConfigValue | null) => void,
+  ): void {
     for (const [k, v] of this.storedOverrides()) db.setMeta(k, v);
     const override = new Map<string, ConfigValue>();
     const url = client ? db.getMeta('server_url') : undefined;
     if (url !== undefined) override.set('server', url);
     this.afterStart(fileset, explicit, override);
     process.on('SIGHUP', () => {
-      this.reload(log, (k, v) => db.setMeta(k, v === null ? '' : String(v)));
+      this.reload(log, (k, v) => {
+        if (schemaStored(k)) db.setMeta(k, v === null ? '' : String(v));
+        onLive?.(k, v);
+      });
     });
   }
 
@@ -157,7 +163,7 @@ export class DaemonConfig {
     const restart: string[] = [];
     for (const n of next) {
       const old = this.keys.find((k) => k.key === n.key);
-      if (old === undefined || old.value === n.value) continue;
+      if (old === undefined || sameValue(old.value, n.value)) continue;
       if (n.live) {
         apply(n.key, n.value);
         applied.push(n.key);

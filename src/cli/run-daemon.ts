@@ -30,6 +30,8 @@ export interface RunOptions {
   debug: string;
   logDir?: string;
   settleMs?: number;
+  subtreeSettleMs?: Record<string, number>;
+  ignore?: string[];
   server?: string;
   connectTimeout?: number;
   secretFile?: string;
@@ -55,6 +57,11 @@ export interface RunOptions {
   ui?: boolean;
   adminPasswordFile?: string;
   bwlimit?: string;
+}
+
+/** SIGHUP with new `ignore` patterns in the config: capture rescans under them (see WatchCapture#ignoreChanged). */
+function liveIgnore(node: { ignore: { setConfig(p: readonly string[]): boolean }; capture: { ignoreChanged(): void } }, key: string, v: unknown): void {
+  if (key === 'ignore' && node.ignore.setConfig(Array.isArray(v) ? (v as string[]) : [])) node.capture.ignoreChanged();
 }
 
 const warn = (line: string): void => {
@@ -153,6 +160,8 @@ interface Common {
   readonly logDir?: string;
   readonly settleMs?: number;
   readonly versioning?: VersioningSettings;
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  readonly ignore?: readonly string[];
   readonly onWarning: (err: IntersyncError) => void;
 }
 
@@ -170,6 +179,8 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
     ...(o.versioning === undefined || o.versioning === 'off' ? {} : { versioning: versioningSettings(o.versioning, o.versionsKeep ?? '30d') }),
+    ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
+    ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
     onWarning: (err: IntersyncError) => process.stderr.write(`${errorLine(err)}\n`),
   };
   const stateDir = resolveStateDir(o.stateDir, dir, o.fileset);
@@ -225,7 +236,7 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
     print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
     print(`  node ${node.db.meta.nodeId}, last_rcvd ${c.lastRcvd}, ${node.db.lmlCount()} local records pending`);
-    cfg.started(node.db, node.paths.name, node.log, o.config, true);
+    cfg.started(node.db, node.paths.name, node.log, o.config, true, (k, v) => liveIgnore(node, k, v));
     const { clientView } = await import('#daemon/observe.js');
     const observeUrl = await site.started({
       db: node.db, dir: node.paths.dir, role: 'client', view: clientView(node), tokens: () => [],
@@ -273,7 +284,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
   exit.started(stop);
   try {
     // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
-    cfg.started(node.db, node.paths.name, node.log, o.config, false);
+    cfg.started(node.db, node.paths.name, node.log, o.config, false, (k, v) => liveIgnore(node, k, v));
     const c = node.capture.status();
     if (node.created) print(`created fileset '${node.paths.name}' (${node.db.meta.uuid})`);
     if (node.secretMoved) warn(`the fileset secret was inside the served tree; moved to ${node.state.secret}`);

@@ -28,6 +28,7 @@ import { parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
 import { parseNext, parseWaiting } from '#net/protocol/lag-fields.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#presto/echo-guard.js';
+import { IgnoreRules } from '#presto/ignore-rules.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
@@ -65,6 +66,10 @@ export interface ClientNodeOptions {
   readonly settleMs?: number;
   /** Keep what the server's records overwrite or delete (apply/versions.ts); none kept when absent. */
   readonly versioning?: VersioningSettings;
+  /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  /** Ignore patterns of this node (the config's `ignore`), besides the fileset's .intersyncignore. */
+  readonly ignore?: readonly string[];
   readonly clock: Clock;
   /** Shown a copy's progress (the first copy, and each resync's). */
   readonly copyObserver?: CopyObserver;
@@ -139,6 +144,8 @@ export interface ClientStatus {
 export class ClientNode {
   readonly paths: FilesetPaths;
   readonly db: FilesetDb;
+  /** The fileset's ignore patterns (.intersyncignore and the config's), shared by capture and the apply path. */
+  readonly ignore: IgnoreRules;
   readonly capture: WatchCapture;
   readonly apply: ApplyPath;
   readonly client: PeerClient;
@@ -202,8 +209,10 @@ export class ClientNode {
     this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
     this.#versions = o.versioning === undefined ? undefined : new VersionStore(paths.meta, o.versioning, l.log.child({ component: 'versions' }));
+    this.ignore = new IgnoreRules(paths.dir, o.ignore ?? []);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
+      keepsIgnored: (rel) => this.ignore.holdsOnlyIgnored(rel),
       ...(this.#versions === undefined ? {} : { versions: this.#versions }),
     });
     this.#versions?.startPruning();
@@ -227,6 +236,8 @@ export class ClientNode {
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
+      ignore: this.ignore,
       journal: (changes) => {
         let recs: LmlRecord[];
         try {

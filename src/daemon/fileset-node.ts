@@ -14,6 +14,7 @@ import { mkfs } from '#journal/mkfs.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { EchoGuard } from '#presto/echo-guard.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
+import { IgnoreRules } from '#presto/ignore-rules.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
@@ -67,6 +68,10 @@ export interface FilesetNodeOptions {
   /** Keep what clients' records overwrite or delete (apply/versions.ts); none kept when absent. */
   readonly versioning?: VersioningSettings;
   readonly pollMs?: number;
+  /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  /** Ignore patterns of this node (the config's `ignore`), besides the fileset's .intersyncignore. */
+  readonly ignore?: readonly string[];
   readonly clock: Clock;
   readonly watchFn?: WatchFn;
   /** Conditions a person must hear about at once. */
@@ -85,6 +90,8 @@ export class FilesetNode {
   readonly capture: WatchCapture;
   readonly apply: ApplyPath;
   readonly guard = new EchoGuard();
+  /** The fileset's ignore patterns (.intersyncignore and the config's), shared by capture and the apply path. */
+  readonly ignore: IgnoreRules;
   /** This node's own disk refusing writes for want of space: a state, retried by each step, shown in status. */
   readonly disk: DiskFullState;
   server: FilesetServer | null = null;
@@ -127,15 +134,18 @@ export class FilesetNode {
     this.#status = new StatusPublisher(paths.statusFile, this.log, this.disk);
     ApplyPath.cleanTmp(paths.tmp);
     this.#versions = o.versioning === undefined ? undefined : new VersionStore(paths.meta, o.versioning, l.log.child({ component: 'versions' }));
+    this.ignore = new IgnoreRules(paths.dir, o.ignore ?? []);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }),
-      attrs: () => attrPolicyOf((k) => db.getMeta(k)),
+      attrs: () => attrPolicyOf((k) => db.getMeta(k)), keepsIgnored: (rel) => this.ignore.holdsOnlyIgnored(rel),
       ...(this.#versions === undefined ? {} : { versions: this.#versions }),
     });
     this.#versions?.startPruning();
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
+      ignore: this.ignore,
       ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),
       ...(o.watchFn === undefined ? {} : { watchFn: o.watchFn }),
       journal: (changes) => {

@@ -12,6 +12,7 @@ import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
 import type { EchoGuard } from './echo-guard.js';
+import type { IgnoreRules } from './ignore-rules.js';
 
 /** A hint that something may have changed: a path, or an entry of a directory known by its inode. */
 export type DirtyItem = { readonly path: string } | { readonly dirIno: string; readonly name: string | null };
@@ -36,6 +37,8 @@ export interface ReconcilerDeps {
   readonly journal: (changes: Change[]) => number;
   /** Large files are read for their block map, kept here, rather than for their hash alone. */
   readonly blockMaps?: BlockMapCache;
+  /** Names matched here are never journaled: not made, changed nor removed (see ignore-rules.ts). */
+  readonly ignore?: IgnoreRules;
 }
 
 export interface BatchResult {
@@ -195,6 +198,7 @@ class Batch {
   async #processUnguarded(p: string): Promise<void> {
     const db = this.#d.db;
     const st = lstatOrNull(this.#abs(p));
+    if (this.#ignored(p, st)) return;
     if (st === null) {
       this.#deletes.push(p);
       return;
@@ -256,6 +260,15 @@ class Batch {
       return;
     }
     await this.#create(p, st);
+  }
+
+  /** An ignored name: left as it is, journaled or not (a pattern added later stops its journaling, it removes nothing). */
+  #ignored(p: string, st: DiskStat | null): boolean {
+    const rules = this.#d.ignore;
+    if (rules === undefined || rules.empty) return false;
+    if (!rules.ignores(p, st === null ? this.#d.db.objectByPath(p)?.type === 'dir' : st.type === 'dir')) return false;
+    if (!rules.ignores(parentOf(p), true)) rules.note(p, st !== null); // counted once, at the top of an ignored tree
+    return true;
   }
 
   #addEntriesOf(dir: string, all = false): void {

@@ -5,6 +5,7 @@ import { META_DIR } from '#core/format.js';
 import { joinRel } from '#core/paths.js';
 import type { FilesetDb, StatRow } from '#journal/fileset-db.js';
 import { hashFile, lstatOrNull, readTargetOrNull, type DiskStat } from './disk.js';
+import type { IgnoreRules } from './ignore-rules.js';
 import type { WatchSink } from './reconciler.js';
 
 export interface ScanResult {
@@ -48,7 +49,7 @@ export const SPLIT_SCAN_MIN = 50_000;
  * its lstat is dirty (the reconciler looks inside). Without it, nothing
  * waits: no event is handled in the middle of the scan.
  */
-export async function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany): Promise<ScanResult> {
+export async function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany, ignore?: IgnoreRules): Promise<ScanResult> {
   const t0 = performance.now();
   // Split, the table is read while the other thread works; else first, and each name is compared as it is met.
   let rows: Map<string, StatRow> | null = statMany === undefined ? db.statRows() : null;
@@ -82,6 +83,10 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
     for (const de of list) {
       if (rel === '' && de.name === META_DIR) continue;
       const p = joinRel(rel, de.name);
+      if (ignore !== undefined && !ignore.empty && ignore.ignores(p, de.isDirectory())) {
+        skipIgnored(root, db, watcher, ignore, p, de.isDirectory());
+        continue;
+      }
       if (statMany !== undefined && (de.isFile() || de.isSymbolicLink())) {
         later.push(p);
         continue;
@@ -109,8 +114,22 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
     }
     (await theirs).forEach((st, i) => check(later[i]!, st));
   }
-  for (const p of rows!.keys()) dirty.push(p); // journaled, no longer on disk (or moved)
+  // Journaled, no longer on disk (or moved); an ignored name stays as journaled (not walked, never dirty).
+  for (const [p, row] of rows!) if (ignore === undefined || !ignore.ignores(p, row.type === 'dir')) dirty.push(p);
   return { dirty, entries, durMs: performance.now() - t0 };
+}
+
+/**
+ * An ignored name met by a scan: counted, not walked; an ignored directory keeps no watch (one it had before
+ * a pattern change is dropped, with those of the journaled directories below it).
+ */
+function skipIgnored(root: string, db: FilesetDb, watcher: WatchSink | null, ignore: IgnoreRules, p: string, isDir: boolean): void {
+  ignore.note(p, true);
+  if (!isDir || watcher === null) return;
+  const st = lstatOrNull(join(root, p));
+  if (st?.type === 'dir' && watcher.isWatched(st.ino)) watcher.unwatch(st.ino);
+  if (db.objectByPath(p)?.type !== 'dir') return;
+  for (const r of db.objectsBelow(p)) if (r.type === 'dir' && r.ino !== null && watcher.isWatched(r.ino)) watcher.unwatch(r.ino);
 }
 
 export interface DiskDigest {
@@ -119,8 +138,11 @@ export interface DiskDigest {
   readonly bytes: number;
 }
 
-/** Recompute the state digest from the files on disk (reads every file), for `intersync digest --scan`. */
-export async function digestOfDisk(root: string): Promise<DiskDigest> {
+/**
+ * Recompute the state digest from the files on disk (reads every file), for `intersync digest --scan`; with
+ * `ignore`, the names it matches are left out, as capture leaves them out of the journal.
+ */
+export async function digestOfDisk(root: string, ignore?: IgnoreRules): Promise<DiskDigest> {
   let digest = EMPTY_DIGEST;
   let objects = 0;
   let bytes = 0;
@@ -133,7 +155,7 @@ export async function digestOfDisk(root: string): Promise<DiskDigest> {
       const p = joinRel(rel, name);
       const abs = join(root, p);
       const st = lstatOrNull(abs);
-      if (st === null || st.type === 'other') continue;
+      if (st === null || st.type === 'other' || ignore?.ignores(p, st.type === 'dir') === true) continue;
       if (st.type === 'dir') {
         digest = digestAdd(digest, { path: p, type: 'dir', mode: st.mode, hash: null, target: null });
         stack.push(p);

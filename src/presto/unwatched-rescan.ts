@@ -6,6 +6,7 @@ import { joinRel } from '#core/paths.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from './disk.js';
 import type { DirWatcher } from './dir-watcher.js';
+import type { IgnoreRules } from './ignore-rules.js';
 import { unchanged } from './scan.js';
 
 export interface UnwatchedRescanDeps {
@@ -16,6 +17,8 @@ export interface UnwatchedRescanDeps {
   readonly hint: (path: string) => void;
   /** A directory that had no watch has one now. */
   readonly onWatched?: (abs: string) => void;
+  /** Names never looked at (ignored): see ignore-rules.ts. */
+  readonly ignore?: IgnoreRules;
 }
 
 /** How long one slice runs before it yields to the event loop (inotify events, requests, the batches). */
@@ -118,6 +121,7 @@ export class UnwatchedRescan {
       const o = d.db.objectByPath(p);
       const est = lstatOrNull(join(abs, n));
       if (est === null) continue; // removed meanwhile: the directory's stamp moved, the next rescan sees it
+      if (d.ignore?.ignores(p, est.type === 'dir') === true) continue;
       if (o === undefined || !unchanged(o, est)) d.hint(p);
     }
     const stamp = st.ctimeNs > st.mtimeNs ? st.ctimeNs : st.mtimeNs;

@@ -10,8 +10,10 @@ import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from './disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from './echo-guard.js';
+import type { IgnoreRules, IgnoreStatus } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged, type StatMany } from './scan.js';
+import { SubtreeSettle } from './subtree-settle.js';
 import { UnwatchedRescan } from './unwatched-rescan.js';
 
 export interface WatchCaptureOptions {
@@ -24,6 +26,10 @@ export interface WatchCaptureOptions {
   readonly guard: EchoGuard;
   /** Quiet time after the last event before a batch is journaled (a file being written is journaled once). */
   readonly settleMs?: number;
+  /** Quiet times of subtrees (path -> ms, longest path wins) for the files below them: see SubtreeSettle. */
+  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
+  /** The fileset's ignore patterns: ignored names are not watched, listed nor journaled. */
+  readonly ignore?: IgnoreRules;
   /** A batch waits at most this long under a steady stream of events. */
   readonly maxDelayMs?: number;
   /** How often directories that could not be watched are rescanned (each time for at most an eighth of it). */
@@ -60,6 +66,8 @@ export interface CaptureStatus {
   readonly lastScan: { readonly entries: number; readonly dirty: number; readonly durMs: number } | null;
   readonly watchLimit: WatchLimitStatus | null;
   readonly lastError: string | null;
+  /** Ignore patterns in force and the ignored names met (null: capture was given no IgnoreRules). */
+  readonly ignored: IgnoreStatus | null;
 }
 
 /**
@@ -75,6 +83,8 @@ export class WatchCapture {
   readonly #reconciler: Reconciler;
   readonly #rescan: UnwatchedRescan;
   readonly #pending = new Map<string, DirtyItem>();
+  /** Hints of files below a subtree with its own quiet time, until it has passed (then they are pending). */
+  readonly #subtree: SubtreeSettle<DirtyItem> | null;
   #fullRescan = false;
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
@@ -109,6 +119,7 @@ export class WatchCapture {
       db: o.db, root: o.root, rootIno: rootSt.ino, nodeId: o.nodeId, clock: o.clock, log: this.#log, guard: o.guard,
       watcher: this.#watcher,
       ...(o.blockMaps === undefined ? {} : { blockMaps: o.blockMaps }),
+      ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
       journal: (changes) => {
         const n = o.journal === undefined ? o.db.commit(changes).length : o.journal(changes);
         this.#records += n;
@@ -118,7 +129,12 @@ export class WatchCapture {
     this.#rescan = new UnwatchedRescan({
       db: o.db, root: o.root, watcher: this.#watcher, hint: (path) => this.#hint({ path }),
       onWatched: (abs) => this.#log.info({ path: abs }, 'directory watched again'),
+      ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
     });
+    const subtrees = new SubtreeSettle<DirtyItem>(o.subtreeSettleMs ?? {}, o.root, o.db, o.clock, (items) => {
+      for (const it of items) this.#enqueue(it);
+    });
+    this.#subtree = subtrees.empty ? null : subtrees;
     o.guard.onRelease((path) => this.#hint({ path }));
   }
 
@@ -131,7 +147,8 @@ export class WatchCapture {
     // From here on a hint counts: a split scan yields while its watches are already up.
     this.#scanning = true;
     const split = statMany !== undefined && this.#o.db.objectCount() >= SPLIT_SCAN_MIN;
-    const scan = await startupScan(this.#o.root, this.#o.db, this.#watcher, split ? statMany : undefined);
+    this.#o.ignore?.refresh(); // a first copy may have brought .intersyncignore
+    const scan = await startupScan(this.#o.root, this.#o.db, this.#watcher, split ? statMany : undefined, this.#o.ignore);
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
     this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs), split }, 'start-up scan');
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
@@ -146,14 +163,15 @@ export class WatchCapture {
     this.#state = 'stopped';
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#poll !== undefined) clearInterval(this.#poll);
+    this.#subtree?.stop();
     this.#watcher.close();
     await this.#running;
   }
 
   status(): CaptureStatus {
     return {
-      kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size,
-      records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError,
+      kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size + (this.#subtree?.size ?? 0),
+      records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError, ignored: this.#o.ignore?.status() ?? null,
       // Counted now, not when the last watch failed: status is right at every moment (issue 19).
       watchLimit: this.#watchLimit === null ? null : { ...this.#watchLimit, unwatchedDirs: this.#watcher.unwatched().size },
     };
@@ -218,6 +236,16 @@ export class WatchCapture {
     this.#schedule();
   }
 
+  /**
+   * The ignore patterns changed (.intersyncignore, seen before a batch, or the config): the tree is scanned
+   * again under the new ones. Newly ignored names stop being journaled, and keep their watch no more; names
+   * no longer ignored are journaled as found (nothing is removed on the peers either way).
+   */
+  ignoreChanged(): void {
+    this.#log.info({ patterns: this.#o.ignore?.status().patterns ?? 0 }, 'ignore patterns changed; rescanning the tree');
+    this.rescan();
+  }
+
   /** Resolves when no hint is pending and no batch runs (tests and orderly shutdown). */
   idle(): Promise<void> {
     if (this.#isIdle()) return Promise.resolve();
@@ -225,14 +253,22 @@ export class WatchCapture {
   }
 
   #isIdle(): boolean {
-    return this.#pending.size === 0 && this.#running === undefined && this.#timer === undefined && !this.#fullRescan;
+    return this.#pending.size === 0 && (this.#subtree?.size ?? 0) === 0 && this.#running === undefined && this.#timer === undefined && !this.#fullRescan;
   }
 
   #hint(item: DirtyItem): void {
     // Before start() (a first copy releasing every name it wrote), the start-up scan covers whatever changed.
     if (this.#state === 'stopped' || (this.#state === 'starting' && !this.#scanning)) return;
     if ((this.#o.debug & D_UPCALL) !== 0) this.#log.debug({ item }, 'event');
-    const key = 'path' in item ? `p:${item.path}` : `e:${item.dirIno}/${item.name ?? ''}`;
+    // Bounded as the pending set: past that many held files, hints are batched as elsewhere in the tree.
+    const sub = this.#subtree !== null && !this.#fullRescan && this.#subtree.size < (this.#o.maxPending ?? 200_000) ? this.#subtree : null;
+    const p = sub === null ? null : this.#reconciler.resolve(item);
+    if (p === null || sub?.offer(keyOf(item), item, p) !== true) this.#enqueue(item);
+  }
+
+  #enqueue(item: DirtyItem): void {
+    if (this.#state === 'stopped') return;
+    const key = keyOf(item);
     if (this.#pending.size === 0) this.#firstPendingAt = this.#o.clock.monotonic();
     if (this.#pending.size >= (this.#o.maxPending ?? 200_000)) {
       // Bounded: past this many hints one rescan of the tree is cheaper and loses nothing.
@@ -282,11 +318,13 @@ export class WatchCapture {
   }
 
   async #batch(): Promise<void> {
+    if (this.#o.ignore?.refresh() === true) this.ignoreChanged();
     let items: DirtyItem[];
     if (this.#fullRescan) {
       this.#fullRescan = false;
       this.#pending.clear();
-      items = (await startupScan(this.#o.root, this.#o.db, this.#watcher)).dirty.map((path) => ({ path }));
+      this.#o.ignore?.resetCount();
+      items = (await startupScan(this.#o.root, this.#o.db, this.#watcher, undefined, this.#o.ignore)).dirty.map((path) => ({ path }));
     } else {
       items = [...this.#pending.values()];
       this.#pending.clear();
@@ -298,7 +336,7 @@ export class WatchCapture {
       const err = e instanceof IntersyncError ? e : IntersyncError.IO('journal', this.#o.root, e);
       this.#lastError = err.message;
       this.#log.error({ err: err.message, code: err.code }, 'journaling failed; will retry');
-      for (const it of items) this.#pending.set('path' in it ? `p:${it.path}` : `e:${it.dirIno}/${it.name ?? ''}`, it);
+      for (const it of items) this.#pending.set(keyOf(it), it);
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
@@ -360,4 +398,9 @@ export class WatchCapture {
       this.#log.error({ err: (e as Error).message }, 'rescan of unwatched directories failed; retried at the next poll');
     });
   }
+}
+
+/** The key of a hint in the pending set: one per path, or per directory inode and name. */
+function keyOf(item: DirtyItem): string {
+  return 'path' in item ? `p:${item.path}` : `e:${item.dirIno}/${item.name ?? ''}`;
 }
