@@ -38,6 +38,8 @@ import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
 import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
+import { adopt, adoptionPending, finishAdoption, markAdopting, type AdoptDeps } from './adopt.js';
+import type { AdoptSummary } from './adopt-plan.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
@@ -78,6 +80,10 @@ export interface ClientNodeOptions {
    */
   readonly connectTimeoutMs?: number;
   readonly onWaiting?: (err: IntersyncError, waitMs: number) => void;
+  /** The conflict policy given at this start (flag or file), for an adoption before it is stored. */
+  readonly conflictPolicy?: string;
+  /** Told what an adoption (a first start in a populated directory) decided. */
+  readonly onAdopted?: (s: AdoptSummary) => void;
 }
 
 export interface ClientStatus {
@@ -257,10 +263,11 @@ export class ClientNode {
     let paths: FilesetPaths;
     let client: PeerClient;
     let hello: HelloInfo | null;
+    let populated = false;
     if (existing.length === 0) {
-      // First contact: the server says which fileset this is; the copy goes into an empty directory.
-      const names = readdirSync(dir).filter((n) => n !== META_DIR);
-      if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
+      // First contact: the server says which fileset this is. A directory that holds files already is
+      // adopted: compared with the server's snapshot before the first copy (daemon/adopt.ts).
+      populated = readdirSync(dir).some((n) => n !== META_DIR);
       client = ClientNode.#peer(o, null);
       const hadMeta = existsSync(join(dir, META_DIR));
       const nodeId = ensureNodeId(dir);
@@ -281,6 +288,7 @@ export class ClientNode {
       client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
+    if (populated) markAdopting(db);
     client.uuid = db.meta.uuid;
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {
@@ -314,7 +322,14 @@ export class ClientNode {
       // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
       const copying = db.getMeta('copy_done') === undefined;
       await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
+        const adopting = adoptionPending(db) ? node.#adoptDeps() : null;
+        let adopted: AdoptSummary | null = null;
+        if (copying && adopting !== null) adopted = await adopt(adopting);
         if (copying) await node.#firstCopy('first copy');
+        if (adopting !== null) {
+          finishAdoption(adopting, adopted);
+          if (adopted !== null) o.onAdopted?.(adopted);
+        }
         await node.capture.start(statMany);
       });
       node.#checkOffline();
@@ -451,6 +466,14 @@ export class ClientNode {
     this.#stuckObjects.clear();
     this.#copy = { done: true, files: r.files, totalFiles: r.files, bytes: r.bytes, totalBytes: r.bytes };
     this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, `${kind} done`);
+  }
+
+  #adoptDeps(): AdoptDeps {
+    const policy = parsePolicy(this.#o.conflictPolicy ?? this.db.getMeta('conflict-policy') ?? this.#hello?.conflictPolicy ?? 'keep-both') ?? { name: 'keep-both', discard: false };
+    return {
+      db: this.db, apply: this.apply, client: this.client, root: this.paths.dir, tmpDir: this.paths.tmp, conflictsDir: this.paths.conflictsDir,
+      serverNode: this.#serverNode(), policy, log: this.log.child({ component: 'adopt' }), clock: this.#o.clock,
+    };
   }
 
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */
