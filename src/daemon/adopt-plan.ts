@@ -5,7 +5,7 @@
  * conflict policy. Read-only: `--dry-run` prints this plan, a real start carries it out (adopt.ts).
  *
  * A file is the server's when type, content and hard-link grouping match: sizes that differ settle it
- * without reading; equal size and mtime settle it as equal (rsync's quick check); else it is hashed.
+ * without reading; equal size and mtime (within 1 ms) settle it as equal (rsync's quick check); else it is hashed.
  */
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -164,7 +164,8 @@ function differs(root: string, e: SnapshotEntry, st: DiskStat, onHash: () => voi
     return t === e.target ? null : `symlink to ${t ?? '?'} here, to ${e.target ?? '?'} on the server`;
   }
   if (st.size !== e.size) return `${st.size} bytes here, ${e.size ?? 0} on the server`;
-  if (Math.trunc(st.mtimeMs) === Math.trunc(e.mtimeMs)) return null;
+  // Within a millisecond: copies keep mtimes at that precision (cp -p, rsync -t through utimes with a float).
+  if (Math.abs(st.mtimeMs - e.mtimeMs) < 1) return null;
   onHash();
   return hashFileSync(join(root, e.path)) === e.hash ? null : 'other content';
 }

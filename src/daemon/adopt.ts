@@ -128,7 +128,7 @@ function keep(d: AdoptDeps, x: AdoptItem): void {
     renameSync(tmp, abs);
   }
   if (x.mode === 'set') chmodSync(abs, draft.mode & 0o7777);
-  if (e.type === 'file' && Math.trunc(before.mtimeMs) !== Math.trunc(e.mtimeMs)) utimesSync(abs, new Date(), new Date(e.mtimeMs));
+  if (e.type === 'file' && Math.abs(before.mtimeMs - e.mtimeMs) >= 1) utimesSync(abs, new Date(), new Date(e.mtimeMs));
   const st = lstatOrNull(abs);
   // Racy as the stat before: a write landing now would not move size and times, and the scan reads it again.
   const racy = identityOf(before, nowNs()).racy;
