@@ -144,7 +144,7 @@ export function addJoinCommand(program: Command, print: Print): void {
     .command('join')
     .description('set up a client from a join token (printed by intersync invite on the server) and run it: enrol, first copy, then replicate')
     .argument('<TOKEN>', 'the join token, isync1-…')
-    .argument('<DIR>', 'the client\'s backing directory (empty, or a client of the same fileset)')
+    .argument('<DIR>', 'the client\'s backing directory: empty, already holding the files (adopted: compared with the server\'s, see intersync --help), or a client of the same fileset')
     .addOption(debugOption())
     .option('--log-dir <DIR>', 'where JSON logs go')
     .option('--state-dir <DIR>', 'where this node\'s credential goes, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')

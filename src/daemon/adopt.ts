@@ -7,11 +7,12 @@
  * journaled. Resumable: the meta key `adopt` stays `pending` until the copy is in and the held local
  * versions are back, and each step can be run again.
  */
-import { chmodSync, copyFileSync, mkdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
+import { META_DIR } from '#core/format.js';
 import { asTid, formatTid, parseTid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName } from '#core/paths.js';
 import type { ApplyPath } from '#apply/apply-path.js';
@@ -28,6 +29,9 @@ const ADOPT = 'adopt';
 /** Meta key: local versions held beside their name to go back over the server's once the copy is in: [held, name]. */
 const PUT_BACK = 'adopt_put_back';
 
+/** Objects journaled per transaction. */
+const KEEP_BATCH = 1_000;
+
 export interface AdoptDeps {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
@@ -41,8 +45,15 @@ export interface AdoptDeps {
   readonly clock: Clock;
 }
 
-export function markAdopting(db: FilesetDb): void {
-  db.setMeta(ADOPT, 'pending');
+/**
+ * At a client's start: note an adoption when this first start found the directory populated, or when an
+ * earlier first start was killed between making the fileset and noting it (no copy done, nothing journaled,
+ * names in the tree). Noted, it runs until done, at each start.
+ */
+export function noteAdoption(db: FilesetDb, dir: string, populated: boolean): void {
+  if (db.getMeta(ADOPT) !== undefined || db.getMeta('copy_done') !== undefined) return;
+  const killedEarly = db.objectCount() === 0 && db.lmlCount() === 0 && readdirSync(dir).some((n) => n !== META_DIR);
+  if (populated || killedEarly) db.setMeta(ADOPT, 'pending');
 }
 
 export function adoptionPending(db: FilesetDb): boolean {
@@ -76,24 +87,29 @@ export async function adopt(d: AdoptDeps): Promise<AdoptSummary> {
       return e.mode; // refused (an escaping symlink under safe-links): the copy says so
     }
   };
+  const t0 = d.clock.monotonic();
   const plan = planAdoption({ root: d.root, entries: checkedEntries(raw.entries), tid, node: d.db.meta.nodeId, serverNode: d.serverNode, policy: d.policy, modeOf });
+  const t1 = d.clock.monotonic();
   carryOut(d, plan);
   const s = summarize(plan);
-  d.log.info({ ...s, beside: plan.items.filter((x) => x.action !== 'keep' && x.action !== 'fetch').slice(0, 20).map((x) => `${x.path}: ${x.action} (${x.why})`) }, 'adoption: local tree compared with the server\'s');
+  d.log.info({ ...s, ms: { compare: Math.round(t1 - t0), prepare: Math.round(d.clock.monotonic() - t1) }, beside: plan.items.filter((x) => x.action !== 'keep' && x.action !== 'fetch').slice(0, 20).map((x) => `${x.path}: ${x.action} (${x.why})`) }, 'adoption: local tree compared with the server\'s');
   return s;
 }
 
 function carryOut(d: AdoptDeps, plan: AdoptPlan): void {
   const tid = plan.tid;
   const held = heldOf(d.db);
+  // What is the server's already joins the table first, many per transaction (a kill keeps whole batches).
+  const keeps = plan.items.filter((x) => x.action === 'keep');
+  for (let n = 0; n < keeps.length; n += KEEP_BATCH) d.db.batch(() => keeps.slice(n, n + KEEP_BATCH).forEach((x) => keep(d, x)));
   for (const x of plan.items) {
     const abs = join(d.root, x.path);
-    if (x.action === 'keep') keep(d, x);
+    if (x.action === 'keep') continue;
     else if (x.action === 'fetch' && x.relink) rmSync(abs, { force: true }); // the server's content: linked again by the copy
     else if (x.action === 'beside') {
       renameSync(abs, join(d.root, x.to!));
       conflict(d, tid, x.path, 'keep-both', x.to, 'open', null);
-      d.log.warn({ path: x.path, keptAs: x.to, why: x.why }, 'adoption: the local version differs; kept beside');
+      d.log.debug({ path: x.path, keptAs: x.to, why: x.why }, 'adoption: the local version differs; kept beside');
     } else if (x.action === 'save') {
       let kept: string | null = null;
       if (d.policy.discard) rmSync(abs, { recursive: true, force: true });
@@ -103,7 +119,7 @@ function carryOut(d: AdoptDeps, plan: AdoptPlan): void {
         renameSync(abs, kept);
       }
       conflict(d, tid, x.path, 'remote', kept, 'resolved', 'the server\'s version kept');
-      d.log.warn({ path: x.path, kept, why: x.why }, 'adoption: the local version differs; the server\'s wins');
+      d.log.debug({ path: x.path, kept, why: x.why }, 'adoption: the local version differs; the server\'s wins');
     } else if (x.action === 'send') {
       // Noted before the move: a kill in between finds the local version at either name.
       held.push([x.to!, x.path]);

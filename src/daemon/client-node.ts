@@ -38,7 +38,7 @@ import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
 import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
-import { adopt, adoptionPending, finishAdoption, markAdopting, type AdoptDeps } from './adopt.js';
+import { adopt, adoptionPending, finishAdoption, noteAdoption, type AdoptDeps } from './adopt.js';
 import type { AdoptSummary } from './adopt-plan.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
@@ -288,7 +288,7 @@ export class ClientNode {
       client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
-    if (populated) markAdopting(db);
+    noteAdoption(db, paths.dir, populated);
     client.uuid = db.meta.uuid;
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {
