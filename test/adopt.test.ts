@@ -5,7 +5,7 @@
 // one a fresh copy gives (journal digest = disk digest = the server's). `--dry-run` prints that plan and
 // changes nothing (no .intermezzo, no file touched). Before this a populated directory was refused (NOT_EMPTY).
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync, utimesSync } from 'node:fs';
+import { cpSync, existsSync, linkSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync, chmodSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { test } from 'node:test';
@@ -128,10 +128,13 @@ test('adopting a populated directory: identical files stay without a transfer, d
   assert.match(conflicts.stdout, /site\/index\.html/);
 });
 
-test('client-wins: a differing local file replaces the server\'s, which is kept in the conflicts folder', { timeout: 180_000 }, async (t) => {
+test('client-wins: a differing local file replaces the server\'s, which is kept in the conflicts folder; hard links grouped as on the server', { timeout: 180_000 }, async (t) => {
   const [srv, cl, logs] = [tmpDir('intersync-srv-'), tmpDir('intersync-cli-'), tmpDir('intersync-logs-')];
   writeFileSync(join(srv.path, 'page.html'), 'the server\'s page\n');
   writeFileSync(join(srv.path, 'same.html'), 'same on both\n');
+  // One inode under two names on the server; two copies here: linked again, nothing fetched for them.
+  writeFileSync(join(srv.path, 'h1'), 'linked\n');
+  linkSync(join(srv.path, 'h1'), join(srv.path, 'h2'));
   const port = await freePort();
   const server = await spawnServer(srv.path, logs.path, port);
   let client: Awaited<ReturnType<typeof spawnClient>> | null = null;
@@ -142,6 +145,7 @@ test('client-wins: a differing local file replaces the server\'s, which is kept 
   });
   writeFileSync(join(cl.path, 'page.html'), 'this web node\'s page, edited by hand\n');
   cpSync(join(srv.path, 'same.html'), join(cl.path, 'same.html'), { preserveTimestamps: true });
+  for (const h of ['h1', 'h2']) cpSync(join(srv.path, h), join(cl.path, h), { preserveTimestamps: true });
   client = await spawnClient(cl.path, logs.path, port, secretFile(srv.path), ['--conflict-policy', 'client-wins']);
   await eventually('the local version reaches the server', () => readFileSync(join(srv.path, 'page.html'), 'utf8'), (v) => v === 'this web node\'s page, edited by hand\n');
   await waitConverged([srv.path, cl.path]);
@@ -151,6 +155,8 @@ test('client-wins: a differing local file replaces the server\'s, which is kept 
   assert.equal(kept.length, 1, kept.join(' '));
   assert.equal(readFileSync(join(cl.path, '.intermezzo', 'default', 'conflicts', kept[0]!), 'utf8'), 'the server\'s page\n');
   assert.equal(await diskDigest(cl.path), journalState(cl.path).digest);
+  assert.equal(lstatSync(join(cl.path, 'h1')).ino, lstatSync(join(cl.path, 'h2')).ino, 'grouped as on the server');
+  assert.equal(readFileSync(join(cl.path, 'h2'), 'utf8'), 'linked\n');
 });
 
 test('an adoption killed on its way resumes at the next start, losing nothing', { timeout: 240_000 }, async (t) => {
