@@ -46,14 +46,16 @@ export interface AdoptDeps {
 }
 
 /**
- * At a client's start: note an adoption when this first start found the directory populated, or when an
- * earlier first start was killed between making the fileset and noting it (no copy done, nothing journaled,
- * names in the tree). Noted, it runs until done, at each start.
+ * At a client's start: note an adoption when this first start found the directory populated (`populated`,
+ * the fileset made just now), or, at a later start, when an earlier first start was killed between making
+ * the fileset and noting it (no copy done, nothing journaled, names in the tree). A file made in the tree
+ * during this start's own first copy is not a reason: the copy meets it (kept beside). Noted, it runs
+ * until done, at each start.
  */
-export function noteAdoption(db: FilesetDb, dir: string, populated: boolean): void {
+export function noteAdoption(db: FilesetDb, dir: string, o: { populated: boolean; madeNow: boolean }): void {
   if (db.getMeta(ADOPT) !== undefined || db.getMeta('copy_done') !== undefined) return;
-  const killedEarly = db.objectCount() === 0 && db.lmlCount() === 0 && readdirSync(dir).some((n) => n !== META_DIR);
-  if (populated || killedEarly) db.setMeta(ADOPT, 'pending');
+  const killedEarly = !o.madeNow && db.objectCount() === 0 && db.lmlCount() === 0 && readdirSync(dir).some((n) => n !== META_DIR);
+  if (o.populated || killedEarly) db.setMeta(ADOPT, 'pending');
 }
 
 export function adoptionPending(db: FilesetDb): boolean {

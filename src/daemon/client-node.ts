@@ -288,7 +288,7 @@ export class ClientNode {
       client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
-    noteAdoption(db, paths.dir, populated);
+    noteAdoption(db, paths.dir, { populated, madeNow: existing.length === 0 });
     client.uuid = db.meta.uuid;
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {
