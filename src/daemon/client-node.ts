@@ -288,7 +288,6 @@ export class ClientNode {
       client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
-    noteAdoption(db, paths.dir, { populated, madeNow: existing.length === 0 });
     client.uuid = db.meta.uuid;
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {
@@ -296,6 +295,7 @@ export class ClientNode {
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
     try {
+      noteAdoption(db, paths.dir, { populated, madeNow: existing.length === 0 });
       try {
         if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
         const contact = async (): Promise<HelloInfo> => {
