@@ -223,7 +223,8 @@ export interface AdoptSummary {
 /** The counts people read: files kept, fetched, kept beside, saved in the conflicts folder, sent. */
 export function summarize(p: AdoptPlan): AdoptSummary {
   const sum = (f: (x: AdoptItem) => boolean, v: (x: AdoptItem) => number): number => p.items.filter(f).reduce((n, x) => n + v(x), 0);
-  const fetching = (x: AdoptItem): boolean => (x.action === 'fetch' && !x.relink) || x.action === 'beside' || x.action === 'save';
+  // client-wins fetches the server's version too: it is kept in the conflicts folder.
+  const fetching = (x: AdoptItem): boolean => (x.action === 'fetch' && !x.relink) || x.action === 'beside' || x.action === 'save' || x.action === 'send';
   const sending = (x: AdoptItem): boolean => x.action === 'local' || x.action === 'send' || x.action === 'beside';
   return {
     tid: formatTid(p.tid), policy: p.policy,
