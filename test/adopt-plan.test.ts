@@ -114,3 +114,16 @@ test('hard links: a name the server links but this tree does not is linked again
   assert.equal(by.get('c')!.action, 'keep');
   assert.equal(lstatOrNull(join(d.path, 'c'))!.nlink, 2, 'the plan changes nothing');
 });
+
+test('an entry this node refuses (an escaping symlink under safe-links) is left out, and what is at its name here left alone', (t) => {
+  const d = tmpDir('intersync-adopt-');
+  t.after(d.cleanup);
+  symlinkSync('/etc/passwd', join(d.path, 'escape'));
+  put(d.path, 'ok', 'abc');
+  const entries = [link('escape', '/etc/passwd'), file('ok', 'abc')];
+  const p = planAdoption({
+    root: d.path, entries, tid: asTid(1n), node: 'aaaaaaaaaaaaaaaa', serverNode: 'bbbbbbbbbbbbbbbb', policy: parsePolicy('keep-both')!,
+    modeOf: (e) => (e.type === 'symlink' ? null : e.mode),
+  });
+  assert.deepEqual(actions(p), { ok: 'keep' }, 'neither kept as the server\'s nor sent as a local create');
+});

@@ -11,7 +11,7 @@ import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, parseTid } from '#core/ids.js';
 import { listFilesets } from '#journal/layout.js';
 import { PeerClient, type SnapshotEntry } from '#net/peer-client.js';
-import { ATTR_SETTINGS, SAFE_ATTRS, localAttrs, stricter, type AttrPolicy } from '#policy/attr-policy.js';
+import { ATTR_SETTINGS, SAFE_ATTRS, localAttrs, stricter, unsafeLinkReason, type AttrPolicy } from '#policy/attr-policy.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { planAdoption, summarize, type AdoptItem, type AdoptPlan, type AdoptSummary } from '#daemon/adopt-plan.js';
 import { checkedEntries } from '#daemon/adopt.js';
@@ -57,7 +57,10 @@ export async function adoptDryRun(dir: string, o: RunOptions & { json?: boolean 
     if (policy === undefined) throw IntersyncError.BAD_ARGUMENT(`--conflict-policy ${asked} is not a policy`, 'keep-both|server-wins|client-wins|newest-wins|hook[:discard]');
     const attrs = stricter(parseServerAttrs(hello.attrs), localSettings(o));
     const self = { uid: process.geteuid?.() ?? 0, gid: process.getegid?.() ?? 0 };
-    const modeOf = (e: SnapshotEntry): number => localAttrs(draftOf(e, hello.node as never, 0), attrs, { self, current: null, canChown: false }).mode;
+    const modeOf = (e: SnapshotEntry): number | null => {
+      if (attrs.safeLinks && e.type === 'symlink' && e.target !== null && unsafeLinkReason(e.path, e.target) !== null) return null;
+      return localAttrs(draftOf(e, hello.node as never, 0), attrs, { self, current: null, canChown: false }).mode;
+    };
     plan = planAdoption({ root: abs, entries: checkedEntries(raw.entries), tid, node: NODE, serverNode: hello.node, policy, modeOf });
   } finally {
     await client.close();

@@ -64,8 +64,8 @@ export interface PlanInput {
   readonly node: string;
   readonly serverNode: string;
   readonly policy: PolicyConfig;
-  /** The mode an entry is placed with here (the attribute policy may drop set-id bits). */
-  readonly modeOf: (e: SnapshotEntry) => number;
+  /** The mode an entry is placed with here (the attribute policy may drop set-id bits); null: this node refuses it. */
+  readonly modeOf: (e: SnapshotEntry) => number | null;
 }
 
 /** The local tree, as lstat data by relative path (the metadata folder left out; symlinks not followed). */
@@ -95,7 +95,9 @@ export function walkLocal(root: string): Map<string, DiskStat> {
 /** Compare the local tree with the snapshot and decide each object's fate. Reads files only to hash them. */
 export function planAdoption(i: PlanInput): AdoptPlan {
   const local = walkLocal(i.root);
-  const entries = [...i.entries].sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : 1));
+  // Entries this node refuses (an escaping symlink under safe-links): left out, and what is at their name here is left alone.
+  const refused = new Set(i.entries.filter((e) => i.modeOf(e) === null).map((e) => e.path));
+  const entries = [...i.entries].filter((e) => !refused.has(e.path)).sort((a, b) => depthOf(a.path) - depthOf(b.path) || (a.path < b.path ? -1 : 1));
   const inSnap = new Set(entries.map((e) => e.path));
   const items: AdoptItem[] = [];
   const given = new Set<string>();
@@ -115,7 +117,7 @@ export function planAdoption(i: PlanInput): AdoptPlan {
       items.push(fetch('not here'));
       continue;
     }
-    const mode = i.modeOf(e) & 0o7777;
+    const mode = i.modeOf(e)! & 0o7777;
     const diff = differs(i.root, e, st, () => hashed++);
     if (diff === null) {
       const modeDiffers = e.type !== 'symlink' && (st.mode & 0o7777) !== mode;
@@ -143,7 +145,7 @@ export function planAdoption(i: PlanInput): AdoptPlan {
   relinks(i, items);
   // What only this node has: sent as local creates (a directory once, with what it holds).
   for (const [p, st] of local) {
-    if (inSnap.has(p) || movedAway.some((d) => isUnder(p, d))) continue;
+    if (inSnap.has(p) || refused.has(p) || movedAway.some((d) => isUnder(p, d))) continue;
     const parent = parentOf(p);
     if (parent !== '' && !inSnap.has(parent)) continue; // below a local-only directory: counted with it
     const files = st.type === 'dir' ? countFiles(local, p) : st.type === 'file' ? 1 : 0;

@@ -82,11 +82,12 @@ export async function adopt(d: AdoptDeps): Promise<AdoptSummary> {
   const tid = parseTid(raw.tid);
   if (tid === undefined || !Array.isArray(raw.entries)) throw IntersyncError.PROTOCOL('the snapshot must name its TID and list its entries');
   const attrs = d.apply.attrs;
-  const modeOf = (e: SnapshotEntry): number => {
+  const modeOf = (e: SnapshotEntry): number | null => {
     try {
       return d.apply.localize(draftOf(e, d.serverNode as NodeId, 0), attrs).mode;
-    } catch {
-      return e.mode; // refused (an escaping symlink under safe-links): the copy says so
+    } catch (err) {
+      if (err instanceof IntersyncError && err.code === 'UNSAFE_LINK') return null; // refused: the copy says so
+      throw err;
     }
   };
   const t0 = d.clock.monotonic();
