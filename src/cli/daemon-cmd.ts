@@ -101,6 +101,8 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--metrics <ADDR:PORT>', 'also serve /metrics (Prometheus text) without a credential on this address; /metrics on --listen always needs the fileset credential')
     .option('--ui', 'server: serve the dashboard at https://HOST:PORT/ui/ (login: the fileset secret or --admin-password-file)', false)
     .option('--admin-password-file <FILE>', 'server: a file holding a password that also opens the dashboard')
+    .option('--dry-run', 'client: print what the first start would do in DIR (files kept, fetched, kept beside, sent) and change nothing', false)
+    .option('--json', 'with --dry-run: print the plan as one JSON object', false)
     .addHelpText('after', [
       '',
       'Modes, owners and links from peers are a fileset policy, safe by default: set-id bits are dropped and files',
@@ -118,6 +120,8 @@ export function defineDaemonCommand(program: Command, print: Print): void {
       '  intersync join isync1-eyJ2Ijo… /imports/site     on the client: join with that token and replicate',
       '  intersync --server https://srv:7777 /imports/site   restart a client that joined before',
       '  intersync --bwlimit 2m --server https://srv:7777 /imports/site   the same, moving content at 2 MiB/s at most',
+      '  intersync --server https://srv:7777 --secret-file SECRET --dry-run /var/www/site',
+      '                                                   what adopting a populated web root would do (nothing changed)',
     ].join('\n'))
     .action(async (dir: string | undefined, o: RunOptions, cmd: Command) => {
       if (dir === undefined) {
@@ -127,6 +131,13 @@ export function defineDaemonCommand(program: Command, print: Print): void {
       refuseMistypedCommand(program, dir);
       if (cmd.args.length > 1) throw IntersyncError.BAD_ARGUMENT(`too many arguments: ${cmd.args.slice(1).join(' ')}`, 'intersync serves one DIR; intersync help lists the commands');
       const cfg = DaemonConfig.load(dir, flagsGiven(cmd, o as unknown as Record<string, unknown>), o.config);
+      if (o.dryRun === true) {
+        const given = optionsOf(cfg);
+        if (given.server === undefined) throw IntersyncError.BAD_ARGUMENT('--dry-run shows a client\'s first start: give --server', 'for a client that was disconnected: intersync reconnect DIR --dry-run');
+        const { adoptDryRun } = await import('./adopt-dry-run.js');
+        await adoptDryRun(dir, { ...given, json: o.json === true }, print);
+        return;
+      }
       await runDaemon(dir, { ...optionsOf(cfg), ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print);
     });
 }
@@ -137,7 +148,7 @@ export function addJoinCommand(program: Command, print: Print): void {
     .command('join')
     .description('set up a client from a join token (printed by intersync invite on the server) and run it: enrol, first copy, then replicate')
     .argument('<TOKEN>', 'the join token, isync1-…')
-    .argument('<DIR>', 'the client\'s backing directory (empty, or a client of the same fileset)')
+    .argument('<DIR>', 'the client\'s backing directory: empty, already holding the files (adopted: compared with the server\'s, see intersync --help), or a client of the same fileset')
     .addOption(debugOption())
     .option('--log-dir <DIR>', 'where JSON logs go')
     .option('--state-dir <DIR>', 'where this node\'s credential goes, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')

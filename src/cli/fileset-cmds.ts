@@ -83,9 +83,19 @@ export function addLinkCommands(program: Command, print: Print): void {
     .option('--fileset <NAME>', FILESET_HELP)
     .option('--no-wait', 'return at once; the daemon reconnects in the background')
     .option('--timeout <SECONDS>', 'wait at most this long for the outcome', positiveInt('--timeout'), 60)
+    .option('--dry-run', 'print what the reconnection would decide (records applied, sent, conflicts and their outcome) and stay disconnected', false)
+    .option('--state-dir <DIR>', 'with --dry-run: where this client\'s credential lives (as the daemon was started with)')
+    .option('--tls-ca <FILE>', 'with --dry-run: trust this CA (PEM) for an https server')
     .option('--json', 'print as JSON', false)
-    .addHelpText('after', '\nExamples:\n  intersync disconnect ~/site     work offline; changes are journaled\n  intersync reconnect ~/site      back online: prints records reintegrated and conflicts met (exit 1 if stuck)')
-    .action((dir: string, o: { fileset?: string; json: boolean; wait: boolean; timeout: number }) => cmdReconnect(dir, o, print));
+    .addHelpText('after', '\nExamples:\n  intersync disconnect ~/site     work offline; changes are journaled\n  intersync reconnect ~/site      back online: prints records reintegrated and conflicts met (exit 1 if stuck)\n  intersync reconnect ~/site --dry-run    what it would decide, changing nothing')
+    .action(async (dir: string, o: { fileset?: string; json: boolean; wait: boolean; timeout: number; dryRun: boolean; stateDir?: string; tlsCa?: string }) => {
+      if (o.dryRun) {
+        const { reconnectDryRun } = await import('./reconnect-dry-run.js');
+        await reconnectDryRun(dir, o, print);
+        return;
+      }
+      await cmdReconnect(dir, o, print);
+    });
 }
 
 /** `conflicts`, `resolve`: the conflicts met on reconnection, and settling one by hand. */

@@ -57,6 +57,9 @@ export interface RunOptions {
   ui?: boolean;
   adminPasswordFile?: string;
   bwlimit?: string;
+  /** Root command only: print the first start's plan (cli/adopt-dry-run.ts) instead of running. */
+  dryRun?: boolean;
+  json?: boolean;
 }
 
 /** SIGHUP with new `ignore` patterns in the config: capture rescans under them (see WatchCapture#ignoreChanged). */
@@ -74,7 +77,7 @@ export function logFormatOf(asked: string | undefined, tty: boolean): LogFormat 
 }
 
 /** A client's server: a URL, or a join token (address, fileset, invitation, pinned certificate). */
-function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
+export function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
   let url = o.server!;
   let trust: ClientTrust = {};
   let uuid: string | undefined;
@@ -217,6 +220,8 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
     copyObserver: progress, bwlimit,
+    ...(o.conflictPolicy === undefined ? {} : { conflictPolicy: o.conflictPolicy }),
+    onAdopted: (s) => print(`adopted ${common.dir}: ${s.kept.files} files kept without a transfer, ${s.fetched.files} fetched, ${s.keptBeside} kept beside, ${s.savedAside} saved aside, ${s.sent.files} to send (policy ${s.policy})`),
     ...(o.connectTimeout === undefined ? {} : { connectTimeoutMs: o.connectTimeout * 1000 }),
     onWaiting: (err, waitMs) => warn(`${err.message}; waiting for the server, next try in ${(waitMs / 1000).toFixed(1)} s${o.connectTimeout === undefined ? ' (--connect-timeout to give up)' : ''}`),
   });

@@ -40,6 +40,8 @@ import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
 import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
+import { adopt, adoptionPending, finishAdoption, noteAdoption, type AdoptDeps } from './adopt.js';
+import type { AdoptSummary } from './adopt-plan.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
@@ -89,6 +91,10 @@ export interface ClientNodeOptions {
   readonly onWaiting?: (err: IntersyncError, waitMs: number) => void;
   /** The node's bandwidth limit (`--bwlimit`): every content transfer to and from the server takes from it. */
   readonly bwlimit?: RateLimit | null;
+  /** The conflict policy given at this start (flag or file), for an adoption before it is stored. */
+  readonly conflictPolicy?: string;
+  /** Told what an adoption (a first start in a populated directory) decided. */
+  readonly onAdopted?: (s: AdoptSummary) => void;
 }
 
 export interface ClientStatus {
@@ -280,10 +286,11 @@ export class ClientNode {
     let paths: FilesetPaths;
     let client: PeerClient;
     let hello: HelloInfo | null;
+    let populated = false;
     if (existing.length === 0) {
-      // First contact: the server says which fileset this is; the copy goes into an empty directory.
-      const names = readdirSync(dir).filter((n) => n !== META_DIR);
-      if (names.length > 0) throw IntersyncError.NOT_EMPTY(dir);
+      // First contact: the server says which fileset this is. A directory that holds files already is
+      // adopted: compared with the server's snapshot before the first copy (daemon/adopt.ts).
+      populated = readdirSync(dir).some((n) => n !== META_DIR);
       client = ClientNode.#peer(o, null);
       const hadMeta = existsSync(join(dir, META_DIR));
       const nodeId = ensureNodeId(dir);
@@ -311,6 +318,7 @@ export class ClientNode {
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
     try {
+      noteAdoption(db, paths.dir, { populated, madeNow: existing.length === 0 });
       try {
         if (existsSync(paths.offlineFile) && db.getMeta('copy_done') !== undefined) throw IntersyncError.PEER_UNREACHABLE(client.url, new Error('disconnected on request'));
         const contact = async (): Promise<HelloInfo> => {
@@ -337,7 +345,14 @@ export class ClientNode {
       // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
       const copying = db.getMeta('copy_done') === undefined;
       await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
+        const adopting = adoptionPending(db) ? node.#adoptDeps() : null;
+        let adopted: AdoptSummary | null = null;
+        if (copying && adopting !== null) adopted = await adopt(adopting);
         if (copying) await node.#firstCopy('first copy');
+        if (adopting !== null) {
+          finishAdoption(adopting, adopted);
+          if (adopted !== null) o.onAdopted?.(adopted);
+        }
         await node.capture.start(statMany);
       });
       node.#checkOffline();
@@ -475,6 +490,14 @@ export class ClientNode {
     this.#stuckObjects.clear();
     this.#copy = { done: true, files: r.files, totalFiles: r.files, bytes: r.bytes, totalBytes: r.bytes };
     this.log.info({ tid: r.tid, files: r.files, bytes: r.bytes, skipped: r.skipped, durMs: Math.round(this.#o.clock.monotonic() - t0), ms: r.ms }, `${kind} done`);
+  }
+
+  #adoptDeps(): AdoptDeps {
+    const policy = parsePolicy(this.#o.conflictPolicy ?? this.db.getMeta('conflict-policy') ?? this.#hello?.conflictPolicy ?? 'keep-both') ?? { name: 'keep-both', discard: false };
+    return {
+      db: this.db, apply: this.apply, client: this.client, root: this.paths.dir, tmpDir: this.paths.tmp, conflictsDir: this.paths.conflictsDir,
+      serverNode: this.#serverNode(), policy, log: this.log.child({ component: 'adopt' }), clock: this.#o.clock,
+    };
   }
 
   /** Rebuild from a snapshot of the server, keeping local changes (see daemon/resync-protect.ts); counted for status. */

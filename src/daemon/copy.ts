@@ -705,7 +705,7 @@ function admit(ctx: PlaceContext, e: SnapshotEntry, checkedDirs?: Set<string>): 
 const WRITING = 'copy_writing';
 
 /** A crashed fresh copy left files it was writing and had not journaled (maybe half written): remove them. */
-function dropUnjournaled(d: CopyDeps): void {
+export function dropUnjournaled(d: Pick<CopyDeps, 'db' | 'root'>): void {
   const noted = JSON.parse(d.db.getMeta(WRITING) ?? '[]') as string[];
   for (const path of noted) {
     const abs = join(d.root, path);
@@ -714,7 +714,8 @@ function dropUnjournaled(d: CopyDeps): void {
   if (noted.length > 0) d.db.setMeta(WRITING, '[]');
 }
 
-function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {
+/** The record a snapshot entry is placed and journaled as (before the attribute policy). */
+export function draftOf(e: SnapshotEntry, origin: NodeId, now: number): RecordDraft {
   const kind = e.type === 'dir' ? 'mkdir' : e.type === 'symlink' ? 'symlink' : e.linkOf !== null ? 'link' : 'create';
   return {
     kind, fid: e.fid as Fid, path: e.path, newPath: null, target: e.type === 'symlink' ? e.target : e.linkOf,

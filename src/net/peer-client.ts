@@ -289,6 +289,12 @@ export class PeerClient {
     return this.#json('POST', this.#fs('/token'), { node, scope, op, waitMs });
   }
 
+  /** The server's records after `since` that it holds now, not following (a dry run's look: nothing registered). */
+  async *records(since: Tid): AsyncGenerator<Frame> {
+    const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}`), { timeoutMs: 60_000 });
+    yield* readFrames(res.body);
+  }
+
   /** The forwarded record stream after `since`, following new records until aborted or cut. */
   async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame> {
     const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}&follow=1&node=${node}`), { timeoutMs: 45_000, signal });
