@@ -33,7 +33,7 @@ import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
-import { localNamesOf } from '#reint/local-names.js';
+import { localNamesOf, serverRenames } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
@@ -646,7 +646,7 @@ export class ClientNode {
     }
     // In this node's names: below a directory renamed here and not accepted yet, a server path is elsewhere;
     // with the modes and owners this node takes from a peer (what it applies is what it journals).
-    const place = (): KmlRecord => this.apply.localize(placedHere(db, localNamesOf(sent, db.pendingRenames()), (fid) => db.hasPendingLocal(fid)));
+    const place = (): KmlRecord => this.apply.localize(placedHere(db, localNamesOf(sent, serverRenames(db)), (fid) => db.hasPendingLocal(fid)));
     let r: KmlRecord;
     try {
       if (refusedFids(db).has(sent.fid)) throw IntersyncError.UNSAFE_LINK(sent.path, sent.target ?? '', 'a change of an object refused here');
@@ -1076,7 +1076,7 @@ export class ClientNode {
       if (dir !== undefined && this.db.hasLaterRecord(dir.fid, r.tid)) return;
     }
     // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
-    const mine = localNamesOf(r, this.db.pendingRenames());
+    const mine = localNamesOf(r, serverRenames(this.db));
     this.#toServerName(o, mine.newPath ?? mine.path, r.tid, 'own change back from the server: moved back to its name');
   }
 

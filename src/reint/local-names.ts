@@ -1,5 +1,27 @@
+import type { Fid } from '#core/ids.js';
 import { isUnder } from '#core/paths.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
+
+/** What serverRenames reads: the LML. */
+export interface PendingRenamesDeps {
+  pendingRenames(): LmlRecord[];
+  localRecordsOf(fid: Fid): LmlRecord[];
+}
+
+const MAKES = new Set(['create', 'mkdir', 'symlink', 'link']);
+
+/**
+ * The pending renames that move names the server knows, oldest first, for localPath and localNamesOf: a rename
+ * of an object made here (its create or mkdir still pending) is left out. The server never had that object at
+ * its old name, so a server path below that name is below what the server has there (a directory removed here,
+ * its removal pending, before the new one took its name), not below the new object. Before, the path followed
+ * the new directory to its new name: the server's file went into it here, and the removal of the server's
+ * directory, which holds the file there, was refused for ever ("directory is not empty here", a resync; chaos
+ * seed 9212, c2: rmdir gamma/deep, mkdir -p gamma/deep, mv gamma/deep beta/sub, a file made in gamma/deep there).
+ */
+export function serverRenames(db: PendingRenamesDeps): LmlRecord[] {
+  return db.pendingRenames().filter((x) => !db.localRecordsOf(x.fid).some((y) => y.seq < x.seq && MAKES.has(y.kind)));
+}
 
 /**
  * Where a server path is on this client: the server has not seen the client's pending renames yet, so a
