@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
-import { localNamesOf, localPath } from '#reint/local-names.js';
+import { localNamesOf, localPath, serverRenames } from '#reint/local-names.js';
 
 function rename(seq: number, path: string, newPath: string, fid = `n-${seq}`): LmlRecord {
   return {
@@ -38,4 +38,19 @@ test('localNamesOf maps path, new path and a hard link target; returns the same 
   const mv = localNamesOf({ ...base, kind: 'rename', path: 'd/a', newPath: 'd/b', target: null }, [rename(1, 'd', 'x')]);
   assert.deepEqual([mv.path, mv.newPath], ['x/a', 'x/b']);
   assert.equal(localNamesOf(base, [rename(1, 'e', 'x')]), base);
+});
+
+test('serverRenames leaves out the renames of an object made here: a server path below its old name is not in it', () => {
+  // Chaos seed 9212 (test/removed-dir-taken.test.ts): rmdir d, mkdir d, mv d e here; the server's d/x is in the
+  // server's d (removed here), not in the new directory now at e.
+  const made: LmlRecord = { ...rename(2, 'd', 'd', 'n-new'), kind: 'mkdir', newPath: null };
+  const lml = [rename(1, 'a', 'b', 'n-old'), made, rename(3, 'd', 'e', 'n-new')];
+  const db = { pendingRenames: () => lml.filter((r) => r.kind === 'rename'), localRecordsOf: (fid: Fid) => lml.filter((r) => r.fid === fid) };
+  const renames = serverRenames(db);
+  assert.deepEqual(renames.map((r) => String(r.seq)), ['1'], 'the old directory\'s rename stays, the new one\'s goes');
+  assert.equal(localPath('d/x', renames), 'd/x');
+  assert.equal(localPath('a/x', renames), 'b/x');
+  // Once its mkdir is accepted (not pending), the server knows the object at its old name: its rename carries.
+  const accepted = { pendingRenames: () => [lml[2]!], localRecordsOf: (fid: Fid) => (fid === 'n-new' ? [lml[2]!] : []) };
+  assert.equal(localPath('d/x', serverRenames(accepted)), 'e/x');
 });

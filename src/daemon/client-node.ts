@@ -35,7 +35,7 @@ import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
 import { conflictName } from '#reint/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
-import { localNamesOf, renamesOver } from '#reint/local-names.js';
+import { localNamesOf, renamesOver, serverRenames } from '#reint/local-names.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
@@ -1123,7 +1123,7 @@ export class ClientNode {
       if (dir !== undefined && this.db.hasLaterRecord(dir.fid, r.tid)) return;
     }
     // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
-    const mine = localNamesOf(r, this.db.pendingRenames());
+    const mine = localNamesOf(r, serverRenames(this.db));
     this.#toServerName(o, mine.newPath ?? mine.path, r.tid, 'own change back from the server: moved back to its name');
   }
 

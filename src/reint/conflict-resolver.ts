@@ -249,18 +249,65 @@ export class ConflictResolver {
     if (dir === undefined || dir === null || dir === ROOT_FID || db.objectByFid(dir) !== undefined) return;
     const removal = db.localRecordsOf(dir).find((x) => x.kind === 'rmdir');
     if (removal === undefined) return;
+    const there = db.objectByPath(removal.path);
+    if (there === undefined) return; // no name taken: #parents sees to it
+    this.#takeBack(r, removal, there);
+  }
+
+  /**
+   * The same for a server's change of an object removed here with its directory (`rm -r d`), where the record
+   * names it by its path alone (a write, truncate or setattr): a directory on that path that another object
+   * made or moved onto the name here since the removal of the directory the server has there (`mkdir d` after
+   * `rm -r d`) is not the server's. The server's directory comes back at its name, where the object comes back
+   * (ConflictResolver#object), and the local one goes beside. Before, the object came back inside the local
+   * directory, the removal of the server's stayed pending and was refused for ever ("directory is not empty
+   * here", a resync; chaos seed 9203, c2: rm -r alpha/deep, mkdir -p alpha/deep, alpha/deep/d.md chmodded there).
+   */
+  #removedAncestor(r: KmlRecord): void {
+    const db = this.#d.db;
+    if (!['write', 'truncate', 'setattr'].includes(r.kind) || db.objectByFid(r.fid) !== undefined) return;
+    for (let p = parentOf(r.path); p !== ''; p = parentOf(p)) {
+      const there = db.objectByPath(p);
+      if (there === undefined) continue; // removed here and free: #parents brings it back
+      const removal = db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
+      if (removal === undefined || !db.pendingOnto(p).some((x) => x.fid === there.fid && x.seq > removal.seq)) return;
+      this.#takeBack(r, removal, there);
+      return;
+    }
+  }
+
+  /** The directory removed by `removal` comes back at its name, which `there` took here meanwhile: that goes beside. */
+  #takeBack(r: KmlRecord, removal: LmlRecord, there: ObjectRow): void {
+    const db = this.#d.db;
     const p = removal.path;
-    const there = db.objectByPath(p);
-    if (there === undefined || parentOf(p) !== '' && db.objectByPath(parentOf(p))?.type !== 'dir') return; // no name taken: #parents sees to it
+    if (parentOf(p) !== '' && db.objectByPath(parentOf(p))?.type !== 'dir') return;
     const to = this.#conflictPath(p, r.tid);
     this.#move(p, to);
     db.relocateLocal(there.fid, to);
     db.rewriteLml([], [removal.seq]); // the removal alone loses: a pending move of the directory still ships
+    this.#freeName(removal, r.tid);
     this.#mkdir(p, removal.mode);
     this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
     this.#touched = true;
     this.#record(r, p, 'rmdir/gained', 'keep-both', to, 'open', null);
     this.#d.log.warn({ path: p, keptAs: to, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is back, and what took its name here is kept beside');
+  }
+
+  /**
+   * A directory removed here comes back at its name (its removal dropped): a pending record that made another
+   * object there, or moved one onto the name, after that removal, and whose object has moved on since (`mkdir d`
+   * then `mv d e` here), ships under a conflict name, with what followed it there; else the server, which kept
+   * its directory at the name, would refuse it for ever (chaos seed 9212).
+   */
+  #freeName(removal: LmlRecord, tid: Tid): void {
+    const db = this.#d.db;
+    for (const x of db.pendingOnto(removal.path)) {
+      if (x.seq < removal.seq || x.fid === removal.fid || db.objectByFid(x.fid)?.path === removal.path) continue;
+      // Free here and in the pending records too (two such records get two names).
+      const aside = conflictName(removal.path, this.#d.node, tid, (p) => db.objectByPath(p) !== undefined || db.pendingOnto(p).length > 0 || lstatOrNull(join(this.#d.root, p)) !== null);
+      db.renameInLml(x.fid, x.seq, removal.path, aside);
+      this.#d.log.info({ seq: String(x.seq), kind: x.kind, path: removal.path, to: aside, tid: formatTid(tid) }, 'a local change not accepted yet gave the name of a directory removed here and back now: it ships under another');
+    }
   }
 
   /** The object was made at `name` here and has not moved since (its pending records say so). */
@@ -272,6 +319,7 @@ export class ConflictResolver {
   /** The record's parent directories, removed here but not on the server: bring them back. */
   async #parents(r: KmlRecord): Promise<void> {
     this.#removedParent(r);
+    this.#removedAncestor(r);
     const target = r.kind === 'rename' ? r.newPath! : r.path;
     const missing: string[] = [];
     for (let p = parentOf(target); p !== ''; p = parentOf(p)) {
@@ -289,6 +337,7 @@ export class ConflictResolver {
       }
       // The removal alone loses (update beats delete): a pending move of the directory still ships.
       this.#d.db.rewriteLml([], [removal.seq]);
+      this.#freeName({ ...removal, path: p }, r.tid);
       if (lstatOrNull(join(this.#d.root, p)) === null) this.#mkdir(p, removal.mode);
       this.#restoreBase({ ...removal, path: p, kind: 'mkdir' }, removal.preVersion, 'dir');
       this.#touched = true;

@@ -1,27 +1,47 @@
+import type { Fid, Tid } from '#core/ids.js';
 import { isUnder } from '#core/paths.js';
-import type { Tid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
+
+/** What serverRenames reads: the LML. */
+export interface PendingRenamesDeps {
+  pendingRenames(): LmlRecord[];
+  localRecordsOf(fid: Fid): LmlRecord[];
+}
+
+const MAKES = new Set(['create', 'mkdir', 'symlink', 'link']);
+
+/**
+ * The pending renames that move names the server knows, oldest first, for localPath and localNamesOf: a rename
+ * of an object made here (its create or mkdir still pending) is left out. The server never had that object at
+ * its old name, so a server path below that name is below what the server has there (a directory removed here,
+ * its removal pending, before the new one took its name), not below the new object. Before, the path followed
+ * the new directory to its new name: the server's file went into it here, and the removal of the server's
+ * directory, which holds the file there, was refused for ever ("directory is not empty here", a resync; chaos
+ * seed 9212, c2: rmdir gamma/deep, mkdir -p gamma/deep, mv gamma/deep beta/sub, a file made in gamma/deep there).
+ */
+export function serverRenames(db: PendingRenamesDeps): LmlRecord[] {
+  return db.pendingRenames().filter((x) => !db.localRecordsOf(x.fid).some((y) => y.seq < x.seq && MAKES.has(y.kind)));
+}
 
 /** A rename that changes names: a pending local one, or one in the journal already. */
 export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'>;
 
 /** What `renamesOver` reads from the fileset database. */
-export interface RenamesDeps {
+export interface RenamesDeps extends PendingRenamesDeps {
   renamesAfter(tid: Tid): readonly NameChange[];
-  pendingRenames(): readonly NameChange[];
 }
 
 /**
  * The renames that take the names of a server record of TID `tid` to this client's names, in order: this
  * node's own changes the server accepted after that record (in the journal from the reintegration's answer
- * before the stream brings the older record: on the server they came after it), then the pending ones (the
- * LML replays after the journal). Before, only the pending ones counted: a server write of alpha/e, older than
+ * before the stream brings the older record: on the server they came after it), then the pending ones that
+ * move names the server knows (`serverRenames`; the LML replays after the journal). Before, only the pending ones counted: a server write of alpha/e, older than
  * this node's own `mv alpha beta` the server had accepted, kept the name alpha/e for an object with a change
  * pending here, and the conflict step put the file back there, where no directory was: "parent alpha does not
  * exist here", three times, and a resync (chaos seed 9208, c3; test/stream-lag.test.ts).
  */
 export function renamesOver(db: RenamesDeps, tid: Tid): NameChange[] {
-  return [...db.renamesAfter(tid), ...db.pendingRenames()];
+  return [...db.renamesAfter(tid), ...serverRenames(db)];
 }
 
 /**
