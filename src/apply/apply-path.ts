@@ -9,7 +9,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid, type Fid, type Tid } from '#core/ids.js';
+import { NO_VERSION, formatTid, type Fid, type Tid } from '#core/ids.js';
 import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
@@ -21,6 +21,7 @@ import { assemble, type AssemblyBase } from './assemble.js';
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
 import { FsThread, failureError } from './fs-thread.js';
+import { linkOnDisk } from './link-align.js';
 import { localize } from './local-attrs.js';
 import { namesAsJournaled, renewNames } from './other-names.js';
 import { SAFE_ATTRS, type AttrPolicy } from '#policy/attr-policy.js';
@@ -121,11 +122,31 @@ export class ApplyPath {
     for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
       const r = this.#d.db.kmlAt(v);
       if (naming && r !== undefined && tid !== undefined && r.tid > tid && sameInode(r.fid)) return cur.version;
-      if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return null;
+      if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return this.#oneNameOf(cur, d) ? cur.version : null;
       if (r.preVersion === d.preVersion) return cur.version;
       v = r.preVersion;
     }
-    return v === d.preVersion ? cur.version : null;
+    return v === d.preVersion || this.#oneNameOf(cur, d) ? cur.version : null;
+  }
+
+  /**
+   * `d` removes one name of a hard-linked file whose inode keeps another name here, made against an older
+   * version that only changes made through the inode's other names replaced (no record of this name since):
+   * a change of content or attributes through another name does not meet the removal of this one, that name
+   * keeps what it holds, and the removal applies on the current version (the client's conflict step has it so
+   * too: such a change meets nothing there). A change or move of this very name since does meet it (update
+   * beats delete), and so the removal of the inode's last name made against an older version: refused, it
+   * would destroy content its origin never saw; the origin's conflict step brings that content back
+   * (ConflictResolver#restoreRemoved). Before, the client gave its pending removal the version of every
+   * change of the inode it applied, and the server could not tell: a client's removal of one name, made
+   * before the server wrote through the other and then removed that one, destroyed the write everywhere
+   * (chaos seed 9206, "DESTROYED").
+   */
+  #oneNameOf(cur: ObjectRow, d: RecordDraft): boolean {
+    if (d.kind !== 'unlink' || cur.type !== 'file' || cur.ino === null) return false;
+    if (d.preVersion === NO_VERSION || d.preVersion >= cur.version) return false;
+    if (this.#d.db.hasLaterRecord(cur.fid, d.preVersion)) return false;
+    return linkOnDisk(this.#d.db, this.#d.root, cur.ino, cur.fid) !== undefined;
   }
 
   check(d: RecordDraft): IntersyncError | null {

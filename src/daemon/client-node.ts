@@ -274,6 +274,7 @@ export class ClientNode {
         this.#abort.abort(); // the follow loop runs the resync
       },
       onNameTaken: (r, serverTid) => this.#resolver.setAside(r, serverTid) !== null,
+      onRemovalOutdated: (r, current) => this.#resolver.restoreRemoved(r, current),
       beforeSend: (lml) => this.#keepServerContent(lml),
       exclusive: (fn) => this.#exchange.run(fn),
       disk: this.disk,

@@ -175,10 +175,11 @@ export class FilesetDb {
       lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
       lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
       // Only what was made against a version of the server's: a name made here keeps its records made against none.
-      lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link')"),
-      // A name's own pending move or removal: a change of content or attributes through another name does not
-      // meet it (see #applyToObjects).
-      lmlRebaseNaming: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND kind IN ('rename', 'unlink')"),
+      // Nor a removal: it keeps the version it was made against, which the server's check needs (ApplyPath#baseOf).
+      lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link', 'unlink')"),
+      // A name's own pending move: a change of content or attributes through another name does not meet it (see
+      // #applyToObjects).
+      lmlRebaseNaming: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND kind = 'rename'"),
       setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
       lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
       lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
@@ -202,6 +203,7 @@ export class FilesetDb {
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
       lmlParent: db.prepare('UPDATE lml SET parent = ? WHERE parent = ?'),
+      lmlPreVersionOf: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
       lmlParentOf: db.prepare('UPDATE lml SET parent = ? WHERE seq = ?'),
       lmlInto: db.prepare('SELECT * FROM lml WHERE parent = ? ORDER BY seq'),
       lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
@@ -548,6 +550,11 @@ export class FilesetDb {
     this.#st.lmlParentOf!.run(parent, seq);
   }
 
+  /** Client side, conflict: the pending record `seq` is made against `version` (the server's, which a conflict step met). */
+  setLmlPreVersion(seq: bigint, version: Tid): void {
+    this.#st.lmlPreVersionOf!.run(version, seq);
+  }
+
   /**
    * Client side, conflict: the pending record `seq` of `fid` that makes or moves the object onto `from`
    * ships with `to` instead, and so do the object's later records at `from` (up to its next move).
@@ -614,8 +621,9 @@ export class FilesetDb {
   }
 
   /**
-   * Client side: a record of the object later than `tid` is in the journal already (an own change the server
-   * accepted, whose answer came before the stream brought the server's older records).
+   * A record of the object itself (not through another name of its inode) later than `tid` is in the journal.
+   * Client side: an own change the server accepted, whose answer came before the stream brought the server's
+   * older records. Server side: the object changed since a removal's version (ApplyPath#baseOf).
    */
   hasLaterRecord(fid: Fid, tid: Tid): boolean {
     return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
@@ -715,6 +723,11 @@ export class FilesetDb {
     if (moved.length === 0) return;
     for (const fid of moved) all[fid] = to;
     this.setMeta(REMOVED_LINKS, JSON.stringify(all));
+  }
+
+  /** A name removed here is back (a conflict step dropped its removal): it is no longer a removed name of any inode. */
+  forgetRemovedLink(fid: Fid): void {
+    this.#noteRemovedLink(fid, null);
   }
 
   #noteRemovedLink(fid: Fid, ino: string | null): void {
@@ -1298,14 +1311,20 @@ export class FilesetDb {
             const apart = d.links !== undefined && d.links !== null && !d.links.includes(sib.fid);
             const v = sib.version === NO_VERSION || version === o.version || apart ? sib.version : version;
             this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
-            // A pending move or removal of that name here is made against the version the name had: the server
-            // gave the name this change's version too, and a change of content does not meet a move or a
-            // removal of one name (the inode keeps its other names), so they are made against it now (else
-            // refused for ever). Its pending writes are the conflict step's (#changesThroughLinks).
+            // A pending move of that name here is made against the version the name had: the server gave the
+            // name this change's version too, and a change of content does not meet a move, so it is made
+            // against it now (else refused for ever). Its pending writes are the conflict step's
+            // (#changesThroughLinks).
             if (v !== sib.version) this.#st.lmlRebaseNaming!.run(v, sib.fid, sib.version);
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
-          // too, so its records are made against it (else the removal is refused for ever).
+          // too, so its other records are made against it. Not the removal: it keeps the version it was made
+          // against. The server takes it while the inode keeps another name there (a change of content does not
+          // meet the removal of one name), and refuses it when the name is the inode's last there, whose content
+          // it would destroy unseen; the conflict step then brings the content back (update beats delete,
+          // ConflictResolver#restoreRemoved). Before, the removal took this version too: the server's removal
+          // of the other name came next, and the removal, made before this change existed, destroyed it on
+          // every node (chaos seed 9206, "DESTROYED").
           if (version !== o.version) {
             for (const fid of this.removedLinksOf(o.ino)) {
               if (d.links === undefined || d.links === null || d.links.includes(fid)) this.#st.lmlRebaseFid!.run(version, fid);
@@ -1319,10 +1338,10 @@ export class FilesetDb {
             if (names.includes(fid)) continue;
             const sib = this.objectByFid(fid);
             // A name removed here and its removal not accepted yet, on an inode this node does not group it
-            // with (removed before the server linked the name that changed): the same, its removal is made
-            // against this version. Before, it was refused three times and the client resynced (chaos seed 9202).
-            const pending = sib === undefined ? this.localRecordsOf(fid) : [];
-            if (pending.length > 0 && pending.every((x) => x.kind === 'unlink')) this.#st.lmlRebaseFid!.run(version, fid);
+            // with (removed before the server linked the name that changed): its removal keeps the version it
+            // was made against, as above. (Before, it took this one; refused as made against an older version,
+            // it was refused three times and the client resynced, chaos seed 9202: the server now takes it
+            // while the inode keeps another name, ApplyPath#baseOf.)
             if (sib?.type !== 'file' || sib.version === NO_VERSION || sib.version === version) continue;
             this.#replace(sib, { ...sib, version });
             this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);

@@ -173,6 +173,84 @@ export class ConflictResolver {
     return aside;
   }
 
+  /**
+   * A pending removal of a file that the server refuses, this node holding all its records: made against an
+   * older version of the object, and the name is its inode's last there (the removal of one name of an inode
+   * that keeps others is taken whatever changed its content, ApplyPath#baseOf). No server record will meet it:
+   * the content changed through another name of the inode (whose removal the server then applied here too),
+   * which the step for that record did not see as a conflict, a removal of one name meeting nothing then.
+   * Update beats delete, as for a removal meeting a change of its own name: the removal is dropped and the
+   * server's content comes back at the name, or beside it when another object holds the name here (the
+   * removal becomes the move of the server's object there, so a pending move of the other object onto the
+   * name still ships after it), an open keep-both conflict. Unless the policy has the local side win: the
+   * removal is then made against the server's version, knowingly. Returns whether it settled the refusal.
+   * Before, the client gave the removal the version of the change through the other name, and the server took
+   * it after its own removal of that name: the change was destroyed on every node (chaos seed 9206).
+   */
+  async restoreRemoved(x: LmlRecord, current: Tid): Promise<boolean> {
+    const db = this.#d.db;
+    // A file's removal only (a symlink's names its target): content is what a file removed unseen loses.
+    if (x.kind !== 'unlink' || x.target !== null || db.objectByFid(x.fid) !== undefined || !this.#dirOnDisk(parentOf(x.path))) return false;
+    // The server's attributes of the object: those of the record that gave it its version (this node holds it),
+    // the change the removal meets.
+    const found = db.kmlAt(current);
+    const last = found !== undefined && (found.fid === x.fid || (found.links ?? []).includes(x.fid)) ? found : undefined;
+    const attrs = last !== undefined ? { mode: last.mode, uid: last.uid, gid: last.gid, mtimeMs: last.mtimeMs } : { mode: x.mode, uid: x.uid, gid: x.gid, mtimeMs: x.mtimeMs };
+    const r = { tid: current, origin: last?.origin ?? (this.#d.serverNode() as NodeId) };
+    const decision = this.#decide({ origin: r.origin, mtimeMs: attrs.mtimeMs }, x.path, 'unlink/write', undefined);
+    if (decision === 'local') {
+      db.setLmlPreVersion(x.seq, current);
+      this.#record(r, x.path, 'unlink/write', decision, null, 'resolved', 'removed again: the removal goes on the server\'s version');
+      this.#d.log.warn({ path: x.path, tid: formatTid(current) }, 'conflict: a removal here met a newer version on the server; the policy has it removed');
+      return true;
+    }
+    const base: RecordDraft = this.#d.apply.localize({ ...x, ...attrs, kind: 'write', newPath: null, target: null, hash: null, size: null, preVersion: current });
+    const { staged, placeholder } = await this.#d.apply.stageCurrent(base, this.#d.source);
+    if (placeholder) {
+      // The server holds no content at the object's name now (moved or removed, not journaled yet): its records
+      // say what became of it.
+      rmSync(staged.file, { force: true });
+      return false;
+    }
+    const taken = db.objectByPath(x.path) !== undefined || lstatOrNull(join(this.#d.root, x.path)) !== null;
+    const at = taken ? this.#conflictPath(x.path, current) : x.path;
+    this.#d.guard.hold(at);
+    try {
+      chmodSync(staged.file, base.mode);
+      utimesSync(staged.file, base.mtimeMs / 1000, base.mtimeMs / 1000);
+      renameSync(staged.file, join(this.#d.root, at));
+    } catch (e) {
+      rmSync(staged.file, { force: true });
+      throw e;
+    } finally {
+      this.#d.guard.release(at);
+    }
+    const dir = parentOf(at) === '' ? undefined : db.objectByPath(parentOf(at));
+    try {
+      db.batch(() => {
+        if (taken) {
+          db.rewriteLml([{ ...x, ...attrs, kind: 'rename', newPath: at, parent: parentOf(at) === '' ? ROOT_FID : dir?.type === 'dir' ? dir.fid : null }], []);
+          db.setLmlPreVersion(x.seq, current);
+        } else {
+          db.rewriteLml([], [x.seq]);
+        }
+        db.forgetRemovedLink(x.fid);
+        this.#restoreBase({ ...base, path: at, hash: staged.hash, size: staged.size }, current, 'file');
+      });
+    } catch (e) {
+      this.#removeHeld(at); // nothing journaled: the next try meets the same
+      throw e;
+    }
+    if (taken) {
+      this.#record(r, x.path, 'unlink/write', 'keep-both', at, 'open', 'removed here, changed on the server since: the server\'s version kept beside, another object has the name here');
+      this.#d.log.warn({ path: x.path, keptAs: at, tid: formatTid(current) }, 'conflict: removed here, changed on the server since; the server\'s version is back beside the name');
+    } else {
+      this.#record(r, x.path, 'unlink/write', 'remote', null, 'resolved', 'the server\'s change brought it back');
+      this.#d.log.warn({ path: x.path, tid: formatTid(current) }, 'conflict: removed here, changed on the server since; the server\'s version is back');
+    }
+    return true;
+  }
+
   /** Names the record needs, held here by another object the server does not have there. */
   async #names(r: KmlRecord, redo: Redo[]): Promise<boolean> {
     const db = this.#d.db;
@@ -708,7 +786,7 @@ export class ConflictResolver {
     }
   }
 
-  #decide(r: KmlRecord, path: string, kind: ConflictKind, local: ObjectRow | undefined): Decision {
+  #decide(r: Pick<KmlRecord, 'origin' | 'mtimeMs'>, path: string, kind: ConflictKind, local: ObjectRow | undefined): Decision {
     const policy = this.#d.policy();
     const facts = {
       kind, path, localNode: this.#d.node, remoteNode: r.origin, localMtimeMs: local?.mtimeMs ?? 0, remoteMtimeMs: r.mtimeMs,

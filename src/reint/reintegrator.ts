@@ -41,6 +41,11 @@ export interface ReintegratorDeps {
   readonly onStuck: (fid: Fid | null) => void;
   /** A record the server refuses for a name another object has there: the local object goes beside it (true when it did). */
   readonly onNameTaken?: (r: LmlRecord, serverTid: Tid) => boolean;
+  /**
+   * A pending removal of a file the server refuses as made against an older version of it (`current`: the
+   * server's), this node caught up: the conflict step settles it (true when it did, ConflictResolver#restoreRemoved).
+   */
+  readonly onRemovalOutdated?: (r: LmlRecord, current: Tid) => Promise<boolean>;
   /** Block maps of large files (capture has usually read the file for its record already). */
   readonly blockMaps: BlockMapCache;
   /** Called with the records about to be sent, before they are: what they would destroy on the server can be kept first. */
@@ -292,6 +297,7 @@ export class Reintegrator {
       const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
       const clash = refusal.status === 'conflict' && caughtUp && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, refusal.error?.message ?? '') : undefined;
       const elsewhere = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#objectElsewhere(refusal.seq, refusal.error?.message ?? '') : undefined;
+      const outdated = refusal.status === 'conflict' && caughtUp ? this.#removalOutdated(refusal.seq, refusal.error?.message ?? '') : undefined;
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): it links to another name of the inode here that the server knows, and with none the content
@@ -314,6 +320,13 @@ export class Reintegrator {
         this.#waitFor = null;
         this.#optimisedAt = null;
         d.log.warn({ seq: refusal.seq, kind: elsewhere.record.kind, path: elsewhere.was, serverPath: elsewhere.record.path }, 'a pending change named its object where the server does not have it: sent at the server\'s name');
+      } else if (outdated !== undefined && (await d.onRemovalOutdated?.(outdated.record, outdated.current)) === true) {
+        // A removal the server refuses for a newer version it holds (the name is its inode's last there): nothing
+        // the stream brings will change that, and update beats delete. The conflict step brought the server's
+        // content back (or sent the removal again, the policy said so). No resync.
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        this.#optimisedAt = null;
       } else if (clash !== undefined && serverTid !== null && d.onNameTaken?.(clash, serverTid) === true) {
         // Another object has the name on the server, and no record to come will move it: kept beside (keep-both).
         this.#tries.delete(refusal.seq);
@@ -384,6 +397,18 @@ export class Reintegrator {
       return undefined; // not a path of the fileset: nothing to do but what a refusal does
     }
     return at === r.path ? undefined : { record: { ...r, path: at }, was: r.path };
+  }
+
+  /**
+   * The pending removal of a file a refusal names, when the server refused it as made against an older version
+   * of the object, at the name the server has it at, with the server's version (`current is …`).
+   */
+  #removalOutdated(seq: string | number, message: string): { record: LmlRecord; current: Tid } | undefined {
+    const r = this.#d.db.lmlRecord(BigInt(seq));
+    const m = /^conflict on (.+): made against version (0x[0-9a-f]+), current is (0x[0-9a-f]+)$/.exec(message);
+    if (r?.kind !== 'unlink' || m === null || m[1] !== r.path || parseTid(m[2]!) !== r.preVersion) return undefined;
+    const current = parseTid(m[3]!);
+    return current === undefined || current <= r.preVersion ? undefined : { record: r, current };
   }
 
   /** The pending record a refusal names, when the server refused it for a name another object has there. */
