@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { validateValue } from '#cli/config-schema.js';
 import { IntersyncError } from '#core/errors.js';
-import { cli, freePort, journalState, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 const MiB = 1 << 20;
 const LIMIT = MiB; // --bwlimit 1m
@@ -75,7 +75,7 @@ async function pair(t: { after: (fn: () => Promise<void>) => void }, limited: 'c
     await stopChild(server, 'SIGKILL');
     for (const d of [srv, cl, logs]) d.cleanup();
   });
-  return { srv: srv.path, cl: cl.path, server, client, serverLines: linesOf(server), clientLines: linesOf(client) };
+  return { srv: srv.path, cl: cl.path, logs: logs.path, server, client, serverLines: linesOf(server), clientLines: linesOf(client) };
 }
 
 function check(what: string, m: ReturnType<typeof measured>, limit: number): void {
@@ -104,6 +104,9 @@ test('--bwlimit 1m on a client: 8 MiB down and 8 MiB up at 1 MiB/s; progress of 
 
   // Many records made while away, sent on reconnection (at 1 MiB/s: 600 files of 4 KiB take a few seconds).
   assert.equal(cli(['disconnect', p.cl]).code, 0);
+  // The daemon reads the switch within its poll: files made before that would go out one by one, and fewer than
+  // 601 records would ever be pending (CI failed on it under load).
+  await until('the client is disconnected', () => readLogs(p.logs).includes('"msg":"disconnected on request"'));
   mkdirSync(join(p.cl, 'many'));
   for (let i = 0; i < 600; i++) writeFileSync(join(p.cl, 'many', `f${i}.txt`), randomBytes(2048).toString('hex'));
   await until('capture journaled them', () => journalState(p.cl).lml >= 601);
