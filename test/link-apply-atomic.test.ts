@@ -12,36 +12,13 @@ import { closeSync, linkSync, openSync, readFileSync, readSync, statSync, unlink
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import pino from 'pino';
 import { ApplyPath } from '#apply/apply-path.js';
-import { systemClock } from '#core/clock.js';
 import type { NodeId } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
-import { mkfs } from '#journal/mkfs.js';
-import { EchoGuard } from '#presto/echo-guard.js';
-import { lstatOrNull } from '#presto/disk.js';
 import { Reconciler } from '#presto/reconciler.js';
-import { tmpDir } from './helpers.js';
+import { applyFixture } from './apply-fixture.js';
 
-/** A server's fileset: capture journaling straight into it, and the apply path peers' records go through. */
-function fixture(t: TestContext): { root: string; db: FilesetDb; rec: Reconciler; apply: ApplyPath } {
-  const dir = tmpDir('intersync-link-apply-');
-  const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
-  const db = FilesetDb.open(made.paths.db);
-  const guard = new EchoGuard();
-  const log = pino({ level: 'silent' });
-  const apply = new ApplyPath({ root: dir.path, tmpDir: made.paths.tmp, db, guard, log });
-  t.after(async () => {
-    await apply.releaseThread();
-    db.close();
-    dir.cleanup();
-  });
-  const rec = new Reconciler({
-    db, root: dir.path, rootIno: lstatOrNull(dir.path)!.ino, nodeId: db.meta.nodeId as NodeId, clock: systemClock,
-    log, guard, watcher: null, journal: (changes) => db.commit(changes).length,
-  });
-  return { root: dir.path, db, rec, apply };
-}
+const fixture = (t: TestContext): ReturnType<typeof applyFixture> => applyFixture(t, 'intersync-link-apply-');
 
 const peer = '00000000000000aa' as NodeId;
 
