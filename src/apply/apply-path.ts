@@ -118,6 +118,7 @@ export class ApplyPath {
     // was made against): the stream being contiguous, nothing else here moved the object's version. Only a
     // change of names passes so: a write or setattr applied under a later one would put back what it replaced.
     const tid = (d as Partial<KmlRecord>).tid;
+    if (this.attrsAbove(d) !== null) return cur.version;
     const naming = d.kind === 'rename' || d.kind === 'unlink' || d.kind === 'rmdir';
     for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
       const r = this.#d.db.kmlAt(v);
@@ -127,6 +128,25 @@ export class ApplyPath {
       v = r.preVersion;
     }
     return v === d.preVersion || this.#oneNameOf(cur, d) ? cur.version : null;
+  }
+
+  /**
+   * A peer's write or truncate (a record of the stream) met here by this node's own change of attributes
+   * through a name of the same inode, which the server accepted after it (its answer came before the stream
+   * brought `d`): the server applied the content under the attributes, and so does this node. The row whose
+   * attributes `d` takes here instead of its own; null otherwise. Before, `d` was refused as made against an
+   * older version three times and the client resynced (a chmod through a hard link made here while the
+   * server wrote the file; test/link-unseen-write.test.ts).
+   */
+  attrsAbove(d: RecordDraft): ObjectRow | null {
+    const tid = (d as Partial<KmlRecord>).tid;
+    if ((d.kind !== 'write' && d.kind !== 'truncate') || tid === undefined) return null;
+    const db = this.#d.db;
+    const cur = db.objectByFid(d.fid);
+    if (cur?.type !== 'file' || cur.ino === null || cur.version === d.preVersion || cur.version <= tid) return null;
+    const r = db.kmlAt(cur.version);
+    if (r === undefined || r.kind !== 'setattr' || r.origin !== db.meta.nodeId || r.origin === d.origin) return null;
+    return r.fid === cur.fid || db.objectByFid(r.fid)?.ino === cur.ino ? cur : null;
   }
 
   /**
@@ -254,8 +274,19 @@ export class ApplyPath {
       return { staged: await this.stage(d, inline, source), placeholder: false };
     } catch (e) {
       if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
-      return { staged: this.stageBytes({ ...d, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0)), placeholder: true };
     }
+    // The peer's other names of the inode (a hard link) hold the same content while the record's name is gone
+    // there (removed since). Before, the empty stand-in went into the inode here, and a name the peer still
+    // holds kept it: "state differs", a resync (chaos seed 9216, c2; test/link-content-gone.test.ts).
+    for (const fid of (d as Partial<KmlRecord>).links ?? []) {
+      if (fid === d.fid) continue;
+      try {
+        return { staged: await this.stage({ ...d, fid }, null, source), placeholder: false };
+      } catch (e) {
+        if (!(e instanceof IntersyncError) || e.code !== 'CONTENT_GONE') throw e;
+      }
+    }
+    return { staged: this.stageBytes({ ...d, hash: EMPTY_SHA256, size: 0 }, Buffer.alloc(0)), placeholder: true };
   }
 
   /**

@@ -876,6 +876,10 @@ export class ClientNode {
       return steps;
     }
     if (await this.#restoreMissing(r, peer)) return steps;
+    // Under this node's own later change of attributes (accepted before the stream brought `r`): the content
+    // goes in, the attributes stay (ApplyPath#attrsAbove).
+    const above = this.apply.attrsAbove(r);
+    if (above !== null) r = { ...r, mode: above.mode, uid: above.uid, gid: above.gid };
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
     const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;

@@ -162,6 +162,7 @@ export class FilesetDb {
                              @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+      kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
       kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
       kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
       kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
@@ -627,6 +628,12 @@ export class FilesetDb {
    */
   hasLaterRecord(fid: Fid, tid: Tid): boolean {
     return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
+  }
+
+  /** Server side: the first change of `fid`'s content or attributes after `tid` that `origin` did not make. */
+  foreignContentAfter(fid: Fid, tid: Tid, origin: string): KmlRecord | undefined {
+    const r = this.#st.kmlForeignContent!.get(tid, fid, origin) as Row | undefined;
+    return r === undefined ? undefined : toRecord(r);
   }
 
   /**

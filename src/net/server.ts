@@ -31,6 +31,7 @@ import { UploadStaging } from './upload-staging.js';
 import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
+import { unseenChange } from './unseen-change.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
 
 /** What the server needs of the node it serves (implemented by the daemon). */
@@ -696,11 +697,17 @@ export class FilesetServer {
     const t0 = performance.now();
     let stopped = false;
     let hello = false;
+    let seen: Tid | null = null;
     let frame: Frame;
     for await (frame of readFrames(body)) {
       if (frame.type === 'hello') {
         if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
         hello = true;
+        // How far the client had applied this node's records when it read the batch (absent from an older client).
+        if (frame.header.seen !== undefined) {
+          seen = typeof frame.header.seen === 'string' ? parseTid(frame.header.seen) ?? null : null;
+          if (seen === null) throw IntersyncError.BAD_REQUEST(`a reintegration's seen must be a TID, not ${JSON.stringify(frame.header.seen)}`);
+        }
         continue;
       }
       if (frame.type === 'end') break;
@@ -746,7 +753,7 @@ export class FilesetServer {
         if (d.mode !== sent.mode) log.warn({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, 'set-id bits from a peer dropped');
         const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
         // Check right before the change, in the same tick as the commit: nothing can slip in between.
-        const err = f.apply.check(d);
+        const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node));
         if (err !== null) {
           if (staged !== null) rmSync(staged.file, { force: true });
           throw err;

@@ -207,6 +207,9 @@ export class Reintegrator {
       this.#waitFor = null;
     }
     this.#optimise();
+    // What this node had applied of the server's records when it read the batch: a change the server made after
+    // it to another name of a file written here is a conflict there (net/unseen-change.ts).
+    const seen = formatTid(d.db.lastRcvdOf(d.serverNode()));
     const lml = d.db.readLml(0n, MAX_BATCH_RECORDS);
     if (lml.length === 0) {
       await this.#releaseTokens(false);
@@ -214,7 +217,7 @@ export class Reintegrator {
     }
     await d.beforeSend?.(lml);
     this.#lastActivity = d.clock.monotonic();
-    const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node })];
+    const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node, seen })];
     let bytes = 0;
     // Under a bandwidth limit a batch is what it sends in 2 minutes at most (a server ends a request after 600 s).
     const maxBytes = Math.min(MAX_BATCH_BYTES, (d.client.bwlimit?.rate ?? Infinity) * 120);
