@@ -41,7 +41,7 @@ test('localNamesOf maps path, new path and a hard link target; returns the same 
 });
 
 test('serverRenames leaves out the renames of an object made here: a server path below its old name is not in it', () => {
-  // Chaos seed 9212 (test/removed-dir-taken.test.ts): rmdir d, mkdir d, mv d e here; the server's d/x is in the
+  // Chaos seed 9212 (test/long/removed-dir-taken.test.ts): rmdir d, mkdir d, mv d e here; the server's d/x is in the
   // server's d (removed here), not in the new directory now at e.
   const made: LmlRecord = { ...rename(2, 'd', 'd', 'n-new'), kind: 'mkdir', newPath: null };
   const lml = [rename(1, 'a', 'b', 'n-old'), made, rename(3, 'd', 'e', 'n-new')];

@@ -136,7 +136,7 @@ export class ApplyPath {
    * brought `d`): the server applied the content under the attributes, and so does this node. The row whose
    * attributes `d` takes here instead of its own; null otherwise. Before, `d` was refused as made against an
    * older version three times and the client resynced (a chmod through a hard link made here while the
-   * server wrote the file; test/link-unseen-write.test.ts).
+   * server wrote the file; test/long/link-unseen-write.test.ts).
    */
   attrsAbove(d: RecordDraft): ObjectRow | null {
     const tid = (d as Partial<KmlRecord>).tid;
@@ -277,7 +277,7 @@ export class ApplyPath {
     }
     // The peer's other names of the inode (a hard link) hold the same content while the record's name is gone
     // there (removed since). Before, the empty stand-in went into the inode here, and a name the peer still
-    // holds kept it: "state differs", a resync (chaos seed 9216, c2; test/link-content-gone.test.ts).
+    // holds kept it: "state differs", a resync (chaos seed 9216, c2; test/long/link-content-gone.test.ts).
     for (const fid of (d as Partial<KmlRecord>).links ?? []) {
       if (fid === d.fid) continue;
       try {

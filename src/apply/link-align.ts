@@ -75,7 +75,7 @@ export function splitApart(d: LinkAlignDeps, r: KmlRecord): { left: string[]; fe
  * accepted from the server's answer before the stream brought an older record of this node back) was grouped
  * after it: it leaves only with the name its link joined. Otherwise a link made here after an own write, to a
  * name that stays, left the inode when the write came back: a, e and f one file on the server, f apart here
- * (`test/link-versions.test.ts`, test 2). Only chance had kept it there before: its row looked written since
+ * (`test/long/link-versions.test.ts`, test 2). Only chance had kept it there before: its row looked written since
  * journaled (the conflict step's move of another name of the inode), and the split skips such a name.
  */
 function namesApart(db: FilesetDb, r: KmlRecord, o: ObjectRow, candidates: readonly ObjectRow[]): ObjectRow[] {

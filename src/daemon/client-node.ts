@@ -446,6 +446,7 @@ export class ClientNode {
       this.#abort.abort();
     } else {
       this.log.info('reconnecting on request');
+      this.reint.holdForStream(); // the server's records first (the reconnection sequence)
     }
     this.#wakeFollow.fire();
     this.#writeStatus();
@@ -522,6 +523,8 @@ export class ClientNode {
   /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */
   async #followLoop(): Promise<void> {
     const backoff = new Backoff(200);
+    // The server's records first, then the LML (the reconnection sequence): released by the stream's hello.
+    this.reint.holdForStream();
     while (!this.#stopped) {
       if (this.#offline) {
         this.#connected = false;

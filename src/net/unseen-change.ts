@@ -10,7 +10,7 @@ import type { FilesetDb } from '#journal/fileset-db.js';
  * pre-version check alone misses it when the write's name joined the inode after the change (a link made on
  * the client in the same batch): its version is the link's own. Before, the peer's change was written over
  * here and lost, and the client, applying it late through its other names only, held two inodes where the
- * server held one (chaos seed 9218, c3; test/link-unseen-write.test.ts).
+ * server held one (chaos seed 9218, c3; test/long/link-unseen-write.test.ts).
  */
 export function unseenChange(db: FilesetDb, d: RecordDraft, seen: Tid, node: string): IntersyncError | null {
   if (d.kind !== 'write' && d.kind !== 'truncate') return null;

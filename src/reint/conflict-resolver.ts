@@ -491,7 +491,7 @@ export class ConflictResolver {
     // with it here: nothing is made in a directory that is not here, and the directory's removal stays (the
     // server only took an entry out of it). Before, the object was made again at its old name, which failed
     // (ENOENT) after its pending removal was dropped: the retries found neither ("object … does not exist
-    // here"), and the client resynced (chaos seeds 9201, 9202, 9213; test/removed-with-dir.test.ts).
+    // here"), and the client resynced (chaos seeds 9201, 9202, 9213; test/long/removed-with-dir.test.ts).
     const moving = o !== undefined && o.path !== r.path;
     const making = removedHere && !remoteGone;
     const placing = making || (moving && lstatOrNull(join(this.#d.root, o.path)) !== null);

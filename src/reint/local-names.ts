@@ -38,7 +38,7 @@ export interface RenamesDeps extends PendingRenamesDeps {
  * move names the server knows (`serverRenames`; the LML replays after the journal). Before, only the pending ones counted: a server write of alpha/e, older than
  * this node's own `mv alpha beta` the server had accepted, kept the name alpha/e for an object with a change
  * pending here, and the conflict step put the file back there, where no directory was: "parent alpha does not
- * exist here", three times, and a resync (chaos seed 9208, c3; test/stream-lag.test.ts).
+ * exist here", three times, and a resync (chaos seed 9208, c3; test/long/stream-lag.test.ts).
  */
 export function renamesOver(db: RenamesDeps, tid: Tid): NameChange[] {
   return [...db.renamesAfter(tid), ...serverRenames(db)];

@@ -102,6 +102,8 @@ export class Reintegrator {
   #rejected = 0;
   #waitFor: Tid | null = null;
   #waitUntil = 0;
+  /** Waiting for the forwarded stream's hello until then (monotonic ms); null when not. */
+  #awaitStream: number | null = null;
   #resyncing = 0; // monotonic deadline while a resync asked for runs, else 0
   #lastError: string | null = null;
   #lastActivity = 0;
@@ -126,9 +128,24 @@ export class Reintegrator {
    * on (re)connection the server's changes come first, the conflict step runs on them, then the LML goes.
    */
   holdUntil(tid: Tid): void {
+    this.#awaitStream = null;
+    this.#wake.fire();
     if (this.#d.db.lastRcvdOf(this.#d.serverNode()) >= tid) return;
     this.#waitFor = tid;
     this.#waitUntil = this.#d.clock.monotonic() + 30_000;
+  }
+
+  /**
+   * A connection to the server begins (a start, or after a cut): send nothing until the forwarded stream has
+   * said hello (then holdUntil), so that the server's records come first, as the reconnection sequence says,
+   * not whichever request reaches the server first. Before, a client started with pending changes sent them
+   * at once: its removal of one name of a hard link went to a server whose stream was about to tell it to
+   * resync, or a write through a new link reached a restarted server before the stream brought its change of
+   * the file (chaos seed 9218). Armed when the client starts or comes back on line, and after a try that
+   * could not reach the server (armed again at each such try); 30 s at most.
+   */
+  holdForStream(): void {
+    this.#awaitStream = this.#d.clock.monotonic() + 30_000;
   }
 
   /** The resync asked for by onStuck is done (or failed for good): reintegrate again. */
@@ -179,6 +196,8 @@ export class Reintegrator {
         const err = full ?? (e instanceof IntersyncError ? e : IntersyncError.IO('reintegrate', this.#d.root, e));
         this.#lastError = err.message;
         this.#d.log.warn({ code: err.code, err: err.message, ...(err.fromPeer ? { peer: 'server' } : {}) }, 'reintegration failed; retrying');
+        // The server is away: when it is back, its records come first (holdForStream).
+        if (err.code === 'PEER_UNREACHABLE') this.holdForStream();
         // A full disk (here or the server's) is retried every few seconds at most: space may come back any time.
         await this.#wake.wait(backoff.next(err.code === 'DISK_FULL'));
       }
@@ -189,7 +208,7 @@ export class Reintegrator {
   async #step(): Promise<boolean> {
     const d = this.#d;
     if (this.#offline) return false;
-    const waiting = this.#resyncing > 0 || this.#waitFor !== null;
+    const waiting = this.#resyncing > 0 || this.#waitFor !== null || this.#awaitStream !== null;
     // A holder that waits (for the stream, for a resync) gives a recalled token back at once: others must not wait on it.
     if (waiting && this.#recalled.size > 0) await this.#releaseTokens(true, true);
     if (this.#resyncing > 0) {
@@ -198,6 +217,13 @@ export class Reintegrator {
         return true;
       }
       this.#resyncing = 0; // the resync never reported back: try again anyway
+    }
+    if (this.#awaitStream !== null) {
+      if (d.clock.monotonic() < this.#awaitStream) {
+        await this.#wake.wait(200);
+        return true;
+      }
+      this.#awaitStream = null;
     }
     if (this.#waitFor !== null) {
       if (d.db.lastRcvdOf(d.serverNode()) < this.#waitFor && d.clock.monotonic() < this.#waitUntil) {

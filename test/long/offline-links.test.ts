@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, readOrNull, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, readOrNull, reconnect } from '../farm.js';
 
 test('off line: create a, link b to it, rename another file over a; once connected b holds a\'s content on every node, no resync', { timeout: 120_000 }, async (t) => {
   // Fails without Reintegrator#linkedHere: the create of a shipped empty (nothing left to read at a), the

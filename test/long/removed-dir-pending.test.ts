@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from '../farm.js';
 
 /** A farm with d/sub (and d/x) on every node, the client disconnected. */
 async function setUp(t: TestContext): Promise<{ farm: Farm; c: string; s: string }> {

@@ -11,8 +11,8 @@ import { asTid } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
-import { journalState, sleep } from './helpers.js';
-import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, groupedHere, journaled, pastRetention, readOrNull, reconnect } from './farm.js';
+import { journalState, sleep } from '../helpers.js';
+import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, groupedHere, journaled, pastRetention, readOrNull, reconnect } from '../farm.js';
 
 /** A server and one client with the file `f` (holding `content`) journaled and replicated. */
 async function oneFilePair(t: TestContext, content: string): Promise<{ farm: Farm; s: string; c: string }> {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, eventually, journaled, readOrNull, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, eventually, journaled, readOrNull, treeFiles } from '../farm.js';
 
 for (const how of ['moved', 'made'] as const) {
 test(`a directory removed on a client whose stream lags, after the server ${how} a file in it and ${how === 'moved' ? 'out of it' : 'removed it'}, is gone everywhere${how === 'moved' ? ' and the file stays' : ''}`, { timeout: 120_000 }, async (t) => {

@@ -19,8 +19,8 @@ import assert from 'node:assert/strict';
 import { existsSync, linkSync, mkdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, reconnect, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, reconnect, treeFiles } from '../farm.js';
 
 const OLD = 'written before the removal\n';
 const NEW = 'op138: written on the server through the other name\n';

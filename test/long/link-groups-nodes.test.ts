@@ -33,8 +33,8 @@ import assert from 'node:assert/strict';
 import { copyFileSync, linkSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journalAsOnDisk, journaled, readOrNull, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journalAsOnDisk, journaled, readOrNull, reconnect } from '../farm.js';
 
 /** The node's hard-link groups: the sorted names of every file with more than one name, sorted. */
 function linkGroups(dir: string): string[] {

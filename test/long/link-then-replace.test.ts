@@ -20,8 +20,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { cli, journalState } from './helpers.js';
-import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, reconnect } from './farm.js';
+import { cli, journalState } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, reconnect } from '../farm.js';
 
 async function linkThenReplace(t: TestContext, moveAway: boolean): Promise<void> {
   const farm = await Farm.start(t, {

@@ -27,8 +27,8 @@ import assert from 'node:assert/strict';
 import { linkSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, journalState } from './helpers.js';
-import { Farm, assertSettled, conflictCopies, disconnect, eventually, groupedHere, readOrNull, reconnect } from './farm.js';
+import { cli, journalState } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, disconnect, eventually, groupedHere, readOrNull, reconnect } from '../farm.js';
 
 test('off line: link b to a, write through b, remove b; once connected a has the write on every node, no resync', { timeout: 120_000 }, async (t) => {
   const farm = await Farm.start(t, { clients: 1, prepare: (s) => writeFileSync(join(s, 'a.txt'), 'made on the server\n') });

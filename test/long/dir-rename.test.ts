@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, readFileSync, readdirSync, renameSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, pastRetention, readOrNull, statusJson } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, disconnect, reconnect, assertJournalsAgree, assertSettled, conflictCopies, eventually, journaled, pastRetention, readOrNull, statusJson } from '../farm.js';
 
 // ---------------------------------------------------------------- fault 2: capture
 

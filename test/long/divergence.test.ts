@@ -10,8 +10,8 @@ import { test } from 'node:test';
 import { NO_VERSION, asTid } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, eventually, readOrNull, statusJson } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, eventually, readOrNull, statusJson } from '../farm.js';
 
 test('a client whose state went astray without a pending record notices by the digest and takes the server\'s state again', { timeout: 120_000 }, async (t) => {
   // Fails without the fix: the client keeps b/moved.txt where the server has a/f.txt, its journal and disk

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { appendFileSync, linkSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from '../farm.js';
 
 /** A server and one client with `f` and its hard link `g` ("version 1") replicated; the client off line. */
 async function linkedOffline(t: TestContext): Promise<{ farm: Farm; s: string; c: string }> {

@@ -22,8 +22,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, readFileSync, readdirSync, renameSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, journalState } from './helpers.js';
-import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
+import { cli, journalState } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, disconnect, eventually, journaled, readOrNull, reconnect } from '../farm.js';
 
 /** The node's hard-link groups by inode number: the sorted names of every file with more than one name, sorted. */
 function linkGroups(dir: string): string[] {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { validateValue } from '#cli/config-schema.js';
 import { IntersyncError } from '#core/errors.js';
-import { cli, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { cli, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from '../helpers.js';
 
 const MiB = 1 << 20;
 const LIMIT = MiB; // --bwlimit 1m

@@ -15,8 +15,8 @@ import { chmodSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } fro
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { findFileset } from '#journal/layout.js';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, treeFiles } from '../farm.js';
 
 test('a server chmod of d/f reaches a client that has just moved d to e, before its capture journaled the move: e/f keeps its identity, no resync', { timeout: 120_000 }, async (t) => {
   // Fails without the fix: before applying the record the client journaled what changed at d/f (syncPaths)

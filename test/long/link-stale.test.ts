@@ -13,8 +13,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { assertSettled, eventually, groupedHere, type Farm } from './farm.js';
+import { journalState } from '../helpers.js';
+import { assertSettled, eventually, groupedHere, type Farm } from '../farm.js';
 
 /** On the server f, g and h are one inode; on the client f is a file of its own, g and h one inode. */
 async function fApartGhTogether(t: Parameters<typeof groupedHere>[0]): Promise<{ farm: Farm; c: string }> {

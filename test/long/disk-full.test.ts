@@ -21,8 +21,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sleep } from './helpers.js';
-import { Farm, assertSettled, conflictCopies, eventually, statusJson } from './farm.js';
+import { sleep } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, eventually, statusJson } from '../farm.js';
 
 function canMountTmpfs(): boolean {
   if (process.getuid?.() !== 0) return false;

@@ -14,8 +14,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, readOrNull, reconnect } from '../farm.js';
 
 /** One local change on the client, journaled before the next. */
 async function step(c: string, change: () => void): Promise<void> {

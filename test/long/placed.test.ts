@@ -13,8 +13,8 @@ import { ROOT_FID, formatTid, type Fid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import type { ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
-import { enrolNode, journalState, settle, startNode, tmpDir } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from './farm.js';
+import { enrolNode, journalState, settle, startNode, tmpDir } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from '../farm.js';
 
 /**
  * One client and the server, settled after `prepare` on the server's directory; then, the client off line,

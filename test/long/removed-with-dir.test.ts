@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { lstatSync, mkdirSync, readFileSync, readlinkSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
 
 type Kind = 'symlink' | 'dir' | 'file';
 

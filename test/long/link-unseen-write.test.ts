@@ -12,8 +12,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, eventually, journaled, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, eventually, journaled, treeFiles } from '../farm.js';
 
 for (const how of ['write', 'chmod'] as const) {
 test(`a ${how} through a new hard link on a client whose stream lags, to a file the server wrote meanwhile: both writes survive, one inode everywhere, no resync`, { timeout: 120_000 }, async (t) => {

@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, disconnect, reconnect, assertSettled, eventually, journaled, treeFiles } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, disconnect, reconnect, assertSettled, eventually, journaled, treeFiles } from '../farm.js';
 
 for (const [dead, serverMoves] of [[false, false], [true, false], [true, true]] as const) {
   test(`a directory ${serverMoves ? 'moved' : 'removed'} on the server, moved on a disconnected client with a new file in it${dead ? ', then moved again while its daemon was down' : ''}, keeps the file everywhere`, { timeout: 120_000 }, async (t) => {

@@ -13,8 +13,8 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { assertSettled, disconnect, eventually, groupedHere, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { assertSettled, disconnect, eventually, groupedHere, reconnect } from '../farm.js';
 
 const twoFiles = (s: string): void => {
   writeFileSync(join(s, 'f'), 'same content\n');

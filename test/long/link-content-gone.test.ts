@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { linkSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { journalState } from './helpers.js';
-import { Farm, assertSettled, disconnect, journaled, readOrNull, reconnect } from './farm.js';
+import { journalState } from '../helpers.js';
+import { Farm, assertSettled, disconnect, journaled, readOrNull, reconnect } from '../farm.js';
 
 test('a write through a hard-linked name the server then removed reaches a client that was away, through the other name', { timeout: 120_000 }, async (t) => {
   const farm = await Farm.start(t, { clients: 1 });
