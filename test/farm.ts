@@ -328,6 +328,21 @@ export async function disconnect(farm: Farm, dir: string): Promise<void> {
   await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > before);
 }
 
+/**
+ * On the server, file `a` with `content` and a hard link `b` to it, each journaled, then every node settled:
+ * the start of a scenario about the two names of one inode.
+ */
+export async function serverLinked(farm: Farm, a: string, b: string, content: string): Promise<void> {
+  const s = farm.server;
+  let before = journalState(s).lastTid;
+  writeFileSync(join(s, a), content);
+  await journaled(s, before);
+  before = journalState(s).lastTid;
+  linkSync(join(s, a), join(s, b));
+  await journaled(s, before);
+  await assertSettled(farm.all);
+}
+
 /** Bring a client back on line with the CLI. */
 export function reconnect(dir: string): void {
   const r = cli(['reconnect', dir, '--no-wait']);

@@ -5,25 +5,19 @@
 // other name (still on the server, with the content) kept it: "state differs", a resync.
 // Fails without the fix (ApplyPath#stageOrPlaceholder asking for the content by the record's other names).
 import assert from 'node:assert/strict';
-import { linkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, journaled, readOrNull, reconnect } from '../farm.js';
+import { Farm, assertSettled, serverLinked, disconnect, journaled, readOrNull, reconnect } from '../farm.js';
 
 test('a write through a hard-linked name the server then removed reaches a client that was away, through the other name', { timeout: 120_000 }, async (t) => {
   const farm = await Farm.start(t, { clients: 1 });
   const [c] = farm.clients as [string];
   const s = farm.server;
-  let before = journalState(s).lastTid;
-  writeFileSync(join(s, 'a'), 'the first version\n');
-  await journaled(s, before);
-  before = journalState(s).lastTid;
-  linkSync(join(s, 'a'), join(s, 'b'));
-  await journaled(s, before);
-  await assertSettled(farm.all);
+  await serverLinked(farm, 'a', 'b', 'the first version\n');
   await disconnect(farm, c);
-  before = journalState(s).lastTid;
+  let before = journalState(s).lastTid;
   writeFileSync(join(s, 'a'), 'written on the server through a\n');
   await journaled(s, before);
   before = journalState(s).lastTid;

@@ -7,26 +7,20 @@
 // Fails without the fix (Reintegrator#holdForStream, armed by ClientNode#followLoop): with the stream held,
 // the client's changes go at once.
 import assert from 'node:assert/strict';
-import { chmodSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync, writeFileSync, linkSync } from 'node:fs';
+import { chmodSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, conflictCopies, eventually, journaled, pastRetention } from '../farm.js';
+import { Farm, assertSettled, serverLinked, conflictCopies, eventually, journaled, pastRetention } from '../farm.js';
 
 test('a client started with pending changes sends them only once its stream has said hello; past retention the resync decides, the same every time', { timeout: 120_000 }, async (t) => {
   const farm = await Farm.start(t, { clients: 1, proxied: true, serverArgs: ['--retain-records', '5'] });
   const [c] = farm.clients as [string];
   const s = farm.server;
-  let before = journalState(s).lastTid;
-  writeFileSync(join(s, 'f'), 'version 1\n');
-  await journaled(s, before);
-  before = journalState(s).lastTid;
-  linkSync(join(s, 'f'), join(s, 'g'));
-  await journaled(s, before);
-  await assertSettled(farm.all);
+  await serverLinked(farm, 'f', 'g', 'version 1\n');
   await farm.stopNode(c);
-  before = journalState(s).lastTid;
+  const before = journalState(s).lastTid;
   chmodSync(join(s, 'g'), 0o600);
   await journaled(s, before);
   await pastRetention(farm, 10);
