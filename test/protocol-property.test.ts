@@ -11,7 +11,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { IntersyncError } from '#core/errors.js';
+import { IntersyncError, type ConflictReason } from '#core/errors.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
 
@@ -19,7 +19,7 @@ const TID_MAX = (1n << 63n) - 1n; // as core/ids.ts: SQLite's signed 64-bit INTE
 import { RECORD_KINDS, type KmlRecord, type LmlRecord, type RecordDraft } from '#core/record.js';
 import { encodeFrame, FrameDecoder, helloFrame, type Frame, type FrameType } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireLml, parseWireRecord, recordToWire } from '#net/protocol/wire-record.js';
-import { statusOf } from '#net/protocol/wire-errors.js';
+import { fromWire, parseConflictReason, statusOf, toWire } from '#net/protocol/wire-errors.js';
 
 const runs = Number(process.env.FC_RUNS ?? '300');
 const params = { numRuns: runs, ...(process.env.FC_SEED === undefined ? {} : { seed: Number(process.env.FC_SEED) }) };
@@ -171,4 +171,34 @@ test('decoder: one 1 MiB frame fed in 1 KiB pieces joins bytes linear in its siz
     Buffer.concat = concat;
   }
   assert.ok(joined <= 2 * stream.length, `${joined} bytes joined for a stream of ${stream.length}`);
+});
+
+test('conflict reasons: each kind goes over the wire and back equal; anything else a peer sends is dropped, never trusted', () => {
+  // The reintegrator acts on a refusal's reason (Reintegrator: missing-parent, link-target, name-taken,
+  // elsewhere, outdated) instead of reading the message, which a reworded message would have broken silently.
+  const reasons: ConflictReason[] = [
+    { kind: 'outdated', path: 'a/b', made: '0x0000000000000002', current: '0x0000000000000005' },
+    { kind: 'name-taken', path: 'a', by: 'abcdef0123456789-1' },
+    { kind: 'new-name-taken', path: 'a' },
+    { kind: 'link-target', path: 'l' },
+    { kind: 'elsewhere', path: 'a', here: 'b/a' },
+    { kind: 'missing-parent', path: 'a/b/c', parent: 'a/b' },
+  ];
+  for (const reason of reasons) {
+    const e = IntersyncError.CONFLICT(reason.path, 'why', reason);
+    const wire = JSON.parse(JSON.stringify(toWire(e))) as unknown;
+    assert.deepEqual(fromWire(409, wire).reason, reason);
+    assert.deepEqual(e.wrap('applying').reason, reason, 'wrap keeps the reason');
+  }
+  assert.equal(toWire(IntersyncError.CONFLICT('a', 'no reason')).error.reason, undefined);
+  fc.assert(fc.property(fc.anything(), (v) => {
+    const r = parseConflictReason(v);
+    if (r !== null) assert.equal(typeof r.path, 'string');
+  }));
+  for (const bad of [null, 'outdated', { kind: 'outdated', path: 'a', made: 2, current: '0x5' }, { kind: 'nope', path: 'a' }, { kind: 'elsewhere', path: 'a' },
+    { kind: '__proto__', path: 'a' }, { kind: 'missing-parent', parent: 'a' }]) {
+    assert.equal(parseConflictReason(bad), null, JSON.stringify(bad));
+  }
+  // Extra fields a peer adds are not carried along.
+  assert.deepEqual(parseConflictReason({ kind: 'link-target', path: 'l', extra: 'x' }), { kind: 'link-target', path: 'l' });
 });

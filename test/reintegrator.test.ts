@@ -9,12 +9,14 @@ import Database from 'better-sqlite3';
 import pino from 'pino';
 import { BlockMapCache } from '#apply/blocks.js';
 import { systemClock } from '#core/clock.js';
+import { IntersyncError } from '#core/errors.js';
 import { makeFid, NO_VERSION, asTid, type Fid, type NodeId } from '#core/ids.js';
 import type { LmlRecord, RecordDraft } from '#core/record.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import { readFrames } from '#net/protocol/frames.js';
 import type { PeerClient, ReintResult } from '#net/peer-client.js';
+import { toWire } from '#net/protocol/wire-errors.js';
 import { parseWireLml, recordToWire } from '#net/protocol/wire-record.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { sleep, tmpDir } from './helpers.js';
@@ -87,7 +89,8 @@ async function reintegrate(l: Local, answer: (r: LmlRecord, accept: () => Answer
   return stuck;
 }
 
-const refusal = (r: LmlRecord, message: string): Answer => ({ seq: r.seq.toString(), status: 'conflict', error: { code: 'CONFLICT', message } });
+/** The server's answer refusing `r` as it sends it (with the reason a program acts on, when there is one). */
+const refusal = (r: LmlRecord, e: IntersyncError): Answer => ({ seq: r.seq.toString(), status: 'conflict', error: toWire(e).error });
 
 test('a create refused at a name the server has taken ships at the name it was renamed to here, once the optimiser can fold it', { timeout: 30_000 }, async (t) => {
   const l = fileset(t);
@@ -120,7 +123,7 @@ test('a create refused at a name the server has taken ships at the name it was r
     const names = [r.path, ...(r.newPath === null ? [] : [r.newPath])];
     if (names.includes('a')) {
       got.push(`refused ${r.kind} ${names.join(' -> ')}`);
-      return refusal(r, 'conflict on a: the name is taken');
+      return refusal(r, IntersyncError.CONFLICT('a', 'the name is taken'));
     }
     got.push(`${r.kind} ${names.join(' -> ')}`);
     return accept();
@@ -144,7 +147,7 @@ test('a hard link the server keeps refusing for its target (not a file there) sh
   const got: string[] = [];
   const stuck = await reintegrate(l, (r, accept) => {
     got.push(`${r.kind} ${r.path}`);
-    return r.kind === 'link' ? refusal(r, `conflict on ${r.path}: link target ${r.target ?? ''} is not a file here`) : accept();
+    return r.kind === 'link' ? refusal(r, IntersyncError.CONFLICT(r.path, `link target ${r.target ?? ''} is not a file here`, { kind: 'link-target', path: r.path })) : accept();
   }, 400);
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.equal(db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);

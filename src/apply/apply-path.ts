@@ -174,21 +174,22 @@ export class ApplyPath {
     if (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink' || d.kind === 'link') {
       if (db.objectByFid(d.fid) !== undefined) return IntersyncError.CONFLICT(d.path, `object ${d.fid} exists already`);
       const there = db.objectByPath(d.path);
-      if (there !== undefined) return IntersyncError.CONFLICT(d.path, `the name is taken by ${there.fid}`);
+      if (there !== undefined) return IntersyncError.CONFLICT(d.path, `the name is taken by ${there.fid}`, { kind: 'name-taken', path: d.path, by: there.fid });
       if (d.kind === 'link') {
         const t = d.target === null ? undefined : db.objectByPath(d.target);
-        if (t === undefined || t.type !== 'file') return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`);
+        if (t === undefined || t.type !== 'file') return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`, { kind: 'link-target', path: d.path });
         // The name it linked to is another file here now (replaced since): not the inode the origin linked to.
-        if (d.targetFid !== undefined && d.targetFid !== null && t.fid !== d.targetFid) return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`);
+        if (d.targetFid !== undefined && d.targetFid !== null && t.fid !== d.targetFid) return IntersyncError.CONFLICT(d.path, `link target ${d.target ?? ''} is not a file here`, { kind: 'link-target', path: d.path });
       }
       return null;
     }
     const cur = db.objectByFid(d.fid);
     if (cur === undefined) return IntersyncError.CONFLICT(d.path, `object ${d.fid} does not exist here`);
     if (cur.version !== d.preVersion && this.baseOf(d) === null) {
-      return IntersyncError.CONFLICT(d.path, `made against version ${formatTid(d.preVersion)}, current is ${formatTid(cur.version)}`);
+      return IntersyncError.CONFLICT(d.path, `made against version ${formatTid(d.preVersion)}, current is ${formatTid(cur.version)}`,
+        { kind: 'outdated', path: d.path, made: formatTid(d.preVersion), current: formatTid(cur.version) });
     }
-    if (cur.path !== d.path) return IntersyncError.CONFLICT(d.path, `the object is at ${cur.path} here`);
+    if (cur.path !== d.path) return IntersyncError.CONFLICT(d.path, `the object is at ${cur.path} here`, { kind: 'elsewhere', path: d.path, here: cur.path });
     if ((d.kind === 'write' || d.kind === 'truncate') && cur.type !== 'file') return IntersyncError.CONFLICT(d.path, `${d.kind} of a ${cur.type}`);
     if (d.kind === 'unlink' && cur.type === 'dir') return IntersyncError.CONFLICT(d.path, 'unlink of a directory');
     if (d.kind === 'rmdir' && cur.type !== 'dir') return IntersyncError.CONFLICT(d.path, `rmdir of a ${cur.type}`);
@@ -196,7 +197,7 @@ export class ApplyPath {
       return IntersyncError.CONFLICT(d.newPath, 'a directory cannot move inside itself');
     }
     if (d.kind === 'rename' && d.newPath !== null && db.objectByPath(d.newPath) !== undefined) {
-      return IntersyncError.CONFLICT(d.newPath, 'the new name is taken');
+      return IntersyncError.CONFLICT(d.newPath, 'the new name is taken', { kind: 'new-name-taken', path: d.newPath });
     }
     if (d.kind === 'rmdir' && db.objectsBelow(d.path).length > 0) return IntersyncError.CONFLICT(d.path, 'directory is not empty here');
     return null;

@@ -25,7 +25,8 @@ export function confine(root: string, rel: string, checked?: Set<string>): strin
     try {
       st = lstatSync(cur);
     } catch {
-      throw IntersyncError.CONFLICT(rel, `parent ${parts.slice(0, i + 1).join('/')} ${PARENT_MISSING}`);
+      const parent = parts.slice(0, i + 1).join('/');
+      throw IntersyncError.CONFLICT(rel, `parent ${parent} ${PARENT_MISSING}`, { kind: 'missing-parent', path: rel, parent });
     }
     if (st.isSymbolicLink()) throw IntersyncError.BAD_PATH(rel, `${parts.slice(0, i + 1).join('/')} is a symlink; refusing to write through it`);
     if (!st.isDirectory()) throw IntersyncError.CONFLICT(rel, `${parts.slice(0, i + 1).join('/')} is not a directory here`);
@@ -35,9 +36,3 @@ export function confine(root: string, rel: string, checked?: Set<string>): strin
 }
 
 const PARENT_MISSING = 'does not exist here';
-
-/** The directory a refusal by `confine` names as missing ("conflict on a/b/c: parent a/b does not exist here"), or null. */
-export function missingParentOf(message: string): string | null {
-  const m = /: parent (.+) does not exist here$/.exec(message);
-  return m === null ? null : m[1]!;
-}

@@ -44,20 +44,36 @@ export type ErrorCode =
   | 'NO_SUCH_VERSION'
   | 'VERSION_AMBIGUOUS';
 
+/**
+ * Why a change was refused as a conflict, for a program to act on (the message says it for a person); `path` is
+ * the name the refusal is about. Sent with the error (net/protocol/wire-errors.ts) so a client need not read the
+ * message.
+ */
+export type ConflictReason =
+  | { readonly kind: 'outdated'; readonly path: string; readonly made: string; readonly current: string }
+  | { readonly kind: 'name-taken'; readonly path: string; readonly by: string }
+  | { readonly kind: 'new-name-taken'; readonly path: string }
+  | { readonly kind: 'link-target'; readonly path: string }
+  | { readonly kind: 'elsewhere'; readonly path: string; readonly here: string }
+  | { readonly kind: 'missing-parent'; readonly path: string; readonly parent: string };
+
 export class IntersyncError extends Error {
   readonly code: ErrorCode;
   readonly retriable: boolean;
   readonly hint: string | undefined;
   /** A peer's answer rebuilt here (net/protocol/wire-errors.ts): the peer's state, not this node's (its DISK_FULL is its disk). */
   readonly fromPeer: boolean;
+  /** A CONFLICT's reason, when the refusal has one a program acts on. */
+  readonly reason: ConflictReason | undefined;
 
-  constructor(code: ErrorCode, message: string, opts: { hint?: string; retriable?: boolean; cause?: unknown; fromPeer?: boolean } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; retriable?: boolean; cause?: unknown; fromPeer?: boolean; reason?: ConflictReason } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'IntersyncError';
     this.code = code;
     this.retriable = opts.retriable ?? false;
     this.hint = opts.hint;
     this.fromPeer = opts.fromPeer ?? false;
+    this.reason = opts.reason;
   }
 
   /** Prefix the message with a verb phrase naming the step that failed, keeping code and hint. */
@@ -67,6 +83,7 @@ export class IntersyncError extends Error {
       retriable: this.retriable,
       cause: this,
       fromPeer: this.fromPeer,
+      ...(this.reason === undefined ? {} : { reason: this.reason }),
     });
   }
 
@@ -239,9 +256,10 @@ export class IntersyncError extends Error {
     });
   }
 
-  static CONFLICT(path: string, why: string): IntersyncError {
+  static CONFLICT(path: string, why: string, reason?: ConflictReason): IntersyncError {
     return new IntersyncError('CONFLICT', `conflict on ${path}: ${why}`, {
       hint: 'the object changed on the server since this change was made; the conflict policy decides',
+      ...(reason === undefined ? {} : { reason }),
     });
   }
 

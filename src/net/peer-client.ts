@@ -58,7 +58,7 @@ export interface EnrolResult {
 }
 
 export interface ReintResult {
-  readonly results: Array<{ seq: string; status: 'accepted' | 'conflict' | 'need-content' | 'skipped' | 'retry'; r?: unknown; error?: { code: string; message: string } }>;
+  readonly results: Array<{ seq: string; status: 'accepted' | 'conflict' | 'need-content' | 'skipped' | 'retry'; r?: unknown; error?: { code: string; message: string; reason?: unknown } }>;
   readonly lastTid: string;
 }
 

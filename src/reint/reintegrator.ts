@@ -4,20 +4,20 @@ import type { Logger } from 'pino';
 import { Backoff } from '#core/backoff.js';
 import type { Clock } from '#core/clock.js';
 import { D_REINT } from '#core/debug.js';
-import { IntersyncError } from '#core/errors.js';
+import { IntersyncError, type ConflictReason } from '#core/errors.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
 import type { Transfers } from '#core/transfers.js';
 import type { LmlRecord } from '#core/record.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
-import { missingParentOf } from '#apply/confine.js';
 import { linkOnDisk, removedLink } from '#apply/link-align.js';
 import { checkRelPath } from '#core/paths.js';
 import { blockLength, missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
+import { parseConflictReason } from '#net/protocol/wire-errors.js';
 import type { PeerClient } from '#net/peer-client.js';
 import { BODY_BUDGET_S, bodyLimit } from '#net/rate-limit.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
@@ -322,11 +322,13 @@ export class Reintegrator {
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
       const refused = d.db.lmlRecord(BigInt(refusal.seq));
       d.log.info({ seq: refusal.seq, kind: refused?.kind, fid: refused?.fid, path: refused?.path, newPath: refused?.newPath ?? undefined, preVersion: refused === undefined ? undefined : formatTid(refused.preVersion), status: refusal.status, code: refusal.error?.code, err: refusal.error?.message, tries }, 'reintegration refused');
-      const missing = refusal.status === 'conflict' && caughtUp ? this.#missingDir(refusal.error?.message ?? '') : undefined;
-      const orphan = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#linkWithoutTarget(refusal.seq, refusal.error?.message ?? '') : undefined;
-      const clash = refusal.status === 'conflict' && caughtUp && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, refusal.error?.message ?? '') : undefined;
-      const elsewhere = refusal.status === 'conflict' && caughtUp && tries >= 2 ? this.#objectElsewhere(refusal.seq, refusal.error?.message ?? '') : undefined;
-      const outdated = refusal.status === 'conflict' && caughtUp ? this.#removalOutdated(refusal.seq, refusal.error?.message ?? '') : undefined;
+      // Why, as the server says it (checked: a peer's answer), not read from the message.
+      const why = refusal.status === 'conflict' && caughtUp ? parseConflictReason(refusal.error?.reason) : null;
+      const missing = why?.kind === 'missing-parent' ? this.#missingDir(why.parent) : undefined;
+      const orphan = why?.kind === 'link-target' && tries >= 2 ? this.#linkWithoutTarget(refusal.seq) : undefined;
+      const clash = (why?.kind === 'name-taken' || why?.kind === 'new-name-taken') && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, why.kind) : undefined;
+      const elsewhere = why?.kind === 'elsewhere' && tries >= 2 ? this.#objectElsewhere(refusal.seq, why.here) : undefined;
+      const outdated = why?.kind === 'outdated' ? this.#removalOutdated(refusal.seq, why) : undefined;
       if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): it links to another name of the inode here that the server knows, and with none the content
@@ -395,9 +397,8 @@ export class Reintegrator {
    * The directory here that a refusal says the server lacks, when making it there again is the answer: it is
    * a directory here, and no pending record of its own makes or moves it (those ship first and say why).
    */
-  #missingDir(message: string): ObjectRow | undefined {
-    const p = missingParentOf(message);
-    const o = p === null ? undefined : this.#d.db.objectByPath(p);
+  #missingDir(p: string): ObjectRow | undefined {
+    const o = this.#d.db.objectByPath(p);
     if (o === undefined || o.type !== 'dir') return undefined;
     if (this.#d.db.localRecordsOf(o.fid).some((x) => x.kind === 'mkdir' || x.kind === 'rename')) return undefined;
     return o;
@@ -415,13 +416,12 @@ export class Reintegrator {
   }
 
   /** The pending record a refusal names, at the server's name of its object, when the server refused it for its name alone. */
-  #objectElsewhere(seq: string | number, message: string): { record: LmlRecord; was: string } | undefined {
+  #objectElsewhere(seq: string | number, here: string): { record: LmlRecord; was: string } | undefined {
     const r = this.#d.db.lmlRecord(BigInt(seq));
-    const m = /: the object is at (.+) here$/.exec(message);
-    if (r === undefined || m === null || !['write', 'truncate', 'setattr', 'unlink', 'rmdir', 'rename'].includes(r.kind)) return undefined;
+    if (r === undefined || !['write', 'truncate', 'setattr', 'unlink', 'rmdir', 'rename'].includes(r.kind)) return undefined;
     let at: string;
     try {
-      at = checkRelPath(m[1]!);
+      at = checkRelPath(here);
     } catch {
       return undefined; // not a path of the fileset: nothing to do but what a refusal does
     }
@@ -430,29 +430,28 @@ export class Reintegrator {
 
   /**
    * The pending removal of a file a refusal names, when the server refused it as made against an older version
-   * of the object, at the name the server has it at, with the server's version (`current is …`).
+   * of the object, at the name the server has it at, with the server's version (`current`).
    */
-  #removalOutdated(seq: string | number, message: string): { record: LmlRecord; current: Tid } | undefined {
+  #removalOutdated(seq: string | number, why: Extract<ConflictReason, { kind: 'outdated' }>): { record: LmlRecord; current: Tid } | undefined {
     const r = this.#d.db.lmlRecord(BigInt(seq));
-    const m = /^conflict on (.+): made against version (0x[0-9a-f]+), current is (0x[0-9a-f]+)$/.exec(message);
-    if (r?.kind !== 'unlink' || m === null || m[1] !== r.path || parseTid(m[2]!) !== r.preVersion) return undefined;
-    const current = parseTid(m[3]!);
+    if (r?.kind !== 'unlink' || why.path !== r.path || parseTid(why.made) !== r.preVersion) return undefined;
+    const current = parseTid(why.current);
     return current === undefined || current <= r.preVersion ? undefined : { record: r, current };
   }
 
   /** The pending record a refusal names, when the server refused it for a name another object has there. */
-  #nameTaken(seq: string | number, message: string): LmlRecord | undefined {
+  #nameTaken(seq: string | number, kind: 'name-taken' | 'new-name-taken'): LmlRecord | undefined {
     const r = this.#d.db.lmlRecord(BigInt(seq));
     if (r === undefined) return undefined;
-    const makes = ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) && /: the name is taken by \S+$/.test(message);
-    const moves = r.kind === 'rename' && /: the new name is taken$/.test(message);
+    const makes = ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) && kind === 'name-taken';
+    const moves = r.kind === 'rename' && kind === 'new-name-taken';
     return makes || moves ? r : undefined;
   }
 
   /** The pending link record a refusal names, when the server refused it for its target (not a file there). */
-  #linkWithoutTarget(seq: string | number, message: string): LmlRecord | undefined {
+  #linkWithoutTarget(seq: string | number): LmlRecord | undefined {
     const r = this.#d.db.lmlRecord(BigInt(seq));
-    return r?.kind === 'link' && /: link target .* is not a file here$/.test(message) ? r : undefined;
+    return r?.kind === 'link' ? r : undefined;
   }
 
   /** Run the optimiser over what is pending (once there is more than one record) and keep its result. */

@@ -1,4 +1,4 @@
-import { IntersyncError, type ErrorCode } from '#core/errors.js';
+import { IntersyncError, type ConflictReason, type ErrorCode } from '#core/errors.js';
 
 /** Error codes to HTTP status and back, in one place. */
 const STATUS: Partial<Record<ErrorCode, number>> = {
@@ -32,11 +32,32 @@ export function statusOf(e: IntersyncError): number {
 }
 
 export interface WireError {
-  readonly error: { readonly code: string; readonly message: string; readonly hint: string | null; readonly retriable: boolean };
+  readonly error: { readonly code: string; readonly message: string; readonly hint: string | null; readonly retriable: boolean; readonly reason?: ConflictReason };
 }
 
 export function toWire(e: IntersyncError): WireError {
-  return { error: { code: e.code, message: e.message, hint: e.hint ?? null, retriable: e.retriable } };
+  return { error: { code: e.code, message: e.message, hint: e.hint ?? null, retriable: e.retriable, ...(e.reason === undefined ? {} : { reason: e.reason }) } };
+}
+
+/** The fields each kind of conflict reason carries besides `kind` and `path`. */
+const REASON_FIELDS: Record<ConflictReason['kind'], readonly string[]> = {
+  'outdated': ['made', 'current'], 'name-taken': ['by'], 'new-name-taken': [], 'link-target': [], 'elsewhere': ['here'], 'missing-parent': ['parent'],
+};
+
+/** A conflict reason a peer sent, checked field by field; null when it is not one (a peer's bad input changes nothing). */
+export function parseConflictReason(v: unknown): ConflictReason | null {
+  if (typeof v !== 'object' || v === null) return null;
+  const o = v as Record<string, unknown>;
+  const kind = o.kind;
+  if (typeof kind !== 'string' || !Object.hasOwn(REASON_FIELDS, kind) || typeof o.path !== 'string') return null;
+  const fields = REASON_FIELDS[kind as ConflictReason['kind']];
+  if (!fields.every((f) => typeof o[f] === 'string')) return null;
+  return Object.fromEntries([['kind', kind], ['path', o.path], ...fields.map((f) => [f, o[f]])]) as ConflictReason;
+}
+
+function reasonOf(v: unknown): { reason?: ConflictReason } {
+  const reason = parseConflictReason(v);
+  return reason === null ? {} : { reason };
 }
 
 /** Rebuild the error a peer sent; an unknown body becomes a PROTOCOL error naming the status. */
@@ -47,6 +68,7 @@ export function fromWire(status: number, body: unknown): IntersyncError {
       ...(typeof err.hint === 'string' ? { hint: err.hint } : {}),
       retriable: err.retriable === true || status >= 500,
       fromPeer: true,
+      ...reasonOf(err.reason),
     });
   }
   return new IntersyncError(status === 401 ? 'UNAUTHORIZED' : 'PROTOCOL', `peer answered HTTP ${status}`, { retriable: status >= 500, fromPeer: true });
