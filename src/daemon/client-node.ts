@@ -853,7 +853,7 @@ export class ClientNode {
     // holds its name now is another file, and the apply path's check would refuse the link for ever.
     const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid)?.type !== 'file';
     const removal = r.kind === 'link' && r.target !== null && db.objectByPath(r.target) === undefined
-      ? db.readLml(0n, 1_000_000).find((x) => x.kind === 'unlink' && x.path === r0.target) : undefined;
+      ? db.pendingRemovals('unlink', r.target).find((x) => x.path === r.target) : undefined;
     if (r.kind === 'link' && r.target !== null && (goneHere(r.targetFid) || removal !== undefined)) {
       // The name removed here was one of several of its inode, which lives on here under another: the new name
       // joins that inode, as it joins the target's on the server (whose other names are these). Before, it was

@@ -170,6 +170,7 @@ export class FilesetDb {
       lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
                              VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent, @targetFid)`),
       lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
+      lmlRemovals: db.prepare('SELECT * FROM lml WHERE kind = @kind AND (path = @path OR fid = @fid) ORDER BY seq'),
       lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
       lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
       lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
@@ -418,6 +419,11 @@ export class FilesetDb {
   /** LML records with seq > `after`, oldest first. */
   readLml(after = 0n, limit = 1000): LmlRecord[] {
     return (this.#st.lmlAll!.all(after, limit) as Row[]).map(toLml);
+  }
+
+  /** Pending removals of `kind` at `path` (or of the object `fid`), oldest first: found by SQLite, not by reading the whole LML. */
+  pendingRemovals(kind: 'rmdir' | 'unlink', path: string, fid: Fid | null = null): LmlRecord[] {
+    return (this.#st.lmlRemovals!.all({ kind, path, fid }) as Row[]).map(toLml);
   }
 
   lmlRecord(seq: bigint): LmlRecord | undefined {

@@ -347,7 +347,7 @@ export class ConflictResolver {
     for (let p = parentOf(r.path); p !== ''; p = parentOf(p)) {
       const there = db.objectByPath(p);
       if (there === undefined) continue; // removed here and free: #parents brings it back
-      const removal = db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
+      const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
       if (removal === undefined || !db.pendingOnto(p).some((x) => x.fid === there.fid && x.seq > removal.seq)) return;
       this.#takeBack(r, removal, there);
       return;
@@ -408,7 +408,7 @@ export class ConflictResolver {
       // By name, or for the record's own directory by identity (moved here before it was removed: its removal
       // names it where it was then).
       const byFid = p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null;
-      const removal = this.#d.db.readLml(0n, 1_000_000).find((x) => x.kind === 'rmdir' && (x.path === p || x.fid === byFid));
+      const removal = this.#d.db.pendingRemovals('rmdir', p, byFid)[0];
       if (removal === undefined) {
         if (byFid !== null && missing.length === 1) this.#removedAhead(r, p, byFid);
         return; // not a local removal: the version check reports it
