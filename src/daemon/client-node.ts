@@ -906,6 +906,8 @@ export class ClientNode {
     const placesInode = r.links !== undefined && r.links !== null && r.links.length > 1 && db.objectByFid(r.fid)?.type === 'file'
       && lstatOrNull(join(this.paths.dir, r.path)) === null;
     const content = this.#placedContent(r, staged);
+    const linkTarget = r.kind === 'link' ? r.targetFid ?? (r.target === null ? undefined : db.objectByPath(r.target)?.fid) : undefined;
+    const linkedBehind = linkTarget !== undefined && linkTarget !== null && this.#behind().has(linkTarget);
     if (content !== undefined && staged !== null) {
       this.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
     }
@@ -914,6 +916,10 @@ export class ClientNode {
       // Behind until a record or a fetch brings the server's content (a rename or setattr brings none).
       if (content !== undefined) this.#noteBehind(r.fid, true);
       else if (staged !== null || r.kind === 'unlink') this.#noteBehind(r.fid, false);
+      // A link to a name still behind holds its stand-in too: behind as well, so that its content is fetched by
+      // its own fid. Before, only the first name was behind; once the server's removal of it came, nothing
+      // fetched the link's content, and every client resynced ("other content"; chaos s31, seed 9228).
+      if (r.kind === 'link' && linkedBehind) this.#noteBehind(r.fid, true);
     }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
     if (placesInode) {
       // Before, the names the server links to it stayed files of their own here: the server held them as one
