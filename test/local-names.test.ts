@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
-import { localNamesOf, localPath, serverRenames } from '#reint/local-names.js';
+import { localNamesOf, localPath, localTarget, serverRenames } from '#reint/local-names.js';
 
 function rename(seq: number, path: string, newPath: string, fid = `n-${seq}`): LmlRecord {
   return {
@@ -40,17 +40,39 @@ test('localNamesOf maps path, new path and a hard link target; returns the same 
   assert.equal(localNamesOf(base, [rename(1, 'e', 'x')]), base);
 });
 
-test('serverRenames leaves out the renames of an object made here: a server path below its old name is not in it', () => {
+test('serverRenames marks the renames of an object made here: a server path below its old name is not in it', () => {
   // Chaos seed 9212 (test/long/removed-dir-taken.test.ts): rmdir d, mkdir d, mv d e here; the server's d/x is in the
   // server's d (removed here), not in the new directory now at e.
   const made: LmlRecord = { ...rename(2, 'd', 'd', 'n-new'), kind: 'mkdir', newPath: null };
   const lml = [rename(1, 'a', 'b', 'n-old'), made, rename(3, 'd', 'e', 'n-new')];
   const db = { pendingRenames: () => lml.filter((r) => r.kind === 'rename'), localRecordsOf: (fid: Fid) => lml.filter((r) => r.fid === fid) };
   const renames = serverRenames(db);
-  assert.deepEqual(renames.map((r) => String(r.seq)), ['1'], 'the old directory\'s rename stays, the new one\'s goes');
+  assert.deepEqual(renames.map((r) => [String(r.seq), r.made === undefined ? null : String(r.made)]), [['1', null], ['3', '2']], 'the new directory\'s rename is marked with its mkdir');
   assert.equal(localPath('d/x', renames), 'd/x');
   assert.equal(localPath('a/x', renames), 'b/x');
   // Once its mkdir is accepted (not pending), the server knows the object at its old name: its rename carries.
   const accepted = { pendingRenames: () => [lml[2]!], localRecordsOf: (fid: Fid) => (fid === 'n-new' ? [lml[2]!] : []) };
   assert.equal(localPath('d/x', serverRenames(accepted)), 'e/x');
+});
+
+test('the rename of an object made here moves what an earlier pending rename moved into it', () => {
+  // Chaos s31 seed 9224 (test/long/moved-into-new-dir.test.ts): mkdir n, mv a n/sub, mv n m here: the server's
+  // a/e is at m/sub/e, not at n/sub/e (nothing is at n any more). Its target too, and so a server path moved
+  // into a directory below the new one, and one moved into it before it was made is not.
+  const lml: LmlRecord[] = [
+    { ...rename(1, 'n', 'n', 'n-new'), kind: 'mkdir', newPath: null },
+    rename(2, 'a', 'n/sub', 'n-a'),
+    rename(3, 'b', 'n/sub/deep', 'n-b'),
+    rename(4, 'n', 'm', 'n-new'),
+  ];
+  const db = { pendingRenames: () => lml.filter((r) => r.kind === 'rename'), localRecordsOf: (fid: Fid) => lml.filter((r) => r.fid === fid) };
+  const renames = serverRenames(db);
+  assert.equal(localPath('a/e', renames), 'm/sub/e');
+  assert.equal(localTarget('a/e', renames), 'm/sub/e');
+  assert.equal(localPath('b/x', renames), 'm/sub/deep/x');
+  assert.equal(localPath('n/x', renames), 'n/x', 'the server\'s n (another object) stays');
+  assert.equal(localTarget('n', renames), 'n');
+  const before: LmlRecord[] = [rename(1, 'a', 'n', 'n-a'), rename(2, 'n', 'o', 'n-a'), { ...rename(3, 'n', 'n', 'n-new'), kind: 'mkdir', newPath: null }, rename(4, 'n', 'm', 'n-new')];
+  const db2 = { pendingRenames: () => before.filter((r) => r.kind === 'rename'), localRecordsOf: (fid: Fid) => before.filter((r) => r.fid === fid) };
+  assert.equal(localPath('a/e', serverRenames(db2)), 'o/e', 'moved into the name before the new object took it: not in it');
 });

@@ -11,20 +11,27 @@ export interface PendingRenamesDeps {
 const MAKES = new Set(['create', 'mkdir', 'symlink', 'link']);
 
 /**
- * The pending renames that move names the server knows, oldest first, for localPath and localNamesOf: a rename
- * of an object made here (its create or mkdir still pending) is left out. The server never had that object at
- * its old name, so a server path below that name is below what the server has there (a directory removed here,
- * its removal pending, before the new one took its name), not below the new object. Before, the path followed
- * the new directory to its new name: the server's file went into it here, and the removal of the server's
- * directory, which holds the file there, was refused for ever ("directory is not empty here", a resync; chaos
- * seed 9212, c2: rmdir gamma/deep, mkdir -p gamma/deep, mv gamma/deep beta/sub, a file made in gamma/deep there).
+ * The pending renames, oldest first, for localPath and localNamesOf, each of an object made here (its create
+ * or mkdir still pending) marked with that record's seq (`made`). The server never had such an object at its
+ * old name, so a server path below that name is below what the server has there (a directory removed here,
+ * its removal pending, before the new one took its name), not below the new object: its rename moves only
+ * what an earlier pending rename had moved into it (see localPath). Before, the path followed the new
+ * directory to its new name: the server's file went into it here, and the removal of the server's directory,
+ * which holds the file there, was refused for ever ("directory is not empty here", a resync; chaos seed 9212,
+ * c2: rmdir gamma/deep, mkdir -p gamma/deep, mv gamma/deep beta/sub, a file made in gamma/deep there).
  */
-export function serverRenames(db: PendingRenamesDeps): LmlRecord[] {
-  return db.pendingRenames().filter((x) => !db.localRecordsOf(x.fid).some((y) => y.seq < x.seq && MAKES.has(y.kind)));
+export function serverRenames(db: PendingRenamesDeps): NameChange[] {
+  return db.pendingRenames().map((x) => {
+    const made = db.localRecordsOf(x.fid).find((y) => y.seq < x.seq && MAKES.has(y.kind));
+    return made === undefined ? x : { ...x, made: made.seq };
+  });
 }
 
-/** A rename that changes names: a pending local one, or one in the journal already. */
-export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'>;
+/**
+ * A rename that changes names: a pending local one (with its `seq`, and `made`, the seq of its object's
+ * pending create or mkdir, for an object made here), or one in the journal already.
+ */
+export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'> & { readonly seq?: bigint; readonly made?: bigint };
 
 /** What `renamesOver` reads from the fileset database. */
 export interface RenamesDeps extends PendingRenamesDeps {
@@ -52,10 +59,29 @@ export function renamesOver(db: RenamesDeps, tid: Tid): NameChange[] {
  * move: another object may hold the very name a renamed object left.
  */
 export function localPath(p: string, renames: readonly NameChange[]): string {
+  return follow(p, renames, false);
+}
+
+/**
+ * `p` through `renames` in order. The rename of an object made here moves the path only when an earlier
+ * pending rename, after that object was made, moved the path (or a directory above it) into the object: it
+ * is then the object's content, not the server's object that had the name before (serverRenames). Before,
+ * such a rename was never followed: a server directory moved here into a new directory, the new one moved on
+ * since, the server's records named a place below the new directory's first name, where nothing is ("parent
+ * … does not exist here", three times, a resync; chaos s31 seed 9224, c1; test/long/moved-into-new-dir).
+ */
+function follow(p: string, renames: readonly NameChange[], self: boolean): string {
   let out = p;
+  const entries: Array<{ seq: bigint; at: string }> = []; // where pending renames moved the path, at today's names
   for (const r of renames) {
     if (r.kind !== 'rename' || r.newPath === null) continue;
-    if (out !== r.path && isUnder(out, r.path)) out = `${r.newPath}${out.slice(r.path.length)}`;
+    const itself = out === r.path;
+    if (itself ? !self : !isUnder(out, r.path)) continue;
+    if (r.made !== undefined && (itself || !entries.some((e) => e.seq > r.made! && isUnder(e.at, r.path)))) continue;
+    const move = (q: string): string => (isUnder(q, r.path) ? `${r.newPath}${q.slice(r.path.length)}` : q);
+    out = move(out);
+    for (const e of entries) e.at = move(e.at);
+    entries.push({ seq: r.seq ?? -1n, at: r.newPath });
   }
   return out;
 }
@@ -78,11 +104,5 @@ export function localNamesOf(r: KmlRecord, renames: readonly NameChange[]): KmlR
  * server's object at that path, not whatever holds the name here now.
  */
 export function localTarget(p: string, renames: readonly NameChange[]): string {
-  let out = p;
-  for (const r of renames) {
-    if (r.kind !== 'rename' || r.newPath === null) continue;
-    if (out === r.path) out = r.newPath;
-    else if (isUnder(out, r.path)) out = `${r.newPath}${out.slice(r.path.length)}`;
-  }
-  return out;
+  return follow(p, renames, true);
 }
