@@ -18,6 +18,9 @@ import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
 import { localNamesOf, renamesOver } from './local-names.js';
 
+/** Records that give a name (the new one, for a rename). */
+const NAMES = new Set(['create', 'mkdir', 'symlink', 'link', 'rename']);
+
 export interface ResolverDeps {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
@@ -343,8 +346,18 @@ export class ConflictResolver {
    */
   #removedAncestor(r: KmlRecord): void {
     const db = this.#d.db;
-    if (!['write', 'truncate', 'setattr'].includes(r.kind) || db.objectByFid(r.fid) !== undefined) return;
-    for (let p = parentOf(r.path); p !== ''; p = parentOf(p)) {
+    // A change of an object not here, or a new name in a directory not here (chaos s32 seed 9223, c1: rm -r
+    // gamma, then a new gamma, while the server made gamma/sub/d.md: the conflict step brought the server's
+    // gamma/sub back inside the new gamma, the first directory on the way, then the server's gamma at its name
+    // with the new one beside, and sub stayed in the new one, on this node only: "state differs … with nothing
+    // pending", a resync; test/long/removed-dir-taken.test.ts).
+    const target = r.kind === 'rename' ? r.newPath! : r.path;
+    if (['write', 'truncate', 'setattr'].includes(r.kind)) {
+      if (db.objectByFid(r.fid) !== undefined) return;
+    } else if (!NAMES.has(r.kind) || parentOf(target) === '' || db.objectByPath(parentOf(target)) !== undefined) {
+      return;
+    }
+    for (let p = parentOf(target); p !== ''; p = parentOf(p)) {
       const there = db.objectByPath(p);
       if (there === undefined) continue; // removed here and free: #parents brings it back
       const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);

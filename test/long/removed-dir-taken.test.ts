@@ -172,6 +172,57 @@ test('a file moved out of d on a client off line, d removed, made again and move
   assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
 
+for (const how of ['disconnected', 'stopped'] as const) {
+test(`d removed with d/sub/x on a ${how} client, d made again there (${how === 'stopped' ? 'e moved to d' : 'mkdir d'}), a file made in d/sub on the server: d and d/sub come back with it, the new d beside, no resync`, { timeout: 120_000 }, async (t) => {
+  // Chaos s32 seed 9223, c1 (rm -r gamma, mv delta/deep gamma while dead; the server's gamma/sub gained d.md): the
+  // conflict step brought the server's gamma/sub back inside the client's new gamma (the first directory on the
+  // way that was there, by name), then the server's gamma back at its name with the new one beside, and sub
+  // stayed in the new one: on the client only ("state differs … with nothing pending", a resync). Fails without
+  // ConflictResolver#removedAncestor for records that give a name.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'd/sub'), { recursive: true });
+      writeFileSync(join(s, 'd/sub/x'), 'the server\'s x\n');
+      mkdirSync(join(s, 'e'));
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  if (how === 'disconnected') {
+    await disconnect(farm, c);
+    await step(c, () => rmSync(join(c, 'd'), { recursive: true }));
+    await eventually('the client journals the three removals', () => journalState(c).lml, (n) => n >= 3);
+    await step(c, () => mkdirSync(join(c, 'd')));
+    await step(c, () => writeFileSync(join(c, 'd/new'), 'made on the client\n'));
+  } else {
+    // Stopped, the start-up scan tells a new directory at d from the old one by its inode: e's.
+    await farm.stopNode(c);
+    rmSync(join(c, 'd'), { recursive: true });
+    renameSync(join(c, 'e'), join(c, 'd'));
+    writeFileSync(join(c, 'd/new'), 'made on the client\n');
+  }
+  const before = journalState(s).lastTid;
+  writeFileSync(join(s, 'd/sub/y'), 'the server\'s y\n');
+  await journaled(s, before);
+  if (how === 'disconnected') reconnect(c);
+  else await farm.startNode(c);
+  const why = (): string => JSON.stringify(events(farm, c));
+  await eventually('the client\'s new file reaches the server', () => asideOf(s, 'd'), (a) => a !== null, 20_000, why);
+  await assertSettled(farm.all);
+  assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], `no refusal, no resync: ${why()}`);
+  const aside = asideOf(s, 'd')!;
+  for (const d of farm.all) {
+    assert.deepEqual(readdirSync(join(d, 'd')), ['sub'], `${d}: d holds the server's entry alone`);
+    assert.deepEqual(readdirSync(join(d, 'd/sub')), ['y'], `${d}: d/sub holds the server's new file (x was removed on the client)`);
+    assert.equal(readFileSync(join(d, 'd/sub/y'), 'utf8'), 'the server\'s y\n', `${d}: d/sub/y is the server's`);
+    assert.deepEqual(readdirSync(join(d, aside)), ['new'], `${d}: the client's new d is beside, with its file alone`);
+  }
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+});
+}
+
 /** The `<name>.conflict-*` entry beside `name` in dir, or null. */
 function asideOf(dir: string, name: string): string | null {
   return readdirSync(dir).find((n) => n.startsWith(`${name}.conflict-`)) ?? null;
