@@ -738,7 +738,7 @@ export class ClientNode {
     // version this record makes (not against the one it replaces, which the server would refuse for ever).
     const redo = await this.guard.around(names, async () => {
       try {
-        return await this.#applyResolved(r, inline, peer);
+        return await this.#applyResolved(r, inline, peer, sent);
       } catch (e) {
         this.#resolver.rescue(); // what the conflict step saved to put back later comes back now
         throw e;
@@ -834,7 +834,7 @@ export class ClientNode {
   }
 
   /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
-  async #applyResolved(r0: KmlRecord, inline: Buffer | null, peer: string): Promise<Redo[] | null> {
+  async #applyResolved(r0: KmlRecord, inline: Buffer | null, peer: string, sent: KmlRecord): Promise<Redo[] | null> {
     const db = this.db;
     // Names the server holds apart leave the inode first, with what they hold: the conflict step then meets
     // the names as the server groups them (apply/link-align.ts).
@@ -843,7 +843,7 @@ export class ClientNode {
     // Their content here may be a write made through another name: the server's is fetched after the record.
     for (const fid of fetch) this.#noteBehind(fid, true);
     this.#leftToFetch.push(...fetch);
-    const steps = await this.#resolver.prepare(r0);
+    const steps = await this.#resolver.prepare(r0, sent);
     if (steps !== null && !Array.isArray(steps)) return steps.applied; // journaled by the conflict step
     // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
     // own with the server's content, and the removal then takes only the other name on the server. (Before,

@@ -16,7 +16,7 @@ import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConf
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from './conflict-name.js';
-import { localNamesOf, renamesOver } from './local-names.js';
+import { localNamesOf, localPath, renamesOver } from './local-names.js';
 
 /** Records that give a name (the new one, for a rename). */
 const NAMES = new Set(['create', 'mkdir', 'symlink', 'link', 'rename']);
@@ -66,11 +66,13 @@ export class ConflictResolver {
    * Prepare this node so that `r` applies, and return what to do once it has:
    * null when nothing conflicts; `{ applied }` when `r` needs no applying, this
    * step journaled it (both sides made the same directory; an object removed
-   * here placed where the server's move leaves it), with what to do after.
+   * here placed where the server's move leaves it), with what to do after. `sent` is the record as the server
+   * sent it, in the server's names (`r` is in this node's).
    */
-  async prepare(r: KmlRecord): Promise<Redo[] | { readonly applied: Redo[] } | null> {
+  async prepare(r: KmlRecord, sent: KmlRecord = r): Promise<Redo[] | { readonly applied: Redo[] } | null> {
     this.#touched = false;
     this.#applied = false;
+    this.#sent = sent;
     const redo: Redo[] = [];
     const absorbed = await this.#names(r, redo);
     if (absorbed) return { applied: [] };
@@ -101,6 +103,8 @@ export class ConflictResolver {
   }
 
   #touched = false;
+  /** The record being prepared, in the server's names. */
+  #sent: KmlRecord | null = null;
   /** The step journaled the record itself (ConflictResolver#object, an object placed where the server's move leaves it). */
   #applied = false;
 
@@ -362,9 +366,26 @@ export class ConflictResolver {
       if (there === undefined) continue; // removed here and free: #parents brings it back
       const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
       if (removal === undefined || !db.pendingOnto(p).some((x) => x.fid === there.fid && x.seq > removal.seq)) return;
+      if (this.#throughOwnMove(target, p, there.fid)) return;
       this.#takeBack(r, removal, there);
       return;
     }
+  }
+
+  /**
+   * The record's `target` is below `p` only through a pending move of `fid`, the object at `p` here: the
+   * server means that object, moved here onto the name of a directory removed here, not the removed one.
+   * Before, the removed directory came back at its name and the object went beside with the server's entry
+   * in it (chaos s32 seed 9221, c2: mv gamma.conflict-… gamma/sub over an empty gamma/sub, while the server
+   * chmodded a file in the moved directory: the file ended up in the directory removed here, a resync).
+   */
+  #throughOwnMove(target: string, p: string, fid: Fid): boolean {
+    const sent = this.#sent;
+    if (sent === null) return false;
+    const db = this.#d.db;
+    const serverTarget = sent.kind === 'rename' ? sent.newPath! : sent.path;
+    const others = renamesOver(db, sent.tid).filter((x) => x.fid !== fid);
+    return isUnder(target, p) && !isUnder(localPath(serverTarget, others), p);
   }
 
   /** The directory removed by `removal` comes back at its name, which `there` took here meanwhile: that goes beside. */

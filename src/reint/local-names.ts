@@ -31,7 +31,7 @@ export function serverRenames(db: PendingRenamesDeps): NameChange[] {
  * A rename that changes names: a pending local one (with its `seq`, and `made`, the seq of its object's
  * pending create or mkdir, for an object made here), or one in the journal already.
  */
-export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'> & { readonly seq?: bigint; readonly made?: bigint };
+export type NameChange = Pick<LmlRecord, 'kind' | 'path' | 'newPath'> & { readonly fid?: Fid; readonly seq?: bigint; readonly made?: bigint };
 
 /** What `renamesOver` reads from the fileset database. */
 export interface RenamesDeps extends PendingRenamesDeps {
