@@ -379,13 +379,31 @@ export class ConflictResolver {
    * in it (chaos s32 seed 9221, c2: mv gamma.conflict-… gamma/sub over an empty gamma/sub, while the server
    * chmodded a file in the moved directory: the file ended up in the directory removed here, a resync).
    */
-  #throughOwnMove(target: string, p: string, fid: Fid): boolean {
+  #throughOwnMove(target: string, p: string, fid: Fid, old = false): boolean {
     const sent = this.#sent;
     if (sent === null) return false;
     const db = this.#d.db;
-    const serverTarget = sent.kind === 'rename' ? sent.newPath! : sent.path;
+    const serverTarget = sent.kind === 'rename' && !old ? sent.newPath! : sent.path;
     const others = renamesOver(db, sent.tid).filter((x) => x.fid !== fid);
     return isUnder(target, p) && !isUnder(localPath(serverTarget, others), p);
+  }
+
+  /**
+   * A directory above `path` (the record's old name, in this node's names) is here by a local change the
+   * server has not seen (made or moved onto that name, not reached through its own move): the server's
+   * directory of that name is not here. Before, an object the server moved out of it went back into the
+   * other directory by name, and the server's move became one onto itself there ("a directory cannot move
+   * inside itself", a resync; chaos s32 seed 9229, c2: mv e/sub g, rmdir e, mv d e, while the server moved
+   * e/sub to d/sub; test/long/moved-from-replaced-dir.test.ts).
+   */
+  #takenHere(path: string): boolean {
+    const db = this.#d.db;
+    for (let p = parentOf(path); p !== ''; p = parentOf(p)) {
+      const o = db.objectByPath(p);
+      if (o === undefined || !db.pendingOnto(p).some((x) => x.fid === o.fid)) continue;
+      if (!this.#throughOwnMove(path, p, o.fid, true)) return true;
+    }
+    return false;
   }
 
   /** The directory removed by `removal` comes back at its name, which `there` took here meanwhile: that goes beside. */
@@ -529,7 +547,7 @@ export class ConflictResolver {
     const moving = o !== undefined && o.path !== r.path;
     const making = removedHere && !remoteGone;
     const placing = making || (moving && lstatOrNull(join(this.#d.root, o.path)) !== null);
-    const atEnd = placing && r.kind === 'rename' && !this.#dirOnDisk(parentOf(r.path));
+    const atEnd = placing && r.kind === 'rename' && (!this.#dirOnDisk(parentOf(r.path)) || this.#takenHere(r.path));
     const at = atEnd ? finalPath : r.path;
     const refuse = (why: string): never => {
       if (fetched !== null) rmSync(fetched.staged.file, { force: true });
