@@ -334,9 +334,14 @@ export class ConflictResolver {
     if (dir === undefined || dir === null || dir === ROOT_FID || db.objectByFid(dir) !== undefined) return;
     const removal = db.localRecordsOf(dir).find((x) => x.kind === 'rmdir');
     if (removal === undefined) return;
-    const there = db.objectByPath(removal.path);
+    // Its name now: later pending moves of directories above it took the name along (chaos s33 seed 9228, c3:
+    // mv beta/sub alpha/sub over an empty alpha/sub, then mv alpha gamma, while the server moved a file into
+    // alpha/sub: the file went into the moved directory, on this node only, a resync;
+    // test/long/moved-over-gained-dir.test.ts).
+    const name = localPath(removal.path, db.pendingRenames().filter((x) => x.seq > removal.seq));
+    const there = db.objectByPath(name);
     if (there === undefined) return; // no name taken: #parents sees to it
-    this.#takeBack(r, removal, there);
+    this.#takeBack(r, removal, there, name);
   }
 
   /**
@@ -367,7 +372,7 @@ export class ConflictResolver {
       const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
       if (removal === undefined || !db.pendingOnto(p).some((x) => x.fid === there.fid && x.seq > removal.seq)) return;
       if (this.#throughOwnMove(target, p, there.fid)) return;
-      this.#takeBack(r, removal, there);
+      this.#takeBack(r, removal, there, p);
       return;
     }
   }
@@ -406,10 +411,12 @@ export class ConflictResolver {
     return false;
   }
 
-  /** The directory removed by `removal` comes back at its name, which `there` took here meanwhile: that goes beside. */
-  #takeBack(r: KmlRecord, removal: LmlRecord, there: ObjectRow): void {
+  /**
+   * The directory removed by `removal` comes back at `p`, its name here now (the removal's, or where later
+   * pending moves of directories above took that name), which `there` took here meanwhile: that goes beside.
+   */
+  #takeBack(r: KmlRecord, removal: LmlRecord, there: ObjectRow, p: string): void {
     const db = this.#d.db;
-    const p = removal.path;
     if (parentOf(p) !== '' && db.objectByPath(parentOf(p))?.type !== 'dir') return;
     const to = this.#conflictPath(p, r.tid);
     this.#move(p, to);
@@ -417,7 +424,7 @@ export class ConflictResolver {
     db.rewriteLml([], [removal.seq]); // the removal alone loses: a pending move of the directory still ships
     this.#freeName(removal, r.tid);
     this.#mkdir(p, removal.mode);
-    this.#restoreBase({ ...removal, kind: 'mkdir' }, removal.preVersion, 'dir');
+    this.#restoreBase({ ...removal, path: p, kind: 'mkdir' }, removal.preVersion, 'dir');
     this.#touched = true;
     this.#record(r, p, 'rmdir/gained', 'keep-both', to, 'open', null);
     this.#d.log.warn({ path: p, keptAs: to, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is back, and what took its name here is kept beside');
