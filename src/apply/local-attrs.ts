@@ -24,8 +24,13 @@ export function localize<T extends RecordDraft>(db: FilesetDb, p: AttrPolicy, d:
   }
   if (d.kind === 'link') {
     const t = d.target === null ? undefined : db.objectByPath(d.target);
-    return t === undefined ? d : { ...d, mode: t.mode, uid: t.uid, gid: t.gid }; // no target: the version check refuses it
+    // The file at the target's name is another than the one the origin linked to (`targetFid`: removed or
+    // replaced here): the link is placed as a file of its own, with the attributes the record gives, under the
+    // policy as a new file. Before, it took the other file's mode (and "set-id bits dropped" said so): the
+    // digests differed, a resync (chaos s33 seed 9225; test/long/link-target-replaced.test.ts).
+    const other = t !== undefined && d.targetFid !== undefined && d.targetFid !== null && t.fid !== d.targetFid;
+    if (!other) return t === undefined ? d : { ...d, mode: t.mode, uid: t.uid, gid: t.gid }; // no target: the version check refuses it
   }
-  const cur = NEW_KINDS.has(d.kind) ? undefined : db.objectByFid(d.fid);
+  const cur = NEW_KINDS.has(d.kind) || d.kind === 'link' ? undefined : db.objectByFid(d.fid);
   return localAttrs(d, p, { self: SELF, current: cur === undefined ? null : { uid: cur.uid, gid: cur.gid }, canChown: isRoot });
 }
