@@ -417,17 +417,45 @@ export class ConflictResolver {
    */
   #takeBack(r: KmlRecord, removal: LmlRecord, there: ObjectRow, p: string): void {
     const db = this.#d.db;
+    this.#takeBackAbove(r, parentOf(p));
     if (parentOf(p) !== '' && db.objectByPath(parentOf(p))?.type !== 'dir') return;
-    const to = this.#conflictPath(p, r.tid);
-    this.#move(p, to);
-    db.relocateLocal(there.fid, to);
+    // The directory that took the name went beside with the one above it (#takeBackAbove): the name is free.
+    const holder = db.objectByPath(p);
+    if (holder === undefined ? lstatOrNull(join(this.#d.root, p)) !== null : holder.fid !== there.fid) return;
+    const to = holder === undefined ? null : this.#conflictPath(p, r.tid);
+    if (to !== null) {
+      this.#move(p, to);
+      db.relocateLocal(there.fid, to);
+    }
     db.rewriteLml([], [removal.seq]); // the removal alone loses: a pending move of the directory still ships
     this.#freeName(removal, r.tid);
     this.#mkdir(p, removal.mode);
     this.#restoreBase({ ...removal, path: p, kind: 'mkdir' }, removal.preVersion, 'dir');
     this.#touched = true;
+    if (to === null) {
+      this.#record(r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
+      this.#d.log.warn({ path: p, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is kept');
+      return;
+    }
     this.#record(r, p, 'rmdir/gained', 'keep-both', to, 'open', null);
     this.#d.log.warn({ path: p, keptAs: to, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is back, and what took its name here is kept beside');
+  }
+
+  /**
+   * The directory at `q` here took the name of one removed here (its removal pending, the taking after it):
+   * the removed one, whose entry comes back below it, comes back first, and the other goes beside. Before, the
+   * entry came back inside the other directory (chaos s34 seed 9260, c1: rmdir gamma/deep, mv epsilon gamma
+   * over the empty gamma, while the server made gamma/deep/h: "state differs … with nothing pending", a resync;
+   * test/long/moved-over-gained-parent.test.ts).
+   */
+  #takeBackAbove(r: KmlRecord, q: string): void {
+    if (q === '') return;
+    const db = this.#d.db;
+    const holder = db.objectByPath(q);
+    if (holder?.type !== 'dir') return;
+    const removal = db.pendingRemovals('rmdir', q).find((x) => x.path === q && x.fid !== holder.fid && db.objectByFid(x.fid) === undefined);
+    if (removal === undefined || !db.pendingOnto(q).some((x) => x.fid === holder.fid && x.seq > removal.seq)) return;
+    this.#takeBack(r, removal, holder, q);
   }
 
   /**
