@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
-import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
+import { baseName, depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
 import { removedLink } from '#apply/link-align.js';
@@ -491,10 +491,22 @@ export class ConflictResolver {
       if (this.#d.db.objectByPath(p) !== undefined) break;
       missing.unshift(p);
     }
+    // The record's object removed here (with its directory, `rm -r`): its removal names the directories above it
+    // as they were then, and a pending move of one above since renamed them (chaos s35 seed 9303, c1: "parent …
+    // does not exist here", a resync; test/long/removed-dir-renamed-above.test.ts).
+    const db = this.#d.db;
+    const gone = db.objectByFid(r.fid) === undefined ? db.localRecordsOf(r.fid).find((x) => x.kind === 'unlink' || x.kind === 'rmdir') : undefined;
+    const removedWith = (p: string): Fid | null => {
+      if (gone === undefined) return null;
+      let then = gone.path;
+      for (let n = depthOf(target) - depthOf(p); n > 0; n--) then = parentOf(then);
+      if (then === '') return null;
+      return db.pendingRemovals('rmdir', then).find((z) => z.path === then && z.seq > gone.seq && db.objectByFid(z.fid) === undefined)?.fid ?? null;
+    };
     for (const p of missing) {
       // By name, or for the record's own directory by identity (moved here before it was removed: its removal
-      // names it where it was then).
-      const byFid = p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null;
+      // names it where it was then), or as its object's removal names it.
+      const byFid = (p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null) ?? removedWith(p);
       const removal = this.#d.db.pendingRemovals('rmdir', p, byFid)[0];
       if (removal === undefined) {
         if (byFid !== null && missing.length === 1) this.#removedAhead(r, p, byFid);
