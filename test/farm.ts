@@ -328,6 +328,30 @@ export async function disconnect(farm: Farm, dir: string): Promise<void> {
   await eventually(`${dir} is disconnected`, () => farm.logMessages(dir, /disconnected on request/).length, (n) => n > before);
 }
 
+/** How a client is away while it changes things: disconnected on request, or its daemon stopped. */
+export type Away = 'disconnected' | 'stopped';
+
+/**
+ * A client away (`how`) makes `steps` one after another. Disconnected, each is journaled before the next
+ * (at least `records` LML records, 1 by default), so each is its own record as a user's would be; stopped,
+ * the next start's scan journals what it finds.
+ */
+export async function changeAway(farm: Farm, c: string, how: Away, steps: ReadonlyArray<readonly [string, () => void, number?]>): Promise<void> {
+  if (how === 'disconnected') await disconnect(farm, c);
+  else await farm.stopNode(c);
+  for (const [what, step, records = 1] of steps) {
+    const before = journalState(c).lml;
+    step();
+    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n >= before + records);
+  }
+}
+
+/** The client comes back from `changeAway`: reconnected, or started again. */
+export async function comeBack(farm: Farm, c: string, how: Away): Promise<void> {
+  if (how === 'disconnected') reconnect(c);
+  else await farm.startNode(c);
+}
+
 /**
  * On the server, file `a` with `content` and a hard link `b` to it, each journaled, then every node settled:
  * the start of a scenario about the two names of one inode.

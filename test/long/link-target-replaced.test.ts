@@ -9,7 +9,7 @@ import { chmodSync, linkSync, readFileSync, renameSync, statSync, writeFileSync 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`o moved over t on a ${how} client, the server links l to t (mode 0640): l has t's mode and content everywhere, no resync`, { timeout: 120_000 }, async (t) => {
@@ -25,20 +25,11 @@ test(`o moved over t on a ${how} client, the server links l to t (mode 0640): l 
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') {
-    await disconnect(farm, c);
-    const before = journalState(c).lml;
-    renameSync(join(c, 'o'), join(c, 't'));
-    await eventually('the client journals its move', () => journalState(c).lml, (n) => n > before);
-  } else {
-    await farm.stopNode(c);
-    renameSync(join(c, 'o'), join(c, 't'));
-  }
+  await changeAway(farm, c, how, [['mv o t', () => renameSync(join(c, 'o'), join(c, 't'))]]);
   const before = journalState(s).lastTid;
   linkSync(join(s, 't'), join(s, 'l'));
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused|set-id/i), [], 'no refusal, no resync, no set-id bits dropped');
   for (const d of farm.all) {

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, writeFileSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`e/sub moved to g on a ${how} client, e removed there and d moved to e, the server moves e/sub to d/sub: sub is in one place, no resync`, { timeout: 120_000 }, async (t) => {
@@ -25,23 +25,15 @@ test(`e/sub moved to g on a ${how} client, e removed there and d moved to e, the
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
-  const steps: Array<[string, () => void]> = [
+  await changeAway(farm, c, how, [
     ['mv e/sub g', () => renameSync(join(c, 'e/sub'), join(c, 'g'))],
     ['rmdir e', () => rmdirSync(join(c, 'e'))],
     ['mv d e', () => renameSync(join(c, 'd'), join(c, 'e'))],
-  ];
-  for (const [what, step] of steps) {
-    const before = journalState(c).lml;
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n > before);
-  }
+  ]);
   const before = journalState(s).lastTid;
   renameSync(join(s, 'e/sub'), join(s, 'd/sub'));
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], 'no refusal, no resync');
   for (const d of farm.all) {

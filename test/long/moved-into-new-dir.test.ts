@@ -10,7 +10,7 @@ import { lstatSync, mkdirSync, readFileSync, renameSync, rmdirSync, unlinkSync, 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, eventually } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`a directory moved on a ${how} client into one made there and removed, that one moved on, the server adds to it: it is back at the client's name, no resync`, { timeout: 120_000 }, async (t) => {
@@ -25,25 +25,18 @@ test(`a directory moved on a ${how} client into one made there and removed, that
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
-  const steps: Array<[string, () => void]> = [
+  await changeAway(farm, c, how, [
     ['mkdir n', () => mkdirSync(join(c, 'n'))],
     ['mv a n/sub', () => renameSync(join(c, 'a'), join(c, 'n/sub'))],
     ['rm n/sub/f', () => unlinkSync(join(c, 'n/sub/f'))],
     ['rmdir n/sub', () => rmdirSync(join(c, 'n/sub'))],
     ['mv n m', () => renameSync(join(c, 'n'), join(c, 'm'))],
-  ];
-  for (const [i, [what, step]] of steps.entries()) {
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n >= i + 1);
-  }
+  ]);
   const before = journalState(s).lastTid;
   renameSync(join(s, 'x'), join(s, 'a/e'));
   writeFileSync(join(s, 'a/g'), 'made on the server\n');
   await eventually('the server journals its two changes', () => journalState(s).lastTid, (n) => n >= before + 2n);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   // Stopped, the client's start-up scan sees only that a is gone and m is new: the server's a comes back at a.
   const at = how === 'disconnected' ? 'm/sub' : 'a';

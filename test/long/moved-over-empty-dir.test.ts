@@ -10,7 +10,7 @@ import { chmodSync, mkdirSync, readdirSync, renameSync, statSync, unlinkSync, wr
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`g moved over an empty h/sub on a ${how} client, g/f removed there, g/f chmodded on the server: f is back in h/sub, no resync`, { timeout: 120_000 }, async (t) => {
@@ -26,22 +26,14 @@ test(`g moved over an empty h/sub on a ${how} client, g/f removed there, g/f chm
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
-  const steps: Array<[string, () => void]> = [
+  await changeAway(farm, c, how, [
     ['rm g/f', () => unlinkSync(join(c, 'g/f'))],
     ['mv g h/sub', () => renameSync(join(c, 'g'), join(c, 'h/sub'))],
-  ];
-  for (const [what, step] of steps) {
-    const before = journalState(c).lml;
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n > before);
-  }
+  ]);
   const before = journalState(s).lastTid;
   chmodSync(join(s, 'g/f'), 0o600);
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], 'no refusal, no resync');
   for (const d of farm.all) {

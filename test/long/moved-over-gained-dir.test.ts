@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, writeFileSync } from 
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
   for (const above of [false, true]) {
@@ -27,20 +27,13 @@ test(`b/sub moved over an empty a/sub on a ${how} client${above ? ', then a move
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
   const steps: Array<[string, () => void]> = [['mv b/sub a/sub', () => renameSync(join(c, 'b/sub'), join(c, 'a/sub'))]];
   if (above) steps.push(['mv a g', () => renameSync(join(c, 'a'), join(c, 'g'))]);
-  for (const [what, step] of steps) {
-    const before = journalState(c).lml;
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n > before);
-  }
+  await changeAway(farm, c, how, steps);
   const before = journalState(s).lastTid;
   renameSync(join(s, 't'), join(s, 'a/sub/t'));
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], 'no refusal, no resync');
   const top = above ? 'g' : 'a';

@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, rmdirSync, writeFileS
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`d/deep removed on a ${how} client, e (with e/deep) moved over the empty d, the server makes d/deep/h: d/deep is back with h, e beside, no resync`, { timeout: 120_000 }, async (t) => {
@@ -25,22 +25,14 @@ test(`d/deep removed on a ${how} client, e (with e/deep) moved over the empty d,
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
-  const steps: Array<[string, () => void]> = [
+  await changeAway(farm, c, how, [
     ['rmdir d/deep', () => rmdirSync(join(c, 'd/deep'))],
     ['mv e d', () => renameSync(join(c, 'e'), join(c, 'd'))],
-  ];
-  for (const [what, step] of steps) {
-    const before = journalState(c).lml;
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (n) => n > before);
-  }
+  ]);
   const before = journalState(s).lastTid;
   writeFileSync(join(s, 'd/deep/h'), 'made on the server\n');
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], `no refusal, no resync: ${farm.log(c).split('\n').filter((l) => /refused|conflict/.test(l)).join('\n')}`);
   for (const d of farm.all) {

@@ -9,7 +9,7 @@ import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, changeAway, comeBack, journaled } from '../farm.js';
 
 for (const how of ['disconnected', 'stopped'] as const) {
 test(`rm -r d/sub then mv d e on a ${how} client, the server writes d/sub/f: e/sub/f is back with the server's content, no resync`, { timeout: 120_000 }, async (t) => {
@@ -24,22 +24,14 @@ test(`rm -r d/sub then mv d e on a ${how} client, the server writes d/sub/f: e/s
   const [c] = farm.clients as [string];
   const s = farm.server;
   await assertSettled(farm.all);
-  if (how === 'disconnected') await disconnect(farm, c);
-  else await farm.stopNode(c);
-  const steps: Array<[string, () => void, number]> = [
+  await changeAway(farm, c, how, [
     ['rm -r d/sub', () => rmSync(join(c, 'd/sub'), { recursive: true }), 2],
     ['mv d e', () => renameSync(join(c, 'd'), join(c, 'e')), 1],
-  ];
-  for (const [what, step, n] of steps) {
-    const before = journalState(c).lml;
-    step();
-    if (how === 'disconnected') await eventually(`the client journals ${what}`, () => journalState(c).lml, (x) => x >= before + n);
-  }
+  ]);
   const before = journalState(s).lastTid;
   appendFileSync(join(s, 'd/sub/f'), 'appended on the server\n');
   await journaled(s, before);
-  if (how === 'disconnected') reconnect(c);
-  else await farm.startNode(c);
+  await comeBack(farm, c, how);
   await assertSettled(farm.all);
   assert.deepEqual(farm.logMessages(c, /resync|refused|does not apply/i), [], 'no refusal, no resync');
   for (const d of farm.all) {
