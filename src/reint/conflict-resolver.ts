@@ -262,7 +262,18 @@ export class ConflictResolver {
   async #names(r: KmlRecord, redo: Redo[]): Promise<boolean> {
     const db = this.#d.db;
     const names = r.kind === 'rename' ? [r.newPath!] : ['create', 'mkdir', 'symlink', 'link'].includes(r.kind) ? [r.path] : [];
+    // The record's directory (by fid) is not here, and another one holds its name here (moved over it when it
+    // was empty): what this node has at the name is in the other directory, no rival of the new name, and
+    // #parents brings the record's directory back first (#removedParent). Before, the local object at the
+    // name was set beside, and kept a conflict name the server never gave it (chaos s38 seed 9221, c2: "state
+    // differs … with nothing pending", a resync; test/long/moved-over-same-name.test.ts).
+    const elsewhere = (name: string): boolean => {
+      if (r.parent === undefined || r.parent === null || r.parent === ROOT_FID || db.objectByFid(r.parent) !== undefined) return false;
+      const dir = parentOf(name) === '' ? undefined : db.objectByPath(parentOf(name));
+      return dir !== undefined && dir.fid !== r.parent;
+    };
     for (const name of names) {
+      if (elsewhere(name)) continue;
       // A local create (or move) onto this name not accepted yet, whose object has moved on here since: the
       // server would refuse it for ever (the name is the server's now). It ships under a conflict name, and
       // its later move follows from there. (Records below a directory made there keep their paths: a gap.)
