@@ -380,8 +380,8 @@ export class ConflictResolver {
     for (let p = parentOf(target); p !== ''; p = parentOf(p)) {
       const there = db.objectByPath(p);
       if (there === undefined) continue; // removed here and free: #parents brings it back
-      const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== there.fid && db.objectByFid(x.fid) === undefined);
-      if (removal === undefined || !db.pendingOnto(p).some((x) => x.fid === there.fid && x.seq > removal.seq)) return;
+      const removal = this.#removalTaken(p, there);
+      if (removal === undefined) return;
       if (this.#throughOwnMove(target, p, there.fid)) return;
       this.#takeBack(r, removal, there, p);
       return;
@@ -464,9 +464,15 @@ export class ConflictResolver {
     const db = this.#d.db;
     const holder = db.objectByPath(q);
     if (holder?.type !== 'dir') return;
-    const removal = db.pendingRemovals('rmdir', q).find((x) => x.path === q && x.fid !== holder.fid && db.objectByFid(x.fid) === undefined);
-    if (removal === undefined || !db.pendingOnto(q).some((x) => x.fid === holder.fid && x.seq > removal.seq)) return;
-    this.#takeBack(r, removal, holder, q);
+    const removal = this.#removalTaken(q, holder);
+    if (removal !== undefined) this.#takeBack(r, removal, holder, q);
+  }
+
+  /** The pending removal of a directory at `p` whose name `holder` took here after it (made or moved onto it since). */
+  #removalTaken(p: string, holder: ObjectRow): LmlRecord | undefined {
+    const db = this.#d.db;
+    const removal = db.pendingRemovals('rmdir', p).find((x) => x.path === p && x.fid !== holder.fid && db.objectByFid(x.fid) === undefined);
+    return removal !== undefined && db.pendingOnto(p).some((x) => x.fid === holder.fid && x.seq > removal.seq) ? removal : undefined;
   }
 
   /**
