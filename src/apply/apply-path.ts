@@ -125,7 +125,12 @@ export class ApplyPath {
       if (naming && r !== undefined && tid !== undefined && r.tid > tid && sameInode(r.fid)) return cur.version;
       if (r === undefined || r.origin !== d.origin || !sameInode(r.fid)) return this.#oneNameOf(cur, d) ? cur.version : null;
       if (r.preVersion === d.preVersion) return cur.version;
-      v = r.preVersion;
+      // Through another name: its pre-version is that name's, not this one's; this name's own before it is the
+      // last record that gave it one. Before, a write through c pending behind the origin's link c to a and
+      // its write through a (one batch) was refused as made against c's older version (current: the write's),
+      // and where the client missed rebasing it, three times and a resync (chaos s39 seed 9230;
+      // test/long/link-write-both.test.ts).
+      v = r.fid === d.fid ? r.preVersion : this.#d.db.lastVersionOf(d.fid, d.preVersion, r.tid)?.tid ?? d.preVersion;
     }
     return v === d.preVersion || this.#oneNameOf(cur, d) ? cur.version : null;
   }

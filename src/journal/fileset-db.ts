@@ -162,6 +162,7 @@ export class FilesetDb {
                              @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+      kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
       kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
       kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
       kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
@@ -634,6 +635,15 @@ export class FilesetDb {
    */
   hasLaterRecord(fid: Fid, tid: Tid): boolean {
     return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
+  }
+
+  /**
+   * The last record between `after` and `before` (both left out) that gave `fid` a version: one of the object,
+   * or a change through another name of its inode that named it (KmlRecord.links). ApplyPath#baseOf.
+   */
+  lastVersionOf(fid: Fid, after: Tid, before: Tid): KmlRecord | undefined {
+    const r = this.#st.kmlLastOfName!.get(after, before, fid, `%"${fid}"%`) as Row | undefined;
+    return r === undefined ? undefined : toRecord(r);
   }
 
   /** Server side: the first change of `fid`'s content or attributes after `tid` that `origin` did not make. */
