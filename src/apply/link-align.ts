@@ -97,6 +97,9 @@ function namesApart(db: FilesetDb, r: KmlRecord, o: ObjectRow, candidates: reado
   return out;
 }
 
+/** Pending record kinds that change what a name holds (its inode's content or attributes), or make it. */
+const CONTENT = new Set<string>(['create', 'link', 'write', 'truncate', 'setattr']);
+
 export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
   const out: string[] = [];
   const at = inodeOf(d, r);
@@ -104,7 +107,11 @@ export function joinLinks(d: LinkAlignDeps, r: KmlRecord): string[] {
   const { o, st } = at;
   const db = d.db;
   const abs = join(d.root, o.path);
-  const settled = (fid: Fid): boolean => !db.hasPendingLocal(fid);
+  // A name with a pending change of what it holds keeps it (the conflict step has taken those it meets); a
+  // pending move or removal of the name does not touch the inode, and the name joins. Before, a pending move
+  // kept it apart for good: nothing later groups names again (chaos s40 seed 9265;
+  // test/long/link-join-renamed.test.ts).
+  const settled = (fid: Fid): boolean => !db.localRecordsOf(fid).some((y) => CONTENT.has(y.kind));
   // The server's names of the inode that are files of their own here: they become names of this inode.
   for (const fid of r.links ?? []) {
     if (fid === o.fid || !settled(fid)) continue;
