@@ -849,6 +849,7 @@ export class ClientNode {
     // own with the server's content, and the removal then takes only the other name on the server. (Before,
     // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.
     let r = r0;
+    let placedFor: Fid | undefined; // the removed name a link placed as a file of its own was made to
     // By identity: the file the link names (targetFid) is not a file here (removed here, or lost): whatever
     // holds its name now is another file, and the apply path's check would refuse the link for ever.
     const goneHere = (fid: Fid | null | undefined): boolean => fid !== undefined && fid !== null && db.objectByFid(fid)?.type !== 'file';
@@ -866,6 +867,7 @@ export class ClientNode {
         this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target, linkedTo: survivor.path }, 'a hard link to a file removed here: made to another name of its inode here');
       } else {
         r = { ...r, kind: 'create', target: null };
+        placedFor = removed ?? undefined;
         this.log.warn({ tid: formatTid(r.tid), path: r.path, target: r0.target }, 'a hard link to a file removed here: placed as a file of its own');
       }
     }
@@ -921,6 +923,11 @@ export class ClientNode {
       // fetched the link's content, and every client resynced ("other content"; chaos s31, seed 9228).
       if (r.kind === 'link' && linkedBehind) this.#noteBehind(r.fid, true);
     }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+    // On the server the new name is one file with the removed one: the next link to that name is made to this
+    // file (removedLink). Before, it was a file of its own too, and the server held the two links as one file
+    // once it accepted the removal, this node as two, for good (chaos s40 seed 9278, c2).
+    const placedIno = placedFor === undefined ? null : db.objectByFid(r.fid)?.ino ?? null;
+    if (placedFor !== undefined && placedIno !== null) db.noteRemovedLinkAt(placedFor, placedIno);
     if (placesInode) {
       // Before, the names the server links to it stayed files of their own here: the server held them as one
       // file, this node as several, for good (chaos seed 9215, c1).

@@ -748,6 +748,14 @@ export class FilesetDb {
     this.setMeta(REMOVED_LINKS, JSON.stringify(all));
   }
 
+  /**
+   * A name removed here (its removal pending) whose inode the server linked a new name to: that name, placed as
+   * a file of its own here, holds the inode the removed name has there (ClientNode, a link to a removed name).
+   */
+  noteRemovedLinkAt(fid: Fid, ino: string): void {
+    this.#noteRemovedLink(fid, ino);
+  }
+
   /** A name removed here is back (a conflict step dropped its removal): it is no longer a removed name of any inode. */
   forgetRemovedLink(fid: Fid): void {
     this.#noteRemovedLink(fid, null);
