@@ -872,6 +872,9 @@ export class ClientNode {
       }
     }
     this.#followServerName(r);
+    // Still elsewhere (the server's name is in a directory that is not here) with nothing pending any more: the
+    // change goes where the object is (by identity, placedHere), not refused as made "elsewhere".
+    if (!db.hasPendingLocal(r.fid)) r = placedHere(db, r);
     // The server removes an object this node does not have, with nothing pending for it here: the end is the
     // same (whatever holds the name here is another object), so the record is kept as the server's history
     // and nothing changes. Before, it did not apply three times ("object … does not exist here"): a resync.

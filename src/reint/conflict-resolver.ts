@@ -608,11 +608,18 @@ export class ConflictResolver {
     // server only took an entry out of it). Before, the object was made again at its old name, which failed
     // (ENOENT) after its pending removal was dropped: the retries found neither ("object … does not exist
     // here"), and the client resynced (chaos seeds 9201, 9202, 9213; test/long/removed-with-dir.test.ts).
-    const moving = o !== undefined && o.path !== r.path;
     const making = removedHere && !remoteGone;
-    const placing = making || (moving && lstatOrNull(join(this.#d.root, o.path)) !== null);
+    const back = o !== undefined && o.path !== r.path && lstatOrNull(join(this.#d.root, o.path)) !== null;
+    // The server removes it, and its name there is in a directory that is not here (removed here after a move
+    // took the object out of it, then a move of a directory above): the removal goes where the object is here
+    // (ClientNode places the record by identity once nothing is pending). Before, it was refused ("parent …
+    // does not exist here") three times, and the client resynced (chaos s40 seed 9271;
+    // test/long/removed-moved-out.test.ts).
+    const stay = back && remoteGone && !this.#dirOnDisk(parentOf(r.path));
+    const moving = o !== undefined && o.path !== r.path && !stay;
+    const placing = making || (back && !stay);
     const atEnd = placing && r.kind === 'rename' && (!this.#dirOnDisk(parentOf(r.path)) || this.#takenHere(r.path));
-    const at = atEnd ? finalPath : r.path;
+    const at = atEnd ? finalPath : stay ? o.path : r.path;
     const refuse = (why: string): never => {
       if (fetched !== null) rmSync(fetched.staged.file, { force: true });
       throw IntersyncError.CONFLICT(at, why);
@@ -642,7 +649,7 @@ export class ConflictResolver {
     };
     if (!atEnd) dropPending();
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
-    const occupant = db.objectByPath(r.path);
+    const occupant = stay ? undefined : db.objectByPath(r.path);
     if (occupant !== undefined && occupant.fid !== r.fid) {
       const aside = this.#conflictPath(r.path, r.tid);
       this.#move(r.path, aside);
