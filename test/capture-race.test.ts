@@ -111,3 +111,27 @@ test('a directory made by the apply path, a directory in it removed before captu
   assert.equal(db.objectByPath('alpha/d/e'), undefined, 'the removal of alpha/d/e is journaled');
   assert.equal(db.objectByPath('alpha/d/f')?.type, 'file', 'alpha/d/f is still journaled');
 });
+
+test('a file removed in a directory just renamed: the removal is journaled, whatever order capture sees the events in', async (t) => {
+  // A guard (it passed before): chaos s41 seed 9265 looked like a removal lost this way; it was not (the
+  // harness did not follow a change of mode across the move, see historyAcrossMoves).
+  const orders: Array<Array<Array<{ path: string }>>> = [
+    [[{ path: 'gamma/deep/d.md' }], [{ path: 'alpha' }, { path: 'gamma/deep' }]], // the removal's event first, at the name of before
+    [[{ path: 'alpha' }, { path: 'gamma/deep' }], [{ path: 'gamma/deep/d.md' }]], // the rename's first
+    [[{ path: 'alpha' }, { path: 'gamma/deep' }, { path: 'gamma/deep/d.md' }]], // one batch
+  ];
+  for (const [i, batches] of orders.entries()) {
+    const { dir, db, rec } = fixture(t);
+    mkdirSync(join(dir.path, 'gamma/deep'), { recursive: true });
+    writeFileSync(join(dir.path, 'gamma/deep/d.md'), 'to be removed\n');
+    writeFileSync(join(dir.path, 'gamma/deep/e'), 'stays\n');
+    await rec.run([{ path: 'gamma' }]);
+    assert.equal(db.objectByPath('gamma/deep/d.md')?.type, 'file', `order ${i}: d.md journaled`);
+    renameSync(join(dir.path, 'gamma/deep'), join(dir.path, 'alpha'));
+    rmSync(join(dir.path, 'alpha/d.md'));
+    for (const b of batches) await rec.run(b);
+    assert.equal(db.objectByPath('alpha')?.type, 'dir', `order ${i}: the rename is journaled`);
+    assert.equal(db.objectByPath('alpha/e')?.type, 'file', `order ${i}: e moved with its directory`);
+    assert.equal(db.objectByPath('alpha/d.md'), undefined, `order ${i}: the removal is journaled`);
+  }
+});

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, linkSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareTrees, linkGroupsOf, treeOf, undoneDeparture, type PathEvent } from './chaos/harness.js';
+import { compareTrees, historyAcrossMoves, linkGroupsOf, treeOf, undoneDeparture, type PathEvent } from './chaos/harness.js';
 import { tmpDir } from './helpers.js';
 
 /** The same small tree in a fresh folder: alpha/{a.txt, b.txt = hard link of a.txt, l -> a.txt}, beta/c. */
@@ -99,4 +99,23 @@ test('chaos checks: a removed content back at its name is reported only when not
     { what: 'a move ended the lifetime before: the next one counts', evs: [ev(1, 'c1', 'arrive'), ev(3, 'c1', 'leave'), ev(6, 'c2', 'arrive'), ev(8, 'server', 'depart')], want: 8 },
   ];
   for (const row of table) assert.equal(undoneDeparture(row.evs)?.k ?? null, row.want, row.what);
+});
+
+test('chaos checks: a change of mode at the name a file had before a move counts as one at its new name', () => {
+  // Fails without historyAcrossMoves: chaos s41 seed 9265, c2 chmodded gamma/deep/d.md; c3, which had not seen
+  // it, moved gamma/deep to alpha and removed alpha/d.md; the chmod brought it back (update beats delete),
+  // reported as a resurrection.
+  const events = new Map<string, PathEvent[]>([
+    ['gamma/deep/d.md', [ev(181, 'server', 'arrive'), ev(268, 'c2', 'touch'), ev(293, 'c3', 'leave')]],
+    ['alpha/d.md', [ev(293, 'c3', 'arrive'), ev(293, 'c3', 'depart')]],
+  ]);
+  const at = (p: string): readonly PathEvent[] => events.get(p) ?? [];
+  const names = [...events.keys()];
+  assert.deepEqual(historyAcrossMoves(at, names, 'alpha/d.md').map((e) => `${e.k}${e.type}`), ['181arrive', '268touch', '293depart']);
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'alpha/d.md')), null, 'the chmod explains it');
+  // Without the chmod, the removal after the move is a resurrection as before.
+  events.set('gamma/deep/d.md', [ev(181, 'server', 'arrive'), ev(293, 'c3', 'leave')]);
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'alpha/d.md'))?.k, 293, 'nothing explains it');
+  // A name the content reached other than by that move keeps its own history.
+  assert.deepEqual(historyAcrossMoves(at, names, 'gamma/deep/d.md').map((e) => `${e.k}${e.type}`), ['181arrive', '293leave']);
 });

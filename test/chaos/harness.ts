@@ -374,6 +374,37 @@ export function undoneDeparture(evs: readonly PathEvent[]): PathEvent | null {
   return evs[d]!;
 }
 
+/**
+ * The events of `key` at `path` across moves: where its last arrival at `path` was a move (a 'leave' of the same
+ * content elsewhere at the same operation), the history at the name it came from stands before it, the move
+ * itself left out. A change of mode made at the old name by a node that had not seen the move then counts as it
+ * would at the new one (update beats delete). Before, a file chmodded on c2 at gamma/deep/d.md, then moved with
+ * its directory to alpha and removed at once on c3 (which had not seen the chmod), came back lawfully and was
+ * reported as a resurrection (chaos s41 seed 9265).
+ */
+export function historyAcrossMoves(at: (path: string) => readonly PathEvent[], names: readonly string[], path: string, depth = 0): readonly PathEvent[] {
+  const evs = at(path);
+  let a = -1;
+  for (let i = evs.length - 1; i >= 0; i--) {
+    if (evs[i]!.type === 'arrive') {
+      a = i;
+      break;
+    }
+  }
+  if (a < 0 || depth > 16) return evs;
+  const came = evs[a]!;
+  for (const q of names) {
+    if (q === path) continue;
+    const leave = at(q).find((e) => e.type === 'leave' && e.k === came.k && e.node === came.node);
+    if (leave === undefined) continue;
+    const before = historyAcrossMoves(at, names, q, depth + 1);
+    const l = before.indexOf(leave);
+    if (l < 0) continue;
+    return [...evs.slice(0, a), ...before.slice(0, l), ...evs.slice(a + 1)];
+  }
+  return evs;
+}
+
 interface Content {
   readonly id: string;
   readonly key: string;
@@ -1370,7 +1401,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     for (const [p, e] of trees.get(n.name)!) {
       const key = keyOfEntry(e);
       if (key === null) continue;
-      const d = undoneDeparture(ledger.eventsAt(p, key));
+      const d = undoneDeparture(historyAcrossMoves((q) => ledger.eventsAt(q, key), ledger.namesOf(key), p));
       if (d === null) continue;
       const id = `${p}\0${key}`;
       const b = back.get(id) ?? { d, nodes: [], key };
