@@ -33,12 +33,33 @@ function pathsOf(r: LmlRecord): string[] {
   return out;
 }
 
+/**
+ * The records between a move of a directory from `home` to `away` (index i) and its move back (index j) may be
+ * named below its own name instead: each that names something below `away` names only that (not `away` itself,
+ * nor a place above it), and none names `home` or a place above either, which the directory holds all along.
+ */
+function roundTrip(recs: ReadonlyArray<LmlRecord | null>, i: number, j: number, home: string, away: string): boolean {
+  return recs.slice(i + 1, j).every((r) => r === null || pathsOf(r).every((p) =>
+    (isUnder(p, away) && p !== away) || (!isUnder(p, home) && !isUnder(home, p) && !isUnder(away, p))));
+}
+
+function underName(r: LmlRecord, from: string, to: string): LmlRecord {
+  const move = (p: string): string => (isUnder(p, from) && p !== from ? `${to}${p.slice(from.length)}` : p);
+  const path = move(r.path);
+  const newPath = r.newPath === null ? null : move(r.newPath);
+  const target = r.kind === 'link' && r.target !== null ? move(r.target) : r.target;
+  return path === r.path && newPath === r.newPath && target === r.target ? r : { ...r, path, newPath, target };
+}
+
 export function optimiseLml(input: readonly LmlRecord[]): Optimised {
   const recs: Array<LmlRecord | null> = [...input];
   // Hard links share an inode: a change through one name is a change of the others, so objects that take
   // part in a link here are left exactly as journaled.
   const linkNames = new Set(input.filter((r) => r.kind === 'link').flatMap((r) => [r.path, r.target ?? '']));
-  const linked = new Set(input.filter((r) => r.kind === 'link' || pathsOf(r).some((p) => linkNames.has(p))).map((r) => r.fid));
+  // By the target's fid too (LmlRecord.targetFid): a link may name its target by a path a directory's move gave
+  // it, which none of the target's own records carries.
+  const linkTargets = new Set(input.flatMap((r) => (r.kind === 'link' && r.targetFid !== undefined && r.targetFid !== null ? [r.targetFid] : [])));
+  const linked = new Set(input.filter((r) => r.kind === 'link' || linkTargets.has(r.fid) || pathsOf(r).some((p) => linkNames.has(p))).map((r) => r.fid));
   const byFid = new Map<string, number[]>();
   recs.forEach((r, i) => {
     if (linked.has(r!.fid)) return;
@@ -119,7 +140,18 @@ export function optimiseLml(input: readonly LmlRecord[]): Optimised {
       // Nothing in between may use the middle name, the final name, or make a directory on the final name's way.
       const between = recs.slice(i + 1, j).some((r) => r !== null &&
         pathsOf(r).some((p) => isUnder(p, mid) || isUnder(p, b.newPath!) || isUnder(b.newPath!, p)));
-      if (between) continue;
+      // Moved there and back, with records made inside it meanwhile (below the middle name): those are records
+      // below its own name, where it stays. Before, the first move went to the server, where a move of the
+      // other directory into this one meanwhile made it a cycle: refused for ever, a resync (chaos s42 seed 9246;
+      // test/long/moved-there-and-back.test.ts).
+      const back = a.kind === 'rename' && a.path === b.newPath && between && roundTrip(recs, i, j, a.path, mid);
+      if (between && !back) continue;
+      if (back) {
+        for (let x = i + 1; x < j; x++) {
+          const r = recs[x];
+          if (r !== null && r !== undefined) recs[x] = underName(r, mid, a.path);
+        }
+      }
       // A rename record carries the object's attributes as they were then (the journal applies them): they win.
       const attrs = { mode: b.mode, uid: b.uid, gid: b.gid, mtimeMs: b.mtimeMs };
       // The final name goes in the directory the last move put it in (RecordDraft.parent: the server places a
