@@ -595,7 +595,11 @@ export class ConflictResolver {
     const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
     const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
     const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
-    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || removedHere);
+    // A name removed here whose inode lives on here under another name (nothing written through either since)
+    // comes back as a name of that inode, as on the server, not as a file of its own with the server's content:
+    // before, the two were one file on the server and two here, for good (chaos s42 seed 9253;
+    // test/long/removed-link-moved.test.ts).
+    const needsServerContent = type === 'file' && !remoteContent && !remoteGone && (contentHere || (removedHere && survivor === undefined));
     // What can fail comes before anything changes, so that a try that fails leaves the journal and the disk as
     // they were and the next one meets the same pending records: the server's content (a cut link), the
     // directory the object goes in, the name at the end of a move. Before, such a failure came after the
