@@ -278,8 +278,17 @@ export class ConflictResolver {
       // server would refuse it for ever (the name is the server's now). It ships under a conflict name, and
       // its later move follows from there. (Records below a directory made there keep their paths: a gap.)
       for (const x of db.pendingOnto(name)) {
-        if (x.fid === r.fid || db.objectByFid(x.fid)?.path === name) continue;
-        const aside = this.#conflictPath(name, r.tid);
+        const now = db.objectByFid(x.fid);
+        if (x.fid === r.fid || now?.path === name) continue;
+        // With no pending move of its own after it, nothing in the LML takes it from the name to where it is
+        // here (a conflict step's move whose records kept the old name): it ships at its name here. Before, it
+        // shipped under a fresh conflict name, the client held it at the other, and resynced ("state differs …
+        // with nothing pending"; chaos s41 seeds 9270, 9275, s42 9247, s43 9301;
+        // test/long/made-here-elsewhere.test.ts).
+        const movesOn = db.localRecordsOf(x.fid).some((y) => y.seq > x.seq && y.kind === 'rename');
+        // (Beside it, in the same directory: the record's directory, by fid, stays right.)
+        const here = !movesOn && now !== undefined && parentOf(now.path) === parentOf(name) && db.pendingOnto(now.path).every((y) => y.fid === x.fid);
+        const aside = here ? now.path : this.#conflictPath(name, r.tid);
         db.renameInLml(x.fid, x.seq, name, aside);
         this.#touched = true;
         this.#record(r, name, 'name/name', 'keep-both', aside, 'resolved', 'a local change not accepted yet needed this name; it ships under another');
