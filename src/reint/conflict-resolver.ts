@@ -80,7 +80,8 @@ export class ConflictResolver {
     await this.#object(r, redo);
     if (this.#applied) return { applied: redo };
     this.#missedVersion(r);
-    if (r.kind === 'rmdir') this.#emptyForRmdir(r);
+    // Where the directory is here (the step may have left it where it is, `stay`).
+    if (r.kind === 'rmdir') this.#emptyForRmdir({ ...r, path: this.#d.db.objectByFid(r.fid)?.path ?? r.path });
     return redo.length === 0 && !this.#touched ? null : redo;
   }
 
@@ -628,7 +629,10 @@ export class ConflictResolver {
     // (ClientNode places the record by identity once nothing is pending). Before, it was refused ("parent …
     // does not exist here") three times, and the client resynced (chaos s40 seed 9271;
     // test/long/removed-moved-out.test.ts).
-    const stay = back && remoteGone && !this.#dirOnDisk(parentOf(r.path));
+    // So when the server's name of it lies inside it here (moved out of its parent, and the parent into it):
+    // moving it back is moving it inside itself (EINVAL; chaos s44 seed 9230;
+    // test/long/removed-dir-moved-over.test.ts).
+    const stay = back && remoteGone && (!this.#dirOnDisk(parentOf(r.path)) || isUnder(r.path, o.path));
     const moving = o !== undefined && o.path !== r.path && !stay;
     const placing = making || (back && !stay);
     const atEnd = placing && r.kind === 'rename' && (!this.#dirOnDisk(parentOf(r.path)) || this.#takenHere(r.path));
@@ -908,6 +912,22 @@ export class ConflictResolver {
     for (const x of db.pendingInto(r.fid)) {
       const name = x.kind === 'rename' ? x.newPath : ['create', 'mkdir', 'symlink', 'link'].includes(x.kind) ? x.path : null;
       if (name === null || !name.includes('/')) continue;
+      // Its object is set beside the directory here already (#emptyForRmdir), and no pending move of its own
+      // follows: the record gives the name it has now. Before, it named the place beside the directory's name
+      // of its time, which differed where the directory had moved here (inside the moved object itself: a cycle
+      // the server refused, a resync; chaos s44 seed 9230; test/long/removed-dir-moved-over.test.ts).
+      const now = db.objectByFid(x.fid);
+      const movesOn = db.localRecordsOf(x.fid).some((y) => y.seq > x.seq && y.kind === 'rename');
+      // (Only where no pending move of a directory above it came after: the record's name is of its time.)
+      const above = now !== undefined && db.pendingRenames().some((y) => y.seq > x.seq && y.newPath !== null && isUnder(now.path, y.newPath));
+      if (now !== undefined && !movesOn && !above && !isUnder(now.path, r.path)) {
+        const dirNow = parentOf(now.path) === '' ? undefined : db.objectByPath(parentOf(now.path));
+        db.renameInLml(x.fid, x.seq, name, now.path);
+        db.setLmlParent(x.seq, parentOf(now.path) === '' ? ROOT_FID : dirNow?.type === 'dir' ? dirNow.fid : null);
+        this.#touched = true;
+        this.#d.log.info({ seq: x.seq.toString(), kind: x.kind, path: name, to: now.path, tid: formatTid(r.tid) }, 'a pending record named a directory the server removed: it names where its object is now');
+        continue;
+      }
       const besideThen = parentOf(parentOf(name));
       const besideNow = db.nameAfter(besideThen, x.seq);
       const aside = conflictName(joinRel(besideNow, baseName(name)), this.#d.node, r.tid as Tid,
