@@ -12,11 +12,10 @@ import { Reconciler } from '#presto/reconciler.js';
 import { tmpDir } from './helpers.js';
 
 /** A server's fileset: capture journaling straight into it, and the apply path peers' records go through. */
-export function applyFixture(t: TestContext, prefix: string): { root: string; db: FilesetDb; rec: Reconciler; apply: ApplyPath } {
+export function applyFixture(t: TestContext, prefix: string, guard = new EchoGuard()): { root: string; db: FilesetDb; rec: Reconciler; apply: ApplyPath } {
   const dir = tmpDir(prefix);
   const made = mkfs(dir.path, { fileset: 'default', force: false, clock: systemClock });
   const db = FilesetDb.open(made.paths.db);
-  const guard = new EchoGuard();
   const log = pino({ level: 'silent' });
   const apply = new ApplyPath({ root: dir.path, tmpDir: made.paths.tmp, db, guard, log });
   t.after(async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { decide, parsePolicy, type ConflictFacts, type PolicyConfig } from '#policy/conflict-policy.js';
-import { conflictName } from '#reint/conflict-name.js';
+import { conflictName } from '#core/conflict-name.js';
 
 const facts = (over: Partial<ConflictFacts> = {}): ConflictFacts => ({
   kind: 'write/write', path: 'a.txt', localNode: 'aaaaaaaaaaaaaaaa', remoteNode: 'bbbbbbbbbbbbbbbb', localMtimeMs: 1000, remoteMtimeMs: 2000, ...over,

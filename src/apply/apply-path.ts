@@ -21,6 +21,7 @@ import { assemble, type AssemblyBase } from './assemble.js';
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
 import { FsThread, failureError } from './fs-thread.js';
+import { HeldFile } from './late-write.js';
 import { linkOnDisk } from './link-align.js';
 import { localize } from './local-attrs.js';
 import { namesAsJournaled, renewNames } from './other-names.js';
@@ -337,14 +338,39 @@ export class ApplyPath {
     // journaled yet with it (made between capture's last look and now): refused for the moment, the write is
     // journaled first and meets the conflict step when the change comes again. Only the stat identity counts:
     // the conflict step may have set the row's content to the server's base on purpose.
+    // The file is held open from this check on (late-write.ts): a write landing between the check and the
+    // change goes into the inode the change replaces, and is kept from there once the change is in.
+    let held: HeldFile | null = null;
+    let heldHash: string | null = null;
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'unlink') {
       const row = this.#d.db.objectByFid(d.fid);
-      const pre = row?.type === 'file' && row.ino !== null ? lstatOrNull(join(this.#d.root, d.path)) : null;
+      const at = join(this.#d.root, d.path);
+      held = row?.type === 'file' && row.ino !== null ? HeldFile.open(at) : null;
+      // Its content as journaled, when the journal vouches for it: the conflict step leaves the local content at
+      // the name under the server's base (racy), which is no late write.
+      heldHash = row === undefined || row.racy ? null : row.hash;
+      const pre = row?.type === 'file' && row.ino !== null ? held?.stat ?? lstatOrNull(at) : null;
       if (row !== undefined && pre !== null && (pre.ino !== row.ino || pre.mtimeNs !== row.mtimeNs || pre.ctimeNs !== row.ctimeNs)) {
+        held?.close();
         if (staged !== null) rmSync(staged.file, { force: true });
         throw IntersyncError.CONFLICT(d.path, 'written here since it was journaled; retried once capture has journaled it');
       }
+      // A removal of one name of an inode with others: what is written through them stays theirs.
+      if (d.kind === 'unlink' && row?.ino !== null && row?.ino !== undefined && this.#d.db.objectsByIno(row.ino).length > 1) {
+        held?.close();
+        held = null;
+      }
     }
+    try {
+      const inPlace = this.#applyChecked(d, staged, commit, intent);
+      if (held !== null && !inPlace) this.#keepLateWrite(d, held, heldHash);
+    } finally {
+      held?.close();
+    }
+  }
+
+  /** ApplyPath#apply once checked; true when the change went into the file's inode in place (not replaced). */
+  #applyChecked(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null): boolean {
     // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
     // commit gives each the change's version, and a write made here through one of them, not journaled yet,
     // would then pass for one made on the server's content and replace it everywhere (chaos seed 9202, lost
@@ -362,6 +388,7 @@ export class ApplyPath {
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
     let swappedFrom: string | null = null; // and the inode they had
+    let inPlace = false;
     let version: PendingVersion | null = null;
     try {
       const abs = confine(this.#d.root, d.path);
@@ -425,6 +452,7 @@ export class ApplyPath {
               break;
             }
             // A name of the inode the journal does not know as one: the content goes into the inode in place.
+            inPlace = true;
             version?.copyOf(abs);
             copyFileSync(staged.file, abs);
             rmSync(staged.file, { force: true });
@@ -527,6 +555,23 @@ export class ApplyPath {
       if (staged !== null && !consumed) rmSync(staged.file, { force: true });
       for (const n of names) this.#d.guard.release(n);
       for (const x of swapped) this.#d.guard.release(x.path);
+    }
+    return inPlace;
+  }
+
+  /**
+   * A local write that landed in the file `d` replaced or removed, between the check and the change (`held`):
+   * kept as a file made here, at the name when `d` removed it (a removal loses no write, as in the conflict
+   * step), else beside it at a conflict name. Capture journals it like any local file.
+   */
+  #keepLateWrite(d: RecordDraft, held: HeldFile, journaledHash: string | null): void {
+    try {
+      if (!held.writtenSince(journaledHash)) return;
+      const tid = this.#d.db.lastTid;
+      const at = held.keep(this.#d.root, this.tmpName(), d.path, this.#d.db.meta.nodeId, tid);
+      this.#d.log.warn({ path: d.path, keptAs: at, tid: formatTid(tid) }, 'a local write landed while a peer\'s change of the file was applied: kept as a file made here');
+    } catch (e) {
+      this.#d.log.error({ path: d.path, err: (e as Error).message }, 'cannot keep a local write that landed while a peer\'s change was applied');
     }
   }
 

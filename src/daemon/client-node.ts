@@ -32,7 +32,7 @@ import { IgnoreRules } from '#presto/ignore-rules.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
-import { conflictName } from '#reint/conflict-name.js';
+import { conflictName } from '#core/conflict-name.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { Reintegrator } from '#reint/reintegrator.js';
 import { localNamesOf, renamesOver, serverRenames } from '#reint/local-names.js';

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { IntersyncError } from '#core/errors.js';
-import { conflictName } from '#reint/conflict-name.js';
+import { conflictName } from '#core/conflict-name.js';
 import { depthOf } from '#core/paths.js';
 import type { RecordDraft } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';

@@ -7,7 +7,7 @@ import type { LmlRecord } from '#core/record.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { lstatOrNull, readTargetOrNull } from '#presto/disk.js';
 import { unchanged } from '#presto/scan.js';
-import { conflictName } from '#reint/conflict-name.js';
+import { conflictName } from '#core/conflict-name.js';
 import type { CopyDeps } from './copy.js';
 
 // A resync rebuilds a client's state from the server's snapshot. Its rule: it never removes a byte the server

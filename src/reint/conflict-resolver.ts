@@ -15,7 +15,7 @@ import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
-import { conflictName } from './conflict-name.js';
+import { conflictName } from '#core/conflict-name.js';
 import { localNamesOf, localPath, renamesOver } from './local-names.js';
 
 /** Records that give a name (the new one, for a rename). */

@@ -1,0 +1,81 @@
+import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { join } from 'node:path';
+import { conflictName } from '#core/conflict-name.js';
+import type { NodeId, Tid } from '#core/ids.js';
+import { fromStats, hashFileSync, lstatOrNull, nowNs, RACY_WINDOW_NS, type DiskStat } from '#presto/disk.js';
+
+/**
+ * The file a peer's write, truncate or removal replaces, held open from the apply path's check ("not written here
+ * since it was journaled") until the change is in place. A local program may write it in that moment: through
+ * the name being replaced, or, for a hard-linked file, through any of the names the apply path renames the new
+ * file over in turn. That write goes into this inode, which no name holds any more, and capture never sees it.
+ * Held open, the inode is still there to read: the apply path keeps what it holds beside the name, where
+ * capture journals it as a local file (chaos s44 seed 9222: a truncate through one of 13 names of an inode,
+ * made while the server's write of another was applied, was on no node; test/late-write.test.ts).
+ */
+export class HeldFile {
+  readonly #fd: number;
+  /** The file when the check looked at it. */
+  readonly stat: DiskStat;
+
+  private constructor(fd: number, stat: DiskStat) {
+    this.#fd = fd;
+    this.stat = stat;
+  }
+
+  /** The regular file at `abs`, held open; null when there is none (gone, a symlink, a directory, a pipe). */
+  static open(abs: string): HeldFile | null {
+    let fd: number;
+    try {
+      fd = openSync(abs, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    } catch {
+      return null;
+    }
+    const st = fromStats(fstatSync(fd, { bigint: true }));
+    if (st.type !== 'file') {
+      closeSync(fd);
+      return null;
+    }
+    return new HeldFile(fd, st);
+  }
+
+  /**
+   * Whether the inode was written since the check, given the content the journal had for it. Times tick
+   * coarsely: a write in the same tick as the last one before the check moves neither the mtime nor (same
+   * length) the size, so a file written that recently is compared by content.
+   */
+  writtenSince(journaledHash: string | null): boolean {
+    const now = fromStats(fstatSync(this.#fd, { bigint: true }));
+    if (now.mtimeNs !== this.stat.mtimeNs || now.size !== this.stat.size) return true;
+    if (journaledHash === null || nowNs() - this.stat.mtimeNs > RACY_WINDOW_NS) return false;
+    return hashFileSync(this.#procPath()) !== journaledHash;
+  }
+
+  /**
+   * Keep what the inode holds at `name` in `root` (or beside it, at a conflict name, when `name` is taken), through the
+   * temp file `tmp`: not held from capture, so capture journals it as a file made here. Returns where it went.
+   */
+  keep(root: string, tmp: string, name: string, node: NodeId, tid: Tid): string {
+    const now = fromStats(fstatSync(this.#fd, { bigint: true }));
+    const taken = (p: string): boolean => lstatOrNull(join(root, p)) !== null;
+    const at = taken(name) ? conflictName(name, node, tid, taken) : name;
+    try {
+      copyFileSync(this.#procPath(), tmp);
+      chmodSync(tmp, now.mode);
+      renameSync(tmp, join(root, at));
+    } catch (e) {
+      rmSync(tmp, { force: true });
+      throw e;
+    }
+    return at;
+  }
+
+  close(): void {
+    closeSync(this.#fd);
+  }
+
+  /** The open file by its descriptor: readable after its last name is gone. */
+  #procPath(): string {
+    return `/proc/self/fd/${this.#fd}`;
+  }
+}
