@@ -678,17 +678,25 @@ export class FilesetServer {
     }
   }
 
-  /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
-  /** A directory above the record's names that the journal holds and the disk does not (not journaled yet). */
-  #ancestorUnjournaled(r: { path: string; newPath: string | null }): boolean {
-    for (const name of r.newPath === null ? [r.path] : [r.path, r.newPath]) {
+  /** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
+  #ancestorUnjournaled(r: { kind: string; path: string; newPath: string | null; target: string | null }): boolean {
+    const gone = (p: string, type: 'dir' | 'file'): boolean =>
+      this.#f.db.objectByPath(p)?.type === type && lstatSync(join(this.#f.root, p), { throwIfNoEntry: false }) === undefined;
+    // A link's target too, and the target itself: refused as "parent … does not exist here" or "link target … is
+    // not a file here" against a journal that still has them, the client took the directory for gone and made
+    // it again under a new fid (chaos s45 seed 9287: the server's `mv gamma beta` a moment before c2's link to
+    // gamma/c.conflict-…; then "object … does not exist here" and a resync), or sent the link as a file of its own.
+    const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(r.kind === 'link' && r.target !== null ? [r.target] : [])];
+    if (r.kind === 'link' && r.target !== null && gone(r.target, 'file')) return true;
+    for (const name of names) {
       for (let p = parentOf(name); p !== ''; p = parentOf(p)) {
-        if (this.#f.db.objectByPath(p)?.type === 'dir' && lstatSync(join(this.#f.root, p), { throwIfNoEntry: false }) === undefined) return true;
+        if (gone(p, 'dir')) return true;
       }
     }
     return false;
   }
 
+  /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
   async #reintegrate(node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
     const f = this.#f;
     const db = f.db;
