@@ -3,13 +3,32 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { decide, parsePolicy, type ConflictFacts, type PolicyConfig } from '#policy/conflict-policy.js';
+import { conflictKind, decide, parsePolicy, type ConflictFacts, type LocalSide, type PolicyConfig } from '#policy/conflict-policy.js';
 import { conflictName } from '#core/conflict-name.js';
 
 const facts = (over: Partial<ConflictFacts> = {}): ConflictFacts => ({
   kind: 'write/write', path: 'a.txt', localNode: 'aaaaaaaaaaaaaaaa', remoteNode: 'bbbbbbbbbbbbbbbb', localMtimeMs: 1000, remoteMtimeMs: 2000, ...over,
 });
 const P = (text: string): PolicyConfig => parsePolicy(text)!;
+
+test('conflict kind table: what each pair of changes is called (write/rename merges, as write/setattr does)', () => {
+  const none: LocalSide = { removedHere: false, contentHere: false, renamedHere: false, modeHere: false };
+  const rows: Array<[Partial<LocalSide>, string, string]> = [
+    [{ contentHere: true }, 'write', 'write/write'],
+    [{ contentHere: true }, 'truncate', 'write/write'],
+    [{ contentHere: true }, 'unlink', 'write/unlink'],
+    [{ contentHere: true }, 'setattr', 'write/setattr'],
+    [{ contentHere: true }, 'rename', 'write/rename'],
+    [{ contentHere: true, renamedHere: true }, 'rename', 'rename/rename'],
+    [{ removedHere: true }, 'write', 'unlink/write'],
+    [{ removedHere: true }, 'rename', 'unlink/write'],
+    [{ removedHere: true }, 'unlink', 'other'],
+    [{ modeHere: true }, 'write', 'setattr/write'],
+    [{ modeHere: true }, 'rename', 'other'],
+    [{ renamedHere: true }, 'write', 'other'],
+  ];
+  for (const [over, remote, want] of rows) assert.equal(conflictKind({ ...none, ...over }, remote), want, `${JSON.stringify(over)} vs ${remote}`);
+});
 
 test('decision table', () => {
   const rows: Array<[string, Partial<ConflictFacts>, string | undefined, string]> = [

@@ -162,6 +162,25 @@ test('write/setattr: a write on the client and a chmod on the server both surviv
   assert.deepEqual(conflictCopies(p.client), [], 'merged: no conflict copy');
 });
 
+test('write/rename: a write on the client and a move on the server both survive, merged at the new name', { timeout: 120_000 }, async (t) => {
+  // Fails without the merge (ConflictResolver#object, kind 'write/rename'): the step took it for an overlap and
+  // kept the client's write beside the new name as a conflict copy, the server's older content at the name.
+  const p = await pair(t, (s) => {
+    mkdirSync(join(s, 'docs'));
+    writeFileSync(join(s, 'docs/notes.txt'), 'v0');
+  });
+  await offline(p, () => writeFileSync(join(p.client, 'docs/notes.txt'), 'written off line'), () => {
+    mkdirSync(join(p.server, 'archive'));
+    renameSync(join(p.server, 'docs/notes.txt'), join(p.server, 'archive/notes.txt'));
+  });
+  for (const d of [p.server, p.client]) {
+    assert.equal(read(d, 'archive/notes.txt'), 'written off line', `archive/notes.txt on ${d === p.server ? 'the server' : 'the client'}`);
+    assert.equal(existsSync(join(d, 'docs/notes.txt')), false);
+    const copies = [...conflictCopies(d, 'archive'), ...conflictCopies(d, 'docs')];
+    assert.deepEqual(copies, [], `merged: no conflict copy (${copies.map((c) => read(d, c)).join(', ')}; ${readLogs(p.logs).split('\n').filter((l) => /conflict/.test(l)).join(' ')})`);
+  }
+});
+
 test('a create made offline on a name the server used and freed meanwhile ends at that name', { timeout: 180_000 }, async (t) => {
   const p = await pair(t, (s) => {
     mkdirSync(join(s, 'd'));

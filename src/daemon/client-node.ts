@@ -456,7 +456,12 @@ export class ClientNode {
   async #recover(): Promise<void> {
     for (const { id, intent } of this.db.inflight()) {
       try {
-        const r = parseWireRecord((JSON.parse(intent) as { r: unknown }).r);
+        const note = JSON.parse(intent) as { r?: unknown };
+        if (this.#resolver.recover(note)) {
+          this.db.clearInflight(id);
+          continue;
+        }
+        const r = parseWireRecord(note.r);
         const peer = this.#serverNode();
         if (r.tid > this.db.lastRcvdOf(peer) && this.apply.check(r) === null && (await reachedDisk(this.paths.dir, r))) {
           const st = lstatOrNull(join(this.paths.dir, r.newPath ?? r.path));
@@ -751,6 +756,7 @@ export class ClientNode {
         this.log.error({ tid: formatTid(r.tid), err: (e as Error).message }, 'cannot redo a local change after a conflict');
       }
     }
+    this.#resolver.rescue(); // a saved content whose redo failed: beside its name, never left in the conflicts folder only
     this.#resolver.reclaim(r);
     if (this.#leftToFetch.length > 0) await this.#catchUp(this.#leftToFetch.splice(0));
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {

@@ -19,8 +19,31 @@ export type ConflictKind =
   | 'gained/rmdir' // server removed a directory that gained local entries
   | 'setattr/write'
   | 'write/setattr'
+  | 'write/rename' // local wrote, server moved: merged (the content at the new name)
   | 'link/unlink'
   | 'other';
+
+/** What the local side did to an object (its pending records), as far as naming the conflict goes. */
+export interface LocalSide {
+  readonly removedHere: boolean;
+  readonly contentHere: boolean;
+  readonly renamedHere: boolean;
+  readonly modeHere: boolean;
+}
+
+/** The conflict a server record of kind `remote` meets on an object changed here as `l` says. */
+export function conflictKind(l: LocalSide, remote: string): ConflictKind {
+  const remoteContent = remote === 'write' || remote === 'truncate';
+  const remoteGone = remote === 'unlink' || remote === 'rmdir';
+  if (l.removedHere) return remoteGone ? 'other' : 'unlink/write';
+  if (l.contentHere && remoteContent) return 'write/write';
+  if (l.contentHere && remoteGone) return 'write/unlink';
+  if (l.renamedHere && remote === 'rename') return 'rename/rename';
+  if (l.modeHere && remoteContent) return 'setattr/write';
+  if (l.contentHere && remote === 'setattr') return 'write/setattr';
+  if (l.contentHere && remote === 'rename') return 'write/rename';
+  return 'other';
+}
 
 /** What the two sides did, as far as deciding goes. */
 export interface ConflictFacts {

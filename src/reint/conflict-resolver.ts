@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
-import { NO_VERSION, ROOT_FID, formatTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
+import { NO_VERSION, ROOT_FID, formatTid, parseTid, type Fid, type NodeId, type Tid } from '#core/ids.js';
 import { baseName, depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
@@ -12,8 +12,8 @@ import { removedLink } from '#apply/link-align.js';
 import { namesAsJournaled, renewNames } from '#apply/other-names.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
-import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
+import { conflictKind, decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
+import { EMPTY_SHA256, hashFileSync, lstatOrNull } from '#presto/disk.js';
 import type { EchoGuard } from '#presto/echo-guard.js';
 import { conflictName } from '#core/conflict-name.js';
 import { localNamesOf, localPath, renamesOver } from './local-names.js';
@@ -648,10 +648,10 @@ export class ConflictResolver {
     let saved: string | null = null;
     if (o !== undefined && o.type === 'file' && contentHere && lstatOrNull(join(this.#d.root, o.path)) !== null) {
       saved = this.#keepFile(o.path, r.path, r.tid);
-      this.#unplaced.set(saved, { name: r.path, tid: r.tid });
+      this.#save(saved, r.path, r.tid);
     } else if (survivor !== undefined && contentHere) {
       saved = this.#keepFile(survivor.path, r.path, r.tid);
-      this.#unplaced.set(saved, { name: r.path, tid: r.tid });
+      this.#save(saved, r.path, r.tid);
     }
     // Names the server links to the object that are files of their own here (grouped otherwise), written
     // here: what they hold is not in the object's inode, so each is kept beside its own name too. Before, the
@@ -664,89 +664,89 @@ export class ConflictResolver {
       db.dropLocal(r.fid);
       db.rewriteLml([], viaLinks.map((x) => x.seq));
     };
-    if (!atEnd) dropPending();
-    // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
-    const occupant = stay ? undefined : db.objectByPath(r.path);
-    if (occupant !== undefined && occupant.fid !== r.fid) {
-      const aside = this.#conflictPath(r.path, r.tid);
-      this.#move(r.path, aside);
-      db.relocateLocal(occupant.fid, aside);
-      this.#record(r, r.path, 'name/name', 'keep-both', aside, 'open', null);
-    }
-    if (moving && lstatOrNull(join(this.#d.root, at)) === null) {
-      // Back at the server's name, with what it holds (a directory's entries and their pending records).
-      this.#move(o.path, at);
-      if (!atEnd) db.relocateLocal(o.fid, r.path);
-    }
-    let baseHere: RecordDraft = { ...base, path: at };
-    if (fetched !== null) {
-      // The server's current content of the object (whatever its version now), or an empty stand-in when it
-      // holds none at the object's name (removed, or moved and not journaled yet): a later record of the server
-      // removes it, or the client fetches the content after it (ClientNode#catchUp).
-      const { staged, placeholder } = fetched;
-      if (placeholder) baseHere = { ...baseHere, hash: EMPTY_SHA256, size: 0 };
-      if (lstatOrNull(join(this.#d.root, at)) === null) {
-        // The row says what is placed: newer content than the base too (a later record of the server says so).
-        baseHere = { ...baseHere, hash: staged.hash, size: staged.size };
+    // In one transaction from here: a process killed in between leaves the pending records as they were (they
+    // are what the next start sees of the local changes), never the object's row saying the local content is the
+    // server's with nothing pending (then a fetch put the server's content over it: chaos s45 seed 9291, c1).
+    db.batch(() => {
+      if (!atEnd) dropPending();
+      // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
+      const occupant = stay ? undefined : db.objectByPath(r.path);
+      if (occupant !== undefined && occupant.fid !== r.fid) {
+        const aside = this.#conflictPath(r.path, r.tid);
+        this.#move(r.path, aside);
+        db.relocateLocal(occupant.fid, aside);
+        this.#record(r, r.path, 'name/name', 'keep-both', aside, 'open', null);
+      }
+      if (moving && lstatOrNull(join(this.#d.root, at)) === null) {
+        // Back at the server's name, with what it holds (a directory's entries and their pending records).
+        this.#move(o.path, at);
+        if (!atEnd) db.relocateLocal(o.fid, r.path);
+      }
+      let baseHere: RecordDraft = { ...base, path: at };
+      if (fetched !== null) {
+        // The server's current content of the object (whatever its version now), or an empty stand-in when it
+        // holds none at the object's name (removed, or moved and not journaled yet): a later record of the server
+        // removes it, or the client fetches the content after it (ClientNode#catchUp).
+        const { staged, placeholder } = fetched;
+        if (placeholder) baseHere = { ...baseHere, hash: EMPTY_SHA256, size: 0 };
+        if (lstatOrNull(join(this.#d.root, at)) === null) {
+          // The row says what is placed: newer content than the base too (a later record of the server says so).
+          baseHere = { ...baseHere, hash: staged.hash, size: staged.size };
+          this.#d.guard.hold(at);
+          try {
+            chmodSync(staged.file, base.mode);
+            utimesSync(staged.file, base.mtimeMs / 1000, base.mtimeMs / 1000);
+            renameSync(staged.file, join(this.#d.root, at));
+          } finally {
+            this.#d.guard.release(at);
+          }
+        } else {
+          rmSync(staged.file, { force: true });
+        }
+      } else if (making && type === 'dir') {
+        this.#mkdir(at, base.mode);
+      } else if (making && type === 'symlink' && base.target !== null && lstatOrNull(join(this.#d.root, at)) === null) {
         this.#d.guard.hold(at);
         try {
-          chmodSync(staged.file, base.mode);
-          utimesSync(staged.file, base.mtimeMs / 1000, base.mtimeMs / 1000);
-          renameSync(staged.file, join(this.#d.root, at));
+          symlinkSync(base.target, join(this.#d.root, at));
         } finally {
           this.#d.guard.release(at);
         }
+      } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, at)) === null) {
+        // Back as a name of that inode, as on the server: the server's change then goes into it through both.
+        this.#d.guard.hold(at);
+        try {
+          linkSync(join(this.#d.root, survivor.path), join(this.#d.root, at));
+        } finally {
+          this.#d.guard.release(at);
+        }
+        baseHere = { ...baseHere, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
+      }
+      if (atEnd) {
+        // Journaled as the apply path would have, in one transaction with the pending records' end: the base at
+        // the record's name, then the server's move.
+        const st = lstatOrNull(join(this.#d.root, at));
+        try {
+          db.batch(() => {
+            dropPending();
+            if (o !== undefined) db.relocateLocal(o.fid, r.path);
+            else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
+            db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
+          });
+        } catch (e) {
+          // Nothing of it journaled: the disk goes back as it was, and the next try meets the same.
+          if (o !== undefined) this.#move(at, o.path);
+          else this.#removeHeld(at);
+          throw e;
+        }
+        this.#applied = true;
       } else {
-        rmSync(staged.file, { force: true });
+        this.#restoreBase(baseHere, r.preVersion, type);
       }
-    } else if (making && type === 'dir') {
-      this.#mkdir(at, base.mode);
-    } else if (making && type === 'symlink' && base.target !== null && lstatOrNull(join(this.#d.root, at)) === null) {
-      this.#d.guard.hold(at);
-      try {
-        symlinkSync(base.target, join(this.#d.root, at));
-      } finally {
-        this.#d.guard.release(at);
-      }
-    } else if (survivor !== undefined && !remoteGone && lstatOrNull(join(this.#d.root, at)) === null) {
-      // Back as a name of that inode, as on the server: the server's change then goes into it through both.
-      this.#d.guard.hold(at);
-      try {
-        linkSync(join(this.#d.root, survivor.path), join(this.#d.root, at));
-      } finally {
-        this.#d.guard.release(at);
-      }
-      baseHere = { ...baseHere, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
-    }
-    if (atEnd) {
-      // Journaled as the apply path would have, in one transaction with the pending records' end: the base at
-      // the record's name, then the server's move.
-      const st = lstatOrNull(join(this.#d.root, at));
-      try {
-        db.batch(() => {
-          dropPending();
-          if (o !== undefined) db.relocateLocal(o.fid, r.path);
-          else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
-          db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
-        });
-      } catch (e) {
-        // Nothing of it journaled: the disk goes back as it was, and the next try meets the same.
-        if (o !== undefined) this.#move(at, o.path);
-        else this.#removeHeld(at);
-        throw e;
-      }
-      this.#applied = true;
-    } else {
-      this.#restoreBase(baseHere, r.preVersion, type);
-    }
+    });
 
     // Decide, then redo the local intent over the server's result.
-    const kind: ConflictKind = removedHere ? (remoteGone ? 'other' : 'unlink/write')
-      : contentHere && remoteContent ? 'write/write'
-        : contentHere && remoteGone ? 'write/unlink'
-          : renamedHere !== null && r.kind === 'rename' ? 'rename/rename'
-            : modeHere !== null && remoteContent ? 'setattr/write'
-              : contentHere && r.kind === 'setattr' ? 'write/setattr' : 'other';
+    const kind = conflictKind({ removedHere, contentHere, renamedHere: renamedHere !== null, modeHere: modeHere !== null }, r.kind);
     for (const { saved: kept, name } of apart) {
       const aside = this.#conflictPath(name, r.tid);
       redo.push(() => this.#putBack(kept, aside));
@@ -778,10 +778,11 @@ export class ConflictResolver {
       }
       return;
     }
-    if (kind === 'write/setattr') {
-      // The server changed only attributes: the local content goes back in place, as a local write.
+    if (kind === 'write/setattr' || kind === 'write/rename') {
+      // The server changed only attributes, or only the name: the local content goes back in place (at the new
+      // name), as a local write. Before, a move there and a write here were kept as two files (keep-both).
       redo.push(() => this.#putBack(saved!, renamedHere ?? finalPath));
-      this.#record(r, r.path, kind, 'keep-both', null, 'resolved', 'merged: local content, server attributes');
+      this.#record(r, r.path, kind, 'keep-both', null, 'resolved', kind === 'write/rename' ? 'merged: local content, the server\'s name' : 'merged: local content, server attributes');
       return;
     }
     const decision = this.#decide(r, r.path, kind, o);
@@ -793,6 +794,7 @@ export class ConflictResolver {
       this.#record(r, r.path, kind, decision, null, 'resolved', 'the local version replaced the server\'s');
     } else if (decision === 'remote') {
       this.#record(r, r.path, kind, decision, this.#d.policy().discard ? null : saved, 'resolved', 'the server\'s version kept');
+      this.#settle(saved); // where the policy keeps it: the conflicts folder
       if (this.#d.policy().discard) rmSync(saved, { force: true });
     } else {
       const aside = this.#conflictPath(r.path, r.tid);
@@ -855,7 +857,7 @@ export class ConflictResolver {
       const st = n?.type === 'file' ? lstatOrNull(join(this.#d.root, n.path)) : null;
       if (n === undefined || st?.type !== 'file' || st.ino === ino) continue;
       const saved = this.#keepFile(n.path, n.path, tid);
-      this.#unplaced.set(saved, { name: n.path, tid });
+      this.#save(saved, n.path, tid);
       out.push({ saved, name: n.path });
     }
     return out;
@@ -1065,11 +1067,51 @@ export class ConflictResolver {
     copyFileSync(saved, abs);
     if (there?.type === 'file') chmodSync(abs, there.mode);
     unlinkSync(saved);
+    this.#settle(saved);
+  }
+
+  /**
+   * Local contents saved by the conflict step and not in the tree again yet: saved file -> its name, the TID, and
+   * the in-flight note that says so in the journal (a start after a crash puts them back: ConflictResolver#recover).
+   */
+  readonly #unplaced = new Map<string, { name: string; tid: bigint; note: number | null }>();
+
+  #save(saved: string, name: string, tid: bigint): void {
+    const note = this.#d.db.markInflight(JSON.stringify({ via: 'conflict', saved, name, tid: formatTid(tid) }));
+    this.#unplaced.set(saved, { name, tid, note });
+  }
+
+  /** A saved content is where it belongs now (in the tree again, or in the conflicts folder by the policy). */
+  #settle(saved: string): void {
+    const u = this.#unplaced.get(saved);
+    if (u === undefined) return;
+    if (u.note !== null) this.#d.db.clearInflight(u.note);
     this.#unplaced.delete(saved);
   }
 
-  /** Local contents saved by the conflict step and not in the tree again yet: saved file -> its name, the TID. */
-  readonly #unplaced = new Map<string, { name: string; tid: bigint }>();
+  /**
+   * At start, an in-flight note of a local content the conflict step saved and had not put back when the process
+   * died (between dropping the pending records and redoing them once the server's record applied): it comes back
+   * into the tree beside its name, as a local file capture journals. Not when its name holds that very content
+   * and the journal does not say so (capture journals it there). Returns false when the note is not one of these.
+   * Before, the content stayed in the conflicts folder only: c1 killed 100 ms after its conflict step for the
+   * server's move of a file written here off line, and the write was on no node (chaos s45 seed 9291).
+   */
+  recover(intent: unknown): boolean {
+    const n = intent as { via?: unknown; saved?: unknown; name?: unknown; tid?: unknown };
+    if (n.via !== 'conflict' || typeof n.saved !== 'string' || typeof n.name !== 'string' || typeof n.tid !== 'string') return false;
+    if (!n.saved.startsWith(`${this.#d.conflictsDir}/`) || !existsSync(n.saved)) return true;
+    const hash = hashFileSync(n.saved);
+    const here = lstatOrNull(join(this.#d.root, n.name));
+    if (here?.type === 'file' && hash !== null && hashFileSync(join(this.#d.root, n.name)) === hash && this.#d.db.objectByPath(n.name)?.hash !== hash) {
+      unlinkSync(n.saved);
+      return true;
+    }
+    const tid = parseTid(n.tid) ?? NO_VERSION;
+    this.#unplaced.set(n.saved, { name: n.name, tid, note: null });
+    this.#placeBeside(n.saved, n.name, tid);
+    return true;
+  }
 
   /**
    * The server's record did not apply after its conflict step: the local contents that step saved (to put
@@ -1079,7 +1121,7 @@ export class ConflictResolver {
   rescue(): void {
     for (const [saved, { name, tid }] of [...this.#unplaced]) {
       if (!existsSync(saved)) {
-        this.#unplaced.delete(saved);
+        this.#settle(saved);
         continue;
       }
       this.#placeBeside(saved, name, tid);
@@ -1092,7 +1134,7 @@ export class ConflictResolver {
     const to = this.#conflictPath(joinRel(dir, baseName(name)), tid);
     copyFileSync(saved, join(this.#d.root, to));
     unlinkSync(saved);
-    this.#unplaced.delete(saved);
+    this.#settle(saved);
     this.#d.log.warn({ path: name, keptAs: to }, 'conflict: the local version is kept beside (its record did not apply as planned)');
   }
 }

@@ -9,7 +9,7 @@
  */
 import { NO_VERSION, formatTid, type Fid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
-import { decide, type ConflictKind, type PolicyConfig } from '#policy/conflict-policy.js';
+import { conflictKind, decide, type ConflictKind, type PolicyConfig } from '#policy/conflict-policy.js';
 
 export interface PredictedConflict {
   readonly path: string;
@@ -85,18 +85,11 @@ function sameObject(r: KmlRecord, mine: readonly LmlRecord[], objects: ObjectLoo
   const contentHere = mine.some((x) => CONTENT.has(x.kind));
   const renamedHere = mine.some((x) => x.kind === 'rename');
   const modeHere = mine.some((x) => x.kind === 'setattr');
-  const remoteContent = r.kind === 'write' || r.kind === 'truncate';
-  const remoteGone = r.kind === 'unlink' || r.kind === 'rmdir';
-  const kind: ConflictKind = removedHere ? (remoteGone ? 'other' : 'unlink/write')
-    : contentHere && remoteContent ? 'write/write'
-      : contentHere && remoteGone ? 'write/unlink'
-        : renamedHere && r.kind === 'rename' ? 'rename/rename'
-          : modeHere && remoteContent ? 'setattr/write'
-            : contentHere && r.kind === 'setattr' ? 'write/setattr' : 'other';
+  const kind = conflictKind({ removedHere, contentHere, renamedHere, modeHere }, r.kind);
   const o = objects.byFid(r.fid);
   const path = o?.path ?? r.path;
   const base = { path, kind, serverTid: formatTid(r.tid), localRecords: mine.length };
-  if (kind === 'setattr/write' || kind === 'write/setattr' || (kind === 'other' && !removedHere && !contentHere)) {
+  if (kind === 'setattr/write' || kind === 'write/setattr' || kind === 'write/rename' || (kind === 'other' && !removedHere && !contentHere)) {
     return { ...base, decision: 'merged', localRecords: 0, outcome: 'changes that do not overlap: both survive' };
   }
   if (kind === 'other') return { ...base, decision: 'merged', localRecords: 0, outcome: 'removed on both sides, or a case decided when met' };
