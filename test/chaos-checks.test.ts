@@ -119,3 +119,21 @@ test('chaos checks: a change of mode at the name a file had before a move counts
   // A name the content reached other than by that move keeps its own history.
   assert.deepEqual(historyAcrossMoves(at, names, 'gamma/deep/d.md').map((e) => `${e.k}${e.type}`), ['181arrive', '293leave']);
 });
+
+test('chaos checks: a change of mode at the old name after a move, by a node that had not seen it, counts at the new name', () => {
+  // Fails without the concurrent touches in historyAcrossMoves: chaos s46 seed 9221, c2 removed g/a.txt (op123);
+  // c1, which had seen neither, moved g to alpha/deep (op217) and alpha/deep/a.txt over delta/f.json (op221); the
+  // server chmodded g/a.txt (op219), which brought it back (update beats delete), reported as a resurrection.
+  const events = new Map<string, PathEvent[]>([
+    ['g/a.txt', [ev(69, 'c3', 'arrive'), ev(123, 'c2', 'depart'), ev(217, 'c1', 'leave'), ev(219, 'server', 'touch')]],
+    ['alpha/deep/a.txt', [ev(217, 'c1', 'arrive'), ev(221, 'c1', 'leave')]],
+    ['delta/f.json', [ev(221, 'c1', 'arrive')]],
+  ]);
+  const at = (p: string): readonly PathEvent[] => events.get(p) ?? [];
+  const names = [...events.keys()];
+  assert.deepEqual(historyAcrossMoves(at, names, 'delta/f.json').map((e) => `${e.k}${e.type}`), ['69arrive', '123depart', '219touch']);
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'delta/f.json')), null, 'the chmod explains it');
+  // The mover's own change after its move is made at the new name, not this one: it does not count here.
+  events.set('g/a.txt', [ev(69, 'c3', 'arrive'), ev(123, 'c2', 'depart'), ev(217, 'c1', 'leave'), ev(219, 'c1', 'touch')]);
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'delta/f.json'))?.k, 123, 'nothing explains it');
+});

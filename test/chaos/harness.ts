@@ -400,7 +400,11 @@ export function historyAcrossMoves(at: (path: string) => readonly PathEvent[], n
     const before = historyAcrossMoves(at, names, q, depth + 1);
     const l = before.indexOf(leave);
     if (l < 0) continue;
-    return [...evs.slice(0, a), ...before.slice(0, l), ...evs.slice(a + 1)];
+    // After the move, a change there by another node, which had not seen the move yet, is one of the content
+    // that moved: it counts too (chaos s46 seed 9221: c2 removed a.txt, the server chmodded it, having seen
+    // neither that nor c1's move of its directory; it came back lawfully at c1's name, reported as a resurrection).
+    const concurrent = before.slice(l + 1).filter((e) => e.type === 'touch' && e.node !== leave.node);
+    return [...evs.slice(0, a), ...before.slice(0, l), ...concurrent, ...evs.slice(a + 1)];
   }
   return evs;
 }
