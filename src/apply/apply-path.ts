@@ -341,14 +341,10 @@ export class ApplyPath {
     // The file is held open from this check on (late-write.ts): a write landing between the check and the
     // change goes into the inode the change replaces, and is kept from there once the change is in.
     let held: HeldFile | null = null;
-    let heldHash: string | null = null;
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'unlink') {
       const row = this.#d.db.objectByFid(d.fid);
       const at = join(this.#d.root, d.path);
       held = row?.type === 'file' && row.ino !== null ? HeldFile.open(at) : null;
-      // Its content as journaled, when the journal vouches for it: the conflict step leaves the local content at
-      // the name under the server's base (racy), which is no late write.
-      heldHash = row === undefined || row.racy ? null : row.hash;
       const pre = row?.type === 'file' && row.ino !== null ? held?.stat ?? lstatOrNull(at) : null;
       if (row !== undefined && pre !== null && (pre.ino !== row.ino || pre.mtimeNs !== row.mtimeNs || pre.ctimeNs !== row.ctimeNs)) {
         held?.close();
@@ -363,7 +359,7 @@ export class ApplyPath {
     }
     try {
       const inPlace = this.#applyChecked(d, staged, commit, intent);
-      if (held !== null && !inPlace) this.#keepLateWrite(d, held, heldHash);
+      if (held !== null && !inPlace) this.#keepLateWrite(d, held);
     } finally {
       held?.close();
     }
@@ -564,9 +560,9 @@ export class ApplyPath {
    * kept as a file made here, at the name when `d` removed it (a removal loses no write, as in the conflict
    * step), else beside it at a conflict name. Capture journals it like any local file.
    */
-  #keepLateWrite(d: RecordDraft, held: HeldFile, journaledHash: string | null): void {
+  #keepLateWrite(d: RecordDraft, held: HeldFile): void {
     try {
-      if (!held.writtenSince(journaledHash)) return;
+      if (!held.writtenSince()) return;
       const tid = this.#d.db.lastTid;
       const at = held.keep(this.#d.root, this.tmpName(), d.path, this.#d.db.meta.nodeId, tid);
       this.#d.log.warn({ path: d.path, keptAs: at, tid: formatTid(tid) }, 'a local write landed while a peer\'s change of the file was applied: kept as a file made here');

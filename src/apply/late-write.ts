@@ -2,7 +2,7 @@ import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rm
 import { join } from 'node:path';
 import { conflictName } from '#core/conflict-name.js';
 import type { NodeId, Tid } from '#core/ids.js';
-import { fromStats, hashFileSync, lstatOrNull, nowNs, RACY_WINDOW_NS, type DiskStat } from '#presto/disk.js';
+import { fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
 
 /**
  * The file a peer's write, truncate or removal replaces, held open from the apply path's check ("not written here
@@ -40,15 +40,14 @@ export class HeldFile {
   }
 
   /**
-   * Whether the inode was written since the check, given the content the journal had for it. Times tick
-   * coarsely: a write in the same tick as the last one before the check moves neither the mtime nor (same
-   * length) the size, so a file written that recently is compared by content.
+   * Whether the inode was written since the check. Its mtime and size suffice where the journal vouched for the
+   * file (the check compared its identity with a row not racy, so its last write was at least a racy window before):
+   * a write now moves the mtime to another tick. A file written within the window of the check (a racy row) may be
+   * written again in the same tick unseen, the one case this does not catch.
    */
-  writtenSince(journaledHash: string | null): boolean {
+  writtenSince(): boolean {
     const now = fromStats(fstatSync(this.#fd, { bigint: true }));
-    if (now.mtimeNs !== this.stat.mtimeNs || now.size !== this.stat.size) return true;
-    if (journaledHash === null || nowNs() - this.stat.mtimeNs > RACY_WINDOW_NS) return false;
-    return hashFileSync(this.#procPath()) !== journaledHash;
+    return now.mtimeNs !== this.stat.mtimeNs || now.size !== this.stat.size;
   }
 
   /**
