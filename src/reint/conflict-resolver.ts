@@ -665,8 +665,9 @@ export class ConflictResolver {
       db.rewriteLml([], viaLinks.map((x) => x.seq));
     };
     // In one transaction from here: a process killed in between leaves the pending records as they were (they
-    // are what the next start sees of the local changes), never the object's row saying the local content is the
-    // server's with nothing pending (then a fetch put the server's content over it: chaos s45 seed 9291, c1).
+    // are what the next start sees of the local changes), never those records dropped while the object's row
+    // still holds the local content as if the server had it (then a fetch put the server's content over it, and
+    // the local write was on no node: chaos s45 seed 9291, c1).
     db.batch(() => {
       if (!atEnd) dropPending();
       // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
