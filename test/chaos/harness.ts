@@ -404,7 +404,19 @@ export function historyAcrossMoves(at: (path: string) => readonly PathEvent[], n
     // that moved: it counts too (chaos s46 seed 9221: c2 removed a.txt, the server chmodded it, having seen
     // neither that nor c1's move of its directory; it came back lawfully at c1's name, reported as a resurrection).
     const concurrent = before.slice(l + 1).filter((e) => e.type === 'touch' && e.node !== leave.node);
-    return [...evs.slice(0, a), ...before.slice(0, l), ...concurrent, ...evs.slice(a + 1)];
+    // So is the move itself when another node had removed the content there before it: the mover had not seen the
+    // removal, and a move concurrent with a removal may keep the object as a change does (the server's move of a
+    // file a client removed off line brings it back: test/long/removed-with-dir.test.ts; chaos s46 seed 9224).
+    let lastArrive = -1;
+    for (let i = l - 1; i >= 0; i--) {
+      if (before[i]!.type === 'arrive') {
+        lastArrive = i;
+        break;
+      }
+    }
+    const racedRemoval = before.slice(lastArrive + 1, l).some((e) => e.type === 'depart' && e.node !== leave.node);
+    const moved: PathEvent[] = racedRemoval ? [{ k: leave.k, node: leave.node, type: 'touch' }] : [];
+    return [...evs.slice(0, a), ...before.slice(0, l), ...moved, ...concurrent, ...evs.slice(a + 1)];
   }
   return evs;
 }
