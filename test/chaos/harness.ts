@@ -15,7 +15,7 @@
 //      replaced (the harness reads what a node holds right before it changes or removes it) is still in the
 //      server's final tree, at some name or in a conflict copy;
 //   4. nothing deleted comes back: a content removed from a name (unlink, rename away, rm -r) is not at that
-//      name at the end unless an operation put it back or changed it concurrently (see undoneDeparture);
+//      name at the end unless an operation put it back, or changed or moved it concurrently (see undoneDeparture);
 //   5. no resync happened (unless allowResync), no client holds LML records, none has reintegration pending;
 //   6. conflict copies stay few (no copies of copies exploding).
 // An operation that races the daemon (it applied a forwarded record between our look and our change) is
