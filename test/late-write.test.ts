@@ -3,7 +3,8 @@
 // a write in between went into the inode being replaced, which no name held afterwards, and capture never saw it.
 // Chaos s44 seed 9222: c1 truncated beta/h, one of 13 names of an inode, while the server's write of another name
 // was being applied there (a link of the new file renamed over each name in turn); the truncate was on no node.
-// Each test fails without HeldFile (src/apply/late-write.ts): nothing held the old inode, so nothing kept it.
+// Tests 1-3 fail without HeldFile (src/apply/late-write.ts): nothing held the old inode, so nothing kept it. Test 4
+// guards against the opposite: nothing written in that moment, nothing kept.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, ftruncateSync, linkSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
@@ -105,8 +106,8 @@ test('a local write landing while a peer\'s removal of the file is applied bring
 });
 
 test('nothing written in the moment of the apply: nothing is kept, for writes and removals alike', async (t) => {
-  // Guards the check itself: the file was written a moment before (its times within the racy window), and the
-  // apply path replaced or removed it without anything landing in between.
+  // Guards the check itself: the files were written a moment before, and the apply path replaced or removed them
+  // with nothing landing in between.
   const { root, db, rec, apply } = fixture(t);
   writeFileSync(join(root, 'w'), 'version 1\n');
   writeFileSync(join(root, 'u'), 'version 1\n');
