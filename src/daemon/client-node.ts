@@ -45,7 +45,7 @@ import type { AdoptSummary } from './adopt-plan.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
 import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
-import type { AttrSetting } from '#policy/attr-policy.js';
+import { modeChange, type AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
@@ -714,7 +714,8 @@ export class ClientNode {
       skipRefused(db, sent, peer, this.#o.clock.now());
       return;
     }
-    if (r.mode !== sent.mode) this.log.warn({ tid: formatTid(sent.tid), path: r.path, mode: sent.mode.toString(8), applied: r.mode.toString(8) }, 'set-id bits from a peer dropped');
+    const mode = modeChange(r.kind, sent.mode, r.mode);
+    if (mode !== null) this.log[mode.warn ? 'warn' : 'info']({ tid: formatTid(sent.tid), path: r.path, mode: sent.mode.toString(8), applied: r.mode.toString(8) }, mode.message);
     const namesOf = (x: KmlRecord): string[] => {
       const here = db.objectByFid(x.fid)?.path;
       return [x.path, ...(x.newPath === null ? [] : [x.newPath]), ...(here === undefined ? [] : [here])];

@@ -16,7 +16,7 @@ import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { linkGroupsApart } from './link-groups.js';
 import { confine } from '#apply/confine.js';
 import { parseWireEntry } from '#net/protocol/wire-record.js';
-import type { AttrPolicy } from '#policy/attr-policy.js';
+import { modeChange, type AttrPolicy } from '#policy/attr-policy.js';
 import { noteRefused } from './client-attrs.js';
 import { join } from 'node:path';
 import { parseNext } from '#net/protocol/lag-fields.js';
@@ -689,7 +689,8 @@ function admit(ctx: PlaceContext, e: SnapshotEntry, checkedDirs?: Set<string>): 
       if (ctx.fresh && d.db.objectByPath(e.linkOf)?.type !== 'file') throw IntersyncError.BAD_PATH(e.path, `hard link to ${e.linkOf}, which is not a file here`);
     }
     const draft = d.apply.localize(draftOf(e, d.serverNode as NodeId, d.clock.now()), ctx.policy);
-    if (draft.mode !== e.mode) d.log.warn({ path: e.path, mode: e.mode.toString(8), applied: draft.mode.toString(8) }, 'set-id bits from a peer dropped');
+    const mode = modeChange(draft.kind, e.mode, draft.mode);
+    if (mode !== null) d.log[mode.warn ? 'warn' : 'info']({ path: e.path, mode: e.mode.toString(8), applied: draft.mode.toString(8) }, mode.message);
     return draft;
   } catch (err) {
     // In a fresh copy a missing parent is one refused here (or sent out of order): its entries are refused too.

@@ -24,6 +24,7 @@ import { Transfers, type TransferHandle } from '#core/transfers.js';
 import { WireBytes } from './wire-bytes.js';
 import type { SnapshotEntry } from './peer-client.js';
 import { TokenTable, type TokenScopeMode } from '#policy/token-table.js';
+import { modeChange } from '#policy/attr-policy.js';
 import { ContentReader } from './content-cache.js';
 import { throttled, writeLimited, type RateLimit } from './rate-limit.js';
 import { ConnectionGuard, DEFAULT_LIMITS, RateLimitedLog, type EdgeLimits } from './edge-guard.js';
@@ -758,7 +759,8 @@ export class FilesetServer {
         if (d.path !== sent.path || d.newPath !== sent.newPath) {
           log.info({ seq: d.seq.toString(), kind: d.kind, path: sent.path, newPath: sent.newPath ?? undefined, here: d.path, newHere: d.newPath ?? undefined }, 'placed at this node\'s names of its objects');
         }
-        if (d.mode !== sent.mode) log.warn({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, 'set-id bits from a peer dropped');
+        const mode = modeChange(d.kind, sent.mode, d.mode);
+        if (mode !== null) log[mode.warn ? 'warn' : 'info']({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, mode.message);
         const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
         // Check right before the change, in the same tick as the commit: nothing can slip in between.
         const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node));

@@ -75,6 +75,19 @@ export function localAttrs<T extends RecordDraft>(d: T, p: AttrPolicy, o: { self
 }
 
 /**
+ * What the log says when a peer's mode `sent` is applied here as `applied` (null when equal): set-id bits the
+ * policy drops (a warning: the peer asked for them), or, for a hard link, the mode of the inode it joins (a link
+ * changes no attributes; the inode's mode here stands). Before, both were logged as set-id bits dropped, for
+ * modes that had none (664 applied as 600).
+ */
+export function modeChange(kind: string, sent: number, applied: number): { readonly message: string; readonly warn: boolean } | null {
+  if (sent === applied) return null;
+  if ((sent & ~SETID_BITS) === applied) return { message: 'set-id bits from a peer dropped', warn: true };
+  if (kind === 'link') return { message: 'a hard link from a peer takes the mode of the inode it joins here', warn: false };
+  return { message: 'a peer\'s mode applied otherwise here', warn: true };
+}
+
+/**
  * Why the symlink at `path` (relative to the tree) pointing at `target` is not safe, or null when
  * it stays inside the tree: an absolute target, or one whose `..` climb above the tree's root
  * from the link's directory (rsync's --safe-links rule, computed on the text alone).
