@@ -344,17 +344,15 @@ export class ApplyPath {
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'unlink') {
       const row = this.#d.db.objectByFid(d.fid);
       const at = join(this.#d.root, d.path);
-      held = row?.type === 'file' && row.ino !== null ? HeldFile.open(at) : null;
-      const pre = row?.type === 'file' && row.ino !== null ? held?.stat ?? lstatOrNull(at) : null;
+      const file = row?.type === 'file' && row.ino !== null ? row : undefined;
+      // Not a removal of one name of an inode with others: what is written through them stays theirs.
+      const holds = file !== undefined && !(d.kind === 'unlink' && this.#d.db.objectsByIno(file.ino!).length > 1);
+      held = holds ? HeldFile.open(at) : null;
+      const pre = file !== undefined ? held?.stat ?? lstatOrNull(at) : null;
       if (row !== undefined && pre !== null && (pre.ino !== row.ino || pre.mtimeNs !== row.mtimeNs || pre.ctimeNs !== row.ctimeNs)) {
         held?.close();
         if (staged !== null) rmSync(staged.file, { force: true });
         throw IntersyncError.CONFLICT(d.path, 'written here since it was journaled; retried once capture has journaled it');
-      }
-      // A removal of one name of an inode with others: what is written through them stays theirs.
-      if (d.kind === 'unlink' && row?.ino !== null && row?.ino !== undefined && this.#d.db.objectsByIno(row.ino).length > 1) {
-        held?.close();
-        held = null;
       }
     }
     try {
