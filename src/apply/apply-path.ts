@@ -381,7 +381,7 @@ export class ApplyPath {
     let consumed = false;
     let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
     const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
-    let swappedFrom: string | null = null; // and the inode they had
+    let replacedIno: string | null = null; // the inode the new file replaced at its names
     let inPlace = false;
     let version: PendingVersion | null = null;
     try {
@@ -438,7 +438,7 @@ export class ApplyPath {
                 this.#d.guard.hold(x.path);
                 swapped.push(x);
               }
-              swappedFrom = existing.ino;
+              replacedIno = existing.ino;
               others.forEach((x, i) => renameSync(tmps[i]!, join(this.#d.root, x.path)));
               renameSync(staged.file, abs);
               consumed = true;
@@ -464,6 +464,12 @@ export class ApplyPath {
           const old = existing?.type === 'file' && (existing.size >= DELTA_THRESHOLD || version !== null) ? this.#keepAside(abs) : null;
           renameSync(staged.file, abs);
           consumed = true;
+          // A name removed here whose inode lives on in this one (FilesetDb#removedLinkIno) follows it to the new
+          // file, as it does when the inode has several names: on the server it is a name of the file written.
+          // Before, the note kept the old inode, and the next link to the removed name was placed as a file of
+          // its own: one file on the server, two here, for good (chaos s49 seed 9255;
+          // test/long/link-removed-written.test.ts).
+          if (existing?.type === 'file') replacedIno = existing.ino;
           // The old version's blocks are freed by the thread pool, after this: freeing a GiB took the rename a second.
           if (old !== null) this.#freeOld(old, version);
           break;
@@ -535,7 +541,7 @@ export class ApplyPath {
             const now = lstatOrNull(join(this.#d.root, x.path));
             if (now !== null && st !== null && now.ino === st.ino) this.#d.db.setIdentity(x.fid, appliedIdentity(now));
           }
-          if (swappedFrom !== null && st !== null) this.#d.db.inodeReplaced(swappedFrom, st.ino);
+          if (replacedIno !== null && st !== null) this.#d.db.inodeReplaced(replacedIno, st.ino);
         });
         metrics().applied(1);
         version?.committed();

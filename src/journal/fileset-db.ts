@@ -739,7 +739,7 @@ export class FilesetDb {
     return all[fid] ?? null;
   }
 
-  /** The names of inode `from` that files took over with their content now hold inode `to` (ApplyPath, a linked file's new content): so do the names removed here that it had. */
+  /** The names of inode `from` that a new file took over with its content now hold inode `to` (ApplyPath, a peer's write): so do the names removed here that it had. */
   inodeReplaced(from: string, to: string): void {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     const moved = Object.keys(all).filter((fid) => all[fid] === from);
