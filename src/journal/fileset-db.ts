@@ -163,6 +163,7 @@ export class FilesetDb {
       kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
       kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
       kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
+      kmlNamingChange: db.prepare(`SELECT 1 FROM kml WHERE tid > ? AND tid <= ? AND (fid = ? OR links LIKE ?) AND kind NOT IN ('write', 'truncate', 'setattr') LIMIT 1`),
       kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
       kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
       kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
@@ -202,6 +203,7 @@ export class FilesetDb {
       conflictResolve: db.prepare("UPDATE conflicts SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ?"),
       lmlRewrite: db.prepare(`UPDATE lml SET kind = @kind, path = @path, new_path = @newPath, target = @target, mode = @mode, uid = @uid,
                               gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash, parent = @parent, target_fid = @targetFid WHERE seq = @seq`),
+      lmlPreVersion: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
       lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
       lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
       lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
@@ -518,6 +520,13 @@ export class FilesetDb {
     });
   }
 
+  /** A pending record made against `version` from now on (Reintegrator#moveRebased). */
+  rebaseLml(seq: bigint, version: Tid): void {
+    this.#transaction(() => {
+      this.#st.lmlPreVersion!.run(version, seq);
+    });
+  }
+
   /**
    * The pending content and attribute changes of one name of a hard-linked file become another name's
    * (`heir`, at its path, made against its version): the server removes the first name, and what was
@@ -644,6 +653,16 @@ export class FilesetDb {
   lastVersionOf(fid: Fid, after: Tid, before: Tid): KmlRecord | undefined {
     const r = this.#st.kmlLastOfName!.get(after, before, fid, `%"${fid}"%`) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
+  }
+
+  /**
+   * Every record that gave `fid` a version after `after`, up to `upTo`, changed content or attributes only (of the
+   * object, or through another name of its inode), and the journal still holds them all: a move made against
+   * `after` meets none of them (Reintegrator, a pending move made against it).
+   */
+  onlyContentSince(fid: Fid, after: Tid, upTo: Tid): boolean {
+    if (after < this.firstKeptTid - 1n || upTo <= after) return false;
+    return this.#st.kmlNamingChange!.get(after, upTo, fid, `%"${fid}"%`) === undefined;
   }
 
   /** Server side: the first change of `fid`'s content or attributes after `tid` that `origin` did not make. */
@@ -1392,7 +1411,12 @@ export class FilesetDb {
             this.#st.movePath!.run(moved, child.fid);
           }
         }
-        this.#replace(o, { ...o, path: to, version, mode: d.mode, uid: d.uid, gid: d.gid, mtimeMs: d.mtimeMs });
+        // A move changes the name only: the object keeps its attributes, as the disk does (the apply path renames,
+        // nothing more). A record's attributes are its origin's at the move: a chmod made with it (capture journals
+        // it as a setattr after the move: Reconciler#compare), or older ones when the move was rebased over a
+        // peer's chmod. Before, the row took them and the disk did not: journal and disk differed for good, and the
+        // next compare with a peer's digest resynced ("other mode").
+        this.#replace(o, { ...o, path: to, version });
         return null;
       }
       case 'unlink':
