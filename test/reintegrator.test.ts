@@ -73,7 +73,7 @@ async function reintegrate(l: Local, answer: (r: LmlRecord, accept: () => Answer
   };
   let stuck = 0;
   const reint = new Reintegrator({
-    db: l.db, client: server as unknown as PeerClient, root: l.root, node: l.node, serverNode: () => 'ffffffffffffffff', log: pino({ level: 'silent' }),
+    db: l.db, client: server as unknown as PeerClient, root: l.root, node: l.node, serverNode: () => 'ffffffffffffffff', log: pino({ level: process.env.RLOG ?? 'silent' }),
     clock: systemClock, debug: 0, scopeMode: () => 'fileset', leaseMs: () => 30_000, blockMaps: new BlockMapCache(),
     onStuck: () => {
       stuck++;
@@ -172,4 +172,50 @@ test('a pending create that names a version (a bug elsewhere) is set right befor
     return accept();
   });
   assert.equal(db.lmlCount(), 0, 'the create was accepted');
+});
+
+test('a pending move made against a version a later write replaced (its rebase missed) is made against the current one before it is sent', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#moveRebased: the server refused the move as made against an older version three
+  // times, and the client resynced (chaos s49 seed 9258, c3: a move pending while the server wrote the file
+  // through another name of its inode).
+  const l = fileset(t);
+  const { db, node } = l;
+  const server = 'ffffffffffffffff' as NodeId;
+  const fid = makeFid(server, 1n);
+  writeFileSync(join(l.root, 'f'), 'made on the server\n');
+  const base = { fid, newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
+  db.commitRemote([{ record: { ...base, kind: 'create', path: 'f', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
+  renameSync(join(l.root, 'f'), join(l.root, 'g'));
+  db.commitLocal([{ draft: { ...base, kind: 'rename', path: 'f', newPath: 'g', preVersion: asTid(0x10n), origin: node }, identity: null }]);
+  // The server's write of the file, applied here with the pending move's rebase missed.
+  db.commitRemote([{ record: { ...base, kind: 'write', path: 'g', preVersion: asTid(0x10n), hash: 'b'.repeat(64), tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
+  assert.equal(db.objectByFid(fid)?.version, asTid(0x11n), 'the object holds the write\'s version');
+  assert.equal(db.readLml(0n, 10)[0]?.preVersion, asTid(0x10n), 'the move is made against the older one');
+  const got: string[] = [];
+  const stuck = await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} ${r.path} -> ${r.newPath ?? ''} @${r.preVersion}`);
+    return r.preVersion === asTid(0x11n) ? accept() : refusal(r, IntersyncError.CONFLICT(r.path, 'made against version 0x10, current is 0x11'));
+  });
+  assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
+  assert.deepEqual(got, ['rename f -> g @17'], 'the move went once, made against the write\'s version');
+});
+
+test('a pending move made against a version another move replaced is sent as it is', { timeout: 30_000 }, async (t) => {
+  // Guards Reintegrator#moveRebased: two moves meet, and only content changes are passed over.
+  const l = fileset(t);
+  const { db, node } = l;
+  const server = 'ffffffffffffffff' as NodeId;
+  const fid = makeFid(server, 1n);
+  writeFileSync(join(l.root, 'f'), 'made on the server\n');
+  const base = { fid, newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
+  db.commitRemote([{ record: { ...base, kind: 'create', path: 'f', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
+  renameSync(join(l.root, 'f'), join(l.root, 'g'));
+  db.commitLocal([{ draft: { ...base, kind: 'rename', path: 'f', newPath: 'g', preVersion: asTid(0x10n), origin: node }, identity: null }]);
+  db.commitRemote([{ record: { ...base, kind: 'rename', path: 'g', newPath: 'h', preVersion: asTid(0x10n), tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
+  const got: string[] = [];
+  await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} @${r.preVersion}`);
+    return accept();
+  });
+  assert.deepEqual(got, ['rename @16'], 'sent as made, against the version before the other move');
 });

@@ -251,7 +251,7 @@ export class Reintegrator {
     // The names this batch makes ahead of each record: the server has them when it reaches it.
     const ahead = new Set<Fid>();
     for (const r0 of lml) {
-      const r = this.#sound(r0);
+      const r = this.#moveRebased(this.#sound(r0));
       const { record, payload } = await this.#withContent(r, ahead);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
       if (batch.length > 0 && bytes + frame.length > maxBytes) break;
@@ -413,6 +413,25 @@ export class Reintegrator {
     if (!['create', 'mkdir', 'symlink', 'link'].includes(r.kind) || r.preVersion === NO_VERSION) return r;
     this.#d.log.error({ seq: r.seq.toString(), kind: r.kind, path: r.path, preVersion: formatTid(r.preVersion) }, 'a pending record that makes an object named a version; set to none (this is a bug)');
     return { ...r, preVersion: NO_VERSION }; // as sent; the record leaves the LML once accepted
+  }
+
+  /**
+   * A pending move made against a version of its object older than the one this node holds, where every record
+   * since changed content or attributes only (a peer's write or chmod, through any name of the inode): made
+   * against the one it holds, in the LML too. A change of content does not meet a move; the stream's records
+   * rebase a pending move so as they apply (FilesetDb, KmlRecord.links), and where one was missed the server
+   * refused the move three times as made against an older version, and the client resynced (chaos s49 seed
+   * 9258, c3; test/reintegrator.test.ts).
+   */
+  #moveRebased(r: LmlRecord): LmlRecord {
+    if (r.kind !== 'rename' || r.preVersion === NO_VERSION) return r;
+    const db = this.#d.db;
+    const o = db.objectByFid(r.fid);
+    if (o === undefined || o.version === NO_VERSION || o.version <= r.preVersion || !db.onlyContentSince(r.fid, r.preVersion, o.version)) return r;
+    const next = { ...r, preVersion: o.version };
+    db.rebaseLml(r.seq, o.version);
+    this.#d.log.info({ seq: r.seq.toString(), path: r.path, newPath: r.newPath ?? undefined, was: formatTid(r.preVersion), now: formatTid(o.version) }, 'a pending move made against an older version, only content changed since: made against the current one');
+    return next;
   }
 
   /** The pending record a refusal names, at the server's name of its object, when the server refused it for its name alone. */
