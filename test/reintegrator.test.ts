@@ -219,3 +219,34 @@ test('a pending move made against a version another move replaced is sent as it 
   });
   assert.deepEqual(got, ['rename @16'], 'sent as made, against the version before the other move');
 });
+
+test('a pending move of a name the server wrote through another name of its inode, grouped apart here (its row left as it was), is made against the write\'s version', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#moveRebased reading the journal, not the row alone: chaos s49 seed 9252, c1 (the
+  // server's writes through epsilon/e named gamma/sub/b.txt, a file of its own here; its pending move was refused
+  // three times as made against 0x45, current 0x80, and the client resynced).
+  const l = fileset(t);
+  const { db, node } = l;
+  const server = 'ffffffffffffffff' as NodeId;
+  const c = makeFid(server, 1n);
+  const d = makeFid(server, 2n);
+  writeFileSync(join(l.root, 'c'), 'made on the server\n');
+  writeFileSync(join(l.root, 'd'), 'made on the server\n');
+  const base = { newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
+  db.commitRemote([{ record: { ...base, fid: c, kind: 'create', path: 'c', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
+  db.commitRemote([{ record: { ...base, fid: d, kind: 'create', path: 'd', preVersion: NO_VERSION, tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
+  renameSync(join(l.root, 'd'), join(l.root, 'e'));
+  db.commitLocal([{ draft: { ...base, fid: d, kind: 'rename', path: 'd', newPath: 'e', preVersion: asTid(0x11n), origin: node }, identity: null }]);
+  // The server's write through c, which names d too (one inode there): here d's row keeps its version.
+  const raw = new Database(l.dbFile);
+  raw.prepare('INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid, mtime_ms, size, hash, origin, time, digest, links) VALUES (?, \'write\', ?, \'c\', NULL, NULL, ?, ?, 420, 0, 0, 1000, 19, ?, ?, 1, ?, ?)')
+    .run(0x12n, c, 0x10n, 0x12n, 'b'.repeat(64), server, '0'.repeat(64), JSON.stringify([c, d]));
+  raw.close();
+  assert.equal(db.objectByFid(d)?.version, asTid(0x11n), 'd\'s row keeps its version');
+  const got: string[] = [];
+  const stuck = await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} ${r.path} -> ${r.newPath ?? ''} @${r.preVersion}`);
+    return r.preVersion === asTid(0x12n) ? accept() : refusal(r, IntersyncError.CONFLICT(r.path, 'made against version 0x11, current is 0x12'));
+  });
+  assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
+  assert.deepEqual(got, ['rename d -> e @18'], 'the move went once, made against the write\'s version');
+});

@@ -427,10 +427,17 @@ export class Reintegrator {
     if (r.kind !== 'rename' || r.preVersion === NO_VERSION) return r;
     const db = this.#d.db;
     const o = db.objectByFid(r.fid);
-    if (o === undefined || o.version === NO_VERSION || o.version <= r.preVersion || !db.onlyContentSince(r.fid, r.preVersion, o.version)) return r;
-    const next = { ...r, preVersion: o.version };
-    db.rebaseLml(r.seq, o.version);
-    this.#d.log.info({ seq: r.seq.toString(), path: r.path, newPath: r.newPath ?? undefined, was: formatTid(r.preVersion), now: formatTid(o.version) }, 'a pending move made against an older version, only content changed since: made against the current one');
+    if (o === undefined || o.version === NO_VERSION) return r;
+    // The server's version of it: the last record of the stream that named it, or the row's (this node's own
+    // change, accepted), whichever is later. By the journal, not the row alone: a record that named the object
+    // through another name of its inode may have left the row as it was (grouped otherwise here; chaos s49 seed
+    // 9252, c1).
+    const named = db.lastVersionOf(r.fid, r.preVersion, asTid(1n << 62n))?.tid ?? NO_VERSION;
+    const now = named > o.version ? named : o.version;
+    if (now <= r.preVersion || !db.onlyContentSince(r.fid, r.preVersion, now)) return r;
+    const next = { ...r, preVersion: now };
+    db.rebaseLml(r.seq, now);
+    this.#d.log.info({ seq: r.seq.toString(), path: r.path, newPath: r.newPath ?? undefined, was: formatTid(r.preVersion), now: formatTid(now) }, 'a pending move made against an older version, only content changed since: made against the current one');
     return next;
   }
 
