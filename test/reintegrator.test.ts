@@ -250,3 +250,29 @@ test('a pending move of a name the server wrote through another name of its inod
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.deepEqual(got, ['rename d -> e @18'], 'the move went once, made against the write\'s version');
 });
+
+test('a pending link whose target is gone, on an inode it shares here with a name the server knows, goes as a link to that name even when its row names an older inode', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#otherName reading the inode from the disk: by the row's (lagging) inode it found no
+  // other name and the link went as a file of its own, one file here and two on the server, for good (chaos s49
+  // seed 9245, c1: delta/c).
+  const l = fileset(t);
+  const { db, node } = l;
+  const server = 'ffffffffffffffff' as NodeId;
+  const g = makeFid(server, 1n);
+  const b = makeFid(server, 2n);
+  writeFileSync(join(l.root, 'g'), 'one file\n');
+  linkSync(join(l.root, 'g'), join(l.root, 'c'));
+  const ino = String(lstatSync(join(l.root, 'g')).ino);
+  const base = { newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 9, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
+  const identity = { ino, mtimeNs: 1n, ctimeNs: 1n, racy: true };
+  db.commitRemote([{ record: { ...base, fid: g, kind: 'create', path: 'g', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity }], server, 1);
+  // c: a link made here to b, a name removed since (b's row is gone); its row names an inode no longer on disk.
+  db.commitLocal([{ draft: { ...base, fid: makeFid(node, 1n), kind: 'link', path: 'c', target: 'b', targetFid: b, preVersion: NO_VERSION, origin: node }, identity: { ...identity, ino: '999999999' } }]);
+  const got: string[] = [];
+  const stuck = await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} ${r.path}${r.target === null ? '' : ` -> ${r.target}`}`);
+    return accept();
+  });
+  assert.equal(stuck, 0);
+  assert.deepEqual(got, ['link c -> g'], 'c goes as a link to g, the name of its inode here the server knows');
+});

@@ -22,7 +22,7 @@ import type { PeerClient } from '#net/peer-client.js';
 import { BODY_BUDGET_S, bodyLimit } from '#net/rate-limit.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { optimiseLml } from './lml-optimiser.js';
-import { EMPTY_SHA256 } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 export interface ReintegratorDeps {
@@ -586,8 +586,14 @@ export class Reintegrator {
    */
   #otherName(fid: Fid, ahead: ReadonlySet<Fid> = new Set(), not: Fid | null = null): ObjectRow | undefined {
     const o = this.#d.db.objectByFid(fid);
-    if (o?.type !== 'file' || o.ino === null) return undefined;
-    return linkOnDisk(this.#d.db, this.#d.root, o.ino, fid, (x) => x.fid !== not && (x.version !== NO_VERSION || ahead.has(x.fid)));
+    if (o?.type !== 'file') return undefined;
+    // The inode its name holds on disk: the row's may lag it (an apply or conflict step that gave the names of
+    // an inode a new one). Before, by the row's alone, a link whose row named the old inode found no other name
+    // and went as a file of its own while it shared an inode here with a name the server knows: one file here,
+    // two on the server, for good (chaos s49 seed 9245, c1: delta/c).
+    const ino = lstatOrNull(join(this.#d.root, o.path))?.ino ?? o.ino;
+    if (ino === null) return undefined;
+    return linkOnDisk(this.#d.db, this.#d.root, ino, fid, (x) => x.fid !== not && (x.version !== NO_VERSION || ahead.has(x.fid)));
   }
 
   /**
