@@ -126,6 +126,11 @@ export interface ChaosResult {
   readonly resyncs: number;
   /** Log lines "resync failed", all nodes. */
   readonly resyncFailures: number;
+  /**
+   * Digest differences a client explained by rescanning its own disk (its journal lagged it), all nodes: no
+   * resync, but each is a journal that fell behind its disk, so each is a note with its log line.
+   */
+  readonly digestRescans: number;
   /** Sum of status reint.refused over the clients at the end (a note, not a problem). */
   readonly refusedAtEnd: number;
   readonly contentsWritten: number;
@@ -1436,6 +1441,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   // ---- check 5: no resync, nothing left in any LML, nothing pending ----
   let resyncs = 0;
   let resyncFailures = 0;
+  let digestRescans = 0;
   let refusedAtEnd = 0;
   let conflictLogLines = 0;
   for (const n of nodes) {
@@ -1443,6 +1449,9 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     const msgs = lines.map(msgOf);
     const mine = msgs.filter((m) => m.includes('resyncing')).length;
     const failedHere = msgs.filter((m) => m.includes('resync failed')).length;
+    const rescans = lines.filter((l) => msgOf(l).includes('rescanning this node\'s disk'));
+    digestRescans += rescans.length;
+    for (const l of rescans.slice(0, 3)) notes.push(`${n.name}: digest differed, disk rescanned: ${l.slice(0, 300)}`);
     conflictLogLines += msgs.filter((m) => m.startsWith('conflict')).length;
     for (const l of lines) if (l.includes('"level":"error"')) notes.push(`${n.name} log: ${l.slice(0, 400)}`);
     const st = n.role === 'client' ? readStatus(n.dir) : undefined;
@@ -1494,7 +1503,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
     seed, summary, clients: clientCount, opsByKind: { ...ops.byKind }, skipped: ops.skipped, raced: ops.racedOps, cuts,
     offlinePeriods: counts.offline, kills: counts.clientKills + counts.serverKills, clientKills: counts.clientKills,
     serverKills: counts.serverKills, conflictCopies, nestedConflictCopies: nested, conflictLogLines, resyncs, resyncFailures,
-    refusedAtEnd, contentsWritten: ledger.contents.size, contentsLive: live, lostContents: lost.length, resurrected: back.size,
+    digestRescans, refusedAtEnd, contentsWritten: ledger.contents.size, contentsLive: live, lostContents: lost.length, resurrected: back.size,
     treeDifferences, converged, convergeMs, totalMs: Date.now() - t0, problems, notes,
   };
   try {
@@ -1516,7 +1525,7 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
 /** One line for a run: operations by kind, cuts, kills, conflict copies, resyncs, convergence, problems. */
 export function summaryLine(r: ChaosResult): string {
   const kinds = Object.entries(r.opsByKind).sort(([a], [b]) => a.localeCompare(b)).map(([k, v]) => `${k} ${v}`).join(', ');
-  return `seed ${r.seed}, ${r.clients} clients: ops {${kinds}} (${r.skipped} skipped, ${r.raced} raced), cuts ${r.cuts}, offline ${r.offlinePeriods}, kills ${r.clientKills}+${r.serverKills}, conflict copies ${r.conflictCopies}, resyncs ${r.resyncs}, ${r.converged ? `converged in ${r.convergeMs} ms` : `NOT converged after ${r.convergeMs} ms`}, tree diffs ${r.treeDifferences}, lost ${r.lostContents}, came back ${r.resurrected}, problems ${r.problems.filter((p) => !p.startsWith('  ')).length}, total ${Math.round(r.totalMs / 1000)} s`;
+  return `seed ${r.seed}, ${r.clients} clients: ops {${kinds}} (${r.skipped} skipped, ${r.raced} raced), cuts ${r.cuts}, offline ${r.offlinePeriods}, kills ${r.clientKills}+${r.serverKills}, conflict copies ${r.conflictCopies}, resyncs ${r.resyncs}, digest rescans ${r.digestRescans}, ${r.converged ? `converged in ${r.convergeMs} ms` : `NOT converged after ${r.convergeMs} ms`}, tree diffs ${r.treeDifferences}, lost ${r.lostContents}, came back ${r.resurrected}, problems ${r.problems.filter((p) => !p.startsWith('  ')).length}, total ${Math.round(r.totalMs / 1000)} s`;
 }
 
 /** The operations on the given names or on directories above them (renames of those directories included), last `limit`. */
