@@ -997,18 +997,36 @@ export class ClientNode {
     // again first, and what the rescan journals is sent, then the digests are compared again. Once per server
     // TID: a difference the rescan does not explain resyncs as before. Before, the node resynced at once (chaos
     // s50 seed 9250, c2: a chmod through one name; test/long/journal-lags-disk.test.ts).
+    if (this.#rescanning) return;
     if (this.#rescannedFor !== serverTid && this.capture.status().state === 'watching') {
       this.#rescannedFor = serverTid;
-      this.#diverged = null;
+      this.#rescanning = true;
       this.log.warn({ tid: formatTid(serverTid), server: want, here: formatDigest(db.digest) },
         'journal digest is not the server\'s with nothing pending: rescanning this node\'s disk before anything else');
       this.capture.rescan();
+      // Bounded, as before a resync (#resync): a tree that never goes quiet still gets its answer.
+      void Promise.race([this.capture.idle(), sleep(10_000, undefined, { ref: false })]).then(() => {
+        this.#rescanning = false;
+        // The rescan journaled what the disk holds (sent now, compared again at the next ping), or something
+        // else moved meanwhile: nothing more here. Else the difference is not this node's disk: resync.
+        if (this.#stopped || db.lmlCount() > 0 || db.lastRcvdOf(this.#serverNode()) !== serverTid || formatDigest(db.digest) === want) {
+          this.#diverged = null;
+          return;
+        }
+        this.#resyncDiverged(serverTid, want);
+      });
       return;
     }
+    this.#resyncDiverged(serverTid, want);
+  }
+
+  /** #checkDigest: the difference stands; resync (at most once a minute). */
+  #resyncDiverged(serverTid: Tid, want: string): void {
+    const now = this.#o.clock.monotonic();
     // At most one such resync a minute: a difference a resync cannot take away (a policy that keeps a mode
     // apart here) must not turn into a resync loop.
     if (this.#divergedResyncAt !== null && now - this.#divergedResyncAt < 60_000) return;
-    this.log.error({ tid: formatTid(serverTid), server: want, here: formatDigest(db.digest) },
+    this.log.error({ tid: formatTid(serverTid), server: want, here: formatDigest(this.db.digest) },
       'state differs from the server\'s at the same TID with nothing pending: resyncing the whole fileset');
     this.#diverged = null;
     this.#divergedResyncAt = now;
@@ -1019,8 +1037,9 @@ export class ClientNode {
   /** Names that left a hard-linked inode for the record being applied: the server's content of each is fetched after it. */
   readonly #leftToFetch: Fid[] = [];
   #diverged: { tid: Tid; since: number } | null = null;
-  /** The server TID at which a digest difference last had the disk rescanned (#checkDigest). */
+  /** The server TID at which a digest difference last had the disk rescanned, and whether that rescan runs (#checkDigest). */
   #rescannedFor: Tid | null = null;
+  #rescanning = false;
   #catchUpAt: number | null = null;
   #divergedResyncAt: number | null = null;
 
