@@ -603,7 +603,13 @@ export class ConflictResolver {
     // and renamed on the server came back as an empty file, and the client resynced ("state differs").
     const removal = local.find((x) => x.kind === 'unlink' || x.kind === 'rmdir');
     const type = o?.type ?? (removal?.kind === 'rmdir' ? 'dir' : removal?.target !== null && removal?.target !== undefined ? 'symlink' : 'file');
-    const base: RecordDraft = o !== undefined ? { ...r, mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : { ...local.at(-1)!, path: r.path };
+    // The server's attributes where the row holds a chmod made here (redone after the record, see below): the
+    // redo then changes the mode capture compares with, and journals it again. Before, the base took the local
+    // mode, a move kept it, the redo's chmod changed nothing capture could see, and the chmod never reached the
+    // server; the client differed from its digest and resynced, which lost it (chaos s51 seed 9261;
+    // test/long/chmod-moved.test.ts).
+    const attrs = o === undefined ? undefined : modeHere !== null ? { ...this.#serverAttrs(o, r), mtimeMs: o.mtimeMs } : { mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs };
+    const base: RecordDraft = attrs !== undefined ? { ...r, ...attrs } : { ...local.at(-1)!, path: r.path };
     const finalPath = r.kind === 'rename' ? r.newPath! : r.path;
     // A name removed here whose inode lives on here under another name (nothing written through either since)
     // comes back as a name of that inode, as on the server, not as a file of its own with the server's content:
@@ -974,6 +980,27 @@ export class ConflictResolver {
       time: this.#d.clock.now(), path, kind, policy: formatPolicy(this.#d.policy()), decision, remoteTid: r.tid as Tid, remoteNode: r.origin,
       kept, status, resolution,
     });
+  }
+
+  /**
+   * The server's mode and owner of `o` as its version left them: the last record of it (or through another name
+   * of its inode) that says them; a move says none (it keeps them, FilesetDb). `r`'s when the journal no longer
+   * holds one.
+   */
+  #serverAttrs(o: ObjectRow, r: KmlRecord): { mode: number; uid: number; gid: number } {
+    const db = this.#d.db;
+    let v = o.version;
+    for (let hops = 0; hops < 1000 && v !== NO_VERSION; hops++) {
+      const at = db.kmlAt(v);
+      if (at === undefined) break;
+      if (at.kind === 'rename' && at.fid === o.fid) {
+        v = at.preVersion;
+        continue;
+      }
+      if (at.fid === o.fid || (at.links ?? []).includes(o.fid)) return { mode: at.mode, uid: at.uid, gid: at.gid };
+      break;
+    }
+    return { mode: r.mode, uid: r.uid, gid: r.gid };
   }
 
   /** Keep a copy of a file in the conflicts folder (never replicated); returns its path. */
