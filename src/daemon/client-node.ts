@@ -1014,6 +1014,9 @@ export class ClientNode {
           return;
         }
         this.#resyncDiverged(serverTid, want);
+      }).catch((e: unknown) => {
+        this.#rescanning = false;
+        this.log.warn({ err: (e as Error).message }, 'rescan before a digest resync failed; the next ping decides');
       });
       return;
     }
