@@ -11,8 +11,8 @@ import { BlockMapCache } from '#apply/blocks.js';
 import { systemClock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
 import { makeFid, NO_VERSION, asTid, type Fid, type NodeId } from '#core/ids.js';
-import type { LmlRecord, RecordDraft } from '#core/record.js';
-import { FilesetDb } from '#journal/fileset-db.js';
+import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
+import { FilesetDb, type StatIdentity } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
 import { readFrames } from '#net/protocol/frames.js';
 import type { PeerClient, ReintResult } from '#net/peer-client.js';
@@ -174,28 +174,52 @@ test('a pending create that names a version (a bug elsewhere) is set right befor
   assert.equal(db.lmlCount(), 0, 'the create was accepted');
 });
 
+const SERVER = 'ffffffffffffffff' as NodeId;
+
+/** A record of the server's, as the stream brings it: attributes shared by the tests below, `tid` its own. */
+function serverRecord(r: Pick<KmlRecord, 'kind' | 'fid' | 'path'> & Partial<KmlRecord>, tid: bigint): KmlRecord {
+  return {
+    newPath: null, target: null, preVersion: NO_VERSION, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64),
+    origin: SERVER, time: 1, digest: '0'.repeat(64), originSeq: null, ...r, tid: asTid(tid), postVersion: asTid(tid),
+  };
+}
+
+/** Apply the server's record here as the stream does (no disk change: the test made the disk). */
+function fromServer(l: Local, r: Pick<KmlRecord, 'kind' | 'fid' | 'path'> & Partial<KmlRecord>, tid: bigint, identity: StatIdentity | null = null): void {
+  l.db.commitRemote([{ record: serverRecord(r, tid), identity }], SERVER, 1);
+}
+
+/** A pending local move of `fid` from `path` to `to` (done on disk here), made against `preVersion`. */
+function movedHere(l: Local, fid: Fid, path: string, to: string, preVersion: bigint): void {
+  renameSync(join(l.root, path), join(l.root, to));
+  const { tid: _t, postVersion: _p, digest: _d, originSeq: _o, ...draft } = serverRecord({ kind: 'rename', fid, path, newPath: to, preVersion: asTid(preVersion), origin: l.node }, 0n);
+  l.db.commitLocal([{ draft, identity: null }]);
+}
+
+/** What the fake server saw of each record, and the resyncs asked for; it accepts a move only made against `want`. */
+async function movesAgainst(l: Local, want: bigint): Promise<{ got: string[]; stuck: number }> {
+  const got: string[] = [];
+  const stuck = await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} ${r.path} -> ${r.newPath ?? ''} @${r.preVersion}`);
+    return r.kind !== 'rename' || r.preVersion === asTid(want) ? accept() : refusal(r, IntersyncError.CONFLICT(r.path, `made against version ${r.preVersion}, current is ${want}`));
+  });
+  return { got, stuck };
+}
+
 test('a pending move made against a version a later write replaced (its rebase missed) is made against the current one before it is sent', { timeout: 30_000 }, async (t) => {
   // Fails without Reintegrator#moveRebased: the server refused the move as made against an older version three
   // times, and the client resynced (chaos s49 seed 9258, c3: a move pending while the server wrote the file
   // through another name of its inode).
   const l = fileset(t);
-  const { db, node } = l;
-  const server = 'ffffffffffffffff' as NodeId;
-  const fid = makeFid(server, 1n);
+  const fid = makeFid(SERVER, 1n);
   writeFileSync(join(l.root, 'f'), 'made on the server\n');
-  const base = { fid, newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
-  db.commitRemote([{ record: { ...base, kind: 'create', path: 'f', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
-  renameSync(join(l.root, 'f'), join(l.root, 'g'));
-  db.commitLocal([{ draft: { ...base, kind: 'rename', path: 'f', newPath: 'g', preVersion: asTid(0x10n), origin: node }, identity: null }]);
+  fromServer(l, { kind: 'create', fid, path: 'f' }, 0x10n);
+  movedHere(l, fid, 'f', 'g', 0x10n);
   // The server's write of the file, applied here with the pending move's rebase missed.
-  db.commitRemote([{ record: { ...base, kind: 'write', path: 'g', preVersion: asTid(0x10n), hash: 'b'.repeat(64), tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
-  assert.equal(db.objectByFid(fid)?.version, asTid(0x11n), 'the object holds the write\'s version');
-  assert.equal(db.readLml(0n, 10)[0]?.preVersion, asTid(0x10n), 'the move is made against the older one');
-  const got: string[] = [];
-  const stuck = await reintegrate(l, (r, accept) => {
-    got.push(`${r.kind} ${r.path} -> ${r.newPath ?? ''} @${r.preVersion}`);
-    return r.preVersion === asTid(0x11n) ? accept() : refusal(r, IntersyncError.CONFLICT(r.path, 'made against version 0x10, current is 0x11'));
-  });
+  fromServer(l, { kind: 'write', fid, path: 'g', preVersion: asTid(0x10n), hash: 'b'.repeat(64) }, 0x11n);
+  assert.equal(l.db.objectByFid(fid)?.version, asTid(0x11n), 'the object holds the write\'s version');
+  assert.equal(l.db.readLml(0n, 10)[0]?.preVersion, asTid(0x10n), 'the move is made against the older one');
+  const { got, stuck } = await movesAgainst(l, 0x11n);
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.deepEqual(got, ['rename f -> g @17'], 'the move went once, made against the write\'s version');
 });
@@ -203,21 +227,13 @@ test('a pending move made against a version a later write replaced (its rebase m
 test('a pending move made against a version another move replaced is sent as it is', { timeout: 30_000 }, async (t) => {
   // Guards Reintegrator#moveRebased: two moves meet, and only content changes are passed over.
   const l = fileset(t);
-  const { db, node } = l;
-  const server = 'ffffffffffffffff' as NodeId;
-  const fid = makeFid(server, 1n);
+  const fid = makeFid(SERVER, 1n);
   writeFileSync(join(l.root, 'f'), 'made on the server\n');
-  const base = { fid, newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
-  db.commitRemote([{ record: { ...base, kind: 'create', path: 'f', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
-  renameSync(join(l.root, 'f'), join(l.root, 'g'));
-  db.commitLocal([{ draft: { ...base, kind: 'rename', path: 'f', newPath: 'g', preVersion: asTid(0x10n), origin: node }, identity: null }]);
-  db.commitRemote([{ record: { ...base, kind: 'rename', path: 'g', newPath: 'h', preVersion: asTid(0x10n), tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
-  const got: string[] = [];
-  await reintegrate(l, (r, accept) => {
-    got.push(`${r.kind} @${r.preVersion}`);
-    return accept();
-  });
-  assert.deepEqual(got, ['rename @16'], 'sent as made, against the version before the other move');
+  fromServer(l, { kind: 'create', fid, path: 'f' }, 0x10n);
+  movedHere(l, fid, 'f', 'g', 0x10n);
+  fromServer(l, { kind: 'rename', fid, path: 'g', newPath: 'h', preVersion: asTid(0x10n) }, 0x11n);
+  const { got } = await movesAgainst(l, 0x10n);
+  assert.deepEqual(got.map((x) => x.slice(x.indexOf('@'))), ['@16'], `sent once, against the version before the other move: ${got.join('; ')}`);
 });
 
 test('a pending move of a name the server wrote through another name of its inode, grouped apart here (its row left as it was), is made against the write\'s version', { timeout: 30_000 }, async (t) => {
@@ -225,28 +241,20 @@ test('a pending move of a name the server wrote through another name of its inod
   // server's writes through epsilon/e named gamma/sub/b.txt, a file of its own here; its pending move was refused
   // three times as made against 0x45, current 0x80, and the client resynced).
   const l = fileset(t);
-  const { db, node } = l;
-  const server = 'ffffffffffffffff' as NodeId;
-  const c = makeFid(server, 1n);
-  const d = makeFid(server, 2n);
+  const c = makeFid(SERVER, 1n);
+  const d = makeFid(SERVER, 2n);
   writeFileSync(join(l.root, 'c'), 'made on the server\n');
   writeFileSync(join(l.root, 'd'), 'made on the server\n');
-  const base = { newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 19, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
-  db.commitRemote([{ record: { ...base, fid: c, kind: 'create', path: 'c', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity: null }], server, 1);
-  db.commitRemote([{ record: { ...base, fid: d, kind: 'create', path: 'd', preVersion: NO_VERSION, tid: asTid(0x11n), postVersion: asTid(0x11n) }, identity: null }], server, 1);
-  renameSync(join(l.root, 'd'), join(l.root, 'e'));
-  db.commitLocal([{ draft: { ...base, fid: d, kind: 'rename', path: 'd', newPath: 'e', preVersion: asTid(0x11n), origin: node }, identity: null }]);
+  fromServer(l, { kind: 'create', fid: c, path: 'c' }, 0x10n);
+  fromServer(l, { kind: 'create', fid: d, path: 'd' }, 0x11n);
+  movedHere(l, d, 'd', 'e', 0x11n);
   // The server's write through c, which names d too (one inode there): here d's row keeps its version.
   const raw = new Database(l.dbFile);
   raw.prepare('INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid, mtime_ms, size, hash, origin, time, digest, links) VALUES (?, \'write\', ?, \'c\', NULL, NULL, ?, ?, 420, 0, 0, 1000, 19, ?, ?, 1, ?, ?)')
-    .run(0x12n, c, 0x10n, 0x12n, 'b'.repeat(64), server, '0'.repeat(64), JSON.stringify([c, d]));
+    .run(0x12n, c, 0x10n, 0x12n, 'b'.repeat(64), SERVER, '0'.repeat(64), JSON.stringify([c, d]));
   raw.close();
-  assert.equal(db.objectByFid(d)?.version, asTid(0x11n), 'd\'s row keeps its version');
-  const got: string[] = [];
-  const stuck = await reintegrate(l, (r, accept) => {
-    got.push(`${r.kind} ${r.path} -> ${r.newPath ?? ''} @${r.preVersion}`);
-    return r.preVersion === asTid(0x12n) ? accept() : refusal(r, IntersyncError.CONFLICT(r.path, 'made against version 0x11, current is 0x12'));
-  });
+  assert.equal(l.db.objectByFid(d)?.version, asTid(0x11n), 'd\'s row keeps its version');
+  const { got, stuck } = await movesAgainst(l, 0x12n);
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.deepEqual(got, ['rename d -> e @18'], 'the move went once, made against the write\'s version');
 });
@@ -256,18 +264,14 @@ test('a pending link whose target is gone, on an inode it shares here with a nam
   // other name and the link went as a file of its own, one file here and two on the server, for good (chaos s49
   // seed 9245, c1: delta/c).
   const l = fileset(t);
-  const { db, node } = l;
-  const server = 'ffffffffffffffff' as NodeId;
-  const g = makeFid(server, 1n);
-  const b = makeFid(server, 2n);
+  const g = makeFid(SERVER, 1n);
   writeFileSync(join(l.root, 'g'), 'one file\n');
   linkSync(join(l.root, 'g'), join(l.root, 'c'));
-  const ino = String(lstatSync(join(l.root, 'g')).ino);
-  const base = { newPath: null, target: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: 1000, size: 9, hash: 'a'.repeat(64), origin: server, time: 1, digest: '0'.repeat(64), originSeq: null };
-  const identity = { ino, mtimeNs: 1n, ctimeNs: 1n, racy: true };
-  db.commitRemote([{ record: { ...base, fid: g, kind: 'create', path: 'g', preVersion: NO_VERSION, tid: asTid(0x10n), postVersion: asTid(0x10n) }, identity }], server, 1);
+  const identity = { ino: String(lstatSync(join(l.root, 'g')).ino), mtimeNs: 1n, ctimeNs: 1n, racy: true };
+  fromServer(l, { kind: 'create', fid: g, path: 'g' }, 0x10n, identity);
   // c: a link made here to b, a name removed since (b's row is gone); its row names an inode no longer on disk.
-  db.commitLocal([{ draft: { ...base, fid: makeFid(node, 1n), kind: 'link', path: 'c', target: 'b', targetFid: b, preVersion: NO_VERSION, origin: node }, identity: { ...identity, ino: '999999999' } }]);
+  const { tid: _t, postVersion: _p, digest: _d, originSeq: _o, ...link } = serverRecord({ kind: 'link', fid: makeFid(l.node, 1n), path: 'c', target: 'b', targetFid: makeFid(SERVER, 2n), origin: l.node }, 0n);
+  l.db.commitLocal([{ draft: link, identity: { ...identity, ino: '999999999' } }]);
   const got: string[] = [];
   const stuck = await reintegrate(l, (r, accept) => {
     got.push(`${r.kind} ${r.path}${r.target === null ? '' : ` -> ${r.target}`}`);
