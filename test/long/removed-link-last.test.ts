@@ -1,0 +1,45 @@
+// Invariant: update beats delete, through hard links too. A client removes a name of a hard-linked file while
+// away; meanwhile the server writes the file through its other name and then removes that name, so the name the
+// client removed is the last one holding the write. The write survives at that name on every node, with no
+// resync (and the directory too, when the client removed it as well).
+//
+// Tests 2 and 4 fail without ConflictResolver#restoreRemoved bringing the removed directory back first: the step
+// gave up when the name's directory was gone here, the server refused the removal three times (update beats
+// delete), and the client resynced (chaos s53 seed 9242, c1: beta/deep/d.md).
+import assert from 'node:assert/strict';
+import { linkSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Farm, assertSettled, changeAway, comeBack, journaled, readOrNull } from '../farm.js';
+import { journalState } from '../helpers.js';
+
+for (const how of ['disconnected', 'stopped'] as const) {
+  for (const dirToo of [false, true]) {
+    test(`${how}: the client removes x/d${dirToo ? ' and x' : ''}, a link of a; the server writes a, then removes a; x/d keeps the write`, { timeout: 120_000 }, async (t) => {
+      const farm = await Farm.start(t, { clients: 1, prepare: (s) => {
+        writeFileSync(join(s, 'a'), 'made on the server\n');
+        mkdirSync(join(s, 'x'));
+      } });
+      const [c] = farm.clients as [string];
+      const s = farm.server;
+      await assertSettled(farm.all);
+      linkSync(join(c, 'a'), join(c, 'x', 'd'));
+      await assertSettled(farm.all);
+      await changeAway(farm, c, how, [
+        ['the removal', () => unlinkSync(join(c, 'x', 'd'))],
+        ...(dirToo ? [['the rmdir', () => rmdirSync(join(c, 'x'))] as const] : []),
+      ]);
+      const onServer = async (step: () => void): Promise<void> => {
+        const before = journalState(s).lastTid;
+        step();
+        await journaled(s, before);
+      };
+      await onServer(() => writeFileSync(join(s, 'a'), 'written on the server through a\n'));
+      await onServer(() => unlinkSync(join(s, 'a')));
+      await comeBack(farm, c, how);
+      await assertSettled(farm.all);
+      for (const d of farm.all) assert.equal(readOrNull(join(d, 'x', 'd')), 'written on the server through a\n', `${d}: x/d keeps the server's write`);
+      assert.deepEqual(farm.logMessages(c, /resyncing|does not apply/i), [], 'no resync');
+    });
+  }
+}
