@@ -127,8 +127,9 @@ export interface ChaosResult {
   /** Log lines "resync failed", all nodes. */
   readonly resyncFailures: number;
   /**
-   * Digest differences a client explained by rescanning its own disk (its journal lagged it), all nodes: no
-   * resync, but each is a journal that fell behind its disk, so each is a note with its log line.
+   * Rescans a client made of its own disk for a digest that differed from the server's with nothing pending, all
+   * nodes (ClientNode#checkDigest). One the rescan explains (the journal lagged the disk) ends without a resync;
+   * one it does not is followed by a resync, counted in `resyncs` too. Each is a note with its log line.
    */
   readonly digestRescans: number;
   /** Sum of status reint.refused over the clients at the end (a note, not a problem). */
