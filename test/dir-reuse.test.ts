@@ -16,6 +16,7 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
 import { NO_VERSION, type Fid, type NodeId } from '#core/ids.js';
@@ -44,6 +45,21 @@ async function journalIsDisk(dir: string, node: Node, what: string): Promise<voi
   const journaled = [...node.db.allObjects()].map((o) => o.path).sort();
   assert.deepEqual(journaled, onDisk, `${what}: the journal names what is on disk`);
   assert.equal(formatDigest(node.db.digest), formatDigest(disk.digest), `${what}: journal digest equals disk digest`);
+}
+
+/**
+ * Runs trials until the file system handed a removed directory's inode number to the next one made at least
+ * twice (at least 5 trials, at most 30), and returns how often it did. ext4 here does it at once; on another
+ * machine a removed directory's watch may keep its inode a moment longer (inotify drops its reference after
+ * a grace period), so trials that did not see it pause between the removal and the mkdir (`pause`), 0-120 ms.
+ */
+async function untilReused(trial: (i: number, pause: () => Promise<void>) => Promise<boolean>): Promise<number> {
+  let reused = 0;
+  for (let i = 0; i < 30 && (i < 5 || reused < 2); i++) {
+    const wait = i - reused < 3 ? 0 : 20 * ((i % 6) + 1);
+    if (await trial(i, () => sleep(wait))) reused++;
+  }
+  return reused;
 }
 
 /** A peer's records (a mkdir unless `over` says otherwise) applied through the node's apply path and journaled, as reintegration does. */
@@ -105,8 +121,7 @@ test('a peer\'s rmdir, then a peer\'s mkdir through the apply path: what is writ
   await withNode(t, async (dir, node) => {
     const p = (s: string): string => join(dir, s);
     const applied = peerApplier(node);
-    let reused = 0;
-    for (let i = 0; i < 5; i++) {
+    const reused = await untilReused(async (i, pause) => {
       applied({ path: `gone${i}` });
       await settle(node);
       const row = node.db.objectByPath(`gone${i}`)!;
@@ -114,13 +129,15 @@ test('a peer\'s rmdir, then a peer\'s mkdir through the apply path: what is writ
       // A peer removes the directory and makes another: the apply path does both, and the new directory
       // takes the removed one's inode number.
       applied({ kind: 'rmdir', fid: row.fid, path: `gone${i}`, preVersion: row.version });
+      await pause();
       applied({ path: `e${i}` });
-      if (statSync(p(`e${i}`)).ino === ino) reused++;
+      const same = statSync(p(`e${i}`)).ino === ino;
       await settle(node);
       writeFileSync(p(`e${i}/f`), `written here ${i}\n`);
       await settle(node);
       await journalIsDisk(dir, node, `trial ${i}, a write in the directory the peer made`);
-    }
+      return same;
+    });
     assert.ok(reused > 0, 'the case under test happened: a directory of the apply path took a freed inode number');
   });
 });
@@ -132,8 +149,7 @@ test('a peer renames a directory, removes it, makes another with its inode numbe
   await withNode(t, async (dir, node) => {
     const p = (s: string): string => join(dir, s);
     const applied = peerApplier(node);
-    let reused = 0;
-    for (let i = 0; i < 5; i++) {
+    const reused = await untilReused(async (i, pause) => {
       applied({ path: `a${i}` });
       await settle(node);
       const a = node.db.objectByPath(`a${i}`)!;
@@ -142,13 +158,15 @@ test('a peer renames a directory, removes it, makes another with its inode numbe
       const b = node.db.objectByPath(`b${i}`)!;
       const ino = statSync(p(`b${i}`)).ino;
       applied({ kind: 'rmdir', fid: b.fid, path: `b${i}`, preVersion: b.version });
+      await pause();
       applied({ path: `c${i}` });
-      if (statSync(p(`c${i}`)).ino === ino) reused++;
+      const same = statSync(p(`c${i}`)).ino === ino;
       await settle(node);
       writeFileSync(p(`c${i}/f`), `f ${i}\n`);
       await settle(node);
       await journalIsDisk(dir, node, `trial ${i}, a write in c`);
-    }
+      return same;
+    });
     assert.ok(reused > 0, 'the case under test happened: c took b\'s inode number');
   });
 });
