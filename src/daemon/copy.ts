@@ -105,9 +105,9 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
   const policy = d.apply.attrs;
   const snap = { ...raw, entries: raw.entries.map((e) => checkedEntry(d, e)).filter((e): e is SnapshotEntry => e !== null) };
   const earlier = pendingPutBack(d);
-  const { skip, putBack, entries } = protectLocal(d, snap.entries, tid, earlier);
+  const { skip, putBack, entries, here } = protectLocal(d, snap.entries, tid, earlier);
   try {
-    return await placeSnapshot(d, snap, tid, t0, t1, skip, putBack, entries, policy);
+    return await placeSnapshot(d, snap, tid, t0, t1, skip, putBack, entries, here, policy);
   } catch (e) {
     // Whatever was placed or not, the local versions saved above come back into the tree now (beside their
     // names), so a failed resync never holds them out of it; the next one places the rest.
@@ -122,7 +122,7 @@ export async function firstCopy(d: CopyDeps): Promise<CopyResult> {
 
 async function placeSnapshot(
   d: CopyDeps, snap: Snapshot, tid: Tid, t0: number, t1: number, skip: Set<string>, putBack: PutBack, entries: SnapshotEntry[],
-  policy: AttrPolicy,
+  here: (e: SnapshotEntry) => SnapshotEntry, policy: AttrPolicy,
 ): Promise<CopyResult> {
   const inSnap = new Set(snap.entries.map((e) => e.fid));
   // Leftovers of an interrupted copy of an older snapshot (not local creations, which have no version yet).
@@ -181,7 +181,7 @@ async function placeSnapshot(
   const p: CopyProgress = { files: 0, totalFiles: todo.length, bytes: 0, totalBytes: todo.reduce((n, e) => n + (e.size ?? 0), 0) };
   d.onProgress(p);
   const batches = batchesOf(todo);
-  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length, policy, apart };
+  const ctx: PlaceContext = { d, tid, fresh, p, skipped: snap.entries.length - todo.length, policy, apart, here, inSnap };
   // One request brings the content of many small files. The next batches' requests go out (the yield lets
   // them leave) before this batch is written, so the server reads them while this process writes.
   const inFlight: Array<Promise<Content>> = [];
@@ -215,7 +215,7 @@ async function placeSnapshot(
     writeback();
   }
   // Kept local changes of objects a moved directory did not bring to the server's name: kept beside instead.
-  const again = misplaced(d, skip, entries, putBack);
+  const again = misplaced(d, skip, entries.map(here), putBack);
   if (again.length > 0) {
     const content = await contentOf(d, again);
     for (const e of again) {
@@ -457,8 +457,9 @@ class WriterPipe {
 }
 
 /** A large file: staged on its own (block transfer), then placed. */
-async function placeLarge(ctx: PlaceContext, e: SnapshotEntry): Promise<void> {
+async function placeLarge(ctx: PlaceContext, entry: SnapshotEntry): Promise<void> {
   const { d } = ctx;
+  const e = ctx.here?.(entry) ?? entry;
   const draft = admit(ctx, e);
   if (draft === null) {
     ctx.skipped++;
@@ -520,6 +521,29 @@ interface PlaceContext {
   readonly policy: AttrPolicy;
   /** Files whose hard-link grouping here is not the server's (`linkGroupsApart`). */
   readonly apart: ReadonlySet<string>;
+  /** A resync's entry at its name here as it is placed (resync-protect's localNamer); none for a first copy. */
+  readonly here?: (e: SnapshotEntry) => SnapshotEntry;
+  /** A resync's snapshot, by fid. */
+  readonly inSnap?: ReadonlySet<string>;
+}
+
+/**
+ * A resync's entry goes to a name another object holds here: that one moves beside under a conflict name,
+ * with its pending records. A directory the server does not have (made here, or removed there) at the name
+ * of one of the server's is taken for it: it becomes the server's, and its entries follow.
+ */
+function freeName(ctx: PlaceContext, e: SnapshotEntry): void {
+  const { d, tid } = ctx;
+  const holder = d.db.objectByPath(e.path);
+  if (holder === undefined || holder.fid === e.fid) return;
+  if (holder.type === 'dir' && e.type === 'dir' && ctx.inSnap?.has(holder.fid) !== true) {
+    d.db.forget(holder.fid);
+    return;
+  }
+  const to = conflictName(e.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+  renameSync(join(d.root, e.path), join(d.root, to));
+  d.db.relocateLocal(holder.fid, to);
+  d.log.warn({ path: e.path, keptAs: to }, 'resync: a local object held this name; kept beside');
 }
 
 /**
@@ -528,9 +552,11 @@ interface PlaceContext {
  * content of a large file, staged already (consumed either way).
  */
 function place(
-  ctx: PlaceContext, e: SnapshotEntry, got: Inline | undefined, staged: Staged | null, checkedDirs?: Set<string>,
+  ctx: PlaceContext, entry: SnapshotEntry, got: Inline | undefined, staged: Staged | null, checkedDirs?: Set<string>,
 ): void {
   const { d, tid, p } = ctx;
+  // At its name here now: a directory above it may have moved since the resync began.
+  const e = ctx.here?.(entry) ?? entry;
   const version = asTid(BigInt(e.version));
   const drop = (): void => {
     if (staged !== null) rmSync(staged.file, { force: true });
@@ -557,6 +583,11 @@ function place(
       d.db.commitCopy(e.linkOf === null ? draft : { ...draft, kind: 'create', target: null }, version, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
       return;
     }
+    // Another object holds the name here: out of the way first, so that this one can come to it as it is (a
+    // directory moved with what it holds). Before, a directory of the server's kept with its pending move to
+    // this name was forgotten with its move, and this one, unable to move here, was removed once its pending
+    // entries were moved beside it.
+    freeName(ctx, e);
     if (mine !== undefined && mine.type === 'dir' && e.type === 'dir' && moveDir(d, mine.path, e.path)) {
       // Moved on the server: moved here too, with what it holds (local changes below it are not the server's to remove).
       const st = lstatOrNull(join(d.root, e.path));
@@ -568,17 +599,7 @@ function place(
       rmSync(join(d.root, mine.path), { recursive: true, force: true });
       d.db.forget(mine.fid);
     }
-    const holder = d.db.objectByPath(e.path);
-    if (holder !== undefined && holder.fid !== e.fid) {
-      if (holder.type === 'dir' && e.type === 'dir') {
-        d.db.forget(holder.fid); // the same directory on both sides: it becomes the server's (its entries follow)
-      } else {
-        const to = conflictName(e.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
-        renameSync(join(d.root, e.path), join(d.root, to));
-        d.db.relocateLocal(holder.fid, to);
-        d.log.warn({ path: e.path, keptAs: to }, 'resync: a local object held this name; kept beside');
-      }
-    }
+    freeName(ctx, e); // below the object this one was here (removed just above), or made there meanwhile
   }
   if (ctx.fresh && draft.kind === 'create' && staged === null) {
     const direct = directOf(draft, e, got);

@@ -27,7 +27,7 @@ export type PutBack = Array<[string, string]>;
  */
 export function protectLocal(
   d: Deps, snapshot: readonly SnapshotEntry[], tid: Tid, earlier: PutBack = [],
-): { skip: Set<string>; putBack: PutBack; entries: SnapshotEntry[] } {
+): { skip: Set<string>; putBack: PutBack; entries: SnapshotEntry[]; here: (e: SnapshotEntry) => SnapshotEntry } {
   const skip = new Set<string>();
   const putBack: PutBack = [...earlier];
   const byFid = new Map(snapshot.map((e) => [e.fid, e]));
@@ -85,14 +85,9 @@ export function protectLocal(
     d.db.forget(fid);
     d.log.warn({ path: o?.path, fid }, 'resync: a local object whose changes the server kept refusing is journaled again as new');
   }
-  return { skip, putBack, entries };
+  return { skip, putBack, entries, here: localNamer(d, snapshot, skip) };
 }
 
-/**
- * The snapshot's entries at their names here: a directory kept with a pending local rename (the server
- * will get it) holds the server's entries below its local name, so they are placed there, not at the
- * server's name (whose parent is not here).
- */
 /**
  * A directory kept here with its pending move into one that the server moved into it (b into a here, a into
  * b there): in this node's names the server's directory would go inside itself, and the resync would remove
@@ -129,27 +124,54 @@ function undoCycles(d: Deps, snapshot: readonly SnapshotEntry[], skip: Set<strin
   }
 }
 
+/**
+ * The snapshot's entries at their names here: a directory kept with a pending local rename (the server
+ * will get it) holds the server's entries below its local name, so they are placed there, not at the
+ * server's name (whose parent is not here).
+ */
 function localNames(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlySet<string>): SnapshotEntry[] {
-  const moves: Array<[string, string]> = [];
-  for (const e of snapshot) {
-    if (e.type !== 'dir' || !skip.has(e.fid)) continue;
-    const here = d.db.objectByFid(e.fid as Fid)?.path;
-    if (here !== undefined && here !== e.path) moves.push([e.path, here]);
-  }
-  moves.sort((a, b) => b[0].length - a[0].length); // the longest (deepest) prefix first
+  return snapshot.map(localNamer(d, snapshot, skip));
+}
+
+/**
+ * A snapshot entry at its name here now: below a directory kept with its pending move (in `skip`), at that
+ * directory's name here, and a hard link's other name likewise. Asked again for each entry as it is placed:
+ * the placement moves directories as it goes (moveDir, evacuate), and an entry below one of them goes where
+ * it went. Before, the names were taken once, before anything moved: an entry below a kept directory that
+ * `evacuate` had moved beside was placed at the old name ("parent … does not exist here"), the resync failed
+ * half-way again and again, and capture journaled the half-done tree (chaos seed 9269: a server file removed).
+ */
+export function localNamer(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlySet<string>): (e: SnapshotEntry) => SnapshotEntry {
+  const server = new Map(snapshot.map((e) => [e.fid, e]));
+  const byPath = new Map(snapshot.map((e) => [e.path, e]));
+  const dirs = snapshot.filter((e) => e.type === 'dir');
+  let seen: { relocations: number; skipped: number } | null = null;
+  let moves: Array<[string, string]> = [];
   const map = (p: string): string => {
     const m = moves.find(([from]) => isUnder(p, from));
     return m === undefined ? p : `${m[1]}${p.slice(m[0].length)}`;
   };
-  // A hard link's other name is the server's object at that path: kept here with its local changes (a
-  // pending rename of its own), it is where that object is here.
-  const byPath = new Map(snapshot.map((e) => [e.path, e]));
-  const linkOf = (p: string): string => {
-    const t = byPath.get(p);
-    const here = t !== undefined && skip.has(t.fid) ? d.db.objectByFid(t.fid as Fid)?.path : undefined;
-    return here ?? map(p);
+  return (entry) => {
+    if (seen === null || seen.relocations !== d.db.relocations || seen.skipped !== skip.size) {
+      moves = [];
+      for (const e of dirs) {
+        if (!skip.has(e.fid)) continue;
+        const here = d.db.objectByFid(e.fid as Fid)?.path;
+        if (here !== undefined && here !== e.path) moves.push([e.path, here]);
+      }
+      moves.sort((a, b) => b[0].length - a[0].length); // the longest (deepest) prefix first
+      seen = { relocations: d.db.relocations, skipped: skip.size };
+    }
+    const e = server.get(entry.fid) ?? entry;
+    // A hard link's other name is the server's object at that path: kept here with its local changes (a
+    // pending rename of its own), it is where that object is here.
+    const linkOf = (p: string): string => {
+      const t = byPath.get(p);
+      const here = t !== undefined && skip.has(t.fid) ? d.db.objectByFid(t.fid as Fid)?.path : undefined;
+      return here ?? map(p);
+    };
+    return { ...e, path: map(e.path), linkOf: e.linkOf === null ? null : linkOf(e.linkOf) };
   };
-  return snapshot.map((e) => ({ ...e, path: map(e.path), linkOf: e.linkOf === null ? null : linkOf(e.linkOf) }));
 }
 
 /** Keep the local content of `fid` (when it changed here) to put back beside `name`, and drop its pending records. */

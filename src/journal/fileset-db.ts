@@ -104,6 +104,7 @@ export class FilesetDb {
   readonly #st: Record<string, Statement>;
   #lastTid: Tid;
   #digest: bigint;
+  #relocations = 0;
   #fidSeq: bigint;
   #lmlSeq: bigint;
   #batching = false;
@@ -305,6 +306,14 @@ export class FilesetDb {
 
   get digest(): bigint {
     return this.#digest;
+  }
+
+  /**
+   * Counts the objects moved or forgotten by another hand than a record (relocateLocal, forget): a resync
+   * that maps names through directories it moves as it goes knows when to look at them again.
+   */
+  get relocations(): number {
+    return this.#relocations;
   }
 
   /** A new fid, unique across nodes; persisted with the next commit (an unused fid is harmless). */
@@ -1047,6 +1056,7 @@ export class FilesetDb {
     this.#transaction(() => {
       const o = this.objectByFid(fid);
       if (o === undefined) return;
+      this.#relocations++;
       for (const c of o.type === 'dir' ? this.objectsBelow(o.path) : []) {
         this.#st.remove!.run(c.fid);
         this.#st.lmlDropFid!.run(c.fid);
@@ -1067,6 +1077,7 @@ export class FilesetDb {
     this.#transaction(() => {
       const o = this.objectByFid(fid);
       if (o === undefined) return;
+      this.#relocations++;
       const from = o.path;
       const move = (p: string): string => (p === from ? to : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p);
       for (const c of o.type === 'dir' ? this.objectsBelow(from) : []) {
