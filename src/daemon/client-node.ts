@@ -685,6 +685,7 @@ export class ClientNode {
     if (sent.tid <= db.lastRcvdOf(peer)) return;
     if (sent.origin === db.meta.nodeId && sent.originSeq !== null) {
       db.acceptOwn(sent, peer, this.#o.clock.now());
+      this.#ownChangeThroughRemoved(sent);
       if (sent.kind === 'rmdir') this.#removeMadeAgain(sent);
       this.#settleOwnName(sent);
       // Our write went into an inode whose other names the server may hold apart (its `links`): they leave it
@@ -834,6 +835,30 @@ export class ClientNode {
       this.guard.release(o.path);
     }
     this.db.forget(o.fid);
+  }
+
+  /**
+   * Our own change of attributes through a name removed here since: the server set them on the inode, so on
+   * every name it links to it (`links`). Such a name here is a file of its own (a link to the removed name was
+   * placed as one, its target gone here), and takes them too, unless changed here since. Before, it kept the
+   * attributes of the link's time: the journals differed ("other mode") and the client resynced (chaos s53
+   * seed 9244: chmod, then rm, off line, while the server linked alpha/h to the name).
+   */
+  #ownChangeThroughRemoved(sent: KmlRecord): void {
+    const db = this.db;
+    if (sent.kind !== 'setattr' || sent.links === undefined || sent.links === null || db.objectByFid(sent.fid) !== undefined) return;
+    const r = this.apply.localize(sent);
+    for (const fid of sent.links) {
+      const x = fid === sent.fid ? undefined : db.objectByFid(fid);
+      if (x?.type !== 'file' || db.hasPendingLocal(x.fid) || (x.mode === r.mode && x.uid === r.uid && x.gid === r.gid)) continue;
+      const d: RecordDraft = { ...r, fid: x.fid, path: x.path, newPath: null, target: null, preVersion: x.version, size: x.size, hash: x.hash, mtimeMs: x.mtimeMs };
+      try {
+        this.apply.apply(d, null, (identity) => db.setAttrs(x.fid, d, identity));
+        this.log.info({ tid: formatTid(sent.tid), path: x.path, mode: r.mode.toString(8) }, 'our change of attributes through a name removed here: set on the name the server links to it');
+      } catch (e) {
+        this.log.warn({ path: x.path, err: (e as Error).message }, 'cannot set our change of attributes on a name the server links to it');
+      }
+    }
   }
 
   #linkAlign(): LinkAlignDeps {

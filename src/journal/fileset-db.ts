@@ -920,6 +920,23 @@ export class FilesetDb {
   }
 
   /**
+   * Client side: file `fid` now has the peer's attributes, set without a record of its own (a change the peer
+   * made to another name of its inode, which is not one inode with this name here). The version stays.
+   */
+  setAttrs(fid: Fid, a: Pick<RecordDraft, 'mode' | 'uid' | 'gid' | 'mtimeMs'>, identity: StatIdentity | null): void {
+    this.#transaction(() => {
+      const o = this.objectByFid(fid);
+      if (o === undefined || o.type !== 'file') throw new Error(`set attributes of ${fid}: no such file`);
+      const d: RecordDraft = {
+        kind: 'setattr', fid: o.fid, path: o.path, newPath: null, target: null, preVersion: o.version, mode: a.mode, uid: a.uid, gid: a.gid,
+        mtimeMs: a.mtimeMs, size: o.size, hash: o.hash, origin: this.meta.nodeId, time: 0,
+      };
+      this.#applyToObjects(d, o, o.version);
+      this.#setIdentity(d, identity);
+    });
+  }
+
+  /**
    * Client side: the server accepted one of our LML records and forwarded it
    * back with its TID. The disk and object table have the change already: drop
    * the LML record, take the TID as the object's version, rebase later local
