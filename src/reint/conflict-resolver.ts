@@ -80,8 +80,11 @@ export class ConflictResolver {
     await this.#object(r, redo);
     if (this.#applied) return { applied: redo };
     this.#missedVersion(r);
-    // Where the directory is here (the step may have left it where it is, `stay`).
-    if (r.kind === 'rmdir') this.#emptyForRmdir({ ...r, path: this.#d.db.objectByFid(r.fid)?.path ?? r.path });
+    // Where the directory is here (the step may have left it where it is, `stay`). Not here (removed here too):
+    // what holds its name here is another object, whose entries are not the removed directory's. Before, they
+    // were moved beside it as entries it gained (chaos s53 seed 9260; test/long/removed-both-taken.test.ts).
+    const dir = r.kind === 'rmdir' ? this.#d.db.objectByFid(r.fid) : undefined;
+    if (dir?.type === 'dir') this.#emptyForRmdir({ ...r, path: dir.path });
     return redo.length === 0 && !this.#touched ? null : redo;
   }
 
@@ -589,6 +592,16 @@ export class ConflictResolver {
     if (this.#toHeir(r, local)) return;
     const o = db.objectByFid(r.fid);
     const removedHere = o === undefined;
+    // Removed on both sides: the server's removal is the end, and the local one has nothing left to do (nor the
+    // object's other records here, which went with it). Nothing on disk moves; ClientNode keeps the record as
+    // the server's history. Before, the object's row was made again at the server's name to apply the removal
+    // to, and what held that name here meanwhile (a directory moved there, its make accepted already) went
+    // beside it for good: the names differed, a resync (chaos s53 seed 9260; test/long/removed-both-taken.test.ts).
+    if (removedHere && (r.kind === 'unlink' || r.kind === 'rmdir') && viaLinks.length === 0) {
+      db.dropLocal(r.fid);
+      this.#d.log.info({ path: r.path, tid: formatTid(r.tid) }, 'removed on both sides: the local removal is dropped');
+      return;
+    }
     const changed = [...local, ...viaLinks];
     const contentHere = changed.some((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'create');
     // Where a local move left the object is where it is here now, not the name its last rename record gives it:
