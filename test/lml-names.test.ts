@@ -193,3 +193,51 @@ test('moving a file aside into another directory rewrites its records older than
   assert.equal(recs[5]!.parent, d, 'b moves into d (at e)');
   assert.equal(db.objectByFid(a)?.path, 'e/a.aside');
 });
+
+test('moving aside a directory back at its name by a conflict step rewrites its own older records, not those made in the directory that had the name meanwhile', (t) => {
+  // Fails without the fix (#moveLmlEra: its own records naming the name follow it, before \`since\` too): L's
+  // own "mkdir gamma" stayed, older than S's departure from gamma, and shipped at a name L no longer had. A
+  // conflict step's moves (set aside, back at the name) are journaled nowhere, so the records cannot tell
+  // when L came back (chaos s53 seed 9242, c3, where such names went astray and the server set an object aside
+  // under another name than this node's: a resync).
+  const db = fresh(t);
+  // S: a directory the server has, at gamma.
+  const s = db.newFid();
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid: s, path: 'gamma', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+  const l = db.newFid();
+  const deep = db.newFid();
+  local(db, 'mkdir', l, 'gamma.x'); // L made here (kept beside gamma by an earlier conflict step, say)
+  local(db, 'mkdir', deep, 'gamma/deep'); // deep made in S, at gamma
+  local(db, 'rename', s, 'gamma', 'moved', asTid(1n)); // S moves away: the name gamma is free here
+  db.relocateLocal(l, 'gamma'); // L back at the name (ConflictResolver#reclaim)
+  assert.deepEqual(pending(db), ['mkdir gamma', 'mkdir gamma/deep', 'rename gamma -> moved']);
+  db.relocateLocal(l, 'gamma.c'); // and beside it again, for another server record
+  assert.deepEqual(pending(db), ['mkdir gamma.c', 'mkdir gamma/deep', 'rename gamma -> moved'], 'deep is made in S, which was at gamma then');
+  assert.equal(db.readLml(0n, 100)[1]!.parent, s, 'the record names its directory S by fid');
+  assert.equal(db.objectByFid(deep)?.path, 'moved/deep');
+});
+
+test('moving a directory aside leaves a name its records give in another directory, found elsewhere by fid, whatever their path says', (t) => {
+  // Fails without the fix (#moveLmlEra's `elsewhere`): "mkdir gamma/deep", whose directory by fid is S (at
+  // moved here), became "mkdir gamma.c/deep" because its path still began with gamma, and the next move of
+  // deep itself no longer found it. The stale path is set by hand here; in chaos s53 seed 9242 (c3) a conflict
+  // step's moves, which no record shows, left it so.
+  const db = fresh(t);
+  const s = db.newFid();
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid: s, path: 'moved', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+  const l = db.newFid();
+  const deep = db.newFid();
+  local(db, 'mkdir', l, 'gamma');
+  local(db, 'mkdir', deep, 'moved/deep');
+  const made = db.readLml(0n, 100)[1]!;
+  assert.equal(made.parent, s, 'journaled with its directory S');
+  db.rewriteLml([{ ...made, path: 'gamma/deep' }], []);
+  db.relocateLocal(l, 'gamma.c');
+  assert.deepEqual(pending(db), ['mkdir gamma.c', 'mkdir gamma/deep'], 'deep is in S, not in L');
+});

@@ -1167,10 +1167,25 @@ export class FilesetDb {
       if (arrives && r.seq > since) since = r.seq;
       if (leaves && r.seq + 1n > since) since = r.seq + 1n;
     }
+    // The name a record gives (a create's path, a rename's new name) names its directory by fid too (`parent`,
+    // set when journaled): when that directory is another object, found here away from `to`, the name is in
+    // it, whatever its path says. Before, such a name was moved along by its path alone (after a conflict
+    // step's moves, which no record shows, had fooled `since`), and the next move of its own object missed it:
+    // the server set the object aside under another name than this node's (chaos s53 seed 9242, c3).
+    const elsewhere = (r: LmlRecord): boolean => {
+      if (r.fid === fid || r.parent === undefined || r.parent === null || r.parent === fid) return false;
+      const dir = r.parent === ROOT_FID ? '' : this.objectByFid(r.parent)?.path;
+      return dir !== undefined && dir !== to && !dir.startsWith(`${to}/`);
+    };
     for (const r of naming) {
-      if (r.seq < since) continue;
-      const np = move(r, r.path);
-      const nn = r.newPath === null ? null : move(r, r.newPath);
+      // Its own records name it where it was each time (every move rewrote them): they follow it. Before, one
+      // older than another object's departure from the name was left behind (that departure came while a
+      // conflict step had this one beside the name), and shipped at a name it no longer had.
+      if (r.seq < since && !(r.fid === fid && (r.path === from || r.newPath === from))) continue;
+      const gives = r.kind === 'rename' ? r.newPath : CREATE_KINDS.has(r.kind) ? r.path : null;
+      const keep = gives !== null && elsewhere(r);
+      const np = keep && gives === r.path ? r.path : move(r, r.path);
+      const nn = r.newPath === null ? null : keep ? r.newPath : move(r, r.newPath);
       if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
       const named = r.fid === fid && ((r.kind === 'rename' && r.newPath === from) || (CREATE_KINDS.has(r.kind) && r.path === from));
       if (named && parent !== undefined && (r.parent ?? null) !== parent) this.#st.lmlParentOf!.run(parent, r.seq);
