@@ -212,6 +212,7 @@ export class FilesetDb {
       lmlPreVersionOf: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
       lmlParentOf: db.prepare('UPDATE lml SET parent = ? WHERE seq = ?'),
       lmlInto: db.prepare('SELECT * FROM lml WHERE parent = ? ORDER BY seq'),
+      lmlLinksTo: db.prepare('SELECT 1 FROM lml WHERE target_fid = ? LIMIT 1'),
       lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
                              WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
@@ -560,6 +561,11 @@ export class FilesetDb {
   /** Pending local records that give a name in the directory `dir` (RecordDraft.parent), oldest first. */
   pendingInto(dir: Fid): LmlRecord[] {
     return (this.#st.lmlInto!.all(dir) as Row[]).map(toLml);
+  }
+
+  /** True when a pending link names `fid` as the file it links to. */
+  pendingLinkTo(fid: Fid): boolean {
+    return this.#st.lmlLinksTo!.get(fid) !== undefined;
   }
 
   /** `name` as the pending record `seq` knew it, at this node's names now: the pending renames after it applied. */

@@ -597,7 +597,11 @@ export class ConflictResolver {
     // the server's history. Before, the object's row was made again at the server's name to apply the removal
     // to, and what held that name here meanwhile (a directory moved there, its make accepted already) went
     // beside it for good: the names differed, a resync (chaos s53 seed 9260; test/long/removed-both-taken.test.ts).
-    if (removedHere && (r.kind === 'unlink' || r.kind === 'rmdir') && viaLinks.length === 0) {
+    // Not when a pending record needs it on the server (made in the directory, or linked to the file, before
+    // its removal here): the steps below keep the removal, after those records (chaos s54 seed 9255, where
+    // the create in the directory was refused for want of it; test/long/removed-both-used.test.ts).
+    const needed = r.kind === 'rmdir' ? db.pendingInto(r.fid).length > 0 : db.pendingLinkTo(r.fid);
+    if (removedHere && (r.kind === 'unlink' || r.kind === 'rmdir') && viaLinks.length === 0 && !needed) {
       db.dropLocal(r.fid);
       this.#d.log.info({ path: r.path, tid: formatTid(r.tid) }, 'removed on both sides: the local removal is dropped');
       return;
