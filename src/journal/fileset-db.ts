@@ -1409,7 +1409,13 @@ export class FilesetDb {
             // version ahead of the server's, a resync). Its content is the link step's (apply/link-align.ts).
             const apart = d.links !== undefined && d.links !== null && !d.links.includes(sib.fid);
             const v = sib.version === NO_VERSION || version === o.version || apart ? sib.version : version;
-            this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, size: next.size, hash: next.hash });
+            // A setattr leaves every name's content as it is, as it does the object's: a name whose row holds other
+            // content than this one's (a conflict step set this one to the server's base, its local write still in
+            // the inode) keeps it, so that capture sees the difference and journals it. Before, a setattr here gave
+            // it this row's hash: the write was journaled nowhere, the digests differed, and the resync placed the
+            // server's content over it (test/long/write-hidden-by-rename.test.ts).
+            const content = d.kind === 'setattr' ? { size: sib.size, hash: sib.hash } : { size: next.size, hash: next.hash };
+            this.#replace(sib, { ...sib, version: v, mode: next.mode, uid: next.uid, gid: next.gid, mtimeMs: next.mtimeMs, ...content });
             // A pending move of that name here is made against the version the name had: the server gave the
             // name this change's version too, and a change of content does not meet a move, so it is made
             // against it now (else refused for ever). Its pending writes are the conflict step's
