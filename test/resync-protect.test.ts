@@ -13,6 +13,8 @@ import { NO_VERSION, asTid, formatTid, type Fid, type NodeId } from '#core/ids.j
 import type { ApplyPath } from '#apply/apply-path.js';
 import { evacuate, pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
 import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { lstatOrNull } from '#presto/disk.js';
 import { mkfs } from '#journal/mkfs.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';
@@ -160,5 +162,34 @@ test('a resync journals what is on disk first: a file written a moment before, i
   for (const d of farm.all) {
     const found = [...treeFiles(d)].filter(([, v]) => v === 'written on the client a moment before the resync\n');
     assert.equal(found.length, 1, `${d}: the client's file once (${JSON.stringify(found.map(([k]) => k))})`);
+  }
+});
+
+test('a resync keeps beside content its journal holds and the server never acknowledged, with nothing pending', { timeout: 120_000 }, async (t) => {
+  // Fails without the fix (resync-protect's keepUnacknowledged): the journal said f holds content of its own
+  // at the server's version, with no record to send it (a bookkeeping fault, as a write through a hard link
+  // hidden by a conflict step was: test/long/write-hidden-by-rename.test.ts). The digests differed, and the
+  // resync placed the server's content over it: the content was on no node.
+  const farm = await Farm.start(t, { clients: 1, prepare: (s) => writeFileSync(join(s, 'f'), 'the server\'s\n') });
+  const [c] = farm.clients as [string];
+  await assertSettled(farm.all);
+  await farm.stopNode(c);
+  const mine = 'written here, journaled without a record\n';
+  writeFileSync(join(c, 'f'), mine);
+  const db = FilesetDb.open(findFileset(c).db);
+  try {
+    const row = db.objectByPath('f')!;
+    const st = lstatOrNull(join(c, 'f'))!;
+    db.setContent(row.fid, createHash('sha256').update(mine).digest('hex'), mine.length, { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: false });
+  } finally {
+    db.close();
+  }
+  await farm.startNode(c);
+  await eventually('the client resynced', () => farm.logMessages(c, /resync done/).length, (n) => n > 0, 40_000);
+  await assertSettled(farm.all, 40_000);
+  for (const d of farm.all) {
+    const found = [...treeFiles(d)].filter(([, v]) => v === mine);
+    assert.equal(found.length, 1, `${d}: the content once, beside f (${JSON.stringify([...treeFiles(d)])})`);
+    assert.equal(readFileSync(join(d, 'f'), 'utf8'), 'the server\'s\n', `${d}: f holds the server's`);
   }
 });

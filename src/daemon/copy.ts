@@ -10,7 +10,7 @@ import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { DELTA_THRESHOLD } from '#apply/apply-path.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
-import { evacuate, keepIfChanged, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
+import { evacuate, keepIfChanged, keepUnacknowledged, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#presto/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { linkGroupsApart } from './link-groups.js';
@@ -596,6 +596,7 @@ function place(
     }
     if (mine !== undefined) {
       if (mine.type === 'dir') evacuate(d, mine.path, tid);
+      else keepUnacknowledged(d, mine, e, tid);
       rmSync(join(d.root, mine.path), { recursive: true, force: true });
       d.db.forget(mine.fid);
     }

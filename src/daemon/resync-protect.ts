@@ -5,6 +5,7 @@ import { NO_VERSION, asTid, type Fid, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
+import type { ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull, readTargetOrNull } from '#presto/disk.js';
 import { unchanged } from '#presto/scan.js';
 import { conflictName } from '#core/conflict-name.js';
@@ -289,6 +290,39 @@ export function keepIfChanged(d: Deps, path: string, tid: Tid): boolean {
   renameSync(join(d.root, path), join(d.root, to));
   d.log.warn({ path, keptAs: to }, 'resync: the server no longer has a name whose content changed here and was not journaled yet; kept beside it');
   return true;
+}
+
+/**
+ * A file about to be placed again with the server's content: what it holds here is kept beside it, as a local
+ * file capture journals, when the server never acknowledged that content. That is content the journal holds
+ * at the server's version or a newer one with another hash (journaled here, never sent: a bookkeeping fault
+ * elsewhere), or content on disk that the journal does not hold. A resync never removes a byte the server has
+ * not acknowledged; before, it placed the server's content over such a file (a write through a hard link
+ * whose journaling went astray, from chaos s54 seed 9250; test/resync-protect.test.ts). Returns the name kept.
+ */
+export function keepUnacknowledged(d: Deps, o: ObjectRow, e: SnapshotEntry, tid: Tid): string | null {
+  if (o.type !== 'file' || behind(d).has(o.fid)) return null; // a stand-in for content still to come is no one's
+  const abs = join(d.root, o.path);
+  if (lstatOrNull(abs)?.type !== 'file') return null;
+  const serverVersion = asTid(BigInt(e.version));
+  const unsent = o.hash !== e.hash && o.version >= serverVersion;
+  if (!unsent && !differsFromTable(d, o.path)) return null;
+  const hash = fileHash(abs);
+  if (hash === null || hash === e.hash) return null; // the server's content already
+  const to = conflictName(o.path, d.db.meta.nodeId, tid, (q) => d.db.objectByPath(q) !== undefined || lstatOrNull(join(d.root, q)) !== null);
+  copyFileSync(abs, join(d.root, to));
+  d.log.warn({ path: o.path, keptAs: to }, 'resync: content here the server never acknowledged is kept beside');
+  return to;
+}
+
+/** Files whose content here is a stand-in for the server's, still to be fetched (ClientNode's `content_behind`). */
+function behind(d: Deps): Set<string> {
+  try {
+    const list = JSON.parse(d.db.getMeta('content_behind') ?? '[]') as unknown;
+    return new Set(Array.isArray(list) ? list.filter((x): x is string => typeof x === 'string') : []);
+  } catch {
+    return new Set();
+  }
 }
 
 /** What is at `path` on disk is not what the object table holds there (a directory: itself only). */
