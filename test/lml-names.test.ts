@@ -34,6 +34,14 @@ function local(db: FilesetDb, kind: RecordDraft['kind'], fid: Fid, path: string,
   }]);
 }
 
+/** A directory the server has, at `path`, applied here as its first record. */
+function serverDir(db: FilesetDb, fid: Fid, path: string): void {
+  db.commitRemote([{ record: {
+    tid: asTid(1n), kind: 'mkdir', fid, path, newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
+    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+}
+
 const pending = (db: FilesetDb): string[] => db.readLml(0n, 100).map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}`);
 
 test('moving aside a directory renamed onto a name leaves the records of the directory that held the name before', (t) => {
@@ -42,10 +50,7 @@ test('moving aside a directory renamed onto a name leaves the records of the dir
   const db = fresh(t);
   // G: a directory the server has, at g.
   const g = db.newFid();
-  db.commitRemote([{ record: {
-    tid: asTid(1n), kind: 'mkdir', fid: g, path: 'g', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
-    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-  }, identity: null }], 'feedfacefeedface', 1);
+  serverDir(db, g, 'g');
   const d = db.newFid();
   const sub = db.newFid();
   local(db, 'mkdir', d, 'd'); // D made here at d ...
@@ -154,10 +159,7 @@ test('moving aside an entry of a directory renamed here rewrites its records mad
   // taken there (seed 4001 of the widened chaos run: 69 resyncs).
   const db = fresh(t);
   const alpha = db.newFid();
-  db.commitRemote([{ record: {
-    tid: asTid(1n), kind: 'mkdir', fid: alpha, path: 'alpha', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
-    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-  }, identity: null }], 'feedfacefeedface', 1);
+  serverDir(db, alpha, 'alpha');
   const sub = db.newFid();
   local(db, 'mkdir', sub, 'alpha/sub');
   local(db, 'create', db.newFid(), 'alpha/sub/d.md');
@@ -195,7 +197,7 @@ test('moving a file aside into another directory rewrites its records older than
 });
 
 test('moving aside a directory back at its name by a conflict step rewrites its own older records, not those made in the directory that had the name meanwhile', (t) => {
-  // Fails without the fix (#moveLmlEra: its own records naming the name follow it, before \`since\` too): L's
+  // Fails without the fix (#moveLmlEra: its own records naming the name follow it, before `since` too): L's
   // own "mkdir gamma" stayed, older than S's departure from gamma, and shipped at a name L no longer had. A
   // conflict step's moves (set aside, back at the name) are journaled nowhere, so the records cannot tell
   // when L came back (chaos s53 seed 9242, c3, where such names went astray and the server set an object aside
@@ -203,10 +205,7 @@ test('moving aside a directory back at its name by a conflict step rewrites its 
   const db = fresh(t);
   // S: a directory the server has, at gamma.
   const s = db.newFid();
-  db.commitRemote([{ record: {
-    tid: asTid(1n), kind: 'mkdir', fid: s, path: 'gamma', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
-    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-  }, identity: null }], 'feedfacefeedface', 1);
+  serverDir(db, s, 'gamma');
   const l = db.newFid();
   const deep = db.newFid();
   local(db, 'mkdir', l, 'gamma.x'); // L made here (kept beside gamma by an earlier conflict step, say)
@@ -227,10 +226,7 @@ test('moving a directory aside leaves a name its records give in another directo
   // step's moves, which no record shows, left it so.
   const db = fresh(t);
   const s = db.newFid();
-  db.commitRemote([{ record: {
-    tid: asTid(1n), kind: 'mkdir', fid: s, path: 'moved', newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
-    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-  }, identity: null }], 'feedfacefeedface', 1);
+  serverDir(db, s, 'moved');
   const l = db.newFid();
   const deep = db.newFid();
   local(db, 'mkdir', l, 'gamma');

@@ -35,17 +35,9 @@ test('a resync that evacuates a directory kept with its own pending move places 
     ['mv X C/X', () => renameSync(join(c, 'X'), join(c, 'C/X'))],
     ['mv Z A', () => renameSync(join(c, 'Z'), join(c, 'A'))],
   ]);
-  // Meanwhile the server changes A (its mode: the client's move of A loses to it) and writes in X (X itself
-  // is unchanged: the client's move of X is kept, and the new content of X/a.txt must be placed below it).
-  const before = journalState(s).lastTid;
-  chmodSync(join(s, 'A'), 0o700);
-  writeFileSync(join(s, 'X/a.txt'), 'a, written on the server while the client was away\n');
-  await eventually('the server journaled both', () => journalState(s).lastTid, (x) => x >= before + 2n);
-  await pastRetention(farm);
+  await serverChangesAway(farm);
 
-  await comeBack(farm, c, 'disconnected');
-  await eventually('the client resynced', () => farm.logMessages(c, /resync done/).length, (n) => n > 0, 60_000);
-  await assertSettled(farm.all, 60_000);
+  await resyncs(farm, c);
 
   assert.deepEqual(failures(farm, c), [], 'the resync did not fail half-way');
   for (const d of farm.all) {
@@ -74,16 +66,10 @@ test('a resync places the server\'s entries below a kept directory where evacuat
     ['mv A C', () => renameSync(join(c, 'A'), join(c, 'C'))],
     ['mv X C/X', () => renameSync(join(c, 'X'), join(c, 'C/X'))],
   ]);
-  const before = journalState(s).lastTid;
-  chmodSync(join(s, 'A'), 0o700);
-  writeFileSync(join(s, 'X/a.txt'), 'a, written on the server while the client was away\n');
-  await eventually('the server journaled both', () => journalState(s).lastTid, (x) => x >= before + 2n);
-  await pastRetention(farm);
+  await serverChangesAway(farm);
 
   writeFileSync(join(c, 'A'), 'a file at A, written on the client a moment before the resync\n');
-  await comeBack(farm, c, 'disconnected');
-  await eventually('the client resynced', () => farm.logMessages(c, /resync done/).length, (n) => n > 0, 60_000);
-  await assertSettled(farm.all, 60_000);
+  await resyncs(farm, c);
 
   assert.deepEqual(failures(farm, c), [], 'the resync did not fail half-way');
   for (const d of farm.all) {
@@ -93,6 +79,27 @@ test('a resync places the server\'s entries below a kept directory where evacuat
     assert.equal([...files.values()].filter((v) => v.startsWith('a file at A')).length, 1, `${d}: the client's file once`);
   }
 });
+
+/**
+ * While the client is away, the server changes A (its mode: the client's move of A loses to it) and writes in X
+ * (X itself is unchanged: the client's move of X is kept, and the new content of X/a.txt is placed below it),
+ * then prunes its journal past the client's place in it.
+ */
+async function serverChangesAway(farm: Farm): Promise<void> {
+  const s = farm.server;
+  const before = journalState(s).lastTid;
+  chmodSync(join(s, 'A'), 0o700);
+  writeFileSync(join(s, 'X/a.txt'), 'a, written on the server while the client was away\n');
+  await eventually('the server journaled both', () => journalState(s).lastTid, (x) => x >= before + 2n);
+  await pastRetention(farm);
+}
+
+/** The client comes back, resyncs (past the server's retention) and every node settles. */
+async function resyncs(farm: Farm, c: string): Promise<void> {
+  await comeBack(farm, c, 'disconnected');
+  await eventually('the client resynced', () => farm.logMessages(c, /resync done/).length, (n) => n > 0, 60_000);
+  await assertSettled(farm.all, 60_000);
+}
 
 /** The client's log lines of a failed resync. */
 function failures(farm: Farm, c: string): string[] {
