@@ -145,7 +145,9 @@ function localNames(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlyS
 export function localNamer(d: Deps, snapshot: readonly SnapshotEntry[], skip: ReadonlySet<string>): (e: SnapshotEntry) => SnapshotEntry {
   const server = new Map(snapshot.map((e) => [e.fid, e]));
   const byPath = new Map(snapshot.map((e) => [e.path, e]));
-  const dirs = snapshot.filter((e) => e.type === 'dir');
+  // Kept directories only (skip only shrinks from here on): the names are looked at again after every move or
+  // removal the placement makes, which must cost the few kept directories, not the whole snapshot's.
+  const dirs = snapshot.filter((e) => e.type === 'dir' && skip.has(e.fid));
   let seen: { relocations: number; skipped: number } | null = null;
   let moves: Array<[string, string]> = [];
   const map = (p: string): string => {
