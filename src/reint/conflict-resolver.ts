@@ -292,6 +292,11 @@ export class ConflictResolver {
       for (const x of db.pendingOnto(name)) {
         const now = db.objectByFid(x.fid);
         if (x.fid === r.fid || now?.path === name) continue;
+        // Its directory moved on by a later pending rename (and another one took its name since): the record
+        // names another directory than `name` does in this node's names now, and replays before that move on
+        // the server. No rival. Before, it shipped under a conflict name while its file kept its own (chaos s58
+        // seed 9265; test/long/made-in-moved-dir.test.ts).
+        if (db.nameAfter(parentOf(name), x.seq) !== parentOf(name)) continue;
         // With no pending move of its own after it, nothing in the LML takes it from the name to where it is
         // here (a conflict step's move whose records kept the old name): it ships at its name here. Before, it
         // shipped under a fresh conflict name, the client held it at the other, and resynced ("state differs …
