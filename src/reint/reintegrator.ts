@@ -251,6 +251,7 @@ export class Reintegrator {
     // The names this batch makes ahead of each record: the server has them when it reaches it.
     const ahead = new Set<Fid>();
     for (const r0 of lml) {
+      if (this.#dropContentGone(r0)) return true;
       const r = this.#moveRebased(this.#sound(r0));
       const { record, payload } = await this.#withContent(r, ahead);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
@@ -502,6 +503,24 @@ export class Reintegrator {
     d.db.rewriteLml(rewritten, dropped);
     this.#optimisedAway += dropped.length;
     d.log.info({ pending: all.length, dropped: dropped.length, rewritten: rewritten.length }, 'LML optimised');
+  }
+
+  /**
+   * A write or truncate never sent whose content left with its object: no name of its inode is here any more and
+   * a later record removes it. Dropped: what it wrote is gone here, and shipped empty it would empty the inode's
+   * names on the server, where the object may live on (a hard link the server accepted as a name of a file it
+   * moved and wrote meanwhile: the write, made against the link's version, emptied that file under every name;
+   * chaos s58 seed 9272, test/long/link-written-all-removed.test.ts). The removal that follows still goes.
+   */
+  #dropContentGone(r: LmlRecord): boolean {
+    const d = this.#d;
+    if (r.kind !== 'write' && r.kind !== 'truncate') return false;
+    if (r.seq <= BigInt(d.db.getMeta('lml_sent_max') ?? '0')) return false; // it may have reached the server
+    if (d.db.objectByFid(r.fid) !== undefined || this.#linkedHere(r) !== undefined || removedLink(d.db, d.root, r.fid) !== undefined) return false;
+    if (!d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq && (x.kind === 'unlink' || x.kind === 'rmdir'))) return false;
+    d.db.rewriteLml([], [r.seq]);
+    d.log.info({ seq: r.seq.toString(), kind: r.kind, path: r.path }, 'a pending change of content whose object is gone here, removed later: dropped, nothing of it is left to send');
+    return true;
   }
 
   /** The record with the content it names; a file changed since ships its current content instead. */
