@@ -298,6 +298,10 @@ class Batch {
       if (c.type !== st.type || c.path === p || isUnder(p, c.path)) continue;
       if (this.#d.guard.isHeld(c.path)) continue;
       if (lstatOrNull(this.#abs(c.path))?.ino === st.ino) continue; // still there: a hard link, not a move
+      // A symlink's target never changes in place: one with another target is a new symlink that took the freed
+      // inode number (chaos s58 seed 9278: `rm epsilon/e; ln -s ../alpha delta/f.json` journaled as a move of e
+      // with e's target, for good; test/symlink-reuse.test.ts).
+      if (c.type === 'symlink' && readTargetOrNull(this.#abs(p)) !== c.target) continue;
       return c;
     }
     return undefined;
