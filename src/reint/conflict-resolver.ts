@@ -309,6 +309,7 @@ export class ConflictResolver {
         db.renameInLml(x.fid, x.seq, name, aside);
         this.#touched = true;
         this.#record(r, name, 'name/name', 'keep-both', aside, 'resolved', 'a local change not accepted yet needed this name; it ships under another');
+        this.#d.log.info({ seq: String(x.seq), kind: x.kind, path: name, to: aside, at: now?.path, tid: formatTid(r.tid) }, 'a local change not accepted yet needed a name the server gave: it ships under another');
       }
       const o = db.objectByPath(name);
       if (o === undefined || o.fid === r.fid) continue;
