@@ -16,19 +16,8 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
 import { watch } from 'node:fs';
-import { records, settle, shapes, sleep, startNode, tmpDir } from './helpers.js';
+import { records, settle, shapes, sleep, startNode, tmpDir, withNode } from './helpers.js';
 
-async function withNode(t: import('node:test').TestContext, fn: (dir: string, node: Awaited<ReturnType<typeof startNode>>) => Promise<void>) {
-  const dir = tmpDir();
-  const logs = tmpDir('intersync-logs-');
-  const node = await startNode(dir.path, logs.path);
-  t.after(async () => {
-    await node.stop();
-    dir.cleanup();
-    logs.cleanup();
-  });
-  await fn(dir.path, node);
-}
 
 /**
  * Start a node on `dir`, make files with `make`, journal them, stop; then start and stop once more, so that

@@ -22,21 +22,10 @@ import { formatDigest } from '#core/digest.js';
 import { NO_VERSION, type Fid, type NodeId } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { digestOfDisk } from '#presto/scan.js';
-import { settle, startNode, tmpDir } from './helpers.js';
+import { settle, startNode, withNode } from './helpers.js';
 
 type Node = Awaited<ReturnType<typeof startNode>>;
 
-async function withNode(t: import('node:test').TestContext, fn: (dir: string, node: Node) => Promise<void>): Promise<void> {
-  const dir = tmpDir();
-  const logs = tmpDir('intersync-logs-');
-  const node = await startNode(dir.path, logs.path);
-  t.after(async () => {
-    await node.stop();
-    dir.cleanup();
-    logs.cleanup();
-  });
-  await fn(dir.path, node);
-}
 
 /** The journal says what the disk holds: names, types, modes and contents (the state digest of each). */
 async function journalIsDisk(dir: string, node: Node, what: string): Promise<void> {

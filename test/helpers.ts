@@ -132,6 +132,19 @@ export async function startNode(dir: string, logDir: string, o: Partial<FilesetN
   return FilesetNode.start({ dir, debug: 0, logDir, clock: systemClock, settleMs: 15, stateDir: STATE_DIR, ...o });
 }
 
+/** Run `fn` with a node started on a new temporary directory; the node is stopped and both directories removed after the test. */
+export async function withNode(t: import('node:test').TestContext, fn: (dir: string, node: FilesetNode) => Promise<void>): Promise<void> {
+  const dir = tmpDir();
+  const logs = tmpDir('intersync-logs-');
+  const node = await startNode(dir.path, logs.path);
+  t.after(async () => {
+    await node.stop();
+    dir.cleanup();
+    logs.cleanup();
+  });
+  await fn(dir.path, node);
+}
+
 /** Wait until the node has journaled everything the kernel reported (the TID stays put across quiet rounds). */
 export async function settle(node: FilesetNode, quietMs = 80): Promise<void> {
   let last = -1n;

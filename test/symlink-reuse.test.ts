@@ -12,33 +12,27 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
 import { digestOfDisk } from '#presto/scan.js';
-import { settle, startNode, tmpDir } from './helpers.js';
+import { settle, withNode } from './helpers.js';
 
 test('rm a symlink, make another with another target at once (its inode number back): journaled with its own target', async (t) => {
-  const dir = tmpDir();
-  const logs = tmpDir('intersync-logs-');
-  const node = await startNode(dir.path, logs.path);
-  t.after(async () => {
-    await node.stop();
-    dir.cleanup();
-    logs.cleanup();
+  await withNode(t, async (root, node) => {
+    const p = (s: string): string => join(root, s);
+    mkdirSync(p('a'));
+    mkdirSync(p('b'));
+    let reused = 0;
+    for (let i = 0; i < 30 && (i < 5 || reused < 2); i++) {
+      symlinkSync(`../old-${i}`, p(`a/e${i}`));
+      await settle(node);
+      const ino = lstatSync(p(`a/e${i}`)).ino;
+      unlinkSync(p(`a/e${i}`));
+      symlinkSync(`../new-${i}`, p(`b/f${i}`));
+      if (lstatSync(p(`b/f${i}`)).ino === ino) reused++;
+      await settle(node);
+      const row = node.db.objectByPath(`b/f${i}`);
+      assert.equal(row?.target, readlinkSync(p(`b/f${i}`)), `trial ${i}: b/f${i} journaled with the target it has on disk`);
+      assert.equal(node.db.objectByPath(`a/e${i}`), undefined, `trial ${i}: a/e${i} removed from the journal`);
+      assert.equal(formatDigest(node.db.digest), formatDigest((await digestOfDisk(root)).digest), `trial ${i}: journal digest equals disk digest`);
+    }
+    assert.ok(reused >= 2, `the case happened: a new symlink took the removed one's inode number (${reused} times)`);
   });
-  const p = (s: string): string => join(dir.path, s);
-  mkdirSync(p('a'));
-  mkdirSync(p('b'));
-  let reused = 0;
-  for (let i = 0; i < 30 && (i < 5 || reused < 2); i++) {
-    symlinkSync(`../old-${i}`, p(`a/e${i}`));
-    await settle(node);
-    const ino = lstatSync(p(`a/e${i}`)).ino;
-    unlinkSync(p(`a/e${i}`));
-    symlinkSync(`../new-${i}`, p(`b/f${i}`));
-    if (lstatSync(p(`b/f${i}`)).ino === ino) reused++;
-    await settle(node);
-    const row = node.db.objectByPath(`b/f${i}`);
-    assert.equal(row?.target, readlinkSync(p(`b/f${i}`)), `trial ${i}: b/f${i} journaled with the target it has on disk`);
-    assert.equal(node.db.objectByPath(`a/e${i}`), undefined, `trial ${i}: a/e${i} removed from the journal`);
-    assert.equal(formatDigest(node.db.digest), formatDigest((await digestOfDisk(dir.path)).digest), `trial ${i}: journal digest equals disk digest`);
-  }
-  assert.ok(reused >= 2, `the case happened: a new symlink took the removed one's inode number (${reused} times)`);
 });
