@@ -297,6 +297,11 @@ export class ConflictResolver {
         // the server. No rival. Before, it shipped under a conflict name while its file kept its own (chaos s58
         // seed 9265; test/long/made-in-moved-dir.test.ts).
         if (db.nameAfter(parentOf(name), x.seq) !== parentOf(name)) continue;
+        // So when it gives its name in another directory (RecordDraft.parent) than the one at the name's parent
+        // here now, whatever its path says (a conflict step set its directory aside, the record kept the old
+        // name): the server places it by that directory (chaos s61 seed 9246; test/long/made-in-set-aside-dir).
+        const dirHere = parentOf(name) === '' ? ROOT_FID : db.objectByPath(parentOf(name))?.fid;
+        if (x.parent !== undefined && x.parent !== null && dirHere !== undefined && x.parent !== dirHere) continue;
         // With no pending move of its own after it, nothing in the LML takes it from the name to where it is
         // here (a conflict step's move whose records kept the old name): it ships at its name here. Before, it
         // shipped under a fresh conflict name, the client held it at the other, and resynced ("state differs …
