@@ -516,8 +516,9 @@ export class Reintegrator {
     const d = this.#d;
     if (r.kind !== 'write' && r.kind !== 'truncate') return false;
     if (r.seq <= BigInt(d.db.getMeta('lml_sent_max') ?? '0')) return false; // it may have reached the server
-    if (d.db.objectByFid(r.fid) !== undefined || this.#linkedHere(r) !== undefined || removedLink(d.db, d.root, r.fid) !== undefined) return false;
+    if (d.db.objectByFid(r.fid) !== undefined) return false;
     if (!d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq && (x.kind === 'unlink' || x.kind === 'rmdir'))) return false;
+    if (this.#linkedHere(r) !== undefined || removedLink(d.db, d.root, r.fid) !== undefined) return false;
     d.db.rewriteLml([], [r.seq]);
     d.log.info({ seq: r.seq.toString(), kind: r.kind, path: r.path }, 'a pending change of content whose object is gone here, removed later: dropped, nothing of it is left to send');
     return true;
