@@ -548,6 +548,32 @@ export class FilesetDb {
     });
   }
 
+  /**
+   * Client side, conflict: the server removes a name of a hard-linked file that was moved here (its pending
+   * moves, `fid`'s). The inode lives on under its other names there, and here under the moved name too: that
+   * name becomes a new name of the inode, a link to `heir` (named `target`, its name at the last move), made
+   * where and when the last move put it (in its place in the LML, a name of its time); the moves are dropped,
+   * and the object row takes the new name's fid, made here (no version of the server's). Returns that fid.
+   */
+  movesToLink(fid: Fid, heir: Fid, target: string): Fid {
+    let made: Fid = fid;
+    this.#transaction(() => {
+      made = this.newFid();
+      const o = this.objectByFid(fid);
+      const moves = this.localRecordsOf(fid).filter((r) => r.kind === 'rename');
+      const last = moves.at(-1);
+      if (o?.type !== 'file' || last?.newPath === undefined || last.newPath === null) throw new Error(`movesToLink: ${fid} is not a moved file here`);
+      for (const r of moves) this.#st.lmlDelete!.run(r.seq);
+      this.#st.objectFid!.run(made, NO_VERSION, fid);
+      this.#st.lmlInsert!.run({
+        seq: last.seq, kind: 'link', fid: made, path: last.newPath, newPath: null, target, preVersion: NO_VERSION,
+        mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, origin: last.origin, time: last.time,
+        parent: last.parent ?? null, targetFid: heir,
+      } satisfies LmlRecord);
+    });
+    return made;
+  }
+
   /** Pending local renames, oldest first (a server record names things as they were before them). */
   pendingRenames(): LmlRecord[] {
     return (this.#st.lmlRenames!.all() as Row[]).map(toLml);

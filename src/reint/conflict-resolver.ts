@@ -911,21 +911,39 @@ export class ConflictResolver {
    * the inode lives on under its other names, there as here, and so does what was written. The pending
    * changes become a surviving name's (made against its version), and the removal applies: nothing is lost,
    * no conflict copy. Before, the write was kept beside as a conflict copy while the other name here still
-   * showed it (the inode), and the server's did not: "state differs", a resync. True when done.
+   * showed it (the inode), and the server's did not: "state differs", a resync. Where the name was moved here
+   * too, the moved name stays a name of the inode: a link to the surviving name (FilesetDb#movesToLink), and
+   * the server's removal then meets nothing here. Before, the write was kept beside twice and the moved name
+   * left, the link groups differed at the end and the client resynced (chaos s61 seed 9251;
+   * test/long/link-written-moved-removed.test.ts). True when done.
    */
   #toHeir(r: KmlRecord, local: readonly LmlRecord[]): boolean {
     const db = this.#d.db;
     const o = db.objectByFid(r.fid);
     if (r.kind !== 'unlink' || o?.type !== 'file' || o.ino === null) return false;
-    if (local.length === 0 || !local.every((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'setattr')) return false;
+    if (local.length === 0 || !local.every((x) => x.kind === 'write' || x.kind === 'truncate' || x.kind === 'setattr' || x.kind === 'rename')) return false;
+    const changes = local.filter((x) => x.kind !== 'rename');
+    const lastMove = local.filter((x) => x.kind === 'rename').at(-1);
+    // (A pending link made to the moved name names it by this fid: not here.)
+    if (lastMove !== undefined && (lastMove.newPath === null || db.pendingLinkTo(r.fid))) return false;
     if (lstatOrNull(join(this.#d.root, o.path))?.ino !== o.ino) return false;
-    const heir = db.objectsByIno(o.ino).map((x) => (x.fid === o.fid || x.type !== 'file' || x.version === NO_VERSION ||
-      lstatOrNull(join(this.#d.root, x.path))?.ino !== o.ino ? undefined : this.#heirNameThen(x, local))).find((x) => x !== undefined);
-    if (heir === undefined) return false;
-    db.moveChangesTo(r.fid, heir);
-    this.#record(r, r.path, 'write/unlink', 'merged', heir.path, 'resolved', `removed on the server; what was written here through it goes through ${heir.path}, another name of the file`);
-    this.#d.log.info({ path: r.path, heir: heir.path, tid: formatTid(r.tid) }, 'conflict: a name of a hard-linked file written here was removed on the server; the write goes through another name');
-    return true;
+    const heirs = db.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION &&
+      lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
+    for (const x of heirs) {
+      const heir = changes.length === 0 ? x : this.#heirNameThen(x, changes);
+      const linkTo = lastMove === undefined ? x : this.#heirNameThen(x, [lastMove]);
+      if (heir === undefined || linkTo === undefined) continue;
+      if (changes.length > 0) db.moveChangesTo(r.fid, heir);
+      const kept = lastMove === undefined ? null : lastMove.newPath;
+      if (lastMove !== undefined) db.movesToLink(r.fid, x.fid, linkTo.path);
+      const how = changes.length === 0 ? '' : `what was written here through it goes through ${heir.path}, another name of the file`;
+      const moved = kept === null ? '' : `its move here to ${kept} makes that name a hard link of ${linkTo.path}`;
+      this.#record(r, r.path, changes.length === 0 ? 'rename/unlink' : 'write/unlink', 'merged', kept ?? heir.path, 'resolved', `removed on the server; ${[how, moved].filter((y) => y !== '').join('; ')}`);
+      this.#d.log.info({ path: r.path, heir: heir.path, linked: kept, tid: formatTid(r.tid) },
+        'conflict: a name of a hard-linked file changed here was removed on the server; the changes go through another name');
+      return true;
+    }
+    return false;
   }
 
   /**
