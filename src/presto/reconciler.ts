@@ -429,7 +429,16 @@ class Batch {
     const out: Change[] = [];
     if (obj.type === 'dir') {
       const below = this.#d.db.objectsBelow(obj.path).sort((a, b) => depthOf(b.path) - depthOf(a.path));
+      const carried = new Set<string>();
       for (const o of below) {
+        // A file written here whose inode lives on outside: as for a file removed alone (see #carrierOf). Before, a
+        // directory's removal took none, and once the server removed the other name too the write was on no node
+        // (chaos s63 seed 9229; test/long/link-written-removed-both.test.ts).
+        const carrier = this.#carrierOf(o);
+        if (carrier !== undefined && !carried.has(carrier.fid)) {
+          carried.add(carrier.fid);
+          out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });
+        }
         out.push({ draft: this.#draftGone(o), identity: null });
         if (o.type === 'dir' && o.ino !== null) this.#d.watcher?.unwatch(o.ino);
       }
