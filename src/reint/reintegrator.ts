@@ -549,6 +549,15 @@ export class Reintegrator {
       if (t === undefined || t.type !== 'file') {
         const other = this.#otherName(r.fid, ahead);
         r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
+      } else if (this.#apartHere(r.fid, t)) {
+        // The new name and the name it linked to are two files here now: a resync or a conflict step placed the
+        // server's content at the target as a file of its own, and the new name kept the old inode with what was
+        // written through it. It goes as what it is here (a name of its inode's other names the server knows, or
+        // a file of its own). Before, it went as a link: the server joined it to the target's inode, and the write
+        // through it, made against the link's own version, replaced the server's newer content there (chaos s64
+        // seed 9226, s63 seed 9222: lost writes; test/long/link-apart-after-resync.test.ts).
+        const other = this.#otherName(r.fid, ahead, t.fid);
+        r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
       }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
@@ -594,6 +603,15 @@ export class Reintegrator {
    * c2 linked delta/g.txt to beta/f.json and replaced beta/f.json off line; the server chmodded, then removed
    * beta/f.json; the conflict step made beta/f.json again as a name of delta/g.txt's inode, which took the chmod).
    */
+  /** True when the name `fid` and the file `t` are both on disk here, as two inodes. */
+  #apartHere(fid: Fid, t: ObjectRow): boolean {
+    const own = this.#d.db.objectByFid(fid);
+    if (own?.type !== 'file') return false;
+    const a = lstatOrNull(join(this.#d.root, own.path));
+    const b = lstatOrNull(join(this.#d.root, t.path));
+    return a?.type === 'file' && b?.type === 'file' && a.ino !== b.ino;
+  }
+
   #asOwnFile(r: LmlRecord): LmlRecord {
     const o = this.#d.db.objectByFid(r.fid);
     const attrs = o?.type === 'file' ? { mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : {};
