@@ -183,6 +183,7 @@ test('conflict reasons: each kind goes over the wire and back equal; anything el
     { kind: 'link-target', path: 'l' },
     { kind: 'elsewhere', path: 'a', here: 'b/a' },
     { kind: 'missing-parent', path: 'a/b/c', parent: 'a/b' },
+    { kind: 'not-empty', path: 'd', holds: 'abcdef0123456789-1,abcdef0123456789-2' },
   ];
   for (const reason of reasons) {
     const e = IntersyncError.CONFLICT(reason.path, 'why', reason);
@@ -196,7 +197,7 @@ test('conflict reasons: each kind goes over the wire and back equal; anything el
     if (r !== null) assert.equal(typeof r.path, 'string');
   }));
   for (const bad of [null, 'outdated', { kind: 'outdated', path: 'a', made: 2, current: '0x5' }, { kind: 'nope', path: 'a' }, { kind: 'elsewhere', path: 'a' },
-    { kind: '__proto__', path: 'a' }, { kind: 'missing-parent', parent: 'a' }]) {
+    { kind: '__proto__', path: 'a' }, { kind: 'missing-parent', parent: 'a' }, { kind: 'not-empty', path: 'd', holds: ['x'] }]) {
     assert.equal(parseConflictReason(bad), null, JSON.stringify(bad));
   }
   // Extra fields a peer adds are not carried along.

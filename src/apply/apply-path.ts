@@ -8,7 +8,7 @@ import { copyFile, unlink } from 'node:fs/promises';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { IntersyncError } from '#core/errors.js';
+import { IntersyncError, NOT_EMPTY_HOLDS } from '#core/errors.js';
 import { NO_VERSION, formatTid, type Fid, type Tid } from '#core/ids.js';
 import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
@@ -205,7 +205,13 @@ export class ApplyPath {
     if (d.kind === 'rename' && d.newPath !== null && db.objectByPath(d.newPath) !== undefined) {
       return IntersyncError.CONFLICT(d.newPath, 'the new name is taken', { kind: 'new-name-taken', path: d.newPath });
     }
-    if (d.kind === 'rmdir' && db.objectsBelow(d.path).length > 0) return IntersyncError.CONFLICT(d.path, 'directory is not empty here');
+    if (d.kind === 'rmdir') {
+      // Its entries here, by fid: the origin may hold them elsewhere with their moves still to come (Reintegrator#emptiedLater).
+      const held = db.objectsBelow(d.path).filter((o) => !o.path.slice(d.path.length + 1).includes('/'));
+      if (held.length > 0) {
+        return IntersyncError.CONFLICT(d.path, 'directory is not empty here', { kind: 'not-empty', path: d.path, holds: held.slice(0, NOT_EMPTY_HOLDS).map((o) => o.fid).join(',') });
+      }
+    }
     return null;
   }
 

@@ -55,7 +55,12 @@ export type ConflictReason =
   | { readonly kind: 'new-name-taken'; readonly path: string }
   | { readonly kind: 'link-target'; readonly path: string }
   | { readonly kind: 'elsewhere'; readonly path: string; readonly here: string }
-  | { readonly kind: 'missing-parent'; readonly path: string; readonly parent: string };
+  | { readonly kind: 'missing-parent'; readonly path: string; readonly parent: string }
+  /** An rmdir of a directory that holds entries there: `holds`, their fids (comma-separated, at most NOT_EMPTY_HOLDS). */
+  | { readonly kind: 'not-empty'; readonly path: string; readonly holds: string };
+
+/** How many of a directory's entries a `not-empty` refusal names at most. */
+export const NOT_EMPTY_HOLDS = 64;
 
 export class IntersyncError extends Error {
   readonly code: ErrorCode;

@@ -574,6 +574,21 @@ export class FilesetDb {
     return made;
   }
 
+  /**
+   * Client side: the pending record `seq` (refused, nothing after it sent since) goes last in the LML, under a
+   * new sequence number (Reintegrator#emptiedLater). Refused records were never applied on the server, so a new
+   * number is safe, as in recreateDir.
+   */
+  moveLmlToEnd(seq: bigint): void {
+    this.#transaction(() => {
+      const r = this.lmlRecord(seq);
+      if (r === undefined) return;
+      this.#st.lmlDelete!.run(seq);
+      this.#lmlSeq += 1n;
+      this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
+    });
+  }
+
   /** Pending local renames, oldest first (a server record names things as they were before them). */
   pendingRenames(): LmlRecord[] {
     return (this.#st.lmlRenames!.all() as Row[]).map(toLml);

@@ -21,6 +21,7 @@ import { parseConflictReason } from '#net/protocol/wire-errors.js';
 import type { PeerClient } from '#net/peer-client.js';
 import { BODY_BUDGET_S, bodyLimit } from '#net/rate-limit.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
+import { emptiedLater } from './emptied-later.js';
 import { optimiseLml } from './lml-optimiser.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { sha256Hex } from '#core/sha256.js';
@@ -330,7 +331,14 @@ export class Reintegrator {
       const clash = (why?.kind === 'name-taken' || why?.kind === 'new-name-taken') && tries >= 2 && orphan === undefined ? this.#nameTaken(refusal.seq, why.kind) : undefined;
       const elsewhere = why?.kind === 'elsewhere' && tries >= 2 ? this.#objectElsewhere(refusal.seq, why.here) : undefined;
       const outdated = why?.kind === 'outdated' ? this.#removalOutdated(refusal.seq, why) : undefined;
-      if (orphan !== undefined) {
+      const emptied = why?.kind === 'not-empty' && emptiedLater(d.db, BigInt(refusal.seq), why.holds);
+      if (emptied) {
+        // The directory holds entries on the server that later pending records here take out: it goes after them.
+        d.db.moveLmlToEnd(BigInt(refusal.seq));
+        this.#tries.delete(refusal.seq);
+        this.#waitFor = null;
+        d.log.warn({ seq: refusal.seq, path: refused?.path }, 'a directory\'s removal refused as not empty on the server: sent again after the pending moves that take its entries out');
+      } else if (orphan !== undefined) {
         // A hard link to a name the server does not hold as a file (its target was refused, or kept aside
         // here): it links to another name of the inode here that the server knows, and with none the content
         // goes as a file of its own, rather than a resync that makes the same link again. Before, it always

@@ -41,7 +41,7 @@ export function toWire(e: IntersyncError): WireError {
 
 /** The fields each kind of conflict reason carries besides `kind` and `path`. */
 const REASON_FIELDS: Record<ConflictReason['kind'], readonly string[]> = {
-  'outdated': ['made', 'current'], 'name-taken': ['by'], 'new-name-taken': [], 'link-target': [], 'elsewhere': ['here'], 'missing-parent': ['parent'],
+  'outdated': ['made', 'current'], 'name-taken': ['by'], 'new-name-taken': [], 'link-target': [], 'elsewhere': ['here'], 'missing-parent': ['parent'], 'not-empty': ['holds'],
 };
 
 /** A conflict reason a peer sent, checked field by field; null when it is not one (a peer's bad input changes nothing). */
