@@ -5,8 +5,10 @@
 //
 // A guard written while tracing chaos s63 seed 9222 (c1: a link made off line to gamma/c, written through; the
 // write passed the server's check as made against the link's own version and wrote over another client's write
-// of that inode). It passes on the code it was written against: the chaos run's path to that state (the link's
-// name on another inode than its target's here when it was sent) was not reproduced; see issue 11's note.
+// of that inode). It passes on the code it was written against: here the conflict step keeps the client's
+// writes beside and the link joins the server's content. In the run, the conflict step had placed the server's
+// content at gamma/c as a file of its own, and the link's name kept the old inode; the same state after a
+// resync is reproduced, and fixed, in test/long/link-apart-after-resync.test.ts.
 import assert from 'node:assert/strict';
 import { appendFileSync, linkSync, lstatSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
