@@ -566,6 +566,11 @@ export class Reintegrator {
         // seed 9226, s63 seed 9222: lost writes; test/long/link-apart-after-resync.test.ts).
         const other = this.#otherName(r.fid, ahead, t.fid);
         r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
+        // Kept so in the LML (said once, and the batch read before it is read again: Reintegrator#step).
+        d.db.rewriteLml([r], []);
+        d.log.warn({ seq: r.seq.toString(), path: r.path, target: r0.target, linkedTo: other?.path }, other === undefined
+          ? 'a hard link whose name is another file than its target here: sent as a file of its own'
+          : 'a hard link whose name is another file than its target here: sent as a link to a name of the inode it has');
       }
     }
     if (r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') return { record: r, payload: null };
