@@ -607,15 +607,6 @@ export class Reintegrator {
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
   }
 
-  /**
-   * A pending link sent as a file of its own: a create with the attributes its name has here now, as its content
-   * is read now. The link record carries the mode it had when journaled; a change of the inode since, made
-   * through another name (a server's chmod applied here, which gives it to every name of the inode and journals
-   * nothing of this one), is in the name's row only. Before, the create went with the old mode, the server's
-   * entry differed from this node's ("state differs … other mode") and the client resynced (chaos seed 9207:
-   * c2 linked delta/g.txt to beta/f.json and replaced beta/f.json off line; the server chmodded, then removed
-   * beta/f.json; the conflict step made beta/f.json again as a name of delta/g.txt's inode, which took the chmod).
-   */
   /** True when the name `fid` and the file `t` are both on disk here, as two inodes. */
   #apartHere(fid: Fid, t: ObjectRow): boolean {
     const own = this.#d.db.objectByFid(fid);
@@ -625,6 +616,15 @@ export class Reintegrator {
     return a?.type === 'file' && b?.type === 'file' && a.ino !== b.ino;
   }
 
+  /**
+   * A pending link sent as a file of its own: a create with the attributes its name has here now, as its content
+   * is read now. The link record carries the mode it had when journaled; a change of the inode since, made
+   * through another name (a server's chmod applied here, which gives it to every name of the inode and journals
+   * nothing of this one), is in the name's row only. Before, the create went with the old mode, the server's
+   * entry differed from this node's ("state differs … other mode") and the client resynced (chaos seed 9207:
+   * c2 linked delta/g.txt to beta/f.json and replaced beta/f.json off line; the server chmodded, then removed
+   * beta/f.json; the conflict step made beta/f.json again as a name of delta/g.txt's inode, which took the chmod).
+   */
   #asOwnFile(r: LmlRecord): LmlRecord {
     const o = this.#d.db.objectByFid(r.fid);
     const attrs = o?.type === 'file' ? { mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs } : {};
