@@ -2,7 +2,7 @@
 // can rewrite it; after a refusal the optimiser looks at the LML again (records that blocked a fold may be
 // gone or folded themselves by then). Nothing a bug or a refusal leaves in the LML stops reintegration.
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, lstatSync, mkdirSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
@@ -309,4 +309,45 @@ test('a removal of a directory the server refuses as not empty there goes after 
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.equal(l.db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
   assert.deepEqual(got, ['rmdir d', 'rename g', 'rmdir d'], 'the rmdir went again after the move');
+});
+
+test('a record refused three times waits some seconds from its first refusal before a resync: a move this node journals a moment later still empties the directory', { timeout: 30_000 }, async (t) => {
+  // Fails without the patience before a resync (Reintegrator, REFUSAL_PATIENCE_MS): new server records woke the
+  // reintegrator three times within 72 ms, each try refused "directory is not empty here", and the client
+  // resynced while capture had yet to journal the conflict step's redo, the move that took the entry out
+  // (chaos s65 seed 9279). Here the tries come 0.5 and 1 s apart, and the move is journaled 2.5 s after the first
+  // refusal, after the third.
+  const l = fileset(t);
+  const d = makeFid(SERVER, 1n);
+  const g = makeFid(SERVER, 2n);
+  mkdirSync(join(l.root, 'd'));
+  writeFileSync(join(l.root, 'g'), 'made on the server\n');
+  fromServer(l, { kind: 'mkdir', fid: d, path: 'd', size: null, hash: null }, 0x10n);
+  fromServer(l, { kind: 'create', fid: g, path: 'g' }, 0x11n);
+  // The fake server's journal is at TID 0, as this node has seen it: a refused record waits for time, not records.
+  const raw = new Database(l.dbFile);
+  raw.prepare('UPDATE last_rcvd SET tid = 0').run();
+  raw.close();
+  rmdirSync(join(l.root, 'd'));
+  const { tid: _t, postVersion: _p, digest: _d, originSeq: _o, ...rmdir } = serverRecord({ kind: 'rmdir', fid: d, path: 'd', preVersion: asTid(0x10n), origin: l.node, size: null, hash: null }, 0n);
+  l.db.commitLocal([{ draft: rmdir, identity: null }]);
+  let inD = true;
+  let firstRefusal: number | null = null;
+  const late = setInterval(() => {
+    if (firstRefusal !== null && Date.now() - firstRefusal >= 2500 && existsSync(join(l.root, 'g'))) movedHere(l, g, 'g', 'h', 0x11n);
+  }, 50);
+  t.after(() => clearInterval(late));
+  const got: string[] = [];
+  const stuck = await reintegrate(l, (r, accept) => {
+    got.push(`${r.kind} ${r.path}`);
+    if (r.kind === 'rmdir' && inD) {
+      firstRefusal ??= Date.now();
+      return refusal(r, IntersyncError.CONFLICT('d', 'directory is not empty here', { kind: 'not-empty', path: 'd', holds: g }));
+    }
+    if (r.kind === 'rename') inD = false;
+    return accept();
+  }, 400);
+  assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
+  assert.equal(l.db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
+  assert.deepEqual(got.slice(-2), ['rename g', 'rmdir d'], `the rmdir went after the move: ${got.join('; ')}`);
 });

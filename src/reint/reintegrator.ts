@@ -26,6 +26,14 @@ import { optimiseLml } from './lml-optimiser.js';
 import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
+/**
+ * How long a record refused again and again waits, from its first refusal, before the refusals ask for a resync.
+ * Three tries can come within milliseconds (each new server record wakes the reintegrator), while the answer may be
+ * on this node's own disk, not journaled yet: a conflict step's redo that capture journals a moment later (the
+ * move that empties a directory whose removal is refused; chaos s65 seed 9279). A resync costs far more than this.
+ */
+const REFUSAL_PATIENCE_MS = 4000;
+
 export interface ReintegratorDeps {
   readonly db: FilesetDb;
   readonly client: PeerClient;
@@ -98,6 +106,8 @@ export class Reintegrator {
   readonly #held = new Map<string, number>(); // scope -> when renewed
   readonly #recalled = new Set<string>();
   readonly #tries = new Map<string, number>();
+  /** When each refused record was first refused (monotonic ms): a resync waits REFUSAL_PATIENCE_MS from then. */
+  readonly #firstRefused = new Map<string, number>();
   #stopped = false;
   #sent = 0;
   #rejected = 0;
@@ -320,6 +330,8 @@ export class Reintegrator {
       this.#optimisedAt = null;
       const tries = (this.#tries.get(refusal.seq) ?? 0) + 1;
       this.#tries.set(refusal.seq, tries);
+      if (tries === 1) this.#firstRefused.set(refusal.seq, d.clock.monotonic());
+      const refusedFor = d.clock.monotonic() - (this.#firstRefused.get(refusal.seq) ?? d.clock.monotonic());
       const serverTid = parseTid(res.lastTid) ?? null;
       const caughtUp = serverTid !== null && d.db.lastRcvdOf(d.serverNode()) >= serverTid;
       const refused = d.db.lmlRecord(BigInt(refusal.seq));
@@ -379,7 +391,7 @@ export class Reintegrator {
         this.#tries.delete(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: missing.path, fid }, 'a directory kept here is gone on the server: made there again');
-      } else if (refusal.status === 'conflict' && caughtUp && tries >= 3) {
+      } else if (refusal.status === 'conflict' && caughtUp && tries >= 3 && refusedFor >= REFUSAL_PATIENCE_MS) {
         // Nothing the server forwards will resolve it: rebuild from a snapshot, which keeps the local version
         // beside the server's (keep-both) and drops the change that cannot apply.
         this.#rejected++;
@@ -393,7 +405,7 @@ export class Reintegrator {
         // The forwarded stream brings the other side, which resolves it. Already caught up: only a newer server
         // record can help, or time (a few seconds, longer each try, before the next try counts).
         this.#waitFor = caughtUp ? asTid(serverTid + 1n) : serverTid;
-        this.#waitUntil = d.clock.monotonic() + (caughtUp ? 500 * tries : 60_000);
+        this.#waitUntil = d.clock.monotonic() + (caughtUp ? Math.max(500 * tries, tries >= 3 ? REFUSAL_PATIENCE_MS - refusedFor : 0) : 60_000);
       }
     }
     // A recalled token goes back once what needs it is accepted, or at once when the server refused it:
