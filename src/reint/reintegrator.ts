@@ -215,6 +215,12 @@ export class Reintegrator {
     }
   }
 
+  /** A refused record settled (rewritten, moved, resynced): its count of tries starts again. */
+  #forgetRefusals(seq: string): void {
+    this.#tries.delete(seq);
+    this.#firstRefused.delete(seq);
+  }
+
   /** One round: returns false when there was nothing to do. */
   async #step(): Promise<boolean> {
     const d = this.#d;
@@ -347,7 +353,7 @@ export class Reintegrator {
       if (emptied) {
         // The directory holds entries on the server that later pending records here take out: it goes after them.
         d.db.moveLmlToEnd(BigInt(refusal.seq));
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: refused?.path }, 'a directory\'s removal refused as not empty on the server: sent again after the pending moves that take its entries out');
       } else if (orphan !== undefined) {
@@ -358,7 +364,7 @@ export class Reintegrator {
         // seed 9205, c1: beta/d.conflict-…-5f.md and gamma.conflict-…-1b/c, "hard-link group differs").
         const other = this.#otherName(orphan.fid, new Set(), orphan.targetFid ?? null);
         d.db.rewriteLml([other === undefined ? this.#asOwnFile(orphan) : { ...orphan, target: other.path, targetFid: other.fid }], []);
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target, linkedTo: other?.path }, other === undefined
           ? 'a hard link whose other name the server does not have: sent as a file of its own'
@@ -368,7 +374,7 @@ export class Reintegrator {
         // record's name is bookkeeping this node got wrong (the version says it saw the object's last change),
         // and the server's name is the object's. Sent again at it. No resync.
         d.db.rewriteLml([elsewhere.record], []);
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         this.#optimisedAt = null;
         d.log.warn({ seq: refusal.seq, kind: elsewhere.record.kind, path: elsewhere.was, serverPath: elsewhere.record.path }, 'a pending change named its object where the server does not have it: sent at the server\'s name');
@@ -376,26 +382,26 @@ export class Reintegrator {
         // A removal the server refuses for a newer version it holds (the name is its inode's last there): nothing
         // the stream brings will change that, and update beats delete. The conflict step brought the server's
         // content back (or sent the removal again, the policy said so). No resync.
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         this.#optimisedAt = null;
       } else if (clash !== undefined && serverTid !== null && d.onNameTaken?.(clash, serverTid) === true) {
         // Another object has the name on the server, and no record to come will move it: kept beside (keep-both).
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         this.#optimisedAt = null;
       } else if (missing !== undefined) {
         // A directory the server no longer has (removed there while a conflict step kept it here for what it
         // gained): it is made again on the server, ahead of the records that need it. No resync.
         const fid = d.db.recreateDir(missing.fid, missing.path, d.clock.now());
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: missing.path, fid }, 'a directory kept here is gone on the server: made there again');
       } else if (refusal.status === 'conflict' && caughtUp && tries >= 3 && refusedFor >= REFUSAL_PATIENCE_MS) {
         // Nothing the server forwards will resolve it: rebuild from a snapshot, which keeps the local version
         // beside the server's (keep-both) and drops the change that cannot apply.
         this.#rejected++;
-        this.#tries.delete(refusal.seq);
+        this.#forgetRefusals(refusal.seq);
         this.#lastError = `change ${refusal.seq} refused by the server: ${refusal.error?.message ?? 'conflict'}`;
         d.log.error({ seq: refusal.seq, err: refusal.error?.message }, 'local change refused by the server; resyncing, the local version is kept beside');
         await this.#releaseAll(); // others must not wait on a holder that cannot reintegrate
