@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, renameSync, rmSync, statSync, symlinkSync, unlinkSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
@@ -1172,10 +1172,28 @@ export class ConflictResolver {
       return;
     }
     const there = lstatOrNull(abs);
+    // A local write landed at the name after this step saved its content (while the server's record applied,
+    // before this redo): it is the newer, and stays; the saved content goes beside it. Known by what the name
+    // holds: neither the saved content nor what the journal says the record left there. Before, the saved
+    // (older) content was copied over it, and capture journaled that: the write was on no node (chaos s66
+    // seed 9303, c1; test/conflict-redo-window.test.ts).
+    if (there?.type === 'file' && this.#writtenSince(abs, there.size, saved, path)) {
+      this.#placeBeside(saved, path, this.#unplaced.get(saved)?.tid ?? 0n);
+      return;
+    }
     copyFileSync(saved, abs);
     if (there?.type === 'file') chmodSync(abs, there.mode);
     unlinkSync(saved);
     this.#settle(saved);
+  }
+
+  /** True when the file at `abs` (of `size`) holds neither the content saved at `saved` nor what the journal has at `path`. */
+  #writtenSince(abs: string, size: number, saved: string, path: string): boolean {
+    const row = this.#d.db.objectByPath(path);
+    const now = hashFileSync(abs);
+    if (now === null) return false; // gone a moment ago: nothing there to keep
+    if (size === statSync(saved).size && now === hashFileSync(saved)) return false;
+    return !(row?.type === 'file' && row.hash !== null && size === row.size && now === row.hash);
   }
 
   /**
