@@ -437,7 +437,7 @@ class Batch {
         const carrier = this.#carrierOf(o);
         if (carrier !== undefined && !carried.has(carrier.fid)) {
           carried.add(carrier.fid);
-          out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });
+          out.push(this.#carrierWrite(carrier));
         }
         out.push({ draft: this.#draftGone(o), identity: null });
         if (o.type === 'dir' && o.ino !== null) this.#d.watcher?.unwatch(o.ino);
@@ -451,7 +451,7 @@ class Batch {
       for (const x of this.#d.db.objectsByIno(obj.ino)) if (x.fid !== obj.fid && x.type === 'file') this.#retry.push(x.path);
     }
     const carrier = this.#carrierOf(obj);
-    if (carrier !== undefined) out.push({ draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null });
+    if (carrier !== undefined) out.push(this.#carrierWrite(carrier));
     out.push({ draft: this.#draftGone(obj), identity: null });
     return out;
   }
@@ -467,6 +467,11 @@ class Batch {
     if (obj.type !== 'file' || obj.ino === null) return undefined;
     if (!db.localRecordsOf(obj.fid).some((x) => x.kind === 'write' || x.kind === 'truncate')) return undefined;
     return db.objectsByIno(obj.ino).find((x) => x.fid !== obj.fid && x.type === 'file' && lstatOrNull(this.#abs(x.path))?.ino === obj.ino);
+  }
+
+  /** The write of a carrier (see #carrierOf): what its inode holds, as journaled. */
+  #carrierWrite(carrier: ObjectRow): Change {
+    return { draft: { ...this.#draftGone(carrier), kind: 'write', size: carrier.size, hash: carrier.hash }, identity: null };
   }
 
   #draftGone(o: ObjectRow): RecordDraft {

@@ -363,7 +363,7 @@ export class Reintegrator {
         // went as a file of its own: two such links to one inode here were two files on the server (chaos
         // seed 9205, c1: beta/d.conflict-…-5f.md and gamma.conflict-…-1b/c, "hard-link group differs").
         const other = this.#otherName(orphan.fid, new Set(), orphan.targetFid ?? null);
-        d.db.rewriteLml([other === undefined ? this.#asOwnFile(orphan) : { ...orphan, target: other.path, targetFid: other.fid }], []);
+        d.db.rewriteLml([this.#linkOrOwnFile(orphan, other)], []);
         this.#forgetRefusals(refusal.seq);
         this.#waitFor = null;
         d.log.warn({ seq: refusal.seq, path: orphan.path, target: orphan.target, linkedTo: other?.path }, other === undefined
@@ -574,7 +574,7 @@ export class Reintegrator {
       const t = byFid?.type === 'file' ? byFid : r.target === null ? undefined : d.db.objectByPath(r.target);
       if (t === undefined || t.type !== 'file') {
         const other = this.#otherName(r.fid, ahead);
-        r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
+        r = this.#linkOrOwnFile(r, other);
       } else if (this.#apartHere(r.fid, t)) {
         // The new name and the name it linked to are two files here now: a resync or a conflict step placed the
         // server's content at the target as a file of its own, and the new name kept the old inode with what was
@@ -583,7 +583,7 @@ export class Reintegrator {
         // through it, made against the link's own version, replaced the server's newer content there (chaos s64
         // seed 9226, s63 seed 9222: lost writes; test/long/link-apart-after-resync.test.ts).
         const other = this.#otherName(r.fid, ahead, t.fid);
-        r = other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
+        r = this.#linkOrOwnFile(r, other);
         // Kept so in the LML (said once, and the batch read before it is read again: Reintegrator#step).
         d.db.rewriteLml([r], []);
         d.log.warn({ seq: r.seq.toString(), path: r.path, target: r0.target, linkedTo: other?.path }, other === undefined
@@ -632,6 +632,11 @@ export class Reintegrator {
     const a = lstatOrNull(join(this.#d.root, own.path));
     const b = lstatOrNull(join(this.#d.root, t.path));
     return a?.type === 'file' && b?.type === 'file' && a.ino !== b.ino;
+  }
+
+  /** A pending link sent as a link to `other` (a name of its inode the server knows), or with none as a file of its own. */
+  #linkOrOwnFile(r: LmlRecord, other: ObjectRow | undefined): LmlRecord {
+    return other === undefined ? this.#asOwnFile(r) : { ...r, target: other.path, targetFid: other.fid };
   }
 
   /**
