@@ -281,12 +281,11 @@ test('a pending link whose target is gone, on an inode it shares here with a nam
   assert.deepEqual(got, ['link c -> g'], 'c goes as a link to g, the name of its inode here the server knows');
 });
 
-test('a removal of a directory the server refuses as not empty there goes after the pending moves that take its entries out', { timeout: 30_000 }, async (t) => {
-  // Fails without Reintegrator#emptiedLater: the server held g in d (placed there by another name of its era),
-  // and this node's move of g out of d came after its rmdir of d in the LML: the rmdir was refused three times
-  // as "directory is not empty here" and the client resynced (chaos s63 seed 9221, c2; the same refusal in
-  // s58 seed 9267, s59 9277, s62 9267 and 9277).
-  const l = fileset(t);
+/**
+ * The server's directory d and file g, here with d removed (its rmdir pending) while g stays out of it: the
+ * server still holds g in d (the tests' fake server says so), until this node's move of g reaches it. Returns g.
+ */
+function removedDirOf(l: Local): Fid {
   const d = makeFid(SERVER, 1n);
   const g = makeFid(SERVER, 2n);
   mkdirSync(join(l.root, 'd'));
@@ -296,6 +295,16 @@ test('a removal of a directory the server refuses as not empty there goes after 
   rmdirSync(join(l.root, 'd'));
   const { tid: _t, postVersion: _p, digest: _d, originSeq: _o, ...rmdir } = serverRecord({ kind: 'rmdir', fid: d, path: 'd', preVersion: asTid(0x10n), origin: l.node, size: null, hash: null }, 0n);
   l.db.commitLocal([{ draft: rmdir, identity: null }]);
+  return g;
+}
+
+test('a removal of a directory the server refuses as not empty there goes after the pending moves that take its entries out', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#emptiedLater: the server held g in d (placed there by another name of its era),
+  // and this node's move of g out of d came after its rmdir of d in the LML: the rmdir was refused three times
+  // as "directory is not empty here" and the client resynced (chaos s63 seed 9221, c2; the same refusal in
+  // s58 seed 9267, s59 9277, s62 9267 and 9277).
+  const l = fileset(t);
+  const g = removedDirOf(l);
   movedHere(l, g, 'g', 'h', 0x11n);
   // The server: g is in d there until the move takes it out.
   let inD = true;
@@ -318,19 +327,11 @@ test('a record refused three times waits some seconds from its first refusal bef
   // (chaos s65 seed 9279). Here the tries come 0.5 and 1 s apart, and the move is journaled 2.5 s after the first
   // refusal, after the third.
   const l = fileset(t);
-  const d = makeFid(SERVER, 1n);
-  const g = makeFid(SERVER, 2n);
-  mkdirSync(join(l.root, 'd'));
-  writeFileSync(join(l.root, 'g'), 'made on the server\n');
-  fromServer(l, { kind: 'mkdir', fid: d, path: 'd', size: null, hash: null }, 0x10n);
-  fromServer(l, { kind: 'create', fid: g, path: 'g' }, 0x11n);
+  const g = removedDirOf(l);
   // The fake server's journal is at TID 0, as this node has seen it: a refused record waits for time, not records.
   const raw = new Database(l.dbFile);
   raw.prepare('UPDATE last_rcvd SET tid = 0').run();
   raw.close();
-  rmdirSync(join(l.root, 'd'));
-  const { tid: _t, postVersion: _p, digest: _d, originSeq: _o, ...rmdir } = serverRecord({ kind: 'rmdir', fid: d, path: 'd', preVersion: asTid(0x10n), origin: l.node, size: null, hash: null }, 0n);
-  l.db.commitLocal([{ draft: rmdir, identity: null }]);
   let inD = true;
   let firstRefusal: number | null = null;
   const late = setInterval(() => {
