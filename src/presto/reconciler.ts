@@ -109,6 +109,9 @@ export class Reconciler {
   }
 }
 
+/** What #processUnguarded returns for a name that waits for its parent: it is processed again later in the batch. */
+const LATER = Symbol('later');
+
 class Batch {
   readonly #d: ReconcilerDeps;
   readonly #queue: string[] = [];
@@ -187,15 +190,17 @@ class Batch {
     if (this.#done.has(p) || this.#visiting.has(p)) return;
     if (this.#d.guard.isHeld(p)) return; // the apply path is writing it; its release brings it back
     this.#visiting.add(p);
+    let later = false;
     try {
-      await this.#processUnguarded(p);
+      later = (await this.#processUnguarded(p)) === LATER;
     } finally {
       this.#visiting.delete(p);
-      this.#done.add(p);
+      if (later) this.#queue.push(p); // looked at again once the directory being worked out above it is journaled
+      else this.#done.add(p);
     }
   }
 
-  async #processUnguarded(p: string): Promise<void> {
+  async #processUnguarded(p: string): Promise<void | typeof LATER> {
     const db = this.#d.db;
     const st = lstatOrNull(this.#abs(p));
     if (this.#ignored(p, st)) return;
@@ -210,7 +215,13 @@ class Batch {
       return;
     }
     const parent = parentOf(p);
-    if (parent !== '' && db.objectByPath(parent)?.type !== 'dir') {
+    // The parent first, unless it is journaled as the directory on disk at its name: a move or a creation here
+    // goes into the directory the journal has there. When the parent is being worked out already (a cycle of
+    // moves), the name waits for it. Before, the start-up scan journaled each move of a directory swap into the
+    // wrong parent (`mv beta delta/sub; mkdir beta; mv epsilon/deep beta/sub; mv delta/sub epsilon/deep`: the
+    // journal had epsilon/deep/sub/sub, the disk did not), for good (chaos s67 seed 9242).
+    if (parent !== '' && (db.objectByPath(parent)?.type !== 'dir' || dirNotAsJournaled(db, this.#d.root, parent))) {
+      if (this.#visiting.has(parent)) return LATER;
       await this.#process(parent);
       if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
     }
@@ -227,12 +238,24 @@ class Batch {
       // replaced by `mv -T` gives its number to a file made in the new one at once).
       const q = obj.ino === null ? undefined : this.#inoAt.get(obj.ino);
       const qst = q === undefined || q === p ? null : lstatOrNull(this.#abs(q));
-      if (q !== undefined && qst?.ino === obj.ino && qst.type === obj.type) await this.#process(q);
+      const movedTo = q !== undefined && qst !== null && qst.ino === obj.ino && qst.type === obj.type ? q : undefined;
+      if (movedTo !== undefined) await this.#process(movedTo);
+      const fid = obj.fid;
       obj = db.objectByPath(p);
       if (obj !== undefined) {
-        this.#commit(this.#removal(obj));
+        // Still here while it lives at q: q waits for a move that needs this name (a swap or a longer cycle, or a
+        // directory moved into the one made at its old name). It steps aside to a free name and q takes it from
+        // there, the object kept whole rather than removed and made again.
+        if (movedTo !== undefined && obj.fid === fid && qst !== null && lstatOrNull(this.#abs(movedTo))?.ino === obj.ino) this.#stepAside(obj, qst, movedTo);
+        else this.#commit(this.#removal(obj));
         // What this batch journaled below the name went with the old object: looked at again under the new one.
-        if (obj.type === 'dir') for (const d of [...this.#done]) if (isUnder(d, p) && d !== p) this.#done.delete(d);
+        if (obj.type === 'dir') {
+          for (const d of [...this.#done]) {
+            if (!isUnder(d, p) || d === p) continue;
+            this.#done.delete(d);
+            this.#queue.push(d);
+          }
+        }
       }
     }
     const src = this.#renameSource(p, st);
@@ -260,6 +283,18 @@ class Batch {
       return;
     }
     await this.#create(p, st);
+  }
+
+  /** Journal the move of `obj` (its stat `st`, on disk at `to`) to a free name beside it; `to` is looked at again. */
+  #stepAside(obj: ObjectRow, st: DiskStat, to: string): void {
+    const taken = (n: string): boolean => this.#d.db.objectByPath(n) !== undefined || lstatOrNull(this.#abs(n)) !== null;
+    let aside = '';
+    for (let n = 1; aside === '' || taken(aside); n++) aside = joinRel(parentOf(obj.path), `.intersync-moving-${n}`);
+    this.#commit([{ draft: this.#draft('rename', obj, st, { newPath: aside }), identity: null }]);
+    if (!this.#visiting.has(to)) {
+      this.#done.delete(to);
+      this.#queue.push(to);
+    }
   }
 
   /** An ignored name: left as it is, journaled or not (a pattern added later stops its journaling, it removes nothing). */
