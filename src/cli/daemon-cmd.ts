@@ -77,6 +77,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--log-dir <DIR>', 'where logs go (default /var/log/intersync when writable, else DIR/.intermezzo/<fileset>/log)')
     .option('--log-format <FORMAT>', 'json, pretty, or auto (pretty when stderr is a terminal)', String(defaultOf('log-format')))
     .option('--settle-ms <N>', `quiet time (ms) before a batch of changes is journaled (default ${String(defaultOf('settle-ms'))}); per subtree: subtree-settle-ms in the config file`, positiveInt('--settle-ms'))
+    .option('--rescan-interval-s <N>', `walk the whole tree every N seconds and journal what capture missed (default ${String(defaultOf('rescan-interval-s'))}); 0: never`, positiveInt('--rescan-interval-s'))
     .option('--listen <ADDR:PORT>', 'server: where to serve the fileset (HTTPS; plain HTTP by default on a loopback address; http:// or https:// to choose), or "none"', String(defaultOf('listen')))
     .option('--insecure-http', 'allow plain HTTP outside the loopback address (server: serve it; client: talk to it), with a warning', false)
     .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')

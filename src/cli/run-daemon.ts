@@ -30,6 +30,7 @@ export interface RunOptions {
   debug: string;
   logDir?: string;
   settleMs?: number;
+  rescanIntervalS?: number;
   subtreeSettleMs?: Record<string, number>;
   ignore?: string[];
   server?: string;
@@ -162,6 +163,7 @@ interface Common {
   readonly clock: typeof systemClock;
   readonly logDir?: string;
   readonly settleMs?: number;
+  readonly rescanMs?: number;
   readonly versioning?: VersioningSettings;
   readonly subtreeSettleMs?: Readonly<Record<string, number>>;
   readonly ignore?: readonly string[];
@@ -181,6 +183,7 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
     dir, debug, clock: systemClock,
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+    ...(o.rescanIntervalS === undefined ? {} : { rescanMs: o.rescanIntervalS * 1000 }),
     ...(o.versioning === undefined || o.versioning === 'off' ? {} : { versioning: versioningSettings(o.versioning, o.versionsKeep ?? '30d') }),
     ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
     ...(o.ignore === undefined ? {} : { ignore: o.ignore }),

@@ -66,6 +66,8 @@ export interface ClientNodeOptions {
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
+  /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
+  readonly rescanMs?: number;
   /** Keep what the server's records overwrite or delete (apply/versions.ts); none kept when absent. */
   readonly versioning?: VersioningSettings;
   /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
@@ -242,6 +244,7 @@ export class ClientNode {
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      ...(o.rescanMs === undefined ? {} : { rescanMs: o.rescanMs }),
       ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
       ignore: this.ignore,
       journal: (changes) => {

@@ -65,6 +65,8 @@ export interface FilesetNodeOptions {
   readonly debug: number;
   readonly logDir?: string;
   readonly settleMs?: number;
+  /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
+  readonly rescanMs?: number;
   /** Keep what clients' records overwrite or delete (apply/versions.ts); none kept when absent. */
   readonly versioning?: VersioningSettings;
   readonly pollMs?: number;
@@ -144,6 +146,7 @@ export class FilesetNode {
     this.capture = new WatchCapture({
       db, root: paths.dir, nodeId: db.meta.nodeId, clock: o.clock, log: l.log, debug: o.debug, guard: this.guard, blockMaps: this.apply.blockMaps,
       ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
+      ...(o.rescanMs === undefined ? {} : { rescanMs: o.rescanMs }),
       ...(o.subtreeSettleMs === undefined ? {} : { subtreeSettleMs: o.subtreeSettleMs }),
       ignore: this.ignore,
       ...(o.pollMs === undefined ? {} : { pollMs: o.pollMs }),

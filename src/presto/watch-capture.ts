@@ -34,6 +34,11 @@ export interface WatchCaptureOptions {
   readonly maxDelayMs?: number;
   /** How often directories that could not be watched are rescanned (each time for at most an eighth of it). */
   readonly pollMs?: number;
+  /**
+   * How often the whole tree is walked again, as at start, for what capture missed: an event the kernel dropped,
+   * a change in a directory between its creation and its watch that nothing looked at. Never when absent or 0.
+   */
+  readonly rescanMs?: number;
   /** Pending hints kept before falling back to one rescan of the whole tree. */
   readonly maxPending?: number;
   readonly watchFn?: WatchFn;
@@ -89,6 +94,8 @@ export class WatchCapture {
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #poll: NodeJS.Timeout | undefined;
+  #periodic: NodeJS.Timeout | undefined;
+  #periodicDue = false; // the next full rescan is the periodic one (rescanMs), logged with what it found
   #running: Promise<void> | undefined;
   #state: CaptureStatus['state'] = 'starting';
   #scanning = false;
@@ -157,12 +164,21 @@ export class WatchCapture {
     const pollMs = this.#o.pollMs ?? 2000;
     this.#poll = setInterval(() => this.#pollUnwatched(), pollMs);
     this.#poll.unref();
+    const rescanMs = this.#o.rescanMs ?? 0;
+    if (rescanMs > 0) {
+      this.#periodic = setInterval(() => {
+        this.#periodicDue = true;
+        this.rescan();
+      }, rescanMs);
+      this.#periodic.unref();
+    }
   }
 
   async stop(): Promise<void> {
     this.#state = 'stopped';
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     if (this.#poll !== undefined) clearInterval(this.#poll);
+    if (this.#periodic !== undefined) clearInterval(this.#periodic);
     this.#subtree?.stop();
     this.#watcher.close();
     await this.#running;
@@ -320,7 +336,10 @@ export class WatchCapture {
   async #batch(): Promise<void> {
     if (this.#o.ignore?.refresh() === true) this.ignoreChanged();
     let items: DirtyItem[];
+    let periodic = false;
     if (this.#fullRescan) {
+      periodic = this.#periodicDue;
+      this.#periodicDue = false;
       this.#fullRescan = false;
       this.#pending.clear();
       this.#o.ignore?.resetCount();
@@ -332,6 +351,8 @@ export class WatchCapture {
     try {
       const res = await this.#reconciler.run(items, { settle: true });
       this.#retryLater(res.retry);
+      // What the walk journaled: changes no event brought, or whose events were still on their way (a busy tree).
+      if (periodic) this.#log.info({ records: res.records, looked: items.length }, 'periodic rescan of the tree');
     } catch (e) {
       const err = e instanceof IntersyncError ? e : IntersyncError.IO('journal', this.#o.root, e);
       this.#lastError = err.message;
