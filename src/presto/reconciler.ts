@@ -121,6 +121,7 @@ class Batch {
   readonly #deletes: string[] = [];
   readonly #retry: string[] = [];
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
+  readonly #parentsOk = new Set<string>(); // directories journaled as on disk, until the next move or removal
   #records = 0;
 
   readonly #settle: boolean;
@@ -220,10 +221,16 @@ class Batch {
     // moves), the name waits for it. Before, the start-up scan journaled each move of a directory swap into the
     // wrong parent (`mv beta delta/sub; mkdir beta; mv epsilon/deep beta/sub; mv delta/sub epsilon/deep`: the
     // journal had epsilon/deep/sub/sub, the disk did not), for good (chaos s67 seed 9242).
-    if (parent !== '' && (db.objectByPath(parent)?.type !== 'dir' || dirNotAsJournaled(db, this.#d.root, parent))) {
-      if (this.#visiting.has(parent)) return LATER;
-      await this.#process(parent);
-      if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
+    if (parent !== '' && !this.#parentsOk.has(parent)) {
+      if (db.objectByPath(parent)?.type !== 'dir' || dirNotAsJournaled(db, this.#d.root, parent)) {
+        if (this.#visiting.has(parent)) return LATER;
+        await this.#process(parent);
+        if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
+        // Still not the disk's directory: it waits for its own parent (put back in the queue), and this name after it.
+        if (!this.#done.has(parent) && dirNotAsJournaled(db, this.#d.root, parent)) return LATER;
+      } else {
+        this.#parentsOk.add(parent);
+      }
     }
     let obj = db.objectByPath(p);
     // A symlink made again with another target may have the freed inode back: it is another object all the same.
@@ -539,6 +546,7 @@ class Batch {
 
   #commit(changes: Change[]): void {
     if (changes.length === 0) return;
+    if (changes.some((c) => c.draft.kind === 'rename' || c.draft.kind === 'rmdir')) this.#parentsOk.clear();
     this.#records += this.#d.journal(changes);
   }
 }
