@@ -252,8 +252,11 @@ class Batch {
       if (obj !== undefined) {
         // Still here while it lives at q: q waits for a move that needs this name (a swap or a longer cycle, or a
         // directory moved into the one made at its old name). It steps aside to a free name and q takes it from
-        // there, the object kept whole rather than removed and made again.
-        if (movedTo !== undefined && obj.fid === fid && qst !== null && lstatOrNull(this.#abs(movedTo))?.ino === obj.ino) this.#stepAside(obj, qst, movedTo);
+        // there, the object kept whole rather than removed and made again. Not when q is journaled with this
+        // inode already: another name of a hard-linked file, which lives on there while this name goes (chaos
+        // s69 seed 9244: a rename-over of one name of two stepped aside, and nothing ever took it from there).
+        const movedObject = movedTo !== undefined && obj.fid === fid && qst !== null && lstatOrNull(this.#abs(movedTo))?.ino === obj.ino && db.objectByPath(movedTo)?.ino !== obj.ino;
+        if (movedObject) this.#stepAside(obj, qst, movedTo);
         else this.#commit(this.#removal(obj));
         // What this batch journaled below the name went with the old object: looked at again under the new one.
         if (obj.type === 'dir') {
