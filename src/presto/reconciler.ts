@@ -301,6 +301,7 @@ class Batch {
     let aside = '';
     for (let n = 1; aside === '' || taken(aside); n++) aside = joinRel(parentOf(obj.path), `.intersync-moving-${n}`);
     this.#commit([{ draft: this.#draft('rename', obj, st, { newPath: aside }), identity: null }]);
+    this.#deletes.push(aside); // removed at the end of the batch if nothing took it from there: nothing is on disk at it
     if (!this.#visiting.has(to)) {
       this.#done.delete(to);
       this.#queue.push(to);
