@@ -121,6 +121,8 @@ class Batch {
   readonly #deletes: string[] = [];
   readonly #retry: string[] = [];
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
+  readonly #newDirs: string[] = []; // dirty directories the journal does not have at their name (made or moved a moment ago)
+  #newDirsListed = false;
   readonly #parentsOk = new Set<string>(); // directories journaled as on disk, until the next move or removal
   #records = 0;
 
@@ -147,7 +149,11 @@ class Batch {
   async run(byIno: readonly DirtyItem[] = []): Promise<BatchResult> {
     for (const p of this.#queue) {
       const st = lstatOrNull(this.#abs(p));
-      if (st !== null) this.#inoAt.set(st.ino, p);
+      if (st === null) continue;
+      this.#inoAt.set(st.ino, p);
+      if (st.type !== 'dir') continue;
+      const row = this.#d.db.objectByPath(p);
+      if (row?.type !== 'dir' || (row.ino !== null && row.ino !== st.ino)) this.#newDirs.push(p);
     }
     let sliceStart = performance.now();
     // Parents before children (#process also handles a parent first); walks of new directories append deeper paths.
@@ -243,7 +249,7 @@ class Batch {
       // The name holds another object now. If the old one moved to another dirty path, move it first: the same
       // kind of object with its inode number (a freed number is handed to the next file made: a directory
       // replaced by `mv -T` gives its number to a file made in the new one at once).
-      const q = obj.ino === null ? undefined : this.#inoAt.get(obj.ino);
+      const q = obj.ino === null ? undefined : this.#inoAt.get(obj.ino) ?? this.#inNewDirs(obj.ino);
       const qst = q === undefined || q === p ? null : lstatOrNull(this.#abs(q));
       const movedTo = q !== undefined && qst !== null && qst.ino === obj.ino && qst.type === obj.type ? q : undefined;
       if (movedTo !== undefined) await this.#process(movedTo);
@@ -293,6 +299,31 @@ class Batch {
       return;
     }
     await this.#create(p, st);
+  }
+
+  /**
+   * A dirty path holding `ino` among the entries of the directories made or moved a moment ago (listed once per
+   * batch): a directory moved into one made at the same moment has no event of its own there yet (`mv a a2;
+   * mkdir a; mv a2 a/x` while running: a/x is in an unwatched directory), and is found there as moved, not gone.
+   */
+  #inNewDirs(ino: string): string | undefined {
+    if (!this.#newDirsListed) {
+      this.#newDirsListed = true;
+      for (const d of this.#newDirs) {
+        let names: string[];
+        try {
+          names = readdirSync(this.#abs(d));
+        } catch {
+          continue; // gone again
+        }
+        for (const name of names) {
+          const q = joinRel(d, name);
+          const st = lstatOrNull(this.#abs(q));
+          if (st !== null && !this.#inoAt.has(st.ino)) this.#inoAt.set(st.ino, q);
+        }
+      }
+    }
+    return this.#inoAt.get(ino);
   }
 
   /** Journal the move of `obj` (its stat `st`, on disk at `to`) to a free name beside it; `to` is looked at again. */
