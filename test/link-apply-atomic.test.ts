@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ApplyPath } from '#apply/apply-path.js';
-import type { NodeId } from '#core/ids.js';
+import { NO_VERSION, type NodeId } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { Reconciler } from '#presto/reconciler.js';
 import { applyFixture } from './apply-fixture.js';
@@ -134,4 +134,32 @@ test('a name of a hard-linked file removed here, its removal not sent yet, follo
   const now = String(statSync(join(root, 'g')).ino);
   assert.notEqual(now, h.ino, 'f and g took the new file');
   assert.equal(db.removedLinkIno(h.fid), now, 'the removed name follows the inode the other names hold now');
+});
+
+test('a name removed here whose inode is gone is no name of a new file that gets the same inode number', async (t) => {
+  // Chaos s69 seed 9259: c3 removed both names of an inode, made a new file that got the freed number, and a
+  // server's link to a removed name joined the new file (removedLink found it by the number); the server's content
+  // of the link then went into it, and c3's new file was on no node. Fails without FilesetDb#setIdentity
+  // forgetting the noted names at a number a new object takes. The kernel's reuse of the number is given here as
+  // the new file's identity, as the reconciler would journal it.
+  const { root, db, rec } = fixture(t);
+  writeFileSync(join(root, 'f'), 'version 1\n');
+  await rec.run([{ path: 'f' }]);
+  linkSync(join(root, 'f'), join(root, 'h'));
+  await rec.run([{ path: 'h' }]);
+  const h = db.objectByPath('h')!;
+  const unlink = (o: typeof h): void => {
+    unlinkSync(join(root, o.path));
+    db.commitLocal([{ draft: { ...o, kind: 'unlink', newPath: null, target: null, preVersion: o.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
+  };
+  unlink(h);
+  assert.equal(db.removedLinkIno(h.fid), h.ino, 'h removed here is noted with its inode');
+  unlink(db.objectByPath('f')!);
+  writeFileSync(join(root, 'd'), 'a new file\n');
+  const st = statSync(join(root, 'd'));
+  const made = { fid: db.newFid(), path: 'd', kind: 'create' as const, newPath: null, target: null, preVersion: NO_VERSION, size: st.size, hash: null, mode: 0o644, uid: 0, gid: 0, mtimeMs: st.mtimeMs, origin: db.meta.nodeId, time: Date.now() };
+  db.commitLocal([{ draft: made, identity: { ino: h.ino!, mtimeNs: BigInt(Math.round(st.mtimeMs * 1e6)), ctimeNs: BigInt(Math.round(st.ctimeMs * 1e6)), racy: false } }]);
+  assert.equal(db.objectByPath('d')?.ino, h.ino, 'the new file has the number h\'s inode had');
+  assert.equal(db.removedLinkIno(h.fid), null, 'h is no longer noted: its inode is gone');
+  assert.deepEqual(db.removedLinksOf(h.ino!), [], 'and no removed name is of the new file');
 });

@@ -836,6 +836,14 @@ export class FilesetDb {
     this.#noteRemovedLink(fid, null);
   }
 
+  #forgetRemovedLinksAt(ino: string): void {
+    const noted = this.getMeta(REMOVED_LINKS);
+    if (noted === undefined || !noted.includes(`"${ino}"`)) return;
+    const all = JSON.parse(noted) as Record<string, string>;
+    for (const fid of Object.keys(all)) if (all[fid] === ino) delete all[fid];
+    this.setMeta(REMOVED_LINKS, JSON.stringify(all));
+  }
+
   #noteRemovedLink(fid: Fid, ino: string | null): void {
     const all = JSON.parse(this.getMeta(REMOVED_LINKS) ?? '{}') as Record<string, string>;
     if (ino === null && !(fid in all)) return;
@@ -1384,7 +1392,14 @@ export class FilesetDb {
    */
   #setIdentity(d: RecordDraft, id: StatIdentity | null, made = false): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
-    if (made && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink')) this.#st.forgetIno!.run(id.ino, d.fid);
+    if (made && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink')) {
+      this.#st.forgetIno!.run(id.ino, d.fid);
+      // Nor is any name removed here noted with that number a name of this object: the inode it was of is gone,
+      // and the kernel handed its number out again. Before, a server's link to such a name joined the new file
+      // (removedLink found it), and the server's content went into it: a new file made here was written over,
+      // on no node any more (chaos s69 seed 9259, c3's d.md).
+      this.#forgetRemovedLinksAt(id.ino);
+    }
     this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
       // Every name of the inode sees the same stat (a new link moves the ctime of the others).
