@@ -206,13 +206,17 @@ export class ConflictResolver {
     // the change the removal meets.
     const found = db.kmlAt(current);
     const last = found !== undefined && (found.fid === x.fid || (found.links ?? []).includes(x.fid)) ? found : undefined;
+    // The name at this node's names now: its directory may have moved here since, the move pending after the
+    // removal (x.path is the server's name, the removal's era). Before, the step looked for the old directory,
+    // gave up, and the client resynced (chaos s70 seed 9242, c1: `rm beta/deep/d.md; mv beta/deep alpha/sub`).
+    const here = db.nameAfter(x.path, x.seq);
     // Its directory removed here too (`rm x/d; rmdir x`, the removals pending): the directory comes back first, as
     // it does for a server record that needs it (#parents), its removal losing with the file's. Before, the step
     // gave up, the removal was refused three times, and the client resynced (chaos s53 seed 9242, c1;
     // test/long/removed-link-last.test.ts).
-    if (!this.#dirOnDisk(parentOf(x.path))) {
+    if (!this.#dirOnDisk(parentOf(here))) {
       await this.#parents({ ...x, kind: 'create', newPath: null, target: null, preVersion: NO_VERSION, tid: current, postVersion: current, digest: '0'.repeat(64), originSeq: null, origin: last?.origin ?? (this.#d.serverNode() as NodeId) });
-      if (!this.#dirOnDisk(parentOf(x.path))) return false;
+      if (!this.#dirOnDisk(parentOf(here))) return false;
     }
     const attrs = last !== undefined ? { mode: last.mode, uid: last.uid, gid: last.gid, mtimeMs: last.mtimeMs } : { mode: x.mode, uid: x.uid, gid: x.gid, mtimeMs: x.mtimeMs };
     const r = { tid: current, origin: last?.origin ?? (this.#d.serverNode() as NodeId) };
@@ -223,7 +227,7 @@ export class ConflictResolver {
       this.#d.log.warn({ path: x.path, tid: formatTid(current) }, 'conflict: a removal here met a newer version on the server; the policy has it removed');
       return true;
     }
-    const base: RecordDraft = this.#d.apply.localize({ ...x, ...attrs, kind: 'write', newPath: null, target: null, hash: null, size: null, preVersion: current });
+    const base: RecordDraft = this.#d.apply.localize({ ...x, ...attrs, path: here, kind: 'write', newPath: null, target: null, hash: null, size: null, preVersion: current });
     const { staged, placeholder } = await this.#d.apply.stageCurrent(base, this.#d.source);
     if (placeholder) {
       // The server holds no content at the object's name now (moved or removed, not journaled yet): its records
@@ -231,8 +235,8 @@ export class ConflictResolver {
       rmSync(staged.file, { force: true });
       return false;
     }
-    const taken = db.objectByPath(x.path) !== undefined || lstatOrNull(join(this.#d.root, x.path)) !== null;
-    const at = taken ? this.#conflictPath(x.path, current) : x.path;
+    const taken = db.objectByPath(here) !== undefined || lstatOrNull(join(this.#d.root, here)) !== null;
+    const at = taken ? this.#conflictPath(here, current) : here;
     this.#d.guard.hold(at);
     try {
       chmodSync(staged.file, base.mode);
@@ -248,7 +252,8 @@ export class ConflictResolver {
     try {
       db.batch(() => {
         if (taken) {
-          db.rewriteLml([{ ...x, ...attrs, kind: 'rename', newPath: at, parent: parentOf(at) === '' ? ROOT_FID : dir?.type === 'dir' ? dir.fid : null }], []);
+          // The move is where the removal was, in its era: beside the server's name, in the directory by fid.
+          db.rewriteLml([{ ...x, ...attrs, kind: 'rename', newPath: joinRel(parentOf(x.path), baseName(at)), parent: parentOf(at) === '' ? ROOT_FID : dir?.type === 'dir' ? dir.fid : null }], []);
           db.setLmlPreVersion(x.seq, current);
         } else {
           db.rewriteLml([], [x.seq]);
