@@ -477,7 +477,8 @@ export class ApplyPath {
             utimesSync(staged.file, d.mtimeMs / 1000, d.mtimeMs / 1000);
           }
           const old = existing?.type === 'file' && (existing.size >= DELTA_THRESHOLD || version !== null) ? this.#keepAside(abs) : null;
-          renameSync(staged.file, abs);
+          if (d.kind === 'create') placeNew(staged.file, abs, d.path);
+          else renameSync(staged.file, abs);
           consumed = true;
           // A name removed here whose inode lives on in this one (FilesetDb#removedLinkIno) follows it to the new
           // file, as it does when the inode has several names: on the server it is a name of the file written.
@@ -823,6 +824,23 @@ function appliedIdentity(st: DiskStat): StatIdentity {
 
 function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {
   return a !== undefined && a.mode === d.mode && a.uid === d.uid && a.gid === d.gid && a.mtimeMs === d.mtimeMs;
+}
+
+/**
+ * A new file at `abs`: linked there (a link never replaces a name), then its staging name removed. A local file
+ * made at the name after the check (a program's create or rename-over a moment ago, not journaled yet) stays,
+ * and the record is refused as it is at the check. Before, the staged file was renamed over it: the local file
+ * was on no node (chaos s70 seed 9245: c2's `replace delta/deep/f.json`, within milliseconds of the server's
+ * create of the same name).
+ */
+function placeNew(staged: string, abs: string, path: string): void {
+  try {
+    linkSync(staged, abs);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
+    throw e;
+  }
+  unlinkSync(staged);
 }
 
 function rmIfThere(fn: () => void): void {
