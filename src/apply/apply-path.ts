@@ -837,8 +837,13 @@ function placeNew(staged: string, abs: string, path: string): void {
   try {
     linkSync(staged, abs);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
-    throw e;
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
+    // A file system without hard links: the rename, after a last look at the name.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    if (lstatOrNull(abs) !== null) throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
+    renameSync(staged, abs);
+    return;
   }
   unlinkSync(staged);
 }
