@@ -13,35 +13,44 @@
 import assert from 'node:assert/strict';
 import { existsSync, linkSync, mkdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { test } from 'node:test';
-import { Farm, assertSettled, changeAway, comeBack, journaled, readOrNull } from '../farm.js';
+import { test, type TestContext } from 'node:test';
+import { Farm, assertSettled, changeAway, comeBack, journaled, readOrNull, type Away } from '../farm.js';
 import { journalState } from '../helpers.js';
+
+/**
+ * The scenario's start and middle: a on the server, x/d linked to it on the client, which then makes `steps`
+ * while away (`how`); the server writes a, then removes it; the client comes back and every node settles.
+ */
+async function linkedAway(t: TestContext, how: Away, steps: (c: string) => ReadonlyArray<readonly [string, () => void]>): Promise<{ farm: Farm; c: string }> {
+  const farm = await Farm.start(t, { clients: 1, prepare: (s) => {
+    writeFileSync(join(s, 'a'), 'made on the server\n');
+    mkdirSync(join(s, 'x'));
+  } });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  linkSync(join(c, 'a'), join(c, 'x', 'd'));
+  await assertSettled(farm.all);
+  await changeAway(farm, c, how, steps(c));
+  const onServer = async (step: () => void): Promise<void> => {
+    const before = journalState(s).lastTid;
+    step();
+    await journaled(s, before);
+  };
+  await onServer(() => writeFileSync(join(s, 'a'), 'written on the server through a\n'));
+  await onServer(() => unlinkSync(join(s, 'a')));
+  await comeBack(farm, c, how);
+  await assertSettled(farm.all);
+  return { farm, c };
+}
 
 for (const how of ['disconnected', 'stopped'] as const) {
   for (const dirToo of [false, true]) {
     test(`${how}: the client removes x/d${dirToo ? ' and x' : ''}, a link of a; the server writes a, then removes a; x/d keeps the write`, { timeout: 120_000 }, async (t) => {
-      const farm = await Farm.start(t, { clients: 1, prepare: (s) => {
-        writeFileSync(join(s, 'a'), 'made on the server\n');
-        mkdirSync(join(s, 'x'));
-      } });
-      const [c] = farm.clients as [string];
-      const s = farm.server;
-      await assertSettled(farm.all);
-      linkSync(join(c, 'a'), join(c, 'x', 'd'));
-      await assertSettled(farm.all);
-      await changeAway(farm, c, how, [
+      const { farm, c } = await linkedAway(t, how, (c) => [
         ['the removal', () => unlinkSync(join(c, 'x', 'd'))],
         ...(dirToo ? [['the rmdir', () => rmdirSync(join(c, 'x'))] as const] : []),
       ]);
-      const onServer = async (step: () => void): Promise<void> => {
-        const before = journalState(s).lastTid;
-        step();
-        await journaled(s, before);
-      };
-      await onServer(() => writeFileSync(join(s, 'a'), 'written on the server through a\n'));
-      await onServer(() => unlinkSync(join(s, 'a')));
-      await comeBack(farm, c, how);
-      await assertSettled(farm.all);
       for (const d of farm.all) assert.equal(readOrNull(join(d, 'x', 'd')), 'written on the server through a\n', `${d}: x/d keeps the server's write`);
       assert.deepEqual(farm.logMessages(c, /resyncing|does not apply/i), [], 'no resync');
     });
@@ -50,28 +59,10 @@ for (const how of ['disconnected', 'stopped'] as const) {
 
 for (const how of ['disconnected', 'stopped'] as const) {
   test(`${how}: the client removes x/d, a link of a, then moves x to y; the server writes a, then removes a; y/d keeps the write`, { timeout: 120_000 }, async (t) => {
-    const farm = await Farm.start(t, { clients: 1, prepare: (s) => {
-      writeFileSync(join(s, 'a'), 'made on the server\n');
-      mkdirSync(join(s, 'x'));
-    } });
-    const [c] = farm.clients as [string];
-    const s = farm.server;
-    await assertSettled(farm.all);
-    linkSync(join(c, 'a'), join(c, 'x', 'd'));
-    await assertSettled(farm.all);
-    await changeAway(farm, c, how, [
+    const { farm, c } = await linkedAway(t, how, (c) => [
       ['the removal', () => unlinkSync(join(c, 'x', 'd'))],
       ['the move', () => renameSync(join(c, 'x'), join(c, 'y'))],
     ]);
-    const onServer = async (step: () => void): Promise<void> => {
-      const before = journalState(s).lastTid;
-      step();
-      await journaled(s, before);
-    };
-    await onServer(() => writeFileSync(join(s, 'a'), 'written on the server through a\n'));
-    await onServer(() => unlinkSync(join(s, 'a')));
-    await comeBack(farm, c, how);
-    await assertSettled(farm.all);
     for (const d of farm.all) {
       assert.equal(readOrNull(join(d, 'y', 'd')), 'written on the server through a\n', `${d}: y/d keeps the server's write`);
       assert.equal(existsSync(join(d, 'x')), false, `${d}: x moved to y`);
