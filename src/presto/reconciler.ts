@@ -111,6 +111,7 @@ export class Reconciler {
 
 /** What #processUnguarded returns for a name that waits for its parent: it is processed again later in the batch. */
 const LATER = Symbol('later');
+const MAX_LATER = 4;
 
 class Batch {
   readonly #d: ReconcilerDeps;
@@ -123,7 +124,8 @@ class Batch {
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
   readonly #newDirs: string[] = []; // dirty directories the journal does not have at their name (made or moved a moment ago)
   #newDirsListed = false;
-  readonly #parentsOk = new Set<string>(); // directories journaled as on disk, until the next move or removal
+  readonly #parentsOk = new Set<string>();
+  readonly #later = new Map<string, number>(); // names put back in the queue to wait for a parent, and how often // directories journaled as on disk, until the next move or removal
   #records = 0;
 
   readonly #settle: boolean;
@@ -202,8 +204,15 @@ class Batch {
       later = (await this.#processUnguarded(p)) === LATER;
     } finally {
       this.#visiting.delete(p);
-      if (later) this.#queue.push(p); // looked at again once the directory being worked out above it is journaled
-      else this.#done.add(p);
+      if (later) {
+        // Looked at again once the directory being worked out above it is journaled (a few times at most: a name
+        // is never put off for ever).
+        this.#later.set(p, (this.#later.get(p) ?? 0) + 1);
+        this.#queue.push(p);
+      } else {
+        this.#later.delete(p);
+        this.#done.add(p);
+      }
     }
   }
 
@@ -229,11 +238,13 @@ class Batch {
     // journal had epsilon/deep/sub/sub, the disk did not), for good (chaos s67 seed 9242).
     if (parent !== '' && !this.#parentsOk.has(parent)) {
       if (db.objectByPath(parent)?.type !== 'dir' || dirNotAsJournaled(db, this.#d.root, parent)) {
-        if (this.#visiting.has(parent)) return LATER;
+        const mayWait = (this.#later.get(p) ?? 0) < MAX_LATER;
+        if (mayWait && this.#visiting.has(parent)) return LATER;
         await this.#process(parent);
         if (db.objectByPath(parent)?.type !== 'dir') return; // the parent is gone again
         // Still not the disk's directory: it waits for its own parent (put back in the queue), and this name after it.
-        if (!this.#done.has(parent) && dirNotAsJournaled(db, this.#d.root, parent)) return LATER;
+        // (Not for a parent the apply path holds: its release brings it back, and this name is journaled as before.)
+        if (mayWait && this.#later.has(parent) && dirNotAsJournaled(db, this.#d.root, parent)) return LATER;
       } else {
         this.#parentsOk.add(parent);
       }
