@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { metrics } from '#core/metrics.js';
 import { lstatSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
@@ -17,6 +18,7 @@ import type { RecordDraft } from '#core/record.js';
 import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
 import { blockLength, type BlockMap } from '#apply/blocks.js';
 import { placedHere } from '#apply/placed.js';
+import { confine } from '#apply/confine.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
 import { waitingAfter } from '#journal/in-flight.js';
@@ -97,6 +99,9 @@ interface Follower {
  * transfer, write tokens, acknowledgements and status. Every request carries
  * the fileset secret as a bearer token; every body is validated here, once.
  */
+/** How often a record is placed and checked again while this node's capture catches up with its disk. */
+const PLACE_ATTEMPTS = 4;
+
 export class FilesetServer {
   readonly #f: ServedFileset;
   readonly #app: FastifyInstance;
@@ -680,6 +685,17 @@ export class FilesetServer {
   }
 
   /** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
+  /** The apply path's refusal of a name whose directory is not on disk here (see confine), or null. */
+  #parentMissing(d: { path: string; newPath: string | null }): IntersyncError | null {
+    try {
+      for (const name of d.newPath === null ? [d.path] : [d.path, d.newPath]) confine(this.#f.root, name);
+      return null;
+    } catch (e) {
+      if (e instanceof IntersyncError && e.reason?.kind === 'missing-parent') return e;
+      return null; // anything else is the apply path's to say
+    }
+  }
+
   #ancestorUnjournaled(r: { kind: string; path: string; newPath: string | null; target: string | null }): boolean {
     const gone = (p: string, type: 'dir' | 'file'): boolean =>
       this.#f.db.objectByPath(p)?.type === type && lstatSync(join(this.#f.root, p), { throwIfNoEntry: false }) === undefined;
@@ -754,19 +770,30 @@ export class FilesetServer {
           await f.settle();
           placed = placedHere(db, sent);
         }
-        // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
-        d = f.apply.localize(placed);
-        if (d.path !== sent.path || d.newPath !== sent.newPath) {
-          log.info({ seq: d.seq.toString(), kind: d.kind, path: sent.path, newPath: sent.newPath ?? undefined, here: d.path, newHere: d.newPath ?? undefined }, 'placed at this node\'s names of its objects');
-        }
-        const mode = modeChange(d.kind, sent.mode, d.mode);
-        if (mode !== null) log[mode.warn ? 'warn' : 'info']({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, mode.message);
-        const staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
-        // Check right before the change, in the same tick as the commit: nothing can slip in between.
-        const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node));
-        if (err !== null) {
+        let staged: Awaited<ReturnType<typeof f.apply.stage>> | null;
+        for (let attempt = 1; ; attempt++) {
+          // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
+          d = f.apply.localize(placed);
+          if (d.path !== sent.path || d.newPath !== sent.newPath) {
+            log.info({ seq: d.seq.toString(), kind: d.kind, path: sent.path, newPath: sent.newPath ?? undefined, here: d.path, newHere: d.newPath ?? undefined }, 'placed at this node\'s names of its objects');
+          }
+          const mode = modeChange(d.kind, sent.mode, d.mode);
+          if (mode !== null) log[mode.warn ? 'warn' : 'info']({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, mode.message);
+          staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
+          // Check right before the change, in the same tick as the commit: nothing can slip in between.
+          const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node)) ?? this.#parentMissing(d);
+          if (err === null) break;
           if (staged !== null) rmSync(staged.file, { force: true });
-          throw err;
+          // A directory on the way the journal holds and the disk lost after the settle above (a local move made in
+          // that moment, its event not read yet): capture journals it, and the record is placed again, a few times.
+          // Before, the refusal ("parent … does not exist here") went out against a journal that still held the
+          // directory: the client took it for gone, made it again under a new fid, and resynced at the server's
+          // move of it (chaos s71 seed 9265: the server's `mv gamma/deep epsilon/sub` as c1's gamma/deep/e came).
+          const lagging = err.reason?.kind === 'missing-parent' && f.settle !== undefined && this.#ancestorUnjournaled(placed);
+          if (!lagging || attempt === PLACE_ATTEMPTS) throw err;
+          await sleep(10 * attempt);
+          await f.settle!();
+          placed = placedHere(db, sent);
         }
         const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
         // A setattr names the content as its origin had it; this node's is what the record leaves here, and a
