@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -130,6 +130,34 @@ export async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'S
 
 export async function startNode(dir: string, logDir: string, o: Partial<FilesetNodeOptions> = {}): Promise<FilesetNode> {
   return FilesetNode.start({ dir, debug: 0, logDir, clock: systemClock, settleMs: 15, stateDir: STATE_DIR, ...o });
+}
+
+/**
+ * An in-process server (a FilesetNode listening on 127.0.0.1, options `o` besides) and a client daemon joined to
+ * it, each in a new temporary directory; `prepare` runs on the served directory before the client starts. Both
+ * are stopped, and the directories removed, after the test.
+ */
+export async function inProcessPair(
+  t: import('node:test').TestContext, prefix: string, o: Partial<FilesetNodeOptions> = {}, prepare?: (srv: string, node: FilesetNode) => Promise<void>,
+): Promise<{ node: FilesetNode; client: ChildProcess; srv: string; cli: string; logDir: string }> {
+  const box = tmpDir(prefix);
+  const logs = tmpDir(`${prefix}logs-`);
+  const srv = join(box.path, 'server');
+  const cli = join(box.path, 'client');
+  mkdirSync(srv);
+  mkdirSync(cli);
+  const node = await startNode(srv, logs.path, { listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 }, ...o });
+  const clients: ChildProcess[] = [];
+  t.after(async () => {
+    for (const c of clients) await stopChild(c);
+    await node.stop();
+    box.cleanup();
+    logs.cleanup();
+  });
+  await prepare?.(srv, node);
+  const client = await spawnClient(cli, logs.path, node.server!.address().port, secretFile(srv));
+  clients.push(client);
+  return { node, client, srv, cli, logDir: logs.path };
 }
 
 /** Run `fn` with a node started on a new temporary directory; the node is stopped and both directories removed after the test. */

@@ -8,30 +8,15 @@
 // block map of the client's next change (`reads` was 1).
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { BLOCK_SIZE } from '#apply/blocks.js';
 import { lstatOrNull } from '#presto/disk.js';
-import { secretFile, sleep, spawnClient, startNode, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { inProcessPair, sleep, waitConverged } from './helpers.js';
 
 test('an uploaded large file is moved into place, and its map answers the next delta without a read', { timeout: 180_000 }, async (t) => {
-  const box = tmpDir('intersync-upload-');
-  const logs = tmpDir('intersync-upload-logs-');
-  const srv = join(box.path, 'server');
-  const cli = join(box.path, 'client');
-  mkdirSync(srv);
-  mkdirSync(cli);
-  const node = await startNode(srv, logs.path, {
-    listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 },
-  });
-  const client = await spawnClient(cli, logs.path, node.server!.address().port, secretFile(srv));
-  t.after(async () => {
-    await stopChild(client);
-    await node.stop();
-    box.cleanup();
-    logs.cleanup();
-  });
+  const { node, srv, cli } = await inProcessPair(t, 'intersync-upload-');
   // Reads of a whole file by the server's block-map cache: a map asked for a file whose identity it does not know.
   const cache = node.apply.blockMaps;
   const of = cache.of.bind(cache);

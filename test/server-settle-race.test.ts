@@ -13,16 +13,10 @@ import { mkdirSync, renameSync, watch, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { WatchFn } from '#presto/dir-watcher.js';
-import { readLogs, secretFile, settle, sleep, spawnClient, startNode, stopChild, tmpDir, waitConverged } from './helpers.js';
+import { inProcessPair, readLogs, settle, sleep, waitConverged } from './helpers.js';
 import { readOrNull } from './farm.js';
 
 test('a client\'s file below a directory the server moves in the same moment lands at the new name; nothing made again, no resync', { timeout: 120_000 }, async (t) => {
-  const box = tmpDir('intersync-settle-race-');
-  const logs = tmpDir('intersync-settle-race-logs-');
-  const srv = join(box.path, 'server');
-  const cli = join(box.path, 'client');
-  mkdirSync(srv);
-  mkdirSync(cli);
   let holding = false;
   const held: Array<() => void> = [];
   const watchFn: WatchFn = (path, listener) => watch(path, { persistent: true, encoding: 'utf8' }, (event, name) => {
@@ -32,16 +26,10 @@ test('a client\'s file below a directory the server moves in the same moment lan
     }
     listener(event, name);
   });
-  const node = await startNode(srv, logs.path, { watchFn, listen: { host: '127.0.0.1', port: 0, tokenScope: 'fileset', leaseMs: 30_000, retainRecords: 1_000_000 } });
-  mkdirSync(join(srv, 'beta'));
-  writeFileSync(join(srv, 'beta', 'a'), 'a\n');
-  await settle(node);
-  const client = await spawnClient(cli, logs.path, node.server!.address().port, secretFile(srv));
-  t.after(async () => {
-    await stopChild(client);
-    await node.stop();
-    box.cleanup();
-    logs.cleanup();
+  const { node, srv, cli, logDir } = await inProcessPair(t, 'intersync-settle-race-', { watchFn }, async (s, n) => {
+    mkdirSync(join(s, 'beta'));
+    writeFileSync(join(s, 'beta', 'a'), 'a\n');
+    await settle(n);
   });
   await waitConverged([srv, cli]);
   // The server's next settle (the reintegration's) finds capture idle, then the move's events come.
@@ -68,6 +56,6 @@ test('a client\'s file below a directory the server moves in the same moment lan
     assert.equal(readOrNull(join(d, 'gamma', 'new')), 'made on the client in beta\n', `${d}: gamma/new`);
     assert.equal(readOrNull(join(d, 'beta', 'a')), null, `${d}: no beta made again`);
   }
-  const log = readLogs(logs.path);
+  const log = readLogs(logDir);
   assert.doesNotMatch(log, /made there again|resyncing/, 'nothing made again, no resync');
 });
