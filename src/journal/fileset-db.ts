@@ -836,6 +836,7 @@ export class FilesetDb {
     this.#noteRemovedLink(fid, null);
   }
 
+  /** The names removed here that were noted with inode `ino` are names of no inode here any more (see removedLinksOf). */
   #forgetRemovedLinksAt(ino: string): void {
     const noted = this.getMeta(REMOVED_LINKS);
     if (noted === undefined || !noted.includes(`"${ino}"`)) return;

@@ -93,15 +93,15 @@ interface Follower {
   readonly cut: () => void;
 }
 
+/** How often a record is placed and checked again while this node's capture catches up with its disk. */
+const PLACE_ATTEMPTS = 4;
+
 /**
  * The HTTP face of a fileset's server: hello, the forwarded record stream
  * (which also carries token recalls), reintegration, content and block
  * transfer, write tokens, acknowledgements and status. Every request carries
  * the fileset secret as a bearer token; every body is validated here, once.
  */
-/** How often a record is placed and checked again while this node's capture catches up with its disk. */
-const PLACE_ATTEMPTS = 4;
-
 export class FilesetServer {
   readonly #f: ServedFileset;
   readonly #app: FastifyInstance;
@@ -684,7 +684,6 @@ export class FilesetServer {
     }
   }
 
-  /** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
   /** The apply path's refusal of a name whose directory is not on disk here (see confine), or null. */
   #parentMissing(d: { path: string; newPath: string | null }): IntersyncError | null {
     try {
@@ -696,6 +695,7 @@ export class FilesetServer {
     }
   }
 
+  /** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
   #ancestorUnjournaled(r: { kind: string; path: string; newPath: string | null; target: string | null }): boolean {
     const gone = (p: string, type: 'dir' | 'file'): boolean =>
       this.#f.db.objectByPath(p)?.type === type && lstatSync(join(this.#f.root, p), { throwIfNoEntry: false }) === undefined;
