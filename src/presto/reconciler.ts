@@ -124,8 +124,8 @@ class Batch {
   readonly #inoAt = new Map<string, string>(); // inode -> a dirty path holding it (from the first stat)
   readonly #newDirs: string[] = []; // dirty directories the journal does not have at their name (made or moved a moment ago)
   #newDirsListed = false;
-  readonly #parentsOk = new Set<string>();
-  readonly #later = new Map<string, number>(); // names put back in the queue to wait for a parent, and how often // directories journaled as on disk, until the next move or removal
+  readonly #parentsOk = new Set<string>(); // directories journaled as on disk, until the next move or removal
+  readonly #later = new Map<string, number>(); // names put back in the queue to wait for a parent, and how often
   #records = 0;
 
   readonly #settle: boolean;
