@@ -88,6 +88,8 @@ export interface ReintStatus {
 }
 
 const MAX_BATCH_RECORDS = 500;
+/** The kinds of record whose attributes the server applies to the object (Reintegrator#withAttrsOfNow). */
+const ATTRS_OF_NOW: ReadonlySet<LmlRecord['kind']> = new Set(['create', 'write', 'truncate', 'setattr', 'rename']);
 const OPTIMISE_WINDOW = 20_000;
 const MAX_BATCH_BYTES = 16 << 20;
 
@@ -270,7 +272,8 @@ export class Reintegrator {
     for (const r0 of lml) {
       if (this.#dropContentGone(r0)) return true;
       const r = this.#moveRebased(this.#sound(r0));
-      const { record, payload } = await this.#withContent(r, ahead);
+      const { record: withContent, payload } = await this.#withContent(r, ahead);
+      const record = this.#withAttrsOfNow(withContent, lml);
       const frame = encodeFrame('record', { r: lmlToWire(record) }, payload);
       if (batch.length > 0 && bytes + frame.length > maxBytes) break;
       frames.push(frame);
@@ -623,6 +626,24 @@ export class Reintegrator {
     if (map.size < DELTA_THRESHOLD) return this.#withContent({ ...r, size: map.size });
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
+  }
+
+  /**
+   * The last pending record of an object carries the mode and owner its row has now. A record carries them as
+   * they were when it was journaled, and a later change of the inode's attributes through another of its names
+   * is journaled once, for that name: the rows of the others take it (FilesetDb#applyToObjects), their records
+   * do not. On the server that change reaches the names it groups with that one; a name sent as a file of its
+   * own (a link whose target is gone, #asOwnFile) is not among them, and its own last record set the old mode
+   * there. Before, the server's entry kept the old mode for good ("state differs … other mode", a resync; chaos
+   * s71 seed 9274, s70 9244, s69 9256; test/long/link-own-file-mode.test.ts). `lml`: the records read with it.
+   */
+  #withAttrsOfNow(r: LmlRecord, lml: readonly LmlRecord[]): LmlRecord {
+    if (!ATTRS_OF_NOW.has(r.kind)) return r;
+    const o = this.#d.db.objectByFid(r.fid);
+    if (o === undefined || (o.mode === r.mode && o.uid === r.uid && o.gid === r.gid)) return r;
+    const later = lml.some((x) => x.fid === r.fid && x.seq > r.seq) ||
+      (lml.length >= MAX_BATCH_RECORDS && this.#d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq));
+    return later ? r : { ...r, mode: o.mode, uid: o.uid, gid: o.gid };
   }
 
   /** True when the name `fid` and the file `t` are both on disk here, as two inodes. */
