@@ -925,7 +925,15 @@ export class ClientNode {
     if (above !== null) r = { ...r, mode: above.mode, uid: above.uid, gid: above.gid };
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
+    const journaledAt = db.lmlSeq;
     const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
+    // Capture may journal a write made here through a name of the inode while the content was fetched: the
+    // conflict step has not met it, and the identity check would pass (the journal's stat is the disk's now).
+    const since = this.#writtenSince(r, journaledAt);
+    if (since !== undefined) {
+      if (staged !== null) rmSync(staged.file, { force: true });
+      throw IntersyncError.CONFLICT(since, 'written here while the server\'s content was fetched; retried, the conflict step meets it');
+    }
     const err = this.apply.check(r);
     if (err !== null) {
       if (staged !== null) rmSync(staged.file, { force: true });
@@ -1145,6 +1153,19 @@ export class ClientNode {
     if (kept.length > 0) await this.capture.syncPaths(kept);
   }
 
+  /**
+   * A name of the inode a change of content `r` goes into, with a write or truncate journaled here after the
+   * local record `seq` (made while the change's content was fetched); undefined when none. Before, such a write
+   * passed the apply path's check (capture had given every name the disk's stat) and the server's content went
+   * into the inode over it: on no node (chaos s72 seed 9301, c2; test/written-while-fetched.test.ts).
+   */
+  #writtenSince(r: Pick<RecordDraft, 'kind' | 'fid'>, seq: bigint): string | undefined {
+    if (r.kind !== 'write' && r.kind !== 'truncate') return undefined;
+    if (this.db.lmlSeq === seq) return undefined;
+    const names = this.#inodeNames(this.db.objectByFid(r.fid));
+    return names.find((x) => this.db.localRecordsOf(x.fid).some((y) => y.seq > seq && (y.kind === 'write' || y.kind === 'truncate')))?.path;
+  }
+
   /** The names of a file's inode here, itself included, that are files on disk as that inode ([] for anything else). */
   #inodeNames(o: ObjectRow | undefined): ObjectRow[] {
     if (o?.type !== 'file' || o.ino === null) return o === undefined ? [] : [o];
@@ -1181,10 +1202,16 @@ export class ClientNode {
         mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.db.meta.nodeId, time: this.#o.clock.now(),
       };
       try {
+        const journaledAt = this.db.lmlSeq;
         const { staged, placeholder } = await this.apply.stageCurrent(d, this.#source);
         if (placeholder || staged.hash === o.hash) {
           rmSync(staged.file, { force: true });
           if (!placeholder) this.#noteBehind(fid, false);
+          continue;
+        }
+        // Written here while it was fetched: kept as the other writes above are.
+        if (this.#writtenSince(d, journaledAt) !== undefined) {
+          rmSync(staged.file, { force: true });
           continue;
         }
         this.apply.apply(d, staged, (identity) => {

@@ -305,6 +305,11 @@ export class FilesetDb {
     return this.#lastTid;
   }
 
+  /** The sequence number of the last local record journaled (0: none yet); a later one has a greater number. */
+  get lmlSeq(): bigint {
+    return this.#lmlSeq;
+  }
+
   get digest(): bigint {
     return this.#digest;
   }
