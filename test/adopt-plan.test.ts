@@ -11,7 +11,7 @@ import { asTid } from '#core/ids.js';
 import { sha256Hex } from '#core/sha256.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { parsePolicy } from '#policy/conflict-policy.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { planAdoption, summarize, type AdoptPlan } from '#daemon/adopt-plan.js';
 import { tmpDir } from './helpers.js';
 

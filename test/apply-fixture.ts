@@ -6,8 +6,8 @@ import { systemClock } from '#core/clock.js';
 import type { NodeId } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
-import { EchoGuard } from '#presto/echo-guard.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { Reconciler } from '#presto/reconciler.js';
 import { tmpDir } from './helpers.js';
 

@@ -17,7 +17,7 @@ import { IntersyncError } from '#core/errors.js';
 import type { NodeId } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { digestOfDisk } from '#presto/scan.js';
 import { settle, withNode } from './helpers.js';
 

@@ -13,8 +13,8 @@ import { readFileSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { assemble, type AssemblyInput } from '#apply/assemble.js';
-import { BLOCK_SIZE, blockMapOf, type BlockMap } from '#apply/blocks.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { BLOCK_SIZE, blockMapOf, type BlockMap } from '#fsio/blocks.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { tmpDir } from './helpers.js';
 
 interface Setup {

@@ -6,8 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { openSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BLOCK_SIZE, BlockMapCache, blockMapOf } from '#apply/blocks.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { BLOCK_SIZE, BlockMapCache, blockMapOf } from '#fsio/blocks.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { sleep, tmpDir } from './helpers.js';
 
 function bigFile(t: import('node:test').TestContext): string {

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
 import { NO_VERSION, asTid } from '#core/ids.js';
-import { lstatOrNull, identityOf, nowNs, type DiskStat } from '#presto/disk.js';
+import { lstatOrNull, identityOf, nowNs, type DiskStat } from '#fsio/disk.js';
 import { digestOfDisk, startupScan, unchanged } from '#presto/scan.js';
 import { FsThread } from '#apply/fs-thread.js';
 import { FilesetDb } from '#journal/fileset-db.js';

@@ -16,15 +16,15 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
 import { ApplyPath, type ContentSource } from '#apply/apply-path.js';
-import { blockMapOf, type BlockMap } from '#apply/blocks.js';
+import { blockMapOf, type BlockMap } from '#fsio/blocks.js';
 import { systemClock } from '#core/clock.js';
 import { NO_VERSION, asTid, makeFid, type NodeId } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { mkfs } from '#journal/mkfs.js';
-import { EchoGuard } from '#presto/echo-guard.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { ConflictResolver } from '#reint/conflict-resolver.js';
 import { tmpDir } from './helpers.js';
 

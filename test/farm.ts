@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { hashFile, identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
+import { hashFile, identityOf, lstatOrNull, nowNs } from '#fsio/disk.js';
 import { ChaosProxy } from './chaos/proxy.js';
 import { cli, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir } from './helpers.js';
 

@@ -14,8 +14,8 @@ import type { Fid, NodeId, Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import type { FilesetDb, StatIdentity } from '#journal/fileset-db.js';
-import { EchoGuard } from '#presto/echo-guard.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { execFileSync } from 'node:child_process';
 import { tmpDir } from './helpers.js';
 

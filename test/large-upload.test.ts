@@ -11,8 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, writeFileSync, openSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { BLOCK_SIZE } from '#apply/blocks.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { BLOCK_SIZE } from '#fsio/blocks.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { inProcessPair, sleep, waitConverged } from './helpers.js';
 
 test('an uploaded large file is moved into place, and its map answers the next delta without a read', { timeout: 180_000 }, async (t) => {

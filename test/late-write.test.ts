@@ -13,7 +13,7 @@ import { test, type TestContext } from 'node:test';
 import type { ApplyPath } from '#apply/apply-path.js';
 import type { NodeId } from '#core/ids.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
-import { EchoGuard } from '#presto/echo-guard.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
 import { applyFixture } from './apply-fixture.js';
 
 const peer = '00000000000000aa' as NodeId;

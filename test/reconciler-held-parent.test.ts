@@ -7,7 +7,7 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EchoGuard } from '#presto/echo-guard.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
 import { applyFixture } from './apply-fixture.js';
 
 test('a name below a replaced directory the apply path holds is journaled, and the batch ends', async (t) => {

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
 import Database from 'better-sqlite3';
 import pino from 'pino';
-import { BlockMapCache } from '#apply/blocks.js';
+import { BlockMapCache } from '#fsio/blocks.js';
 import { systemClock } from '#core/clock.js';
 import { IntersyncError } from '#core/errors.js';
 import { makeFid, NO_VERSION, asTid, type Fid, type NodeId } from '#core/ids.js';

@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { request } from 'undici';
 import { FilesetDb } from '#journal/fileset-db.js';
-import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { hashFile, lstatOrNull } from '#fsio/disk.js';
 import { findFileset } from '#journal/layout.js';
 import { readFrames } from '#net/protocol/frames.js';
 import { DelayProxy, NODE_ARGS, proxiedPair, ROOT, diskDigest, freePort, journalState, readLogs, secretFile, sleep, spawnClient, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';

@@ -14,7 +14,7 @@ import type { ApplyPath } from '#apply/apply-path.js';
 import { evacuate, pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { mkfs } from '#journal/mkfs.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';

@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { Agent, request } from 'undici';
-import { BLOCK_SIZE, blockMapOf } from '#apply/blocks.js';
+import { BLOCK_SIZE, blockMapOf } from '#fsio/blocks.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { cli, enrolNode, settle, sleep, startNode, tmpDir } from './helpers.js';
 

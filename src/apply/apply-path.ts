@@ -13,10 +13,10 @@ import { NO_VERSION, formatTid, type Fid, type Tid } from '#core/ids.js';
 import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
-import { EMPTY_SHA256, lstatOrNull, type DiskStat } from '#presto/disk.js';
-import type { EchoGuard } from '#presto/echo-guard.js';
-import type { StatMany } from '#presto/scan.js';
-import { BlockMapCache, type BlockMap } from './blocks.js';
+import { DELTA_THRESHOLD } from '#core/format.js';
+import { EMPTY_SHA256, lstatOrNull, type DiskStat, type StatMany } from '#fsio/disk.js';
+import type { EchoGuard } from '#fsio/echo-guard.js';
+import { BlockMapCache, type BlockMap } from '#fsio/blocks.js';
 import { assemble, type AssemblyBase } from './assemble.js';
 import { confine } from './confine.js';
 import { checkBytes, isRoot, tryChown, writeNewFile } from './new-file.js';
@@ -51,8 +51,6 @@ export interface ContentSource {
   readonly trusted?: boolean;
 }
 
-/** Files at least this large move as block deltas; smaller ones travel inline with their record. */
-export const DELTA_THRESHOLD = 1 << 20;
 
 /** The hash asked for when any content of the object will do: no object holds it, so it is always fetched. */
 const ANY_CONTENT = '0'.repeat(64);

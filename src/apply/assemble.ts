@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { constants, createReadStream } from 'node:fs';
 import { copyFile, open, type FileHandle } from 'node:fs/promises';
 import { IntersyncError } from '#core/errors.js';
-import { lstatOrNull, type DiskStat } from '#presto/disk.js';
-import { blockHash, blockLength, localOffsets, type BlockMap } from './blocks.js';
+import { lstatOrNull, type DiskStat } from '#fsio/disk.js';
+import { blockHash, blockLength, localOffsets, type BlockMap } from '#fsio/blocks.js';
 
 /** This node's old version of a file, and its block map as the cache vouches for it by stat identity. */
 export interface AssemblyBase {

@@ -1,6 +1,6 @@
 import { parentPort } from 'node:worker_threads';
 import { IntersyncError } from '#core/errors.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { writeNewFile } from './new-file.js';
 import { statTypeCode, type FsJob, type StatJob, type StatReply, type WriteJob, type WriteReply } from './fs-thread.js';
 

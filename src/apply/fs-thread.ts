@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { IntersyncError, type ErrorCode } from '#core/errors.js';
 import type { ObjectType } from '#core/record.js';
 import type { StatIdentity } from '#journal/fileset-db.js';
-import type { DiskStat } from '#presto/disk.js';
+import type { DiskStat } from '#fsio/disk.js';
 import type { NewFile } from './new-file.js';
 
 /** New files to create: names, records and their contents end to end. */

@@ -2,7 +2,7 @@ import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rm
 import { join } from 'node:path';
 import { conflictName } from '#core/conflict-name.js';
 import type { NodeId, Tid } from '#core/ids.js';
-import { fromStats, lstatOrNull, type DiskStat } from '#presto/disk.js';
+import { fromStats, lstatOrNull, type DiskStat } from '#fsio/disk.js';
 
 /**
  * The file a peer's write, truncate or removal replaces, held open from the apply path's check ("not written here

@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { NO_VERSION, type Fid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { identityOf, lstatOrNull, nowNs, type DiskStat } from '#presto/disk.js';
-import type { EchoGuard } from '#presto/echo-guard.js';
+import { identityOf, lstatOrNull, nowNs, type DiskStat } from '#fsio/disk.js';
+import type { EchoGuard } from '#fsio/echo-guard.js';
 import { namesAsJournaled, renewNames } from './other-names.js';
 
 export interface LinkAlignDeps {

@@ -1,7 +1,7 @@
 import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { IntersyncError } from '#core/errors.js';
 import type { RecordDraft } from '#core/record.js';
-import { fromStats, type DiskStat } from '#presto/disk.js';
+import { fromStats, type DiskStat } from '#fsio/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 /** What a new file is made from: its record's name, attributes and content hash. */

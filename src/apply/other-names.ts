@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Fid } from '#core/ids.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { lstatOrNull, type DiskStat } from '#presto/disk.js';
+import { lstatOrNull, type DiskStat } from '#fsio/disk.js';
 
 /** A name noted as journaled before a change of ours, with its stat then. */
 export interface NotedName {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { RecordDraft } from '#core/record.js';
-import { hashFile, lstatOrNull, readTargetOrNull } from '#presto/disk.js';
+import { hashFile, lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 
 /**
  * Start-up recovery of the apply path: did a change that was in flight when

@@ -22,7 +22,7 @@ import { IntersyncError } from '#core/errors.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { RecordDraft, KmlRecord } from '#core/record.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 
 export type VersioningMode = 'off' | 'trash' | 'simple';
 export const VERSIONING_MODES: readonly VersioningMode[] = ['off', 'trash', 'simple'];

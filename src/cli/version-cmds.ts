@@ -12,7 +12,7 @@ import { parseTid } from '#core/ids.js';
 import { checkRelPath } from '#core/paths.js';
 import { findFileset } from '#journal/layout.js';
 import { readPidFile } from '#journal/pid-file.js';
-import { hashFileSync, lstatOrNull } from '#presto/disk.js';
+import { hashFileSync, lstatOrNull } from '#fsio/disk.js';
 import { allVersions, listVersions, type Version } from '#apply/versions.js';
 import { fmtBytes } from './output.js';
 

@@ -26,5 +26,13 @@ export const STORE_FORMAT = 5;
 export const RECORD_FORMAT = 1;
 export const PROTOCOL_VERSION = 3;
 
+/** Files at least this large move as block deltas; smaller ones travel inline with their record. */
+export const DELTA_THRESHOLD = 1 << 20;
+
+/** True when content of `size` bytes travels inline with its record (below DELTA_THRESHOLD). */
+export function isInlineSize(size: number): boolean {
+  return size < DELTA_THRESHOLD;
+}
+
 /** Name of the metadata folder inside every backing directory; never journaled or replicated. */
 export const META_DIR = '.intermezzo';

@@ -14,7 +14,7 @@ import { formatTid, type Tid } from '#core/ids.js';
 import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { decide, formatPolicy, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
-import { hashFileSync, lstatOrNull, readTargetOrNull, type DiskStat } from '#presto/disk.js';
+import { hashFileSync, lstatOrNull, readTargetOrNull, type DiskStat } from '#fsio/disk.js';
 import { conflictName } from '#core/conflict-name.js';
 import { linkGroupsApart } from './link-groups.js';
 

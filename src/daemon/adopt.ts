@@ -20,7 +20,7 @@ import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, SnapshotEntry } from '#net/peer-client.js';
 import { parseWireEntry } from '#net/protocol/wire-record.js';
 import { formatPolicy, type PolicyConfig } from '#policy/conflict-policy.js';
-import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
+import { identityOf, lstatOrNull, nowNs } from '#fsio/disk.js';
 import { planAdoption, summarize, type AdoptItem, type AdoptPlan, type AdoptSummary } from './adopt-plan.js';
 import { draftOf, dropUnjournaled } from './copy.js';
 

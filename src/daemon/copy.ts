@@ -7,11 +7,11 @@ import { depthOf } from '#core/paths.js';
 import type { RecordDraft } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
 import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
-import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import { isInlineSize } from '#core/format.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
 import { evacuate, keepIfChanged, keepUnacknowledged, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
-import { hashFileSync, lstatOrNull } from '#presto/disk.js';
+import { hashFileSync, lstatOrNull } from '#fsio/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { linkGroupsApart } from './link-groups.js';
 import { confine } from '#apply/confine.js';
@@ -481,8 +481,8 @@ function writebackEvery(d: CopyDeps, p: CopyProgress): () => void {
   };
 }
 
-const isLarge = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) >= DELTA_THRESHOLD;
-const isInline = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && (e.size ?? 0) < DELTA_THRESHOLD;
+const isLarge = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && !isInlineSize(e.size ?? 0);
+const isInline = (e: SnapshotEntry): boolean => e.type === 'file' && e.linkOf === null && (e.size ?? 0) > 0 && isInlineSize(e.size ?? 0);
 
 /** Runs of entries, each at most twice as long as the one before up to BATCH_FILES, whose inline content stays near BATCH_BYTES. */
 function batchesOf(todo: readonly SnapshotEntry[]): SnapshotEntry[][] {

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { SnapshotEntry } from '#net/peer-client.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 
 /**
  * The files of a snapshot whose hard-link grouping here is not the server's: names the server holds as one

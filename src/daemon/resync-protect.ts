@@ -6,7 +6,7 @@ import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import type { ObjectRow } from '#journal/fileset-db.js';
-import { lstatOrNull, readTargetOrNull } from '#presto/disk.js';
+import { lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 import { unchanged } from '#presto/scan.js';
 import { conflictName } from '#core/conflict-name.js';
 import type { CopyDeps } from './copy.js';

@@ -7,20 +7,14 @@ import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
 import { NO_VERSION, ROOT_FID, asTid, formatTid, type Fid, type NodeId, type Tid, makeFid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord, ObjectState, ObjectType, RecordDraft, RecordKind } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
+import type { StatIdentity } from '#fsio/disk.js';
 import { HASH_INDEX, migrate } from './schema.js';
 import { judgeStore, precheckStore, storeError } from './store-check.js';
 
-/** How a node last saw an object on its disk: enough to notice a change without reading the file. */
-
 /** Record kinds that make an object at their path. */
 const CREATE_KINDS: ReadonlySet<string> = new Set(['create', 'mkdir', 'symlink', 'link']);
-export interface StatIdentity {
-  readonly ino: string;
-  readonly mtimeNs: bigint;
-  readonly ctimeNs: bigint;
-  /** The stat was taken so close to the change that a later write may not move it: re-read next time. */
-  readonly racy: boolean;
-}
+/** How a node last saw an object on its disk: enough to notice a change without reading the file. */
+export type { StatIdentity };
 
 /** A conflict met on reconnection: what happened, what was decided, where the losing version is. */
 export interface ConflictRow {

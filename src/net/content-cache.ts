@@ -1,10 +1,10 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
-import { blockLength, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
-import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import { blockLength, type BlockMap, type BlockMapCache } from '#fsio/blocks.js';
+import { isInlineSize } from '#core/format.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { lstatOrNull } from '#presto/disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 /** Blocks read and sent at once, at most (4 MiB). */
@@ -30,7 +30,7 @@ export class ContentReader {
   /** The content of a small file record when this node still holds exactly it, else null. */
   inline(r: Pick<KmlRecord, 'kind' | 'fid' | 'hash' | 'size'>): Buffer | null {
     if ((r.kind !== 'create' && r.kind !== 'write' && r.kind !== 'truncate') || r.hash === null) return null;
-    if ((r.size ?? 0) >= DELTA_THRESHOLD) return null;
+    if (!isInlineSize(r.size ?? 0)) return null;
     if (r.size === 0) return Buffer.alloc(0);
     const o = this.#db.objectByFid(r.fid);
     if (o === undefined || o.hash !== r.hash) return null;
@@ -39,7 +39,7 @@ export class ContentReader {
 
   /** The content of small file object `o` as the table describes it, else null (changed since, or large). */
   current(o: Pick<ObjectRow, 'path' | 'hash' | 'size' | 'type'>): Buffer | null {
-    if (o.type !== 'file' || o.hash === null || (o.size ?? 0) >= DELTA_THRESHOLD) return null;
+    if (o.type !== 'file' || o.hash === null || !isInlineSize(o.size ?? 0)) return null;
     if (o.size === 0) return Buffer.alloc(0);
     // The size is known: one read of it (a file of another length fails the hash check, as a changed one does).
     const size = o.size ?? 0;

@@ -10,13 +10,13 @@ import { D_HTTP, D_REINT } from '#core/debug.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError, isDiskFull } from '#core/errors.js';
 import type { DiskFullState } from '#core/disk-full.js';
-import { PROTOCOL_VERSION } from '#core/format.js';
+import { PROTOCOL_VERSION, isInlineSize } from '#core/format.js';
 import { formatTid, isNodeId, NO_VERSION, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import { parentOf } from '#core/paths.js';
 import type { RecordDraft } from '#core/record.js';
-import { DELTA_THRESHOLD, type ApplyPath, type ContentSource } from '#apply/apply-path.js';
-import { blockLength, type BlockMap } from '#apply/blocks.js';
+import type { ApplyPath, ContentSource } from '#apply/apply-path.js';
+import { blockLength, type BlockMap } from '#fsio/blocks.js';
 import { placedHere } from '#apply/placed.js';
 import { confine } from '#apply/confine.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
@@ -610,7 +610,7 @@ export class FilesetServer {
       await flush();
       for (const o of entriesOf(pagesOf(snap))) {
         if (!open) break;
-        const inline = o.type === 'file' && o.linkOf === null && (o.size ?? 0) > 0 && (o.size ?? 0) < DELTA_THRESHOLD;
+        const inline = o.type === 'file' && o.linkOf === null && (o.size ?? 0) > 0 && isInlineSize(o.size ?? 0);
         if (!inline) {
           await push(encodeFrame('entry', { e: o }));
           continue;

@@ -6,7 +6,7 @@ import ignoreModule, { type Ignore } from 'ignore';
 const ignore = ignoreModule.default;
 import { META_DIR } from '#core/format.js';
 import { joinRel } from '#core/paths.js';
-import { lstatOrNull } from './disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 
 /** The patterns file at the root of a fileset: gitignore syntax, replicated like any file. */
 export const IGNORE_FILE = '.intersyncignore';

@@ -3,15 +3,14 @@ import { join } from 'node:path';
 import { setImmediate as yieldToLoop, setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
-import { META_DIR } from '#core/format.js';
+import { META_DIR, isInlineSize } from '#core/format.js';
 import { NO_VERSION, type NodeId } from '#core/ids.js';
 import { depthOf, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { RecordDraft, RecordKind } from '#core/record.js';
-import type { BlockMapCache } from '#apply/blocks.js';
-import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import type { BlockMapCache } from '#fsio/blocks.js';
 import type { Change, FilesetDb, ObjectRow } from '#journal/fileset-db.js';
-import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from './disk.js';
-import type { EchoGuard } from './echo-guard.js';
+import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from '#fsio/disk.js';
+import type { EchoGuard } from '#fsio/echo-guard.js';
 import type { IgnoreRules } from './ignore-rules.js';
 
 /** A hint that something may have changed: a path, or an entry of a directory known by its inode. */
@@ -481,7 +480,7 @@ class Batch {
   async #readStable(p: string, st: DiskStat): Promise<{ hash: string; st: DiskStat; readAt: bigint } | null> {
     const readAt = nowNs();
     let hash: string | null;
-    if (st.size >= DELTA_THRESHOLD && this.#d.blockMaps !== undefined) {
+    if (!isInlineSize(st.size) && this.#d.blockMaps !== undefined) {
       // One read gives the hash and the block map peers ask for next. It is kept only when read past the racy
       // window of the file's times: a large file is worth that short wait (its read takes far longer).
       const young = RACY_WINDOW_NS - (nowNs() - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs));

@@ -4,7 +4,7 @@ import { EMPTY_DIGEST, digestAdd } from '#core/digest.js';
 import { META_DIR } from '#core/format.js';
 import { joinRel } from '#core/paths.js';
 import type { FilesetDb, StatRow } from '#journal/fileset-db.js';
-import { hashFile, lstatOrNull, readTargetOrNull, type DiskStat } from './disk.js';
+import { hashFile, lstatOrNull, readTargetOrNull, type DiskStat, type StatMany } from '#fsio/disk.js';
 import type { IgnoreRules } from './ignore-rules.js';
 import type { WatchSink } from './reconciler.js';
 
@@ -24,9 +24,6 @@ export function unchanged(row: StatRow, st: DiskStat): boolean {
   return !row.racy && row.size === st.size && row.mtimeNs === st.mtimeNs && row.ctimeNs === st.ctimeNs &&
     row.mode === st.mode && row.uid === st.uid && row.gid === st.gid;
 }
-
-/** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
-export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
 
 /**
  * From this many journaled objects the start-up scan is worth sharing with another thread: split, it

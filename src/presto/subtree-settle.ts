@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { Clock } from '#core/clock.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
-import { lstatOrNull } from './disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 
 /** A held file is journaled at the latest after this many of its subtree's quiet times, even if never quiet. */
 const MAX_HOLD_FACTOR = 10;

@@ -4,7 +4,7 @@ import { setImmediate as yieldToIo } from 'node:timers/promises';
 import { META_DIR } from '#core/format.js';
 import { joinRel } from '#core/paths.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
-import { lstatOrNull } from './disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import type { DirWatcher } from './dir-watcher.js';
 import type { IgnoreRules } from './ignore-rules.js';
 import { unchanged } from './scan.js';

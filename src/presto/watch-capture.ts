@@ -1,18 +1,19 @@
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { BlockMapCache } from '#apply/blocks.js';
+import type { BlockMapCache } from '#fsio/blocks.js';
 import type { Clock } from '#core/clock.js';
 import { D_UPCALL } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import type { NodeId } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
 import type { Change, FilesetDb } from '#journal/fileset-db.js';
-import { lstatOrNull } from './disk.js';
+import { lstatOrNull } from '#fsio/disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
-import type { EchoGuard } from './echo-guard.js';
+import type { EchoGuard } from '#fsio/echo-guard.js';
 import type { IgnoreRules, IgnoreStatus } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
-import { SPLIT_SCAN_MIN, startupScan, unchanged, type StatMany } from './scan.js';
+import type { StatMany } from '#fsio/disk.js';
+import { SPLIT_SCAN_MIN, startupScan, unchanged } from './scan.js';
 import { SubtreeSettle } from './subtree-settle.js';
 import { UnwatchedRescan } from './unwatched-rescan.js';
 

@@ -13,8 +13,8 @@ import { namesAsJournaled, renewNames } from '#apply/other-names.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { conflictKind, decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
-import { EMPTY_SHA256, hashFileSync, lstatOrNull } from '#presto/disk.js';
-import type { EchoGuard } from '#presto/echo-guard.js';
+import { EMPTY_SHA256, hashFileSync, lstatOrNull } from '#fsio/disk.js';
+import type { EchoGuard } from '#fsio/echo-guard.js';
 import { conflictName } from '#core/conflict-name.js';
 import { localNamesOf, localPath, renamesOver } from './local-names.js';
 

@@ -10,10 +10,10 @@ import { NO_VERSION, asTid, formatTid, parseTid, type Fid, type Tid } from '#cor
 import { Signal } from '#core/mutex.js';
 import type { Transfers } from '#core/transfers.js';
 import type { LmlRecord } from '#core/record.js';
-import { DELTA_THRESHOLD } from '#apply/apply-path.js';
+import { isInlineSize } from '#core/format.js';
 import { linkOnDisk, removedLink } from '#apply/link-align.js';
 import { checkRelPath } from '#core/paths.js';
-import { blockLength, missingBlocks, type BlockMap, type BlockMapCache } from '#apply/blocks.js';
+import { blockLength, missingBlocks, type BlockMap, type BlockMapCache } from '#fsio/blocks.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { encodeFrame, helloFrame } from '#net/protocol/frames.js';
 import { lmlToWire, parseWireRecord } from '#net/protocol/wire-record.js';
@@ -23,7 +23,7 @@ import { BODY_BUDGET_S, bodyLimit } from '#net/rate-limit.js';
 import { scopesFor, type TokenScopeMode } from '#policy/token-table.js';
 import { emptiedLater } from './emptied-later.js';
 import { optimiseLml } from './lml-optimiser.js';
-import { EMPTY_SHA256, lstatOrNull } from '#presto/disk.js';
+import { EMPTY_SHA256, lstatOrNull } from '#fsio/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 /**
@@ -605,7 +605,7 @@ export class Reintegrator {
     // Content that cannot be read is empty only when a later record removes the object; otherwise capture has
     // not journaled a move yet: wait for it rather than ship an empty file.
     const removedLater = (): boolean => d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq && (x.kind === 'unlink' || x.kind === 'rmdir'));
-    if ((r.size ?? 0) < DELTA_THRESHOLD) {
+    if (isInlineSize(r.size ?? 0)) {
       let buf: Buffer;
       try {
         buf = abs === null ? Buffer.alloc(0) : readFileSync(abs);
@@ -614,7 +614,7 @@ export class Reintegrator {
         if (!removedLater()) throw new IntersyncError('IO', `content of ${r.path} is not readable yet`, { retriable: true, hint: 'retried once capture has caught up' });
       }
       if (abs === null && !removedLater()) throw new IntersyncError('IO', `object ${r.fid} is not here yet`, { retriable: true, hint: 'retried once capture has caught up' });
-      if (buf.length >= DELTA_THRESHOLD) return this.#withContent({ ...r, size: buf.length });
+      if (!isInlineSize(buf.length)) return this.#withContent({ ...r, size: buf.length });
       const hash = buf.length === 0 ? EMPTY_SHA256 : sha256Hex(buf);
       return { record: { ...r, hash, size: buf.length }, payload: buf };
     }
@@ -623,7 +623,7 @@ export class Reintegrator {
     if (got === null) throw new IntersyncError('IO', `${r.path} changed while it was read`, { retriable: true, hint: 'retried once capture has caught up' });
     const { map } = got;
     // Shrunk below the delta size since it was journaled: it travels inline, as it is now.
-    if (map.size < DELTA_THRESHOLD) return this.#withContent({ ...r, size: map.size });
+    if (isInlineSize(map.size)) return this.#withContent({ ...r, size: map.size });
     if (!(await d.client.hasContent(map.hash))) await this.#upload(r, abs, map);
     return { record: { ...r, hash: map.hash, size: map.size }, payload: null };
   }

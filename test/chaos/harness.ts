@@ -33,7 +33,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { hashFile, lstatOrNull } from '#presto/disk.js';
+import { hashFile, lstatOrNull } from '#fsio/disk.js';
 import { NODE_ARGS, ROOT, diskDigest, freePort, journalState, readLogs, secretFile, sleep, tmpDir, waitConverged } from '../helpers.js';
 import { ChaosProxy } from './proxy.js';
 

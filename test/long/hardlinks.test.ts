@@ -10,7 +10,7 @@ import { test, type TestContext } from 'node:test';
 import { asTid } from '#core/ids.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
-import { identityOf, lstatOrNull, nowNs } from '#presto/disk.js';
+import { identityOf, lstatOrNull, nowNs } from '#fsio/disk.js';
 import { journalState, sleep } from '../helpers.js';
 import { Farm, assertJournalsAgree, assertSettled, conflictCopies, disconnect, eventually, groupedHere, journaled, pastRetention, readOrNull, reconnect } from '../farm.js';
 

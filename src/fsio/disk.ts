@@ -1,8 +1,19 @@
 import { createHash } from 'node:crypto';
 import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
-import type { StatIdentity } from '#journal/fileset-db.js';
 import type { ObjectType } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
+
+/** The stat data the journal keeps of a file, to tell a change of it without reading it (FilesetDb). */
+export interface StatIdentity {
+  readonly ino: string;
+  readonly mtimeNs: bigint;
+  readonly ctimeNs: bigint;
+  /** The stat was taken so close to the change that a later write may not move it: re-read next time. */
+  readonly racy: boolean;
+}
+
+/** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
+export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
 
 /** What capture needs of one lstat, with nanosecond times and the inode as text (it may not fit a double). */
 export interface DiskStat {

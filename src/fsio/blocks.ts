@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { open } from 'node:fs/promises';
-import { RACY_WINDOW_NS, lstatOrNull, nowNs, type DiskStat } from '#presto/disk.js';
+import { RACY_WINDOW_NS, lstatOrNull, nowNs, type DiskStat } from './disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 /** Fixed-size blocks, as Syncthing: a changed region ships as the blocks it touches. */
