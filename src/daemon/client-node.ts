@@ -29,6 +29,7 @@ import { parseNext, parseWaiting } from '#net/protocol/lag-fields.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { EchoGuard } from '#fsio/echo-guard.js';
 import { IgnoreRules } from '#presto/ignore-rules.js';
+import type { Capture } from '#presto/capture.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ConflictResolver, type Redo } from '#reint/conflict-resolver.js';
@@ -154,7 +155,7 @@ export class ClientNode {
   readonly db: FilesetDb;
   /** The fileset's ignore patterns (.intersyncignore and the config's), shared by capture and the apply path. */
   readonly ignore: IgnoreRules;
-  readonly capture: WatchCapture;
+  readonly capture: Capture;
   readonly apply: ApplyPath;
   readonly client: PeerClient;
   readonly reint: Reintegrator;

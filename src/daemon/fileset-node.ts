@@ -15,6 +15,7 @@ import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { EchoGuard } from '#fsio/echo-guard.js';
 import type { WatchFn } from '#presto/dir-watcher.js';
 import { IgnoreRules } from '#presto/ignore-rules.js';
+import type { Capture } from '#presto/capture.js';
 import { WatchCapture } from '#presto/watch-capture.js';
 import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import { ApplyPath } from '#apply/apply-path.js';
@@ -89,7 +90,7 @@ export interface FilesetNodeOptions {
 export class FilesetNode {
   readonly paths: FilesetPaths;
   readonly db: FilesetDb;
-  readonly capture: WatchCapture;
+  readonly capture: Capture;
   readonly apply: ApplyPath;
   readonly guard = new EchoGuard();
   /** The fileset's ignore patterns (.intersyncignore and the config's), shared by capture and the apply path. */

@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Tid } from '#core/ids.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import { peerLag } from '#journal/in-flight.js';
-import type { WatchCapture } from '#presto/watch-capture.js';
+import type { Capture } from '#presto/capture.js';
 import type { FilesetServer } from '#net/server.js';
 import type { ClientStatus } from './client-node.js';
 import type { WireBytes } from '#net/wire-bytes.js';
@@ -29,7 +29,7 @@ export function serverPeers(db: FilesetDb, server: FilesetServer | null, now: nu
   });
 }
 
-export function serverView(node: { db: FilesetDb; capture: WatchCapture; server: FilesetServer | null }, now: () => number): MetricsView {
+export function serverView(node: { db: FilesetDb; capture: Capture; server: FilesetServer | null }, now: () => number): MetricsView {
   return {
     role: 'server',
     lastTid: () => node.db.lastTid,
@@ -42,7 +42,7 @@ export function serverView(node: { db: FilesetDb; capture: WatchCapture; server:
   };
 }
 
-export function clientView(node: { db: FilesetDb; capture: WatchCapture; client: { bytes: WireBytes }; status(): ClientStatus }): MetricsView {
+export function clientView(node: { db: FilesetDb; capture: Capture; client: { bytes: WireBytes }; status(): ClientStatus }): MetricsView {
   return {
     role: 'client',
     lastTid: () => node.db.lastTid,

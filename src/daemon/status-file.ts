@@ -1,7 +1,7 @@
 import { closeSync, ftruncateSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import type { Logger } from 'pino';
 import type { DiskFullState, DiskFullStatus } from '#core/disk-full.js';
-import type { CaptureStatus } from '#presto/watch-capture.js';
+import type { CaptureStatus } from '#presto/capture.js';
 
 /** What a running daemon publishes about itself for `intersync status`. */
 export interface DaemonStatus {

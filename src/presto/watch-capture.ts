@@ -10,7 +10,8 @@ import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
-import type { IgnoreRules, IgnoreStatus } from './ignore-rules.js';
+import type { Capture, CaptureStatus, WatchLimitStatus } from './capture.js';
+import type { IgnoreRules } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
 import type { StatMany } from '#fsio/disk.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged } from './scan.js';
@@ -56,33 +57,14 @@ export interface WatchCaptureOptions {
   readonly onStatusChange?: () => void;
 }
 
-export interface WatchLimitStatus {
-  readonly since: number;
-  readonly limit: number | null;
-  readonly unwatchedDirs: number;
-  readonly hint: string;
-}
-
-export interface CaptureStatus {
-  readonly kind: 'watch';
-  readonly state: 'starting' | 'watching' | 'stopped';
-  readonly watchedDirs: number;
-  readonly pending: number;
-  readonly records: number;
-  readonly lastScan: { readonly entries: number; readonly dirty: number; readonly durMs: number } | null;
-  readonly watchLimit: WatchLimitStatus | null;
-  readonly lastError: string | null;
-  /** Ignore patterns in force and the ignored names met (null: capture was given no IgnoreRules). */
-  readonly ignored: IgnoreStatus | null;
-}
-
 /**
  * Presto, watch kind: captures changes to a plain backing directory with one
  * inotify watch per directory and journals them through the reconciler. On
  * start it scans for what changed while it was down. Hints are batched until
  * the tree is quiet for `settleMs`, so a file being written is journaled once.
  */
-export class WatchCapture {
+export class WatchCapture implements Capture {
+  readonly kind = 'watch';
   readonly #o: WatchCaptureOptions;
   readonly #log: Logger;
   readonly #watcher: DirWatcher;
@@ -187,7 +169,7 @@ export class WatchCapture {
 
   status(): CaptureStatus {
     return {
-      kind: 'watch', state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size + (this.#subtree?.size ?? 0),
+      kind: this.kind, state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size + (this.#subtree?.size ?? 0),
       records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError, ignored: this.#o.ignore?.status() ?? null,
       // Counted now, not when the last watch failed: status is right at every moment (issue 19).
       watchLimit: this.#watchLimit === null ? null : { ...this.#watchLimit, unwatchedDirs: this.#watcher.unwatched().size },
