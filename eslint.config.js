@@ -4,7 +4,7 @@ import tseslint from 'typescript-eslint';
 // The layers of src/, lowest first (docs/architecture.md, "Layers"): a part may import its own layer and those
 // listed for it, never one above. core and policy hold the words and the pluggable decisions; fsio the file-system
 // floor under both capture (presto) and apply; the daemons wire everything; the CLI sits on top.
-const LAYERS = ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'daemon', 'cli'];
+const LAYERS = ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'copy', 'daemon', 'cli'];
 const MAY_IMPORT = {
   core: [],
   policy: ['core'],
@@ -14,8 +14,9 @@ const MAY_IMPORT = {
   apply: ['core', 'policy', 'fsio', 'journal'],
   net: ['core', 'policy', 'fsio', 'journal', 'apply'],
   reint: ['core', 'policy', 'fsio', 'journal', 'apply', 'net'],
-  daemon: ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint'],
-  cli: ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'daemon'],
+  copy: ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net'],
+  daemon: ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'copy'],
+  cli: ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'copy', 'daemon'],
 };
 
 /** One no-restricted-imports entry per forbidden direction: `#layer/...` and `../layer/...` alike. */

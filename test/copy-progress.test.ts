@@ -10,7 +10,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { copyReporter, progressLine, type ProgressBar } from '#cli/copy-progress.js';
-import type { CopyProgress } from '#daemon/copy.js';
+import type { CopyProgress } from '#copy/copy.js';
 import { NODE_ARGS, ROOT, STATE_DIR, cli, freePort, journalState, readLogs, secretFile, sleep, spawnServer, stopChild, tmpDir, waitConverged } from './helpers.js';
 
 const at = (files: number, totalFiles = 10): CopyProgress => ({ files, totalFiles, bytes: files * 100, totalBytes: totalFiles * 100 });

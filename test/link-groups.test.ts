@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { linkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { linkGroupsApart } from '#daemon/link-groups.js';
+import { linkGroupsApart } from '#copy/link-groups.js';
 import type { Fid } from '#core/ids.js';
 import type { SnapshotEntry } from '#net/peer-client.js';
 import { tmpDir } from './helpers.js';

@@ -11,7 +11,7 @@ import pino from 'pino';
 import { systemClock } from '#core/clock.js';
 import { NO_VERSION, asTid, formatTid, type Fid, type NodeId } from '#core/ids.js';
 import type { ApplyPath } from '#apply/apply-path.js';
-import { evacuate, pendingPutBack, protectLocal, putBackAside } from '#daemon/resync-protect.js';
+import { evacuate, pendingPutBack, protectLocal, putBackAside } from '#copy/resync-protect.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { lstatOrNull } from '#fsio/disk.js';

@@ -15,8 +15,8 @@ import { ATTR_SETTINGS, SAFE_ATTRS, localAttrs, stricter, unsafeLinkReason, type
 import { parsePolicy } from '#policy/conflict-policy.js';
 import { planAdoption, summarize, type AdoptItem, type AdoptPlan, type AdoptSummary } from '#daemon/adopt-plan.js';
 import { checkedEntries } from '#daemon/adopt.js';
-import { parseServerAttrs } from '#daemon/client-attrs.js';
-import { draftOf } from '#daemon/copy.js';
+import { parseServerAttrs } from '#copy/client-attrs.js';
+import { draftOf } from '#copy/copy.js';
 import { fmtBytes } from './output.js';
 import { clientTarget, type RunOptions } from './run-daemon.js';
 

@@ -2,7 +2,7 @@
  * How a client's first copy and each resync show their progress: a bar on a terminal, else a plain line
  * every few seconds (and one when all files are in), so a service's journal shows progress too.
  */
-import type { CopyKind, CopyObserver, CopyProgress } from '#daemon/copy.js';
+import type { CopyKind, CopyObserver, CopyProgress } from '#copy/copy.js';
 import { fmtBytes } from './output.js';
 
 /** How often a first copy or resync not on a terminal prints a progress line (INTERSYNC_PROGRESS_MS overrides). */

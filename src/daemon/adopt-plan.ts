@@ -16,7 +16,7 @@ import type { SnapshotEntry } from '#net/peer-client.js';
 import { decide, formatPolicy, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
 import { hashFileSync, lstatOrNull, readTargetOrNull, type DiskStat } from '#fsio/disk.js';
 import { conflictName } from '#core/conflict-name.js';
-import { linkGroupsApart } from './link-groups.js';
+import { linkGroupsApart } from '#copy/link-groups.js';
 
 /**
  * keep: the server's already (journaled as its version, no transfer); fetch: missing here, or placed again;

@@ -22,7 +22,7 @@ import { parseWireEntry } from '#net/protocol/wire-record.js';
 import { formatPolicy, type PolicyConfig } from '#policy/conflict-policy.js';
 import { identityOf, lstatOrNull, nowNs } from '#fsio/disk.js';
 import { planAdoption, summarize, type AdoptItem, type AdoptPlan, type AdoptSummary } from './adopt-plan.js';
-import { draftOf, dropUnjournaled } from './copy.js';
+import { draftOf, dropUnjournaled } from '#copy/copy.js';
 
 /** Meta key: `pending` from the first start in a populated directory until the adoption is done, then its summary. */
 const ADOPT = 'adopt';

@@ -40,12 +40,12 @@ import { localNamesOf, renamesOver, serverRenames } from '#reint/local-names.js'
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Waiting } from '#journal/in-flight.js';
 import { Transfers, type Transfer } from '#core/transfers.js';
-import { firstCopy, type CopyKind, type CopyObserver } from './copy.js';
+import { firstCopy, type CopyKind, type CopyObserver } from '#copy/copy.js';
 import { adopt, adoptionPending, finishAdoption, noteAdoption, type AdoptDeps } from './adopt.js';
 import type { AdoptSummary } from './adopt-plan.js';
 import { ClientLag } from './client-lag.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential, type ClientTrust } from './enrolment.js';
-import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from './client-attrs.js';
+import { clientAttrs, learnServerAttrs, refusedFids, skipRefused, stricterThanServer } from '#copy/client-attrs.js';
 import { modeChange, type AttrSetting } from '#policy/attr-policy.js';
 import { chooseLogDir, createLogger } from './logger.js';
 import { StatusPublisher } from './status-file.js';

@@ -1,5 +1,4 @@
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
-import type { SnapshotRow } from '#journal/fileset-db.js';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IntersyncError } from '#core/errors.js';
@@ -8,6 +7,7 @@ import { formatTid, type Tid } from '#core/ids.js';
 import type { BlockMap } from '#fsio/blocks.js';
 import { blockLength } from '#fsio/blocks.js';
 import { readFrames, type Frame } from './protocol/frames.js';
+import type { Snapshot, SnapshotEntry, SnapshotSource } from './snapshot-source.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
 import { WireBytes } from './wire-bytes.js';
@@ -36,16 +36,7 @@ export interface HelloInfo {
   readonly attrs?: unknown;
 }
 
-/** One object of a snapshot as it travels: a row of the server's table, and for a hard link the first name of its inode. */
-export type SnapshotEntry = Omit<SnapshotRow, 'ino'> & { readonly linkOf: string | null };
-
-export interface Snapshot {
-  readonly tid: string;
-  readonly digest: string;
-  /** The first record after the asked `since` ({ tid, time }, net/protocol/lag-fields.ts); absent from an older server. */
-  readonly next?: unknown;
-  readonly entries: SnapshotEntry[];
-}
+export type { Snapshot, SnapshotEntry };
 
 /** The answer to an enrolment: this node's own credential (shown once), and the fileset it is for. */
 export interface EnrolResult {
@@ -71,7 +62,7 @@ export interface ReintResult {
  * PEER_UNREACHABLE (retriable), a certificate that is not the pinned one as
  * TLS_PIN_MISMATCH (not retriable).
  */
-export class PeerClient {
+export class PeerClient implements SnapshotSource {
   readonly url: string;
   /** Bytes read and written on this client's connections to the server. */
   readonly bytes = new WireBytes();

@@ -9,7 +9,7 @@ import { sha256Hex } from '#core/sha256.js';
 import type { ApplyPath, ContentSource, Staged } from '#apply/apply-path.js';
 import { isInlineSize } from '#core/format.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
-import type { PeerClient, Snapshot, SnapshotEntry } from '#net/peer-client.js';
+import type { Snapshot, SnapshotEntry, SnapshotSource } from '#net/snapshot-source.js';
 import { evacuate, keepIfChanged, keepUnacknowledged, misplaced, moveDir, pendingPutBack, protectLocal, putBackAside, type PutBack } from './resync-protect.js';
 import { hashFileSync, lstatOrNull } from '#fsio/disk.js';
 import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -44,7 +44,8 @@ export interface CopyObserver {
 export interface CopyDeps {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
-  readonly client: PeerClient;
+  /** Where the copy comes from: the server (PeerClient). */
+  readonly client: SnapshotSource;
   readonly source: ContentSource;
   readonly root: string;
   readonly serverNode: string;

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { SnapshotEntry } from '#net/peer-client.js';
+import type { SnapshotEntry } from '#net/snapshot-source.js';
 import { lstatOrNull } from '#fsio/disk.js';
 
 /**

@@ -4,7 +4,7 @@ import { sha256Hex } from '#core/sha256.js';
 import { NO_VERSION, asTid, type Fid, type Tid } from '#core/ids.js';
 import { baseName, isUnder, joinRel, parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
-import type { SnapshotEntry } from '#net/peer-client.js';
+import type { SnapshotEntry } from '#net/snapshot-source.js';
 import type { ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 import { unchanged } from '#presto/scan.js';
