@@ -21,7 +21,6 @@ import { placedHere } from '#apply/placed.js';
 import { confine } from '#apply/confine.js';
 import type { FilesetDb, SnapshotReader, SnapshotRow } from '#journal/fileset-db.js';
 import type { IdentityDb } from '#journal/identity-db.js';
-import { waitingAfter } from '#journal/in-flight.js';
 import { Transfers, type TransferHandle } from '#core/transfers.js';
 import { WireBytes } from './wire-bytes.js';
 import type { SnapshotEntry } from './peer-client.js';
@@ -35,6 +34,7 @@ import { IdentityGate, NODE_HELLO_BODY, NODE_RE } from './identity-gate.js';
 import { encodeFrame, helloFrame, readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { unseenChange } from './unseen-change.js';
+import { streamKml } from './kml-stream.js';
 import { statusOf, toWire } from './protocol/wire-errors.js';
 
 /** What the server needs of the node it serves (implemented by the daemon). */
@@ -81,7 +81,6 @@ export interface ServerOptions {
 export const JSON_BODY_LIMIT = 1 << 20;
 export const STREAM_BODY_LIMIT = 1 << 30;
 const MAX_TOKEN_WAIT_MS = 10_000;
-const PING_MS = 10_000;
 const UUID_RE = '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
 const TID_RE = '^(0x[0-9a-fA-F]{1,16}|[0-9]{1,19})$';
 
@@ -648,32 +647,10 @@ export class FilesetServer {
     });
     const write = (buf: Buffer): Promise<void> => writeLimited(raw, buf, this.#bw);
     try {
-      // What this peer misses, counted as the status counts it (journal/in-flight.ts): the first missing
-      // record's TID and time (its lag), and the files and bytes to come. Optional fields: a client that
-      // does not know them reads the hello as before.
-      const first = f.db.lastTid > since ? f.db.readKml(since, 1)[0] : undefined;
-      await write(helloFrame({
-        node: f.db.meta.nodeId, uuid: f.db.meta.uuid, tid: formatTid(f.db.lastTid),
-        ...(first === undefined ? {} : { next: { tid: formatTid(first.tid), time: first.time }, waiting: waitingAfter(f.db, since) }),
-      }));
-      let cursor = since;
-      for (;;) {
-        while (open && fl.recalls.length > 0) await write(encodeFrame('recall', { scope: fl.recalls.shift() }));
-        if (!open || this.#closing) break;
-        const recs = f.db.readKml(cursor, 256);
-        for (const r of recs) {
-          if (!open) break;
-          // `last`: the server's last TID as this record leaves, so a client busy applying it knows how far behind it is.
-          await write(encodeFrame('record', { r: recordToWire(r), last: formatTid(f.db.lastTid) }, this.#content.inline(r)));
-          metrics().forwarded(node, 1);
-          cursor = r.tid;
-        }
-        if (recs.length === 256) continue;
-        if (!follow) break;
-        // The state digest at that TID lets a caught-up client with nothing pending check it holds the same state.
-        await write(encodeFrame('ping', { tid: formatTid(f.db.lastTid), digest: formatDigest(f.db.digest) }));
-        await fl.wake.wait(PING_MS);
-      }
+      await streamKml({
+        db: f.db, inline: (r) => this.#content.inline(r), write, open: () => open && !this.#closing, wake: fl.wake,
+        recalls: () => fl.recalls.shift(), onRecord: () => metrics().forwarded(node, 1),
+      }, since, follow);
       if (open) raw.end(encodeFrame('end'));
     } catch (e) {
       f.log.warn({ node, err: (e as Error).message }, 'forward stream ended');
