@@ -88,8 +88,8 @@ export interface ReintStatus {
 }
 
 const MAX_BATCH_RECORDS = 500;
-/** The kinds of record whose attributes the server applies to the object (Reintegrator#withAttrsOfNow). */
-const ATTRS_OF_NOW: ReadonlySet<LmlRecord['kind']> = new Set(['create', 'write', 'truncate', 'setattr', 'rename']);
+/** The kinds of record whose attributes the server gives the object (a move keeps them: FilesetDb); see Reintegrator#withAttrsOfNow. */
+const SAYS_ATTRS: ReadonlySet<LmlRecord['kind']> = new Set(['create', 'write', 'truncate', 'setattr']);
 const OPTIMISE_WINDOW = 20_000;
 const MAX_BATCH_BYTES = 16 << 20;
 
@@ -629,20 +629,22 @@ export class Reintegrator {
   }
 
   /**
-   * The last pending record of an object carries the mode and owner its row has now. A record carries them as
+   * The last pending record of an object that says its attributes (a move says none) carries the mode and owner
+   * its row has now. A record carries them as
    * they were when it was journaled, and a later change of the inode's attributes through another of its names
    * is journaled once, for that name: the rows of the others take it (FilesetDb#applyToObjects), their records
    * do not. On the server that change reaches the names it groups with that one; a name sent as a file of its
    * own (a link whose target is gone, #asOwnFile) is not among them, and its own last record set the old mode
    * there. Before, the server's entry kept the old mode for good ("state differs … other mode", a resync; chaos
-   * s71 seed 9274, s70 9244, s69 9256; test/long/link-own-file-mode.test.ts). `lml`: the records read with it.
+   * s71 seed 9274, s70 9244, s69 9256; test/long/link-own-file-mode.test.ts, where a move after the write is
+   * the third case). `lml`: the records read with it.
    */
   #withAttrsOfNow(r: LmlRecord, lml: readonly LmlRecord[]): LmlRecord {
-    if (!ATTRS_OF_NOW.has(r.kind)) return r;
+    if (!SAYS_ATTRS.has(r.kind)) return r;
     const o = this.#d.db.objectByFid(r.fid);
     if (o === undefined || (o.mode === r.mode && o.uid === r.uid && o.gid === r.gid)) return r;
-    const later = lml.some((x) => x.fid === r.fid && x.seq > r.seq) ||
-      (lml.length >= MAX_BATCH_RECORDS && this.#d.db.localRecordsOf(r.fid).some((x) => x.seq > r.seq));
+    const after = (x: LmlRecord): boolean => x.fid === r.fid && x.seq > r.seq && SAYS_ATTRS.has(x.kind);
+    const later = lml.some(after) || (lml.length >= MAX_BATCH_RECORDS && this.#d.db.localRecordsOf(r.fid).some(after));
     return later ? r : { ...r, mode: o.mode, uid: o.uid, gid: o.gid };
   }
 
