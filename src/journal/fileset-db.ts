@@ -209,6 +209,8 @@ export class FilesetDb {
       lmlLinksTo: db.prepare('SELECT 1 FROM lml WHERE target_fid = ? LIMIT 1'),
       lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
                              WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
+      lmlToHeirAt: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
+                               WHERE seq = @seq AND fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
       objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
       lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
                                ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
@@ -538,11 +540,13 @@ export class FilesetDb {
 
   /**
    * The pending content and attribute changes of one name of a hard-linked file become another name's
-   * (`heir`, at its path, made against its version): the server removes the first name, and what was
-   * written lives on in the inode under the other.
+   * (`heir`, made against its version): the server removes the first name, and what was written lives on in
+   * the inode under the other. Each goes at the heir's name of its time (`names`: seq -> name), or at its
+   * path when `names` has none for it.
    */
-  moveChangesTo(fid: Fid, heir: ObjectRow): void {
+  moveChangesTo(fid: Fid, heir: ObjectRow, names: ReadonlyMap<bigint, string> = new Map()): void {
     this.#transaction(() => {
+      for (const [seq, path] of names) this.#st.lmlToHeirAt!.run({ seq, fid, heir: heir.fid, path, version: heir.version });
       this.#st.lmlToHeir!.run({ fid, heir: heir.fid, path: heir.path, version: heir.version });
     });
   }

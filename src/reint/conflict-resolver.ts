@@ -935,10 +935,11 @@ export class ConflictResolver {
     const heirs = db.objectsByIno(o.ino).filter((x) => x.fid !== o.fid && x.type === 'file' && x.version !== NO_VERSION &&
       lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
     for (const x of heirs) {
-      const heir = changes.length === 0 ? x : this.#heirNameThen(x, changes);
+      const names = this.#heirNamesThen(x, changes);
       const linkTo = lastMove === undefined ? x : this.#heirNameThen(x, [lastMove]);
-      if (heir === undefined || linkTo === undefined) continue;
-      if (changes.length > 0) db.moveChangesTo(r.fid, heir);
+      if (names === undefined || linkTo === undefined) continue;
+      const heir = { ...x, path: names.get(changes.at(-1)?.seq ?? -1n) ?? x.path };
+      if (changes.length > 0) db.moveChangesTo(r.fid, x, names);
       const kept = lastMove === undefined ? null : lastMove.newPath;
       if (lastMove !== undefined) db.movesToLink(r.fid, x.fid, linkTo.path);
       const how = changes.length === 0 ? '' : `what was written here through it goes through ${heir.path}, another name of the file`;
@@ -949,6 +950,34 @@ export class ConflictResolver {
       return true;
     }
     return false;
+  }
+
+  /**
+   * The name `x`, another name of the inode, had at the time of each of the changes `local` (seq -> name: the
+   * name each ships under as its change); undefined when it cannot take them: removed here, or a pending move of
+   * a directory above it came between. Changes made before its first pending move go at that move's old name,
+   * the others at the new name of the last move before them. Before, changes on both sides of a move of it
+   * found no name (#heirNameThen), and a write kept beside the removed name stayed in the inode under the moved
+   * one with nothing pending to say so (chaos s75 seed 9254, c2: "other content, other mode", a resync;
+   * test/long/link-written-moved-chmod.test.ts).
+   */
+  #heirNamesThen(x: ObjectRow, local: readonly LmlRecord[]): Map<bigint, string> | undefined {
+    const db = this.#d.db;
+    const own = db.localRecordsOf(x.fid);
+    if (own.some((y) => y.kind === 'unlink')) return undefined;
+    const moves = own.filter((y) => y.kind === 'rename' && y.newPath !== null);
+    const names = new Map<bigint, string>();
+    for (const c of local) {
+      if (moves.length === 0) {
+        names.set(c.seq, x.path);
+        continue;
+      }
+      const before = moves.filter((m) => m.seq < c.seq).at(-1);
+      const [name, from, to] = before === undefined ? [moves[0]!.path, c.seq, moves[0]!.seq] : [before.newPath!, before.seq, c.seq];
+      if (db.pendingRenames().some((y) => y.seq > from && y.seq < to && y.fid !== x.fid && isUnder(name, y.newPath ?? y.path))) return undefined;
+      names.set(c.seq, name);
+    }
+    return names;
   }
 
   /**
