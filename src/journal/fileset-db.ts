@@ -95,7 +95,7 @@ export class FilesetDb {
   readonly file: string;
   readonly meta: FilesetMeta;
   readonly #db: Db;
-  readonly #st: Record<string, Statement>;
+  readonly #st: Statements;
   #lastTid: Tid;
   #digest: bigint;
   #relocations = 0;
@@ -125,106 +125,7 @@ export class FilesetDb {
     this.#fidSeq = BigInt(m('fid_seq'));
     const lmlSeq = db.prepare("SELECT value FROM meta WHERE key = 'lml_seq'").pluck().get() as string | undefined;
     this.#lmlSeq = BigInt(lmlSeq ?? '0');
-    this.#st = {
-      setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
-      byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
-      byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
-      byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
-      byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
-      below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
-      childPaths: db.prepare("SELECT path FROM objects WHERE path > ? || '/' AND path < ? || '0' AND instr(substr(path, ?), '/') = 0").pluck(),
-      rootPaths: db.prepare("SELECT path FROM objects WHERE instr(path, '/') = 0").pluck(),
-      all: db.prepare('SELECT * FROM objects'),
-      statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
-      count: db.prepare('SELECT count(*) AS n FROM objects'),
-      contentRows: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, size, hash
-                               FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
-      insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
-                          VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
-      insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
-                              VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
-      update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
-                          mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
-      movePath: db.prepare('UPDATE objects SET path = ? WHERE fid = ?'),
-      remove: db.prepare('DELETE FROM objects WHERE fid = ?'),
-      identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
-      identityByIno: db.prepare('UPDATE objects SET mtime_ns = ?, ctime_ns = ?, racy = ? WHERE ino = ?'),
-      // A NULL identity makes capture look at the object again (stat, then read if needed).
-      forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
-      kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
-                             mtime_ms, size, hash, origin, time, digest, origin_seq, links, parent, target_fid)
-                             VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
-                             @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
-      kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
-      kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
-      kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
-      kmlNamingChange: db.prepare(`SELECT 1 FROM kml WHERE tid > ? AND tid <= ? AND (fid = ? OR links LIKE ?) AND kind NOT IN ('write', 'truncate', 'setattr') LIMIT 1`),
-      kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
-      kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
-      kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
-      kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
-      kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
-      lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
-                             VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent, @targetFid)`),
-      lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
-      lmlRemovals: db.prepare('SELECT * FROM lml WHERE kind = @kind AND (path = @path OR fid = @fid) ORDER BY seq'),
-      lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
-      lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
-      lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
-      lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
-      lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
-      // Only what was made against a version of the server's: a name made here keeps its records made against none.
-      // Nor a removal: it keeps the version it was made against, which the server's check needs (ApplyPath#baseOf).
-      lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link', 'unlink')"),
-      // A name's own pending move: a change of content or attributes through another name does not meet it (see
-      // #applyToObjects).
-      lmlRebaseNaming: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND kind = 'rename'"),
-      setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
-      lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
-      lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
-      lmlRenames: db.prepare("SELECT * FROM lml WHERE kind = 'rename' ORDER BY seq"),
-      lmlNaming: db.prepare(`SELECT * FROM lml WHERE path = @p OR (path > @p || '/' AND path < @p || '0')
-                             OR new_path = @p OR (new_path > @p || '/' AND new_path < @p || '0')
-                             OR target = @p OR (target > @p || '/' AND target < @p || '0') ORDER BY seq`),
-      lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
-      lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
-                           OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
-      inflightAdd: db.prepare('INSERT INTO inflight (intent) VALUES (?)'),
-      inflightDel: db.prepare('DELETE FROM inflight WHERE id = ?'),
-      inflightAll: db.prepare('SELECT * FROM inflight ORDER BY id'),
-      conflictAdd: db.prepare(`INSERT INTO conflicts (time, path, kind, policy, decision, remote_tid, remote_node, kept, status, resolution)
-                               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-      conflictList: db.prepare("SELECT * FROM conflicts WHERE ? = 1 OR status = 'open' ORDER BY id"),
-      conflictResolve: db.prepare("UPDATE conflicts SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ?"),
-      lmlRewrite: db.prepare(`UPDATE lml SET kind = @kind, path = @path, new_path = @newPath, target = @target, mode = @mode, uid = @uid,
-                              gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash, parent = @parent, target_fid = @targetFid WHERE seq = @seq`),
-      lmlPreVersion: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
-      lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
-      lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
-      lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
-      lmlParent: db.prepare('UPDATE lml SET parent = ? WHERE parent = ?'),
-      lmlPreVersionOf: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
-      lmlParentOf: db.prepare('UPDATE lml SET parent = ? WHERE seq = ?'),
-      lmlInto: db.prepare('SELECT * FROM lml WHERE parent = ? ORDER BY seq'),
-      lmlLinksTo: db.prepare('SELECT 1 FROM lml WHERE target_fid = ? LIMIT 1'),
-      lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
-                             WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
-      lmlToHeirAt: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
-                               WHERE seq = @seq AND fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
-      objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
-      lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
-                               ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
-      lastRcvdGet: db.prepare('SELECT tid FROM last_rcvd WHERE peer = ?'),
-      peerUpsert: db.prepare(`INSERT INTO peers (node, replicate, first_seen, last_seen, address) VALUES (?, ?, ?, ?, ?)
-                              ON CONFLICT (node) DO UPDATE SET replicate = excluded.replicate, last_seen = excluded.last_seen,
-                              address = excluded.address`),
-      peersAll: db.prepare('SELECT * FROM peers ORDER BY node'),
-      metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
-      kmlSince: db.prepare('SELECT * FROM kml WHERE tid > ? ORDER BY tid LIMIT ?'),
-      kmlCount: db.prepare('SELECT count(*) AS n FROM kml'),
-      kmlPrune: db.prepare('DELETE FROM kml WHERE tid < ?'),
-      lastRcvdAll: db.prepare('SELECT peer, tid, updated FROM last_rcvd ORDER BY peer'),
-    };
+    this.#st = prepareStatements(db);
   }
 
   /** Create a new store at `file` (which must not exist). */
@@ -325,21 +226,21 @@ export class FilesetDb {
   }
 
   objectByPath(path: string): ObjectRow | undefined {
-    const r = this.#st.byPath!.get(path) as Row | undefined;
+    const r = this.#st.byPath.get(path) as Row | undefined;
     return r === undefined ? undefined : toObject(r);
   }
 
   objectByFid(fid: Fid): ObjectRow | undefined {
-    const r = this.#st.byFid!.get(fid) as Row | undefined;
+    const r = this.#st.byFid.get(fid) as Row | undefined;
     return r === undefined ? undefined : toObject(r);
   }
 
   objectsByIno(ino: string): ObjectRow[] {
-    return (this.#st.byIno!.all(ino) as Row[]).map(toObject);
+    return (this.#st.byIno.all(ino) as Row[]).map(toObject);
   }
 
   objectsByHash(hash: string): ObjectRow[] {
-    return (this.#st.byHash!.all(hash) as Row[]).map(toObject);
+    return (this.#st.byHash.all(hash) as Row[]).map(toObject);
   }
 
   /** Make every commit so far durable (fsync of the WAL): call before acknowledging to a peer. */
@@ -349,18 +250,18 @@ export class FilesetDb {
 
   /** Every object strictly below directory `dir`, in path order. */
   objectsBelow(dir: string): ObjectRow[] {
-    return (this.#st.below!.all(dir, dir) as Row[]).map(toObject);
+    return (this.#st.below.all(dir, dir) as Row[]).map(toObject);
   }
 
   /** The paths of the objects directly in directory `dir` ('' for the root), without building rows for what is deeper. */
   childPaths(dir: string): string[] {
-    return (dir === '' ? this.#st.rootPaths!.all() : this.#st.childPaths!.all(dir, dir, dir.length + 2)) as string[];
+    return (dir === '' ? this.#st.rootPaths.all() : this.#st.childPaths.all(dir, dir, dir.length + 2)) as string[];
   }
 
   /** Path and stat data of every object, as cheaply as SQLite gives them (the start-up scan reads 100,000s). */
   statRows(): Map<string, StatRow> {
     const out = new Map<string, StatRow>();
-    for (const r of this.#st.statRows!.iterate() as IterableIterator<unknown[]>) {
+    for (const r of this.#st.statRows.iterate() as IterableIterator<unknown[]>) {
       out.set(r[0] as string, {
         type: r[1] as ObjectType, ino: r[2] as string | null, mode: Number(r[3]), uid: Number(r[4]), gid: Number(r[5]),
         size: r[6] === null ? null : Number(r[6]), mtimeNs: r[7] as bigint | null, ctimeNs: r[8] as bigint | null, racy: Number(r[9]) !== 0,
@@ -370,7 +271,7 @@ export class FilesetDb {
   }
 
   *allObjects(): IterableIterator<ObjectRow> {
-    for (const r of this.#st.all!.iterate() as IterableIterator<Row>) yield toObject(r);
+    for (const r of this.#st.all.iterate() as IterableIterator<Row>) yield toObject(r);
   }
 
   /**
@@ -386,21 +287,21 @@ export class FilesetDb {
   /** The rows of objects `fids` that a content request needs (one query for a whole batch), by fid; unknown fids are left out. */
   contentRows(fids: readonly string[]): Map<string, ContentRow> {
     const out = new Map<string, ContentRow>();
-    for (const r of this.#st.contentRows!.all(JSON.stringify(fids)) as ContentRow[]) out.set(r.fid, r);
+    for (const r of this.#st.contentRows.all(JSON.stringify(fids)) as ContentRow[]) out.set(r.fid, r);
     return out;
   }
 
   objectCount(): number {
-    return Number((this.#st.count!.get() as { n: bigint }).n);
+    return Number((this.#st.count.get() as { n: bigint }).n);
   }
 
   recordCount(): number {
-    return Number((this.#st.kmlCount!.get() as { n: bigint }).n);
+    return Number((this.#st.kmlCount.get() as { n: bigint }).n);
   }
 
   /** Records with TID > `since`, in TID order, at most `limit`. */
   readKml(since: Tid, limit = 1000): KmlRecord[] {
-    return (this.#st.kmlSince!.all(since, limit) as Row[]).map(toRecord);
+    return (this.#st.kmlSince.all(since, limit) as Row[]).map(toRecord);
   }
 
   /** The oldest TID the KML still holds records from (records before it were pruned). */
@@ -413,52 +314,52 @@ export class FilesetDb {
     if (tid <= this.firstKeptTid) return 0;
     let n = 0;
     this.#db.transaction(() => {
-      n = this.#st.kmlPrune!.run(tid).changes;
-      this.#st.setMeta!.run('kml_first', tid.toString());
+      n = this.#st.kmlPrune.run(tid).changes;
+      this.#st.setMeta.run('kml_first', tid.toString());
     })();
     return n;
   }
 
   kmlAt(tid: Tid): KmlRecord | undefined {
-    const r = this.#st.kmlAt!.get(tid) as Row | undefined;
+    const r = this.#st.kmlAt.get(tid) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
   }
 
   /** The record a reintegration from `origin` with LML sequence `seq` became, if it was accepted. */
   kmlByOrigin(origin: string, seq: bigint): KmlRecord | undefined {
-    const r = this.#st.kmlByOrigin!.get(origin, seq) as Row | undefined;
+    const r = this.#st.kmlByOrigin.get(origin, seq) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
   }
 
   /** LML records with seq > `after`, oldest first. */
   readLml(after = 0n, limit = 1000): LmlRecord[] {
-    return (this.#st.lmlAll!.all(after, limit) as Row[]).map(toLml);
+    return (this.#st.lmlAll.all(after, limit) as Row[]).map(toLml);
   }
 
   /** Pending removals of `kind` at `path` (or of the object `fid`), oldest first: found by SQLite, not by reading the whole LML. */
   pendingRemovals(kind: 'rmdir' | 'unlink', path: string, fid: Fid | null = null): LmlRecord[] {
-    return (this.#st.lmlRemovals!.all({ kind, path, fid }) as Row[]).map(toLml);
+    return (this.#st.lmlRemovals.all({ kind, path, fid }) as Row[]).map(toLml);
   }
 
   lmlRecord(seq: bigint): LmlRecord | undefined {
-    const r = this.#st.lmlGet!.get(seq) as Row | undefined;
+    const r = this.#st.lmlGet.get(seq) as Row | undefined;
     return r === undefined ? undefined : toLml(r);
   }
 
   /** Drop one LML record without it reaching the server (a change the server refused for good). */
   dropLml(seq: bigint): void {
     this.#transaction(() => {
-      this.#st.lmlDelete!.run(seq);
+      this.#st.lmlDelete.run(seq);
     });
   }
 
   addConflict(c: Omit<ConflictRow, 'id' | 'resolvedAt'>): number {
-    const r = this.#st.conflictAdd!.run(c.time, c.path, c.kind, c.policy, c.decision, c.remoteTid, c.remoteNode, c.kept, c.status, c.resolution);
+    const r = this.#st.conflictAdd.run(c.time, c.path, c.kind, c.policy, c.decision, c.remoteTid, c.remoteNode, c.kept, c.status, c.resolution);
     return Number(r.lastInsertRowid);
   }
 
   conflicts(all: boolean): ConflictRow[] {
-    return (this.#st.conflictList!.all(all ? 1 : 0) as Row[]).map((r) => ({
+    return (this.#st.conflictList.all(all ? 1 : 0) as Row[]).map((r) => ({
       id: num(r.id), time: num(r.time), path: String(r.path), kind: String(r.kind), policy: String(r.policy), decision: String(r.decision),
       remoteTid: r.remote_tid === null ? null : asTid(r.remote_tid as bigint), remoteNode: strOrNull(r.remote_node), kept: strOrNull(r.kept),
       status: r.status as 'open' | 'resolved', resolution: strOrNull(r.resolution), resolvedAt: r.resolved_at === null ? null : num(r.resolved_at),
@@ -466,27 +367,27 @@ export class FilesetDb {
   }
 
   resolveConflict(id: number, resolution: string, now: number): void {
-    this.#st.conflictResolve!.run(resolution, now, id);
+    this.#st.conflictResolve.run(resolution, now, id);
   }
 
   /** Note a peer's change about to reach the disk; returns its id for clearInflight. */
   markInflight(intent: string): number {
-    return Number(this.#st.inflightAdd!.run(intent).lastInsertRowid);
+    return Number(this.#st.inflightAdd.run(intent).lastInsertRowid);
   }
 
   clearInflight(id: number): void {
-    this.#st.inflightDel!.run(id);
+    this.#st.inflightDel.run(id);
   }
 
   inflight(): Array<{ id: number; intent: string }> {
-    return (this.#st.inflightAll!.all() as Row[]).map((r) => ({ id: num(r.id), intent: String(r.intent) }));
+    return (this.#st.inflightAll.all() as Row[]).map((r) => ({ id: num(r.id), intent: String(r.intent) }));
   }
 
   /** Client side: drop an object's pending local records (a conflict resolution takes them over). */
   dropLocal(fid: Fid): void {
     this.#transaction(() => {
       const moves = this.localRecordsOf(fid).filter((x) => x.kind === 'rename' && x.newPath !== null);
-      this.#st.lmlDropFid!.run(fid);
+      this.#st.lmlDropFid.run(fid);
       this.#unmoveLml(moves);
     });
   }
@@ -507,34 +408,34 @@ export class FilesetDb {
       const until = moves[i + 1]?.seq ?? null;
       const below = (p: string | null): boolean => p !== null && p.startsWith(`${from}/`);
       const move = (p: string | null): string | null => (below(p) ? `${home}${p!.slice(from.length)}` : p);
-      const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > x.seq && (until === null || r.seq < until));
+      const naming = (this.#st.lmlNaming.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > x.seq && (until === null || r.seq < until));
       for (const r of naming) {
         const np = move(r.path)!;
         const nn = move(r.newPath);
-        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
-        if (r.kind === 'link' && below(r.target)) this.#st.lmlTarget!.run(move(r.target), r.seq);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths.run(np, nn, r.seq);
+        if (r.kind === 'link' && below(r.target)) this.#st.lmlTarget.run(move(r.target), r.seq);
       }
     }
   }
 
   /** Pending local records of one object, oldest first. */
   localRecordsOf(fid: Fid): LmlRecord[] {
-    return (this.#st.lmlOfFid!.all(fid) as Row[]).map(toLml);
+    return (this.#st.lmlOfFid.all(fid) as Row[]).map(toLml);
   }
 
   /** Persist what the LML optimiser made of the LML: rewritten records and dropped ones, in one transaction. */
   rewriteLml(rewritten: readonly LmlRecord[], dropped: readonly bigint[]): void {
     if (rewritten.length === 0 && dropped.length === 0) return;
     this.#transaction(() => {
-      for (const seq of dropped) this.#st.lmlDelete!.run(seq);
-      for (const r of rewritten) this.#st.lmlRewrite!.run({ ...r, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
+      for (const seq of dropped) this.#st.lmlDelete.run(seq);
+      for (const r of rewritten) this.#st.lmlRewrite.run({ ...r, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
     });
   }
 
   /** A pending record made against `version` from now on (Reintegrator#moveRebased). */
   rebaseLml(seq: bigint, version: Tid): void {
     this.#transaction(() => {
-      this.#st.lmlPreVersion!.run(version, seq);
+      this.#st.lmlPreVersion.run(version, seq);
     });
   }
 
@@ -546,8 +447,8 @@ export class FilesetDb {
    */
   moveChangesTo(fid: Fid, heir: ObjectRow, names: ReadonlyMap<bigint, string> = new Map()): void {
     this.#transaction(() => {
-      for (const [seq, path] of names) this.#st.lmlToHeirAt!.run({ seq, fid, heir: heir.fid, path, version: heir.version });
-      this.#st.lmlToHeir!.run({ fid, heir: heir.fid, path: heir.path, version: heir.version });
+      for (const [seq, path] of names) this.#st.lmlToHeirAt.run({ seq, fid, heir: heir.fid, path, version: heir.version });
+      this.#st.lmlToHeir.run({ fid, heir: heir.fid, path: heir.path, version: heir.version });
     });
   }
 
@@ -566,9 +467,9 @@ export class FilesetDb {
       const moves = this.localRecordsOf(fid).filter((r) => r.kind === 'rename');
       const last = moves.at(-1);
       if (o?.type !== 'file' || last?.newPath === undefined || last.newPath === null) throw new Error(`movesToLink: ${fid} is not a moved file here`);
-      for (const r of moves) this.#st.lmlDelete!.run(r.seq);
-      this.#st.objectFid!.run(made, NO_VERSION, fid);
-      this.#st.lmlInsert!.run({
+      for (const r of moves) this.#st.lmlDelete.run(r.seq);
+      this.#st.objectFid.run(made, NO_VERSION, fid);
+      this.#st.lmlInsert.run({
         seq: last.seq, kind: 'link', fid: made, path: last.newPath, newPath: null, target, preVersion: NO_VERSION,
         mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: o.size, hash: o.hash, origin: last.origin, time: last.time,
         parent: last.parent ?? null, targetFid: heir,
@@ -586,30 +487,30 @@ export class FilesetDb {
     this.#transaction(() => {
       const r = this.lmlRecord(seq);
       if (r === undefined) return;
-      this.#st.lmlDelete!.run(seq);
+      this.#st.lmlDelete.run(seq);
       this.#lmlSeq += 1n;
-      this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
+      this.#st.lmlInsert.run({ ...r, seq: this.#lmlSeq, parent: r.parent ?? null, targetFid: r.targetFid ?? null });
     });
   }
 
   /** Pending local renames, oldest first (a server record names things as they were before them). */
   pendingRenames(): LmlRecord[] {
-    return (this.#st.lmlRenames!.all() as Row[]).map(toLml);
+    return (this.#st.lmlRenames.all() as Row[]).map(toLml);
   }
 
   /** Pending local records that make an object at `name` or move one onto it, oldest first. */
   pendingOnto(name: string): LmlRecord[] {
-    return (this.#st.lmlOnto!.all(name, name) as Row[]).map(toLml);
+    return (this.#st.lmlOnto.all(name, name) as Row[]).map(toLml);
   }
 
   /** Pending local records that give a name in the directory `dir` (RecordDraft.parent), oldest first. */
   pendingInto(dir: Fid): LmlRecord[] {
-    return (this.#st.lmlInto!.all(dir) as Row[]).map(toLml);
+    return (this.#st.lmlInto.all(dir) as Row[]).map(toLml);
   }
 
   /** True when a pending link names `fid` as the file it links to. */
   pendingLinkTo(fid: Fid): boolean {
-    return this.#st.lmlLinksTo!.get(fid) !== undefined;
+    return this.#st.lmlLinksTo.get(fid) !== undefined;
   }
 
   /** `name` as the pending record `seq` knew it, at this node's names now: the pending renames after it applied. */
@@ -623,12 +524,12 @@ export class FilesetDb {
 
   /** The directory a pending record gives its name in (RecordDraft.parent), set anew; null: by its path alone. */
   setLmlParent(seq: bigint, parent: Fid | null): void {
-    this.#st.lmlParentOf!.run(parent, seq);
+    this.#st.lmlParentOf.run(parent, seq);
   }
 
   /** Client side, conflict: the pending record `seq` is made against `version` (the server's, which a conflict step met). */
   setLmlPreVersion(seq: bigint, version: Tid): void {
-    this.#st.lmlPreVersionOf!.run(version, seq);
+    this.#st.lmlPreVersionOf.run(version, seq);
   }
 
   /**
@@ -642,7 +543,7 @@ export class FilesetDb {
         if (r.seq < seq) continue;
         const np = r.path === from ? to : r.path;
         const nn = r.seq === seq && r.newPath === from ? to : r.newPath;
-        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths.run(np, nn, r.seq);
         if (r.kind === 'rename' && r.path === from) {
           until = r.seq;
           break; // moved on from there
@@ -658,21 +559,21 @@ export class FilesetDb {
       ];
       for (const r of ends) if (until === null || r.seq < until) until = r.seq;
       const below = (p: string): string => (p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p);
-      for (const r of (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml)) {
+      for (const r of (this.#st.lmlNaming.all({ p: from }) as Row[]).map(toLml)) {
         if (r.fid === fid || r.seq <= seq || (until !== null && r.seq >= until)) continue;
         const np = below(r.path);
         const nn = r.newPath === null ? null : below(r.newPath);
-        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+        if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths.run(np, nn, r.seq);
         if (r.kind === 'link' && r.target !== null) {
           const nt = r.target === from ? to : below(r.target);
-          if (nt !== r.target) this.#st.lmlTarget!.run(nt, r.seq);
+          if (nt !== r.target) this.#st.lmlTarget.run(nt, r.seq);
         }
       }
     });
   }
 
   lmlCount(): number {
-    return Number((this.#st.lmlCount!.get() as { n: bigint }).n);
+    return Number((this.#st.lmlCount.get() as { n: bigint }).n);
   }
 
   /**
@@ -680,7 +581,7 @@ export class FilesetDb {
    * and this node did not). Nothing else of the row changes: the record applied next sets content and names.
    */
   takeServerVersion(fid: Fid, version: Tid): void {
-    this.#st.setVersion!.run(version, fid);
+    this.#st.setVersion.run(version, fid);
   }
 
   /**
@@ -702,7 +603,7 @@ export class FilesetDb {
    * older records. Server side: the object changed since a removal's version (ApplyPath#baseOf).
    */
   hasLaterRecord(fid: Fid, tid: Tid): boolean {
-    return this.#st.kmlLaterOfFid!.get(tid, fid) !== undefined;
+    return this.#st.kmlLaterOfFid.get(tid, fid) !== undefined;
   }
 
   /**
@@ -710,7 +611,7 @@ export class FilesetDb {
    * or a change through another name of its inode that named it (KmlRecord.links). ApplyPath#baseOf.
    */
   lastVersionOf(fid: Fid, after: Tid, before: Tid): KmlRecord | undefined {
-    const r = this.#st.kmlLastOfName!.get(after, before, fid, `%"${fid}"%`) as Row | undefined;
+    const r = this.#st.kmlLastOfName.get(after, before, fid, `%"${fid}"%`) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
   }
 
@@ -721,12 +622,12 @@ export class FilesetDb {
    */
   onlyContentSince(fid: Fid, after: Tid, upTo: Tid): boolean {
     if (after < this.firstKeptTid - 1n || upTo <= after) return false;
-    return this.#st.kmlNamingChange!.get(after, upTo, fid, `%"${fid}"%`) === undefined;
+    return this.#st.kmlNamingChange.get(after, upTo, fid, `%"${fid}"%`) === undefined;
   }
 
   /** Server side: the first change of `fid`'s content or attributes after `tid` that `origin` did not make. */
   foreignContentAfter(fid: Fid, tid: Tid, origin: string): KmlRecord | undefined {
-    const r = this.#st.kmlForeignContent!.get(tid, fid, origin) as Row | undefined;
+    const r = this.#st.kmlForeignContent.get(tid, fid, origin) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
   }
 
@@ -735,7 +636,7 @@ export class FilesetDb {
    * in the KML from the reintegration's answer, the stream has not brought it back yet).
    */
   ownRmdirAfter(fid: Fid, tid: Tid): KmlRecord | undefined {
-    const r = this.#st.kmlLaterRmdir!.get(tid, fid, this.meta.nodeId) as Row | undefined;
+    const r = this.#st.kmlLaterRmdir.get(tid, fid, this.meta.nodeId) as Row | undefined;
     return r === undefined ? undefined : toRecord(r);
   }
 
@@ -744,41 +645,41 @@ export class FilesetDb {
    * server accepted after `tid`, whose answer came before the stream brought the server's older records).
    */
   renamesAfter(tid: Tid): KmlRecord[] {
-    return (this.#st.kmlLaterRenames!.all(tid) as Row[]).map(toRecord);
+    return (this.#st.kmlLaterRenames.all(tid) as Row[]).map(toRecord);
   }
 
   /** True when the client has local changes to this object that the server has not accepted. */
   hasPendingLocal(fid: Fid): boolean {
-    return Number((this.#st.lmlForFid!.get(fid) as { n: bigint }).n) > 0;
+    return Number((this.#st.lmlForFid.get(fid) as { n: bigint }).n) > 0;
   }
 
   lastRcvdOf(peer: string): Tid {
-    const v = this.#st.lastRcvdGet!.pluck().get(peer) as bigint | undefined;
+    const v = this.#st.lastRcvdGet.pluck().get(peer) as bigint | undefined;
     return asTid(v ?? 0n);
   }
 
   /** Record that `peer` acknowledged (or we applied from it) every TID up to `tid`; never moves back. */
   setLastRcvd(peer: string, tid: Tid, now: number): void {
-    this.#st.lastRcvdSet!.run(peer, tid, now);
+    this.#st.lastRcvdSet.run(peer, tid, now);
   }
 
   registerPeer(node: string, replicate: boolean, now: number, address: string | null): void {
-    this.#st.peerUpsert!.run(node, replicate ? 1 : 0, now, now, address);
+    this.#st.peerUpsert.run(node, replicate ? 1 : 0, now, now, address);
   }
 
   peers(): Array<{ node: string; replicate: boolean; firstSeen: number; lastSeen: number; address: string | null }> {
-    return (this.#st.peersAll!.all() as Row[]).map((r) => ({
+    return (this.#st.peersAll.all() as Row[]).map((r) => ({
       node: String(r.node), replicate: num(r.replicate) !== 0, firstSeen: num(r.first_seen), lastSeen: num(r.last_seen),
       address: strOrNull(r.address),
     }));
   }
 
   getMeta(key: string): string | undefined {
-    return this.#st.metaGet!.pluck().get(key) as string | undefined;
+    return this.#st.metaGet.pluck().get(key) as string | undefined;
   }
 
   setMeta(key: string, value: string): void {
-    this.#st.setMeta!.run(key, value);
+    this.#st.setMeta.run(key, value);
   }
 
   /** Call `cb` after every commit that changed the KML or LML (forwarders and the reintegrator wake on it). */
@@ -795,7 +696,7 @@ export class FilesetDb {
   }
 
   lastRcvd(): Array<{ peer: string; tid: Tid; updated: number }> {
-    return (this.#st.lastRcvdAll!.all() as Row[]).map((r) => ({
+    return (this.#st.lastRcvdAll.all() as Row[]).map((r) => ({
       peer: String(r.peer), tid: asTid(r.tid as bigint), updated: Number(r.updated),
     }));
   }
@@ -857,12 +758,12 @@ export class FilesetDb {
   }
 
   #insertKml(r: KmlRecord): void {
-    this.#st.kmlInsert!.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links), parent: r.parent ?? null, targetFid: r.targetFid ?? null });
+    this.#st.kmlInsert.run({ ...r, links: r.links === undefined || r.links === null ? null : JSON.stringify(r.links), parent: r.parent ?? null, targetFid: r.targetFid ?? null });
   }
 
   /** Record that the stat identity of an object changed without a change to its state (for example a touch of a directory). */
   setIdentity(fid: Fid, id: StatIdentity): void {
-    this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, fid);
+    this.#st.identity.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, fid);
   }
 
   /**
@@ -909,7 +810,7 @@ export class FilesetDb {
         this.#applyToObjects(d, cur, cur?.version ?? NO_VERSION);
         this.#lmlSeq += 1n;
         const rec: LmlRecord = { ...d, ...placed, seq: this.#lmlSeq };
-        this.#st.lmlInsert!.run(rec);
+        this.#st.lmlInsert.run(rec);
         this.#setIdentity(d, c.identity, true);
         out.push(rec);
       }
@@ -924,8 +825,8 @@ export class FilesetDb {
   commitRemote(changes: readonly RemoteChange[], peer: string, now: number): void {
     this.#transaction(() => {
       for (const { record: r, identity, content } of changes) {
-        if (this.#st.kmlHas!.get(r.tid) !== undefined) {
-          this.#st.lastRcvdSet!.run(peer, r.tid, now); // applied already
+        if (this.#st.kmlHas.get(r.tid) !== undefined) {
+          this.#st.lastRcvdSet.run(peer, r.tid, now); // applied already
           continue;
         }
         // A version newer than the record's is this node's own change, accepted after it (ApplyPath#baseOf):
@@ -940,7 +841,7 @@ export class FilesetDb {
         this.#insertKml(r);
         this.#setIdentity(r, identity, true);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
-        this.#st.lastRcvdSet!.run(peer, r.tid, now);
+        this.#st.lastRcvdSet.run(peer, r.tid, now);
       }
     });
   }
@@ -952,11 +853,11 @@ export class FilesetDb {
    */
   skipRemote(r: KmlRecord, peer: string, now: number): void {
     this.#transaction(() => {
-      if (this.#st.kmlHas!.get(r.tid) === undefined) {
+      if (this.#st.kmlHas.get(r.tid) === undefined) {
         this.#insertKml(r);
         if (r.tid > this.#lastTid) this.#lastTid = r.tid;
       }
-      this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      this.#st.lastRcvdSet.run(peer, r.tid, now);
     });
   }
 
@@ -1005,14 +906,14 @@ export class FilesetDb {
    */
   acceptOwn(r: KmlRecord, peer: string | null, now: number): void {
     this.#transaction(() => {
-      if (peer !== null) this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      if (peer !== null) this.#st.lastRcvdSet.run(peer, r.tid, now);
       // The inode a name removed here had is forgotten once the stream brings the removal back, not when the
       // server's answer accepts it: the stream may still bring older server records that name the removed
       // name (it lags behind the answers), a link to it say, which then joins the inode's other names here
       // (ClientNode#applyResolved). Before, that link became a file of its own and the server held it with
       // the other names as one file, this node as two, for good.
       if (r.kind === 'unlink' && peer !== null) this.#noteRemovedLink(r.fid, null);
-      if (this.#st.kmlHas!.get(r.tid) !== undefined) return;
+      if (this.#st.kmlHas.get(r.tid) !== undefined) return;
       this.#insertKml(r);
       const o = this.objectByFid(r.fid);
       // A name removed here since (its removal pending) has no row: the inode it had is noted (removedLinkIno),
@@ -1032,17 +933,17 @@ export class FilesetDb {
       const server = content ? (r.links ?? []).flatMap((fid) => local.some((x) => x.fid === fid) ? [] : [this.objectByFid(fid)].filter((x) => x !== undefined)) : [];
       const siblings = [...local, ...server].filter((x) => x.fid !== r.fid && x.type === 'file' && x.version !== NO_VERSION);
       if (r.originSeq !== null) {
-        this.#st.lmlDelete!.run(r.originSeq);
-        this.#st.lmlRebase!.run(r.tid, r.fid, r.preVersion, r.originSeq);
+        this.#st.lmlDelete.run(r.originSeq);
+        this.#st.lmlRebase.run(r.tid, r.fid, r.preVersion, r.originSeq);
         // Each name's records are made against its own version (a change here gives the others none).
-        for (const sib of siblings) this.#st.lmlRebase!.run(r.tid, sib.fid, sib.version, r.originSeq);
+        for (const sib of siblings) this.#st.lmlRebase.run(r.tid, sib.fid, sib.version, r.originSeq);
       }
       if (o !== undefined && o.version === r.preVersion) {
-        this.#st.setVersion!.run(r.tid, r.fid);
-        for (const sib of siblings) this.#st.setVersion!.run(r.tid, sib.fid);
+        this.#st.setVersion.run(r.tid, r.fid);
+        for (const sib of siblings) this.#st.setVersion.run(r.tid, sib.fid);
       } else if (o === undefined) {
         // The removed name's own version lives in its pending records (rebased above); its names here take it.
-        for (const sib of siblings) if (sib.version < r.tid) this.#st.setVersion!.run(r.tid, sib.fid);
+        for (const sib of siblings) if (sib.version < r.tid) this.#st.setVersion.run(r.tid, sib.fid);
       }
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
@@ -1057,7 +958,7 @@ export class FilesetDb {
     this.#transaction(() => {
       const old = this.objectByFid(d.fid);
       if (old !== undefined) {
-        this.#st.remove!.run(old.fid);
+        this.#st.remove.run(old.fid);
         this.#digest = digestSub(this.#digest, old);
       }
       this.#applyToObjects({ ...d, preVersion: NO_VERSION }, undefined, version);
@@ -1074,7 +975,7 @@ export class FilesetDb {
     if (!this.#batching || !this.#db.inTransaction) throw new Error('commitCopyNew runs inside batch()');
     if (d.kind !== 'create') throw new Error(`commitCopyNew of a ${d.kind}`);
     try {
-      this.#st.insertFile!.run(d.fid, d.path, version, d.mode, d.uid, d.gid, d.mtimeMs, d.size, d.hash, identity.ino, identity.mtimeNs, identity.ctimeNs, identity.racy ? 1 : 0);
+      this.#st.insertFile.run(d.fid, d.path, version, d.mode, d.uid, d.gid, d.mtimeMs, d.size, d.hash, identity.ino, identity.mtimeNs, identity.ctimeNs, identity.racy ? 1 : 0);
     } catch (e) {
       this.#batchFailed = true;
       throw e;
@@ -1117,8 +1018,8 @@ export class FilesetDb {
   finishCopy(peer: string, tid: Tid, now: number): void {
     this.#db.exec(HASH_INDEX);
     this.#transaction(() => {
-      this.#st.setMeta!.run('copy_done', formatTid(tid));
-      this.#st.lastRcvdSet!.run(peer, tid, now);
+      this.#st.setMeta.run('copy_done', formatTid(tid));
+      this.#st.lastRcvdSet.run(peer, tid, now);
       if (tid > this.#lastTid) this.#lastTid = tid;
     });
   }
@@ -1134,12 +1035,12 @@ export class FilesetDb {
       if (o === undefined) return;
       this.#relocations++;
       for (const c of o.type === 'dir' ? this.objectsBelow(o.path) : []) {
-        this.#st.remove!.run(c.fid);
-        this.#st.lmlDropFid!.run(c.fid);
+        this.#st.remove.run(c.fid);
+        this.#st.lmlDropFid.run(c.fid);
         this.#digest = digestSub(this.#digest, c);
       }
-      this.#st.remove!.run(o.fid);
-      this.#st.lmlDropFid!.run(o.fid);
+      this.#st.remove.run(o.fid);
+      this.#st.lmlDropFid.run(o.fid);
       this.#digest = digestSub(this.#digest, o);
     });
   }
@@ -1159,7 +1060,7 @@ export class FilesetDb {
       for (const c of o.type === 'dir' ? this.objectsBelow(from) : []) {
         this.#digest = digestSub(this.#digest, c);
         this.#digest = digestAdd(this.#digest, { ...c, path: move(c.path) });
-        this.#st.movePath!.run(move(c.path), c.fid);
+        this.#st.movePath.run(move(c.path), c.fid);
       }
       this.#replace(o, { ...o, path: to });
       this.#moveLml(fid, from, to);
@@ -1215,7 +1116,7 @@ export class FilesetDb {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
     // Only the records that name `from` or a name below it (not the whole LML).
-    const naming = (this.#st.lmlNaming!.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > lo && (hi === null || r.seq < hi));
+    const naming = (this.#st.lmlNaming.all({ p: from }) as Row[]).map(toLml).filter((r) => r.seq > lo && (hi === null || r.seq < hi));
     // Records older than the object's arrival at `from` name what was there then (a directory since moved
     // or removed, whose entries were made below it): they stay. The arrival is its own pending create or
     // move onto `from`, or else it came after the last pending record that took another object away.
@@ -1245,12 +1146,12 @@ export class FilesetDb {
       const keep = gives !== null && elsewhere(r);
       const np = keep && gives === r.path ? r.path : move(r, r.path);
       const nn = r.newPath === null ? null : keep ? r.newPath : move(r, r.newPath);
-      if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths!.run(np, nn, r.seq);
+      if (np !== r.path || nn !== r.newPath) this.#st.lmlPaths.run(np, nn, r.seq);
       const named = r.fid === fid && ((r.kind === 'rename' && r.newPath === from) || (CREATE_KINDS.has(r.kind) && r.path === from));
-      if (named && parent !== undefined && (r.parent ?? null) !== parent) this.#st.lmlParentOf!.run(parent, r.seq);
+      if (named && parent !== undefined && (r.parent ?? null) !== parent) this.#st.lmlParentOf.run(parent, r.seq);
       if (r.kind === 'link' && r.target !== null) {
         const nt = r.target === from || r.target.startsWith(`${from}/`) ? `${to}${r.target.slice(from.length)}` : r.target;
-        if (nt !== r.target) this.#st.lmlTarget!.run(nt, r.seq);
+        if (nt !== r.target) this.#st.lmlTarget.run(nt, r.seq);
       }
     }
   }
@@ -1264,11 +1165,11 @@ export class FilesetDb {
    */
   resetToServer(fid: Fid, path: string, version: Tid, hasContent: boolean): void {
     this.#transaction(() => {
-      this.#st.lmlDropFid!.run(fid);
+      this.#st.lmlDropFid.run(fid);
       const o = this.objectByFid(fid);
       if (o === undefined) return;
       this.#replace(o, { ...o, path, version, ...(hasContent ? {} : { hash: null, size: null }) });
-      this.#st.identity!.run(null, null, null, 1, fid);
+      this.#st.identity.run(null, null, null, 1, fid);
     });
   }
 
@@ -1279,17 +1180,17 @@ export class FilesetDb {
    */
   adoptDir(localFid: Fid, r: KmlRecord, peer: string, now: number): void {
     this.#transaction(() => {
-      this.#st.lmlDropKind!.run(localFid, 'mkdir');
-      this.#st.lmlFid!.run(r.fid, localFid);
+      this.#st.lmlDropKind.run(localFid, 'mkdir');
+      this.#st.lmlFid.run(r.fid, localFid);
       // So do the records of what was made or moved into it here (RecordDraft.parent): the server places them by
       // that fid, wherever the directory is there now. Before, they named a fid the server never had, kept their
       // path, and once the server had moved the directory were refused ("parent d does not exist here"; chaos
       // seed 9203, three refusals and a resync).
-      this.#st.lmlParent!.run(r.fid, localFid);
-      this.#st.lmlRebase!.run(r.tid, r.fid, NO_VERSION, 0n);
-      this.#st.objectFid!.run(r.fid, r.tid, localFid);
+      this.#st.lmlParent.run(r.fid, localFid);
+      this.#st.lmlRebase.run(r.tid, r.fid, NO_VERSION, 0n);
+      this.#st.objectFid.run(r.fid, r.tid, localFid);
       this.#insertKml(r);
-      this.#st.lastRcvdSet!.run(peer, r.tid, now);
+      this.#st.lastRcvdSet.run(peer, r.tid, now);
       if (r.tid > this.#lastTid) this.#lastTid = r.tid;
     });
   }
@@ -1309,10 +1210,10 @@ export class FilesetDb {
       if (o === undefined || o.type !== 'dir') throw new Error(`recreateDir: ${fid} is not a directory here`);
       made = this.newFid();
       const pending = this.readLml(0n, 10_000_000);
-      for (const r of pending) this.#st.lmlDelete!.run(r.seq);
-      this.#st.objectFid!.run(made, NO_VERSION, fid);
+      for (const r of pending) this.#st.lmlDelete.run(r.seq);
+      this.#st.objectFid.run(made, NO_VERSION, fid);
       this.#lmlSeq += 1n;
-      this.#st.lmlInsert!.run({
+      this.#st.lmlInsert.run({
         seq: this.#lmlSeq, kind: 'mkdir', fid: made, path: at, newPath: null, target: null, preVersion: NO_VERSION,
         mode: o.mode, uid: o.uid, gid: o.gid, mtimeMs: o.mtimeMs, size: null, hash: null, origin: this.meta.nodeId, time: now,
         ...this.#placedOf({ kind: 'mkdir', path: at, newPath: null, target: null }),
@@ -1320,7 +1221,7 @@ export class FilesetDb {
       for (const r of pending) {
         this.#lmlSeq += 1n;
         const mine = r.fid === fid;
-        this.#st.lmlInsert!.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion, parent: r.parent === fid ? made : (r.parent ?? null), targetFid: r.targetFid ?? null });
+        this.#st.lmlInsert.run({ ...r, seq: this.#lmlSeq, fid: mine ? made : r.fid, preVersion: mine ? NO_VERSION : r.preVersion, parent: r.parent === fid ? made : (r.parent ?? null), targetFid: r.targetFid ?? null });
       }
     });
     return made;
@@ -1344,13 +1245,13 @@ export class FilesetDb {
       this.#db.transaction(() => {
         fn();
         // Only what moved is written: most commits change the last TID and the digest, few the counters.
-        if (this.#lastTid !== startTid) this.#st.setMeta!.run('last_tid', this.#lastTid.toString());
-        if (this.#digest !== startDigest) this.#st.setMeta!.run('digest', formatDigest(this.#digest));
+        if (this.#lastTid !== startTid) this.#st.setMeta.run('last_tid', this.#lastTid.toString());
+        if (this.#digest !== startDigest) this.#st.setMeta.run('digest', formatDigest(this.#digest));
         if (this.#fidSeq !== this.#savedFidSeq) {
-          this.#st.setMeta!.run('fid_seq', this.#fidSeq.toString());
+          this.#st.setMeta.run('fid_seq', this.#fidSeq.toString());
           this.#savedFidSeq = this.#fidSeq;
         }
-        if (this.#lmlSeq !== startLml) this.#st.setMeta!.run('lml_seq', this.#lmlSeq.toString());
+        if (this.#lmlSeq !== startLml) this.#st.setMeta.run('lml_seq', this.#lmlSeq.toString());
       })();
     } catch (e) {
       this.#lastTid = startTid;
@@ -1397,17 +1298,17 @@ export class FilesetDb {
   #setIdentity(d: RecordDraft, id: StatIdentity | null, made = false): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
     if (made && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink')) {
-      this.#st.forgetIno!.run(id.ino, d.fid);
+      this.#st.forgetIno.run(id.ino, d.fid);
       // Nor is any name removed here noted with that number a name of this object: the inode it was of is gone,
       // and the kernel handed its number out again. Before, a server's link to such a name joined the new file
       // (removedLink found it), and the server's content went into it: a new file made here was written over,
       // on no node any more (chaos s69 seed 9259, c3's d.md).
       this.#forgetRemovedLinksAt(id.ino);
     }
-    this.#st.identity!.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
+    this.#st.identity.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
       // Every name of the inode sees the same stat (a new link moves the ctime of the others).
-      this.#st.identityByIno!.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
+      this.#st.identityByIno.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
     }
   }
 
@@ -1437,7 +1338,7 @@ export class FilesetDb {
           size: type === 'file' ? from.size : null, hash: type === 'file' ? from.hash : null,
           target: type === 'symlink' ? d.target : null,
         };
-        this.#st.insert!.run(obj);
+        this.#st.insert.run(obj);
         this.#digest = digestAdd(this.#digest, obj);
         return null;
       }
@@ -1480,7 +1381,7 @@ export class FilesetDb {
             // name this change's version too, and a change of content does not meet a move, so it is made
             // against it now (else refused for ever). Its pending writes are the conflict step's
             // (#changesThroughLinks).
-            if (v !== sib.version) this.#st.lmlRebaseNaming!.run(v, sib.fid, sib.version);
+            if (v !== sib.version) this.#st.lmlRebaseNaming.run(v, sib.fid, sib.version);
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version
           // too, so its other records are made against it. Not the removal: it keeps the version it was made
@@ -1492,7 +1393,7 @@ export class FilesetDb {
           // every node (chaos seed 9206, "DESTROYED").
           if (version !== o.version) {
             for (const fid of this.removedLinksOf(o.ino)) {
-              if (d.links === undefined || d.links === null || d.links.includes(fid)) this.#st.lmlRebaseFid!.run(version, fid);
+              if (d.links === undefined || d.links === null || d.links.includes(fid)) this.#st.lmlRebaseFid.run(version, fid);
             }
           }
         }
@@ -1509,7 +1410,7 @@ export class FilesetDb {
             // while the inode keeps another name, ApplyPath#baseOf.)
             if (sib?.type !== 'file' || sib.version === NO_VERSION || sib.version === version) continue;
             this.#replace(sib, { ...sib, version });
-            this.#st.lmlRebaseNaming!.run(version, sib.fid, sib.version);
+            this.#st.lmlRebaseNaming.run(version, sib.fid, sib.version);
           }
         }
         return names.length > 1 ? names.sort() : [];
@@ -1523,7 +1424,7 @@ export class FilesetDb {
             const moved = `${to}${child.path.slice(o.path.length)}`;
             this.#digest = digestSub(this.#digest, child);
             this.#digest = digestAdd(this.#digest, { ...child, path: moved });
-            this.#st.movePath!.run(moved, child.fid);
+            this.#st.movePath.run(moved, child.fid);
           }
         }
         // A move changes the name only: the object keeps its attributes, as the disk does (the apply path renames,
@@ -1540,7 +1441,7 @@ export class FilesetDb {
         if (o.type === 'dir' && this.objectsBelow(o.path).length > 0) {
           throw new Error(`commit rmdir ${o.path}: directory still holds objects`);
         }
-        this.#st.remove!.run(o.fid);
+        this.#st.remove.run(o.fid);
         this.#digest = digestSub(this.#digest, o);
         return null;
       }
@@ -1548,7 +1449,7 @@ export class FilesetDb {
   }
 
   #replace(old: ObjectRow, next: ObjectState): void {
-    this.#st.update!.run(next);
+    this.#st.update.run(next);
     this.#digest = digestSub(this.#digest, old);
     this.#digest = digestAdd(this.#digest, next);
   }
@@ -1673,3 +1574,109 @@ export class SnapshotReader {
     if (this.#db.open) this.#db.close();
   }
 }
+
+/** Every prepared statement of a FilesetDb, by name (its type says which exist: no lookup can miss). */
+function prepareStatements(db: Db) {
+  return {
+    setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
+    byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
+    byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
+    byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
+    byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
+    below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
+    childPaths: db.prepare("SELECT path FROM objects WHERE path > ? || '/' AND path < ? || '0' AND instr(substr(path, ?), '/') = 0").pluck(),
+    rootPaths: db.prepare("SELECT path FROM objects WHERE instr(path, '/') = 0").pluck(),
+    all: db.prepare('SELECT * FROM objects'),
+    statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
+    count: db.prepare('SELECT count(*) AS n FROM objects'),
+    contentRows: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, size, hash
+                             FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
+    insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
+                        VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
+    insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
+                            VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
+    update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
+                        mtime_ms = @mtimeMs, size = @size, hash = @hash, target = @target WHERE fid = @fid`),
+    movePath: db.prepare('UPDATE objects SET path = ? WHERE fid = ?'),
+    remove: db.prepare('DELETE FROM objects WHERE fid = ?'),
+    identity: db.prepare('UPDATE objects SET ino = ?, mtime_ns = ?, ctime_ns = ?, racy = ? WHERE fid = ?'),
+    identityByIno: db.prepare('UPDATE objects SET mtime_ns = ?, ctime_ns = ?, racy = ? WHERE ino = ?'),
+    // A NULL identity makes capture look at the object again (stat, then read if needed).
+    forgetIno: db.prepare('UPDATE objects SET ino = NULL, mtime_ns = NULL, ctime_ns = NULL WHERE ino = ? AND fid != ?'),
+    kmlInsert: db.prepare(`INSERT INTO kml (tid, kind, fid, path, new_path, target, pre_version, post_version, mode, uid, gid,
+                           mtime_ms, size, hash, origin, time, digest, origin_seq, links, parent, target_fid)
+                           VALUES (@tid, @kind, @fid, @path, @newPath, @target, @preVersion, @postVersion, @mode, @uid, @gid,
+                           @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
+    kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
+    kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+    kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
+    kmlNamingChange: db.prepare(`SELECT 1 FROM kml WHERE tid > ? AND tid <= ? AND (fid = ? OR links LIKE ?) AND kind NOT IN ('write', 'truncate', 'setattr') LIMIT 1`),
+    kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
+    kmlLaterRmdir: db.prepare("SELECT * FROM kml WHERE tid > ? AND fid = ? AND kind = 'rmdir' AND origin = ? ORDER BY tid LIMIT 1"),
+    kmlLaterRenames: db.prepare("SELECT * FROM kml WHERE tid > ? AND kind = 'rename' ORDER BY tid"),
+    kmlHas: db.prepare('SELECT 1 FROM kml WHERE tid = ?'),
+    kmlAt: db.prepare('SELECT * FROM kml WHERE tid = ?'),
+    lmlInsert: db.prepare(`INSERT INTO lml (seq, kind, fid, path, new_path, target, pre_version, mode, uid, gid, mtime_ms, size, hash, origin, time, parent, target_fid)
+                           VALUES (@seq, @kind, @fid, @path, @newPath, @target, @preVersion, @mode, @uid, @gid, @mtimeMs, @size, @hash, @origin, @time, @parent, @targetFid)`),
+    lmlAll: db.prepare('SELECT * FROM lml WHERE seq > ? ORDER BY seq LIMIT ?'),
+    lmlRemovals: db.prepare('SELECT * FROM lml WHERE kind = @kind AND (path = @path OR fid = @fid) ORDER BY seq'),
+    lmlGet: db.prepare('SELECT * FROM lml WHERE seq = ?'),
+    lmlDelete: db.prepare('DELETE FROM lml WHERE seq = ?'),
+    lmlCount: db.prepare('SELECT count(*) AS n FROM lml'),
+    lmlForFid: db.prepare('SELECT count(*) AS n FROM lml WHERE fid = ?'),
+    lmlRebase: db.prepare('UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND seq > ?'),
+    // Only what was made against a version of the server's: a name made here keeps its records made against none.
+    // Nor a removal: it keeps the version it was made against, which the server's check needs (ApplyPath#baseOf).
+    lmlRebaseFid: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version != 0 AND kind NOT IN ('create', 'mkdir', 'symlink', 'link', 'unlink')"),
+    // A name's own pending move: a change of content or attributes through another name does not meet it (see
+    // #applyToObjects).
+    lmlRebaseNaming: db.prepare("UPDATE lml SET pre_version = ? WHERE fid = ? AND pre_version = ? AND kind = 'rename'"),
+    setVersion: db.prepare('UPDATE objects SET version = ? WHERE fid = ?'),
+    lmlPaths: db.prepare('UPDATE lml SET path = ?, new_path = ? WHERE seq = ?'),
+    lmlTarget: db.prepare('UPDATE lml SET target = ? WHERE seq = ?'),
+    lmlRenames: db.prepare("SELECT * FROM lml WHERE kind = 'rename' ORDER BY seq"),
+    lmlNaming: db.prepare(`SELECT * FROM lml WHERE path = @p OR (path > @p || '/' AND path < @p || '0')
+                           OR new_path = @p OR (new_path > @p || '/' AND new_path < @p || '0')
+                           OR target = @p OR (target > @p || '/' AND target < @p || '0') ORDER BY seq`),
+    lmlOfFid: db.prepare('SELECT * FROM lml WHERE fid = ? ORDER BY seq'),
+    lmlOnto: db.prepare(`SELECT * FROM lml WHERE (path = ? AND kind IN ('create', 'mkdir', 'symlink', 'link'))
+                         OR (kind = 'rename' AND new_path = ?) ORDER BY seq`),
+    inflightAdd: db.prepare('INSERT INTO inflight (intent) VALUES (?)'),
+    inflightDel: db.prepare('DELETE FROM inflight WHERE id = ?'),
+    inflightAll: db.prepare('SELECT * FROM inflight ORDER BY id'),
+    conflictAdd: db.prepare(`INSERT INTO conflicts (time, path, kind, policy, decision, remote_tid, remote_node, kept, status, resolution)
+                             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+    conflictList: db.prepare("SELECT * FROM conflicts WHERE ? = 1 OR status = 'open' ORDER BY id"),
+    conflictResolve: db.prepare("UPDATE conflicts SET status = 'resolved', resolution = ?, resolved_at = ? WHERE id = ?"),
+    lmlRewrite: db.prepare(`UPDATE lml SET kind = @kind, path = @path, new_path = @newPath, target = @target, mode = @mode, uid = @uid,
+                            gid = @gid, mtime_ms = @mtimeMs, size = @size, hash = @hash, parent = @parent, target_fid = @targetFid WHERE seq = @seq`),
+    lmlPreVersion: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
+    lmlDropFid: db.prepare('DELETE FROM lml WHERE fid = ?'),
+    lmlDropKind: db.prepare('DELETE FROM lml WHERE fid = ? AND kind = ?'),
+    lmlFid: db.prepare('UPDATE lml SET fid = ? WHERE fid = ?'),
+    lmlParent: db.prepare('UPDATE lml SET parent = ? WHERE parent = ?'),
+    lmlPreVersionOf: db.prepare('UPDATE lml SET pre_version = ? WHERE seq = ?'),
+    lmlParentOf: db.prepare('UPDATE lml SET parent = ? WHERE seq = ?'),
+    lmlInto: db.prepare('SELECT * FROM lml WHERE parent = ? ORDER BY seq'),
+    lmlLinksTo: db.prepare('SELECT 1 FROM lml WHERE target_fid = ? LIMIT 1'),
+    lmlToHeir: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
+                           WHERE fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
+    lmlToHeirAt: db.prepare(`UPDATE lml SET fid = @heir, path = @path, pre_version = @version
+                             WHERE seq = @seq AND fid = @fid AND kind IN ('write', 'truncate', 'setattr')`),
+    objectFid: db.prepare('UPDATE objects SET fid = ?, version = ? WHERE fid = ?'),
+    lastRcvdSet: db.prepare(`INSERT INTO last_rcvd (peer, tid, updated) VALUES (?, ?, ?)
+                             ON CONFLICT (peer) DO UPDATE SET tid = max(tid, excluded.tid), updated = excluded.updated`),
+    lastRcvdGet: db.prepare('SELECT tid FROM last_rcvd WHERE peer = ?'),
+    peerUpsert: db.prepare(`INSERT INTO peers (node, replicate, first_seen, last_seen, address) VALUES (?, ?, ?, ?, ?)
+                            ON CONFLICT (node) DO UPDATE SET replicate = excluded.replicate, last_seen = excluded.last_seen,
+                            address = excluded.address`),
+    peersAll: db.prepare('SELECT * FROM peers ORDER BY node'),
+    metaGet: db.prepare('SELECT value FROM meta WHERE key = ?'),
+    kmlSince: db.prepare('SELECT * FROM kml WHERE tid > ? ORDER BY tid LIMIT ?'),
+    kmlCount: db.prepare('SELECT count(*) AS n FROM kml'),
+    kmlPrune: db.prepare('DELETE FROM kml WHERE tid < ?'),
+    lastRcvdAll: db.prepare('SELECT peer, tid, updated FROM last_rcvd ORDER BY peer'),
+  };
+}
+
+type Statements = ReturnType<typeof prepareStatements>;
