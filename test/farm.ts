@@ -298,6 +298,13 @@ export async function journaled(dir: string, before: bigint, timeoutMs = 10_000)
   await eventually(`${dir} journals the change`, () => journalState(dir).lastTid, (t) => t > before, timeoutMs);
 }
 
+/** Make a change on a disconnected client and wait until it journals it (its LML grows): one record per change. */
+export async function journaledHere(dir: string, what: string, change: () => void): Promise<void> {
+  const n = journalState(dir).lml;
+  change();
+  await eventually(`${dir} journals ${what}`, () => journalState(dir).lml, (m) => m > n);
+}
+
 /** Read a file, or null when it is not there. */
 /** Every file below `dir` (relative names) with its content, the .intermezzo folder left out. */
 export function treeFiles(dir: string, rel = ''): Map<string, string> {

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, linkSync, lstatSync, renameSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from '../farm.js';
+import { Farm, assertSettled, disconnect, journaled, journaledHere, reconnect, treeFiles } from '../farm.js';
 import { journalState } from '../helpers.js';
 
 test('off line: chmod 600 b, append b, append c, mv g f (one inode); the server truncates c and appends g: no resync', { timeout: 120_000 }, async (t) => {
@@ -26,15 +26,10 @@ test('off line: chmod 600 b, append b, append c, mv g f (one inode); the server 
   const s = farm.server;
   await assertSettled(farm.all);
   await disconnect(farm, c);
-  const step = async (what: string, fn: () => void): Promise<void> => {
-    const n = journalState(c).lml;
-    fn();
-    await eventually(`the client journals ${what}`, () => journalState(c).lml, (m) => m > n);
-  };
-  await step('the chmod', () => chmodSync(join(c, 'b'), 0o600));
-  await step('the append through b', () => appendFileSync(join(c, 'b'), 'appended on the client through b\n'));
-  await step('the append through c', () => appendFileSync(join(c, 'c'), 'appended on the client through c\n'));
-  await step('the move', () => renameSync(join(c, 'g'), join(c, 'f')));
+  await journaledHere(c, 'the chmod', () => chmodSync(join(c, 'b'), 0o600));
+  await journaledHere(c, 'the append through b', () => appendFileSync(join(c, 'b'), 'appended on the client through b\n'));
+  await journaledHere(c, 'the append through c', () => appendFileSync(join(c, 'c'), 'appended on the client through c\n'));
+  await journaledHere(c, 'the move', () => renameSync(join(c, 'g'), join(c, 'f')));
   for (const fn of [() => truncateSync(join(s, 'c'), 4), () => appendFileSync(join(s, 'g'), ' appended on the server through g\n')]) {
     const before = journalState(s).lastTid;
     fn();

@@ -16,7 +16,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, linkSync, lstatSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect } from '../farm.js';
+import { Farm, assertSettled, disconnect, journaled, journaledHere, reconnect } from '../farm.js';
 import { journalState } from '../helpers.js';
 
 for (const [through, moved] of [['g', false], ['a', false], ['g', true]] as const) {
@@ -28,16 +28,11 @@ for (const [through, moved] of [['g', false], ['a', false], ['g', true]] as cons
     const s = farm.server;
     await assertSettled(farm.all);
     await disconnect(farm, c);
-    const step = async (what: string, fn: () => void): Promise<void> => {
-      const n = journalState(c).lml;
-      fn();
-      await eventually(`the client journals ${what}`, () => journalState(c).lml, (m) => m > n);
-    };
-    await step('the link', () => linkSync(join(c, 'g'), join(c, 'a')));
-    await step('the append', () => appendFileSync(join(c, 'a'), 'appended on the client through a\n'));
-    await step('the chmod', () => chmodSync(join(c, through), 0o664));
+    await journaledHere(c, 'the link', () => linkSync(join(c, 'g'), join(c, 'a')));
+    await journaledHere(c, 'the append', () => appendFileSync(join(c, 'a'), 'appended on the client through a\n'));
+    await journaledHere(c, 'the chmod', () => chmodSync(join(c, through), 0o664));
     // A move carries no attributes (both ends keep the object's): the write before it is the last to say them.
-    if (moved) await step('the move', () => renameSync(join(c, 'a'), join(c, 'b')));
+    if (moved) await journaledHere(c, 'the move', () => renameSync(join(c, 'a'), join(c, 'b')));
     const before = journalState(s).lastTid;
     rmSync(join(s, 'g'));
     await journaled(s, before);

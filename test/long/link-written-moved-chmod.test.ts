@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from '../farm.js';
+import { Farm, assertSettled, disconnect, journaled, journaledHere, reconnect, treeFiles } from '../farm.js';
 import { journalState } from '../helpers.js';
 
 test('off line: append through a, mv g b, chmod 600 a (one inode); the server removes a: the write and the mode everywhere, no resync', { timeout: 120_000 }, async (t) => {
@@ -28,14 +28,9 @@ test('off line: append through a, mv g b, chmod 600 a (one inode); the server re
   const s = farm.server;
   await assertSettled(farm.all);
   await disconnect(farm, c);
-  const step = async (what: string, fn: () => void): Promise<void> => {
-    const n = journalState(c).lml;
-    fn();
-    await eventually(`the client journals ${what}`, () => journalState(c).lml, (m) => m > n);
-  };
-  await step('the append', () => appendFileSync(join(c, 'a'), 'appended on the client through a\n'));
-  await step('the move', () => renameSync(join(c, 'g'), join(c, 'b')));
-  await step('the chmod', () => chmodSync(join(c, 'a'), 0o600));
+  await journaledHere(c, 'the append', () => appendFileSync(join(c, 'a'), 'appended on the client through a\n'));
+  await journaledHere(c, 'the move', () => renameSync(join(c, 'g'), join(c, 'b')));
+  await journaledHere(c, 'the chmod', () => chmodSync(join(c, 'a'), 0o600));
   const before = journalState(s).lastTid;
   rmSync(join(s, 'a'));
   await journaled(s, before);

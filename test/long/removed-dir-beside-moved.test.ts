@@ -11,7 +11,7 @@ import { mkdirSync, renameSync, rmdirSync, unlinkSync, writeFileSync } from 'nod
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
-import { Farm, assertSettled, disconnect, eventually, journaled, reconnect, treeFiles } from '../farm.js';
+import { Farm, assertSettled, disconnect, journaled, journaledHere, reconnect, treeFiles } from '../farm.js';
 
 test('off line: a file made in p/d; mv q r; the server moves p/d to q/d and removes it: the file is kept beside d in r, no resync', { timeout: 120_000 }, async (t) => {
   const farm = await Farm.start(t, {
@@ -27,13 +27,8 @@ test('off line: a file made in p/d; mv q r; the server moves p/d to q/d and remo
   const s = farm.server;
   await assertSettled(farm.all);
   await disconnect(farm, c);
-  const step = async (what: string, fn: () => void): Promise<void> => {
-    const n = journalState(c).lml;
-    fn();
-    await eventually(`the client journals ${what}`, () => journalState(c).lml, (m) => m > n);
-  };
-  await step('the new file', () => writeFileSync(join(c, 'p', 'd', 'a.txt'), 'made on the client\n'));
-  await step('the rename of q', () => renameSync(join(c, 'q'), join(c, 'r')));
+  await journaledHere(c, 'the new file', () => writeFileSync(join(c, 'p', 'd', 'a.txt'), 'made on the client\n'));
+  await journaledHere(c, 'the rename of q', () => renameSync(join(c, 'q'), join(c, 'r')));
   for (const fn of [() => renameSync(join(s, 'p', 'd'), join(s, 'q', 'd')), () => unlinkSync(join(s, 'q', 'd', 'x')), () => rmdirSync(join(s, 'q', 'd'))]) {
     const before = journalState(s).lastTid;
     fn();
