@@ -158,9 +158,12 @@ export class ApplyPath {
    * version that only changes made through the inode's other names replaced (no record of this name since):
    * a change of content or attributes through another name does not meet the removal of this one, that name
    * keeps what it holds, and the removal applies on the current version (the client's conflict step has it so
-   * too: such a change meets nothing there). A change or move of this very name since does meet it (update
-   * beats delete), and so the removal of the inode's last name made against an older version: refused, it
-   * would destroy content its origin never saw; the origin's conflict step brings that content back
+   * too: such a change meets nothing there). Another node's change or move of this very name since does meet it
+   * (update beats delete); the remover's own do not: it made them before the removal, which saw them (chaos s76
+   * seed 9244: its own accepted move of the name refused its removal, whose conflict step then brought the name
+   * back as a file of its own, a resync; test/long/removed-link-own-move.test.ts). The removal of the inode's
+   * last name made against an older version is refused too: it would destroy content its origin never saw; the
+   * origin's conflict step brings that content back
    * (ConflictResolver#restoreRemoved). Before, the client gave its pending removal the version of every
    * change of the inode it applied, and the server could not tell: a client's removal of one name, made
    * before the server wrote through the other and then removed that one, destroyed the write everywhere
@@ -169,7 +172,7 @@ export class ApplyPath {
   #oneNameOf(cur: ObjectRow, d: RecordDraft): boolean {
     if (d.kind !== 'unlink' || cur.type !== 'file' || cur.ino === null) return false;
     if (d.preVersion === NO_VERSION || d.preVersion >= cur.version) return false;
-    if (this.#d.db.hasLaterRecord(cur.fid, d.preVersion)) return false;
+    if (this.#d.db.hasLaterRecord(cur.fid, d.preVersion, d.origin)) return false;
     return linkOnDisk(this.#d.db, this.#d.root, cur.ino, cur.fid) !== undefined;
   }
 

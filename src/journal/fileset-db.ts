@@ -598,12 +598,13 @@ export class FilesetDb {
   }
 
   /**
-   * A record of the object itself (not through another name of its inode) later than `tid` is in the journal.
-   * Client side: an own change the server accepted, whose answer came before the stream brought the server's
-   * older records. Server side: the object changed since a removal's version (ApplyPath#baseOf).
+   * A record of the object itself (not through another name of its inode) later than `tid` is in the journal,
+   * from another node than `notFrom` when given. Client side: an own change the server accepted, whose answer
+   * came before the stream brought the server's older records. Server side: the object changed since a
+   * removal's version (ApplyPath#oneNameOf), by another node than the one removing it.
    */
-  hasLaterRecord(fid: Fid, tid: Tid): boolean {
-    return this.#st.kmlLaterOfFid.get(tid, fid) !== undefined;
+  hasLaterRecord(fid: Fid, tid: Tid, notFrom?: NodeId): boolean {
+    return (notFrom === undefined ? this.#st.kmlLaterOfFid.get(tid, fid) : this.#st.kmlLaterOfFidFromOthers.get(tid, fid, notFrom)) !== undefined;
   }
 
   /**
@@ -1609,6 +1610,7 @@ function prepareStatements(db: Db) {
                            @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
     kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
     kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+    kmlLaterOfFidFromOthers: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? AND origin != ? LIMIT 1'),
     kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
     kmlNamingChange: db.prepare(`SELECT 1 FROM kml WHERE tid > ? AND tid <= ? AND (fid = ? OR links LIKE ?) AND kind NOT IN ('write', 'truncate', 'setattr') LIMIT 1`),
     kmlForeignContent: db.prepare(`SELECT * FROM kml WHERE tid > ? AND fid = ? AND origin != ? AND kind IN ('write', 'truncate', 'setattr') ORDER BY tid LIMIT 1`),
