@@ -203,9 +203,8 @@ export class ConflictResolver {
     // A file's removal only (a symlink's names its target): content is what a file removed unseen loses.
     if (x.kind !== 'unlink' || x.target !== null || db.objectByFid(x.fid) !== undefined) return false;
     // The server's attributes of the object: those of the record that gave it its version (this node holds it),
-    // the change the removal meets.
-    const found = db.kmlAt(current);
-    const last = found !== undefined && (found.fid === x.fid || (found.links ?? []).includes(x.fid)) ? found : undefined;
+    // the change the removal meets; a move says none (chaos s76 seed 9244: the mode of a move's record came back).
+    const last = this.#attrsRecord(x.fid, current);
     // The name at this node's names now: its directory may have moved here since, the move pending after the
     // removal (x.path is the server's name, the removal's era). Before, the step looked for the old directory,
     // gave up, and the client resynced (chaos s70 seed 9242, c1: `rm beta/deep/d.md; mv beta/deep alpha/sub`).
@@ -1102,19 +1101,24 @@ export class ConflictResolver {
    * holds one.
    */
   #serverAttrs(o: ObjectRow, r: KmlRecord): { mode: number; uid: number; gid: number } {
+    const at = this.#attrsRecord(o.fid, o.version) ?? r;
+    return { mode: at.mode, uid: at.uid, gid: at.gid };
+  }
+
+  /** The record that says the attributes of `fid` at `version` (see #serverAttrs), or undefined when the journal holds none. */
+  #attrsRecord(fid: Fid, version: Tid): KmlRecord | undefined {
     const db = this.#d.db;
-    let v = o.version;
+    let v = version;
     for (let hops = 0; hops < 1000 && v !== NO_VERSION; hops++) {
       const at = db.kmlAt(v);
-      if (at === undefined) break;
-      if (at.kind === 'rename' && at.fid === o.fid) {
+      if (at === undefined) return undefined;
+      if (at.kind === 'rename' && at.fid === fid) {
         v = at.preVersion;
         continue;
       }
-      if (at.fid === o.fid || (at.links ?? []).includes(o.fid)) return { mode: at.mode, uid: at.uid, gid: at.gid };
-      break;
+      return at.fid === fid || (at.links ?? []).includes(fid) ? at : undefined;
     }
-    return { mode: r.mode, uid: r.uid, gid: r.gid };
+    return undefined;
   }
 
   /** Keep a copy of a file in the conflicts folder (never replicated); returns its path. */
