@@ -10,7 +10,8 @@ export const BACKOFF_CAP_MS = 10_000;
 export class Backoff {
   #step: number;
 
-  constructor(readonly first: number, readonly cap = BACKOFF_CAP_MS) {
+  /** `random`: the jitter's source, [0, 1) (a test gives its own to know each wait). */
+  constructor(readonly first: number, readonly cap = BACKOFF_CAP_MS, readonly random: () => number = Math.random) {
     this.#step = first;
   }
 
@@ -21,7 +22,7 @@ export class Backoff {
 
   /** The wait before the next try; then the step doubles, up to `cap` (DISK_FULL_CAP_MS when the disk is full). */
   next(diskFull = false): number {
-    const wait = this.#step + Math.random() * this.#step;
+    const wait = this.#step + this.random() * this.#step;
     this.#step = Math.min(this.#step * 2, diskFull ? DISK_FULL_CAP_MS : this.cap);
     return wait;
   }
