@@ -924,9 +924,9 @@ export class ClientNode {
     // goes in, the attributes stay (ApplyPath#attrsAbove).
     const above = this.apply.attrsAbove(r);
     if (above !== null) r = { ...r, mode: above.mode, uid: above.uid, gid: above.gid };
+    const journaledAt = db.lmlSeq;
     // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
     // at the record's name (a later record brings the rest); the name is kept meanwhile.
-    const journaledAt = db.lmlSeq;
     const staged = this.apply.needsContent(r) ? (await this.apply.stageOrPlaceholder(r, inline, this.#source)).staged : null;
     // Capture may journal a write made here through a name of the inode while the content was fetched: the
     // conflict step has not met it, and the identity check would pass (the journal's stat is the disk's now).
