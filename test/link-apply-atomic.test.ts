@@ -163,3 +163,34 @@ test('a name removed here whose inode is gone is no name of a new file that gets
   assert.equal(db.removedLinkIno(h.fid), null, 'h is no longer noted: its inode is gone');
   assert.deepEqual(db.removedLinksOf(h.ino!), [], 'and no removed name is of the new file');
 });
+
+test('a name removed here whose inode is gone is no name of a file that takes a new inode with the same number', async (t) => {
+  // Chaos s78 seed 9302, c4: c4 removed a name of a hard-linked file (its other names gone too), and the server's
+  // write of another file came a moment later: the apply path's temp file took the freed number and was renamed
+  // over that file. The server's link to the removed name then joined it (removedLink found it by the number),
+  // "hard links grouped otherwise", a resync. Fails without FilesetDb#setIdentity forgetting the noted names at a
+  // number a written file takes anew. The kernel's reuse of the number is given here as the write's identity.
+  const { root, db, rec } = fixture(t);
+  writeFileSync(join(root, 'f'), 'version 1\n');
+  writeFileSync(join(root, 'b'), 'another file\n');
+  await rec.run([{ path: 'f' }, { path: 'b' }]);
+  linkSync(join(root, 'f'), join(root, 'h'));
+  await rec.run([{ path: 'h' }]);
+  const h = db.objectByPath('h')!;
+  const unlink = (o: typeof h): void => {
+    unlinkSync(join(root, o.path));
+    db.commitLocal([{ draft: { ...o, kind: 'unlink', newPath: null, target: null, preVersion: o.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
+  };
+  unlink(h);
+  unlink(db.objectByPath('f')!);
+  assert.equal(db.removedLinkIno(h.fid), h.ino, 'h removed here is noted with its inode');
+  const b = db.objectByPath('b')!;
+  assert.notEqual(b.ino, h.ino, 'b is another inode');
+  writeFileSync(join(root, 'b'), 'written again\n');
+  const st = statSync(join(root, 'b'));
+  const write = { ...b, kind: 'write' as const, newPath: null, target: null, preVersion: b.version, size: st.size, hash: null, origin: db.meta.nodeId, time: Date.now() };
+  db.commitLocal([{ draft: write, identity: { ino: h.ino!, mtimeNs: BigInt(Math.round(st.mtimeMs * 1e6)), ctimeNs: BigInt(Math.round(st.ctimeMs * 1e6)), racy: false } }]);
+  assert.equal(db.objectByPath('b')?.ino, h.ino, 'b took the number h\'s inode had');
+  assert.equal(db.removedLinkIno(h.fid), null, 'h is no longer noted: its inode is gone');
+  assert.deepEqual(db.removedLinksOf(h.ino!), [], 'and no removed name is of b');
+});

@@ -1305,6 +1305,12 @@ export class FilesetDb {
       // (removedLink found it), and the server's content went into it: a new file made here was written over,
       // on no node any more (chaos s69 seed 9259, c3's d.md).
       this.#forgetRemovedLinksAt(id.ino);
+    } else if ((d.kind === 'write' || d.kind === 'truncate') && this.objectByFid(d.fid)?.ino !== id.ino && this.objectsByIno(id.ino).length === 0) {
+      // So when a name takes a new inode whose number no object here had (the apply path's temp file renamed
+      // over it, a program's replace): the number was freed and handed out again. Before, a server's link to a
+      // name removed here, noted with that number, joined this file (chaos s78 seed 9302, c4: beta/b.conflict-…,
+      // written by the server a moment after the removal freed the number; "hard links grouped otherwise").
+      this.#forgetRemovedLinksAt(id.ino);
     }
     this.#st.identity.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
