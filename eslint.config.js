@@ -1,7 +1,7 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-// The layers of src/, lowest first (docs/architecture.md, "Layers"): a part may import its own layer and those
+// The layers of src/, lowest first (docs/architecture.md, "Layout"): a part may import its own layer and those
 // listed for it, never one above. core and policy hold the words and the pluggable decisions; fsio the file-system
 // floor under both capture (presto) and apply; the daemons wire everything; the CLI sits on top.
 const LAYERS = ['core', 'policy', 'fsio', 'journal', 'presto', 'apply', 'net', 'reint', 'copy', 'daemon', 'cli'];
