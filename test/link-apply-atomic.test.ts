@@ -14,7 +14,7 @@ import { test, type TestContext } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import { ApplyPath } from '#apply/apply-path.js';
 import { NO_VERSION, type NodeId } from '#core/ids.js';
-import { FilesetDb } from '#journal/fileset-db.js';
+import { FilesetDb, type ObjectRow } from '#journal/fileset-db.js';
 import { Reconciler } from '#presto/reconciler.js';
 import { applyFixture } from './apply-fixture.js';
 
@@ -136,6 +136,12 @@ test('a name of a hard-linked file removed here, its removal not sent yet, follo
   assert.equal(db.removedLinkIno(h.fid), now, 'the removed name follows the inode the other names hold now');
 });
 
+/** `o` removed from the disk and journaled removed, as capture would. */
+function removedHere(root: string, db: FilesetDb, o: ObjectRow): void {
+  unlinkSync(join(root, o.path));
+  db.commitLocal([{ draft: { ...o, kind: 'unlink', newPath: null, target: null, preVersion: o.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
+}
+
 test('a name removed here whose inode is gone is no name of a new file that gets the same inode number', async (t) => {
   // Chaos s69 seed 9259: c3 removed both names of an inode, made a new file that got the freed number, and a
   // server's link to a removed name joined the new file (removedLink found it by the number); the server's content
@@ -148,10 +154,7 @@ test('a name removed here whose inode is gone is no name of a new file that gets
   linkSync(join(root, 'f'), join(root, 'h'));
   await rec.run([{ path: 'h' }]);
   const h = db.objectByPath('h')!;
-  const unlink = (o: typeof h): void => {
-    unlinkSync(join(root, o.path));
-    db.commitLocal([{ draft: { ...o, kind: 'unlink', newPath: null, target: null, preVersion: o.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
-  };
+  const unlink = (o: typeof h): void => removedHere(root, db, o);
   unlink(h);
   assert.equal(db.removedLinkIno(h.fid), h.ino, 'h removed here is noted with its inode');
   unlink(db.objectByPath('f')!);
@@ -177,10 +180,7 @@ test('a name removed here whose inode is gone is no name of a file that takes a 
   linkSync(join(root, 'f'), join(root, 'h'));
   await rec.run([{ path: 'h' }]);
   const h = db.objectByPath('h')!;
-  const unlink = (o: typeof h): void => {
-    unlinkSync(join(root, o.path));
-    db.commitLocal([{ draft: { ...o, kind: 'unlink', newPath: null, target: null, preVersion: o.version, size: null, hash: null, origin: db.meta.nodeId, time: Date.now() }, identity: null }]);
-  };
+  const unlink = (o: typeof h): void => removedHere(root, db, o);
   unlink(h);
   unlink(db.objectByPath('f')!);
   assert.equal(db.removedLinkIno(h.fid), h.ino, 'h removed here is noted with its inode');
