@@ -935,8 +935,9 @@ export class ConflictResolver {
       lstatOrNull(join(this.#d.root, x.path))?.ino === o.ino);
     for (const x of heirs) {
       const names = this.#heirNamesThen(x, changes);
-      const linkTo = lastMove === undefined ? x : this.#heirNameThen(x, [lastMove]);
-      if (names === undefined || linkTo === undefined) continue;
+      const linkName = lastMove === undefined ? x.path : this.#heirNamesThen(x, [lastMove])?.get(lastMove.seq);
+      if (names === undefined || linkName === undefined) continue;
+      const linkTo = { ...x, path: linkName };
       const heir = { ...x, path: names.get(changes.at(-1)?.seq ?? -1n) ?? x.path };
       if (changes.length > 0) db.moveChangesTo(r.fid, x, names);
       const kept = lastMove === undefined ? null : lastMove.newPath;
@@ -955,10 +956,12 @@ export class ConflictResolver {
    * The name `x`, another name of the inode, had at the time of each of the changes `local` (seq -> name: the
    * name each ships under as its change); undefined when it cannot take them: removed here, or a pending move of
    * a directory above it came between. Changes made before its first pending move go at that move's old name,
-   * the others at the new name of the last move before them. Before, changes on both sides of a move of it
-   * found no name (#heirNameThen), and a write kept beside the removed name stayed in the inode under the moved
-   * one with nothing pending to say so (chaos s75 seed 9254, c2: "other content, other mode", a resync;
-   * test/long/link-written-moved-chmod.test.ts).
+   * the others at the new name of the last move before them. Before, a name with a pending move took no
+   * changes, and a write through the name the server removed was kept beside twice while the inode here held
+   * it under the moved name (chaos s58 seed 9279, c2: "other content", a resync;
+   * test/long/link-written-other-removed.test.ts); then, changes on both sides of a move of it found no name,
+   * and a write kept beside the removed name stayed in the inode under the moved one with nothing pending to say
+   * so (chaos s75 seed 9254, c2: "other content, other mode", a resync; test/long/link-written-moved-chmod.test.ts).
    */
   #heirNamesThen(x: ObjectRow, local: readonly LmlRecord[]): Map<bigint, string> | undefined {
     const db = this.#d.db;
@@ -977,32 +980,6 @@ export class ConflictResolver {
       names.set(c.seq, name);
     }
     return names;
-  }
-
-  /**
-   * `x`, another name of the inode, with the name it had when the changes `local` were made (the name they
-   * ship under as its changes); undefined when it cannot take them: removed here, or moved here among them. Its
-   * pending moves all after them: the first one's name of then; all before them: the last one's new name;
-   * unless a pending move of a directory above came between. Before, a name with a pending move took no
-   * changes, and a write through the name the server removed was kept beside twice while the inode here held
-   * it under the moved name (chaos s58 seed 9279, c2: "other content", a resync;
-   * test/long/link-written-other-removed.test.ts).
-   */
-  #heirNameThen(x: ObjectRow, local: readonly LmlRecord[]): ObjectRow | undefined {
-    const db = this.#d.db;
-    const own = db.localRecordsOf(x.fid);
-    if (own.some((y) => y.kind === 'unlink')) return undefined;
-    const moves = own.filter((y) => y.kind === 'rename');
-    if (moves.length === 0) return x;
-    const seqs = local.map((y) => y.seq);
-    const [firstChange, lastChange] = [seqs.reduce((m, y) => (y < m ? y : m)), seqs.reduce((m, y) => (y > m ? y : m))];
-    const [firstMove, lastMove] = [moves[0]!, moves.at(-1)!];
-    // The name it had from `from` to `to` (seqs), unless a pending move of a directory above came between.
-    const nameThen = (name: string, from: bigint, to: bigint): ObjectRow | undefined =>
-      db.pendingRenames().some((y) => y.seq > from && y.seq < to && y.fid !== x.fid && isUnder(name, y.newPath ?? y.path)) ? undefined : { ...x, path: name };
-    if (firstMove.seq > lastChange) return nameThen(firstMove.path, lastChange, firstMove.seq);
-    if (lastMove.seq < firstChange && lastMove.newPath !== null) return nameThen(lastMove.newPath, lastMove.seq, lastChange);
-    return undefined;
   }
 
   /** The server removes a directory that holds objects made here: move them out beside it. */
