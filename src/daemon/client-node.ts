@@ -622,6 +622,7 @@ export class ClientNode {
         // A server record this node cannot apply, again and again, means its state went astray from the
         // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
         if (applying && full === null) {
+          this.log.warn({ tid: formatTid(e.record.tid), kind: e.record.kind, err: err.message, names: this.#namesNow(e.record) }, 'a server record did not apply here');
           if (this.db.hasPendingLocal(e.record.fid)) this.#stuckObjects.add(e.record.fid);
           const tid = this.db.lastRcvdOf(this.#serverNode());
           this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
@@ -764,6 +765,9 @@ export class ClientNode {
     }
     this.#resolver.rescue(); // a saved content whose redo failed: beside its name, never left in the conflicts folder only
     this.#resolver.reclaim(r);
+    // What the redo changed is journaled now, as a local change: not pending in no journal until capture's next event.
+    const redone = this.#resolver.takeRedone();
+    if (redone.length > 0) await this.capture.syncPaths(redone);
     if (this.#leftToFetch.length > 0) await this.#catchUp(this.#leftToFetch.splice(0));
     if ((r.kind === 'rename' || r.kind === 'setattr') && r.hash !== null) {
       // A conflict step may have left the stand-in too: the record names content this node does not hold.
@@ -1165,6 +1169,25 @@ export class ClientNode {
     if (this.db.lmlSeq === seq) return undefined;
     const names = this.#inodeNames(this.db.objectByFid(r.fid));
     return names.find((x) => this.db.localRecordsOf(x.fid).some((y) => y.seq > seq && (y.kind === 'write' || y.kind === 'truncate')))?.path;
+  }
+
+  /**
+   * What this node holds at a record's names (in the server's names and in this node's), in the journal and on
+   * disk, with the pending records of what is there: a log line that tells why a record did not apply.
+   */
+  #namesNow(r: KmlRecord): Record<string, unknown> {
+    const show = (x: LmlRecord): string => `${x.seq} ${x.kind} ${x.path}${x.newPath === null ? '' : ` -> ${x.newPath}`} @${formatTid(x.preVersion)}`;
+    const here = this.db.objectByFid(r.fid)?.path;
+    const names = [...new Set([r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(here === undefined ? [] : [here])])];
+    return Object.fromEntries(names.map((p) => {
+      const o = this.db.objectByPath(p);
+      const st = lstatOrNull(join(this.paths.dir, p));
+      return [p, {
+        journal: o === undefined ? null : `${o.fid} ${o.type} @${formatTid(o.version)} ino ${o.ino ?? '-'}`,
+        disk: st === null ? null : `${st.type} ino ${st.ino}`,
+        pending: o === undefined ? [] : this.db.localRecordsOf(o.fid).slice(0, 5).map(show),
+      }];
+    }));
   }
 
   /** The names of a file's inode here, itself included, that are files on disk as that inode ([] for anything else). */

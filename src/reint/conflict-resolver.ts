@@ -53,6 +53,8 @@ export type Redo = () => void;
 export class ConflictResolver {
   readonly #d: ResolverDeps;
   #count = 0;
+  /** Names the redo steps changed (see takeRedone). */
+  #redone = new Set<string>();
 
   constructor(d: ResolverDeps) {
     this.#d = d;
@@ -60,6 +62,17 @@ export class ConflictResolver {
 
   get count(): number {
     return this.#count;
+  }
+
+  /**
+   * The names redo steps, rescue and reclaim changed since the last call: the caller has capture journal them
+   * at once. Before, capture met them at its next event only, and for that moment the node said it had nothing
+   * pending while a local version kept beside was on disk and in no journal (CI, test/written-while-fetched).
+   */
+  takeRedone(): string[] {
+    const names = [...this.#redone];
+    this.#redone.clear();
+    return names;
   }
 
   /**
@@ -1162,6 +1175,7 @@ export class ConflictResolver {
   }
 
   #remove(path: string): void {
+    this.#redone.add(path);
     const abs = join(this.#d.root, path);
     if (existsSync(abs)) rmSync(abs, { recursive: true, force: true });
   }
@@ -1170,10 +1184,12 @@ export class ConflictResolver {
   #unguardedRename(from: string, to: string): void {
     const a = join(this.#d.root, from);
     const b = join(this.#d.root, to);
+    this.#redone.add(from).add(to);
     if (existsSync(a) && !existsSync(b) && !isUnder(to, from)) renameSync(a, b);
   }
 
   #chmod(path: string, mode: number): void {
+    this.#redone.add(path);
     const abs = join(this.#d.root, path);
     if (existsSync(abs)) chmodSync(abs, mode);
   }
@@ -1196,6 +1212,7 @@ export class ConflictResolver {
       this.#placeBeside(saved, path, this.#unplaced.get(saved)?.tid ?? 0n);
       return;
     }
+    this.#redone.add(path);
     copyFileSync(saved, abs);
     if (there?.type === 'file') chmodSync(abs, there.mode);
     unlinkSync(saved);
@@ -1273,6 +1290,7 @@ export class ConflictResolver {
     let dir = parentOf(name);
     while (dir !== '' && lstatOrNull(join(this.#d.root, dir))?.type !== 'dir') dir = parentOf(dir);
     const to = this.#conflictPath(joinRel(dir, baseName(name)), tid);
+    this.#redone.add(to);
     copyFileSync(saved, join(this.#d.root, to));
     unlinkSync(saved);
     this.#settle(saved);
