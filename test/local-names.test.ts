@@ -76,3 +76,16 @@ test('the rename of an object made here moves what an earlier pending rename mov
   const db2 = { pendingRenames: () => before.filter((r) => r.kind === 'rename'), localRecordsOf: (fid: Fid) => before.filter((r) => r.fid === fid) };
   assert.equal(localPath('a/e', serverRenames(db2)), 'o/e', 'moved into the name before the new object took it: not in it');
 });
+
+test('the rename of an object an earlier rename brought to its name moves only what came with it, not the server\'s object at that name', () => {
+  // Chaos s76 seed 9259 (test/long/moved-over-then-on.test.ts): mv a d/sub over the empty d/sub, then mv d/sub
+  // d/deep here; the server's d/sub/g is in the server's d/sub (replaced here), not in a, now at d/deep.
+  // Fails without the check of `brought` in follow: d/sub/g was taken to d/deep/g.
+  const renames = [rename(2, 'a', 'd/sub', 'n-a'), rename(3, 'd/sub', 'd/deep', 'n-a')];
+  assert.equal(localPath('d/sub/g', renames), 'd/sub/g', 'the server\'s entry stays in the server\'s d/sub');
+  assert.equal(localPath('a/x', renames), 'd/deep/x', 'what was in a is at d/deep');
+  assert.equal(localTarget('a', renames), 'd/deep', 'a itself is at d/deep');
+  assert.equal(localTarget('d/sub', renames), 'd/sub', 'the server\'s d/sub is not a');
+  // Another object's rename of that name still moves what is below it (not brought there by a rename of its own).
+  assert.equal(localPath('d/sub/g', [rename(2, 'a', 'b', 'n-a'), rename(3, 'd/sub', 'd/deep', 'n-s')]), 'd/deep/g');
+});

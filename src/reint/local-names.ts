@@ -72,16 +72,26 @@ export function localPath(p: string, renames: readonly NameChange[]): string {
  */
 function follow(p: string, renames: readonly NameChange[], self: boolean): string {
   let out = p;
-  const entries: Array<{ seq: bigint; at: string }> = []; // where pending renames moved the path, at today's names
-  for (const r of renames) {
+  const entries: Array<{ seq: bigint; at: string; i: number }> = []; // where renames moved the path, at today's names
+  // The objects an earlier rename of the list moved, with that rename's place in the list.
+  const brought = new Map<Fid, number>();
+  for (const [i, r] of renames.entries()) {
     if (r.kind !== 'rename' || r.newPath === null) continue;
+    const since = r.fid === undefined ? undefined : brought.get(r.fid);
+    if (r.fid !== undefined) brought.set(r.fid, i);
     const itself = out === r.path;
     if (itself ? !self : !isUnder(out, r.path)) continue;
     if (r.made !== undefined && (itself || !entries.some((e) => e.seq > r.made! && isUnder(e.at, r.path)))) continue;
+    // An object an earlier rename brought to its name (the server still has it where it was): the server's path
+    // at or below that name is the server's object there (a directory it replaced here, say), and this rename
+    // moves only what the earlier ones moved in. Before, it moved the server's path too: the server's entry went
+    // into this node's directory (chaos s76 seed 9259, c3: `mv alpha beta/sub` over the empty beta/sub, then
+    // `mv beta/sub beta/deep`; test/long/moved-over-then-on.test.ts).
+    if (since !== undefined && !entries.some((e) => e.i >= since && isUnder(e.at, r.path))) continue;
     const move = (q: string): string => (isUnder(q, r.path) ? `${r.newPath}${q.slice(r.path.length)}` : q);
     out = move(out);
     for (const e of entries) e.at = move(e.at);
-    entries.push({ seq: r.seq ?? -1n, at: r.newPath });
+    entries.push({ seq: r.seq ?? -1n, at: r.newPath, i });
   }
   return out;
 }
