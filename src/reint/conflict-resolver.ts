@@ -13,7 +13,7 @@ import { namesAsJournaled, renewNames } from '#apply/other-names.js';
 import { placedHere } from '#apply/placed.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { conflictKind, decide, formatPolicy, type ConflictKind, type Decision, type PolicyConfig } from '#policy/conflict-policy.js';
-import { EMPTY_SHA256, hashFileSync, lstatOrNull } from '#fsio/disk.js';
+import { EMPTY_SHA256, hashFileSync, lstatOrNull, moveNoReplace } from '#fsio/disk.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
 import { conflictName } from '#core/conflict-name.js';
 import { localNamesOf, localPath, renamesOver } from './local-names.js';
@@ -701,7 +701,8 @@ export class ConflictResolver {
       throw IntersyncError.CONFLICT(at, why);
     };
     if (placing && !this.#dirOnDisk(parentOf(at))) refuse(`parent ${parentOf(at)} does not exist here`);
-    if (atEnd && lstatOrNull(join(this.#d.root, at)) !== null) refuse('an unjournaled file has this name here');
+    // (The object itself at the end: moved there here too, the same move on both sides.)
+    if (atEnd && o?.path !== at && lstatOrNull(join(this.#d.root, at)) !== null) refuse('an unjournaled file has this name here');
 
     // Keep the local content before anything moves.
     let saved: string | null = null;
@@ -730,7 +731,11 @@ export class ConflictResolver {
     db.batch(() => {
       if (!atEnd) dropPending();
       // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
-      const occupant = stay ? undefined : db.objectByPath(r.path);
+      // Not when the object goes straight to the end of the server's move: the name is not needed, and whatever
+      // holds it keeps it. Before, it was moved aside still, with no record (its name came from its directory's
+      // pending move): the server kept the old name, this node the conflict name, and it resynced (chaos s75
+      // seed 9255, c2; test/long/removed-moved-name-taken.test.ts).
+      const occupant = stay || atEnd ? undefined : db.objectByPath(r.path);
       if (occupant !== undefined && occupant.fid !== r.fid) {
         const aside = this.#conflictPath(r.path, r.tid);
         this.#move(r.path, aside);
@@ -789,8 +794,11 @@ export class ConflictResolver {
         try {
           db.batch(() => {
             dropPending();
-            if (o !== undefined) db.relocateLocal(o.fid, r.path);
-            else this.#restoreBase({ ...baseHere, path: r.path }, r.preVersion, type);
+            // Another object holds the record's name here (left where it is, see above): the base goes at the
+            // move's end, which the move then keeps.
+            const baseAt = db.objectByPath(r.path) === undefined ? r.path : at;
+            if (o !== undefined) db.relocateLocal(o.fid, baseAt);
+            else this.#restoreBase({ ...baseHere, path: baseAt }, r.preVersion, type);
             db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], this.#d.serverNode(), this.#d.clock.now());
           });
         } catch (e) {
@@ -1142,7 +1150,9 @@ export class ConflictResolver {
     this.#d.guard.hold(from);
     this.#d.guard.hold(to);
     try {
-      renameSync(join(this.#d.root, from), join(this.#d.root, to));
+      // A file never over one a program made at `to` a moment ago (see moveNoReplace): the record is tried again.
+      if (st.type === 'dir') renameSync(join(this.#d.root, from), join(this.#d.root, to));
+      else if (!moveNoReplace(join(this.#d.root, from), join(this.#d.root, to))) throw IntersyncError.CONFLICT(to, 'an unjournaled file has this name here');
     } finally {
       this.#d.guard.release(from);
       this.#d.guard.release(to);
@@ -1185,7 +1195,7 @@ export class ConflictResolver {
     const a = join(this.#d.root, from);
     const b = join(this.#d.root, to);
     this.#redone.add(from).add(to);
-    if (existsSync(a) && !existsSync(b) && !isUnder(to, from)) renameSync(a, b);
+    if (existsSync(a) && !existsSync(b) && !isUnder(to, from) && !moveNoReplace(a, b)) this.#d.log.warn({ path: from, to }, 'a local change not redone: a program made its name meanwhile');
   }
 
   #chmod(path: string, mode: number): void {
