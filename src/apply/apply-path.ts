@@ -14,7 +14,7 @@ import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { isUnder } from '#core/paths.js';
 import type { FilesetDb, ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { DELTA_THRESHOLD } from '#core/format.js';
-import { EMPTY_SHA256, lstatOrNull, type DiskStat, type StatMany } from '#fsio/disk.js';
+import { EMPTY_SHA256, lstatOrNull, moveNoReplace, type DiskStat, type StatMany } from '#fsio/disk.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
 import { BlockMapCache, type BlockMap } from '#fsio/blocks.js';
 import { assemble, type AssemblyBase } from './assemble.js';
@@ -511,8 +511,10 @@ export class ApplyPath {
           break;
         case 'rename': {
           const to = confine(this.#d.root, d.newPath!);
-          if (lstatOrNull(to) !== null) throw IntersyncError.CONFLICT(d.newPath!, 'an unjournaled file has this name here');
-          renameSync(abs, to);
+          // Never over what a program made at the new name, even a moment ago (see moveNoReplace). Before, a
+          // check then rename(2) replaced a file made in between: chaos s80 seed 9250, c3's epsilon/sub/b.txt,
+          // written right after its directory moved there, on no node.
+          if (!moveNoReplace(abs, to)) throw IntersyncError.CONFLICT(d.newPath!, 'an unjournaled file has this name here');
           after = to;
           break;
         }
@@ -699,7 +701,7 @@ export class ApplyPath {
     try {
       if (d.kind === 'create' || d.kind === 'symlink' || d.kind === 'link') rmIfThere(() => unlinkSync(abs));
       else if (d.kind === 'mkdir') rmIfThere(() => rmdirSync(abs));
-      else if (d.kind === 'rename' && after !== null) renameSync(after, abs);
+      else if (d.kind === 'rename' && after !== null && !moveNoReplace(after, abs)) throw new Error('its old name is taken now');
     } catch (e) {
       this.#d.log.error({ path: d.path, err: (e as Error).message }, 'cannot undo a change the journal refused');
     }

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { RecordDraft } from '#core/record.js';
-import { hashFile, lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
+import { finishMove, hashFile, lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 
 /**
  * Start-up recovery of the apply path: did a change that was in flight when
@@ -24,6 +24,8 @@ export async function reachedDisk(root: string, d: RecordDraft): Promise<boolean
     case 'link':
       return st?.type === 'file' && st.nlink > 1;
     case 'rename':
+      // Both names one inode: the move was cut between its link and its unlink (moveNoReplace), and ends now.
+      if (finishMove(join(root, d.path), join(root, d.newPath!))) return true;
       return st === null && at(d.newPath!) !== null;
     case 'unlink':
     case 'rmdir':

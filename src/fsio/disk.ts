@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, lstatSync, openSync, readFileSync, readSync, readlinkSync, type BigIntStats } from 'node:fs';
+import { closeSync, createReadStream, linkSync, lstatSync, openSync, readFileSync, readSync, readlinkSync, renameSync, unlinkSync, type BigIntStats } from 'node:fs';
 import type { ObjectType } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
 
@@ -133,3 +133,42 @@ export function readTargetOrNull(abs: string): string | null {
 }
 
 export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
+
+/**
+ * Move `from` to `to` without ever replacing what is at `to`: returns false, and changes nothing, when `to`
+ * exists. A file or symlink moves by link(2), which fails when the name exists, then unlink(2) of the old name:
+ * atomic against a program that makes `to` at any moment (a check then rename(2) is not: a file made between
+ * the two was replaced, and gone). A directory moves by rename(2) after a check (Linux has no other way from
+ * Node): at worst it replaces an empty directory made in between. Where hard links are not supported (EPERM,
+ * EOPNOTSUPP, EMLINK), so does a file. Cut between the link and the unlink, both names are the one inode:
+ * see finishMove.
+ */
+export function moveNoReplace(from: string, to: string): boolean {
+  const st = lstatOrNull(from);
+  if (st !== null && st.type !== 'dir') {
+    try {
+      linkSync(from, to);
+      unlinkSync(from);
+      return true;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'EEXIST') return false;
+      if (code !== 'EPERM' && code !== 'EOPNOTSUPP' && code !== 'ENOTSUP' && code !== 'EMLINK') throw e;
+    }
+  }
+  if (lstatOrNull(to) !== null) return false;
+  renameSync(from, to);
+  return true;
+}
+
+/**
+ * A moveNoReplace cut between its link and its unlink (the process died): both names are one inode, and the
+ * old one goes now. True when that was so (the move is done), false when the two names are not one inode.
+ */
+export function finishMove(from: string, to: string): boolean {
+  const a = lstatOrNull(from);
+  const b = lstatOrNull(to);
+  if (a === null || b === null || a.type === 'dir' || a.ino !== b.ino) return false;
+  unlinkSync(from);
+  return true;
+}
