@@ -7,7 +7,7 @@ import { Backoff } from '#core/backoff.js';
 import { IntersyncError } from '#core/errors.js';
 import { META_DIR } from '#core/format.js';
 import { formatDigest } from '#core/digest.js';
-import { NO_VERSION, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
+import { NO_VERSION, ROOT_FID, formatTid, parseTid, type Fid, type Tid } from '#core/ids.js';
 import { Mutex, Signal } from '#core/mutex.js';
 import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
 import { ApplyPath, type ContentSource, type Staged } from '#apply/apply-path.js';
@@ -622,7 +622,11 @@ export class ClientNode {
         // A server record this node cannot apply, again and again, means its state went astray from the
         // server's in a way the conflict step did not foresee: rebuild it from a snapshot (keeping local changes).
         if (applying && full === null) {
-          this.log.warn({ tid: formatTid(e.record.tid), kind: e.record.kind, err: err.message, names: this.#namesNow(e.record) }, 'a server record did not apply here');
+          const dir = e.record.parent === undefined || e.record.parent === null ? null : e.record.parent;
+          this.log.warn({
+            tid: formatTid(e.record.tid), kind: e.record.kind, err: err.message, names: this.#namesNow(e.record),
+            parent: dir === null || dir === ROOT_FID ? dir : `${dir} ${this.db.objectByFid(dir)?.path ?? 'not here'}`,
+          }, 'a server record did not apply here');
           if (this.db.hasPendingLocal(e.record.fid)) this.#stuckObjects.add(e.record.fid);
           const tid = this.db.lastRcvdOf(this.#serverNode());
           this.#stuck = this.#stuck.tid === tid ? { tid, n: this.#stuck.n + 1 } : { tid, n: 1 };
