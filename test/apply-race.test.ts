@@ -78,7 +78,7 @@ test('a server change of an inode whose other name is a file of its own here, wr
 });
 
 test('a peer\'s setattr carrying other content than this node holds changes the attributes only: the journal keeps the content on disk', async (t) => {
-  // Fails without the fix (FilesetDb#applyToObjects keeps a setattr's content; the server journals its own):
+  // Fails without the fix (ObjectTable#applyToObjects keeps a setattr's content; the server journals its own):
   // chaos seed 9205. A client's chmod of a file it held other content for (a write through another name of a
   // hard link there) carried that content's hash; the server's row took it, while its disk kept the old bytes:
   // its digest never equalled its scan, and the run never converged.

@@ -208,7 +208,7 @@ test('a new file whose inode number a stale row still holds is not taken for a h
 });
 
 test('a hard link made here and not accepted yet keeps no version through changes of its other name, so its records follow its link record on the server', (t) => {
-  // Fails without the fix in FilesetDb#applyToObjects: the local write through f gave the new link g f's
+  // Fails without the fix in ObjectTable#applyToObjects: the local write through f gave the new link g f's
   // version (0x1a), so g's later records were made against 0x1a; the server, which gave g the TID of its
   // link record, refused them for ever (chaos seed 9101: "made against version 0x1a, current is 0x53").
   const { db, cleanup } = fresh();
@@ -292,7 +292,7 @@ test('a change of ours accepted by the server gives its version only to the name
 });
 
 test('a server change gives its version only to the names the server says share the inode, and rebases only their pending moves', (t) => {
-  // Fails without the same rule in FilesetDb#applyToObjects as in acceptOwn: g, grouped with f here but a file
+  // Fails without the same rule in ObjectTable#applyToObjects as in acceptOwn: g, grouped with f here but a file
   // of its own on the server (links: []), took the version of the server's write to f (30 instead of 27), and
   // g's pending rename was rebased to 30: the server refused it for good, "made against version 0x1e, current
   // is 0x1b", a version ahead of the server's (chaos seeds 9202 and 9214: "made against 0xa7, current is

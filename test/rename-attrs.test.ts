@@ -3,7 +3,7 @@
 // the journal as the disk: the object keeps its attributes. A chmod made with a move is journaled as a setattr of
 // its own after the rename, so it reaches every node.
 //
-// Fails without FilesetDb#applyToObjects keeping the object's attributes on a rename: the row took the record's
+// Fails without ObjectTable#applyToObjects keeping the object's attributes on a rename: the row took the record's
 // mode while the apply path only renamed, and the journal said 600 where the disk held 644, for good (chaos s49
 // seed 9244, c3: "alpha/h: other mode", a resync).
 import assert from 'node:assert/strict';

@@ -632,7 +632,7 @@ export class Reintegrator {
    * The last pending record of an object that says its attributes (a move says none) carries the mode and owner
    * its row has now. A record carries them as they were when it was journaled, and a later change of the inode's
    * attributes through another of its names is journaled once, for that name: the rows of the others take it
-   * (FilesetDb#applyToObjects), their records do not. On the server that change reaches the names it groups with that one; a name sent as a file of its
+   * (ObjectTable#applyToObjects), their records do not. On the server that change reaches the names it groups with that one; a name sent as a file of its
    * own (a link whose target is gone, #asOwnFile) is not among them, and its own last record set the old mode
    * there. Before, the server's entry kept the old mode for good ("state differs … other mode", a resync; chaos
    * s71 seed 9274, s70 9244, s69 9256; test/long/link-own-file-mode.test.ts, where a move after the write is

@@ -36,7 +36,7 @@ test('off line: create a, link b to it, rename another file over a; once connect
 });
 
 test('off line: a client removes f while the server links g to f and writes through g; the removal stands, g has the write, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without FilesetDb#applyToObjects rebasing a removal pending here of a name in the record's
+  // Fails without ObjectTable#applyToObjects rebasing a removal pending here of a name in the record's
   // `links`: the server's write through g gave f a new version there, the client's removal of f (made
   // against the old one) was refused three times ("made against version …, current is …"), and the client
   // resynced (chaos seed 9202).

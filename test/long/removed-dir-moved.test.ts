@@ -1,7 +1,7 @@
 // Invariant: a directory the server removed or moved while a client had moved it (pending, twice when its
 // daemon was down between the moves) and made a file in it ends with the client's file on every node, and
 // no resync. Found by the widened chaos run (issue 11, seed 9206, client c1).
-// Fails without the fix (FilesetDb#unmoveLml), in the second case (removed on the server): the conflict step drops the
+// Fails without the fix (LmlRewriter#unmoveLml), in the second case (removed on the server): the conflict step drops the
 // directory's pending moves and puts it back at the server's name, but the file's create, made between the
 // two moves, kept the name only the first move gave the directory (beta/sub/a.txt); the server refused it
 // three times ("parent beta/sub does not exist here") and the client resynced.

@@ -2,7 +2,7 @@
 // another name of the file arrives, reaches every node. Found from chaos s54 seed 9250 (c3: an append through
 // epsilon/e while its other name was moved by the server; the append was on no node, DESTROYED).
 //
-// The rename case fails without the fix (FilesetDb#applyToObjects: a setattr leaves each name's content as it
+// The rename case fails without the fix (ObjectTable#applyToObjects: a setattr leaves each name's content as it
 // is): the server's rename of a met the write (journaled as a's by capture's look before the rename), the
 // conflict step put a back to the server's base and the write back in place as a new change of x; but b, the
 // other name, still held the written content in its row, and capture's setattr of b (its change time had
