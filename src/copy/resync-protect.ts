@@ -9,7 +9,7 @@ import type { ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 import { unchanged } from '#presto/scan.js';
 import { conflictName } from '#core/conflict-name.js';
-import type { CopyDeps } from './copy.js';
+import type { CopyDeps } from './copy-deps.js';
 
 // A resync rebuilds a client's state from the server's snapshot. Its rule: it never removes a byte the server
 // has not acknowledged, and it never leaves a pending local record for an object that is not there.

@@ -79,7 +79,7 @@ test('a client whose mode of a file went astray without a pending record gets th
 });
 
 test('a file made on a client whose pending record was lost reaches the server after the digest check\'s resync, instead of staying there alone for good', { timeout: 150_000 }, async (t) => {
-  // Fails without the fix in copy.ts (placeSnapshot): the resync kept the file, made here (no version) and
+  // Fails without the fix in copy/snapshot-copy.ts (placeSnapshot): the resync kept the file, made here (no version) and
   // not in the snapshot, with no record to ship it; the digest check resynced once a minute for ever (chaos
   // seed 9101: alpha/b.conflict-* on one client only, "state differs from the server's" every minute).
   const farm = await Farm.start(t, { clients: 1, prepare: (s) => writeFileSync(join(s, 'seed.txt'), 'seed\n') });

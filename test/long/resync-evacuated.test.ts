@@ -4,7 +4,7 @@
 //
 // 1. A directory of the server's that this node moved away (a pending rename the server's change to it beats)
 //    goes back to its name with what it holds, even when another directory of the server's was moved to that
-//    name here: that one steps aside with its pending move. Fails without the fix (copy.ts freeName: the
+//    name here: that one steps aside with its pending move. Fails without the fix (copy/place.ts freeName: the
 //    holder was forgotten, a directory of the server's with its pending move, and the moved directory could
 //    not go back, so it was removed after its pending entries were moved beside it): "resync failed; retrying",
 //    "conflict on C/X/a.txt: parent C does not exist here", and once the resync got through, z.txt twice.
