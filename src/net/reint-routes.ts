@@ -1,0 +1,202 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { lstatSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { metrics } from '#core/metrics.js';
+import { D_REINT } from '#core/debug.js';
+import { IntersyncError, isDiskFull } from '#core/errors.js';
+import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
+import { Mutex } from '#core/mutex.js';
+import { parentOf } from '#core/paths.js';
+import type { RecordDraft } from '#core/record.js';
+import { placedHere } from '#apply/placed.js';
+import { confine } from '#apply/confine.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import { modeChange } from '#policy/attr-policy.js';
+import { NODE_RE } from './identity-gate.js';
+import { readFrames, type Frame } from './protocol/frames.js';
+import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
+import { toWire } from './protocol/wire-errors.js';
+import { throttled } from './rate-limit.js';
+import { STREAM_BODY_LIMIT, type ServedFileset, type ServerState } from './server-state.js';
+import { unseenChange } from './unseen-change.js';
+
+/** How often a record is placed and checked again while this node's capture catches up with its disk. */
+const PLACE_ATTEMPTS = 4;
+
+/**
+ * A FilesetServer's reintegration route: a client's LML batch, applied in order through the apply path (one batch
+ * at a time), each record answered accepted, skipped, retry, need-content or conflict.
+ */
+export function reintRoutes(app: FastifyInstance, s: ServerState): void {
+  const f = s.f;
+  const db = f.db;
+  const reint = new Mutex();
+
+  app.post('/v1/filesets/:uuid/reint', {
+    bodyLimit: STREAM_BODY_LIMIT,
+    schema: { params: s.params, querystring: { type: 'object', required: ['node'], properties: { node: { type: 'string', pattern: NODE_RE } } } },
+  }, async (req) => {
+    const { node } = req.query as { node: string };
+    if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
+    if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
+    s.gate.actsFor(req, node);
+    return reint.run(() => reintegrate(f, node, throttled(req.body as Readable, s.bw)));
+  });
+}
+
+/** Apply a client's LML batch in order; stop at the first record that cannot apply. */
+async function reintegrate(f: ServedFileset, node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
+  const db = f.db;
+  const log = f.log.child({ component: 'reint', peer: node });
+  const results: Array<Record<string, unknown>> = [];
+  const t0 = performance.now();
+  let stopped = false;
+  let hello = false;
+  let seen: Tid | null = null;
+  let frame: Frame;
+  for await (frame of readFrames(body)) {
+    if (frame.type === 'hello') {
+      if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
+      hello = true;
+      // How far the client had applied this node's records when it read the batch (absent from an older client).
+      if (frame.header.seen !== undefined) {
+        seen = typeof frame.header.seen === 'string' ? parseTid(frame.header.seen) ?? null : null;
+        if (seen === null) throw IntersyncError.BAD_REQUEST(`a reintegration's seen must be a TID, not ${JSON.stringify(frame.header.seen)}`);
+      }
+      continue;
+    }
+    if (frame.type === 'end') break;
+    if (frame.type !== 'record') throw IntersyncError.PROTOCOL(`unexpected ${frame.type} frame in a reintegration`);
+    const sent = parseWireLml(frame.header.r);
+    if (sent.origin !== node || !isNodeId(sent.origin)) throw IntersyncError.BAD_REQUEST('a client reintegrates only its own records');
+    const creates = sent.kind === 'create' || sent.kind === 'mkdir' || sent.kind === 'symlink' || sent.kind === 'link';
+    if (creates && !sent.fid.startsWith(`${node}-`)) throw IntersyncError.BAD_REQUEST(`a client names new objects with its own fids (${node}-…), not ${sent.fid}`);
+    // Found by the route fuzzer: a create with a pre-version passed the apply path's check and failed in the commit, a 500.
+    if (creates && sent.preVersion !== NO_VERSION) throw IntersyncError.BAD_REQUEST(`a ${sent.kind} has no pre-version (it names ${formatTid(sent.preVersion)})`);
+    let d = sent;
+    const done = db.kmlByOrigin(d.origin, d.seq);
+    if (done !== undefined) {
+      results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(done) });
+      continue;
+    }
+    if (stopped) {
+      results.push({ seq: d.seq.toString(), status: 'skipped' });
+      continue;
+    }
+    try {
+      await f.syncPaths?.(d.newPath === null ? [d.path] : [d.path, d.newPath]);
+      // At this node's names of the objects it names (a directory moved here meanwhile takes the new name along).
+      let placed = placedHere(db, sent);
+      if (placed !== sent) {
+        await f.syncPaths?.(placed.newPath === null ? [placed.path] : [placed.path, placed.newPath]);
+        placed = placedHere(db, sent); // what capture journaled meanwhile counts
+      }
+      // A directory on the record's way that the journal holds and the disk no longer does: moved or removed
+      // here a moment ago, not journaled yet. Capture journals it first, so the record is placed at the new
+      // name, or refused against a journal that says so. Before, the refusal ("parent … does not exist here")
+      // came with a last TID that did not hold the move: the client, caught up by it, took the directory for
+      // gone, made it again under a new fid, and resynced (chaos seed 9205).
+      if (f.settle !== undefined && ancestorUnjournaled(f, placed)) {
+        await f.settle();
+        placed = placedHere(db, sent);
+      }
+      let staged: Awaited<ReturnType<typeof f.apply.stage>> | null;
+      for (let attempt = 1; ; attempt++) {
+        // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
+        d = f.apply.localize(placed);
+        if (d.path !== sent.path || d.newPath !== sent.newPath) {
+          log.info({ seq: d.seq.toString(), kind: d.kind, path: sent.path, newPath: sent.newPath ?? undefined, here: d.path, newHere: d.newPath ?? undefined }, 'placed at this node\'s names of its objects');
+        }
+        const mode = modeChange(d.kind, sent.mode, d.mode);
+        if (mode !== null) log[mode.warn ? 'warn' : 'info']({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, mode.message);
+        staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
+        // Check right before the change, in the same tick as the commit: nothing can slip in between.
+        const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node)) ?? parentMissing(f, d);
+        if (err === null) break;
+        if (staged !== null) rmSync(staged.file, { force: true });
+        // A directory on the way the journal holds and the disk lost after the settle above (a local move made in
+        // that moment, its event not read yet): capture journals it, and the record is placed again, a few times.
+        // Before, the refusal ("parent … does not exist here") went out against a journal that still held the
+        // directory: the client took it for gone, made it again under a new fid, and resynced at the server's
+        // move of it (chaos s71 seed 9265: the server's `mv gamma/deep epsilon/sub` as c1's gamma/deep/e came).
+        const lagging = err.reason?.kind === 'missing-parent' && f.settle !== undefined && ancestorUnjournaled(f, placed);
+        if (!lagging || attempt === PLACE_ATTEMPTS) throw err;
+        await sleep(10 * attempt);
+        await f.settle!();
+        placed = placedHere(db, sent);
+      }
+      const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
+      // A setattr names the content as its origin had it; this node's is what the record leaves here, and a
+      // directory or symlink has none (an origin astray that took one for a file must not make it one on the
+      // clients that restore a missing file from the record: chaos seed 9212).
+      const cur = d.kind === 'setattr' ? db.objectByFid(d.fid) : undefined;
+      const draft: RecordDraft = cur === undefined ? { ...d, preVersion: base }
+        : { ...d, preVersion: base, size: cur.type === 'file' ? cur.size : null, hash: cur.type === 'file' ? cur.hash : null };
+      let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
+      f.apply.apply(draft, staged, (identity) => {
+        rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
+      }, JSON.stringify({ via: 'reint', r: lmlToWire({ ...draft, seq: d.seq }) }));
+      f.disk?.ok('reint');
+      if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
+      results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
+    } catch (caught) {
+      const errno = (caught as NodeJS.ErrnoException).code;
+      if (isDiskFull(caught, { local: true })) {
+        // No room here: a state of this node, not a conflict. The client sends it again (status `retry`), and
+        // nothing after it in this batch was applied.
+        const e = IntersyncError.DISK_FULL(`apply ${d.kind} ${d.path}`, caught);
+        f.disk?.note('reint', e);
+        stopped = true;
+        log.warn({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration waits: the disk is full');
+        results.push({ seq: d.seq.toString(), status: 'retry', error: toWire(e).error });
+        metrics().refused(e.code);
+        continue;
+      }
+      if (!(caught instanceof IntersyncError) && errno === undefined) throw caught;
+      // A name this file system cannot hold is the peer's error, not a conflict: the request fails with a 4xx.
+      if (errno === 'ENAMETOOLONG' || errno === 'EILSEQ') throw IntersyncError.NAME_REFUSED(d.newPath ?? d.path, errno);
+      // An errno from the disk means this record does not fit this node's tree: a conflict, not a crash.
+      const e = caught instanceof IntersyncError ? caught : IntersyncError.CONFLICT(d.path, (caught as Error).message);
+      stopped = true;
+      log.info({ seq: d.seq.toString(), code: e.code, path: d.path, parent: sent.parent ?? undefined, parentHere: sent.parent === undefined || sent.parent === null ? undefined : (db.objectByFid(sent.parent)?.path ?? null), err: e.message }, 'reintegration stopped');
+      results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
+      metrics().refused(e.code);
+    }
+  }
+  if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');
+  const tf = performance.now();
+  f.apply.flush();
+  log.info({ records: results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(performance.now() - tf) }, 'reintegration batch');
+  return { results, lastTid: formatTid(db.lastTid) };
+}
+
+/** The apply path's refusal of a name whose directory is not on disk here (see confine), or null. */
+function parentMissing(f: ServedFileset, d: { path: string; newPath: string | null }): IntersyncError | null {
+  try {
+    for (const name of d.newPath === null ? [d.path] : [d.path, d.newPath]) confine(f.root, name);
+    return null;
+  } catch (e) {
+    if (e instanceof IntersyncError && e.reason?.kind === 'missing-parent') return e;
+    return null; // anything else is the apply path's to say
+  }
+}
+
+/** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
+function ancestorUnjournaled(f: ServedFileset, r: { kind: string; path: string; newPath: string | null; target: string | null }): boolean {
+  const gone = (p: string, type: 'dir' | 'file'): boolean =>
+    f.db.objectByPath(p)?.type === type && lstatSync(join(f.root, p), { throwIfNoEntry: false }) === undefined;
+  // A link's target too, and the target itself: refused as "parent … does not exist here" or "link target … is
+  // not a file here" against a journal that still has them, the client took the directory for gone and made
+  // it again under a new fid (chaos s45 seed 9287: the server's `mv gamma beta` a moment before c2's link to
+  // gamma/c.conflict-…; then "object … does not exist here" and a resync), or sent the link as a file of its own.
+  const names = [r.path, ...(r.newPath === null ? [] : [r.newPath]), ...(r.kind === 'link' && r.target !== null ? [r.target] : [])];
+  if (r.kind === 'link' && r.target !== null && gone(r.target, 'file')) return true;
+  for (const name of names) {
+    for (let p = parentOf(name); p !== ''; p = parentOf(p)) {
+      if (gone(p, 'dir')) return true;
+    }
+  }
+  return false;
+}
