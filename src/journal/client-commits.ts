@@ -154,7 +154,7 @@ export class ClientCommits {
     // A name removed here since (its removal pending) has no row: the inode it had is noted (removedLinkIno),
     // and the change through it reached the inode's other names on the server all the same (r.links). Before,
     // they kept their version here, their pending writes (the write through the removed name journaled again
-    // as the surviving name's, Reconciler#carrierOf) were refused three times as made against an older
+    // as the surviving name's, carrierOf in presto/reconcile-changes.ts) were refused three times as made against an older
     // version, and the client resynced (chaos seed 9202, c1).
     const ino = o === undefined ? this.#removed.removedLinkIno(r.fid) : o.ino;
     // The other names of a hard-linked inode took the version of a change through this one (ObjectTable#applyToObjects).

@@ -198,7 +198,7 @@ export class ObjectTable {
         }
         // A move changes the name only: the object keeps its attributes, as the disk does (the apply path renames,
         // nothing more). A record's attributes are its origin's at the move: a chmod made with it (capture journals
-        // it as a setattr after the move: Reconciler#compare), or older ones when the move was rebased over a
+        // it as a setattr after the move: compare in presto/reconcile-changes.ts), or older ones when the move was rebased over a
         // peer's chmod. Before, the row took them and the disk did not: journal and disk differed for good, and the
         // next compare with a peer's digest resynced ("other mode").
         this.replace(o, { ...o, path: to, version });

@@ -10,13 +10,14 @@ import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
-import type { Capture, CaptureStatus, WatchLimitStatus } from './capture.js';
+import type { Capture, CaptureStatus } from './capture.js';
 import type { IgnoreRules } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
 import type { StatMany } from '#fsio/disk.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged } from './scan.js';
 import { SubtreeSettle } from './subtree-settle.js';
 import { UnwatchedRescan } from './unwatched-rescan.js';
+import { WatchLimit } from './watch-limit.js';
 
 export interface WatchCaptureOptions {
   readonly db: FilesetDb;
@@ -70,6 +71,7 @@ export class WatchCapture implements Capture {
   readonly #watcher: DirWatcher;
   readonly #reconciler: Reconciler;
   readonly #rescan: UnwatchedRescan;
+  readonly #limit: WatchLimit;
   readonly #pending = new Map<string, DirtyItem>();
   /** Hints of files below a subtree with its own quiet time, until it has passed (then they are pending). */
   readonly #subtree: SubtreeSettle<DirtyItem> | null;
@@ -84,9 +86,7 @@ export class WatchCapture implements Capture {
   #scanning = false;
   #records = 0;
   #lastScan: CaptureStatus['lastScan'] = null;
-  #watchLimit: WatchLimitStatus | null = null;
   #lastError: string | null = null;
-  #statusAt = 0;
   readonly #idle: Array<() => void> = [];
 
   constructor(o: WatchCaptureOptions) {
@@ -97,7 +97,7 @@ export class WatchCapture implements Capture {
     this.#watcher = new DirWatcher(
       {
         onEntry: (dirIno, name) => this.#hint({ dirIno, name }),
-        onLimit: (path, limit) => this.#limitReached(path, limit),
+        onLimit: (path, limit) => this.#limit.reached(path, limit),
         onError: (path, err) => {
           this.#lastError = `watch ${path}: ${err.message}`;
           this.#log.error({ path, err: err.message }, 'cannot watch directory');
@@ -105,6 +105,7 @@ export class WatchCapture implements Capture {
       },
       o.watchFn,
     );
+    this.#limit = new WatchLimit(o, this.#log, this.#watcher);
     this.#reconciler = new Reconciler({
       db: o.db, root: o.root, rootIno: rootSt.ino, nodeId: o.nodeId, clock: o.clock, log: this.#log, guard: o.guard,
       watcher: this.#watcher,
@@ -171,8 +172,7 @@ export class WatchCapture implements Capture {
     return {
       kind: this.kind, state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size + (this.#subtree?.size ?? 0),
       records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError, ignored: this.#o.ignore?.status() ?? null,
-      // Counted now, not when the last watch failed: status is right at every moment (issue 19).
-      watchLimit: this.#watchLimit === null ? null : { ...this.#watchLimit, unwatchedDirs: this.#watcher.unwatched().size },
+      watchLimit: this.#limit.status(), // counted now (see WatchLimit)
     };
   }
 
@@ -350,27 +350,6 @@ export class WatchCapture implements Capture {
     for (const cb of this.#idle.splice(0)) cb();
   }
 
-  #limitReached(path: string, limit: number | undefined): void {
-    const err = IntersyncError.WATCH_LIMIT(path, limit);
-    const first = this.#watchLimit === null;
-    this.#watchLimit = {
-      since: this.#watchLimit?.since ?? this.#o.clock.now(), limit: limit ?? null,
-      unwatchedDirs: this.#watcher.unwatched().size, hint: err.hint ?? '', // the failed one is in it already
-    };
-    // One error line when it starts; each further directory only at debug level, counted in status.
-    if (first) {
-      this.#log.error({ path, limit, code: err.code, hint: err.hint }, 'inotify watch limit reached');
-      this.#o.onWarning?.(err);
-    } else {
-      this.#log.debug({ path, code: err.code }, 'directory not watched');
-      const now = this.#o.clock.monotonic();
-      if (now - this.#statusAt >= 1000) {
-        this.#statusAt = now;
-        this.#o.onStatusChange?.();
-      }
-    }
-  }
-
   /**
    * Watches that may be of a removed directory (see DirWatcher), left after their event was looked at: a
    * directory journaled with that inode number and still on disk is looked at again (watched anew, what it
@@ -391,10 +370,7 @@ export class WatchCapture implements Capture {
   #pollUnwatched(): void {
     this.#sweepSuspects();
     if (this.#watcher.unwatched().size === 0) {
-      if (this.#watchLimit !== null) {
-        this.#log.info('every directory is watched again');
-        this.#watchLimit = null;
-      }
+      this.#limit.allWatched();
       return;
     }
     const pollMs = this.#o.pollMs ?? 2000;
