@@ -1,8 +1,11 @@
 import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rmSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflictName } from '#core/conflict-name.js';
-import type { NodeId, Tid } from '#core/ids.js';
+import { formatTid, type NodeId, type Tid } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
 import { fromStats, lstatOrNull, type DiskStat } from '#fsio/disk.js';
+import type { ApplyDeps } from './apply-deps.js';
+import { tmpName } from './tmp-folder.js';
 
 /**
  * The file a peer's write, truncate or removal replaces, held open from the apply path's check ("not written here
@@ -76,5 +79,21 @@ export class HeldFile {
   /** The open file by its descriptor: readable after its last name is gone. */
   #procPath(): string {
     return `/proc/self/fd/${this.#fd}`;
+  }
+}
+
+/**
+ * A local write that landed in the file `d` replaced or removed, between the check and the change (`held`):
+ * kept as a file made here, at the name when `d` removed it (a removal loses no write, as in the conflict
+ * step), else beside it at a conflict name. Capture journals it like any local file.
+ */
+export function keepLateWrite(deps: ApplyDeps, d: RecordDraft, held: HeldFile): void {
+  try {
+    if (!held.writtenSince()) return;
+    const tid = deps.db.lastTid;
+    const at = held.keep(deps.root, tmpName(deps.tmpDir), d.path, deps.db.meta.nodeId, tid);
+    deps.log.warn({ path: d.path, keptAs: at, tid: formatTid(tid) }, 'a local write landed while a peer\'s change of the file was applied: kept as a file made here');
+  } catch (e) {
+    deps.log.error({ path: d.path, err: (e as Error).message }, 'cannot keep a local write that landed while a peer\'s change was applied');
   }
 }

@@ -1,7 +1,7 @@
-import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, openSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fchmodSync, fchownSync, fstatSync, futimesSync, lchownSync, linkSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { IntersyncError } from '#core/errors.js';
 import type { RecordDraft } from '#core/record.js';
-import { fromStats, type DiskStat } from '#fsio/disk.js';
+import { fromStats, lstatOrNull, type DiskStat } from '#fsio/disk.js';
 import { sha256Hex } from '#core/sha256.js';
 
 /** What a new file is made from: its record's name, attributes and content hash. */
@@ -65,4 +65,36 @@ export function tryChown(fd: number, uid: number, gid: number): void {
   } catch {
     // a uid this system lacks: keep the file with its current owner
   }
+}
+
+/** tryChown of the name `abs` itself (a symlink's own owner). */
+export function tryLchown(abs: string, uid: number, gid: number): void {
+  if (!isRoot) return;
+  try {
+    lchownSync(abs, uid, gid);
+  } catch {
+    // a uid this system lacks: keep the file with its current owner
+  }
+}
+
+/**
+ * A new file at `abs`: linked there (a link never replaces a name), then its staging name removed. A local file
+ * made at the name after the check (a program's create or rename-over a moment ago, not journaled yet) stays,
+ * and the record is refused as it is at the check. Before, the staged file was renamed over it: the local file
+ * was on no node (chaos s70 seed 9245: c2's `replace delta/deep/f.json`, within milliseconds of the server's
+ * create of the same name).
+ */
+export function placeNew(staged: string, abs: string, path: string): void {
+  try {
+    linkSync(staged, abs);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'EEXIST') throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
+    // A file system without hard links: the rename, after a last look at the name.
+    if (code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EOPNOTSUPP') throw e;
+    if (lstatOrNull(abs) !== null) throw IntersyncError.CONFLICT(path, 'an unjournaled file has this name here');
+    renameSync(staged, abs);
+    return;
+  }
+  unlinkSync(staged);
 }

@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { Fid } from '#core/ids.js';
+import type { RecordDraft } from '#core/record.js';
 import type { FilesetDb, ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull, type DiskStat } from '#fsio/disk.js';
 
@@ -40,4 +41,28 @@ export function renewNames(db: FilesetDb, root: string, noted: readonly NotedNam
     if (now === null || now.ino !== st.ino || now.mtimeNs !== st.mtimeNs || now.size !== st.size || now.mode !== st.mode || now.uid !== st.uid || now.gid !== st.gid) continue;
     db.setIdentity(row.fid, { ino: now.ino, mtimeNs: now.mtimeNs, ctimeNs: now.ctimeNs, racy: row.racy });
   }
+}
+
+/**
+ * The names of `existing`'s inode other than `d.path`, as journaled and on disk now; null when they are not all
+ * of its names (one the journal does not know as one of them: replacing the others would split it off).
+ */
+export function otherNamesOnDisk(db: FilesetDb, root: string, d: RecordDraft, existing: DiskStat): ObjectRow[] | null {
+  const others = db.objectsByIno(existing.ino)
+    .filter((x) => x.fid !== d.fid && x.path !== d.path && x.type === 'file' && lstatOrNull(join(root, x.path))?.ino === existing.ino);
+  return others.length + 1 === existing.nlink ? others : null;
+}
+
+/** The first of `d`'s server names of the inode (links) that is a file of its own here, changed on disk since it was journaled. */
+export function apartWrittenSince(db: FilesetDb, root: string, d: RecordDraft & { readonly links?: readonly Fid[] | null }): string | null {
+  if ((d.kind !== 'write' && d.kind !== 'truncate' && d.kind !== 'setattr') || d.links === undefined || d.links === null) return null;
+  const own = db.objectByFid(d.fid);
+  for (const fid of d.links) {
+    if (fid === d.fid) continue;
+    const x = db.objectByFid(fid);
+    if (x?.type !== 'file' || x.ino === null || (own?.ino !== null && x.ino === own?.ino)) continue;
+    const st = lstatOrNull(join(root, x.path));
+    if (st !== null && (st.ino !== x.ino || st.mtimeNs !== x.mtimeNs || st.ctimeNs !== x.ctimeNs)) return x.path;
+  }
+  return null;
 }

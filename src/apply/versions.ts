@@ -7,7 +7,7 @@
  *
  * (the time it was replaced, the TID of the peer's record that replaced it, the start of the old content's
  * hash, r replaced or d deleted). No copy is made: the apply path already renames a temp file over the name,
- * so a hard link of the old inode taken before (ApplyPath#keepAside) is all the store needs; a removal of a
+ * so a hard link of the old inode taken before (keepAside, tmp-folder.ts) is all the store needs; a removal of a
  * file's last name is a rename into the store. The store only ever holds inodes no name of the tree has: a
  * hard-linked file's removal keeps no version (its content lives on under its other names), and its write,
  * which gives every name the new inode, leaves the old one to the store. Empty files keep no version.

@@ -232,7 +232,7 @@ export class FilesetTables {
    * A record of the object itself (not through another name of its inode) later than `tid` is in the journal,
    * from another node than `notFrom` when given. Client side: an own change the server accepted, whose answer
    * came before the stream brought the server's older records. Server side: the object changed since a
-   * removal's version (ApplyPath#oneNameOf), by another node than the one removing it.
+   * removal's version (oneNameOf (apply/record-check.ts)), by another node than the one removing it.
    */
   hasLaterRecord(fid: Fid, tid: Tid, notFrom?: NodeId): boolean {
     return (notFrom === undefined ? this.#st.kmlLaterOfFid.get(tid, fid) : this.#st.kmlLaterOfFidFromOthers.get(tid, fid, notFrom)) !== undefined;

@@ -8,7 +8,7 @@
 // server's version back as a file of its own, with the mode the move's record carried: "other mode, hard
 // links grouped otherwise", a resync.
 //
-// Fails without ApplyPath#oneNameOf leaving out the remover's own records (FilesetDb#hasLaterRecord's notFrom).
+// Fails without oneNameOf (apply/record-check.ts) leaving out the remover's own records (FilesetDb#hasLaterRecord's notFrom).
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, linkSync, lstatSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
