@@ -2,7 +2,7 @@
 // in the conflicts folder only when the process dies in between: the next start puts it back into the tree, beside
 // its name, where it is journaled and replicated like any local file. Chaos s45 seed 9291: c1 was killed 100 ms
 // after the conflict step for the server's move of a file it had written off line, and the write was on no node.
-// The crash is made by hand, as ConflictResolver#save leaves it: the saved file and its in-flight note.
+// The crash is made by hand, as the conflict step's save leaves it: the saved file and its in-flight note.
 // Both fail without ConflictResolver#recover (the note was dropped as unreadable, the file stayed aside).
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';

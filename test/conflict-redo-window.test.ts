@@ -7,7 +7,7 @@
 // moment later; the redo then copied the saved (older) content over it, and capture journaled that: the in-place
 // write was on no node.
 //
-// Fails without ConflictResolver#putBack's check of what the name holds: the file held the saved content, the
+// Fails without the conflict step's putBack's check of what the name holds: the file held the saved content, the
 // later write was gone.
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

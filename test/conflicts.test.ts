@@ -163,7 +163,7 @@ test('write/setattr: a write on the client and a chmod on the server both surviv
 });
 
 test('write/rename: a write on the client and a move on the server both survive, merged at the new name', { timeout: 120_000 }, async (t) => {
-  // Fails without the merge (ConflictResolver#object, kind 'write/rename'): the step took it for an overlap, an
+  // Fails without the merge (the conflict step's objectStep, kind 'write/rename'): the step took it for an overlap, an
   // open keep-both conflict, and left a second copy of the client's write as docs/notes.conflict-….txt.
   const p = await pair(t, (s) => {
     mkdirSync(join(s, 'docs'));

@@ -62,7 +62,7 @@ function applyChecked(s: ApplyState, d: RecordDraft, staged: Staged | null, comm
   // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
   // commit gives each the change's version, and a write made here through one of them, not journaled yet,
   // would then pass for one made on the server's content and replace it everywhere (chaos seed 9202, lost
-  // write). Journaled first, it meets the conflict step (#changesThroughLinks) when the record comes again.
+  // write). Journaled first, it meets the conflict step (changesThroughLinks) when the record comes again.
   const apart = apartWrittenSince(s.deps.db, s.deps.root, d);
   if (apart !== null) {
     if (staged !== null) rmSync(staged.file, { force: true });

@@ -825,7 +825,7 @@ export class ClientNode {
 
   /**
    * This node's removal of a directory, back from the server: the directory the conflict step made again for
-   * older server records that put things in it and took them out (ConflictResolver#removedAhead) goes now.
+   * older server records that put things in it and took them out (the conflict step's removedAhead) goes now.
    * One that holds something is kept: what it holds is this node's, and reintegration makes it there again.
    */
   #removeMadeAgain(r: KmlRecord): void {

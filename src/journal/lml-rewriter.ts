@@ -157,7 +157,7 @@ export class LmlRewriter {
     // each era of names is rewritten on its own, `from` and `to` each at the names of then (a rename above
     // both moved both; one above one of them moved that one alone). Before, an era older than a rename above
     // it was rewritten only for a move within one directory: a file made in d/sub, d then moved to e, and
-    // e/sub/a.txt set beside the removed e/sub (ConflictResolver#emptyForRmdir) kept "create d/sub/a.txt", which
+    // e/sub/a.txt set beside the removed e/sub (the conflict step's emptyForRmdir) kept "create d/sub/a.txt", which
     // the server refused for ever ("parent d/sub does not exist here", a resync; chaos seeds 9203, 9212).
     // A name given in another directory than before names that directory by fid too (RecordDraft.parent):
     // the one at `to`'s directory now, which each era's renames take back to its name of then.

@@ -149,7 +149,7 @@ export class ObjectTable {
             // A pending move of that name here is made against the version the name had: the server gave the
             // name this change's version too, and a change of content does not meet a move, so it is made
             // against it now (else refused for ever). Its pending writes are the conflict step's
-            // (#changesThroughLinks).
+            // (changesThroughLinks).
             if (v !== sib.version) this.#st.lmlRebaseNaming.run(v, sib.fid, sib.version);
           }
           // A name of the inode removed here, its removal not accepted yet: the server gave it this version

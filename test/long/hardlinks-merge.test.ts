@@ -26,7 +26,7 @@ async function linkedOffline(t: TestContext): Promise<{ farm: Farm; s: string; c
 }
 
 test('a write through one name of a hard link on a client off line, that name removed on the server: the write lives on in the other name everywhere', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ConflictResolver#toHeir): the write was kept beside as f.conflict-…, while g on the
+  // Fails without the fix (the conflict step's toHeir): the write was kept beside as f.conflict-…, while g on the
   // client still showed it (one inode) and g on the server did not: "state differs", a resync.
   const { farm, s, c } = await linkedOffline(t);
   writeFileSync(join(c, 'f'), 'written on the client through f\n');

@@ -174,7 +174,7 @@ test('a node that joins after a chmod through the second name of a hard link cop
 });
 
 test('a write through one name of a hard link on the server while a client wrote through the other name off line: both versions kept, the link stays one inode, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix in the conflict step (#changesThroughLinks): the server's write to f found no
+  // Fails without the fix in the conflict step (changesThroughLinks): the server's write to f found no
   // pending change of f on the client and was written into the inode, over the client's write to g; the
   // client's record of g, made against the old version, was refused three times and the client resynced.
   const farm = await linkedPair(t);
@@ -435,7 +435,7 @@ test('a hard link made on a client off line to a file the server wrote meanwhile
 });
 
 test('a write on a client through a name it holds apart from the server\'s link, while the server wrote the other name: the client\'s write is kept beside, the names end one inode, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without ConflictResolver#writtenApart: the conflict step kept the content of f's inode here (not
+  // Fails without the conflict step's writtenApart: the conflict step kept the content of f's inode here (not
   // the client's write, which was in g's own inode) and dropped g's write; g then joined f's inode, and the
   // client's write was on no node (chaos seed 9115, "DESTROYED").
   const farm = await linkedPair(t);

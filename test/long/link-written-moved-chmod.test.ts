@@ -7,7 +7,7 @@
 // The conflict step kept the write beside the removed name, but the moved name still held it (one inode here)
 // with nothing pending to say so: "state differs … gamma/b.txt: other content, other mode", a resync.
 //
-// Fails without ConflictResolver#heirNamesThen (the changes go through the moved name, each at its name of the
+// Fails without the conflict step's heirNamesThen (the changes go through the moved name, each at its name of the
 // time, before and after the move): the client resynced.
 import assert from 'node:assert/strict';
 import { appendFileSync, chmodSync, linkSync, lstatSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';

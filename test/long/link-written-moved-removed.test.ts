@@ -7,7 +7,7 @@
 // that a client had written and moved while away; the hard-link groups differed between the client and the
 // server at the end, and the client resynced.
 //
-// Fails without ConflictResolver#toHeir taking names with pending moves (FilesetDb#movesToLink): the write was
+// Fails without the conflict step's toHeir taking names with pending moves (FilesetDb#movesToLink): the write was
 // kept beside twice as conflict copies, h kept the old content, and the moved name c was gone on every node.
 import assert from 'node:assert/strict';
 import { appendFileSync, lstatSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';

@@ -6,7 +6,7 @@
 // `mv gamma/sub/h beta/d.md`; the server had removed beta/sub/d.md. The append never reached the server, and
 // c2 resynced ("other content"), keeping it only as a copy beside.
 //
-// Fails without ConflictResolver#heirNamesThen (#heirNameThen when written: a name with a pending move may take the changes made through the
+// Fails without the conflict step's heirNamesThen (#heirNameThen when written: a name with a pending move may take the changes made through the
 // removed name, under its name of then): the append was kept beside twice as conflict copies, and d on the
 // server kept the old content.
 import assert from 'node:assert/strict';

@@ -2,7 +2,7 @@
 // conflict step moved it and its records kept the old name, as chaos runs leave it), goes to the server at
 // the name it has here when the server takes that old name: every node ends with the same names, no resync.
 //
-// Fails without the conflict step renaming such a record to the object's name here (ConflictResolver#names,
+// Fails without the conflict step renaming such a record to the object's name here (the conflict step's nameStep,
 // a pending record onto the name whose object moved on with no pending move of its own): it shipped under a
 // fresh conflict name while the client held the file at the other, "state differs … with nothing pending",
 // a resync (chaos s41 seeds 9270 and 9275, s42 seed 9247, s43 seed 9301).

@@ -2,7 +2,7 @@
 // then gave to another directory, is no rival of a file the server made meanwhile in that other directory under
 // the same name: both keep their names, with no conflict copy and no resync.
 //
-// Fails without the era check in ConflictResolver#names (a pending create onto the record's name counts only when
+// Fails without the era check in the conflict step's nameStep (a pending create onto the record's name counts only when
 // that name, moved by the pending renames after it, still is the record's name): the client's create "a/f.json"
 // (made in the old a, moved to b since) was taken for a rival of the server's e/f.json, which is a/f.json in this
 // client's names now, and shipped as "a/f.conflict-….json" while the client kept b/f.json: "state differs … with

@@ -3,7 +3,7 @@
 // a directory the server makes at that old name in another parent: it keeps its name, in its own parent, on
 // every node, with no resync.
 //
-// Fails without the directory check in ConflictResolver#names (a pending record onto the name counts only when
+// Fails without the directory check in the conflict step's nameStep (a pending record onto the name counts only when
 // it gives the name in the directory that holds the name here now, RecordDraft.parent): the client's
 // `mkdir alpha/sub` (its alpha set aside as alpha.c since) was taken for a rival of the server's alpha/sub and
 // shipped as alpha/sub.conflict-…; the server placed it by its parent as alpha.c/sub.conflict-… while the client

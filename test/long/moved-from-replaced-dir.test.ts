@@ -1,7 +1,7 @@
 // Invariant: a directory moved out on a client, the directory it was in removed there and its name given to
 // another directory (moved there), while the server moved the first directory elsewhere: one move wins, the
 // directory with its entries is in one place on every node, no resync. Fails without the fix in
-// ConflictResolver#object (the server's old name of the directory was taken for a place here by name, in
+// the conflict step's objectStep (the server's old name of the directory was taken for a place here by name, in
 // the other directory: the directory went back there and the server's move became one onto itself, "a
 // directory cannot move inside itself", three times, then a resync; chaos s32 seed 9229, c2).
 import assert from 'node:assert/strict';

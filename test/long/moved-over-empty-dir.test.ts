@@ -1,7 +1,7 @@
 // Invariant: a directory moved on a client over an empty directory (rename(2) replaces it), a file in the moved
 // directory removed there, while the server changed that file: the server's change comes back in the moved
 // directory, at the client's name for it; the empty directory stays removed; every node converges, no resync.
-// Fails without ConflictResolver#throughOwnMove: the conflict step took the server's path, which names the moved
+// Fails without the conflict step's throughOwnMove: the conflict step took the server's path, which names the moved
 // directory through the client's own pending move, for one below the directory removed there, brought that one
 // back, set the moved one beside, and put the file in the wrong one, on the client only (chaos s32 seed 9221,
 // c2: mv gamma.conflict-… gamma/sub over an empty gamma/sub; "state differs … with nothing pending", a resync).

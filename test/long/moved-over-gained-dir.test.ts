@@ -2,7 +2,7 @@
 // moved a file into the replaced one: update beats delete, the replaced directory comes back with the file at
 // its name (the client's name for it, after the client's later move of the directory above), the moved one
 // goes beside with its entries, every node converges, no resync. The disconnected case with `mv a g` fails without
-// ConflictResolver#removedParent finding the removed directory at its name now (the others pass without it,
+// the conflict step's removedParent finding the removed directory at its name now (the others pass without it,
 // guards): the file went into the moved directory, on the client only (chaos s33 seed 9228, c3: mv beta/sub alpha/sub over an empty alpha/sub, mv alpha gamma, while the server
 // moved delta/a.txt to alpha/sub/a.txt: "parent gamma.conflict-…/sub does not exist here", then a resync).
 import assert from 'node:assert/strict';

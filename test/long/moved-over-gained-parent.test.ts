@@ -1,7 +1,7 @@
 // Invariant: a directory removed on a client (d/deep), then its parent replaced there by another directory
 // moved over it (e over the then empty d, which has a deep of its own), while the server made a file in d/deep:
 // update beats delete, d and d/deep come back at their names with the file, the moved e goes beside with its
-// own deep, every node converges, no resync. Fails without ConflictResolver#takeBack bringing the directory
+// own deep, every node converges, no resync. Fails without the conflict step's takeBack bringing the directory
 // above back first: d/deep came back inside the moved e (which held the name d), and e's own deep went beside
 // it, on the client only (chaos s34 seed 9260, c1: rmdir gamma/deep, mv epsilon gamma over the empty gamma,
 // while the server made gamma/deep/h: "state differs … with nothing pending", a resync).

@@ -1,7 +1,7 @@
 // Invariant: a directory moved on a client over an empty directory (mv e d, rename(2) replaces the empty d),
 // while the server made a file in d with the name of a file in e: update beats delete, the server's d comes
 // back with its file, e goes beside with its own file of that name, every node converges, no resync. Fails
-// without ConflictResolver#names leaving the name alone when the record's directory (by fid) is not here: the
+// without the conflict step's nameStep leaving the name alone when the record's directory (by fid) is not here: the
 // client's file in e, at the same name, was set beside as if the two were one name's rivals, and the client
 // then held e's file under a conflict name the server never gave it ("state differs … with nothing pending", a
 // resync; chaos s38 seed 9221, c2).

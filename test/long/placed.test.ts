@@ -160,7 +160,7 @@ test('the server places a client\'s record by identity: a new name in its direct
 });
 
 test('a directory moved over an empty one off line, while the server put a file in that empty one: both directories live on, nothing resyncs', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ConflictResolver#removedParent; chaos seeds 9201, 9203, 9206): the client's
+  // Fails without the fix (the conflict step's removedParent; chaos seeds 9201, 9203, 9206): the client's
   // `mv x d` over the empty d is "rmdir d" and "rename x -> d". The server's d/new went into the client's x
   // (it had the name d there), and the server refused the client's rmdir for ever ("directory is not empty
   // here"): a resync.
@@ -182,7 +182,7 @@ test('a directory moved over an empty one off line, while the server put a file 
 });
 
 test('a directory moved and then removed off line, while the server put a file in it: it comes back, at the name the move gave it, nothing resyncs', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ConflictResolver#parents drops the removal alone, not the move before it): the
+  // Fails without the fix (the conflict step's parentStep drops the removal alone, not the move before it): the
   // directory came back at e with its pending move d -> e dropped too, so the client held it at e and the
   // server at d, with nothing pending: "state differs", a resync. Update beats delete: the removal loses, the
   // move stands.

@@ -6,7 +6,7 @@
 // (deep.conflict-…), with no log line. Its mkdir had reached the server already at gamma/deep: the names
 // differed for good, and the client resynced ("here at gamma.conflict-…/deep.conflict-…").
 //
-// Fails without either half of the fix, with a resync: ConflictResolver#object (removed on both sides: the
+// Fails without either half of the fix, with a resync: the conflict step's objectStep (removed on both sides: the
 // local removal is dropped and the server's journaled as history, nothing on disk moves; without it the
 // client's deep went to g/deep.conflict-…), and ConflictResolver#prepare (a removed directory that is not here
 // has no entries here; without it g/deep/f, the client's, went beside as an entry the removed one gained).

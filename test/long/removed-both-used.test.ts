@@ -5,7 +5,7 @@
 // ("removed on both sides", new that day), and the create in the directory was refused for want of it
 // ("parent delta/sub/sub does not exist here") three times: a resync.
 //
-// Fails without the fix (ConflictResolver#object takes that step only when no pending record is made in the
+// Fails without the fix (the conflict step's objectStep takes that step only when no pending record is made in the
 // directory or linked to the file): "local change refused by the server; resyncing". It passed before the
 // step existed (c7edc87), which introduced the fault.
 import assert from 'node:assert/strict';

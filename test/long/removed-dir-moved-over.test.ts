@@ -3,7 +3,7 @@
 // entry here, the entry is kept, and every node ends with the same names, no resync.
 //
 // Fails without two changes to the conflict step (chaos s44 seed 9230, c3, the start of a cascade of six
-// resyncs). Without `stay` (ConflictResolver#object: leave the directory where it is when the server's name
+// resyncs). Without `stay` (the conflict step's objectStep: leave the directory where it is when the server's name
 // of it lies inside it here), it moved delta back to "delta/sub/deep", inside itself (EINVAL). Without
 // #besideRemoved naming where each object set beside the directory is now, the pending move of gamma named
 // the place beside the directory's name of its time, gamma/sub.conflict-…, a cycle on the server: refused

@@ -4,7 +4,7 @@
 // with what the directory still holds, and the server accepts them.
 // Found by the chaos run (s21): seeds 9203 (c3) and 9212 (c2), 9215 (c2), 9205 (c1): "reint local change refused
 // by the server; resyncing, the local version is kept beside | conflict on P: parent D does not exist here".
-// Fails without the fix (LmlRewriter#moveLml across directories, ConflictResolver#emptyForRmdir for what left the
+// Fails without the fix (LmlRewriter#moveLml across directories, the conflict step's emptyForRmdir for what left the
 // directory): each case's record naming D was refused three times and the client resynced the whole fileset.
 import assert from 'node:assert/strict';
 import { linkSync, mkdirSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';

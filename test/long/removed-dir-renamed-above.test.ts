@@ -1,6 +1,6 @@
 // Invariant: a directory removed on a client with its file (rm -r d/sub), the directory above then moved there
 // (mv d e), while the server wrote the file: update beats delete, d/sub comes back with the server's file at
-// the client's name for it (e/sub), every node converges, no resync. Fails without ConflictResolver#parents
+// the client's name for it (e/sub), every node converges, no resync. Fails without the conflict step's parentStep
 // finding the removed directory by the removal of the record's file (its pending rmdir names it d/sub, the
 // name of its time): "parent e/sub does not exist here", three times, then a resync (chaos s35 seed 9303, c1).
 // The disconnected case fails without it; the stopped one is a guard (the start-up scan journals after the move).

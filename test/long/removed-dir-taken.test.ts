@@ -7,7 +7,7 @@
 // alpha/deep/d.md, TID 0x85) and seed 9212 (c2: rmdir gamma/deep, then mkdir -p gamma/deep and mv gamma/deep
 // beta/sub, while the server made a file in gamma/deep, TID 0xc0): "reint local change refused by the server;
 // resyncing, the local version is kept beside | conflict on …: directory is not empty here".
-// Fails without the fix (ConflictResolver#removedAncestor, #parents freeing the name; local-names serverRenames):
+// Fails without the fix (the conflict step's removedAncestor, #parents freeing the name; local-names serverRenames):
 // the server's entry went into the client's new directory (by its name, or through its pending move), the removal
 // of the server's directory stayed pending, and the server refused it three times: the client resynced.
 import assert from 'node:assert/strict';
@@ -178,7 +178,7 @@ test(`d removed with d/sub/x on a ${how} client, d made again there (${how === '
   // conflict step brought the server's gamma/sub back inside the client's new gamma (the first directory on the
   // way that was there, by name), then the server's gamma back at its name with the new one beside, and sub
   // stayed in the new one: on the client only ("state differs … with nothing pending", a resync). Fails without
-  // ConflictResolver#removedAncestor for records that give a name.
+  // the conflict step's removedAncestor for records that give a name.
   const farm = await Farm.start(t, {
     clients: 1,
     prepare: (s) => {

@@ -3,7 +3,7 @@
 // inode the client still holds under the other name, as on the server.
 //
 // Fails without the conflict step linking the name back to the inode's surviving name here instead of
-// fetching the server's content into a file of its own (ConflictResolver#object, needsServerContent with a
+// fetching the server's content into a file of its own (the conflict step's objectStep, needsServerContent with a
 // survivor): f and h were one file on the server, two here, for good (the digests agree: they do not see link
 // groups; chaos s42 seed 9253, c3: "delta/sub/e: hard-link group differs").
 import assert from 'node:assert/strict';

@@ -7,7 +7,7 @@
 // the end of the server's move, and still moved the client's epsilon/sub/g.txt (gamma/deep/g.txt on the server,
 // its name here given by its directory's pending move) aside to g.conflict-…, telling no one: the server kept
 // the old name, the client the conflict name ("here at", a resync).
-// Fails without the check of `atEnd` before the occupant is moved aside in ConflictResolver#object.
+// Fails without the check of `atEnd` before the occupant is moved aside in the conflict step's objectStep.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -4,7 +4,7 @@
 //
 // Test 1 is a guard (it passed before: the conflict step takes the removed directory back for the record).
 // Test 2 (the directory's parent moved too) fails without the conflict step leaving the object where it is here when the server's name of it is in a
-// directory that is not here (ConflictResolver#object, `stay`), and ClientNode placing the server's record at
+// directory that is not here (the conflict step's objectStep, `stay`), and ClientNode placing the server's record at
 // it then: the step refused ("parent d does not exist here") three times, and the client resynced (chaos
 // s40 seed 9271, c3: `mv beta/sub/g.txt epsilon/d.md; rmdir beta/sub` while the server removed g.txt).
 import assert from 'node:assert/strict';

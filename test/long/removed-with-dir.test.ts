@@ -3,7 +3,7 @@
 // (update beats delete), the directory's removal ships, every node ends the same, and no resync follows.
 // Found by the chaos run (s21: seed 9201 c2, a directory, TID 0x32; seed 9202 c3, a symlink, TID 0xca;
 // seed 9213 c1, a symlink in a directory moved, then removed, off line, TID 0x18).
-// Fails without the fix (ConflictResolver#object): the conflict step dropped the object's pending removal, then
+// Fails without the fix (the conflict step's objectStep): the conflict step dropped the object's pending removal, then
 // made it again at the record's old name, inside the directory removed here ("ENOENT … mkdir d/x"); the record
 // did not apply, and the retries found neither the object nor its removal ("object … does not exist here"),
 // three times: the client resynced.

@@ -5,7 +5,7 @@
 // move too, with its old directory gone here and epsilon moved to gamma/deep: the conflict step placed the file
 // at the move's end (gamma/deep/e here), found it taken, by the file itself, and refused the record ("an
 // unjournaled file has this name here") three times: a resync.
-// Fails without the check in ConflictResolver#object that what holds the end of the move is the object itself.
+// Fails without the check in the conflict step's objectStep that what holds the end of the move is the object itself.
 import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

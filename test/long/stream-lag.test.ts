@@ -3,7 +3,7 @@
 // widened chaos run (issue 11, seeds 9204, 9214, 9217): a client removed a directory that, on the server, a
 // file had been moved into and out of meanwhile; the server accepted the removal, then the client met the
 // move into it: "parent … does not exist here", three times, and a resync. The first case fails without the
-// fix (ConflictResolver#removedAhead, ClientNode#removeMadeAgain); the second passed before too. The client's
+// fix (the conflict step's removedAhead, ClientNode#removeMadeAgain); the second passed before too. The client's
 // record stream is held by its proxy (ChaosProxy#stallStreams) while its reintegration goes through.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
