@@ -5,7 +5,7 @@
 // epsilon, the server's removal of that directory then kept it beside as h.conflict-*, and the client's state
 // differed from the server's with nothing pending (a resync; chaos seed 9203).
 //
-// Fails without the fix (ClientNode#settleOwnName skips an object with a directory above it that a later
+// Fails without the fix (settleOwnName (daemon/client-own.ts) skips an object with a directory above it that a later
 // record moved): "own change back from the server: moved back to its name", then "state differs" and a
 // resync in the client's log.
 import assert from 'node:assert/strict';

@@ -429,7 +429,7 @@ test('a file removed on a client while it held only a stand-in for the server\'s
 });
 
 test('a stand-in whose fetch failed while the stream stayed up gets the server\'s content once the server answers again, without a new connection', { timeout: 180_000 }, async (t) => {
-  // Fails without the periodic catch-up in ClientNode#checkDigest: the content of a file behind was asked for
+  // Fails without the periodic catch-up in checkDigest (daemon/client-digest.ts): the content of a file behind was asked for
   // only at the next connection; the stream stayed up, so the client held the empty stand-in for good, its
   // state apart from the server's, and the digest check leaves a node with files behind alone.
   const s = await standInCluster(t);
@@ -447,7 +447,7 @@ test('a stand-in whose fetch failed while the stream stayed up gets the server\'
 
 test('a hard link made on a client to a file it held only a stand-in for, then written through the new name: the server\'s content is kept beside before the write leaves, nothing lost', { timeout: 180_000 }, async (t) => {
   // Chaos seeds 9205 and 9208 ("DESTROYED"): a write through one name of an inode whose other name held a stand-in.
-  // Fails without the fix (ClientNode#keepServerContent and #catchUp take every name of the inode): only a change
+  // Fails without the fix (keepServerContent (daemon/client-catch-up.ts) and #catchUp take every name of the inode): only a change
   // of the name noted behind kept the server's content first, so the link and the write went out, the server
   // joined the link to its file and the write replaced its content there for good (or, had the fetch come
   // first, it put the server's content into the inode over the write).

@@ -142,7 +142,7 @@ test('a resync that removes a directory the server removed keeps beside it what 
 });
 
 test('a resync journals what is on disk first: a file written a moment before, in a directory the server removed, is kept and reaches the server', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ClientNode#resync rescans and waits for capture first; resync-protect keeps
+  // Fails without the fix (resync (daemon/client-copy.ts) rescans and waits for capture first; resync-protect keeps
   // beside what differs from the journal): the client's capture waits 8 s before it journals (--settle-ms),
   // the resync (past the server's retention) came first and removed d, which the server had removed, with
   // `rm -r`: d/mine, written on the client, was on no node.

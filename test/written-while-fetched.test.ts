@@ -8,7 +8,7 @@
 // content went into the inode, and the write was on no node. The moment is made here: the client's content
 // fetch writes b and waits for capture to journal it before it returns.
 //
-// Fails without ClientNode#writtenSince (the record is refused when a name of its inode was written meanwhile,
+// Fails without writtenSince (daemon/client-catch-up.ts) (the record is refused when a name of its inode was written meanwhile,
 // and comes again to meet the conflict step): the client's write was gone from both nodes.
 //
 // Also fails without ConflictResolver#takeRedone (what the redo steps changed is journaled before the follower

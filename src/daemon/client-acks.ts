@@ -2,7 +2,7 @@ import { NO_VERSION, type Tid } from '#core/ids.js';
 import type { ClientState } from './client-state.js';
 
 /**
- * A client's acknowledgements to the server of what it applied (ClientNode#scheduleAck): the timer, and the
+ * A client's acknowledgements to the server of what it applied (scheduleAck (daemon/client-acks.ts)): the timer, and the
  * last TID acknowledged. The follow loop schedules them; stop clears the timer.
  */
 export class ClientAcks {

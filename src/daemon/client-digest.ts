@@ -6,7 +6,7 @@ import { catchUp, contentBehind } from './client-catch-up.js';
 import type { ClientState } from './client-state.js';
 
 /**
- * The check a client makes at each ping of the server (ClientNode#checkDigest): content still behind is asked
+ * The check a client makes at each ping of the server (checkDigest (daemon/client-digest.ts)): content still behind is asked
  * for again, and a state digest that is not the server's with nothing pending leads to a rescan, then to a
  * resync. Its state is its own; it lives as long as the node's follow loop. The names with a # in the comments
  * are the ClientNode methods this was.

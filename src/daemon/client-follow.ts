@@ -14,7 +14,7 @@ import type { ClientState } from './client-state.js';
 import { ensureCredential } from './enrolment.js';
 
 /*
- * A client's follow loop of the server's forwarded stream (ClientNode#followLoop): reconnection with backoff,
+ * A client's follow loop of the server's forwarded stream (followLoop (daemon/client-follow.ts)): reconnection with backoff,
  * each record applied under the exchange lock, the count of records that do not apply and the resync it
  * leads to, the lag frames, a fatal failure to authenticate. The names with a # in the comments are the
  * ClientNode methods these functions were.
@@ -23,9 +23,9 @@ import { ensureCredential } from './enrolment.js';
 /** Follow the forwarded stream; on a cut, reconnect with capped exponential backoff and jitter. */
 export async function followLoop(s: ClientState, acks: ClientAcks): Promise<void> {
   const backoff = new Backoff(200);
-  // Was ClientNode#stuck: how many times in a row a server record did not apply at one last_rcvd.
+  // Was stuck (daemon/client-follow.ts): how many times in a row a server record did not apply at one last_rcvd.
   let stuck: { tid: Tid; n: number } = { tid: NO_VERSION, n: 0 };
-  // The check at each ping (was ClientNode#checkDigest), with its own state for as long as the node runs.
+  // The check at each ping (was checkDigest (daemon/client-digest.ts)), with its own state for as long as the node runs.
   const digest = new DigestCheck(s);
   // The server's records first, then the LML (the reconnection sequence): released by the stream's hello.
   s.reint.holdForStream();

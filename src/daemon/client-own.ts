@@ -17,7 +17,7 @@ import { linkAlign, type ClientState } from './client-state.js';
  */
 
 /**
- * Our own record is back on the stream (ClientNode#applyForwarded, its first branch): accepted into the journal,
+ * Our own record is back on the stream (applyForwarded (daemon/client-apply.ts), its first branch): accepted into the journal,
  * then the names it leaves are settled as the server has them.
  */
 export async function ownBack(s: ClientState, sent: KmlRecord, peer: string): Promise<void> {

@@ -5,7 +5,7 @@ import { lstatOrNull } from '#fsio/disk.js';
 import { parseWireRecord } from '#net/protocol/wire-record.js';
 import type { ClientState } from './client-state.js';
 
-/* A client's start-up recovery of the server's records that were in flight (ClientNode#recover). */
+/* A client's start-up recovery of the server's records that were in flight (recover (daemon/client-recover.ts)). */
 
 /** Records from the server that were being applied when the process died: journal them if they reached the disk. */
 export async function recover(s: ClientState): Promise<void> {

@@ -145,7 +145,7 @@ export class ClientCommits {
     // The inode a name removed here had is forgotten once the stream brings the removal back, not when the
     // server's answer accepts it: the stream may still bring older server records that name the removed
     // name (it lags behind the answers), a link to it say, which then joins the inode's other names here
-    // (ClientNode#applyResolved). Before, that link became a file of its own and the server held it with
+    // (applyResolved (daemon/client-apply.ts)). Before, that link became a file of its own and the server held it with
     // the other names as one file, this node as two, for good.
     if (r.kind === 'unlink' && peer !== null) this.#removed.noteRemovedLink(r.fid, null);
     if (this.#st.kmlHas.get(r.tid) !== undefined) return;

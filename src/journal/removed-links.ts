@@ -19,7 +19,7 @@ export class RemovedLinks {
    * Client side: names of hard-linked files removed here whose removal the stream has not brought back yet
    * (pending, or accepted by the server's answer only), by the inode they had (kept in meta: the LML does not
    * say which inode a removed name was of). A change of that inode from the server reaches them too (see
-   * ObjectTable#applyToObjects and the conflict step), and a server link to one joins the inode (ClientNode#applyResolved).
+   * ObjectTable#applyToObjects and the conflict step), and a server link to one joins the inode (applyResolved (daemon/client-apply.ts)).
    */
   removedLinksOf(ino: string): Fid[] {
     const all = JSON.parse(this.#get() ?? '{}') as Record<string, string>;

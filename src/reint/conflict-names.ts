@@ -65,7 +65,7 @@ export async function nameStep(s: ResolverState, r: KmlRecord, redo: Redo[]): Pr
     if (o === undefined || o.fid === r.fid) continue;
     if (o.version !== NO_VERSION && o.version > r.tid) {
       // The name is ours by a later server record (our change, accepted before the stream brought this older
-      // one): step aside for now; our record puts it back when it arrives (ClientNode#settleOwnName).
+      // one): step aside for now; our record puts it back when it arrives (settleOwnName (daemon/client-own.ts)).
       const aside = conflictPath(s, name, r.tid);
       move(s, name, aside);
       db.relocateLocal(o.fid, aside);
@@ -150,7 +150,7 @@ export function breakCycle(s: ResolverState, sent: KmlRecord): boolean {
   if (sent.kind !== 'rename' || sent.newPath === null) return false;
   const db = s.d.db;
   const renames = db.pendingRenames();
-  // In this node's names, as ClientNode#applyForwarded places the record (by its parent's fid too).
+  // In this node's names, as applyForwarded (daemon/client-apply.ts) places the record (by its parent's fid too).
   const here = (): KmlRecord => placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid));
   const local = here();
   if (local.newPath === null || !isUnder(local.newPath, local.path)) return false;

@@ -165,7 +165,7 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
     if (fetched !== null) {
       // The server's current content of the object (whatever its version now), or an empty stand-in when it
       // holds none at the object's name (removed, or moved and not journaled yet): a later record of the server
-      // removes it, or the client fetches the content after it (ClientNode#catchUp).
+      // removes it, or the client fetches the content after it (catchUp (daemon/client-catch-up.ts)).
       const { staged, placeholder } = fetched;
       if (placeholder) baseHere = { ...baseHere, hash: EMPTY_SHA256, size: 0 };
       if (lstatOrNull(join(s.d.root, at)) === null) {

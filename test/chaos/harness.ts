@@ -128,7 +128,7 @@ export interface ChaosResult {
   readonly resyncFailures: number;
   /**
    * Rescans a client made of its own disk for a digest that differed from the server's with nothing pending, all
-   * nodes (ClientNode#checkDigest). One the rescan explains (the journal lagged the disk) ends without a resync;
+   * nodes (checkDigest (daemon/client-digest.ts)). One the rescan explains (the journal lagged the disk) ends without a resync;
    * one it does not is followed by a resync, counted in `resyncs` too. Each is a note with its log line.
    */
   readonly digestRescans: number;

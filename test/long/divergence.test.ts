@@ -198,7 +198,7 @@ test('a pending change that names its object where the server does not have it, 
 });
 
 test('a server removal of an object this client lost, with nothing pending for it, is taken as done: no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without the skip in ClientNode#applyResolved: "forwarded record does not apply" (object … does
+  // Fails without the skip in applyResolved (daemon/client-apply.ts): "forwarded record does not apply" (object … does
   // not exist here) three times, then a resync of the whole fileset (chaos seeds 9111, 9113).
   const farm = await Farm.start(t, {
     clients: 1,
@@ -222,7 +222,7 @@ test('a server removal of an object this client lost, with nothing pending for i
 });
 
 test('a server change of a file this client lost, with nothing pending for it, places the file with the server\'s content: no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without ClientNode#restoreMissing: "forwarded record does not apply" (object … does not exist
+  // Fails without restoreMissing (daemon/client-apply.ts): "forwarded record does not apply" (object … does not exist
   // here) three times, then a resync of the whole fileset (chaos seeds 9117 to 9121).
   const farm = await Farm.start(t, {
     clients: 1,

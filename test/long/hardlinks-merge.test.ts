@@ -45,7 +45,7 @@ test('a write through one name of a hard link on a client off line, that name re
 });
 
 test('an append through one name of a hard link on a client off line, the other name renamed on the server: both survive, the names stay one inode, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ClientNode#applyForwarded: a rename's content differing from this name's is not
+  // Fails without the fix (applyForwarded (daemon/client-apply.ts): a rename's content differing from this name's is not
   // fetched when a name of its inode has a change pending): the server's content before the append was
   // fetched into h, taking it off the inode: "state differs", a resync.
   const { farm, s, c } = await linkedOffline(t);

@@ -359,7 +359,7 @@ test('a write through one name of a hard link on a client off line, then that na
 });
 
 test('a hard link made on the server to a file a client removed off line: the link\'s name reaches the client with its content, the removal reaches the server, no resync', { timeout: 120_000 }, async (t) => {
-  // Fails without the link placed as a file of its own (ClientNode#applyResolved): the
+  // Fails without the link placed as a file of its own (applyResolved (daemon/client-apply.ts)): the
   // client found no file at the link's target ("link target f is not a file here") three times, then
   // resynced the whole fileset (chaos seeds 9102, 9104, 9105).
   const { farm, s, c } = await oneFilePair(t, 'one inode\n');

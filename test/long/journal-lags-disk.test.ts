@@ -3,7 +3,7 @@
 // takes a difference from the server's digest for a reason to resync: it rescans, journals what the disk holds,
 // sends it, and compares again.
 //
-// Fails without ClientNode#checkDigest rescanning first: chaos s50 seed 9250, c2 (a chmod through one name; the
+// Fails without checkDigest (daemon/client-digest.ts) rescanning first: chaos s50 seed 9250, c2 (a chmod through one name; the
 // server's record named every name of the inode, the client's row of one kept its old mode: "state differs …
 // with nothing pending", a resync).
 import assert from 'node:assert/strict';

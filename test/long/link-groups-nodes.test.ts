@@ -8,7 +8,7 @@
 // server held x2 and y apart while the client held one inode (chaos seed 9207, c2: alpha/f.json and
 // beta.conflict-…/a.conflict-….txt, "hard-link group differs").
 //
-// Tests 2 and 3 fail without ClientNode#applyResolved linking the server's new name to the inode the removed
+// Tests 2 and 3 fail without applyResolved (daemon/client-apply.ts) linking the server's new name to the inode the removed
 // target lives on in here: a client replaced a (b a second name of its inode: b keeps it) while the server
 // linked c to a; the client placed c as a file of its own, and once its removal of the old a was accepted the
 // server held {b c} and the client {b} {c} (chaos seed 9207, c1: c3's link of alpha/deep/b.txt to
@@ -17,14 +17,14 @@
 // also fails without FilesetDb#acceptOwn keeping the removed name's inode until the stream brings the removal
 // back (the server's answer had dropped it, and the link found no inode to join).
 //
-// Test 4 fails without ClientNode#applyResolved joining the server's names of the inode (the record's
+// Test 4 fails without applyResolved (daemon/client-apply.ts) joining the server's names of the inode (the record's
 // `links`) after the record brought its file back: off line, a client removed f while the server linked g to
 // f and wrote through f. g came as a file of its own (its target removed here), then the write through f
 // brought f back (update beats delete) as a new file of its own, after the link step, which had found no f
 // on disk to join g to: the server held {f g}, the client {f} {g} (chaos seed 9215, c1: alpha/sub/c apart
 // from epsilon/a.txt and epsilon/e).
 //
-// Test 5 fails without ClientNode#applyForwarded joining, at the server's acceptance of a write made here, the
+// Test 5 fails without applyForwarded (daemon/client-apply.ts) joining, at the server's acceptance of a write made here, the
 // names the server holds with the written one that are files of their own here (the split there already was):
 // they kept their old content, the digests differed and the client resynced (chaos seed 9215, c2: a resync
 // had placed epsilon/c apart from d.md while a write through d.md was pending; the write came back with

@@ -5,7 +5,7 @@
 // its chmod and removal: the server set the mode of the inode, alpha/h with it, and the client's alpha/h kept
 // the old one. The journals differed ("alpha/h: other mode"), and the client resynced.
 //
-// The chmod case fails without the fix (ClientNode#ownChangeThroughRemoved): "state differs", a resync.
+// The chmod case fails without the fix (ownChangeThroughRemoved (daemon/client-own.ts)): "state differs", a resync.
 import assert from 'node:assert/strict';
 import { chmodSync, linkSync, lstatSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';

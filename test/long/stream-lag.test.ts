@@ -3,7 +3,7 @@
 // widened chaos run (issue 11, seeds 9204, 9214, 9217): a client removed a directory that, on the server, a
 // file had been moved into and out of meanwhile; the server accepted the removal, then the client met the
 // move into it: "parent … does not exist here", three times, and a resync. The first case fails without the
-// fix (the conflict step's removedAhead, ClientNode#removeMadeAgain); the second passed before too. The client's
+// fix (the conflict step's removedAhead, removeMadeAgain (daemon/client-own.ts)); the second passed before too. The client's
 // record stream is held by its proxy (ChaosProxy#stallStreams) while its reintegration goes through.
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, linkSync, mkdirSync, renameSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -84,7 +84,7 @@ test('a chmod through one name of a hard link on a client whose stream lags, aft
 });
 
 test('a file written on a client whose stream lags, after the server wrote it and the client\'s move of its directory was accepted: the server\'s write at the new name, the client\'s beside it', { timeout: 120_000 }, async (t) => {
-  // Fails without the fix (ClientNode#applyForwarded naming the record through this node's own changes the
+  // Fails without the fix (applyForwarded (daemon/client-apply.ts) naming the record through this node's own changes the
   // server accepted after it, FilesetDb#renamesAfter): the server's "write alpha/e" met the client's pending
   // write of beta/e, and the conflict step took the record's name for the server's name now. It put the file
   // back at alpha/e, where no directory was any more (the client's `mv alpha beta` was accepted after the
