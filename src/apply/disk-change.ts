@@ -50,15 +50,21 @@ export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null
     }
   }
   try {
-    const inPlace = applyChecked(s, d, staged, commit, intent);
-    if (held !== null && !inPlace) keepLateWrite(s.deps, d, held);
+    const into = applyChecked(s, d, staged, commit, intent, held);
+    if (held !== null && into === 'replaced') keepLateWrite(s.deps, d, held);
   } finally {
     held?.close();
   }
 }
 
-/** ApplyPath#apply once checked; true when the change went into the file's inode in place (not replaced). */
-function applyChecked(s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null): boolean {
+/**
+ * ApplyPath#apply once checked. Says where a write or truncate went: into a new file at the names (`replaced`), into
+ * the file's inode in place, or both (`filled`: a name of the old inode a program moved or linked meanwhile, see
+ * strayNames). Only after `replaced` may the old inode hold a late local write (keepLateWrite).
+ */
+function applyChecked(
+  s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null, held: HeldFile | null,
+): 'replaced' | 'in-place' | 'filled' {
   // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
   // commit gives each the change's version, and a write made here through one of them, not journaled yet,
   // would then pass for one made on the server's content and replace it everywhere (chaos seed 9202, lost
@@ -76,7 +82,7 @@ function applyChecked(s: ApplyState, d: RecordDraft, staged: Staged | null, comm
   let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
   const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode
   let replacedIno: string | null = null; // the inode the new file replaced at its names
-  let inPlace = false;
+  let into: 'replaced' | 'in-place' | 'filled' = 'replaced';
   let version: PendingVersion | null = null;
   try {
     const abs = confine(s.deps.root, d.path);
@@ -133,14 +139,26 @@ function applyChecked(s: ApplyState, d: RecordDraft, staged: Staged | null, comm
               swapped.push(x);
             }
             replacedIno = existing.ino;
-            others.forEach((x, i) => renameSync(tmps[i]!, join(s.deps.root, x.path)));
+            // Names of the old inode outside the tree (the link kept aside), and the inode's names as the swap begins.
+            const outside = held === null ? 0 : held.links() - others.length - 1;
+            others.forEach((x, i) => {
+              const at = join(s.deps.root, x.path);
+              // A name a program moved or replaced a moment ago is not made again: the inode's other name is filled below.
+              if (lstatOrNull(at)?.ino === existing.ino) renameSync(tmps[i]!, at);
+              else rmSync(tmps[i]!, { force: true });
+            });
             renameSync(staged.file, abs);
             consumed = true;
+            if (held !== null && strayNames(held, outside)) {
+              held.fill(abs, d);
+              into = 'filled';
+              s.deps.log.warn({ path: d.path }, 'a name of this hard-linked file was moved or linked here while a peer\'s write of it was applied: it holds the write too');
+            }
             if (old !== null) freeOld(old, version);
             break;
           }
           // A name of the inode the journal does not know as one: the content goes into the inode in place.
-          inPlace = true;
+          into = 'in-place';
           version?.copyOf(abs);
           copyFileSync(staged.file, abs);
           rmSync(staged.file, { force: true });
@@ -253,7 +271,19 @@ function applyChecked(s: ApplyState, d: RecordDraft, staged: Staged | null, comm
     for (const n of names) s.deps.guard.release(n);
     for (const x of swapped) s.deps.guard.release(x.path);
   }
-  return inPlace;
+  return into;
+}
+
+/**
+ * Whether the old inode of a hard-linked file still has a name in the tree once the new file took every name the
+ * journal and the disk gave it (`outside`: its names outside the tree then). A program moved or linked one in
+ * that moment (`mv b c` as the new file took b): that name keeps the old inode, and the journal gives it the new
+ * content (every name of the inode takes the write) while the disk holds the old; capture then journaled the old
+ * content as a write through it, made on the peer's, and the peer's write was lost on every node (chaos s83 seed
+ * 9263; test/link-swap-move-race.test.ts). Not when a local write landed in the inode meanwhile: keepLateWrite's.
+ */
+function strayNames(held: HeldFile, outside: number): boolean {
+  return !held.writtenSince() && held.links() > outside;
 }
 
 function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {

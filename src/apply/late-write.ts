@@ -1,4 +1,4 @@
-import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rmSync, chmodSync } from 'node:fs';
+import { closeSync, constants, copyFileSync, fstatSync, openSync, renameSync, rmSync, chmodSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { conflictName } from '#core/conflict-name.js';
 import { formatTid, type NodeId, type Tid } from '#core/ids.js';
@@ -70,6 +70,21 @@ export class HeldFile {
       throw e;
     }
     return at;
+  }
+
+  /** How many names the inode has now, in the tree or outside it (a temp link of the apply path's). */
+  links(): number {
+    return fromStats(fstatSync(this.#fd, { bigint: true })).nlink;
+  }
+
+  /**
+   * Put the content at `from` (the new file, in place) into this inode too, with `d`'s mode and mtime: for a name
+   * of it that a program moved or linked while the apply path gave the new file the names it knew (strayNames).
+   */
+  fill(from: string, d: { readonly mode: number; readonly mtimeMs: number }): void {
+    copyFileSync(from, this.#procPath());
+    chmodSync(this.#procPath(), d.mode);
+    utimesSync(this.#procPath(), d.mtimeMs / 1000, d.mtimeMs / 1000);
   }
 
   close(): void {
