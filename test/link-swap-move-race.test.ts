@@ -2,14 +2,14 @@
 // while the apply path gives the new content to the inode's names one by one: whatever name the program moved
 // the file to shows the peer's write too, and capture journals no record of the old content over it.
 //
-// Fails without the check of the old inode after the swap (disk-change.ts, strayNames): the name the program
+// Fails without the check of the old inode after the swap (disk-change.ts): the name the program
 // moved kept the old inode and content, unseen by the apply path, and b was made again. Here capture journaled c
 // as a new file with the old content; where the journal still gave the moved name the old inode (the name was
 // skipped, or the move came before the apply path looked), capture journaled the move and then the old content
 // as a write through it, made on the peer's: the peer's write was lost on every node (chaos s83 seed 9263).
 // Left: c is a file apart from a and x here until the next change of the group joins it (link-align.ts).
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, ftruncateSync, linkSync, lstatSync, openSync, readFileSync, readdirSync, renameSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { formatDigest } from '#core/digest.js';
@@ -68,5 +68,48 @@ test('mv b c while a peer\'s write of a (linked as b and x) takes its names one 
     for (const r of recs) {
       assert.ok(!((r.kind === 'write' || r.kind === 'create' || r.kind === 'link') && r.hash === oldHash), `no record of the old content after the peer's write: ${shown}`);
     }
+  });
+});
+
+test('mv b c and a write through c while a peer\'s write of a (linked as b) takes its names: the local write is kept beside, c holds the peer\'s', async (t) => {
+  // Fails without keeping the late write before the fill (disk-change.ts): the fill went over the local write.
+  await withNode(t, async (root, node) => {
+    const p = (s: string): string => join(root, s);
+    writeFileSync(p('a'), 'old\n');
+    await settle(node);
+    linkSync(p('a'), p('b'));
+    await settle(node);
+    const row = node.db.objectByPath('a')!;
+    const content = Buffer.from('written by the peer\n');
+    const peer = 'feedfacefeedface' as NodeId;
+    const d: RecordDraft = {
+      kind: 'write', fid: row.fid, path: 'a', newPath: null, target: null, preVersion: row.version, size: content.length,
+      hash: sha256Hex(content), mode: 0o644, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(),
+    };
+    const hold = node.guard.hold.bind(node.guard);
+    let moved = false;
+    node.guard.hold = (path: string): void => {
+      if (path === 'b' && !moved) {
+        moved = true;
+        renameSync(p('b'), p('c'));
+        const fd = openSync(p('c'), 'r+');
+        ftruncateSync(fd, 0);
+        writeSync(fd, 'local, through c\n', 0);
+        closeSync(fd);
+      }
+      hold(path);
+    };
+    try {
+      node.apply.apply(d, node.apply.stageBytes(d, content), (identity) => node.db.commit([{ draft: d, identity }]));
+    } finally {
+      node.guard.hold = hold;
+    }
+    assert.ok(moved, 'the program\'s move and write came during the apply');
+    for (const n of ['a', 'c']) assert.equal(readFileSync(p(n), 'utf8'), 'written by the peer\n', `${n} holds the peer's write`);
+    const kept = readdirSync(root).filter((n) => n.startsWith('a.conflict-'));
+    assert.deepEqual(kept.map((n) => readFileSync(p(n), 'utf8')), ['local, through c\n'], `the local write is kept beside a: ${readdirSync(root).join(' ')}`);
+    await settle(node);
+    await settle(node);
+    assert.equal(formatDigest(node.db.digest), formatDigest((await digestOfDisk(root)).digest), 'the journal says what the disk holds');
   });
 });

@@ -59,8 +59,7 @@ export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null
 
 /**
  * ApplyPath#apply once checked. Says where a write or truncate went: into a new file at the names (`replaced`), into
- * the file's inode in place, or both (`filled`: a name of the old inode a program moved or linked meanwhile, see
- * strayNames). Only after `replaced` may the old inode hold a late local write (keepLateWrite).
+ * the file's inode in place, or both (`filled`: a name of the old inode a program moved or linked meanwhile). Only after `replaced` may the old inode hold a late local write (keepLateWrite).
  */
 function applyChecked(
   s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null, held: HeldFile | null,
@@ -149,7 +148,13 @@ function applyChecked(
             });
             renameSync(staged.file, abs);
             consumed = true;
-            if (held !== null && strayNames(held, outside)) {
+            // The old inode still has a name in the tree: a program moved or linked one in that moment (`mv b c` as
+            // the new file took b). It keeps the old content while the journal gives it the write (every name of the
+            // inode takes it): capture then journaled the old content as a write through it, made on the peer's,
+            // and the peer's write was lost on every node (chaos s83 seed 9263; test/link-swap-move-race.test.ts).
+            // So it takes the write too, in place.
+            if (held !== null && held.links() > outside) {
+              keepLateWrite(s.deps, d, held); // a local write landed in it meanwhile: kept beside first, the fill goes over it
               held.fill(abs, d);
               into = 'filled';
               s.deps.log.warn({ path: d.path }, 'a name of this hard-linked file was moved or linked here while a peer\'s write of it was applied: it holds the write too');
@@ -157,7 +162,10 @@ function applyChecked(
             if (old !== null) freeOld(old, version);
             break;
           }
-          // A name of the inode the journal does not know as one: the content goes into the inode in place.
+          // A name of the inode the journal does not know as one: the content goes into the inode in place. A local
+          // write landed in it since the check (through that name, moved a moment ago) is kept beside first: the
+          // copy in place would go over it (the likely path of chaos s84 seed 9247; test/late-write.test.ts).
+          if (held !== null) keepLateWrite(s.deps, d, held);
           into = 'in-place';
           version?.copyOf(abs);
           copyFileSync(staged.file, abs);
@@ -272,18 +280,6 @@ function applyChecked(
     for (const x of swapped) s.deps.guard.release(x.path);
   }
   return into;
-}
-
-/**
- * Whether the old inode of a hard-linked file still has a name in the tree once the new file took every name the
- * journal and the disk gave it (`outside`: its names outside the tree then). A program moved or linked one in
- * that moment (`mv b c` as the new file took b): that name keeps the old inode, and the journal gives it the new
- * content (every name of the inode takes the write) while the disk holds the old; capture then journaled the old
- * content as a write through it, made on the peer's, and the peer's write was lost on every node (chaos s83 seed
- * 9263; test/link-swap-move-race.test.ts). Not when a local write landed in the inode meanwhile: keepLateWrite's.
- */
-function strayNames(held: HeldFile, outside: number): boolean {
-  return !held.writtenSince() && held.links() > outside;
 }
 
 function sameAttrs(a: Attrs | undefined, d: Attrs): boolean {
