@@ -205,7 +205,7 @@ export async function parentStep(s: ResolverState, r: KmlRecord): Promise<void> 
     // By name, or for the record's own directory by identity (moved here before it was removed: its removal
     // names it where it was then), or as its object's removal names it.
     const byFid = (p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null) ?? removedWith(p);
-    const removal = s.d.db.pendingRemovals('rmdir', p, byFid)[0];
+    const removal = s.d.db.pendingRemovals('rmdir', p, byFid)[0] ?? (byFid === null ? removedBefore(s, target, p) : undefined);
     if (removal === undefined) {
       if (byFid !== null && missing.length === 1) removedAhead(s, r, p, byFid);
       return; // not a local removal: the version check reports it
@@ -219,6 +219,25 @@ export async function parentStep(s: ResolverState, r: KmlRecord): Promise<void> 
     record(s, r, p, 'rmdir/gained', 'remote', null, 'resolved', 'directory removed here gained entries on the server: kept');
     s.d.log.warn({ path: p, tid: formatTid(r.tid) }, 'conflict: a directory removed here gained entries on the server; it is kept');
   }
+}
+
+/**
+ * The directory at `p` (the record's name `target` in this node's names, or one above it) by the server's name of
+ * it: removed here under that name, and a pending move of a directory above it since took the name elsewhere
+ * (`rmdir d/sub` then `mv d e`: its removal names d/sub, the record's place is e/sub). Neither the record (a write
+ * names no parent) nor the object's own removal (moved out of the directory before, `mv d/sub/f x`) leads to it.
+ * Before, the server's write of d/sub/f was refused ("parent e/sub does not exist here") three times, then a
+ * resync (chaos s85 seed 9331, c3; test/long/moved-out-removed-dir-renamed-above.test.ts).
+ */
+function removedBefore(s: ResolverState, target: string, p: string): LmlRecord | undefined {
+  const sent = s.sent;
+  if (sent === null) return undefined;
+  let then = sent.kind === 'rename' ? sent.newPath! : sent.path;
+  for (let n = depthOf(target) - depthOf(p); n > 0; n--) then = parentOf(then);
+  if (then === '' || then === p) return undefined;
+  const db = s.d.db;
+  return db.pendingRemovals('rmdir', then).find((z) => z.path === then && db.objectByFid(z.fid) === undefined
+    && localPath(z.path, db.pendingRenames().filter((x) => x.seq > z.seq)) === p);
 }
 
 /**
