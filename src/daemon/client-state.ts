@@ -67,6 +67,7 @@ export class ClientState {
   readonly wakeFollow = new Signal();
   readonly startedAt: number;
   hello: HelloInfo | null;
+  /** The follower's link state (FollowLink, net/record-follower.ts): the follower writes it, status reads it. */
   connected = false;
   offline = false;
   disconnectedSince: number | null = null;
