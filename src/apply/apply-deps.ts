@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Metrics } from '#core/metrics.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
 import type { BlockMapCache } from '#fsio/blocks.js';
@@ -12,6 +13,8 @@ export interface ApplyDeps {
   readonly db: FilesetDb;
   readonly guard: EchoGuard;
   readonly log: Logger;
+  /** Where a record applied is counted (core/metrics.ts); none counted when absent. */
+  readonly metrics?: Metrics;
   /** The fileset's attribute policy as this node applies it (read per call: `intersync config` may change it); safe when absent. */
   readonly attrs?: () => AttrPolicy;
   /** Where the content a peer's change replaces or removes is kept (versions.ts); none kept when absent. */

@@ -5,7 +5,6 @@ import type { RecordDraft } from '#core/record.js';
 import type { ObjectRow, StatIdentity } from '#journal/fileset-db.js';
 import { DELTA_THRESHOLD } from '#core/format.js';
 import { lstatOrNull, moveNoReplace } from '#fsio/disk.js';
-import { metrics } from '#core/metrics.js';
 import type { ApplyState } from './apply-deps.js';
 import { confine } from './confine.js';
 import { HeldFile, keepLateWrite } from './late-write.js';
@@ -266,7 +265,7 @@ function applyChecked(
         }
         if (replacedIno !== null && st !== null) s.deps.db.inodeReplaced(replacedIno, st.ino);
       });
-      metrics().applied(1);
+      s.deps.metrics?.applied(1);
       version?.committed();
     } catch (e) {
       if (!merged) undo(s.deps.log, d, abs, after);

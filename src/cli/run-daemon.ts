@@ -14,6 +14,7 @@ import { isLoopback } from '#net/protocol/endpoint.js';
 import { RateLimit, parseRate } from '#net/rate-limit.js';
 import type { ClientTrust } from '#daemon/enrolment.js';
 import type { LogFormat } from '#daemon/log-shaper.js';
+import type { NodeLogs } from '#daemon/logger.js';
 import { errorLine, parseListen } from './output.js';
 import { resolveStateDir } from './state-dir.js';
 import { daemonCopyReporter } from './copy-progress.js';
@@ -162,6 +163,8 @@ interface Common {
   readonly debug: number;
   readonly clock: typeof systemClock;
   readonly logDir?: string;
+  /** The node's log, made here and given to it (the node no longer makes its own). */
+  readonly logs: NodeLogs;
   readonly settleMs?: number;
   readonly rescanMs?: number;
   readonly versioning?: VersioningSettings;
@@ -173,14 +176,14 @@ interface Common {
 export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, print: Print): Promise<void> {
   const debug = parseDebug(o.debug);
   // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
-  const { configureLogs } = await import('#daemon/logger.js');
+  const { configureLogs, fileLogs } = await import('#daemon/logger.js');
   configureLogs({ format: logFormatOf(o.logFormat, process.stderr.isTTY) });
   if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
     throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
   }
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw IntersyncError.BAD_ARGUMENT('--tls-cert and --tls-key go together');
   const common: Common = {
-    dir, debug, clock: systemClock,
+    dir, debug, clock: systemClock, logs: fileLogs({ logDir: o.logDir, debug }),
     ...(o.logDir === undefined ? {} : { logDir: o.logDir }),
     ...(o.settleMs === undefined ? {} : { settleMs: o.settleMs }),
     ...(o.rescanIntervalS === undefined ? {} : { rescanMs: o.rescanIntervalS * 1000 }),
@@ -218,7 +221,7 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
   const site = new SiteWiring(o);
   const exit = new DaemonExit();
   const node = await ClientNode.start({
-    ...common, server: target.url, onFatal: (e) => exit.fail(e), trust: target.trust, stateDir, replicate: target.replicate,
+    ...common, metrics: site.prom, server: target.url, onFatal: (e) => exit.fail(e), trust: target.trust, stateDir, replicate: target.replicate,
     ...(target.uuid === undefined ? {} : { uuid: target.uuid }),
     settings: Object.fromEntries(ATTR_SETTINGS.filter(([, field]) => o[field] !== undefined).map(([key, field]) => [key, o[field] === true])),
     ...(o.tlsCa === undefined ? {} : { ca: o.tlsCa }),
@@ -275,7 +278,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
   const site = new SiteWiring(o);
   const exit = new DaemonExit();
   const node = await FilesetNode.start({
-    ...common, stateDir,
+    ...common, metrics: site.prom, stateDir,
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
       http: site.http(),

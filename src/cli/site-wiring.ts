@@ -1,10 +1,10 @@
 /**
- * Wires what a site watches into a daemon: the Prometheus metrics (installed as the core's `Metrics`),
+ * Wires what a site watches into a daemon: the Prometheus metrics (`prom`, the core's `Metrics` the runner
+ * passes to the node it starts),
  * `/metrics` on the server's port behind the credential, the dashboard (`--ui`), and the observation
  * port (`--metrics ADDR:PORT`). Loaded only when a daemon runs.
  */
 import { readFileSync } from 'node:fs';
-import { setMetrics } from '#core/metrics.js';
 import { IntersyncError } from '#core/errors.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { HttpExtension } from '#net/server.js';
@@ -40,7 +40,6 @@ export class SiteWiring {
     this.#admin = o.adminPasswordFile === undefined ? null : readSecretFile(o.adminPasswordFile, 'admin password file');
     if (this.#admin === '') throw IntersyncError.BAD_ARGUMENT(`${o.adminPasswordFile} is empty`, 'put a password in it (one line)');
     this.dashboard = o.ui === true ? new Dashboard(() => this.#source) : null;
-    setMetrics(this.prom);
   }
 
   /** Routes on the server's own port: /metrics (credential required) and the dashboard. */

@@ -1,9 +1,13 @@
 /**
- * What the core tells the outside about work done, as events. The daemon installs an implementation
- * (Prometheus, daemon/prom-metrics.ts); the default does nothing, so a core file calls
- * `metrics().applied(1)` without knowing whether anyone counts. Invariant: a call never throws and
- * never blocks.
+ * What the core tells the outside about work done. A node is given its `Metrics` beside its logger and hands
+ * it to the parts that count (the apply path, the server and its routes); the default, NO_METRICS, does
+ * nothing, so a part counts without knowing whether anyone listens. Two kinds of call: the named events below
+ * (the counters /metrics has always exported), and generic `count`, `gauge` and `observe` for a new number,
+ * which an exporter names after `name` (daemon/prom-metrics.ts: `intersync_<name>`, a count with `_total`).
+ * Invariant: a call never throws and never blocks; a name keeps one kind and one set of label names.
  */
+export type MetricLabels = Readonly<Record<string, string>>;
+
 export interface Metrics {
   /** Records applied from a peer through the apply path. */
   applied(n: number): void;
@@ -17,6 +21,12 @@ export interface Metrics {
   disconnected(peer: string): void;
   /** An error answered or met, by its stable code. */
   error(code: string): void;
+  /** Add `n` (default 1) to the counter `name` (snake_case, no prefix). */
+  count(name: string, labels?: MetricLabels, n?: number): void;
+  /** Set the gauge `name` to `value`. */
+  gauge(name: string, value: number, labels?: MetricLabels): void;
+  /** One observation of `name` (a duration in seconds, a size in bytes) into its histogram. */
+  observe(name: string, value: number, labels?: MetricLabels): void;
 }
 
 export const NO_METRICS: Metrics = {
@@ -26,15 +36,7 @@ export const NO_METRICS: Metrics = {
   tokenWait: () => undefined,
   disconnected: () => undefined,
   error: () => undefined,
+  count: () => undefined,
+  gauge: () => undefined,
+  observe: () => undefined,
 };
-
-let current: Metrics = NO_METRICS;
-
-/** The process's metrics sink (one daemon per process). */
-export function metrics(): Metrics {
-  return current;
-}
-
-export function setMetrics(m: Metrics): void {
-  current = m;
-}

@@ -19,6 +19,7 @@ import { SPLIT_SCAN_MIN } from '#presto/scan.js';
 import type { Reintegrator } from '#reint/reintegrator.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import type { Transfers } from '#core/transfers.js';
+import type { Service } from '#core/service.js';
 import { adopt, adoptionPending, finishAdoption, noteAdoption } from './adopt.js';
 import type { AdoptSummary } from './adopt-plan.js';
 import { ensureCredential, initialBearer, pinOf, requireCredential } from './enrolment.js';
@@ -27,7 +28,7 @@ import type { DiskFullState } from '#core/disk-full.js';
 import { ClientAcks } from './client-acks.js';
 import { keepServerContent } from './client-catch-up.js';
 import { adoptDeps, firstCopy } from './client-copy.js';
-import { followLoop } from './client-follow.js';
+import { clientFollower } from './client-sink.js';
 import { recover } from './client-recover.js';
 import { ClientState } from './client-state.js';
 import { clientStatus, writeStatus } from './client-status.js';
@@ -62,6 +63,8 @@ export class ClientNode {
   /** The acks of what the follow loop applied (client-acks.ts): stop clears their timer. */
   readonly #acks: ClientAcks;
   #offlineTimer: NodeJS.Timeout | undefined;
+  /** What runs until stop: the follower of the server's stream (net/record-follower.ts) and the reintegrator. */
+  #services: Service[] = [];
   #loops: Promise<unknown>[] = [];
   #statusTimer: NodeJS.Timeout | undefined;
 
@@ -165,7 +168,10 @@ export class ClientNode {
       node.#checkOffline();
       node.#offlineTimer = setInterval(() => node.#checkOffline(), 200);
       node.#offlineTimer.unref();
-      node.#loops.push(followLoop(node.#s, node.#acks), node.reint.run());
+      // The server's records first, then the LML (the reconnection sequence): released by the stream's hello.
+      node.reint.holdForStream();
+      node.#services = [clientFollower(node.#s, node.#acks), node.reint];
+      node.#loops = node.#services.map((x) => x.run());
       node.#writeStatus();
       node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
       node.#statusTimer.unref();
@@ -210,14 +216,14 @@ export class ClientNode {
 
   async stop(): Promise<void> {
     this.#s.stopped = true;
-    this.#s.abort.abort();
-    this.reint.stop();
+    // Each ends at its next turn (the follower's open stream is cut now); awaited below, after capture.
+    const stopping = this.#services.map((x) => x.stop());
     if (this.#statusTimer !== undefined) clearInterval(this.#statusTimer);
     if (this.#offlineTimer !== undefined) clearInterval(this.#offlineTimer);
     this.#acks.stop();
     this.#s.versions?.stop();
     await this.capture.stop();
-    await Promise.allSettled(this.#loops);
+    await Promise.allSettled([...this.#loops, ...stopping]);
     this.#writeStatus();
     this.log.info({ lastRcvd: formatTid(this.db.lastRcvdOf(this.#s.serverNode())) }, 'stopped');
     this.db.close();

@@ -24,7 +24,7 @@ import type { DiskFullState } from '#core/disk-full.js';
 import { VersionStore } from '#apply/versions.js';
 import { ClientLag } from './client-lag.js';
 import type { ClientNodeOptions } from './client-types.js';
-import { chooseLogDir, createLogger } from './logger.js';
+import { fileLogs } from './logger.js';
 import { StatusPublisher } from './status-file.js';
 import { diskFullState } from './disk-state.js';
 
@@ -67,6 +67,7 @@ export class ClientState {
   readonly wakeFollow = new Signal();
   readonly startedAt: number;
   hello: HelloInfo | null;
+  /** The follower's link state (FollowLink, net/record-follower.ts): the follower writes it, status reads it. */
   connected = false;
   offline = false;
   disconnectedSince: number | null = null;
@@ -94,7 +95,7 @@ export class ClientState {
     this.startedAt = o.clock.now();
     this.statePaths = statePaths(o.stateDir, db.meta.nodeId, paths.name);
     this.transfers = new Transfers(() => o.clock.now());
-    const l = createLogger(chooseLogDir(o.logDir, paths.logDir), paths, o.debug);
+    const l = (o.logs ?? fileLogs(o))(paths);
     this.log = l.log.child({ component: 'client' });
     this.logFile = l.file;
     this.flushLog = l.flush;
@@ -105,6 +106,7 @@ export class ClientState {
     this.ignore = new IgnoreRules(paths.dir, o.ignore ?? []);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }), attrs: () => clientAttrs(db),
+      ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
       keepsIgnored: (rel) => this.ignore.holdsOnlyIgnored(rel),
       ...(this.versions === undefined ? {} : { versions: this.versions }),
     });

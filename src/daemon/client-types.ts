@@ -1,4 +1,5 @@
 import type { Clock } from '#core/clock.js';
+import type { Metrics } from '#core/metrics.js';
 import type { IntersyncError } from '#core/errors.js';
 import type { Transfer } from '#core/transfers.js';
 import type { VersioningSettings } from '#apply/versions.js';
@@ -8,6 +9,7 @@ import type { AttrSetting } from '#policy/attr-policy.js';
 import type { CopyObserver } from '#copy/copy.js';
 import type { AdoptSummary } from './adopt-plan.js';
 import type { ClientTrust } from './enrolment.js';
+import type { NodeLogs } from './logger.js';
 
 /*
  * The types at ClientNode's edge (client-node.ts re-exports them): what it is started with, and what its
@@ -27,6 +29,10 @@ export interface ClientNodeOptions {
   readonly replicate: boolean;
   readonly debug: number;
   readonly logDir?: string;
+  /** The node's log, made by its runner (cli/run-daemon.ts); absent: fileLogs of logDir and debug. */
+  readonly logs?: NodeLogs;
+  /** Where the node counts its work (core/metrics.ts: records applied); absent: nothing counted. */
+  readonly metrics?: Metrics;
   readonly settleMs?: number;
   /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
   readonly rescanMs?: number;

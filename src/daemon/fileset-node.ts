@@ -31,7 +31,8 @@ import { IdentityDb } from '#journal/identity-db.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
-import { chooseLogDir, createLogger } from './logger.js';
+import { fileLogs, type NodeLogs } from './logger.js';
+import type { Metrics } from '#core/metrics.js';
 import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { diskFullState } from './disk-state.js';
@@ -65,6 +66,10 @@ export interface FilesetNodeOptions {
   readonly stateDir: string;
   readonly debug: number;
   readonly logDir?: string;
+  /** The node's log, made by its runner (cli/run-daemon.ts); absent: fileLogs of logDir and debug. */
+  readonly logs?: NodeLogs;
+  /** Where the node counts its work (core/metrics.ts: the apply path, the server); absent: nothing counted. */
+  readonly metrics?: Metrics;
   readonly settleMs?: number;
   /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
   readonly rescanMs?: number;
@@ -127,8 +132,7 @@ export class FilesetNode {
     this.secretMoved = s.moved;
     db.setMeta('state_dir', resolve(o.stateDir));
     this.#startedAt = o.clock.now();
-    const logDir = chooseLogDir(o.logDir, paths.logDir);
-    const l = createLogger(logDir, paths, o.debug);
+    const l = (o.logs ?? fileLogs(o))(paths);
     this.log = l.log.child({ component: 'node' });
     this.logFile = l.file;
     this.#flushLog = l.flush;
@@ -140,6 +144,7 @@ export class FilesetNode {
     this.ignore = new IgnoreRules(paths.dir, o.ignore ?? []);
     this.apply = new ApplyPath({
       root: paths.dir, tmpDir: paths.tmp, db, guard: this.guard, log: l.log.child({ component: 'apply' }),
+      ...(o.metrics === undefined ? {} : { metrics: o.metrics }),
       attrs: () => attrPolicyOf((k) => db.getMeta(k)), keepsIgnored: (rel) => this.ignore.holdsOnlyIgnored(rel),
       ...(this.#versions === undefined ? {} : { versions: this.#versions }),
     });
@@ -317,6 +322,7 @@ export class FilesetNode {
     this.server = new FilesetServer(
       {
         db: this.db, root: this.paths.dir, apply: this.apply, secret: this.#secret, identity: this.#identity, log: this.log.child({ component: 'server' }),
+        ...(this.#opts.metrics === undefined ? {} : { metrics: this.#opts.metrics }),
         clock: this.#opts.clock, debug: this.#opts.debug, tokenScope: l.tokenScope, leaseMs: l.leaseMs,
         syncPaths: (paths) => this.capture.syncPaths(paths), settle: () => this.#settleCapture(), disk: this.disk, ...(l.http === undefined ? {} : { http: l.http }),
         bwlimit: l.bwlimit ?? null,

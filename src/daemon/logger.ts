@@ -66,6 +66,25 @@ export function createLogger(dir: string, fileset: { readonly name: string; read
   return { log, file, flush };
 }
 
+/** A node's log: its root logger (each part narrows it with a child), the file it writes (shown in status), and the flush at stop. */
+export interface NodeLog {
+  readonly log: Logger;
+  readonly file: string;
+  readonly flush: () => void;
+}
+
+/**
+ * How a node gets its log, given by whoever runs it (cli/run-daemon.ts, a test). A maker and not a logger: the
+ * file is named after the fileset, which a node knows only once it opened or made it (a client's first start
+ * learns it from its server).
+ */
+export type NodeLogs = (fileset: { readonly name: string; readonly dir: string; readonly logDir: string }) => NodeLog;
+
+/** The daemon's log: one file per fileset directory (createLogger) in the directory chooseLogDir picks. */
+export function fileLogs(o: { readonly logDir?: string | undefined; readonly debug: number }): NodeLogs {
+  return (fileset) => createLogger(chooseLogDir(o.logDir, fileset.logDir), fileset, o.debug);
+}
+
 /** A logger that drops everything (tests, read-only commands). */
 export function silentLogger(): Logger {
   return pino({ level: 'silent' });

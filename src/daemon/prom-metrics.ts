@@ -1,10 +1,14 @@
 /**
  * The Prometheus face of a daemon (prom-client): counters fed by the core through the `Metrics`
- * interface, gauges read from the node when scraped (lag per peer, conflicts, capture queue, records
- * journaled, resyncs, bytes on the wire). Invariant: a scrape reads, never changes, the node.
+ * interface (its named events, and its generic count, gauge and observe, each made at its first use),
+ * gauges read from the node when scraped (lag per peer, conflicts, capture queue, records journaled,
+ * resyncs, bytes on the wire). Invariant: a scrape reads, never changes, the node.
  */
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Metrics } from '#core/metrics.js';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { MetricLabels, Metrics } from '#core/metrics.js';
+
+type Family = Counter | Gauge | Histogram;
+type FamilyOptions = { name: string; help: string; labelNames: string[]; registers: Registry[] };
 
 /** What a scrape reads from the running node. */
 export interface MetricsView {
@@ -29,6 +33,8 @@ export class PromMetrics implements Metrics {
   readonly #tokenWaits: Counter;
   readonly #disconnections: Counter<'peer'>;
   readonly #errors: Counter<'code'>;
+  /** The families of the generic calls, by their full name, made at first use with that use's label names. */
+  readonly #made = new Map<string, Family>();
 
   constructor() {
     const registers = [this.registry];
@@ -119,6 +125,35 @@ export class PromMetrics implements Metrics {
 
   error(code: string): void {
     this.#errors.inc({ code });
+  }
+
+  count(name: string, labels: MetricLabels = {}, n = 1): void {
+    this.#use(`intersync_${name}_total`, labels, (o) => new Counter(o), (m) => m instanceof Counter && m.inc(labels, n));
+  }
+
+  gauge(name: string, value: number, labels: MetricLabels = {}): void {
+    this.#use(`intersync_${name}`, labels, (o) => new Gauge(o), (m) => m instanceof Gauge && m.set(labels, value));
+  }
+
+  observe(name: string, value: number, labels: MetricLabels = {}): void {
+    this.#use(`intersync_${name}`, labels, (o) => new Histogram(o), (m) => m instanceof Histogram && m.observe(labels, value));
+  }
+
+  /**
+   * The family `full`, made at its first use with that use's label names, given to `fn`. A call never throws:
+   * a name prom-client refuses, one used again as another kind or with other label names, is dropped.
+   */
+  #use(full: string, labels: MetricLabels, make: (o: FamilyOptions) => Family, fn: (m: Family) => unknown): void {
+    try {
+      let m = this.#made.get(full);
+      if (m === undefined) {
+        m = make({ name: full, help: full.replace(/^intersync_/, '').replace(/_/g, ' '), labelNames: Object.keys(labels), registers: [this.registry] });
+        this.#made.set(full, m);
+      }
+      fn(m);
+    } catch {
+      // dropped, as said above
+    }
   }
 
   async text(): Promise<string> {

@@ -1,5 +1,4 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { metrics } from '#core/metrics.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, parseTid, type Tid } from '#core/ids.js';
 import { Signal } from '#core/mutex.js';
@@ -76,7 +75,7 @@ async function forward(s: ServerState, reply: FastifyReply, since: Tid, follow: 
   try {
     await streamKml({
       db: f.db, inline: (r) => s.content.inline(r), write, open: () => open && !s.closing, wake: fl.wake,
-      recalls: () => fl.recalls.shift(), onRecord: () => metrics().forwarded(node, 1),
+      recalls: () => fl.recalls.shift(), onRecord: () => s.metrics.forwarded(node, 1),
     }, since, follow);
     if (open) raw.end(encodeFrame('end'));
   } catch (e) {
@@ -84,6 +83,6 @@ async function forward(s: ServerState, reply: FastifyReply, since: Tid, follow: 
     raw.destroy();
   } finally {
     s.followers.delete(fl);
-    if (follow) metrics().disconnected(node);
+    if (follow) s.metrics.disconnected(node);
   }
 }

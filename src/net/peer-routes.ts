@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { metrics } from '#core/metrics.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
@@ -80,7 +79,7 @@ export function peerRoutes(app: FastifyInstance, s: ServerState): void {
       const r = s.tokens.acquire(b.scope, b.node, f.clock.now());
       if (r.granted) return { granted: true, scope: b.scope, expires: r.grant.expires, leaseMs: f.leaseMs };
       recall(s, r.holder, b.scope);
-      metrics().tokenWait();
+      s.metrics.tokenWait();
       const left = deadline - f.clock.monotonic();
       if (left <= 0) throw IntersyncError.TOKEN_BUSY(b.scope, r.holder);
       await tokenReleased.wait(Math.min(left, 250));

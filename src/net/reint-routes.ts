@@ -3,7 +3,6 @@ import { lstatSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { metrics } from '#core/metrics.js';
 import { D_REINT } from '#core/debug.js';
 import { IntersyncError, isDiskFull } from '#core/errors.js';
 import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
@@ -42,12 +41,13 @@ export function reintRoutes(app: FastifyInstance, s: ServerState): void {
     if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
     if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
     s.gate.actsFor(req, node);
-    return reint.run(() => reintegrate(f, node, throttled(req.body as Readable, s.bw)));
+    return reint.run(() => reintegrate(s, node, throttled(req.body as Readable, s.bw)));
   });
 }
 
 /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
-async function reintegrate(f: ServedFileset, node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
+async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
+  const f = s.f;
   const db = f.db;
   const log = f.log.child({ component: 'reint', peer: node });
   const results: Array<Record<string, unknown>> = [];
@@ -151,7 +151,7 @@ async function reintegrate(f: ServedFileset, node: string, body: AsyncIterable<B
         stopped = true;
         log.warn({ seq: d.seq.toString(), code: e.code, path: d.path, err: e.message }, 'reintegration waits: the disk is full');
         results.push({ seq: d.seq.toString(), status: 'retry', error: toWire(e).error });
-        metrics().refused(e.code);
+        s.metrics.refused(e.code);
         continue;
       }
       if (!(caught instanceof IntersyncError) && errno === undefined) throw caught;
@@ -162,7 +162,7 @@ async function reintegrate(f: ServedFileset, node: string, body: AsyncIterable<B
       stopped = true;
       log.info({ seq: d.seq.toString(), code: e.code, path: d.path, parent: sent.parent ?? undefined, parentHere: sent.parent === undefined || sent.parent === null ? undefined : (db.objectByFid(sent.parent)?.path ?? null), err: e.message }, 'reintegration stopped');
       results.push({ seq: d.seq.toString(), status: e.code === 'NEED_CONTENT' ? 'need-content' : 'conflict', error: toWire(e).error, lml: lmlToWire(d) });
-      metrics().refused(e.code);
+      s.metrics.refused(e.code);
     }
   }
   if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import type { DiskFullState } from '#core/disk-full.js';
+import type { Metrics } from '#core/metrics.js';
 import type { Signal } from '#core/mutex.js';
 import type { Transfers } from '#core/transfers.js';
 import type { ApplyPath } from '#apply/apply-path.js';
@@ -23,6 +24,8 @@ export interface ServedFileset {
   /** Enrolled nodes and invitations (see identity-gate.ts). */
   readonly identity: IdentityDb;
   readonly log: Logger;
+  /** Where the server counts what it forwards, refuses and answers (core/metrics.ts); none counted when absent. */
+  readonly metrics?: Metrics;
   readonly clock: Clock;
   readonly debug: number;
   readonly tokenScope: TokenScopeMode;
@@ -75,6 +78,8 @@ export interface Follower {
  */
 export interface ServerState {
   readonly f: ServedFileset;
+  /** The fileset's metrics, NO_METRICS when it was given none. */
+  readonly metrics: Metrics;
   readonly params: ReturnType<typeof uuidParams>;
   readonly gate: IdentityGate;
   readonly content: ContentReader;

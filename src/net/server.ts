@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { metrics } from '#core/metrics.js';
+import { NO_METRICS } from '#core/metrics.js';
 import { D_HTTP } from '#core/debug.js';
 import { IntersyncError, isDiskFull } from '#core/errors.js';
 import { Transfers } from '#core/transfers.js';
@@ -62,7 +62,7 @@ export class FilesetServer {
     const timeouts = { headersTimeout: lim.headersTimeoutMs, requestTimeout: lim.requestTimeoutMs, connectionsCheckingInterval: lim.checkIntervalMs };
     this.#gate = new IdentityGate(f.identity, f.secret, f.clock, f.log);
     this.#s = {
-      f, params: uuidParams(), gate: this.#gate, content: new ContentReader(f.root, f.db, f.apply.blockMaps), staging, limits: lim,
+      f, metrics: f.metrics ?? NO_METRICS, params: uuidParams(), gate: this.#gate, content: new ContentReader(f.root, f.db, f.apply.blockMaps), staging, limits: lim,
       tokens: new TokenTable(f.leaseMs), transfers: this.transfers, followers: new Set(), closing: false, recalls: 0,
       get bw() {
         return f.bwlimit ?? null;
@@ -158,7 +158,7 @@ export class FilesetServer {
       this.#refusedLog.hit((suppressed) => {
         this.#f.log.warn({ ip: req.ip, url: req.url.split('?')[0], code: err.code, ...(suppressed > 0 ? { suppressed } : {}) }, 'refused request: bad credential');
       });
-      metrics().error(err.code);
+      this.#s.metrics.error(err.code);
       await reply.code(statusOf(err)).send(toWire(err));
       return;
     }
@@ -192,7 +192,7 @@ export class FilesetServer {
         hint: 'see the server log', retriable: true,
       });
     }
-    metrics().error(e.code);
+    this.#s.metrics.error(e.code);
     if (!reply.sent) void reply.code(statusOf(e)).send(toWire(e));
   }
 }

@@ -1,4 +1,5 @@
 import { formatTid, type Tid } from '#core/ids.js';
+import type { Service } from '#core/service.js';
 import { runLoop } from './reint-loop.js';
 import { ReintState } from './reint-state.js';
 import type { ReintegratorDeps, ReintStatus } from './reint-types.js';
@@ -11,9 +12,10 @@ export type { ReintegratorDeps, ReintStatus } from './reint-types.js';
  * records leave the LML (acceptOwn); a conflict waits until the forwarded
  * stream has brought the server's side, whose arrival resolves it.
  */
-export class Reintegrator {
+export class Reintegrator implements Service {
   readonly #d: ReintegratorDeps;
   readonly #s: ReintState;
+  #running: Promise<void> | null = null;
 
   constructor(d: ReintegratorDeps) {
     this.#d = d;
@@ -70,9 +72,11 @@ export class Reintegrator {
     this.#s.wake.fire();
   }
 
-  stop(): void {
+  /** Ends the loop at its next turn (a round under way finishes first); resolves once run has returned. */
+  async stop(): Promise<void> {
     this.#s.stopped = true;
     this.#s.wake.fire();
+    await this.#running?.catch(() => undefined);
   }
 
   status(): ReintStatus {
@@ -85,7 +89,8 @@ export class Reintegrator {
   }
 
   /** Reintegrate until stopped (reint-loop.ts). */
-  async run(): Promise<void> {
-    await runLoop(this.#d, this.#s);
+  run(): Promise<void> {
+    this.#running ??= runLoop(this.#d, this.#s);
+    return this.#running;
   }
 }

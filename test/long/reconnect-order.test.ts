@@ -4,7 +4,7 @@
 // a symlink … past retention", 5 of 6 runs under load): the client's removal of f reached the server before
 // the stream told the client to resync; otherwise the resync kept the symlink beside. The same race let a
 // write through a new link reach a restarted server before the client had its change (chaos seed 9218).
-// Fails without the fix (Reintegrator#holdForStream, armed by followLoop (daemon/client-follow.ts)): with the stream held,
+// Fails without the fix (Reintegrator#holdForStream, armed by ClientNode.start before the follower runs (daemon/client-node.ts)): with the stream held,
 // the client's changes go at once.
 import assert from 'node:assert/strict';
 import { chmodSync, lstatSync, readFileSync, readlinkSync, statSync, symlinkSync, unlinkSync } from 'node:fs';
