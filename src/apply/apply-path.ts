@@ -32,6 +32,8 @@ const ANY_CONTENT = '0'.repeat(64);
  * checks the version, stages content in a temp file, changes the backing
  * directory with the path held in the echo guard, and hands the new stat
  * identity to the caller's commit, which journals the record in the same tick.
+ * One peer's record takes these steps in one order through applyRecord (record-applier.ts), which each
+ * direction calls with its Journaler; a first copy's new files go straight in (createDirect).
  *
  * Its parts: record-check.ts (the check of a record against the journal and the disk), staging.ts (content
  * staged in the temp folder: inline, a local copy by hash, a block delta, an empty stand-in), disk-change.ts

@@ -1,6 +1,10 @@
 import { join } from 'node:path';
+import type { Logger } from 'pino';
 import type { RecordDraft } from '#core/record.js';
 import { finishMove, hashFile, lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
+import type { FilesetDb } from '#journal/fileset-db.js';
+import type { ApplyPath } from './apply-path.js';
+import type { InflightNote, Recovering } from './record-applier.js';
 
 /**
  * Start-up recovery of the apply path: did a change that was in flight when
@@ -32,5 +36,33 @@ export async function reachedDisk(root: string, d: RecordDraft): Promise<boolean
       return st === null;
     case 'setattr':
       return st !== null && (st.type === 'symlink' || st.mode === d.mode);
+  }
+}
+
+/** What recoverInFlight works on: the fileset's journal, its apply path, its backing directory and a logger. */
+export interface RecoveryDeps {
+  readonly db: Pick<FilesetDb, 'inflight' | 'clearInflight'>;
+  readonly apply: Pick<ApplyPath, 'check'>;
+  readonly root: string;
+  readonly log: Logger;
+}
+
+/**
+ * Start-up recovery of the records a direction was applying when the process died (their in-flight notes,
+ * written by applyRecord): each one that is not journaled yet, still applies, and reached the disk is
+ * journaled through `j` now; every note is cleared, an unreadable one with a warning.
+ */
+export async function recoverInFlight<D extends RecordDraft>(x: RecoveryDeps, j: Recovering<D>): Promise<void> {
+  for (const { id, intent } of x.db.inflight()) {
+    try {
+      const d = j.fromNote(JSON.parse(intent) as InflightNote);
+      if (d !== null && !j.journaled(d) && x.apply.check(d) === null && (await reachedDisk(x.root, d))) {
+        const st = lstatOrNull(join(x.root, d.newPath ?? d.path));
+        j.recovered(d, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true });
+      }
+    } catch (e) {
+      x.log.warn({ err: (e as Error).message }, 'dropping an unreadable in-flight note');
+    }
+    x.db.clearInflight(id);
   }
 }

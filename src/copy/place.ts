@@ -5,6 +5,7 @@ import type { RecordDraft } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
 import type { Staged } from '#apply/apply-path.js';
 import { confine } from '#apply/confine.js';
+import { applyStaged } from '#apply/record-applier.js';
 import { hashFileSync, lstatOrNull } from '#fsio/disk.js';
 import type { SnapshotEntry } from '#net/snapshot-source.js';
 import { parseWireEntry } from '#net/protocol/wire-record.js';
@@ -13,6 +14,7 @@ import { chmodSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { noteRefused } from './client-attrs.js';
 import type { CopyDeps, CopyProgress } from './copy-deps.js';
+import { CopyJournaler } from './copy-journaler.js';
 import { isLarge, type Inline } from './fetch-plan.js';
 import { evacuate, keepUnacknowledged, moveDir } from './resync-protect.js';
 
@@ -197,7 +199,7 @@ export function place(
       return;
     }
   }
-  d.apply.apply(final, staged, (identity) => d.db.commitCopy(final, version, identity));
+  applyStaged(d.apply, final, staged, new CopyJournaler(d.db, version));
   p.files++;
   p.bytes += e.size ?? 0;
 }

@@ -3,18 +3,19 @@ import { join } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, formatTid, type Fid } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
-import type { KmlRecord, LmlRecord, RecordDraft } from '#core/record.js';
+import type { KmlRecord, RecordDraft } from '#core/record.js';
 import { joinLinks, removedLink, splitApart } from '#apply/link-align.js';
 import { placedHere } from '#apply/placed.js';
+import { applyRecord } from '#apply/record-applier.js';
 import { identityOf, lstatOrNull, nowNs } from '#fsio/disk.js';
-import { recordToWire } from '#net/protocol/wire-record.js';
 import type { Redo } from '#reint/conflict-resolver.js';
 import { localNamesOf, renamesOver } from '#reint/local-names.js';
 import { refusedFids, skipRefused } from '#copy/client-attrs.js';
 import { modeChange } from '#policy/attr-policy.js';
-import { catchUp, contentBehind, noteBehind, placedContent, writtenSince } from './client-catch-up.js';
+import { catchUp, noteBehind } from './client-catch-up.js';
 import { followServerName, ownBack } from './client-own.js';
 import { linkAlign, type ClientState } from './client-state.js';
+import { ForwardJournaler, showPending } from './forward-journaler.js';
 
 /*
  * A client applies one record forwarded by the server: its own change back (client-own.ts), or another node's
@@ -200,57 +201,17 @@ async function applyResolved(s: ClientState, r0: KmlRecord, inline: Buffer | nul
   // goes in, the attributes stay (ApplyPath#attrsAbove).
   const above = s.apply.attrsAbove(r);
   if (above !== null) r = { ...r, mode: above.mode, uid: above.uid, gid: above.gid };
-  const journaledAt = db.lmlSeq;
   // Changed or moved again on the server meanwhile: its newer content, or an empty stand-in when it holds none
-  // at the record's name (a later record brings the rest); the name is kept meanwhile.
-  const staged = s.apply.needsContent(r) ? (await s.apply.stageOrPlaceholder(r, inline, s.source)).staged : null;
-  // Capture may journal a write made here through a name of the inode while the content was fetched: the
-  // conflict step has not met it, and the identity check would pass (the journal's stat is the disk's now).
-  const since = writtenSince(s, r, journaledAt);
-  if (since !== undefined) {
-    if (staged !== null) rmSync(staged.file, { force: true });
-    throw IntersyncError.CONFLICT(since, 'written here while the server\'s content was fetched; retried, the conflict step meets it');
-  }
-  const err = s.apply.check(r);
-  if (err !== null) {
-    if (staged !== null) rmSync(staged.file, { force: true });
-    // What this node holds pending for the object, and the pending moves that name it here: what a look at a
-    // log needs to tell why (the record is the server's; its path here follows those moves).
-    s.log.error({
-      tid: formatTid(r.tid), kind: r.kind, fid: r.fid, path: r.path, err: err.message,
-      here: db.objectByFid(r.fid)?.path ?? null, pending: db.localRecordsOf(r.fid).slice(0, 10).map(showPending), moves: db.pendingRenames().slice(-10).map(showPending),
-    }, 'forwarded record does not apply');
-    throw err;
-  }
-  // The server's names of the inode join it, before the change goes into it (apply/link-align.ts).
-  const joined = joinLinks(linkAlign(s), r);
-  if (joined.length > 0) s.log.warn({ tid: formatTid(r.tid), path: r.path, joined }, 'hard links grouped as on the server: names joined the inode');
-  // No file at the object's name yet (removed here, brought back by the conflict step for the server's write:
-  // update beats delete): the change places a new inode, and the server's names join it only then.
-  const placesInode = r.links !== undefined && r.links !== null && r.links.length > 1 && db.objectByFid(r.fid)?.type === 'file'
-    && lstatOrNull(join(s.paths.dir, r.path)) === null;
-  const content = placedContent(s, r, staged);
-  const linkTarget = r.kind === 'link' ? r.targetFid ?? (r.target === null ? undefined : db.objectByPath(r.target)?.fid) : undefined;
-  const linkedBehind = linkTarget !== undefined && linkTarget !== null && contentBehind(s).has(linkTarget);
-  if (content !== undefined && staged !== null) {
-    s.log.info({ tid: formatTid(r.tid), path: r.path, size: content.size }, 'content of this record no longer on the server: placed what it holds now');
-  }
-  s.apply.apply(r, staged, (identity) => {
-    db.commitRemote([{ record: r, identity, ...(content === undefined ? {} : { content }) }], peer, s.o.clock.now());
-    // Behind until a record or a fetch brings the server's content (a rename or setattr brings none).
-    if (content !== undefined) noteBehind(s, r.fid, true);
-    else if (staged !== null || r.kind === 'unlink') noteBehind(s, r.fid, false);
-    // A link to a name still behind holds its stand-in too: behind as well, so that its content is fetched by
-    // its own fid. Before, only the first name was behind; once the server's removal of it came, nothing
-    // fetched the link's content, and every client resynced ("other content"; chaos s31, seed 9228).
-    if (r.kind === 'link' && linkedBehind) noteBehind(s, r.fid, true);
-  }, JSON.stringify({ via: 'forward', r: recordToWire(r) }));
+  // at the record's name (a later record brings the rest); the name is kept meanwhile. Checked, the server's
+  // names of the inode joined, and journaled by the ForwardJournaler.
+  const j = new ForwardJournaler(s, peer);
+  await applyRecord(s.apply, r, { inline, source: s.source, standIn: true }, j);
   // On the server the new name is one file with the removed one: the next link to that name is made to this
   // file (removedLink). Before, it was a file of its own too, and the server held the two links as one file
   // once it accepted the removal, this node as two, for good (chaos s40 seed 9278, c2).
   const placedIno = placedFor === undefined ? null : db.objectByFid(r.fid)?.ino ?? null;
   if (placedFor !== undefined && placedIno !== null) db.noteRemovedLinkAt(placedFor, placedIno);
-  if (placesInode) {
+  if (j.placesInode) {
     // Before, the names the server links to it stayed files of their own here: the server held them as one
     // file, this node as several, for good (chaos seed 9215, c1).
     const late = joinLinks(linkAlign(s), r);
@@ -275,9 +236,4 @@ export function namesNow(s: ClientState, r: KmlRecord): Record<string, unknown> 
       pending: o === undefined ? [] : s.db.localRecordsOf(o.fid).slice(0, 5).map(showPending),
     }];
   }));
-}
-
-/** A pending local record in a log line: seq, kind, names and the version it was made on. */
-function showPending(x: LmlRecord): string {
-  return `${x.seq} ${x.kind} ${x.path}${x.newPath === null ? '' : ` -> ${x.newPath}`} @${formatTid(x.preVersion)}`;
 }

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
 import { META_DIR } from '#core/format.js';
 import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
@@ -22,10 +22,8 @@ import { ApplyPath } from '#apply/apply-path.js';
 import { attrPolicyOf } from '#policy/attr-policy.js';
 import type { FilesetServer, HttpExtension } from '#net/server.js';
 import type { EdgeLimits } from '#net/edge-guard.js';
-import { parseWireLml } from '#net/protocol/wire-record.js';
-import { reachedDisk } from '#apply/recovery.js';
-import { lstatOrNull } from '#fsio/disk.js';
-import { join } from 'node:path';
+import { ReintJournaler } from '#net/reint-journaler.js';
+import { recoverInFlight } from '#apply/recovery.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { IdentityDb } from '#journal/identity-db.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
@@ -260,19 +258,8 @@ export class FilesetNode {
 
   /** Reintegrated changes that were being applied when the process died: journal them if they reached the disk. */
   async #recover(): Promise<void> {
-    for (const { id, intent } of this.db.inflight()) {
-      try {
-        const d = parseWireLml((JSON.parse(intent) as { r: unknown }).r);
-        if (this.db.kmlByOrigin(d.origin, d.seq) === undefined && this.apply.check(d) === null && (await reachedDisk(this.paths.dir, d))) {
-          const st = lstatOrNull(join(this.paths.dir, d.newPath ?? d.path));
-          this.db.commit([{ draft: d, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true }, originSeq: d.seq }]);
-          this.log.info({ origin: d.origin, seq: d.seq.toString(), path: d.path }, 'recovered a reintegrated change that was in flight');
-        }
-      } catch (e) {
-        this.log.warn({ err: (e as Error).message }, 'dropping an unreadable in-flight note');
-      }
-      this.db.clearInflight(id);
-    }
+    const x = { db: this.db, apply: this.apply, root: this.paths.dir, log: this.log };
+    await recoverInFlight(x, new ReintJournaler(x));
   }
 
   /**

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { lstatSync, rmSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
@@ -8,18 +8,17 @@ import { IntersyncError, isDiskFull } from '#core/errors.js';
 import { formatTid, isNodeId, NO_VERSION, parseTid, type Tid } from '#core/ids.js';
 import { Mutex } from '#core/mutex.js';
 import { parentOf } from '#core/paths.js';
-import type { RecordDraft } from '#core/record.js';
+import type { LmlRecord } from '#core/record.js';
 import { placedHere } from '#apply/placed.js';
-import { confine } from '#apply/confine.js';
-import type { FilesetDb } from '#journal/fileset-db.js';
+import { applyRecord } from '#apply/record-applier.js';
 import { modeChange } from '#policy/attr-policy.js';
 import { NODE_RE } from './identity-gate.js';
 import { readFrames, type Frame } from './protocol/frames.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { toWire } from './protocol/wire-errors.js';
 import { throttled } from './rate-limit.js';
+import { ReintJournaler } from './reint-journaler.js';
 import { STREAM_BODY_LIMIT, type ServedFileset, type ServerState } from './server-state.js';
-import { unseenChange } from './unseen-change.js';
 
 /** How often a record is placed and checked again while this node's capture catches up with its disk. */
 const PLACE_ATTEMPTS = 4;
@@ -102,8 +101,8 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
         await f.settle();
         placed = placedHere(db, sent);
       }
-      let staged: Awaited<ReturnType<typeof f.apply.stage>> | null;
-      for (let attempt = 1; ; attempt++) {
+      let attempt = 1;
+      const localized = (): LmlRecord => {
         // Modes, owners and symlink targets as this fileset takes them from a peer: what is applied is what is journaled.
         d = f.apply.localize(placed);
         if (d.path !== sent.path || d.newPath !== sent.newPath) {
@@ -111,36 +110,26 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
         }
         const mode = modeChange(d.kind, sent.mode, d.mode);
         if (mode !== null) log[mode.warn ? 'warn' : 'info']({ seq: d.seq.toString(), path: d.path, mode: sent.mode.toString(8), applied: d.mode.toString(8) }, mode.message);
-        staged = f.apply.needsContent(d) ? await f.apply.stage(d, frame.payload, null) : null;
-        // Check right before the change, in the same tick as the commit: nothing can slip in between.
-        const err = f.apply.check(d) ?? (seen === null ? null : unseenChange(db, d, seen, node)) ?? parentMissing(f, d);
-        if (err === null) break;
-        if (staged !== null) rmSync(staged.file, { force: true });
+        return d;
+      };
+      // Checked right before the change, in the same tick as the commit (ReintJournaler: the apply path's check,
+      // a change the client had not seen, a parent missing here): nothing can slip in between.
+      const rec = await applyRecord(f.apply, localized(), { inline: frame.payload, source: null }, new ReintJournaler(f, { node, seen }), async (err) => {
         // A directory on the way the journal holds and the disk lost after the settle above (a local move made in
         // that moment, its event not read yet): capture journals it, and the record is placed again, a few times.
         // Before, the refusal ("parent … does not exist here") went out against a journal that still held the
         // directory: the client took it for gone, made it again under a new fid, and resynced at the server's
         // move of it (chaos s71 seed 9265: the server's `mv gamma/deep epsilon/sub` as c1's gamma/deep/e came).
         const lagging = err.reason?.kind === 'missing-parent' && f.settle !== undefined && ancestorUnjournaled(f, placed);
-        if (!lagging || attempt === PLACE_ATTEMPTS) throw err;
-        await sleep(10 * attempt);
+        if (!lagging || attempt === PLACE_ATTEMPTS) return null;
+        await sleep(10 * attempt++);
         await f.settle!();
         placed = placedHere(db, sent);
-      }
-      const base = creates ? d.preVersion : (f.apply.baseOf(d) ?? d.preVersion);
-      // A setattr names the content as its origin had it; this node's is what the record leaves here, and a
-      // directory or symlink has none (an origin astray that took one for a file must not make it one on the
-      // clients that restore a missing file from the record: chaos seed 9212).
-      const cur = d.kind === 'setattr' ? db.objectByFid(d.fid) : undefined;
-      const draft: RecordDraft = cur === undefined ? { ...d, preVersion: base }
-        : { ...d, preVersion: base, size: cur.type === 'file' ? cur.size : null, hash: cur.type === 'file' ? cur.hash : null };
-      let rec: ReturnType<FilesetDb['commit']>[number] | undefined;
-      f.apply.apply(draft, staged, (identity) => {
-        rec = db.commit([{ draft, identity, originSeq: d.seq }])[0];
-      }, JSON.stringify({ via: 'reint', r: lmlToWire({ ...draft, seq: d.seq }) }));
+        return localized();
+      });
       f.disk?.ok('reint');
-      if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec!.tid), kind: d.kind, path: d.path }, 'accepted');
-      results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec!) });
+      if ((f.debug & D_REINT) !== 0) log.debug({ seq: d.seq.toString(), tid: formatTid(rec.tid), kind: d.kind, path: d.path }, 'accepted');
+      results.push({ seq: d.seq.toString(), status: 'accepted', r: recordToWire(rec) });
     } catch (caught) {
       const errno = (caught as NodeJS.ErrnoException).code;
       if (isDiskFull(caught, { local: true })) {
@@ -170,17 +159,6 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
   f.apply.flush();
   log.info({ records: results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(performance.now() - tf) }, 'reintegration batch');
   return { results, lastTid: formatTid(db.lastTid) };
-}
-
-/** The apply path's refusal of a name whose directory is not on disk here (see confine), or null. */
-function parentMissing(f: ServedFileset, d: { path: string; newPath: string | null }): IntersyncError | null {
-  try {
-    for (const name of d.newPath === null ? [d.path] : [d.path, d.newPath]) confine(f.root, name);
-    return null;
-  } catch (e) {
-    if (e instanceof IntersyncError && e.reason?.kind === 'missing-parent') return e;
-    return null; // anything else is the apply path's to say
-  }
 }
 
 /** A directory above the record's names (or a link's target file) that the journal holds and the disk does not (not journaled yet). */
