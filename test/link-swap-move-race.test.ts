@@ -17,7 +17,41 @@ import type { NodeId } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import { sha256Hex } from '#core/sha256.js';
 import { digestOfDisk } from '#presto/scan.js';
+import type { FilesetNode } from '#daemon/fileset-node.js';
+import type { ObjectRow } from '#journal/fileset-db.js';
 import { settle, withNode } from './helpers.js';
+
+const peer = 'feedfacefeedface' as NodeId;
+
+/** The peer's write of `row` with `content`, as the apply path gets it. */
+function peerWrite(row: ObjectRow, content: Buffer): RecordDraft {
+  return {
+    kind: 'write', fid: row.fid, path: row.path, newPath: null, target: null, preVersion: row.version, size: content.length,
+    hash: sha256Hex(content), mode: 0o644, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(),
+  };
+}
+
+/**
+ * Apply `d` with `race` run when the apply path holds `name` in the echo guard: in the middle of the swap, after it
+ * found the inode's names on disk, before it renamed the new content over them. Returns whether the race ran.
+ */
+function applyRacing(node: FilesetNode, d: RecordDraft, content: Buffer, name: string, race: () => void): boolean {
+  const hold = node.guard.hold.bind(node.guard);
+  let ran = false;
+  node.guard.hold = (path: string): void => {
+    if (path === name && !ran) {
+      ran = true;
+      race();
+    }
+    hold(path);
+  };
+  try {
+    node.apply.apply(d, node.apply.stageBytes(d, content), (identity) => node.db.commit([{ draft: d, identity }]));
+  } finally {
+    node.guard.hold = hold;
+  }
+  return ran;
+}
 
 test('mv b c while a peer\'s write of a (linked as b and x) takes its names one by one: c holds the write, nothing journals the old content', async (t) => {
   await withNode(t, async (root, node) => {
@@ -31,28 +65,14 @@ test('mv b c while a peer\'s write of a (linked as b and x) takes its names one 
     assert.equal(node.db.objectsByIno(row.ino!).length, 3, 'three names of one inode journaled');
     const before = node.db.lastTid;
     const content = Buffer.from('written by the peer\n');
-    const peer = 'feedfacefeedface' as NodeId;
-    const d: RecordDraft = {
-      kind: 'write', fid: row.fid, path: 'a', newPath: null, target: null, preVersion: row.version, size: content.length,
-      hash: sha256Hex(content), mode: 0o644, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(),
-    };
-    // The program's move comes in the middle of the swap: after the apply path found the inode's names on disk,
-    // before it renamed the new content over b (it holds each name in the echo guard right then).
-    const hold = node.guard.hold.bind(node.guard);
     let moved = false;
-    node.guard.hold = (path: string): void => {
-      if (path === 'b' && !moved) {
-        moved = true;
-        renameSync(p('b'), p('c'));
-      }
-      hold(path);
-    };
     try {
-      node.apply.apply(d, node.apply.stageBytes(d, content), (identity) => node.db.commit([{ draft: d, identity }]));
+      applyRacing(node, peerWrite(row, content), content, 'b', () => {
+        renameSync(p('b'), p('c'));
+        moved = true;
+      });
     } catch {
       // Refused for the moment is fine too: what counts is the end below.
-    } finally {
-      node.guard.hold = hold;
     }
     assert.ok(moved, 'the program\'s move came during the apply');
     await settle(node);
@@ -81,29 +101,13 @@ test('mv b c and a write through c while a peer\'s write of a (linked as b) take
     await settle(node);
     const row = node.db.objectByPath('a')!;
     const content = Buffer.from('written by the peer\n');
-    const peer = 'feedfacefeedface' as NodeId;
-    const d: RecordDraft = {
-      kind: 'write', fid: row.fid, path: 'a', newPath: null, target: null, preVersion: row.version, size: content.length,
-      hash: sha256Hex(content), mode: 0o644, uid: 0, gid: 0, mtimeMs: Date.now(), origin: peer, time: Date.now(),
-    };
-    const hold = node.guard.hold.bind(node.guard);
-    let moved = false;
-    node.guard.hold = (path: string): void => {
-      if (path === 'b' && !moved) {
-        moved = true;
-        renameSync(p('b'), p('c'));
-        const fd = openSync(p('c'), 'r+');
-        ftruncateSync(fd, 0);
-        writeSync(fd, 'local, through c\n', 0);
-        closeSync(fd);
-      }
-      hold(path);
-    };
-    try {
-      node.apply.apply(d, node.apply.stageBytes(d, content), (identity) => node.db.commit([{ draft: d, identity }]));
-    } finally {
-      node.guard.hold = hold;
-    }
+    const moved = applyRacing(node, peerWrite(row, content), content, 'b', () => {
+      renameSync(p('b'), p('c'));
+      const fd = openSync(p('c'), 'r+');
+      ftruncateSync(fd, 0);
+      writeSync(fd, 'local, through c\n', 0);
+      closeSync(fd);
+    });
     assert.ok(moved, 'the program\'s move and write came during the apply');
     for (const n of ['a', 'c']) assert.equal(readFileSync(p(n), 'utf8'), 'written by the peer\n', `${n} holds the peer's write`);
     const kept = readdirSync(root).filter((n) => n.startsWith('a.conflict-'));
