@@ -205,7 +205,10 @@ export async function parentStep(s: ResolverState, r: KmlRecord): Promise<void> 
     // By name, or for the record's own directory by identity (moved here before it was removed: its removal
     // names it where it was then), or as its object's removal names it.
     const byFid = (p === parentOf(target) && r.parent !== undefined && r.parent !== null ? r.parent : null) ?? removedWith(p);
-    const removal = s.d.db.pendingRemovals('rmdir', p, byFid)[0] ?? (byFid === null ? removedBefore(s, target, p) : undefined);
+    // The record's own directory first: another one removed here at that name is not the server's (chaos s85
+    // seed 9335; test/long/removed-twice-same-name.test.ts).
+    const removals = s.d.db.pendingRemovals('rmdir', p, byFid);
+    const removal = removals.find((x) => x.fid === byFid) ?? removals[0] ?? (byFid === null ? removedBefore(s, target, p) : undefined);
     if (removal === undefined) {
       if (byFid !== null && missing.length === 1) removedAhead(s, r, p, byFid);
       return; // not a local removal: the version check reports it
