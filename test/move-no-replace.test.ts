@@ -10,7 +10,7 @@
 // recovery case fails without reachedDisk's call of finishMove ("not reached": the record came again and met
 // "an unjournaled file has this name here").
 import assert from 'node:assert/strict';
-import { linkSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { linkSync, lstatSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
@@ -62,4 +62,24 @@ test('a move cut between its link and its unlink ends at recovery: the record re
   writeFileSync(p('from'), 'another file\n');
   assert.equal(finishMove(p('from'), p('to')), false);
   assert.equal(readFileSync(p('from'), 'utf8'), 'another file\n', 'nothing removed');
+});
+
+test('moveNoReplace whose old name a program moves between its link and its unlink leaves no second name behind', (t) => {
+  // Fails without the new name's removal when the unlink finds the old one gone (fsio/disk.ts): the move's link
+  // stayed, and the object had two names, one the journal knew nothing of; capture journaled it as a new object,
+  // which brought back what another node removed (chaos s86 seed 9327: a server's move of a symlink applied as a
+  // program moved it elsewhere).
+  const box = tmpDir('intersync-mvnr-race-');
+  t.after(box.cleanup);
+  const p = (n: string): string => join(box.path, n);
+  for (const [what, make] of [['file', () => writeFileSync(p('a'), 'a\n')], ['symlink', () => symlinkSync('nowhere', p('a'))]] as const) {
+    make();
+    const ino = lstatSync(p('a')).ino;
+    assert.throws(() => moveNoReplace(p('a'), p('b'), () => renameSync(p('a'), p('moved'))), (e: unknown) => (e as NodeJS.ErrnoException).code === 'ENOENT',
+      `${what}: the move fails, its old name gone`);
+    assert.equal(lstatOrNull(p('b')), null, `${what}: no second name left at the move's new name`);
+    assert.equal(lstatSync(p('moved')).ino, ino, `${what}: the object is where the program moved it`);
+    assert.equal(lstatSync(p('moved')).nlink, 1, `${what}: with one name`);
+    rmSync(p('moved'));
+  }
 });

@@ -217,7 +217,15 @@ function applyChecked(
         // Never over what a program made at the new name, even a moment ago (see moveNoReplace). Before, a
         // check then rename(2) replaced a file made in between: chaos s80 seed 9250, c3's epsilon/sub/b.txt,
         // written right after its directory moved there, on no node.
-        if (!moveNoReplace(abs, to)) throw IntersyncError.CONFLICT(d.newPath!, 'an unjournaled file has this name here');
+        let moved: boolean;
+        try {
+          moved = moveNoReplace(abs, to);
+        } catch (e) {
+          // Moved or removed by a program a moment ago, capture a moment behind: the record comes again once it has journaled that.
+          if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw IntersyncError.CONFLICT(d.path, 'moved or removed here since it was journaled; retried once capture has journaled it');
+          throw e;
+        }
+        if (!moved) throw IntersyncError.CONFLICT(d.newPath!, 'an unjournaled file has this name here');
         after = to;
         break;
       }

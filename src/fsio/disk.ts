@@ -141,20 +141,39 @@ export const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca49
  * the two was replaced, and gone). A directory moves by rename(2) after a check (Linux has no other way from
  * Node): at worst it replaces an empty directory made in between. Where hard links are not supported (EPERM,
  * EOPNOTSUPP, EMLINK), so does a file. Cut between the link and the unlink, both names are the one inode:
- * see finishMove.
+ * see finishMove. `between` runs after the link, before the unlink (a test's program acting in that moment).
  */
-export function moveNoReplace(from: string, to: string): boolean {
+export function moveNoReplace(from: string, to: string, between?: () => void): boolean {
   const st = lstatOrNull(from);
   if (st !== null && st.type !== 'dir') {
     try {
       linkSync(from, to);
-      unlinkSync(from);
-      return true;
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
       if (code === 'EEXIST') return false;
       if (code !== 'EPERM' && code !== 'EOPNOTSUPP' && code !== 'ENOTSUP' && code !== 'EMLINK') throw e;
+      if (lstatOrNull(to) !== null) return false;
+      renameSync(from, to);
+      return true;
     }
+    between?.();
+    try {
+      unlinkSync(from);
+    } catch (e) {
+      // The old name went in between (a program moved or removed it): the new name is this move's own link, and
+      // goes too; else the object had two names, one the journal knows nothing of (chaos s86 seed 9327: a
+      // server's move of a symlink applied as a program moved it elsewhere; capture journaled the link made
+      // here as a new symlink, which brought back what another node removed: the likely path of that run).
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') {
+        try {
+          unlinkSync(to);
+        } catch {
+          // gone already
+        }
+      }
+      throw e;
+    }
+    return true;
   }
   if (lstatOrNull(to) !== null) return false;
   renameSync(from, to);
