@@ -138,7 +138,9 @@ function applyChecked(
             }
             replacedIno = existing.ino;
             // Names of the old inode outside the tree (the link kept aside), and the inode's names as the swap begins.
-            const outside = held === null ? 0 : held.links() - others.length - 1;
+            // (Only when the file held since the check is the one whose names are replaced: not a program's new file.)
+            const stray = held !== null && held.stat.ino === existing.ino ? held : null;
+            const outside = stray === null ? 0 : stray.links() - others.length - 1;
             others.forEach((x, i) => {
               const at = join(s.deps.root, x.path);
               // A name a program moved or replaced a moment ago is not made again: the inode's other name is filled below.
@@ -152,9 +154,9 @@ function applyChecked(
             // inode takes it): capture then journaled the old content as a write through it, made on the peer's,
             // and the peer's write was lost on every node (chaos s83 seed 9263; test/link-swap-move-race.test.ts).
             // So it takes the write too, in place.
-            if (held !== null && held.links() > outside) {
-              keepLateWrite(s.deps, d, held); // a local write landed in it meanwhile: kept beside first, the fill goes over it
-              held.fill(abs, d);
+            if (stray !== null && stray.links() > outside) {
+              keepLateWrite(s.deps, d, stray); // a local write landed in it meanwhile: kept beside first, the fill goes over it
+              stray.fill(abs, d);
               into = 'filled';
               s.deps.log.warn({ path: d.path }, 'a name of this hard-linked file was moved or linked here while a peer\'s write of it was applied: it holds the write too');
             }
