@@ -57,8 +57,9 @@ export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null
 }
 
 /**
- * ApplyPath#apply once checked. Says where a write or truncate went: into a new file at the names (`replaced`), into
- * the file's inode in place, or both (`filled`: a name of the old inode a program moved or linked meanwhile). Only after `replaced` may the old inode hold a late local write (keepLateWrite).
+ * ApplyPath#apply once checked. Says where a write or truncate went: into a new file at the names (`replaced`),
+ * into the file's inode in place, or both (`filled`: a name of the old inode a program moved or linked
+ * meanwhile). The other two kept a late local write already; after `replaced` the caller does (keepLateWrite).
  */
 function applyChecked(
   s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null, held: HeldFile | null,

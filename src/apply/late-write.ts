@@ -79,7 +79,7 @@ export class HeldFile {
 
   /**
    * Put the content at `from` (the new file, in place) into this inode too, with `d`'s mode and mtime: for a name
-   * of it that a program moved or linked while the apply path gave the new file the names it knew (strayNames).
+   * of it that a program moved or linked while the apply path gave the new file the names it knew (disk-change.ts).
    */
   fill(from: string, d: { readonly mode: number; readonly mtimeMs: number }): void {
     copyFileSync(from, this.#procPath());
