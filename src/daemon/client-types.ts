@@ -1,22 +1,19 @@
-import type { Clock } from '#core/clock.js';
-import type { Metrics } from '#core/metrics.js';
 import type { IntersyncError } from '#core/errors.js';
 import type { Transfer } from '#core/transfers.js';
-import type { VersioningSettings } from '#apply/versions.js';
 import type { Waiting } from '#journal/in-flight.js';
 import type { RateLimit } from '#net/rate-limit.js';
 import type { AttrSetting } from '#policy/attr-policy.js';
 import type { CopyObserver } from '#copy/copy.js';
 import type { AdoptSummary } from './adopt-plan.js';
 import type { ClientTrust } from './enrolment.js';
-import type { NodeLogs } from './logger.js';
+import type { NodeOptions } from './node-options.js';
 
 /*
  * The types at ClientNode's edge (client-node.ts re-exports them): what it is started with, and what its
  * status says.
  */
 
-export interface ClientNodeOptions {
+export interface ClientNodeOptions extends NodeOptions {
   readonly dir: string;
   readonly server: string;
   /** How to enrol when no credential is kept yet (fileset secret or invitation), and the pinned certificate. */
@@ -27,25 +24,8 @@ export interface ClientNodeOptions {
   readonly stateDir: string;
   readonly ca?: string;
   readonly replicate: boolean;
-  readonly debug: number;
-  readonly logDir?: string;
-  /** The node's log, made by its runner (cli/run-daemon.ts); absent: fileLogs of logDir and debug. */
-  readonly logs?: NodeLogs;
-  /** Where the node counts its work (core/metrics.ts: records applied); absent: nothing counted. */
-  readonly metrics?: Metrics;
-  readonly settleMs?: number;
-  /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
-  readonly rescanMs?: number;
-  /** Keep what the server's records overwrite or delete (apply/versions.ts); none kept when absent. */
-  readonly versioning?: VersioningSettings;
-  /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
-  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
-  /** Ignore patterns of this node (the config's `ignore`), besides the fileset's .intersyncignore. */
-  readonly ignore?: readonly string[];
-  readonly clock: Clock;
   /** Shown a copy's progress (the first copy, and each resync's). */
   readonly copyObserver?: CopyObserver;
-  readonly onWarning?: (err: IntersyncError) => void;
   /**
    * A failure the node cannot get past by waiting (its credential is gone): the follow loop has stopped,
    * and whoever runs the node stops it and exits. Without it the node only logs the failure.

@@ -3,7 +3,6 @@ import { META_DIR } from '#core/format.js';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { Clock } from '#core/clock.js';
 import { D_KML } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, type Tid } from '#core/ids.js';
@@ -29,13 +28,13 @@ import { IdentityDb } from '#journal/identity-db.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
 import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
-import { fileLogs, type NodeLogs } from './logger.js';
-import type { Metrics } from '#core/metrics.js';
+import { fileLogs } from './logger.js';
+import type { NodeOptions } from './node-options.js';
 import { StatusPublisher } from './status-file.js';
 import type { DiskFullState } from '#core/disk-full.js';
 import { diskFullState } from './disk-state.js';
 import type { RateLimit } from '#net/rate-limit.js';
-import { VersionStore, type VersioningSettings } from '#apply/versions.js';
+import { VersionStore } from '#apply/versions.js';
 
 export interface ListenOptions {
   readonly host: string;
@@ -55,33 +54,15 @@ export interface ListenOptions {
   readonly bwlimit?: RateLimit | null;
 }
 
-export interface FilesetNodeOptions {
+export interface FilesetNodeOptions extends NodeOptions {
   readonly dir: string;
   /** Serve the fileset over HTTP; null: journal only. */
   readonly listen?: ListenOptions | null;
   readonly fileset?: string;
   /** Where the secret, TLS key and enrolled nodes live, outside the served tree (see journal/state-dir.ts). */
   readonly stateDir: string;
-  readonly debug: number;
-  readonly logDir?: string;
-  /** The node's log, made by its runner (cli/run-daemon.ts); absent: fileLogs of logDir and debug. */
-  readonly logs?: NodeLogs;
-  /** Where the node counts its work (core/metrics.ts: the apply path, the server); absent: nothing counted. */
-  readonly metrics?: Metrics;
-  readonly settleMs?: number;
-  /** How often the whole tree is walked for what capture missed (rescan-interval-s); never when absent or 0. */
-  readonly rescanMs?: number;
-  /** Keep what clients' records overwrite or delete (apply/versions.ts); none kept when absent. */
-  readonly versioning?: VersioningSettings;
   readonly pollMs?: number;
-  /** Quiet times of subtrees, path -> ms (subtree-settle-ms). */
-  readonly subtreeSettleMs?: Readonly<Record<string, number>>;
-  /** Ignore patterns of this node (the config's `ignore`), besides the fileset's .intersyncignore. */
-  readonly ignore?: readonly string[];
-  readonly clock: Clock;
   readonly watchFn?: WatchFn;
-  /** Conditions a person must hear about at once. */
-  readonly onWarning?: (err: IntersyncError) => void;
   readonly onRecords?: (recs: KmlRecord[]) => void;
 }
 
