@@ -237,3 +237,32 @@ test('moving a directory aside leaves a name its records give in another directo
   db.relocateLocal(l, 'gamma.c');
   assert.deepEqual(pending(db), ['mkdir gamma.c', 'mkdir gamma/deep'], 'deep is in S, not in L');
 });
+
+test("a server's move above a directory moved on here since rewrites what was made in the directory before that move", (t) => {
+  // Fails without taking the directory's name at the record's time (LmlRewriter#moveLmlEra, `thenOf`): "create
+  // beta/sub/f" stayed (sub was at alpha/deep here, away from gamma/deep) while the server had sub at
+  // gamma/deep/sub; the conflict step's later move of f aside missed the record, which then shipped and was
+  // set aside under another name than this node's: a resync (chaos s89 seed 9301, c2).
+  const db = fresh(t);
+  const beta = db.newFid();
+  const sub = db.newFid();
+  const gamma = db.newFid();
+  const alpha = db.newFid();
+  const server = (tid: bigint, kind: RecordDraft['kind'], fid: Fid, path: string, newPath: string | null = null, pre = NO_VERSION): void => {
+    db.commitRemote([{ record: {
+      tid: asTid(tid), kind, fid, path, newPath, target: null, preVersion: pre, postVersion: asTid(tid), mode: 0o755, uid: 0, gid: 0,
+      mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+    }, identity: null }], 'feedfacefeedface', 1);
+  };
+  server(1n, 'mkdir', beta, 'beta');
+  server(2n, 'mkdir', sub, 'beta/sub');
+  server(3n, 'mkdir', gamma, 'gamma');
+  server(4n, 'mkdir', alpha, 'alpha');
+  const f = db.newFid();
+  local(db, 'create', f, 'beta/sub/f');
+  local(db, 'rename', sub, 'beta/sub', 'alpha/deep', asTid(2n));
+  server(5n, 'rename', beta, 'beta', 'gamma/deep', asTid(1n));
+  assert.deepEqual(pending(db), ['create gamma/deep/sub/f', 'rename gamma/deep/sub -> alpha/deep']);
+  db.relocateLocal(f, 'alpha/deep/f.aside'); // a conflict step keeps f beside a name the server made
+  assert.deepEqual(pending(db), ['create gamma/deep/sub/f.aside', 'rename gamma/deep/sub -> alpha/deep']);
+});

@@ -178,7 +178,7 @@ export class LmlRewriter {
           break;
         }
       }
-      this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi, parent);
+      this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi, parent, renames);
       if (above === undefined) return;
       f = back(f, above);
       t = back(t, above);
@@ -189,8 +189,9 @@ export class LmlRewriter {
   /**
    * moveLml for the records with lo < seq < hi (no upper bound when hi is null), which name it `from`.
    * `parent`: the directory the object's own records that name it `from` give it now (undefined: unchanged).
+   * `renames`: the pending renames, as moveLml read them before it rewrote anything.
    */
-  #moveLmlEra(fid: Fid, from: string, to: string, lo: bigint, hi: bigint | null, parent: Fid | null | undefined): void {
+  #moveLmlEra(fid: Fid, from: string, to: string, lo: bigint, hi: bigint | null, parent: Fid | null | undefined, renames: readonly LmlRecord[]): void {
     const move = (r: LmlRecord, p: string): string =>
       p === from ? (r.fid === fid ? to : p) : p.startsWith(`${from}/`) ? `${to}${p.slice(from.length)}` : p;
     // Only the records that name `from` or a name below it (not the whole LML).
@@ -210,10 +211,27 @@ export class LmlRewriter {
     // it, whatever its path says. Before, such a name was moved along by its path alone (after a conflict
     // step's moves, which no record shows, had fooled `since`), and the next move of its own object missed it:
     // the server set the object aside under another name than this node's (chaos s53 seed 9242, c3).
+    // The directory's name is taken at the record's time: back through the pending renames made after it (the
+    // directory's own, or one above it). Before, its name now counted: a file made in d/sub, then `mv d/sub x`
+    // here, and the server's `mv d e` kept "create d/sub/f" (sub was at x now, away from e), where the server
+    // had sub at e/sub; a conflict step's later move of the file missed the record, and the server made the
+    // file under another name than this node's (chaos s89 seed 9301, c2; test/lml-names.test.ts).
+    const thenOf = (dir: string, seq: bigint): string => {
+      let p = dir;
+      for (let i = renames.length - 1; i >= 0; i--) {
+        const x = renames[i]!;
+        if (x.seq <= seq) break;
+        if (x.newPath !== null && (p === x.newPath || p.startsWith(`${x.newPath}/`))) p = `${x.path}${p.slice(x.newPath.length)}`;
+      }
+      return p;
+    };
+    const within = (p: string, top: string): boolean => p === top || p.startsWith(`${top}/`);
     const elsewhere = (r: LmlRecord): boolean => {
       if (r.fid === fid || r.parent === undefined || r.parent === null || r.parent === fid) return false;
-      const dir = r.parent === ROOT_FID ? '' : this.#tables.objectByFid(r.parent)?.path;
-      return dir !== undefined && dir !== to && !dir.startsWith(`${to}/`);
+      const now = r.parent === ROOT_FID ? '' : this.#tables.objectByFid(r.parent)?.path;
+      if (now === undefined || within(now, to)) return false;
+      const then = thenOf(now, r.seq);
+      return then === now || !within(then, from);
     };
     for (const r of naming) {
       // Its own records name it where it was each time (every move rewrote them): they follow it. Before, one
