@@ -108,7 +108,15 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
   const stay = back && remoteGone && (!dirOnDisk(s, parentOf(r.path)) || isUnder(r.path, o.path));
   const moving = o !== undefined && o.path !== r.path && !stay;
   const placing = making || (back && !stay);
-  const atEnd = placing && r.kind === 'rename' && (!dirOnDisk(s, parentOf(r.path)) || takenHere(s, r.path));
+  // So when a file or symlink is made again and another object holds its old name here (moved over it,
+  // `mv x e/f` here while the server moved e/f away): that object keeps the name. Before, it went beside under
+  // a conflict name, for nothing; and where its pending move was named otherwise than it was found, the server
+  // kept the old name and this node the conflict name (chaos s89 seed 9302, c1;
+  // test/long/replaced-then-moved-there.test.ts). Not a directory: the pending records of what it held here
+  // name it at its old name, and only the server's move from there takes them along (as the name's holder's
+  // records go with it beside; test/long/moved-out-removed-parent-moved.test.ts).
+  const heldHere = making && type !== 'dir' && (db.objectByPath(r.path) ?? r).fid !== r.fid;
+  const atEnd = placing && r.kind === 'rename' && (!dirOnDisk(s, parentOf(r.path)) || takenHere(s, r.path) || heldHere);
   const at = atEnd ? finalPath : stay ? o.path : r.path;
   const refuse = (why: string): never => {
     if (fetched !== null) rmSync(fetched.staged.file, { force: true });
