@@ -262,7 +262,16 @@ export class FilesetNode {
     }
     const below = (needed > floor ? needed : floor) + 1n;
     if (below <= this.db.firstKeptTid) return;
-    const n = this.db.pruneKml(below as Tid);
+    let n: number;
+    try {
+      n = this.db.pruneKml(below as Tid);
+    } catch (e) {
+      // A full disk cannot take the deletion (its pages go to the WAL first): tried again at the next tick, and
+      // said once as the node's state. Before, the throw in the status timer ended the daemon.
+      if (this.disk.note('prune', e, 'prune the journal') === null) this.log.warn({ err: (e as Error).message }, 'cannot prune the journal; trying again');
+      return;
+    }
+    this.disk.ok('prune');
     const lost = this.db.peers().filter((p) => (acked.get(p.node) ?? 0n) + 1n < below).map((p) => p.node);
     if (lost.length > 0) this.log.warn({ peers: lost, first: formatTid(below) }, 'peers away past retention: they will resync in full');
     this.log.info({ pruned: n, first: formatTid(below) }, 'journal pruned');
