@@ -21,8 +21,8 @@ import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, rmdi
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { sleep } from '../helpers.js';
-import { Farm, assertSettled, conflictCopies, eventually, statusJson } from '../farm.js';
+import { journalState, sleep } from '../helpers.js';
+import { Farm, assertSettled, conflictCopies, disconnect, eventually, pastRetention, reconnect, statusJson } from '../farm.js';
 
 function canMountTmpfs(): boolean {
   if (process.getuid?.() !== 0) return false;
@@ -229,6 +229,47 @@ test('a client whose disk fills while its journal holds records not checkpointed
       for (const i of [0, 1234, 2999]) assert.equal(readFileSync(join(farm.server, 'cd', `c-${i}`), 'utf8'), `client ${i}\n`.repeat(50));
       for (const i of [0, 300, 1999]) assert.equal(readFileSync(join(c, 'sd', `s-${i}`), 'utf8'), `server ${i}\n`.repeat(200));
       assert.deepEqual(farm.all.flatMap((d) => conflictCopies(d)), [], 'a full disk makes no conflict copies');
+    } finally {
+      await farm.stopAll();
+    }
+  });
+});
+
+// A resync on a full disk (issue 19: "resync failed; retrying", then nothing, a restart fixed it): a client
+// back past the server's retention must resync, its disk has no room for the server's files, the resync fails
+// DISK_FULL and is asked again until it goes through; once space returns, the same daemon resyncs, keeps the
+// changes it made while away, and converges. A guard: it passes without this session's fixes too (the resync
+// retry came with the first fix of the item); it holds the path the report describes.
+test('a client that must resync on a full disk retries the resync by itself and converges once space returns, keeping its changes', { timeout: 300_000, skip: SKIP }, async (t) => {
+  await withTmpfs(16, async (mnt) => {
+    const farm = await Farm.start(t, { clients: 0, serverArgs: ['--retain-records', '5'] });
+    try {
+      const c = join(mnt, 'tree');
+      mkdirSync(c);
+      await farm.addClient(c);
+      writeFileSync(join(farm.server, 'before'), 'before\n');
+      await assertSettled(farm.all);
+      const pid = daemonPid(c);
+
+      await disconnect(farm, c);
+      for (let i = 0; i < 5; i++) writeFileSync(join(c, `c-${i}`), content('client', i));
+      await eventually('the client journals its changes while away', () => journalState(c).lml, (n) => n >= 5);
+      for (let i = 0; i < 20; i++) writeFileSync(join(farm.server, `s-${i}`), content('server', i));
+      await pastRetention(farm);
+      const filler = fill(mnt);
+      reconnect(c);
+
+      await eventually('the client\'s resync fails for want of space', () => codes(farm.log(c)), (l) => l.some((x) => x === 'DISK_FULL: resync failed; retrying'), 60_000,
+        () => codes(farm.log(c)).slice(-15).join('\n'));
+      assert.ok(diskFullOf(statusJson(c)) !== null, 'the status says the disk is full');
+      assert.equal(daemonPid(c), pid, 'the daemon runs on');
+
+      rmSync(filler);
+      await assertSettled(farm.all, 120_000);
+      assert.equal(daemonPid(c), pid, 'the same daemon: no restart');
+      for (let i = 0; i < 5; i++) assert.equal(readFileSync(join(farm.server, `c-${i}`), 'utf8'), content('client', i), `c-${i} reached the server`);
+      for (let i = 0; i < 20; i++) assert.equal(readFileSync(join(c, `s-${i}`), 'utf8'), content('server', i), `s-${i} reached the client`);
+      assert.ok(!codes(farm.log(c)).some((x) => x.startsWith('CONFLICT')), `a full disk is no conflict:\n${codes(farm.log(c)).join('\n')}`);
     } finally {
       await farm.stopAll();
     }
