@@ -12,6 +12,8 @@
 //   "[INTERNAL] EISDIR … this is a bug", and one deleted beside its certificate was replaced by a new pair
 //   silently, so every client that had pinned the old certificate was refused with no word why (the last
 //   test; fails without daemon/server-keys.ts readTlsPair and the check of the pair).
+// - a client's --tls-ca that was missing, unreadable or not PEM was "[INTERNAL] ENOENT … this is a bug" (the
+//   fifth test; fails without net/peer-client.ts readCa).
 // Runs the real CLI in separate processes on 127.0.0.1; every process is stopped by its pid.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
@@ -159,4 +161,27 @@ test('a server whose TLS key is unreadable or deleted refuses to start with NO_C
   const up = await spawnServer(d.path, logs.path, port, ['--listen', `https://127.0.0.1:${port}`]);
   await stopChild(up);
   assert.equal(readFileSync(cert, 'utf8'), certBefore);
+});
+
+test('a client whose --tls-ca is missing, unreadable or not a certificate stops with NO_CREDENTIAL naming it', async (t) => {
+  const cl = tmpDir('intersync-cred-cl-');
+  const logs = tmpDir('intersync-cred-logs-');
+  t.after(() => {
+    cl.cleanup();
+    logs.cleanup();
+  });
+  const secret = join(logs.path, 'secret');
+  writeFileSync(secret, 'a'.repeat(64), { mode: 0o600 });
+  const port = await freePort(); // nobody listens: the file is refused before any connection
+  const start = (ca: string): Promise<Run> => runToExit([
+    '--log-dir', logs.path, '--state-dir', STATE_DIR, '--server', `https://127.0.0.1:${port}`, '--tls-ca', ca, '--secret-file', secret, '--connect-timeout', '5', cl.path,
+  ]);
+  const missing = join(logs.path, 'no-such-ca.pem');
+  assertNoCredential(await start(missing), missing);
+  const dir = join(logs.path, 'ca-dir.pem');
+  mkdirSync(dir);
+  assertNoCredential(await start(dir), dir);
+  const garbage = join(logs.path, 'garbage.pem');
+  writeFileSync(garbage, 'not a certificate\n');
+  assertNoCredential(await start(garbage), garbage);
 });
