@@ -1,7 +1,8 @@
 // Invariant: the record follower (net/record-follower.ts) says hello once, resumes each connection after the
 // sink's last_rcvd, delivers the frames parsed and in order, tells the sink which record it failed on, waits
-// the backoff's steps between tries (its jitter from the random source given, reset by a frame), keeps the link
-// state (connected, since when not), and ends when the sink says stop or when stopped.
+// the backoff's steps between tries (its jitter from the random source given, reset by a frame delivered other
+// than the stream's hello), keeps the link state (connected, since when not), and ends when the sink says stop or
+// when stopped. The third test fails without the hello excepted (waits of 300 ms each, for ever).
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
@@ -122,4 +123,26 @@ test('stop cuts the open stream and ends run', async () => {
   await running;
   assert.deepEqual(sink.calls, ['connected 0', 'ping 1 undefined'], 'no hello said again, nothing after the stop');
   assert.equal(link.disconnectedSince, 7);
+});
+
+test('a connection whose first record fails again at once backs off step by step, up to the full disk\'s cap', async () => {
+  const sink = new NoteSink(new Set([1n]), ['back-off-disk-full', 'back-off-disk-full', 'back-off-disk-full', 'back-off-disk-full', 'back-off-disk-full', 'stop']);
+  const link: FollowLink = { connected: false, disconnectedSince: null, abort: new AbortController() };
+  const waits: number[] = [];
+  const follower = new RecordFollower<string>({
+    source: {
+      hello: async () => 'h',
+      follow: async function* () {
+        yield frame('hello', { tid: '0x0000000000000001' });
+        yield frame('record', { r: recordToWire(rec(1n)), last: '0x0000000000000001' });
+      },
+    },
+    sink, link, hello: 'known', clock: { now: () => 1, monotonic: () => 0 }, firstBackoffMs: 200, random: () => 0.5,
+    wait: async (ms) => {
+      waits.push(ms);
+    },
+  });
+  await follower.run();
+  // step 200, 400, 800, 1600, then the cap of a full disk (2000); each wait is the step plus half of it.
+  assert.deepEqual(waits, [300, 600, 1200, 2400, 3000]);
 });

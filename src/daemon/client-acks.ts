@@ -1,3 +1,4 @@
+import { Backoff, DISK_FULL_CAP_MS } from '#core/backoff.js';
 import { NO_VERSION, type Tid } from '#core/ids.js';
 import type { ClientState } from './client-state.js';
 
@@ -10,6 +11,8 @@ export class ClientAcks {
   #ackTimer: NodeJS.Timeout | undefined;
   #ackDue: number | undefined;
   #acked: Tid = NO_VERSION;
+  /** After a flush that failed (a full disk cannot take the journal's checkpoint): the wait before the next try. */
+  readonly #retry = new Backoff(500, DISK_FULL_CAP_MS);
 
   constructor(s: ClientState) {
     this.#s = s;
@@ -35,7 +38,19 @@ export class ClientAcks {
       this.#ackDue = undefined;
       const tid = s.db.lastRcvdOf(s.serverNode());
       if (tid <= this.#acked || s.stopped) return;
-      s.apply.flush(); // durable before acknowledged
+      try {
+        s.apply.flush(); // durable before acknowledged
+      } catch (e) {
+        // Not durable, so not acknowledged: tried again in a moment. A full disk (the checkpoint grows the
+        // database file) is this node's state, said once by DiskFullState; before, the throw in this timer
+        // ended the daemon.
+        const full = s.disk.note('ack', e, 'make applied records durable');
+        if (full === null) s.log.warn({ err: (e as Error).message }, 'cannot make applied records durable; the ack waits');
+        this.#retryLater();
+        return;
+      }
+      s.disk.ok('ack');
+      this.#retry.reset();
       s.client.ack(s.db.meta.nodeId, tid).then(
         () => {
           this.#acked = tid;
@@ -43,6 +58,14 @@ export class ClientAcks {
         (e: unknown) => s.log.debug({ err: (e as Error).message }, 'ack failed'),
       );
     }, Math.max(0, Math.min(100, this.#ackDue - now)));
+    this.#ackTimer.unref();
+  }
+
+  #retryLater(): void {
+    this.#ackTimer = setTimeout(() => {
+      this.#ackTimer = undefined;
+      this.schedule();
+    }, this.#retry.next(true));
     this.#ackTimer.unref();
   }
 

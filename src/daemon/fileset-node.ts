@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, rmSync, rmdirSync } from 'node:fs';
+import { existsSync, rmSync, rmdirSync } from 'node:fs';
 import { META_DIR } from '#core/format.js';
 import { hostname } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -26,8 +26,7 @@ import { recoverInFlight } from '#apply/recovery.js';
 import type { TokenScopeMode } from '#policy/token-table.js';
 import { IdentityDb } from '#journal/identity-db.js';
 import { statePaths, type StatePaths } from '#journal/state-dir.js';
-import { fingerprintOfPem } from '#net/protocol/endpoint.js';
-import { ensureSecret, ensureSelfSignedCert } from './server-keys.js';
+import { ensureSecret, ensureSelfSignedCert, readTlsPair } from './server-keys.js';
 import { fileLogs } from './logger.js';
 import type { NodeOptions } from './node-options.js';
 import { StatusPublisher } from './status-file.js';
@@ -263,7 +262,16 @@ export class FilesetNode {
     }
     const below = (needed > floor ? needed : floor) + 1n;
     if (below <= this.db.firstKeptTid) return;
-    const n = this.db.pruneKml(below as Tid);
+    let n: number;
+    try {
+      n = this.db.pruneKml(below as Tid);
+    } catch (e) {
+      // A full disk cannot take the deletion (its pages go to the WAL first): tried again at the next tick, and
+      // said once as the node's state. Before, the throw in the status timer ended the daemon.
+      if (this.disk.note('prune', e, 'prune the journal') === null) this.log.warn({ err: (e as Error).message }, 'cannot prune the journal; trying again');
+      return;
+    }
+    this.disk.ok('prune');
     const lost = this.db.peers().filter((p) => (acked.get(p.node) ?? 0n) + 1n < below).map((p) => p.node);
     if (lost.length > 0) this.log.warn({ peers: lost, first: formatTid(below) }, 'peers away past retention: they will resync in full');
     this.log.info({ pruned: n, first: formatTid(below) }, 'journal pruned');
@@ -280,12 +288,15 @@ export class FilesetNode {
   async #listen(l: ListenOptions): Promise<void> {
     // Loaded here: a client, or a node with --listen none, never loads the HTTP server (fastify) at all.
     const { FilesetServer } = await import('#net/server.js');
-    let tls = l.tls;
-    if (l.secure === true && tls === undefined) {
+    let files = l.tls;
+    const selfSigned = l.secure === true && files === undefined;
+    if (selfSigned) {
       ensureSelfSignedCert(this.state, `intersync-${this.db.meta.nodeId}`);
-      tls = { cert: this.state.tlsCert, key: this.state.tlsKey };
+      files = { cert: this.state.tlsCert, key: this.state.tlsKey };
     }
-    this.fingerprint = tls === undefined ? null : fingerprintOfPem(readFileSync(tls.cert));
+    // Read once, here: a file missing, unreadable or not PEM is NO_CREDENTIAL naming it (readTlsPair).
+    const tls = files === undefined ? undefined : readTlsPair(files, selfSigned ? this.state : null);
+    this.fingerprint = tls?.fingerprint ?? null;
     this.#identity = IdentityDb.open(this.state.identityDb, { create: true });
     this.server = new FilesetServer(
       {

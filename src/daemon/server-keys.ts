@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
@@ -44,11 +44,18 @@ function missingSecret(sp: StatePaths, recorded: string): IntersyncError {
 /**
  * A self-signed certificate for the server, made once: the key with node:crypto (EC P-256, 0600), the
  * X.509 certificate with the `openssl` binary (Node 20 cannot sign a certificate by itself). Clients
- * pin its fingerprint from their join token, so no CA is involved. Returns the fingerprint.
+ * pin its fingerprint from their join token, so no CA is involved. Returns the fingerprint. One of the
+ * pair without the other is NO_CREDENTIAL, never a new pair made over it: every client pinned the old
+ * certificate and would be refused with no word why.
  */
 export function ensureSelfSignedCert(sp: StatePaths, commonName: string): string {
   ensureStateDir(sp);
-  if (existsSync(sp.tlsCert) && existsSync(sp.tlsKey)) return fingerprintOfPem(readFileSync(sp.tlsCert));
+  const hasCert = existsSync(sp.tlsCert);
+  if (hasCert !== existsSync(sp.tlsKey)) {
+    const [gone, kept] = hasCert ? [sp.tlsKey, sp.tlsCert] : [sp.tlsCert, sp.tlsKey];
+    throw IntersyncError.NO_CREDENTIAL(hasCert ? 'the TLS key' : 'the TLS certificate', gone, `is missing (deleted?) while ${kept} is there`, selfSignedHint(sp));
+  }
+  if (hasCert) return readTlsPair({ cert: sp.tlsCert, key: sp.tlsKey }, sp).fingerprint;
   const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
   writeFileAtomic(sp.tlsKey, privateKey.export({ type: 'pkcs8', format: 'pem' }), 0o600);
   const tmp = `${sp.tlsCert}.tmp`;
@@ -68,4 +75,53 @@ export function ensureSelfSignedCert(sp: StatePaths, commonName: string): string
   writeFileAtomic(sp.tlsCert, readFileSync(tmp), 0o644);
   rmSync(tmp, { force: true });
   return fingerprintOfPem(readFileSync(sp.tlsCert));
+}
+
+/** What to do about a self-signed pair that cannot be used: restore it, or make a new one and have the clients join again. */
+function selfSignedHint(sp: StatePaths): string {
+  return `restore tls-cert.pem and tls-key.pem together from a backup of ${sp.dir}; if they are lost, remove both and start again: ` +
+    'a new self-signed pair is made, and each client joins again with a new token (intersync invite DIR here, intersync join TOKEN DIR there)';
+}
+
+/** A server's certificate and key as read, and the certificate's fingerprint (what clients pin). */
+export interface TlsPair {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+  readonly fingerprint: string;
+}
+
+/**
+ * Read the server's certificate and key (PEM) once, for the fingerprint and the HTTPS server both. A file
+ * that is missing, unreadable, or not a certificate or a private key is NO_CREDENTIAL naming it, with what
+ * to do: for the self-signed pair of the state directory `sp`, restore it or make a new one; for files
+ * given with --tls-cert and --tls-key, fix the path or the permissions. Before, any of these was
+ * `[INTERNAL] … this is a bug`.
+ */
+export function readTlsPair(files: { readonly cert: string; readonly key: string }, sp: StatePaths | null): TlsPair {
+  const hint = sp === null
+    ? 'give --tls-cert and --tls-key files in PEM that the user the daemon runs as can read (chmod 600 the key)'
+    : selfSignedHint(sp);
+  const read = (what: string, file: string): Buffer => {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
+      throw IntersyncError.NO_CREDENTIAL(what, file, why, hint, e);
+    }
+  };
+  const cert = read('the TLS certificate', files.cert);
+  const key = read('the TLS key', files.key);
+  let fingerprint: string;
+  try {
+    fingerprint = fingerprintOfPem(cert);
+  } catch (e) {
+    throw IntersyncError.NO_CREDENTIAL('the TLS certificate', files.cert, `is not a certificate in PEM (${(e as Error).message})`, hint, e);
+  }
+  try {
+    const k = createPrivateKey(key);
+    if (!new X509Certificate(cert).checkPrivateKey(k)) throw new Error('it is not the key of the certificate');
+  } catch (e) {
+    throw IntersyncError.NO_CREDENTIAL('the TLS key', files.key, `is not the certificate's private key in PEM (${(e as Error).message})`, hint, e);
+  }
+  return { cert, key, fingerprint };
 }

@@ -1,4 +1,5 @@
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
+import { X509Certificate } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IntersyncError } from '#core/errors.js';
@@ -54,6 +55,28 @@ export interface ReintResult {
 }
 
 /**
+ * The CA certificate a client trusts for an https server (--tls-ca), read once: a file missing, unreadable or
+ * not a certificate in PEM is NO_CREDENTIAL naming it (before, `[INTERNAL] ENOENT … this is a bug`).
+ */
+function readCa(file: string): Buffer {
+  const hint = 'give --tls-ca the PEM file of the CA that signed the server\'s certificate, readable by the user the daemon runs as; ' +
+    'or join with a token from intersync invite, which pins the server\'s certificate with no CA';
+  let pem: Buffer;
+  try {
+    pem = readFileSync(file);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
+    throw IntersyncError.NO_CREDENTIAL('the --tls-ca certificate', file, why, hint, e);
+  }
+  try {
+    new X509Certificate(pem); // only its parse: a file that is not a certificate fails here, not at each connection
+  } catch (e) {
+    throw IntersyncError.NO_CREDENTIAL('the --tls-ca certificate', file, `is not a certificate in PEM (${(e as Error).message})`, hint, e);
+  }
+  return pem;
+}
+
+/**
  * The HTTP client of a fileset's server (undici, keep-alive). Every call
  * carries a bearer token (this node's credential once enrolled; before, the
  * fileset secret or an invitation); with a pin, only the server whose
@@ -89,7 +112,7 @@ export class PeerClient implements SnapshotSource {
     this.#uuid = opts.uuid ?? null;
     this.bwlimit = opts.bwlimit ?? null;
     const base = opts.pin !== undefined && u.protocol === 'https:' ? pinnedConnector(opts.pin, u.origin)
-      : buildConnector(opts.ca === undefined ? {} : { ca: readFileSync(opts.ca) });
+      : buildConnector(opts.ca === undefined ? {} : { ca: readCa(opts.ca) });
     // Every connection the agent opens is counted (bytes in and out, as the server counts its own).
     const counted: buildConnector.connector = (o, cb) => {
       base(o, (err, socket) => {

@@ -156,8 +156,11 @@ export class RecordFollower<H> implements Service {
           if (!link.connected) await sink.onConnected(since);
           link.connected = true;
           link.disconnectedSince = null;
-          backoff.reset();
           await this.#deliver(f, since);
+          // A frame delivered resets the backoff, but not the stream's hello alone: a connection whose first
+          // record fails again at once (no room here to apply it) backs off as any failure does. Before, the
+          // hello reset it, and a client on a full disk came back every 200-400 ms for as long as it lasted.
+          if (f.type !== 'hello') backoff.reset();
         }
         link.connected = false;
       } catch (e) {

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { NO_METRICS } from '#core/metrics.js';
 import { D_HTTP } from '#core/debug.js';
@@ -50,7 +49,8 @@ export class FilesetServer {
   /** Bytes read and written on the connections this server accepted. */
   readonly bytes = new WireBytes();
 
-  constructor(f: ServedFileset, tls?: { cert: string; key: string }, limits: Partial<EdgeLimits> = {}) {
+  /** `tls`: the certificate and key in PEM, as read (daemon/server-keys.ts readTlsPair says what is wrong with them). */
+  constructor(f: ServedFileset, tls?: { readonly cert: Buffer; readonly key: Buffer }, limits: Partial<EdgeLimits> = {}) {
     this.#f = f;
     this.transfers = new Transfers(() => f.clock.now());
     const lim = { ...DEFAULT_LIMITS, ...limits };
@@ -76,7 +76,7 @@ export class FilesetServer {
       http: timeouts,
       // Refuse what the schema does not allow instead of quietly dropping or converting it.
       ajv: { customOptions: { removeAdditional: false, coerceTypes: false, useDefaults: false } },
-      ...(tls === undefined ? {} : { https: { cert: readFileSync(tls.cert), key: readFileSync(tls.key), ...timeouts } }),
+      ...(tls === undefined ? {} : { https: { cert: tls.cert, key: tls.key, ...timeouts } }),
     }) as unknown as FastifyInstance;
     const app = this.#app;
     this.bytes.watchServer(app.server);

@@ -49,7 +49,7 @@ export class Reconciler {
    * still to come) is looked at again once quiet instead of journaled empty: peers never serve that empty
    * version. `syncPaths` (before a peer's change) journals what is there at once.
    */
-  async run(items: Iterable<DirtyItem>, opts: { settle?: boolean } = {}): Promise<BatchResult> {
+  async run(items: Iterable<DirtyItem>, opts: RunOptions = {}): Promise<BatchResult> {
     const batch = new BatchState(this.#d, opts.settle === true);
     const byIno: DirtyItem[] = [];
     for (const item of items) {
@@ -57,8 +57,23 @@ export class Reconciler {
       const p = this.resolve(item);
       if (p !== null) batch.add(p);
     }
-    return runBatch(batch, byIno, (item) => this.resolve(item));
+    try {
+      return await runBatch(batch, byIno, (item) => this.resolve(item));
+    } catch (e) {
+      // The names this batch found to look at besides its hints (a new directory's entries, walked once it
+      // is journaled and watched): no event brings them again, and the next try finds the directory
+      // journaled and walks it no more. Before, a batch that failed half-way (a full disk) lost them.
+      opts.unfinished?.(batch.queue);
+      throw e;
+    }
   }
+}
+
+/** How a batch runs: `settle` (see Reconciler#run), and where a failed batch hands the names it had queued. */
+export interface RunOptions {
+  readonly settle?: boolean;
+  /** Called before a failed run throws, with every name it had queued (hints and what it found): try them again. */
+  readonly unfinished?: (paths: readonly string[]) => void;
 }
 
 /**

@@ -202,7 +202,8 @@ export class WatchCapture implements Capture {
     while (this.#running !== undefined) await this.#running;
     // Its retries too: files being written, and the other names of a file's inode that a link, a move or a
     // removal journaled here changed under them (no event says so; before, they were dropped here).
-    const run = this.#reconciler.run(changed.map((path) => ({ path }))).then((res) => this.#retryLater(res.retry));
+    const run = this.#reconciler.run(changed.map((path) => ({ path })), { unfinished: (ps) => this.#requeue(ps) })
+      .then((res) => this.#retryLater(res.retry));
     this.#running = run;
     try {
       await run;
@@ -332,7 +333,7 @@ export class WatchCapture implements Capture {
       this.#pending.clear();
     }
     try {
-      const res = await this.#reconciler.run(items, { settle: true });
+      const res = await this.#reconciler.run(items, { settle: true, unfinished: (ps) => this.#requeue(ps) });
       this.#retryLater(res.retry);
       // What the walk journaled: changes no event brought, or whose events were still on their way (a busy tree).
       if (periodic) this.#log.info({ records: res.records, looked: items.length }, 'periodic rescan of the tree');
@@ -343,6 +344,11 @@ export class WatchCapture implements Capture {
       for (const it of items) this.#pending.set(keyOf(it), it);
       await new Promise((r) => setTimeout(r, 1000));
     }
+  }
+
+  /** A failed batch's names, hinted again for the next one (bounded as every hint is: see #enqueue). */
+  #requeue(paths: readonly string[]): void {
+    for (const path of paths) this.#enqueue({ path });
   }
 
   #notifyIdle(): void {
