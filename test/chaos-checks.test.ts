@@ -120,6 +120,22 @@ test('chaos checks: a change of mode at the name a file had before a move counts
   assert.deepEqual(historyAcrossMoves(at, names, 'gamma/deep/d.md').map((e) => `${e.k}${e.type}`), ['181arrive', '293leave']);
 });
 
+test('chaos checks: a move from a name no operation made counts as an arrival', () => {
+  // Fails without historyAcrossMoves keeping the move when nothing is known of the old name (chaos s90 seed 9302):
+  // the server removed alpha/sub/f.json (one name of a hard-linked file), then moved a directory a conflict step
+  // had named, holding another name of the file, to alpha/sub; reported as a resurrection.
+  const events = new Map<string, PathEvent[]>([
+    ['alpha/sub/f.json', [ev(744, 'c4', 'arrive'), ev(887, 'server', 'depart'), ev(895, 'server', 'arrive')]],
+    ['alpha/deep.conflict-x/f.json', [ev(895, 'server', 'leave')]],
+  ]);
+  const at = (p: string): readonly PathEvent[] => events.get(p) ?? [];
+  const names = [...events.keys()];
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'alpha/sub/f.json')), null, 'the move brought it back');
+  // Without the move, the removal stands undone by nothing, as before.
+  events.set('alpha/sub/f.json', [ev(744, 'c4', 'arrive'), ev(887, 'server', 'depart')]);
+  assert.equal(undoneDeparture(historyAcrossMoves(at, names, 'alpha/sub/f.json'))?.k, 887, 'nothing explains it');
+});
+
 test('chaos checks: a change of mode at the old name after a move, by a node that had not seen it, counts at the new name', () => {
   // Fails without the concurrent touches in historyAcrossMoves: chaos s46 seed 9221, c2 removed g/a.txt (op123);
   // c1, which had seen neither, moved g to alpha/deep (op217) and alpha/deep/a.txt over delta/f.json (op221); the

@@ -406,6 +406,11 @@ export function historyAcrossMoves(at: (path: string) => readonly PathEvent[], n
     const before = historyAcrossMoves(at, names, q, depth + 1);
     const l = before.indexOf(leave);
     if (l < 0) continue;
+    // Nothing known of how it came to the old name (a conflict step's name, which no operation made): the move
+    // is its arrival here. Before, the move was left out with nothing in its place, and a removal at this name
+    // before the move looked undone by nothing (chaos s90 seed 9302: the server removed alpha/sub/f.json, one
+    // name of a hard-linked file, then moved alpha/deep.conflict-…, holding another name of it, to alpha/sub).
+    if (!before.slice(0, l).some((e) => e.type === 'arrive')) return evs;
     // After the move, a change there by another node, which had not seen the move yet, is one of the content
     // that moved: it counts too (chaos s46 seed 9221: c2 removed a.txt, the server chmodded it, having seen
     // neither that nor c1's move of its directory; it came back lawfully at c1's name, reported as a resurrection).
