@@ -34,12 +34,17 @@ function local(db: FilesetDb, kind: RecordDraft['kind'], fid: Fid, path: string,
   }]);
 }
 
+/** A server's record of TID `tid`, applied here. */
+function server(db: FilesetDb, tid: bigint, kind: RecordDraft['kind'], fid: Fid, path: string, newPath: string | null = null, pre = NO_VERSION): void {
+  db.commitRemote([{ record: {
+    tid: asTid(tid), kind, fid, path, newPath, target: null, preVersion: pre, postVersion: asTid(tid), mode: 0o755, uid: 0, gid: 0,
+    mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
+  }, identity: null }], 'feedfacefeedface', 1);
+}
+
 /** A directory the server has, at `path`, applied here as its first record. */
 function serverDir(db: FilesetDb, fid: Fid, path: string): void {
-  db.commitRemote([{ record: {
-    tid: asTid(1n), kind: 'mkdir', fid, path, newPath: null, target: null, preVersion: NO_VERSION, postVersion: asTid(1n),
-    mode: 0o755, uid: 0, gid: 0, mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-  }, identity: null }], 'feedfacefeedface', 1);
+  server(db, 1n, 'mkdir', fid, path);
 }
 
 const pending = (db: FilesetDb): string[] => db.readLml(0n, 100).map((r) => `${r.kind} ${r.path}${r.newPath === null ? '' : ` -> ${r.newPath}`}`);
@@ -248,20 +253,14 @@ test("a server's move above a directory moved on here since rewrites what was ma
   const sub = db.newFid();
   const gamma = db.newFid();
   const alpha = db.newFid();
-  const server = (tid: bigint, kind: RecordDraft['kind'], fid: Fid, path: string, newPath: string | null = null, pre = NO_VERSION): void => {
-    db.commitRemote([{ record: {
-      tid: asTid(tid), kind, fid, path, newPath, target: null, preVersion: pre, postVersion: asTid(tid), mode: 0o755, uid: 0, gid: 0,
-      mtimeMs: 1000, size: null, hash: null, origin: 'feedfacefeedface' as NodeId, time: 1, digest: '00'.repeat(32), originSeq: null,
-    }, identity: null }], 'feedfacefeedface', 1);
-  };
-  server(1n, 'mkdir', beta, 'beta');
-  server(2n, 'mkdir', sub, 'beta/sub');
-  server(3n, 'mkdir', gamma, 'gamma');
-  server(4n, 'mkdir', alpha, 'alpha');
+  server(db, 1n, 'mkdir', beta, 'beta');
+  server(db, 2n, 'mkdir', sub, 'beta/sub');
+  server(db, 3n, 'mkdir', gamma, 'gamma');
+  server(db, 4n, 'mkdir', alpha, 'alpha');
   const f = db.newFid();
   local(db, 'create', f, 'beta/sub/f');
   local(db, 'rename', sub, 'beta/sub', 'alpha/deep', asTid(2n));
-  server(5n, 'rename', beta, 'beta', 'gamma/deep', asTid(1n));
+  server(db, 5n, 'rename', beta, 'beta', 'gamma/deep', asTid(1n));
   assert.deepEqual(pending(db), ['create gamma/deep/sub/f', 'rename gamma/deep/sub -> alpha/deep']);
   db.relocateLocal(f, 'alpha/deep/f.aside'); // a conflict step keeps f beside a name the server made
   assert.deepEqual(pending(db), ['create gamma/deep/sub/f.aside', 'rename gamma/deep/sub -> alpha/deep']);
