@@ -47,7 +47,7 @@ type Answer = ReintResult['results'][number];
  * accepted stops the batch there, as the server does; `accept` gives the next TID). Runs until the LML is
  * empty, a resync is asked for, or 5-10 s passed; returns how many resyncs were asked for.
  */
-async function reintegrate(l: Local, answer: (r: LmlRecord, accept: () => Answer) => Answer, rounds = 200): Promise<number> {
+async function reintegrate(l: Local, answer: (r: LmlRecord, accept: () => Answer) => Answer, rounds = 200, onStuck?: (reint: Reintegrator) => void): Promise<number> {
   let tid = 100n;
   const server = {
     async reint(_node: string, body: Buffer): Promise<ReintResult> {
@@ -77,6 +77,7 @@ async function reintegrate(l: Local, answer: (r: LmlRecord, accept: () => Answer
     clock: systemClock, debug: 0, scopeMode: () => 'fileset', leaseMs: () => 30_000, blockMaps: new BlockMapCache(),
     onStuck: () => {
       stuck++;
+      onStuck?.(reint);
     },
   });
   const running = reint.run();
@@ -351,4 +352,28 @@ test('a record refused three times waits some seconds from its first refusal bef
   assert.equal(stuck, 0, `no resync asked for; the server saw: ${got.join('; ')}`);
   assert.equal(l.db.lmlCount(), 0, `everything reintegrated; the server saw: ${got.join('; ')}`);
   assert.deepEqual(got.slice(-2), ['rename g', 'rmdir d'], `the rmdir went after the move: ${got.join('; ')}`);
+});
+
+test('a client that asked for a resync stays stuck in its status while the resync has nothing pending', { timeout: 30_000 }, async (t) => {
+  // Fails without Reintegrator#status keeping stuckSince while its resync runs: the resync drops the refused
+  // change (its content put back beside, journaled again a moment later), the LML is empty for that moment, and
+  // the status published then said "lag 0" for a client stuck for good (CI, test/status-stuck.test.ts).
+  const l = fileset(t);
+  removedDirOf(l);
+  const raw = new Database(l.dbFile);
+  raw.prepare('UPDATE last_rcvd SET tid = 0').run();
+  raw.close();
+  let before: number | null | undefined;
+  let during: number | null | undefined;
+  const stuck = await reintegrate(l, (r, accept) => {
+    if (r.kind === 'rmdir') return refusal(r, IntersyncError.CONFLICT('d', 'the server cannot take it (immutable there)'));
+    return accept();
+  }, 400, (reint) => {
+    before = reint.status().stuckSince;
+    for (const r of l.db.readLml(0n, 100)) l.db.dropLocal(r.fid); // what the resync does with the refused change
+    during = reint.status().stuckSince;
+  });
+  assert.equal(stuck, 1, 'a resync asked for');
+  assert.equal(typeof before, 'number', 'stuck when it asked for the resync');
+  assert.equal(during, before, 'still stuck, since the same time, while the resync runs with nothing pending');
 });

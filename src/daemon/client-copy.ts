@@ -53,6 +53,12 @@ export async function resync(s: ClientState): Promise<void> {
   s.db.setMeta('resyncs', String(Number(s.db.getMeta('resyncs') ?? '0') + 1));
   s.disk.ok('resync');
   s.applyStuckSince = null;
+  // What a resync left on disk unjournaled (a local rename it undid, a local version put back beside) is journaled
+  // before the reintegrator goes on: until then it still counts as stuck (Reintegrator#status), as it is.
+  if (s.capture.status().state === 'watching') {
+    s.capture.rescan();
+    await Promise.race([s.capture.idle(), sleep(10_000, undefined, { ref: false })]);
+  }
   s.reint.resumeAfterResync();
-  s.capture.rescan(); // what a resync left on disk unjournaled (a local rename it undid) is journaled now
+  s.capture.rescan();
 }
