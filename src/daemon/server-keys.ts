@@ -3,7 +3,7 @@ import { X509Certificate, createPrivateKey, generateKeyPairSync, randomBytes } f
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { IntersyncError } from '#core/errors.js';
-import { ensureStateDir, readSecretFile, writeFileAtomic, type StatePaths } from '#journal/state-dir.js';
+import { ensureStateDir, readCredentialFile, readSecretFile, writeFileAtomic, type StatePaths } from '#journal/state-dir.js';
 import { fingerprintOfPem } from '#net/protocol/endpoint.js';
 
 /**
@@ -101,16 +101,8 @@ export function readTlsPair(files: { readonly cert: string; readonly key: string
   const hint = sp === null
     ? 'give --tls-cert and --tls-key files in PEM that the user the daemon runs as can read (chmod 600 the key)'
     : selfSignedHint(sp);
-  const read = (what: string, file: string): Buffer => {
-    try {
-      return readFileSync(file);
-    } catch (e) {
-      const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
-      throw IntersyncError.NO_CREDENTIAL(what, file, why, hint, e);
-    }
-  };
-  const cert = read('the TLS certificate', files.cert);
-  const key = read('the TLS key', files.key);
+  const cert = readCredentialFile('the TLS certificate', files.cert, hint);
+  const key = readCredentialFile('the TLS key', files.key, hint);
   let fingerprint: string;
   try {
     fingerprint = fingerprintOfPem(cert);

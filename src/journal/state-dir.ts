@@ -54,6 +54,19 @@ export function writeFileAtomic(file: string, text: string | Buffer, mode: numbe
 }
 
 /**
+ * A credential file (a certificate, a key) read whole: one missing or unreadable is NO_CREDENTIAL naming it,
+ * with `hint` (what to do). Before, either was `[INTERNAL] … this is a bug`.
+ */
+export function readCredentialFile(what: string, file: string, hint: string): Buffer {
+  try {
+    return readFileSync(file);
+  } catch (e) {
+    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
+    throw IntersyncError.NO_CREDENTIAL(what, file, why, hint, e);
+  }
+}
+
+/**
  * A one-line secret file, trimmed; undefined when absent. One that exists but cannot be read, or is
  * empty, is NO_CREDENTIAL: an empty secret must never stand for one (a peer sending none would match).
  */

@@ -1,8 +1,8 @@
 import { Agent, buildConnector, request, type Dispatcher } from 'undici';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { IntersyncError } from '#core/errors.js';
+import { readCredentialFile } from '#journal/state-dir.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { BlockMap } from '#fsio/blocks.js';
@@ -61,13 +61,7 @@ export interface ReintResult {
 function readCa(file: string): Buffer {
   const hint = 'give --tls-ca the PEM file of the CA that signed the server\'s certificate, readable by the user the daemon runs as; ' +
     'or join with a token from intersync invite, which pins the server\'s certificate with no CA';
-  let pem: Buffer;
-  try {
-    pem = readFileSync(file);
-  } catch (e) {
-    const why = (e as NodeJS.ErrnoException).code === 'ENOENT' ? 'is missing' : `cannot be read (${(e as Error).message})`;
-    throw IntersyncError.NO_CREDENTIAL('the --tls-ca certificate', file, why, hint, e);
-  }
+  const pem = readCredentialFile('the --tls-ca certificate', file, hint);
   try {
     new X509Certificate(pem); // only its parse: a file that is not a certificate fails here, not at each connection
   } catch (e) {
