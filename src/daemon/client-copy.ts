@@ -44,10 +44,7 @@ export async function resync(s: ClientState): Promise<void> {
   // What is on disk and not journaled yet becomes a pending change first: a resync keeps pending changes
   // (daemon/resync-protect.ts) and takes anything else for what the server has. Bounded: a tree that never
   // goes quiet still resyncs (resync-protect keeps what differs from the journal beside, too).
-  if (s.capture.status().state === 'watching') {
-    s.capture.rescan();
-    await Promise.race([s.capture.idle(), sleep(10_000, undefined, { ref: false })]);
-  }
+  await journalDisk(s);
   await firstCopy(s, 'resync');
   // Counted once done: an attempt cut short (the server away meanwhile) is retried, and is not another resync.
   s.db.setMeta('resyncs', String(Number(s.db.getMeta('resyncs') ?? '0') + 1));
@@ -55,10 +52,18 @@ export async function resync(s: ClientState): Promise<void> {
   s.applyStuckSince = null;
   // What a resync left on disk unjournaled (a local rename it undid, a local version put back beside) is journaled
   // before the reintegrator goes on: until then it still counts as stuck (Reintegrator#status), as it is.
-  if (s.capture.status().state === 'watching') {
-    s.capture.rescan();
-    await Promise.race([s.capture.idle(), sleep(10_000, undefined, { ref: false })]);
-  }
+  const walked = await journalDisk(s);
   s.reint.resumeAfterResync();
+  if (!walked) s.capture.rescan(); // not watching yet: the walk comes when capture does
+}
+
+/**
+ * Capture walks the tree and journals what it finds, waited for at most 10 s (a tree that never goes quiet).
+ * False when capture is not watching (starting, stopped): nothing was walked.
+ */
+async function journalDisk(s: ClientState): Promise<boolean> {
+  if (s.capture.status().state !== 'watching') return false;
   s.capture.rescan();
+  await Promise.race([s.capture.idle(), sleep(10_000, undefined, { ref: false })]);
+  return true;
 }
