@@ -4,11 +4,12 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst; --pairs N, --rounds N override the repeat counts
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { burstBench, type BurstResult } from './burst-bench.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
 import { largeBench, type LargeResult } from './large-bench.js';
@@ -19,7 +20,7 @@ import { scanBench, type ScanResult } from './scan-bench.js';
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -37,11 +38,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large') throw new Error('--only takes capture, scan, replication, reint or large');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst') throw new Error('--only takes capture, scan, replication, reint, large or burst');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -111,6 +112,8 @@ async function main(): Promise<void> {
   if (runs('reint')) reint = await reintBench({ quick: args.quick, ...(args.rounds === undefined ? {} : { rounds: args.rounds }) });
   let large: LargeResult | undefined;
   if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
+  let burst: BurstResult | undefined;
+  if (runs('burst')) burst = await burstBench({ files: args.quick ? 1_000 : 5_000, dirs: args.quick ? 10 : 50, bytes: 350, rounds: args.rounds ?? 3 });
 
 
   say('== Summary (medians)');
@@ -179,6 +182,16 @@ async function main(): Promise<void> {
     }
     rows.push(['large: digest checks', `${large.allOk ? 'OK' : 'MISMATCH'} (${large.rounds.filter((r) => r.ok).length}/${large.rounds.length} OK)`, '']);
   }
+  if (burst !== undefined) {
+    const m = burst.median;
+    const n = fmt(burst.options.files);
+    rows.push([`burst: ${n} files, lsyncd (delay 0) / rsync -a one-shot`, `${fmt(m.lsyncdMs)} ms / ${fmt(m.rsyncMs)} ms`, '']);
+    rows.push([`burst: ${n} files, server -> client`, `${fmt(m.downMs)} ms (acknowledged ${fmt(m.downDurableMs)} ms)`,
+      `${fmt(m.downVsLsyncd, 2)}x lsyncd, ${fmt(m.downVsRsync, 2)}x rsync; <= 1.0x lsyncd ${verdict(m.downVsLsyncd <= 1)}`]);
+    rows.push([`burst: ${n} files, client -> server`, `${fmt(m.upMs)} ms (answered ${fmt(m.upDurableMs)} ms)`,
+      `${fmt(m.upVsLsyncd, 2)}x lsyncd, ${fmt(m.upVsRsync, 2)}x rsync; <= 1.0x lsyncd ${verdict(m.upVsLsyncd <= 1)}`]);
+    rows.push(['burst: digest checks', `${burst.allOk ? 'OK' : 'MISMATCH'} (${burst.rounds.filter((r) => r.down.ok).length}/${burst.rounds.length} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -189,11 +202,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
-    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk);
+    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
+    (burst !== undefined && !burst.allOk);
   if (failed) process.exitCode = 1;
 }
 
