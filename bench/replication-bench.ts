@@ -74,11 +74,13 @@ function track(child: ChildProcess): void {
  * still run, and a newer `intersync digest` would then refuse their databases.
  */
 let cliPath = '';
+/** For an A/B comparison: INTERSYNC_BENCH_ROOT names another built tree (its dist/ and package.json) whose daemons the suites run. */
+const DIST_ROOT = process.env.INTERSYNC_BENCH_ROOT ?? ROOT;
 function snapshotCli(): string {
   if (cliPath !== '') return cliPath;
   const d = makeTmp('dist');
-  cpSync(join(ROOT, 'dist'), join(d, 'dist'), { recursive: true });
-  cpSync(join(ROOT, 'package.json'), join(d, 'package.json'));
+  cpSync(join(DIST_ROOT, 'dist'), join(d, 'dist'), { recursive: true });
+  cpSync(join(DIST_ROOT, 'package.json'), join(d, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(d, 'node_modules'), 'dir');
   cliPath = join(d, 'dist', 'cli', 'main.js');
   return cliPath;
