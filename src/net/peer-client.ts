@@ -6,7 +6,7 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { BlockMap } from '#fsio/blocks.js';
 import { blockLength } from '#fsio/blocks.js';
-import { readFrames, type Frame } from './protocol/frames.js';
+import { readFrameRuns, readFrames, type Frame } from './protocol/frames.js';
 import type { Snapshot, SnapshotEntry, SnapshotSource } from './snapshot-source.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
@@ -286,9 +286,9 @@ export class PeerClient implements SnapshotSource {
     yield* readFrames(res.body);
   }
 
-  /** The forwarded record stream after `since`, following new records until aborted or cut. */
-  async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame> {
+  /** The forwarded record stream after `since`, following new records until aborted or cut: runs of frames as they arrive. */
+  async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame[]> {
     const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}&follow=1&node=${node}`), { timeoutMs: 45_000, signal });
-    yield* readFrames(throttled(res.body, this.bwlimit));
+    yield* readFrameRuns(throttled(res.body, this.bwlimit));
   }
 }
