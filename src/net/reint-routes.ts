@@ -13,7 +13,8 @@ import { placedHere } from '#apply/placed.js';
 import { applyRecord } from '#apply/record-applier.js';
 import { modeChange } from '#policy/attr-policy.js';
 import { NODE_RE } from './identity-gate.js';
-import { readFrames, type Frame } from './protocol/frames.js';
+import { readFrameRuns, type Frame } from './protocol/frames.js';
+import { applyNewNames } from './reint-run.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { toWire } from './protocol/wire-errors.js';
 import { throttled } from './rate-limit.js';
@@ -54,8 +55,24 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
   let stopped = false;
   let hello = false;
   let seen: Tid | null = null;
-  let frame: Frame;
-  for await (frame of readFrames(body)) {
+  // A head of a run of frames that arrived together, records that each make a new name here: applied as one
+  // run (one transaction, one staging pass; reint-run.ts). What is left of the run goes record by record.
+  const runs = readFrameRuns(body);
+  const frames: Frame[] = [];
+  for (;;) {
+    if (frames.length === 0) {
+      const next = await runs.next();
+      if (next.done === true) break;
+      frames.push(...next.value);
+    }
+    if (hello && !stopped && frames.length > 1 && frames[0]!.type === 'record') {
+      const n = applyNewNames(f, node, seen, frames, results, log);
+      if (n > 0) {
+        frames.splice(0, n);
+        continue;
+      }
+    }
+    const frame = frames.shift()!;
     if (frame.type === 'hello') {
       if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
       hello = true;
