@@ -943,7 +943,7 @@ export async function bigFileBench(o: ReplicationOptions): Promise<BigResult> {
 
 // ---------------------------------------------------------------- (d) propagation lag
 
-export async function lagBench(o: ReplicationOptions): Promise<LagResult> {
+export async function lagBench(o: Pick<ReplicationOptions, 'lagWrites'>): Promise<LagResult> {
   const settle = ['--settle-ms', '2'];
   say(`  (d) propagation lag: server + clients A and B, all --settle-ms 2; ${o.lagWrites} small files written on A (after 3 untimed), ` +
     'each timed from its close on A to its content on B (polled every ~1 ms and on fs.watch)');

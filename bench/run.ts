@@ -4,23 +4,23 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone); --pairs N, --rounds N override the repeat counts
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { burstBench, type BurstResult } from './burst-bench.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
-import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, retryOnDeath, say, syncDisks, table } from './lib.js';
 import { largeBench, type LargeResult } from './large-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
-import { replicationBench, type ReplicationResult } from './replication-bench.js';
+import { lagBench, replicationBench, type LagResult, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
 
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -38,11 +38,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst') throw new Error('--only takes capture, scan, replication, reint, large or burst');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'lag') throw new Error('--only takes capture, scan, replication, reint, large, burst or lag');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -112,6 +112,8 @@ async function main(): Promise<void> {
   if (runs('reint')) reint = await reintBench({ quick: args.quick, ...(args.rounds === undefined ? {} : { rounds: args.rounds }) });
   let large: LargeResult | undefined;
   if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
+  let lag: LagResult | undefined;
+  if (args.only === 'lag') lag = await retryOnDeath('(d) lag', () => lagBench({ lagWrites: args.quick ? 50 : 200 }));
   let burst: BurstResult | undefined;
   if (runs('burst')) burst = await burstBench({ files: args.quick ? 1_000 : 5_000, dirs: args.quick ? 10 : 50, bytes: 350, rounds: args.rounds ?? 3 });
 
@@ -182,6 +184,10 @@ async function main(): Promise<void> {
     }
     rows.push(['large: digest checks', `${large.allOk ? 'OK' : 'MISMATCH'} (${large.rounds.filter((r) => r.ok).length}/${large.rounds.length} OK)`, '']);
   }
+  if (lag !== undefined) {
+    rows.push(['replication: lag close -> content, p50', `${fmt(lag.p50, 1)} ms`, `< 20 ms ${verdict(lag.p50 < 20)}`]);
+    rows.push(['replication: lag close -> content, p99', `${fmt(lag.p99, 1)} ms`, `< 100 ms ${verdict(lag.p99 < 100)}`]);
+  }
   if (burst !== undefined) {
     const m = burst.median;
     const n = fmt(burst.options.files);
@@ -202,12 +208,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, lag: lag ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
     (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
-    (burst !== undefined && !burst.allOk);
+    (burst !== undefined && !burst.allOk) || (lag !== undefined && lag.timeouts > 0);
   if (failed) process.exitCode = 1;
 }
 
