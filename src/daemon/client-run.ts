@@ -72,7 +72,6 @@ export function applyNewNames(s: ClientState, run: readonly RunRecord[]): number
     for (const it of items) s.apply.discard(it.staged);
     throw e;
   }
-  for (const { r, last } of run.slice(0, items.length)) s.lag.onRecord(r, last, db.lastRcvdOf(peer));
   // Its turn come (the records before it journaled, in the run's open transaction): still placed where it was,
   // its name free in the journal and on disk, its directory on disk as the journal has it.
   const fits = (d: KmlRecord): boolean => {
@@ -84,7 +83,5 @@ export function applyNewNames(s: ClientState, run: readonly RunRecord[]): number
     const st = lstatOrNull(join(s.paths.dir, dir));
     return row?.type === 'dir' && st?.type === 'dir' && row.ino === st.ino;
   };
-  const { applied } = applyRun(s.apply, items, fits);
-  for (const it of items.slice(0, applied.length)) s.lag.onApplied(it.d);
-  return applied.length;
+  return applyRun(s.apply, items, fits).applied.length;
 }
