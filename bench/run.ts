@@ -4,13 +4,14 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone); --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { burstBench, type BurstResult } from './burst-bench.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
+import { flushBench, type FlushResult } from './flush-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, retryOnDeath, say, syncDisks, table } from './lib.js';
 import { largeBench, type LargeResult } from './large-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
@@ -20,7 +21,7 @@ import { scanBench, type ScanResult } from './scan-bench.js';
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | 'flush' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
 }
@@ -38,11 +39,11 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'lag') throw new Error('--only takes capture, scan, replication, reint, large, burst or lag');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'lag' && v !== 'flush') throw new Error('--only takes capture, scan, replication, reint, large, burst, lag or flush');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag, --pairs N, --rounds N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush, --pairs N, --rounds N`);
   }
   return a;
 }
@@ -114,6 +115,8 @@ async function main(): Promise<void> {
   if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
   let lag: LagResult | undefined;
   if (args.only === 'lag') lag = await retryOnDeath('(d) lag', () => lagBench({ lagWrites: args.quick ? 50 : 200 }));
+  let flush: FlushResult | undefined;
+  if (runs('flush')) flush = await flushBench({ files: 500, writerBytes: 200 << 20, rounds: args.rounds ?? 3 });
   let burst: BurstResult | undefined;
   if (runs('burst')) burst = await burstBench({ files: args.quick ? 1_000 : 5_000, dirs: args.quick ? 10 : 50, bytes: 350, rounds: args.rounds ?? 3 });
 
@@ -184,6 +187,11 @@ async function main(): Promise<void> {
     }
     rows.push(['large: digest checks', `${large.allOk ? 'OK' : 'MISMATCH'} (${large.rounds.filter((r) => r.ok).length}/${large.rounds.length} OK)`, '']);
   }
+  if (flush !== undefined) {
+    const m = flush.median;
+    rows.push([`flush of ${fmt(flush.options.files)} new files, sync -f / fsync each`, `${fmt(m.syncfsMs)} ms / ${fmt(m.fsyncMs)} ms`, '']);
+    rows.push([`the same while ${fmt(flush.options.writerBytes / 2 ** 20)} MB are written`, `${fmt(m.syncfsBusyMs)} ms / ${fmt(m.fsyncBusyMs)} ms`, '']);
+  }
   if (lag !== undefined) {
     rows.push(['replication: lag close -> content, p50', `${fmt(lag.p50, 1)} ms`, `< 20 ms ${verdict(lag.p50 < 20)}`]);
     rows.push(['replication: lag close -> content, p99', `${fmt(lag.p99, 1)} ms`, `< 100 ms ${verdict(lag.p99 < 100)}`]);
@@ -208,7 +216,7 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, lag: lag ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, lag: lag ?? null, flush: flush ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
