@@ -340,6 +340,14 @@ export class FilesetDb extends FilesetTables {
     if (g === null) return;
     this.#group = null;
     try {
+      // The counters the group's commits moved (they write none of their own inside it).
+      if (this.#state.lastTid !== g.lastTid) this.#st.setMeta.run('last_tid', this.#state.lastTid.toString());
+      if (this.#state.digest !== g.digest) this.#st.setMeta.run('digest', formatDigest(this.#state.digest));
+      if (this.#state.lmlSeq !== g.lmlSeq) this.#st.setMeta.run('lml_seq', this.#state.lmlSeq.toString());
+      if (this.#fidSeq !== this.#savedFidSeq) {
+        this.#st.setMeta.run('fid_seq', this.#fidSeq.toString());
+        this.#savedFidSeq = this.#fidSeq;
+      }
       this.#db.exec('COMMIT');
     } catch (e) {
       if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
@@ -405,6 +413,8 @@ export class FilesetDb extends FilesetTables {
     try {
       out = this.#db.transaction(() => {
         const r = fn();
+        // In a group the counters are written once, when it closes (#writeCounters).
+        if (this.#group !== null) return r;
         // Only what moved is written: most commits change the last TID and the digest, few the counters.
         if (s.lastTid !== startTid) this.#st.setMeta.run('last_tid', s.lastTid.toString());
         if (s.digest !== startDigest) this.#st.setMeta.run('digest', formatDigest(s.digest));
