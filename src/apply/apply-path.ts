@@ -284,6 +284,23 @@ export class ApplyPath {
     this.#d.db.sync();
   }
 
+  /**
+   * flush(), without blocking this thread while the file system writes back: what was applied before the call
+   * is durable when it resolves (the syncfs starts after it).
+   */
+  async flushAsync(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      try {
+        const child = spawn('sync', ['-f', this.#d.root], { stdio: 'ignore' });
+        child.once('exit', () => resolve());
+        child.once('error', () => resolve()); // no coreutils sync: the journal only, as flush() does
+      } catch {
+        resolve();
+      }
+    });
+    this.#d.db.sync();
+  }
+
   /** Where uploaded content waits for the record that names it. */
   stagedPath(hash: string): string {
     return stagedPath(this.#d.tmpDir, hash);

@@ -34,6 +34,8 @@ export interface HelloInfo {
   readonly conflictPolicy: string;
   /** The fileset's attribute policy (preserveSetid, preserveOwner, safeLinks), unchecked: `parseServerAttrs` reads it. */
   readonly attrs?: unknown;
+  /** The server takes a reintegration batch sent while the one before it is answered (absent from an older server). */
+  readonly pipeline?: boolean;
 }
 
 export type { Snapshot, SnapshotEntry };
