@@ -66,7 +66,8 @@ async function main(): Promise<void> {
   installCleanup();
   say(`intersync bench${args.quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} cores, ` +
     `${fmt(totalmem() / 2 ** 30, 1)} GiB, CLK_TCK ${clockTicks()}, load average ${loadText()}`);
-  build();
+  if (process.env.INTERSYNC_BENCH_NO_BUILD === '1') say('dist/ not built (INTERSYNC_BENCH_NO_BUILD=1)');
+  else build();
   syncDisks();
   const fsCheckMs = createBaselineMs(1000);
   say(`file-system check: 1,000 file creates in a fresh /tmp dir took ${fmt(fsCheckMs)} ms` +
