@@ -138,6 +138,12 @@ export class ApplyPath {
     if (staged !== null) rmSync(staged.file, { force: true });
   }
 
+  /** A run applied (record-applier.ts applyRun): its records and its time, into the node's metrics. */
+  observeRun(records: number, seconds: number): void {
+    this.#d.metrics?.count('apply_run_records', {}, records);
+    this.#d.metrics?.observe('apply_run_seconds', seconds);
+  }
+
   /** `fn`'s commits in one transaction (FilesetDb#batch): all of them land or none does. */
   batch(fn: () => void): void {
     this.#d.db.batch(fn);
@@ -276,12 +282,14 @@ export class ApplyPath {
 
   /** Make everything applied so far durable: file data and names, then the journal. */
   flush(): void {
+    const t0 = performance.now();
     try {
       execFileSync('sync', ['-f', this.#d.root], { stdio: 'ignore' });
     } catch {
       // Without coreutils' syncfs, fall back to syncing the journal only; the start-up scan re-checks.
     }
     this.#d.db.sync();
+    this.#d.metrics?.observe('flush_seconds', (performance.now() - t0) / 1000);
   }
 
   /**
@@ -289,6 +297,7 @@ export class ApplyPath {
    * is durable when it resolves (the syncfs starts after it).
    */
   async flushAsync(): Promise<void> {
+    const t0 = performance.now();
     await new Promise<void>((resolve) => {
       try {
         const child = spawn('sync', ['-f', this.#d.root], { stdio: 'ignore' });
@@ -299,6 +308,7 @@ export class ApplyPath {
       }
     });
     this.#d.db.sync();
+    this.#d.metrics?.observe('flush_seconds', (performance.now() - t0) / 1000);
   }
 
   /** Where uploaded content waits for the record that names it. */

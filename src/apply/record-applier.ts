@@ -123,6 +123,7 @@ export function applyRun<D extends RecordDraft, R>(
   apply: ApplyPath, items: ReadonlyArray<RunItem<D, R>>, fits?: (d: D) => boolean,
 ): RunResult<R> {
   for (const it of items) if (!RUN_KINDS.has(it.d.kind)) throw new Error(`applyRun of a ${it.d.kind}: a run holds new names only`);
+  const t0 = performance.now();
   const noted = items.map((it) => (it.j.note === undefined ? null : JSON.stringify({ via: it.j.via, r: it.j.note(it.d) })));
   const ids = apply.noteMany(noted.filter((x): x is string => x !== null));
   const noteOf: Array<number | null> = [];
@@ -169,6 +170,7 @@ export function applyRun<D extends RecordDraft, R>(
       if (staged !== null) rmSync(staged.file, { force: true });
     }
   }
+  apply.observeRun(applied.length, (performance.now() - t0) / 1000);
   return { applied, refused };
 }
 

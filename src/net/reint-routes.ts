@@ -49,7 +49,6 @@ export function reintRoutes(app: FastifyInstance, s: ServerState): void {
     const tf = performance.now();
     await f.apply.flushAsync();
     const flushMs = performance.now() - tf;
-    s.metrics.observe('flush_seconds', flushMs / 1000, { why: 'reint' });
     f.log.child({ component: 'reint', peer: node }).info({ records: out.results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(flushMs) }, 'reintegration batch');
     return out;
   });
