@@ -39,7 +39,10 @@ export function send(d: ReintegratorDeps, batch: readonly LmlRecord[], frames: B
   const maxSeq = batch[batch.length - 1]!.seq;
   if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
   const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
-  return { sentBefore, answer: d.client.reint(d.node, Buffer.concat(frames)) };
+  const answer = d.client.reint(d.node, Buffer.concat(frames));
+  // Awaited later, maybe after other awaits (pipelined): a failure meanwhile is not an unhandled rejection.
+  answer.catch(() => undefined);
+  return { sentBefore, answer };
 }
 
 /** Take the server's answer to a batch into the LML (accepted records leave it; a refusal is dealt with). */
