@@ -7,7 +7,7 @@
 //   durable: intersync only, the peer acknowledged it (down: the server holds the client's ack; up: the client's
 //   LML is empty, which follows the server's answer, sent after its flush).
 // Also printed per round, for the profile: when the origin journaled the last file.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -149,9 +149,17 @@ async function startLsyncd(root: string, src: string, dst: string): Promise<Chil
   return child;
 }
 
+/** lsyncd's version; throws with the way to install it when it is not there. */
+export function lsyncdVersion(): string {
+  const r = spawnSync('lsyncd', ['--version'], { encoding: 'utf8' });
+  if (r.status !== 0 || r.error !== undefined) throw new Error('lsyncd is not installed: apt-get update && apt-get install -y lsyncd');
+  return /Version:\s*(\S+)/.exec(r.stdout)?.[1] ?? '?';
+}
+
 export async function burstBench(o: BurstOptions): Promise<BurstResult> {
+  const lv = lsyncdVersion();
   say(`== 6. Burst: ${fmt(o.files)} new files of ${o.bytes} bytes in ${o.dirs} new directories, written at once; down (server -> client) and ` +
-    `up (client -> server) against lsyncd (delay 0, rsync ${rsyncVersion()} underneath, into a local directory) and rsync -a one-shot; ` +
+    `up (client -> server) against lsyncd ${lv} (delay 0, rsync ${rsyncVersion()} underneath, into a local directory) and rsync -a one-shot; ` +
     `${o.rounds} interleaved rounds, times from the writer's end`);
   const root = makeTmp('burst');
   const srvDir = join(root, 'server');
