@@ -4,7 +4,7 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory)
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
@@ -24,10 +24,11 @@ interface Args {
   only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | 'flush' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
+  files: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined };
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
@@ -43,7 +44,8 @@ function parseArgs(argv: string[]): Args {
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush, --pairs N, --rounds N`);
+    else if (x === '--files') a.files = num(++i, '--files');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush, --pairs N, --rounds N, --files N`);
   }
   return a;
 }
@@ -119,7 +121,10 @@ async function main(): Promise<void> {
   let flush: FlushResult | undefined;
   if (runs('flush')) flush = await flushBench({ files: 500, writerBytes: 200 << 20, rounds: args.rounds ?? 3 });
   let burst: BurstResult | undefined;
-  if (runs('burst')) burst = await burstBench({ files: args.quick ? 1_000 : 5_000, dirs: args.quick ? 10 : 50, bytes: 350, rounds: args.rounds ?? 3 });
+  if (runs('burst')) {
+    const files = args.files ?? (args.quick ? 1_000 : 5_000);
+    burst = await burstBench({ files, dirs: Math.max(1, Math.round(files / 100)), bytes: 350, rounds: args.rounds ?? 3 });
+  }
 
 
   say('== Summary (medians)');
