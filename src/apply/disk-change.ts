@@ -17,7 +17,7 @@ import { rmIfThere, undo } from './undo.js';
 import type { PendingVersion } from './versions.js';
 
 /** ApplyPath#apply: the check of a file about to be replaced or removed against its row, then the change of the disk and the commit. */
-export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null): void {
+export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | number | null): void {
   // A change that replaces or removes a file's content must not take a local write that capture has not
   // journaled yet with it (made between capture's last look and now): refused for the moment, the write is
   // journaled first and meets the conflict step when the change comes again. Only the stat identity counts:
@@ -62,7 +62,7 @@ export function applyChange(s: ApplyState, d: RecordDraft, staged: Staged | null
  * meanwhile). The other two kept a late local write already; after `replaced` the caller does (keepLateWrite).
  */
 function applyChecked(
-  s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | null, held: HeldFile | null,
+  s: ApplyState, d: RecordDraft, staged: Staged | null, commit: (identity: StatIdentity | null) => void, intent: string | number | null, held: HeldFile | null,
 ): 'replaced' | 'in-place' | 'filled' {
   // So with the server's other names of the inode (KmlRecord.links) that are files of their own here: the
   // commit gives each the change's version, and a write made here through one of them, not journaled yet,
@@ -75,8 +75,9 @@ function applyChecked(
   }
   const names = d.newPath === null ? [d.path] : [d.path, d.newPath];
   for (const n of names) s.deps.guard.hold(n);
-  // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it.
-  const inflight = intent === null ? null : s.deps.db.markInflight(intent);
+  // Noted before the disk changes, cleared once journaled: a start after a crash in between finds it. A number is
+  // a note written already (a run's notes go in one transaction before any of its changes: ApplyPath#noteMany).
+  const inflight = intent === null ? null : typeof intent === 'number' ? intent : s.deps.db.markInflight(intent);
   let consumed = false;
   let merged = false; // the change was on disk already: nothing to take back if the journal refuses it
   const swapped: ObjectRow[] = []; // the other names of a hard-linked file that took the new content's inode

@@ -1,5 +1,5 @@
 import { rmSync } from 'node:fs';
-import type { IntersyncError } from '#core/errors.js';
+import { IntersyncError } from '#core/errors.js';
 import type { RecordDraft } from '#core/record.js';
 import type { StatIdentity } from '#fsio/disk.js';
 import type { ApplyPath, ContentSource, Staged } from './apply-path.js';
@@ -90,6 +90,88 @@ export function applyStaged<D extends RecordDraft, R>(apply: ApplyPath, d: D, st
   const err = refusal(apply, d, staged, j);
   if (err !== null) throw err;
   return change(apply, d, staged, j);
+}
+
+/** One record of a run (applyRun): the record as it will be applied, its content staged already (or none), its Journaler. */
+export interface RunItem<D extends RecordDraft, R> {
+  readonly d: D;
+  readonly staged: Staged | null;
+  readonly j: Journaler<D, R>;
+}
+
+/** What applyRun did: the commits' results of the records applied (the first `applied.length`), and why it stopped short, if a check refused. */
+export interface RunResult<R> {
+  readonly applied: R[];
+  readonly refused: IntersyncError | null;
+}
+
+/** The kinds a run may hold: new names, which a failure of the run can take back whole (undo.ts). */
+const RUN_KINDS: ReadonlySet<string> = new Set(['create', 'mkdir', 'symlink']);
+
+/**
+ * Apply a run of peer records that each make a new name, synchronously: their in-flight notes in one transaction
+ * first, then each record checked, changed on disk and journaled, in order, inside one SQLite transaction (one
+ * WAL write for the run, not two per record); the caller flushes once for the run before it acknowledges. Each
+ * record is checked once the ones before it are applied (in the open transaction): a directory made by the run is
+ * there for the files in it. `fits` is the caller's last look at a record before its check (false ends the run
+ * there, as a refusal does); the records after the end are not applied, their staged content removed, their notes
+ * cleared. A change that fails on disk as a conflict (a name taken a moment ago) ends the run there too. Any
+ * other failure (the journal's, the disk's) takes back every change the run made and throws: nothing of the run is
+ * journaled or on disk. A crash in the middle leaves notes that the start-up recovery reads as for one record.
+ */
+export function applyRun<D extends RecordDraft, R>(
+  apply: ApplyPath, items: ReadonlyArray<RunItem<D, R>>, fits?: (d: D) => boolean,
+): RunResult<R> {
+  for (const it of items) if (!RUN_KINDS.has(it.d.kind)) throw new Error(`applyRun of a ${it.d.kind}: a run holds new names only`);
+  const t0 = performance.now();
+  const noted = items.map((it) => (it.j.note === undefined ? null : JSON.stringify({ via: it.j.via, r: it.j.note(it.d) })));
+  const ids = apply.noteMany(noted.filter((x): x is string => x !== null));
+  const noteOf: Array<number | null> = [];
+  for (let k = 0, n = 0; k < items.length; k++) noteOf.push(noted[k] === null ? null : ids[n++]!);
+  const applied: R[] = [];
+  const made: D[] = [];
+  let refused: IntersyncError | null = null;
+  let tried = 0; // items handed to the apply path (which consumes their staged content, applied or not)
+  try {
+    apply.batch(() => {
+      for (const { d, staged, j } of items) {
+        if (fits !== undefined && !fits(d)) break;
+        const err = j.check === undefined ? apply.check(d) : j.check(d);
+        if (err !== null) {
+          refused = err;
+          break;
+        }
+        const r = j.ready === undefined ? d : j.ready(d, staged);
+        tried++;
+        try {
+          apply.apply(r, staged, (identity) => {
+            applied.push(j.commit(r, identity));
+          }, noteOf[tried - 1]!);
+        } catch (e) {
+          // A name taken on disk a moment ago: the run ends here, the records before it stand (if the journal
+          // refused this one instead, the batch fails as a whole below).
+          if (!(e instanceof IntersyncError) || e.code !== 'CONFLICT') throw e;
+          refused = e;
+          break;
+        }
+        made.push(r);
+      }
+      // The notes of what did not reach the disk go with the run's commit.
+      apply.clearMany(noteOf.slice(made.length).filter((id): id is number => id !== null));
+    });
+  } catch (e) {
+    // Rolled back: nothing of the run is journaled, so nothing of it may stay on disk.
+    for (const r of made.reverse()) apply.undoNew(r);
+    apply.clearMany(ids);
+    throw e;
+  } finally {
+    for (let k = tried; k < items.length; k++) {
+      const staged = items[k]!.staged;
+      if (staged !== null) rmSync(staged.file, { force: true });
+    }
+  }
+  apply.observeRun(applied.length, (performance.now() - t0) / 1000);
+  return { applied, refused };
 }
 
 /** The check right before the change, in the same tick as the commit: on a refusal, the staged content goes. */

@@ -40,6 +40,35 @@ export async function ownBack(s: ClientState, sent: KmlRecord, peer: string): Pr
 }
 
 /**
+ * Our own records back on the stream, a run of them that made new names (a deploy written here): accepted in one
+ * transaction, then each settled at the server's name as ownBack does, with one read of the KML for what came
+ * after them (settleOwnName's question, asked per directory above each). Only the head of `run` that is so (this
+ * node's creates and mkdirs, no hard-link group, not applied yet); returns how many it took (0: none, the first
+ * goes through ownBack). Synchronous: the caller holds the exchange lock.
+ */
+export function ownBackRun(s: ClientState, run: readonly KmlRecord[], peer: string): number {
+  const db = s.db;
+  let since = db.lastRcvdOf(peer);
+  let n = 0;
+  for (const r of run) {
+    const own = r.origin === db.meta.nodeId && r.originSeq !== null && r.tid > since;
+    if (!own || (r.kind !== 'create' && r.kind !== 'mkdir') || (r.links ?? []).length > 0) break;
+    since = r.tid;
+    n++;
+  }
+  if (n < 2) return 0;
+  const took = run.slice(0, n);
+  const now = s.o.clock.now();
+  db.batch(() => {
+    for (const r of took) db.acceptOwn(r, peer, now);
+  });
+  const last = db.lastRecordsAfter(took[0]!.tid);
+  const later = (fid: string, tid: Tid): boolean => (last.get(fid) ?? 0n) > tid;
+  for (const r of took) settleOwnName(s, r, later);
+  return n;
+}
+
+/**
  * Our own change of attributes through a name removed here since: the server set them on the inode, so on
  * every name it links to it (`links`). Such a name here is a file of its own (a link to the removed name was
  * placed as one, its target gone here), and takes them too, unless changed here since. Before, it kept the
@@ -94,7 +123,7 @@ function removeMadeAgain(s: ClientState, r: KmlRecord): void {
  * the server has it. The conflict step of an older server record may have moved it aside meanwhile (its
  * change was accepted, from the reintegration answer, before the stream brought that older record).
  */
-function settleOwnName(s: ClientState, r: KmlRecord): void {
+function settleOwnName(s: ClientState, r: KmlRecord, later: (fid: string, tid: Tid) => boolean = (fid, tid) => s.db.hasLaterRecord(fid as ObjectRow['fid'], tid)): void {
   if (r.kind === 'unlink' || r.kind === 'rmdir') return;
   const o = s.db.objectByFid(r.fid);
   if (o === undefined || o.version !== r.tid) return;
@@ -106,7 +135,7 @@ function settleOwnName(s: ClientState, r: KmlRecord): void {
   // directory made there since (chaos seed 9203: a conflict copy, then "state differs" and a resync).
   for (let p = parentOf(o.path); p !== ''; p = parentOf(p)) {
     const dir = s.db.objectByPath(p);
-    if (dir !== undefined && s.db.hasLaterRecord(dir.fid, r.tid)) return;
+    if (dir !== undefined && later(dir.fid, r.tid)) return;
   }
   // Below a directory renamed here and not accepted yet, the server's name is under the directory's local name.
   const mine = localNamesOf(r, serverRenames(s.db));

@@ -2,10 +2,12 @@ import { IntersyncError } from '#core/errors.js';
 import { NO_VERSION, ROOT_FID, formatTid, type Tid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
 import type { HelloInfo } from '#net/peer-client.js';
-import { RecordFailure, RecordFollower, type FollowNext, type RecordSink, type StreamHello } from '#net/record-follower.js';
+import { RecordFailure, RecordFollower, type FollowNext, type RecordSink, type RunRecord, type StreamHello } from '#net/record-follower.js';
 import { learnServerAttrs } from '#copy/client-attrs.js';
 import type { ClientAcks } from './client-acks.js';
 import { applyForwarded, namesNow } from './client-apply.js';
+import { applyNewNames } from './client-run.js';
+import { ownBackRun } from './client-own.js';
 import { catchUp, contentBehind } from './client-catch-up.js';
 import { resync } from './client-copy.js';
 import { DigestCheck } from './client-digest.js';
@@ -114,6 +116,43 @@ export class ClientSink implements RecordSink<HelloInfo> {
       s.stale.delete(r.fid);
     }
     this.#acks.schedule();
+  }
+
+  /**
+   * Records that arrived together: a head of this node's own new names back is accepted as one run (ownBackRun),
+   * a head that makes new names here goes in as one run (client-run.ts: one transaction), each other record as
+   * onRecord does; one ack is scheduled per run (its flush covers the run).
+   */
+  async onRecords(run: readonly RunRecord[]): Promise<void> {
+    const s = this.#s;
+    for (let i = 0; i < run.length;) {
+      let n: number;
+      const rcvd = s.db.lastRcvdOf(s.serverNode());
+      try {
+        n = await s.exchange.run(() => Promise.resolve(ownBackRun(s, run.slice(i).map((x) => x.r), s.serverNode()) || applyNewNames(s, run.slice(i))));
+      } catch (e) {
+        s.applyStuckSince ??= s.o.clock.now();
+        throw new RecordFailure(run[i]!.r, e);
+      }
+      if (n > 0) {
+        for (const x of run.slice(i, i + n)) {
+          s.lag.onRecord(x.r, x.last, rcvd);
+          s.lag.onApplied(x.r);
+        }
+        s.applyStuckSince = null;
+        s.disk.ok('apply');
+        this.#acks.schedule();
+        i += n;
+        continue;
+      }
+      const x = run[i]!;
+      try {
+        await this.onRecord(x.r, x.payload, x.last);
+      } catch (e) {
+        throw new RecordFailure(x.r, e);
+      }
+      i++;
+    }
   }
 
   onRecall(scope: string): void {

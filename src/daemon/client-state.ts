@@ -158,6 +158,7 @@ export class ClientState {
       db, client, root: paths.dir, node: db.meta.nodeId, serverNode: () => this.serverNode(), log: l.log.child({ component: 'reint' }),
       clock: o.clock, debug: o.debug, scopeMode: () => (this.hello?.tokenScope ?? 'fileset') as TokenScopeMode,
       leaseMs: () => this.hello?.leaseMs ?? 30_000, blockMaps: this.apply.blockMaps, transfers: this.transfers,
+      pipeline: () => this.hello?.pipeline === true,
       onStuck: (fid) => {
         if (fid !== null) this.stuckObjects.add(fid);
         this.resyncRequested = true;

@@ -85,7 +85,8 @@ export function sameStat(a: DiskStat, b: DiskStat): boolean {
   return a.ino === b.ino && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs && a.type === b.type;
 }
 
-const SMALL_FILE = 1 << 20;
+/** Files up to this size are hashed in one synchronous read (hashFile awaits no I/O for them). */
+export const SMALL_FILE = 1 << 20;
 
 /** SHA-256 of a file's content, or null when it vanished meanwhile. Large files are streamed, never read whole. */
 export async function hashFile(abs: string, size: number): Promise<string | null> {

@@ -42,7 +42,11 @@ export class FilesetDb extends FilesetTables {
   readonly #state: { lastTid: Tid; digest: bigint; lmlSeq: bigint; relocations: number };
   #fidSeq: bigint;
   #batching = false;
+  /** The batch's own transaction is open: commits inside it join it (no savepoint of their own). */
+  #batchOpen = false;
   #batchFailed = false;
+  /** An open group (openGroup): the state at its start, and whether a commit inside it is still to be told. */
+  #group: { readonly lastTid: Tid; readonly digest: bigint; readonly lmlSeq: bigint; notify: boolean } | null = null;
   #savedFidSeq = -1n;
   readonly #listeners: Array<() => void> = [];
   readonly #removed: RemovedLinks;
@@ -291,13 +295,69 @@ export class FilesetDb extends FilesetTables {
     this.#batchFailed = false;
     try {
       this.#transaction(() => {
-        fn();
+        this.#batchOpen = true;
+        try {
+          fn();
+        } finally {
+          this.#batchOpen = false;
+        }
         // A commit inside failed and its caller went on: what it half wrote must not land.
         if (this.#batchFailed) throw new Error('a commit inside the batch failed; the whole batch is rolled back');
       });
     } finally {
       this.#batching = false;
     }
+  }
+
+  /**
+   * Open a group: the commits that follow, each still atomic on its own (a savepoint: one that fails is rolled
+   * back alone, as before), reach the WAL as one transaction when closeGroup() runs. Capture journals a batch
+   * of names this way (one WAL write instead of one per name). Only for synchronous work: the caller closes the
+   * group before anything else may run (an await that waits on I/O or a timer, the end of its slice); listeners
+   * (onCommit) hear of its commits when it closes, so no reader sees them before they are committed. A group
+   * left open past the current turn of the event loop is closed then (a backstop; capture closes its own). No-op
+   * when a group or any transaction is open.
+   */
+  openGroup(): void {
+    if (this.#group !== null || this.#db.inTransaction) return;
+    this.#db.exec('BEGIN');
+    const g = { lastTid: this.#state.lastTid, digest: this.#state.digest, lmlSeq: this.#state.lmlSeq, notify: false };
+    this.#group = g;
+    setImmediate(() => {
+      if (this.#group === g) this.closeGroup();
+    });
+  }
+
+  /** An open group is committed first. */
+  override close(): void {
+    this.closeGroup();
+    super.close();
+  }
+
+  /** Commit the open group (openGroup), then tell the listeners; throws (all of it rolled back) when the commit fails. */
+  closeGroup(): void {
+    const g = this.#group;
+    if (g === null) return;
+    this.#group = null;
+    try {
+      // The counters the group's commits moved (they write none of their own inside it).
+      if (this.#state.lastTid !== g.lastTid) this.#st.setMeta.run('last_tid', this.#state.lastTid.toString());
+      if (this.#state.digest !== g.digest) this.#st.setMeta.run('digest', formatDigest(this.#state.digest));
+      if (this.#state.lmlSeq !== g.lmlSeq) this.#st.setMeta.run('lml_seq', this.#state.lmlSeq.toString());
+      if (this.#fidSeq !== this.#savedFidSeq) {
+        this.#st.setMeta.run('fid_seq', this.#fidSeq.toString());
+        this.#savedFidSeq = this.#fidSeq;
+      }
+      this.#db.exec('COMMIT');
+    } catch (e) {
+      if (this.#db.inTransaction) this.#db.exec('ROLLBACK');
+      this.#state.lastTid = g.lastTid;
+      this.#state.digest = g.digest;
+      this.#state.lmlSeq = g.lmlSeq;
+      this.#savedFidSeq = -1n;
+      throw e;
+    }
+    if (g.notify) this.#notify();
   }
 
   /** Client side, first copy done: the KML starts at `tid`, the stream follows from there. */
@@ -336,7 +396,7 @@ export class FilesetDb extends FilesetTables {
   }
 
   #transaction<T>(fn: () => T): T {
-    if (this.#batching && this.#db.inTransaction) {
+    if (this.#batchOpen) {
       // Inside a batch a commit is part of the batch's transaction (no savepoint of its own): if it fails, so does the batch.
       try {
         return fn();
@@ -353,6 +413,8 @@ export class FilesetDb extends FilesetTables {
     try {
       out = this.#db.transaction(() => {
         const r = fn();
+        // In a group the counters are written once, when it closes (#writeCounters).
+        if (this.#group !== null) return r;
         // Only what moved is written: most commits change the last TID and the digest, few the counters.
         if (s.lastTid !== startTid) this.#st.setMeta.run('last_tid', s.lastTid.toString());
         if (s.digest !== startDigest) this.#st.setMeta.run('digest', formatDigest(s.digest));
@@ -370,7 +432,8 @@ export class FilesetDb extends FilesetTables {
       this.#savedFidSeq = -1n; // rolled back: write it again with the next commit
       throw e;
     }
-    this.#notify();
+    if (this.#group !== null) this.#group.notify = true; // told when the group commits
+    else this.#notify();
     return out;
   }
 }

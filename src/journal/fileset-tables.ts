@@ -234,6 +234,11 @@ export class FilesetTables {
    * came before the stream brought the server's older records. Server side: the object changed since a
    * removal's version (oneNameOf (apply/record-check.ts)), by another node than the one removing it.
    */
+  /** Each object's last record after `tid` (one read for many hasLaterRecord questions about one moment of the KML). */
+  lastRecordsAfter(tid: Tid): Map<string, Tid> {
+    return new Map((this.#st.kmlLastByFidAfter.all(tid) as Row[]).map((r) => [String(r.fid), BigInt(r.tid as number | bigint) as Tid]));
+  }
+
   hasLaterRecord(fid: Fid, tid: Tid, notFrom?: NodeId): boolean {
     return (notFrom === undefined ? this.#st.kmlLaterOfFid.get(tid, fid) : this.#st.kmlLaterOfFidFromOthers.get(tid, fid, notFrom)) !== undefined;
   }

@@ -35,6 +35,7 @@ export function prepareStatements(db: Db) {
                            @mtimeMs, @size, @hash, @origin, @time, @digest, @originSeq, @links, @parent, @targetFid)`),
     kmlByOrigin: db.prepare('SELECT * FROM kml WHERE origin = ? AND origin_seq = ?'),
     kmlLaterOfFid: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? LIMIT 1'),
+    kmlLastByFidAfter: db.prepare('SELECT fid, max(tid) AS tid FROM kml WHERE tid > ? GROUP BY fid'),
     kmlLaterOfFidFromOthers: db.prepare('SELECT 1 FROM kml WHERE tid > ? AND fid = ? AND origin != ? LIMIT 1'),
     kmlLastOfName: db.prepare(`SELECT * FROM kml WHERE tid > ? AND tid < ? AND (fid = ? OR links LIKE ?) ORDER BY tid DESC LIMIT 1`),
     kmlNamingChange: db.prepare(`SELECT 1 FROM kml WHERE tid > ? AND tid <= ? AND (fid = ? OR links LIKE ?) AND kind NOT IN ('write', 'truncate', 'setattr') LIMIT 1`),

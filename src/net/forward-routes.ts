@@ -74,7 +74,10 @@ async function forward(s: ServerState, reply: FastifyReply, since: Tid, follow: 
   const write = (buf: Buffer): Promise<void> => writeLimited(raw, buf, s.bw);
   try {
     await streamKml({
-      db: f.db, inline: (r) => s.content.inline(r), write, open: () => open && !s.closing, wake: fl.wake,
+      // A record of the follower's own, back with its TID, carries no content: the follower made it, and takes it
+      // back without (daemon/client-own.ts ownBack). Before, a deploy written on a client had every file read
+      // again here and sent back down.
+      db: f.db, inline: (r) => (r.origin === node && r.originSeq !== null ? null : s.content.inline(r)), write, open: () => open && !s.closing, wake: fl.wake,
       recalls: () => fl.recalls.shift(), onRecord: () => s.metrics.forwarded(node, 1),
     }, since, follow);
     if (open) raw.end(encodeFrame('end'));

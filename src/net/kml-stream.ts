@@ -11,6 +11,8 @@ import { recordToWire } from './protocol/wire-record.js';
 export const PING_MS = 10_000;
 /** Records read from the journal at a time. */
 const READ_RECORDS = 256;
+/** A run's frames are written together up to about this many bytes. */
+const RUN_BYTES = 256 << 10;
 
 export interface KmlStreamOptions {
   readonly db: FilesetDb;
@@ -51,12 +53,27 @@ export async function streamKml(o: KmlStreamOptions, since: Tid, follow: boolean
     }
     if (!o.open()) return;
     const recs = db.readKml(cursor, READ_RECORDS);
+    // The records read go out as runs, one write each (up to RUN_BYTES): the follower hands what arrives together
+    // to its sink as one run. A lone record is a run of one and leaves at once.
+    let run: Buffer[] = [];
+    let runBytes = 0;
     for (const r of recs) {
       if (!o.open()) return;
       // `last`: the server's last TID as this record leaves, so a peer busy applying it knows how far behind it is.
-      await o.write(encodeFrame('record', { r: recordToWire(r), last: formatTid(db.lastTid) }, o.inline(r)));
+      const f = encodeFrame('record', { r: recordToWire(r), last: formatTid(db.lastTid) }, o.inline(r));
+      run.push(f);
+      runBytes += f.length;
       o.onRecord?.();
       cursor = r.tid;
+      if (runBytes >= RUN_BYTES) {
+        await o.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
+        run = [];
+        runBytes = 0;
+      }
+    }
+    if (run.length > 0) {
+      if (!o.open()) return;
+      await o.write(run.length === 1 ? run[0]! : Buffer.concat(run, runBytes));
     }
     if (recs.length === READ_RECORDS) continue;
     if (!follow) return;

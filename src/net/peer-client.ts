@@ -7,7 +7,7 @@ import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { BlockMap } from '#fsio/blocks.js';
 import { blockLength } from '#fsio/blocks.js';
-import { readFrames, type Frame } from './protocol/frames.js';
+import { readFrameRuns, readFrames, type Frame } from './protocol/frames.js';
 import type { Snapshot, SnapshotEntry, SnapshotSource } from './snapshot-source.js';
 import { fromWire } from './protocol/wire-errors.js';
 import { pinnedConnector } from './tls-pin.js';
@@ -35,6 +35,8 @@ export interface HelloInfo {
   readonly conflictPolicy: string;
   /** The fileset's attribute policy (preserveSetid, preserveOwner, safeLinks), unchecked: `parseServerAttrs` reads it. */
   readonly attrs?: unknown;
+  /** The server takes a reintegration batch sent while the one before it is answered (absent from an older server). */
+  readonly pipeline?: boolean;
 }
 
 export type { Snapshot, SnapshotEntry };
@@ -303,9 +305,9 @@ export class PeerClient implements SnapshotSource {
     yield* readFrames(res.body);
   }
 
-  /** The forwarded record stream after `since`, following new records until aborted or cut. */
-  async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame> {
+  /** The forwarded record stream after `since`, following new records until aborted or cut: runs of frames as they arrive. */
+  async *follow(since: Tid, node: string, signal: AbortSignal): AsyncGenerator<Frame[]> {
     const res = await this.#call('GET', this.#fs(`/kml?since=${formatTid(since)}&follow=1&node=${node}`), { timeoutMs: 45_000, signal });
-    yield* readFrames(throttled(res.body, this.bwlimit));
+    yield* readFrameRuns(throttled(res.body, this.bwlimit));
   }
 }

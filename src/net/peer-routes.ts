@@ -35,6 +35,8 @@ export function peerRoutes(app: FastifyInstance, s: ServerState): void {
       proto: PROTOCOL_VERSION, fileset: db.meta.fileset, uuid: db.meta.uuid, node: db.meta.nodeId,
       lastTid: formatTid(db.lastTid), digest: formatDigest(db.digest), tokenScope: f.tokenScope, leaseMs: f.leaseMs,
       conflictPolicy: db.getMeta('conflict-policy') ?? 'keep-both', attrs: f.apply.attrs,
+      // This server takes a reintegration batch sent while the one before it is answered (reint-routes.ts `after`).
+      pipeline: true,
     };
   });
 

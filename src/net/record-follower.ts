@@ -18,7 +18,15 @@ import { parseWireRecord } from './protocol/wire-record.js';
 /** What a follower reads from: the master's hello, and its record stream after a TID (PeerClient#hello, #follow). */
 export interface RecordSource<H> {
   hello(): Promise<H>;
-  follow(since: Tid, signal: AbortSignal): AsyncIterable<Frame>;
+  /** Frames, or runs of frames as they arrived together (PeerClient#follow): a run of records goes to the sink whole. */
+  follow(since: Tid, signal: AbortSignal): AsyncIterable<Frame | readonly Frame[]>;
+}
+
+/** A record of a run as the follower hands it to a sink: the record, its inline content, the master's last TID as it left. */
+export interface RunRecord {
+  readonly r: KmlRecord;
+  readonly payload: Buffer | null;
+  readonly last: Tid | undefined;
 }
 
 /**
@@ -67,6 +75,11 @@ export interface RecordSink<H> {
   onStreamHello(h: StreamHello): void;
   /** A record, its inline content, and the master's last TID as it left (absent from an older master). */
   onRecord(r: KmlRecord, payload: Buffer | null, last: Tid | undefined): Promise<void>;
+  /**
+   * A run of records that arrived together, in order (optional: without it each goes to onRecord). Resolves once
+   * all are applied; a record that fails rejects with a RecordFailure naming it (those before it stay applied).
+   */
+  onRecords?(run: readonly RunRecord[]): Promise<void>;
   /** The master wants a write token back. */
   onRecall(scope: string): void;
   /** The master's keep-alive: its last TID and its state digest there. */
@@ -152,15 +165,16 @@ export class RecordFollower<H> implements Service {
           sink.onHello(h);
         }
         const since = sink.lastRcvd();
-        for await (const f of source.follow(since, link.abort.signal)) {
+        for await (const got of source.follow(since, link.abort.signal)) {
           if (!link.connected) await sink.onConnected(since);
           link.connected = true;
           link.disconnectedSince = null;
-          await this.#deliver(f, since);
+          const frames = Array.isArray(got) ? got as readonly Frame[] : [got as Frame];
+          await this.#deliverRun(frames, since);
           // A frame delivered resets the backoff, but not the stream's hello alone: a connection whose first
           // record fails again at once (no room here to apply it) backs off as any failure does. Before, the
           // hello reset it, and a client on a full disk came back every 200-400 ms for as long as it lasted.
-          if (f.type !== 'hello') backoff.reset();
+          if (frames.some((f) => f.type !== 'hello')) backoff.reset();
         }
         link.connected = false;
       } catch (e) {
@@ -173,6 +187,32 @@ export class RecordFollower<H> implements Service {
         if (next === 'go') continue;
         await wait(backoff.next(next === 'back-off-disk-full'));
       }
+    }
+  }
+
+  /**
+   * Frames that arrived together, to the sink: consecutive records as one run (onRecords) when the sink takes
+   * runs, everything else frame by frame, in the stream's order.
+   */
+  async #deliverRun(frames: readonly Frame[], since: Tid): Promise<void> {
+    const sink = this.#o.sink;
+    for (let i = 0; i < frames.length;) {
+      let end = i;
+      while (end < frames.length && frames[end]!.type === 'record') end++;
+      if (sink.onRecords === undefined || end - i < 2) {
+        await this.#deliver(frames[i]!, since);
+        i++;
+        continue;
+      }
+      const run: RunRecord[] = frames.slice(i, end).map((f) => ({
+        r: parseWireRecord(f.header.r), payload: f.payload, last: typeof f.header.last === 'string' ? parseTid(f.header.last) : undefined,
+      }));
+      try {
+        await sink.onRecords(run);
+      } catch (e) {
+        throw e instanceof RecordFailure ? e : new RecordFailure(run[0]!.r, e);
+      }
+      i = end;
     }
   }
 

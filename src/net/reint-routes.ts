@@ -13,7 +13,8 @@ import { placedHere } from '#apply/placed.js';
 import { applyRecord } from '#apply/record-applier.js';
 import { modeChange } from '#policy/attr-policy.js';
 import { NODE_RE } from './identity-gate.js';
-import { readFrames, type Frame } from './protocol/frames.js';
+import { readFrameRuns, type Frame } from './protocol/frames.js';
+import { applyNewNames } from './reint-run.js';
 import { lmlToWire, parseWireLml, recordToWire } from './protocol/wire-record.js';
 import { toWire } from './protocol/wire-errors.js';
 import { throttled } from './rate-limit.js';
@@ -31,6 +32,7 @@ export function reintRoutes(app: FastifyInstance, s: ServerState): void {
   const f = s.f;
   const db = f.db;
   const reint = new Mutex();
+  const last: LastBatch = new Map();
 
   app.post('/v1/filesets/:uuid/reint', {
     bodyLimit: STREAM_BODY_LIMIT,
@@ -40,22 +42,48 @@ export function reintRoutes(app: FastifyInstance, s: ServerState): void {
     if (!(req.body instanceof Readable)) throw IntersyncError.BAD_REQUEST('send the records as frames with content-type application/octet-stream');
     if (node === db.meta.nodeId) throw IntersyncError.BAD_REQUEST('a client cannot reintegrate as the server');
     s.gate.actsFor(req, node);
-    return reint.run(() => reintegrate(s, node, throttled(req.body as Readable, s.bw)));
+    const t0 = performance.now();
+    const out = await reint.run(() => reintegrate(s, node, throttled(req.body as Readable, s.bw), last));
+    // Durable before answered; outside the lock, so the next batch (sent while this one is answered) is applied
+    // meanwhile. The flush starts after this batch's changes, so it covers them.
+    const tf = performance.now();
+    await f.apply.flushAsync();
+    const flushMs = performance.now() - tf;
+    f.log.child({ component: 'reint', peer: node }).info({ records: out.results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(flushMs) }, 'reintegration batch');
+    return out;
   });
 }
 
+/** Per client, how its last batch ended: its last record's sequence number, and whether every record of it was accepted. */
+type LastBatch = Map<string, { readonly seq: bigint; readonly whole: boolean }>;
+
 /** Apply a client's LML batch in order; stop at the first record that cannot apply. */
-async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buffer>): Promise<unknown> {
+async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buffer>, lastBatch: LastBatch): Promise<{ results: Array<Record<string, unknown>>; lastTid: string }> {
   const f = s.f;
   const db = f.db;
   const log = f.log.child({ component: 'reint', peer: node });
   const results: Array<Record<string, unknown>> = [];
-  const t0 = performance.now();
   let stopped = false;
   let hello = false;
   let seen: Tid | null = null;
-  let frame: Frame;
-  for await (frame of readFrames(body)) {
+  // A head of a run of frames that arrived together, records that each make a new name here: applied as one
+  // run (one transaction, one staging pass; reint-run.ts). What is left of the run goes record by record.
+  const runs = readFrameRuns(body);
+  const frames: Frame[] = [];
+  for (;;) {
+    if (frames.length === 0) {
+      const next = await runs.next();
+      if (next.done === true) break;
+      frames.push(...next.value);
+    }
+    if (hello && !stopped && frames.length > 1 && frames[0]!.type === 'record') {
+      const n = applyNewNames(f, node, seen, frames, results, log);
+      if (n > 0) {
+        frames.splice(0, n);
+        continue;
+      }
+    }
+    const frame = frames.shift()!;
     if (frame.type === 'hello') {
       if (frame.header.uuid !== db.meta.uuid) throw IntersyncError.BAD_REQUEST('reintegration names another fileset');
       hello = true;
@@ -63,6 +91,18 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
       if (frame.header.seen !== undefined) {
         seen = typeof frame.header.seen === 'string' ? parseTid(frame.header.seen) ?? null : null;
         if (seen === null) throw IntersyncError.BAD_REQUEST(`a reintegration's seen must be a TID, not ${JSON.stringify(frame.header.seen)}`);
+      }
+      // Sent while the batch before it was answered (pipelined): it follows that batch, whose last record is `after`.
+      // Unless that batch was applied whole, here, just before, nothing of this one is (every record skipped, the
+      // client sends it again): records are applied in their order or not at all.
+      if (frame.header.after !== undefined) {
+        const after = typeof frame.header.after === 'string' && /^[0-9]{1,19}$/.test(frame.header.after) ? BigInt(frame.header.after) : null;
+        if (after === null) throw IntersyncError.BAD_REQUEST(`a reintegration's after must be a sequence number, not ${JSON.stringify(frame.header.after)}`);
+        const prev = lastBatch.get(node);
+        if (prev === undefined || prev.seq !== after || !prev.whole) {
+          stopped = true;
+          log.info({ after: after.toString() }, 'a batch sent ahead of the one before it was answered: skipped, the batch before did not apply whole');
+        }
       }
       continue;
     }
@@ -155,9 +195,8 @@ async function reintegrate(s: ServerState, node: string, body: AsyncIterable<Buf
     }
   }
   if (!hello) throw IntersyncError.PROTOCOL('empty reintegration: no hello frame');
-  const tf = performance.now();
-  f.apply.flush();
-  log.info({ records: results.length, durMs: Math.round(performance.now() - t0), flushMs: Math.round(performance.now() - tf) }, 'reintegration batch');
+  const end = results.at(-1);
+  if (end !== undefined) lastBatch.set(node, { seq: BigInt(String(end.seq)), whole: results.every((x) => x.status === 'accepted') });
   return { results, lastTid: formatTid(db.lastTid) };
 }
 

@@ -6,7 +6,7 @@ import { depthOf, joinRel } from '#core/paths.js';
 import type { RecordDraft, RecordKind } from '#core/record.js';
 import type { BlockMapCache } from '#fsio/blocks.js';
 import type { Change, ObjectRow } from '#journal/fileset-db.js';
-import { RACY_WINDOW_NS, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from '#fsio/disk.js';
+import { RACY_WINDOW_NS, SMALL_FILE, hashFile, identityOf, lstatOrNull, nowNs, readTargetOrNull, sameStat, type DiskStat } from '#fsio/disk.js';
 import type { BatchState } from './reconcile-state.js';
 
 // Journaling what a hint finds at a name, once its object is worked out (reconcile-names.ts): a create, a write,
@@ -103,6 +103,7 @@ async function readStable(s: BatchState, p: string, st: DiskStat): Promise<{ has
   const readAt = nowNs();
   let hash: string | null;
   if (!isInlineSize(st.size) && s.d.blockMaps !== undefined) {
+    s.d.db.closeGroup(); // it waits on I/O (and maybe a timer): nothing may run with the group open
     // One read gives the hash and the block map peers ask for next. It is kept only when read past the racy
     // window of the file's times: a large file is worth that short wait (its read takes far longer).
     const young = RACY_WINDOW_NS - (nowNs() - (st.mtimeNs > st.ctimeNs ? st.mtimeNs : st.ctimeNs));
@@ -121,6 +122,7 @@ async function readStable(s: BatchState, p: string, st: DiskStat): Promise<{ has
       return null;
     }
   } else {
+    if (st.size > SMALL_FILE) s.d.db.closeGroup(); // streamed: it waits on I/O
     hash = await hashFile(s.abs(p), st.size);
   }
   if (hash === null) return null;

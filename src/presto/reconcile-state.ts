@@ -66,6 +66,9 @@ export class BatchState {
   commit(changes: Change[]): void {
     if (changes.length === 0) return;
     if (changes.some((c) => c.draft.kind === 'rename' || c.draft.kind === 'rmdir')) this.parentsOk.clear();
+    // One WAL write for the names of a slice, not one per name: closed before anything else may run
+    // (reconciler.ts: before each yield and at the batch's end; readStable: before it waits on I/O).
+    this.d.db.openGroup();
     this.records += this.d.journal(changes);
   }
 }

@@ -90,6 +90,14 @@ async function runBatch(s: BatchState, byIno: readonly DirtyItem[], resolve: (it
     const row = s.d.db.objectByPath(p);
     if (row?.type !== 'dir' || (row.ino !== null && row.ino !== st.ino)) s.newDirs.push(p);
   }
+  try {
+    return await runQueue(s, byIno, resolve);
+  } finally {
+    s.d.db.closeGroup(); // the last slice's names (BatchState#commit)
+  }
+}
+
+async function runQueue(s: BatchState, byIno: readonly DirtyItem[], resolve: (item: DirtyItem) => string | null): Promise<BatchResult> {
   let sliceStart = performance.now();
   // Parents before children (processName also handles a parent first); walks of new directories append deeper paths.
   s.queue.sort((a, b) => depthOf(a) - depthOf(b));
@@ -105,6 +113,7 @@ async function runBatch(s: BatchState, byIno: readonly DirtyItem[], resolve: (it
     }
     await processName(s, s.queue[i]!);
     if (performance.now() - sliceStart > 8) {
+      s.d.db.closeGroup(); // the slice's names in one transaction, before anything else runs
       await yieldToLoop(); // let libuv drain inotify so its queue never overflows
       sliceStart = performance.now();
     }

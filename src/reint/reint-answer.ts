@@ -4,6 +4,7 @@ import { asTid, formatTid, parseTid, type Tid } from '#core/ids.js';
 import type { LmlRecord } from '#core/record.js';
 import { checkRelPath } from '#core/paths.js';
 import type { ObjectRow } from '#journal/fileset-db.js';
+import type { ReintResult } from '#net/peer-client.js';
 import { parseWireRecord } from '#net/protocol/wire-record.js';
 import { parseConflictReason } from '#net/protocol/wire-errors.js';
 import { emptiedLater } from './emptied-later.js';
@@ -23,10 +24,30 @@ type RefusalDeps = Pick<ReintegratorDeps, 'db'>;
 
 /** Send a batch read from the LML and take the server's answer into it. */
 export async function exchange(d: ReintegratorDeps, s: ReintState, batch: readonly LmlRecord[], frames: Buffer[]): Promise<boolean> {
+  const sent = send(d, batch, frames);
+  return takeAnswer(d, s, batch, sent.sentBefore, await sent.answer);
+}
+
+/** A batch on its way: the highest sequence number ever sent once it left, and the server's answer to come. */
+export interface Sent {
+  readonly sentBefore: bigint;
+  readonly answer: Promise<ReintResult>;
+}
+
+/** Send a batch (noted as sent first: the optimiser leaves what was sent as it was); its answer is taken by takeAnswer. */
+export function send(d: ReintegratorDeps, batch: readonly LmlRecord[], frames: Buffer[]): Sent {
   const maxSeq = batch[batch.length - 1]!.seq;
   if (maxSeq > BigInt(d.db.getMeta('lml_sent_max') ?? '0')) d.db.setMeta('lml_sent_max', maxSeq.toString());
   const sentBefore = BigInt(d.db.getMeta('lml_sent_max') ?? '0');
-  const res = await d.client.reint(d.node, Buffer.concat(frames));
+  const answer = d.client.reint(d.node, Buffer.concat(frames));
+  // Awaited later, maybe after other awaits (pipelined): a failure meanwhile is not an unhandled rejection.
+  answer.catch(() => undefined);
+  return { sentBefore, answer };
+}
+
+/** Take the server's answer to a batch into the LML (accepted records leave it; a refusal is dealt with). */
+export async function takeAnswer(d: ReintegratorDeps, s: ReintState, batch: readonly LmlRecord[], sentBefore: bigint, res: ReintResult): Promise<boolean> {
+  const maxSeq = batch[batch.length - 1]!.seq;
   // The server stops at a refused record: at most one is refused, and nothing after it in this batch was applied.
   const refusal = res.results.find((x) => x.status !== 'accepted' && x.status !== 'skipped' && x.status !== 'retry');
   // The server had no room for a record (its disk is full): no refusal of the change, it goes again as it is.

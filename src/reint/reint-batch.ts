@@ -24,14 +24,18 @@ export interface Batch {
  * its content and its attributes of now), and their frames; `seen`: what this node had applied of the server's
  * records when it read them. Null when a record was dropped on the way: the LML is read again.
  */
-export async function buildBatch(d: ReintegratorDeps, lml: readonly LmlRecord[], seen: string): Promise<Batch | null> {
-  const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node, seen })];
+export async function buildBatch(
+  d: ReintegratorDeps, lml: readonly LmlRecord[], seen: string, after?: { readonly seq: bigint; readonly made: ReadonlySet<Fid> },
+): Promise<Batch | null> {
+  // `after`: the batch in flight this one follows (pipelined): the server applies this one only once that one
+  // applied whole (net/reint-routes.ts), and the names that one makes count as made ahead of this one's records.
+  const frames: Buffer[] = [helloFrame({ uuid: d.db.meta.uuid, node: d.node, seen, ...(after === undefined ? {} : { after: after.seq.toString() }) })];
   let bytes = 0;
   // Under a bandwidth limit a batch is what it sends in 2 minutes at most (a server ends a request after 600 s).
   const maxBytes = Math.min(MAX_BATCH_BYTES, (d.client.bwlimit?.rate ?? Infinity) * 120);
   const batch: LmlRecord[] = [];
   // The names this batch makes ahead of each record: the server has them when it reaches it.
-  const ahead = new Set<Fid>();
+  const ahead = new Set<Fid>(after?.made ?? []);
   for (const r0 of lml) {
     if (dropContentGone(d, r0)) return null;
     const r = moveRebased(d, sound(d, r0));

@@ -3,7 +3,7 @@ import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
 import type { LmlRecord } from '#core/record.js';
 import { scopesFor } from '#policy/token-table.js';
-import { exchange } from './reint-answer.js';
+import { exchange, send, takeAnswer, type Sent } from './reint-answer.js';
 import { MAX_BATCH_RECORDS, buildBatch } from './reint-batch.js';
 import { optimise } from './reint-optimise.js';
 import type { ReintState } from './reint-state.js';
@@ -81,8 +81,49 @@ async function step(d: ReintegratorDeps, s: ReintState): Promise<boolean> {
     // conflict step): read again, from the LML as it is now.
     const read = lml.slice(0, batch.length);
     if (read.some((r) => !sameLml(r, d.db.lmlRecord(r.seq)))) return true;
-    return exchange(d, s, batch, frames);
+    if (d.pipeline?.() !== true || lml.length < MAX_BATCH_RECORDS) return exchange(d, s, batch, frames);
+    // Pipelined: while the server applies this batch, the next one is read, built and sent (its hello names this
+    // one's last record: the server applies it only after this one applied whole). Each answer is taken in
+    // turn; the next one's only when this one was accepted whole (else it was skipped there and goes again).
+    const first = send(d, batch, frames);
+    let next: { batch: readonly LmlRecord[]; sent: Sent } | null = null;
+    try {
+      next = await sendNext(d, s, batch, seen);
+    } catch (e) {
+      d.log.debug({ err: (e as Error).message }, 'next batch not sent ahead');
+    }
+    let whole = false;
+    try {
+      const res = await first.answer;
+      whole = res.results.length === batch.length && res.results.every((x) => x.status === 'accepted');
+      await takeAnswer(d, s, batch, first.sentBefore, res);
+    } finally {
+      const ahead = next === null ? null : await next.sent.answer.then((r) => r, () => null);
+      if (whole && next !== null && ahead !== null) await takeAnswer(d, s, next.batch, next.sent.sentBefore, ahead);
+    }
+    return true;
   });
+}
+
+/**
+ * The batch after `batch` (the LML's next records), built and sent while `batch` is in flight; null when there is
+ * none, or when it needs a token not held for `batch` (a token wait would hold up the answer of the one in flight).
+ */
+async function sendNext(d: ReintegratorDeps, s: ReintState, batch: readonly LmlRecord[], seen: string): Promise<{ batch: readonly LmlRecord[]; sent: Sent } | null> {
+  const lastSeq = batch[batch.length - 1]!.seq;
+  const lml = d.db.readLml(lastSeq, MAX_BATCH_RECORDS);
+  if (lml.length === 0) return null;
+  const scopes = (rs: readonly LmlRecord[]): Set<string> => new Set(scopesFor(rs.flatMap((r) => (r.newPath === null ? [r.path] : [r.path, r.newPath])), d.scopeMode()));
+  const held = scopes(batch);
+  if ([...scopes(lml)].some((x) => !held.has(x))) return null;
+  await d.beforeSend?.(lml);
+  const made = new Set(batch.filter((r) => r.kind === 'create' || r.kind === 'link').map((r) => r.fid));
+  const built = await buildBatch(d, lml, seen, { seq: lastSeq, made });
+  if (built === null || built.batch.length === 0) return null;
+  const read = lml.slice(0, built.batch.length);
+  if (read.some((r) => !sameLml(r, d.db.lmlRecord(r.seq)))) return null;
+  s.tokens.active();
+  return { batch: built.batch, sent: send(d, built.batch, built.frames) };
 }
 
 /** The same pending record, unchanged (a conflict step rewrites names and versions, or drops it). */

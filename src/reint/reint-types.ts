@@ -22,6 +22,8 @@ export interface ReintegratorDeps {
   readonly debug: number;
   readonly scopeMode: () => TokenScopeMode;
   readonly leaseMs: () => number;
+  /** The server takes a batch sent while the one before it is answered (its hello said so): reint-loop.ts sends two at a time. */
+  readonly pipeline?: () => boolean;
   /** A local change the server keeps refusing although this node has all the server's records: resync. */
   /** The LML cannot progress: `fid` is the object of the record the server keeps refusing (null: unknown). */
   readonly onStuck: (fid: Fid | null) => void;

@@ -157,6 +157,21 @@ export class FrameDecoder {
   }
 }
 
+/**
+ * Frames of a byte stream, in order, as runs: the frames each chunk completes (never an empty run). A reader
+ * that hands a run on whole (the follower: a run of records to its sink) never waits for more to come: a lone
+ * frame is a run of one, and leaves at once.
+ */
+export async function* readFrameRuns(stream: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Frame[]> {
+  const dec = new FrameDecoder();
+  for await (const chunk of stream) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    const run = dec.push(b);
+    if (run.length > 0) yield run;
+  }
+  dec.end();
+}
+
 /** Frames of a byte stream, in order. */
 export async function* readFrames(stream: AsyncIterable<Buffer | Uint8Array | string>): AsyncGenerator<Frame> {
   const dec = new FrameDecoder();
