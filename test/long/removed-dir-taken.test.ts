@@ -11,7 +11,7 @@
 // the server's entry went into the client's new directory (by its name, or through its pending move), the removal
 // of the server's directory stayed pending, and the server refused it three times: the client resynced.
 import assert from 'node:assert/strict';
-import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, rmdirSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { journalState } from '../helpers.js';
@@ -222,6 +222,49 @@ test(`d removed with d/sub/x on a ${how} client, d made again there (${how === '
   assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
 });
 }
+
+test('d removed with d/sub/x on a client off line, d made again there, x removed on the server then a file moved into d/sub: d and d/sub come back, the new d beside, no resync', { timeout: 120_000 }, async (t) => {
+  // Chaos s92 seed 9350, c1 (rm -r epsilon, then a symlink made in a new epsilon; the server removed
+  // epsilon/deep/e, which the client had removed too, then moved a file into epsilon/deep): for the server's removal
+  // the conflict step brought epsilon/deep back inside the client's new epsilon (the first directory on the way, by
+  // name), and the server's epsilon came back later with the new one beside, taking epsilon/deep along: "state
+  // differs … with nothing pending", a resync. Fails without removedAncestor for a removal of an object removed here.
+  const farm = await Farm.start(t, {
+    clients: 1,
+    prepare: (s) => {
+      mkdirSync(join(s, 'd/sub'), { recursive: true });
+      writeFileSync(join(s, 'd/sub/x'), 'the server\'s x\n');
+      writeFileSync(join(s, 'd/y'), 'the server\'s y\n');
+    },
+  });
+  const [c] = farm.clients as [string];
+  const s = farm.server;
+  await assertSettled(farm.all);
+  await disconnect(farm, c);
+  await step(c, () => rmSync(join(c, 'd'), { recursive: true }));
+  await eventually('the client journals the four removals', () => journalState(c).lml, (n) => n >= 4);
+  await step(c, () => mkdirSync(join(c, 'd')));
+  await step(c, () => symlinkSync('../elsewhere', join(c, 'd/new')));
+  let before = journalState(s).lastTid;
+  rmSync(join(s, 'd/sub/x'));
+  await journaled(s, before);
+  before = journalState(s).lastTid;
+  renameSync(join(s, 'd/y'), join(s, 'd/sub/b'));
+  await journaled(s, before);
+  reconnect(c);
+  const why = (): string => JSON.stringify(events(farm, c));
+  await eventually('the client\'s new symlink reaches the server', () => asideOf(s, 'd'), (a) => a !== null, 20_000, why);
+  await assertSettled(farm.all);
+  assert.deepEqual(farm.logMessages(c, /resync|refused/i), [], `no refusal, no resync: ${why()}`);
+  const aside = asideOf(s, 'd')!;
+  for (const d of farm.all) {
+    assert.deepEqual(readdirSync(join(d, 'd')), ['sub'], `${d}: d holds the server's entry alone`);
+    assert.deepEqual(readdirSync(join(d, 'd/sub')), ['b'], `${d}: d/sub holds the file the server moved there`);
+    assert.equal(readFileSync(join(d, 'd/sub/b'), 'utf8'), 'the server\'s y\n', `${d}: d/sub/b is the server's y`);
+    assert.deepEqual(readdirSync(join(d, aside)), ['new'], `${d}: the client's new d is beside, with its symlink alone`);
+  }
+  assert.equal(journalState(c).lml, 0, 'the client\'s LML is empty');
+});
 
 /** The `<name>.conflict-*` entry beside `name` in dir, or null. */
 function asideOf(dir: string, name: string): string | null {
