@@ -9,6 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Command } from 'commander';
 import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
+import { journalsNames } from '#presto/capture.js';
 import { flagsGiven } from './config-cmd.js';
 import { DaemonConfig } from './daemon-config.js';
 import { optionsOf, positiveInt } from './daemon-cmd.js';
@@ -41,6 +42,7 @@ export function addMountCommands(program: Command, print: Print): void {
     .option('--tls-ca <FILE>', 'client: trust this CA (PEM) for an https server')
     .option('--state-dir <DIR>', 'where secrets and credentials live, never in DIR')
     .option('--log-dir <DIR>', 'where logs go')
+    .option('--settle-ms <N>', 'the watcher on DIR: quiet time (ms) before a batch of changes made behind the mount\'s back is journaled', positiveInt('--settle-ms'))
     .option('--config <FILE>', 'settings file, TOML or JSON (as intersync DIR)')
     .option('--debug <X>', 'debug flags, a sum of 1 D_INFO, 2 D_KML, 4 D_UPCALL (each change through the mount), 8 D_HTTP, 16 D_REINT', '0')
     .addHelpText('after', [
@@ -62,9 +64,11 @@ export function addMountCommands(program: Command, print: Print): void {
       const { FuseCapture } = await import('#presto/fuse-capture.js');
       await runDaemon(dir, { ...opts, ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print, {
         attach: async (node, stopDaemon) => {
+          const watch = node.capture;
+          if (!journalsNames(watch)) throw IntersyncError.MOUNT_FAILED(mountpoint, `the ${watch.kind} capture of DIR cannot journal the mount's changes`);
           const fuse = new FuseCapture({
             root: node.paths.dir, mountpoint, log: node.log, debug,
-            journal: (paths) => node.capture.syncPaths(paths),
+            journal: (paths) => watch.journalNames(paths),
             onGone: () => stopDaemon('unmounted'),
           });
           await fuse.start();

@@ -22,6 +22,15 @@ export interface Capture {
   status(): CaptureStatus;
 }
 
+/** A capture that journals the names it is told, from those names alone (the filter mount tells the watch capture). */
+export interface NameJournal {
+  journalNames(paths: readonly string[]): Promise<void>;
+}
+
+export function journalsNames(c: Capture): c is Capture & NameJournal {
+  return typeof (c as Partial<NameJournal>).journalNames === 'function';
+}
+
 export interface WatchLimitStatus {
   readonly since: number;
   readonly limit: number | null;
