@@ -4,7 +4,7 @@
 // and each record's pre-version is its object's previous version. Fails without the mount's journaling
 // (fuse-capture.ts): the digests differ until the watcher's batch, minutes later.
 import assert from 'node:assert/strict';
-import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { readLogs, tmpDir } from './helpers.js';
@@ -125,6 +125,24 @@ describe('programs through the mount', { timeout: 300_000 }, () => {
     assert.ok(!shapes.includes('rmdir ops/d1'));
     assert.equal(statSync(join(m.dir, 'ops/d2/sub/f')).mode & 0o777, 0o600);
     await assertJournaled(m.dir, 'file operations');
+  });
+
+  test('a file removed while open stays usable until closed, and is never journaled under its hidden name', async () => {
+    // With hard_remove, libfuse 2 failed the write below with ENOENT; without it, the file lives on as
+    // .fuse_hidden*, which the mount's daemon ignores: the removal is one unlink record.
+    const p = join(m.mnt, 'scratch');
+    const fd = openSync(p, 'w+');
+    writeSync(fd, 'abc');
+    rmSync(p);
+    writeSync(fd, 'def');
+    const buf = Buffer.alloc(6);
+    assert.equal(readSync(fd, buf, 0, 6, 0), 6);
+    assert.equal(buf.toString(), 'abcdef');
+    closeSync(fd);
+    const shapes = kmlShapes(m.dir);
+    assert.ok(shapes.includes('unlink scratch'), shapes.slice(-3).join('; '));
+    assert.ok(!shapes.some((x) => x.includes('.fuse_hidden')), 'no record names a hidden file');
+    await assertJournaled(m.dir, 'removed while open');
   });
 
   test('large writes arrive in calls larger than 4 KiB, and make one record at close', async () => {

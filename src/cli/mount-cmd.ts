@@ -61,8 +61,9 @@ export function addMountCommands(program: Command, print: Print): void {
       const cfg = DaemonConfig.load(dir, flagsGiven(cmd, o as Record<string, unknown>), o.config);
       const opts = optionsOf(cfg);
       const debug = parseDebug(opts.debug);
-      const { FuseCapture } = await import('#presto/fuse-capture.js');
-      await runDaemon(dir, { ...opts, ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print, {
+      const { FuseCapture, FUSE_HIDDEN } = await import('#presto/fuse-capture.js');
+      const ignore = [...(opts.ignore ?? []), FUSE_HIDDEN];
+      await runDaemon(dir, { ...opts, ignore, ...(o.config === undefined ? {} : { config: o.config }) }, cfg, print, {
         attach: async (node, stopDaemon) => {
           const watch = node.capture;
           if (!journalsNames(watch)) throw IntersyncError.MOUNT_FAILED(mountpoint, `the ${watch.kind} capture of DIR cannot journal the mount's changes`);

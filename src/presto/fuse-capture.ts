@@ -30,11 +30,19 @@ export interface FuseCaptureOptions {
 /**
  * libfuse 2 options, passed in the fsname because fuse-native has no field for them (its options are joined
  * into one `-o` string): writes up to 128 KiB a call (the libfuse 2 ceiling), an open with O_TRUNC arriving
- * as one (so the emptying and the data make one record at close), a removed file gone at once (not renamed to
- * .fuse_hidden*, which would be journaled), the backing inode numbers, and no caching of names or attributes:
- * the apply path changes DIR under the mount and a program must see that at once.
+ * as one (so the emptying and the data make one record at close), the backing inode numbers, and no caching
+ * of names or attributes: the apply path changes DIR under the mount and a program must see that at once.
+ * Not hard_remove: with it, libfuse 2 fails every operation on a file removed while open (ENOENT), which
+ * programs with unlinked temporary files rely on; without it, such a file is renamed to FUSE_HIDDEN.
  */
-const LIBFUSE_OPTIONS = 'subtype=intersync,big_writes,max_write=131072,atomic_o_trunc,hard_remove,use_ino,attr_timeout=0,entry_timeout=0,negative_timeout=0';
+const LIBFUSE_OPTIONS = 'subtype=intersync,big_writes,max_write=131072,atomic_o_trunc,use_ino,attr_timeout=0,entry_timeout=0,negative_timeout=0';
+
+/**
+ * The names libfuse 2 gives a file removed while still open, until its last close removes it: an ignore
+ * pattern of the daemon that runs a mount, so that the removal is journaled as one (the move to such a name
+ * is a removal of the old one) and the hidden file is never journaled nor sent to peers.
+ */
+export const FUSE_HIDDEN = '.fuse_hidden*';
 
 /**
  * Presto, fuse kind: a filter mount of the backing directory. Every operation a program makes on the mount

@@ -34,8 +34,12 @@ const EIO = -osConstants.errno.EIO;
 /** `utimens` gets 1073 ms for UTIME_NOW and UTIME_OMIT: the binding turns their tv_nsec (2^30 - 1, - 2) into ms. */
 const UTIME_SPECIAL_MS = 1073;
 
-/** The FUSE path as a relative path of the fileset ('' for the root), or null inside the metadata folder. */
-export function relOf(p: string): string | null {
+/**
+ * The FUSE path as a relative path of the fileset ('' for the root), or null inside the metadata folder. An
+ * operation on a file removed while open may come with no path: '' (its removal is journaled already).
+ */
+export function relOf(p: string | null | undefined): string | null {
+  if (typeof p !== 'string') return '';
   const rel = p.replace(/^\/+/, '');
   return rel === META_DIR || rel.startsWith(`${META_DIR}/`) ? null : rel;
 }
