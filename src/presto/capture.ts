@@ -4,7 +4,8 @@ import type { IgnoreStatus } from './ignore-rules.js';
 /**
  * Presto: what turns the changes programs make to a fileset's backing directory into journal records. The
  * daemons hold a Capture, whatever its kind: `watch` (a plain directory, one inotify watch per directory:
- * WatchCapture) now, `fuse` (a filter mount that sees every VFS operation) next.
+ * WatchCapture), and `fuse` (a filter mount that sees every VFS operation: FuseCapture, run beside a
+ * WatchCapture on the same directory and journaling through its NameJournal).
  */
 export interface Capture {
   readonly kind: CaptureStatus['kind'];
