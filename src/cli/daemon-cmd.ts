@@ -28,7 +28,7 @@ function debugOption(): Option {
 }
 
 /** The daemon's options from its effective settings (flag, else file, else fileset database, else default). */
-function optionsOf(cfg: DaemonConfig): RunOptions {
+export function optionsOf(cfg: DaemonConfig): RunOptions {
   const o: Record<string, unknown> = {};
   for (const k of cfg.keys) {
     if (k.value === null) continue;

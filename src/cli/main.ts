@@ -15,6 +15,7 @@ import { addConfigCommand } from './config-cmd.js';
 import { addTrustCommands } from './trust.js';
 import { addOpsCommands } from './ops.js';
 import { addVersionCommands } from './version-cmds.js';
+import { addMountCommands } from './mount-cmd.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -43,6 +44,7 @@ function build(): Command {
   addVersionCommands(program, print);
   addTrustCommands(program, print);
   addOpsCommands(program, print);
+  addMountCommands(program, print);
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

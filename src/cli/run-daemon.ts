@@ -12,6 +12,8 @@ import { ATTR_SETTINGS } from '#policy/attr-policy.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { isLoopback } from '#net/protocol/endpoint.js';
 import { RateLimit, parseRate } from '#net/rate-limit.js';
+import type { Logger } from 'pino';
+import type { Capture } from '#presto/capture.js';
 import type { ClientTrust } from '#daemon/enrolment.js';
 import type { LogFormat } from '#daemon/log-shaper.js';
 import type { NodeLogs } from '#daemon/logger.js';
@@ -111,7 +113,7 @@ export function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; 
   return { url, trust, ...(uuid === undefined ? {} : { uuid }), replicate };
 }
 
-function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): void {
+function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: string) => void }): (why: string) => void {
   let stopping = false;
   const stop = (sig: string): void => {
     if (stopping) return;
@@ -127,6 +129,22 @@ function installStop(stopFn: () => Promise<void>, log: { info: (o: object, m: st
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
+  return stop;
+}
+
+/** What the running node offers a part attached to it (cli/mount-cmd.ts: the filter mount). */
+export interface AttachedNode {
+  readonly capture: Capture;
+  readonly log: Logger;
+  readonly paths: { readonly dir: string; readonly name: string };
+}
+
+/**
+ * A part run with the daemon, started once its node runs (before it says it is serving) and stopped before
+ * it: `attach` gets the node and a way to stop the daemon, and returns its own stop.
+ */
+export interface DaemonExtras {
+  readonly attach?: (node: AttachedNode, stopDaemon: (why: string) => void) => Promise<() => Promise<void>>;
 }
 
 /**
@@ -173,7 +191,7 @@ interface Common {
   readonly onWarning: (err: IntersyncError) => void;
 }
 
-export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, print: Print): Promise<void> {
+export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, print: Print, extras: DaemonExtras = {}): Promise<void> {
   const debug = parseDebug(o.debug);
   // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
   const { configureLogs, fileLogs } = await import('#daemon/logger.js');
@@ -196,11 +214,11 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
   // One bucket for the whole process: every transfer of this node shares the rate.
   const rate = o.bwlimit === undefined ? null : parseRate(o.bwlimit);
   const bw = rate === null ? null : new RateLimit(rate);
-  if (o.server !== undefined) await runClient(o, cfg, common, stateDir, print, bw);
-  else await runServer(o, cfg, common, stateDir, print, bw);
+  if (o.server !== undefined) await runClient(o, cfg, common, stateDir, print, bw, extras);
+  else await runServer(o, cfg, common, stateDir, print, bw, extras);
 }
 
-async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null): Promise<void> {
+async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null, extras: DaemonExtras): Promise<void> {
   const target = clientTarget(o);
   const copyShown = await daemonCopyReporter(print);
   // A copy in progress has the terminal for its bar (watchWork waits meanwhile).
@@ -236,13 +254,17 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     const r = node.reint.status();
     return { transfers: node.transfers.current(), reint: { pending: r.pending, sent: r.sent }, connected: node.status().connected };
   }, () => copying);
+  let detach: (() => Promise<void>) | null = null;
+  let requestStop: (why: string) => void = (why) => exit.fail(new Error(why));
   const stop = async (): Promise<void> => {
+    await detach?.();
     stopWork();
     await site.stop();
     await node.stop();
   };
   exit.started(stop);
   try {
+    if (extras.attach !== undefined) detach = await extras.attach(node, (why) => requestStop(why));
     const c = node.status();
     if (node.created) print(`first copy: ${c.copy?.files ?? 0} files from ${node.client.url}`);
     print(`intersync: client of ${node.client.url} for fileset '${node.paths.name}' in ${node.paths.dir}${target.replicate ? ' (replicator)' : ''}`);
@@ -260,10 +282,10 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
     exit.fail(e);
     return;
   }
-  installStop(stop, node.log);
+  requestStop = installStop(stop, node.log);
 }
 
-async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null): Promise<void> {
+async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null, extras: DaemonExtras): Promise<void> {
   const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
   const l = parseListen(o.listen.replace(/^https?:\/\//, ''));
   if (scheme === 'http' && o.tlsCert !== undefined) throw IntersyncError.BAD_ARGUMENT('--listen http://… and --tls-cert contradict each other');
@@ -287,13 +309,17 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     },
   });
   const stopWork = await watchWork(print, () => ({ transfers: node.server?.transfers.current() ?? [], reint: null, connected: true }), () => false);
+  let detach: (() => Promise<void>) | null = null;
+  let requestStop: (why: string) => void = (why) => exit.fail(new Error(why));
   const stop = async (): Promise<void> => {
+    await detach?.();
     stopWork();
     await site.stop();
     await node.stop();
   };
   exit.started(stop);
   try {
+    if (extras.attach !== undefined) detach = await extras.attach(node, (why) => requestStop(why));
     // The fileset settings given by a flag or the file are the fileset's (clients learn them at hello).
     cfg.started(node.db, node.paths.name, node.log, o.config, false, (k, v) => liveIgnore(node, k, v));
     const c = node.capture.status();
@@ -317,5 +343,5 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     exit.fail(e);
     return;
   }
-  installStop(stop, node.log);
+  requestStop = installStop(stop, node.log);
 }

@@ -42,7 +42,10 @@ export type ErrorCode =
   | 'BAD_TOKEN'
   | 'BAD_CONFIG'
   | 'NO_SUCH_VERSION'
-  | 'VERSION_AMBIGUOUS';
+  | 'VERSION_AMBIGUOUS'
+  | 'MOUNT_BUSY'
+  | 'NOT_MOUNTED'
+  | 'MOUNT_FAILED';
 
 /**
  * Why a change was refused as a conflict, for a program to act on (the message says it for a person); `path` is
@@ -161,6 +164,26 @@ export class IntersyncError extends Error {
   static DAEMON_RUNNING(dir: string, pid: number): IntersyncError {
     return new IntersyncError('DAEMON_RUNNING', `an intersync daemon (pid ${pid}) already serves ${dir}`, {
       hint: `stop it first (kill ${pid}), or use intersync status ${dir}`,
+    });
+  }
+
+  /** The mount point is taken: by a running `intersync mount` (pid), or by another file system. */
+  static MOUNT_BUSY(mountpoint: string, by: string): IntersyncError {
+    return new IntersyncError('MOUNT_BUSY', `${mountpoint} is already a mount point (${by})`, {
+      hint: `unmount it first (intersync umount ${mountpoint}), or choose an empty directory`,
+    });
+  }
+
+  static NOT_MOUNTED(mountpoint: string): IntersyncError {
+    return new IntersyncError('NOT_MOUNTED', `${mountpoint} is not an intersync mount`, {
+      hint: 'intersync mount DIR MOUNTPOINT makes one; findmnt -t fuse.intersync lists those there are',
+    });
+  }
+
+  static MOUNT_FAILED(mountpoint: string, why: string, cause?: unknown): IntersyncError {
+    return new IntersyncError('MOUNT_FAILED', `cannot mount on ${mountpoint}: ${why}`, {
+      hint: 'the mount needs /dev/fuse and libfuse2 (Debian: apt-get install fuse3 libfuse2), and an existing directory outside DIR',
+      ...(cause === undefined ? {} : { cause }),
     });
   }
 

@@ -4,7 +4,8 @@ import type { IgnoreStatus } from './ignore-rules.js';
 /**
  * Presto: what turns the changes programs make to a fileset's backing directory into journal records. The
  * daemons hold a Capture, whatever its kind: `watch` (a plain directory, one inotify watch per directory:
- * WatchCapture) now, `fuse` (a filter mount that sees every VFS operation) next.
+ * WatchCapture), and `fuse` (a filter mount that sees every VFS operation: FuseCapture, run beside a
+ * WatchCapture on the same directory and journaling through its NameJournal).
  */
 export interface Capture {
   readonly kind: CaptureStatus['kind'];
@@ -20,6 +21,15 @@ export interface Capture {
   /** Resolves once nothing is pending: every change seen so far is journaled. */
   idle(): Promise<void>;
   status(): CaptureStatus;
+}
+
+/** A capture that journals the names it is told, from those names alone (the filter mount tells the watch capture). */
+export interface NameJournal {
+  journalNames(paths: readonly string[]): Promise<void>;
+}
+
+export function journalsNames(c: Capture): c is Capture & NameJournal {
+  return typeof (c as Partial<NameJournal>).journalNames === 'function';
 }
 
 export interface WatchLimitStatus {

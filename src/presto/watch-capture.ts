@@ -10,7 +10,7 @@ import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
-import type { Capture, CaptureStatus } from './capture.js';
+import type { Capture, CaptureStatus, NameJournal } from './capture.js';
 import type { IgnoreRules } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
 import type { StatMany } from '#fsio/disk.js';
@@ -64,7 +64,7 @@ export interface WatchCaptureOptions {
  * start it scans for what changed while it was down. Hints are batched until
  * the tree is quiet for `settleMs`, so a file being written is journaled once.
  */
-export class WatchCapture implements Capture {
+export class WatchCapture implements Capture, NameJournal {
   readonly kind = 'watch';
   readonly #o: WatchCaptureOptions;
   readonly #log: Logger;
@@ -192,6 +192,21 @@ export class WatchCapture implements Capture {
     // lost the object and resynced (chaos seed 9203).
     const gone = (p: string): boolean => this.#o.db.objectByPath(p) !== undefined && lstatOrNull(join(this.#o.root, p)) === null;
     if (this.#state === 'watching' && paths.some((p) => gone(p) || this.#belowMovedDir(p))) await this.#journalPending();
+    await this.#journalNames(paths);
+  }
+
+  /**
+   * Journal what changed at `paths`, from these names alone: for the filter mount (fuse-capture.ts), which names
+   * every name an operation touched (both of a rename), right after the operation. Pending hints are not
+   * journaled first, as syncPaths does: one of them may name the old name of a directory moved a moment ago,
+   * whose new name no hint holds yet, and a batch of it alone journals the move as a removal (and the tree
+   * made again under the new name).
+   */
+  async journalNames(paths: readonly string[]): Promise<void> {
+    await this.#journalNames(paths);
+  }
+
+  async #journalNames(paths: readonly string[]): Promise<void> {
     const changed = paths.filter((p) => {
       const row = this.#o.db.objectByPath(p);
       const st = lstatOrNull(join(this.#o.root, p));
