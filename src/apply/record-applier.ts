@@ -36,6 +36,8 @@ export interface Journaler<D extends RecordDraft, R = void> {
 export interface InflightNote {
   readonly via?: unknown;
   readonly r?: unknown;
+  /** A create of a run written straight at its name (ApplyPath#createInRun): a file left unfinished there is this process's. */
+  readonly direct?: unknown;
 }
 
 /** What recoverInFlight (recovery.ts) asks of a Journaler whose in-flight notes it reads back at start. */
@@ -92,10 +94,15 @@ export function applyStaged<D extends RecordDraft, R>(apply: ApplyPath, d: D, st
   return change(apply, d, staged, j);
 }
 
-/** One record of a run (applyRun): the record as it will be applied, its content staged already (or none), its Journaler. */
+/**
+ * One record of a run (applyRun): the record as it will be applied, its content staged already (or none), its
+ * Journaler. `bytes`: a create's content, checked against the record and held in memory, written straight at the
+ * record's name when its turn comes (ApplyPath#createInRun) instead of staged and linked into place.
+ */
 export interface RunItem<D extends RecordDraft, R> {
   readonly d: D;
   readonly staged: Staged | null;
+  readonly bytes?: Buffer;
   readonly j: Journaler<D, R>;
 }
 
@@ -124,7 +131,8 @@ export function applyRun<D extends RecordDraft, R>(
 ): RunResult<R> {
   for (const it of items) if (!RUN_KINDS.has(it.d.kind)) throw new Error(`applyRun of a ${it.d.kind}: a run holds new names only`);
   const t0 = performance.now();
-  const noted = items.map((it) => (it.j.note === undefined ? null : JSON.stringify({ via: it.j.via, r: it.j.note(it.d) })));
+  const noted = items.map((it) => (it.j.note === undefined ? null
+    : JSON.stringify({ via: it.j.via, r: it.j.note(it.d), ...(it.bytes === undefined ? {} : { direct: true }) })));
   const ids = apply.noteMany(noted.filter((x): x is string => x !== null));
   const noteOf: Array<number | null> = [];
   for (let k = 0, n = 0; k < items.length; k++) noteOf.push(noted[k] === null ? null : ids[n++]!);
@@ -134,7 +142,7 @@ export function applyRun<D extends RecordDraft, R>(
   let tried = 0; // items handed to the apply path (which consumes their staged content, applied or not)
   try {
     apply.batch(() => {
-      for (const { d, staged, j } of items) {
+      for (const { d, staged, bytes, j } of items) {
         if (fits !== undefined && !fits(d)) break;
         const err = j.check === undefined ? apply.check(d) : j.check(d);
         if (err !== null) {
@@ -144,9 +152,11 @@ export function applyRun<D extends RecordDraft, R>(
         const r = j.ready === undefined ? d : j.ready(d, staged);
         tried++;
         try {
-          apply.apply(r, staged, (identity) => {
+          const commit = (identity: StatIdentity | null): void => {
             applied.push(j.commit(r, identity));
-          }, noteOf[tried - 1]!);
+          };
+          if (bytes !== undefined && r.kind === 'create') apply.createInRun(r, bytes, commit, noteOf[tried - 1]!);
+          else apply.apply(r, staged, commit, noteOf[tried - 1]!);
         } catch (e) {
           // A name taken on disk a moment ago: the run ends here, the records before it stand (if the journal
           // refused this one instead, the batch fails as a whole below).
