@@ -204,11 +204,11 @@ export class ApplyPath {
    * cleared, in the run's transaction. The file has no permission bits until it is whole (writeNewFile's
    * `marked`), which tells a start after a crash that a file left at the name of such a note is half-written by
    * this process (recovery.ts). Throws CONFLICT when the name is taken (a program's file made a moment ago stays);
-   * a commit that fails takes the file back.
+   * a commit that fails takes the file back. `checkedDirs`: the directories of the run found real so far (confine).
    */
-  createInRun(d: RecordDraft, buf: Uint8Array, commit: (identity: StatIdentity) => void, note: number | null): void {
+  createInRun(d: RecordDraft, buf: Uint8Array, commit: (identity: StatIdentity) => void, note: number | null, checkedDirs?: Set<string>): void {
     if (d.kind !== 'create') throw new Error(`createInRun of a ${d.kind}`);
-    const abs = confine(this.#d.root, d.path);
+    const abs = confine(this.#d.root, d.path, checkedDirs);
     this.#d.guard.hold(d.path);
     try {
       const identity = appliedIdentity(writeNewFile(abs, d, buf, true));

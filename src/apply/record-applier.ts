@@ -140,6 +140,9 @@ export function applyRun<D extends RecordDraft, R>(
   const made: D[] = [];
   let refused: IntersyncError | null = null;
   let tried = 0; // items handed to the apply path (which consumes their staged content, applied or not)
+  // The directories found real on the way to a new file written straight at its name, once per run (confine): the
+  // run is synchronous, and the caller's `fits` looks at each record's own directory on disk as its turn comes.
+  const checkedDirs = new Set<string>();
   try {
     apply.batch(() => {
       for (const { d, staged, bytes, j } of items) {
@@ -155,7 +158,7 @@ export function applyRun<D extends RecordDraft, R>(
           const commit = (identity: StatIdentity | null): void => {
             applied.push(j.commit(r, identity));
           };
-          if (bytes !== undefined && r.kind === 'create') apply.createInRun(r, bytes, commit, noteOf[tried - 1]!);
+          if (bytes !== undefined && r.kind === 'create') apply.createInRun(r, bytes, commit, noteOf[tried - 1]!, checkedDirs);
           else apply.apply(r, staged, commit, noteOf[tried - 1]!);
         } catch (e) {
           // A name taken on disk a moment ago: the run ends here, the records before it stand (if the journal

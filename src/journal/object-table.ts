@@ -34,8 +34,7 @@ export class ObjectTable {
   placedOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath' | 'target'>): { parent: Fid | null; targetFid: Fid | null } {
     const name = d.kind === 'rename' ? d.newPath : NAMING.has(d.kind) ? d.path : null;
     const dir = name === null ? null : parentOf(name);
-    const d0 = dir === null || dir === '' ? undefined : this.#tables.objectByPath(dir);
-    const parent = dir === null ? null : dir === '' ? ROOT_FID : d0?.type === 'dir' ? d0.fid : null;
+    const parent = dir === null ? null : dir === '' ? ROOT_FID : (this.#st.dirFidAt.get(dir) as Fid | undefined) ?? null;
     const t = d.kind === 'link' && d.target !== null ? this.#tables.objectByPath(d.target) : undefined;
     return { parent, targetFid: t?.type === 'file' ? t.fid : null };
   }

@@ -7,6 +7,8 @@ export function prepareStatements(db: Db) {
     setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
     byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
+    // The fid of the directory at a name (a record's parent: ObjectTable#placedOf), without the row.
+    dirFidAt: db.prepare("SELECT fid FROM objects WHERE path = ? AND type = 'dir'").pluck(),
     byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
     byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
     below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),

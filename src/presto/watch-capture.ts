@@ -78,6 +78,7 @@ export class WatchCapture implements Capture {
   #fullRescan = false;
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  #hintSinceArmed = false; // a hint came while the timer was armed (see #schedule)
   #poll: NodeJS.Timeout | undefined;
   #periodic: NodeJS.Timeout | undefined;
   #periodicDue = false; // the next full rescan is the periodic one (rescanMs), logged with what it found
@@ -281,15 +282,32 @@ export class WatchCapture implements Capture {
     this.#schedule();
   }
 
+  /**
+   * The batch runs once the tree was quiet for `settleMs`, or once the first pending hint waited `maxDelayMs`. The
+   * timer armed is not moved per hint (a burst's thousands of hints each cleared and set it): a hint while it runs
+   * is noted, and when it fires after one, it is armed once more for the quiet time; so the batch runs between one
+   * and two quiet times after the last hint. A lone hint still runs after one.
+   */
   #schedule(): void {
     if (this.#state !== 'watching') return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    const waited = this.#o.clock.monotonic() - this.#firstPendingAt;
-    const delay = waited >= (this.#o.maxDelayMs ?? 500) ? 0 : (this.#o.settleMs ?? 20);
+    if (this.#timer !== undefined) {
+      this.#hintSinceArmed = true;
+      return;
+    }
+    this.#arm(this.#waitedTooLong() ? 0 : (this.#o.settleMs ?? 20));
+  }
+
+  #arm(delay: number): void {
+    this.#hintSinceArmed = false;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.#flush();
+      if (this.#hintSinceArmed && !this.#waitedTooLong()) this.#arm(this.#o.settleMs ?? 20);
+      else void this.#flush();
     }, delay);
+  }
+
+  #waitedTooLong(): boolean {
+    return this.#o.clock.monotonic() - this.#firstPendingAt >= (this.#o.maxDelayMs ?? 500);
   }
 
   async #flush(): Promise<void> {
