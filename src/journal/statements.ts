@@ -21,6 +21,9 @@ export function prepareStatements(db: Db) {
                              FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
     insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                         VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
+    // A new name with the stat identity of the object just made (ObjectTable#applyToObjects: one insert, no update after).
+    insertMade: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
+                            VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target, @ino, @mtimeNs, @ctimeNs, @racy)`),
     insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
                             VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
     update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,
