@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
 import { checkBytes } from '#apply/new-file.js';
-import { placedHere } from '#apply/placed.js';
+import { placedHere, runPlaces } from '#apply/placed.js';
 import { applyRun, type RunItem } from '#apply/record-applier.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import type { RunRecord } from '#net/record-follower.js';
@@ -40,8 +40,11 @@ export function applyNewNames(s: ClientState, run: readonly RunRecord[]): number
   const peer = s.serverNode();
   const refused = refusedFids(db);
   let since = db.lastRcvdOf(peer);
-  // In this node's names, as applyForwarded places a record.
-  const place = (sent: KmlRecord): KmlRecord => s.apply.localize(placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid)));
+  // In this node's names, as applyForwarded places a record. The policy and the directories found are read once
+  // for the run: nothing else runs until it is applied (synchronous), and it only adds names.
+  const policy = s.apply.attrs;
+  const places = runPlaces(db);
+  const place = (sent: KmlRecord): KmlRecord => s.apply.localize(placedHere(places, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid)), policy);
   const items: Array<RunItem<KmlRecord, void>> = [];
   const sentOf = new Map<KmlRecord, KmlRecord>();
   for (const { r: sent, payload } of run) {

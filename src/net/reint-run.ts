@@ -5,7 +5,7 @@ import { formatTid, isNodeId, NO_VERSION, type Tid } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
 import { checkBytes } from '#apply/new-file.js';
-import { placedHere } from '#apply/placed.js';
+import { placedHere, runPlaces } from '#apply/placed.js';
 import { applyRun, type RunItem } from '#apply/record-applier.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import type { KmlRecord } from '#core/record.js';
@@ -32,6 +32,9 @@ export function applyNewNames(
   const items: Array<RunItem<LmlRecord, KmlRecord>> = [];
   const sentOf = new Map<LmlRecord, LmlRecord>();
   const seqs = new Set<bigint>();
+  // Read once for the run: nothing else runs until it is applied (synchronous), and it only adds names.
+  const policy = f.apply.attrs;
+  const places = runPlaces(db);
   for (const frame of frames) {
     if (frame.type !== 'record') break;
     let sent: LmlRecord;
@@ -45,7 +48,7 @@ export function applyNewNames(
     if (seqs.has(sent.seq) || db.kmlByOrigin(sent.origin, sent.seq) !== undefined || db.objectByFid(sent.fid) !== undefined) break;
     let d: LmlRecord;
     try {
-      d = f.apply.localize(placedHere(db, sent));
+      d = f.apply.localize(placedHere(places, sent), policy);
     } catch {
       break;
     }
@@ -67,7 +70,7 @@ export function applyNewNames(
   // Its turn come (the records before it journaled in the run's open transaction): placed where it was, its name
   // free in the journal and on disk, its directory on disk as the journal has it.
   const fits = (d: LmlRecord): boolean => {
-    if (placedHere(db, sentOf.get(d)!).path !== d.path) return false;
+    if (placedHere(places, sentOf.get(d)!).path !== d.path) return false;
     if (db.objectByPath(d.path) !== undefined || lstatOrNull(join(f.root, d.path)) !== null) return false;
     const dir = parentOf(d.path);
     if (dir === '') return true;
