@@ -78,7 +78,8 @@ export class WatchCapture implements Capture {
   #fullRescan = false;
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
-  #hintSinceArmed = false; // a hint came while the timer was armed (see #schedule)
+  #hintSinceArmed = false; // a hint came while the timer was armed (see #schedule), the last one at #lastHintAt
+  #lastHintAt = 0;
   #poll: NodeJS.Timeout | undefined;
   #periodic: NodeJS.Timeout | undefined;
   #periodicDue = false; // the next full rescan is the periodic one (rescanMs), logged with what it found
@@ -285,13 +286,14 @@ export class WatchCapture implements Capture {
   /**
    * The batch runs once the tree was quiet for `settleMs`, or once the first pending hint waited `maxDelayMs`. The
    * timer armed is not moved per hint (a burst's thousands of hints each cleared and set it): a hint while it runs
-   * is noted, and when it fires after one, it is armed once more for the quiet time; so the batch runs between one
-   * and two quiet times after the last hint. A lone hint still runs after one.
+   * is noted with its time, and when the timer fires after one, it is armed once more for what is left of the
+   * quiet time since that hint. A lone change (its few events within a moment) still goes after one quiet time.
    */
   #schedule(): void {
     if (this.#state !== 'watching') return;
     if (this.#timer !== undefined) {
       this.#hintSinceArmed = true;
+      this.#lastHintAt = this.#o.clock.monotonic();
       return;
     }
     this.#arm(this.#waitedTooLong() ? 0 : (this.#o.settleMs ?? 20));
@@ -301,7 +303,9 @@ export class WatchCapture implements Capture {
     this.#hintSinceArmed = false;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      if (this.#hintSinceArmed && !this.#waitedTooLong()) this.#arm(this.#o.settleMs ?? 20);
+      const settle = this.#o.settleMs ?? 20;
+      // Armed again only after a hint came meanwhile, so a clock that does not move (a test's) cannot hold it for ever.
+      if (this.#hintSinceArmed && !this.#waitedTooLong()) this.#arm(Math.max(0, Math.min(settle, this.#lastHintAt + settle - this.#o.clock.monotonic())));
       else void this.#flush();
     }, delay);
   }
