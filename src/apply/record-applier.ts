@@ -124,7 +124,8 @@ const RUN_KINDS: ReadonlySet<string> = new Set(['create', 'mkdir', 'symlink']);
  * there, as a refusal does); the records after the end are not applied, their staged content removed, their notes
  * cleared. A change that fails on disk as a conflict (a name taken a moment ago) ends the run there too. Any
  * other failure (the journal's, the disk's) takes back every change the run made and throws: nothing of the run is
- * journaled or on disk. A crash in the middle leaves notes that the start-up recovery reads as for one record.
+ * journaled or on disk. A crash in the middle leaves notes that the start-up recovery reads as for one record (and
+ * a new file written straight at its name (`bytes`) and left unfinished is removed: recovery.ts).
  */
 export function applyRun<D extends RecordDraft, R>(
   apply: ApplyPath, items: ReadonlyArray<RunItem<D, R>>, fits?: (d: D) => boolean,
