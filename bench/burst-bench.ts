@@ -41,7 +41,7 @@ export interface BurstResult {
 }
 
 /** Write the burst under `root/name`: `dirs` new directories, `files` files of about `bytes` each, a directory at a time. */
-function writeBurst(root: string, name: string, o: BurstOptions): number {
+export function writeBurst(root: string, name: string, o: Pick<BurstOptions, 'files' | 'dirs' | 'bytes'>): number {
   const t0 = performance.now();
   const top = join(root, name);
   mkdirSync(top);
@@ -79,7 +79,7 @@ function filesOnDisk(root: string, name: string): number {
 }
 
 /** Read-only queries of a running node's database, polled every few milliseconds. */
-class NodeDb {
+export class NodeDb {
   readonly #file: string;
   #db: Database.Database | undefined;
   readonly #stmts = new Map<string, Database.Statement>();

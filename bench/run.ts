@@ -4,12 +4,13 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory)
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only burst-many, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory), --clients N burst-many's clients (10)
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { burstBench, type BurstResult } from './burst-bench.js';
+import { burstManyBench, type ManyResult } from './burst-many.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
 import { flushBench, type FlushResult } from './flush-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, retryOnDeath, say, syncDisks, table } from './lib.js';
@@ -21,14 +22,15 @@ import { scanBench, type ScanResult } from './scan-bench.js';
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'lag' | 'flush' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
   files: number | undefined;
+  clients: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined };
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined, clients: undefined };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
@@ -40,12 +42,13 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'lag' && v !== 'flush') throw new Error('--only takes capture, scan, replication, reint, large, burst, lag or flush');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush') throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag or flush');
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
     else if (x === '--files') a.files = num(++i, '--files');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush, --pairs N, --rounds N, --files N`);
+    else if (x === '--clients') a.clients = num(++i, '--clients');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush, --pairs N, --rounds N, --files N, --clients N`);
   }
   return a;
 }
@@ -124,6 +127,11 @@ async function main(): Promise<void> {
   if (runs('burst')) {
     const files = args.files ?? (args.quick ? 1_000 : 5_000);
     burst = await burstBench({ files, dirs: Math.max(1, Math.round(files / 100)), bytes: 350, rounds: args.rounds ?? 3 });
+  }
+  let many: ManyResult | undefined;
+  if (args.only === 'burst-many') {
+    const files = args.files ?? (args.quick ? 1_000 : 5_000);
+    many = await burstManyBench({ files, dirs: Math.max(1, Math.round(files / 100)), bytes: 350, rounds: args.rounds ?? 3, clients: args.clients ?? 10 });
   }
 
 
@@ -212,6 +220,12 @@ async function main(): Promise<void> {
       `${fmt(m.upVsLsyncd, 2)}x lsyncd, ${fmt(m.upVsRsync, 2)}x rsync; <= 1.0x lsyncd ${verdict(m.upVsLsyncd <= 1)}`]);
     rows.push(['burst: digest checks', `${burst.allOk ? 'OK' : 'MISMATCH'} (${burst.rounds.filter((r) => r.down.ok).length}/${burst.rounds.length} OK)`, '']);
   }
+  if (many !== undefined) {
+    const m = many.median;
+    rows.push([`burst to ${many.options.clients} clients: ${fmt(many.options.files)} files, one client / slowest of ${many.options.clients}`,
+      `${fmt(m.oneMs)} ms / ${fmt(m.slowestMs)} ms`, `${fmt(m.slowestVsOne, 2)}x; every client <= 2x ${verdict(m.slowestVsOne <= 2)}`]);
+    rows.push(['burst to many clients: digest checks', `${many.allOk ? 'OK' : 'MISMATCH'} (${many.rounds.filter((r) => r.ok).length}/${many.rounds.length} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -222,12 +236,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, lag: lag ?? null, flush: flush ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
     (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
-    (burst !== undefined && !burst.allOk) || (lag !== undefined && lag.timeouts > 0);
+    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0);
   if (failed) process.exitCode = 1;
 }
 

@@ -1,9 +1,15 @@
 // A helper process for apply-run.test.ts (not a test itself): applies a run of a client's new names to the
 // fileset at argv[2] through applyRun and kills itself (SIGKILL) at the third record's turn, after the run's
-// notes are committed and the first two changes are on disk, inside the run's open transaction.
+// notes are committed and the first two changes are on disk, inside the run's open transaction. With argv[4]
+// `direct`, the files are written straight at their names (RunItem.bytes), and the kill comes half-way through
+// the third file's write: its name holds what writeNewFile's `marked` write has made of it by then (no
+// permission bits, half the content).
 import { createHash } from 'node:crypto';
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import pino from 'pino';
 import { ApplyPath } from '#apply/apply-path.js';
+import { UNFINISHED_MODE } from '#apply/new-file.js';
 import { applyRun, type RunItem } from '#apply/record-applier.js';
 import type { Fid, NodeId, Tid } from '#core/ids.js';
 import type { KmlRecord, LmlRecord } from '#core/record.js';
@@ -12,7 +18,8 @@ import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
 import { ReintJournaler } from '#net/reint-journaler.js';
 
-const [dir, client] = process.argv.slice(2) as [string, NodeId];
+const [dir, client, how] = process.argv.slice(2) as [string, NodeId, string | undefined];
+const direct = how === 'direct';
 const paths = findFileset(dir);
 const db = FilesetDb.open(paths.db);
 const log = pino({ level: 'silent' });
@@ -24,11 +31,21 @@ const rec = (seq: number, kind: 'mkdir' | 'create', path: string, content?: stri
   origin: client, time: Date.now(),
 });
 const run = [rec(1, 'mkdir', 'deploy'), rec(2, 'create', 'deploy/a.html', 'a\n'), rec(3, 'create', 'deploy/b.html', 'b\n'), rec(4, 'create', 'deploy/c.html', 'c\n')];
+const bytesOf = (d: LmlRecord): Buffer => Buffer.from(`${d.path.slice(-6, -5)}\n`);
 const items: Array<RunItem<LmlRecord, KmlRecord>> = run.map((d) => ({
-  d, staged: d.kind === 'create' ? apply.stageBytes(d, Buffer.from(`${d.path.slice(-6, -5)}\n`)) : null, j: new ReintJournaler({ db, apply, root: dir, log }, { node: client, seen: null }),
+  d, staged: d.kind === 'create' && !direct ? apply.stageBytes(d, bytesOf(d)) : null,
+  ...(d.kind === 'create' && direct ? { bytes: bytesOf(d) } : {}),
+  j: new ReintJournaler({ db, apply, root: dir, log }, { node: client, seen: null }),
 }));
 let turn = 0;
-applyRun(apply, items, () => {
-  if (++turn === 3) process.kill(process.pid, 'SIGKILL');
+applyRun(apply, items, (d) => {
+  if (++turn === 3) {
+    if (direct) {
+      const fd = openSync(join(dir, d.path), 'wx', UNFINISHED_MODE);
+      writeSync(fd, bytesOf(d).subarray(0, 1));
+      closeSync(fd);
+    }
+    process.kill(process.pid, 'SIGKILL');
+  }
   return true;
 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pino from 'pino';
@@ -125,4 +125,56 @@ test('killed in the middle of a run (notes committed, two changes on disk, the r
   mkdirSync(join(dir.path, 'probe')); // capture still runs: a local change after the recovery is journaled as this node's
   await settle(node);
   assert.equal(records(node).at(-1)?.path, 'probe');
+});
+
+// Fails without the direct write of a run's new files (ApplyPath#createInRun): each went through a temp file.
+test('a run of new files written straight at their names: each with its content and mode, no temp file, every note cleared', (t) => {
+  const { root, db, apply } = applyFixture(t, 'intersync-run-');
+  const log = pino({ level: 'silent' });
+  const items: Array<RunItem<LmlRecord, KmlRecord>> = deploy(3).map(({ d, content }) => ({
+    d, staged: null, ...(content === null ? {} : { bytes: Buffer.from(content) }), j: new ReintJournaler({ db, apply, root, log }, { node: CLIENT, seen: null }),
+  }));
+  const tmpNames: string[] = [];
+  const tmp = join(root, '.intermezzo/default/tmp');
+  const { applied, refused } = applyRun(apply, items, () => {
+    tmpNames.push(...readdirSync(tmp));
+    return true;
+  });
+  assert.equal(refused, null);
+  assert.equal(applied.length, 4);
+  assert.deepEqual(tmpNames, [], 'nothing staged in the temp folder at any record\'s turn');
+  for (let i = 0; i < 3; i++) {
+    const abs = join(root, `deploy/f${i}.html`);
+    assert.equal(readFileSync(abs, 'utf8'), `file ${i}\n`);
+    const st = lstatSync(abs);
+    assert.equal(st.mode & 0o7777, 0o644, 'the record\'s mode, not the unfinished mark');
+    assert.equal(db.objectByPath(`deploy/f${i}.html`)?.ino, String(st.ino), 'journaled with the identity of the file at its name');
+  }
+  assert.deepEqual(db.inflight(), [], 'every note cleared');
+});
+
+// Fails without the recovery of a direct create (recovery.ts): the half-written file stayed at its name, and
+// capture journaled it as a local new file ("create deploy/b.html" of this node), which met the client's own.
+test('killed half-way through a new file written straight at its name: the next start removes it, journals what came before as the client\'s', async (t) => {
+  const dir = tmpDir();
+  const logs = tmpDir('intersync-logs-');
+  t.after(() => {
+    dir.cleanup();
+    logs.cleanup();
+  });
+  let node = await startNode(dir.path, logs.path, { listen });
+  await node.stop();
+  const r = spawnSync(process.execPath, ['--conditions=development', '--import', 'tsx', join(ROOT, 'test/apply-run-kill.ts'), dir.path, CLIENT, 'direct'], { encoding: 'utf8' });
+  assert.equal(r.signal, 'SIGKILL', `the helper was killed in the run: ${r.stderr}`);
+  assert.equal(lstatSync(join(dir.path, 'deploy/b.html')).mode & 0o7777, 0, 'the crash point: the third file half-written, unfinished');
+
+  node = await startNode(dir.path, logs.path, { listen });
+  t.after(() => node.stop());
+  await settle(node);
+  assert.deepEqual(records(node).map((x) => [x.kind, x.path, x.origin, x.originSeq]), [['mkdir', 'deploy', CLIENT, 1n], ['create', 'deploy/a.html', CLIENT, 2n]],
+    'what reached the disk is journaled as the client\'s records, and the half-written file as nothing');
+  assert.equal(existsSync(join(dir.path, 'deploy/b.html')), false, 'the half-written file is gone: the client sends its record again');
+  assert.deepEqual(node.db.inflight(), [], 'every note cleared');
+  assert.equal(readFileSync(join(dir.path, 'deploy/a.html'), 'utf8'), 'a\n');
+  assert.equal(lstatSync(join(dir.path, 'deploy/a.html')).mode & 0o7777, 0o644);
 });

@@ -199,6 +199,35 @@ export class ApplyPath {
   }
 
   /**
+   * A peer's new file of a run (record-applier.ts applyRun) written straight at its name with its checked content
+   * `buf` (no temp file, no link into place), then journaled through `commit` with its in-flight note `note`
+   * cleared, in the run's transaction. The file has no permission bits until it is whole (writeNewFile's
+   * `marked`), which tells a start after a crash that a file left at the name of such a note is half-written by
+   * this process (recovery.ts). Throws CONFLICT when the name is taken (a program's file made a moment ago stays);
+   * a commit that fails takes the file back. `checkedDirs`: the directories of the run found real so far (confine).
+   */
+  createInRun(d: RecordDraft, buf: Uint8Array, commit: (identity: StatIdentity) => void, note: number | null, checkedDirs?: Set<string>): void {
+    if (d.kind !== 'create') throw new Error(`createInRun of a ${d.kind}`);
+    const abs = confine(this.#d.root, d.path, checkedDirs);
+    this.#d.guard.hold(d.path);
+    try {
+      const identity = appliedIdentity(writeNewFile(abs, d, buf, true));
+      try {
+        this.#d.db.batch(() => {
+          commit(identity);
+          if (note !== null) this.#d.db.clearInflight(note);
+        });
+      } catch (e) {
+        undo(this.#d.log, d, abs, abs);
+        throw e;
+      }
+      this.#d.metrics?.applied(1);
+    } finally {
+      this.#d.guard.release(d.path);
+    }
+  }
+
+  /**
    * createDirect for many new files at once, written by the file-system
    * thread while this thread goes on (acquireThread() first). `commit` gets
    * each file's identity, or the error that left nothing at its name, in

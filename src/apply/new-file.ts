@@ -17,30 +17,36 @@ export function checkBytes(d: Pick<NewFile, 'path' | 'hash' | 'size'>, buf: Uint
 
 export const isRoot = process.getuid?.() === 0; // only root can give files away; others keep their own
 
+/** The mode a file written straight at its name has until it is whole (writeNewFile's `marked`): no permission at all. */
+export const UNFINISHED_MODE = 0o000;
+
 /**
  * Create `abs` (nothing may be there) with the checked content `buf` and the
  * record's mtime, owner and mode; return its stat. Nothing is left at the
  * name when it fails. The one way a new file is written straight into place:
  * by the apply path, on this thread or on its file-system thread.
+ * `marked`: the file has UNFINISHED_MODE until its content and mtime are in, so that a start after a crash
+ * tells a file this process left half-written at its name (in a run of a peer's records: recovery.ts) from one
+ * a program wrote; its mode is then set in any case (one fchmod more).
  */
-export function writeNewFile(abs: string, d: NewFile, buf: Uint8Array): DiskStat {
+export function writeNewFile(abs: string, d: NewFile, buf: Uint8Array, marked = false): DiskStat {
   checkBytes(d, buf);
   // Created with its mode (no set-id bits before the owner is right): usually the umask keeps it, and the
   // owner is this process's, so the fstat the identity needs anyway shows that no chown or chmod is due.
-  const plain = (d.mode & 0o7000) === 0;
+  const plain = (d.mode & 0o7000) === 0 && !marked;
   let fd: number;
   try {
-    fd = openSync(abs, 'wx', plain ? d.mode : 0o600);
+    fd = openSync(abs, 'wx', marked ? UNFINISHED_MODE : plain ? d.mode : 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw IntersyncError.CONFLICT(d.path, 'an unjournaled file has this name here');
     throw e;
   }
-  let st: DiskStat;
+  let st: DiskStat | null = null;
   try {
     writeSync(fd, buf);
     futimesSync(fd, d.mtimeMs / 1000, d.mtimeMs / 1000);
-    st = fromStats(fstatSync(fd, { bigint: true }));
-    if (!plain || st.mode !== d.mode || ((st.uid !== d.uid || st.gid !== d.gid) && isRoot)) {
+    if (plain) st = fromStats(fstatSync(fd, { bigint: true }));
+    if (st === null || st.mode !== d.mode || ((st.uid !== d.uid || st.gid !== d.gid) && isRoot)) {
       tryChown(fd, d.uid, d.gid); // before the mode: a change of owner clears set-id bits
       fchmodSync(fd, d.mode);
       st = fromStats(fstatSync(fd, { bigint: true }));

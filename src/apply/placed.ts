@@ -42,6 +42,25 @@ export function placedHere<T extends RecordDraft>(db: PlacedDeps, d: T, ownNames
   return path === d.path && newPath === d.newPath && target === d.target ? d : { ...d, path, newPath, target };
 }
 
+/**
+ * PlacedDeps for the records of a run that only adds names (apply/record-applier.ts applyRun, placed before it and
+ * again at each record's turn, with nothing else running in between): a directory found is remembered for the
+ * rest of the run, since its name and type cannot change while only new names are made; one not found is looked
+ * up again (the run may make it).
+ */
+export function runPlaces(db: PlacedDeps): PlacedDeps {
+  const dirs = new Map<Fid, ObjectRow>();
+  return {
+    objectByFid: (fid) => {
+      const known = dirs.get(fid);
+      if (known !== undefined) return known;
+      const o = db.objectByFid(fid);
+      if (o?.type === 'dir') dirs.set(fid, o);
+      return o;
+    },
+  };
+}
+
 /** `name` moved into the directory `dir` names, where that directory is here (unchanged when it is not here). */
 function inDir(db: PlacedDeps, dir: Fid | null | undefined, name: string): string {
   if (dir === undefined || dir === null) return name;

@@ -36,6 +36,8 @@ export interface Journaler<D extends RecordDraft, R = void> {
 export interface InflightNote {
   readonly via?: unknown;
   readonly r?: unknown;
+  /** A create of a run written straight at its name (ApplyPath#createInRun): a file left unfinished there is this process's. */
+  readonly direct?: unknown;
 }
 
 /** What recoverInFlight (recovery.ts) asks of a Journaler whose in-flight notes it reads back at start. */
@@ -92,10 +94,15 @@ export function applyStaged<D extends RecordDraft, R>(apply: ApplyPath, d: D, st
   return change(apply, d, staged, j);
 }
 
-/** One record of a run (applyRun): the record as it will be applied, its content staged already (or none), its Journaler. */
+/**
+ * One record of a run (applyRun): the record as it will be applied, its content staged already (or none), its
+ * Journaler. `bytes`: a create's content, checked against the record and held in memory, written straight at the
+ * record's name when its turn comes (ApplyPath#createInRun) instead of staged and linked into place.
+ */
 export interface RunItem<D extends RecordDraft, R> {
   readonly d: D;
   readonly staged: Staged | null;
+  readonly bytes?: Buffer;
   readonly j: Journaler<D, R>;
 }
 
@@ -117,14 +124,16 @@ const RUN_KINDS: ReadonlySet<string> = new Set(['create', 'mkdir', 'symlink']);
  * there, as a refusal does); the records after the end are not applied, their staged content removed, their notes
  * cleared. A change that fails on disk as a conflict (a name taken a moment ago) ends the run there too. Any
  * other failure (the journal's, the disk's) takes back every change the run made and throws: nothing of the run is
- * journaled or on disk. A crash in the middle leaves notes that the start-up recovery reads as for one record.
+ * journaled or on disk. A crash in the middle leaves notes that the start-up recovery reads as for one record (and
+ * a new file written straight at its name (`bytes`) and left unfinished is removed: recovery.ts).
  */
 export function applyRun<D extends RecordDraft, R>(
   apply: ApplyPath, items: ReadonlyArray<RunItem<D, R>>, fits?: (d: D) => boolean,
 ): RunResult<R> {
   for (const it of items) if (!RUN_KINDS.has(it.d.kind)) throw new Error(`applyRun of a ${it.d.kind}: a run holds new names only`);
   const t0 = performance.now();
-  const noted = items.map((it) => (it.j.note === undefined ? null : JSON.stringify({ via: it.j.via, r: it.j.note(it.d) })));
+  const noted = items.map((it) => (it.j.note === undefined ? null
+    : JSON.stringify({ via: it.j.via, r: it.j.note(it.d), ...(it.bytes === undefined ? {} : { direct: true }) })));
   const ids = apply.noteMany(noted.filter((x): x is string => x !== null));
   const noteOf: Array<number | null> = [];
   for (let k = 0, n = 0; k < items.length; k++) noteOf.push(noted[k] === null ? null : ids[n++]!);
@@ -132,9 +141,12 @@ export function applyRun<D extends RecordDraft, R>(
   const made: D[] = [];
   let refused: IntersyncError | null = null;
   let tried = 0; // items handed to the apply path (which consumes their staged content, applied or not)
+  // The directories found real on the way to a new file written straight at its name, once per run (confine): the
+  // run is synchronous, and the caller's `fits` looks at each record's own directory on disk as its turn comes.
+  const checkedDirs = new Set<string>();
   try {
     apply.batch(() => {
-      for (const { d, staged, j } of items) {
+      for (const { d, staged, bytes, j } of items) {
         if (fits !== undefined && !fits(d)) break;
         const err = j.check === undefined ? apply.check(d) : j.check(d);
         if (err !== null) {
@@ -144,9 +156,11 @@ export function applyRun<D extends RecordDraft, R>(
         const r = j.ready === undefined ? d : j.ready(d, staged);
         tried++;
         try {
-          apply.apply(r, staged, (identity) => {
+          const commit = (identity: StatIdentity | null): void => {
             applied.push(j.commit(r, identity));
-          }, noteOf[tried - 1]!);
+          };
+          if (bytes !== undefined && r.kind === 'create') apply.createInRun(r, bytes, commit, noteOf[tried - 1]!, checkedDirs);
+          else apply.apply(r, staged, commit, noteOf[tried - 1]!);
         } catch (e) {
           // A name taken on disk a moment ago: the run ends here, the records before it stand (if the journal
           // refused this one instead, the batch fails as a whole below).

@@ -1,9 +1,11 @@
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { RecordDraft } from '#core/record.js';
 import { finishMove, hashFile, lstatOrNull, readTargetOrNull } from '#fsio/disk.js';
 import type { FilesetDb } from '#journal/fileset-db.js';
 import type { ApplyPath } from './apply-path.js';
+import { UNFINISHED_MODE } from './new-file.js';
 import type { InflightNote, Recovering } from './record-applier.js';
 
 /**
@@ -50,19 +52,36 @@ export interface RecoveryDeps {
 /**
  * Start-up recovery of the records a direction was applying when the process died (their in-flight notes,
  * written by applyRecord): each one that is not journaled yet, still applies, and reached the disk is
- * journaled through `j` now; every note is cleared, an unreadable one with a warning.
+ * journaled through `j` now; every note is cleared, an unreadable one with a warning. A create of a run written
+ * straight at its name (`direct`) that did not reach the disk whole leaves the file it began there, with no
+ * permission bits (writeNewFile's `marked`): it is removed, and the peer sends the record again. Left, capture
+ * took it for a program's new file, and its half content went to the peer against the peer's own file: a conflict.
  */
 export async function recoverInFlight<D extends RecordDraft>(x: RecoveryDeps, j: Recovering<D>): Promise<void> {
   for (const { id, intent } of x.db.inflight()) {
     try {
-      const d = j.fromNote(JSON.parse(intent) as InflightNote);
-      if (d !== null && !j.journaled(d) && x.apply.check(d) === null && (await reachedDisk(x.root, d))) {
-        const st = lstatOrNull(join(x.root, d.newPath ?? d.path));
-        j.recovered(d, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true });
+      const note = JSON.parse(intent) as InflightNote;
+      const d = j.fromNote(note);
+      if (d !== null && !j.journaled(d) && x.apply.check(d) === null) {
+        // Unfinished: its mode not set yet, whatever it holds (a record whose mode is none at all: not whole).
+        const unfinished = note.direct === true && d.kind === 'create' && isUnfinished(x.root, d.path);
+        if (unfinished && (d.mode !== UNFINISHED_MODE || !(await reachedDisk(x.root, d)))) {
+          unlinkSync(join(x.root, d.path));
+          x.log.info({ path: d.path }, 'removed a file a run of a peer\'s records left half-written; the peer sends it again');
+        } else if (await reachedDisk(x.root, d)) {
+          const st = lstatOrNull(join(x.root, d.newPath ?? d.path));
+          j.recovered(d, st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true });
+        }
       }
     } catch (e) {
       x.log.warn({ err: (e as Error).message }, 'dropping an unreadable in-flight note');
     }
     x.db.clearInflight(id);
   }
+}
+
+/** At `path`, a file as a run leaves one it began and did not finish: a regular file of one name with no permission bits. */
+function isUnfinished(root: string, path: string): boolean {
+  const st = lstatOrNull(join(root, path));
+  return st?.type === 'file' && st.mode === UNFINISHED_MODE && st.nlink === 1;
 }

@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { KmlRecord } from '#core/record.js';
 import { parentOf } from '#core/paths.js';
-import { placedHere } from '#apply/placed.js';
+import { checkBytes } from '#apply/new-file.js';
+import { placedHere, runPlaces } from '#apply/placed.js';
 import { applyRun, type RunItem } from '#apply/record-applier.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import type { RunRecord } from '#net/record-follower.js';
@@ -39,39 +40,34 @@ export function applyNewNames(s: ClientState, run: readonly RunRecord[]): number
   const peer = s.serverNode();
   const refused = refusedFids(db);
   let since = db.lastRcvdOf(peer);
-  // In this node's names, as applyForwarded places a record.
-  const place = (sent: KmlRecord): KmlRecord => s.apply.localize(placedHere(db, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid)));
+  // In this node's names, as applyForwarded places a record. The policy and the directories found are read once
+  // for the run: nothing else runs until it is applied (synchronous), and it only adds names.
+  const policy = s.apply.attrs;
+  const places = runPlaces(db);
+  const place = (sent: KmlRecord): KmlRecord => s.apply.localize(placedHere(places, localNamesOf(sent, renamesOver(db, sent.tid)), (fid) => db.hasPendingLocal(fid)), policy);
   const items: Array<RunItem<KmlRecord, void>> = [];
   const sentOf = new Map<KmlRecord, KmlRecord>();
-  try {
-    for (const { r: sent, payload } of run) {
-      if (!newObject(s, sent, payload, since, refused)) break;
-      let r: KmlRecord;
+  for (const { r: sent, payload } of run) {
+    if (!newObject(s, sent, payload, since, refused)) break;
+    let r: KmlRecord;
+    try {
+      r = place(sent);
+    } catch {
+      break; // refused by this node's policy: the one-record road says so
+    }
+    if (r.kind === 'create') {
       try {
-        r = place(sent);
+        checkBytes(r, payload!);
       } catch {
-        break; // refused by this node's policy: the one-record road says so
+        break; // content that does not match its record: the one-record road refuses it
       }
-      let staged = null;
-      if (r.kind === 'create') {
-        try {
-          staged = s.apply.stageBytes(r, payload!);
-        } catch {
-          break; // content that does not match its record: the one-record road refuses it
-        }
-      }
-      items.push({ d: r, staged, j: new ForwardJournaler(s, peer) });
-      sentOf.set(r, sent);
-      since = sent.tid;
     }
-    if (items.length < 2) {
-      for (const it of items) s.apply.discard(it.staged);
-      return 0;
-    }
-  } catch (e) {
-    for (const it of items) s.apply.discard(it.staged);
-    throw e;
+    // A new file is written straight at its name when its turn comes (ApplyPath#createInRun): no temp file.
+    items.push({ d: r, staged: null, ...(r.kind === 'create' ? { bytes: payload! } : {}), j: new ForwardJournaler(s, peer) });
+    sentOf.set(r, sent);
+    since = sent.tid;
   }
+  if (items.length < 2) return 0;
   // Its turn come (the records before it journaled, in the run's open transaction): still placed where it was,
   // its name free in the journal and on disk, its directory on disk as the journal has it.
   const fits = (d: KmlRecord): boolean => {

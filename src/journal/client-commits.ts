@@ -78,11 +78,10 @@ export class ClientCommits {
       const ahead = o !== undefined && o.version > r.tid;
       const cur = this.#objects.current(ahead ? { ...r, preVersion: o.version } : r);
       const version = ahead ? o.version : r.tid;
-      this.#objects.applyToObjects(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, version);
+      this.#objects.applyMade(content === undefined ? r : { ...r, hash: content.hash, size: content.size }, cur, version, identity);
       // The server moved it first: local records below (or of) it name it where it is now.
       if (r.kind === 'rename' && r.newPath !== null && cur !== undefined) this.#lml.moveLml(r.fid, cur.path, r.newPath);
       insertKml(this.#st, r);
-      this.#objects.setIdentity(r, identity, true);
       if (r.tid > this.#state.lastTid) this.#state.lastTid = r.tid;
       this.#st.lastRcvdSet.run(peer, r.tid, now);
     }

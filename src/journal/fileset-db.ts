@@ -198,11 +198,10 @@ export class FilesetDb extends FilesetTables {
         const tid = asTid(this.#state.lastTid + 1n);
         const cur = this.#objects.current(d);
         const placed = this.#objects.placedOf(d);
-        const links = this.#objects.applyToObjects(d, cur, tid);
+        const links = this.#objects.applyMade(d, cur, tid, c.identity);
         this.#state.lastTid = tid;
         const rec: KmlRecord = { ...d, ...placed, tid, postVersion: tid, digest: formatDigest(this.#state.digest), originSeq: c.originSeq ?? null, ...(links === null ? {} : { links }) };
         insertKml(this.#st, rec);
-        this.#objects.setIdentity(d, c.identity, true);
         out.push(rec);
       }
     });
@@ -224,11 +223,10 @@ export class FilesetDb extends FilesetTables {
           this.#removed.noteRemovedLink(cur.fid, cur.ino);
         }
         const placed = this.#objects.placedOf(d);
-        this.#objects.applyToObjects(d, cur, cur?.version ?? NO_VERSION);
+        this.#objects.applyMade(d, cur, cur?.version ?? NO_VERSION, c.identity);
         this.#state.lmlSeq += 1n;
         const rec: LmlRecord = { ...d, ...placed, seq: this.#state.lmlSeq };
         this.#st.lmlInsert.run(rec);
-        this.#objects.setIdentity(d, c.identity, true);
         out.push(rec);
       }
     });

@@ -34,8 +34,7 @@ export class ObjectTable {
   placedOf(d: Pick<RecordDraft, 'kind' | 'path' | 'newPath' | 'target'>): { parent: Fid | null; targetFid: Fid | null } {
     const name = d.kind === 'rename' ? d.newPath : NAMING.has(d.kind) ? d.path : null;
     const dir = name === null ? null : parentOf(name);
-    const d0 = dir === null || dir === '' ? undefined : this.#tables.objectByPath(dir);
-    const parent = dir === null ? null : dir === '' ? ROOT_FID : d0?.type === 'dir' ? d0.fid : null;
+    const parent = dir === null ? null : dir === '' ? ROOT_FID : (this.#st.dirFidAt.get(dir) as Fid | undefined) ?? null;
     const t = d.kind === 'link' && d.target !== null ? this.#tables.objectByPath(d.target) : undefined;
     return { parent, targetFid: t?.type === 'file' ? t.fid : null };
   }
@@ -56,9 +55,10 @@ export class ObjectTable {
    * `made`: the record's object was just made on disk (capture saw it appear, or the apply path wrote it). A
    * new file, directory or symlink is a new inode (a second name of a file is a `link` record): another row
    * holding its inode number holds a stale one (that inode was freed and reused), and would be taken for a
-   * hard link of it (a write through one name would change the other's version and content).
+   * hard link of it (a write through one name would change the other's version and content). `inRow`: the row
+   * was inserted with it (applyMade).
    */
-  setIdentity(d: RecordDraft, id: StatIdentity | null, made = false): void {
+  setIdentity(d: RecordDraft, id: StatIdentity | null, made = false, inRow = false): void {
     if (id === null || d.kind === 'unlink' || d.kind === 'rmdir') return;
     if (made && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink')) {
       this.#st.forgetIno.run(id.ino, d.fid);
@@ -74,7 +74,7 @@ export class ObjectTable {
       // written by the server a moment after the removal freed the number; "hard links grouped otherwise").
       this.#removed.forgetRemovedLinksAt(id.ino);
     }
-    this.#st.identity.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
+    if (!inRow) this.#st.identity.run(id.ino, id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, d.fid);
     if (d.kind === 'write' || d.kind === 'truncate' || d.kind === 'setattr' || d.kind === 'link') {
       // Every name of the inode sees the same stat (a new link moves the ctime of the others).
       this.#st.identityByIno.run(id.mtimeNs, id.ctimeNs, id.racy ? 1 : 0, id.ino);
@@ -82,12 +82,24 @@ export class ObjectTable {
   }
 
   /**
+   * applyToObjects of a record whose change was just made on disk, then its stat identity (setIdentity, `made`):
+   * a new name's identity goes in with its row (one insert, not an insert and an update of the row and its inode
+   * index).
+   */
+  applyMade(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid, id: StatIdentity | null): Fid[] | null {
+    const inRow = id !== null && (d.kind === 'create' || d.kind === 'mkdir' || d.kind === 'symlink');
+    const links = this.applyToObjects(d, cur, version, inRow ? id : null);
+    this.setIdentity(d, id, true, inRow);
+    return links;
+  }
+
+  /**
    * The object table after `d`, at `version`. For a change of a file's content or attributes, returns every
    * name of its inode here when it has more than one (sorted fids, see KmlRecord.links), else [] (one name);
    * null for other changes. `d.links`, a server's grouping, gives its names the version too where this
-   * node's grouping differs.
+   * node's grouping differs. `made`: the stat identity of a new name's object, written with its row.
    */
-  applyToObjects(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid): Fid[] | null {
+  applyToObjects(d: RecordDraft & { readonly links?: readonly Fid[] | null }, cur: ObjectRow | undefined, version: Tid, made: StatIdentity | null = null): Fid[] | null {
     const need = (): ObjectRow => {
       if (cur === undefined) throw new Error(`commit ${d.kind} ${d.path}: no object ${d.fid}`);
       return cur;
@@ -107,7 +119,11 @@ export class ObjectTable {
           size: type === 'file' ? from.size : null, hash: type === 'file' ? from.hash : null,
           target: type === 'symlink' ? d.target : null,
         };
-        this.#st.insert.run(obj);
+        if (made !== null) {
+          this.#st.insertMade.run({ ...obj, ino: made.ino, mtimeNs: made.mtimeNs, ctimeNs: made.ctimeNs, racy: made.racy ? 1 : 0 });
+        } else {
+          this.#st.insert.run(obj);
+        }
         this.#state.digest = digestAdd(this.#state.digest, obj);
         return null;
       }

@@ -85,6 +85,7 @@ const migrations: ReadonlyArray<(db: Database) => void> = [
         time        INTEGER NOT NULL
       ) STRICT;
       CREATE INDEX lml_fid ON lml (fid);
+      CREATE INDEX lml_renames ON lml (seq) WHERE kind = 'rename';
       CREATE INDEX objects_hash ON objects (hash);
 
       -- Nodes that registered with this server.
@@ -147,6 +148,13 @@ export function migrate(db: Database, from: number): void {
   }
   db.pragma(`user_version = ${STORE_FORMAT}`);
 }
+
+/**
+ * The pending renames of the LML (FilesetTables#pendingRenames: read for every own record back on the stream), in
+ * order without a scan of the whole LML; made at open in a store made before it (a partial index: older releases
+ * read and write the store as before).
+ */
+export const LML_RENAMES_INDEX = "CREATE INDEX IF NOT EXISTS lml_renames ON lml (seq) WHERE kind = 'rename'";
 
 /** The content-hash index of the object table (a fresh first copy drops it while it fills the table). */
 export const HASH_INDEX = 'CREATE INDEX IF NOT EXISTS objects_hash ON objects (hash)';

@@ -7,6 +7,8 @@ export function prepareStatements(db: Db) {
     setMeta: db.prepare('INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value'),
     byPath: db.prepare('SELECT * FROM objects WHERE path = ?'),
     byFid: db.prepare('SELECT * FROM objects WHERE fid = ?'),
+    // The fid of the directory at a name (a record's parent: ObjectTable#placedOf), without the row.
+    dirFidAt: db.prepare("SELECT fid FROM objects WHERE path = ? AND type = 'dir'").pluck(),
     byIno: db.prepare('SELECT * FROM objects WHERE ino = ?'),
     byHash: db.prepare('SELECT * FROM objects WHERE hash = ? LIMIT 8'),
     below: db.prepare("SELECT * FROM objects WHERE path > ? || '/' AND path < ? || '0' ORDER BY path"),
@@ -19,6 +21,9 @@ export function prepareStatements(db: Db) {
                              FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),
     insert: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target)
                         VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target)`),
+    // A new name with the stat identity of the object just made (ObjectTable#applyToObjects: one insert, no update after).
+    insertMade: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
+                            VALUES (@fid, @path, @type, @version, @mode, @uid, @gid, @mtimeMs, @size, @hash, @target, @ino, @mtimeNs, @ctimeNs, @racy)`),
     insertFile: db.prepare(`INSERT INTO objects (fid, path, type, version, mode, uid, gid, mtime_ms, size, hash, target, ino, mtime_ns, ctime_ns, racy)
                             VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)`),
     update: db.prepare(`UPDATE objects SET path = @path, version = @version, mode = @mode, uid = @uid, gid = @gid,

@@ -9,7 +9,7 @@ import { EMPTY_DIGEST, formatDigest, parseDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { RECORD_FORMAT, STORE_FORMAT } from '#core/format.js';
 import { asTid, type NodeId, type Tid } from '#core/ids.js';
-import { HASH_INDEX, migrate } from './schema.js';
+import { HASH_INDEX, LML_RENAMES_INDEX, migrate } from './schema.js';
 import { judgeStore, precheckStore, storeError } from './store-check.js';
 
 export interface FilesetMeta {
@@ -94,6 +94,7 @@ export function openStore<T>(file: string, opts: OpenOptions, take: (db: Db) => 
       db.pragma('synchronous = NORMAL');
     }
     if (opts.readonly !== true) db.exec(HASH_INDEX); // dropped by a fresh first copy that did not finish
+    if (opts.readonly !== true) db.exec(LML_RENAMES_INDEX);
     const rf = db.prepare("SELECT value FROM meta WHERE key = 'record_format'").pluck().get() as string | undefined;
     if (rf !== undefined && Number(rf) > RECORD_FORMAT) throw IntersyncError.DB_FORMAT(file, Number(rf), RECORD_FORMAT);
     return take(db);

@@ -4,7 +4,8 @@ import { D_REINT } from '#core/debug.js';
 import { formatTid, isNodeId, NO_VERSION, type Tid } from '#core/ids.js';
 import { parentOf } from '#core/paths.js';
 import type { LmlRecord } from '#core/record.js';
-import { placedHere } from '#apply/placed.js';
+import { checkBytes } from '#apply/new-file.js';
+import { placedHere, runPlaces } from '#apply/placed.js';
 import { applyRun, type RunItem } from '#apply/record-applier.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import type { KmlRecord } from '#core/record.js';
@@ -15,7 +16,7 @@ import type { ServedFileset } from './server-state.js';
 
 /*
  * A server applies the head of a client's batch that makes new names here (a deploy written on a client) as one
- * run: one staging pass, the notes in one transaction, the records checked and journaled in another
+ * run: its content checked, the notes in one transaction, the records checked and journaled in another
  * (apply/record-applier.ts applyRun), instead of each record's own capture sync, settle and two commits
  * (reint-routes.ts). Only records the one-record road would take without a word: the client's own new object
  * (create with its content inline, or mkdir), not journaled here yet, placed at the client's name, its name free
@@ -31,6 +32,9 @@ export function applyNewNames(
   const items: Array<RunItem<LmlRecord, KmlRecord>> = [];
   const sentOf = new Map<LmlRecord, LmlRecord>();
   const seqs = new Set<bigint>();
+  // Read once for the run: nothing else runs until it is applied (synchronous), and it only adds names.
+  const policy = f.apply.attrs;
+  const places = runPlaces(db);
   for (const frame of frames) {
     if (frame.type !== 'record') break;
     let sent: LmlRecord;
@@ -44,32 +48,29 @@ export function applyNewNames(
     if (seqs.has(sent.seq) || db.kmlByOrigin(sent.origin, sent.seq) !== undefined || db.objectByFid(sent.fid) !== undefined) break;
     let d: LmlRecord;
     try {
-      d = f.apply.localize(placedHere(db, sent));
+      d = f.apply.localize(placedHere(places, sent), policy);
     } catch {
       break;
     }
     // Placed elsewhere here, or its mode changed by this fileset's policy: the one-record road logs it.
     if (d.path !== sent.path || d.mode !== sent.mode || d.uid !== sent.uid || d.gid !== sent.gid) break;
-    let staged = null;
     if (d.kind === 'create') {
       try {
-        staged = f.apply.stageBytes(d, frame.payload!);
+        checkBytes(d, frame.payload!);
       } catch {
         break;
       }
     }
-    items.push({ d, staged, j: new ReintJournaler(f, { node, seen }) });
+    // A new file is written straight at its name when its turn comes (ApplyPath#createInRun): no temp file.
+    items.push({ d, staged: null, ...(d.kind === 'create' ? { bytes: frame.payload! } : {}), j: new ReintJournaler(f, { node, seen }) });
     sentOf.set(d, sent);
     seqs.add(sent.seq);
   }
-  if (items.length < 2) {
-    for (const it of items) f.apply.discard(it.staged);
-    return 0;
-  }
+  if (items.length < 2) return 0;
   // Its turn come (the records before it journaled in the run's open transaction): placed where it was, its name
   // free in the journal and on disk, its directory on disk as the journal has it.
   const fits = (d: LmlRecord): boolean => {
-    if (placedHere(db, sentOf.get(d)!).path !== d.path) return false;
+    if (placedHere(places, sentOf.get(d)!).path !== d.path) return false;
     if (db.objectByPath(d.path) !== undefined || lstatOrNull(join(f.root, d.path)) !== null) return false;
     const dir = parentOf(d.path);
     if (dir === '') return true;

@@ -28,15 +28,22 @@ export class Reconciler {
     this.#d = deps;
   }
 
-  /** Path of an item now, or null when it is gone, outside the fileset or inside the metadata folder. */
-  resolve(item: DirtyItem): string | null {
+  /**
+   * Path of an item now, or null when it is gone, outside the fileset or inside the metadata folder. `dirs`: the
+   * journaled directories by inode found so far, for many items resolved while the journal does not change (a
+   * burst's thousands of hints in a hundred directories: one lookup per directory, not one per hint).
+   */
+  resolve(item: DirtyItem, dirs?: Map<string, string | null>): string | null {
     if ('path' in item) return item.path === '' || item.path.split('/')[0] === META_DIR ? null : item.path;
-    let dir: string;
+    let dir: string | null | undefined;
     if (item.dirIno === this.#d.rootIno) dir = '';
     else {
-      const o = this.#d.db.objectsByIno(item.dirIno).find((r) => r.type === 'dir');
-      if (o === undefined) return null; // a directory not journaled yet: its creation walks it
-      dir = o.path;
+      dir = dirs?.get(item.dirIno);
+      if (dir === undefined) {
+        dir = this.#d.db.objectsByIno(item.dirIno).find((r) => r.type === 'dir')?.path ?? null;
+        dirs?.set(item.dirIno, dir);
+      }
+      if (dir === null) return null; // a directory not journaled yet: its creation walks it
     }
     if (item.name === null) return dir === '' ? null : dir;
     if (dir === '' && item.name === META_DIR) return null;
@@ -52,13 +59,14 @@ export class Reconciler {
   async run(items: Iterable<DirtyItem>, opts: RunOptions = {}): Promise<BatchResult> {
     const batch = new BatchState(this.#d, opts.settle === true);
     const byIno: DirtyItem[] = [];
+    const dirs = new Map<string, string | null>(); // nothing is journaled while the hints are resolved here
     for (const item of items) {
       if (!('path' in item)) byIno.push(item);
-      const p = this.resolve(item);
+      const p = this.resolve(item, dirs);
       if (p !== null) batch.add(p);
     }
     try {
-      return await runBatch(batch, byIno, (item) => this.resolve(item));
+      return await runBatch(batch, byIno, (item, dirs) => this.resolve(item, dirs));
     } catch (e) {
       // The names this batch found to look at besides its hints (a new directory's entries, walked once it
       // is journaled and watched): no event brings them again, and the next try finds the directory
@@ -68,6 +76,8 @@ export class Reconciler {
     }
   }
 }
+
+type Resolve = (item: DirtyItem, dirs: Map<string, string | null>) => string | null;
 
 /** How a batch runs: `settle` (see Reconciler#run), and where a failed batch hands the names it had queued. */
 export interface RunOptions {
@@ -81,7 +91,7 @@ export interface RunOptions {
  * once the queue is done, since a rename of that directory (or of an ancestor) journaled in this batch moves
  * the name (`mv d1 d2; echo x > d2/f` hints `f` in d1's inode, first resolved to the old path `d1/f`).
  */
-async function runBatch(s: BatchState, byIno: readonly DirtyItem[], resolve: (item: DirtyItem) => string | null): Promise<BatchResult> {
+async function runBatch(s: BatchState, byIno: readonly DirtyItem[], resolve: Resolve): Promise<BatchResult> {
   for (const p of s.queue) {
     const st = lstatOrNull(s.abs(p));
     if (st === null) continue;
@@ -97,7 +107,7 @@ async function runBatch(s: BatchState, byIno: readonly DirtyItem[], resolve: (it
   }
 }
 
-async function runQueue(s: BatchState, byIno: readonly DirtyItem[], resolve: (item: DirtyItem) => string | null): Promise<BatchResult> {
+async function runQueue(s: BatchState, byIno: readonly DirtyItem[], resolve: Resolve): Promise<BatchResult> {
   let sliceStart = performance.now();
   // Parents before children (processName also handles a parent first); walks of new directories append deeper paths.
   s.queue.sort((a, b) => depthOf(a) - depthOf(b));
@@ -105,8 +115,9 @@ async function runQueue(s: BatchState, byIno: readonly DirtyItem[], resolve: (it
     if (i === s.queue.length) {
       // Hints resolved at the moment they are processed: a directory moved meanwhile brings its names along.
       const before = s.queue.length;
+      const dirs = new Map<string, string | null>(); // nothing is journaled in this loop
       for (const item of byIno) {
-        const p = resolve(item);
+        const p = resolve(item, dirs);
         if (p !== null && !s.done.has(p)) s.add(p);
       }
       if (s.queue.length === before) break;

@@ -78,6 +78,8 @@ export class WatchCapture implements Capture, NameJournal {
   #fullRescan = false;
   #firstPendingAt = 0;
   #timer: NodeJS.Timeout | undefined;
+  #hintSinceArmed = false; // a hint came while the timer was armed (see #schedule), the last one at #lastHintAt
+  #lastHintAt = 0;
   #poll: NodeJS.Timeout | undefined;
   #periodic: NodeJS.Timeout | undefined;
   #periodicDue = false; // the next full rescan is the periodic one (rescanMs), logged with what it found
@@ -296,15 +298,35 @@ export class WatchCapture implements Capture, NameJournal {
     this.#schedule();
   }
 
+  /**
+   * The batch runs once the tree was quiet for `settleMs`, or once the first pending hint waited `maxDelayMs`. The
+   * timer armed is not moved per hint (a burst's thousands of hints each cleared and set it): a hint while it runs
+   * is noted with its time, and when the timer fires after one, it is armed once more for what is left of the
+   * quiet time since that hint. A lone change (its few events within a moment) still goes after one quiet time.
+   */
   #schedule(): void {
     if (this.#state !== 'watching') return;
-    if (this.#timer !== undefined) clearTimeout(this.#timer);
-    const waited = this.#o.clock.monotonic() - this.#firstPendingAt;
-    const delay = waited >= (this.#o.maxDelayMs ?? 500) ? 0 : (this.#o.settleMs ?? 20);
+    if (this.#timer !== undefined) {
+      this.#hintSinceArmed = true;
+      this.#lastHintAt = this.#o.clock.monotonic();
+      return;
+    }
+    this.#arm(this.#waitedTooLong() ? 0 : (this.#o.settleMs ?? 20));
+  }
+
+  #arm(delay: number): void {
+    this.#hintSinceArmed = false;
     this.#timer = setTimeout(() => {
       this.#timer = undefined;
-      void this.#flush();
+      const settle = this.#o.settleMs ?? 20;
+      // Armed again only after a hint came meanwhile, so a clock that does not move (a test's) cannot hold it for ever.
+      if (this.#hintSinceArmed && !this.#waitedTooLong()) this.#arm(Math.max(0, Math.min(settle, this.#lastHintAt + settle - this.#o.clock.monotonic())));
+      else void this.#flush();
     }, delay);
+  }
+
+  #waitedTooLong(): boolean {
+    return this.#o.clock.monotonic() - this.#firstPendingAt >= (this.#o.maxDelayMs ?? 500);
   }
 
   async #flush(): Promise<void> {

@@ -21,16 +21,20 @@ export const MAX_PAYLOAD = 16 << 20;
 const PREFIX = 12;
 const TYPES = new Set<string>(['hello', 'record', 'content', 'entry', 'block', 'recall', 'ping', 'end', 'error']);
 
+/** One frame in one buffer: the header written in place after the prefix, the payload copied once (no joins). */
 export function encodeFrame(type: FrameType, header: Record<string, unknown> = {}, payload: Buffer | null = null): Buffer {
-  const h = Buffer.from(JSON.stringify({ ...header, t: type }), 'utf8');
-  const p = payload ?? Buffer.alloc(0);
-  if (h.length > MAX_HEADER) throw IntersyncError.TOO_LARGE('frame header', MAX_HEADER);
-  if (p.length > MAX_PAYLOAD) throw IntersyncError.TOO_LARGE('frame payload', MAX_PAYLOAD);
-  const pre = Buffer.alloc(PREFIX);
-  pre.writeUInt32BE(h.length, 0);
-  pre.writeUInt32BE(p.length, 4);
-  pre.writeUInt32BE(crc32(p, crc32(h)), 8);
-  return Buffer.concat([pre, h, p]);
+  const json = JSON.stringify({ ...header, t: type });
+  const hl = Buffer.byteLength(json, 'utf8');
+  const pl = payload?.length ?? 0;
+  if (hl > MAX_HEADER) throw IntersyncError.TOO_LARGE('frame header', MAX_HEADER);
+  if (pl > MAX_PAYLOAD) throw IntersyncError.TOO_LARGE('frame payload', MAX_PAYLOAD);
+  const out = Buffer.allocUnsafe(PREFIX + hl + pl);
+  out.write(json, PREFIX, 'utf8');
+  if (payload !== null) payload.copy(out, PREFIX + hl);
+  out.writeUInt32BE(hl, 0);
+  out.writeUInt32BE(pl, 4);
+  out.writeUInt32BE(crc32(out.subarray(PREFIX)), 8);
+  return out;
 }
 
 export function helloFrame(fields: Record<string, unknown>): Buffer {
