@@ -237,6 +237,7 @@ async function main(): Promise<void> {
     rows.push([`${what}, lag p50 / p99`, `${fmt(w.p50)} ms / ${fmt(w.p99)} ms`, `< 1,000 / < 5,000 ms ${verdict(w.p50 < 1000 && w.p99 < 5000)}`]);
     rows.push([`${what}, converged after the writers stopped`, Number.isNaN(w.convergeMs) ? 'NOT' : `${fmt(w.convergeMs)} ms`, `< 10,000 ms ${verdict(w.convergeMs < 10_000)}`]);
     rows.push([`${what}, TOKEN_BUSY / recalls`, `${fmt(w.tokenBusy)} / ${fmt(w.recalls)}`, '']);
+    rows.push([`${what}, CPU server / clients`, `${fmt(w.serverCpuS, 1)} s / ${fmt(w.clientsCpuS, 1)} s`, `${fmt((w.clientsCpuS * 1000) / (w.files * o.clients), 2)} ms per file per client`]);
     rows.push([`${what}, digest checks`, `${w.digestsOk === w.digestsTotal ? 'OK' : 'MISMATCH'} (${w.digestsOk}/${w.digestsTotal} OK)`, '']);
   }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);

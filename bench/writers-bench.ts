@@ -8,8 +8,9 @@
 // After the run, every node's `digest` equals its `digest --scan` and the server's `digest`.
 // INTERSYNC_BENCH_ROOT=/a/built/tree runs that tree's daemons (the A/B comparison: before and after).
 import { mkdirSync, readdirSync, watch, writeFileSync, type FSWatcher } from 'node:fs';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { fmt, makeTmp, readLog, say } from './lib.js';
+import { cpuSeconds, fmt, makeTmp, readLog, say } from './lib.js';
 import { DigestReader, NodeProc, okText, percentile, pollUntil, startServer, verify } from './replication-bench.js';
 
 export interface WritersOptions {
@@ -38,6 +39,9 @@ export interface WritersResult {
   readonly convergeMs: number;
   readonly tokenBusy: number;
   readonly recalls: number;
+  /** CPU seconds (utime + stime) from the writers' start to convergence: the server's, and all clients' together. */
+  readonly serverCpuS: number;
+  readonly clientsCpuS: number;
   readonly digestsOk: number;
   readonly digestsTotal: number;
   readonly allOk: boolean;
@@ -81,6 +85,15 @@ export async function writersBench(o: WritersOptions): Promise<WritersResult> {
         lags.push(at - w);
       }));
     }
+    const pids = [server.daemon, ...clients].map((p) => p.child.pid!);
+    const cpuAt = (): number[] => pids.map((pid) => {
+      try {
+        return cpuSeconds(pid);
+      } catch {
+        return Number.NaN; // gone
+      }
+    });
+    const cpu0 = cpuAt();
     const pad = 'x'.repeat(o.bytes);
     const t0 = performance.now();
     let late = 0;
@@ -125,6 +138,7 @@ export async function writersBench(o: WritersOptions): Promise<WritersResult> {
       for (const r of readers) r.close();
     }
     const convergeMs = convergeAt - stop;
+    const cpu = cpuAt().map((c, i) => c - cpu0[i]!);
     await new Promise((r) => setTimeout(r, 200)); // watch events of the last arrivals
     const unwatched = arrived.reduce((n, a) => n + Math.max(0, want - a.size), 0);
     if (Number.isNaN(convergeMs)) {
@@ -140,12 +154,16 @@ export async function writersBench(o: WritersOptions): Promise<WritersResult> {
       options: o, files: per * o.clients, writerLateMs: late, lags: lags.length,
       p50: percentile(lags, 50), p90: percentile(lags, 90), p99: percentile(lags, 99), max: lags.length === 0 ? Number.NaN : lags.reduce((a, b) => Math.max(a, b), 0),
       unwatched, convergeMs, tokenBusy, recalls: st?.server?.recalls ?? Number.NaN, digestsOk, digestsTotal: digests.length,
+      serverCpuS: cpu[0]!, clientsCpuS: cpu.slice(1).reduce((a, b) => a + b, 0),
       allOk: !Number.isNaN(convergeMs) && digestsOk === digests.length,
     };
     say(`    lag over ${fmt(r.lags)} arrivals: p50 ${fmt(r.p50)} ms, p90 ${fmt(r.p90)} ms, p99 ${fmt(r.p99)} ms, max ${fmt(r.max)} ms` +
       `${unwatched > 0 ? ` (${fmt(unwatched)} arrivals without a watch event, not timed)` : ''}`);
     say(`    converged ${Number.isNaN(convergeMs) ? 'NOT' : `${fmt(convergeMs)} ms`} after the writers stopped; ` +
       `TOKEN_BUSY in client logs: ${fmt(tokenBusy)}, token recalls: ${fmt(r.recalls)}; digests ${digestsOk}/${digests.length} OK`);
+    // What the machine must give: each client journals and sends its own files and applies every other client's.
+    say(`    CPU from the writers' start to convergence: server ${fmt(r.serverCpuS, 1)} s, clients ${fmt(r.clientsCpuS, 1)} s together ` +
+      `(${fmt((r.clientsCpuS * 1000) / (r.files * o.clients), 2)} ms per file per client; wall ${fmt((convergeAt - t0) / 1000, 1)} s, ${cpus().length} cores)`);
     return r;
   } finally {
     for (const w of watchers) w.close();
