@@ -5,7 +5,8 @@
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
 //   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only lag (the replication suite's (d) alone), --only flush, --only writers; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory)
-//   npm run bench -- --only writers --clients 10 --rate 50 --seconds 20    one many-writers load instead of the two (10 x 50/s, 50 x 5/s)
+//   npm run bench -- --only writers --clients 10 --rate 50 --seconds 20    one many-writers load instead of the two (10 x 50/s, 50 x 5/s);
+//                                      --converge-s N gives up waiting for convergence after N s (default 900)
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
@@ -30,10 +31,11 @@ interface Args {
   clients: number | undefined;
   rate: number | undefined;
   seconds: number | undefined;
+  convergeS: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined, clients: undefined, rate: undefined, seconds: undefined };
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined, clients: undefined, rate: undefined, seconds: undefined, convergeS: undefined };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
@@ -55,7 +57,8 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--clients') a.clients = num(++i, '--clients');
     else if (x === '--rate') a.rate = num(++i, '--rate');
     else if (x === '--seconds') a.seconds = num(++i, '--seconds');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush|writers, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N`);
+    else if (x === '--converge-s') a.convergeS = num(++i, '--converge-s');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|lag|flush|writers, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
   }
   return a;
 }
@@ -142,7 +145,7 @@ async function main(): Promise<void> {
     const loads: Array<Pick<WritersOptions, 'clients' | 'rate'>> = args.clients !== undefined || args.rate !== undefined
       ? [{ clients: args.clients ?? 10, rate: args.rate ?? 50 }]
       : args.quick ? [{ clients: 4, rate: 20 }] : [{ clients: 10, rate: 50 }, { clients: 50, rate: 5 }];
-    for (const l of loads) writers.push(await writersBench({ ...l, seconds, bytes: 300, convergeTimeoutMs: 900_000 }));
+    for (const l of loads) writers.push(await writersBench({ ...l, seconds, bytes: 300, convergeTimeoutMs: (args.convergeS ?? 900) * 1000 }));
   }
 
 
