@@ -4,6 +4,7 @@
  * at most one holder; a lease not renewed for `leaseMs` lapses by itself, so a
  * holder that died never blocks the others for longer than that.
  */
+
 /**
  * Which token a change needs: none (the default: the server's version check decides every change, so writers
  * never wait on each other; docs/architecture.md "Write tokens" says why), the fileset's, or its top-level
