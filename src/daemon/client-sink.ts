@@ -129,7 +129,7 @@ export class ClientSink implements RecordSink<HelloInfo> {
    * onRecord does; one ack is scheduled per run (its flush covers the run). The whole run takes one turn of the
    * exchange lock: a batch going up holds it for its round trip to the server (the server's flush included), so a
    * turn per record let a node that writes all the time apply one server record per batch it sent, and the other
-   * writers' files reached it minutes late (issue 19, item 6; bench --only writers).
+   * writers' files reached it seconds late even at 3 writers of 5 files/s (issue 19, item 6; bench --only writers).
    */
   async onRecords(run: readonly RunRecord[]): Promise<void> {
     const s = this.#s;

@@ -25,7 +25,7 @@ const REFUSAL_PATIENCE_MS = 4000;
  * coming back) are applied here before the next batch goes, for this long at most. A batch holds the exchange
  * lock for its round trip (the server's flush included), and a node that writes all the time sent one as soon as
  * the last was answered: the forwarded stream got the lock for one run between two batches, and other writers'
- * files reached this node minutes late (issue 19, item 6; bench --only writers). The server's records first, as
+ * files reached this node seconds late even at 3 writers of 5 files/s (issue 19, item 6; bench --only writers). The server's records first, as
  * the reconnection sequence says; bounded, so a slow stream never holds this node's changes back for long.
  */
 const STREAM_FIRST_MS = 500;
