@@ -522,7 +522,8 @@ export function rsyncStats(out: string): { sent: number; received: number; liter
 const mib = (n: number, digits = 2): string => `${fmt(n / MiB, digits)} MiB`;
 const mbps = (bytes: number, ms: number): number => bytes / 1e6 / (ms / 1000);
 
-function percentile(xs: readonly number[], p: number): number {
+/** The p-th percentile of `xs` (nearest rank); NaN when empty. */
+export function percentile(xs: readonly number[], p: number): number {
   if (xs.length === 0) return Number.NaN;
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;

@@ -4,7 +4,9 @@
 //   npm run bench -- --quick           small sizes, for a smoke test
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
-//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only burst-many, --only lag (the replication suite's (d) alone), --only flush; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory), --clients N burst-many's clients (10)
+//   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only burst-many, --only lag (the replication suite's (d) alone), --only flush, --only writers; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory), --clients N burst-many's clients (10)
+//   npm run bench -- --only writers --clients 10 --rate 50 --seconds 20    one many-writers load instead of the two (10 x 50/s, 50 x 5/s);
+//                                      --converge-s N gives up waiting for convergence after N s (default 900)
 //
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
@@ -18,19 +20,23 @@ import { largeBench, type LargeResult } from './large-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
 import { lagBench, replicationBench, type LagResult, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
+import { writersBench, type WritersOptions, type WritersResult } from './writers-bench.js';
 
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | 'writers' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
   files: number | undefined;
   clients: number | undefined;
+  rate: number | undefined;
+  seconds: number | undefined;
+  convergeS: number | undefined;
 }
 
 function parseArgs(argv: string[]): Args {
-  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined, clients: undefined };
+  const a: Args = { quick: false, json: false, only: undefined, pairs: undefined, rounds: undefined, files: undefined, clients: undefined, rate: undefined, seconds: undefined, convergeS: undefined };
   const num = (i: number, name: string): number => {
     const v = Number(argv[i]);
     if (!Number.isSafeInteger(v) || v < 1) throw new Error(`${name} takes a positive whole number`);
@@ -42,13 +48,18 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush') throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag or flush');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush' && v !== 'writers') {
+        throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag, flush or writers');
+      }
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
     else if (x === '--rounds') a.rounds = num(++i, '--rounds');
     else if (x === '--files') a.files = num(++i, '--files');
     else if (x === '--clients') a.clients = num(++i, '--clients');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush, --pairs N, --rounds N, --files N, --clients N`);
+    else if (x === '--rate') a.rate = num(++i, '--rate');
+    else if (x === '--seconds') a.seconds = num(++i, '--seconds');
+    else if (x === '--converge-s') a.convergeS = num(++i, '--converge-s');
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush|writers, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
   }
   return a;
 }
@@ -132,6 +143,15 @@ async function main(): Promise<void> {
   if (args.only === 'burst-many') {
     const files = args.files ?? (args.quick ? 1_000 : 5_000);
     many = await burstManyBench({ files, dirs: Math.max(1, Math.round(files / 100)), bytes: 350, rounds: args.rounds ?? 3, clients: args.clients ?? 10 });
+  }
+  const writers: WritersResult[] = [];
+  if (runs('writers')) {
+    // The issue's two loads (10 clients x 50 files/s, 50 x 5/s), or the one given with --clients/--rate/--seconds.
+    const seconds = args.seconds ?? (args.quick ? 5 : 20);
+    const loads: Array<Pick<WritersOptions, 'clients' | 'rate'>> = args.clients !== undefined || args.rate !== undefined
+      ? [{ clients: args.clients ?? 10, rate: args.rate ?? 50 }]
+      : args.quick ? [{ clients: 4, rate: 20 }] : [{ clients: 10, rate: 50 }, { clients: 50, rate: 5 }];
+    for (const l of loads) writers.push(await writersBench({ ...l, seconds, bytes: 300, convergeTimeoutMs: (args.convergeS ?? 900) * 1000 }));
   }
 
 
@@ -226,6 +246,15 @@ async function main(): Promise<void> {
       `${fmt(m.oneMs)} ms / ${fmt(m.slowestMs)} ms`, `${fmt(m.slowestVsOne, 2)}x; every client <= 2x ${verdict(m.slowestVsOne <= 2)}`]);
     rows.push(['burst to many clients: digest checks', `${many.allOk ? 'OK' : 'MISMATCH'} (${many.rounds.filter((r) => r.ok).length}/${many.rounds.length} OK)`, '']);
   }
+  for (const w of writers) {
+    const o = w.options;
+    const what = `writers: ${o.clients} clients x ${fmt(o.rate)} files/s for ${fmt(o.seconds)} s`;
+    rows.push([`${what}, lag p50 / p99`, `${fmt(w.p50)} ms / ${fmt(w.p99)} ms`, `< 1,000 / < 5,000 ms ${verdict(w.p50 < 1000 && w.p99 < 5000)}`]);
+    rows.push([`${what}, converged after the writers stopped`, Number.isNaN(w.convergeMs) ? 'NOT' : `${fmt(w.convergeMs)} ms`, `< 10,000 ms ${verdict(w.convergeMs < 10_000)}`]);
+    rows.push([`${what}, TOKEN_BUSY / recalls`, `${fmt(w.tokenBusy)} / ${fmt(w.recalls)}`, '']);
+    rows.push([`${what}, CPU server / clients`, `${fmt(w.serverCpuS, 1)} s / ${fmt(w.clientsCpuS, 1)} s`, `${fmt((w.clientsCpuS * 1000) / (w.files * o.clients), 2)} ms per file per client`]);
+    rows.push([`${what}, digest checks`, `${w.digestsOk === w.digestsTotal ? 'OK' : 'MISMATCH'} (${w.digestsOk}/${w.digestsTotal} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -236,12 +265,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null, writers,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
     (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
-    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0);
+    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0) || writers.some((w) => !w.allOk);
   if (failed) process.exitCode = 1;
 }
 

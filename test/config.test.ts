@@ -35,7 +35,7 @@ test('a bad value of each type, an unknown key and bad syntax are refused at sta
     ['lease-ms = "soon"', 'lease-ms', /lease-ms = "soon": takes a whole number/],
     ['lease-ms = -5', 'lease-ms', /lease-ms = -5: takes a whole number/],
     ['insecure-http = "yes"', 'insecure-http', /insecure-http = "yes": takes true or false/],
-    ['token-scope = "dir"', 'token-scope', /token-scope = "dir": takes one of fileset, subtree/],
+    ['token-scope = "dir"', 'token-scope', /token-scope = "dir": takes one of none, fileset, subtree/],
     ['listen = "here"', 'listen', /listen = "here": not ADDR:PORT/],
     ['log-dir = ""', 'log-dir', /log-dir = "": takes a non-empty string/],
     ['conflict-policy = "coin-toss"', 'conflict-policy', /conflict-policy = "coin-toss": not one of keep-both/],

@@ -7,6 +7,7 @@
 import { parseDebug } from '#core/debug.js';
 import { IntersyncError } from '#core/errors.js';
 import { POLICY_NAMES, parsePolicy } from '#policy/conflict-policy.js';
+import { TOKEN_SCOPE_MODES } from '#policy/token-table.js';
 import { parseRate } from '#net/rate-limit.js';
 import { parseKeep } from '#apply/versions.js';
 
@@ -45,7 +46,7 @@ export const CONFIG_SCHEMA: readonly ConfigKey[] = [
   { key: 'state-dir', type: 'path', live: false, doc: 'where secrets, the TLS key and credentials live, never in DIR' },
   { key: 'tls-cert', type: 'path', live: false, doc: 'server: serve HTTPS with this certificate (PEM) instead of the self-signed one' },
   { key: 'tls-key', type: 'path', live: false, doc: 'server: the certificate\'s private key (PEM)' },
-  { key: 'token-scope', type: 'enum', values: ['fileset', 'subtree'], default: 'fileset', live: false, doc: 'server: write tokens per fileset or per top-level subtree' },
+  { key: 'token-scope', type: 'enum', values: TOKEN_SCOPE_MODES, default: 'none', live: false, doc: 'server: the write token a client\'s change needs: none (the version check decides, writers never wait on each other), one per fileset or per top-level subtree (writers take turns)' },
   { key: 'lease-ms', type: 'int', default: 30_000, live: false, doc: 'server: write token lease (ms), renewed while in use' },
   { key: 'retain-records', type: 'int', default: 1_000_000, live: false, doc: 'server: journal records kept for replicators that are away' },
   { key: 'server', type: 'string', live: false, doc: 'client mode: the server\'s https://HOST:PORT (a join token is for the first start only)' },

@@ -83,7 +83,7 @@ export function defineDaemonCommand(program: Command, print: Print): void {
     .option('--state-dir <DIR>', 'where secrets, the TLS key and credentials live, never in DIR (default /var/lib/intersync for root, else $XDG_STATE_HOME/intersync)')
     .option('--tls-cert <FILE>', 'server: serve HTTPS with this certificate (PEM) instead of the self-signed one')
     .option('--tls-key <FILE>', 'server: the certificate\'s private key (PEM)')
-    .option('--token-scope <SCOPE>', 'server: write tokens per "fileset" or per top-level "subtree"', String(defaultOf('token-scope')))
+    .option('--token-scope <SCOPE>', 'server: which write token a client\'s change needs: "none" (the version check decides; writers never wait on each other), one per "fileset" or per top-level "subtree" (writers take turns)', String(defaultOf('token-scope')))
     .option('--lease-ms <N>', 'server: write token lease, renewed while in use', positiveInt('--lease-ms'), Number(defaultOf('lease-ms')))
     .option('--retain-records <N>', 'server: journal records kept for replicators that are away; past that they resync in full', positiveInt('--retain-records'), Number(defaultOf('retain-records')))
     .option('--server <URL|TOKEN>', 'client mode: a join token from intersync invite, or the server\'s https://HOST:PORT (once joined)')

@@ -9,6 +9,7 @@ import { IntersyncError } from '#core/errors.js';
 import { formatTid } from '#core/ids.js';
 import { readSecretFile } from '#journal/state-dir.js';
 import { ATTR_SETTINGS } from '#policy/attr-policy.js';
+import { TOKEN_SCOPE_MODES } from '#policy/token-table.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { isLoopback } from '#net/protocol/endpoint.js';
 import { RateLimit, parseRate } from '#net/rate-limit.js';
@@ -196,9 +197,6 @@ export async function runDaemon(dir: string, o: RunOptions, cfg: DaemonConfig, p
   // Loaded with the daemon (it brings pino); pretty on a terminal unless asked otherwise.
   const { configureLogs, fileLogs } = await import('#daemon/logger.js');
   configureLogs({ format: logFormatOf(o.logFormat, process.stderr.isTTY) });
-  if (o.tokenScope !== 'fileset' && o.tokenScope !== 'subtree') {
-    throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not fileset or subtree`);
-  }
   if ((o.tlsCert === undefined) !== (o.tlsKey === undefined)) throw IntersyncError.BAD_ARGUMENT('--tls-cert and --tls-key go together');
   const common: Common = {
     dir, debug, clock: systemClock, logs: fileLogs({ logDir: o.logDir, debug }),
@@ -286,6 +284,8 @@ async function runClient(o: RunOptions, cfg: DaemonConfig, common: Common, state
 }
 
 async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, stateDir: string, print: Print, bwlimit: RateLimit | null, extras: DaemonExtras): Promise<void> {
+  const tokenScope = TOKEN_SCOPE_MODES.find((m) => m === o.tokenScope);
+  if (tokenScope === undefined) throw IntersyncError.BAD_ARGUMENT(`--token-scope ${o.tokenScope} is not one of ${TOKEN_SCOPE_MODES.join(', ')}`);
   const scheme = /^(https?):\/\//.exec(o.listen)?.[1];
   const l = parseListen(o.listen.replace(/^https?:\/\//, ''));
   if (scheme === 'http' && o.tlsCert !== undefined) throw IntersyncError.BAD_ARGUMENT('--listen http://… and --tls-cert contradict each other');
@@ -304,7 +304,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
       http: site.http(),
-      ...l, secure, tokenScope: o.tokenScope as 'fileset' | 'subtree', leaseMs: o.leaseMs, retainRecords: o.retainRecords, bwlimit,
+      ...l, secure, tokenScope, leaseMs: o.leaseMs, retainRecords: o.retainRecords, bwlimit,
       ...(o.tlsCert === undefined || o.tlsKey === undefined ? {} : { tls: { cert: o.tlsCert, key: o.tlsKey } }),
     },
   });

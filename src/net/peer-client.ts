@@ -6,6 +6,7 @@ import { readCredentialFile } from '#journal/state-dir.js';
 import { PROTOCOL_VERSION } from '#core/format.js';
 import { formatTid, type Tid } from '#core/ids.js';
 import type { BlockMap } from '#fsio/blocks.js';
+import type { TokenScopeMode } from '#policy/token-table.js';
 import { blockLength } from '#fsio/blocks.js';
 import { readFrameRuns, readFrames, type Frame } from './protocol/frames.js';
 import type { Snapshot, SnapshotEntry, SnapshotSource } from './snapshot-source.js';
@@ -30,7 +31,7 @@ export interface HelloInfo {
   readonly node: string;
   readonly lastTid: string;
   readonly digest: string;
-  readonly tokenScope: 'fileset' | 'subtree';
+  readonly tokenScope: TokenScopeMode;
   readonly leaseMs: number;
   readonly conflictPolicy: string;
   /** The fileset's attribute policy (preserveSetid, preserveOwner, safeLinks), unchecked: `parseServerAttrs` reads it. */

@@ -4,7 +4,16 @@
  * at most one holder; a lease not renewed for `leaseMs` lapses by itself, so a
  * holder that died never blocks the others for longer than that.
  */
-export type TokenScopeMode = 'fileset' | 'subtree';
+
+/**
+ * Which token a change needs: none (the default: the server's version check decides every change, so writers
+ * never wait on each other; docs/architecture.md "Write tokens" says why), the fileset's, or its top-level
+ * folder's (writers take turns, within the fileset or within a folder).
+ */
+export type TokenScopeMode = 'none' | 'fileset' | 'subtree';
+
+/** Every mode, the default first (the CLI's and the config file's choices). */
+export const TOKEN_SCOPE_MODES: readonly TokenScopeMode[] = ['none', 'fileset', 'subtree'];
 
 export interface Grant {
   readonly scope: string;
@@ -52,8 +61,9 @@ export class TokenTable {
   }
 }
 
-/** The token scopes a change to these paths needs, sorted (always taken in this order: no deadlock). */
+/** The token scopes a change to these paths needs, sorted (always taken in this order: no deadlock); none in mode none. */
 export function scopesFor(paths: Iterable<string>, mode: TokenScopeMode): string[] {
+  if (mode === 'none') return [];
   if (mode === 'fileset') return ['/'];
   const out = new Set<string>();
   for (const p of paths) out.add(`/${p.split('/')[0]!}`);

@@ -20,6 +20,16 @@ import type { ReintegratorDeps } from './reint-types.js';
  */
 const REFUSAL_PATIENCE_MS = 4000;
 
+/**
+ * After a batch accepted whole, the records the server had by then (other nodes' changes, and this batch's own
+ * coming back) are applied here before the next batch goes, for this long at most. A batch holds the exchange
+ * lock for its round trip (the server's flush included), and a node that writes all the time sent one as soon as
+ * the last was answered: the forwarded stream got the lock for one run between two batches, and other writers'
+ * files reached this node seconds late even at 3 writers of 5 files/s (issue 19, item 6; bench --only writers). The server's records first, as
+ * the reconnection sequence says; bounded, so a slow stream never holds this node's changes back for long.
+ */
+const STREAM_FIRST_MS = 500;
+
 type RefusalDeps = Pick<ReintegratorDeps, 'db'>;
 
 /** Send a batch read from the LML and take the server's answer into it. */
@@ -74,6 +84,8 @@ export async function takeAnswer(d: ReintegratorDeps, s: ReintState, batch: read
       });
     }
     s.stuckSince = null;
+    const last = parseTid(res.lastTid);
+    if (last !== undefined && d.db.lastRcvdOf(d.serverNode()) < last) s.streamFirst = { tid: last, until: d.clock.monotonic() + STREAM_FIRST_MS };
   } else {
     s.refused++;
     s.lastRefusal = { seq: String(refusal.seq), code: refusal.error?.code ?? null, message: refusal.error?.message ?? refusal.status, at: d.clock.now() };

@@ -59,6 +59,14 @@ async function step(d: ReintegratorDeps, s: ReintState): Promise<boolean> {
     }
     s.waitFor = null;
   }
+  if (s.streamFirst !== null) {
+    // The server's records of the last answer first (reint-answer.ts STREAM_FIRST_MS); each one applied wakes this.
+    if (d.db.lastRcvdOf(d.serverNode()) < s.streamFirst.tid && d.clock.monotonic() < s.streamFirst.until) {
+      await s.wake.wait(50);
+      return true;
+    }
+    s.streamFirst = null;
+  }
   optimise(d, s);
   // What this node had applied of the server's records when it read the batch: a change the server made after
   // it to another name of a file written here is a conflict there (net/unseen-change.ts).

@@ -21,6 +21,11 @@ export class ReintState {
   waitUntil = 0;
   /** Waiting for the forwarded stream's hello until then (monotonic ms); null when not. */
   awaitStream: number | null = null;
+  /**
+   * After a batch accepted whole: the server's last TID in its answer, whose records the forwarded stream applies
+   * here before the next batch goes, until `until` (monotonic ms) at most (reint-answer.ts STREAM_FIRST_MS).
+   */
+  streamFirst: { readonly tid: Tid; readonly until: number } | null = null;
   resyncing = 0; // monotonic deadline while a resync asked for runs, else 0
   lastError: string | null = null;
   offline = false;
