@@ -77,7 +77,7 @@ export async function applyForwarded(s: ClientState, sent: KmlRecord, inline: Bu
   // version this record makes (not against the one it replaces, which the server would refuse for ever).
   const redo = await s.guard.around(names, async () => {
     try {
-      return await applyResolved(s, r, inline, peer, sent);
+      return await applyResolved(s, r, inline, peer, sent, place);
     } catch (e) {
       s.resolver.rescue(); // what the conflict step saved to put back later comes back now
       throw e;
@@ -147,17 +147,24 @@ async function restoreMissing(s: ClientState, r: KmlRecord, peer: string): Promi
 }
 
 /** The conflict step, then the apply path, for a forwarded record: the local intent to redo after it. */
-async function applyResolved(s: ClientState, r0: KmlRecord, inline: Buffer | null, peer: string, sent: KmlRecord): Promise<Redo[] | null> {
+async function applyResolved(s: ClientState, placed: KmlRecord, inline: Buffer | null, peer: string, sent: KmlRecord, place: () => KmlRecord): Promise<Redo[] | null> {
   const db = s.db;
   // Names the server holds apart leave the inode first, with what they hold: the conflict step then meets
   // the names as the server groups them (apply/link-align.ts).
-  const { left, fetch } = splitApart(linkAlign(s), r0);
-  if (left.length > 0) s.log.warn({ tid: formatTid(r0.tid), path: r0.path, left }, 'hard links grouped as on the server: names left the inode');
+  const { left, fetch } = splitApart(linkAlign(s), placed);
+  if (left.length > 0) s.log.warn({ tid: formatTid(placed.tid), path: placed.path, left }, 'hard links grouped as on the server: names left the inode');
   // Their content here may be a write made through another name: the server's is fetched after the record.
   for (const fid of fetch) noteBehind(s, fid, true);
   s.leftToFetch.push(...fetch);
-  const steps = await s.resolver.prepare(r0, sent);
+  const steps = await s.resolver.prepare(placed, sent);
   if (steps !== null && !Array.isArray(steps)) return steps.applied; // journaled by the conflict step
+  // The record in this node's names as the conflict step left them: a directory it set beside takes its pending
+  // move, and the record's names below it, along. Before, the names of before the step were kept: a file the
+  // server moved out of a directory a client had moved onto the name of one it removed was taken for one already
+  // in the removed directory, which the step brought back, and moved there; the server's move of it onto
+  // itself then did not apply ("the new name is taken"), a resync (chaos s94 seed 9345, c3;
+  // test/long/moved-over-gained-from-inside.test.ts).
+  const r0 = steps === null ? placed : place();
   // A hard link to a file removed here (its removal not accepted yet): the name is placed as a file of its
   // own with the server's content, and the removal then takes only the other name on the server. (Before,
   // the link did not apply three times and the client resynced.) The digest is the same; the KML says create.
