@@ -49,9 +49,9 @@ function removedParent(s: ResolverState, r: KmlRecord): void {
  * made or moved onto the name here since the removal of the directory the server has there (`mkdir d` after
  * `rm -r d`) is not the server's. The server's directory comes back at its name, where the object comes back
  * (objectStep), and the local one goes beside; so for its removal (an unlink or rmdir of what was removed here
- * too, in a directory removed here). Before, the object came back inside the local directory, the removal of the server's stayed pending
- * and was refused for ever ("directory is not empty here", a resync; chaos seed 9203, c2: rm -r alpha/deep,
- * mkdir -p alpha/deep, alpha/deep/d.md chmodded there).
+ * too, in a directory removed here). Before, the object came back inside the local directory, the removal of
+ * the server's stayed pending and was refused for ever ("directory is not empty here", a resync; chaos seed
+ * 9203, c2: rm -r alpha/deep, mkdir -p alpha/deep, alpha/deep/d.md chmodded there).
  */
 function removedAncestor(s: ResolverState, r: KmlRecord): void {
   const db = s.d.db;
