@@ -105,19 +105,21 @@ test(`--bwlimit 1m on a client: ${SIZE_MIB} MiB down and ${SIZE_MIB} MiB up at 1
   check('client -> server, client limited', measured(p.clientLines, 'upload up.bin'), LIMIT);
   await waitConverged([p.srv, p.cl]);
 
-  // Many records made while away, sent on reconnection (at 1 MiB/s: 600 files of 4 KiB take a few seconds).
+  // Many records made while away, sent on reconnection (at 1 MiB/s: 1,500 files of 4 KiB take about 6 s). The
+  // progress counts records as batches (500 at most) are answered, and with pipelined batches two answers can
+  // come within one progress tick: with 600 files (two batches) CI once saw no line part-way; four batches now.
   assert.equal(cli(['disconnect', p.cl]).code, 0);
   // The daemon reads the switch within its poll: files made before that would go out one by one, and fewer than
-  // 601 records would ever be pending (CI failed on it under load).
+  // 1,501 records would ever be pending (CI failed on it under load).
   await until('the client is disconnected', () => readLogs(p.logs).includes('"msg":"disconnected on request"'));
   mkdirSync(join(p.cl, 'many'));
-  for (let i = 0; i < 600; i++) writeFileSync(join(p.cl, 'many', `f${i}.txt`), randomBytes(2048).toString('hex'));
-  await until('capture journaled them', () => journalState(p.cl).lml >= 601);
+  for (let i = 0; i < 1500; i++) writeFileSync(join(p.cl, 'many', `f${i}.txt`), randomBytes(2048).toString('hex'));
+  await until('capture journaled them', () => journalState(p.cl).lml >= 1501);
   assert.equal(cli(['reconnect', p.cl, '--no-wait']).code, 0);
-  // At least 601 records: under load capture may see a file made empty, then written, and journal both (CI
-  // failed on a test that waited for exactly 601).
+  // At least 1,501 records: under load capture may see a file made empty, then written, and journal both (CI
+  // failed on a test that waited for exactly that many).
   const doneOf = (line: string): number => Number(/^reintegration: (\d+)\/\1 records sent, done in /.exec(line)?.[1] ?? 0);
-  await until('the reintegration is done', () => p.clientLines.some((l) => doneOf(l.line) >= 601), () =>
+  await until('the reintegration is done', () => p.clientLines.some((l) => doneOf(l.line) >= 1501), () =>
     `the client's last lines: ${p.clientLines.slice(-8).map((l) => l.line).join(' | ')}; journal ${JSON.stringify(journalState(p.cl))}`);
   const total = Math.max(...p.clientLines.map((l) => doneOf(l.line)));
   const counts = p.clientLines.flatMap(({ line }) => {
