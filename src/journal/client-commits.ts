@@ -237,21 +237,6 @@ export class ClientCommits {
   }
 
   /**
-   * Client side, conflict: the server changed an object that has local
-   * changes not accepted yet. The local content was moved aside by the caller
-   * (and journaled as a new object); drop the object's pending records and
-   * put its row back to the server's version at `path`, so the server's
-   * record applies on it. `hasContent` false: the file is not on disk now.
-   */
-  resetToServer(fid: Fid, path: string, version: Tid, hasContent: boolean): void {
-    this.#st.lmlDropFid.run(fid);
-    const o = this.#tables.objectByFid(fid);
-    if (o === undefined) return;
-    this.#objects.replace(o, { ...o, path, version, ...(hasContent ? {} : { hash: null, size: null }) });
-    this.#st.identity.run(null, null, null, 1, fid);
-  }
-
-  /**
    * Client side, conflict: both sides created a directory at the same name.
    * The local one takes the server's fid and version; its own mkdir record is
    * dropped and the server's record joins the KML.

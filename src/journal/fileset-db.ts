@@ -378,11 +378,6 @@ export class FilesetDb extends FilesetTables {
     this.#transaction(() => this.#client.relocateLocal(fid, to));
   }
 
-  /** Client side, conflict: drop an object's pending records and put its row back to the server's version (ClientCommits#resetToServer). */
-  resetToServer(fid: Fid, path: string, version: Tid, hasContent: boolean): void {
-    this.#transaction(() => this.#client.resetToServer(fid, path, version, hasContent));
-  }
-
   /** Client side, conflict: a directory made here at the server's directory's name takes its fid and version (ClientCommits#adoptDir). */
   adoptDir(localFid: Fid, r: KmlRecord, peer: string, now: number): void {
     this.#transaction(() => this.#client.adoptDir(localFid, r, peer, now));
