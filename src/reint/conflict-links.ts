@@ -6,7 +6,7 @@ import type { ObjectRow } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { record } from './conflict-decide.js';
 import { keepFile, save } from './conflict-redo.js';
-import type { ResolverState } from './conflict-state.js';
+import type { Redo, ResolverState } from './conflict-state.js';
 
 // Hard links in the object step (objectStep): the changes made here through the other names of the record's
 // inode, the names written apart from it, and the heirs of a name the server removes.
@@ -26,6 +26,28 @@ export function changesThroughLinks(s: ResolverState, r: KmlRecord): LmlRecord[]
   const names = new Set([...here, ...(r.links ?? [])]);
   names.delete(r.fid);
   return [...names].flatMap((fid) => db.localRecordsOf(fid).filter((y) => y.kind === 'write' || y.kind === 'truncate' || y.kind === 'setattr'));
+}
+
+/**
+ * A chmod made here through a hard-linked name removed here too (its pending records `local`) changed the inode,
+ * which lives on here under the other names: their rows took the mode with no record of their own (capture
+ * journals a change once, for the name it came through), and the removal's records, dropped by the conflict
+ * step, were the only ones to say so. Each such name on disk with no chmod of its own pending gets the server's
+ * mode back in its row (`r`'s, the inode's there), and capture looks at it once the step is done: the mode it
+ * has here is journaled as a change, and reaches the server. Before, the chmod was on no record and the rows
+ * held it: "other mode", a resync (chaos s96 seed 9366, c1; test/long/link-chmod-name-moved.test.ts).
+ */
+export function chmodThroughRemoved(s: ResolverState, r: KmlRecord, local: readonly LmlRecord[], redo: Redo[]): void {
+  if (!local.some((x) => x.kind === 'setattr')) return;
+  const db = s.d.db;
+  const ino = db.removedLinkIno(r.fid);
+  if (ino === null) return;
+  for (const x of db.objectsByIno(ino)) {
+    if (x.fid === r.fid || x.type !== 'file' || lstatOrNull(join(s.d.root, x.path))?.ino !== ino) continue;
+    if (db.localRecordsOf(x.fid).some((y) => y.kind === 'setattr')) continue;
+    db.setAttrs(x.fid, { mode: r.mode, uid: x.uid, gid: x.gid, mtimeMs: x.mtimeMs }, null);
+    redo.push(() => s.redone.add(x.path));
+  }
 }
 
 /** The names among `via` written here whose file is not the object's inode here (`o`: the object, or the name its inode lives on as): each one's content kept (see objectStep). */

@@ -10,7 +10,7 @@ import { EMPTY_SHA256, lstatOrNull } from '#fsio/disk.js';
 import { restoreBase, serverAttrs } from './conflict-base.js';
 import { decideConflict, record } from './conflict-decide.js';
 import { conflictPath, dirOnDisk, mkdir, move, removeHeld } from './conflict-disk.js';
-import { changesThroughLinks, toHeir, writtenApart } from './conflict-links.js';
+import { changesThroughLinks, chmodThroughRemoved, toHeir, writtenApart } from './conflict-links.js';
 import { takenHere } from './conflict-parents.js';
 import { chmod, keepFile, putBack, remove, save, settle, unguardedRename } from './conflict-redo.js';
 import type { Redo, ResolverState } from './conflict-state.js';
@@ -44,7 +44,10 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
   // the create in the directory was refused for want of it; test/long/removed-both-used.test.ts).
   const needed = r.kind === 'rmdir' ? db.pendingInto(r.fid).length > 0 : db.pendingLinkTo(r.fid);
   if (removedHere && (r.kind === 'unlink' || r.kind === 'rmdir') && viaLinks.length === 0 && !needed) {
-    db.dropLocal(r.fid);
+    db.batch(() => {
+      chmodThroughRemoved(s, r, local, redo);
+      db.dropLocal(r.fid);
+    });
     s.d.log.info({ path: r.path, tid: formatTid(r.tid) }, 'removed on both sides: the local removal is dropped');
     return;
   }
@@ -151,6 +154,7 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
   // still holds the local content as if the server had it (then a fetch put the server's content over it, and
   // the local write was on no node: chaos s45 seed 9291, c1).
   db.batch(() => {
+    if (survivor !== undefined) chmodThroughRemoved(s, r, local, redo);
     if (!atEnd) dropPending();
     // The server's name may be held here by another object now (made or moved here meanwhile): move it aside.
     // Not when the object goes straight to the end of the server's move: the name is not needed, and whatever
@@ -207,7 +211,11 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
       } finally {
         s.d.guard.release(at);
       }
-      baseHere = { ...baseHere, mode: survivor.mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
+      // (The server's mode where a chmod made here through the removed name is redone: see chmodThroughRemoved.)
+      const chmodded = local.some((x) => x.kind === 'setattr');
+      const mode = chmodded ? r.mode : survivor.mode;
+      if (chmodded) redo.push(() => s.redone.add(at));
+      baseHere = { ...baseHere, mode, uid: survivor.uid, gid: survivor.gid, mtimeMs: survivor.mtimeMs, hash: survivor.hash, size: survivor.size };
     }
     if (atEnd) {
       // Journaled as the apply path would have, in one transaction with the pending records' end: the base at
