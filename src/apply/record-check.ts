@@ -35,6 +35,13 @@ export function baseOf(c: CheckDeps, d: RecordDraft): Tid | null {
   // change of names passes so: a write or setattr applied under a later one would put back what it replaced.
   const tid = (d as Partial<KmlRecord>).tid;
   if (attrsAbove(c.db, d) !== null) return cur.version;
+  // A move made against a version that only changes of content or attributes replaced since, through any name
+  // of the inode (KmlRecord.links): a move changes the name only, the object keeps what those changes gave it
+  // (ObjectTable), and it meets none of them. The origin rebases its pending moves as such records apply there
+  // (and Reintegrator#moveRebased before it sends one); where that was missed, with the object removed there
+  // since, the move was refused three times and the client resynced (chaos s96 seed 9374, c3;
+  // test/record-check-move.test.ts). Every node applies the forwarded move by this same rule.
+  if (d.kind === 'rename' && d.preVersion !== NO_VERSION && d.preVersion < cur.version && c.db.onlyContentSince(d.fid, d.preVersion, cur.version)) return cur.version;
   const naming = d.kind === 'rename' || d.kind === 'unlink' || d.kind === 'rmdir';
   for (let hops = 0; hops < 10_000 && v !== d.preVersion; hops++) {
     const r = c.db.kmlAt(v);

@@ -220,8 +220,10 @@ export class ClientCommits {
    * Client side, conflict: move a locally created object (never accepted by
    * the server) to `to`, rewriting its pending LML records, so the name is
    * free for the server's object. The caller renamed it on disk already.
+   * `lmlFrom`: the name the pending records give it now, where that is not its name on disk (its own pending
+   * moves just dropped: LmlRewriter#dropLocal took the records back to its name before them).
    */
-  relocateLocal(fid: Fid, to: string): void {
+  relocateLocal(fid: Fid, to: string, lmlFrom?: string): void {
     const o = this.#tables.objectByFid(fid);
     if (o === undefined) return;
     this.#state.relocations++;
@@ -233,7 +235,7 @@ export class ClientCommits {
       this.#st.movePath.run(move(c.path), c.fid);
     }
     this.#objects.replace(o, { ...o, path: to });
-    this.#lml.moveLml(fid, from, to);
+    if ((lmlFrom ?? from) !== to) this.#lml.moveLml(fid, lmlFrom ?? from, to);
   }
 
   /**

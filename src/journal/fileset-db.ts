@@ -374,8 +374,8 @@ export class FilesetDb extends FilesetTables {
   }
 
   /** Client side, conflict: move a locally created object to `to`, with its pending records (ClientCommits#relocateLocal). */
-  relocateLocal(fid: Fid, to: string): void {
-    this.#transaction(() => this.#client.relocateLocal(fid, to));
+  relocateLocal(fid: Fid, to: string, lmlFrom?: string): void {
+    this.#transaction(() => this.#client.relocateLocal(fid, to, lmlFrom));
   }
 
   /** Client side, conflict: a directory made here at the server's directory's name takes its fid and version (ClientCommits#adoptDir). */

@@ -149,6 +149,15 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
     db.dropLocal(r.fid);
     db.rewriteLml([], viaLinks.map((x) => x.seq));
   };
+  // Once its pending moves are dropped, the records name the object at its name before the first of them, as the
+  // pending renames above it since carry that name (LmlRewriter#dropLocal), not at its name on disk, which only
+  // those moves gave it: the records follow it from there. Before, they followed it from its name on disk, and
+  // an older era's records below the name another object had then were taken for its own: `mv alpha/deep
+  // alpha/sub; echo > alpha/sub/b.txt; mv alpha gamma/sub; mv gamma/sub/sub alpha` here while the server removed
+  // alpha/deep made the file's create name alpha/deep/deep/b.txt, refused for ever (chaos s97 seed 9382, c1;
+  // test/long/removed-dir-moved-twice.test.ts).
+  const firstMove = local.find((x) => x.kind === 'rename' && x.newPath !== null);
+  const lmlName = (): string | undefined => (firstMove === undefined ? undefined : db.nameAfter(firstMove.path, firstMove.seq));
   // In one transaction from here: a process killed in between leaves the pending records as they were (they
   // are what the next start sees of the local changes), never those records dropped while the object's row
   // still holds the local content as if the server had it (then a fetch put the server's content over it, and
@@ -171,7 +180,7 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
     if (moving && lstatOrNull(join(s.d.root, at)) === null) {
       // Back at the server's name, with what it holds (a directory's entries and their pending records).
       move(s, o.path, at);
-      if (!atEnd) db.relocateLocal(o.fid, r.path);
+      if (!atEnd) db.relocateLocal(o.fid, r.path, lmlName());
     }
     let baseHere: RecordDraft = { ...base, path: at };
     if (fetched !== null) {
@@ -227,7 +236,7 @@ export async function objectStep(s: ResolverState, r: KmlRecord, redo: Redo[]): 
           // Another object holds the record's name here (left where it is, see above): the base goes at the
           // move's end, which the move then keeps.
           const baseAt = db.objectByPath(r.path) === undefined ? r.path : at;
-          if (o !== undefined) db.relocateLocal(o.fid, baseAt);
+          if (o !== undefined) db.relocateLocal(o.fid, baseAt, lmlName());
           else restoreBase(s, { ...baseHere, path: baseAt }, r.preVersion, type);
           db.commitRemote([{ record: r, identity: st === null ? null : { ino: st.ino, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs, racy: true } }], s.d.serverNode(), s.d.clock.now());
         });
