@@ -43,6 +43,16 @@ function roundTrip(recs: ReadonlyArray<LmlRecord | null>, i: number, j: number, 
     (isUnder(p, away) && p !== away) || (!isUnder(p, home) && !isUnder(home, p) && !isUnder(away, p))));
 }
 
+/**
+ * The records between a move onto `mid` (index i) and the move from there to `final` (index j) may be named below
+ * `final` instead: each names only places strictly below `mid`, or places apart from both names (neither
+ * below nor above either of them).
+ */
+function movedThrough(recs: ReadonlyArray<LmlRecord | null>, i: number, j: number, mid: string, final: string): boolean {
+  const apart = (p: string): boolean => !isUnder(p, mid) && !isUnder(mid, p) && !isUnder(p, final) && !isUnder(final, p);
+  return recs.slice(i + 1, j).every((r) => r === null || pathsOf(r).every((p) => (isUnder(p, mid) && p !== mid) || apart(p)));
+}
+
 function underName(r: LmlRecord, from: string, to: string): LmlRecord {
   const move = (p: string): string => (isUnder(p, from) && p !== from ? `${to}${p.slice(from.length)}` : p);
   const path = move(r.path);
@@ -145,11 +155,17 @@ export function optimiseLml(input: readonly LmlRecord[]): Optimised {
       // other directory into this one meanwhile made it a cycle: refused for ever, a resync (chaos s42 seed 9246;
       // test/long/moved-there-and-back.test.ts).
       const back = a.kind === 'rename' && a.path === b.newPath && between && roundTrip(recs, i, j, a.path, mid);
-      if (between && !back) continue;
-      if (back) {
+      // Moved through the middle name on to another, with records made inside it meanwhile (below the middle
+      // name) and nothing else near either name: those are records below the final name, where it goes at once.
+      // Before, the move onto the middle name went to the server, where a move of the middle name's directory
+      // into this one meanwhile made it a cycle: refused for ever, a resync (chaos s97 seed 9390;
+      // test/long/moved-in-and-out-cycle.test.ts).
+      const through = !back && a.kind === 'rename' && between && movedThrough(recs, i, j, mid, b.newPath!);
+      if (between && !back && !through) continue;
+      if (back || through) {
         for (let x = i + 1; x < j; x++) {
           const r = recs[x];
-          if (r !== null && r !== undefined) recs[x] = underName(r, mid, a.path);
+          if (r !== null && r !== undefined) recs[x] = underName(r, mid, back ? a.path : b.newPath!);
         }
       }
       // A rename record carries the object's attributes as they were then (the journal applies them): they win.
