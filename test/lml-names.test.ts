@@ -265,3 +265,23 @@ test("a server's move above a directory moved on here since rewrites what was ma
   db.relocateLocal(f, 'alpha/deep/f.aside'); // a conflict step keeps f beside a name the server made
   assert.deepEqual(pending(db), ['create gamma/deep/sub/f.aside', 'rename gamma/deep/sub -> alpha/deep']);
 });
+
+test('an object set beside within its directory takes its new name in the record that names it there by fid, whatever that record says of the directory', (t) => {
+  // Fails without LmlRewriter#renamedInItsDir: the create, whose path still named the directory by an older name
+  // (a conflict step had moved the directory, no record shows it), kept b.txt; the server made the file there
+  // (by the directory's fid) under b.txt, or set it beside under a conflict name of its own, while this node
+  // held it under the one the step gave it: "here at …", a resync (chaos s98 seed 9387, s97 9400).
+  const db = fresh(t);
+  const x = db.newFid();
+  serverDir(db, x, 'x');
+  const f = db.newFid();
+  local(db, 'create', f, 'x/b.txt');
+  local(db, 'write', f, 'x/b.txt');
+  const [made] = db.readLml(0n, 10);
+  assert.equal(made!.parent, x, 'the create names its directory by fid');
+  // The record's path names the directory as it was before a move no record shows.
+  db.rewriteLml([{ ...made!, path: 'old/b.txt' }], []);
+  db.relocateLocal(f, 'x/b.conflict-1.txt');
+  assert.deepEqual(pending(db), ['create old/b.conflict-1.txt', 'write x/b.conflict-1.txt'], 'the name within the directory follows');
+  assert.equal(db.readLml(0n, 10)[0]!.parent, x, 'in the same directory by fid');
+});

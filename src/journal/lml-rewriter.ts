@@ -1,6 +1,6 @@
 import { NO_VERSION, ROOT_FID, type Fid } from '#core/ids.js';
 import type { LmlRecord } from '#core/record.js';
-import { parentOf } from '#core/paths.js';
+import { baseName, joinRel, parentOf } from '#core/paths.js';
 import type { FilesetTables } from './fileset-tables.js';
 import type { ObjectTable } from './object-table.js';
 import { CREATE_KINDS, toLml, type ObjectRow, type Row } from './rows.js';
@@ -179,11 +179,33 @@ export class LmlRewriter {
         }
       }
       this.#moveLmlEra(fid, f, t, above?.seq ?? 0n, hi, parent, renames);
-      if (above === undefined) return;
+      if (above === undefined) break;
       f = back(f, above);
       t = back(t, above);
       hi = above.seq;
     }
+    this.#renamedInItsDir(fid, from, to);
+  }
+
+  /**
+   * A move within one directory (a conflict step setting the object beside under another name): the record that
+   * last gives the object its name gives it in that directory by fid (RecordDraft.parent), which is where the
+   * server places it whatever the record's path says of the directory. Where that path's directory part is
+   * another than the eras above could follow (a directory moved by a conflict step, which no record shows), the
+   * record kept the old name, and the server made the object under it, or set it beside under a conflict name
+   * of its own, while this node held it under this one ("here at …", a resync; chaos s98 seed 9387, s97 9400).
+   * The name within the directory is what changed: it changes in the record (and in the object's later records
+   * at that name), the path's directory part as it was.
+   */
+  #renamedInItsDir(fid: Fid, from: string, to: string): void {
+    if (parentOf(from) !== parentOf(to) || baseName(from) === baseName(to)) return;
+    const dir = parentOf(to) === '' ? ROOT_FID : this.#tables.objectByPath(parentOf(to))?.fid;
+    if (dir === undefined) return;
+    const last = this.#tables.localRecordsOf(fid).filter((r) => (CREATE_KINDS.has(r.kind) && r.fid === fid) || (r.kind === 'rename' && r.newPath !== null)).at(-1);
+    if (last === undefined || (last.parent ?? null) !== dir) return;
+    const name = last.kind === 'rename' ? last.newPath! : last.path;
+    if (baseName(name) !== baseName(from)) return;
+    this.renameInLml(fid, last.seq, name, joinRel(parentOf(name), baseName(to)));
   }
 
   /**
