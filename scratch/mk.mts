@@ -1,0 +1,11 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { startNode, settle } from '../test/helpers.ts';
+const dir = '/tmp/mirtest/m';
+const node = await startNode(dir, '/tmp/mirtest/logs');
+mkdirSync(join(dir, 'a/b'), { recursive: true });
+for (let i = 0; i < 50; i++) writeFileSync(join(dir, 'a', `f${i}.txt`), `hello ${i}\n`.repeat(i + 1));
+writeFileSync(join(dir, 'big.bin'), Buffer.alloc(3 << 20, 7));
+await settle(node);
+console.log('tid', node.db.lastTid);
+await node.stop();

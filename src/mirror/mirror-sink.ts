@@ -1,0 +1,212 @@
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { digestAdd, formatDigest } from '#core/digest.js';
+import { IntersyncError } from '#core/errors.js';
+import { formatTid, type Tid } from '#core/ids.js';
+import type { KmlRecord } from '#core/record.js';
+import type { ApplyPath } from '#apply/apply-path.js';
+import { applyRecord } from '#apply/record-applier.js';
+import type { FilesetDb, SnapshotRow } from '#journal/fileset-db.js';
+import type { FilesetPaths } from '#journal/layout.js';
+import { pagesOf } from '#net/copy-routes.js';
+import { RecordFailure, type FollowNext, type RecordSink, type RunRecord, type StreamHello } from '#net/record-follower.js';
+import type { LocalMaster, MasterHello } from './local-master.js';
+import { MirrorJournaler } from './mirror-journaler.js';
+import { writeSynced } from './pfs.js';
+
+/*
+ * A mirror slave as the RecordSink of its master's record stream (net/record-follower.ts runs the loop): each
+ * record applied through the one road (applyRecord with a MirrorJournaler), then the proof: the slave's state
+ * digest after the record must be the digest the master journaled with it (every KML record carries the digest
+ * after it). A run is flushed once (syncfs, WAL checkpoint) and only then named in `synced`. A record that does not
+ * apply, or a digest that differs, stops the mirror for good: a slave builds nothing on a state that is not the
+ * master's.
+ */
+
+/** What a mirror has done so far, for its reports (-v) and its end (--json). */
+export interface MirrorCounts {
+  records: number;
+  bytes: number;
+  /** Records whose digest was compared (equal: a differing one stops the mirror). */
+  verified: number;
+  /** The master's last TID as last seen. */
+  masterTid: Tid;
+}
+
+export interface MirrorSinkOptions {
+  readonly db: FilesetDb;
+  readonly apply: ApplyPath;
+  readonly paths: FilesetPaths;
+  readonly master: LocalMaster;
+  readonly masterNode: string;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Records up to this TID are applied unchecked: the first copy placed content read after its TID (see mirror-stream.ts). */
+  readonly checkAfter: Tid;
+  /** --once: stop once this TID is applied. */
+  readonly until: Tid | null;
+  /** The follower's link: cut when done, so that the loop ends at its next turn. */
+  readonly cut: () => void;
+}
+
+export class MirrorSink implements RecordSink<MasterHello> {
+  readonly #o: MirrorSinkOptions;
+  readonly counts: MirrorCounts;
+  /** Objects placed with content other than their record's (the master had changed it since): unchecked until a later record of theirs. */
+  readonly #behind = new Set<string>();
+  /** Why the mirror stopped for good, if it did. */
+  failure: IntersyncError | null = null;
+  done = false;
+
+  constructor(o: MirrorSinkOptions) {
+    this.#o = o;
+    this.counts = { records: 0, bytes: 0, verified: 0, masterTid: o.db.lastRcvdOf(o.masterNode) };
+  }
+
+  lastRcvd(): Tid {
+    return this.#o.db.lastRcvdOf(this.#o.masterNode);
+  }
+
+  paused(): boolean {
+    return false;
+  }
+
+  beforeConnect(): Promise<FollowNext> {
+    return Promise.resolve(this.done || this.failure !== null ? 'stop' : 'go');
+  }
+
+  onHello(): void {
+    // The master was met before the follower started (mirror-stream.ts checks its uuid).
+  }
+
+  onConnected(since: Tid): Promise<void> {
+    this.#o.log.info({ since: formatTid(since) }, 'following the master');
+    return Promise.resolve();
+  }
+
+  onStreamHello(h: StreamHello): void {
+    this.#seen(h.tid);
+  }
+
+  async onRecord(r: KmlRecord, payload: Buffer | null, last: Tid | undefined): Promise<void> {
+    await this.#applyOne(r, payload, last);
+    this.#synced();
+  }
+
+  /** A run: each record applied and checked in turn, one flush for the run, then `synced` names its last TID. */
+  async onRecords(run: readonly RunRecord[]): Promise<void> {
+    try {
+      for (const x of run) {
+        try {
+          await this.#applyOne(x.r, x.payload, x.last);
+        } catch (e) {
+          throw new RecordFailure(x.r, e);
+        }
+      }
+    } finally {
+      this.#synced();
+    }
+  }
+
+  onRecall(): void {
+    // A slave holds no write tokens.
+  }
+
+  onPing(tid: Tid): void {
+    this.#seen(tid);
+    this.#maybeDone();
+  }
+
+  onLost(e: unknown): Promise<FollowNext> {
+    if (this.done) return Promise.resolve('stop');
+    if (e instanceof RecordFailure) {
+      const cause = e.cause;
+      this.failure = cause instanceof IntersyncError && cause.code === 'MIRROR_DIVERGED' ? cause
+        : new IntersyncError('MIRROR_DIVERGED', `the master's record ${formatTid(e.record.tid)} (${e.record.kind} ${e.record.path}) does not apply on the slave: ${(cause as Error).message}`, {
+          hint: 'the slave is not the master\'s state at the TID before it (a change behind its back?): the mirror stopped; make a new slave and mirror again',
+          cause,
+        });
+      this.#o.log.error({ tid: formatTid(e.record.tid), err: this.failure.message }, 'mirror stopped');
+      return Promise.resolve('stop');
+    }
+    this.#o.log.warn({ err: (e as Error).message }, 'master stream lost; retrying');
+    return Promise.resolve('back-off');
+  }
+
+  #seen(tid: Tid): void {
+    if (tid > this.counts.masterTid) this.counts.masterTid = tid;
+  }
+
+  async #applyOne(r: KmlRecord, payload: Buffer | null, last: Tid | undefined): Promise<void> {
+    const o = this.#o;
+    if (last !== undefined) this.#seen(last);
+    if (r.tid <= this.lastRcvd()) return; // applied before a restart
+    const j = new MirrorJournaler(o.db, o.masterNode, o.clock, o.log);
+    await applyRecord(o.apply, r, { inline: payload, source: o.master, standIn: true }, j);
+    this.counts.records++;
+    this.counts.bytes += payload?.length ?? (r.kind === 'create' || r.kind === 'write' ? r.size ?? 0 : 0);
+    if (j.placed !== undefined) this.#behind.add(r.fid);
+    else if (this.#behind.has(r.fid) && (r.hash !== null || r.kind === 'unlink')) this.#behind.delete(r.fid);
+    if (r.tid > o.checkAfter && this.#behind.size === 0) this.#check(r);
+  }
+
+  /** The proof at this TID: the slave's digest after the record is the master's. */
+  #check(r: KmlRecord): void {
+    const db = this.#o.db;
+    const got = formatDigest(db.digest);
+    if (got === r.digest) {
+      this.counts.verified++;
+      return;
+    }
+    const path = this.#firstDiffering(r.tid);
+    throw IntersyncError.MIRROR_DIVERGED(formatTid(r.tid), path, r.digest, got);
+  }
+
+  /**
+   * The first path (in path order) where the slave's object table differs from the master's at `tid`, comparing
+   * what the digest covers; objects the master changed after `tid` are left out (their state there is not in its
+   * table any more). Reads both tables whole: it runs only once the digests differ.
+   */
+  #firstDiffering(tid: Tid): string | null {
+    const o = this.#o;
+    const rows = (db: FilesetDb): Map<string, SnapshotRow> => {
+      const snap = db.snapshotReader();
+      try {
+        return new Map([...pagesOf(snap)].map((x) => [x.fid, x]));
+      } finally {
+        snap.close();
+      }
+    };
+    const mine = rows(o.db);
+    const theirs = rows(o.master.db);
+    const entry = (x: SnapshotRow): string => formatDigest(digestAdd(0n, { path: x.path, type: x.type, mode: x.mode, hash: x.hash, target: x.target }));
+    const differing: string[] = [];
+    for (const [fid, m] of mine) {
+      const t = theirs.get(fid);
+      if (o.master.db.hasLaterRecord(fid as never, tid)) continue;
+      if (t === undefined || entry(t) !== entry(m)) differing.push(m.path);
+    }
+    for (const [fid, t] of theirs) {
+      if (!mine.has(fid) && BigInt(t.version) <= tid && !o.master.db.hasLaterRecord(fid as never, tid)) differing.push(t.path);
+    }
+    differing.sort();
+    return differing[0] ?? null;
+  }
+
+  /** Flush what was applied (syncfs, WAL checkpoint), then name the last TID in `synced`; done with --once at its TID. */
+  #synced(): void {
+    const o = this.#o;
+    const tid = this.lastRcvd();
+    o.apply.flush();
+    writeSynced(o.paths, tid);
+    this.#maybeDone();
+  }
+
+  #maybeDone(): void {
+    const until = this.#o.until;
+    if (until !== null && this.lastRcvd() >= until && !this.done) {
+      this.done = true;
+      this.#o.cut();
+    }
+  }
+}

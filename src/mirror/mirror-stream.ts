@@ -1,0 +1,183 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import type { Clock } from '#core/clock.js';
+import { formatDigest } from '#core/digest.js';
+import { IntersyncError } from '#core/errors.js';
+import { asTid, formatTid, type Tid } from '#core/ids.js';
+import { ApplyPath } from '#apply/apply-path.js';
+import { recoverInFlight } from '#apply/recovery.js';
+import { firstCopy } from '#copy/copy.js';
+import { EchoGuard } from '#fsio/echo-guard.js';
+import { FilesetDb } from '#journal/fileset-db.js';
+import { findFileset } from '#journal/layout.js';
+import { releasePidFile, takePidFile } from '#journal/pid-file.js';
+import { RateLimit } from '#net/rate-limit.js';
+import { RecordFollower, type FollowLink } from '#net/record-follower.js';
+import { attrPolicyOf } from '#policy/attr-policy.js';
+import { LocalMaster } from './local-master.js';
+import { MirrorJournaler } from './mirror-journaler.js';
+import { MirrorSink } from './mirror-sink.js';
+import { roleOf, writeSynced } from './pfs.js';
+
+/*
+ * mirror-stream: a master's fileset into a slave, continuously (or up to the master's TID now, --once). The parts
+ * are the ones every direction uses: the first copy (copy/copy.ts, resumable: an object already here with the
+ * snapshot's fid and content is not fetched again), then the record follower (net/record-follower.ts) delivering
+ * the master's records after the slave's last_rcvd to a MirrorSink, which applies each through applyRecord with a
+ * MirrorJournaler and checks the state digest after it. The master here is a local fileset directory (LocalMaster).
+ */
+
+/** Meta keys of a slave (besides `role`, pfs.ts). */
+const MASTER = 'mirror_master';
+const SOURCE = 'mirror_source';
+/** The master's TID once the first copy was in: content read after the copy's own TID makes the digests differ until there. */
+const CHECK_AFTER = 'mirror_check_after';
+/** Set when the slave's state was found to differ from the master's: nothing more is applied. */
+const DIVERGED = 'mirror_diverged';
+
+export interface MirrorStreamOptions {
+  readonly src: string;
+  readonly dst: string;
+  readonly srcFileset?: string;
+  readonly dstFileset?: string;
+  /** Bytes per second of content, or null for no limit. */
+  readonly rate: number | null;
+  readonly once: boolean;
+  /** A line a second while it runs (-v): TID, records/s, bytes/s, lag. */
+  readonly report: ((line: MirrorReport) => void) | null;
+  readonly clock: Clock;
+  readonly log: Logger;
+  /** Aborted: stop at the next turn (SIGINT, SIGTERM). */
+  readonly signal?: AbortSignal;
+}
+
+export interface MirrorReport {
+  readonly tid: string;
+  readonly masterTid: string;
+  readonly recordsPerSec: number;
+  readonly bytesPerSec: number;
+  readonly lagRecords: number;
+  readonly lagSeconds: number;
+  readonly verified: number;
+  /** During the first copy: how far it is. */
+  readonly copy?: { readonly files: number; readonly totalFiles: number; readonly bytes: number; readonly totalBytes: number };
+}
+
+export interface MirrorResult {
+  readonly master: string;
+  readonly slave: string;
+  readonly sharedUuid: string;
+  readonly syncedTid: string;
+  readonly digest: string;
+  readonly copied: { files: number; bytes: number } | null;
+  readonly records: number;
+  readonly verified: number;
+  /** Bytes of file content the master handed over in this run (what a resume did not have to send again). */
+  readonly bytesSent: number;
+}
+
+export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult> {
+  const srcPaths = findFileset(o.src, o.srcFileset);
+  const dstPaths = findFileset(o.dst, o.dstFileset);
+  if (srcPaths.db === dstPaths.db) throw IntersyncError.BAD_ARGUMENT('SRC and DST are the same fileset', 'mirror a master into a slave made with intersync pfs-slave');
+  const master = new LocalMaster(srcPaths, o.rate === null ? null : new RateLimit(o.rate));
+  let db: FilesetDb | null = null;
+  let pidTaken = false;
+  try {
+    db = FilesetDb.open(dstPaths.db);
+    const role = roleOf(db);
+    if (role !== 'slave') throw IntersyncError.NOT_A_SLAVE(dstPaths.dir, role);
+    if (db.meta.uuid !== master.db.meta.uuid) throw IntersyncError.WRONG_MASTER(dstPaths.dir, db.meta.uuid, master.db.meta.uuid);
+    const diverged = db.getMeta(DIVERGED);
+    if (diverged !== undefined) {
+      throw new IntersyncError('MIRROR_DIVERGED', `the slave stopped for good: ${diverged}`, {
+        hint: 'make a new slave (intersync pfs-slave NEWDIR shared-uuid=UUID) and mirror into it (verify --repair is not built yet)',
+      });
+    }
+    const holder = takePidFile(dstPaths.pidFile);
+    if (holder !== undefined) throw IntersyncError.DAEMON_RUNNING(dstPaths.dir, holder);
+    pidTaken = true;
+    // Every node of one fileset journals the same TIDs (its server's), so last_rcvd is kept under the first
+    // master's node id: a client of the same fileset can take its place as the source.
+    const peer = db.getMeta(MASTER) ?? master.db.meta.nodeId;
+    db.setMeta(MASTER, peer);
+    db.setMeta(SOURCE, srcPaths.dir);
+    const log = o.log;
+    const slave = db;
+    ApplyPath.cleanTmp(dstPaths.tmp);
+    const apply = new ApplyPath({
+      root: dstPaths.dir, tmpDir: dstPaths.tmp, db: slave, guard: new EchoGuard(), log: log.child({ component: 'apply' }),
+      attrs: () => attrPolicyOf((k) => slave.getMeta(k)),
+    });
+    await recoverInFlight({ db: slave, apply, root: dstPaths.dir, log }, new MirrorJournaler(slave, peer, o.clock, log));
+    let copied: { files: number; bytes: number } | null = null;
+    if (slave.getMeta('copy_done') === undefined) {
+      const r = await firstCopy({
+        db: slave, apply, client: master, source: master, root: dstPaths.dir, serverNode: peer, log, clock: o.clock,
+        onProgress: (p) => o.report?.({
+          tid: formatTid(slave.lastTid), masterTid: formatTid(master.lastTid()), recordsPerSec: 0, bytesPerSec: 0,
+          lagRecords: Number(master.lastTid() - slave.lastRcvdOf(peer)), lagSeconds: 0, verified: 0,
+          copy: { files: p.files, totalFiles: p.totalFiles, bytes: p.bytes, totalBytes: p.totalBytes },
+        }),
+      });
+      copied = { files: r.files, bytes: r.bytes };
+      // The copy read each file as it was when read, maybe after its TID: until the master's TID now, a later
+      // record may bring what the copy placed already, and the digests are compared only past it.
+      slave.setMeta(CHECK_AFTER, formatTid(master.lastTid()));
+      writeSynced(dstPaths, slave.lastRcvdOf(peer));
+    }
+    const checkAfter = asTid(BigInt(slave.getMeta(CHECK_AFTER) ?? '0'));
+    const until = o.once ? master.lastTid() : null;
+    const link: FollowLink = { connected: false, disconnectedSince: null, abort: new AbortController() };
+    const sink = new MirrorSink({
+      db: slave, apply, paths: dstPaths, master, masterNode: peer, clock: o.clock, log, checkAfter, until, cut: () => link.abort.abort(),
+    });
+    const hello = await master.hello();
+    const follower = new RecordFollower({
+      source: master, sink, link, hello, clock: o.clock, firstBackoffMs: 200,
+      wait: (ms) => sleep(ms, undefined, o.signal === undefined ? {} : { signal: o.signal }).catch(() => undefined),
+    });
+    const onAbort = (): void => {
+      void follower.stop();
+    };
+    o.signal?.addEventListener('abort', onAbort);
+    const reporter = o.report === null ? null : startReports(o, sink, master, slave, peer);
+    try {
+      if (until === null || slave.lastRcvdOf(peer) < until) await follower.run();
+    } finally {
+      if (reporter !== null) clearInterval(reporter);
+      o.signal?.removeEventListener('abort', onAbort);
+    }
+    if (sink.failure !== null) {
+      slave.setMeta(DIVERGED, sink.failure.message);
+      throw sink.failure;
+    }
+    return {
+      master: srcPaths.dir, slave: dstPaths.dir, sharedUuid: slave.meta.uuid, syncedTid: formatTid(slave.lastRcvdOf(peer)),
+      digest: formatDigest(slave.digest), copied, records: sink.counts.records, verified: sink.counts.verified, bytesSent: master.sent,
+    };
+  } finally {
+    if (pidTaken) releasePidFile(dstPaths.pidFile);
+    db?.close();
+    master.close();
+  }
+}
+
+/** A report a second (-v): the slave's TID, the rates over the last second, and how far behind the master it is. */
+function startReports(o: MirrorStreamOptions, sink: MirrorSink, master: LocalMaster, slave: FilesetDb, peer: string): NodeJS.Timeout {
+  let last = { t: o.clock.monotonic(), records: sink.counts.records, bytes: master.sent };
+  return setInterval(() => {
+    const now = { t: o.clock.monotonic(), records: sink.counts.records, bytes: master.sent };
+    const s = Math.max(0.001, (now.t - last.t) / 1000);
+    const at: Tid = slave.lastRcvdOf(peer);
+    const masterTid = master.lastTid();
+    const first = masterTid > at ? master.firstAfter(at) : undefined;
+    o.report?.({
+      tid: formatTid(at), masterTid: formatTid(masterTid),
+      recordsPerSec: Math.round((now.records - last.records) / s), bytesPerSec: Math.round((now.bytes - last.bytes) / s),
+      lagRecords: Number(masterTid > at ? masterTid - at : 0n), lagSeconds: first === undefined ? 0 : Math.max(0, (o.clock.now() - first.time) / 1000),
+      verified: sink.counts.verified,
+    });
+    last = now;
+  }, 1000);
+}
