@@ -83,11 +83,23 @@ export class LocalMaster implements RecordSource<MasterHello>, SnapshotSource, C
       const recs = db.readKml(cursor, READ_RECORDS);
       if (recs.length > 0) {
         const last = formatTid(this.lastTid());
-        const run: Frame[] = [];
-        for (const r of recs) run.push({ type: 'record', header: { r: recordToWire(r), last }, payload: await this.#inline(r) });
-        cursor = recs[recs.length - 1]!.tid;
+        // Under a bandwidth limit a run goes as soon as it holds a piece's worth of content: the slave applies
+        // (and a kill keeps) what was paid for, instead of waiting for the whole read.
+        let run: Frame[] = [];
+        let bytes = 0;
+        for (const r of recs) {
+          const payload = await this.#inline(r);
+          run.push({ type: 'record', header: { r: recordToWire(r), last }, payload });
+          bytes += payload?.length ?? 0;
+          cursor = r.tid;
+          if (this.#limit !== null && bytes >= this.#limit.piece) {
+            yield run;
+            run = [];
+            bytes = 0;
+          }
+        }
         idle = 0;
-        yield run;
+        if (run.length > 0) yield run;
         continue;
       }
       // Caught up: the master's TID and digest (a sink with --once looks at it), every second while idle.
