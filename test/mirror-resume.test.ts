@@ -6,6 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { asTid } from '#core/ids.js';
 import { cli, diskDigest, NODE_ARGS, ROOT, settle, sleep, stopChild } from './helpers.js';
 import { journalOf, lastJson, makeSlave, masterBox, syncedOf } from './mirror-fixture.js';
 
@@ -67,7 +68,7 @@ test('SIGKILL while following: the next run sends only the records after the sla
   await stopChild(child, 'SIGKILL');
   const killed = journalOf(b.slave);
   // What the master still had to send: the new files' bytes after the slave's TID.
-  const missing = b.node.db.readKml(killed.tid, 100_000).reduce((n, r) => n + (r.kind === 'create' ? r.size ?? 0 : 0), 0);
+  const missing = b.node.db.readKml(asTid(killed.tid), 100_000).reduce((n, r) => n + (r.kind === 'create' ? r.size ?? 0 : 0), 0);
 
   const r = cli(['mirror-stream', '--once', '--json', '-b', '64k', b.master, b.slave]);
   const secs = (performance.now() - t0) / 1000;
