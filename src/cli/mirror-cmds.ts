@@ -10,7 +10,10 @@ import { DEFAULT_FILESET, findFileset } from '#journal/layout.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { formatRate, parseRate } from '#net/rate-limit.js';
 import { makeSlave, parseSharedUuid, pfsStatus } from '#mirror/pfs.js';
-import { mirrorStream, type MirrorReport } from '#mirror/mirror-stream.js';
+import { mirrorStream, type MasterSpec, type MirrorReport } from '#mirror/mirror-stream.js';
+import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
+import { clientTarget } from './run-daemon.js';
+import { resolveStateDir } from './state-dir.js';
 import { fmtBytes } from './output.js';
 
 type Print = (line: string) => void;
@@ -59,11 +62,41 @@ function reportLine(r: MirrorReport): string {
   return `tid ${r.tid}  ${r.recordsPerSec} records/s  ${formatRate(r.bytesPerSec)}  lag ${r.lagRecords} records ${r.lagSeconds.toFixed(1)} s  verified ${r.verified}`;
 }
 
-export async function cmdMirrorStream(
-  src: string, dst: string, o: { bwlimit?: string; verbose: boolean; once: boolean; json: boolean; srcFileset?: string; fileset?: string },
-  print: Print,
-): Promise<void> {
+interface MirrorCmdOptions {
+  bwlimit?: string;
+  verbose: boolean;
+  once: boolean;
+  json: boolean;
+  srcFileset?: string;
+  fileset?: string;
+  secretFile?: string;
+  stateDir?: string;
+  insecureHttp: boolean;
+}
+
+/**
+ * SRC as the user wrote it: a join token, `HOST[:PORT][/DIR]` or an http(s) URL (a daemon: the DIR part names the
+ * master's directory for the record, the daemon at that port serves one fileset), else a local directory.
+ */
+export function masterSpec(src: string, dst: string, o: MirrorCmdOptions): MasterSpec {
+  const remote = isJoinToken(src) || /^https?:\/\//.test(src) || /^[A-Za-z0-9.-]+:[0-9]+(\/.*)?$/.test(src) || /^\[[0-9a-fA-F:]+\](:[0-9]+)?(\/.*)?$/.test(src);
+  if (!remote) return { kind: 'local', dir: src, ...(o.srcFileset === undefined ? {} : { fileset: o.srcFileset }) };
+  let server = src;
+  let where = src;
+  if (!isJoinToken(src)) {
+    const m = /^((?:https?:\/\/)?[^/]+)(\/.*)?$/.exec(src)!;
+    server = m[1]!;
+    where = src;
+  } else {
+    where = parseJoinToken(src).url;
+  }
+  const t = clientTarget({ server, replicate: false, insecureHttp: o.insecureHttp, ...(o.secretFile === undefined ? {} : { secretFile: o.secretFile }) });
+  return { kind: 'remote', url: t.url, where, ...(t.uuid === undefined ? {} : { uuid: t.uuid }), trust: t.trust, stateDir: resolveStateDir(o.stateDir, dst, o.fileset) };
+}
+
+export async function cmdMirrorStream(src: string, dst: string, o: MirrorCmdOptions, print: Print): Promise<void> {
   const rate = o.bwlimit === undefined ? null : parseRate(o.bwlimit, '-b');
+  const from = masterSpec(src, dst, o);
   const log = pino({ level: o.verbose ? 'info' : 'warn', base: { cmd: 'mirror-stream' } }, pino.destination({ dest: 2, sync: true }));
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
@@ -71,7 +104,7 @@ export async function cmdMirrorStream(
   process.once('SIGTERM', onSignal);
   try {
     const r = await mirrorStream({
-      src, dst, ...(o.srcFileset === undefined ? {} : { srcFileset: o.srcFileset }), ...(o.fileset === undefined ? {} : { dstFileset: o.fileset }),
+      src: from, dst, ...(o.fileset === undefined ? {} : { dstFileset: o.fileset }),
       rate, once: o.once, clock: systemClock, log, signal: stop.signal,
       report: o.verbose ? (x) => print(o.json ? JSON.stringify(x) : reportLine(x)) : null,
     });
@@ -105,14 +138,17 @@ export function addMirrorCommands(program: Command, print: Print): void {
 
   program
     .command('mirror-stream')
-    .description('mirror the master SRC (a local fileset directory) into the slave DST: a first copy, then every record as the master journals it, the state digest compared after each; runs until stopped (or --once)')
-    .argument('<SRC>', 'the master\'s backing directory (any fileset: a server\'s, a client\'s, another slave)')
+    .description('mirror the master SRC (a local fileset directory or a daemon) into the slave DST: a first copy, then every record as the master journals it, the state digest compared after each; runs until stopped (or --once)')
+    .argument('<SRC>', 'the master: a local backing directory (any fileset: a server\'s, a client\'s, another slave), a daemon as HOST[:PORT][/DIR], or a join token from intersync invite')
     .argument('<DST>', 'the slave\'s backing directory (made with pfs-slave)')
     .option('-b, --bwlimit <RATE>', 'bytes per second of content, with k, m or g (powers of 1024), e.g. 500k or 2m')
     .option('-v, --verbose', 'a line a second: TID, records/s, bytes/s, lag in records and seconds', false)
     .option('--once', 'copy up to the master\'s TID now, then exit (for cron)', false)
     .option('--src-fileset <NAME>', 'the master\'s fileset (default: the only one in SRC)')
     .option('--fileset <NAME>', 'the slave\'s fileset (default: the only one in DST)')
+    .option('--secret-file <FILE>', 'a remote master: enrol with its fileset secret (a join token carries its own invitation)')
+    .option('--state-dir <DIR>', 'a remote master: where this slave keeps its credential (as a client\'s)')
+    .option('--insecure-http', 'a remote master over plain http on a network that is not loopback', false)
     .option('--json', 'the reports and the result as JSON lines', false)
     .addHelpText('after', [
       '', 'Killed at any moment, it resumes at the TID last applied (in a first copy: the files already placed are not sent again).',
@@ -120,7 +156,7 @@ export function addMirrorCommands(program: Command, print: Print): void {
       '', 'Examples:',
       '  intersync mirror-stream -v /exports/site /backup/site',
       '  intersync mirror-stream --once -b 2m /exports/site /backup/site',
+      '  intersync mirror-stream -v isync1-eyJ2Ijox... /backup/site     a remote master: a token from intersync invite on it',
     ].join('\n'))
-    .action((src: string, dst: string, o: { bwlimit?: string; verbose: boolean; once: boolean; json: boolean; srcFileset?: string; fileset?: string }) =>
-      cmdMirrorStream(src, dst, o, print));
+    .action((src: string, dst: string, o: MirrorCmdOptions) => cmdMirrorStream(src, dst, o, print));
 }

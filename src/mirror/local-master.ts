@@ -2,9 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { isInlineSize } from '#core/format.js';
-import { asTid, formatTid, type Tid } from '#core/ids.js';
+import { asTid, formatTid, type Fid, type Tid } from '#core/ids.js';
 import type { KmlRecord, RecordDraft } from '#core/record.js';
-import type { ContentSource } from '#apply/apply-path.js';
 import { BlockMapCache, blockLength, type BlockMap } from '#fsio/blocks.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import type { FilesetPaths } from '#journal/layout.js';
@@ -13,8 +12,8 @@ import { entriesOf, firstAfter, pagesOf } from '#net/copy-routes.js';
 import type { Frame } from '#net/protocol/frames.js';
 import { recordToWire } from '#net/protocol/wire-record.js';
 import type { RateLimit } from '#net/rate-limit.js';
-import type { RecordSource } from '#net/record-follower.js';
-import type { Snapshot, SnapshotSource } from '#net/snapshot-source.js';
+import type { Snapshot } from '#net/snapshot-source.js';
+import type { MasterHello, MirrorMaster } from './master.js';
 
 /*
  * A mirror's master on this machine: a fileset directory whose journal another process (its daemon) may be
@@ -25,21 +24,14 @@ import type { Snapshot, SnapshotSource } from '#net/snapshot-source.js';
  * through the bandwidth limit, when there is one.
  */
 
-/** What a mirror learns of its master before anything else. */
-export interface MasterHello {
-  readonly node: string;
-  readonly uuid: string;
-  readonly fileset: string;
-  readonly tid: Tid;
-}
-
 /** How often a caught-up stream looks for new records of the master (another process commits them). */
 const POLL_MS = 50;
 /** Records read from the master's journal at a time (as kml-stream.ts does). */
 const READ_RECORDS = 256;
 
-export class LocalMaster implements RecordSource<MasterHello>, SnapshotSource, ContentSource {
+export class LocalMaster implements MirrorMaster {
   readonly paths: FilesetPaths;
+  readonly where: string;
   readonly db: FilesetDb;
   readonly #reader: ContentReader;
   readonly #limit: RateLimit | null;
@@ -48,13 +40,15 @@ export class LocalMaster implements RecordSource<MasterHello>, SnapshotSource, C
 
   constructor(paths: FilesetPaths, limit: RateLimit | null) {
     this.paths = paths;
+    this.where = paths.dir;
     this.db = FilesetDb.open(paths.db, { readonly: true, check: false });
     this.#reader = new ContentReader(paths.dir, this.db, new BlockMapCache());
     this.#limit = limit;
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.db.close();
+    return Promise.resolve();
   }
 
   /** The master's last TID now (its daemon commits in another process: read from the store, not the open state). */
@@ -62,9 +56,16 @@ export class LocalMaster implements RecordSource<MasterHello>, SnapshotSource, C
     return asTid(BigInt(this.db.getMeta('last_tid') ?? '0'));
   }
 
-  /** The first record after `tid`, if the master has one (its time is where a lag counts from). */
-  firstAfter(tid: Tid): KmlRecord | undefined {
-    return this.db.readKml(tid, 1)[0];
+  firstAfterTime(tid: Tid): number | null {
+    return this.db.readKml(tid, 1)[0]?.time ?? null;
+  }
+
+  changedAfter(fid: string, tid: Tid): boolean {
+    return this.db.hasLaterRecord(fid as Fid, tid);
+  }
+
+  applied(): void {
+    // A local master keeps no account of its mirrors.
   }
 
   hello(): Promise<MasterHello> {

@@ -2,15 +2,16 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { digestAdd, formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid, type Tid } from '#core/ids.js';
+import { formatTid, NO_VERSION, type Tid } from '#core/ids.js';
 import type { KmlRecord } from '#core/record.js';
 import type { ApplyPath } from '#apply/apply-path.js';
 import { applyRecord } from '#apply/record-applier.js';
 import type { FilesetDb, SnapshotRow } from '#journal/fileset-db.js';
 import type { FilesetPaths } from '#journal/layout.js';
 import { pagesOf } from '#net/copy-routes.js';
+import type { SnapshotEntry } from '#net/snapshot-source.js';
 import { RecordFailure, type FollowNext, type RecordSink, type RunRecord, type StreamHello } from '#net/record-follower.js';
-import type { LocalMaster, MasterHello } from './local-master.js';
+import type { MasterHello, MirrorMaster } from './master.js';
 import { MirrorJournaler } from './mirror-journaler.js';
 import { writeSynced } from './pfs.js';
 
@@ -26,7 +27,6 @@ import { writeSynced } from './pfs.js';
 /** What a mirror has done so far, for its reports (-v) and its end (--json). */
 export interface MirrorCounts {
   records: number;
-  bytes: number;
   /** Records whose digest was compared (equal: a differing one stops the mirror). */
   verified: number;
   /** The master's last TID as last seen. */
@@ -37,7 +37,7 @@ export interface MirrorSinkOptions {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
   readonly paths: FilesetPaths;
-  readonly master: LocalMaster;
+  readonly master: MirrorMaster;
   readonly masterNode: string;
   readonly clock: Clock;
   readonly log: Logger;
@@ -57,10 +57,13 @@ export class MirrorSink implements RecordSink<MasterHello> {
   /** Why the mirror stopped for good, if it did. */
   failure: IntersyncError | null = null;
   done = false;
+  /** The last TID applied and found good (checked, or not checkable yet): what `synced` may name, never a differing one. */
+  #good: Tid;
 
   constructor(o: MirrorSinkOptions) {
     this.#o = o;
-    this.counts = { records: 0, bytes: 0, verified: 0, masterTid: o.db.lastRcvdOf(o.masterNode) };
+    this.counts = { records: 0, verified: 0, masterTid: o.db.lastRcvdOf(o.masterNode) };
+    this.#good = o.db.lastRcvdOf(o.masterNode);
   }
 
   lastRcvd(): Tid {
@@ -144,61 +147,66 @@ export class MirrorSink implements RecordSink<MasterHello> {
     const j = new MirrorJournaler(o.db, o.masterNode, o.clock, o.log);
     await applyRecord(o.apply, r, { inline: payload, source: o.master, standIn: true }, j);
     this.counts.records++;
-    this.counts.bytes += payload?.length ?? (r.kind === 'create' || r.kind === 'write' ? r.size ?? 0 : 0);
     if (j.placed !== undefined) this.#behind.add(r.fid);
     else if (this.#behind.has(r.fid) && (r.hash !== null || r.kind === 'unlink')) this.#behind.delete(r.fid);
-    if (r.tid > o.checkAfter && this.#behind.size === 0) this.#check(r);
+    if (r.tid > o.checkAfter && this.#behind.size === 0) await this.#check(r);
+    this.#good = r.tid;
   }
 
   /** The proof at this TID: the slave's digest after the record is the master's. */
-  #check(r: KmlRecord): void {
+  async #check(r: KmlRecord): Promise<void> {
     const db = this.#o.db;
     const got = formatDigest(db.digest);
     if (got === r.digest) {
       this.counts.verified++;
       return;
     }
-    const path = this.#firstDiffering(r.tid);
+    const path = await this.#firstDiffering(r.tid);
     throw IntersyncError.MIRROR_DIVERGED(formatTid(r.tid), path, r.digest, got);
   }
 
   /**
    * The first path (in path order) where the slave's object table differs from the master's at `tid`, comparing
    * what the digest covers; objects the master changed after `tid` are left out (their state there is not in its
-   * table any more). Reads both tables whole: it runs only once the digests differ.
+   * table any more; a master that cannot say whether it removed one leaves out the slave's objects it lacks).
+   * Reads both tables whole: it runs only once the digests differ.
    */
-  #firstDiffering(tid: Tid): string | null {
+  async #firstDiffering(tid: Tid): Promise<string | null> {
     const o = this.#o;
-    const rows = (db: FilesetDb): Map<string, SnapshotRow> => {
-      const snap = db.snapshotReader();
-      try {
-        return new Map([...pagesOf(snap)].map((x) => [x.fid, x]));
-      } finally {
-        snap.close();
-      }
+    const snap = o.db.snapshotReader();
+    let mine: Map<string, SnapshotRow>;
+    try {
+      mine = new Map([...pagesOf(snap)].map((x) => [x.fid, x]));
+    } finally {
+      snap.close();
+    }
+    const theirs = new Map<string, SnapshotEntry>((await o.master.snapshot(NO_VERSION)).entries.map((x) => [x.fid, x]));
+    const entry = (x: Pick<SnapshotRow, 'path' | 'type' | 'mode' | 'hash' | 'target'>): string =>
+      formatDigest(digestAdd(0n, { path: x.path, type: x.type, mode: x.mode, hash: x.hash, target: x.target }));
+    const later = (fid: string, version: string | undefined): boolean => {
+      const c = o.master.changedAfter(fid, tid);
+      return c ?? (version === undefined || BigInt(version) > tid);
     };
-    const mine = rows(o.db);
-    const theirs = rows(o.master.db);
-    const entry = (x: SnapshotRow): string => formatDigest(digestAdd(0n, { path: x.path, type: x.type, mode: x.mode, hash: x.hash, target: x.target }));
     const differing: string[] = [];
     for (const [fid, m] of mine) {
       const t = theirs.get(fid);
-      if (o.master.db.hasLaterRecord(fid as never, tid)) continue;
+      if (later(fid, t?.version)) continue;
       if (t === undefined || entry(t) !== entry(m)) differing.push(m.path);
     }
     for (const [fid, t] of theirs) {
-      if (!mine.has(fid) && BigInt(t.version) <= tid && !o.master.db.hasLaterRecord(fid as never, tid)) differing.push(t.path);
+      if (!mine.has(fid) && !later(fid, t.version)) differing.push(t.path);
     }
     differing.sort();
     return differing[0] ?? null;
   }
 
-  /** Flush what was applied (syncfs, WAL checkpoint), then name the last TID in `synced`; done with --once at its TID. */
+  /** Flush what was applied (syncfs, WAL checkpoint), then name the last good TID in `synced`; done with --once at its TID. */
   #synced(): void {
     const o = this.#o;
-    const tid = this.lastRcvd();
+    const tid = this.#good;
     o.apply.flush();
     writeSynced(o.paths, tid);
+    o.master.applied(tid);
     this.#maybeDone();
   }
 

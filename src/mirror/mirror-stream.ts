@@ -10,11 +10,15 @@ import { firstCopy } from '#copy/copy.js';
 import { EchoGuard } from '#fsio/echo-guard.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { findFileset } from '#journal/layout.js';
+import { statePaths } from '#journal/state-dir.js';
+import type { ClientTrust } from '#daemon/enrolment.js';
 import { releasePidFile, takePidFile } from '#journal/pid-file.js';
 import { RateLimit } from '#net/rate-limit.js';
 import { RecordFollower, type FollowLink } from '#net/record-follower.js';
 import { attrPolicyOf } from '#policy/attr-policy.js';
 import { LocalMaster } from './local-master.js';
+import type { MirrorMaster } from './master.js';
+import { RemoteMaster } from './remote-master.js';
 import { MirrorJournaler } from './mirror-journaler.js';
 import { MirrorSink } from './mirror-sink.js';
 import { roleOf, writeSynced } from './pfs.js';
@@ -35,10 +39,14 @@ const CHECK_AFTER = 'mirror_check_after';
 /** Set when the slave's state was found to differ from the master's: nothing more is applied. */
 const DIVERGED = 'mirror_diverged';
 
+/** Where the master is: a local fileset directory, or a daemon (its URL, and how this slave enrols with it). */
+export type MasterSpec =
+  | { readonly kind: 'local'; readonly dir: string; readonly fileset?: string }
+  | { readonly kind: 'remote'; readonly url: string; readonly where: string; readonly uuid?: string; readonly trust: ClientTrust; readonly stateDir: string };
+
 export interface MirrorStreamOptions {
-  readonly src: string;
+  readonly src: MasterSpec;
   readonly dst: string;
-  readonly srcFileset?: string;
   readonly dstFileset?: string;
   /** Bytes per second of content, or null for no limit. */
   readonly rate: number | null;
@@ -77,33 +85,44 @@ export interface MirrorResult {
 }
 
 export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult> {
-  const srcPaths = findFileset(o.src, o.srcFileset);
   const dstPaths = findFileset(o.dst, o.dstFileset);
-  if (srcPaths.db === dstPaths.db) throw IntersyncError.BAD_ARGUMENT('SRC and DST are the same fileset', 'mirror a master into a slave made with intersync pfs-slave');
-  const master = new LocalMaster(srcPaths, o.rate === null ? null : new RateLimit(o.rate));
+  const limit = o.rate === null ? null : new RateLimit(o.rate);
   let db: FilesetDb | null = null;
+  let master: MirrorMaster | null = null;
   let pidTaken = false;
   try {
     db = FilesetDb.open(dstPaths.db);
     const role = roleOf(db);
     if (role !== 'slave') throw IntersyncError.NOT_A_SLAVE(dstPaths.dir, role);
-    if (db.meta.uuid !== master.db.meta.uuid) throw IntersyncError.WRONG_MASTER(dstPaths.dir, db.meta.uuid, master.db.meta.uuid);
     const diverged = db.getMeta(DIVERGED);
     if (diverged !== undefined) {
       throw new IntersyncError('MIRROR_DIVERGED', `the slave stopped for good: ${diverged}`, {
         hint: 'make a new slave (intersync pfs-slave NEWDIR shared-uuid=UUID) and mirror into it (verify --repair is not built yet)',
       });
     }
+    if (o.src.kind === 'local') {
+      const srcPaths = findFileset(o.src.dir, o.src.fileset);
+      if (srcPaths.db === dstPaths.db) throw IntersyncError.BAD_ARGUMENT('SRC and DST are the same fileset', 'mirror a master into a slave made with intersync pfs-slave');
+      master = new LocalMaster(srcPaths, limit);
+    } else {
+      master = new RemoteMaster({
+        url: o.src.url, where: o.src.where, ...(o.src.uuid === undefined ? {} : { uuid: o.src.uuid }), trust: o.src.trust,
+        statePaths: statePaths(o.src.stateDir, db.meta.nodeId, dstPaths.name), node: db.meta.nodeId, limit, log: o.log,
+      });
+    }
+    const hello = await master.hello();
+    if (db.meta.uuid !== hello.uuid) throw IntersyncError.WRONG_MASTER(dstPaths.dir, db.meta.uuid, hello.uuid);
     const holder = takePidFile(dstPaths.pidFile);
     if (holder !== undefined) throw IntersyncError.DAEMON_RUNNING(dstPaths.dir, holder);
     pidTaken = true;
     // Every node of one fileset journals the same TIDs (its server's), so last_rcvd is kept under the first
     // master's node id: a client of the same fileset can take its place as the source.
-    const peer = db.getMeta(MASTER) ?? master.db.meta.nodeId;
+    const peer = db.getMeta(MASTER) ?? hello.node;
     db.setMeta(MASTER, peer);
-    db.setMeta(SOURCE, srcPaths.dir);
+    db.setMeta(SOURCE, master.where);
     const log = o.log;
     const slave = db;
+    const from = master;
     ApplyPath.cleanTmp(dstPaths.tmp);
     const apply = new ApplyPath({
       root: dstPaths.dir, tmpDir: dstPaths.tmp, db: slave, guard: new EchoGuard(), log: log.child({ component: 'apply' }),
@@ -115,14 +134,15 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
       const r = await firstCopy({
         db: slave, apply, client: master, source: master, root: dstPaths.dir, serverNode: peer, log, clock: o.clock,
         onProgress: (p) => o.report?.({
-          tid: formatTid(slave.lastTid), masterTid: formatTid(master.lastTid()), recordsPerSec: 0, bytesPerSec: 0,
-          lagRecords: Number(master.lastTid() - slave.lastRcvdOf(peer)), lagSeconds: 0, verified: 0,
+          tid: formatTid(slave.lastTid), masterTid: formatTid(from.lastTid()), recordsPerSec: 0, bytesPerSec: 0,
+          lagRecords: Number(from.lastTid() - slave.lastRcvdOf(peer)), lagSeconds: 0, verified: 0,
           copy: { files: p.files, totalFiles: p.totalFiles, bytes: p.bytes, totalBytes: p.totalBytes },
         }),
       });
       copied = { files: r.files, bytes: r.bytes };
       // The copy read each file as it was when read, maybe after its TID: until the master's TID now, a later
       // record may bring what the copy placed already, and the digests are compared only past it.
+      await master.hello(); // the master's TID now, after the copy (a remote master says it in its hello)
       slave.setMeta(CHECK_AFTER, formatTid(master.lastTid()));
       writeSynced(dstPaths, slave.lastRcvdOf(peer));
     }
@@ -130,18 +150,17 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
     const until = o.once ? master.lastTid() : null;
     const link: FollowLink = { connected: false, disconnectedSince: null, abort: new AbortController() };
     const sink = new MirrorSink({
-      db: slave, apply, paths: dstPaths, master, masterNode: peer, clock: o.clock, log, checkAfter, until, cut: () => link.abort.abort(),
+      db: slave, apply, paths: dstPaths, master: from, masterNode: peer, clock: o.clock, log, checkAfter, until, cut: () => link.abort.abort(),
     });
-    const hello = await master.hello();
     const follower = new RecordFollower({
-      source: master, sink, link, hello, clock: o.clock, firstBackoffMs: 200,
+      source: from, sink, link, hello, clock: o.clock, firstBackoffMs: 200,
       wait: (ms) => sleep(ms, undefined, o.signal === undefined ? {} : { signal: o.signal }).catch(() => undefined),
     });
     const onAbort = (): void => {
       void follower.stop();
     };
     o.signal?.addEventListener('abort', onAbort);
-    const reporter = o.report === null ? null : startReports(o, sink, master, slave, peer);
+    const reporter = o.report === null ? null : startReports(o, sink, from, slave, peer);
     try {
       if (until === null || slave.lastRcvdOf(peer) < until) await follower.run();
     } finally {
@@ -153,29 +172,32 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
       throw sink.failure;
     }
     return {
-      master: srcPaths.dir, slave: dstPaths.dir, sharedUuid: slave.meta.uuid, syncedTid: formatTid(slave.lastRcvdOf(peer)),
+      master: master.where, slave: dstPaths.dir, sharedUuid: slave.meta.uuid, syncedTid: formatTid(slave.lastRcvdOf(peer)),
       digest: formatDigest(slave.digest), copied, records: sink.counts.records, verified: sink.counts.verified, bytesSent: master.sent,
     };
   } finally {
     if (pidTaken) releasePidFile(dstPaths.pidFile);
     db?.close();
-    master.close();
+    await master?.close();
   }
 }
 
 /** A report a second (-v): the slave's TID, the rates over the last second, and how far behind the master it is. */
-function startReports(o: MirrorStreamOptions, sink: MirrorSink, master: LocalMaster, slave: FilesetDb, peer: string): NodeJS.Timeout {
+function startReports(o: MirrorStreamOptions, sink: MirrorSink, master: MirrorMaster, slave: FilesetDb, peer: string): NodeJS.Timeout {
   let last = { t: o.clock.monotonic(), records: sink.counts.records, bytes: master.sent };
+  let caughtUpAt = o.clock.now();
   return setInterval(() => {
     const now = { t: o.clock.monotonic(), records: sink.counts.records, bytes: master.sent };
     const s = Math.max(0.001, (now.t - last.t) / 1000);
     const at: Tid = slave.lastRcvdOf(peer);
     const masterTid = master.lastTid();
-    const first = masterTid > at ? master.firstAfter(at) : undefined;
+    if (masterTid <= at) caughtUpAt = o.clock.now();
+    // Since the master's first record not applied here; a master that cannot say: since the slave was last caught up.
+    const since = masterTid > at ? (master.firstAfterTime(at) ?? caughtUpAt) : null;
     o.report?.({
       tid: formatTid(at), masterTid: formatTid(masterTid),
       recordsPerSec: Math.round((now.records - last.records) / s), bytesPerSec: Math.round((now.bytes - last.bytes) / s),
-      lagRecords: Number(masterTid > at ? masterTid - at : 0n), lagSeconds: first === undefined ? 0 : Math.max(0, (o.clock.now() - first.time) / 1000),
+      lagRecords: Number(masterTid > at ? masterTid - at : 0n), lagSeconds: since === null ? 0 : Math.max(0, (o.clock.now() - since) / 1000),
       verified: sink.counts.verified,
     });
     last = now;
