@@ -81,15 +81,9 @@ interface MirrorCmdOptions {
 export function masterSpec(src: string, dst: string, o: MirrorCmdOptions): MasterSpec {
   const remote = isJoinToken(src) || /^https?:\/\//.test(src) || /^[A-Za-z0-9.-]+:[0-9]+(\/.*)?$/.test(src) || /^\[[0-9a-fA-F:]+\](:[0-9]+)?(\/.*)?$/.test(src);
   if (!remote) return { kind: 'local', dir: src, ...(o.srcFileset === undefined ? {} : { fileset: o.srcFileset }) };
-  let server = src;
-  let where = src;
-  if (!isJoinToken(src)) {
-    const m = /^((?:https?:\/\/)?[^/]+)(\/.*)?$/.exec(src)!;
-    server = m[1]!;
-    where = src;
-  } else {
-    where = parseJoinToken(src).url;
-  }
+  const token = isJoinToken(src);
+  const server = token ? src : /^((?:https?:\/\/)?[^/]+)(\/.*)?$/.exec(src)![1]!;
+  const where = token ? parseJoinToken(src).url : src;
   const t = clientTarget({ server, replicate: false, insecureHttp: o.insecureHttp, ...(o.secretFile === undefined ? {} : { secretFile: o.secretFile }) });
   return { kind: 'remote', url: t.url, where, ...(t.uuid === undefined ? {} : { uuid: t.uuid }), trust: t.trust, stateDir: resolveStateDir(o.stateDir, dst, o.fileset) };
 }
