@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cli, settle } from './helpers.js';
+import { cli, journalState, settle, sleep, spawnDaemon, stopChild } from './helpers.js';
 import { journalOf, lastJson, makeSlave, masterBox } from './mirror-fixture.js';
 
 test('pfs-status of a server and of a slave; pfs-slave refuses a populated directory and a bad uuid', async (t) => {
@@ -68,4 +68,46 @@ test('a mirror into a slave of another uuid, or into a fileset that is no slave,
   const r2 = cli(['mirror-stream', '--once', '--json', b.master, other]);
   assert.equal(r2.code, 1);
   assert.equal((JSON.parse(r2.stderr.trim()) as { error: { code: string } }).error.code, 'NOT_A_SLAVE');
+});
+
+test('a daemon refuses to run on a slave; pfs-upgrade makes a synchronized slave a master that serves on from its TID', async (t) => {
+  const b = await masterBox(t, 'intersync-mirror-upgrade-');
+  writeFileSync(join(b.master, 'a.txt'), 'alpha\n');
+  await settle(b.node);
+  makeSlave(b.slave, b.node.db.meta.uuid);
+  const logs = join(b.root, 'logs');
+  mkdirSync(logs);
+  await assert.rejects(spawnDaemon(b.slave, logs), /IS_A_SLAVE/);
+  const early = cli(['pfs-upgrade', b.slave]);
+  assert.equal(early.code, 1);
+  assert.match(early.stderr, /no fully synchronized TID yet.*\[IS_A_SLAVE\]/);
+
+  assert.equal(cli(['mirror-stream', '--once', b.master, b.slave]).code, 0);
+  const copied = journalOf(b.slave).tid;
+  writeFileSync(join(b.master, 'b.txt'), 'beta\n');
+  await settle(b.node);
+  assert.equal(cli(['mirror-stream', '--once', b.master, b.slave]).code, 0);
+  const synced = journalOf(b.slave).tid;
+  assert.ok(synced > copied);
+
+  const up = cli(['pfs-upgrade', '--json', b.slave]);
+  assert.equal(up.code, 0, up.stderr);
+  assert.equal(lastJson(up.stdout).role, 'server');
+  assert.equal(lastJson(cli(['pfs-status', '--json', b.slave]).stdout).role, 'server');
+  // Its journal starts after the first copy: a node further behind is told to resync, not given a gap.
+  assert.equal(journalState(b.slave).firstKept, copied + 1n);
+  const again = cli(['pfs-upgrade', b.slave]);
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /\[NOT_A_SLAVE\]/);
+
+  // Served, it journals its own changes after the master's last TID it held.
+  const srv = await spawnDaemon(b.slave, logs);
+  t.after(() => stopChild(srv));
+  writeFileSync(join(b.slave, 'c.txt'), 'gamma\n');
+  let tid = journalState(b.slave).lastTid;
+  for (let i = 0; i < 100 && tid === synced; i++) {
+    await sleep(100);
+    tid = journalState(b.slave).lastTid;
+  }
+  assert.equal(tid, synced + 1n);
 });

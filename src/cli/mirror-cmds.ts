@@ -6,10 +6,12 @@
 import type { Command } from 'commander';
 import pino from 'pino';
 import { systemClock } from '#core/clock.js';
+import { formatTid } from '#core/ids.js';
 import { DEFAULT_FILESET, findFileset } from '#journal/layout.js';
 import { FilesetDb } from '#journal/fileset-db.js';
 import { formatRate, parseRate } from '#net/rate-limit.js';
-import { makeSlave, parseSharedUuid, pfsStatus } from '#mirror/pfs.js';
+import { makeSlave, parseSharedUuid, pfsStatus, upgradeSlave } from '#mirror/pfs.js';
+import { readPidFile } from '#journal/pid-file.js';
 import { mirrorStream, type MasterSpec, type MirrorReport } from '#mirror/mirror-stream.js';
 import { isJoinToken, parseJoinToken } from '#net/protocol/join-token.js';
 import { clientTarget } from './run-daemon.js';
@@ -53,6 +55,18 @@ export function cmdPfsSlave(dir: string, uuidArg: string, o: { fileset: string; 
   print(`created slave fileset '${r.paths.name}' in ${r.paths.dir}`);
   print(`    shared-uuid=${r.uuid}`);
   print(`    fill it with: intersync mirror-stream MASTER ${r.paths.dir}`);
+}
+
+export function cmdPfsUpgrade(dir: string, o: { fileset?: string; json: boolean }, print: Print): void {
+  const paths = findFileset(dir, o.fileset);
+  const db = FilesetDb.open(paths.db);
+  try {
+    const r = upgradeSlave(paths, db, readPidFile(paths.pidFile));
+    if (o.json) print(JSON.stringify({ dir: paths.dir, fileset: paths.name, role: 'server', syncedTid: formatTid(r.syncedTid) }));
+    else print(`${paths.dir} is a master now, at ${formatTid(r.syncedTid)}: serve it with intersync ${paths.dir} (the old master's clients can follow it)`);
+  } finally {
+    db.close();
+  }
 }
 
 function reportLine(r: MirrorReport): string {
@@ -129,6 +143,15 @@ export function addMirrorCommands(program: Command, print: Print): void {
     .option('--json', 'print as JSON', false)
     .addHelpText('after', '\nExamples:\n  intersync pfs-slave /backup/site shared-uuid=$(intersync pfs-status --json /exports/site | jq -r .sharedUuid)')
     .action((dir: string, uuid: string, o: { fileset: string; json: boolean }) => cmdPfsSlave(dir, uuid, o, print));
+
+  program
+    .command('pfs-upgrade')
+    .description('turn a mirror slave into a master (fail-over), once it holds a fully synchronized TID and no mirror runs into it')
+    .argument('<DIR>', 'the slave\'s backing directory')
+    .option('--fileset <NAME>', 'fileset (default: the only one in DIR)')
+    .option('--json', 'print as JSON', false)
+    .addHelpText('after', '\nExamples:\n  intersync pfs-upgrade /backup/site && intersync --listen 0.0.0.0:7777 /backup/site')
+    .action((dir: string, o: { fileset?: string; json: boolean }) => cmdPfsUpgrade(dir, o, print));
 
   program
     .command('mirror-stream')

@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'NOT_MOUNTED'
   | 'MOUNT_FAILED'
   | 'NOT_A_SLAVE'
+  | 'IS_A_SLAVE'
   | 'WRONG_MASTER'
   | 'MIRROR_DIVERGED';
 
@@ -193,6 +194,12 @@ export class IntersyncError extends Error {
   static NOT_A_SLAVE(dir: string, role: string): IntersyncError {
     return new IntersyncError('NOT_A_SLAVE', `${dir} is a ${role}, not a mirror slave: a mirror writes only into a slave`, {
       hint: 'make an empty slave bound to the master\'s shared-uuid first: intersync pfs-slave DIR shared-uuid=UUID (the uuid is in intersync pfs-status MASTER)',
+    });
+  }
+
+  static IS_A_SLAVE(dir: string, why: string): IntersyncError {
+    return new IntersyncError('IS_A_SLAVE', `${dir} is a mirror slave: ${why}`, {
+      hint: 'a slave is written only by intersync mirror-stream; to make it a master (fail-over), stop the mirror and run intersync pfs-upgrade DIR',
     });
   }
 

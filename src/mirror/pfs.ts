@@ -106,3 +106,25 @@ export function pfsStatus(paths: FilesetPaths, db: FilesetDb): PfsStatus {
     },
   };
 }
+
+/**
+ * pfs-upgrade: a slave becomes a master (fail-over), as HAMMER's, only once it holds a fully synchronized TID (its
+ * first copy done, no differing digest met) and no mirror writes it. Its journal keeps the master's TIDs, so the
+ * old master's clients resume against it; its KML starts after the first copy's TID (`kml_first`), so a node that
+ * is further behind is told to resync instead of missing the records before.
+ */
+export function upgradeSlave(paths: FilesetPaths, db: FilesetDb, mirrorRunning: number | undefined): { syncedTid: Tid } {
+  const role = roleOf(db);
+  if (role !== 'slave') throw IntersyncError.NOT_A_SLAVE(paths.dir, role);
+  if (mirrorRunning !== undefined) throw IntersyncError.DAEMON_RUNNING(paths.dir, mirrorRunning);
+  const diverged = db.getMeta('mirror_diverged');
+  if (diverged !== undefined) throw IntersyncError.IS_A_SLAVE(paths.dir, `its state differed from its master's, it cannot become one (${diverged})`);
+  const synced = syncedTid(db);
+  const copied = parseTid(db.getMeta('copy_done') ?? '');
+  if (synced === null || copied === undefined) throw IntersyncError.IS_A_SLAVE(paths.dir, 'it holds no fully synchronized TID yet (its first copy is not done): run mirror-stream --once into it first');
+  const first = copied + 1n;
+  if (db.firstKeptTid < first) db.setMeta('kml_first', first.toString());
+  db.setMeta('role', 'server');
+  db.setMeta('upgraded_at', formatTid(synced));
+  return { syncedTid: synced };
+}
