@@ -44,7 +44,7 @@ test('pfs-status of a server and of a slave; pfs-slave refuses a populated direc
   assert.equal(s.mirrorRole, 'slave');
   assert.equal(s.sharedUuid, b.node.db.meta.uuid);
   assert.equal(s.lastTid, '0x0000000000000000');
-  assert.deepEqual(s.slave, { syncedTid: null, syncedFile: null, master: null, source: null });
+  assert.deepEqual(s.slave, { syncedTid: null, syncedFile: null, master: null, source: null, handChanges: [] });
 });
 
 test('a mirror into a slave of another uuid, or into a fileset that is no slave, is refused and changes nothing', async (t) => {

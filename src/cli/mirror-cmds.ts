@@ -39,6 +39,7 @@ export function cmdPfsStatus(dir: string, o: { fileset?: string; json: boolean }
     if (s.slave !== null) {
       print(`    synced-tid=${s.slave.syncedTid ?? 'none (first copy not done)'}`);
       print(`    master=${s.slave.master ?? 'none yet'}${s.slave.source === null ? '' : ` (last read from ${s.slave.source})`}`);
+      for (const c of s.slave.handChanges) print(`    HAND CHANGE ${new Date(c.time).toISOString()} ${c.what} ${c.path}: ${c.undone ? 'undone' : 'NOT undone'}`);
     }
   } finally {
     db.close();
@@ -86,6 +87,7 @@ interface MirrorCmdOptions {
   secretFile?: string;
   stateDir?: string;
   insecureHttp: boolean;
+  handCheck: number;
 }
 
 /**
@@ -113,11 +115,15 @@ export async function cmdMirrorStream(src: string, dst: string, o: MirrorCmdOpti
   try {
     const r = await mirrorStream({
       src: from, dst, ...(o.fileset === undefined ? {} : { dstFileset: o.fileset }),
-      rate, once: o.once, clock: systemClock, log, signal: stop.signal,
+      rate, once: o.once, clock: systemClock, log, signal: stop.signal, handCheckMs: o.handCheck * 1000,
       report: o.verbose ? (x) => print(o.json ? JSON.stringify(x) : reportLine(x)) : null,
     });
-    if (o.json) print(JSON.stringify(r));
-    else print(`synced ${r.slave} to ${r.syncedTid} (${r.records} records, ${r.verified} verified, ${fmtBytes(r.bytesSent)} of content sent${r.copied === null ? '' : `; first copy ${r.copied.files} files`})`);
+    if (o.json) {
+      print(JSON.stringify(r));
+      return;
+    }
+    for (const c of r.handChanges) print(`hand change in the slave: ${c.what} ${c.path}: ${c.undone ? 'undone' : 'NOT undone'}${c.note === undefined ? '' : ` (${c.note})`}`);
+    print(`synced ${r.slave} to ${r.syncedTid} (${r.records} records, ${r.verified} verified, ${fmtBytes(r.bytesSent)} of content sent${r.copied === null ? '' : `; first copy ${r.copied.files} files`})`);
   } finally {
     process.removeListener('SIGINT', onSignal);
     process.removeListener('SIGTERM', onSignal);
@@ -163,6 +169,7 @@ export function addMirrorCommands(program: Command, print: Print): void {
     .option('--once', 'copy up to the master\'s TID now, then exit (for cron)', false)
     .option('--src-fileset <NAME>', 'the master\'s fileset (default: the only one in SRC)')
     .option('--fileset <NAME>', 'the slave\'s fileset (default: the only one in DST)')
+    .option('--hand-check <S>', 'seconds between checks of the slave\'s disk against its journal (changes made by hand are reported and undone); 0: only at start and end', (v) => Number(v), 10)
     .option('--secret-file <FILE>', 'a remote master: enrol with its fileset secret (a join token carries its own invitation)')
     .option('--state-dir <DIR>', 'a remote master: where this slave keeps its credential (as a client\'s)')
     .option('--insecure-http', 'a remote master over plain http on a network that is not loopback', false)

@@ -3,6 +3,7 @@ import type { Clock } from '#core/clock.js';
 import { digestAdd, formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
 import { formatTid, NO_VERSION, type Tid } from '#core/ids.js';
+import { Mutex } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import type { ApplyPath } from '#apply/apply-path.js';
 import { applyRecord } from '#apply/record-applier.js';
@@ -13,6 +14,7 @@ import type { SnapshotEntry } from '#net/snapshot-source.js';
 import { RecordFailure, type FollowNext, type RecordSink, type RunRecord, type StreamHello } from '#net/record-follower.js';
 import type { MasterHello, MirrorMaster } from './master.js';
 import { MirrorJournaler } from './mirror-journaler.js';
+import { handCheck, type HandChange } from './hand-check.js';
 import { writeSynced } from './pfs.js';
 
 /*
@@ -59,6 +61,10 @@ export class MirrorSink implements RecordSink<MasterHello> {
   done = false;
   /** The last TID applied and found good (checked, or not checkable yet): what `synced` may name, never a differing one. */
   #good: Tid;
+  /** Records are applied and the disk checked for hand changes one at a time. */
+  readonly #lock = new Mutex();
+  /** The hand changes found (and undone, most) in this run. */
+  readonly hand: HandChange[] = [];
 
   constructor(o: MirrorSinkOptions) {
     this.#o = o;
@@ -92,12 +98,27 @@ export class MirrorSink implements RecordSink<MasterHello> {
   }
 
   async onRecord(r: KmlRecord, payload: Buffer | null, last: Tid | undefined): Promise<void> {
-    await this.#applyOne(r, payload, last);
-    this.#synced();
+    await this.#lock.run(async () => {
+      await this.#applyOne(r, payload, last);
+      this.#synced();
+    });
   }
 
   /** A run: each record applied and checked in turn, one flush for the run, then `synced` names its last TID. */
-  async onRecords(run: readonly RunRecord[]): Promise<void> {
+  onRecords(run: readonly RunRecord[]): Promise<void> {
+    return this.#lock.run(() => this.#applyRun(run));
+  }
+
+  /** Compare the slave's disk with its journal, between records: hand changes reported and undone (hand-check.ts). */
+  async handCheck(): Promise<void> {
+    if (this.failure !== null) return;
+    const o = this.#o;
+    await this.#lock.run(async () => {
+      this.hand.push(...await handCheck({ paths: o.paths, db: o.db, apply: o.apply, master: o.master, log: o.log, clock: o.clock }));
+    });
+  }
+
+  async #applyRun(run: readonly RunRecord[]): Promise<void> {
     try {
       for (const x of run) {
         try {

@@ -20,6 +20,7 @@ import { LocalMaster } from './local-master.js';
 import type { MirrorMaster } from './master.js';
 import { RemoteMaster } from './remote-master.js';
 import { MirrorJournaler } from './mirror-journaler.js';
+import type { HandChange } from './hand-check.js';
 import { MirrorSink } from './mirror-sink.js';
 import { roleOf, writeSynced } from './pfs.js';
 
@@ -55,6 +56,8 @@ export interface MirrorStreamOptions {
   readonly report: ((line: MirrorReport) => void) | null;
   readonly clock: Clock;
   readonly log: Logger;
+  /** How often the slave's disk is compared with its journal (hand changes undone), besides at start and at the end; 0: only then. */
+  readonly handCheckMs: number;
   /** Aborted: stop at the next turn (SIGINT, SIGTERM). */
   readonly signal?: AbortSignal;
 }
@@ -82,6 +85,8 @@ export interface MirrorResult {
   readonly verified: number;
   /** Bytes of file content the master handed over in this run (what a resume did not have to send again). */
   readonly bytesSent: number;
+  /** Changes made by hand in the slave, found in this run (and undone, unless said). */
+  readonly handChanges: readonly HandChange[];
 }
 
 export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult> {
@@ -161,9 +166,21 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
     };
     o.signal?.addEventListener('abort', onAbort);
     const reporter = o.report === null ? null : startReports(o, sink, from, slave, peer);
+    let checks: NodeJS.Timeout | null = null;
+    let checking: Promise<void> = Promise.resolve();
     try {
+      await sink.handCheck();
+      if (o.handCheckMs > 0) {
+        checks = setInterval(() => {
+          checking = checking.then(() => sink.handCheck()).catch((e: unknown) => log.error({ err: (e as Error).message }, 'hand-change check failed'));
+        }, o.handCheckMs);
+      }
       if (until === null || slave.lastRcvdOf(peer) < until) await follower.run();
+      if (checks !== null) clearInterval(checks);
+      await checking;
+      if (sink.failure === null) await sink.handCheck();
     } finally {
+      if (checks !== null) clearInterval(checks);
       if (reporter !== null) clearInterval(reporter);
       o.signal?.removeEventListener('abort', onAbort);
     }
@@ -174,6 +191,7 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
     return {
       master: master.where, slave: dstPaths.dir, sharedUuid: slave.meta.uuid, syncedTid: formatTid(slave.lastRcvdOf(peer)),
       digest: formatDigest(slave.digest), copied, records: sink.counts.records, verified: sink.counts.verified, bytesSent: master.sent,
+      handChanges: sink.hand,
     };
   } finally {
     if (pidTaken) releasePidFile(dstPaths.pidFile);

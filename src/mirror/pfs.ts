@@ -89,7 +89,11 @@ export interface PfsStatus {
   readonly objects: number;
   readonly history: 'off';
   /** A slave: its synchronized TID (null before its first copy is in), the file that names it, its master. */
-  readonly slave: { readonly syncedTid: string | null; readonly syncedFile: string | null; readonly master: string | null; readonly source: string | null } | null;
+  readonly slave: {
+    readonly syncedTid: string | null; readonly syncedFile: string | null; readonly master: string | null; readonly source: string | null;
+    /** The last changes made by hand in the slave that a mirror found (and undid, unless `undone` is false). */
+    readonly handChanges: ReadonlyArray<{ readonly time: number; readonly path: string; readonly what: string; readonly undone: boolean }>;
+  } | null;
 }
 
 export function pfsStatus(paths: FilesetPaths, db: FilesetDb): PfsStatus {
@@ -103,6 +107,7 @@ export function pfsStatus(paths: FilesetPaths, db: FilesetDb): PfsStatus {
     slave: role !== 'slave' ? null : {
       syncedTid: synced === null ? null : formatTid(synced), syncedFile: fileTid === null ? null : formatTid(fileTid),
       master: db.getMeta('mirror_master') ?? null, source: db.getMeta('mirror_source') ?? null,
+      handChanges: JSON.parse(db.getMeta('mirror_hand_changes') ?? '[]') as Array<{ time: number; path: string; what: string; undone: boolean }>,
     },
   };
 }
