@@ -137,3 +137,27 @@ test('a slave whose state differs from the master\'s stops at the next record, n
   assert.equal(again.code, 1);
   assert.match(again.stderr, /stopped for good: .*first differing path: b\.txt \[MIRROR_DIVERGED\]/);
 });
+
+test('cascade: a slave is the master of another slave', async (t) => {
+  const b = await masterBox(t, 'intersync-mirror-cascade-');
+  mkdirSync(join(b.master, 'd'));
+  for (let i = 0; i < 10; i++) writeFileSync(join(b.master, 'd', `f${i}`), `${i}\n`);
+  await settle(b.node);
+  const s2 = join(b.root, 'slave2');
+  mkdirSync(s2);
+  makeSlave(b.slave, b.node.db.meta.uuid);
+  makeSlave(s2, b.node.db.meta.uuid);
+  assert.equal(cli(['mirror-stream', '--once', b.master, b.slave]).code, 0);
+  assert.equal(cli(['mirror-stream', '--once', b.slave, s2]).code, 0);
+  renameSync(join(b.master, 'd'), join(b.master, 'e'));
+  writeFileSync(join(b.master, 'e/f1'), 'changed\n');
+  await settle(b.node);
+  assert.equal(cli(['mirror-stream', '--once', b.master, b.slave]).code, 0);
+  const r = cli(['mirror-stream', '--once', '--json', b.slave, s2]);
+  assert.equal(r.code, 0, r.stderr);
+  const m = journalOf(b.master);
+  assert.equal(lastJson(r.stdout).syncedTid, hex(m.tid));
+  assert.equal(lastJson(r.stdout).verified, lastJson(r.stdout).records);
+  assert.equal(journalOf(s2).digest, m.digest);
+  assert.equal(await diskDigest(s2), await diskDigest(b.master));
+});
