@@ -180,8 +180,14 @@ export class LocalMaster implements MirrorMaster {
     return out;
   }
 
+  /** The current content's block map of `d`'s object; CONTENT_GONE when the master holds no file there now (removed or moving). */
   async blockMap(d: RecordDraft): Promise<BlockMap> {
-    const got = await this.#reader.blockMap(d.fid);
+    let got: Awaited<ReturnType<ContentReader['blockMap']>>;
+    try {
+      got = await this.#reader.blockMap(d.fid);
+    } catch {
+      got = null; // removed or replaced while read: its capture has not journaled it yet
+    }
     if (got === null) throw IntersyncError.CONTENT_GONE(d.fid);
     return got.map;
   }
@@ -191,7 +197,16 @@ export class LocalMaster implements MirrorMaster {
     const got = await this.#reader.blockMap(d.fid);
     if (got === null || got.map.hash !== map.hash) throw IntersyncError.CONTENT_GONE(map.hash);
     let k = 0;
-    for (const run of this.#reader.blocks(got.path, map, indexes)) {
+    const runs = this.#reader.blocks(got.path, map, indexes);
+    for (;;) {
+      let next: IteratorResult<Buffer>;
+      try {
+        next = runs.next();
+      } catch {
+        throw IntersyncError.CONTENT_GONE(map.hash); // changed or removed while read: a later record brings it
+      }
+      if (next.done === true) return;
+      const run = next.value;
       for (let at = 0; at < run.length; k++) {
         const n = blockLength(map, indexes[k]!);
         await this.#count(n);

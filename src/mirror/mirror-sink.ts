@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
-import { digestAdd, formatDigest } from '#core/digest.js';
+import { digestAdd, digestSub, formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
-import { formatTid, NO_VERSION, type Tid } from '#core/ids.js';
+import { formatTid, NO_VERSION, type Fid, type Tid } from '#core/ids.js';
 import { Mutex } from '#core/mutex.js';
 import type { KmlRecord } from '#core/record.js';
 import type { ApplyPath } from '#apply/apply-path.js';
@@ -35,6 +35,11 @@ export interface MirrorCounts {
   masterTid: Tid;
 }
 
+/** Meta key of the objects behind (see MirrorSink#behind). */
+export const BEHIND = 'mirror_behind';
+/** Past this many objects behind, the records are applied unchecked until fewer are (the check costs one step per object). */
+const MAX_BEHIND = 10_000;
+
 export interface MirrorSinkOptions {
   readonly db: FilesetDb;
   readonly apply: ApplyPath;
@@ -43,8 +48,8 @@ export interface MirrorSinkOptions {
   readonly masterNode: string;
   readonly clock: Clock;
   readonly log: Logger;
-  /** Records up to this TID are applied unchecked: the first copy placed content read after its TID (see mirror-stream.ts). */
-  readonly checkAfter: Tid;
+  /** Objects placed with other content than the master journaled, and the hash it journaled (the first copy's, a run's before a restart). */
+  readonly behind: ReadonlyMap<string, string | null>;
   /** --once: stop once this TID is applied. */
   readonly until: Tid | null;
   /** The follower's link: cut when done, so that the loop ends at its next turn. */
@@ -54,8 +59,12 @@ export interface MirrorSinkOptions {
 export class MirrorSink implements RecordSink<MasterHello> {
   readonly #o: MirrorSinkOptions;
   readonly counts: MirrorCounts;
-  /** Objects placed with content other than their record's (the master had changed it since): unchecked until a later record of theirs. */
-  readonly #behind = new Set<string>();
+  /**
+   * Objects placed with content other than their record's (the master had changed it again when it was read, or
+   * removed it), with the hash the master journaled for them: the digest compared counts that hash for them, until
+   * a later record of each brings its own. Kept in meta (`mirror_behind`) so that a restart knows them.
+   */
+  readonly #behind: Map<string, string | null>;
   /** Why the mirror stopped for good, if it did. */
   failure: IntersyncError | null = null;
   done = false;
@@ -70,6 +79,7 @@ export class MirrorSink implements RecordSink<MasterHello> {
     this.#o = o;
     this.counts = { records: 0, verified: 0, masterTid: o.db.lastRcvdOf(o.masterNode) };
     this.#good = o.db.lastRcvdOf(o.masterNode);
+    this.#behind = new Map(o.behind);
   }
 
   lastRcvd(): Tid {
@@ -143,7 +153,9 @@ export class MirrorSink implements RecordSink<MasterHello> {
 
   onLost(e: unknown): Promise<FollowNext> {
     if (this.done) return Promise.resolve('stop');
-    if (e instanceof RecordFailure) {
+    // A record the apply path refused (the slave is not the master's state before it), or a digest that differs:
+    // the mirror stops for good. Anything else (the master's file moving while read, a full disk here) is retried.
+    if (e instanceof RecordFailure && e.cause instanceof IntersyncError && (e.cause.code === 'MIRROR_DIVERGED' || e.cause.code === 'CONFLICT')) {
       const cause = e.cause;
       this.failure = cause instanceof IntersyncError && cause.code === 'MIRROR_DIVERGED' ? cause
         : new IntersyncError('MIRROR_DIVERGED', `the master's record ${formatTid(e.record.tid)} (${e.record.kind} ${e.record.path}) does not apply on the slave: ${(cause as Error).message}`, {
@@ -152,6 +164,10 @@ export class MirrorSink implements RecordSink<MasterHello> {
         });
       this.#o.log.error({ tid: formatTid(e.record.tid), err: this.failure.message }, 'mirror stopped');
       return Promise.resolve('stop');
+    }
+    if (e instanceof RecordFailure) {
+      this.#o.log.warn({ tid: formatTid(e.record.tid), kind: e.record.kind, path: e.record.path, err: (e.cause as Error).message }, 'a master record could not be applied yet; retrying');
+      return Promise.resolve('back-off');
     }
     this.#o.log.warn({ err: (e as Error).message }, 'master stream lost; retrying');
     return Promise.resolve('back-off');
@@ -168,16 +184,46 @@ export class MirrorSink implements RecordSink<MasterHello> {
     const j = new MirrorJournaler(o.db, o.masterNode, o.clock, o.log);
     await applyRecord(o.apply, r, { inline: payload, source: o.master, standIn: true }, j);
     this.counts.records++;
-    if (j.placed !== undefined) this.#behind.add(r.fid);
-    else if (this.#behind.has(r.fid) && (r.hash !== null || r.kind === 'unlink')) this.#behind.delete(r.fid);
-    if (r.tid > o.checkAfter && this.#behind.size === 0) await this.#check(r);
+    if (this.#follow(r, j.placed !== undefined)) o.db.setMeta(BEHIND, JSON.stringify(Object.fromEntries(this.#behind)));
+    if (this.#behind.size <= MAX_BEHIND) await this.#check(r);
     this.#good = r.tid;
   }
 
-  /** The proof at this TID: the slave's digest after the record is the master's. */
+  /**
+   * What record `r` does to the objects behind; true when they changed. Content that came as journaled takes an
+   * object (and the names of its inode: `links`, as the master gave them all its content) out; content placed
+   * otherwise puts them in with the record's hash; a link joins its target's state; a removal takes it out.
+   */
+  #follow(r: KmlRecord, placed: boolean): boolean {
+    const b = this.#behind;
+    const before = JSON.stringify([...b]);
+    if (r.kind === 'create' || r.kind === 'write' || r.kind === 'truncate') {
+      for (const fid of r.links !== undefined && r.links !== null && r.links.length > 0 ? r.links : [r.fid]) {
+        if (placed) b.set(fid, r.hash);
+        else b.delete(fid);
+      }
+    } else if (r.kind === 'unlink' || r.kind === 'rmdir') {
+      b.delete(r.fid);
+    } else if (r.kind === 'link') {
+      const target = r.targetFid ?? (r.target === null ? undefined : this.#o.db.objectByPath(r.target)?.fid);
+      if (target !== undefined && target !== null && b.has(target)) b.set(r.fid, b.get(target)!);
+    }
+    return JSON.stringify([...b]) !== before;
+  }
+
+  /**
+   * The proof at this TID: the slave's digest after the record is the master's, counting for each object behind
+   * the hash the master journaled instead of the content placed here.
+   */
   async #check(r: KmlRecord): Promise<void> {
     const db = this.#o.db;
-    const got = formatDigest(db.digest);
+    let digest = db.digest;
+    for (const [fid, hash] of this.#behind) {
+      const row = db.objectByFid(fid as Fid);
+      if (row === undefined || row.hash === hash) continue;
+      digest = digestAdd(digestSub(digest, row), { ...row, hash });
+    }
+    const got = formatDigest(digest);
     if (got === r.digest) {
       this.counts.verified++;
       return;

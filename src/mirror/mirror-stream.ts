@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '#core/clock.js';
 import { formatDigest } from '#core/digest.js';
 import { IntersyncError } from '#core/errors.js';
-import { asTid, formatTid, type Tid } from '#core/ids.js';
+import { formatTid, type Tid } from '#core/ids.js';
 import { ApplyPath } from '#apply/apply-path.js';
 import { recoverInFlight } from '#apply/recovery.js';
 import { firstCopy } from '#copy/copy.js';
@@ -21,7 +21,7 @@ import type { MirrorMaster } from './master.js';
 import { RemoteMaster } from './remote-master.js';
 import { MirrorJournaler } from './mirror-journaler.js';
 import type { HandChange } from './hand-check.js';
-import { MirrorSink } from './mirror-sink.js';
+import { BEHIND, MirrorSink } from './mirror-sink.js';
 import { roleOf, writeSynced } from './pfs.js';
 
 /*
@@ -35,8 +35,6 @@ import { roleOf, writeSynced } from './pfs.js';
 /** Meta keys of a slave (besides `role`, pfs.ts). */
 const MASTER = 'mirror_master';
 const SOURCE = 'mirror_source';
-/** The master's TID once the first copy was in: content read after the copy's own TID makes the digests differ until there. */
-const CHECK_AFTER = 'mirror_check_after';
 /** Set when the slave's state was found to differ from the master's: nothing more is applied. */
 const DIVERGED = 'mirror_diverged';
 
@@ -135,9 +133,11 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
     });
     await recoverInFlight({ db: slave, apply, root: dstPaths.dir, log }, new MirrorJournaler(slave, peer, o.clock, log));
     let copied: { files: number; bytes: number } | null = null;
+    const behind = new Map(Object.entries(JSON.parse(slave.getMeta(BEHIND) ?? '{}') as Record<string, string | null>));
     if (slave.getMeta('copy_done') === undefined) {
       const r = await firstCopy({
         db: slave, apply, client: master, source: master, root: dstPaths.dir, serverNode: peer, log, clock: o.clock,
+        behind: (fid, hash) => behind.set(fid, hash),
         onProgress: (p) => o.report?.({
           tid: formatTid(slave.lastTid), masterTid: formatTid(from.lastTid()), recordsPerSec: 0, bytesPerSec: 0,
           lagRecords: Number(from.lastTid() - slave.lastRcvdOf(peer)), lagSeconds: 0, verified: 0,
@@ -145,17 +145,15 @@ export async function mirrorStream(o: MirrorStreamOptions): Promise<MirrorResult
         }),
       });
       copied = { files: r.files, bytes: r.bytes };
-      // The copy read each file as it was when read, maybe after its TID: until the master's TID now, a later
-      // record may bring what the copy placed already, and the digests are compared only past it.
-      await master.hello(); // the master's TID now, after the copy (a remote master says it in its hello)
-      slave.setMeta(CHECK_AFTER, formatTid(master.lastTid()));
+      // The copy read each file as it was when read, maybe after its TID: what it placed otherwise than its row
+      // says is behind until the master's later record of it (the digest is compared again from then on).
+      slave.setMeta(BEHIND, JSON.stringify(Object.fromEntries(behind)));
       writeSynced(dstPaths, slave.lastRcvdOf(peer));
     }
-    const checkAfter = asTid(BigInt(slave.getMeta(CHECK_AFTER) ?? '0'));
     const until = o.once ? master.lastTid() : null;
     const link: FollowLink = { connected: false, disconnectedSince: null, abort: new AbortController() };
     const sink = new MirrorSink({
-      db: slave, apply, paths: dstPaths, master: from, masterNode: peer, clock: o.clock, log, checkAfter, until, cut: () => link.abort.abort(),
+      db: slave, apply, paths: dstPaths, master: from, masterNode: peer, clock: o.clock, log, behind, until, cut: () => link.abort.abort(),
     });
     const follower = new RecordFollower({
       source: from, sink, link, hello, clock: o.clock, firstBackoffMs: 200,
