@@ -5,12 +5,12 @@ import type { StatIdentity } from '#fsio/disk.js';
 import type { ApplyPath, ContentSource, Staged } from './apply-path.js';
 
 /** The directions a peer's record comes from, as its in-flight note names them. */
-export type Via = 'reint' | 'forward' | 'copy';
+export type Via = 'reint' | 'forward' | 'copy' | 'mirror';
 
 /**
  * How one direction journals what the apply path applies for it; one implementation per direction: a server's
  * reintegration (net/reint-journaler.ts), a client's forwarded record (daemon/forward-journaler.ts), a first copy
- * or resync (copy/copy-journaler.ts). applyRecord calls `check`, then `ready`, then the disk change and `commit`.
+ * or resync (copy/copy-journaler.ts), a mirror slave's record (mirror/mirror-journaler.ts). applyRecord calls `check`, then `ready`, then the disk change and `commit`.
  *
  * Invariants: `check`, `ready` and `commit` run in one tick with the disk change (no await between them), so
  * nothing changes the journal or the names between the check and the commit; `commit` journals the record `ready`

@@ -16,6 +16,7 @@ import { addTrustCommands } from './trust.js';
 import { addOpsCommands } from './ops.js';
 import { addVersionCommands } from './version-cmds.js';
 import { addMountCommands } from './mount-cmd.js';
+import { addMirrorCommands } from './mirror-cmds.js';
 
 const print = (line: string): void => {
   process.stdout.write(`${line}\n`);
@@ -45,6 +46,7 @@ function build(): Command {
   addTrustCommands(program, print);
   addOpsCommands(program, print);
   addMountCommands(program, print);
+  addMirrorCommands(program, print);
 
   for (const c of [program, ...program.commands]) {
     c.exitOverride();

@@ -82,7 +82,7 @@ export function logFormatOf(asked: string | undefined, tty: boolean): LogFormat 
 }
 
 /** A client's server: a URL, or a join token (address, fileset, invitation, pinned certificate). */
-export function clientTarget(o: RunOptions): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
+export function clientTarget(o: Pick<RunOptions, 'server' | 'secretFile' | 'replicate' | 'insecureHttp'>): { url: string; trust: ClientTrust; uuid?: string; replicate: boolean } {
   let url = o.server!;
   let trust: ClientTrust = {};
   let uuid: string | undefined;

@@ -34,6 +34,14 @@ export interface CopyDeps {
   readonly onServerTid?: (tid: Tid, next: { tid: Tid; time: number } | null) => void;
   /** Objects whose pending records the server kept refusing (a resync): rebased on the snapshot, see protectLocal. */
   readonly stuck?: ReadonlySet<Fid>;
+  /**
+   * A mirror's copy (mirror/mirror-stream.ts): an entry whose content did not come (changed or gone on the master
+   * since its TID, not journaled there yet) is placed as an empty stand-in instead of left out, and every entry
+   * placed with other content than its row's (newer, or the stand-in) is told here, with the row's hash (what the
+   * master's digest counts for it): a later record of the object brings its own. Absent (a client): such an entry
+   * is left out, as before.
+   */
+  readonly behind?: (fid: Fid, hash: string | null) => void;
 }
 
 export interface CopyResult {

@@ -1,4 +1,4 @@
-import { asTid, formatTid, parseTid } from '#core/ids.js';
+import { asTid, formatTid, parseTid, type Fid } from '#core/ids.js';
 import { IntersyncError } from '#core/errors.js';
 import type { RecordDraft } from '#core/record.js';
 import type { SnapshotEntry } from '#net/snapshot-source.js';
@@ -154,6 +154,7 @@ async function placeRunPiped(
           return;
         }
         d.db.commitCopyNew(f.d, asTid(BigInt(f.e.version)), r);
+        if (f.d.hash !== f.e.hash) d.behind?.(f.e.fid as Fid, f.e.hash);
         p.files++;
         p.bytes += f.buf.length;
       });

@@ -6,7 +6,7 @@ import { sha256Hex } from '#core/sha256.js';
 import type { Staged } from '#apply/apply-path.js';
 import { confine } from '#apply/confine.js';
 import { applyStaged } from '#apply/record-applier.js';
-import { hashFileSync, lstatOrNull } from '#fsio/disk.js';
+import { EMPTY_SHA256, hashFileSync, lstatOrNull } from '#fsio/disk.js';
 import type { SnapshotEntry } from '#net/snapshot-source.js';
 import { parseWireEntry } from '#net/protocol/wire-record.js';
 import { modeChange, type AttrPolicy } from '#policy/attr-policy.js';
@@ -142,16 +142,17 @@ export function place(
     }
     freeName(ctx, e); // below the object this one was here (removed just above), or made there meanwhile
   }
-  if (ctx.fresh && draft.kind === 'create' && staged === null) {
-    const direct = directOf(draft, e, got);
-    if (direct === null) {
-      ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
-      return;
-    }
+  const direct = ctx.fresh && draft.kind === 'create' && staged === null ? directOf(draft, e, got) : null;
+  if (ctx.fresh && draft.kind === 'create' && staged === null && direct === null && d.behind === undefined) {
+    ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
+    return;
+  }
+  if (direct !== null) {
     try {
       d.apply.createDirect(direct.d, direct.buf, (identity) => d.db.commitCopyNew(direct.d, version, identity), checkedDirs);
       p.files++;
       p.bytes += direct.buf.length;
+      if (direct.d.hash !== e.hash) d.behind?.(e.fid as Fid, e.hash);
       return;
     } catch (err) {
       if (!(err instanceof IntersyncError) || err.code !== 'CONFLICT') throw err; // else: something is at the name
@@ -192,8 +193,13 @@ export function place(
     if (got !== undefined && got.data !== null && got.hash !== null) {
       final = { ...draft, hash: got.hash, size: got.data.length }; // newer than the snapshot: a later record says so
       staged = d.apply.stageBytes(final, got.data);
+      if (got.hash !== e.hash) d.behind?.(e.fid as Fid, e.hash);
     } else if ((e.size ?? 0) === 0) {
       staged = d.apply.stageBytes(draft, Buffer.alloc(0));
+    } else if (d.behind !== undefined) {
+      final = { ...draft, hash: EMPTY_SHA256, size: 0 }; // a mirror's stand-in: the master's next record of it brings its content
+      staged = d.apply.stageBytes(final, Buffer.alloc(0));
+      d.behind(e.fid as Fid, e.hash);
     } else {
       ctx.skipped++; // gone from the server since the snapshot: the stream brings its removal
       return;

@@ -45,7 +45,11 @@ export type ErrorCode =
   | 'VERSION_AMBIGUOUS'
   | 'MOUNT_BUSY'
   | 'NOT_MOUNTED'
-  | 'MOUNT_FAILED';
+  | 'MOUNT_FAILED'
+  | 'NOT_A_SLAVE'
+  | 'IS_A_SLAVE'
+  | 'WRONG_MASTER'
+  | 'MIRROR_DIVERGED';
 
 /**
  * Why a change was refused as a conflict, for a program to act on (the message says it for a person); `path` is
@@ -185,6 +189,32 @@ export class IntersyncError extends Error {
       hint: 'the mount needs /dev/fuse and libfuse2 (Debian: apt-get install fuse3 libfuse2), and an existing directory outside DIR',
       ...(cause === undefined ? {} : { cause }),
     });
+  }
+
+  static NOT_A_SLAVE(dir: string, role: string): IntersyncError {
+    return new IntersyncError('NOT_A_SLAVE', `${dir} is a ${role}, not a mirror slave: a mirror writes only into a slave`, {
+      hint: 'make an empty slave bound to the master\'s shared-uuid first: intersync pfs-slave DIR shared-uuid=UUID (the uuid is in intersync pfs-status MASTER)',
+    });
+  }
+
+  static IS_A_SLAVE(dir: string, why: string): IntersyncError {
+    return new IntersyncError('IS_A_SLAVE', `${dir} is a mirror slave: ${why}`, {
+      hint: 'a slave is written only by intersync mirror-stream; to make it a master (fail-over), stop the mirror and run intersync pfs-upgrade DIR',
+    });
+  }
+
+  static WRONG_MASTER(dir: string, slaveUuid: string, masterUuid: string): IntersyncError {
+    return new IntersyncError('WRONG_MASTER', `the slave ${dir} is bound to shared-uuid ${slaveUuid}, the master's is ${masterUuid}: mirror refused`, {
+      hint: 'mirror this master into a slave made for it (intersync pfs-slave NEWDIR shared-uuid=MASTER_UUID), or give the master this slave was made for',
+    });
+  }
+
+  /** A slave whose state after a TID is not the master's there: it stops applying (nothing more is built on a wrong state). */
+  static MIRROR_DIVERGED(tid: string, path: string | null, want: string, got: string): IntersyncError {
+    return new IntersyncError('MIRROR_DIVERGED',
+      `the slave's state digest after ${tid} is ${got.slice(0, 16)}…, the master's is ${want.slice(0, 16)}…; first differing path: ${path ?? 'none found (objects changed on the master since)'}`, {
+        hint: 'the slave stopped applying at that TID; look at the path named (a change behind the slave\'s back, a damaged disk), then make a new slave and mirror again (verify --repair is not built yet)',
+      });
   }
 
   static BAD_PATH(path: string, why: string): IntersyncError {

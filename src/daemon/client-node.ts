@@ -121,6 +121,11 @@ export class ClientNode {
       client = ClientNode.#peer(o, sp);
     }
     const db = FilesetDb.open(paths.db);
+    if (db.getMeta('role') === 'slave') {
+      db.close();
+      await client.close();
+      throw IntersyncError.IS_A_SLAVE(dir, 'running it as a client would send its files to the server as changes made here');
+    }
     client.uuid = db.meta.uuid;
     const holder = takePidFile(paths.pidFile);
     if (holder !== undefined) {

@@ -173,6 +173,11 @@ export class FilesetNode {
     }
     // Refuse a damaged store before touching anything, then take the pid file.
     const db = FilesetDb.open(paths.db);
+    if (db.getMeta('role') === 'slave') {
+      db.close();
+      // Capture would journal the slave's files as this node's changes: the mirror's next record would not apply.
+      throw IntersyncError.IS_A_SLAVE(dir, 'serving it would fork the fileset from its master');
+    }
     if (db.getMeta('role') === 'client') {
       const url = db.getMeta('server_url') ?? 'its server';
       db.close();

@@ -191,20 +191,20 @@ async function copyStream(s: ServerState, reply: FastifyReply, since: Tid): Prom
  * The first record after `since` when the copy at `tid` brings records past it, as a lag field (`next`): the
  * oldest change a node at `since` misses (after a prune, the oldest kept: the status counts from it too).
  */
-function firstAfter(db: FilesetDb, since: Tid, tid: Tid): { tid: string; time: number } | null {
+export function firstAfter(db: FilesetDb, since: Tid, tid: Tid): { tid: string; time: number } | null {
   const first = tid > since ? db.readKml(since, 1)[0] : undefined;
   return first === undefined ? null : { tid: formatTid(first.tid), time: first.time };
 }
 
 /** A snapshot reader's rows, in path order, a page at a time. */
-function* pagesOf(snap: SnapshotReader): Generator<SnapshotRow> {
+export function* pagesOf(snap: SnapshotReader): Generator<SnapshotRow> {
   for (let page = snap.next(SNAPSHOT_PAGE); page.length > 0; page = snap.next(SNAPSHOT_PAGE)) yield* page;
 }
 
 const SNAPSHOT_PAGE = 2_000;
 
 /** Snapshot rows as the entries a client copies: a hard link names the first name of its inode (in path order). */
-function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
+export function* entriesOf(rows: Iterable<SnapshotRow>): Generator<SnapshotEntry> {
   const firstNameOfIno = new Map<string, string>();
   for (const { ino, ...o } of rows) {
     let linkOf: string | null = null;
