@@ -13,6 +13,19 @@ export interface ScanResult {
   readonly dirty: string[];
   readonly entries: number;
   readonly durMs: number;
+  /**
+   * With `opts.fresh`: the directories met that the journal has neither at their name nor by their inode (a first
+   * start's tree, or what a killed one left), parents first. Not walked, not watched, not in `dirty`: bulk-journal.ts
+   * journals them, and no path below them is held here.
+   */
+  readonly fresh: string[];
+}
+
+export interface ScanOptions {
+  /** Leave the fresh directories to the bulk journaling (ScanResult#fresh) rather than walk them. */
+  readonly fresh?: boolean;
+  /** Counted as the walk goes (for the status while a big tree is scanned). */
+  readonly progress?: { entries: number };
 }
 
 /** True when the table's row still describes what is on disk, judged by stat data alone. */
@@ -46,7 +59,9 @@ export const SPLIT_SCAN_MIN = 50_000;
  * its lstat is dirty (the reconciler looks inside). Without it, nothing
  * waits: no event is handled in the middle of the scan.
  */
-export async function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany, ignore?: IgnoreRules): Promise<ScanResult> {
+export async function startupScan(
+  root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany, ignore?: IgnoreRules, opts: ScanOptions = {},
+): Promise<ScanResult> {
   const t0 = performance.now();
   // Split, the table is read while the other thread works; else first, and each name is compared as it is met.
   let rows: Map<string, StatRow> | null = statMany === undefined ? db.statRows() : null;
@@ -54,6 +69,9 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
   let entries = 0;
   const met: Array<[string, DiskStat]> = []; // met before the table was read
   const walked = new Set<string>();
+  const fresh: string[] = [];
+  const isFresh = (p: string, st: DiskStat): boolean => opts.fresh === true && (rows === null ? db.objectByPath(p) === undefined : !rows.has(p)) &&
+    !db.objectsByIno(st.ino).some((r) => r.type === 'dir');
   const check = (p: string, st: DiskStat | null): void => {
     if (st === null) return;
     if (rows === null) {
@@ -77,6 +95,7 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
     } catch {
       continue; // removed meanwhile: its parent's entry is dirty already
     }
+    if (opts.progress !== undefined) opts.progress.entries += list.length;
     for (const de of list) {
       if (rel === '' && de.name === META_DIR) continue;
       const p = joinRel(rel, de.name);
@@ -90,6 +109,11 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
       }
       const abs = join(root, p);
       const st = lstatOrNull(abs);
+      if (st?.type === 'dir' && isFresh(p, st)) {
+        fresh.push(p);
+        entries++;
+        continue;
+      }
       if (st?.type === 'dir') {
         watcher?.watch(st.ino, abs);
         walked.add(p);
@@ -113,7 +137,7 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
   }
   // Journaled, no longer on disk (or moved); an ignored name stays as journaled (not walked, never dirty).
   for (const [p, row] of rows!) if (ignore === undefined || !ignore.ignores(p, row.type === 'dir')) dirty.push(p);
-  return { dirty, entries, durMs: performance.now() - t0 };
+  return { dirty, entries, durMs: performance.now() - t0, fresh };
 }
 
 /**
