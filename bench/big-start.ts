@@ -47,7 +47,7 @@ export interface BigStartResult {
 
 interface Progress {
   readonly done?: number;
-  readonly total?: number;
+  readonly about?: number | null;
 }
 type BigStatus = StatusJson & { capture: StatusJson['capture'] & { progress?: Progress | null } };
 
@@ -81,7 +81,7 @@ async function timedStart(root: string, dir: string, logDir: string): Promise<St
         const p = st.capture.progress;
         if (p?.done !== undefined && p.done > progressSeen) {
           progressSeen = p.done;
-          progressTotal = p.total ?? 0;
+          progressTotal = p.about ?? 0;
         }
         if (st.capture.state === 'watching' && st.capture.pending === 0 && (p === undefined || p === null)) break;
       }
