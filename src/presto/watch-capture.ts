@@ -218,7 +218,11 @@ export class WatchCapture implements Capture, NameJournal {
     } finally {
       if (this.#running === run) this.#running = undefined;
     }
-    this.#log.info({ records: this.#records - before, dirs: dirs.length, durMs: Math.round(performance.now() - t0) }, 'first journaling of new directories');
+    const mem = process.memoryUsage();
+    this.#log.info({
+      records: this.#records - before, dirs: dirs.length, durMs: Math.round(performance.now() - t0),
+      rssMb: Math.round(mem.rss / 2 ** 20), heapMb: Math.round(mem.heapUsed / 2 ** 20),
+    }, 'first journaling of new directories');
   }
 
   #journal(changes: Change[]): number {
