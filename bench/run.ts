@@ -11,6 +11,7 @@
 // Builds dist/ first (npx tsc), then runs the daemon as `node dist/cli/main.js`. The replication suite needs rsync.
 import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, totalmem } from 'node:os';
+import { bigStartBench, type BigStartResult } from './big-start.js';
 import { burstBench, type BurstResult } from './burst-bench.js';
 import { burstManyBench, type ManyResult } from './burst-many.js';
 import { captureBench, type CaptureResult } from './capture-bench.js';
@@ -25,7 +26,7 @@ import { writersBench, type WritersOptions, type WritersResult } from './writers
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | 'writers' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | 'writers' | 'big-start' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
   files: number | undefined;
@@ -48,8 +49,8 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush' && v !== 'writers') {
-        throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag, flush or writers');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush' && v !== 'writers' && v !== 'big-start') {
+        throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag, flush, writers or big-start');
       }
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
@@ -59,7 +60,7 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--rate') a.rate = num(++i, '--rate');
     else if (x === '--seconds') a.seconds = num(++i, '--seconds');
     else if (x === '--converge-s') a.convergeS = num(++i, '--converge-s');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush|writers, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush|writers|big-start, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
   }
   return a;
 }
@@ -132,6 +133,9 @@ async function main(): Promise<void> {
   if (runs('large')) large = await largeBench({ bytes: args.quick ? 64 << 20 : 1 << 30, patchBytes: 1 << 20, rounds: args.rounds ?? 3 });
   let lag: LagResult | undefined;
   if (args.only === 'lag') lag = await retryOnDeath('(d) lag', () => lagBench({ lagWrites: args.quick ? 50 : 200 }));
+  let bigStart: BigStartResult | undefined;
+  // Not in the full suite: a big tree takes minutes (1M files: tens of minutes on the base build).
+  if (args.only === 'big-start') bigStart = await bigStartBench({ files: args.files ?? (args.quick ? 20_000 : 1_000_000), rounds: args.rounds ?? 1 });
   let flush: FlushResult | undefined;
   if (runs('flush')) flush = await flushBench({ files: 500, writerBytes: 200 << 20, rounds: args.rounds ?? 3 });
   let burst: BurstResult | undefined;
@@ -265,12 +269,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null, writers,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null, writers, bigStart: bigStart ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
     (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
-    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0) || writers.some((w) => !w.allOk);
+    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0) || writers.some((w) => !w.allOk) || (bigStart !== undefined && !bigStart.allOk);
   if (failed) process.exitCode = 1;
 }
 

@@ -235,8 +235,10 @@ test('changes made while the daemon was stopped are journaled at the next start,
     'create fresh', 'rename olddir -> newdir', 'setattr keep/f4', 'unlink gone', 'write keep/f3',
   ]);
   const scan = node.capture.status().lastScan!;
-  // keep/f3, keep/f4, gone, fresh, and the moved directory and its file under both names: nothing else is read.
-  assert.equal(scan.dirty, 8);
+  // keep/f3, keep/f4, gone, fresh, the moved directory under both names and its file under the new one (the scan
+  // compares one directory at a time: what was journaled below a directory gone from its name goes with its move):
+  // nothing else is read.
+  assert.equal(scan.dirty, 7);
   await diskAgrees(dir.path, node);
 
   // A restart with nothing changed journals nothing.

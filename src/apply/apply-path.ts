@@ -4,7 +4,7 @@ import type { IntersyncError } from '#core/errors.js';
 import type { Tid } from '#core/ids.js';
 import type { RecordDraft } from '#core/record.js';
 import type { ObjectRow, StatIdentity } from '#journal/fileset-db.js';
-import type { DiskStat, StatMany } from '#fsio/disk.js';
+import type { DiskStat, HashMany, StatMany } from '#fsio/disk.js';
 import { BlockMapCache } from '#fsio/blocks.js';
 import { SAFE_ATTRS, type AttrPolicy } from '#policy/attr-policy.js';
 import type { ApplyDeps, ApplyState } from './apply-deps.js';
@@ -265,6 +265,26 @@ export class ApplyPath {
     return this.#fs.running().lstat(abs);
   }
 
+  /**
+   * The file-system thread's reads for a first journaling (presto/bulk-journal.ts): `get` starts the thread when
+   * first called (a small tree never does), `release` stops it again if it did.
+   */
+  hashThread(): { readonly get: () => HashMany; readonly release: () => Promise<void> } {
+    let taken = false;
+    return {
+      get: () => {
+        if (!taken) this.acquireThread();
+        taken = true;
+        return (abs) => this.#fs.running().hash(abs);
+      },
+      release: async () => {
+        if (!taken) return;
+        taken = false;
+        await this.releaseThread();
+      },
+    };
+  }
+
   /** Start the file-system thread, or count one more user of it (it boots while the caller prepares its work). */
   acquireThread(): void {
     this.#fs.acquire();
@@ -276,13 +296,14 @@ export class ApplyPath {
   }
 
   /** `fn` with the file-system thread running when `use` (given its lstat, for a start-up scan to share), stopped after. */
-  async withThread<T>(use: boolean, fn: (statMany: StatMany | undefined) => Promise<T>): Promise<T> {
-    if (!use) return fn(undefined);
-    this.acquireThread();
+  async withThread<T>(use: boolean, fn: (statMany: StatMany | undefined, hashMany: () => HashMany) => Promise<T>): Promise<T> {
+    const reads = this.hashThread();
+    if (use) this.acquireThread();
     try {
-      return await fn((abs) => this.lstatMany(abs));
+      return await fn(use ? (abs) => this.lstatMany(abs) : undefined, reads.get);
     } finally {
-      await this.releaseThread();
+      if (use) await this.releaseThread();
+      await reads.release();
     }
   }
 

@@ -1,8 +1,10 @@
 import { parentPort } from 'node:worker_threads';
 import { IntersyncError } from '#core/errors.js';
+import { readFileSync } from 'node:fs';
+import { sha256Hex } from '#core/sha256.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { writeNewFile } from './new-file.js';
-import { statTypeCode, type FsJob, type StatJob, type StatReply, type WriteJob, type WriteReply } from './fs-thread.js';
+import { statTypeCode, type FsJob, type HashJob, type HashReply, type StatJob, type StatReply, type WriteJob, type WriteReply } from './fs-thread.js';
 
 /**
  * The file-system thread (see FsThread): creates the new files of a write
@@ -12,7 +14,7 @@ import { statTypeCode, type FsJob, type StatJob, type StatReply, type WriteJob, 
 parentPort!.on('message', (job: FsJob) => {
   if (job.kind === 'write') parentPort!.postMessage(write(job));
   else {
-    const r = lstatAll(job);
+    const r = job.kind === 'hash' ? hashAll(job) : lstatAll(job);
     parentPort!.postMessage(r, [r.type.buffer, r.ino.buffer, r.ids.buffer, r.size.buffer, r.mtimeMs.buffer, r.mtimeNs.buffer, r.ctimeNs.buffer] as ArrayBuffer[]);
   }
 });
@@ -35,6 +37,19 @@ function write(job: WriteJob): WriteReply {
     at = end;
   }
   return reply;
+}
+
+/** Read and hash each file whole (the caller gives small ones only), then lstat it: see FsThread#hash. */
+function hashAll(job: HashJob): HashReply {
+  const hashes: Array<string | null> = [];
+  for (const p of job.paths) {
+    try {
+      hashes.push(sha256Hex(readFileSync(p)));
+    } catch {
+      hashes.push(null); // gone, or not a file any more: the caller looks at the name again its own way
+    }
+  }
+  return { ...lstatAll({ kind: 'lstat', id: job.id, paths: job.paths }), kind: 'hash', hashes };
 }
 
 function lstatAll(job: StatJob): StatReply {

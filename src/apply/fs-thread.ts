@@ -22,7 +22,14 @@ export interface StatJob {
   readonly paths: readonly string[];
 }
 
-export type FsJob = WriteJob | StatJob;
+/** Small files to read and hash (the first journaling of a big tree: capture's reads, off its thread). */
+export interface HashJob {
+  readonly kind: 'hash';
+  readonly id: number;
+  readonly paths: readonly string[];
+}
+
+export type FsJob = WriteJob | StatJob | HashJob;
 
 /** Why a file was not written, across the thread boundary: an IntersyncError's code, or a system call's errno. */
 export interface WriteFailure {
@@ -55,7 +62,16 @@ export interface StatReply {
   readonly error: { readonly at: number; readonly errno: string | null; readonly message: string } | null;
 }
 
-export type FsReply = WriteReply | StatReply;
+/**
+ * A hash job's answer, per path in its order: the SHA-256 of what was read (null: gone, or not a file any more) and
+ * the path's lstat right after the read, packed as a stat job's (type 0: nothing there).
+ */
+export interface HashReply extends Omit<StatReply, 'kind'> {
+  readonly kind: 'hash';
+  readonly hashes: Array<string | null>;
+}
+
+export type FsReply = WriteReply | StatReply | HashReply;
 
 export const STAT_TYPES: ReadonlyArray<DiskStat['type'] | null> = [null, 'file', 'dir', 'symlink', 'other'];
 
@@ -119,17 +135,17 @@ export class FsThread {
 
   /** lstat each of `paths` (absolute): its stat, or null where nothing is. */
   async lstat(paths: readonly string[]): Promise<Array<DiskStat | null>> {
-    const r = (await this.#post({ kind: 'lstat', id: this.#next++, paths }, [])) as StatReply;
-    if (r.error !== null) throw failureError({ code: null, errno: r.error.errno, message: r.error.message });
-    const out: Array<DiskStat | null> = new Array<DiskStat | null>(paths.length);
-    for (let i = 0; i < paths.length; i++) {
-      const type = STAT_TYPES[r.type[i]!] ?? null;
-      out[i] = type === null ? null : {
-        type, ino: r.ino[i]!.toString(), mode: r.ids[4 * i]!, uid: r.ids[4 * i + 1]!, gid: r.ids[4 * i + 2]!, nlink: r.ids[4 * i + 3]!,
-        size: r.size[i]!, mtimeMs: r.mtimeMs[i]!, mtimeNs: r.mtimeNs[i]!, ctimeNs: r.ctimeNs[i]!,
-      };
-    }
-    return out;
+    return unpackStats((await this.#post({ kind: 'lstat', id: this.#next++, paths }, [])) as StatReply, paths.length);
+  }
+
+  /**
+   * Read and hash each of `paths` (absolute, small files: read whole), and lstat it after the read: the caller
+   * compares that stat with its own from before (a file changed while read is not journaled from this read).
+   */
+  async hash(paths: readonly string[]): Promise<Array<{ hash: string | null; after: DiskStat | null }>> {
+    const r = (await this.#post({ kind: 'hash', id: this.#next++, paths }, [])) as HashReply;
+    const after = unpackStats(r, paths.length);
+    return after.map((st, i) => ({ hash: r.hashes[i] ?? null, after: st }));
   }
 
   #post(job: FsJob, transfer: ArrayBuffer[]): Promise<FsReply> {
@@ -149,4 +165,18 @@ export class FsThread {
 /** The numeric code of a stat type, for StatReply. */
 export function statTypeCode(t: ObjectType | 'other'): number {
   return STAT_TYPES.indexOf(t);
+}
+
+/** The stats of a stat (or hash) job's answer, in its paths' order; an lstat that failed otherwise than by absence throws. */
+function unpackStats(r: Omit<StatReply, 'kind'>, n: number): Array<DiskStat | null> {
+  if (r.error !== null) throw failureError({ code: null, errno: r.error.errno, message: r.error.message });
+  const out: Array<DiskStat | null> = new Array<DiskStat | null>(n);
+  for (let i = 0; i < n; i++) {
+    const type = STAT_TYPES[r.type[i]!] ?? null;
+    out[i] = type === null ? null : {
+      type, ino: r.ino[i]!.toString(), mode: r.ids[4 * i]!, uid: r.ids[4 * i + 1]!, gid: r.ids[4 * i + 2]!, nlink: r.ids[4 * i + 3]!,
+      size: r.size[i]!, mtimeMs: r.mtimeMs[i]!, mtimeNs: r.mtimeNs[i]!, ctimeNs: r.ctimeNs[i]!,
+    };
+  }
+  return out;
 }

@@ -23,7 +23,7 @@ import { versionStats } from '#apply/versions.js';
 import { readPublished } from './daemon-config.js';
 import { IgnoreRules } from '#presto/ignore-rules.js';
 import { configuredIgnore } from './config-file.js';
-import { fmtAge, fmtBytes } from './output.js';
+import { fmtAge, fmtBytes, fmtStartProgress } from './output.js';
 import { NOTHING_WAITING, conflictCounts, lagOf, scopeWords, waitingAfter, waitingLocal, type Waiting } from './in-flight.js';
 
 type Print = (line: string) => void;
@@ -247,6 +247,8 @@ export function cmdStatus(dir: string, o: { fileset?: string; json: boolean }, p
     const c = s.capture;
     if (c !== null) {
       print(`  capture: ${c.kind} ${c.state}, ${c.watchedDirs} directories watched, ${c.pending} events pending, ${c.records} records since start`);
+      // While the daemon starts (a big tree's scan and first journaling: minutes); absent from an older daemon's status.
+      if (c.progress !== undefined && c.progress !== null) print(`  starting: ${fmtStartProgress(c.progress)}`);
       if (c.lastScan !== null) print(`  start-up scan: ${c.lastScan.entries} entries, ${c.lastScan.dirty} changed, ${c.lastScan.durMs} ms`);
       if (s.ignored !== null && s.ignored.patterns > 0) print(`  ignored: ${s.ignored.paths} paths (${s.ignored.patterns} patterns: .intersyncignore and the config's ignore)`);
       if (c.watchLimit !== null) {

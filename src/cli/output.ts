@@ -33,6 +33,24 @@ export function fmtBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`;
 }
 
+/** A count with thousands separators ("308,116"). */
+export function fmtCount(n: number): string {
+  return n.toLocaleString('en-US');
+}
+
+/** A rough count for an estimate: "950", "12k", "1.1M". */
+export function fmtAbout(n: number): string {
+  if (n < 1000) return String(n);
+  if (n < 1_000_000) return `${n < 10_000 ? (n / 1000).toFixed(1) : Math.round(n / 1000)}k`;
+  return `${(n / 1_000_000).toFixed(1)}M`;
+}
+
+/** A start's progress as status prints it (capture.progress): "journaling 308,116 of about 1.1M". */
+export function fmtStartProgress(p: { phase: string; done: number; about: number | null }): string {
+  if (p.phase === 'scanning') return `start-up scan: ${fmtCount(p.done)} entries so far`;
+  return `journaling ${fmtCount(p.done)}${p.about === null ? '' : ` of about ${fmtAbout(p.about)}`}`;
+}
+
 export function fmtAge(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s}s`;

@@ -177,6 +177,16 @@ class DaemonExit {
   }
 }
 
+/**
+ * Test hook (test/big-start-kill.test.ts): INTERSYNC_TEST_JOURNAL_RUN_MS=N waits N ms before each run of a first
+ * journaling, so that a test can see it half-way (and kill it there) whatever the machine's speed.
+ */
+function journalRunDelay(): { beforeJournalRun?: () => Promise<void> } {
+  const ms = Number(process.env.INTERSYNC_TEST_JOURNAL_RUN_MS ?? '0');
+  if (!Number.isFinite(ms) || ms <= 0) return {};
+  return { beforeJournalRun: () => new Promise((r) => setTimeout(r, ms)) };
+}
+
 interface Common {
   readonly dir: string;
   readonly debug: number;
@@ -300,7 +310,7 @@ async function runServer(o: RunOptions, cfg: DaemonConfig, common: Common, state
   const site = new SiteWiring(o);
   const exit = new DaemonExit();
   const node = await FilesetNode.start({
-    ...common, metrics: site.prom, stateDir,
+    ...common, metrics: site.prom, stateDir, ...journalRunDelay(),
     ...(o.fileset === undefined ? {} : { fileset: o.fileset }),
     listen: l === null ? null : {
       http: site.http(),

@@ -132,6 +132,7 @@ export class ClientNode {
       db.close();
       throw IntersyncError.DAEMON_RUNNING(dir, holder);
     }
+    let made: ClientNode | undefined;
     try {
       noteAdoption(db, paths.dir, { populated, madeNow: existing.length === 0 });
       try {
@@ -152,6 +153,7 @@ export class ClientNode {
       for (const [k, v] of Object.entries(o.settings ?? {})) db.setMeta(k, String(v));
       db.setMeta('server_url', client.url);
       const node = new ClientNode(o, paths, db, client, hello);
+      made = node;
       node.log.info({ dir, server: client.url, uuid: db.meta.uuid, node: db.meta.nodeId }, 'starting client');
       if (hello !== null) learnServerAttrs(db, hello.attrs, node.log);
       await recover(node.#s);
@@ -159,7 +161,11 @@ export class ClientNode {
       // changed here meanwhile, so nothing made during the copy is lost, and nothing the copy wrote echoes.
       // The file-system thread writes a first copy's files, then shares the lstats of a large tree's scan.
       const copying = db.getMeta('copy_done') === undefined;
-      await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany) => {
+      // The status from here on: a first copy and a big tree's start-up scan take minutes (capture.progress).
+      node.#writeStatus();
+      node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
+      node.#statusTimer.unref();
+      await node.apply.withThread(copying || db.objectCount() >= SPLIT_SCAN_MIN, async (statMany, hashMany) => {
         const adopting = adoptionPending(db) ? adoptDeps(node.#s) : null;
         let adopted: AdoptSummary | null = null;
         if (copying && adopting !== null) adopted = await adopt(adopting);
@@ -168,7 +174,7 @@ export class ClientNode {
           finishAdoption(adopting, adopted);
           if (adopted !== null) o.onAdopted?.(adopted);
         }
-        await node.capture.start(statMany);
+        await node.capture.start(statMany, hashMany);
       });
       node.#checkOffline();
       node.#offlineTimer = setInterval(() => node.#checkOffline(), 200);
@@ -178,10 +184,9 @@ export class ClientNode {
       node.#services = [clientFollower(node.#s, node.#acks), node.reint];
       node.#loops = node.#services.map((x) => x.run());
       node.#writeStatus();
-      node.#statusTimer = setInterval(() => node.#writeStatus(), 1000);
-      node.#statusTimer.unref();
       return node;
     } catch (e) {
+      if (made !== undefined && made.#statusTimer !== undefined) clearInterval(made.#statusTimer);
       db.close();
       releasePidFile(paths.pidFile);
       await client.close();

@@ -63,6 +63,8 @@ export interface FilesetNodeOptions extends NodeOptions {
   readonly pollMs?: number;
   readonly watchFn?: WatchFn;
   readonly onRecords?: (recs: KmlRecord[]) => void;
+  /** Test hook: awaited before each run of a first journaling is committed (holds the start half-way). */
+  readonly beforeJournalRun?: () => Promise<void>;
 }
 
 /**
@@ -154,6 +156,7 @@ export class FilesetNode {
         o.onWarning?.(err);
       },
       onStatusChange: () => this.#writeStatus(),
+      ...(o.beforeJournalRun === undefined ? {} : { beforeRun: o.beforeJournalRun }),
     });
   }
 
@@ -202,7 +205,8 @@ export class FilesetNode {
       node.log.info({ dir, uuid: db.meta.uuid, node: db.meta.nodeId, lastTid: formatTid(db.lastTid) }, 'starting');
       node.log.info({ ...node.apply.attrs }, 'fileset attribute policy');
       await node.#recover();
-      await node.apply.withThread(db.objectCount() >= SPLIT_SCAN_MIN, (statMany) => node.capture.start(statMany));
+      // The listener and the status first: a big tree's start-up scan and first journaling take minutes, and the
+      // status says how far they are (capture.progress). A peer's change waits for them (capture.syncPaths).
       if (o.listen !== undefined && o.listen !== null) await node.#listen(o.listen);
       node.#writeStatus();
       node.#statusTimer = setInterval(() => {
@@ -210,6 +214,8 @@ export class FilesetNode {
         node.#writeStatus();
       }, 1000);
       node.#statusTimer.unref();
+      await node.apply.withThread(db.objectCount() >= SPLIT_SCAN_MIN, (statMany, hashMany) => node.capture.start(statMany, hashMany));
+      node.#writeStatus();
       return node;
     } catch (e) {
       // What started before the failure (watches, the listener, the identity store) must not keep the process alive.

@@ -14,6 +14,8 @@ export interface StatIdentity {
 
 /** lstat of many names (absolute), on another thread: each one's stat, or null where nothing is. */
 export type StatMany = (abs: readonly string[]) => Promise<Array<DiskStat | null>>;
+/** Reads and hashes many small files on another thread, each with its lstat after the read (FsThread#hash). */
+export type HashMany = (abs: readonly string[]) => Promise<Array<{ hash: string | null; after: DiskStat | null }>>;
 
 /** What capture needs of one lstat, with nanosecond times and the inode as text (it may not fit a double). */
 export interface DiskStat {

@@ -55,6 +55,14 @@ export class FilesetTables {
     this.#db.pragma('wal_checkpoint(PASSIVE)');
   }
 
+  /**
+   * Copy what the WAL holds into the database now (PASSIVE: readers are not waited for), so the WAL starts over
+   * from its beginning at the next commit: a first journaling's long run of commits keeps it small this way.
+   */
+  checkpoint(): void {
+    this.#db.pragma('wal_checkpoint(PASSIVE)');
+  }
+
   /** Every object strictly below directory `dir`, in path order. */
   objectsBelow(dir: string): ObjectRow[] {
     return (this.#st.below.all(dir, dir) as Row[]).map(toObject);
@@ -65,16 +73,15 @@ export class FilesetTables {
     return (dir === '' ? this.#st.rootPaths.all() : this.#st.childPaths.all(dir, dir, dir.length + 2)) as string[];
   }
 
-  /** Path and stat data of every object, as cheaply as SQLite gives them (the start-up scan reads 100,000s). */
-  statRows(): Map<string, StatRow> {
-    const out = new Map<string, StatRow>();
-    for (const r of this.#st.statRows.iterate() as IterableIterator<unknown[]>) {
-      out.set(r[0] as string, {
-        type: r[1] as ObjectType, ino: r[2] as string | null, mode: Number(r[3]), uid: Number(r[4]), gid: Number(r[5]),
-        size: r[6] === null ? null : Number(r[6]), mtimeNs: r[7] as bigint | null, ctimeNs: r[8] as bigint | null, racy: Number(r[9]) !== 0,
-      });
-    }
-    return out;
+  /**
+   * Path and stat data of the objects directly in directory `dir` ('' for the root): the start-up scan compares
+   * one directory at a time, so no map of the whole table is held (1M objects made one of about 1 GB). The query
+   * reads the path index over everything below `dir` and keeps the direct entries; the root's reads the table once.
+   */
+  childStatRows(dir: string): Map<string, StatRow> {
+    // all(), not iterate(): a directory's rows are few, and better-sqlite3's iterator costs more per row.
+    const rows = dir === '' ? this.#st.rootStatRows.all() : this.#st.childStatRows.all(dir, dir, dir.length + 2);
+    return statMap(rows as unknown[][]);
   }
 
   *allObjects(): IterableIterator<ObjectRow> {
@@ -366,4 +373,15 @@ export class FilesetTables {
   deferHashIndex(): void {
     this.#db.exec('DROP INDEX IF EXISTS objects_hash');
   }
+}
+
+function statMap(rows: readonly unknown[][]): Map<string, StatRow> {
+  const out = new Map<string, StatRow>();
+  for (const r of rows) {
+    out.set(r[0] as string, {
+      type: r[1] as ObjectType, ino: r[2] as string | null, mode: Number(r[3]), uid: Number(r[4]), gid: Number(r[5]),
+      size: r[6] === null ? null : Number(r[6]), mtimeNs: r[7] as bigint | null, ctimeNs: r[8] as bigint | null, racy: Number(r[9]) !== 0,
+    });
+  }
+  return out;
 }

@@ -15,7 +15,9 @@ export function prepareStatements(db: Db) {
     childPaths: db.prepare("SELECT path FROM objects WHERE path > ? || '/' AND path < ? || '0' AND instr(substr(path, ?), '/') = 0").pluck(),
     rootPaths: db.prepare("SELECT path FROM objects WHERE instr(path, '/') = 0").pluck(),
     all: db.prepare('SELECT * FROM objects'),
-    statRows: db.prepare('SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects').raw(true),
+    childStatRows: db.prepare(`SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects
+      WHERE path > ? || '/' AND path < ? || '0' AND instr(substr(path, ?), '/') = 0`).raw(true),
+    rootStatRows: db.prepare("SELECT path, type, ino, mode, uid, gid, size, mtime_ns, ctime_ns, racy FROM objects WHERE instr(path, '/') = 0").raw(true),
     count: db.prepare('SELECT count(*) AS n FROM objects'),
     contentRows: db.prepare(`SELECT fid, path, type, printf('0x%016x', version) AS version, size, hash
                              FROM objects WHERE fid IN (SELECT value FROM json_each(?))`).safeIntegers(false),

@@ -111,6 +111,8 @@ export function loadStore(file: string, db: Db): StoredState {
   // The object table and its indexes stay in memory (up to 64 MiB, taken as needed): SQLite's 2 MiB default
   // makes every insert into a large fileset's indexes read pages back.
   db.pragma('cache_size = -65536');
+  // A WAL that grew (a long read held checkpoints back) is cut back to 64 MiB once a checkpoint has emptied it.
+  db.pragma('journal_size_limit = 67108864');
   const m = (k: string): string => {
     const row = db.prepare('SELECT value FROM meta WHERE key = ?').get(k) as { value: string } | undefined;
     if (row === undefined) throw IntersyncError.DB_CORRUPT(file, new Error(`meta key '${k}' missing`));

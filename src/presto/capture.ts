@@ -1,4 +1,4 @@
-import type { StatMany } from '#fsio/disk.js';
+import type { HashMany, StatMany } from '#fsio/disk.js';
 import type { IgnoreStatus } from './ignore-rules.js';
 
 /**
@@ -10,7 +10,7 @@ import type { IgnoreStatus } from './ignore-rules.js';
 export interface Capture {
   readonly kind: CaptureStatus['kind'];
   /** Journal what changed while the daemon was down (the start-up scan), then follow changes as they come. */
-  start(statMany?: StatMany): Promise<void>;
+  start(statMany?: StatMany, hashMany?: () => HashMany | null): Promise<void>;
   stop(): Promise<void>;
   /** Journal now whatever changed at these names (relative paths) and has not been journaled yet. */
   syncPaths(paths: readonly string[]): Promise<void>;
@@ -50,4 +50,16 @@ export interface CaptureStatus {
   readonly lastError: string | null;
   /** Ignore patterns in force and the ignored names met (null: capture was given no IgnoreRules). */
   readonly ignored: IgnoreStatus | null;
+  /** While the daemon starts: the start-up scan (entries met so far) or the journaling it found to do; null after. */
+  readonly progress: StartProgress | null;
+}
+
+/**
+ * A start's progress: `scanning` (done: entries met by the start-up scan), then `journaling` (done: records made,
+ * about: how many in all, an estimate that grows as a first journaling meets directories; null: not known yet).
+ */
+export interface StartProgress {
+  readonly phase: 'scanning' | 'journaling';
+  readonly done: number;
+  readonly about: number | null;
 }

@@ -138,7 +138,7 @@ export class FuseCapture implements Capture {
   status(): CaptureStatus {
     return {
       kind: this.kind, state: this.#state, watchedDirs: 0, pending: this.#queued + this.#dirty.size, records: this.#changes,
-      lastScan: null, watchLimit: null, lastError: this.#lastError, ignored: null,
+      lastScan: null, watchLimit: null, lastError: this.#lastError, ignored: null, progress: null,
     };
   }
 

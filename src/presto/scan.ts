@@ -13,6 +13,19 @@ export interface ScanResult {
   readonly dirty: string[];
   readonly entries: number;
   readonly durMs: number;
+  /**
+   * With `opts.fresh`: the directories met that the journal has neither at their name nor by their inode (a first
+   * start's tree, or what a killed one left), parents first. Not walked, not watched, not in `dirty`: bulk-journal.ts
+   * journals them, and no path below them is held here.
+   */
+  readonly fresh: string[];
+}
+
+export interface ScanOptions {
+  /** Leave the fresh directories to the bulk journaling (ScanResult#fresh) rather than walk them. */
+  readonly fresh?: boolean;
+  /** Counted as the walk goes (for the status while a big tree is scanned). */
+  readonly progress?: { entries: number };
 }
 
 /** True when the table's row still describes what is on disk, judged by stat data alone. */
@@ -32,6 +45,9 @@ export function unchanged(row: StatRow, st: DiskStat): boolean {
  */
 export const SPLIT_SCAN_MIN = 50_000;
 
+/** Names listed as files or symlinks, lstat'd in chunks (three quarters on the other thread) when split. */
+const LATER_CHUNK = 4096;
+
 /**
  * The start-up scan: walk the backing directory once, compare stat data with
  * the object table, and return what changed while the daemon was down. It
@@ -39,33 +55,47 @@ export const SPLIT_SCAN_MIN = 50_000;
  * each directory is watched before it is listed, so nothing changed during
  * the scan is missed.
  *
+ * The table is read one directory at a time, as the walk lists it (its direct
+ * entries: FilesetDb#childStatRows): memory stays bounded by the largest
+ * directory, not the tree. A journaled name missing from its directory's
+ * listing is dirty; what was journaled below a directory gone from disk is not
+ * looked at one by one (the reconciler's removal, or move, of the directory
+ * takes it all).
+ *
  * With `statMany` (another thread's lstat) it is split: the walk lstats only
- * what its listing does not show to be a file or a symlink; the other thread
- * lstats three quarters of those while this one reads the object table and
- * lstats the rest. A name that became a directory between its listing and
- * its lstat is dirty (the reconciler looks inside). Without it, nothing
- * waits: no event is handled in the middle of the scan.
+ * what its listing does not show to be a file or a symlink; those are lstat'd
+ * in chunks, three quarters on the other thread while this one does the rest.
+ * A name that became a directory between its listing and its lstat is dirty
+ * (the reconciler looks inside).
  */
-export async function startupScan(root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany, ignore?: IgnoreRules): Promise<ScanResult> {
+export async function startupScan(
+  root: string, db: FilesetDb, watcher: WatchSink | null, statMany?: StatMany, ignore?: IgnoreRules, opts: ScanOptions = {},
+): Promise<ScanResult> {
   const t0 = performance.now();
-  // Split, the table is read while the other thread works; else first, and each name is compared as it is met.
-  let rows: Map<string, StatRow> | null = statMany === undefined ? db.statRows() : null;
   const dirty: string[] = [];
   let entries = 0;
-  const met: Array<[string, DiskStat]> = []; // met before the table was read
-  const walked = new Set<string>();
-  const check = (p: string, st: DiskStat | null): void => {
-    if (st === null) return;
-    if (rows === null) {
-      met.push([p, st]);
+  const fresh: string[] = [];
+  const check = (p: string, row: StatRow | undefined, st: DiskStat | null, walked: boolean): void => {
+    if (st === null) {
+      if (row !== undefined) dirty.push(p); // gone between the listing and the lstat
       return;
     }
     entries++;
-    const row = rows.get(p);
-    if (row !== undefined) rows.delete(p);
-    if (row === undefined || !unchanged(row, st) || (st.type === 'dir' && !walked.has(p))) dirty.push(p);
+    if (row === undefined || !unchanged(row, st) || (st.type === 'dir' && !walked)) dirty.push(p);
   };
-  const later: string[] = []; // files and symlinks by their listing, for the other thread and this one
+  let later: Array<{ readonly p: string; readonly row: StatRow | undefined }> = []; // files and symlinks by their listing, split
+  const lstatLater = async (): Promise<void> => {
+    const batch = later;
+    later = [];
+    const cut = Math.floor(batch.length * 0.75);
+    const theirs = statMany!(batch.slice(0, cut).map((x) => join(root, x.p)));
+    try {
+      for (let i = cut; i < batch.length; i++) check(batch[i]!.p, batch[i]!.row, lstatOrNull(join(root, batch[i]!.p)), false);
+    } finally {
+      await theirs.catch(() => undefined); // not left running on a failure here
+    }
+    (await theirs).forEach((st, i) => check(batch[i]!.p, batch[i]!.row, st, false));
+  };
   const rootSt = lstatOrNull(root);
   if (rootSt !== null) watcher?.watch(rootSt.ino, root);
   const stack: string[] = [''];
@@ -77,43 +107,40 @@ export async function startupScan(root: string, db: FilesetDb, watcher: WatchSin
     } catch {
       continue; // removed meanwhile: its parent's entry is dirty already
     }
+    if (opts.progress !== undefined) opts.progress.entries += list.length;
+    const rows = db.childStatRows(rel);
     for (const de of list) {
       if (rel === '' && de.name === META_DIR) continue;
       const p = joinRel(rel, de.name);
+      const row = rows.get(p);
+      rows.delete(p);
       if (ignore !== undefined && !ignore.empty && ignore.ignores(p, de.isDirectory())) {
         skipIgnored(root, db, watcher, ignore, p, de.isDirectory());
         continue;
       }
       if (statMany !== undefined && (de.isFile() || de.isSymbolicLink())) {
-        later.push(p);
+        later.push({ p, row });
         continue;
       }
       const abs = join(root, p);
       const st = lstatOrNull(abs);
+      if (st?.type === 'dir' && opts.fresh === true && row === undefined && !db.objectsByIno(st.ino).some((r) => r.type === 'dir')) {
+        fresh.push(p);
+        entries++;
+        continue;
+      }
       if (st?.type === 'dir') {
         watcher?.watch(st.ino, abs);
-        walked.add(p);
         stack.push(p);
       }
-      check(p, st);
+      check(p, row, st, true);
     }
+    // Journaled, no longer on disk (or moved); an ignored name stays as journaled (not walked, never dirty).
+    for (const [p, row] of rows) if (ignore === undefined || !ignore.ignores(p, row.type === 'dir')) dirty.push(p);
+    if (statMany !== undefined && later.length >= LATER_CHUNK) await lstatLater();
   }
-  if (statMany !== undefined) {
-    // The other thread takes three quarters: this one also reads the table meanwhile.
-    const cut = Math.floor(later.length * 0.75);
-    const theirs = statMany(later.slice(0, cut).map((p) => join(root, p)));
-    try {
-      rows = db.statRows();
-      for (const [p, st] of met) check(p, st);
-      for (let i = cut; i < later.length; i++) check(later[i]!, lstatOrNull(join(root, later[i]!)));
-    } finally {
-      await theirs.catch(() => undefined); // not left running on a failure here
-    }
-    (await theirs).forEach((st, i) => check(later[i]!, st));
-  }
-  // Journaled, no longer on disk (or moved); an ignored name stays as journaled (not walked, never dirty).
-  for (const [p, row] of rows!) if (ignore === undefined || !ignore.ignores(p, row.type === 'dir')) dirty.push(p);
-  return { dirty, entries, durMs: performance.now() - t0 };
+  if (statMany !== undefined && later.length > 0) await lstatLater();
+  return { dirty, entries, durMs: performance.now() - t0, fresh };
 }
 
 /**

@@ -10,11 +10,12 @@ import type { Change, FilesetDb } from '#journal/fileset-db.js';
 import { lstatOrNull } from '#fsio/disk.js';
 import { DirWatcher, type WatchFn } from './dir-watcher.js';
 import type { EchoGuard } from '#fsio/echo-guard.js';
-import type { Capture, CaptureStatus, NameJournal } from './capture.js';
+import type { Capture, CaptureStatus, NameJournal, StartProgress } from './capture.js';
 import type { IgnoreRules } from './ignore-rules.js';
 import { Reconciler, dirNotAsJournaled, type DirtyItem } from './reconciler.js';
-import type { StatMany } from '#fsio/disk.js';
+import type { HashMany, StatMany } from '#fsio/disk.js';
 import { SPLIT_SCAN_MIN, startupScan, unchanged } from './scan.js';
+import { journalFresh } from './bulk-journal.js';
 import { SubtreeSettle } from './subtree-settle.js';
 import { UnwatchedRescan } from './unwatched-rescan.js';
 import { WatchLimit } from './watch-limit.js';
@@ -56,6 +57,8 @@ export interface WatchCaptureOptions {
    * scan): publish it now. Called at most once a second.
    */
   readonly onStatusChange?: () => void;
+  /** Test hook: awaited before each run of the first journaling (bulk-journal.ts), to hold a start half-way. */
+  readonly beforeRun?: () => Promise<void>;
 }
 
 /**
@@ -89,6 +92,12 @@ export class WatchCapture implements Capture, NameJournal {
   #records = 0;
   #lastScan: CaptureStatus['lastScan'] = null;
   #lastError: string | null = null;
+  /** What the start is doing, for the status (null once it is done). */
+  #progress: StartProgress | null = { phase: 'scanning', done: 0, about: null };
+  readonly #scanCount = { entries: 0 };
+  /** Settles when start() is done: names asked for (syncPaths) wait until then. */
+  readonly #started: Promise<void>;
+  #startDone!: () => void;
   readonly #idle: Array<() => void> = [];
 
   constructor(o: WatchCaptureOptions) {
@@ -113,11 +122,7 @@ export class WatchCapture implements Capture, NameJournal {
       watcher: this.#watcher,
       ...(o.blockMaps === undefined ? {} : { blockMaps: o.blockMaps }),
       ...(o.ignore === undefined ? {} : { ignore: o.ignore }),
-      journal: (changes) => {
-        const n = o.journal === undefined ? o.db.commit(changes).length : o.journal(changes);
-        this.#records += n;
-        return n;
-      },
+      journal: (changes) => this.#journal(changes),
     });
     this.#rescan = new UnwatchedRescan({
       db: o.db, root: o.root, watcher: this.#watcher, hint: (path) => this.#hint({ path }),
@@ -129,6 +134,9 @@ export class WatchCapture implements Capture, NameJournal {
     });
     this.#subtree = subtrees.empty ? null : subtrees;
     o.guard.onRelease((path) => this.#hint({ path }));
+    this.#started = new Promise((r) => {
+      this.#startDone = r;
+    });
   }
 
   /**
@@ -136,17 +144,30 @@ export class WatchCapture implements Capture, NameJournal {
    * watching. With `statMany` (another thread's lstat), a large tree's scan
    * shares its lstats with that thread.
    */
-  async start(statMany?: StatMany): Promise<void> {
+  async start(statMany?: StatMany, hashMany?: () => HashMany | null): Promise<void> {
+    try {
+      await this.#start(statMany, hashMany);
+    } finally {
+      this.#progress = null;
+      this.#startDone();
+    }
+  }
+
+  async #start(statMany: StatMany | undefined, hashMany: (() => HashMany | null) | undefined): Promise<void> {
     // From here on a hint counts: a split scan yields while its watches are already up.
     this.#scanning = true;
     const split = statMany !== undefined && this.#o.db.objectCount() >= SPLIT_SCAN_MIN;
     this.#o.ignore?.refresh(); // a first copy may have brought .intersyncignore
-    const scan = await startupScan(this.#o.root, this.#o.db, this.#watcher, split ? statMany : undefined, this.#o.ignore);
+    const scan = await startupScan(this.#o.root, this.#o.db, this.#watcher, split ? statMany : undefined, this.#o.ignore, { fresh: true, progress: this.#scanCount });
     this.#lastScan = { entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs) };
-    this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, durMs: Math.round(scan.durMs), split }, 'start-up scan');
+    this.#log.info({ entries: scan.entries, dirty: scan.dirty.length, fresh: scan.fresh.length, durMs: Math.round(scan.durMs), split }, 'start-up scan');
     for (const p of scan.dirty) this.#pending.set(`p:${p}`, { path: p });
     this.#state = 'watching';
+    this.#progress = { phase: 'journaling', done: 0, about: scan.dirty.length + scan.fresh.length };
     await this.#flush();
+    if (scan.fresh.length > 0) await this.#journalFresh(scan.fresh, hashMany);
+    this.#progress = null;
+    await this.#flush(); // what the first journaling left to the reconciler, and the events meanwhile
     const pollMs = this.#o.pollMs ?? 2000;
     this.#poll = setInterval(() => this.#pollUnwatched(), pollMs);
     this.#poll.unref();
@@ -158,6 +179,56 @@ export class WatchCapture implements Capture, NameJournal {
       }, rescanMs);
       this.#periodic.unref();
     }
+  }
+
+  /**
+   * Journal the directories nobody journaled yet (bulk-journal.ts), batches waiting meanwhile. A failure (a full
+   * disk) leaves the rest to one walk of the whole tree, retried as any failed batch: nothing is lost.
+   */
+  async #journalFresh(dirs: readonly string[], hashMany: (() => HashMany | null) | undefined): Promise<void> {
+    while (this.#running !== undefined) await this.#running;
+    const t0 = performance.now();
+    const before = this.#records;
+    let lastCheckpoint = 0;
+    const run = journalFresh({
+      db: this.#o.db, root: this.#o.root, nodeId: this.#o.nodeId, clock: this.#o.clock, guard: this.#o.guard, watcher: this.#watcher,
+      ...(this.#o.ignore === undefined ? {} : { ignore: this.#o.ignore }),
+      journal: (changes) => this.#journal(changes),
+      hashMany: hashMany ?? null,
+      hint: (path) => this.#hint({ path }),
+      progress: (done, about) => {
+        this.#progress = { phase: 'journaling', done: this.#records - before, about: Math.max(about, done) };
+      },
+      afterRun: () => {
+        // The WAL stays small: a checkpoint every 16 MiB of records or so, whatever SQLite's own ones managed.
+        if (this.#records - lastCheckpoint < 40_000) return;
+        lastCheckpoint = this.#records;
+        this.#o.db.checkpoint();
+      },
+      ...(this.#o.beforeRun === undefined ? {} : { beforeRun: this.#o.beforeRun }),
+    }, dirs).then(() => undefined, (e: unknown) => {
+      const err = e instanceof IntersyncError ? e : IntersyncError.IO('journal', this.#o.root, e);
+      this.#lastError = err.message;
+      this.#log.error({ err: err.message, code: err.code }, 'first journaling failed; the tree is walked again');
+      this.#fullRescan = true;
+    });
+    this.#running = run;
+    try {
+      await run;
+    } finally {
+      if (this.#running === run) this.#running = undefined;
+    }
+    const mem = process.memoryUsage();
+    this.#log.info({
+      records: this.#records - before, dirs: dirs.length, durMs: Math.round(performance.now() - t0),
+      rssMb: Math.round(mem.rss / 2 ** 20), heapMb: Math.round(mem.heapUsed / 2 ** 20),
+    }, 'first journaling of new directories');
+  }
+
+  #journal(changes: Change[]): number {
+    const n = this.#o.journal === undefined ? this.#o.db.commit(changes).length : this.#o.journal(changes);
+    this.#records += n;
+    return n;
   }
 
   async stop(): Promise<void> {
@@ -174,6 +245,7 @@ export class WatchCapture implements Capture, NameJournal {
     return {
       kind: this.kind, state: this.#state, watchedDirs: this.#watcher.watchCount, pending: this.#pending.size + (this.#subtree?.size ?? 0),
       records: this.#records, lastScan: this.#lastScan, lastError: this.#lastError, ignored: this.#o.ignore?.status() ?? null,
+      progress: this.#progress === null ? null : this.#progress.phase === 'scanning' ? { ...this.#progress, done: this.#scanCount.entries } : { ...this.#progress },
       watchLimit: this.#limit.status(), // counted now (see WatchLimit)
     };
   }
@@ -193,6 +265,7 @@ export class WatchCapture implements Capture, NameJournal {
     // the name alone was looked at and its file, alive at e/f after `mv d e`, journaled as removed: the client
     // lost the object and resynced (chaos seed 9203).
     const gone = (p: string): boolean => this.#o.db.objectByPath(p) !== undefined && lstatOrNull(join(this.#o.root, p)) === null;
+    await this.#started; // a big tree's first journaling first: the names it has not come to yet are not journaled
     if (this.#state === 'watching' && paths.some((p) => gone(p) || this.#belowMovedDir(p))) await this.#journalPending();
     await this.#journalNames(paths);
   }
