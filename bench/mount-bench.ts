@@ -40,6 +40,8 @@ export interface TargetRun {
   readonly smallFilesPerSec: number;
   readonly writeMBps: number;
   readonly readMBps: number;
+  /** ours: records journaled from the first small file's open to the last one's close (the others: NaN). */
+  readonly smallRecords: number;
 }
 
 export interface JournalRun {
@@ -64,6 +66,9 @@ export interface MountResult {
     readonly readVsPlain: number;
     readonly journalMountMs: number;
     readonly journalWatchMs: number;
+    /** The same ratios taken within each round, then their median (less sensitive to load that shifts between rounds). */
+    readonly perRound: { readonly smallVsBindfs: number; readonly writeVsPlain: number; readonly readVsPlain: number };
+    readonly smallRecordsPerFile: number;
   };
   /** `digest` = `digest --scan` of our mount's DIR after every round (the daemon stopped). */
   readonly digestsOk: number;
@@ -282,10 +287,15 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
         if (target === 'bindfs') m = mountBindfs(dir, mnt);
         else if (target === 'ours') m = await mountOurs(dir, mnt, join(tmp, 'log'));
         const root = m === undefined ? dir : mnt;
+        const tids = target === 'ours' ? tidReader(dir) : undefined;
+        const tid0 = tids?.tid() ?? Number.NaN;
         const smallFilesPerSec = smallFiles(root, o);
+        const smallRecords = (tids?.tid() ?? Number.NaN) - tid0;
+        tids?.close();
         const { writeMBps, readMBps } = largeWriteRead(root, o.bigBytes);
-        runs.push({ round, target, smallFilesPerSec, writeMBps, readMBps });
-        say(`  round ${round + 1} ${target.padEnd(6)}  small ${fmt(smallFilesPerSec)} files/s, write ${fmt(writeMBps)} MB/s, read ${fmt(readMBps)} MB/s`);
+        runs.push({ round, target, smallFilesPerSec, writeMBps, readMBps, smallRecords });
+        say(`  round ${round + 1} ${target.padEnd(6)}  small ${fmt(smallFilesPerSec)} files/s` +
+          `${Number.isNaN(smallRecords) ? '' : ` (${fmt(smallRecords)} records)`}, write ${fmt(writeMBps)} MB/s, read ${fmt(readMBps)} MB/s`);
         if (target === 'ours') {
           const j = await journalTimes(mnt, dir, o.changes);
           await m!.close();
@@ -315,6 +325,11 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
   const small = per((r) => r.smallFilesPerSec);
   const write = per((r) => r.writeMBps);
   const read = per((r) => r.readMBps);
+  const inRound = (f: (r: TargetRun) => number, a: Target, b: Target): number => median(Array.from({ length: o.rounds }, (_, round) => {
+    const x = runs.find((r) => r.round === round && r.target === a);
+    const y = runs.find((r) => r.round === round && r.target === b);
+    return x === undefined || y === undefined ? Number.NaN : f(x) / f(y);
+  }).filter((v) => !Number.isNaN(v)));
   const result: MountResult = {
     options: o, runs, journal,
     median: {
@@ -324,11 +339,21 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
       readVsPlain: read.ours / read.plain,
       journalMountMs: median(journal.flatMap((j) => j.mountMs)),
       journalWatchMs: median(journal.flatMap((j) => j.watchMs)),
+      perRound: {
+        smallVsBindfs: inRound((r) => r.smallFilesPerSec, 'ours', 'bindfs'),
+        writeVsPlain: inRound((r) => r.writeMBps, 'ours', 'plain'),
+        readVsPlain: inRound((r) => r.readMBps, 'ours', 'plain'),
+      },
+      smallRecordsPerFile: med('ours', (r) => r.smallRecords) / o.files,
     },
     digestsOk,
     allOk: digestsOk === o.rounds,
   };
   say(table(['figure', 'plain', 'bindfs', 'ours', 'ours/bindfs', 'ours/plain'], mountRows(result)));
+  const p = result.median.perRound;
+  say(`  per-round ratios (medians): small ours/bindfs ${fmt(p.smallVsBindfs, 2)}x, write ours/plain ${fmt(p.writeVsPlain, 2)}x, read ours/plain ${fmt(p.readVsPlain, 2)}x; ` +
+    `${fmt(result.median.smallRecordsPerFile, 2)} records per small file through the mount; close -> journal: mount ` +
+    `${fmt(result.median.journalMountMs, 2)} ms, watcher ${fmt(result.median.journalWatchMs, 2)} ms`);
   return result;
 }
 
