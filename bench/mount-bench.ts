@@ -21,7 +21,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { CLI, DAEMON_NODE_ARGS, Daemon, benchStateDir, checkDigest, fmt, makeTmp, median, nowMs, say, sleep, syncDisks, table } from './lib.js';
+import { CLI, DAEMON_NODE_ARGS, Daemon, benchStateDir, checkDigest, cpuSeconds, fmt, makeTmp, median, nowMs, say, sleep, syncDisks, table } from './lib.js';
 
 export interface MountOptions {
   readonly files: number;
@@ -42,6 +42,8 @@ export interface TargetRun {
   readonly readMBps: number;
   /** ours: records journaled from the first small file's open to the last one's close (the others: NaN). */
   readonly smallRecords: number;
+  /** ours: the daemon's CPU (utime + stime) over the small files, ms per file (the others: NaN). */
+  readonly smallDaemonCpuMsPerFile: number;
 }
 
 export interface JournalRun {
@@ -69,6 +71,7 @@ export interface MountResult {
     /** The same ratios taken within each round, then their median (less sensitive to load that shifts between rounds). */
     readonly perRound: { readonly smallVsBindfs: number; readonly writeVsPlain: number; readonly readVsPlain: number };
     readonly smallRecordsPerFile: number;
+    readonly smallDaemonCpuMsPerFile: number;
   };
   /** `digest` = `digest --scan` of our mount's DIR after every round (the daemon stopped). */
   readonly digestsOk: number;
@@ -105,6 +108,8 @@ process.on('exit', () => {
 
 interface Mount {
   readonly mnt: string;
+  /** The process serving the mount, when it is ours (for its CPU time). */
+  readonly pid?: number;
   close(): Promise<void>;
 }
 
@@ -163,7 +168,7 @@ async function mountOurs(dir: string, mnt: string, logDir: string): Promise<Moun
     await close();
     throw e;
   }
-  return { mnt, close };
+  return { mnt, pid: child.pid!, close };
 }
 
 // ---------------------------------------------------------------- workloads (synchronous: the file systems are other processes)
@@ -289,13 +294,15 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
         const root = m === undefined ? dir : mnt;
         const tids = target === 'ours' ? tidReader(dir) : undefined;
         const tid0 = tids?.tid() ?? Number.NaN;
+        const cpu0 = m?.pid === undefined ? Number.NaN : cpuSeconds(m.pid);
         const smallFilesPerSec = smallFiles(root, o);
         const smallRecords = (tids?.tid() ?? Number.NaN) - tid0;
+        const smallDaemonCpuMsPerFile = m?.pid === undefined ? Number.NaN : ((cpuSeconds(m.pid) - cpu0) * 1000) / o.files;
         tids?.close();
         const { writeMBps, readMBps } = largeWriteRead(root, o.bigBytes);
-        runs.push({ round, target, smallFilesPerSec, writeMBps, readMBps, smallRecords });
+        runs.push({ round, target, smallFilesPerSec, writeMBps, readMBps, smallRecords, smallDaemonCpuMsPerFile });
         say(`  round ${round + 1} ${target.padEnd(6)}  small ${fmt(smallFilesPerSec)} files/s` +
-          `${Number.isNaN(smallRecords) ? '' : ` (${fmt(smallRecords)} records)`}, write ${fmt(writeMBps)} MB/s, read ${fmt(readMBps)} MB/s`);
+          `${Number.isNaN(smallRecords) ? '' : ` (${fmt(smallRecords)} records, daemon CPU ${fmt(smallDaemonCpuMsPerFile, 2)} ms a file)`}, write ${fmt(writeMBps)} MB/s, read ${fmt(readMBps)} MB/s`);
         if (target === 'ours') {
           const j = await journalTimes(mnt, dir, o.changes);
           await m!.close();
@@ -345,6 +352,7 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
         readVsPlain: inRound((r) => r.readMBps, 'ours', 'plain'),
       },
       smallRecordsPerFile: med('ours', (r) => r.smallRecords) / o.files,
+      smallDaemonCpuMsPerFile: med('ours', (r) => r.smallDaemonCpuMsPerFile),
     },
     digestsOk,
     allOk: digestsOk === o.rounds,
@@ -352,7 +360,7 @@ export async function mountBench(o: MountOptions): Promise<MountResult> {
   say(table(['figure', 'plain', 'bindfs', 'ours', 'ours/bindfs', 'ours/plain'], mountRows(result)));
   const p = result.median.perRound;
   say(`  per-round ratios (medians): small ours/bindfs ${fmt(p.smallVsBindfs, 2)}x, write ours/plain ${fmt(p.writeVsPlain, 2)}x, read ours/plain ${fmt(p.readVsPlain, 2)}x; ` +
-    `${fmt(result.median.smallRecordsPerFile, 2)} records per small file through the mount; close -> journal: mount ` +
+    `${fmt(result.median.smallRecordsPerFile, 2)} records per small file through the mount (daemon CPU ${fmt(result.median.smallDaemonCpuMsPerFile, 2)} ms a file); close -> journal: mount ` +
     `${fmt(result.median.journalMountMs, 2)} ms, watcher ${fmt(result.median.journalWatchMs, 2)} ms`);
   return result;
 }

@@ -273,7 +273,7 @@ async function main(): Promise<void> {
     rows.push(['mount: small files, ours / bindfs', `${fmt(m.smallVsBindfs, 2)}x (per round ${fmt(pr.smallVsBindfs, 2)}x)`, `>= 0.8x ${verdict(m.smallVsBindfs >= 0.8)}`]);
     rows.push(['mount: large sequential write, ours / plain', `${fmt(m.writeVsPlain, 2)}x (per round ${fmt(pr.writeVsPlain, 2)}x)`, `>= 0.5x ${verdict(m.writeVsPlain >= 0.5)}`]);
     rows.push(['mount: large sequential read, ours / plain', `${fmt(m.readVsPlain, 2)}x (per round ${fmt(pr.readVsPlain, 2)}x)`, `>= 0.5x ${verdict(m.readVsPlain >= 0.5)}`]);
-    rows.push(['mount: records per small file through the mount', fmt(m.smallRecordsPerFile, 2), '']);
+    rows.push(['mount: records per small file through the mount', fmt(m.smallRecordsPerFile, 2), `daemon CPU ${fmt(m.smallDaemonCpuMsPerFile, 2)} ms a file`]);
     rows.push(['mount: close -> record in the journal, mount / watcher', `${fmt(m.journalMountMs, 2)} ms / ${fmt(m.journalWatchMs, 2)} ms`, 'medians of every change']);
     rows.push(['mount: digest checks', `${mount.allOk ? 'OK' : 'MISMATCH'} (${mount.digestsOk}/${mount.options.rounds} OK)`, '']);
   }
