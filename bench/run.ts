@@ -5,6 +5,7 @@
 //   npm run -s bench -- --json         human output to stderr, one JSON object on stdout at the end
 //                                      (-s: otherwise npm prints its own banner on stdout first)
 //   npm run bench -- --only capture    or --only scan, --only replication, --only reint, --only large, --only burst, --only burst-many, --only lag (the replication suite's (d) alone), --only flush, --only writers; --pairs N, --rounds N override the repeat counts, --files N the burst's files (100 a directory), --clients N burst-many's clients (10)
+//   npm run bench -- --only mount [--rounds N] [--files N]    the filter mount against bindfs and the plain dir (not in the full suite; needs bindfs)
 //   npm run bench -- --only writers --clients 10 --rate 50 --seconds 20    one many-writers load instead of the two (10 x 50/s, 50 x 5/s);
 //                                      --converge-s N gives up waiting for convergence after N s (default 900)
 //
@@ -18,6 +19,7 @@ import { captureBench, type CaptureResult } from './capture-bench.js';
 import { flushBench, type FlushResult } from './flush-bench.js';
 import { ROOT, clockTicks, createBaselineMs, fmt, humanToStderr, installCleanup, removeAllTmp, retryOnDeath, say, syncDisks, table } from './lib.js';
 import { largeBench, type LargeResult } from './large-bench.js';
+import { mountBench, mountRows, type MountResult } from './mount-bench.js';
 import { reintBench, type ReintResult } from './reint-bench.js';
 import { lagBench, replicationBench, type LagResult, type ReplicationResult } from './replication-bench.js';
 import { scanBench, type ScanResult } from './scan-bench.js';
@@ -26,7 +28,7 @@ import { writersBench, type WritersOptions, type WritersResult } from './writers
 interface Args {
   quick: boolean;
   json: boolean;
-  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | 'writers' | 'big-start' | undefined;
+  only: 'capture' | 'scan' | 'replication' | 'reint' | 'large' | 'burst' | 'burst-many' | 'lag' | 'flush' | 'writers' | 'big-start' | 'mount' | undefined;
   pairs: number | undefined;
   rounds: number | undefined;
   files: number | undefined;
@@ -49,8 +51,8 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--json') a.json = true;
     else if (x === '--only') {
       const v = argv[++i];
-      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush' && v !== 'writers' && v !== 'big-start') {
-        throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag, flush, writers or big-start');
+      if (v !== 'capture' && v !== 'scan' && v !== 'replication' && v !== 'reint' && v !== 'large' && v !== 'burst' && v !== 'burst-many' && v !== 'lag' && v !== 'flush' && v !== 'writers' && v !== 'big-start' && v !== 'mount') {
+        throw new Error('--only takes capture, scan, replication, reint, large, burst, burst-many, lag, flush, writers, big-start or mount');
       }
       a.only = v;
     } else if (x === '--pairs') a.pairs = num(++i, '--pairs');
@@ -60,7 +62,7 @@ function parseArgs(argv: string[]): Args {
     else if (x === '--rate') a.rate = num(++i, '--rate');
     else if (x === '--seconds') a.seconds = num(++i, '--seconds');
     else if (x === '--converge-s') a.convergeS = num(++i, '--converge-s');
-    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush|writers|big-start, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
+    else throw new Error(`unknown argument ${x}; use --quick, --json, --only capture|scan|replication|reint|large|burst|burst-many|lag|flush|writers|big-start|mount, --pairs N, --rounds N, --files N, --clients N, --rate N, --seconds N, --converge-s N`);
   }
   return a;
 }
@@ -136,6 +138,11 @@ async function main(): Promise<void> {
   let bigStart: BigStartResult | undefined;
   // Not in the full suite: a big tree takes minutes (1M files: tens of minutes on the base build).
   if (args.only === 'big-start') bigStart = await bigStartBench({ files: args.files ?? (args.quick ? 20_000 : 1_000_000), rounds: args.rounds ?? 1 });
+  let mount: MountResult | undefined;
+  // Not in the full suite: it needs bindfs and FUSE (/dev/fuse, libfuse2).
+  if (args.only === 'mount') {
+    mount = await mountBench({ files: args.files ?? 2_000, filesPerDir: 200, bigBytes: args.quick ? 64 << 20 : 256 << 20, rounds: args.rounds ?? 3, changes: args.quick ? 10 : 20 });
+  }
   let flush: FlushResult | undefined;
   if (runs('flush')) flush = await flushBench({ files: 500, writerBytes: 200 << 20, rounds: args.rounds ?? 3 });
   let burst: BurstResult | undefined;
@@ -259,6 +266,17 @@ async function main(): Promise<void> {
     rows.push([`${what}, CPU server / clients`, `${fmt(w.serverCpuS, 1)} s / ${fmt(w.clientsCpuS, 1)} s`, `${fmt((w.clientsCpuS * 1000) / (w.files * o.clients), 2)} ms per file per client`]);
     rows.push([`${what}, digest checks`, `${w.digestsOk === w.digestsTotal ? 'OK' : 'MISMATCH'} (${w.digestsOk}/${w.digestsTotal} OK)`, '']);
   }
+  if (mount !== undefined) {
+    const m = mount.median;
+    for (const r of mountRows(mount)) rows.push([`mount: ${r[0]!}`, `plain ${r[1]!} / bindfs ${r[2]!} / ours ${r[3]!}`, `${r[4]!} bindfs, ${r[5]!} plain`]);
+    const pr = m.perRound;
+    rows.push(['mount: small files, ours / bindfs', `${fmt(m.smallVsBindfs, 2)}x (per round ${fmt(pr.smallVsBindfs, 2)}x)`, `>= 0.8x ${verdict(m.smallVsBindfs >= 0.8)}`]);
+    rows.push(['mount: large sequential write, ours / plain', `${fmt(m.writeVsPlain, 2)}x (per round ${fmt(pr.writeVsPlain, 2)}x)`, `>= 0.5x ${verdict(m.writeVsPlain >= 0.5)}`]);
+    rows.push(['mount: large sequential read, ours / plain', `${fmt(m.readVsPlain, 2)}x (per round ${fmt(pr.readVsPlain, 2)}x)`, `>= 0.5x ${verdict(m.readVsPlain >= 0.5)}`]);
+    rows.push(['mount: records per small file through the mount', fmt(m.smallRecordsPerFile, 2), `daemon CPU ${fmt(m.smallDaemonCpuMsPerFile, 2)} ms a file`]);
+    rows.push(['mount: close -> record in the journal, mount / watcher', `${fmt(m.journalMountMs, 2)} ms / ${fmt(m.journalWatchMs, 2)} ms`, 'medians of every change']);
+    rows.push(['mount: digest checks', `${mount.allOk ? 'OK' : 'MISMATCH'} (${mount.digestsOk}/${mount.options.rounds} OK)`, '']);
+  }
   rows.push(['file-system check: 1,000 creates in /tmp', `${fmt(fsCheckMs)} ms`, fsCheckMs > 300 ? 'SLOW, see above' : '']);
   rows.push(['load average at the end (1/5/15 min)', loadText(), `${cpus().length} cores`]);
   say(table(['figure', 'value', 'target / note'], rows));
@@ -269,12 +287,12 @@ async function main(): Promise<void> {
   if (args.json) {
     process.stdout.write(`${JSON.stringify({
       quick: args.quick, node: process.version, cores: cpus().length, fsCheckMs, loadavgEnd: loadavg(), capture: capture ?? null, scan: scan ?? null,
-      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null, writers, bigStart: bigStart ?? null,
+      replication: replication ?? null, reint: reint ?? null, large: large ?? null, burst: burst ?? null, burstMany: many ?? null, lag: lag ?? null, flush: flush ?? null, writers, bigStart: bigStart ?? null, mount: mount ?? null,
     })}\n`);
   }
   const failed = (capture !== undefined && !capture.allDigestsOk) || (scan !== undefined && !scan.allOk) ||
     (replication !== undefined && !replication.allOk) || (reint !== undefined && !reint.ok) || (large !== undefined && !large.allOk) ||
-    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0) || writers.some((w) => !w.allOk) || (bigStart !== undefined && !bigStart.allOk);
+    (burst !== undefined && !burst.allOk) || (many !== undefined && !many.allOk) || (lag !== undefined && lag.timeouts > 0) || writers.some((w) => !w.allOk) || (bigStart !== undefined && !bigStart.allOk) || (mount !== undefined && !mount.allOk);
   if (failed) process.exitCode = 1;
 }
 
