@@ -1350,6 +1350,24 @@ export async function runChaos(t: TestContext, cfg: ChaosConfig): Promise<ChaosR
   const convergeMs = Date.now() - healedAt;
   if (!converged) {
     problems.push(`no convergence within ${cfg.convergeMs} ms after healing: ${lastSeen}`);
+    // Busy or waiting: each running daemon's CPU time over 2 s (s99 seed 9364: a client's daemon said nothing and
+    // answered nothing for 138 s after a reconnection, cause not found; a busy loop shows ~2,000 ms here).
+    const cpuMs = (pid: number | undefined): number | null => {
+      try {
+        const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        return (Number(f[11]) + Number(f[12])) * 10; // utime + stime, in clock ticks of 10 ms
+      } catch {
+        return null;
+      }
+    };
+    const running = nodes.filter((n) => n.proc !== null && n.proc.exitCode === null);
+    const before = running.map((n) => cpuMs(n.proc!.pid));
+    await sleep(2000);
+    running.forEach((n, i) => {
+      const a = before[i];
+      const b = cpuMs(n.proc!.pid);
+      problems.push(`  ${n.name}: daemon pid ${n.proc!.pid} used ${a === null || a === undefined || b === null ? '?' : b - a} ms of CPU in the last 2 s`);
+    });
     const paths = new Map<string, NodeState>();
     for (const n of nodes) {
       for (const line of await explain(n)) {
